@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * onering shared-memory ABI: the bytes that the broker and its clients
+ * share. This header is the ABI document; docs/shm-abi.md explains it.
+ *
+ * Rules
+ *  - Fixed-width types only, explicit padding and reserved fields, every
+ *    size and offset pinned by a static assertion at the end of this file.
+ *  - Any change to a layout bumps ONERING_ABI_MAJOR (incompatible) or
+ *    ONERING_ABI_MINOR (a reserved field given a meaning that old readers
+ *    may ignore) in the same commit as docs/shm-abi.md.
+ *  - Everything a client can write is untrusted input to the broker: the
+ *    broker copies each such field into a local once and checks it.
+ *
+ * A consumer queue is two memfd segments:
+ *
+ *   events segment   (broker writes; sealed F_SEAL_FUTURE_WRITE, the client
+ *                     maps it read-only)
+ *     [0, 64)        struct onering_seg_header
+ *     [64, 128)      struct onering_events_ctl: event-ring producer index,
+ *                    submission-ring consumer index, geometry
+ *     [128, ...)     event slots, capacity x struct onering_event
+ *
+ *   consumer segment (the client writes; the broker validates)
+ *     [0, 64)        struct onering_seg_header
+ *     [64, 128)      struct onering_consumer_ctl: event-ring consumer index
+ *     [128, 192)     struct onering_doorbell: consumer state + futex word
+ *     [192, 256)     struct onering_sq_ctl: submission-ring producer index
+ *     [256, ...)     submission slots, sq_capacity x struct onering_request
+ */
+#ifndef ONERING_SHM_ABI_H
+#define ONERING_SHM_ABI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/atomic.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* "ONRG" read as a little-endian u32 */
+#define ONERING_SEG_MAGIC 0x47524e4fu
+#define ONERING_ABI_MAJOR 1u
+#define ONERING_ABI_MINOR 0u
+
+/* A segment's node when it is not bound to one. */
+#define ONERING_NODE_ANY 0xffffffffu
+
+enum onering_seg_kind {
+	ONERING_SEG_EVENTS = 1,   /* event ring (broker -> client), client read-only */
+	ONERING_SEG_CONSUMER = 2, /* consumer words + submission ring, client writable */
+	ONERING_SEG_KIND_MAX = 2,
+};
+
+/*
+ * Segment header, at offset 0 of every segment. Written once by the broker
+ * before the segment's fd is sent, never changed afterwards.
+ */
+struct onering_seg_header {
+	uint32_t magic;     /* ONERING_SEG_MAGIC */
+	uint16_t abi_major; /* ONERING_ABI_MAJOR: a reader refuses any other */
+	uint16_t abi_minor; /* ONERING_ABI_MINOR: a reader accepts any */
+	uint32_t kind;      /* enum onering_seg_kind */
+	uint32_t node;      /* NUMA node the pages are bound to, or ONERING_NODE_ANY */
+	uint64_t size;      /* bytes of the whole segment, header included */
+	uint64_t epoch;     /* random per broker start; names one broker lifetime */
+	uint64_t features;  /* feature bits, none defined in 1.0: must be 0 */
+	uint8_t reserved[24];
+};
+
+/* ---------------------------------------------------------------------- */
+/* The event record: 64 bytes, one cache line, written by the broker.      */
+
+enum onering_event_kind {
+	ONERING_EV_NONE = 0,
+	ONERING_EV_FD = 1,      /* fd readiness; events = epoll mask */
+	ONERING_EV_TIMER = 2,   /* timer expiry; payload.timer */
+	ONERING_EV_SIGNAL = 3,  /* signalfd readiness */
+	ONERING_EV_FILE = 4,    /* inotify/fanotify readiness */
+	ONERING_EV_WORD = 5,    /* watched word changed; payload.word */
+	ONERING_EV_AIO = 6,     /* completion eventfd; payload.aio */
+	ONERING_EV_PROCESS = 7, /* pidfd readiness: the process exited */
+	ONERING_EV_USER = 8,    /* posted by a client; payload.user */
+	ONERING_EV_NIC = 9,     /* packet on a NIC rx queue; payload.nic */
+	ONERING_EV_CONTROL = 10, /* broker -> client notice (shutdown, ...) */
+};
+
+/* onering_event.flags */
+#define ONERING_EVF_COALESCED 0x0001u   /* stands for several readiness edges */
+#define ONERING_EVF_REDELIVERED 0x0002u /* a dead consumer's record, delivered again */
+#define ONERING_EVF_LEVEL 0x0004u       /* from a LEVEL source: needs collection */
+#define ONERING_EVF_TRUNCATED 0x0008u   /* NIC payload cut at snaplen */
+
+struct onering_event_timer {
+	uint64_t expirations; /* periods elapsed since the last record (>= 1) */
+	uint8_t reserved[24];
+};
+
+struct onering_event_word {
+	uint32_t old_value;
+	uint32_t new_value;
+	uint32_t word_idx; /* index of the word in the client's word table */
+	uint8_t reserved[20];
+};
+
+struct onering_event_aio {
+	uint64_t completions; /* eventfd count observed, when known */
+	uint8_t reserved[24];
+};
+
+struct onering_event_nic {
+	uint16_t port;
+	uint16_t queue;
+	uint32_t length;         /* packet length on the wire */
+	uint32_t rss_hash;
+	uint32_t captured;       /* bytes copied into the packet area (<= snaplen) */
+	uint64_t payload_offset; /* offset of the bytes in the queue's packet area */
+	uint64_t rx_timestamp_ns;
+};
+
+struct onering_event_control {
+	uint32_t code; /* enum onering_control_code */
+	uint32_t arg;
+	uint8_t reserved[24];
+};
+
+enum onering_control_code {
+	ONERING_CTL_SHUTDOWN = 1, /* the broker is stopping: detach */
+};
+
+union onering_event_payload {
+	uint8_t raw[32];
+	uint64_t u64[4];
+	struct onering_event_timer timer;
+	struct onering_event_word word;
+	struct onering_event_aio aio;
+	struct onering_event_nic nic;
+	struct onering_event_control control;
+};
+
+struct onering_event {
+	uint64_t cookie;       /* user data given when the subscription was added */
+	uint32_t sub_id;       /* subscription id (slot in the broker's table) */
+	uint32_t sub_gen;      /* generation of that slot; cancellation check */
+	uint16_t kind;         /* enum onering_event_kind */
+	uint16_t flags;        /* ONERING_EVF_* */
+	uint32_t events;       /* epoll-style event mask (EPOLLIN, ...) */
+	uint64_t timestamp_ns; /* CLOCK_MONOTONIC when the broker published it */
+	union onering_event_payload payload;
+};
+
+/* ---------------------------------------------------------------------- */
+/* The submission record: client -> broker requests, 64 bytes.             */
+
+enum onering_request_op {
+	ONERING_REQ_NOP = 0,
+	ONERING_REQ_REARM = 1, /* re-enable a ONESHOT or collected LEVEL subscription */
+	ONERING_REQ_MOD = 2,   /* change the event mask of a subscription */
+	ONERING_REQ_DEL = 3,   /* delete a subscription */
+	ONERING_REQ_OP_MAX = 3,
+};
+
+struct onering_request {
+	uint16_t op;    /* enum onering_request_op */
+	uint16_t flags; /* op-specific, 0 unless the op defines one */
+	uint32_t sub_id;
+	uint32_t sub_gen;
+	uint32_t events;
+	uint64_t user_data; /* echoed in a reply record, if the op makes one */
+	uint64_t arg[5];    /* op-specific arguments */
+};
+
+/* ---------------------------------------------------------------------- */
+/* Control blocks. Each index lives alone on its cache line.               */
+
+/*
+ * Ring positions are free-running 64-bit counters (_pos): slot index
+ * (_idx) = pos & (capacity - 1). They wrap at 2^64 only after centuries
+ * of traffic, but all arithmetic is modular (tail - head is the
+ * occupancy even across the wrap) and the tests start them near 2^64.
+ */
+
+/* In the events segment: written by the broker only. */
+struct onering_events_ctl {
+	ONERING_ATOMIC(uint64_t) ev_tail_pos; /* event ring: next slot the broker fills */
+	ONERING_ATOMIC(uint64_t) sq_head_pos; /* submission ring: next request the broker reads */
+	uint32_t ev_capacity;                 /* event slots, a power of two */
+	uint32_t sq_capacity;                 /* submission slots, a power of two */
+	uint64_t packet_area_offset;          /* 0 when the queue carries no packets */
+	uint64_t packet_area_size;
+	uint8_t reserved[24];
+};
+
+/* In the consumer segment: written by the client only. */
+struct onering_consumer_ctl {
+	ONERING_ATOMIC(uint64_t) ev_head_pos; /* event ring: next slot the client reads */
+	uint8_t reserved[56];
+};
+
+/* Consumer run states in onering_doorbell.state. */
+enum onering_consumer_state {
+	ONERING_CONSUMER_RUNNING = 0,
+	ONERING_CONSUMER_SPINNING = 1,
+	ONERING_CONSUMER_SLEEPING = 2,
+};
+
+/*
+ * The doorbell, in the consumer segment. state is written by the client
+ * (and moved SLEEPING -> RUNNING by a broker that wakes it); futex is the
+ * word the client sleeps on and the broker bumps before FUTEX_WAKE.
+ */
+struct onering_doorbell {
+	ONERING_ATOMIC(uint32_t) state;
+	ONERING_ATOMIC(uint32_t) futex;
+	uint8_t reserved[56];
+};
+
+/* In the consumer segment: written by the client only. */
+struct onering_sq_ctl {
+	ONERING_ATOMIC(uint64_t) sq_tail_pos; /* submission ring: next slot the client fills */
+	uint8_t reserved[56];
+};
+
+/* ---------------------------------------------------------------------- */
+/* Segment layouts.                                                        */
+
+#define ONERING_EVENTS_CTL_OFFSET 64u
+#define ONERING_EVENTS_SLOTS_OFFSET 128u
+
+#define ONERING_CONSUMER_CTL_OFFSET 64u
+#define ONERING_DOORBELL_OFFSET 128u
+#define ONERING_SQ_CTL_OFFSET 192u
+#define ONERING_SQ_SLOTS_OFFSET 256u
+
+/* Smallest and largest ring capacities the broker creates. */
+#define ONERING_RING_MIN_CAPACITY 1u
+#define ONERING_RING_MAX_CAPACITY (1u << 24)
+
+/* ---------------------------------------------------------------------- */
+/* Pinned layout.                                                          */
+
+#define ONERING_ABI_OFFSET(type, field, off) \
+	ONERING_STATIC_ASSERT(offsetof(type, field) == (off), #type "." #field " moved")
+
+ONERING_STATIC_ASSERT(sizeof(struct onering_seg_header) == 64, "segment header is 64 bytes");
+ONERING_ABI_OFFSET(struct onering_seg_header, magic, 0);
+ONERING_ABI_OFFSET(struct onering_seg_header, abi_major, 4);
+ONERING_ABI_OFFSET(struct onering_seg_header, abi_minor, 6);
+ONERING_ABI_OFFSET(struct onering_seg_header, kind, 8);
+ONERING_ABI_OFFSET(struct onering_seg_header, node, 12);
+ONERING_ABI_OFFSET(struct onering_seg_header, size, 16);
+ONERING_ABI_OFFSET(struct onering_seg_header, epoch, 24);
+ONERING_ABI_OFFSET(struct onering_seg_header, features, 32);
+ONERING_ABI_OFFSET(struct onering_seg_header, reserved, 40);
+
+ONERING_STATIC_ASSERT(sizeof(struct onering_event) == 64, "event record is one cache line");
+ONERING_ABI_OFFSET(struct onering_event, cookie, 0);
+ONERING_ABI_OFFSET(struct onering_event, sub_id, 8);
+ONERING_ABI_OFFSET(struct onering_event, sub_gen, 12);
+ONERING_ABI_OFFSET(struct onering_event, kind, 16);
+ONERING_ABI_OFFSET(struct onering_event, flags, 18);
+ONERING_ABI_OFFSET(struct onering_event, events, 20);
+ONERING_ABI_OFFSET(struct onering_event, timestamp_ns, 24);
+ONERING_ABI_OFFSET(struct onering_event, payload, 32);
+ONERING_STATIC_ASSERT(sizeof(union onering_event_payload) == 32, "payload is 32 bytes");
+ONERING_STATIC_ASSERT(sizeof(struct onering_event_timer) == 32, "timer payload");
+ONERING_STATIC_ASSERT(sizeof(struct onering_event_word) == 32, "word payload");
+ONERING_STATIC_ASSERT(sizeof(struct onering_event_aio) == 32, "aio payload");
+ONERING_STATIC_ASSERT(sizeof(struct onering_event_nic) == 32, "nic payload");
+ONERING_STATIC_ASSERT(sizeof(struct onering_event_control) == 32, "control payload");
+ONERING_ABI_OFFSET(struct onering_event_nic, port, 0);
+ONERING_ABI_OFFSET(struct onering_event_nic, queue, 2);
+ONERING_ABI_OFFSET(struct onering_event_nic, length, 4);
+ONERING_ABI_OFFSET(struct onering_event_nic, rss_hash, 8);
+ONERING_ABI_OFFSET(struct onering_event_nic, captured, 12);
+ONERING_ABI_OFFSET(struct onering_event_nic, payload_offset, 16);
+ONERING_ABI_OFFSET(struct onering_event_nic, rx_timestamp_ns, 24);
+ONERING_ABI_OFFSET(struct onering_event_word, old_value, 0);
+ONERING_ABI_OFFSET(struct onering_event_word, new_value, 4);
+ONERING_ABI_OFFSET(struct onering_event_word, word_idx, 8);
+
+ONERING_STATIC_ASSERT(sizeof(struct onering_request) == 64, "request record is 64 bytes");
+ONERING_ABI_OFFSET(struct onering_request, op, 0);
+ONERING_ABI_OFFSET(struct onering_request, flags, 2);
+ONERING_ABI_OFFSET(struct onering_request, sub_id, 4);
+ONERING_ABI_OFFSET(struct onering_request, sub_gen, 8);
+ONERING_ABI_OFFSET(struct onering_request, events, 12);
+ONERING_ABI_OFFSET(struct onering_request, user_data, 16);
+ONERING_ABI_OFFSET(struct onering_request, arg, 24);
+
+ONERING_STATIC_ASSERT(sizeof(struct onering_events_ctl) == 64, "events ctl is one line");
+ONERING_ABI_OFFSET(struct onering_events_ctl, ev_tail_pos, 0);
+ONERING_ABI_OFFSET(struct onering_events_ctl, sq_head_pos, 8);
+ONERING_ABI_OFFSET(struct onering_events_ctl, ev_capacity, 16);
+ONERING_ABI_OFFSET(struct onering_events_ctl, sq_capacity, 20);
+ONERING_ABI_OFFSET(struct onering_events_ctl, packet_area_offset, 24);
+ONERING_ABI_OFFSET(struct onering_events_ctl, packet_area_size, 32);
+ONERING_STATIC_ASSERT(sizeof(struct onering_consumer_ctl) == 64, "consumer ctl is one line");
+ONERING_ABI_OFFSET(struct onering_consumer_ctl, ev_head_pos, 0);
+ONERING_STATIC_ASSERT(sizeof(struct onering_doorbell) == 64, "doorbell is one line");
+ONERING_ABI_OFFSET(struct onering_doorbell, state, 0);
+ONERING_ABI_OFFSET(struct onering_doorbell, futex, 4);
+ONERING_STATIC_ASSERT(sizeof(struct onering_sq_ctl) == 64, "sq ctl is one line");
+ONERING_ABI_OFFSET(struct onering_sq_ctl, sq_tail_pos, 0);
+
+/* ---------------------------------------------------------------------- */
+/* Segment header validation (shm/abi.c).                                  */
+
+/**
+ * Check a segment header that another process wrote.
+ *
+ * The header is copied into a local once; every check runs on the copy.
+ *
+ * @param hdr       start of the mapping
+ * @param map_size  bytes actually mapped at hdr
+ * @param kind      expected enum onering_seg_kind, or 0 for any known kind
+ * @param err       if not NULL, receives a readable reason on failure
+ * @param err_size  size of err
+ * @return 0 when valid;
+ *         -EPROTO for a wrong magic, a different ABI major, an unknown or
+ *                 unexpected kind, or unknown feature bits;
+ *         -ERANGE when the recorded size is smaller than a header or larger
+ *                 than the mapping;
+ *         -EINVAL when map_size cannot even hold a header.
+ * Context: any thread; no system call.
+ */
+int onering_seg_header_check(const void *hdr, size_t map_size, uint32_t kind, char *err,
+			     size_t err_size);
+
+/**
+ * Fill a segment header (broker side, before the fd is sent).
+ * Context: any thread; no system call.
+ */
+void onering_seg_header_init(struct onering_seg_header *hdr, uint32_t kind, uint64_t size,
+			     uint32_t node, uint64_t epoch);
+
+/** Bytes of an events segment for ev_capacity slots. */
+static inline uint64_t onering_events_seg_size(uint32_t ev_capacity)
+{
+	return ONERING_EVENTS_SLOTS_OFFSET + (uint64_t)ev_capacity * sizeof(struct onering_event);
+}
+
+/** Bytes of a consumer segment for sq_capacity submission slots. */
+static inline uint64_t onering_consumer_seg_size(uint32_t sq_capacity)
+{
+	return ONERING_SQ_SLOTS_OFFSET + (uint64_t)sq_capacity * sizeof(struct onering_request);
+}
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ONERING_SHM_ABI_H */
