@@ -65,6 +65,34 @@
 
 #endif
 
+/*
+ * ThreadSanitizer does not model atomic_thread_fence (gcc warns -Wtsan and
+ * TSan would miss the synchronisation it gives). Under TSan only, a fence
+ * becomes a read-modify-write of one global word with the same order: all
+ * such RMWs are totally ordered and each synchronises with the previous
+ * one, which gives the Dekker handshake of shm/doorbell.h the same
+ * guarantee TSan can see. Production builds use the real fence.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define ONERING_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define ONERING_TSAN 1
+#endif
+#endif
+#ifdef ONERING_TSAN
+/* One word per process (weak: every translation unit shares it). */
+#ifdef __cplusplus
+extern "C" {
+#endif
+__attribute__((weak)) ONERING_ATOMIC(uint64_t) onering_tsan_fence_word;
+#ifdef __cplusplus
+}
+#endif
+#undef onering_fence
+#define onering_fence(mo) ((void)onering_atomic_fetch_add(&onering_tsan_fence_word, 0, (mo)))
+#endif
+
 /* Relax the core inside a spin loop (PAUSE on x86, YIELD on arm64). */
 static inline void onering_cpu_relax(void)
 {
