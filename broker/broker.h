@@ -1,0 +1,267 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * oneringd internals (private to broker/).
+ *
+ * Threads
+ *   control  owns the control socket, the clients, queue creation and
+ *            teardown, and every write to the subscription table.
+ *   pollers  one per configured core. Each owns the sources homed on it
+ *            (one epoll set), produces into the event rings of its queues,
+ *            drains their submission rings and rings their doorbells.
+ *
+ * Sharing between them (liburcu, QSBR flavour)
+ *   - The subscription table (sub id -> struct broker_sub *) is written by
+ *     the control thread only (rcu_assign_pointer) and read by pollers
+ *     (rcu_dereference) between quiescent states; subscriptions are freed
+ *     with call_rcu.
+ *   - Each poller's queue list is an RCU list: the control thread adds and
+ *     removes (cds_list_add_rcu / cds_list_del_rcu), the poller walks it.
+ *   - A subscription's delivery state (pending, coalesced count) and a
+ *     queue's ring handles and pending list are the poller's alone.
+ *   - Poller -> control: subscriptions deleted through a submission ring
+ *     and queues whose client broke the ring ABI go on a wait-free queue
+ *     (cds_wfcq) and the control thread is kicked through an eventfd.
+ *   - Teardown of a queue: the control thread marks it CLOSING, waits one
+ *     grace period (after which no poller iteration that saw it LIVE is
+ *     still running), then owns it alone.
+ */
+#ifndef ONERING_BROKER_H
+#define ONERING_BROKER_H
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <urcu/urcu-qsbr.h>
+#include <urcu/rculist.h>
+#include <urcu/wfcqueue.h>
+
+#include "shm/abi.h"
+#include "shm/proto.h"
+#include "shm/ring.h"
+#include "shm/segment.h"
+
+#define BROKER_MAX_POLLERS 64
+#define BROKER_MAX_IDS 32
+
+struct broker;
+
+/* ---- configuration: the resolved plan ---------------------------------- */
+
+struct broker_config {
+	char name[ONERING_NAME_MAX];
+	char socket_dir[200];
+	char socket_path[256];
+	int control_cpu;                 /* -1: not pinned */
+	int poller_cpus[BROKER_MAX_POLLERS];
+	unsigned nr_pollers;
+	uid_t allow_uids[BROKER_MAX_IDS];
+	unsigned nr_allow_uids;
+	gid_t allow_gids[BROKER_MAX_IDS];
+	unsigned nr_allow_gids;
+	uint32_t max_subs;               /* subscription table size */
+	uint32_t max_clients;
+	uint32_t default_capacity;       /* event ring slots when the client says 0 */
+	uint32_t default_sq_capacity;
+	uint32_t max_capacity;
+	uint64_t idle_spin_ns;           /* busy-poll this long before blocking */
+	int idle_sleep_ms;               /* epoll_wait timeout when idle (-1: spin forever) */
+	int ready_fd;                    /* --ready-fd, or -1 */
+	bool foreground;
+	bool check_only;
+	bool no_hugetlb;
+};
+
+/* Parse argv into cfg (defaults first). Returns 0, 1 for --help/--version
+ * (already printed), or -EINVAL after printing the reason. */
+int broker_config_parse(struct broker_config *cfg, int argc, char **argv);
+/* Validate against the machine; fills chosen cores. Prints the reason. */
+int broker_config_resolve(struct broker_config *cfg);
+void broker_config_print(const struct broker_config *cfg, FILE *out);
+
+/* ---- subscriptions ----------------------------------------------------- */
+
+struct broker_queue;
+
+struct broker_sub {
+	uint32_t id;
+	uint32_t gen;
+	int fd;          /* the broker's duplicate of the client's fd */
+	uint32_t events; /* epoll events asked for (poller-owned after creation) */
+	uint8_t mode;    /* enum onering_sub_mode */
+	uint64_t cookie;
+	struct broker_queue *queue;
+	struct cds_list_head queue_node; /* in queue->subs, control thread only */
+	struct rcu_head rcu;
+	struct cds_wfcq_node reap_node;
+
+	/* Poller-owned delivery state. */
+	bool pending;            /* waiting for ring space */
+	bool dead;               /* deleted: ignore every later event */
+	uint32_t pending_events;
+	uint32_t pending_count;  /* readiness notifications merged */
+	struct broker_sub *pending_next;
+};
+
+/* Pack (gen, id) into epoll_event.data.u64; 0 is the poller's kick fd. */
+static inline uint64_t broker_sub_key(uint32_t id, uint32_t gen)
+{
+	return ((uint64_t)gen << 32) | id;
+}
+
+struct broker_registry {
+	struct broker_sub **table; /* RCU pointers, index = id, 0 unused */
+	uint32_t *gens;            /* control thread only */
+	uint32_t *free_ids;        /* stack of free ids, control thread only */
+	uint32_t nr_free;
+	uint32_t size;
+	uint32_t live;
+};
+
+int broker_registry_init(struct broker_registry *r, uint32_t size);
+void broker_registry_fini(struct broker_registry *r);
+/* Control thread: reserve an id and its next generation. -ENOSPC when full. */
+int broker_registry_alloc(struct broker_registry *r, uint32_t *id, uint32_t *gen);
+/* Control thread: make sub visible to pollers (release). */
+void broker_registry_publish(struct broker_registry *r, struct broker_sub *sub);
+/* Control thread: hide sub; its id is reusable after the caller's call_rcu. */
+void broker_registry_remove(struct broker_registry *r, struct broker_sub *sub);
+/* Poller, in a read-side section: the live sub with this key, or NULL. */
+static inline struct broker_sub *broker_registry_lookup(struct broker_registry *r, uint64_t key)
+{
+	uint32_t id = (uint32_t)key, gen = (uint32_t)(key >> 32);
+
+	if (id == 0 || id >= r->size)
+		return NULL;
+	struct broker_sub *s = rcu_dereference(r->table[id]);
+	return (s && s->gen == gen) ? s : NULL;
+}
+
+/* ---- queues ------------------------------------------------------------ */
+
+enum broker_queue_state {
+	BROKER_QUEUE_LIVE = 0,
+	BROKER_QUEUE_CLOSING = 1, /* control thread took it back */
+	BROKER_QUEUE_FAULTED = 2, /* the client broke the ring ABI */
+};
+
+struct broker_client;
+struct poller;
+
+struct broker_queue {
+	uint32_t id;
+	pid_t owner_pid;
+	struct broker_client *client;   /* control thread only */
+	struct poller *poller;
+	struct cds_list_head poller_node; /* RCU list of the poller */
+	struct cds_list_head client_node; /* control thread only */
+	struct cds_list_head subs;        /* control thread only */
+	struct rcu_head rcu;
+	struct cds_wfcq_node fault_node;
+
+	struct onering_seg ev_seg;
+	struct onering_seg cons_seg;
+	struct onering_events_ctl *ectl;
+	struct onering_consumer_ctl *cctl;
+	struct onering_doorbell *db;
+
+	/* Poller-owned. */
+	struct onering_ring_producer evp;  /* event ring: we produce */
+	struct onering_ring_consumer sqc;  /* submission ring: we consume */
+	struct broker_sub *pending_head;
+	struct broker_sub **pending_tail;
+	bool dirty; /* published records this round */
+
+	ONERING_ATOMIC(int) state;
+	ONERING_ATOMIC(uint64_t) ctr[ONERING_QC_NR];
+};
+
+/* ---- pollers ----------------------------------------------------------- */
+
+struct poller {
+	struct broker *b;
+	unsigned idx;
+	int cpu;
+	int epfd;
+	int kick_fd; /* eventfd in epfd, key 0: new work or stop */
+	pthread_t thread;
+	bool started;
+	struct cds_list_head queues; /* RCU list of struct broker_queue */
+	ONERING_ATOMIC(int) stop;
+	ONERING_ATOMIC(uint64_t) ctr[ONERING_PC_NR];
+};
+
+/* epoll flags for a subscription mode: EDGE -> ET, ONESHOT -> ET|ONESHOT,
+ * LEVEL -> level|ONESHOT (published once, re-armed after collection). */
+uint32_t broker_epoll_flags(uint8_t mode, uint32_t events);
+
+int poller_start(struct poller *p);
+void poller_stop(struct poller *p);
+void poller_kick(struct poller *p);
+
+/* ---- clients and the broker --------------------------------------------- */
+
+struct broker_client {
+	uint32_t id;
+	int sock;
+	pid_t pid;
+	uid_t uid;
+	bool hello_done;
+	uint32_t bad_messages;
+	struct cds_list_head node;   /* broker->clients */
+	struct cds_list_head queues; /* its struct broker_queue */
+};
+
+struct onering_topo;
+
+struct broker {
+	struct broker_config cfg;
+	struct onering_topo *topo;
+	uint64_t epoch;
+	int listen_fd;
+	int epfd;      /* control thread's epoll: listen, clients, signals, reap */
+	int signal_fd;
+	int reap_fd;   /* eventfd: pollers have something in reap/fault queues */
+	int ready_fd;  /* daemon mode: pipe to the parent, written once ready */
+	struct broker_registry reg;
+	struct poller pollers[BROKER_MAX_POLLERS];
+	unsigned next_poller;
+	struct cds_list_head clients;
+	uint32_t next_client_id;
+	uint32_t next_queue_id;
+	bool stopping;
+
+	/* Poller -> control thread. */
+	struct cds_wfcq_head reap_head;
+	struct cds_wfcq_tail reap_tail;
+	struct cds_wfcq_head fault_head;
+	struct cds_wfcq_tail fault_tail;
+
+	ONERING_ATOMIC(uint64_t) ctr[ONERING_BC_NR];
+};
+
+/* control.c */
+int broker_run(struct broker *b);
+/* Socket dir usable and no live instance of this name; err says why not. */
+int broker_control_check(const struct broker_config *cfg, char *err, size_t err_size);
+
+/* queue.c */
+int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
+			uint32_t sq_capacity, struct broker_queue **out);
+/* Mark CLOSING; the caller waits a grace period before broker_queue_teardown(). */
+void broker_queue_begin_close(struct broker_queue *q);
+/* After the grace period: drop every sub, unlink, free after RCU. */
+void broker_queue_teardown(struct broker *b, struct broker_queue *q);
+/* Finish a subscription the poller already detached (or that never was). */
+void broker_sub_finalize(struct broker *b, struct broker_sub *s);
+
+static inline void broker_count(ONERING_ATOMIC(uint64_t) *ctr, uint64_t n)
+{
+	/* Single writer per counter: a relaxed load+store, no RMW. */
+	onering_atomic_store(ctr, onering_atomic_load(ctr, onering_mo_relaxed) + n,
+			     onering_mo_relaxed);
+}
+
+#endif /* ONERING_BROKER_H */

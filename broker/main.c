@@ -1,0 +1,489 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * oneringd: options, the resolved plan, daemon start-up.
+ *
+ *   oneringd [options]
+ *
+ * With no options: instance "default", the control thread on the first
+ * allowed CPU and one poller on the last one (another core where the
+ * machine has two), socket under /run/onering as root.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <grp.h>
+#include <pwd.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "numa/topology.h"
+#include "shm/log.h"
+
+enum {
+	OPT_NAME = 256,
+	OPT_CORES,
+	OPT_CONTROL_CORE,
+	OPT_SOCKET_DIR,
+	OPT_ALLOW_UID,
+	OPT_ALLOW_GID,
+	OPT_FOREGROUND,
+	OPT_CHECK,
+	OPT_MAX_SUBS,
+	OPT_MAX_CLIENTS,
+	OPT_IDLE_SPIN_US,
+	OPT_IDLE_SLEEP_MS,
+	OPT_NO_HUGEPAGES,
+	OPT_LOG_LEVEL,
+	OPT_READY_FD,
+	OPT_HELP,
+	OPT_VERSION,
+};
+
+static const struct option long_opts[] = {
+	{"name", required_argument, NULL, OPT_NAME},
+	{"cores", required_argument, NULL, OPT_CORES},
+	{"control-core", required_argument, NULL, OPT_CONTROL_CORE},
+	{"socket-dir", required_argument, NULL, OPT_SOCKET_DIR},
+	{"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
+	{"allow-gid", required_argument, NULL, OPT_ALLOW_GID},
+	{"foreground", no_argument, NULL, OPT_FOREGROUND},
+	{"check", no_argument, NULL, OPT_CHECK},
+	{"max-subs", required_argument, NULL, OPT_MAX_SUBS},
+	{"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+	{"idle-spin-us", required_argument, NULL, OPT_IDLE_SPIN_US},
+	{"idle-sleep-ms", required_argument, NULL, OPT_IDLE_SLEEP_MS},
+	{"no-hugepages", no_argument, NULL, OPT_NO_HUGEPAGES},
+	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	{"ready-fd", required_argument, NULL, OPT_READY_FD},
+	{"help", no_argument, NULL, OPT_HELP},
+	{"version", no_argument, NULL, OPT_VERSION},
+	{NULL, 0, NULL, 0},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: oneringd [options]\n"
+		"\n"
+		"The onering broker: watches event sources and publishes records into the\n"
+		"shared-memory rings of attached clients.\n"
+		"\n"
+		"  --name NAME          instance name (default: default)\n"
+		"  --cores LIST         poller cores, e.g. 1 or 2,3 or 2-5 (one poller per core;\n"
+		"                       default: the last allowed CPU)\n"
+		"  --control-core CPU   pin the control thread (default: the first allowed CPU)\n"
+		"  --socket-dir DIR     control socket directory (default: /run/onering as root,\n"
+		"                       else $XDG_RUNTIME_DIR/onering)\n"
+		"  --allow-uid UID      also serve this user (number or name; repeatable)\n"
+		"  --allow-gid GID      also serve this group (number or name; repeatable)\n"
+		"  --foreground         do not detach; log to stderr\n"
+		"  --check              validate the options, print the resolved plan, exit 0/1\n"
+		"  --max-subs N         subscription table size (default 65536)\n"
+		"  --max-clients N      attached clients at most (default 1024)\n"
+		"  --idle-spin-us N     busy-poll this long before blocking when idle (default 100)\n"
+		"  --idle-sleep-ms N    block at most this long when idle; -1 never blocks (default 1)\n"
+		"  --no-hugepages       never back rings with hugepages\n"
+		"  --log-level N        3 error .. 7 debug (default 5)\n"
+		"  --ready-fd FD        with --foreground: write one byte to FD once serving\n"
+		"                       (for supervisors and tests), then close it\n"
+		"  --help, --version\n"
+		"\n"
+		"By default the broker serves its own uid and root (SO_PEERCRED).\n");
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* "1", "1,3", "2-5", "0,2-3" */
+static int parse_cpu_list(const char *s, int *cpus, unsigned max, unsigned *n)
+{
+	char buf[256], *save = NULL;
+
+	snprintf(buf, sizeof(buf), "%s", s);
+	*n = 0;
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		uint32_t lo, hi;
+		char *dash = strchr(tok, '-');
+		if (dash) {
+			*dash = '\0';
+			if (parse_u32(tok, 0, 4095, &lo) < 0 || parse_u32(dash + 1, 0, 4095, &hi) < 0 ||
+			    hi < lo)
+				return -EINVAL;
+		} else {
+			if (parse_u32(tok, 0, 4095, &lo) < 0)
+				return -EINVAL;
+			hi = lo;
+		}
+		for (uint32_t c = lo; c <= hi; c++) {
+			if (*n >= max)
+				return -E2BIG;
+			cpus[(*n)++] = (int)c;
+		}
+	}
+	return *n ? 0 : -EINVAL;
+}
+
+static int parse_uid(const char *s, uid_t *out)
+{
+	uint32_t v;
+	struct passwd *pw;
+
+	if (parse_u32(s, 0, UINT32_MAX - 1, &v) == 0) {
+		*out = v;
+		return 0;
+	}
+	pw = getpwnam(s);
+	if (!pw)
+		return -ENOENT;
+	*out = pw->pw_uid;
+	return 0;
+}
+
+static int parse_gid(const char *s, gid_t *out)
+{
+	uint32_t v;
+	struct group *gr;
+
+	if (parse_u32(s, 0, UINT32_MAX - 1, &v) == 0) {
+		*out = v;
+		return 0;
+	}
+	gr = getgrnam(s);
+	if (!gr)
+		return -ENOENT;
+	*out = gr->gr_gid;
+	return 0;
+}
+
+static void add_uid(struct broker_config *cfg, uid_t uid)
+{
+	for (unsigned i = 0; i < cfg->nr_allow_uids; i++)
+		if (cfg->allow_uids[i] == uid)
+			return;
+	if (cfg->nr_allow_uids < BROKER_MAX_IDS)
+		cfg->allow_uids[cfg->nr_allow_uids++] = uid;
+}
+
+#define BAD(...)                                         \
+	do {                                             \
+		fprintf(stderr, "oneringd: " __VA_ARGS__); \
+		fputc('\n', stderr);                     \
+		return -EINVAL;                          \
+	} while (0)
+
+int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
+{
+	uint32_t v;
+	int opt;
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->name, sizeof(cfg->name), "default");
+	cfg->control_cpu = -2; /* choose */
+	cfg->max_subs = 65536;
+	cfg->max_clients = 1024;
+	cfg->default_capacity = 1024;
+	cfg->default_sq_capacity = 256;
+	cfg->max_capacity = ONERING_RING_MAX_CAPACITY;
+	cfg->idle_spin_ns = 100 * 1000;
+	cfg->idle_sleep_ms = 1;
+	cfg->ready_fd = -1;
+	add_uid(cfg, geteuid());
+	add_uid(cfg, 0);
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+		switch (opt) {
+		case OPT_NAME:
+			if (!onering_name_valid(optarg))
+				BAD("--name %s: use 1-31 of [A-Za-z0-9_.-], not starting with '.'",
+				    optarg);
+			snprintf(cfg->name, sizeof(cfg->name), "%s", optarg);
+			break;
+		case OPT_CORES:
+			if (parse_cpu_list(optarg, cfg->poller_cpus, BROKER_MAX_POLLERS,
+					   &cfg->nr_pollers) < 0)
+				BAD("--cores %s: expected a CPU list like 1 or 2,3 or 2-5 (at most %d)",
+				    optarg, BROKER_MAX_POLLERS);
+			break;
+		case OPT_CONTROL_CORE:
+			if (parse_u32(optarg, 0, 4095, &v) < 0)
+				BAD("--control-core %s: expected a CPU number", optarg);
+			cfg->control_cpu = (int)v;
+			break;
+		case OPT_SOCKET_DIR:
+			if (strlen(optarg) >= sizeof(cfg->socket_dir) - 40)
+				BAD("--socket-dir %s: path too long", optarg);
+			snprintf(cfg->socket_dir, sizeof(cfg->socket_dir), "%s", optarg);
+			break;
+		case OPT_ALLOW_UID: {
+			uid_t uid;
+			if (parse_uid(optarg, &uid) < 0)
+				BAD("--allow-uid %s: no such user", optarg);
+			add_uid(cfg, uid);
+			break;
+		}
+		case OPT_ALLOW_GID: {
+			gid_t gid;
+			if (parse_gid(optarg, &gid) < 0)
+				BAD("--allow-gid %s: no such group", optarg);
+			if (cfg->nr_allow_gids < BROKER_MAX_IDS)
+				cfg->allow_gids[cfg->nr_allow_gids++] = gid;
+			break;
+		}
+		case OPT_FOREGROUND:
+			cfg->foreground = true;
+			break;
+		case OPT_CHECK:
+			cfg->check_only = true;
+			break;
+		case OPT_MAX_SUBS:
+			if (parse_u32(optarg, 2, 1u << 24, &cfg->max_subs) < 0)
+				BAD("--max-subs %s: expected 2..16777216", optarg);
+			break;
+		case OPT_MAX_CLIENTS:
+			if (parse_u32(optarg, 1, 1u << 20, &cfg->max_clients) < 0)
+				BAD("--max-clients %s: expected 1..1048576", optarg);
+			break;
+		case OPT_IDLE_SPIN_US:
+			if (parse_u32(optarg, 0, 10u * 1000 * 1000, &v) < 0)
+				BAD("--idle-spin-us %s: expected 0..10000000", optarg);
+			cfg->idle_spin_ns = (uint64_t)v * 1000;
+			break;
+		case OPT_IDLE_SLEEP_MS:
+			if (strcmp(optarg, "-1") == 0)
+				cfg->idle_sleep_ms = -1;
+			else if (parse_u32(optarg, 0, 1000, &v) == 0)
+				cfg->idle_sleep_ms = (int)v;
+			else
+				BAD("--idle-sleep-ms %s: expected -1 or 0..1000", optarg);
+			break;
+		case OPT_NO_HUGEPAGES:
+			cfg->no_hugetlb = true;
+			break;
+		case OPT_LOG_LEVEL:
+			if (parse_u32(optarg, 3, 7, &v) < 0)
+				BAD("--log-level %s: expected 3..7", optarg);
+			onering_log_set_level((int)v);
+			break;
+		case OPT_READY_FD:
+			if (parse_u32(optarg, 3, 65535, &v) < 0 || fcntl((int)v, F_GETFD) < 0)
+				BAD("--ready-fd %s: not an open file descriptor", optarg);
+			cfg->ready_fd = (int)v;
+			break;
+		case OPT_HELP:
+			usage(stdout);
+			return 1;
+		case OPT_VERSION:
+			printf("oneringd %s (shared-memory ABI %u.%u, control protocol %u)\n",
+			       ONERING_PKG_VERSION, ONERING_ABI_MAJOR, ONERING_ABI_MINOR,
+			       ONERING_PROTO_VERSION);
+			return 1;
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc)
+		BAD("unexpected argument \"%s\" (see --help)", argv[optind]);
+	return 0;
+}
+
+int broker_config_resolve(struct broker_config *cfg)
+{
+	struct onering_topo *topo;
+	char err[256], list[512];
+	cpu_set_t allowed;
+	int first = -1, last = -1;
+
+	char given[sizeof(cfg->socket_dir)];
+
+	snprintf(given, sizeof(given), "%s", cfg->socket_dir);
+	if (onering_socket_dir(given[0] ? given : NULL, cfg->socket_dir, sizeof(cfg->socket_dir)) < 0 ||
+	    onering_socket_path(cfg->name, cfg->socket_dir, cfg->socket_path,
+				sizeof(cfg->socket_path)) < 0)
+		BAD("socket path for instance %s does not fit (use a shorter --socket-dir)",
+		    cfg->name);
+	if (onering_topo_load(NULL, &topo, err, sizeof(err)) < 0)
+		BAD("%s", err);
+	onering_topo_cpu_list(topo, list, sizeof(list));
+	CPU_ZERO(&allowed);
+	sched_getaffinity(0, sizeof(allowed), &allowed);
+	for (int c = 0; c < CPU_SETSIZE; c++) {
+		if (!CPU_ISSET(c, &allowed) || !onering_topo_cpu_valid(topo, c))
+			continue;
+		if (first < 0)
+			first = c;
+		last = c;
+	}
+	for (unsigned i = 0; i < cfg->nr_pollers; i++) {
+		int c = cfg->poller_cpus[i];
+		if (!onering_topo_cpu_valid(topo, c) || !CPU_ISSET(c, &allowed)) {
+			onering_topo_free(topo);
+			BAD("--cores: CPU %d is not present or not allowed here (CPUs: %s)", c, list);
+		}
+		for (unsigned j = 0; j < i; j++)
+			if (cfg->poller_cpus[j] == c) {
+				onering_topo_free(topo);
+				BAD("--cores: CPU %d given twice", c);
+			}
+	}
+	if (cfg->control_cpu >= 0 &&
+	    (!onering_topo_cpu_valid(topo, cfg->control_cpu) || !CPU_ISSET(cfg->control_cpu, &allowed))) {
+		onering_topo_free(topo);
+		BAD("--control-core: CPU %d is not present or not allowed here (CPUs: %s)",
+		    cfg->control_cpu, list);
+	}
+	if (cfg->control_cpu == -2)
+		cfg->control_cpu = first;
+	if (cfg->nr_pollers == 0) {
+		/* One poller, on a core other than the control thread's if we can. */
+		cfg->poller_cpus[0] = (last != cfg->control_cpu || first < 0) ? last : first;
+		cfg->nr_pollers = 1;
+	}
+	onering_topo_free(topo);
+	return 0;
+}
+
+void broker_config_print(const struct broker_config *cfg, FILE *out)
+{
+	fprintf(out, "instance      %s\n", cfg->name);
+	fprintf(out, "socket        %s\n", cfg->socket_path);
+	fprintf(out, "control core  %d\n", cfg->control_cpu);
+	fprintf(out, "pollers       %u:", cfg->nr_pollers);
+	for (unsigned i = 0; i < cfg->nr_pollers; i++)
+		fprintf(out, " cpu %d", cfg->poller_cpus[i]);
+	fprintf(out, "\nallowed uids ");
+	for (unsigned i = 0; i < cfg->nr_allow_uids; i++)
+		fprintf(out, " %u", (unsigned)cfg->allow_uids[i]);
+	fprintf(out, "\nallowed gids ");
+	for (unsigned i = 0; i < cfg->nr_allow_gids; i++)
+		fprintf(out, " %u", (unsigned)cfg->allow_gids[i]);
+	fprintf(out, "\nmax subs      %u\nmax clients   %u\nring slots    %u (default)\n",
+		cfg->max_subs, cfg->max_clients, cfg->default_capacity);
+	fprintf(out, "idle          spin %llu us, then sleep %d ms\n",
+		(unsigned long long)(cfg->idle_spin_ns / 1000), cfg->idle_sleep_ms);
+	fprintf(out, "hugepages     %s\n", cfg->no_hugetlb ? "off" : "when reserved");
+}
+
+static void syslog_sink(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	syslog(level, "%s", msg);
+}
+
+static void stderr_sink(int level, const char *msg, void *arg)
+{
+	(void)arg;
+	fprintf(stderr, "oneringd[%d]: %s%s\n", (int)getpid(),
+		level <= ONERING_LOG_ERR ? "error: " : level == ONERING_LOG_WARN ? "warning: " : "",
+		msg);
+}
+
+/* Fork into the background; the parent exits once the child is ready (0)
+ * or has failed (1). Returns the write end of the readiness pipe in the child. */
+static int daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe(p) < 0)
+		return -errno;
+	pid = fork();
+	if (pid < 0)
+		return -errno;
+	if (pid > 0) {
+		close(p[1]);
+		ssize_t n = read(p[0], &c, 1);
+		_exit(n == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	if (chdir("/") < 0)
+		return -errno;
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, 0);
+		dup2(null, 1);
+		dup2(null, 2);
+		close(null);
+	}
+	return p[1];
+}
+
+int main(int argc, char **argv)
+{
+	static struct broker b;
+	int r = broker_config_parse(&b.cfg, argc, argv);
+
+	if (r != 0)
+		return r > 0 ? 0 : 1;
+	if (broker_config_resolve(&b.cfg) < 0)
+		return 1;
+	if (b.cfg.check_only) {
+		char err[512];
+		broker_config_print(&b.cfg, stdout);
+		if (broker_control_check(&b.cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "oneringd: %s\n", err);
+			return 1;
+		}
+		printf("plan OK\n");
+		return 0;
+	}
+	if (onering_topo_load(NULL, &b.topo, NULL, 0) < 0) {
+		fprintf(stderr, "oneringd: cannot load the machine topology (hwloc)\n");
+		return 1;
+	}
+	if (getrandom(&b.epoch, sizeof(b.epoch), 0) != sizeof(b.epoch))
+		b.epoch = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);
+	b.ready_fd = b.cfg.ready_fd;
+	if (b.cfg.foreground) {
+		onering_log_set_sink(stderr_sink, NULL);
+	} else {
+		/* Errors before the detach still reach the terminal. */
+		char err[512];
+		if (broker_control_check(&b.cfg, err, sizeof(err)) < 0) {
+			fprintf(stderr, "oneringd: %s\n", err);
+			return 1;
+		}
+		b.ready_fd = daemonize();
+		if (b.ready_fd < 0) {
+			fprintf(stderr, "oneringd: cannot detach: %s\n", strerror(-b.ready_fd));
+			return 1;
+		}
+		openlog("oneringd", LOG_PID, LOG_DAEMON);
+		onering_log_set_sink(syslog_sink, NULL);
+	}
+	if (b.cfg.control_cpu >= 0) {
+		r = onering_topo_pin_thread(b.topo, b.cfg.control_cpu);
+		if (r < 0)
+			onering_log(ONERING_LOG_WARN, "cannot pin the control thread to cpu %d: %s",
+				    b.cfg.control_cpu, strerror(-r));
+	}
+	r = broker_run(&b);
+	onering_topo_free(b.topo);
+	if (r < 0) {
+		onering_log(ONERING_LOG_ERR, "stopped: %s", strerror(-r));
+		return 1;
+	}
+	onering_log(ONERING_LOG_NOTICE, "instance \"%s\" stopped cleanly", b.cfg.name);
+	return 0;
+}

@@ -1,0 +1,129 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Consumer queues on the broker side: their two memfd segments, the ring
+ * handles the poller uses, and their teardown.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "broker/broker.h"
+#include "numa/placement.h"
+#include "shm/doorbell.h"
+#include "shm/log.h"
+
+int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
+			uint32_t sq_capacity, struct broker_queue **out)
+{
+	struct broker_queue *q = calloc(1, sizeof(*q));
+	unsigned flags = b->cfg.no_hugetlb ? ONERING_SEG_NO_HUGETLB : 0;
+	char name[64];
+	int r;
+
+	if (!q)
+		return -ENOMEM;
+	q->id = ++b->next_queue_id;
+	q->client = c;
+	q->owner_pid = c->pid;
+	q->ev_seg.fd = q->cons_seg.fd = -1;
+	CDS_INIT_LIST_HEAD(&q->subs);
+	cds_wfcq_node_init(&q->fault_node);
+
+	snprintf(name, sizeof(name), "onering-%s-q%u-events", b->cfg.name, q->id);
+	r = onering_seg_create(&q->ev_seg, name, ONERING_SEG_EVENTS,
+			       onering_events_seg_size(ev_capacity), ONERING_NODE_ANY, b->epoch,
+			       onering_numa_placement(), flags);
+	if (r < 0)
+		goto fail;
+	snprintf(name, sizeof(name), "onering-%s-q%u-consumer", b->cfg.name, q->id);
+	r = onering_seg_create(&q->cons_seg, name, ONERING_SEG_CONSUMER,
+			       onering_consumer_seg_size(sq_capacity), ONERING_NODE_ANY, b->epoch,
+			       onering_numa_placement(), flags);
+	if (r < 0)
+		goto fail;
+
+	char *ev = q->ev_seg.base, *cons = q->cons_seg.base;
+	q->ectl = (struct onering_events_ctl *)(ev + ONERING_EVENTS_CTL_OFFSET);
+	q->cctl = (struct onering_consumer_ctl *)(cons + ONERING_CONSUMER_CTL_OFFSET);
+	q->db = (struct onering_doorbell *)(cons + ONERING_DOORBELL_OFFSET);
+	struct onering_sq_ctl *sqctl = (struct onering_sq_ctl *)(cons + ONERING_SQ_CTL_OFFSET);
+
+	/* Both rings start at 0; the broker's handles take geometry from here, not
+	 * from what the client may later scribble into its segment. */
+	q->ectl->ev_capacity = ev_capacity;
+	q->ectl->sq_capacity = sq_capacity;
+	onering_ring_shared_init(&q->ectl->ev_tail_pos, &q->cctl->ev_head_pos, 0);
+	onering_ring_shared_init(&sqctl->sq_tail_pos, &q->ectl->sq_head_pos, 0);
+	onering_doorbell_init(q->db);
+	if (onering_ring_producer_init(&q->evp, &q->ectl->ev_tail_pos, &q->cctl->ev_head_pos,
+				       ev + ONERING_EVENTS_SLOTS_OFFSET, ev_capacity, 0) < 0 ||
+	    onering_ring_consumer_init(&q->sqc, &sqctl->sq_tail_pos, &q->ectl->sq_head_pos,
+				       cons + ONERING_SQ_SLOTS_OFFSET, sq_capacity, 0) < 0) {
+		r = -EINVAL;
+		goto fail;
+	}
+	q->pending_tail = &q->pending_head;
+	onering_atomic_store(&q->ctr[ONERING_QC_CAPACITY], ev_capacity, onering_mo_relaxed);
+
+	r = onering_seg_seal(&q->ev_seg, true); /* the client may only read events */
+	if (r == 0)
+		r = onering_seg_seal(&q->cons_seg, false);
+	if (r < 0)
+		goto fail;
+	*out = q;
+	return 0;
+fail:
+	onering_seg_destroy(&q->ev_seg);
+	onering_seg_destroy(&q->cons_seg);
+	free(q);
+	return r;
+}
+
+void broker_queue_begin_close(struct broker_queue *q)
+{
+	onering_atomic_store(&q->state, BROKER_QUEUE_CLOSING, onering_mo_release);
+}
+
+static void sub_free_rcu(struct rcu_head *head)
+{
+	free(caa_container_of(head, struct broker_sub, rcu));
+}
+
+void broker_sub_finalize(struct broker *b, struct broker_sub *s)
+{
+	struct broker_queue *q = s->queue;
+
+	/* Delete from epoll before close: a closed fd with a live duplicate in
+	 * the client would otherwise keep reporting. ENOENT: already deleted. */
+	epoll_ctl(q->poller->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	close(s->fd);
+	s->fd = -1;
+	broker_registry_remove(&b->reg, s);
+	cds_list_del(&s->queue_node);
+	broker_count(&q->ctr[ONERING_QC_SUBS], (uint64_t)-1);
+	urcu_qsbr_call_rcu(&s->rcu, sub_free_rcu);
+}
+
+static void queue_free_rcu(struct rcu_head *head)
+{
+	struct broker_queue *q = caa_container_of(head, struct broker_queue, rcu);
+
+	onering_seg_destroy(&q->ev_seg);
+	onering_seg_destroy(&q->cons_seg);
+	free(q);
+}
+
+void broker_queue_teardown(struct broker *b, struct broker_queue *q)
+{
+	struct broker_sub *s, *tmp;
+
+	/* A grace period has passed since CLOSING: no poller touches q now. */
+	cds_list_for_each_entry_safe(s, tmp, &q->subs, queue_node)
+		broker_sub_finalize(b, s);
+	cds_list_del_rcu(&q->poller_node);
+	cds_list_del(&q->client_node);
+	urcu_qsbr_call_rcu(&q->rcu, queue_free_rcu);
+}

@@ -1,0 +1,371 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libonering control path: attach, detach, queue open/close, add, and the
+ * request/reply plumbing on the control socket. Everything here is a slow
+ * path and may make system calls; the consume path is in queue.c.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "client/client.h"
+#include "shm/log.h"
+
+static __thread char attach_err[CLIENT_ERR_MAX];
+
+void client_set_error(struct onering *att, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(att ? att->err : attach_err, CLIENT_ERR_MAX, fmt, ap);
+	va_end(ap);
+	onering_log(ONERING_LOG_NOTICE, "%s", att ? att->err : attach_err);
+}
+
+const char *onering_last_error(const struct onering *att)
+{
+	return att ? att->err : attach_err;
+}
+
+int onering_attach(const char *name, struct onering **out)
+{
+	struct onering_attach_options opts = {.name = name};
+
+	return onering_attach_opts(&opts, out);
+}
+
+int onering_attach_opts(const struct onering_attach_options *opts, struct onering **out)
+{
+	const char *name = opts && opts->name ? opts->name : getenv("ONERING_NAME");
+	struct onering_msg rep;
+	struct onering *att;
+	char path[256];
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	if (!name || !*name)
+		name = "default";
+	r = onering_socket_path(name, opts ? opts->socket_dir : NULL, path, sizeof(path));
+	if (r < 0) {
+		client_set_error(NULL, "instance name \"%s\" or its socket directory is not valid",
+				 name);
+		return r;
+	}
+	att = calloc(1, sizeof(*att));
+	if (!att)
+		return -ENOMEM;
+	r = onering_proto_connect(path, name, &att->sock, &rep, attach_err, sizeof(attach_err));
+	if (r < 0) {
+		onering_log(ONERING_LOG_NOTICE, "%s", attach_err);
+		free(att);
+		return r;
+	}
+	pthread_mutex_init(&att->lock, NULL);
+	att->seq = 1;
+	att->client_id = rep.u.hello.client_id;
+	att->epoch = rep.u.hello.epoch;
+	snprintf(att->name, sizeof(att->name), "%s", name);
+	snprintf(att->socket_path, sizeof(att->socket_path), "%s", path);
+	attach_err[0] = '\0';
+	*out = att;
+	return 0;
+}
+
+void onering_detach(struct onering *att)
+{
+	if (!att)
+		return;
+	while (att->queues)
+		onering_queue_close(att->queues);
+	close(att->sock);
+	pthread_mutex_destroy(&att->lock);
+	free(att);
+}
+
+bool client_broker_alive(struct onering *att)
+{
+	struct pollfd pfd = {.fd = att->sock, .events = POLLIN};
+	struct onering_msg m;
+
+	if (att->dead)
+		return false;
+	if (poll(&pfd, 1, 0) <= 0)
+		return true;
+	if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) {
+		att->dead = true;
+		return false;
+	}
+	/* Something to read: a hang-up (0 bytes) or the broker's SHUTDOWN. */
+	ssize_t n = recv(att->sock, &m, sizeof(m), MSG_PEEK | MSG_DONTWAIT);
+	if (n == 0 || (n == (ssize_t)sizeof(m) && m.type == ONERING_MSG_SHUTDOWN))
+		att->dead = true;
+	return !att->dead;
+}
+
+int client_request(struct onering *att, struct onering_msg *req, const int *fds, unsigned nfds,
+		   struct onering_msg *rep, int *rfds, unsigned max_rfds, unsigned *nrfds)
+{
+	int r;
+
+	pthread_mutex_lock(&att->lock);
+	if (att->dead) {
+		r = -ECONNRESET;
+		goto out;
+	}
+	req->seq = ++att->seq;
+	r = onering_msg_send(att->sock, req, fds, nfds, 0);
+	if (r < 0) {
+		if (r == -EPIPE || r == -ECONNRESET) {
+			att->dead = true;
+			r = -ECONNRESET;
+		}
+		goto out;
+	}
+	for (;;) {
+		unsigned got = 0;
+		r = onering_msg_recv_timeout(att->sock, rep, rfds, max_rfds, &got, 5000);
+		if (r == -ECONNRESET)
+			att->dead = true;
+		if (r < 0)
+			break;
+		if (rep->type == ONERING_MSG_SHUTDOWN) {
+			att->dead = true;
+			r = -ECONNRESET;
+			break;
+		}
+		if (rep->seq == req->seq && rep->type == (req->type | ONERING_MSG_REPLY)) {
+			if (nrfds)
+				*nrfds = got;
+			else
+				for (unsigned i = 0; i < got; i++)
+					close(rfds[i]);
+			r = rep->status;
+			break;
+		}
+		/* A reply to nothing we asked: drop it (and any fds). */
+		for (unsigned i = 0; i < got; i++)
+			close(rfds[i]);
+	}
+out:
+	pthread_mutex_unlock(&att->lock);
+	if (r == -ETIMEDOUT)
+		client_set_error(att, "broker \"%s\" did not answer within 5 s", att->name);
+	return r;
+}
+
+static int queue_map(struct onering_queue *q, const struct onering_msg *rep, int ev_fd,
+		     int cons_fd, char *err, size_t err_size)
+{
+	const struct onering_msg_queue_open *o = &rep->u.queue_open;
+	int r;
+
+	r = onering_seg_attach(&q->ev_seg, ev_fd, ONERING_SEG_EVENTS, false, err, err_size);
+	if (r < 0) {
+		close(ev_fd);
+		close(cons_fd);
+		return r;
+	}
+	r = onering_seg_attach(&q->cons_seg, cons_fd, ONERING_SEG_CONSUMER, true, err, err_size);
+	if (r < 0) {
+		close(cons_fd);
+		return r;
+	}
+	char *ev = q->ev_seg.base, *cons = q->cons_seg.base;
+	const struct onering_events_ctl *ectl =
+		(const struct onering_events_ctl *)(ev + ONERING_EVENTS_CTL_OFFSET);
+	uint32_t cap = ectl->ev_capacity, sq = ectl->sq_capacity;
+	if (cap != o->ev_capacity || sq != o->sq_capacity ||
+	    q->ev_seg.size < onering_events_seg_size(cap) ||
+	    q->cons_seg.size < onering_consumer_seg_size(sq)) {
+		snprintf(err, err_size, "queue segments do not match the broker's reply");
+		return -EPROTO;
+	}
+	struct onering_consumer_ctl *cctl =
+		(struct onering_consumer_ctl *)(cons + ONERING_CONSUMER_CTL_OFFSET);
+	struct onering_sq_ctl *sqctl = (struct onering_sq_ctl *)(cons + ONERING_SQ_CTL_OFFSET);
+	q->db = (struct onering_doorbell *)(cons + ONERING_DOORBELL_OFFSET);
+	if (onering_ring_consumer_init(&q->evc, &ectl->ev_tail_pos, &cctl->ev_head_pos,
+				       ev + ONERING_EVENTS_SLOTS_OFFSET, cap, o->start_pos) < 0 ||
+	    onering_ring_producer_init(&q->sqp, &sqctl->sq_tail_pos, &ectl->sq_head_pos,
+				       cons + ONERING_SQ_SLOTS_OFFSET, sq, o->start_pos) < 0) {
+		snprintf(err, err_size, "queue geometry from the broker is not valid");
+		return -EPROTO;
+	}
+	return 0;
+}
+
+int onering_queue_open(struct onering *att, const struct onering_queue_options *opts,
+		       struct onering_queue **out)
+{
+	struct onering_queue_options o = opts ? *opts : (struct onering_queue_options){0};
+	struct onering_msg req, rep;
+	struct onering_queue *q;
+	int fds[2];
+	unsigned nfds = 0;
+	int r;
+
+	if (!att || !out)
+		return -EINVAL;
+	if ((o.capacity && !onering_ring_capacity_valid(o.capacity)) ||
+	    (o.sq_capacity && !onering_ring_capacity_valid(o.sq_capacity)))
+		return -EINVAL;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -ENOMEM;
+	q->att = att;
+	q->ev_seg.fd = q->cons_seg.fd = -1;
+	q->collect_every = o.collect_every ? o.collect_every : 64;
+	q->spin_ns = o.spin_ns ? o.spin_ns : 50 * 1000;
+
+	onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 0);
+	req.u.queue_open.ev_capacity = o.capacity;
+	req.u.queue_open.sq_capacity = o.sq_capacity;
+	req.u.queue_open.node = -1;
+	req.u.queue_open.cpu = sched_getcpu();
+	r = client_request(att, &req, NULL, 0, &rep, fds, 2, &nfds);
+	if (r == 0 && nfds != 2) {
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		r = -EPROTO;
+	}
+	if (r < 0) {
+		if (r != -ETIMEDOUT)
+			client_set_error(att, "opening a queue on \"%s\": %s", att->name,
+					 onering_strerror(r));
+		free(q);
+		return r;
+	}
+	q->id = rep.u.queue_open.queue_id;
+	r = queue_map(q, &rep, fds[0], fds[1], att->err, sizeof(att->err));
+	if (r < 0) {
+		onering_log(ONERING_LOG_ERR, "%s", att->err);
+		onering_seg_destroy(&q->ev_seg);
+		onering_seg_destroy(&q->cons_seg);
+		free(q);
+		return r;
+	}
+	pthread_mutex_lock(&att->lock);
+	q->next = att->queues;
+	att->queues = q;
+	pthread_mutex_unlock(&att->lock);
+	*out = q;
+	return 0;
+}
+
+void onering_queue_close(struct onering_queue *q)
+{
+	struct onering *att;
+	struct onering_msg req, rep;
+
+	if (!q)
+		return;
+	att = q->att;
+	pthread_mutex_lock(&att->lock);
+	for (struct onering_queue **pp = &att->queues; *pp; pp = &(*pp)->next)
+		if (*pp == q) {
+			*pp = q->next;
+			break;
+		}
+	pthread_mutex_unlock(&att->lock);
+	onering_msg_init(&req, ONERING_MSG_QUEUE_CLOSE, 0);
+	req.u.queue.queue_id = q->id;
+	client_request(att, &req, NULL, 0, &rep, NULL, 0, NULL); /* gone broker: nothing to do */
+	onering_seg_destroy(&q->ev_seg);
+	onering_seg_destroy(&q->cons_seg);
+	free(q->subs);
+	free(q->level_out);
+	free(q->redeliver);
+	free(q);
+}
+
+static int subs_reserve(struct onering_queue *q, uint32_t id)
+{
+	if (id < q->nr_subs)
+		return 0;
+	uint32_t n = q->nr_subs ? q->nr_subs : 64;
+	while (n <= id)
+		n *= 2;
+	struct client_sub *t = realloc(q->subs, n * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	memset(t + q->nr_subs, 0, (n - q->nr_subs) * sizeof(*t));
+	q->subs = t;
+	q->nr_subs = n;
+	return 0;
+}
+
+#define ADD_EVENTS_ALLOWED (POLLIN | POLLOUT | POLLRDHUP | POLLPRI)
+
+int onering_add(struct onering_queue *q, int fd, uint32_t events, unsigned mode,
+		uint64_t cookie, struct onering_sub *sub)
+{
+	struct onering_msg req, rep;
+	int r;
+
+	if (!q || !sub || mode > ONERING_LEVEL || (events & ~(uint32_t)ADD_EVENTS_ALLOWED))
+		return -EINVAL;
+	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+		return -EBADF;
+	onering_msg_init(&req, ONERING_MSG_SUB_ADD, 0);
+	req.u.sub_add.queue_id = q->id;
+	req.u.sub_add.events = events;
+	req.u.sub_add.mode = mode;
+	req.u.sub_add.cookie = cookie;
+	r = client_request(q->att, &req, &fd, 1, &rep, NULL, 0, NULL);
+	if (r < 0)
+		return r;
+	uint32_t id = rep.u.sub_add.sub_id, gen = rep.u.sub_add.sub_gen;
+	r = subs_reserve(q, id);
+	if (r < 0)
+		return r; /* the broker's side goes when the queue closes */
+	q->subs[id] = (struct client_sub){
+		.gen = gen, .mode = (uint8_t)mode, .fd = fd, .events = events, .cookie = cookie};
+	sub->id = id;
+	sub->gen = gen;
+	return 0;
+}
+
+const char *onering_strerror(int err)
+{
+	switch (err) {
+	case 0:
+		return "success";
+	case -ENOENT:
+		return "no such broker, queue or subscription";
+	case -EACCES:
+		return "the broker refused this user (start it with --allow-uid)";
+	case -EPROTO:
+		return "protocol or shared-memory ABI mismatch, or a corrupt ring";
+	case -ENXIO:
+		return "the socket belongs to another broker instance";
+	case -ECONNRESET:
+		return "the broker is gone (died or shut down)";
+	case -EAGAIN:
+		return "submission ring full; consume and retry";
+	case -ETIMEDOUT:
+		return "timed out";
+	case -EINVAL:
+		return "invalid argument";
+	case -EBADF:
+		return "not an open file descriptor";
+	case -ENOSPC:
+		return "the broker's subscription table is full";
+	case -ENOMEM:
+		return "out of memory";
+	case -EINTR:
+		return "interrupted by a signal";
+	case -EUSERS:
+		return "the broker has its maximum number of clients";
+	default:
+		return err < 0 ? strerror(-err) : "not an error code";
+	}
+}

@@ -1,0 +1,224 @@
+/* SPDX-License-Identifier: MIT */
+/**
+ * @file onering.h
+ * libonering: take every event a server waits for from one shared-memory
+ * ring, without a system call.
+ *
+ * A process attaches to a running broker (oneringd), opens one queue per
+ * consumer thread, and adds subscriptions (a file descriptor, the events
+ * wanted, a delivery mode and a 64-bit cookie) to a queue. The broker
+ * watches the sources and writes one 64-byte record (struct onering_event,
+ * shm/abi.h) per event into the queue's ring; onering_poll() reads them
+ * with plain loads. onering_wait() spins for a budget, then sleeps on a
+ * futex until the broker rings the queue's doorbell.
+ *
+ * Conventions
+ *  - Commands return 0 or a negative errno; batch calls return a count or a
+ *    negative errno; onering_strerror() names any of them.
+ *  - A queue (and everything done on it: poll, wait, collect, rearm, mod,
+ *    del) belongs to one thread at a time. The attachment itself
+ *    (onering_queue_open, onering_add) may be used from any thread: its
+ *    control socket is serialised internally.
+ *  - "No system call" below is a promise that a seccomp test checks.
+ *  - -ECONNRESET means the broker is gone (died or shut down): detach, and
+ *    attach again to a restarted broker.
+ */
+#ifndef ONERING_H
+#define ONERING_H
+
+#include <stdint.h>
+
+#include "shm/abi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ONERING_VERSION "0.1.0"
+
+struct onering;       /* one attachment to a broker */
+struct onering_queue; /* one consumer queue (one consumer thread) */
+
+/** A subscription: the broker's id and the generation that makes it unique. */
+struct onering_sub {
+	uint32_t id;
+	uint32_t gen;
+};
+
+/** Delivery modes for onering_add(). */
+enum onering_mode {
+	ONERING_EDGE = 0,    /**< one record per readiness edge (default) */
+	ONERING_ONESHOT = 1, /**< one record, then disarmed until onering_rearm() */
+	ONERING_LEVEL = 2,   /**< one record while ready; re-delivered by onering_collect() */
+};
+
+/** Options for onering_attach_opts(); zero-initialise and set what you need. */
+struct onering_attach_options {
+	const char *name;       /**< instance name; NULL = $ONERING_NAME or "default" */
+	const char *socket_dir; /**< NULL = $ONERING_SOCKET_DIR, else /run/onering as root,
+				     else $XDG_RUNTIME_DIR/onering */
+};
+
+/** Options for onering_queue_open(); zero-initialise and set what you need. */
+struct onering_queue_options {
+	uint32_t capacity;      /**< event slots, a power of two; 0 = 1024 */
+	uint32_t sq_capacity;   /**< submission slots, a power of two; 0 = 256 */
+	uint32_t collect_every; /**< run onering_collect() every N consumed records;
+				     0 = 64 */
+	uint64_t spin_ns;       /**< onering_wait() spin budget before sleeping;
+				     0 = 50 us */
+};
+
+/**
+ * Attach to the broker instance name (NULL: the default instance).
+ * @param out receives the attachment
+ * @return 0;
+ *   -ENOENT broker not running (the message names the socket path);
+ *   -EACCES the broker refused this uid (start it with --allow-uid);
+ *   -EPROTO the broker speaks another ABI or protocol version (both named);
+ *   -ENXIO the socket answered for another instance name;
+ *   -ENOMEM; other -errno from socket/connect.
+ *   The reason is also logged (one line) on failure.
+ * Context: any thread; system calls; blocks for at most the broker's reply.
+ */
+int onering_attach(const char *name, struct onering **out);
+
+/** onering_attach() with options. Same returns. */
+int onering_attach_opts(const struct onering_attach_options *opts, struct onering **out);
+
+/**
+ * Close every queue of this attachment, then the attachment. The broker
+ * reclaims the queue memory and forgets the subscriptions.
+ * Context: any thread, once no other thread uses the attachment or its
+ * queues; system calls. Safe on NULL.
+ */
+void onering_detach(struct onering *att);
+
+/**
+ * The last readable reason an attach or control call failed, or "".
+ * Context: any thread; the text is per attachment (or per thread for attach).
+ */
+const char *onering_last_error(const struct onering *att);
+
+/**
+ * Open a consumer queue: the broker creates its ring segments and sends
+ * them; this maps them (the event ring read-only).
+ * @param opts NULL for defaults
+ * @return 0; -EINVAL for a capacity that is not a power of two or too big;
+ *   -ECONNRESET broker gone; -ENOMEM; -EPROTO bad segments from the broker;
+ *   other -errno.
+ * Context: any thread; system calls.
+ */
+int onering_queue_open(struct onering *att, const struct onering_queue_options *opts,
+		       struct onering_queue **out);
+
+/**
+ * Close a queue: its subscriptions are deleted and its memory unmapped.
+ * Context: the queue's thread; system calls. Safe on NULL.
+ */
+void onering_queue_close(struct onering_queue *q);
+
+/**
+ * Subscribe to readiness of fd on queue q. The broker keeps its own
+ * duplicate of fd (sent with SCM_RIGHTS) until the subscription is deleted;
+ * it only asks readiness and never reads or writes it.
+ * @param events EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI (EPOLLERR and
+ *   EPOLLHUP are always reported)
+ * @param mode   enum onering_mode
+ * @param cookie returned in every record of this subscription
+ * @param sub    receives the subscription
+ * @return 0; -EBADF fd is not open; -EINVAL bad events or mode, or fd cannot
+ *   be polled (regular files); -ENOSPC the broker's subscription table is full;
+ *   -ECONNRESET broker gone.
+ * Context: any thread; system calls (one request/reply on the control socket).
+ */
+int onering_add(struct onering_queue *q, int fd, uint32_t events, unsigned mode,
+		uint64_t cookie, struct onering_sub *sub);
+
+/**
+ * Change the events of a subscription, through the submission ring.
+ * @return 0; -ENOENT not a live subscription of this queue; -EINVAL bad
+ *   events; -EAGAIN submission ring full (poll the queue, retry).
+ * Context: the queue's thread; no system call.
+ */
+int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events);
+
+/**
+ * Delete a subscription. Once this returns, no record of sub is ever
+ * returned by this queue, even one already in the ring (the generation in
+ * each record is checked). The broker drops the source and closes its
+ * duplicate of the fd when it drains the request.
+ * @return 0; -ENOENT not a live subscription of this queue.
+ * Context: the queue's thread; no system call, unless the submission ring is
+ *   full, when the delete goes over the control socket.
+ */
+int onering_del(struct onering_queue *q, struct onering_sub sub);
+
+/**
+ * Re-enable a ONESHOT subscription after its record, through the
+ * submission ring.
+ * @return 0; -ENOENT not live; -EINVAL not ONESHOT; -EAGAIN ring full.
+ * Context: the queue's thread; no system call.
+ */
+int onering_rearm(struct onering_queue *q, struct onering_sub sub);
+
+/**
+ * Take up to max records that are ready now. Records of deleted
+ * subscriptions are skipped. Every collect_every consumed records the
+ * level-triggered collection (onering_collect) runs first when LEVEL
+ * sources are outstanding.
+ * @return records copied to events (0 if none); -ECONNRESET the broker
+ *   is gone and the ring is empty; -EPROTO the broker's ring is corrupt.
+ * Context: the queue's thread; no system call while no LEVEL records are
+ *   outstanding; otherwise the periodic collection makes one poll().
+ */
+int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max);
+
+/**
+ * Wait for records: return when at least min are ready (up to max are
+ * taken) or timeout_ns has passed. Spins for the queue's spin budget, then
+ * runs the collection (if LEVEL records are outstanding), announces sleep
+ * and futex-waits for the broker's doorbell; it wakes at least every 20 ms
+ * to check that the broker is alive.
+ * @param min        0 behaves like onering_poll()
+ * @param timeout_ns negative: no timeout
+ * @return records taken (may be < min on timeout, also 0); -ECONNRESET
+ *   the broker died or shut down (within 100 ms of its death); -EPROTO;
+ *   -EINTR a signal interrupted the sleep; -EINVAL min > max.
+ * Context: the queue's thread; no system call while records keep arriving
+ *   within the spin budget; futex and poll calls when it sleeps.
+ */
+int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned min,
+		 unsigned max, int64_t timeout_ns);
+
+/**
+ * The level-triggered collection call: one poll() over the LEVEL
+ * subscriptions delivered and not collected yet. Those still ready are
+ * returned again by the next onering_poll()/onering_wait() (without a new
+ * broker record); the rest are re-armed in the broker through the
+ * submission ring. Runs automatically every collect_every records and
+ * before sleeping.
+ * @return LEVEL sources still ready (queued for re-delivery); -errno from
+ *   poll(); -EAGAIN submission ring full (retried on the next call).
+ * Context: the queue's thread; one system call, none if no LEVEL record is
+ *   outstanding.
+ */
+int onering_collect(struct onering_queue *q);
+
+/**
+ * Records waiting in the ring (not counting LEVEL re-deliveries).
+ * Context: the queue's thread; no system call.
+ */
+int onering_pending(struct onering_queue *q);
+
+/**
+ * A static description of any return code of this library (negative errno).
+ * Context: any thread.
+ */
+const char *onering_strerror(int err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ONERING_H */

@@ -1,0 +1,315 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libonering consume path: poll, wait, collect, and the zero-syscall
+ * requests (mod, rearm, del) through the submission ring.
+ *
+ * Cancellation: every record carries (sub_id, sub_gen); a record is
+ * returned only while q->subs[sub_id].gen equals its generation, and
+ * onering_del() zeroes that generation before it returns, so no record of a
+ * deleted subscription is ever returned, even one already in the ring.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/client.h"
+
+#define DEL_SPIN_NS (1000ull * 1000 * 1000) /* wait this long for ring space */
+#define SLEEP_SLICE_NS (20ull * 1000 * 1000) /* check the broker this often */
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	/* vDSO: no system call on the clocksources this runs on. */
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static struct client_sub *live_sub(struct onering_queue *q, struct onering_sub sub)
+{
+	if (sub.id >= q->nr_subs || sub.gen == 0 || q->subs[sub.id].gen != sub.gen)
+		return NULL;
+	return &q->subs[sub.id];
+}
+
+static int submit(struct onering_queue *q, uint16_t op, struct onering_sub sub, uint32_t events)
+{
+	struct onering_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.op = op;
+	req.sub_id = sub.id;
+	req.sub_gen = sub.gen;
+	req.events = events;
+	int r = onering_ring_enqueue_burst(&q->sqp, &req, 1);
+	return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
+}
+
+int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events)
+{
+	struct client_sub *s = live_sub(q, sub);
+
+	if (!s)
+		return -ENOENT;
+	if (events & ~(uint32_t)(POLLIN | POLLOUT | POLLRDHUP | POLLPRI))
+		return -EINVAL;
+	int r = submit(q, ONERING_REQ_MOD, sub, events);
+	if (r == 0)
+		s->events = events;
+	return r;
+}
+
+int onering_rearm(struct onering_queue *q, struct onering_sub sub)
+{
+	struct client_sub *s = live_sub(q, sub);
+
+	if (!s)
+		return -ENOENT;
+	if (s->mode != ONERING_ONESHOT)
+		return -EINVAL;
+	return submit(q, ONERING_REQ_REARM, sub, 0);
+}
+
+/* Drop id from the outstanding LEVEL list and the re-delivery queue. */
+static void forget_level(struct onering_queue *q, uint32_t id)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < q->nr_level_out; i++)
+		if (q->level_out[i] != id)
+			q->level_out[n++] = q->level_out[i];
+	q->nr_level_out = n;
+	n = 0;
+	for (uint32_t i = 0; i < q->nr_redeliver; i++)
+		if (q->redeliver[i].sub_id != id)
+			q->redeliver[n++] = q->redeliver[i];
+	q->nr_redeliver = n;
+}
+
+int onering_del(struct onering_queue *q, struct onering_sub sub)
+{
+	struct client_sub *s = live_sub(q, sub);
+	uint64_t deadline = 0;
+	int r;
+
+	if (!s)
+		return -ENOENT;
+	/* The cancellation itself: from here on no record of sub is returned. */
+	s->gen = 0;
+	if (s->level_out)
+		forget_level(q, sub.id);
+	s->level_out = false;
+	/* Tell the broker to drop the source. The ring is drained every poll
+	 * loop, so a full ring frees up quickly; wait a bounded time for it. */
+	while ((r = submit(q, ONERING_REQ_DEL, sub, 0)) == -EAGAIN) {
+		uint64_t now = now_ns();
+		if (!deadline)
+			deadline = now + DEL_SPIN_NS;
+		if (now > deadline || q->dead || q->att->dead)
+			return q->dead || q->att->dead ? 0 : -ETIMEDOUT;
+		onering_cpu_relax();
+	}
+	return r;
+}
+
+static int push_redeliver(struct onering_queue *q, const struct onering_event *e)
+{
+	if (q->nr_redeliver == q->cap_redeliver) {
+		uint32_t n = q->cap_redeliver ? q->cap_redeliver * 2 : 16;
+		struct onering_event *t = realloc(q->redeliver, n * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		q->redeliver = t;
+		q->cap_redeliver = n;
+	}
+	q->redeliver[q->nr_redeliver++] = *e;
+	return 0;
+}
+
+static int push_level_out(struct onering_queue *q, uint32_t id)
+{
+	if (q->nr_level_out == q->cap_level_out) {
+		uint32_t n = q->cap_level_out ? q->cap_level_out * 2 : 16;
+		uint32_t *t = realloc(q->level_out, n * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		q->level_out = t;
+		q->cap_level_out = n;
+	}
+	q->level_out[q->nr_level_out++] = id;
+	return 0;
+}
+
+int onering_collect(struct onering_queue *q)
+{
+	struct pollfd stack[64], *pfds = stack;
+	uint32_t n = q->nr_level_out, kept = 0;
+	int redelivered = 0;
+
+	q->since_collect = 0;
+	if (n == 0)
+		return 0;
+	if (n > 64) {
+		pfds = malloc(n * sizeof(*pfds));
+		if (!pfds)
+			return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		const struct client_sub *s = &q->subs[q->level_out[i]];
+		pfds[i] = (struct pollfd){.fd = s->fd, .events = (short)s->events};
+	}
+	/* The one system call of the consume path. */
+	if (poll(pfds, n, 0) < 0) {
+		int e = -errno;
+		if (pfds != stack)
+			free(pfds);
+		return e;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t id = q->level_out[i];
+		struct client_sub *s = &q->subs[id];
+		uint32_t ready = (uint32_t)pfds[i].revents & (s->events | POLLERR | POLLHUP);
+		if (ready) {
+			/* Still ready: return it again, keep it outstanding. */
+			struct onering_event e;
+			memset(&e, 0, sizeof(e));
+			e.cookie = s->cookie;
+			e.sub_id = id;
+			e.sub_gen = s->gen;
+			e.kind = ONERING_EV_FD;
+			e.flags = ONERING_EVF_LEVEL;
+			e.events = ready;
+			e.timestamp_ns = now_ns();
+			if (push_redeliver(q, &e) == 0)
+				redelivered++;
+			q->level_out[kept++] = id;
+		} else if (submit(q, ONERING_REQ_REARM, (struct onering_sub){id, s->gen}, 0) == 0) {
+			s->level_out = false; /* the broker reports it again when ready */
+		} else {
+			q->level_out[kept++] = id; /* ring full: re-arm on the next collection */
+		}
+	}
+	q->nr_level_out = kept;
+	if (pfds != stack)
+		free(pfds);
+	return redelivered;
+}
+
+/* Copy ring records to out, skipping cancelled ones. Returns count or -errno. */
+static int take_records(struct onering_queue *q, struct onering_event *out, unsigned max)
+{
+	unsigned n = 0;
+
+	while (n < max) {
+		const void *first = NULL;
+		int k = onering_ring_peek(&q->evc, &first, max - n);
+		if (k < 0)
+			return n ? (int)n : k;
+		if (k == 0)
+			break;
+		const struct onering_event *rec = first;
+		for (int i = 0; i < k; i++) {
+			const struct onering_event *e = &rec[i];
+			if (e->kind == ONERING_EV_CONTROL) {
+				if (e->payload.control.code == ONERING_CTL_SHUTDOWN)
+					q->dead = true;
+				continue;
+			}
+			uint32_t id = e->sub_id;
+			if (id >= q->nr_subs || q->subs[id].gen != e->sub_gen || e->sub_gen == 0)
+				continue; /* deleted (or never ours): the cancellation guarantee */
+			out[n++] = *e;
+			struct client_sub *s = &q->subs[id];
+			if (s->mode == ONERING_LEVEL && !s->level_out) {
+				s->level_out = true;
+				if (push_level_out(q, id) < 0)
+					s->level_out = false;
+			}
+		}
+		onering_ring_release(&q->evc, (uint32_t)k);
+	}
+	return (int)n;
+}
+
+int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max)
+{
+	unsigned n = 0;
+
+	if (q->nr_level_out && q->since_collect >= q->collect_every)
+		onering_collect(q);
+	if (q->nr_redeliver) {
+		unsigned k = q->nr_redeliver < max ? q->nr_redeliver : max;
+		memcpy(events, q->redeliver, k * sizeof(*events));
+		memmove(q->redeliver, q->redeliver + k, (q->nr_redeliver - k) * sizeof(*events));
+		q->nr_redeliver -= k;
+		n = k;
+	}
+	int r = take_records(q, events + n, max - n);
+	if (r < 0)
+		return n ? (int)n : r;
+	n += (unsigned)r;
+	q->since_collect += n;
+	if (n == 0 && (q->dead || q->att->dead))
+		return -ECONNRESET;
+	return (int)n;
+}
+
+int onering_pending(struct onering_queue *q)
+{
+	return (int)onering_ring_consumer_count(&q->evc);
+}
+
+int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned min,
+		 unsigned max, int64_t timeout_ns)
+{
+	unsigned got = 0;
+	uint64_t start = 0, deadline = UINT64_MAX, spin_until = 0;
+
+	if (min > max)
+		return -EINVAL;
+	for (;;) {
+		int r = onering_poll(q, events + got, max - got);
+		if (r < 0)
+			return got ? (int)got : r;
+		got += (unsigned)r;
+		if (got >= min || got == max)
+			return (int)got;
+
+		uint64_t now = now_ns();
+		if (!start) {
+			start = now;
+			if (timeout_ns >= 0)
+				deadline = now + (uint64_t)timeout_ns;
+			spin_until = now + q->spin_ns;
+		}
+		if (now >= deadline)
+			return (int)got;
+		if (now < spin_until) {
+			onering_cpu_relax();
+			continue;
+		}
+
+		/* Sleep path: collect LEVEL sources first, then the doorbell. */
+		if (q->nr_level_out && onering_collect(q) > 0)
+			continue;
+		uint32_t ticket = onering_doorbell_prepare(q->db);
+		if (onering_ring_consumer_count(&q->evc) != 0 || q->nr_redeliver) {
+			onering_doorbell_cancel(q->db);
+			continue;
+		}
+		uint64_t slice = deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
+		r = onering_doorbell_sleep(q->db, ticket, (int64_t)slice);
+		if (r == -EINTR)
+			return got ? (int)got : -EINTR;
+		if (r == -ETIMEDOUT && !client_broker_alive(q->att)) {
+			r = onering_poll(q, events + got, max - got); /* what is left */
+			if (r > 0)
+				got += (unsigned)r;
+			return got ? (int)got : -ECONNRESET;
+		}
+		spin_until = now_ns() + q->spin_ns;
+	}
+}

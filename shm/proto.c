@@ -1,0 +1,266 @@
+/* SPDX-License-Identifier: MIT */
+/* Control-protocol helpers shared by the broker and the client (shm/proto.h). */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "shm/abi.h"
+#include "shm/proto.h"
+
+void onering_msg_init(struct onering_msg *msg, uint16_t type, uint32_t seq)
+{
+	memset(msg, 0, sizeof(*msg));
+	msg->magic = ONERING_MSG_MAGIC;
+	msg->version = ONERING_PROTO_VERSION;
+	msg->type = type;
+	msg->seq = seq;
+}
+
+int onering_msg_send(int sock, const struct onering_msg *msg, const int *fds, unsigned nfds,
+		     int flags)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * ONERING_MSG_MAX_FDS)];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = {.iov_base = (void *)(uintptr_t)msg, .iov_len = sizeof(*msg)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+
+	if (nfds > ONERING_MSG_MAX_FDS)
+		return -EINVAL;
+	if (nfds) {
+		memset(&ctl, 0, sizeof(ctl));
+		mh.msg_control = ctl.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+		struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+		c->cmsg_level = SOL_SOCKET;
+		c->cmsg_type = SCM_RIGHTS;
+		c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+		memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+	}
+	ssize_t n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+	if (n < 0)
+		return -errno;
+	return n == (ssize_t)sizeof(*msg) ? 0 : -EIO;
+}
+
+int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_fds,
+		     unsigned *nfds, unsigned *extra_fds, int flags)
+{
+	/*
+	 * Room for far more fds than any message carries: one SCM_RIGHTS
+	 * message can bring up to 253 fds even into a small buffer's worth of
+	 * truncation; receive them all so they can be closed, not leaked.
+	 */
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 256)];
+		struct cmsghdr align;
+	} ctl;
+	struct onering_msg tmp;
+	struct iovec iov = {.iov_base = &tmp, .iov_len = sizeof(tmp)};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+	unsigned kept = 0, extra = 0;
+
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof(ctl.buf);
+	ssize_t n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
+	if (n < 0)
+		return -errno;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+		if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < count; i++) {
+			int fd;
+			memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof(int));
+			if (kept < max_fds && fds) {
+				fds[kept++] = fd;
+			} else {
+				close(fd);
+				extra++;
+			}
+		}
+	}
+	if (nfds)
+		*nfds = kept;
+	if (extra_fds)
+		*extra_fds = extra;
+	if (n == 0)
+		return -ECONNRESET;
+	if (n != (ssize_t)sizeof(tmp) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		for (unsigned i = 0; i < kept; i++)
+			close(fds[i]);
+		if (extra_fds)
+			*extra_fds = extra + kept;
+		if (nfds)
+			*nfds = 0;
+		return -EMSGSIZE;
+	}
+	memcpy(msg, &tmp, sizeof(tmp));
+	return 0;
+}
+
+int onering_msg_check(const struct onering_msg *msg)
+{
+	if (msg->magic != ONERING_MSG_MAGIC || msg->version != ONERING_PROTO_VERSION)
+		return -EPROTO;
+	return 0;
+}
+
+int onering_name_valid(const char *name)
+{
+	size_t n = 0;
+
+	if (!name)
+		return 0;
+	for (; name[n]; n++) {
+		char ch = name[n];
+		if (n >= ONERING_NAME_MAX - 1)
+			return 0;
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
+			return 0;
+	}
+	return n > 0 && name[0] != '.';
+}
+
+int onering_socket_dir(const char *dir, char *buf, size_t len)
+{
+	const char *env = getenv("ONERING_SOCKET_DIR");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (dir && *dir)
+		n = snprintf(buf, len, "%s", dir);
+	else if (env && *env)
+		n = snprintf(buf, len, "%s", env);
+	else if (geteuid() == 0)
+		n = snprintf(buf, len, "/run/onering");
+	else if (xdg && *xdg)
+		n = snprintf(buf, len, "%s/onering", xdg);
+	else
+		n = snprintf(buf, len, "/tmp/onering-%u", (unsigned)geteuid());
+	return (n < 0 || (size_t)n >= len) ? -ENAMETOOLONG : 0;
+}
+
+int onering_socket_path(const char *name, const char *dir, char *buf, size_t len)
+{
+	char d[256];
+	int r;
+
+	if (!onering_name_valid(name))
+		return -EINVAL;
+	r = onering_socket_dir(dir, d, sizeof(d));
+	if (r < 0)
+		return r;
+	r = snprintf(buf, len, "%s/%s.sock", d, name);
+	return (r < 0 || (size_t)r >= len) ? -ENAMETOOLONG : 0;
+}
+
+int onering_msg_recv_timeout(int sock, struct onering_msg *msg, int *fds, unsigned max_fds,
+			     unsigned *nfds, int timeout_ms)
+{
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
+	int r;
+
+	do {
+		r = poll(&pfd, 1, timeout_ms);
+	} while (r < 0 && errno == EINTR);
+	if (r < 0)
+		return -errno;
+	if (r == 0)
+		return -ETIMEDOUT;
+	return onering_msg_recv(sock, msg, fds, max_fds, nfds, NULL, MSG_DONTWAIT);
+}
+
+#define CONNECT_FAIL(code, ...)                               \
+	do {                                                  \
+		if (err && err_size)                          \
+			snprintf(err, err_size, __VA_ARGS__); \
+		if (s >= 0)                                   \
+			close(s);                             \
+		return (code);                                \
+	} while (0)
+
+int onering_proto_connect(const char *path, const char *name, int *sock,
+			  struct onering_msg *reply, char *err, size_t err_size)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	struct onering_msg m;
+	size_t len = strlen(path);
+	int s = -1, r;
+
+	if (len >= sizeof(sa.sun_path))
+		CONNECT_FAIL(-ENAMETOOLONG, "socket path %s is too long", path);
+	memcpy(sa.sun_path, path, len + 1);
+	s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		CONNECT_FAIL(-errno, "socket: %s", strerror(errno));
+	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		int e = errno;
+		if (e == ENOENT || e == ECONNREFUSED)
+			CONNECT_FAIL(-ENOENT,
+				     "broker \"%s\" is not running: nothing listens on %s "
+				     "(start it with: oneringd --name %s)",
+				     name, path, name);
+		if (e == EACCES || e == EPERM)
+			CONNECT_FAIL(-EACCES, "cannot connect to %s: %s (check the directory's "
+					      "permissions or the broker's --socket-dir)",
+				     path, strerror(e));
+		CONNECT_FAIL(-e, "connect %s: %s", path, strerror(e));
+	}
+	onering_msg_init(&m, ONERING_MSG_HELLO, 1);
+	m.u.hello.abi_major = ONERING_ABI_MAJOR;
+	m.u.hello.abi_minor = ONERING_ABI_MINOR;
+	m.u.hello.pid = (uint32_t)getpid();
+	snprintf(m.u.hello.name, sizeof(m.u.hello.name), "%s", name);
+	r = onering_msg_send(s, &m, NULL, 0, 0);
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
+		CONNECT_FAIL(r, "sending HELLO to %s: %s", path, strerror(-r));
+	/* A refusal may already be waiting even if the send failed. */
+	r = onering_msg_recv_timeout(s, &m, NULL, 0, NULL, 5000);
+	if (r == -ETIMEDOUT)
+		CONNECT_FAIL(r, "broker at %s did not answer HELLO within 5 s", path);
+	if (r < 0)
+		CONNECT_FAIL(r == -EMSGSIZE ? -EPROTO : r, "broker at %s hung up during HELLO: %s",
+			     path, strerror(-r));
+	if (onering_msg_check(&m) < 0)
+		CONNECT_FAIL(-EPROTO,
+			     "broker at %s speaks control protocol %u (magic 0x%08x); this library "
+			     "speaks %u",
+			     path, m.version, m.magic, ONERING_PROTO_VERSION);
+	if (m.type != (ONERING_MSG_HELLO | ONERING_MSG_REPLY))
+		CONNECT_FAIL(-EPROTO, "broker at %s answered HELLO with message type %u", path,
+			     m.type);
+	switch (m.status) {
+	case 0:
+		break;
+	case -EACCES:
+		CONNECT_FAIL(-EACCES,
+			     "broker \"%s\" refused uid %u: start it with --allow-uid %u "
+			     "(or --allow-gid)",
+			     name, (unsigned)geteuid(), (unsigned)geteuid());
+	case -EPROTO:
+		CONNECT_FAIL(-EPROTO,
+			     "shared-memory ABI mismatch: broker \"%s\" speaks %u.%u, this library "
+			     "speaks %u.%u",
+			     name, m.u.hello.abi_major, m.u.hello.abi_minor, ONERING_ABI_MAJOR,
+			     ONERING_ABI_MINOR);
+	case -ENXIO:
+		m.u.hello.name[ONERING_NAME_MAX - 1] = '\0';
+		CONNECT_FAIL(-ENXIO, "socket %s belongs to instance \"%s\", not \"%s\"", path,
+			     m.u.hello.name, name);
+	default:
+		CONNECT_FAIL(m.status < 0 ? m.status : -EPROTO, "broker \"%s\" refused HELLO: %s",
+			     name, strerror(m.status < 0 ? -m.status : EPROTO));
+	}
+	*sock = s;
+	if (reply)
+		*reply = m;
+	return 0;
+}

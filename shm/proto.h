@@ -1,0 +1,237 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The control protocol between libonering and oneringd: fixed-size,
+ * versioned messages on a Unix SOCK_SEQPACKET socket, file descriptors
+ * travelling with SCM_RIGHTS. Every message is one struct onering_msg
+ * (128 bytes); a message of any other length is malformed.
+ *
+ * The broker validates every message: magic, version, a known type, the
+ * fds it carries (exactly what the type expects; every other fd is closed),
+ * and each field before use. A bad message gets a reply with a negative
+ * errno in status and is counted; a client that keeps sending garbage is
+ * disconnected. Neither side ever blocks on the other: the broker sends
+ * with MSG_DONTWAIT and drops a client whose socket is full.
+ *
+ * Replies carry the request's seq and type | ONERING_MSG_REPLY.
+ */
+#ifndef ONERING_SHM_PROTO_H
+#define ONERING_SHM_PROTO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/atomic.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ONERING_MSG_MAGIC 0x4d524e4fu /* "ONRM" */
+#define ONERING_PROTO_VERSION 1u
+#define ONERING_MSG_SIZE 128u
+#define ONERING_MSG_REPLY 0x8000u
+#define ONERING_NAME_MAX 32u /* instance names, incl. the NUL */
+
+enum onering_msg_type {
+	ONERING_MSG_HELLO = 1,       /* first message: versions, pid, instance name */
+	ONERING_MSG_QUEUE_OPEN = 2,  /* reply carries 2 fds: events, consumer segment */
+	ONERING_MSG_QUEUE_CLOSE = 3,
+	ONERING_MSG_SUB_ADD = 4,     /* carries 1 fd: the source */
+	ONERING_MSG_STATS = 5,       /* reply: one STATS_ITEM per object, then STATS_END */
+	ONERING_MSG_STATS_ITEM = 6,
+	ONERING_MSG_STATS_END = 7,
+	ONERING_MSG_SHUTDOWN = 8,    /* broker -> client, unsolicited: the broker is stopping */
+	ONERING_MSG_TYPE_MAX = 8,
+};
+
+/*
+ * MOD, REARM and DEL of a subscription travel on the queue's submission
+ * ring (struct onering_request), not on the socket: no system call.
+ */
+
+/* Subscription modes (onering_msg.u.sub_add.mode). */
+enum onering_sub_mode {
+	ONERING_MODE_EDGE = 0,    /* one record per readiness edge */
+	ONERING_MODE_ONESHOT = 1, /* one record, then disarmed until REARM */
+	ONERING_MODE_LEVEL = 2,   /* one record; the client collects and re-arms */
+	ONERING_MODE_MAX = 2,
+};
+
+/* Stats objects (onering_msg.u.stats_item.what). */
+enum onering_stats_what {
+	ONERING_STATS_BROKER = 1,
+	ONERING_STATS_POLLER = 2,
+	ONERING_STATS_QUEUE = 3,
+};
+
+struct onering_msg_hello {
+	uint16_t abi_major; /* shared-memory ABI the sender speaks */
+	uint16_t abi_minor;
+	uint32_t pid;
+	uint64_t epoch;     /* reply: the broker's epoch */
+	uint32_t client_id; /* reply */
+	uint32_t pad;
+	char name[ONERING_NAME_MAX]; /* instance the client meant to reach */
+};
+
+struct onering_msg_queue_open {
+	uint32_t ev_capacity; /* request: wanted (0 = default); reply: granted */
+	uint32_t sq_capacity;
+	int32_t node;         /* request: -1 = the caller's node; reply: chosen node */
+	int32_t cpu;          /* request: sched_getcpu() of the opener, or -1 */
+	uint32_t queue_id;    /* reply */
+	uint32_t poller;      /* reply: index of the poller that serves it */
+	uint64_t start_pos;   /* reply: initial position of both rings */
+};
+
+struct onering_msg_queue {
+	uint32_t queue_id;
+};
+
+struct onering_msg_sub_add {
+	uint32_t queue_id;
+	uint32_t events; /* EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI */
+	uint32_t mode;   /* enum onering_sub_mode */
+	uint32_t pad;
+	uint64_t cookie;
+	uint32_t sub_id;  /* reply */
+	uint32_t sub_gen; /* reply */
+};
+
+struct onering_msg_stats_item {
+	uint32_t what; /* enum onering_stats_what */
+	uint32_t id;   /* poller index or queue id */
+	uint32_t owner_pid;
+	uint32_t node;
+	uint64_t counter[12]; /* meaning by what: see broker/stats.h */
+};
+
+struct onering_msg {
+	uint32_t magic;   /* ONERING_MSG_MAGIC */
+	uint16_t version; /* ONERING_PROTO_VERSION */
+	uint16_t type;    /* enum onering_msg_type, | ONERING_MSG_REPLY in replies */
+	uint32_t seq;     /* chosen by the requester, echoed in the reply */
+	int32_t status;   /* replies: 0 or a negative errno */
+	union {
+		uint8_t raw[ONERING_MSG_SIZE - 16];
+		struct onering_msg_hello hello;
+		struct onering_msg_queue_open queue_open;
+		struct onering_msg_queue queue;
+		struct onering_msg_sub_add sub_add;
+		struct onering_msg_stats_item stats_item;
+	} u;
+};
+
+ONERING_STATIC_ASSERT(sizeof(struct onering_msg) == ONERING_MSG_SIZE, "control message size");
+ONERING_STATIC_ASSERT(offsetof(struct onering_msg, u) == 16, "control message header");
+ONERING_STATIC_ASSERT(sizeof(struct onering_msg_stats_item) <= ONERING_MSG_SIZE - 16,
+		      "stats item fits");
+
+/* Counters in a STATS_ITEM, by object. */
+enum onering_queue_counter {
+	ONERING_QC_PUBLISHED,   /* records written into the ring */
+	ONERING_QC_CONSUMED,    /* records the client has released (its head) */
+	ONERING_QC_COALESCED,   /* readiness notifications merged into a pending record */
+	ONERING_QC_PENDING,     /* subscriptions waiting for ring space now */
+	ONERING_QC_DEFERRED,    /* records that had to wait for ring space, total */
+	ONERING_QC_WAKES,       /* futex wakes sent to the consumer */
+	ONERING_QC_REQUESTS,    /* submission-ring requests handled */
+	ONERING_QC_BAD_REQUESTS, /* submission-ring requests refused */
+	ONERING_QC_SUBS,        /* live subscriptions */
+	ONERING_QC_CAPACITY,
+	ONERING_QC_NR,
+};
+
+enum onering_poller_counter {
+	ONERING_PC_LOOPS,     /* poll loop iterations */
+	ONERING_PC_EVENTS,    /* readiness events harvested from epoll */
+	ONERING_PC_PUBLISHED, /* records published, all queues */
+	ONERING_PC_SLEEPS,    /* times the poller blocked when idle */
+	ONERING_PC_QUEUES,    /* queues served */
+	ONERING_PC_CPU,       /* core the poller is pinned to */
+	ONERING_PC_NR,
+};
+
+enum onering_broker_counter {
+	ONERING_BC_CLIENTS,        /* attached now */
+	ONERING_BC_ATTACHES,       /* total */
+	ONERING_BC_BAD_MESSAGES,   /* malformed control messages */
+	ONERING_BC_EXTRA_FDS,      /* fds closed because a message did not expect them */
+	ONERING_BC_DENIED,         /* connections refused by SO_PEERCRED */
+	ONERING_BC_DROPPED,        /* clients disconnected for misbehaving */
+	ONERING_BC_NR,
+};
+
+/* ---------------------------------------------------------------------- */
+/* Helpers shared by both ends (shm/proto.c).                              */
+
+#define ONERING_MSG_MAX_FDS 2 /* the most any message carries */
+
+/** Fill the fixed part of a message. */
+void onering_msg_init(struct onering_msg *msg, uint16_t type, uint32_t seq);
+
+/**
+ * Send one message with up to ONERING_MSG_MAX_FDS fds (SCM_RIGHTS).
+ * @param flags send(2) flags; the broker passes MSG_DONTWAIT
+ * @return 0; -EAGAIN the peer's socket is full; other -errno (EPIPE: peer gone).
+ */
+int onering_msg_send(int sock, const struct onering_msg *msg, const int *fds, unsigned nfds,
+		     int flags);
+
+/**
+ * Receive one message. Fds arrive close-on-exec; at most max_fds are kept
+ * in fds[], every other fd the message carried is closed and counted in
+ * *extra_fds. The message is not validated beyond its length.
+ * @return 0; -ECONNRESET the peer hung up; -EMSGSIZE the message was not
+ *   exactly ONERING_MSG_SIZE bytes (or MSG_TRUNC/MSG_CTRUNC); -EAGAIN
+ *   nothing to read (non-blocking); other -errno.
+ *   On -EMSGSIZE the fds it carried are still closed and counted.
+ */
+int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_fds,
+		     unsigned *nfds, unsigned *extra_fds, int flags);
+
+/** Check magic and version. @return 0 or -EPROTO. */
+int onering_msg_check(const struct onering_msg *msg);
+
+/** True for [A-Za-z0-9_.-]{1,31}. */
+int onering_name_valid(const char *name);
+
+/**
+ * The control socket path of an instance: dir/name.sock, where dir is the
+ * given one, else $ONERING_SOCKET_DIR, else /run/onering as root, else
+ * $XDG_RUNTIME_DIR/onering, else /tmp/onering-UID.
+ * @return 0; -EINVAL bad name; -ENAMETOOLONG the path does not fit.
+ */
+int onering_socket_path(const char *name, const char *dir, char *buf, size_t len);
+
+/** The directory part that onering_socket_path() would use. */
+int onering_socket_dir(const char *dir, char *buf, size_t len);
+
+/**
+ * Connect to the instance at path and say HELLO: the one handshake every
+ * client (libonering, the onering tool) goes through.
+ * @param name   the instance the caller means to reach
+ * @param sock   receives the connected socket (close-on-exec) on success
+ * @param reply  receives the broker's HELLO reply on success
+ * @param err    a readable reason on failure: what failed, the path or
+ *               uid involved, and how to fix it
+ * @return 0; -ENOENT no broker at path; -EACCES refused (uid named);
+ *   -EPROTO version mismatch (both named); -ENXIO another instance;
+ *   -ETIMEDOUT no reply in 5 s; -ECONNRESET hung up; other -errno.
+ */
+int onering_proto_connect(const char *path, const char *name, int *sock,
+			  struct onering_msg *reply, char *err, size_t err_size);
+
+/**
+ * Wait up to timeout_ms for one message on a blocking-or-not socket and
+ * receive it (fds as onering_msg_recv()).
+ * @return as onering_msg_recv(), or -ETIMEDOUT.
+ */
+int onering_msg_recv_timeout(int sock, struct onering_msg *msg, int *fds, unsigned max_fds,
+			     unsigned *nfds, int timeout_ms);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ONERING_SHM_PROTO_H */

@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+// End to end: oneringd as a child, libonering in the test. Sources, modes,
+// cancellation, overflow.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <map>
+#include <netinet/in.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+
+#include "harness.h"
+
+using onering_test::Broker;
+
+namespace {
+
+constexpr int64_t kMs = 1000 * 1000;
+constexpr int64_t kEventTimeout = 5000 * kMs; // an event that should come, comes by then
+constexpr int64_t kQuiet = 50 * kMs;          // how long "nothing more" is watched
+
+class DeliveryTest : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		ASSERT_TRUE(broker_.Start());
+		ASSERT_EQ(broker_.Attach(&att_), 0) << onering_last_error(nullptr);
+		ASSERT_EQ(onering_queue_open(att_, nullptr, &q_), 0);
+	}
+	void TearDown() override { onering_detach(att_); }
+
+	// Wait for one record; fails the test if none comes in time.
+	onering_event WaitOne()
+	{
+		onering_event e{};
+		int n = onering_wait(q_, &e, 1, 1, kEventTimeout);
+		EXPECT_EQ(n, 1) << onering_strerror(n);
+		return e;
+	}
+	// Records arriving within kQuiet.
+	int Drain(std::vector<onering_event> *out = nullptr)
+	{
+		onering_event evs[64];
+		int total = 0, n;
+		while ((n = onering_wait(q_, evs, 1, 64, kQuiet)) > 0) {
+			total += n;
+			if (out)
+				out->insert(out->end(), evs, evs + n);
+		}
+		return total;
+	}
+
+	Broker broker_;
+	struct onering *att_ = nullptr;
+	struct onering_queue *q_ = nullptr;
+};
+
+TEST_F(DeliveryTest, SocketpairReadinessArrivesWithCookie)
+{
+	int sv[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	onering_sub sub;
+	ASSERT_EQ(onering_add(q_, sv[0], EPOLLIN, ONERING_EDGE, 0xabc, &sub), 0);
+	ASSERT_EQ(write(sv[1], "x", 1), 1);
+	onering_event e = WaitOne();
+	EXPECT_EQ(e.cookie, 0xabcu);
+	EXPECT_EQ(e.kind, ONERING_EV_FD);
+	EXPECT_TRUE(e.events & EPOLLIN);
+	EXPECT_EQ(e.sub_id, sub.id);
+	EXPECT_EQ(e.sub_gen, sub.gen);
+	EXPECT_GT(e.timestamp_ns, 0u);
+	close(sv[1]); // hang-up is an edge too
+	e = WaitOne();
+	EXPECT_TRUE(e.events & (EPOLLHUP | EPOLLRDHUP | EPOLLIN));
+	close(sv[0]);
+}
+
+TEST_F(DeliveryTest, PipeEventfdAndTimerfdEachDeliver)
+{
+	int p[2];
+	ASSERT_EQ(pipe2(p, O_NONBLOCK), 0);
+	int efd = eventfd(0, EFD_NONBLOCK);
+	int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK);
+	onering_sub s1, s2, s3;
+	ASSERT_EQ(onering_add(q_, p[0], EPOLLIN, ONERING_EDGE, 1, &s1), 0);
+	ASSERT_EQ(onering_add(q_, efd, EPOLLIN, ONERING_EDGE, 2, &s2), 0);
+	ASSERT_EQ(onering_add(q_, tfd, EPOLLIN, ONERING_EDGE, 3, &s3), 0);
+	ASSERT_EQ(write(p[1], "x", 1), 1);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	struct itimerspec its = {};
+	its.it_value.tv_nsec = 1000 * 1000;
+	ASSERT_EQ(timerfd_settime(tfd, 0, &its, nullptr), 0);
+	std::map<uint64_t, int> seen;
+	for (int i = 0; i < 3; i++)
+		seen[WaitOne().cookie]++;
+	EXPECT_EQ(seen[1], 1);
+	EXPECT_EQ(seen[2], 1);
+	EXPECT_EQ(seen[3], 1);
+	close(p[0]);
+	close(p[1]);
+	close(efd);
+	close(tfd);
+}
+
+TEST_F(DeliveryTest, ListeningSocketReportsAcceptReadiness)
+{
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+	sockaddr_in sa = {};
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ASSERT_EQ(bind(l, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)), 0);
+	socklen_t len = sizeof(sa);
+	ASSERT_EQ(getsockname(l, reinterpret_cast<sockaddr *>(&sa), &len), 0);
+	ASSERT_EQ(listen(l, 8), 0);
+	onering_sub sub;
+	ASSERT_EQ(onering_add(q_, l, EPOLLIN, ONERING_EDGE, 77, &sub), 0);
+	int c = socket(AF_INET, SOCK_STREAM, 0);
+	ASSERT_EQ(connect(c, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)), 0);
+	onering_event e = WaitOne();
+	EXPECT_EQ(e.cookie, 77u);
+	int a = accept(l, nullptr, nullptr);
+	EXPECT_GE(a, 0) << "the record promised a connection to accept";
+	close(a);
+	close(c);
+	close(l);
+}
+
+TEST_F(DeliveryTest, EdgeDeliversOncePerEdge)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	onering_sub sub;
+	ASSERT_EQ(onering_add(q_, efd, EPOLLIN, ONERING_EDGE, 5, &sub), 0);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	WaitOne();
+	EXPECT_EQ(Drain(), 0) << "no new edge, no new record (data still unread)";
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	WaitOne();
+	EXPECT_EQ(Drain(), 0);
+	close(efd);
+}
+
+TEST_F(DeliveryTest, OneshotDeliversOnceUntilRearmed)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	onering_sub sub;
+	ASSERT_EQ(onering_add(q_, efd, EPOLLIN, ONERING_ONESHOT, 6, &sub), 0);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	WaitOne();
+	ASSERT_EQ(eventfd_write(efd, 1), 0); // a new edge, but disarmed
+	EXPECT_EQ(Drain(), 0);
+	ASSERT_EQ(onering_rearm(q_, sub), 0); // still readable: reported again
+	onering_event e = WaitOne();
+	EXPECT_EQ(e.cookie, 6u);
+	EXPECT_EQ(Drain(), 0);
+	EXPECT_EQ(onering_rearm(q_, onering_sub{sub.id, sub.gen + 1}), -ENOENT);
+	close(efd);
+}
+
+TEST_F(DeliveryTest, LevelRedeliversThroughCollectionUntilRead)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	onering_sub sub;
+	ASSERT_EQ(onering_add(q_, efd, EPOLLIN, ONERING_LEVEL, 8, &sub), 0);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	onering_event e = WaitOne();
+	EXPECT_TRUE(e.flags & ONERING_EVF_LEVEL);
+	// Not read yet: the broker does not republish it ...
+	onering_event evs[4];
+	EXPECT_EQ(onering_poll(q_, evs, 4), 0);
+	// ... the collection call finds it still ready and returns it again.
+	EXPECT_EQ(onering_collect(q_), 1);
+	ASSERT_EQ(onering_poll(q_, evs, 4), 1);
+	EXPECT_EQ(evs[0].cookie, 8u);
+	EXPECT_EQ(onering_collect(q_), 1);
+	ASSERT_EQ(onering_poll(q_, evs, 4), 1);
+	// Read it: the next collection re-arms it in the broker and returns nothing.
+	eventfd_t v;
+	ASSERT_EQ(eventfd_read(efd, &v), 0);
+	EXPECT_EQ(onering_collect(q_), 0);
+	EXPECT_EQ(Drain(), 0);
+	// Ready again: the re-armed broker side reports it once more.
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	e = WaitOne();
+	EXPECT_EQ(e.cookie, 8u);
+	close(efd);
+}
+
+TEST_F(DeliveryTest, WaitCollectsLevelSourcesBeforeSleeping)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	onering_sub sub;
+	ASSERT_EQ(onering_add(q_, efd, EPOLLIN, ONERING_LEVEL, 9, &sub), 0);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	WaitOne();
+	// Unread: every wait re-delivers it instead of sleeping forever.
+	for (int i = 0; i < 3; i++) {
+		onering_event e = WaitOne();
+		EXPECT_EQ(e.cookie, 9u);
+	}
+	close(efd);
+}
+
+TEST_F(DeliveryTest, DeletedSubscriptionIsNeverReturnedEvenFromTheRing)
+{
+	int efd = eventfd(0, EFD_NONBLOCK);
+	int other = eventfd(0, EFD_NONBLOCK);
+	onering_sub sub, keep;
+	ASSERT_EQ(onering_add(q_, efd, EPOLLIN, ONERING_EDGE, 10, &sub), 0);
+	ASSERT_EQ(onering_add(q_, other, EPOLLIN, ONERING_EDGE, 11, &keep), 0);
+	// Fill the ring with records of sub without consuming them.
+	for (int i = 0; i < 50; i++) {
+		ASSERT_EQ(eventfd_write(efd, 1), 0);
+		for (int spin = 0; spin < 1000000 && onering_pending(q_) <= i; spin++)
+			onering_cpu_relax();
+	}
+	ASSERT_GT(onering_pending(q_), 0) << "records of sub are sitting in the ring";
+	ASSERT_EQ(eventfd_write(other, 1), 0);
+	ASSERT_EQ(onering_del(q_, sub), 0);
+	// Everything left in the ring: only the other subscription's record.
+	std::vector<onering_event> got;
+	Drain(&got);
+	ASSERT_EQ(got.size(), 1u);
+	EXPECT_EQ(got[0].cookie, 11u);
+	EXPECT_EQ(onering_del(q_, sub), -ENOENT);
+	// The broker dropped the source: more writes produce nothing.
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	EXPECT_EQ(Drain(), 0);
+	close(efd);
+	close(other);
+}
+
+TEST_F(DeliveryTest, AddRejectsBadArguments)
+{
+	onering_sub sub;
+	int efd = eventfd(0, 0);
+	EXPECT_EQ(onering_add(q_, 12345, EPOLLIN, ONERING_EDGE, 0, &sub), -EBADF);
+	EXPECT_EQ(onering_add(q_, efd, EPOLLIN, 7, 0, &sub), -EINVAL);
+	EXPECT_EQ(onering_add(q_, efd, EPOLLET, ONERING_EDGE, 0, &sub), -EINVAL);
+	int file = open("/proc/self/status", O_RDONLY); // epoll cannot watch it
+	EXPECT_EQ(onering_add(q_, file, EPOLLIN, ONERING_EDGE, 0, &sub), -EINVAL);
+	close(file);
+	close(efd);
+}
+
+// A one-slot ring and 1,000 ready sources: nothing is lost, and the
+// coalescing counters account for every readiness report.
+TEST(OverflowTest, OneSlotRingWithThousandSourcesLosesNone)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start({"--idle-sleep-ms", "-1"}));
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	onering_queue_options o = {};
+	o.capacity = 1;
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
+	constexpr int kSources = 1000;
+	std::vector<int> fds;
+	for (int i = 0; i < kSources; i++) {
+		int efd = eventfd(0, EFD_NONBLOCK);
+		ASSERT_GE(efd, 0);
+		onering_sub sub;
+		ASSERT_EQ(onering_add(q, efd, EPOLLIN, ONERING_EDGE, (uint64_t)i, &sub), 0);
+		fds.push_back(efd);
+	}
+	// Two edges per source, the second while most are still pending.
+	for (int fd : fds)
+		ASSERT_EQ(eventfd_write(fd, 1), 0);
+	for (int fd : fds)
+		ASSERT_EQ(eventfd_write(fd, 1), 0);
+
+	std::vector<int> seen(kSources, 0);
+	uint64_t records = 0, reports = 0, coalesced_records = 0;
+	onering_event e;
+	int n;
+	while ((n = onering_wait(q, &e, 1, 1, 500 * kMs)) == 1) {
+		ASSERT_LT(e.cookie, (uint64_t)kSources);
+		seen[e.cookie]++;
+		records++;
+		reports += e.payload.u64[0];
+		if (e.flags & ONERING_EVF_COALESCED) {
+			coalesced_records++;
+			EXPECT_GE(e.payload.u64[0], 2u);
+		}
+	}
+	for (int i = 0; i < kSources; i++)
+		EXPECT_GE(seen[i], 1) << "source " << i << " lost";
+	EXPECT_GT(coalesced_records, 0u) << "pending sources merged their second edge";
+	// Each write is at most one readiness report, and every report the
+	// broker harvested is counted in some record.
+	EXPECT_GE(reports, (uint64_t)kSources);
+	EXPECT_LE(reports, 2u * kSources);
+	EXPECT_GT(reports, records) << "merged reports are counted, not dropped";
+	for (int fd : fds)
+		close(fd);
+	onering_detach(att);
+}
+
+} // namespace

@@ -1,0 +1,176 @@
+// SPDX-License-Identifier: MIT
+// Test harness: a oneringd child started for one test and stopped by pid.
+#ifndef ONERING_TESTS_HARNESS_H
+#define ONERING_TESTS_HARNESS_H
+
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <string>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include "client/onering.h"
+
+#ifndef ONERINGD_PATH
+#error "ONERINGD_PATH must name the oneringd binary under test"
+#endif
+
+namespace onering_test {
+
+// A unique private socket directory per broker; removed at the end.
+inline std::string MakeTempDir()
+{
+	char tmpl[] = "/tmp/onering-test-XXXXXX";
+	char *d = mkdtemp(tmpl);
+	return d ? std::string(d) : std::string();
+}
+
+class Broker {
+public:
+	// Start oneringd --foreground with extra args and wait (bounded) until it
+	// says it serves, through --ready-fd. Returns false on failure.
+	bool Start(const std::vector<std::string> &extra = {}, const std::string &name = "t")
+	{
+		dir_ = MakeTempDir();
+		name_ = name;
+		if (dir_.empty())
+			return false;
+		log_ = dir_ + "/oneringd.log";
+		int p[2];
+		if (pipe2(p, 0) < 0)
+			return false;
+		std::vector<std::string> args = {ONERINGD_PATH, "--foreground", "--name", name_,
+						 "--socket-dir", dir_, "--ready-fd", "3",
+						 "--no-hugepages"};
+		args.insert(args.end(), extra.begin(), extra.end());
+		pid_ = fork();
+		if (pid_ < 0)
+			return false;
+		if (pid_ == 0) {
+			dup2(p[1], 3);
+			int log = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+			if (log >= 0)
+				dup2(log, 2);
+			std::vector<char *> argv;
+			for (auto &a : args)
+				argv.push_back(const_cast<char *>(a.c_str()));
+			argv.push_back(nullptr);
+			execv(argv[0], argv.data());
+			_exit(127);
+		}
+		close(p[1]);
+		struct pollfd pfd = {p[0], POLLIN, 0};
+		int r = poll(&pfd, 1, 10000);
+		char c = 0;
+		bool ok = r == 1 && read(p[0], &c, 1) == 1 && c == 'R';
+		close(p[0]);
+		if (!ok)
+			Stop();
+		return ok;
+	}
+
+	// SIGTERM, then wait (bounded) for exit; SIGKILL if it does not go.
+	// Returns the exit status, or -1.
+	int Stop(int sig = SIGTERM)
+	{
+		if (pid_ <= 0)
+			return -1;
+		kill(pid_, sig);
+		int status = -1;
+		for (int i = 0; i < 1000; i++) { // 10 s at most
+			pid_t r = waitpid(pid_, &status, WNOHANG);
+			if (r == pid_)
+				break;
+			if (i == 999) {
+				kill(pid_, SIGKILL);
+				waitpid(pid_, &status, 0);
+			}
+			usleep(10000);
+		}
+		pid_ = -1;
+		return status;
+	}
+
+	~Broker()
+	{
+		Stop();
+		if (!dir_.empty()) {
+			if (::testing::Test::HasFailure())
+				DumpLog();
+			unlink(log_.c_str());
+			unlink((dir_ + "/" + name_ + ".sock").c_str());
+			rmdir(dir_.c_str());
+		}
+	}
+
+	void DumpLog() const
+	{
+		FILE *f = fopen(log_.c_str(), "r");
+		char line[512];
+		if (!f)
+			return;
+		fprintf(stderr, "---- oneringd log ----\n");
+		while (fgets(line, sizeof(line), f))
+			fputs(line, stderr);
+		fclose(f);
+	}
+
+	int Attach(struct onering **out) const
+	{
+		struct onering_attach_options o = {};
+		o.name = name_.c_str();
+		o.socket_dir = dir_.c_str();
+		return onering_attach_opts(&o, out);
+	}
+
+	std::string SocketPath() const { return dir_ + "/" + name_ + ".sock"; }
+	const std::string &Dir() const { return dir_; }
+	const std::string &Name() const { return name_; }
+	pid_t Pid() const { return pid_; }
+
+	// Open fds of the broker process.
+	int FdCount() const
+	{
+		std::string p = "/proc/" + std::to_string(pid_) + "/fd";
+		DIR *d = opendir(p.c_str());
+		int n = 0;
+		if (!d)
+			return -1;
+		while (readdir(d))
+			n++;
+		closedir(d);
+		return n - 2;
+	}
+
+	// Mappings of the broker process.
+	int MapCount() const
+	{
+		std::string p = "/proc/" + std::to_string(pid_) + "/maps";
+		FILE *f = fopen(p.c_str(), "r");
+		int n = 0, ch;
+		if (!f)
+			return -1;
+		while ((ch = fgetc(f)) != EOF)
+			n += ch == '\n';
+		fclose(f);
+		return n;
+	}
+
+private:
+	pid_t pid_ = -1;
+	std::string dir_, name_, log_;
+};
+
+} // namespace onering_test
+
+#endif
