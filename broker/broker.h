@@ -209,6 +209,7 @@ struct broker_client {
 	pid_t pid;
 	uid_t uid;
 	bool hello_done;
+	int refuse; /* -EACCES / -EUSERS: answer the HELLO with it, then drop */
 	uint32_t bad_messages;
 	struct cds_list_head node;   /* broker->clients */
 	struct cds_list_head queues; /* its struct broker_queue */

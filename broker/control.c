@@ -353,6 +353,16 @@ static bool client_readable(struct broker *b, struct broker_client *c)
 		bad_message(b, c, &m, -EINVAL, "control message with unexpected file descriptors");
 		return true;
 	}
+	if (c->refuse) {
+		if (nfds)
+			close(fds[0]);
+		struct onering_msg rep;
+		onering_msg_init(&rep, ONERING_MSG_HELLO | ONERING_MSG_REPLY, m.seq);
+		rep.status = c->refuse;
+		send_reply(b, c, &rep, NULL, 0);
+		client_drop(b, c, NULL);
+		return false;
+	}
 	if (!c->hello_done && m.type != ONERING_MSG_HELLO) {
 		if (nfds)
 			close(fds[0]);
@@ -405,32 +415,25 @@ static void accept_client(struct broker *b)
 		close(sock);
 		return;
 	}
+	int refuse = 0;
 	if (!peer_allowed(b, &cred)) {
-		struct onering_msg m;
 		broker_count(&b->ctr[ONERING_BC_DENIED], 1);
 		onering_log(ONERING_LOG_NOTICE,
 			    "refused pid %d uid %u gid %u (allow it with --allow-uid %u)",
 			    (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid,
 			    (unsigned)cred.uid);
-		onering_msg_init(&m, ONERING_MSG_HELLO | ONERING_MSG_REPLY, 0);
-		m.status = -EACCES;
-		onering_msg_send(sock, &m, NULL, 0, MSG_DONTWAIT);
-		close(sock);
-		return;
-	}
-	unsigned count = 0;
-	struct broker_client *o;
-	cds_list_for_each_entry(o, &b->clients, node)
-		count++;
-	if (count >= b->cfg.max_clients) {
-		struct onering_msg m;
-		onering_log(ONERING_LOG_WARN, "refused pid %d: %u clients attached (--max-clients)",
-			    (int)cred.pid, count);
-		onering_msg_init(&m, ONERING_MSG_HELLO | ONERING_MSG_REPLY, 0);
-		m.status = -EUSERS;
-		onering_msg_send(sock, &m, NULL, 0, MSG_DONTWAIT);
-		close(sock);
-		return;
+		refuse = -EACCES;
+	} else {
+		unsigned count = 0;
+		struct broker_client *o;
+		cds_list_for_each_entry(o, &b->clients, node)
+			count++;
+		if (count >= b->cfg.max_clients) {
+			onering_log(ONERING_LOG_WARN,
+				    "refused pid %d: %u clients attached (--max-clients)",
+				    (int)cred.pid, count);
+			refuse = -EUSERS;
+		}
 	}
 	struct broker_client *c = calloc(1, sizeof(*c));
 	if (!c) {
@@ -443,6 +446,9 @@ static void accept_client(struct broker *b)
 	c->sock = sock;
 	c->pid = cred.pid;
 	c->uid = cred.uid;
+	/* A refused peer is answered once its HELLO is read: closing with its
+	 * message unread would reset the connection before it sees why. */
+	c->refuse = refuse;
 	CDS_INIT_LIST_HEAD(&c->queues);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
 	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {

@@ -1,0 +1,573 @@
+// SPDX-License-Identifier: MIT
+// End to end: zero system calls, hostile clients, dead peers, leaks,
+// several clients, shutdown, and the broker's command line.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <thread>
+
+#include "client/client.h"
+#include "harness.h"
+#include "shm/proto.h"
+
+using onering_test::Broker;
+
+namespace {
+
+constexpr int64_t kMs = 1000 * 1000;
+
+// ---- zero system calls ---------------------------------------------------
+
+// Kill the process on any system call but exit_group.
+int InstallSeccompKillAll()
+{
+	struct sock_filter filter[] = {
+		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit_group, 0, 1),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+	};
+	struct sock_fprog prog = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])),
+				  filter};
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+		return -errno;
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
+		return -errno;
+	return 0;
+}
+
+TEST(ZeroSyscallTest, EdgeRecordsAreConsumedUnderASeccompFilterThatKillsOnAnySyscall)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start({"--idle-sleep-ms", "-1"}));
+	int efd = eventfd(0, EFD_NONBLOCK);
+	int ready[2];
+	ASSERT_EQ(pipe(ready), 0);
+	constexpr long kRecords = 1000000;
+
+	pid_t child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		struct onering *att;
+		struct onering_queue *q;
+		onering_queue_options o = {};
+		o.capacity = 4096;
+		onering_sub sub;
+		if (broker.Attach(&att) < 0 || onering_queue_open(att, &o, &q) < 0 ||
+		    onering_add(q, efd, EPOLLIN, ONERING_EDGE, 42, &sub) < 0)
+			_exit(3);
+		static onering_event evs[256];
+		if (write(ready[1], "r", 1) != 1 || InstallSeccompKillAll() < 0)
+			_exit(4);
+		// From here on any system call kills the process.
+		long got = 0;
+		for (uint64_t spins = 0; got < kRecords; spins++) {
+			int n = onering_poll(q, evs, 256);
+			if (n < 0)
+				_exit(5);
+			for (int i = 0; i < n; i++)
+				if (evs[i].cookie != 42)
+					_exit(6);
+			got += n;
+			if (spins > 50000000000ull) // bounded: about a minute of spinning
+				_exit(7);
+		}
+		_exit(0); // exit_group
+	}
+	char c;
+	ASSERT_EQ(read(ready[0], &c, 1), 1);
+	int status = 0;
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+	for (uint64_t i = 0;; i++) {
+		eventfd_write(efd, 1);
+		if ((i & 1023) == 0) {
+			if (waitpid(child, &status, WNOHANG) == child)
+				break;
+			if (std::chrono::steady_clock::now() > deadline) {
+				kill(child, SIGKILL);
+				waitpid(child, &status, 0);
+				FAIL() << "consumer did not finish";
+			}
+		}
+	}
+	ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status)
+				       << (WTERMSIG(status) == SIGSYS ? " (a system call!)" : "");
+	EXPECT_EQ(WEXITSTATUS(status), 0);
+	close(efd);
+	close(ready[0]);
+	close(ready[1]);
+}
+
+// ---- hostile control messages --------------------------------------------
+
+class HostileClientTest : public ::testing::Test {
+protected:
+	void SetUp() override { ASSERT_TRUE(broker_.Start()); }
+
+	int Connect()
+	{
+		int s = -1;
+		char err[512];
+		EXPECT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(),
+						&s, nullptr, err, sizeof(err)), 0) << err;
+		return s;
+	}
+	static int RawConnect(const std::string &path)
+	{
+		int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+		sockaddr_un sa = {};
+		sa.sun_family = AF_UNIX;
+		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path.c_str());
+		if (connect(s, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)) < 0) {
+			close(s);
+			return -1;
+		}
+		return s;
+	}
+	// Send raw bytes (with optional fds); return the reply's status, or
+	// 1 for a hang-up, 2 for no reply within 5 s.
+	static int SendRaw(int s, const void *buf, size_t len, const int *fds = nullptr,
+			   unsigned nfds = 0)
+	{
+		char ctl[CMSG_SPACE(sizeof(int) * 8)] = {};
+		iovec iov = {const_cast<void *>(buf), len};
+		msghdr mh = {};
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		if (nfds) {
+			mh.msg_control = ctl;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+			cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+			memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+		}
+		if (sendmsg(s, &mh, MSG_NOSIGNAL) < 0)
+			return 1;
+		onering_msg rep;
+		int r = onering_msg_recv_timeout(s, &rep, nullptr, 0, nullptr, 5000);
+		if (r == -ECONNRESET)
+			return 1;
+		if (r == -ETIMEDOUT)
+			return 2;
+		return r < 0 ? r : rep.status;
+	}
+	static onering_msg Msg(uint16_t type)
+	{
+		onering_msg m;
+		onering_msg_init(&m, type, 9);
+		return m;
+	}
+	// A well-behaved client gets an event through the same broker.
+	void ExpectOtherClientServed()
+	{
+		struct onering *att;
+		struct onering_queue *q;
+		ASSERT_EQ(broker_.Attach(&att), 0) << onering_last_error(nullptr);
+		ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+		int efd = eventfd(0, EFD_NONBLOCK);
+		onering_sub sub;
+		ASSERT_EQ(onering_add(q, efd, EPOLLIN, ONERING_EDGE, 5, &sub), 0);
+		ASSERT_EQ(eventfd_write(efd, 1), 0);
+		onering_event e;
+		EXPECT_EQ(onering_wait(q, &e, 1, 1, 5000 * kMs), 1);
+		EXPECT_EQ(e.cookie, 5u);
+		close(efd);
+		onering_detach(att);
+	}
+	uint64_t BrokerCounter(unsigned idx)
+	{
+		int s = Connect();
+		onering_msg m = Msg(ONERING_MSG_STATS);
+		EXPECT_EQ(onering_msg_send(s, &m, nullptr, 0, 0), 0);
+		uint64_t v = ~0ull;
+		while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
+		       m.type != ONERING_MSG_STATS_END)
+			if (m.type == ONERING_MSG_STATS_ITEM && m.u.stats_item.what == ONERING_STATS_BROKER)
+				v = m.u.stats_item.counter[idx];
+		close(s);
+		return v;
+	}
+	Broker broker_;
+};
+
+TEST_F(HostileClientTest, MalformedMessagesGetErrorRepliesAndCounters)
+{
+	int s = Connect();
+	onering_msg m = Msg(ONERING_MSG_QUEUE_OPEN);
+	m.magic = 0x12345678;
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m)), -EPROTO) << "wrong magic";
+	m = Msg(ONERING_MSG_QUEUE_OPEN);
+	m.version = ONERING_PROTO_VERSION + 1;
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m)), -EPROTO) << "wrong version";
+	m = Msg(ONERING_MSG_QUEUE_OPEN);
+	EXPECT_EQ(SendRaw(s, &m, 40), -EMSGSIZE) << "truncated";
+	char big[512] = {};
+	memcpy(big, &m, sizeof(m));
+	EXPECT_EQ(SendRaw(s, big, sizeof(big)), -EMSGSIZE) << "oversized";
+	m = Msg(200);
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m)), -EOPNOTSUPP) << "unknown type";
+	m = Msg(ONERING_MSG_QUEUE_OPEN);
+	m.u.queue_open.ev_capacity = 3;
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m)), -EINVAL) << "capacity not a power of two";
+	m = Msg(ONERING_MSG_SUB_ADD);
+	m.u.sub_add.queue_id = 999;
+	int efd = eventfd(0, 0);
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m), &efd, 1), -ENOENT) << "someone else's queue";
+	m = Msg(ONERING_MSG_HELLO);
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m)), -EALREADY) << "second HELLO";
+	EXPECT_GE(BrokerCounter(ONERING_BC_BAD_MESSAGES), 5u);
+	ExpectOtherClientServed();
+	close(efd);
+	close(s);
+}
+
+TEST_F(HostileClientTest, UnexpectedFileDescriptorsAreClosedNotLeaked)
+{
+	int s = Connect();
+	int base = broker_.FdCount();
+	int fds[3] = {eventfd(0, 0), eventfd(0, 0), eventfd(0, 0)};
+	onering_msg m = Msg(ONERING_MSG_STATS);
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m), fds, 3), -EINVAL) << "fds on a message that takes none";
+	m = Msg(ONERING_MSG_SUB_ADD);
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m), fds, 3), -EINVAL) << "three fds where one is expected";
+	EXPECT_EQ(broker_.FdCount(), base) << "every fd that came along was closed";
+	EXPECT_GE(BrokerCounter(ONERING_BC_EXTRA_FDS), 5u);
+	for (int fd : fds)
+		close(fd);
+	ExpectOtherClientServed();
+	close(s);
+}
+
+TEST_F(HostileClientTest, RequestBeforeHelloIsRefused)
+{
+	int s = RawConnect(broker_.SocketPath());
+	ASSERT_GE(s, 0);
+	onering_msg m = Msg(ONERING_MSG_QUEUE_OPEN);
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m)), -EPERM);
+	close(s);
+}
+
+TEST_F(HostileClientTest, PersistentGarbageGetsTheClientDroppedAlone)
+{
+	int s = Connect();
+	char junk[ONERING_MSG_SIZE];
+	memset(junk, 0x5a, sizeof(junk));
+	int r = 0;
+	for (int i = 0; i < 100 && r != 1; i++)
+		r = SendRaw(s, junk, sizeof(junk));
+	EXPECT_EQ(r, 1) << "the broker hangs up on a client that only sends garbage";
+	EXPECT_GE(BrokerCounter(ONERING_BC_DROPPED), 1u);
+	ExpectOtherClientServed();
+	close(s);
+}
+
+TEST_F(HostileClientTest, AbiMismatchAndWrongInstanceAreNamed)
+{
+	int s = RawConnect(broker_.SocketPath());
+	onering_msg m = Msg(ONERING_MSG_HELLO);
+	m.u.hello.abi_major = ONERING_ABI_MAJOR + 1;
+	snprintf(m.u.hello.name, sizeof(m.u.hello.name), "%s", broker_.Name().c_str());
+	EXPECT_EQ(SendRaw(s, &m, sizeof(m)), -EPROTO);
+	close(s);
+
+	// A socket reached under another instance's name.
+	std::string alias = broker_.Dir() + "/other.sock";
+	ASSERT_EQ(symlink(broker_.SocketPath().c_str(), alias.c_str()), 0);
+	onering_attach_options o = {};
+	o.name = "other";
+	o.socket_dir = broker_.Dir().c_str();
+	struct onering *att = nullptr;
+	EXPECT_EQ(onering_attach_opts(&o, &att), -ENXIO);
+	EXPECT_NE(std::string(onering_last_error(nullptr)).find("\"t\""), std::string::npos)
+		<< onering_last_error(nullptr);
+	unlink(alias.c_str());
+
+	o.name = "nobody-runs-this";
+	EXPECT_EQ(onering_attach_opts(&o, &att), -ENOENT);
+	std::string err = onering_last_error(nullptr);
+	EXPECT_NE(err.find(broker_.Dir()), std::string::npos) << "names the socket path: " << err;
+	EXPECT_NE(err.find("not running"), std::string::npos) << err;
+}
+
+TEST_F(HostileClientTest, OtherUserIsRefusedWithTheFix)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "needs root to act as another user";
+	chmod(broker_.Dir().c_str(), 0755);
+	int pipefd[2];
+	ASSERT_EQ(pipe(pipefd), 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(2);
+		struct onering *att;
+		int r = broker_.Attach(&att);
+		const char *err = onering_last_error(nullptr);
+		if (write(pipefd[1], err, strlen(err) + 1) < 0)
+			_exit(3);
+		_exit(r == -EACCES ? 0 : 1);
+	}
+	char err[512] = {};
+	ASSERT_GT(read(pipefd[0], err, sizeof(err) - 1), 0);
+	int status;
+	waitpid(pid, &status, 0);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status " << status << ": " << err;
+	EXPECT_NE(std::string(err).find("uid 65534"), std::string::npos) << err;
+	EXPECT_NE(std::string(err).find("--allow-uid"), std::string::npos) << err;
+	EXPECT_GE(BrokerCounter(ONERING_BC_DENIED), 1u);
+	close(pipefd[0]);
+	close(pipefd[1]);
+}
+
+// ---- hostile shared memory -------------------------------------------------
+
+TEST_F(HostileClientTest, GarbageHeadIndexDropsOnlyThatClient)
+{
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	onering_queue_options o = {};
+	o.capacity = 1;
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
+	int a = eventfd(0, EFD_NONBLOCK), b = eventfd(0, EFD_NONBLOCK);
+	onering_sub sa, sb;
+	ASSERT_EQ(onering_add(q, a, EPOLLIN, ONERING_EDGE, 1, &sa), 0);
+	ASSERT_EQ(onering_add(q, b, EPOLLIN, ONERING_EDGE, 2, &sb), 0);
+	// The client scribbles on the one word of the event ring it may write.
+	onering_atomic_store(q->evc.head_word, 0xdeadbeefcafeull, onering_mo_release);
+	ASSERT_EQ(eventfd_write(a, 1), 0); // fills the one slot
+	ASSERT_EQ(eventfd_write(b, 1), 0); // needs space: the broker reads the head
+	onering_event e;
+	int r = 0;
+	for (int i = 0; i < 100 && r >= 0; i++) // bounded: 100 x 50 ms
+		r = onering_wait(q, &e, 1, 1, 50 * kMs);
+	EXPECT_EQ(r, -ECONNRESET) << "the broker drops the client that broke the ring";
+	EXPECT_GE(BrokerCounter(ONERING_BC_DROPPED), 1u);
+	ExpectOtherClientServed();
+	onering_detach(att);
+	close(a);
+	close(b);
+}
+
+TEST_F(HostileClientTest, GarbageInTheSubmissionRingDropsOnlyThatClient)
+{
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	onering_request bad = {};
+	bad.op = 99;
+	ASSERT_EQ(onering_ring_enqueue_burst(&q->sqp, &bad, 1), 1);
+	onering_event e;
+	int r = 0;
+	for (int i = 0; i < 100 && r >= 0; i++)
+		r = onering_wait(q, &e, 1, 1, 50 * kMs);
+	EXPECT_EQ(r, -ECONNRESET);
+	onering_detach(att);
+
+	// A submission tail far ahead of anything written.
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	onering_atomic_store(q->sqp.tail_word, 1ull << 40, onering_mo_release);
+	r = 0;
+	for (int i = 0; i < 100 && r >= 0; i++)
+		r = onering_wait(q, &e, 1, 1, 50 * kMs);
+	EXPECT_EQ(r, -ECONNRESET);
+	onering_detach(att);
+	ExpectOtherClientServed();
+}
+
+// ---- dead peers --------------------------------------------------------------
+
+TEST(DeadBrokerTest, SleepingClientLearnsWithin100ms)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	std::atomic<int> result{1};
+	std::atomic<int64_t> returned_at{0};
+	std::thread waiter([&] {
+		onering_event e;
+		result = onering_wait(q, &e, 1, 1, 10000 * kMs); // asleep on the futex
+		returned_at = std::chrono::steady_clock::now().time_since_epoch().count();
+	});
+	// Let it go to sleep: the doorbell says so.
+	for (int i = 0; i < 5000000 && onering_atomic_load(&q->db->state, onering_mo_acquire) !=
+						  ONERING_CONSUMER_SLEEPING; i++)
+		onering_cpu_relax();
+	ASSERT_EQ(onering_atomic_load(&q->db->state, onering_mo_acquire),
+		  (uint32_t)ONERING_CONSUMER_SLEEPING);
+	int64_t killed_at = std::chrono::steady_clock::now().time_since_epoch().count();
+	broker.Stop(SIGKILL);
+	waiter.join();
+	EXPECT_EQ(result.load(), -ECONNRESET);
+	double ms = (returned_at.load() - killed_at) / 1e6;
+	EXPECT_LT(ms, 100.0) << "documented bound: within 100 ms of the broker's death";
+	RecordProperty("broker_death_detect_ms", std::to_string(ms));
+	onering_detach(att);
+}
+
+TEST(ShutdownTest, SigtermTellsClientsAndLeavesNothingBehind)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	std::string sock = broker.SocketPath();
+	int status = broker.Stop(SIGTERM);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "clean exit, status " << status;
+	onering_event e;
+	EXPECT_EQ(onering_wait(q, &e, 1, 1, 1000 * kMs), -ECONNRESET) << "the client was told";
+	EXPECT_NE(access(sock.c_str(), F_OK), 0) << "socket removed";
+	onering_detach(att);
+}
+
+TEST(LeakTest, ThousandAttachDetachCyclesReturnToBaseline)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	auto cycle = [&] {
+		struct onering *att;
+		struct onering_queue *q;
+		ASSERT_EQ(broker.Attach(&att), 0);
+		ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+		int efd = eventfd(0, EFD_NONBLOCK);
+		onering_sub sub;
+		ASSERT_EQ(onering_add(q, efd, EPOLLIN, ONERING_EDGE, 1, &sub), 0);
+		close(efd);
+		onering_detach(att);
+	};
+	cycle(); // warm-up: threads, lazily created RCU state
+	// Memory is reclaimed through call_rcu: wait (bounded) for it to settle.
+	auto settle = [&](int want_fds, int want_maps) {
+		for (int i = 0; i < 500; i++) {
+			if (broker.FdCount() <= want_fds && broker.MapCount() <= want_maps)
+				return;
+			usleep(10000);
+		}
+	};
+	settle(0, 0);
+	int fds = broker.FdCount(), maps = broker.MapCount();
+	for (int i = 0; i < 1000; i++)
+		ASSERT_NO_FATAL_FAILURE(cycle());
+	settle(fds, maps);
+	EXPECT_EQ(broker.FdCount(), fds);
+	EXPECT_EQ(broker.MapCount(), maps);
+}
+
+TEST(TwoClientsTest, TwoProcessesOnOneBrokerEachGetTheirOwn)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	int go[2];
+	ASSERT_EQ(pipe(go), 0);
+	int child_fd = eventfd(0, EFD_NONBLOCK);
+	pid_t pid = fork();
+	if (pid == 0) {
+		struct onering *att;
+		struct onering_queue *q;
+		onering_sub sub;
+		if (broker.Attach(&att) < 0 || onering_queue_open(att, nullptr, &q) < 0 ||
+		    onering_add(q, child_fd, EPOLLIN, ONERING_EDGE, 222, &sub) < 0)
+			_exit(2);
+		if (write(go[1], "g", 1) != 1)
+			_exit(3);
+		onering_event e;
+		int n = onering_wait(q, &e, 1, 1, 5000 * kMs);
+		_exit(n == 1 && e.cookie == 222 ? 0 : 1);
+	}
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	int mine = eventfd(0, EFD_NONBLOCK);
+	onering_sub sub;
+	ASSERT_EQ(onering_add(q, mine, EPOLLIN, ONERING_EDGE, 111, &sub), 0);
+	char c;
+	ASSERT_EQ(read(go[0], &c, 1), 1);
+	ASSERT_EQ(eventfd_write(child_fd, 1), 0);
+	ASSERT_EQ(eventfd_write(mine, 1), 0);
+	onering_event e;
+	ASSERT_EQ(onering_wait(q, &e, 1, 1, 5000 * kMs), 1);
+	EXPECT_EQ(e.cookie, 111u) << "only my own subscription";
+	int status;
+	ASSERT_EQ(waitpid(pid, &status, 0), pid);
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	onering_detach(att);
+	close(mine);
+	close(child_fd);
+}
+
+// ---- the command line -----------------------------------------------------------
+
+std::string RunBroker(const std::string &args, int *status)
+{
+	std::string cmd = std::string(ONERINGD_PATH) + " " + args + " 2>&1";
+	FILE *p = popen(cmd.c_str(), "r");
+	std::string out;
+	char buf[512];
+	while (p && fgets(buf, sizeof(buf), p))
+		out += buf;
+	*status = p ? pclose(p) : -1;
+	return out;
+}
+
+TEST(BrokerCliTest, CheckPrintsThePlanAndValidates)
+{
+	std::string dir = onering_test::MakeTempDir();
+	int st;
+	std::string out = RunBroker("--check --name cli --socket-dir " + dir, &st);
+	EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("pollers"), std::string::npos) << out;
+	EXPECT_NE(out.find("plan OK"), std::string::npos) << out;
+
+	out = RunBroker("--check --cores 4000 --socket-dir " + dir, &st);
+	EXPECT_EQ(WEXITSTATUS(st), 1);
+	EXPECT_NE(out.find("CPU 4000"), std::string::npos) << out;
+	EXPECT_NE(out.find("CPUs: "), std::string::npos) << "lists the valid ones: " << out;
+
+	out = RunBroker("--check --socket-dir /proc/onering-cannot-be-here", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 1);
+	EXPECT_NE(out.find("--socket-dir"), std::string::npos) << "says how to fix it: " << out;
+
+	out = RunBroker("--name 'bad name'", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 1);
+	out = RunBroker("--bogus", &st);
+	EXPECT_NE(WEXITSTATUS(st), 0);
+	out = RunBroker("--version", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 0);
+	EXPECT_NE(out.find("ABI"), std::string::npos);
+	rmdir(dir.c_str());
+}
+
+TEST(BrokerCliTest, SecondInstanceOfTheSameNameIsRefused)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	int st;
+	std::string out = RunBroker("--foreground --name " + broker.Name() + " --socket-dir " +
+				    broker.Dir(), &st);
+	EXPECT_EQ(WEXITSTATUS(st), 1);
+	EXPECT_NE(out.find("already running"), std::string::npos) << out;
+	EXPECT_NE(out.find(std::to_string(broker.Pid())), std::string::npos) << "names the pid: " << out;
+}
+
+} // namespace

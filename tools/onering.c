@@ -1,0 +1,712 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * onering: the operator command.
+ *
+ *   onering demo [--seconds N]          a bounded, self-cleaning tour
+ *   onering stat [--name N] [--json]    broker, poller and queue counters
+ *   onering tail [--name N] SOURCES     print events as they come
+ *   onering version
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <libgen.h>
+#include <limits.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client/onering.h"
+#include "shm/proto.h"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void events_str(uint32_t ev, char *buf, size_t len)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {{EPOLLIN, "IN"},   {EPOLLOUT, "OUT"},     {EPOLLPRI, "PRI"},
+		     {EPOLLERR, "ERR"}, {EPOLLHUP, "HUP"},     {EPOLLRDHUP, "RDHUP"}};
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if ((ev & names[i].bit) && used < len)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s", used ? "|" : "",
+						 names[i].name);
+	if (!used)
+		snprintf(buf, len, "0x%x", ev);
+}
+
+static void print_event(const struct onering_event *e, uint64_t t0, const char *label)
+{
+	char ev[64];
+
+	events_str(e->events, ev, sizeof(ev));
+	printf("%10.6f  %-10s sub %u/%u  %-12s%s%s%s  cookie %llu\n",
+	       (double)(e->timestamp_ns - t0) / 1e9, label ? label : "fd", e->sub_id, e->sub_gen,
+	       ev, (e->flags & ONERING_EVF_COALESCED) ? " coalesced" : "",
+	       (e->flags & ONERING_EVF_LEVEL) ? " level" : "",
+	       (e->flags & ONERING_EVF_REDELIVERED) ? " redelivered" : "",
+	       (unsigned long long)e->cookie);
+}
+
+/* ---- stat ------------------------------------------------------------------ */
+
+static const char *const broker_ctr_names[ONERING_BC_NR] = {
+	"clients", "attaches", "bad_messages", "extra_fds", "denied", "dropped"};
+static const char *const poller_ctr_names[ONERING_PC_NR] = {
+	"loops", "events", "published", "sleeps", "queues", "cpu"};
+static const char *const queue_ctr_names[ONERING_QC_NR] = {
+	"published", "consumed", "coalesced", "pending", "deferred",
+	"wakes",     "requests", "bad_requests", "subs", "capacity"};
+
+struct stat_items {
+	struct onering_msg_stats_item *items;
+	size_t n;
+};
+
+/* Fetch every STATS_ITEM of a broker. */
+static int fetch_stats(const char *name, const char *dir, struct stat_items *out, char *err,
+		       size_t err_size)
+{
+	char path[256];
+	struct onering_msg m;
+	int sock, r;
+
+	out->items = NULL;
+	out->n = 0;
+	r = onering_socket_path(name, dir, path, sizeof(path));
+	if (r < 0) {
+		snprintf(err, err_size, "bad instance name \"%s\"", name);
+		return r;
+	}
+	r = onering_proto_connect(path, name, &sock, NULL, err, err_size);
+	if (r < 0)
+		return r;
+	onering_msg_init(&m, ONERING_MSG_STATS, 2);
+	r = onering_msg_send(sock, &m, NULL, 0, 0);
+	while (r == 0) {
+		r = onering_msg_recv_timeout(sock, &m, NULL, 0, NULL, 5000);
+		if (r < 0)
+			break;
+		if (m.type == ONERING_MSG_STATS_END) {
+			r = m.status;
+			break;
+		}
+		if (m.type != ONERING_MSG_STATS_ITEM)
+			continue;
+		void *t = realloc(out->items, (out->n + 1) * sizeof(*out->items));
+		if (!t) {
+			r = -ENOMEM;
+			break;
+		}
+		out->items = t;
+		out->items[out->n++] = m.u.stats_item;
+	}
+	close(sock);
+	if (r < 0)
+		snprintf(err, err_size, "reading stats of \"%s\": %s", name, strerror(-r));
+	return r;
+}
+
+static json_t *stats_json(const struct stat_items *s)
+{
+	json_t *root = json_object(), *pollers = json_array(), *queues = json_array();
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct onering_msg_stats_item *it = &s->items[i];
+		json_t *o = json_object();
+		const char *const *names = NULL;
+		unsigned nr = 0;
+		switch (it->what) {
+		case ONERING_STATS_BROKER:
+			names = broker_ctr_names;
+			nr = ONERING_BC_NR;
+			json_object_set_new(o, "pid", json_integer(it->owner_pid));
+			json_object_set_new(root, "broker", o);
+			break;
+		case ONERING_STATS_POLLER:
+			names = poller_ctr_names;
+			nr = ONERING_PC_NR;
+			json_object_set_new(o, "poller", json_integer(it->id));
+			json_array_append_new(pollers, o);
+			break;
+		case ONERING_STATS_QUEUE:
+			names = queue_ctr_names;
+			nr = ONERING_QC_NR;
+			json_object_set_new(o, "queue", json_integer(it->id));
+			json_object_set_new(o, "pid", json_integer(it->owner_pid));
+			json_array_append_new(queues, o);
+			break;
+		default:
+			json_decref(o);
+			continue;
+		}
+		for (unsigned c = 0; c < nr; c++)
+			json_object_set_new(o, names[c], json_integer((json_int_t)it->counter[c]));
+	}
+	json_object_set_new(root, "pollers", pollers);
+	json_object_set_new(root, "queues", queues);
+	return root;
+}
+
+static void stats_text(const struct stat_items *s, FILE *out)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		const struct onering_msg_stats_item *it = &s->items[i];
+		const uint64_t *c = it->counter;
+		if (it->what == ONERING_STATS_BROKER)
+			fprintf(out,
+				"broker pid %u: %llu clients attached, %llu attaches, %llu bad "
+				"messages, %llu extra fds closed, %llu denied, %llu dropped\n",
+				it->owner_pid, (unsigned long long)c[ONERING_BC_CLIENTS],
+				(unsigned long long)c[ONERING_BC_ATTACHES],
+				(unsigned long long)c[ONERING_BC_BAD_MESSAGES],
+				(unsigned long long)c[ONERING_BC_EXTRA_FDS],
+				(unsigned long long)c[ONERING_BC_DENIED],
+				(unsigned long long)c[ONERING_BC_DROPPED]);
+	}
+	fprintf(out, "\n%-7s %5s %12s %12s %12s %10s %7s\n", "poller", "cpu", "loops", "events",
+		"published", "sleeps", "queues");
+	for (size_t i = 0; i < s->n; i++) {
+		const struct onering_msg_stats_item *it = &s->items[i];
+		const uint64_t *c = it->counter;
+		if (it->what == ONERING_STATS_POLLER)
+			fprintf(out, "%-7u %5llu %12llu %12llu %12llu %10llu %7llu\n", it->id,
+				(unsigned long long)c[ONERING_PC_CPU],
+				(unsigned long long)c[ONERING_PC_LOOPS],
+				(unsigned long long)c[ONERING_PC_EVENTS],
+				(unsigned long long)c[ONERING_PC_PUBLISHED],
+				(unsigned long long)c[ONERING_PC_SLEEPS],
+				(unsigned long long)c[ONERING_PC_QUEUES]);
+	}
+	fprintf(out, "\n%-6s %7s %6s %11s %11s %9s %8s %9s %7s %9s %5s\n", "queue", "pid", "slots",
+		"published", "consumed", "coalesced", "pending", "deferred", "wakes", "requests",
+		"subs");
+	for (size_t i = 0; i < s->n; i++) {
+		const struct onering_msg_stats_item *it = &s->items[i];
+		const uint64_t *c = it->counter;
+		if (it->what == ONERING_STATS_QUEUE)
+			fprintf(out, "%-6u %7u %6llu %11llu %11llu %9llu %8llu %9llu %7llu %9llu %5llu\n",
+				it->id, it->owner_pid, (unsigned long long)c[ONERING_QC_CAPACITY],
+				(unsigned long long)c[ONERING_QC_PUBLISHED],
+				(unsigned long long)c[ONERING_QC_CONSUMED],
+				(unsigned long long)c[ONERING_QC_COALESCED],
+				(unsigned long long)c[ONERING_QC_PENDING],
+				(unsigned long long)c[ONERING_QC_DEFERRED],
+				(unsigned long long)c[ONERING_QC_WAKES],
+				(unsigned long long)c[ONERING_QC_REQUESTS],
+				(unsigned long long)c[ONERING_QC_SUBS]);
+	}
+}
+
+static int cmd_stat(int argc, char **argv)
+{
+	static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+					     {"socket-dir", required_argument, NULL, 'd'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *name = getenv("ONERING_NAME"), *dir = NULL;
+	bool json = false;
+	struct stat_items s;
+	char err[512];
+	int opt;
+
+	if (!name)
+		name = "default";
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			name = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: onering stat [--name NAME] [--socket-dir DIR] [--json]\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (fetch_stats(name, dir, &s, err, sizeof(err)) < 0) {
+		fprintf(stderr, "onering stat: %s\n", err);
+		return 1;
+	}
+	if (json) {
+		json_t *root = stats_json(&s);
+		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
+		fputc('\n', stdout);
+		json_decref(root);
+	} else {
+		stats_text(&s, stdout);
+	}
+	free(s.items);
+	return 0;
+}
+
+/* ---- tail ------------------------------------------------------------------ */
+
+static int listen_on(const char *spec)
+{
+	char host[64] = "127.0.0.1";
+	const char *colon = strrchr(spec, ':');
+	long port;
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int one = 1;
+
+	if (colon) {
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - spec), spec);
+		spec = colon + 1;
+	}
+	port = strtol(spec, NULL, 10);
+	if (port <= 0 || port > 65535 || inet_pton(AF_INET, host, &sa.sin_addr) != 1)
+		return -EINVAL;
+	sa.sin_port = htons((uint16_t)port);
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(s, 128) < 0) {
+		int e = -errno;
+		close(s);
+		return e;
+	}
+	return s;
+}
+
+#define TAIL_LISTENER (1ull << 62)
+#define TAIL_CONN (1ull << 61)
+
+static int cmd_tail(int argc, char **argv)
+{
+	static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+					     {"socket-dir", required_argument, NULL, 'd'},
+					     {"fd", required_argument, NULL, 'f'},
+					     {"stdin", no_argument, NULL, 's'},
+					     {"listen", required_argument, NULL, 'l'},
+					     {"count", required_argument, NULL, 'c'},
+					     {"seconds", required_argument, NULL, 'S'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	struct onering_attach_options ao = {.name = NULL, .socket_dir = NULL};
+	struct onering *att;
+	struct onering_queue *q;
+	struct onering_sub sub;
+	int fds[64], nfds = 0, listener = -1, opt, r;
+	long count = -1, seconds = -1;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			ao.name = optarg;
+			break;
+		case 'd':
+			ao.socket_dir = optarg;
+			break;
+		case 'f':
+			if (nfds < 64)
+				fds[nfds++] = atoi(optarg);
+			break;
+		case 's':
+			if (nfds < 64)
+				fds[nfds++] = 0;
+			break;
+		case 'l':
+			listener = listen_on(optarg);
+			if (listener < 0) {
+				fprintf(stderr, "onering tail: --listen %s: %s\n", optarg,
+					strerror(-listener));
+				return 1;
+			}
+			break;
+		case 'c':
+			count = atol(optarg);
+			break;
+		case 'S':
+			seconds = atol(optarg);
+			break;
+		case 'h':
+			printf("usage: onering tail [--name NAME] [--socket-dir DIR] [--fd N]... "
+			       "[--stdin]\n"
+			       "                    [--listen [HOST:]PORT] [--count N] [--seconds S]\n"
+			       "Prints each event as it comes, like tcpdump: time, source, "
+			       "subscription, events, flags.\n"
+			       "--listen accepts connections and follows them too.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (nfds == 0 && listener < 0) {
+		fprintf(stderr, "onering tail: nothing to watch: give --fd N, --stdin or --listen PORT\n");
+		return 2;
+	}
+	r = onering_attach_opts(&ao, &att);
+	if (r < 0) {
+		fprintf(stderr, "onering tail: %s\n", onering_last_error(NULL));
+		return 1;
+	}
+	r = onering_queue_open(att, NULL, &q);
+	if (r < 0) {
+		fprintf(stderr, "onering tail: %s\n", onering_strerror(r));
+		onering_detach(att);
+		return 1;
+	}
+	for (int i = 0; i < nfds; i++) {
+		r = onering_add(q, fds[i], EPOLLIN | EPOLLRDHUP, ONERING_EDGE, (uint64_t)fds[i], &sub);
+		if (r < 0)
+			fprintf(stderr, "onering tail: fd %d: %s\n", fds[i], onering_strerror(r));
+	}
+	if (listener >= 0 &&
+	    (r = onering_add(q, listener, EPOLLIN, ONERING_EDGE, TAIL_LISTENER, &sub)) < 0)
+		fprintf(stderr, "onering tail: listener: %s\n", onering_strerror(r));
+
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	uint64_t t0 = now_ns(), end = seconds >= 0 ? t0 + (uint64_t)seconds * 1000000000ull : 0;
+	long printed = 0;
+	struct onering_event evs[32];
+	while (!stop_requested && (count < 0 || printed < count)) {
+		int64_t left = end ? (int64_t)(end - now_ns()) : 200 * 1000 * 1000;
+		if (end && left <= 0)
+			break;
+		int n = onering_wait(q, evs, 1, 32, left > 200000000 ? 200000000 : left);
+		if (n < 0) {
+			if (n == -EINTR)
+				continue;
+			fprintf(stderr, "onering tail: %s\n", onering_strerror(n));
+			break;
+		}
+		for (int i = 0; i < n && (count < 0 || printed < count); i++, printed++) {
+			const struct onering_event *e = &evs[i];
+			char label[32];
+			if (e->cookie == TAIL_LISTENER) {
+				print_event(e, t0, "listener");
+				int c;
+				while ((c = accept4(listener, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+					if (onering_add(q, c, EPOLLIN | EPOLLRDHUP, ONERING_EDGE,
+							TAIL_CONN | (uint64_t)c, &sub) < 0)
+						close(c);
+				continue;
+			}
+			int fd = (int)(e->cookie & 0xffffffff);
+			snprintf(label, sizeof(label), "%s %d", (e->cookie & TAIL_CONN) ? "conn" : "fd", fd);
+			print_event(e, t0, label);
+			if (e->cookie & TAIL_CONN) {
+				char buf[4096];
+				ssize_t got, total = 0;
+				while ((got = read(fd, buf, sizeof(buf))) > 0)
+					total += got;
+				if (total)
+					printf("%22s %zd bytes\n", "", total);
+				if (got == 0) {
+					onering_del(q, (struct onering_sub){e->sub_id, e->sub_gen});
+					close(fd);
+				}
+			}
+		}
+		fflush(stdout);
+	}
+	onering_detach(att);
+	if (listener >= 0)
+		close(listener);
+	return 0;
+}
+
+/* ---- demo ------------------------------------------------------------------ */
+
+/* Where oneringd is: $ONERINGD, beside this program in the build tree,
+ * beside it when installed, or the configured install path. */
+static int find_oneringd(const char *argv0, char *out, size_t len)
+{
+	char self[PATH_MAX], dir[PATH_MAX];
+	const char *env = getenv("ONERINGD");
+	ssize_t n;
+
+	if (env && access(env, X_OK) == 0)
+		return snprintf(out, len, "%s", env) < (int)len ? 0 : -ENAMETOOLONG;
+	n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		snprintf(dir, sizeof(dir), "%s", dirname(self));
+		static const char *const rel[] = {"/../broker/oneringd", "/oneringd"};
+		for (size_t i = 0; i < 2; i++) {
+			if (strlen(dir) + strlen(rel[i]) >= len)
+				continue;
+			memcpy(out, dir, strlen(dir));
+			memcpy(out + strlen(dir), rel[i], strlen(rel[i]) + 1);
+			if (access(out, X_OK) == 0)
+				return 0;
+		}
+	}
+	(void)argv0;
+	snprintf(out, len, "%s", ONERINGD_DEFAULT_PATH);
+	return access(out, X_OK) == 0 ? 0 : -ENOENT;
+}
+
+struct demo_sources {
+	int sp[2];
+	int pipe[2];
+	int efd;
+	int tfd;
+	volatile int stop;
+};
+
+/* Makes the sources fire at their own pace while the consumer waits. */
+static void *demo_writer(void *arg)
+{
+	struct demo_sources *s = arg;
+
+	for (unsigned i = 0; !s->stop; i++) {
+		struct timespec ts = {0, 150 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+		switch (i % 3) {
+		case 0:
+			if (write(s->sp[1], "ping", 4) < 0)
+				return NULL;
+			break;
+		case 1:
+			if (write(s->pipe[1], "data", 4) < 0)
+				return NULL;
+			break;
+		default:
+			eventfd_write(s->efd, 1);
+			break;
+		}
+	}
+	return NULL;
+}
+
+static int start_broker(const char *path, const char *name, const char *dir, pid_t *pid)
+{
+	int p[2];
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	*pid = fork();
+	if (*pid < 0)
+		return -errno;
+	if (*pid == 0) {
+		dup2(p[1], 3);
+		execl(path, "oneringd", "--foreground", "--name", name, "--socket-dir", dir,
+		      "--ready-fd", "3", (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	struct pollfd pfd = {.fd = p[0], .events = POLLIN};
+	int ok = poll(&pfd, 1, 10000) == 1 && read(p[0], &c, 1) == 1;
+	close(p[0]);
+	return ok ? 0 : -EIO;
+}
+
+static void stop_broker(pid_t pid)
+{
+	int status;
+
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 500; i++) { /* 5 s, then SIGKILL */
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+}
+
+static int cmd_demo(int argc, char **argv)
+{
+	char path[PATH_MAX], dir[] = "/tmp/onering-demo-XXXXXX", name[32], err[512];
+	const char *labels[5] = {"", "socketpair", "pipe", "eventfd", "timerfd"};
+	long seconds = 5;
+	struct demo_sources src = {.sp = {-1, -1}, .pipe = {-1, -1}, .efd = -1, .tfd = -1, .stop = 0};
+	struct onering_attach_options ao;
+	struct onering *att = NULL;
+	struct onering_queue *q = NULL;
+	struct onering_sub subs[4];
+	pthread_t writer;
+	pid_t broker = -1;
+	int rc = 1, r;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
+			seconds = atol(argv[++i]);
+		else {
+			printf("usage: onering demo [--seconds N]\n"
+			       "Starts a private broker, watches a socketpair, a pipe, an eventfd "
+			       "and a timerfd through it,\nprints events and counters, then stops "
+			       "everything it started.\n");
+			return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+		}
+	}
+	if (find_oneringd(argv[0], path, sizeof(path)) < 0) {
+		fprintf(stderr, "onering demo: cannot find oneringd (set $ONERINGD)\n");
+		return 1;
+	}
+	if (!mkdtemp(dir)) {
+		perror("onering demo: mkdtemp");
+		return 1;
+	}
+	snprintf(name, sizeof(name), "demo-%d", (int)getpid());
+	printf("== starting %s --name %s --socket-dir %s\n", path, name, dir);
+	if (start_broker(path, name, dir, &broker) < 0) {
+		fprintf(stderr, "onering demo: the broker did not start\n");
+		goto out;
+	}
+	ao.name = name;
+	ao.socket_dir = dir;
+	if ((r = onering_attach_opts(&ao, &att)) < 0 || (r = onering_queue_open(att, NULL, &q)) < 0) {
+		fprintf(stderr, "onering demo: %s\n", onering_last_error(att));
+		goto out;
+	}
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, src.sp) < 0 ||
+	    pipe2(src.pipe, O_NONBLOCK) < 0 || (src.efd = eventfd(0, EFD_NONBLOCK)) < 0 ||
+	    (src.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK)) < 0) {
+		perror("onering demo: sources");
+		goto out;
+	}
+	int watch[4] = {src.sp[0], src.pipe[0], src.efd, src.tfd};
+	for (int i = 0; i < 4; i++) {
+		r = onering_add(q, watch[i], EPOLLIN, ONERING_EDGE, (uint64_t)(i + 1), &subs[i]);
+		if (r < 0) {
+			fprintf(stderr, "onering demo: add %s: %s\n", labels[i + 1], onering_strerror(r));
+			goto out;
+		}
+	}
+	struct itimerspec its = {.it_interval = {0, 400 * 1000 * 1000}, .it_value = {0, 400 * 1000 * 1000}};
+	timerfd_settime(src.tfd, 0, &its, NULL);
+	pthread_create(&writer, NULL, demo_writer, &src);
+	printf("== watching a socketpair, a pipe, an eventfd and a timerfd for %ld s\n", seconds);
+
+	signal(SIGINT, on_signal);
+	uint64_t t0 = now_ns(), end = t0 + (uint64_t)seconds * 1000000000ull, next_stat = t0 + 1000000000ull;
+	unsigned long per_kind[5] = {0};
+	while (!stop_requested && now_ns() < end) {
+		struct onering_event evs[16];
+		int n = onering_wait(q, evs, 1, 16, 100 * 1000 * 1000);
+		if (n < 0) {
+			fprintf(stderr, "onering demo: %s\n", onering_strerror(n));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			unsigned k = (unsigned)evs[i].cookie;
+			char buf[256];
+			print_event(&evs[i], t0, k < 5 ? labels[k] : "?");
+			if (k < 5)
+				per_kind[k]++;
+			/* Consume what made it ready, so the next edge is a new one. */
+			if (k >= 1 && k <= 4)
+				while (read(watch[k - 1], buf, sizeof(buf)) > 0)
+					;
+		}
+		if (now_ns() >= next_stat) {
+			struct stat_items s;
+			next_stat += 1000000000ull;
+			if (fetch_stats(name, dir, &s, err, sizeof(err)) == 0) {
+				for (size_t i = 0; i < s.n; i++)
+					if (s.items[i].what == ONERING_STATS_QUEUE)
+						printf("   -- queue %u: published %llu, consumed %llu, "
+						       "wakes %llu, coalesced %llu\n",
+						       s.items[i].id,
+						       (unsigned long long)s.items[i].counter[ONERING_QC_PUBLISHED],
+						       (unsigned long long)s.items[i].counter[ONERING_QC_CONSUMED],
+						       (unsigned long long)s.items[i].counter[ONERING_QC_WAKES],
+						       (unsigned long long)s.items[i].counter[ONERING_QC_COALESCED]);
+				free(s.items);
+			}
+		}
+	}
+	src.stop = 1;
+	pthread_join(writer, NULL);
+	printf("== events: socketpair %lu, pipe %lu, eventfd %lu, timerfd %lu\n", per_kind[1],
+	       per_kind[2], per_kind[3], per_kind[4]);
+	struct stat_items s;
+	if (fetch_stats(name, dir, &s, err, sizeof(err)) == 0) {
+		printf("== broker counters\n");
+		stats_text(&s, stdout);
+		free(s.items);
+	}
+	rc = (per_kind[1] && per_kind[2] && per_kind[3] && per_kind[4]) ? 0 : 1;
+	if (rc)
+		fprintf(stderr, "onering demo: some source delivered nothing\n");
+out:
+	onering_detach(att);
+	for (int i = 0; i < 2; i++) {
+		if (src.sp[i] >= 0)
+			close(src.sp[i]);
+		if (src.pipe[i] >= 0)
+			close(src.pipe[i]);
+	}
+	if (src.efd >= 0)
+		close(src.efd);
+	if (src.tfd >= 0)
+		close(src.tfd);
+	if (broker > 0) {
+		stop_broker(broker);
+		printf("== broker %d stopped\n", (int)broker);
+	}
+	rmdir(dir);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "help";
+
+	if (strcmp(cmd, "demo") == 0)
+		return cmd_demo(argc - 1, argv + 1);
+	if (strcmp(cmd, "stat") == 0)
+		return cmd_stat(argc - 1, argv + 1);
+	if (strcmp(cmd, "tail") == 0)
+		return cmd_tail(argc - 1, argv + 1);
+	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
+		printf("onering %s (shared-memory ABI %u.%u, control protocol %u)\n",
+		       ONERING_PKG_VERSION, ONERING_ABI_MAJOR, ONERING_ABI_MINOR,
+		       ONERING_PROTO_VERSION);
+		return 0;
+	}
+	printf("usage: onering COMMAND [options]\n"
+	       "  demo      start a private broker, watch four kinds of fd, print events; bounded\n"
+	       "  stat      counters of a running broker (--json)\n"
+	       "  tail      print events of given fds or a listening port as they come\n"
+	       "  version\n"
+	       "Each command takes --help.\n");
+	return strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ? 0 : 2;
+}
