@@ -65,7 +65,8 @@ struct broker_config {
 	uint32_t max_clients;
 	uint32_t default_capacity;       /* event ring slots when the client says 0 */
 	uint32_t default_sq_capacity;
-	uint32_t max_capacity;
+	uint32_t max_capacity;           /* largest ring a client may ask for */
+	uint32_t max_queues_per_client;
 	uint64_t idle_spin_ns;           /* busy-poll this long before blocking */
 	int idle_sleep_ms;               /* epoll_wait timeout when idle (-1: spin forever) */
 	int ready_fd;                    /* --ready-fd, or -1 */
@@ -209,6 +210,7 @@ struct broker_client {
 	pid_t pid;
 	uid_t uid;
 	bool hello_done;
+	uint32_t nr_queues;
 	int refuse; /* -EACCES / -EUSERS: answer the HELLO with it, then drop */
 	uint32_t bad_messages;
 	struct cds_list_head node;   /* broker->clients */

@@ -108,6 +108,12 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		reply_status(b, c, m, -EINVAL);
 		return;
 	}
+	if (c->nr_queues >= b->cfg.max_queues_per_client) {
+		onering_log(ONERING_LOG_NOTICE, "client %u (pid %d): %u queues, the most allowed "
+			    "(--max-queues)", c->id, (int)c->pid, c->nr_queues);
+		reply_status(b, c, m, -EMFILE);
+		return;
+	}
 	r = broker_queue_create(b, c, cap, sq, &q);
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "client %u: queue of %u slots: %s", c->id, cap,
@@ -117,6 +123,7 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	}
 	struct poller *p = &b->pollers[b->next_poller++ % b->cfg.nr_pollers];
 	q->poller = p;
+	c->nr_queues++;
 	cds_list_add(&q->client_node, &c->queues);
 	cds_list_add_rcu(&q->poller_node, &p->queues);
 

@@ -38,6 +38,8 @@ enum {
 	OPT_CHECK,
 	OPT_MAX_SUBS,
 	OPT_MAX_CLIENTS,
+	OPT_MAX_RING_SLOTS,
+	OPT_MAX_QUEUES,
 	OPT_IDLE_SPIN_US,
 	OPT_IDLE_SLEEP_MS,
 	OPT_NO_HUGEPAGES,
@@ -58,6 +60,8 @@ static const struct option long_opts[] = {
 	{"check", no_argument, NULL, OPT_CHECK},
 	{"max-subs", required_argument, NULL, OPT_MAX_SUBS},
 	{"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
+	{"max-ring-slots", required_argument, NULL, OPT_MAX_RING_SLOTS},
+	{"max-queues", required_argument, NULL, OPT_MAX_QUEUES},
 	{"idle-spin-us", required_argument, NULL, OPT_IDLE_SPIN_US},
 	{"idle-sleep-ms", required_argument, NULL, OPT_IDLE_SLEEP_MS},
 	{"no-hugepages", no_argument, NULL, OPT_NO_HUGEPAGES},
@@ -88,6 +92,8 @@ static void usage(FILE *out)
 		"  --check              validate the options, print the resolved plan, exit 0/1\n"
 		"  --max-subs N         subscription table size (default 65536)\n"
 		"  --max-clients N      attached clients at most (default 1024)\n"
+		"  --max-ring-slots N   largest event ring a client may ask for (default 1048576)\n"
+		"  --max-queues N       queues per client at most (default 256)\n"
 		"  --idle-spin-us N     busy-poll this long before blocking when idle (default 100)\n"
 		"  --idle-sleep-ms N    block at most this long when idle; -1 never blocks (default 1)\n"
 		"  --no-hugepages       never back rings with hugepages\n"
@@ -201,7 +207,8 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 	cfg->max_clients = 1024;
 	cfg->default_capacity = 1024;
 	cfg->default_sq_capacity = 256;
-	cfg->max_capacity = ONERING_RING_MAX_CAPACITY;
+	cfg->max_capacity = 1u << 20; /* 64 MiB of records per queue */
+	cfg->max_queues_per_client = 256;
 	cfg->idle_spin_ns = 100 * 1000;
 	cfg->idle_sleep_ms = 1;
 	cfg->ready_fd = -1;
@@ -261,6 +268,17 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 		case OPT_MAX_CLIENTS:
 			if (parse_u32(optarg, 1, 1u << 20, &cfg->max_clients) < 0)
 				BAD("--max-clients %s: expected 1..1048576", optarg);
+			break;
+		case OPT_MAX_RING_SLOTS:
+			if (parse_u32(optarg, 1, ONERING_RING_MAX_CAPACITY, &v) < 0 ||
+			    !onering_ring_capacity_valid(v))
+				BAD("--max-ring-slots %s: expected a power of two up to %u", optarg,
+				    ONERING_RING_MAX_CAPACITY);
+			cfg->max_capacity = v;
+			break;
+		case OPT_MAX_QUEUES:
+			if (parse_u32(optarg, 1, 65536, &cfg->max_queues_per_client) < 0)
+				BAD("--max-queues %s: expected 1..65536", optarg);
 			break;
 		case OPT_IDLE_SPIN_US:
 			if (parse_u32(optarg, 0, 10u * 1000 * 1000, &v) < 0)

@@ -125,5 +125,6 @@ void broker_queue_teardown(struct broker *b, struct broker_queue *q)
 		broker_sub_finalize(b, s);
 	cds_list_del_rcu(&q->poller_node);
 	cds_list_del(&q->client_node);
+	q->client->nr_queues--;
 	urcu_qsbr_call_rcu(&q->rcu, queue_free_rcu);
 }

@@ -12,6 +12,7 @@
 #include <sys/timerfd.h>
 
 #include "harness.h"
+#include "shm/proto.h"
 
 using onering_test::Broker;
 
@@ -231,6 +232,23 @@ TEST_F(DeliveryTest, DeletedSubscriptionIsNeverReturnedEvenFromTheRing)
 	close(other);
 }
 
+TEST_F(DeliveryTest, ModChangesTheEventsWithoutASyscall)
+{
+	int sv[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+	onering_sub sub;
+	ASSERT_EQ(onering_add(q_, sv[0], EPOLLIN, ONERING_EDGE, 12, &sub), 0);
+	EXPECT_EQ(Drain(), 0) << "writable, but only EPOLLIN was asked for";
+	ASSERT_EQ(onering_mod(q_, sub, EPOLLIN | EPOLLOUT), 0);
+	onering_event e = WaitOne();
+	EXPECT_TRUE(e.events & EPOLLOUT);
+	EXPECT_EQ(onering_mod(q_, sub, EPOLLET), -EINVAL);
+	ASSERT_EQ(onering_del(q_, sub), 0);
+	EXPECT_EQ(onering_mod(q_, sub, EPOLLIN), -ENOENT);
+	close(sv[0]);
+	close(sv[1]);
+}
+
 TEST_F(DeliveryTest, AddRejectsBadArguments)
 {
 	onering_sub sub;
@@ -242,6 +260,28 @@ TEST_F(DeliveryTest, AddRejectsBadArguments)
 	EXPECT_EQ(onering_add(q_, file, EPOLLIN, ONERING_EDGE, 0, &sub), -EINVAL);
 	close(file);
 	close(efd);
+}
+
+// Counters of the (only) queue, read over the control socket.
+bool QueueCounters(const Broker &broker, uint64_t *ctr)
+{
+	int s;
+	char err[512];
+	onering_msg m;
+	bool found = false;
+	if (onering_proto_connect(broker.SocketPath().c_str(), broker.Name().c_str(), &s, nullptr,
+				  err, sizeof(err)) < 0)
+		return false;
+	onering_msg_init(&m, ONERING_MSG_STATS, 3);
+	onering_msg_send(s, &m, nullptr, 0, 0);
+	while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
+	       m.type != ONERING_MSG_STATS_END)
+		if (m.type == ONERING_MSG_STATS_ITEM && m.u.stats_item.what == ONERING_STATS_QUEUE) {
+			memcpy(ctr, m.u.stats_item.counter, sizeof(uint64_t) * ONERING_QC_NR);
+			found = true;
+		}
+	close(s);
+	return found;
 }
 
 // A one-slot ring and 1,000 ready sources: nothing is lost, and the
@@ -293,6 +333,13 @@ TEST(OverflowTest, OneSlotRingWithThousandSourcesLosesNone)
 	EXPECT_GE(reports, (uint64_t)kSources);
 	EXPECT_LE(reports, 2u * kSources);
 	EXPECT_GT(reports, records) << "merged reports are counted, not dropped";
+	// The broker's counters say the same: one merge per extra report.
+	uint64_t ctr[ONERING_QC_NR] = {};
+	ASSERT_TRUE(QueueCounters(broker, ctr));
+	EXPECT_EQ(ctr[ONERING_QC_PUBLISHED], records);
+	EXPECT_EQ(ctr[ONERING_QC_COALESCED], reports - records);
+	EXPECT_EQ(ctr[ONERING_QC_PENDING], 0u);
+	EXPECT_GT(ctr[ONERING_QC_DEFERRED], 0u);
 	for (int fd : fds)
 		close(fd);
 	onering_detach(att);
