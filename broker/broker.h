@@ -43,6 +43,31 @@
 #include "shm/ring.h"
 #include "shm/segment.h"
 
+/*
+ * ThreadSanitizer cannot see liburcu's synchronisation (its publication
+ * and grace periods use uninstrumented atomics, barriers and futexes).
+ * These annotations tell TSan the same edges the code relies on:
+ *   PUBLISH(p)   before rcu_assign_pointer / cds_list_add_rcu / wfcq enqueue of p
+ *   OBSERVE(p)   after rcu_dereference / list walk / wfcq dequeue gives p
+ *   QUIESCENT()  a poller's quiescent state (or going offline)
+ *   GRACE_DONE() after synchronize_rcu, and in call_rcu callbacks
+ * They compile to nothing outside TSan builds.
+ */
+#include "shm/atomic.h"
+#ifdef ONERING_TSAN
+#include <sanitizer/tsan_interface.h>
+extern char broker_tsan_grace;
+#define BROKER_TSAN_PUBLISH(p) __tsan_release((void *)(p))
+#define BROKER_TSAN_OBSERVE(p) __tsan_acquire((void *)(p))
+#define BROKER_TSAN_QUIESCENT() __tsan_release(&broker_tsan_grace)
+#define BROKER_TSAN_GRACE_DONE() __tsan_acquire(&broker_tsan_grace)
+#else
+#define BROKER_TSAN_PUBLISH(p) ((void)0)
+#define BROKER_TSAN_OBSERVE(p) ((void)0)
+#define BROKER_TSAN_QUIESCENT() ((void)0)
+#define BROKER_TSAN_GRACE_DONE() ((void)0)
+#endif
+
 #define BROKER_MAX_POLLERS 64
 #define BROKER_MAX_IDS 32
 
@@ -125,6 +150,8 @@ int broker_registry_init(struct broker_registry *r, uint32_t size);
 void broker_registry_fini(struct broker_registry *r);
 /* Control thread: reserve an id and its next generation. -ENOSPC when full. */
 int broker_registry_alloc(struct broker_registry *r, uint32_t *id, uint32_t *gen);
+/* Control thread: give back an id that was never published. */
+void broker_registry_unalloc(struct broker_registry *r, uint32_t id);
 /* Control thread: make sub visible to pollers (release). */
 void broker_registry_publish(struct broker_registry *r, struct broker_sub *sub);
 /* Control thread: hide sub; its id is reusable after the caller's call_rcu. */
@@ -137,7 +164,10 @@ static inline struct broker_sub *broker_registry_lookup(struct broker_registry *
 	if (id == 0 || id >= r->size)
 		return NULL;
 	struct broker_sub *s = rcu_dereference(r->table[id]);
-	return (s && s->gen == gen) ? s : NULL;
+	if (!s)
+		return NULL;
+	BROKER_TSAN_OBSERVE(s);
+	return s->gen == gen ? s : NULL;
 }
 
 /* ---- queues ------------------------------------------------------------ */

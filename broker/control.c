@@ -76,8 +76,11 @@ static void drain_reaped(struct broker *b)
 {
 	struct cds_wfcq_node *node;
 
-	while ((node = __cds_wfcq_dequeue_blocking(&b->reap_head, &b->reap_tail)))
-		broker_sub_finalize(b, caa_container_of(node, struct broker_sub, reap_node));
+	while ((node = __cds_wfcq_dequeue_blocking(&b->reap_head, &b->reap_tail))) {
+		struct broker_sub *s = caa_container_of(node, struct broker_sub, reap_node);
+		BROKER_TSAN_OBSERVE(s);
+		broker_sub_finalize(b, s);
+	}
 }
 
 /* Close several queues with one grace period. */
@@ -90,6 +93,7 @@ static void close_queues(struct broker *b, struct broker_queue **qs, unsigned n)
 	/* After this no poller iteration that saw the queues LIVE still runs,
 	 * so nothing new for them reaches the reap queue either. */
 	urcu_qsbr_synchronize_rcu();
+	BROKER_TSAN_GRACE_DONE();
 	drain_reaped(b);
 	for (unsigned i = 0; i < n; i++)
 		broker_queue_teardown(b, qs[i]);
@@ -125,6 +129,7 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	q->poller = p;
 	c->nr_queues++;
 	cds_list_add(&q->client_node, &c->queues);
+	BROKER_TSAN_PUBLISH(q);
 	cds_list_add_rcu(&q->poller_node, &p->queues);
 
 	struct onering_msg rep;
@@ -182,10 +187,20 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 			    b->cfg.max_subs);
 		goto fail;
 	}
+	/*
+	 * Register with no events first: that validates the fd (EPERM for a
+	 * regular file) while nobody else can see the subscription, and an
+	 * error or hang-up reported meanwhile finds no published key and is
+	 * simply re-reported by the MOD below. Publishing before the real
+	 * events are armed means no edge can fire unseen.
+	 */
+	ev.events = 0;
+	ev.data.u64 = broker_sub_key(id, gen);
 	s = calloc(1, sizeof(*s));
-	if (!s) {
-		b->reg.free_ids[b->reg.nr_free++] = id;
-		r = -ENOMEM;
+	if (!s || epoll_ctl(q->poller->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		r = !s ? -ENOMEM : errno == EPERM ? -EINVAL : -errno;
+		free(s);
+		broker_registry_unalloc(&b->reg, id);
 		goto fail;
 	}
 	s->id = id;
@@ -195,19 +210,14 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	s->mode = (uint8_t)a->mode;
 	s->cookie = a->cookie;
 	s->queue = q;
-	broker_registry_publish(&b->reg, s);
 	cds_list_add(&s->queue_node, &q->subs);
 	broker_count(&q->ctr[ONERING_QC_SUBS], 1);
+	/* From here the sub's delivery fields belong to the poller (a MOD from
+	 * the submission ring may already change them): arm from locals. */
+	broker_registry_publish(&b->reg, s);
+	ev.events = broker_epoll_flags((uint8_t)a->mode, a->events);
+	epoll_ctl(q->poller->epfd, EPOLL_CTL_MOD, fd, &ev); /* ENOENT: already deleted */
 
-	ev.events = broker_epoll_flags(s->mode, s->events);
-	ev.data.u64 = broker_sub_key(id, gen);
-	if (epoll_ctl(q->poller->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		/* EPERM: a regular file or directory, which epoll cannot watch. */
-		r = errno == EPERM ? -EINVAL : -errno;
-		broker_sub_finalize(b, s); /* closes fd */
-		reply_status(b, c, m, r);
-		return;
-	}
 	struct onering_msg rep;
 	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
 	rep.u.sub_add = *a;
@@ -502,6 +512,7 @@ static void drain_faults(struct broker *b)
 
 	while ((node = __cds_wfcq_dequeue_blocking(&b->fault_head, &b->fault_tail))) {
 		struct broker_queue *q = caa_container_of(node, struct broker_queue, fault_node);
+		BROKER_TSAN_OBSERVE(q);
 		struct broker_client *c, *found = NULL;
 		/* The client may already be gone; find it by its queue. */
 		cds_list_for_each_entry(c, &b->clients, node) {

@@ -64,6 +64,7 @@ static void queue_fault(struct poller *p, struct broker_queue *q, const char *wh
 		return;
 	onering_log(ONERING_LOG_WARN, "poller %u: queue %u of pid %d: %s; dropping the client",
 		    p->idx, q->id, (int)q->owner_pid, what);
+	BROKER_TSAN_PUBLISH(q);
 	cds_wfcq_enqueue(&p->b->fault_head, &p->b->fault_tail, &q->fault_node);
 	eventfd_write(p->b->reap_fd, 1);
 }
@@ -175,6 +176,7 @@ static void sub_delete(struct poller *p, struct broker_queue *q, struct broker_s
 	/* The control thread unpublishes it, closes the fd and frees it after
 	 * a grace period. */
 	cds_wfcq_node_init(&s->reap_node);
+	BROKER_TSAN_PUBLISH(s);
 	cds_wfcq_enqueue(&p->b->reap_head, &p->b->reap_tail, &s->reap_node);
 	eventfd_write(p->b->reap_fd, 1);
 }
@@ -274,6 +276,7 @@ static unsigned walk_queues(struct poller *p, uint64_t ts)
 	unsigned work = 0, published = 0, nr_queues = 0;
 
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
+		BROKER_TSAN_OBSERVE(q);
 		if (onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
 			continue;
 		nr_queues++;
@@ -309,6 +312,7 @@ static void *poller_main(void *arg)
 			    p->cpu, strerror(-r));
 	urcu_qsbr_register_thread();
 	while (!onering_atomic_load(&p->stop, onering_mo_acquire)) {
+		BROKER_TSAN_QUIESCENT();
 		urcu_qsbr_quiescent_state();
 		int n = epoll_wait(p->epfd, evs, HARVEST_BATCH, 0);
 		uint64_t ts = now_ns();
@@ -332,6 +336,7 @@ static void *poller_main(void *arg)
 		}
 		/* Idle: block until a source fires or the sleep ends (the
 		 * submission rings are drained again after it). */
+		BROKER_TSAN_QUIESCENT();
 		urcu_qsbr_thread_offline();
 		n = epoll_wait(p->epfd, evs, HARVEST_BATCH, b->cfg.idle_sleep_ms);
 		urcu_qsbr_thread_online();
@@ -344,6 +349,7 @@ static void *poller_main(void *arg)
 			idle_since = 0;
 		}
 	}
+	BROKER_TSAN_QUIESCENT();
 	urcu_qsbr_unregister_thread();
 	return NULL;
 }

@@ -89,7 +89,11 @@ void broker_queue_begin_close(struct broker_queue *q)
 
 static void sub_free_rcu(struct rcu_head *head)
 {
-	free(caa_container_of(head, struct broker_sub, rcu));
+	struct broker_sub *s = caa_container_of(head, struct broker_sub, rcu);
+
+	BROKER_TSAN_GRACE_DONE();
+	BROKER_TSAN_OBSERVE(s);
+	free(s);
 }
 
 void broker_sub_finalize(struct broker *b, struct broker_sub *s)
@@ -104,6 +108,7 @@ void broker_sub_finalize(struct broker *b, struct broker_sub *s)
 	broker_registry_remove(&b->reg, s);
 	cds_list_del(&s->queue_node);
 	broker_count(&q->ctr[ONERING_QC_SUBS], (uint64_t)-1);
+	BROKER_TSAN_PUBLISH(s); /* to the call_rcu thread */
 	urcu_qsbr_call_rcu(&s->rcu, sub_free_rcu);
 }
 
@@ -111,6 +116,8 @@ static void queue_free_rcu(struct rcu_head *head)
 {
 	struct broker_queue *q = caa_container_of(head, struct broker_queue, rcu);
 
+	BROKER_TSAN_GRACE_DONE();
+	BROKER_TSAN_OBSERVE(q);
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
 	free(q);
@@ -126,5 +133,6 @@ void broker_queue_teardown(struct broker *b, struct broker_queue *q)
 	cds_list_del_rcu(&q->poller_node);
 	cds_list_del(&q->client_node);
 	q->client->nr_queues--;
+	BROKER_TSAN_PUBLISH(q); /* to the call_rcu thread */
 	urcu_qsbr_call_rcu(&q->rcu, queue_free_rcu);
 }

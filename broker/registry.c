@@ -10,6 +10,10 @@
 
 #include "broker/broker.h"
 
+#ifdef ONERING_TSAN
+char broker_tsan_grace;
+#endif
+
 int broker_registry_init(struct broker_registry *r, uint32_t size)
 {
 	r->size = size;
@@ -51,9 +55,15 @@ int broker_registry_alloc(struct broker_registry *r, uint32_t *id, uint32_t *gen
 	return 0;
 }
 
+void broker_registry_unalloc(struct broker_registry *r, uint32_t id)
+{
+	r->free_ids[r->nr_free++] = id; /* never published: no grace period needed */
+}
+
 void broker_registry_publish(struct broker_registry *r, struct broker_sub *sub)
 {
 	/* Release: the sub's fields are visible to a poller that sees the pointer. */
+	BROKER_TSAN_PUBLISH(sub);
 	rcu_assign_pointer(r->table[sub->id], sub);
 	r->live++;
 }

@@ -305,11 +305,23 @@ TEST(OverflowTest, OneSlotRingWithThousandSourcesLosesNone)
 		ASSERT_EQ(onering_add(q, efd, EPOLLIN, ONERING_EDGE, (uint64_t)i, &sub), 0);
 		fds.push_back(efd);
 	}
-	// Two edges per source, the second while most are still pending.
+	// Two edges per source, the second once the broker has made the first
+	// pending (watched through its counters, bounded), so it must merge.
+	uint64_t ctr[ONERING_QC_NR] = {};
+	auto wait_counter = [&](unsigned idx, uint64_t want) {
+		for (int i = 0; i < 2000; i++) { // 20 s at most
+			if (QueueCounters(broker, ctr) && ctr[idx] >= want)
+				return true;
+			usleep(10000);
+		}
+		return false;
+	};
 	for (int fd : fds)
 		ASSERT_EQ(eventfd_write(fd, 1), 0);
+	ASSERT_TRUE(wait_counter(ONERING_QC_PENDING, kSources - 1)) << ctr[ONERING_QC_PENDING];
 	for (int fd : fds)
 		ASSERT_EQ(eventfd_write(fd, 1), 0);
+	ASSERT_TRUE(wait_counter(ONERING_QC_COALESCED, kSources - 1)) << ctr[ONERING_QC_COALESCED];
 
 	std::vector<int> seen(kSources, 0);
 	uint64_t records = 0, reports = 0, coalesced_records = 0;
@@ -334,7 +346,6 @@ TEST(OverflowTest, OneSlotRingWithThousandSourcesLosesNone)
 	EXPECT_LE(reports, 2u * kSources);
 	EXPECT_GT(reports, records) << "merged reports are counted, not dropped";
 	// The broker's counters say the same: one merge per extra report.
-	uint64_t ctr[ONERING_QC_NR] = {};
 	ASSERT_TRUE(QueueCounters(broker, ctr));
 	EXPECT_EQ(ctr[ONERING_QC_PUBLISHED], records);
 	EXPECT_EQ(ctr[ONERING_QC_COALESCED], reports - records);
