@@ -97,12 +97,17 @@ struct onering_ring_consumer {
 	uint64_t tail_cache; /* last validated producer position */
 	uint64_t seen_tail;  /* raw value behind a fault, for the log */
 	uint32_t capacity;
-	int fault; /* enum onering_ring_fault, sticky */
+	uint32_t peeked; /* records the last peek exposed; release gives back at most these */
+	int fault;       /* enum onering_ring_fault, sticky */
 };
+
+/* Largest ring: burst counts must stay positive ints. */
+#define ONERING_RING_CAPACITY_LIMIT (1u << 30)
 
 static inline bool onering_ring_capacity_valid(uint32_t capacity)
 {
-	return capacity != 0 && (capacity & (capacity - 1)) == 0;
+	return capacity != 0 && (capacity & (capacity - 1)) == 0 &&
+	       capacity <= ONERING_RING_CAPACITY_LIMIT;
 }
 
 /**
@@ -319,6 +324,8 @@ static inline int64_t onering_ring_consumer_count(struct onering_ring_consumer *
 
 /**
  * Copy up to n records out and give their slots back (one release store).
+ * The producer's index is reloaded only when the cached view is empty, so a
+ * call may return fewer than are published by now; the next call sees them.
  * @return records dequeued, 0 if empty, -EPROTO if the producer is corrupt.
  * Context: the consumer thread only; no system call.
  */
@@ -359,6 +366,7 @@ static inline int onering_ring_peek(struct onering_ring_consumer *c, const void 
 {
 	int64_t avail = onering__ring_avail(c);
 
+	c->peeked = 0;
 	if (ONERING_UNLIKELY(avail <= 0))
 		return (int)avail;
 	uint64_t idx = c->head_pos & c->mask;
@@ -368,20 +376,23 @@ static inline int onering_ring_peek(struct onering_ring_consumer *c, const void 
 	if (run > max)
 		run = max;
 	*first = c->slots + idx * ONERING_RING_SLOT_SIZE;
+	c->peeked = (uint32_t)run;
 	return (int)run;
 }
 
 /**
- * Give back n records obtained from onering_ring_peek() (one release store).
- * n larger than what was peeked is clamped to what is available.
+ * Give back n records obtained from the last onering_ring_peek() (one
+ * release store). n is clamped to what that peek exposed, so records never
+ * seen are never given back; release(0) does nothing.
  * Context: the consumer thread only; no system call.
  */
 static inline void onering_ring_release(struct onering_ring_consumer *c, uint32_t n)
 {
-	uint64_t avail = c->tail_cache - c->head_pos;
-
-	if (n > avail)
-		n = (uint32_t)avail;
+	if (n > c->peeked)
+		n = c->peeked;
+	if (n == 0)
+		return;
+	c->peeked -= n;
 	c->head_pos += n;
 	/* R2: synchronises with A2 (producer's acquire of head). */
 	onering_atomic_store(c->head_word, c->head_pos, onering_mo_release);

@@ -67,6 +67,8 @@ TEST_F(RingTest, RejectsNonPowerOfTwoCapacity)
 	EXPECT_EQ(onering_ring_producer_init(&prod_, &tail_.word, &head_.word, nullptr, 4, 0),
 		  -EINVAL);
 	EXPECT_EQ(onering_ring_consumer_init(&cons_, &tail_.word, &head_.word, slot, 1, 0), 0);
+	EXPECT_EQ(onering_ring_producer_init(&prod_, &tail_.word, &head_.word, slot, 1u << 31, 0),
+		  -EINVAL); // counts must stay positive ints
 }
 
 TEST_F(RingTest, EmptyRingYieldsNothing)
@@ -154,9 +156,11 @@ TEST_F(RingTest, PeekIsZeroCopyAndStopsAtTheEndOfTheSlots)
 	ASSERT_EQ(n, 2);
 	EXPECT_EQ(first, static_cast<const void *>(&slots_[0]));
 	EXPECT_EQ(static_cast<const onering_event *>(first)[0].cookie, 103u);
-	onering_ring_release(&cons_, 100); // clamped to what is available
-	EXPECT_EQ(onering_ring_consumer_count(&cons_), 0);
-	EXPECT_EQ(onering_ring_producer_count(&prod_), 0);
+	onering_ring_release(&cons_, 100); // clamped to the 2 that peek exposed
+	EXPECT_EQ(onering_ring_consumer_count(&cons_), 1);
+	EXPECT_EQ(onering_ring_producer_count(&prod_), 1);
+	onering_ring_release(&cons_, 1); // nothing peeked since: nothing given back
+	EXPECT_EQ(onering_ring_consumer_count(&cons_), 1);
 }
 
 TEST_F(RingTest, StagedRecordsStayInvisibleUntilPublished)
