@@ -42,6 +42,7 @@
 #include "shm/proto.h"
 #include "shm/ring.h"
 #include "shm/segment.h"
+#include "numa/plan.h"
 
 /*
  * ThreadSanitizer cannot see liburcu's synchronisation (its publication
@@ -79,9 +80,12 @@ struct broker_config {
 	char name[ONERING_NAME_MAX];
 	char socket_dir[200];
 	char socket_path[256];
-	int control_cpu;                 /* -1: not pinned */
-	int poller_cpus[BROKER_MAX_POLLERS];
-	unsigned nr_pollers;
+	int control_cpu;                 /* --control-core, or -1: choose */
+	int poller_cpus[BROKER_MAX_POLLERS];  /* --cores / --poller, as asked */
+	int poller_nodes[BROKER_MAX_POLLERS]; /* -1, or the node --poller named */
+	unsigned nr_pollers;                  /* pollers asked for (0: choose) */
+	char synthetic[256];             /* --synthetic: plan for this topology */
+	struct onering_plan plan;        /* the resolved placement */
 	uid_t allow_uids[BROKER_MAX_IDS];
 	unsigned nr_allow_uids;
 	gid_t allow_gids[BROKER_MAX_IDS];
@@ -215,6 +219,7 @@ struct poller {
 	struct broker *b;
 	unsigned idx;
 	int cpu;
+	int node;
 	int epfd;
 	int kick_fd; /* eventfd in epfd, key 0: new work or stop */
 	pthread_t thread;

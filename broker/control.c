@@ -125,7 +125,7 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		reply_status(b, c, m, r);
 		return;
 	}
-	struct poller *p = &b->pollers[b->next_poller++ % b->cfg.nr_pollers];
+	struct poller *p = &b->pollers[b->next_poller++ % b->cfg.plan.nr_pollers];
 	q->poller = p;
 	c->nr_queues++;
 	cds_list_add(&q->client_node, &c->queues);
@@ -256,7 +256,7 @@ static void handle_stats(struct broker *b, struct broker_client *c, struct oneri
 	int r = send_item(b, c, req, ONERING_STATS_BROKER, 0, (uint32_t)getpid(), b->ctr,
 			  ONERING_BC_NR);
 
-	for (unsigned i = 0; r == 0 && i < b->cfg.nr_pollers; i++)
+	for (unsigned i = 0; r == 0 && i < b->cfg.plan.nr_pollers; i++)
 		r = send_item(b, c, req, ONERING_STATS_POLLER, i, 0, b->pollers[i].ctr,
 			      ONERING_PC_NR);
 	cds_list_for_each_entry(o, &b->clients, node) {
@@ -703,11 +703,12 @@ int broker_run(struct broker *b)
 	    (r = add_fd(b, b->signal_fd, KEY_SIGNAL)) < 0 || (r = add_fd(b, b->reap_fd, KEY_REAP)) < 0)
 		goto out;
 
-	for (unsigned i = 0; i < b->cfg.nr_pollers; i++) {
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++) {
 		struct poller *p = &b->pollers[i];
 		p->b = b;
 		p->idx = i;
-		p->cpu = b->cfg.poller_cpus[i];
+		p->cpu = b->cfg.plan.pollers[i].cpu;
+		p->node = b->cfg.plan.pollers[i].node;
 		r = poller_start(p);
 		if (r < 0) {
 			onering_log(ONERING_LOG_ERR, "starting poller %u on cpu %d: %s", i, p->cpu,
@@ -716,8 +717,8 @@ int broker_run(struct broker *b)
 		}
 	}
 	onering_log(ONERING_LOG_NOTICE, "instance \"%s\" ready on %s (%u poller%s, epoch %016llx)",
-		    b->cfg.name, b->cfg.socket_path, b->cfg.nr_pollers,
-		    b->cfg.nr_pollers == 1 ? "" : "s", (unsigned long long)b->epoch);
+		    b->cfg.name, b->cfg.socket_path, b->cfg.plan.nr_pollers,
+		    b->cfg.plan.nr_pollers == 1 ? "" : "s", (unsigned long long)b->epoch);
 	if (b->ready_fd >= 0) { /* tell the waiting parent (daemon mode) */
 		if (write(b->ready_fd, "R", 1) < 0)
 			onering_log(ONERING_LOG_WARN, "readiness pipe: %s", strerror(errno));
@@ -766,7 +767,7 @@ int broker_run(struct broker *b)
 	}
 	r = 0;
 out:
-	for (unsigned i = 0; i < b->cfg.nr_pollers; i++)
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++)
 		poller_stop(&b->pollers[i]);
 	notify_shutdown(b);
 	while (!cds_list_empty(&b->clients))

@@ -30,6 +30,8 @@
 enum {
 	OPT_NAME = 256,
 	OPT_CORES,
+	OPT_POLLER,
+	OPT_SYNTHETIC,
 	OPT_CONTROL_CORE,
 	OPT_SOCKET_DIR,
 	OPT_ALLOW_UID,
@@ -52,6 +54,8 @@ enum {
 static const struct option long_opts[] = {
 	{"name", required_argument, NULL, OPT_NAME},
 	{"cores", required_argument, NULL, OPT_CORES},
+	{"poller", required_argument, NULL, OPT_POLLER},
+	{"synthetic", required_argument, NULL, OPT_SYNTHETIC},
 	{"control-core", required_argument, NULL, OPT_CONTROL_CORE},
 	{"socket-dir", required_argument, NULL, OPT_SOCKET_DIR},
 	{"allow-uid", required_argument, NULL, OPT_ALLOW_UID},
@@ -82,8 +86,12 @@ static void usage(FILE *out)
 		"\n"
 		"  --name NAME          instance name (default: default)\n"
 		"  --cores LIST         poller cores, e.g. 1 or 2,3 or 2-5 (one poller per core;\n"
-		"                       default: the last allowed CPU)\n"
+		"                       default: one per NUMA node, not on the node's first core)\n"
+		"  --poller NODE:CPU    a poller on CPU, which must be on NUMA node NODE\n"
+		"                       (repeatable; instead of --cores)\n"
 		"  --control-core CPU   pin the control thread (default: the first allowed CPU)\n"
+		"  --synthetic DESC     plan for an hwloc synthetic topology instead of this\n"
+		"                       machine, e.g. \"pack:2 numa:1 core:4 pu:2\" (with --check)\n"
 		"  --socket-dir DIR     control socket directory (default: /run/onering as root,\n"
 		"                       else $XDG_RUNTIME_DIR/onering)\n"
 		"  --allow-uid UID      also serve this user (number or name; repeatable)\n"
@@ -202,7 +210,7 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 
 	memset(cfg, 0, sizeof(*cfg));
 	snprintf(cfg->name, sizeof(cfg->name), "default");
-	cfg->control_cpu = -2; /* choose */
+	cfg->control_cpu = -1; /* choose */
 	cfg->max_subs = 65536;
 	cfg->max_clients = 1024;
 	cfg->default_capacity = 1024;
@@ -229,6 +237,23 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 					   &cfg->nr_pollers) < 0)
 				BAD("--cores %s: expected a CPU list like 1 or 2,3 or 2-5 (at most %d)",
 				    optarg, BROKER_MAX_POLLERS);
+			for (unsigned i = 0; i < cfg->nr_pollers; i++)
+				cfg->poller_nodes[i] = -1;
+			break;
+		case OPT_POLLER: {
+			uint32_t node, cpu;
+			char *colon = strchr(optarg, ':');
+			if (!colon || cfg->nr_pollers >= BROKER_MAX_POLLERS)
+				BAD("--poller %s: expected NODE:CPU, e.g. 1:9", optarg);
+			*colon = '\0';
+			if (parse_u32(optarg, 0, 4095, &node) < 0 || parse_u32(colon + 1, 0, 4095, &cpu) < 0)
+				BAD("--poller %s:%s: expected NODE:CPU numbers", optarg, colon + 1);
+			cfg->poller_nodes[cfg->nr_pollers] = (int)node;
+			cfg->poller_cpus[cfg->nr_pollers++] = (int)cpu;
+			break;
+		}
+		case OPT_SYNTHETIC:
+			snprintf(cfg->synthetic, sizeof(cfg->synthetic), "%s", optarg);
 			break;
 		case OPT_CONTROL_CORE:
 			if (parse_u32(optarg, 0, 4095, &v) < 0)
@@ -327,9 +352,8 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 int broker_config_resolve(struct broker_config *cfg)
 {
 	struct onering_topo *topo;
-	char err[256], list[512];
+	char err[256];
 	cpu_set_t allowed;
-	int first = -1, last = -1;
 
 	char given[sizeof(cfg->socket_dir)];
 
@@ -339,44 +363,23 @@ int broker_config_resolve(struct broker_config *cfg)
 				sizeof(cfg->socket_path)) < 0)
 		BAD("socket path for instance %s does not fit (use a shorter --socket-dir)",
 		    cfg->name);
-	if (onering_topo_load(NULL, &topo, err, sizeof(err)) < 0)
-		BAD("%s", err);
-	onering_topo_cpu_list(topo, list, sizeof(list));
+	if (onering_topo_load(cfg->synthetic[0] ? cfg->synthetic : NULL, &topo, err, sizeof(err)) < 0)
+		BAD("--synthetic: %s", err);
 	CPU_ZERO(&allowed);
 	sched_getaffinity(0, sizeof(allowed), &allowed);
-	for (int c = 0; c < CPU_SETSIZE; c++) {
-		if (!CPU_ISSET(c, &allowed) || !onering_topo_cpu_valid(topo, c))
-			continue;
-		if (first < 0)
-			first = c;
-		last = c;
-	}
-	for (unsigned i = 0; i < cfg->nr_pollers; i++) {
-		int c = cfg->poller_cpus[i];
-		if (!onering_topo_cpu_valid(topo, c) || !CPU_ISSET(c, &allowed)) {
-			onering_topo_free(topo);
-			BAD("--cores: CPU %d is not present or not allowed here (CPUs: %s)", c, list);
-		}
-		for (unsigned j = 0; j < i; j++)
-			if (cfg->poller_cpus[j] == c) {
-				onering_topo_free(topo);
-				BAD("--cores: CPU %d given twice", c);
-			}
-	}
-	if (cfg->control_cpu >= 0 &&
-	    (!onering_topo_cpu_valid(topo, cfg->control_cpu) || !CPU_ISSET(cfg->control_cpu, &allowed))) {
-		onering_topo_free(topo);
-		BAD("--control-core: CPU %d is not present or not allowed here (CPUs: %s)",
-		    cfg->control_cpu, list);
-	}
-	if (cfg->control_cpu == -2)
-		cfg->control_cpu = first;
-	if (cfg->nr_pollers == 0) {
-		/* One poller, on a core other than the control thread's if we can. */
-		cfg->poller_cpus[0] = (last != cfg->control_cpu || first < 0) ? last : first;
-		cfg->nr_pollers = 1;
-	}
+	struct onering_plan_request req = {
+		.cpus = cfg->poller_cpus,
+		.cpu_nodes = cfg->poller_nodes,
+		.nr_cpus = cfg->nr_pollers,
+		.control_cpu = cfg->control_cpu,
+		/* A synthetic machine is not this one: every CPU of it counts. */
+		.allowed = onering_topo_is_this_system(topo) ? &allowed : NULL,
+	};
+	char why[1024];
+	int r = onering_plan_make(topo, &req, &cfg->plan, why, sizeof(why));
 	onering_topo_free(topo);
+	if (r < 0)
+		BAD("%s: %s", cfg->nr_pollers ? "--cores/--poller" : "placement", why);
 	return 0;
 }
 
@@ -384,11 +387,12 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
 {
 	fprintf(out, "instance      %s\n", cfg->name);
 	fprintf(out, "socket        %s\n", cfg->socket_path);
-	fprintf(out, "control core  %d\n", cfg->control_cpu);
-	fprintf(out, "pollers       %u:", cfg->nr_pollers);
-	for (unsigned i = 0; i < cfg->nr_pollers; i++)
-		fprintf(out, " cpu %d", cfg->poller_cpus[i]);
-	fprintf(out, "\nallowed uids ");
+	struct onering_topo *topo;
+	if (onering_topo_load(cfg->synthetic[0] ? cfg->synthetic : NULL, &topo, NULL, 0) == 0) {
+		onering_plan_print(topo, &cfg->plan, out);
+		onering_topo_free(topo);
+	}
+	fprintf(out, "allowed uids ");
 	for (unsigned i = 0; i < cfg->nr_allow_uids; i++)
 		fprintf(out, " %u", (unsigned)cfg->allow_uids[i]);
 	fprintf(out, "\nallowed gids ");
@@ -490,12 +494,14 @@ int main(int argc, char **argv)
 		openlog("oneringd", LOG_PID, LOG_DAEMON);
 		onering_log_set_sink(syslog_sink, NULL);
 	}
-	if (b.cfg.control_cpu >= 0) {
-		r = onering_topo_pin_thread(b.topo, b.cfg.control_cpu);
-		if (r < 0)
-			onering_log(ONERING_LOG_WARN, "cannot pin the control thread to cpu %d: %s",
-				    b.cfg.control_cpu, strerror(-r));
+	if (b.cfg.synthetic[0]) {
+		fprintf(stderr, "oneringd: --synthetic plans for another machine; use it with --check\n");
+		return 1;
 	}
+	r = onering_topo_pin_thread(b.topo, b.cfg.plan.control_cpu);
+	if (r < 0)
+		onering_log(ONERING_LOG_WARN, "cannot pin the control thread to cpu %d: %s",
+			    b.cfg.plan.control_cpu, strerror(-r));
 	r = broker_run(&b);
 	onering_topo_free(b.topo);
 	if (r < 0) {

@@ -78,18 +78,70 @@ int onering_topo_cpu_valid(const struct onering_topo *t, int cpu)
 int onering_topo_cpu_node(const struct onering_topo *t, int cpu)
 {
 	hwloc_obj_t pu = pu_of(t, cpu);
+	int n = onering_topo_node_count(t);
 
 	if (!pu)
 		return -1;
-	for (hwloc_obj_t o = pu; o; o = o->parent)
-		if (o->memory_arity > 0) {
-			hwloc_obj_t m = o->memory_first_child;
-			while (m && m->type != HWLOC_OBJ_NUMANODE)
-				m = m->memory_first_child;
-			if (m)
-				return (int)m->os_index;
-		}
+	/* The node whose cpuset holds the PU (the first, if several). */
+	for (int i = 0; i < n; i++) {
+		hwloc_obj_t node = hwloc_get_obj_by_type(t->topo, HWLOC_OBJ_NUMANODE, (unsigned)i);
+		if (node && hwloc_bitmap_isset(node->cpuset, pu->os_index))
+			return (int)node->os_index;
+	}
 	return 0;
+}
+
+int onering_topo_node_count(const struct onering_topo *t)
+{
+	int n = hwloc_get_nbobjs_by_type(t->topo, HWLOC_OBJ_NUMANODE);
+
+	return n > 0 ? n : 1;
+}
+
+int onering_topo_node_at(const struct onering_topo *t, int i)
+{
+	hwloc_obj_t node = hwloc_get_obj_by_type(t->topo, HWLOC_OBJ_NUMANODE, (unsigned)i);
+
+	if (node)
+		return (int)node->os_index;
+	return i == 0 ? 0 : -1;
+}
+
+int onering_topo_node_cpus(const struct onering_topo *t, int node, int *cpus, int max)
+{
+	hwloc_obj_t obj = hwloc_get_numanode_obj_by_os_index(t->topo, (unsigned)node);
+	int n = 0;
+
+	for (int i = 0; i < onering_topo_cpu_count(t); i++) {
+		hwloc_obj_t pu = hwloc_get_obj_by_type(t->topo, HWLOC_OBJ_PU, (unsigned)i);
+		if (!pu || (obj && !hwloc_bitmap_isset(obj->cpuset, pu->os_index)) ||
+		    (!obj && node != 0))
+			continue;
+		if (n < max)
+			cpus[n] = (int)pu->os_index;
+		n++;
+	}
+	return n;
+}
+
+int onering_topo_core_of(const struct onering_topo *t, int cpu)
+{
+	hwloc_obj_t pu = pu_of(t, cpu);
+
+	if (!pu)
+		return -1;
+	hwloc_obj_t core = hwloc_get_ancestor_obj_by_type(t->topo, HWLOC_OBJ_CORE, pu);
+	/* No core level (some synthetic descriptions): each PU is its own core. */
+	return core ? (int)core->logical_index : 100000 + (int)pu->logical_index;
+}
+
+int onering_topo_describe(const struct onering_topo *t, char *buf, size_t len)
+{
+	int r = hwloc_topology_export_synthetic(t->topo, buf, len, 0);
+
+	if (r < 0)
+		snprintf(buf, len, "(not expressible as a synthetic description)");
+	return r < 0 ? -EINVAL : 0;
 }
 
 void onering_topo_cpu_list(const struct onering_topo *t, char *buf, size_t len)

@@ -50,6 +50,25 @@ int onering_topo_pin_thread(const struct onering_topo *t, int cpu);
 /** True when the topology is the running machine's (not synthetic/XML). */
 int onering_topo_is_this_system(const struct onering_topo *t);
 
+/** NUMA nodes in the topology (at least 1). */
+int onering_topo_node_count(const struct onering_topo *t);
+
+/** OS index of the i-th NUMA node, or -1. */
+int onering_topo_node_at(const struct onering_topo *t, int i);
+
+/**
+ * CPUs (OS indexes) of a node, in topology order, at most max of them.
+ * @return how many the node has (may exceed max), 0 for an unknown node.
+ */
+int onering_topo_node_cpus(const struct onering_topo *t, int node, int *cpus, int max);
+
+/** Logical index of the core a CPU belongs to (CPUs of one core are hardware
+ * threads of each other), or -1. */
+int onering_topo_core_of(const struct onering_topo *t, int cpu);
+
+/** The synthetic description of the topology (also for the real machine). */
+int onering_topo_describe(const struct onering_topo *t, char *buf, size_t len);
+
 #ifdef __cplusplus
 }
 #endif

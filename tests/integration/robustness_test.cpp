@@ -606,8 +606,19 @@ TEST(BrokerCliTest, CheckPrintsThePlanAndValidates)
 	int st;
 	std::string out = RunBroker("--check --name cli --socket-dir " + dir, &st);
 	EXPECT_EQ(WEXITSTATUS(st), 0) << out;
-	EXPECT_NE(out.find("pollers"), std::string::npos) << out;
+	EXPECT_NE(out.find("poller 0"), std::string::npos) << out;
 	EXPECT_NE(out.find("plan OK"), std::string::npos) << out;
+
+	// A synthetic machine: one poller per node, and the memory fallback said.
+	out = RunBroker("--check --socket-dir " + dir + " --synthetic 'numa:4 core:4 pu:2'", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("poller 3"), std::string::npos) << out;
+	EXPECT_EQ(out.find("poller 4"), std::string::npos) << out;
+	EXPECT_NE(out.find("falls back"), std::string::npos) << out;
+	out = RunBroker("--check --socket-dir " + dir + " --synthetic 'numa:2 core:2 pu:1' --poller 1:0",
+			&st);
+	EXPECT_EQ(WEXITSTATUS(st), 1);
+	EXPECT_NE(out.find("node 1 has CPUs 2-3"), std::string::npos) << out;
 
 	out = RunBroker("--check --cores 4000 --socket-dir " + dir, &st);
 	EXPECT_EQ(WEXITSTATUS(st), 1);
