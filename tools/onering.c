@@ -15,6 +15,7 @@
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@
 #include <unistd.h>
 
 #include "client/onering.h"
+#include "numa/placement.h"
+#include "numa/plan.h"
 #include "shm/proto.h"
 
 static volatile sig_atomic_t stop_requested;
@@ -449,6 +452,111 @@ static int cmd_tail(int argc, char **argv)
 	return 0;
 }
 
+/* ---- topo ------------------------------------------------------------------ */
+
+static json_t *plan_json(const struct onering_topo *t, const struct onering_plan *plan)
+{
+	json_t *root = json_object(), *nodes = json_array(), *pollers = json_array();
+	char desc[256];
+	int cpus[4096];
+
+	onering_topo_describe(t, desc, sizeof(desc));
+	json_object_set_new(root, "topology", json_string(desc));
+	json_object_set_new(root, "synthetic", json_boolean(!onering_topo_is_this_system(t)));
+	for (int i = 0; i < onering_topo_node_count(t); i++) {
+		int node = onering_topo_node_at(t, i);
+		int n = onering_topo_node_cpus(t, node, cpus, 4096);
+		json_t *o = json_object(), *list = json_array();
+		for (int k = 0; k < n && k < 4096; k++)
+			json_array_append_new(list, json_integer(cpus[k]));
+		json_object_set_new(o, "node", json_integer(node));
+		json_object_set_new(o, "cpus", list);
+		json_object_set_new(o, "memory_on_this_machine",
+				    json_boolean(onering_numa_node_exists((uint32_t)node)));
+		json_array_append_new(nodes, o);
+	}
+	for (unsigned i = 0; i < plan->nr_pollers; i++) {
+		json_t *o = json_object();
+		json_object_set_new(o, "poller", json_integer(i));
+		json_object_set_new(o, "node", json_integer(plan->pollers[i].node));
+		json_object_set_new(o, "cpu", json_integer(plan->pollers[i].cpu));
+		json_object_set_new(o, "core", json_integer(plan->pollers[i].core));
+		json_array_append_new(pollers, o);
+	}
+	json_object_set_new(root, "nodes", nodes);
+	json_object_set_new(root, "control_cpu", json_integer(plan->control_cpu));
+	json_object_set_new(root, "pollers", pollers);
+	return root;
+}
+
+static int cmd_topo(int argc, char **argv)
+{
+	static const struct option opts[] = {{"synthetic", required_argument, NULL, 's'},
+					     {"cores", required_argument, NULL, 'c'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *synthetic = NULL;
+	int cores[ONERING_PLAN_MAX_POLLERS], opt;
+	unsigned nr_cores = 0;
+	bool json = false;
+
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 's':
+			synthetic = optarg;
+			break;
+		case 'c': {
+			char buf[256], *save = NULL;
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			for (char *tok = strtok_r(buf, ",", &save); tok && nr_cores < ONERING_PLAN_MAX_POLLERS;
+			     tok = strtok_r(NULL, ",", &save))
+				cores[nr_cores++] = atoi(tok);
+			break;
+		}
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			printf("usage: onering topo [--synthetic DESC] [--cores LIST] [--json]\n"
+			       "Prints the machine's NUMA nodes and the broker's placement plan: the\n"
+			       "control CPU and one poller per node. DESC is an hwloc synthetic\n"
+			       "topology, e.g. \"pack:2 numa:1 core:4 pu:2\".\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	struct onering_topo *t;
+	struct onering_plan plan;
+	char err[1024];
+	cpu_set_t allowed;
+	if (onering_topo_load(synthetic, &t, err, sizeof(err)) < 0) {
+		fprintf(stderr, "onering topo: %s\n", err);
+		return 1;
+	}
+	sched_getaffinity(0, sizeof(allowed), &allowed);
+	struct onering_plan_request req = {.cpus = cores,
+					   .nr_cpus = nr_cores,
+					   .control_cpu = -1,
+					   .allowed = onering_topo_is_this_system(t) ? &allowed : NULL};
+	if (onering_plan_make(t, &req, &plan, err, sizeof(err)) < 0) {
+		fprintf(stderr, "onering topo: %s\n", err);
+		onering_topo_free(t);
+		return 1;
+	}
+	if (json) {
+		json_t *root = plan_json(t, &plan);
+		json_dumpf(root, stdout, JSON_INDENT(2));
+		fputc('\n', stdout);
+		json_decref(root);
+	} else {
+		onering_plan_print(t, &plan, stdout);
+	}
+	onering_topo_free(t);
+	return 0;
+}
+
 /* ---- demo ------------------------------------------------------------------ */
 
 /* Where oneringd is: $ONERINGD, beside this program in the build tree,
@@ -696,6 +804,8 @@ int main(int argc, char **argv)
 		return cmd_stat(argc - 1, argv + 1);
 	if (strcmp(cmd, "tail") == 0)
 		return cmd_tail(argc - 1, argv + 1);
+	if (strcmp(cmd, "topo") == 0)
+		return cmd_topo(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("onering %s (shared-memory ABI %u.%u, control protocol %u)\n",
 		       ONERING_PKG_VERSION, ONERING_ABI_MAJOR, ONERING_ABI_MINOR,
@@ -706,6 +816,7 @@ int main(int argc, char **argv)
 	       "  demo      start a private broker, watch four kinds of fd, print events; bounded\n"
 	       "  stat      counters of a running broker (--json)\n"
 	       "  tail      print events of given fds or a listening port as they come\n"
+	       "  topo      NUMA nodes and the placement plan (--synthetic DESC, --json)\n"
 	       "  version\n"
 	       "Each command takes --help.\n");
 	return strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ? 0 : 2;
