@@ -188,6 +188,7 @@ struct poller;
 struct broker_queue {
 	uint32_t id;
 	pid_t owner_pid;
+	uint32_t node;                  /* NUMA node of its memory (its consumer's) */
 	struct broker_client *client;   /* control thread only */
 	struct poller *poller;
 	struct cds_list_head poller_node; /* RCU list of the poller */
@@ -286,8 +287,10 @@ int broker_run(struct broker *b);
 int broker_control_check(const struct broker_config *cfg, char *err, size_t err_size);
 
 /* queue.c */
+/* node: where the segments' pages go (bound before first touch), or
+ * ONERING_NODE_ANY. */
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
-			uint32_t sq_capacity, struct broker_queue **out);
+			uint32_t sq_capacity, uint32_t node, struct broker_queue **out);
 /* Mark CLOSING; the caller waits a grace period before broker_queue_teardown(). */
 void broker_queue_begin_close(struct broker_queue *q);
 /* After the grace period: drop every sub, unlink, free after RCU. */

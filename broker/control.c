@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "numa/topology.h"
 #include "shm/doorbell.h"
 #include "shm/log.h"
 
@@ -118,14 +119,33 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		reply_status(b, c, m, -EMFILE);
 		return;
 	}
-	r = broker_queue_create(b, c, cap, sq, &q);
+	/* The queue lives on its consumer's node: the one asked for, else the
+	 * node of the CPU the opener ran on. */
+	int node = o->node >= 0 ? o->node : o->cpu >= 0 ? onering_topo_cpu_node(b->topo, o->cpu) : -1;
+	bool node_known = false;
+	for (int i = 0; i < onering_topo_node_count(b->topo); i++)
+		node_known |= onering_topo_node_at(b->topo, i) == node;
+	if (o->node >= 0 && !node_known) {
+		reply_status(b, c, m, -EINVAL);
+		return;
+	}
+	if (!node_known)
+		node = -1;
+	r = broker_queue_create(b, c, cap, sq, node < 0 ? ONERING_NODE_ANY : (uint32_t)node, &q);
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "client %u: queue of %u slots: %s", c->id, cap,
 			    strerror(-r));
 		reply_status(b, c, m, r);
 		return;
 	}
-	struct poller *p = &b->pollers[b->next_poller++ % b->cfg.plan.nr_pollers];
+	/* Served by the poller of its node when there is one. */
+	struct poller *p = NULL;
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers && !p; i++)
+		if (node >= 0 && b->pollers[(b->next_poller + i) % b->cfg.plan.nr_pollers].node == node)
+			p = &b->pollers[(b->next_poller + i) % b->cfg.plan.nr_pollers];
+	if (!p)
+		p = &b->pollers[b->next_poller % b->cfg.plan.nr_pollers];
+	b->next_poller++;
 	q->poller = p;
 	c->nr_queues++;
 	cds_list_add(&q->client_node, &c->queues);
@@ -136,7 +156,7 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
 	rep.u.queue_open.ev_capacity = cap;
 	rep.u.queue_open.sq_capacity = sq;
-	rep.u.queue_open.node = -1;
+	rep.u.queue_open.node = node;
 	rep.u.queue_open.cpu = -1;
 	rep.u.queue_open.queue_id = q->id;
 	rep.u.queue_open.poller = p->idx;
@@ -234,8 +254,8 @@ fail:
 /* ---- stats --------------------------------------------------------------- */
 
 static int send_item(struct broker *b, struct broker_client *c, const struct onering_msg *req,
-		     uint32_t what, uint32_t id, uint32_t pid, ONERING_ATOMIC(uint64_t) *ctr,
-		     unsigned n)
+		     uint32_t what, uint32_t id, uint32_t pid, uint32_t node,
+		     ONERING_ATOMIC(uint64_t) *ctr, unsigned n)
 {
 	struct onering_msg m;
 
@@ -243,7 +263,7 @@ static int send_item(struct broker *b, struct broker_client *c, const struct one
 	m.u.stats_item.what = what;
 	m.u.stats_item.id = id;
 	m.u.stats_item.owner_pid = pid;
-	m.u.stats_item.node = 0;
+	m.u.stats_item.node = node;
 	for (unsigned i = 0; i < n && i < 12; i++)
 		m.u.stats_item.counter[i] = onering_atomic_load(&ctr[i], onering_mo_relaxed);
 	return send_reply(b, c, &m, NULL, 0);
@@ -253,12 +273,12 @@ static void handle_stats(struct broker *b, struct broker_client *c, struct oneri
 {
 	struct broker_client *o;
 	struct broker_queue *q;
-	int r = send_item(b, c, req, ONERING_STATS_BROKER, 0, (uint32_t)getpid(), b->ctr,
-			  ONERING_BC_NR);
+	int r = send_item(b, c, req, ONERING_STATS_BROKER, 0, (uint32_t)getpid(), ONERING_NODE_ANY,
+			  b->ctr, ONERING_BC_NR);
 
 	for (unsigned i = 0; r == 0 && i < b->cfg.plan.nr_pollers; i++)
-		r = send_item(b, c, req, ONERING_STATS_POLLER, i, 0, b->pollers[i].ctr,
-			      ONERING_PC_NR);
+		r = send_item(b, c, req, ONERING_STATS_POLLER, i, 0, (uint32_t)b->pollers[i].node,
+			      b->pollers[i].ctr, ONERING_PC_NR);
 	cds_list_for_each_entry(o, &b->clients, node) {
 		cds_list_for_each_entry(q, &o->queues, client_node) {
 			if (r < 0)
@@ -269,7 +289,7 @@ static void handle_stats(struct broker *b, struct broker_client *c, struct oneri
 								 onering_mo_relaxed),
 					     onering_mo_relaxed);
 			r = send_item(b, c, req, ONERING_STATS_QUEUE, q->id, (uint32_t)q->owner_pid,
-				      q->ctr, ONERING_QC_NR);
+				      q->node, q->ctr, ONERING_QC_NR);
 		}
 	}
 	struct onering_msg end;

@@ -16,7 +16,7 @@
 #include "shm/log.h"
 
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
-			uint32_t sq_capacity, struct broker_queue **out)
+			uint32_t sq_capacity, uint32_t node, struct broker_queue **out)
 {
 	struct broker_queue *q = calloc(1, sizeof(*q));
 	unsigned flags = b->cfg.no_hugetlb ? ONERING_SEG_NO_HUGETLB : 0;
@@ -28,19 +28,20 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 	q->id = ++b->next_queue_id;
 	q->client = c;
 	q->owner_pid = c->pid;
+	q->node = node;
 	q->ev_seg.fd = q->cons_seg.fd = -1;
 	CDS_INIT_LIST_HEAD(&q->subs);
 	cds_wfcq_node_init(&q->fault_node);
 
 	snprintf(name, sizeof(name), "onering-%s-q%u-events", b->cfg.name, q->id);
 	r = onering_seg_create(&q->ev_seg, name, ONERING_SEG_EVENTS,
-			       onering_events_seg_size(ev_capacity), ONERING_NODE_ANY, b->epoch,
+			       onering_events_seg_size(ev_capacity), node, b->epoch,
 			       onering_numa_placement(), flags);
 	if (r < 0)
 		goto fail;
 	snprintf(name, sizeof(name), "onering-%s-q%u-consumer", b->cfg.name, q->id);
 	r = onering_seg_create(&q->cons_seg, name, ONERING_SEG_CONSUMER,
-			       onering_consumer_seg_size(sq_capacity), ONERING_NODE_ANY, b->epoch,
+			       onering_consumer_seg_size(sq_capacity), node, b->epoch,
 			       onering_numa_placement(), flags);
 	if (r < 0)
 		goto fail;

@@ -6,6 +6,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -216,7 +217,8 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	if (!att || !out)
 		return -EINVAL;
 	if ((o.capacity && !onering_ring_capacity_valid(o.capacity)) ||
-	    (o.sq_capacity && !onering_ring_capacity_valid(o.sq_capacity)))
+	    (o.sq_capacity && !onering_ring_capacity_valid(o.sq_capacity)) ||
+	    (o.flags & ~ONERING_QUEUE_NODE) || o.node > INT32_MAX)
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -229,7 +231,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 0);
 	req.u.queue_open.ev_capacity = o.capacity;
 	req.u.queue_open.sq_capacity = o.sq_capacity;
-	req.u.queue_open.node = -1;
+	req.u.queue_open.node = (o.flags & ONERING_QUEUE_NODE) ? (int32_t)o.node : -1;
 	req.u.queue_open.cpu = sched_getcpu();
 	r = client_request(att, &req, NULL, 0, &rep, fds, 2, &nfds);
 	if (r == 0 && nfds != 2) {
@@ -245,6 +247,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 		return r;
 	}
 	q->id = rep.u.queue_open.queue_id;
+	q->node = rep.u.queue_open.node;
 	r = queue_map(q, &rep, fds[0], fds[1], att->err, sizeof(att->err));
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "%s", att->err);
@@ -259,6 +262,11 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	pthread_mutex_unlock(&att->lock);
 	*out = q;
 	return 0;
+}
+
+int onering_queue_node(const struct onering_queue *q)
+{
+	return q->node;
 }
 
 void onering_queue_close(struct onering_queue *q)

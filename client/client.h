@@ -42,6 +42,7 @@ struct onering_queue {
 	struct onering *att;
 	struct onering_queue *next;
 	uint32_t id;
+	int node; /* NUMA node of the memory, or -1 */
 	struct onering_seg ev_seg;
 	struct onering_seg cons_seg;
 	struct onering_ring_consumer evc; /* event ring: we consume */

@@ -59,8 +59,13 @@ struct onering_attach_options {
 				     else $XDG_RUNTIME_DIR/onering */
 };
 
+/** onering_queue_options.flags */
+#define ONERING_QUEUE_NODE 0x1u /**< place the queue on .node, not on the caller's node */
+
 /** Options for onering_queue_open(); zero-initialise and set what you need. */
 struct onering_queue_options {
+	uint32_t flags;         /**< ONERING_QUEUE_* */
+	uint32_t node;          /**< NUMA node, with ONERING_QUEUE_NODE */
 	uint32_t capacity;      /**< event slots, a power of two; 0 = 1024 */
 	uint32_t sq_capacity;   /**< submission slots, a power of two; 0 = 256 */
 	uint32_t collect_every; /**< run onering_collect() every N consumed records;
@@ -102,15 +107,25 @@ const char *onering_last_error(const struct onering *att);
 
 /**
  * Open a consumer queue: the broker creates its ring segments and sends
- * them; this maps them (the event ring read-only).
+ * them; this maps them (the event ring read-only). The memory is placed on
+ * the NUMA node of the CPU the caller runs on (sched_getcpu()), or on
+ * opts->node with ONERING_QUEUE_NODE, and the queue is served by that node's
+ * poller when there is one: open a queue from the thread that consumes it.
  * @param opts NULL for defaults
- * @return 0; -EINVAL for a capacity that is not a power of two or too big;
+ * @return 0; -EINVAL for a capacity that is not a power of two or too big,
+ *   or a node the machine does not have;
  *   -ECONNRESET broker gone; -ENOMEM; -EPROTO bad segments from the broker;
  *   other -errno.
  * Context: any thread; system calls.
  */
 int onering_queue_open(struct onering *att, const struct onering_queue_options *opts,
 		       struct onering_queue **out);
+
+/**
+ * The NUMA node the queue's memory is on, or -1 when it is not bound.
+ * Context: any thread; no system call.
+ */
+int onering_queue_node(const struct onering_queue *q);
 
 /**
  * Close a queue: its subscriptions are deleted and its memory unmapped.

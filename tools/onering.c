@@ -163,6 +163,7 @@ static json_t *stats_json(const struct stat_items *s)
 			names = poller_ctr_names;
 			nr = ONERING_PC_NR;
 			json_object_set_new(o, "poller", json_integer(it->id));
+			json_object_set_new(o, "node", json_integer((int32_t)it->node));
 			json_array_append_new(pollers, o);
 			break;
 		case ONERING_STATS_QUEUE:
@@ -170,6 +171,7 @@ static json_t *stats_json(const struct stat_items *s)
 			nr = ONERING_QC_NR;
 			json_object_set_new(o, "queue", json_integer(it->id));
 			json_object_set_new(o, "pid", json_integer(it->owner_pid));
+			json_object_set_new(o, "node", json_integer((int32_t)it->node));
 			json_array_append_new(queues, o);
 			break;
 		default:
@@ -200,13 +202,14 @@ static void stats_text(const struct stat_items *s, FILE *out)
 				(unsigned long long)c[ONERING_BC_DENIED],
 				(unsigned long long)c[ONERING_BC_DROPPED]);
 	}
-	fprintf(out, "\n%-7s %5s %12s %12s %12s %10s %7s\n", "poller", "cpu", "loops", "events",
-		"published", "sleeps", "queues");
+	fprintf(out, "\n%-7s %4s %5s %12s %12s %12s %10s %7s\n", "poller", "node", "cpu", "loops",
+		"events", "published", "sleeps", "queues");
 	for (size_t i = 0; i < s->n; i++) {
 		const struct onering_msg_stats_item *it = &s->items[i];
 		const uint64_t *c = it->counter;
 		if (it->what == ONERING_STATS_POLLER)
-			fprintf(out, "%-7u %5llu %12llu %12llu %12llu %10llu %7llu\n", it->id,
+			fprintf(out, "%-7u %4d %5llu %12llu %12llu %12llu %10llu %7llu\n", it->id,
+				(int32_t)it->node,
 				(unsigned long long)c[ONERING_PC_CPU],
 				(unsigned long long)c[ONERING_PC_LOOPS],
 				(unsigned long long)c[ONERING_PC_EVENTS],
@@ -214,15 +217,16 @@ static void stats_text(const struct stat_items *s, FILE *out)
 				(unsigned long long)c[ONERING_PC_SLEEPS],
 				(unsigned long long)c[ONERING_PC_QUEUES]);
 	}
-	fprintf(out, "\n%-6s %7s %6s %11s %11s %9s %8s %9s %7s %9s %5s\n", "queue", "pid", "slots",
+	fprintf(out, "\n%-6s %7s %4s %6s %11s %11s %9s %8s %9s %7s %9s %5s\n", "queue", "pid", "node", "slots",
 		"published", "consumed", "coalesced", "pending", "deferred", "wakes", "requests",
 		"subs");
 	for (size_t i = 0; i < s->n; i++) {
 		const struct onering_msg_stats_item *it = &s->items[i];
 		const uint64_t *c = it->counter;
 		if (it->what == ONERING_STATS_QUEUE)
-			fprintf(out, "%-6u %7u %6llu %11llu %11llu %9llu %8llu %9llu %7llu %9llu %5llu\n",
-				it->id, it->owner_pid, (unsigned long long)c[ONERING_QC_CAPACITY],
+			fprintf(out, "%-6u %7u %4d %6llu %11llu %11llu %9llu %8llu %9llu %7llu %9llu %5llu\n",
+				it->id, it->owner_pid, (int32_t)it->node,
+				(unsigned long long)c[ONERING_QC_CAPACITY],
 				(unsigned long long)c[ONERING_QC_PUBLISHED],
 				(unsigned long long)c[ONERING_QC_CONSUMED],
 				(unsigned long long)c[ONERING_QC_COALESCED],

@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <sys/timerfd.h>
 
+#include "client/client.h"
 #include "harness.h"
+#include "numa/placement.h"
 #include "shm/proto.h"
 
 using onering_test::Broker;
@@ -247,6 +249,26 @@ TEST_F(DeliveryTest, ModChangesTheEventsWithoutASyscall)
 	EXPECT_EQ(onering_mod(q_, sub, EPOLLIN), -ENOENT);
 	close(sv[0]);
 	close(sv[1]);
+}
+
+TEST_F(DeliveryTest, QueueMemoryIsOnTheConsumersNode)
+{
+	int node = onering_queue_node(q_);
+	ASSERT_GE(node, 0) << "bound to the opener's node";
+	EXPECT_EQ(node, onering_numa_node_of(q_->ev_seg.base)) << "events segment pages";
+	EXPECT_EQ(node, onering_numa_node_of(q_->cons_seg.base)) << "consumer segment pages";
+	const onering_seg_header *h = static_cast<const onering_seg_header *>(q_->ev_seg.base);
+	EXPECT_EQ(h->node, (uint32_t)node) << "and the header says so";
+
+	onering_queue_options o = {};
+	o.flags = ONERING_QUEUE_NODE;
+	o.node = (uint32_t)onering_numa_node_count() + 7;
+	struct onering_queue *other = nullptr;
+	EXPECT_EQ(onering_queue_open(att_, &o, &other), -EINVAL) << "no such node here";
+	o.node = (uint32_t)node;
+	ASSERT_EQ(onering_queue_open(att_, &o, &other), 0);
+	EXPECT_EQ(onering_queue_node(other), node);
+	onering_queue_close(other);
 }
 
 TEST_F(DeliveryTest, AddRejectsBadArguments)
