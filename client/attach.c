@@ -28,7 +28,9 @@ void client_set_error(struct onering *att, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(att ? att->err : attach_err, CLIENT_ERR_MAX, fmt, ap);
 	va_end(ap);
-	onering_log(ONERING_LOG_NOTICE, "%s", att ? att->err : attach_err);
+	/* The caller gets it from onering_last_error(); stderr only when asked
+	 * for ($ONERING_LOG_LEVEL=6 or more). */
+	onering_log(ONERING_LOG_INFO, "%s", att ? att->err : attach_err);
 }
 
 const char *onering_last_error(const struct onering *att)
@@ -66,7 +68,7 @@ int onering_attach_opts(const struct onering_attach_options *opts, struct onerin
 		return -ENOMEM;
 	r = onering_proto_connect(path, name, &att->sock, &rep, attach_err, sizeof(attach_err));
 	if (r < 0) {
-		onering_log(ONERING_LOG_NOTICE, "%s", attach_err);
+		onering_log(ONERING_LOG_INFO, "%s", attach_err);
 		free(att);
 		return r;
 	}

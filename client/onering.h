@@ -151,9 +151,12 @@ int onering_add(struct onering_queue *q, int fd, uint32_t events, unsigned mode,
 		uint64_t cookie, struct onering_sub *sub);
 
 /**
- * Change the events of a subscription, through the submission ring.
+ * Change the events of a subscription, through the submission ring. The
+ * broker applies it on its next poll loop: at once while it is busy, within
+ * its idle sleep (--idle-sleep-ms, 1 ms by default) when it is idle.
  * @return 0; -ENOENT not a live subscription of this queue; -EINVAL bad
- *   events; -EAGAIN submission ring full (poll the queue, retry).
+ *   events; -EAGAIN submission ring full (the broker drains it every poll
+ *   loop: retry).
  * Context: the queue's thread; no system call.
  */
 int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events);
@@ -162,17 +165,22 @@ int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events
  * Delete a subscription. Once this returns, no record of sub is ever
  * returned by this queue, even one already in the ring (the generation in
  * each record is checked). The broker drops the source and closes its
- * duplicate of the fd when it drains the request.
- * @return 0; -ENOENT not a live subscription of this queue.
- * Context: the queue's thread; no system call, unless the submission ring is
- *   full, when the delete goes over the control socket.
+ * duplicate of the fd when it drains the request (next poll loop). Until
+ * then the file stays open in the broker: to end a connection at once,
+ * shutdown(2) the socket before close(2).
+ * @return 0; -ENOENT not a live subscription of this queue; -ETIMEDOUT the
+ *   submission ring stayed full for 1 s (the broker is stuck): the
+ *   subscription is cancelled here, and its broker side is released when
+ *   the queue closes.
+ * Context: the queue's thread; no system call; if the submission ring is
+ *   full it spins (bounded) for the broker to drain it.
  */
 int onering_del(struct onering_queue *q, struct onering_sub sub);
 
 /**
  * Re-enable a ONESHOT subscription after its record, through the
- * submission ring.
- * @return 0; -ENOENT not live; -EINVAL not ONESHOT; -EAGAIN ring full.
+ * submission ring (applied on the broker's next poll loop, as onering_mod).
+ * @return 0; -ENOENT not live; -EINVAL not ONESHOT; -EAGAIN ring full (retry).
  * Context: the queue's thread; no system call.
  */
 int onering_rearm(struct onering_queue *q, struct onering_sub sub);

@@ -34,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shm/atomic.h"
+#include "atomic.h"
 
 #ifdef __cplusplus
 extern "C" {

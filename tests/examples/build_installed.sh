@@ -112,9 +112,11 @@ for src in "${examples[@]}"; do
 		fail "$name --help failed against the installed libonering"
 	fi
 	grep -q '^usage:' "$OUT/$name.help" || fail "$name --help printed no usage line"
-	if ! LD_LIBRARY_PATH=$LIB_DIR ldd "$exe" | grep -q "libonering.so.0 => $LIB_DIR/"; then
-		fail "$name does not load the staged libonering.so.0"
-	fi
+	# (ldd's output is captured first: grep -q stopping early would make
+	# ldd die of SIGPIPE, which pipefail reports as a failure.)
+	deps=$(LD_LIBRARY_PATH=$LIB_DIR ldd "$exe")
+	grep -q "libonering.so.0 => $LIB_DIR/" <<<"$deps" ||
+		fail "$name does not load the staged libonering.so.0: $deps"
 	say "$name: built with pkg-config, --help runs"
 done
 
