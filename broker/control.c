@@ -161,8 +161,8 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	rep.u.queue_open.queue_id = q->id;
 	rep.u.queue_open.poller = p->idx;
 	rep.u.queue_open.start_pos = 0;
-	int fds[2] = {q->ev_seg.fd, q->cons_seg.fd};
-	if (send_reply(b, c, &rep, fds, 2) < 0) {
+	int fds[3] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd};
+	if (send_reply(b, c, &rep, fds, 3) < 0) {
 		close_queues(b, &q, 1);
 		return;
 	}

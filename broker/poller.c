@@ -254,9 +254,10 @@ static void harvest(struct poller *p, const struct epoll_event *evs, int n, uint
 {
 	for (int i = 0; i < n; i++) {
 		uint64_t key = evs[i].data.u64;
-		if (key == 0) { /* kick */
+		if (key == 0) { /* kicked: by a client's request, or to stop */
 			eventfd_t v;
 			eventfd_read(p->kick_fd, &v);
+			broker_count(&p->ctr[ONERING_PC_KICKS], 1);
 			continue;
 		}
 		struct broker_sub *s = broker_registry_lookup(&p->b->reg, key);
@@ -299,6 +300,40 @@ static unsigned walk_queues(struct poller *p, uint64_t ts)
 	return work + published;
 }
 
+/* Set or clear NEED_WAKEUP in every live queue this poller serves. */
+static void set_need_wakeup(struct poller *p, uint32_t flags)
+{
+	struct broker_queue *q;
+
+	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
+		BROKER_TSAN_OBSERVE(q);
+		if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE)
+			onering_atomic_store(&q->ectl->poller_flags, flags, onering_mo_relaxed);
+	}
+}
+
+/*
+ * Before an idle sleep: announce it, then a full fence, then look at every
+ * submission ring once more. A client that enqueued before seeing the flag
+ * is found here; one that enqueues after it sees the flag and kicks.
+ * Returns false when a request is already waiting (do not sleep).
+ */
+static bool announce_sleep(struct poller *p)
+{
+	struct broker_queue *q;
+
+	set_need_wakeup(p, ONERING_POLLER_NEED_WAKEUP);
+	/* Pairs with the fence in the client's submit after its R1. */
+	onering_fence(onering_mo_seq_cst);
+	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
+		BROKER_TSAN_OBSERVE(q);
+		if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE &&
+		    onering_ring_consumer_count(&q->sqc) != 0)
+			return false;
+	}
+	return true;
+}
+
 static void *poller_main(void *arg)
 {
 	struct poller *p = arg;
@@ -334,12 +369,17 @@ static void *poller_main(void *arg)
 			onering_cpu_relax();
 			continue;
 		}
-		/* Idle: block until a source fires or the sleep ends (the
-		 * submission rings are drained again after it). */
+		/* Idle: block until a source fires, a client kicks (it has put
+		 * a request on a submission ring) or the sleep ends. */
+		if (!announce_sleep(p)) {
+			set_need_wakeup(p, 0);
+			continue;
+		}
 		BROKER_TSAN_QUIESCENT();
 		urcu_qsbr_thread_offline();
 		n = epoll_wait(p->epfd, evs, HARVEST_BATCH, b->cfg.idle_sleep_ms);
 		urcu_qsbr_thread_online();
+		set_need_wakeup(p, 0);
 		broker_count(&p->ctr[ONERING_PC_SLEEPS], 1);
 		if (n > 0) {
 			ts = now_ns();

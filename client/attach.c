@@ -196,6 +196,7 @@ static int queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 		(struct onering_consumer_ctl *)(cons + ONERING_CONSUMER_CTL_OFFSET);
 	struct onering_sq_ctl *sqctl = (struct onering_sq_ctl *)(cons + ONERING_SQ_CTL_OFFSET);
 	q->db = (struct onering_doorbell *)(cons + ONERING_DOORBELL_OFFSET);
+	q->poller_flags = &ectl->poller_flags;
 	if (onering_ring_consumer_init(&q->evc, &ectl->ev_tail_pos, &cctl->ev_head_pos,
 				       ev + ONERING_EVENTS_SLOTS_OFFSET, cap, o->start_pos) < 0 ||
 	    onering_ring_producer_init(&q->sqp, &sqctl->sq_tail_pos, &ectl->sq_head_pos,
@@ -212,7 +213,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	struct onering_queue_options o = opts ? *opts : (struct onering_queue_options){0};
 	struct onering_msg req, rep;
 	struct onering_queue *q;
-	int fds[2];
+	int fds[3];
 	unsigned nfds = 0;
 	int r;
 
@@ -235,8 +236,8 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	req.u.queue_open.sq_capacity = o.sq_capacity;
 	req.u.queue_open.node = (o.flags & ONERING_QUEUE_NODE) ? (int32_t)o.node : -1;
 	req.u.queue_open.cpu = sched_getcpu();
-	r = client_request(att, &req, NULL, 0, &rep, fds, 2, &nfds);
-	if (r == 0 && nfds != 2) {
+	r = client_request(att, &req, NULL, 0, &rep, fds, 3, &nfds);
+	if (r == 0 && nfds != 3) {
 		for (unsigned i = 0; i < nfds; i++)
 			close(fds[i]);
 		r = -EPROTO;
@@ -250,8 +251,10 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	}
 	q->id = rep.u.queue_open.queue_id;
 	q->node = rep.u.queue_open.node;
+	q->kick_fd = fds[2];
 	r = queue_map(q, &rep, fds[0], fds[1], att->err, sizeof(att->err));
 	if (r < 0) {
+		close(q->kick_fd);
 		onering_log(ONERING_LOG_ERR, "%s", att->err);
 		onering_seg_destroy(&q->ev_seg);
 		onering_seg_destroy(&q->cons_seg);
@@ -291,6 +294,7 @@ void onering_queue_close(struct onering_queue *q)
 	client_request(att, &req, NULL, 0, &rep, NULL, 0, NULL); /* gone broker: nothing to do */
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
+	close(q->kick_fd);
 	free(q->subs);
 	free(q->level_out);
 	free(q->redeliver);

@@ -48,6 +48,8 @@ struct onering_queue {
 	struct onering_ring_consumer evc; /* event ring: we consume */
 	struct onering_ring_producer sqp; /* submission ring: we produce */
 	struct onering_doorbell *db;
+	const ONERING_ATOMIC(uint32_t) *poller_flags; /* the serving poller sleeps? */
+	int kick_fd; /* the poller's eventfd: written only when it sleeps */
 	bool dead; /* saw the broker's SHUTDOWN record */
 
 	/* Subscriptions by id (the broker's ids are dense). */

@@ -152,12 +152,13 @@ int onering_add(struct onering_queue *q, int fd, uint32_t events, unsigned mode,
 
 /**
  * Change the events of a subscription, through the submission ring. The
- * broker applies it on its next poll loop: at once while it is busy, within
- * its idle sleep (--idle-sleep-ms, 1 ms by default) when it is idle.
+ * broker applies it on its next poll loop; if the serving poller announced
+ * an idle sleep, this wakes it with one eventfd write.
  * @return 0; -ENOENT not a live subscription of this queue; -EINVAL bad
  *   events; -EAGAIN submission ring full (the broker drains it every poll
  *   loop: retry).
- * Context: the queue's thread; no system call.
+ * Context: the queue's thread; no system call while the poller is awake
+ *   (one eventfd write when it sleeps).
  */
 int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events);
 
@@ -172,8 +173,9 @@ int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events
  *   submission ring stayed full for 1 s (the broker is stuck): the
  *   subscription is cancelled here, and its broker side is released when
  *   the queue closes.
- * Context: the queue's thread; no system call; if the submission ring is
- *   full it spins (bounded) for the broker to drain it.
+ * Context: the queue's thread; no system call while the poller is awake (one
+ *   eventfd write when it sleeps); if the submission ring is full it spins
+ *   (bounded) for the broker to drain it.
  */
 int onering_del(struct onering_queue *q, struct onering_sub sub);
 
@@ -181,7 +183,8 @@ int onering_del(struct onering_queue *q, struct onering_sub sub);
  * Re-enable a ONESHOT subscription after its record, through the
  * submission ring (applied on the broker's next poll loop, as onering_mod).
  * @return 0; -ENOENT not live; -EINVAL not ONESHOT; -EAGAIN ring full (retry).
- * Context: the queue's thread; no system call.
+ * Context: the queue's thread; no system call while the poller is awake (one
+ *   eventfd write when it sleeps).
  */
 int onering_rearm(struct onering_queue *q, struct onering_sub sub);
 

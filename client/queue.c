@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
 
 #include "client/client.h"
@@ -45,7 +46,15 @@ static int submit(struct onering_queue *q, uint16_t op, struct onering_sub sub, 
 	req.sub_gen = sub.gen;
 	req.events = events;
 	int r = onering_ring_enqueue_burst(&q->sqp, &req, 1);
-	return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
+	if (r != 1)
+		return r == 0 ? -EAGAIN : r;
+	/* Wake the poller only if it announced an idle sleep. The fence pairs
+	 * with the one the poller makes between setting NEED_WAKEUP and
+	 * re-checking the submission rings: one of us sees the other. */
+	onering_fence(onering_mo_seq_cst);
+	if (onering_atomic_load(q->poller_flags, onering_mo_relaxed) & ONERING_POLLER_NEED_WAKEUP)
+		eventfd_write(q->kick_fd, 1);
+	return 0;
 }
 
 int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events)

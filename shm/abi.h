@@ -43,7 +43,7 @@ extern "C" {
 /* "ONRG" read as a little-endian u32 */
 #define ONERING_SEG_MAGIC 0x47524e4fu
 #define ONERING_ABI_MAJOR 1u
-#define ONERING_ABI_MINOR 0u
+#define ONERING_ABI_MINOR 1u
 
 /* A segment's node when it is not bound to one. */
 #define ONERING_NODE_ANY 0xffffffffu
@@ -190,8 +190,22 @@ struct onering_events_ctl {
 	uint32_t sq_capacity;                 /* submission slots, a power of two */
 	uint64_t packet_area_offset;          /* 0 when the queue carries no packets */
 	uint64_t packet_area_size;
-	uint8_t reserved[24];
+	ONERING_ATOMIC(uint32_t) poller_flags; /* ONERING_POLLER_* (ABI 1.1) */
+	uint32_t reserved0;
+	uint8_t reserved[16];
 };
+
+/*
+ * onering_events_ctl.poller_flags (ABI 1.1): the poller that serves the
+ * queue sets NEED_WAKEUP before it blocks in its idle sleep. A client that
+ * has just put a request on the submission ring (R1), then a full fence,
+ * finds it set and writes the queue's kick eventfd; otherwise it makes no
+ * system call. The poller, after setting it, fences and re-checks every
+ * submission ring before it sleeps (the doorbell's Dekker handshake, run the
+ * other way). A 1.0 reader ignores it: its requests wait for the poller's
+ * sleep to end, as before.
+ */
+#define ONERING_POLLER_NEED_WAKEUP 0x1u
 
 /* In the consumer segment: written by the client only. */
 struct onering_consumer_ctl {
@@ -297,6 +311,7 @@ ONERING_ABI_OFFSET(struct onering_events_ctl, ev_capacity, 16);
 ONERING_ABI_OFFSET(struct onering_events_ctl, sq_capacity, 20);
 ONERING_ABI_OFFSET(struct onering_events_ctl, packet_area_offset, 24);
 ONERING_ABI_OFFSET(struct onering_events_ctl, packet_area_size, 32);
+ONERING_ABI_OFFSET(struct onering_events_ctl, poller_flags, 40);
 ONERING_STATIC_ASSERT(sizeof(struct onering_consumer_ctl) == 64, "consumer ctl is one line");
 ONERING_ABI_OFFSET(struct onering_consumer_ctl, ev_head_pos, 0);
 ONERING_STATIC_ASSERT(sizeof(struct onering_doorbell) == 64, "doorbell is one line");

@@ -34,7 +34,8 @@ extern "C" {
 
 enum onering_msg_type {
 	ONERING_MSG_HELLO = 1,       /* first message: versions, pid, instance name */
-	ONERING_MSG_QUEUE_OPEN = 2,  /* reply carries 2 fds: events, consumer segment */
+	ONERING_MSG_QUEUE_OPEN = 2,  /* reply carries 3 fds: events and consumer segments,
+				      * the poller's kick eventfd */
 	ONERING_MSG_QUEUE_CLOSE = 3,
 	ONERING_MSG_SUB_ADD = 4,     /* carries 1 fd: the source */
 	ONERING_MSG_STATS = 5,       /* reply: one STATS_ITEM per object, then STATS_END */
@@ -149,6 +150,7 @@ enum onering_poller_counter {
 	ONERING_PC_SLEEPS,    /* times the poller blocked when idle */
 	ONERING_PC_QUEUES,    /* queues served */
 	ONERING_PC_CPU,       /* core the poller is pinned to */
+	ONERING_PC_KICKS,     /* wake-ups from clients' requests while it slept */
 	ONERING_PC_NR,
 };
 
@@ -165,7 +167,7 @@ enum onering_broker_counter {
 /* ---------------------------------------------------------------------- */
 /* Helpers shared by both ends (shm/proto.c).                              */
 
-#define ONERING_MSG_MAX_FDS 2 /* the most any message carries */
+#define ONERING_MSG_MAX_FDS 3 /* the most any message carries */
 
 /** Fill the fixed part of a message. */
 void onering_msg_init(struct onering_msg *msg, uint16_t type, uint32_t seq);

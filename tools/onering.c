@@ -89,7 +89,7 @@ static void print_event(const struct onering_event *e, uint64_t t0, const char *
 static const char *const broker_ctr_names[ONERING_BC_NR] = {
 	"clients", "attaches", "bad_messages", "extra_fds", "denied", "dropped"};
 static const char *const poller_ctr_names[ONERING_PC_NR] = {
-	"loops", "events", "published", "sleeps", "queues", "cpu"};
+	"loops", "events", "published", "sleeps", "queues", "cpu", "kicks"};
 static const char *const queue_ctr_names[ONERING_QC_NR] = {
 	"published", "consumed", "coalesced", "pending", "deferred",
 	"wakes",     "requests", "bad_requests", "subs", "capacity"};
@@ -202,19 +202,20 @@ static void stats_text(const struct stat_items *s, FILE *out)
 				(unsigned long long)c[ONERING_BC_DENIED],
 				(unsigned long long)c[ONERING_BC_DROPPED]);
 	}
-	fprintf(out, "\n%-7s %4s %5s %12s %12s %12s %10s %7s\n", "poller", "node", "cpu", "loops",
-		"events", "published", "sleeps", "queues");
+	fprintf(out, "\n%-7s %4s %5s %12s %12s %12s %10s %8s %7s\n", "poller", "node", "cpu",
+		"loops", "events", "published", "sleeps", "kicks", "queues");
 	for (size_t i = 0; i < s->n; i++) {
 		const struct onering_msg_stats_item *it = &s->items[i];
 		const uint64_t *c = it->counter;
 		if (it->what == ONERING_STATS_POLLER)
-			fprintf(out, "%-7u %4d %5llu %12llu %12llu %12llu %10llu %7llu\n", it->id,
+			fprintf(out, "%-7u %4d %5llu %12llu %12llu %12llu %10llu %8llu %7llu\n", it->id,
 				(int32_t)it->node,
 				(unsigned long long)c[ONERING_PC_CPU],
 				(unsigned long long)c[ONERING_PC_LOOPS],
 				(unsigned long long)c[ONERING_PC_EVENTS],
 				(unsigned long long)c[ONERING_PC_PUBLISHED],
 				(unsigned long long)c[ONERING_PC_SLEEPS],
+				(unsigned long long)c[ONERING_PC_KICKS],
 				(unsigned long long)c[ONERING_PC_QUEUES]);
 	}
 	fprintf(out, "\n%-6s %7s %4s %6s %11s %11s %9s %8s %9s %7s %9s %5s\n", "queue", "pid", "node", "slots",

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <chrono>
 #include <map>
 #include <netinet/in.h>
 #include <sys/epoll.h>
@@ -282,6 +283,67 @@ TEST_F(DeliveryTest, AddRejectsBadArguments)
 	EXPECT_EQ(onering_add(q_, file, EPOLLIN, ONERING_EDGE, 0, &sub), -EINVAL);
 	close(file);
 	close(efd);
+}
+
+// Counters of the first poller, read over the control socket.
+bool PollerCounters(const Broker &broker, uint64_t *ctr)
+{
+	int s;
+	char err[512];
+	onering_msg m;
+	bool found = false;
+	if (onering_proto_connect(broker.SocketPath().c_str(), broker.Name().c_str(), &s, nullptr,
+				  err, sizeof(err)) < 0)
+		return false;
+	onering_msg_init(&m, ONERING_MSG_STATS, 3);
+	onering_msg_send(s, &m, nullptr, 0, 0);
+	while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
+	       m.type != ONERING_MSG_STATS_END)
+		if (m.type == ONERING_MSG_STATS_ITEM && m.u.stats_item.what == ONERING_STATS_POLLER &&
+		    !found) {
+			memcpy(ctr, m.u.stats_item.counter, sizeof(uint64_t) * ONERING_PC_NR);
+			found = true;
+		}
+	close(s);
+	return found;
+}
+
+// A request put on the submission ring while the poller sleeps wakes it
+// (the kick), instead of waiting for its idle sleep to end.
+TEST(KickTest, RearmWakesASleepingPoller)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start({"--idle-sleep-ms", "1000", "--idle-spin-us", "0"}));
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	int efd = eventfd(0, EFD_NONBLOCK);
+	onering_sub sub;
+	ASSERT_EQ(onering_add(q, efd, EPOLLIN, ONERING_ONESHOT, 3, &sub), 0);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	onering_event e;
+	ASSERT_EQ(onering_wait(q, &e, 1, 1, kEventTimeout), 1);
+	// Disarmed and still readable. Wait (bounded) until the poller sleeps.
+	bool asleep = false;
+	for (int i = 0; i < 20000000 && !asleep; i++)
+		asleep = onering_atomic_load(q->poller_flags, onering_mo_acquire) &
+			 ONERING_POLLER_NEED_WAKEUP;
+	ASSERT_TRUE(asleep);
+	uint64_t before[ONERING_PC_NR] = {};
+	ASSERT_TRUE(PollerCounters(broker, before));
+	auto t0 = std::chrono::steady_clock::now();
+	ASSERT_EQ(onering_rearm(q, sub), 0);
+	ASSERT_EQ(onering_wait(q, &e, 1, 1, kEventTimeout), 1);
+	double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+	uint64_t after[ONERING_PC_NR] = {};
+	ASSERT_TRUE(PollerCounters(broker, after));
+	EXPECT_GT(after[ONERING_PC_KICKS], before[ONERING_PC_KICKS]) << "the client kicked";
+	// Without the kick the re-arm would wait out the 1000 ms sleep.
+	EXPECT_LT(ms, 900.0);
+	RecordProperty("rearm_while_asleep_ms", std::to_string(ms));
+	close(efd);
+	onering_detach(att);
 }
 
 // Counters of the (only) queue, read over the control socket.
