@@ -194,7 +194,9 @@ int onering_rearm(struct onering_queue *q, struct onering_sub sub);
  * level-triggered collection (onering_collect) runs first when LEVEL
  * sources are outstanding.
  * @return records copied to events (0 if none); -ECONNRESET the broker
- *   is gone and the ring is empty; -EPROTO the broker's ring is corrupt.
+ *   shut down (its last record said so) and the ring is empty; -EPROTO the
+ *   broker's ring is corrupt. A broker that was killed is not noticed here
+ *   (that would take a system call): onering_wait() notices it.
  * Context: the queue's thread; no system call while no LEVEL records are
  *   outstanding; otherwise the periodic collection makes one poll().
  */
