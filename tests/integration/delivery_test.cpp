@@ -285,27 +285,9 @@ TEST_F(DeliveryTest, AddRejectsBadArguments)
 	close(efd);
 }
 
-// Counters of the first poller, read over the control socket.
 bool PollerCounters(const Broker &broker, uint64_t *ctr)
 {
-	int s;
-	char err[512];
-	onering_msg m;
-	bool found = false;
-	if (onering_proto_connect(broker.SocketPath().c_str(), broker.Name().c_str(), &s, nullptr,
-				  err, sizeof(err)) < 0)
-		return false;
-	onering_msg_init(&m, ONERING_MSG_STATS, 3);
-	onering_msg_send(s, &m, nullptr, 0, 0);
-	while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
-	       m.type != ONERING_MSG_STATS_END)
-		if (m.type == ONERING_MSG_STATS_ITEM && m.u.stats_item.what == ONERING_STATS_POLLER &&
-		    !found) {
-			memcpy(ctr, m.u.stats_item.counter, sizeof(uint64_t) * ONERING_PC_NR);
-			found = true;
-		}
-	close(s);
-	return found;
+	return onering_test::StatsCounters(broker, ONERING_STATS_POLLER, ctr, ONERING_PC_NR);
 }
 
 // A request put on the submission ring while the poller sleeps wakes it
@@ -346,26 +328,10 @@ TEST(KickTest, RearmWakesASleepingPoller)
 	onering_detach(att);
 }
 
-// Counters of the (only) queue, read over the control socket.
+// Counters of the (only) queue.
 bool QueueCounters(const Broker &broker, uint64_t *ctr)
 {
-	int s;
-	char err[512];
-	onering_msg m;
-	bool found = false;
-	if (onering_proto_connect(broker.SocketPath().c_str(), broker.Name().c_str(), &s, nullptr,
-				  err, sizeof(err)) < 0)
-		return false;
-	onering_msg_init(&m, ONERING_MSG_STATS, 3);
-	onering_msg_send(s, &m, nullptr, 0, 0);
-	while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
-	       m.type != ONERING_MSG_STATS_END)
-		if (m.type == ONERING_MSG_STATS_ITEM && m.u.stats_item.what == ONERING_STATS_QUEUE) {
-			memcpy(ctr, m.u.stats_item.counter, sizeof(uint64_t) * ONERING_QC_NR);
-			found = true;
-		}
-	close(s);
-	return found;
+	return onering_test::StatsCounters(broker, ONERING_STATS_QUEUE, ctr, ONERING_QC_NR);
 }
 
 // A one-slot ring and 1,000 ready sources: nothing is lost, and the

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "client/onering.h"
+#include "shm/proto.h"
 
 #ifndef ONERINGD_PATH
 #error "ONERINGD_PATH must name the oneringd binary under test"
@@ -170,6 +171,41 @@ private:
 	pid_t pid_ = -1;
 	std::string dir_, name_, log_;
 };
+
+// Counters of the first stats item of kind `what` (ONERING_STATS_*), read
+// over the control socket; false when the broker did not answer.
+inline bool StatsCounters(const Broker &broker, uint32_t what, uint64_t *ctr, unsigned n)
+{
+	int s;
+	char err[512];
+	onering_msg m;
+	bool found = false;
+	if (onering_proto_connect(broker.SocketPath().c_str(), broker.Name().c_str(), &s, nullptr,
+				  err, sizeof(err)) < 0)
+		return false;
+	onering_msg_init(&m, ONERING_MSG_STATS, 3);
+	onering_msg_send(s, &m, nullptr, 0, 0);
+	while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
+	       m.type != ONERING_MSG_STATS_END)
+		if (m.type == ONERING_MSG_STATS_ITEM && m.u.stats_item.what == what && !found) {
+			memcpy(ctr, m.u.stats_item.counter, sizeof(uint64_t) * n);
+			found = true;
+		}
+	close(s);
+	return found;
+}
+
+// Run a command line, returning what it printed (stdout and stderr).
+inline std::string RunCommand(const std::string &cmd, int *status)
+{
+	FILE *p = popen((cmd + " 2>&1").c_str(), "r");
+	std::string out;
+	char buf[1024];
+	while (p && fgets(buf, sizeof(buf), p))
+		out += buf;
+	*status = p ? pclose(p) : -1;
+	return out;
+}
 
 } // namespace onering_test
 

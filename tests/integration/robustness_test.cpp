@@ -198,16 +198,10 @@ protected:
 	}
 	uint64_t BrokerCounter(unsigned idx)
 	{
-		int s = Connect();
-		onering_msg m = Msg(ONERING_MSG_STATS);
-		EXPECT_EQ(onering_msg_send(s, &m, nullptr, 0, 0), 0);
-		uint64_t v = ~0ull;
-		while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
-		       m.type != ONERING_MSG_STATS_END)
-			if (m.type == ONERING_MSG_STATS_ITEM && m.u.stats_item.what == ONERING_STATS_BROKER)
-				v = m.u.stats_item.counter[idx];
-		close(s);
-		return v;
+		uint64_t ctr[ONERING_BC_NR];
+		if (!onering_test::StatsCounters(broker_, ONERING_STATS_BROKER, ctr, ONERING_BC_NR))
+			return ~0ull;
+		return ctr[idx];
 	}
 	Broker broker_;
 };
@@ -639,14 +633,7 @@ TEST(TwoClientsTest, TwoProcessesOnOneBrokerEachGetTheirOwn)
 
 std::string RunBroker(const std::string &args, int *status)
 {
-	std::string cmd = std::string(ONERINGD_PATH) + " " + args + " 2>&1";
-	FILE *p = popen(cmd.c_str(), "r");
-	std::string out;
-	char buf[512];
-	while (p && fgets(buf, sizeof(buf), p))
-		out += buf;
-	*status = p ? pclose(p) : -1;
-	return out;
+	return onering_test::RunCommand(std::string(ONERINGD_PATH) + " " + args, status);
 }
 
 TEST(BrokerCliTest, CheckPrintsThePlanAndValidates)

@@ -16,14 +16,7 @@ namespace {
 
 std::string RunTool(const std::string &args, int *status)
 {
-	std::string cmd = std::string(ONERING_TOOL_PATH) + " " + args + " 2>&1";
-	FILE *p = popen(cmd.c_str(), "r");
-	std::string out;
-	char buf[1024];
-	while (p && fgets(buf, sizeof(buf), p))
-		out += buf;
-	*status = p ? pclose(p) : -1;
-	return out;
+	return onering_test::RunCommand(std::string(ONERING_TOOL_PATH) + " " + args, status);
 }
 
 TEST(ToolTest, DemoRunsBoundedAndCleansUp)
