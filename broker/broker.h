@@ -71,6 +71,10 @@ extern char broker_tsan_grace;
 
 #define BROKER_MAX_POLLERS 64
 #define BROKER_MAX_IDS 32
+#define BROKER_MAX_GROUPS 64
+#define BROKER_MAX_GROUP_ARGS 16 /* --group options */
+#define BROKER_FLOW_BUCKETS 4096 /* sticky affinity table, per group and poller */
+#define BROKER_LANE_SLOTS 1024   /* hand-offs between two pollers in flight */
 
 struct broker;
 
@@ -99,6 +103,11 @@ struct broker_config {
 	uint64_t idle_spin_ns;           /* busy-poll this long before blocking */
 	int idle_sleep_ms;               /* epoll_wait timeout when idle (-1: spin forever) */
 	int ready_fd;                    /* --ready-fd, or -1 */
+	uint32_t max_queues;             /* queues of all clients together */
+	/* --group NAME:setting,...: groups created at start (settings parsed
+	 * into the same message a tune request carries) */
+	struct onering_msg_group groups[BROKER_MAX_GROUP_ARGS];
+	unsigned nr_groups;
 	bool foreground;
 	bool check_only;
 	bool no_hugetlb;
@@ -114,26 +123,35 @@ void broker_config_print(const struct broker_config *cfg, FILE *out);
 /* ---- subscriptions ----------------------------------------------------- */
 
 struct broker_queue;
+struct broker_group;
 
 struct broker_sub {
 	uint32_t id;
 	uint32_t gen;
 	int fd;          /* the broker's duplicate of the client's fd */
-	uint32_t events; /* epoll events asked for (poller-owned after creation) */
+	uint32_t events; /* epoll events asked for (home-poller-owned after creation) */
 	uint8_t mode;    /* enum onering_sub_mode */
 	uint64_t cookie;
-	struct broker_queue *queue;
+	struct broker_queue *queue;  /* the owner: the queue it was added through */
+	struct broker_group *group;  /* target group, or NULL: records go to queue */
+	struct poller *home;         /* the poller whose epoll watches fd */
 	struct cds_list_head queue_node; /* in queue->subs, control thread only */
 	struct rcu_head rcu;
 	struct cds_wfcq_node reap_node;
 
-	/* Poller-owned delivery state. */
-	bool pending;            /* waiting for ring space */
-	bool dead;               /* deleted: ignore every later event */
+	/* Home-poller-owned delivery state. */
+	bool pending;            /* waiting for ring space (queue) or in the group backlog */
+	ONERING_ATOMIC(uint32_t) dead; /* deleted: ignore every later event (home poller
+					* writes; broker_sub_dead() reads anywhere) */
 	uint32_t pending_events;
 	uint32_t pending_count;  /* readiness notifications merged */
 	struct broker_sub *pending_next;
 };
+
+static inline bool broker_sub_dead(const struct broker_sub *s)
+{
+	return onering_atomic_load(&s->dead, onering_mo_relaxed) != 0;
+}
 
 /* Pack (gen, id) into epoll_event.data.u64; 0 is the poller's kick fd. */
 static inline uint64_t broker_sub_key(uint32_t id, uint32_t gen)
@@ -187,7 +205,9 @@ struct poller;
 
 struct broker_queue {
 	uint32_t id;
+	uint32_t slot;                  /* index in broker->queues */
 	pid_t owner_pid;
+	struct broker_group *group;     /* member of, or NULL (set before it is published) */
 	uint32_t node;                  /* NUMA node of its memory (its consumer's) */
 	struct broker_client *client;   /* control thread only */
 	struct poller *poller;
@@ -210,6 +230,9 @@ struct broker_queue {
 	struct broker_sub **pending_tail;
 	bool dirty; /* published records this round */
 
+	/* Hand-offs other pollers pushed for this queue, not yet placed. */
+	ONERING_ATOMIC(uint64_t) inflight;
+
 	ONERING_ATOMIC(int) state;
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_QC_NR];
 };
@@ -226,6 +249,10 @@ struct poller {
 	pthread_t thread;
 	bool started;
 	struct cds_list_head queues; /* RCU list of struct broker_queue */
+	ONERING_ATOMIC(int) sleeping; /* announced an idle sleep: kick to hand off */
+	/* Redelivery batches from the control thread (dead consumers). */
+	struct cds_wfcq_head redeliver_head;
+	struct cds_wfcq_tail redeliver_tail;
 	ONERING_ATOMIC(int) stop;
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_PC_NR];
 };
@@ -237,6 +264,9 @@ uint32_t broker_epoll_flags(uint8_t mode, uint32_t events);
 int poller_start(struct poller *p);
 void poller_stop(struct poller *p);
 void poller_kick(struct poller *p);
+/* Kick p only if it announced an idle sleep (after a release of new work:
+ * the fence here pairs with the one in the poller's announce_sleep). */
+void poller_kick_if_sleeping(struct poller *p);
 
 /* ---- clients and the broker --------------------------------------------- */
 
@@ -254,6 +284,7 @@ struct broker_client {
 };
 
 struct onering_topo;
+struct broker_lane;
 
 struct broker {
 	struct broker_config cfg;
@@ -267,6 +298,16 @@ struct broker {
 	struct broker_registry reg;
 	struct poller pollers[BROKER_MAX_POLLERS];
 	unsigned next_poller;
+	/* lanes[src * nr_pollers + dst]: hand-offs from poller src to dst. */
+	struct broker_lane **lanes;
+	/* Every live queue by slot (RCU; the control thread writes). */
+	struct broker_queue **queues;
+	uint32_t *free_slots;
+	uint32_t nr_free_slots;
+	/* Groups by id - 1 (RCU-published once, freed only at exit). */
+	struct broker_group *groups[BROKER_MAX_GROUPS];
+	unsigned nr_groups;
+	uint32_t cpu_count;
 	struct cds_list_head clients;
 	uint32_t next_client_id;
 	uint32_t next_queue_id;
@@ -280,6 +321,8 @@ struct broker {
 
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_BC_NR];
 };
+
+#include "broker/group.h"
 
 /* control.c */
 int broker_run(struct broker *b);

@@ -89,15 +89,25 @@ static void close_queues(struct broker *b, struct broker_queue **qs, unsigned n)
 {
 	if (n == 0)
 		return;
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
 		broker_queue_begin_close(qs[i]);
+		/* Out of its group and the queue table before the grace period:
+		 * afterwards no poller can pick it or find it from a hand-off. */
+		broker_group_leave(b, qs[i]);
+		rcu_assign_pointer(b->queues[qs[i]->slot], NULL);
+	}
 	/* After this no poller iteration that saw the queues LIVE still runs,
 	 * so nothing new for them reaches the reap queue either. */
 	urcu_qsbr_synchronize_rcu();
 	BROKER_TSAN_GRACE_DONE();
 	drain_reaped(b);
-	for (unsigned i = 0; i < n; i++)
+	for (unsigned i = 0; i < n; i++) {
+		/* What its consumer did not take goes to the rest of its group. */
+		if (qs[i]->group && !b->stopping)
+			broker_group_redeliver(b, qs[i]);
+		b->free_slots[b->nr_free_slots++] = qs[i]->slot;
 		broker_queue_teardown(b, qs[i]);
+	}
 }
 
 static void handle_queue_open(struct broker *b, struct broker_client *c, struct onering_msg *m)
@@ -131,6 +141,27 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	}
 	if (!node_known)
 		node = -1;
+	struct broker_group *g = NULL;
+	o->group[ONERING_NAME_MAX - 1] = '\0';
+	if (o->group[0]) {
+		r = broker_group_get(b, o->group, true, &g);
+		if (r < 0) {
+			reply_status(b, c, m, r);
+			return;
+		}
+		if (g->nr_members >= BROKER_GROUP_MAX_MEMBERS) {
+			onering_log(ONERING_LOG_NOTICE, "group '%s' is full (%u members)", g->name,
+				    g->nr_members);
+			reply_status(b, c, m, -ENOSPC);
+			return;
+		}
+	}
+	if (b->nr_free_slots == 0) {
+		onering_log(ONERING_LOG_NOTICE, "client %u: the broker serves %u queues, the most "
+			    "it keeps", c->id, b->cfg.max_queues);
+		reply_status(b, c, m, -EMFILE);
+		return;
+	}
 	r = broker_queue_create(b, c, cap, sq, node < 0 ? ONERING_NODE_ANY : (uint32_t)node, &q);
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "client %u: queue of %u slots: %s", c->id, cap,
@@ -147,10 +178,18 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		p = &b->pollers[b->next_poller % b->cfg.plan.nr_pollers];
 	b->next_poller++;
 	q->poller = p;
+	q->slot = b->free_slots[--b->nr_free_slots];
 	c->nr_queues++;
 	cds_list_add(&q->client_node, &c->queues);
 	BROKER_TSAN_PUBLISH(q);
 	cds_list_add_rcu(&q->poller_node, &p->queues);
+	rcu_assign_pointer(b->queues[q->slot], q);
+	if (g && broker_group_join(b, g, q) < 0) {
+		close_queues(b, &q, 1);
+		reply_status(b, c, m, -ENOMEM);
+		return;
+	}
+	onering_atomic_store(&q->ctr[ONERING_QC_GROUP], g ? g->id : 0, onering_mo_relaxed);
 
 	struct onering_msg rep;
 	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
@@ -161,13 +200,15 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	rep.u.queue_open.queue_id = q->id;
 	rep.u.queue_open.poller = p->idx;
 	rep.u.queue_open.start_pos = 0;
+	memcpy(rep.u.queue_open.group, o->group, sizeof(rep.u.queue_open.group));
+	rep.u.queue_open.group_id = g ? g->id : 0;
 	int fds[3] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd};
 	if (send_reply(b, c, &rep, fds, 3) < 0) {
 		close_queues(b, &q, 1);
 		return;
 	}
-	onering_log(ONERING_LOG_INFO, "client %u (pid %d): queue %u, %u slots, poller %u",
-		    c->id, (int)c->pid, q->id, cap, p->idx);
+	onering_log(ONERING_LOG_INFO, "client %u (pid %d): queue %u, %u slots, poller %u%s%s",
+		    c->id, (int)c->pid, q->id, cap, p->idx, g ? ", group " : "", g ? g->name : "");
 }
 
 static void handle_queue_close(struct broker *b, struct broker_client *c, struct onering_msg *m)
@@ -196,10 +237,34 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 		r = -ENOENT;
 		goto fail;
 	}
-	if (a->mode > ONERING_MODE_MAX || (a->events & ~(uint32_t)SUB_EVENTS_ALLOWED) ||
-	    a->pad != 0) {
+	if (a->mode > ONERING_MODE_MAX || (a->events & ~(uint32_t)SUB_EVENTS_ALLOWED)) {
 		r = -EINVAL;
 		goto fail;
+	}
+	/* Target: the group named, else the queue's; LEVEL records always go to
+	 * the owner (only it can run the collection on its fd). */
+	struct broker_group *g = q->group;
+	if (a->group_id) {
+		if (a->group_id > b->nr_groups) {
+			r = -ENOENT;
+			goto fail;
+		}
+		g = b->groups[a->group_id - 1];
+	}
+	if (a->mode == ONERING_MODE_LEVEL)
+		g = NULL;
+	/* Home: the poller of the node asked for (group targets only: a private
+	 * queue's sources are watched by its own poller), else the queue's. */
+	struct poller *home = q->poller;
+	if (a->home_node >= 0 && g) {
+		home = NULL;
+		for (unsigned i = 0; i < b->cfg.plan.nr_pollers && !home; i++)
+			if (b->pollers[i].node == a->home_node)
+				home = &b->pollers[i];
+		if (!home) {
+			r = -EINVAL;
+			goto fail;
+		}
 	}
 	r = broker_registry_alloc(&b->reg, &id, &gen);
 	if (r < 0) {
@@ -217,7 +282,7 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	ev.events = 0;
 	ev.data.u64 = broker_sub_key(id, gen);
 	s = calloc(1, sizeof(*s));
-	if (!s || epoll_ctl(q->poller->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	if (!s || epoll_ctl(home->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 		r = !s ? -ENOMEM : errno == EPERM ? -EINVAL : -errno;
 		free(s);
 		broker_registry_unalloc(&b->reg, id);
@@ -230,13 +295,15 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	s->mode = (uint8_t)a->mode;
 	s->cookie = a->cookie;
 	s->queue = q;
+	s->group = g;
+	s->home = home;
 	cds_list_add(&s->queue_node, &q->subs);
 	broker_count(&q->ctr[ONERING_QC_SUBS], 1);
 	/* From here the sub's delivery fields belong to the poller (a MOD from
 	 * the submission ring may already change them): arm from locals. */
 	broker_registry_publish(&b->reg, s);
 	ev.events = broker_epoll_flags((uint8_t)a->mode, a->events);
-	epoll_ctl(q->poller->epfd, EPOLL_CTL_MOD, fd, &ev); /* ENOENT: already deleted */
+	epoll_ctl(home->epfd, EPOLL_CTL_MOD, fd, &ev); /* ENOENT: already deleted */
 
 	struct onering_msg rep;
 	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
@@ -251,7 +318,71 @@ fail:
 	reply_status(b, c, m, r);
 }
 
+/* ---- groups -------------------------------------------------------------- */
+
+static void handle_group(struct broker *b, struct broker_client *c, struct onering_msg *m)
+{
+	struct onering_msg_group *gm = &m->u.group;
+	struct broker_group *g;
+	char name[ONERING_NAME_MAX];
+	int r;
+
+	memcpy(name, gm->name, sizeof(name));
+	name[sizeof(name) - 1] = '\0';
+	if (gm->flags & ~(uint32_t)ONERING_GROUP_NO_CREATE) {
+		reply_status(b, c, m, -EINVAL);
+		return;
+	}
+	r = broker_group_get(b, name, !(gm->flags & ONERING_GROUP_NO_CREATE), &g);
+	if (r == 0 && gm->set) {
+		r = broker_group_apply(g, gm);
+		if (r == 0)
+			onering_log(ONERING_LOG_NOTICE, "group '%s' tuned by pid %d: policy %s, numa "
+				    "%s:%u, wake %s, max_running %u, backlog %u", g->name, (int)c->pid,
+				    onering_policy_name(onering_atomic_load(&g->policy, onering_mo_relaxed)),
+				    onering_numa_name(onering_atomic_load(&g->numa, onering_mo_relaxed)),
+				    onering_atomic_load(&g->spill_pct, onering_mo_relaxed),
+				    onering_wake_name(onering_atomic_load(&g->wake, onering_mo_relaxed)),
+				    onering_atomic_load(&g->max_running, onering_mo_relaxed),
+				    onering_atomic_load(&g->backlog_max, onering_mo_relaxed));
+	}
+	if (r < 0) {
+		reply_status(b, c, m, r);
+		return;
+	}
+	struct onering_msg rep;
+	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
+	broker_group_describe(g, &rep.u.group);
+	if (send_reply(b, c, &rep, NULL, 0) < 0)
+		client_drop(b, c, "reply to GROUP could not be sent");
+}
+
 /* ---- stats --------------------------------------------------------------- */
+
+static int send_group_item(struct broker *b, struct broker_client *c,
+			   const struct onering_msg *req, const struct broker_group *g)
+{
+	struct onering_msg m;
+	struct onering_msg_group d;
+
+	onering_msg_init(&m, ONERING_MSG_STATS_ITEM, req->seq);
+	broker_group_describe(g, &d);
+	struct onering_msg_group_stats *gs = &m.u.group_stats;
+	gs->what = ONERING_STATS_GROUP;
+	gs->id = g->id;
+	memcpy(gs->name, g->name, sizeof(gs->name));
+	gs->policy = d.policy;
+	gs->numa = d.numa;
+	gs->spill_pct = d.spill_pct;
+	gs->wake = d.wake;
+	gs->max_running = d.max_running ? d.max_running : b->cpu_count;
+	gs->backlog_max = d.backlog_max;
+	gs->members = (uint16_t)d.members;
+	uint32_t sleeping;
+	broker_group_counters(b, g, gs->counter, &sleeping);
+	gs->sleeping = (uint16_t)sleeping;
+	return send_reply(b, c, &m, NULL, 0);
+}
 
 static int send_item(struct broker *b, struct broker_client *c, const struct onering_msg *req,
 		     uint32_t what, uint32_t id, uint32_t pid, uint32_t node,
@@ -292,6 +423,8 @@ static void handle_stats(struct broker *b, struct broker_client *c, struct oneri
 				      q->node, q->ctr, ONERING_QC_NR);
 		}
 	}
+	for (unsigned i = 0; r == 0 && i < b->nr_groups; i++)
+		r = send_group_item(b, c, req, b->groups[i]);
 	struct onering_msg end;
 	onering_msg_init(&end, ONERING_MSG_STATS_END, req->seq);
 	end.status = r;
@@ -322,6 +455,7 @@ static void handle_hello(struct broker *b, struct broker_client *c, struct oneri
 	rep.u.hello.pid = (uint32_t)getpid();
 	rep.u.hello.epoch = b->epoch;
 	rep.u.hello.client_id = c->id;
+	rep.u.hello.max_subs = b->cfg.max_subs;
 	snprintf(rep.u.hello.name, sizeof(rep.u.hello.name), "%s", b->cfg.name);
 	if (send_reply(b, c, &rep, NULL, 0) < 0 || status < 0) {
 		client_drop(b, c, status == -EPROTO ? "ABI major version mismatch"
@@ -421,6 +555,9 @@ static bool client_readable(struct broker *b, struct broker_client *c)
 		break;
 	case ONERING_MSG_STATS:
 		handle_stats(b, c, &m);
+		break;
+	case ONERING_MSG_GROUP:
+		handle_group(b, c, &m);
 		break;
 	default:
 		bad_message(b, c, &m, -EOPNOTSUPP, "unknown control message type");
@@ -695,8 +832,10 @@ int broker_run(struct broker *b)
 	cds_wfcq_init(&b->reap_head, &b->reap_tail);
 	cds_wfcq_init(&b->fault_head, &b->fault_tail);
 	b->listen_fd = b->signal_fd = b->reap_fd = b->epfd = -1;
-	for (unsigned i = 0; i < BROKER_MAX_POLLERS; i++)
+	for (unsigned i = 0; i < BROKER_MAX_POLLERS; i++) {
 		b->pollers[i].epfd = b->pollers[i].kick_fd = -1;
+		cds_wfcq_init(&b->pollers[i].redeliver_head, &b->pollers[i].redeliver_tail);
+	}
 
 	/* Signals are taken by this thread only, through a signalfd. */
 	sigemptyset(&sigs);
@@ -709,6 +848,24 @@ int broker_run(struct broker *b)
 	r = broker_registry_init(&b->reg, b->cfg.max_subs);
 	if (r < 0)
 		return r;
+	b->cpu_count = (uint32_t)onering_topo_cpu_count(b->topo);
+	b->queues = calloc(b->cfg.max_queues, sizeof(*b->queues));
+	b->free_slots = calloc(b->cfg.max_queues, sizeof(*b->free_slots));
+	if (!b->queues || !b->free_slots || broker_lanes_init(b) < 0) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = b->cfg.max_queues; i-- > 0;)
+		b->free_slots[b->nr_free_slots++] = i;
+	/* The default group, and those --group configured, exist from the start. */
+	{
+		struct broker_group *g;
+		if ((r = broker_group_get(b, "default", true, &g)) < 0)
+			goto out;
+		for (unsigned i = 0; i < b->cfg.nr_groups; i++)
+			if ((r = broker_group_get(b, b->cfg.groups[i].name, true, &g)) < 0)
+				goto out;
+	}
 	r = open_listen(b);
 	if (r < 0)
 		goto out;
@@ -804,6 +961,10 @@ out:
 		close(b->signal_fd);
 	if (b->reap_fd >= 0)
 		close(b->reap_fd);
+	broker_groups_fini(b);
+	broker_lanes_fini(b);
+	free(b->queues);
+	free(b->free_slots);
 	broker_registry_fini(&b->reg);
 	return r;
 }

@@ -47,6 +47,7 @@ enum {
 	OPT_NO_HUGEPAGES,
 	OPT_LOG_LEVEL,
 	OPT_READY_FD,
+	OPT_GROUP,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -71,6 +72,7 @@ static const struct option long_opts[] = {
 	{"no-hugepages", no_argument, NULL, OPT_NO_HUGEPAGES},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"ready-fd", required_argument, NULL, OPT_READY_FD},
+	{"group", required_argument, NULL, OPT_GROUP},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -91,7 +93,14 @@ static void usage(FILE *out)
 		"                       (repeatable; instead of --cores)\n"
 		"  --control-core CPU   pin the control thread (default: the first allowed CPU)\n"
 		"  --synthetic DESC     plan for an hwloc synthetic topology instead of this\n"
-		"                       machine, e.g. \"pack:2 numa:1 core:4 pu:2\" (with --check)\n"
+		"                       machine, e.g. \"pack:2 numa:1 core:4 pu:2\"; with --check\n"
+		"                       print the plan, else run on it (testing NUMA policies:\n"
+		"                       no pinning, memory bound only where the node exists)\n"
+		"  --group NAME:SETTINGS  create group NAME at start, SETTINGS a comma list of\n"
+		"                       policy=rr|least|sticky|lifo|local, numa=strict|\n"
+		"                       interleave|spill:P, wake=lifo|fifo|rr|local-first,\n"
+		"                       max_running=N, backlog=N (repeatable; `onering tune`\n"
+		"                       changes them later)\n"
 		"  --socket-dir DIR     control socket directory (default: /run/onering as root,\n"
 		"                       else $XDG_RUNTIME_DIR/onering)\n"
 		"  --allow-uid UID      also serve this user (number or name; repeatable)\n"
@@ -331,6 +340,26 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 				BAD("--ready-fd %s: not an open file descriptor", optarg);
 			cfg->ready_fd = (int)v;
 			break;
+		case OPT_GROUP: {
+			char buf[256], err[160];
+			struct onering_msg_group *g = &cfg->groups[cfg->nr_groups];
+			if (cfg->nr_groups == BROKER_MAX_GROUP_ARGS)
+				BAD("--group: at most %d", BROKER_MAX_GROUP_ARGS);
+			snprintf(buf, sizeof(buf), "%s", optarg);
+			char *colon = strchr(buf, ':');
+			if (colon)
+				*colon = '\0';
+			if (!onering_name_valid(buf))
+				BAD("--group %s: the name must be 1-31 of [A-Za-z0-9_.-]", optarg);
+			memset(g, 0, sizeof(*g));
+			memcpy(g->name, buf, strlen(buf) + 1); /* valid: at most 31 chars */
+			for (char *save = NULL, *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
+			     kv = strtok_r(NULL, ",", &save))
+				if (onering_group_setting_parse(g, kv, err, sizeof(err)) < 0)
+					BAD("--group %s: %s", optarg, err);
+			cfg->nr_groups++;
+			break;
+		}
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -346,6 +375,8 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 	}
 	if (optind < argc)
 		BAD("unexpected argument \"%s\" (see --help)", argv[optind]);
+	uint64_t total = (uint64_t)cfg->max_clients * cfg->max_queues_per_client;
+	cfg->max_queues = total > 65536 ? 65536 : (uint32_t)total;
 	return 0;
 }
 
@@ -470,7 +501,7 @@ int main(int argc, char **argv)
 		printf("plan OK\n");
 		return 0;
 	}
-	if (onering_topo_load(NULL, &b.topo, NULL, 0) < 0) {
+	if (onering_topo_load(b.cfg.synthetic[0] ? b.cfg.synthetic : NULL, &b.topo, NULL, 0) < 0) {
 		fprintf(stderr, "oneringd: cannot load the machine topology (hwloc)\n");
 		return 1;
 	}
@@ -494,10 +525,10 @@ int main(int argc, char **argv)
 		openlog("oneringd", LOG_PID, LOG_DAEMON);
 		onering_log_set_sink(syslog_sink, NULL);
 	}
-	if (b.cfg.synthetic[0]) {
-		fprintf(stderr, "oneringd: --synthetic plans for another machine; use it with --check\n");
-		return 1;
-	}
+	if (b.cfg.synthetic[0])
+		onering_log(ONERING_LOG_WARN, "running on the synthetic topology \"%s\" (for testing "
+			    "NUMA policies): threads are not pinned, and memory is bound only to "
+			    "nodes this machine has", b.cfg.synthetic);
 	r = onering_topo_pin_thread(b.topo, b.cfg.plan.control_cpu);
 	if (r < 0)
 		onering_log(ONERING_LOG_WARN, "cannot pin the control thread to cpu %d: %s",

@@ -55,7 +55,7 @@ uint32_t broker_epoll_flags(uint8_t mode, uint32_t events)
 }
 
 /* The client broke the ring ABI: stop serving the queue, tell control. */
-static void queue_fault(struct poller *p, struct broker_queue *q, const char *what)
+void poller_queue_fault(struct poller *p, struct broker_queue *q, const char *what)
 {
 	int expect = BROKER_QUEUE_LIVE;
 
@@ -69,7 +69,7 @@ static void queue_fault(struct poller *p, struct broker_queue *q, const char *wh
 	eventfd_write(p->b->reap_fd, 1);
 }
 
-static void write_record(struct onering_event *e, const struct broker_sub *s, uint32_t events,
+void poller_write_record(struct onering_event *e, const struct broker_sub *s, uint32_t events,
 			 uint32_t count, uint64_t ts)
 {
 	e->cookie = s->cookie;
@@ -129,12 +129,12 @@ static void deliver(struct poller *p, struct broker_queue *q, struct broker_sub 
 	if (q->pending_head == NULL) { /* nobody waiting ahead of it */
 		r = onering_ring_claim(&q->evp, &slot);
 		if (r == 1) {
-			write_record(slot, s, events, 1, ts);
+			poller_write_record(slot, s, events, 1, ts);
 			q->dirty = true;
 			return;
 		}
 		if (r < 0) {
-			queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
+			poller_queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
 			return;
 		}
 	}
@@ -150,7 +150,7 @@ static unsigned flush_pending(struct poller *p, struct broker_queue *q, uint64_t
 	while (q->pending_head) {
 		int r = onering_ring_claim(&q->evp, &slot);
 		if (r < 0) {
-			queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
+			poller_queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
 			break;
 		}
 		if (r == 0)
@@ -161,18 +161,20 @@ static unsigned flush_pending(struct poller *p, struct broker_queue *q, uint64_t
 			q->pending_tail = &q->pending_head;
 		s->pending = false;
 		broker_count(&q->ctr[ONERING_QC_PENDING], (uint64_t)-1);
-		write_record(slot, s, s->pending_events, s->pending_count, ts);
+		poller_write_record(slot, s, s->pending_events, s->pending_count, ts);
 		q->dirty = true;
 		placed++;
 	}
 	return placed;
 }
 
-static void sub_delete(struct poller *p, struct broker_queue *q, struct broker_sub *s)
+/* On s's home poller. */
+static void sub_delete(struct poller *p, struct broker_sub *s)
 {
-	s->dead = true;
+	onering_atomic_store(&s->dead, 1, onering_mo_relaxed);
 	epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-	pending_unlink(q, s);
+	if (!s->group)
+		pending_unlink(s->queue, s); /* a group backlog drops it when it comes up */
 	/* The control thread unpublishes it, closes the fd and frees it after
 	 * a grace period. */
 	cds_wfcq_node_init(&s->reap_node);
@@ -183,26 +185,20 @@ static void sub_delete(struct poller *p, struct broker_queue *q, struct broker_s
 
 #define REQ_EVENTS_ALLOWED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
 
-/* One request, already copied out of client memory. Returns false when the
- * client must be dropped. */
-static bool handle_request(struct poller *p, struct broker_queue *q,
-			   const struct onering_request *req)
+/* A request on a subscription homed here (it came on q, a queue of the
+ * subscription's owner). Returns false when the client must be dropped. */
+bool poller_apply_request(struct poller *p, struct broker_queue *q,
+			  const struct onering_request *req)
 {
-	struct broker_sub *s;
+	struct broker_sub *s = broker_registry_lookup(&p->b->reg,
+						      broker_sub_key(req->sub_id, req->sub_gen));
 	struct epoll_event ev;
 
-	if (req->op > ONERING_REQ_OP_MAX || req->flags != 0)
-		return false;
-	if (req->op == ONERING_REQ_NOP)
-		return true;
-	s = broker_registry_lookup(&p->b->reg, broker_sub_key(req->sub_id, req->sub_gen));
-	if (!s || s->dead) {
+	if (!s || broker_sub_dead(s)) {
 		/* Deleted meanwhile, or an id reused since: harmless, counted. */
 		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
 		return true;
 	}
-	if (s->queue != q)
-		return false; /* another client's subscription */
 	switch (req->op) {
 	case ONERING_REQ_REARM:
 		if (s->mode == ONERING_MODE_EDGE) {
@@ -222,32 +218,93 @@ static bool handle_request(struct poller *p, struct broker_queue *q,
 		epoll_ctl(p->epfd, EPOLL_CTL_MOD, s->fd, &ev);
 		return true;
 	case ONERING_REQ_DEL:
-		sub_delete(p, q, s);
+		sub_delete(p, s);
 		return true;
 	default:
 		return false;
 	}
 }
 
-static unsigned drain_requests(struct poller *p, struct broker_queue *q)
+/* A user event for a group (ABI 1.2). */
+static int handle_post(struct poller *p, struct broker_queue *q, const struct onering_request *req,
+		       uint64_t ts)
 {
-	struct onering_request req[REQUEST_BATCH];
-	int n = onering_ring_dequeue_burst(&q->sqc, req, REQUEST_BATCH);
+	struct broker *b = p->b;
+	uint32_t gid = req->sub_id;
+
+	if (gid == 0 || gid > CMM_LOAD_SHARED(b->nr_groups)) {
+		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 1; /* no such group: refused, counted */
+	}
+	struct broker_group *g = rcu_dereference(b->groups[gid - 1]);
+	BROKER_TSAN_OBSERVE(g);
+	struct onering_event rec;
+	memset(&rec, 0, sizeof(rec));
+	rec.cookie = req->user_data;
+	rec.kind = ONERING_EV_USER;
+	rec.events = req->events;
+	rec.timestamp_ns = ts;
+	rec.payload.user.flow = req->arg[0];
+	memcpy(rec.payload.user.data, &req->arg[1], sizeof(rec.payload.user.data));
+	/* A full backlog leaves the post in the poster's ring: backpressure. */
+	return group_deliver_record(p, g, &rec, req->arg[0]) ? 1 : 0;
+}
+
+/* One request, already copied out of client memory. Returns 1 done, 0 not
+ * now (leave it in the ring), -1 the client must be dropped. */
+static int handle_request(struct poller *p, struct broker_queue *q,
+			  const struct onering_request *req, uint64_t ts)
+{
+	if (req->op > ONERING_REQ_OP_MAX || req->flags != 0)
+		return -1;
+	if (req->op == ONERING_REQ_NOP)
+		return 1;
+	if (req->op == ONERING_REQ_POST)
+		return handle_post(p, q, req, ts);
+	struct broker_sub *s = broker_registry_lookup(&p->b->reg,
+						      broker_sub_key(req->sub_id, req->sub_gen));
+	if (!s) {
+		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 1;
+	}
+	/* Any queue of the owning client may ask (a thread pool re-arms from
+	 * the worker that took the record); nobody else. The owner pointer is
+	 * immutable while s is visible. */
+	if (s->queue->client != q->client)
+		return -1;
+	if (s->home != p)
+		return group_forward_request(p, s->home, q, req) ? 1 : 0;
+	return poller_apply_request(p, q, req) ? 1 : -1;
+}
+
+static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_t ts)
+{
+	const void *first = NULL;
+	int n = onering_ring_peek(&q->sqc, &first, REQUEST_BATCH);
+	int done = 0;
 
 	if (n < 0) {
-		queue_fault(p, q, onering_ring_fault_str(q->sqc.fault));
+		poller_queue_fault(p, q, onering_ring_fault_str(q->sqc.fault));
 		return 0;
 	}
-	for (int i = 0; i < n; i++) {
-		if (!handle_request(p, q, &req[i])) {
+	for (; done < n; done++) {
+		struct onering_request req;
+		/* Copy out first: the client may change the slot under us. */
+		memcpy(&req, (const struct onering_request *)first + done, sizeof(req));
+		int r = handle_request(p, q, &req, ts);
+		if (r == 0)
+			break;
+		if (r < 0) {
 			broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
-			queue_fault(p, q, "malformed submission-ring request");
-			return (unsigned)i;
+			poller_queue_fault(p, q, "malformed submission-ring request");
+			break;
 		}
 	}
-	if (n > 0)
-		broker_count(&q->ctr[ONERING_QC_REQUESTS], (uint64_t)n);
-	return (unsigned)n;
+	if (done > 0) {
+		onering_ring_release(&q->sqc, (uint32_t)done);
+		broker_count(&q->ctr[ONERING_QC_REQUESTS], (uint64_t)done);
+	}
+	return (unsigned)done;
 }
 
 static void harvest(struct poller *p, const struct epoll_event *evs, int n, uint64_t ts)
@@ -261,12 +318,15 @@ static void harvest(struct poller *p, const struct epoll_event *evs, int n, uint
 			continue;
 		}
 		struct broker_sub *s = broker_registry_lookup(&p->b->reg, key);
-		if (!s || s->dead)
+		if (!s || broker_sub_dead(s))
 			continue;
-		struct broker_queue *q = s->queue;
+		struct broker_queue *q = s->queue; /* the owner */
 		if (onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
 			continue;
-		deliver(p, q, s, evs[i].events, ts);
+		if (s->group)
+			group_deliver_sub(p, s, evs[i].events, ts);
+		else
+			deliver(p, q, s, evs[i].events, ts); /* its own queue, served here */
 	}
 }
 
@@ -283,7 +343,7 @@ static unsigned walk_queues(struct poller *p, uint64_t ts)
 		nr_queues++;
 		if (q->pending_head)
 			work += flush_pending(p, q, ts);
-		work += drain_requests(p, q);
+		work += drain_requests(p, q, ts);
 		if (!q->dirty)
 			continue;
 		q->dirty = false;
@@ -323,8 +383,12 @@ static bool announce_sleep(struct poller *p)
 	struct broker_queue *q;
 
 	set_need_wakeup(p, ONERING_POLLER_NEED_WAKEUP);
-	/* Pairs with the fence in the client's submit after its R1. */
+	onering_atomic_store(&p->sleeping, 1, onering_mo_relaxed);
+	/* Pairs with the fence in the client's submit after its R1, and with
+	 * the one in poller_kick_if_sleeping after another poller's hand-off. */
 	onering_fence(onering_mo_seq_cst);
+	if (!group_lanes_empty(p))
+		return false;
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
 		BROKER_TSAN_OBSERVE(q);
 		if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE &&
@@ -355,7 +419,8 @@ static void *poller_main(void *arg)
 			harvest(p, evs, n, ts);
 			broker_count(&p->ctr[ONERING_PC_EVENTS], (uint64_t)n);
 		}
-		unsigned work = walk_queues(p, ts) + (n > 0 ? (unsigned)n : 0);
+		unsigned work = group_poll(p, ts);
+		work += walk_queues(p, ts) + (n > 0 ? (unsigned)n : 0);
 		broker_count(&p->ctr[ONERING_PC_LOOPS], 1);
 		if (work) {
 			idle_since = 0;
@@ -372,6 +437,7 @@ static void *poller_main(void *arg)
 		/* Idle: block until a source fires, a client kicks (it has put
 		 * a request on a submission ring) or the sleep ends. */
 		if (!announce_sleep(p)) {
+			onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
 			set_need_wakeup(p, 0);
 			continue;
 		}
@@ -381,10 +447,12 @@ static void *poller_main(void *arg)
 		urcu_qsbr_thread_online();
 		set_need_wakeup(p, 0);
 		broker_count(&p->ctr[ONERING_PC_SLEEPS], 1);
+		onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
 		if (n > 0) {
 			ts = now_ns();
 			harvest(p, evs, n, ts);
 			broker_count(&p->ctr[ONERING_PC_EVENTS], (uint64_t)n);
+			group_poll(p, ts);
 			walk_queues(p, ts);
 			idle_since = 0;
 		}
@@ -400,6 +468,7 @@ int poller_start(struct poller *p)
 	int r;
 
 	CDS_INIT_LIST_HEAD(&p->queues);
+	cds_wfcq_init(&p->redeliver_head, &p->redeliver_tail);
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	p->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (p->epfd < 0 || p->kick_fd < 0)
@@ -417,6 +486,13 @@ int poller_start(struct poller *p)
 void poller_kick(struct poller *p)
 {
 	eventfd_write(p->kick_fd, 1);
+}
+
+void poller_kick_if_sleeping(struct poller *p)
+{
+	onering_fence(onering_mo_seq_cst);
+	if (onering_atomic_load(&p->sleeping, onering_mo_relaxed))
+		eventfd_write(p->kick_fd, 1);
 }
 
 void poller_stop(struct poller *p)

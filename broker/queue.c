@@ -103,7 +103,7 @@ void broker_sub_finalize(struct broker *b, struct broker_sub *s)
 
 	/* Delete from epoll before close: a closed fd with a live duplicate in
 	 * the client would otherwise keep reporting. ENOENT: already deleted. */
-	epoll_ctl(q->poller->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	epoll_ctl(s->home->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 	close(s->fd);
 	s->fd = -1;
 	broker_registry_remove(&b->reg, s);

@@ -76,6 +76,15 @@ int onering_attach_opts(const struct onering_attach_options *opts, struct onerin
 	att->seq = 1;
 	att->client_id = rep.u.hello.client_id;
 	att->epoch = rep.u.hello.epoch;
+	uint32_t max_subs = rep.u.hello.max_subs ? rep.u.hello.max_subs : 1u << 24;
+	att->nr_sub_pages = (max_subs + CLIENT_SUB_PAGE - 1) / CLIENT_SUB_PAGE;
+	att->sub_pages = calloc(att->nr_sub_pages, sizeof(*att->sub_pages));
+	if (!att->sub_pages) {
+		close(att->sock);
+		pthread_mutex_destroy(&att->lock);
+		free(att);
+		return -ENOMEM;
+	}
 	snprintf(att->name, sizeof(att->name), "%s", name);
 	snprintf(att->socket_path, sizeof(att->socket_path), "%s", path);
 	attach_err[0] = '\0';
@@ -91,6 +100,9 @@ void onering_detach(struct onering *att)
 		onering_queue_close(att->queues);
 	close(att->sock);
 	pthread_mutex_destroy(&att->lock);
+	for (uint32_t i = 0; i < att->nr_sub_pages; i++)
+		free(onering_atomic_load(&att->sub_pages[i], onering_mo_relaxed));
+	free(att->sub_pages);
 	free(att);
 }
 
@@ -221,7 +233,8 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 		return -EINVAL;
 	if ((o.capacity && !onering_ring_capacity_valid(o.capacity)) ||
 	    (o.sq_capacity && !onering_ring_capacity_valid(o.sq_capacity)) ||
-	    (o.flags & ~ONERING_QUEUE_NODE) || o.node > INT32_MAX)
+	    (o.flags & ~ONERING_QUEUE_NODE) || o.node > INT32_MAX ||
+	    (o.group && o.group[0] && !onering_name_valid(o.group)))
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -236,6 +249,8 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	req.u.queue_open.sq_capacity = o.sq_capacity;
 	req.u.queue_open.node = (o.flags & ONERING_QUEUE_NODE) ? (int32_t)o.node : -1;
 	req.u.queue_open.cpu = sched_getcpu();
+	if (o.group)
+		snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "%s", o.group);
 	r = client_request(att, &req, NULL, 0, &rep, fds, 3, &nfds);
 	if (r == 0 && nfds != 3) {
 		for (unsigned i = 0; i < nfds; i++)
@@ -251,6 +266,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	}
 	q->id = rep.u.queue_open.queue_id;
 	q->node = rep.u.queue_open.node;
+	q->group_id = rep.u.queue_open.group_id;
 	q->kick_fd = fds[2];
 	r = queue_map(q, &rep, fds[0], fds[1], att->err, sizeof(att->err));
 	if (r < 0) {
@@ -274,6 +290,26 @@ int onering_queue_node(const struct onering_queue *q)
 	return q->node;
 }
 
+uint32_t onering_queue_group(const struct onering_queue *q)
+{
+	return q->group_id;
+}
+
+int onering_group_id(struct onering *att, const char *name, uint32_t *id)
+{
+	struct onering_msg req, rep;
+
+	if (!att || !name || !id || !onering_name_valid(name))
+		return -EINVAL;
+	onering_msg_init(&req, ONERING_MSG_GROUP, 0);
+	snprintf(req.u.group.name, sizeof(req.u.group.name), "%s", name);
+	int r = client_request(att, &req, NULL, 0, &rep, NULL, 0, NULL);
+	if (r < 0)
+		return r;
+	*id = rep.u.group.group_id;
+	return 0;
+}
+
 void onering_queue_close(struct onering_queue *q)
 {
 	struct onering *att;
@@ -295,57 +331,79 @@ void onering_queue_close(struct onering_queue *q)
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
 	close(q->kick_fd);
-	free(q->subs);
 	free(q->level_out);
 	free(q->redeliver);
 	free(q);
 }
 
-static int subs_reserve(struct onering_queue *q, uint32_t id)
+/* The entry for id, allocating its page (under att->lock). */
+static struct client_sub *sub_slot(struct onering *att, uint32_t id)
 {
-	if (id < q->nr_subs)
-		return 0;
-	uint32_t n = q->nr_subs ? q->nr_subs : 64;
-	while (n <= id)
-		n *= 2;
-	struct client_sub *t = realloc(q->subs, n * sizeof(*t));
-	if (!t)
-		return -ENOMEM;
-	memset(t + q->nr_subs, 0, (n - q->nr_subs) * sizeof(*t));
-	q->subs = t;
-	q->nr_subs = n;
-	return 0;
+	uint32_t pg = id / CLIENT_SUB_PAGE;
+
+	if (pg >= att->nr_sub_pages)
+		return NULL;
+	struct client_sub *page = onering_atomic_load(&att->sub_pages[pg], onering_mo_relaxed);
+	if (!page) {
+		page = calloc(CLIENT_SUB_PAGE, sizeof(*page));
+		if (!page)
+			return NULL;
+		/* Release: readers on other threads see a zeroed page. */
+		onering_atomic_store(&att->sub_pages[pg], page, onering_mo_release);
+	}
+	return &page[id % CLIENT_SUB_PAGE];
 }
 
 #define ADD_EVENTS_ALLOWED (POLLIN | POLLOUT | POLLRDHUP | POLLPRI)
 
-int onering_add(struct onering_queue *q, int fd, uint32_t events, unsigned mode,
-		uint64_t cookie, struct onering_sub *sub)
+int onering_add_opts(struct onering_queue *q, const struct onering_add_options *o,
+		     struct onering_sub *sub)
 {
 	struct onering_msg req, rep;
 	int r;
 
-	if (!q || !sub || mode > ONERING_LEVEL || (events & ~(uint32_t)ADD_EVENTS_ALLOWED))
+	if (!q || !o || !sub || o->mode > ONERING_LEVEL ||
+	    (o->events & ~(uint32_t)ADD_EVENTS_ALLOWED) || (o->flags & ~ONERING_ADD_HOME) ||
+	    ((o->flags & ONERING_ADD_HOME) && o->home_node < 0))
 		return -EINVAL;
-	if (fd < 0 || fcntl(fd, F_GETFD) < 0)
+	if (o->fd < 0 || fcntl(o->fd, F_GETFD) < 0)
 		return -EBADF;
 	onering_msg_init(&req, ONERING_MSG_SUB_ADD, 0);
 	req.u.sub_add.queue_id = q->id;
-	req.u.sub_add.events = events;
-	req.u.sub_add.mode = mode;
-	req.u.sub_add.cookie = cookie;
-	r = client_request(q->att, &req, &fd, 1, &rep, NULL, 0, NULL);
+	req.u.sub_add.events = o->events;
+	req.u.sub_add.mode = o->mode;
+	req.u.sub_add.cookie = o->cookie;
+	req.u.sub_add.group_id = o->group;
+	req.u.sub_add.home_node = (o->flags & ONERING_ADD_HOME) ? o->home_node : -1;
+	r = client_request(q->att, &req, &o->fd, 1, &rep, NULL, 0, NULL);
 	if (r < 0)
 		return r;
 	uint32_t id = rep.u.sub_add.sub_id, gen = rep.u.sub_add.sub_gen;
-	r = subs_reserve(q, id);
-	if (r < 0)
-		return r; /* the broker's side goes when the queue closes */
-	q->subs[id] = (struct client_sub){
-		.gen = gen, .mode = (uint8_t)mode, .fd = fd, .events = events, .cookie = cookie};
+	pthread_mutex_lock(&q->att->lock);
+	struct client_sub *s = sub_slot(q->att, id);
+	if (s) {
+		s->mode = (uint8_t)o->mode;
+		s->level_out = false;
+		s->fd = o->fd;
+		s->events = o->events;
+		s->cookie = o->cookie;
+		/* Release: a queue thread that sees gen sees the fields. */
+		onering_atomic_store(&s->gen, gen, onering_mo_release);
+	}
+	pthread_mutex_unlock(&q->att->lock);
+	if (!s)
+		return -ENOMEM; /* the broker's side goes when the queue closes */
 	sub->id = id;
 	sub->gen = gen;
 	return 0;
+}
+
+int onering_add(struct onering_queue *q, int fd, uint32_t events, unsigned mode,
+		uint64_t cookie, struct onering_sub *sub)
+{
+	struct onering_add_options o = {.fd = fd, .events = events, .mode = mode, .cookie = cookie};
+
+	return onering_add_opts(q, &o, sub);
 }
 
 const char *onering_strerror(int err)

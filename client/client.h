@@ -26,11 +26,20 @@ struct onering {
 	char socket_path[256];
 	char err[CLIENT_ERR_MAX];
 	struct onering_queue *queues; /* list, under lock */
+
+	/* Subscriptions by id, shared by every queue of the attachment (a
+	 * record of a group may reach any of them): pages of CLIENT_SUB_PAGE
+	 * entries, allocated under lock, never freed before detach, so other
+	 * queues' threads read them without a lock. */
+	ONERING_ATOMIC(struct client_sub *) *sub_pages;
+	uint32_t nr_sub_pages;
 };
+
+#define CLIENT_SUB_PAGE 1024u
 
 /* What the client remembers of one of its subscriptions. */
 struct client_sub {
-	uint32_t gen; /* 0: not live */
+	ONERING_ATOMIC(uint32_t) gen; /* 0: not live; written by add and del */
 	uint8_t mode;
 	bool level_out; /* LEVEL record delivered, not collected yet */
 	int fd;         /* the caller's fd, for the collection poll() */
@@ -51,10 +60,9 @@ struct onering_queue {
 	const ONERING_ATOMIC(uint32_t) *poller_flags; /* the serving poller sleeps? */
 	int kick_fd; /* the poller's eventfd: written only when it sleeps */
 	bool dead; /* saw the broker's SHUTDOWN record */
+	bool idle; /* ran dry since its last record (doorbell idle_ns is set) */
 
-	/* Subscriptions by id (the broker's ids are dense). */
-	struct client_sub *subs;
-	uint32_t nr_subs;
+	uint32_t group_id; /* the group it is a member of, 0: private */
 
 	/* LEVEL bookkeeping: ids delivered and not collected. */
 	uint32_t *level_out;
@@ -70,6 +78,16 @@ struct onering_queue {
 	uint32_t since_collect;
 	uint64_t spin_ns;
 };
+
+/* The subscription entry for id, or NULL if no page holds it. */
+static inline struct client_sub *client_sub_at(struct onering *att, uint32_t id)
+{
+	if (id / CLIENT_SUB_PAGE >= att->nr_sub_pages)
+		return NULL;
+	struct client_sub *page = onering_atomic_load(&att->sub_pages[id / CLIENT_SUB_PAGE],
+						       onering_mo_acquire);
+	return page ? &page[id % CLIENT_SUB_PAGE] : NULL;
+}
 
 /* attach.c: one request and its reply; fds of the reply in rfds. */
 int client_request(struct onering *att, struct onering_msg *req, const int *fds, unsigned nfds,

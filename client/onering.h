@@ -26,6 +26,7 @@
 #ifndef ONERING_H
 #define ONERING_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "shm/abi.h"
@@ -72,6 +73,11 @@ struct onering_queue_options {
 				     0 = 64 */
 	uint64_t spin_ns;       /**< onering_wait() spin budget before sleeping;
 				     0 = 50 us */
+	const char *group;      /**< join this group (created with the broker's
+				     defaults if missing): records of the group's
+				     subscriptions and posts are balanced over its
+				     members. NULL or "": a private queue, which gets
+				     the records of its own subscriptions only */
 };
 
 /**
@@ -149,6 +155,69 @@ void onering_queue_close(struct onering_queue *q);
  */
 int onering_add(struct onering_queue *q, int fd, uint32_t events, unsigned mode,
 		uint64_t cookie, struct onering_sub *sub);
+
+/** Options for onering_add_opts(); zero-initialise, then set fd and the rest. */
+struct onering_add_options {
+	int fd;           /**< the source */
+	uint32_t events;  /**< as onering_add() */
+	unsigned mode;    /**< enum onering_mode */
+	uint64_t cookie;  /**< returned in every record */
+	uint32_t group;   /**< target group id (onering_group_id()); 0 = the queue's
+			       group, or the queue itself when it is private */
+	int home_node;    /**< NUMA node whose poller watches the source; set
+			       ONERING_ADD_HOME to use it, else the queue's */
+	unsigned flags;   /**< ONERING_ADD_* */
+};
+
+/** onering_add_options.flags */
+#define ONERING_ADD_HOME 0x1u /**< use .home_node */
+
+/**
+ * onering_add() with a target group and a home node. A subscription
+ * targeting a group has its records balanced over the group's members by
+ * the group's policy (onering_group_id(), `onering tune`); it stays owned
+ * by this queue's attachment: only this process can mod, rearm or delete
+ * it (from any of its queues), and it is deleted when this queue closes.
+ * LEVEL subscriptions are always delivered to this queue (only the owner
+ * can run the collection call on its fd).
+ * @return as onering_add(); -ENOENT no such group; -EINVAL a node the
+ *   broker does not have.
+ * Context: any thread; system calls (one request/reply).
+ */
+int onering_add_opts(struct onering_queue *q, const struct onering_add_options *opts,
+		     struct onering_sub *sub);
+
+/**
+ * The id of the group called name, creating it with the broker's defaults
+ * if it does not exist. Ids are stable for the broker's lifetime.
+ * @return 0; -EINVAL bad name ([A-Za-z0-9_.-]{1,31}); -ENOSPC the broker
+ *   has its maximum number of groups; -ECONNRESET broker gone.
+ * Context: any thread; system calls (one request/reply).
+ */
+int onering_group_id(struct onering *att, const char *name, uint32_t *id);
+
+/**
+ * The group q is a member of, or 0 for a private queue.
+ * Context: any thread; no system call.
+ */
+uint32_t onering_queue_group(const struct onering_queue *q);
+
+/**
+ * Post a user event to a group through q's submission ring: the broker
+ * delivers one ONERING_EV_USER record (payload.user: flow and data, cookie)
+ * to a member chosen by the group's policy; a sticky group keeps one flow
+ * on one queue while it has unconsumed records there.
+ * @param group  target group id
+ * @param flow   flow key (sticky affinity), copied into the record
+ * @param data   up to 24 bytes copied into the record; may be NULL if len 0
+ * @return 0; -EINVAL len > 24 or group 0; -EAGAIN submission ring full
+ *   (also while the group's backlog is full: the broker stops taking posts
+ *   until it drains) - retry.
+ * Context: the queue's thread; no system call while the poller is awake
+ *   (one eventfd write when it sleeps).
+ */
+int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const void *data,
+		 size_t len, uint64_t cookie);
 
 /**
  * Change the events of a subscription, through the submission ring. The

@@ -31,9 +31,25 @@ static uint64_t now_ns(void)
 
 static struct client_sub *live_sub(struct onering_queue *q, struct onering_sub sub)
 {
-	if (sub.id >= q->nr_subs || sub.gen == 0 || q->subs[sub.id].gen != sub.gen)
+	struct client_sub *s = client_sub_at(q->att, sub.id);
+
+	if (!s || sub.gen == 0 || onering_atomic_load(&s->gen, onering_mo_acquire) != sub.gen)
 		return NULL;
-	return &q->subs[sub.id];
+	return s;
+}
+
+static int submit_req(struct onering_queue *q, const struct onering_request *req)
+{
+	int r = onering_ring_enqueue_burst(&q->sqp, req, 1);
+	if (r != 1)
+		return r == 0 ? -EAGAIN : r;
+	/* Wake the poller only if it announced an idle sleep. The fence pairs
+	 * with the one the poller makes between setting NEED_WAKEUP and
+	 * re-checking the submission rings: one of us sees the other. */
+	onering_fence(onering_mo_seq_cst);
+	if (onering_atomic_load(q->poller_flags, onering_mo_relaxed) & ONERING_POLLER_NEED_WAKEUP)
+		eventfd_write(q->kick_fd, 1);
+	return 0;
 }
 
 static int submit(struct onering_queue *q, uint16_t op, struct onering_sub sub, uint32_t events)
@@ -45,16 +61,24 @@ static int submit(struct onering_queue *q, uint16_t op, struct onering_sub sub, 
 	req.sub_id = sub.id;
 	req.sub_gen = sub.gen;
 	req.events = events;
-	int r = onering_ring_enqueue_burst(&q->sqp, &req, 1);
-	if (r != 1)
-		return r == 0 ? -EAGAIN : r;
-	/* Wake the poller only if it announced an idle sleep. The fence pairs
-	 * with the one the poller makes between setting NEED_WAKEUP and
-	 * re-checking the submission rings: one of us sees the other. */
-	onering_fence(onering_mo_seq_cst);
-	if (onering_atomic_load(q->poller_flags, onering_mo_relaxed) & ONERING_POLLER_NEED_WAKEUP)
-		eventfd_write(q->kick_fd, 1);
-	return 0;
+	return submit_req(q, &req);
+}
+
+int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const void *data,
+		 size_t len, uint64_t cookie)
+{
+	struct onering_request req;
+
+	if (group == 0 || len > sizeof(req.arg) - sizeof(req.arg[0]) || (len && !data))
+		return -EINVAL;
+	memset(&req, 0, sizeof(req));
+	req.op = ONERING_REQ_POST;
+	req.sub_id = group;
+	req.user_data = cookie;
+	req.arg[0] = flow;
+	if (len)
+		memcpy(&req.arg[1], data, len);
+	return submit_req(q, &req);
 }
 
 int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events)
@@ -106,8 +130,9 @@ int onering_del(struct onering_queue *q, struct onering_sub sub)
 
 	if (!s)
 		return -ENOENT;
-	/* The cancellation itself: from here on no record of sub is returned. */
-	s->gen = 0;
+	/* The cancellation itself: from here on no record of sub is returned
+	 * by any queue of this attachment. */
+	onering_atomic_store(&s->gen, 0, onering_mo_release);
 	if (s->level_out)
 		forget_level(q, sub.id);
 	s->level_out = false;
@@ -167,7 +192,7 @@ int onering_collect(struct onering_queue *q)
 			return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		const struct client_sub *s = &q->subs[q->level_out[i]];
+		const struct client_sub *s = client_sub_at(q->att, q->level_out[i]);
 		pfds[i] = (struct pollfd){.fd = s->fd, .events = (short)s->events};
 	}
 	/* The one system call of the consume path. */
@@ -179,7 +204,7 @@ int onering_collect(struct onering_queue *q)
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t id = q->level_out[i];
-		struct client_sub *s = &q->subs[id];
+		struct client_sub *s = client_sub_at(q->att, id);
 		uint32_t ready = (uint32_t)pfds[i].revents & (s->events | POLLERR | POLLHUP);
 		if (ready) {
 			/* Still ready: return it again, keep it outstanding. */
@@ -187,7 +212,7 @@ int onering_collect(struct onering_queue *q)
 			memset(&e, 0, sizeof(e));
 			e.cookie = s->cookie;
 			e.sub_id = id;
-			e.sub_gen = s->gen;
+			e.sub_gen = onering_atomic_load(&s->gen, onering_mo_relaxed);
 			e.kind = ONERING_EV_FD;
 			e.flags = ONERING_EVF_LEVEL;
 			e.events = ready;
@@ -195,7 +220,9 @@ int onering_collect(struct onering_queue *q)
 			if (push_redeliver(q, &e) == 0)
 				redelivered++;
 			q->level_out[kept++] = id;
-		} else if (submit(q, ONERING_REQ_REARM, (struct onering_sub){id, s->gen}, 0) == 0) {
+		} else if (submit(q, ONERING_REQ_REARM,
+				  (struct onering_sub){id, onering_atomic_load(&s->gen, onering_mo_relaxed)},
+				  0) == 0) {
 			s->level_out = false; /* the broker reports it again when ready */
 		} else {
 			q->level_out[kept++] = id; /* ring full: re-arm on the next collection */
@@ -227,14 +254,20 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 					q->dead = true;
 				continue;
 			}
-			uint32_t id = e->sub_id;
-			if (id >= q->nr_subs || q->subs[id].gen != e->sub_gen || e->sub_gen == 0)
+			if (e->kind == ONERING_EV_USER || (e->flags & ONERING_EVF_FOREIGN)) {
+				/* A post, or another client's source balanced to us:
+				 * nothing of ours to check it against. */
+				out[n++] = *e;
+				continue;
+			}
+			struct client_sub *s = client_sub_at(q->att, e->sub_id);
+			if (!s || e->sub_gen == 0 ||
+			    onering_atomic_load(&s->gen, onering_mo_acquire) != e->sub_gen)
 				continue; /* deleted (or never ours): the cancellation guarantee */
 			out[n++] = *e;
-			struct client_sub *s = &q->subs[id];
 			if (s->mode == ONERING_LEVEL && !s->level_out) {
 				s->level_out = true;
-				if (push_level_out(q, id) < 0)
+				if (push_level_out(q, e->sub_id) < 0)
 					s->level_out = false;
 			}
 		}
@@ -261,6 +294,8 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
 		return n ? (int)n : r;
 	n += (unsigned)r;
 	q->since_collect += n;
+	if (n)
+		q->idle = false;
 	if (n == 0 && (q->dead || q->att->dead))
 		return -ECONNRESET;
 	return (int)n;
@@ -271,8 +306,8 @@ int onering_pending(struct onering_queue *q)
 	return (int)onering_ring_consumer_count(&q->evc);
 }
 
-int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned min,
-		 unsigned max, int64_t timeout_ns)
+static int wait_records(struct onering_queue *q, struct onering_event *events, unsigned min,
+			unsigned max, int64_t timeout_ns)
 {
 	unsigned got = 0;
 	uint64_t start = 0, deadline = UINT64_MAX, spin_until = 0;
@@ -289,6 +324,13 @@ int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned
 
 		uint64_t now = now_ns();
 		if (!start) {
+			/* Idle from now, if it was not already: tell the broker (its
+			 * lifo/fifo wake order is by when consumers ran dry). */
+			if (!q->idle) {
+				onering_atomic_store(&q->db->idle_ns, now, onering_mo_relaxed);
+				q->idle = true;
+			}
+			onering_doorbell_set_state(q->db, ONERING_CONSUMER_SPINNING);
 			start = now;
 			if (timeout_ns >= 0)
 				deadline = now + (uint64_t)timeout_ns;
@@ -321,4 +363,14 @@ int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned
 		}
 		spin_until = now_ns() + q->spin_ns;
 	}
+}
+
+int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned min,
+		 unsigned max, int64_t timeout_ns)
+{
+	int r = wait_records(q, events, min, max, timeout_ns);
+
+	/* Back to work: the broker counts us as running (lifo's max_running). */
+	onering_doorbell_set_state(q->db, ONERING_CONSUMER_RUNNING);
+	return r;
 }

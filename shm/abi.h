@@ -43,7 +43,7 @@ extern "C" {
 /* "ONRG" read as a little-endian u32 */
 #define ONERING_SEG_MAGIC 0x47524e4fu
 #define ONERING_ABI_MAJOR 1u
-#define ONERING_ABI_MINOR 1u
+#define ONERING_ABI_MINOR 2u
 
 /* A segment's node when it is not bound to one. */
 #define ONERING_NODE_ANY 0xffffffffu
@@ -92,6 +92,9 @@ enum onering_event_kind {
 #define ONERING_EVF_REDELIVERED 0x0002u /* a dead consumer's record, delivered again */
 #define ONERING_EVF_LEVEL 0x0004u       /* from a LEVEL source: needs collection */
 #define ONERING_EVF_TRUNCATED 0x0008u   /* NIC payload cut at snaplen */
+#define ONERING_EVF_FOREIGN 0x0010u     /* (ABI 1.2) group delivery: the subscription belongs
+					 * to another client, so this client cannot check
+					 * its generation */
 
 struct onering_event_timer {
 	uint64_t expirations; /* periods elapsed since the last record (>= 1) */
@@ -120,6 +123,12 @@ struct onering_event_nic {
 	uint64_t rx_timestamp_ns;
 };
 
+/* ONERING_EV_USER (ABI 1.2): posted with ONERING_REQ_POST. */
+struct onering_event_user {
+	uint64_t flow;    /* the poster's flow key (sticky groups keep a flow on one queue) */
+	uint8_t data[24]; /* the poster's bytes */
+};
+
 struct onering_event_control {
 	uint32_t code; /* enum onering_control_code */
 	uint32_t arg;
@@ -137,6 +146,7 @@ union onering_event_payload {
 	struct onering_event_word word;
 	struct onering_event_aio aio;
 	struct onering_event_nic nic;
+	struct onering_event_user user;
 	struct onering_event_control control;
 };
 
@@ -159,7 +169,9 @@ enum onering_request_op {
 	ONERING_REQ_REARM = 1, /* re-enable a ONESHOT or collected LEVEL subscription */
 	ONERING_REQ_MOD = 2,   /* change the event mask of a subscription */
 	ONERING_REQ_DEL = 3,   /* delete a subscription */
-	ONERING_REQ_OP_MAX = 3,
+	ONERING_REQ_POST = 4,  /* (ABI 1.2) a user event to a group: sub_id = group id,
+				* user_data = cookie, arg[0] = flow, arg[1..3] = 24 bytes */
+	ONERING_REQ_OP_MAX = 4,
 };
 
 struct onering_request {
@@ -228,7 +240,11 @@ enum onering_consumer_state {
 struct onering_doorbell {
 	ONERING_ATOMIC(uint32_t) state;
 	ONERING_ATOMIC(uint32_t) futex;
-	uint8_t reserved[56];
+	ONERING_ATOMIC(uint64_t) idle_ns; /* (ABI 1.2) CLOCK_MONOTONIC when the consumer last
+					   * found its ring empty and began to wait; the
+					   * broker's lifo/fifo wake order. Untrusted: used
+					   * only to order members of one group. */
+	uint8_t reserved[48];
 };
 
 /* In the consumer segment: written by the client only. */
@@ -317,6 +333,8 @@ ONERING_ABI_OFFSET(struct onering_consumer_ctl, ev_head_pos, 0);
 ONERING_STATIC_ASSERT(sizeof(struct onering_doorbell) == 64, "doorbell is one line");
 ONERING_ABI_OFFSET(struct onering_doorbell, state, 0);
 ONERING_ABI_OFFSET(struct onering_doorbell, futex, 4);
+ONERING_ABI_OFFSET(struct onering_doorbell, idle_ns, 8);
+ONERING_STATIC_ASSERT(sizeof(struct onering_event_user) == 32, "user payload");
 ONERING_STATIC_ASSERT(sizeof(struct onering_sq_ctl) == 64, "sq ctl is one line");
 ONERING_ABI_OFFSET(struct onering_sq_ctl, sq_tail_pos, 0);
 

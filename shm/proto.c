@@ -264,3 +264,115 @@ int onering_proto_connect(const char *path, const char *name, int *sock,
 		*reply = m;
 	return 0;
 }
+
+/* ---- group settings ------------------------------------------------------ */
+
+static const char *const policy_names[] = {"rr", "least", "sticky", "lifo", "local"};
+static const char *const numa_names[] = {"spill", "strict", "interleave"};
+static const char *const wake_names[] = {"lifo", "fifo", "rr", "local-first"};
+
+const char *onering_policy_name(unsigned policy)
+{
+	return policy <= ONERING_POLICY_MAX ? policy_names[policy] : "?";
+}
+
+const char *onering_numa_name(unsigned numa)
+{
+	return numa <= ONERING_NUMA_MAX ? numa_names[numa] : "?";
+}
+
+const char *onering_wake_name(unsigned wake)
+{
+	return wake <= ONERING_WAKE_MAX ? wake_names[wake] : "?";
+}
+
+static int name_index(const char *const *names, unsigned n, const char *v)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(names[i], v) == 0)
+			return (int)i;
+	return -1;
+}
+
+static int parse_uint(const char *v, unsigned long min, unsigned long max, uint32_t *out)
+{
+	char *end;
+
+	if (*v < '0' || *v > '9')
+		return -EINVAL;
+	errno = 0;
+	unsigned long x = strtoul(v, &end, 10);
+	if (errno || *end || x < min || x > max)
+		return -EINVAL;
+	*out = (uint32_t)x;
+	return 0;
+}
+
+int onering_group_setting_parse(struct onering_msg_group *m, const char *kv, char *err,
+				size_t err_size)
+{
+	const char *eq = strchr(kv, '=');
+	char key[32];
+	uint32_t x;
+	int i;
+
+	if (!eq || eq == kv || (size_t)(eq - kv) >= sizeof(key)) {
+		snprintf(err, err_size, "'%s': expected KEY=VALUE (policy, numa, wake, "
+			 "max_running, backlog)", kv);
+		return -EINVAL;
+	}
+	memcpy(key, kv, (size_t)(eq - kv));
+	key[eq - kv] = '\0';
+	const char *v = eq + 1;
+	if (strcmp(key, "policy") == 0) {
+		if ((i = name_index(policy_names, ONERING_POLICY_MAX + 1, v)) < 0)
+			goto bad_value;
+		m->policy = (uint8_t)i;
+		m->set |= ONERING_GSET_POLICY;
+	} else if (strcmp(key, "numa") == 0) {
+		if (strncmp(v, "spill:", 6) == 0) {
+			if (parse_uint(v + 6, 1, 100, &x) < 0)
+				goto bad_value;
+			m->numa = ONERING_NUMA_SPILL;
+			m->spill_pct = (uint8_t)x;
+		} else if ((i = name_index(numa_names, ONERING_NUMA_MAX + 1, v)) > 0) {
+			m->numa = (uint8_t)i; /* strict, interleave ("spill" needs :P) */
+		} else {
+			goto bad_value;
+		}
+		m->set |= ONERING_GSET_NUMA;
+	} else if (strcmp(key, "wake") == 0) {
+		if ((i = name_index(wake_names, ONERING_WAKE_MAX + 1, v)) < 0)
+			goto bad_value;
+		m->wake = (uint8_t)i;
+		m->set |= ONERING_GSET_WAKE;
+	} else if (strcmp(key, "max_running") == 0) {
+		if (parse_uint(v, 0, 1u << 20, &x) < 0)
+			goto bad_value;
+		m->max_running = x;
+		m->set |= ONERING_GSET_MAX_RUNNING;
+	} else if (strcmp(key, "backlog") == 0) {
+		if (parse_uint(v, 1, 1u << 24, &x) < 0)
+			goto bad_value;
+		m->backlog_max = x;
+		m->set |= ONERING_GSET_BACKLOG;
+	} else {
+		snprintf(err, err_size, "unknown group setting '%s' (policy, numa, wake, "
+			 "max_running, backlog)", key);
+		return -EINVAL;
+	}
+	return 0;
+bad_value:
+	if (strcmp(key, "policy") == 0)
+		snprintf(err, err_size, "policy '%s': use rr, least, sticky, lifo or local", v);
+	else if (strcmp(key, "numa") == 0)
+		snprintf(err, err_size, "numa '%s': use strict, interleave or spill:P (P in 1..100)",
+			 v);
+	else if (strcmp(key, "wake") == 0)
+		snprintf(err, err_size, "wake '%s': use lifo, fifo, rr or local-first", v);
+	else if (strcmp(key, "max_running") == 0)
+		snprintf(err, err_size, "max_running '%s': a count, 0 = the CPU count", v);
+	else
+		snprintf(err, err_size, "backlog '%s': records, 1..16777216", v);
+	return -EINVAL;
+}

@@ -42,7 +42,8 @@ enum onering_msg_type {
 	ONERING_MSG_STATS_ITEM = 6,
 	ONERING_MSG_STATS_END = 7,
 	ONERING_MSG_SHUTDOWN = 8,    /* broker -> client, unsolicited: the broker is stopping */
-	ONERING_MSG_TYPE_MAX = 8,
+	ONERING_MSG_GROUP = 9,       /* look up, create or tune a group (u.group) */
+	ONERING_MSG_TYPE_MAX = 9,
 };
 
 /*
@@ -63,7 +64,45 @@ enum onering_stats_what {
 	ONERING_STATS_BROKER = 1,
 	ONERING_STATS_POLLER = 2,
 	ONERING_STATS_QUEUE = 3,
+	ONERING_STATS_GROUP = 4, /* the item is a struct onering_msg_group_stats */
 };
+
+/* Group balancing policies (onering_msg_group.policy). */
+enum onering_group_policy {
+	ONERING_POLICY_RR = 0,     /* round robin */
+	ONERING_POLICY_LEAST = 1,  /* fewest unconsumed records */
+	ONERING_POLICY_STICKY = 2, /* a source stays on one queue while it has unconsumed records */
+	ONERING_POLICY_LIFO = 3,   /* the most recently idle consumer; max_running; backlog */
+	ONERING_POLICY_LOCAL = 4,  /* round robin over the poller's node first */
+	ONERING_POLICY_MAX = 4,
+};
+
+/* Group NUMA policies (onering_msg_group.numa). */
+enum onering_group_numa {
+	ONERING_NUMA_SPILL = 0,      /* remote only when every local queue is above spill_pct */
+	ONERING_NUMA_STRICT = 1,     /* never leave the source's node */
+	ONERING_NUMA_INTERLEAVE = 2, /* every member alike */
+	ONERING_NUMA_MAX = 2,
+};
+
+/* Which idle consumer goes first (onering_msg_group.wake). */
+enum onering_group_wake {
+	ONERING_WAKE_LIFO = 0,        /* the most recently idle (cache-warm) */
+	ONERING_WAKE_FIFO = 1,        /* the longest idle */
+	ONERING_WAKE_RR = 2,          /* in turn */
+	ONERING_WAKE_LOCAL_FIRST = 3, /* idle ones on the poller's node, then lifo */
+	ONERING_WAKE_MAX = 3,
+};
+
+/* onering_msg_group.set: the settings a GROUP request changes. */
+#define ONERING_GSET_POLICY 0x01u
+#define ONERING_GSET_NUMA 0x02u /* numa and spill_pct */
+#define ONERING_GSET_WAKE 0x04u
+#define ONERING_GSET_MAX_RUNNING 0x08u
+#define ONERING_GSET_BACKLOG 0x10u
+#define ONERING_GSET_ALL 0x1fu
+/* onering_msg_group.flags */
+#define ONERING_GROUP_NO_CREATE 0x1u /* -ENOENT instead of creating a missing group */
 
 struct onering_msg_hello {
 	uint16_t abi_major; /* shared-memory ABI the sender speaks */
@@ -71,7 +110,7 @@ struct onering_msg_hello {
 	uint32_t pid;
 	uint64_t epoch;     /* reply: the broker's epoch */
 	uint32_t client_id; /* reply */
-	uint32_t pad;
+	uint32_t max_subs;  /* reply: size of the broker's subscription table */
 	char name[ONERING_NAME_MAX]; /* instance the client meant to reach */
 };
 
@@ -83,6 +122,9 @@ struct onering_msg_queue_open {
 	uint32_t queue_id;    /* reply */
 	uint32_t poller;      /* reply: index of the poller that serves it */
 	uint64_t start_pos;   /* reply: initial position of both rings */
+	char group[ONERING_NAME_MAX]; /* request: group to join, "" = none (a private
+				       * queue); created with the defaults if missing */
+	uint32_t group_id;    /* reply: the group's id, 0 = none */
 };
 
 struct onering_msg_queue {
@@ -93,10 +135,51 @@ struct onering_msg_sub_add {
 	uint32_t queue_id;
 	uint32_t events; /* EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI */
 	uint32_t mode;   /* enum onering_sub_mode */
-	uint32_t pad;
+	uint32_t group_id; /* target group; 0 = the queue's group, or the queue itself */
 	uint64_t cookie;
 	uint32_t sub_id;  /* reply */
 	uint32_t sub_gen; /* reply */
+	int32_t home_node; /* node whose poller watches the source; -1 = the queue's */
+};
+
+/* Look up, create or tune a group. The reply carries its settings. */
+struct onering_msg_group {
+	char name[ONERING_NAME_MAX];
+	uint32_t group_id; /* reply */
+	uint32_t set;      /* ONERING_GSET_*: which fields below to apply */
+	uint32_t flags;    /* ONERING_GROUP_* */
+	uint8_t policy;    /* enum onering_group_policy */
+	uint8_t numa;      /* enum onering_group_numa */
+	uint8_t spill_pct; /* 1..100, with ONERING_NUMA_SPILL */
+	uint8_t wake;      /* enum onering_group_wake */
+	uint32_t max_running; /* 0 = the group's CPU count */
+	uint32_t backlog_max; /* records the broker holds for the group, per poller */
+	uint32_t members;     /* reply */
+};
+
+/* Counters of a group (summed over pollers) in its stats item. */
+enum onering_group_counter {
+	ONERING_GC_DELIVERED,   /* records placed in member queues */
+	ONERING_GC_BACKLOG,     /* records and sources waiting in the broker now */
+	ONERING_GC_BACKLOGGED,  /* entries that had to wait in the backlog, total */
+	ONERING_GC_SPILLED,     /* records sent to a queue off the source's node */
+	ONERING_GC_REDELIVERED, /* records of dead consumers delivered again */
+	ONERING_GC_RUNNING,     /* members at work now (records to take, or taking them:
+				 * not waiting with an empty ring) */
+	ONERING_GC_HANDOFFS,    /* records handed to another node's poller */
+	ONERING_GC_NR,
+};
+
+struct onering_msg_group_stats {
+	uint32_t what; /* ONERING_STATS_GROUP: same place as stats_item.what */
+	uint32_t id;
+	char name[ONERING_NAME_MAX];
+	uint8_t policy, numa, spill_pct, wake;
+	uint32_t max_running;
+	uint32_t backlog_max;
+	uint16_t members;
+	uint16_t sleeping; /* members asleep on an empty ring now */
+	uint64_t counter[ONERING_GC_NR];
 };
 
 struct onering_msg_stats_item {
@@ -120,6 +203,8 @@ struct onering_msg {
 		struct onering_msg_queue queue;
 		struct onering_msg_sub_add sub_add;
 		struct onering_msg_stats_item stats_item;
+		struct onering_msg_group group;
+		struct onering_msg_group_stats group_stats;
 	} u;
 };
 
@@ -127,6 +212,11 @@ ONERING_STATIC_ASSERT(sizeof(struct onering_msg) == ONERING_MSG_SIZE, "control m
 ONERING_STATIC_ASSERT(offsetof(struct onering_msg, u) == 16, "control message header");
 ONERING_STATIC_ASSERT(sizeof(struct onering_msg_stats_item) <= ONERING_MSG_SIZE - 16,
 		      "stats item fits");
+ONERING_STATIC_ASSERT(sizeof(struct onering_msg_group_stats) <= ONERING_MSG_SIZE - 16,
+		      "group stats item fits");
+ONERING_STATIC_ASSERT(offsetof(struct onering_msg_group_stats, what) ==
+			      offsetof(struct onering_msg_stats_item, what),
+		      "stats items share their tag");
 
 /* Counters in a STATS_ITEM, by object. */
 enum onering_queue_counter {
@@ -140,6 +230,8 @@ enum onering_queue_counter {
 	ONERING_QC_BAD_REQUESTS, /* submission-ring requests refused */
 	ONERING_QC_SUBS,        /* live subscriptions */
 	ONERING_QC_CAPACITY,
+	ONERING_QC_GROUP,       /* id of the group it is a member of, 0 = none */
+	ONERING_QC_REDELIVERED, /* records of a dead member delivered here */
 	ONERING_QC_NR,
 };
 
@@ -194,6 +286,21 @@ int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_f
 
 /** Check magic and version. @return 0 or -EPROTO. */
 int onering_msg_check(const struct onering_msg *msg);
+
+/** Names of group settings ("rr", "spill", "local-first", ...); "?" if unknown. */
+const char *onering_policy_name(unsigned policy);
+const char *onering_numa_name(unsigned numa);
+const char *onering_wake_name(unsigned wake);
+
+/**
+ * Parse one group setting, KEY=VALUE: policy=rr|least|sticky|lifo|local,
+ * numa=strict|interleave|spill:P, wake=lifo|fifo|rr|local-first,
+ * max_running=N (0 = the CPU count), backlog=N. Sets the field and its
+ * ONERING_GSET_* bit in m->set.
+ * @return 0; -EINVAL with a readable reason in err.
+ */
+int onering_group_setting_parse(struct onering_msg_group *m, const char *kv, char *err,
+				size_t err_size);
 
 /** True for [A-Za-z0-9_.-]{1,31}. */
 int onering_name_valid(const char *name);

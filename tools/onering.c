@@ -5,6 +5,8 @@
  *   onering demo [--seconds N]          a bounded, self-cleaning tour
  *   onering stat [--name N] [--json]    broker, poller and queue counters
  *   onering tail [--name N] SOURCES     print events as they come
+ *   onering tune [--name N] --group G SETTING...   change a group at run time
+ *   onering topo [--synthetic D] [--json]         the placement plan
  *   onering version
  */
 #include <errno.h>
@@ -92,29 +94,45 @@ static const char *const poller_ctr_names[ONERING_PC_NR] = {
 	"loops", "events", "published", "sleeps", "queues", "cpu", "kicks"};
 static const char *const queue_ctr_names[ONERING_QC_NR] = {
 	"published", "consumed", "coalesced", "pending", "deferred",
-	"wakes",     "requests", "bad_requests", "subs", "capacity"};
+	"wakes",     "requests", "bad_requests", "subs", "capacity", "group", "redelivered"};
+static const char *const group_ctr_names[ONERING_GC_NR] = {
+	"delivered", "backlog", "backlogged", "spilled", "redelivered", "running", "handoffs"};
+
+/* A stats item: which one, by .what (the same place in both). */
+union stat_item {
+	struct onering_msg_stats_item it;
+	struct onering_msg_group_stats g;
+};
 
 struct stat_items {
-	struct onering_msg_stats_item *items;
+	union stat_item *items;
 	size_t n;
 };
+
+/* Connect to instance name (socket directory dir, or the default) and say HELLO. */
+static int broker_connect(const char *name, const char *dir, int *sock, char *err,
+			  size_t err_size)
+{
+	char path[256];
+	int r = onering_socket_path(name, dir, path, sizeof(path));
+
+	if (r < 0) {
+		snprintf(err, err_size, "bad instance name \"%s\"", name);
+		return r;
+	}
+	return onering_proto_connect(path, name, sock, NULL, err, err_size);
+}
 
 /* Fetch every STATS_ITEM of a broker. */
 static int fetch_stats(const char *name, const char *dir, struct stat_items *out, char *err,
 		       size_t err_size)
 {
-	char path[256];
 	struct onering_msg m;
 	int sock, r;
 
 	out->items = NULL;
 	out->n = 0;
-	r = onering_socket_path(name, dir, path, sizeof(path));
-	if (r < 0) {
-		snprintf(err, err_size, "bad instance name \"%s\"", name);
-		return r;
-	}
-	r = onering_proto_connect(path, name, &sock, NULL, err, err_size);
+	r = broker_connect(name, dir, &sock, err, err_size);
 	if (r < 0)
 		return r;
 	onering_msg_init(&m, ONERING_MSG_STATS, 2);
@@ -135,7 +153,7 @@ static int fetch_stats(const char *name, const char *dir, struct stat_items *out
 			break;
 		}
 		out->items = t;
-		out->items[out->n++] = m.u.stats_item;
+		memcpy(&out->items[out->n++], m.u.raw, sizeof(union stat_item));
 	}
 	close(sock);
 	if (r < 0)
@@ -146,10 +164,30 @@ static int fetch_stats(const char *name, const char *dir, struct stat_items *out
 static json_t *stats_json(const struct stat_items *s)
 {
 	json_t *root = json_object(), *pollers = json_array(), *queues = json_array();
+	json_t *groups = json_array();
 
 	for (size_t i = 0; i < s->n; i++) {
-		const struct onering_msg_stats_item *it = &s->items[i];
+		const struct onering_msg_stats_item *it = &s->items[i].it;
 		json_t *o = json_object();
+		if (it->what == ONERING_STATS_GROUP) {
+			const struct onering_msg_group_stats *g = &s->items[i].g;
+			char name[ONERING_NAME_MAX + 1] = {0};
+			memcpy(name, g->name, ONERING_NAME_MAX);
+			json_object_set_new(o, "group", json_integer(g->id));
+			json_object_set_new(o, "name", json_string(name));
+			json_object_set_new(o, "policy", json_string(onering_policy_name(g->policy)));
+			json_object_set_new(o, "numa", json_string(onering_numa_name(g->numa)));
+			json_object_set_new(o, "spill_pct", json_integer(g->spill_pct));
+			json_object_set_new(o, "wake", json_string(onering_wake_name(g->wake)));
+			json_object_set_new(o, "max_running", json_integer(g->max_running));
+			json_object_set_new(o, "backlog_max", json_integer(g->backlog_max));
+			json_object_set_new(o, "members", json_integer(g->members));
+			for (unsigned c = 0; c < ONERING_GC_NR; c++)
+				json_object_set_new(o, group_ctr_names[c],
+						    json_integer((json_int_t)g->counter[c]));
+			json_array_append_new(groups, o);
+			continue;
+		}
 		const char *const *names = NULL;
 		unsigned nr = 0;
 		switch (it->what) {
@@ -183,13 +221,14 @@ static json_t *stats_json(const struct stat_items *s)
 	}
 	json_object_set_new(root, "pollers", pollers);
 	json_object_set_new(root, "queues", queues);
+	json_object_set_new(root, "groups", groups);
 	return root;
 }
 
 static void stats_text(const struct stat_items *s, FILE *out)
 {
 	for (size_t i = 0; i < s->n; i++) {
-		const struct onering_msg_stats_item *it = &s->items[i];
+		const struct onering_msg_stats_item *it = &s->items[i].it;
 		const uint64_t *c = it->counter;
 		if (it->what == ONERING_STATS_BROKER)
 			fprintf(out,
@@ -205,7 +244,7 @@ static void stats_text(const struct stat_items *s, FILE *out)
 	fprintf(out, "\n%-7s %4s %5s %12s %12s %12s %10s %8s %7s\n", "poller", "node", "cpu",
 		"loops", "events", "published", "sleeps", "kicks", "queues");
 	for (size_t i = 0; i < s->n; i++) {
-		const struct onering_msg_stats_item *it = &s->items[i];
+		const struct onering_msg_stats_item *it = &s->items[i].it;
 		const uint64_t *c = it->counter;
 		if (it->what == ONERING_STATS_POLLER)
 			fprintf(out, "%-7u %4d %5llu %12llu %12llu %12llu %10llu %8llu %7llu\n", it->id,
@@ -218,15 +257,17 @@ static void stats_text(const struct stat_items *s, FILE *out)
 				(unsigned long long)c[ONERING_PC_KICKS],
 				(unsigned long long)c[ONERING_PC_QUEUES]);
 	}
-	fprintf(out, "\n%-6s %7s %4s %6s %11s %11s %9s %8s %9s %7s %9s %5s\n", "queue", "pid", "node", "slots",
-		"published", "consumed", "coalesced", "pending", "deferred", "wakes", "requests",
-		"subs");
+	fprintf(out, "\n%-6s %7s %4s %5s %6s %11s %11s %9s %8s %9s %7s %9s %5s\n", "queue", "pid",
+		"node", "group", "slots", "published", "consumed", "coalesced", "pending", "deferred",
+		"wakes", "requests", "subs");
 	for (size_t i = 0; i < s->n; i++) {
-		const struct onering_msg_stats_item *it = &s->items[i];
+		const struct onering_msg_stats_item *it = &s->items[i].it;
 		const uint64_t *c = it->counter;
 		if (it->what == ONERING_STATS_QUEUE)
-			fprintf(out, "%-6u %7u %4d %6llu %11llu %11llu %9llu %8llu %9llu %7llu %9llu %5llu\n",
+			fprintf(out, "%-6u %7u %4d %5llu %6llu %11llu %11llu %9llu %8llu %9llu %7llu %9llu "
+				"%5llu\n",
 				it->id, it->owner_pid, (int32_t)it->node,
+				(unsigned long long)c[ONERING_QC_GROUP],
 				(unsigned long long)c[ONERING_QC_CAPACITY],
 				(unsigned long long)c[ONERING_QC_PUBLISHED],
 				(unsigned long long)c[ONERING_QC_CONSUMED],
@@ -237,6 +278,118 @@ static void stats_text(const struct stat_items *s, FILE *out)
 				(unsigned long long)c[ONERING_QC_REQUESTS],
 				(unsigned long long)c[ONERING_QC_SUBS]);
 	}
+	fprintf(out, "\n%-5s %-16s %-7s %-10s %-11s %7s %7s %7s %11s %8s %8s %11s %9s\n", "group",
+		"name", "policy", "numa", "wake", "members", "running", "max_run", "delivered",
+		"backlog", "spilled", "redelivered", "handoffs");
+	for (size_t i = 0; i < s->n; i++) {
+		const struct onering_msg_group_stats *g = &s->items[i].g;
+		const uint64_t *c = g->counter;
+		char numa[16], name[ONERING_NAME_MAX + 1] = {0};
+		if (g->what != ONERING_STATS_GROUP)
+			continue;
+		memcpy(name, g->name, ONERING_NAME_MAX);
+		if (g->numa == ONERING_NUMA_SPILL)
+			snprintf(numa, sizeof(numa), "spill:%u", g->spill_pct);
+		else
+			snprintf(numa, sizeof(numa), "%s", onering_numa_name(g->numa));
+		fprintf(out, "%-5u %-16s %-7s %-10s %-11s %7u %7llu %7u %11llu %8llu %8llu %11llu %9llu\n",
+			g->id, name, onering_policy_name(g->policy), numa, onering_wake_name(g->wake),
+			g->members, (unsigned long long)c[ONERING_GC_RUNNING], g->max_running,
+			(unsigned long long)c[ONERING_GC_DELIVERED],
+			(unsigned long long)c[ONERING_GC_BACKLOG],
+			(unsigned long long)c[ONERING_GC_SPILLED],
+			(unsigned long long)c[ONERING_GC_REDELIVERED],
+			(unsigned long long)c[ONERING_GC_HANDOFFS]);
+	}
+}
+
+/* ---- tune ------------------------------------------------------------------ */
+
+static int cmd_tune(int argc, char **argv)
+{
+	static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
+					     {"socket-dir", required_argument, NULL, 'd'},
+					     {"group", required_argument, NULL, 'g'},
+					     {"create", no_argument, NULL, 'c'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *name = getenv("ONERING_NAME"), *dir = NULL, *group = NULL;
+	bool create = false;
+	struct onering_msg m, rep;
+	char err[512];
+	int opt, sock, r;
+
+	if (!name)
+		name = "default";
+	memset(&m, 0, sizeof(m));
+	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'n':
+			name = optarg;
+			break;
+		case 'd':
+			dir = optarg;
+			break;
+		case 'g':
+			group = optarg;
+			break;
+		case 'c':
+			create = true;
+			break;
+		case 'h':
+			printf("usage: onering tune [--name NAME] [--socket-dir DIR] --group GROUP "
+			       "[--create] SETTING...\n"
+			       "  policy=rr|least|sticky|lifo|local\n"
+			       "  numa=strict|interleave|spill:P     (P: percent full, 1..100)\n"
+			       "  wake=lifo|fifo|rr|local-first\n"
+			       "  max_running=N                       (lifo; 0 = the CPU count)\n"
+			       "  backlog=N                           (records held per poller)\n"
+			       "Without settings it prints the group's current ones. Clients stay\n"
+			       "attached; each setting applies from the pollers' next decision.\n"
+			       "--create makes the group if it does not exist yet.\n");
+			return 0;
+		default:
+			return 2;
+		}
+	}
+	if (!group || !onering_name_valid(group)) {
+		fprintf(stderr, "onering tune: --group NAME is required ([A-Za-z0-9_.-]{1,31})\n");
+		return 2;
+	}
+	onering_msg_init(&m, ONERING_MSG_GROUP, 1);
+	memcpy(m.u.group.name, group, strlen(group) + 1);
+	m.u.group.flags = create ? 0 : ONERING_GROUP_NO_CREATE;
+	for (int i = optind; i < argc; i++)
+		if (onering_group_setting_parse(&m.u.group, argv[i], err, sizeof(err)) < 0) {
+			fprintf(stderr, "onering tune: %s\n", err);
+			return 2;
+		}
+	r = broker_connect(name, dir, &sock, err, sizeof(err));
+	if (r < 0) {
+		fprintf(stderr, "onering tune: %s\n", err);
+		return 1;
+	}
+	r = onering_msg_send(sock, &m, NULL, 0, 0);
+	if (r == 0)
+		r = onering_msg_recv_timeout(sock, &rep, NULL, 0, NULL, 5000);
+	close(sock);
+	if (r == 0)
+		r = rep.status;
+	if (r < 0) {
+		fprintf(stderr, "onering tune: group \"%s\" on \"%s\": %s\n", group, name,
+			r == -ENOENT ? "no such group (use --create to make it)"
+			: r == -EINVAL ? "the broker refused these settings"
+				       : strerror(-r));
+		return 1;
+	}
+	const struct onering_msg_group *g = &rep.u.group;
+	printf("group %u \"%s\": policy=%s numa=%s", g->group_id, group,
+	       onering_policy_name(g->policy), onering_numa_name(g->numa));
+	if (g->numa == ONERING_NUMA_SPILL)
+		printf(":%u", g->spill_pct);
+	printf(" wake=%s max_running=%u backlog=%u members=%u\n", onering_wake_name(g->wake),
+	       g->max_running, g->backlog_max, g->members);
+	return 0;
 }
 
 static int cmd_stat(int argc, char **argv)
@@ -754,14 +907,14 @@ static int cmd_demo(int argc, char **argv)
 			next_stat += 1000000000ull;
 			if (fetch_stats(name, dir, &s, err, sizeof(err)) == 0) {
 				for (size_t i = 0; i < s.n; i++)
-					if (s.items[i].what == ONERING_STATS_QUEUE)
+					if (s.items[i].it.what == ONERING_STATS_QUEUE)
 						printf("   -- queue %u: published %llu, consumed %llu, "
 						       "wakes %llu, coalesced %llu\n",
-						       s.items[i].id,
-						       (unsigned long long)s.items[i].counter[ONERING_QC_PUBLISHED],
-						       (unsigned long long)s.items[i].counter[ONERING_QC_CONSUMED],
-						       (unsigned long long)s.items[i].counter[ONERING_QC_WAKES],
-						       (unsigned long long)s.items[i].counter[ONERING_QC_COALESCED]);
+						       s.items[i].it.id,
+						       (unsigned long long)s.items[i].it.counter[ONERING_QC_PUBLISHED],
+						       (unsigned long long)s.items[i].it.counter[ONERING_QC_CONSUMED],
+						       (unsigned long long)s.items[i].it.counter[ONERING_QC_WAKES],
+						       (unsigned long long)s.items[i].it.counter[ONERING_QC_COALESCED]);
 				free(s.items);
 			}
 		}
@@ -811,6 +964,8 @@ int main(int argc, char **argv)
 		return cmd_tail(argc - 1, argv + 1);
 	if (strcmp(cmd, "topo") == 0)
 		return cmd_topo(argc - 1, argv + 1);
+	if (strcmp(cmd, "tune") == 0)
+		return cmd_tune(argc - 1, argv + 1);
 	if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0) {
 		printf("onering %s (shared-memory ABI %u.%u, control protocol %u)\n",
 		       ONERING_PKG_VERSION, ONERING_ABI_MAJOR, ONERING_ABI_MINOR,
@@ -822,6 +977,7 @@ int main(int argc, char **argv)
 	       "  stat      counters of a running broker (--json)\n"
 	       "  tail      print events of given fds or a listening port as they come\n"
 	       "  topo      NUMA nodes and the placement plan (--synthetic DESC, --json)\n"
+	       "  tune      change a group's balancing at run time (policy=, numa=, wake=, ...)\n"
 	       "  version\n"
 	       "Each command takes --help.\n");
 	return strcmp(cmd, "help") == 0 || strcmp(cmd, "--help") == 0 ? 0 : 2;

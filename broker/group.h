@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Groups: named sets of consumer queues over which the broker balances
+ * records, by policy (rr, least, sticky, lifo, local), NUMA policy (spill,
+ * strict, interleave) and wake order (lifo, fifo, rr, local-first).
+ *
+ * Who owns what
+ *   - A group and its settings are the control thread's; settings are
+ *     atomics that pollers read on every decision (`onering tune` changes
+ *     them while clients stay attached). Groups are never freed while the
+ *     broker runs.
+ *   - Membership is an RCU-published array of queue pointers, replaced by
+ *     the control thread on join and leave; a leaving queue is out of the
+ *     array before the grace period that precedes its teardown.
+ *   - Each poller has its own slice of every group (struct broker_pgroup):
+ *     its backlog, its sticky flow table, its rr cursor and its counters.
+ *     A source's records are decided by its home poller only.
+ *
+ * One producer per ring
+ *   A queue's event ring is written only by the poller that serves it. When
+ *   a poller picks a queue another poller serves, it pushes the record onto
+ *   the lane from itself to that poller (a private SPSC ring); the other
+ *   poller copies it into the queue on its next loop. Requests on a
+ *   subscription homed on another poller travel the same way.
+ */
+#ifndef ONERING_BROKER_GROUP_H
+#define ONERING_BROKER_GROUP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <urcu/urcu-qsbr.h>
+#include <urcu/wfcqueue.h>
+
+#include "shm/abi.h"
+#include "shm/proto.h"
+
+struct broker;
+struct broker_queue;
+struct broker_sub;
+struct poller;
+
+/* Sticky affinity of one flow bucket (a subscription id or a posted flow key,
+ * hashed). The home poller owns qslot, qid and sent; the poller that places
+ * the record writes placed and end_pos. */
+struct broker_flow {
+	uint32_t qslot, qid;              /* the queue it sticks to; qid 0: none */
+	uint64_t sent;                    /* records sent to that queue */
+	ONERING_ATOMIC(uint64_t) placed;  /* of which placed in its ring */
+	ONERING_ATOMIC(uint64_t) end_pos; /* ring position after the last placed */
+};
+
+/* A poller's slice of a group. */
+struct broker_pgroup {
+	/* Backlog: subscriptions waiting (coalescing; keys, looked up again when
+	 * flushed) and whole records (posts, redeliveries) waiting. */
+	uint64_t *sub_keys;
+	uint32_t sub_head, sub_count, sub_cap;
+	struct onering_event *recs;
+	uint64_t *rec_flows;
+	uint32_t rec_head, rec_count, rec_cap;
+	struct broker_flow *flows; /* BROKER_FLOW_BUCKETS, allocated on first use */
+	uint32_t rr;
+	ONERING_ATOMIC(uint64_t) ctr[ONERING_GC_NR];
+};
+
+struct broker_members {
+	struct rcu_head rcu;
+	uint32_t n;
+	struct broker_queue *q[];
+};
+
+struct broker_group {
+	uint32_t id;
+	char name[ONERING_NAME_MAX];
+	ONERING_ATOMIC(uint32_t) policy;      /* enum onering_group_policy */
+	ONERING_ATOMIC(uint32_t) numa;        /* enum onering_group_numa */
+	ONERING_ATOMIC(uint32_t) spill_pct;
+	ONERING_ATOMIC(uint32_t) wake;        /* enum onering_group_wake */
+	ONERING_ATOMIC(uint32_t) max_running; /* 0: the machine's CPU count */
+	ONERING_ATOMIC(uint32_t) backlog_max;
+	struct broker_members *members; /* RCU */
+	uint32_t nr_members;            /* control thread */
+	struct broker_pgroup *pg;       /* [nr_pollers] */
+};
+
+/* A hand-off between pollers: a record to place, or a request to apply. */
+enum broker_handoff_kind {
+	BROKER_HANDOFF_RECORD = 1,
+	BROKER_HANDOFF_REQUEST = 2,
+};
+
+struct broker_handoff {
+	union {
+		struct onering_event rec;    /* RECORD */
+		struct onering_request req;  /* REQUEST */
+	};
+	uint32_t kind;
+	uint32_t qslot, qid;         /* RECORD: target queue; REQUEST: the queue it came on */
+	uint32_t group_id;           /* RECORD: its group (re-routed there if the queue left) */
+	struct broker_flow *flow;    /* RECORD: sticky bucket to update, or NULL */
+	uint64_t flow_key;
+};
+
+/* A private SPSC ring of hand-offs from one poller to another. */
+struct broker_lane {
+	ONERING_ATOMIC(uint64_t) tail; /* the sender's */
+	uint8_t pad0[56];
+	ONERING_ATOMIC(uint64_t) head; /* the receiver's */
+	uint8_t pad1[56];
+	uint64_t head_cache; /* sender only */
+	uint8_t pad2[56];
+	struct broker_handoff slot[BROKER_LANE_SLOTS];
+};
+
+/* ---- control thread ---- */
+
+/* Defaults of a new group's settings. */
+void broker_group_defaults(struct onering_msg_group *m);
+/* The group called name: found, or created (unless create is false) with
+ * the defaults and then the settings of a --group option of that name.
+ * -ENOENT, -EINVAL (name), -ENOSPC (BROKER_MAX_GROUPS), -ENOMEM. */
+int broker_group_get(struct broker *b, const char *name, bool create, struct broker_group **out);
+/* Apply the fields of m that m->set selects (validated). -EINVAL. */
+int broker_group_apply(struct broker_group *g, const struct onering_msg_group *m);
+/* Fill m with g's settings and membership. */
+void broker_group_describe(const struct broker_group *g, struct onering_msg_group *m);
+/* Membership (control thread). -ENOMEM. */
+int broker_group_join(struct broker *b, struct broker_group *g, struct broker_queue *q);
+void broker_group_leave(struct broker *b, struct broker_queue *q);
+/* Summed counters of every poller's slice, with the members at work now;
+ * *sleeping: members asleep with an empty ring. */
+void broker_group_counters(const struct broker *b, const struct broker_group *g,
+			   uint64_t ctr[ONERING_GC_NR], uint32_t *sleeping);
+/* After the grace period that follows a member's close: hand its
+ * unconsumed records to its group again (flagged REDELIVERED). Returns
+ * the number of records redelivered. */
+uint32_t broker_group_redeliver(struct broker *b, struct broker_queue *q);
+/* Lanes between pollers (nr_pollers known): allocate / free. */
+int broker_lanes_init(struct broker *b);
+void broker_lanes_fini(struct broker *b);
+void broker_groups_fini(struct broker *b);
+/* The largest group the broker builds (members). */
+#define BROKER_GROUP_MAX_MEMBERS 256
+
+/* ---- pollers ---- */
+
+/* One readiness report of a subscription that targets a group. */
+void group_deliver_sub(struct poller *p, struct broker_sub *s, uint32_t events, uint64_t ts);
+/* A whole record for group g (a post, a redelivery). false: the backlog is
+ * full, the caller keeps it (stops draining the poster's ring). */
+bool group_deliver_record(struct poller *p, struct broker_group *g,
+			  const struct onering_event *rec, uint64_t flow_key);
+/* Each loop: hand-offs from other pollers, redelivery batches, backlogs.
+ * Returns work done. */
+unsigned group_poll(struct poller *p, uint64_t ts);
+/* Nothing waits in the lanes into p (before an idle sleep). */
+bool group_lanes_empty(struct poller *p);
+/* Forward a request on a subscription homed on another poller. false:
+ * lane full (retry later). */
+bool group_forward_request(struct poller *p, struct poller *home, struct broker_queue *q,
+			   const struct onering_request *req);
+/* Apply a request (local or forwarded) to a subscription homed here.
+ * Provided by poller.c. false: the requester broke the protocol. */
+bool poller_apply_request(struct poller *p, struct broker_queue *q,
+			  const struct onering_request *req);
+/* Poller helpers group.c uses (poller.c). */
+void poller_write_record(struct onering_event *e, const struct broker_sub *s, uint32_t events,
+			 uint32_t count, uint64_t ts);
+void poller_queue_fault(struct poller *p, struct broker_queue *q, const char *what);
+struct broker_queue *broker_queue_lookup(struct broker *b, uint32_t slot, uint32_t id);
+
+#endif /* ONERING_BROKER_GROUP_H */

@@ -1,0 +1,724 @@
+// SPDX-License-Identifier: MIT
+// Groups and load balancing, with consumer processes: rr, least, sticky,
+// lifo (wake order, wake-one, max_running), NUMA spill and strict on a
+// synthetic two-node topology, run-time tuning, and a consumer killed with
+// records in its ring.
+//
+// Each consumer is a child process (fork) that attaches on its own and
+// logs what it receives into a shared anonymous mapping; the test process
+// posts user events (or owns fd sources) and checks the logs and the
+// broker's counters. Every child is stopped by pid; every wait is bounded.
+#include "harness.h"
+
+#include <atomic>
+#include <map>
+#include <set>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <time.h>
+
+#include "shm/abi.h"
+
+using onering_test::Broker;
+using onering_test::RunCommand;
+
+namespace {
+
+constexpr int kMaxConsumers = 8;
+constexpr uint64_t kMaxLog = 1u << 16;
+
+uint64_t NowNs()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct LogRec {
+	uint64_t flow, seq, cookie, ts_broker, poll_start, t_recv, t_done;
+	uint32_t flags, consumer, kind, pad;
+};
+
+// Shared between the test and its consumer children.
+struct Shared {
+	std::atomic<int> go[kMaxConsumers];
+	std::atomic<int> opened[kMaxConsumers];
+	std::atomic<int> hold[kMaxConsumers]; // 1: do not consume
+	std::atomic<int> stop;
+	std::atomic<int> failed;
+	std::atomic<uint64_t> count[kMaxConsumers];
+	std::atomic<uint64_t> nlog;
+	LogRec log[kMaxLog];
+};
+
+struct ConsumerOpts {
+	const char *group = "g";
+	uint32_t capacity = 4096;
+	uint64_t spin_ns = 0;  // 0: library default
+	uint64_t work_ns = 0;  // busy time per record
+	unsigned batch = 64;
+	int node = -1;
+	bool hold = false;     // start held
+};
+
+class Balance : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		sh_ = static_cast<Shared *>(mmap(nullptr, sizeof(Shared), PROT_READ | PROT_WRITE,
+						 MAP_SHARED | MAP_ANONYMOUS, -1, 0));
+		ASSERT_NE(sh_, MAP_FAILED);
+	}
+
+	void TearDown() override
+	{
+		StopConsumers();
+		munmap(sh_, sizeof(Shared));
+	}
+
+	// Fork consumer i; it waits for go[i] (set now unless deferred).
+	void StartConsumer(int i, const ConsumerOpts &o, bool go_now = true)
+	{
+		sh_->hold[i] = o.hold ? 1 : 0;
+		pid_t pid = fork();
+		ASSERT_GE(pid, 0);
+		if (pid == 0)
+			_exit(ConsumerMain(i, o));
+		pids_[i] = pid;
+		if (go_now)
+			Go(i);
+	}
+
+	void Go(int i)
+	{
+		sh_->go[i] = 1;
+		ASSERT_TRUE(WaitFor([&] { return sh_->opened[i].load() != 0; }))
+			<< "consumer " << i << " did not open its queue";
+		ASSERT_GT(sh_->opened[i].load(), 0) << "consumer " << i << " failed to attach";
+	}
+
+	void StopConsumers()
+	{
+		sh_->stop = 1;
+		for (auto &p : pids_) {
+			if (p <= 0)
+				continue;
+			int status = 0;
+			bool gone = false;
+			for (int k = 0; k < 500 && !gone; k++) { // 5 s
+				gone = waitpid(p, &status, WNOHANG) == p;
+				if (!gone)
+					usleep(10000);
+			}
+			if (!gone) {
+				kill(p, SIGKILL);
+				waitpid(p, &status, 0);
+			}
+			p = -1;
+		}
+	}
+
+	// Poll a condition every ms for at most timeout_ms.
+	template <class F> static bool WaitFor(F cond, int timeout_ms = 10000)
+	{
+		for (int i = 0; i < timeout_ms; i++) {
+			if (cond())
+				return true;
+			usleep(1000);
+		}
+		return cond();
+	}
+
+	int ConsumerMain(int i, const ConsumerOpts &o)
+	{
+		uint64_t deadline = NowNs() + 60ull * 1000000000;
+		while (!sh_->go[i] && !sh_->stop && NowNs() < deadline)
+			usleep(200);
+		struct onering *att = nullptr;
+		if (broker_.Attach(&att) < 0) {
+			sh_->opened[i] = -1;
+			return 1;
+		}
+		struct onering_queue_options qo = {};
+		qo.capacity = o.capacity;
+		qo.spin_ns = o.spin_ns;
+		qo.group = o.group;
+		if (o.node >= 0) {
+			qo.flags = ONERING_QUEUE_NODE;
+			qo.node = (uint32_t)o.node;
+		}
+		struct onering_queue *q = nullptr;
+		if (onering_queue_open(att, &qo, &q) < 0) {
+			sh_->opened[i] = -1;
+			onering_detach(att);
+			return 1;
+		}
+		sh_->opened[i] = 1;
+		struct onering_event ev[256];
+		while (!sh_->stop && NowNs() < deadline) {
+			if (sh_->hold[i]) {
+				usleep(200);
+				continue;
+			}
+			uint64_t t0 = NowNs();
+			int n = onering_wait(q, ev, 1, o.batch, 5 * 1000 * 1000);
+			if (n < 0) {
+				sh_->failed = 1;
+				break;
+			}
+			uint64_t t1 = NowNs();
+			for (int k = 0; k < n; k++) {
+				uint64_t at = sh_->nlog.fetch_add(1);
+				if (at >= kMaxLog)
+					continue;
+				LogRec &r = sh_->log[at];
+				r.flow = ev[k].kind == ONERING_EV_USER ? ev[k].payload.user.flow : ev[k].sub_id;
+				memcpy(&r.seq, ev[k].payload.user.data, sizeof(r.seq));
+				r.cookie = ev[k].cookie;
+				r.ts_broker = ev[k].timestamp_ns;
+				r.poll_start = t0;
+				r.t_recv = t1;
+				r.flags = ev[k].flags;
+				r.kind = ev[k].kind;
+				r.consumer = (uint32_t)i;
+				if (o.work_ns) {
+					uint64_t until = NowNs() + o.work_ns;
+					while (NowNs() < until)
+						;
+				}
+				r.t_done = NowNs();
+			}
+			sh_->count[i] += (uint64_t)n;
+		}
+		onering_queue_close(q);
+		onering_detach(att);
+		return 0;
+	}
+
+	// A producer: attachment, a private queue (on node, if >= 0: its posts
+	// are decided by that node's poller), the group's id.
+	void Producer(const char *group = "g", int node = -1)
+	{
+		struct onering_queue_options qo = {};
+		if (node >= 0) {
+			qo.flags = ONERING_QUEUE_NODE;
+			qo.node = (uint32_t)node;
+		}
+		ASSERT_EQ(broker_.Attach(&patt_), 0);
+		ASSERT_EQ(onering_queue_open(patt_, &qo, &pq_), 0);
+		ASSERT_EQ(onering_group_id(patt_, group, &gid_), 0);
+		ASSERT_NE(gid_, 0u);
+	}
+
+	void ProducerClose()
+	{
+		onering_queue_close(pq_);
+		onering_detach(patt_);
+		pq_ = nullptr;
+		patt_ = nullptr;
+	}
+
+	// Post one user event (flow, seq), retrying while the ring is full.
+	void Post(uint64_t flow, uint64_t seq, uint32_t gid = 0)
+	{
+		uint64_t deadline = NowNs() + 5ull * 1000000000;
+		int r;
+		while ((r = onering_post(pq_, gid ? gid : gid_, flow, &seq, sizeof(seq), seq)) ==
+			       -EAGAIN &&
+		       NowNs() < deadline)
+			onering_cpu_relax();
+		ASSERT_EQ(r, 0) << onering_strerror(r);
+	}
+
+	uint64_t Total(int n)
+	{
+		uint64_t t = 0;
+		for (int i = 0; i < n; i++)
+			t += sh_->count[i];
+		return t;
+	}
+
+	// Every stats item the broker sends.
+	std::vector<onering_msg> Stats()
+	{
+		std::vector<onering_msg> items;
+		int s;
+		char err[512];
+		onering_msg m;
+		if (onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), &s,
+					  nullptr, err, sizeof(err)) < 0)
+			return items;
+		onering_msg_init(&m, ONERING_MSG_STATS, 9);
+		onering_msg_send(s, &m, nullptr, 0, 0);
+		while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
+		       m.type != ONERING_MSG_STATS_END)
+			if (m.type == ONERING_MSG_STATS_ITEM)
+				items.push_back(m);
+		close(s);
+		return items;
+	}
+
+	bool GroupStats(const char *name, onering_msg_group_stats *out)
+	{
+		for (auto &m : Stats())
+			if (m.u.group_stats.what == ONERING_STATS_GROUP &&
+			    strcmp(m.u.group_stats.name, name) == 0) {
+				*out = m.u.group_stats;
+				return true;
+			}
+		return false;
+	}
+
+	// Queue counters by owner pid.
+	std::map<pid_t, std::vector<uint64_t>> QueueStats()
+	{
+		std::map<pid_t, std::vector<uint64_t>> q;
+		for (auto &m : Stats())
+			if (m.u.stats_item.what == ONERING_STATS_QUEUE)
+				q[(pid_t)m.u.stats_item.owner_pid] = std::vector<uint64_t>(
+					m.u.stats_item.counter, m.u.stats_item.counter + ONERING_QC_NR);
+		return q;
+	}
+
+	std::vector<LogRec> Log()
+	{
+		uint64_t n = std::min<uint64_t>(sh_->nlog.load(), kMaxLog);
+		return std::vector<LogRec>(sh_->log, sh_->log + n);
+	}
+
+	Broker broker_;
+	Shared *sh_ = nullptr;
+	pid_t pids_[kMaxConsumers] = {-1, -1, -1, -1, -1, -1, -1, -1};
+	struct onering *patt_ = nullptr;
+	struct onering_queue *pq_ = nullptr;
+	uint32_t gid_ = 0;
+};
+
+// ---- rr ------------------------------------------------------------------
+
+TEST_F(Balance, RoundRobinWithinOnePerConsumer)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=rr"}));
+	for (int i = 0; i < 4; i++)
+		StartConsumer(i, ConsumerOpts{});
+	Producer();
+	const int n = 4003;
+	for (int k = 0; k < n; k++)
+		Post((uint64_t)k, (uint64_t)k);
+	ASSERT_TRUE(WaitFor([&] { return Total(4) == n; })) << Total(4) << " of " << n;
+	for (int i = 0; i < 4; i++) {
+		EXPECT_GE(sh_->count[i].load(), (uint64_t)(n / 4)) << "consumer " << i;
+		EXPECT_LE(sh_->count[i].load(), (uint64_t)(n / 4 + 1)) << "consumer " << i;
+	}
+	// Exactly once.
+	std::set<uint64_t> seen;
+	for (auto &r : Log())
+		EXPECT_TRUE(seen.insert(r.seq).second) << "record " << r.seq << " twice";
+	EXPECT_EQ(seen.size(), (size_t)n);
+	ProducerClose();
+}
+
+// Readiness of another client's fd sources, balanced over a group: flagged
+// FOREIGN, and deleting the source stops it everywhere.
+TEST_F(Balance, FdSourcesOfAnotherClientAreBalancedAndCancelled)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=rr"}));
+	for (int i = 0; i < 2; i++)
+		StartConsumer(i, ConsumerOpts{});
+	Producer();
+	int efd[8];
+	struct onering_sub sub[8];
+	for (int k = 0; k < 8; k++) {
+		efd[k] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		struct onering_add_options a = {};
+		a.fd = efd[k];
+		a.events = POLLIN;
+		a.mode = ONERING_EDGE;
+		a.cookie = 100 + (uint64_t)k;
+		a.group = gid_;
+		ASSERT_EQ(onering_add_opts(pq_, &a, &sub[k]), 0);
+	}
+	for (int k = 0; k < 8; k++)
+		ASSERT_EQ(eventfd_write(efd[k], 1), 0);
+	ASSERT_TRUE(WaitFor([&] { return Total(2) == 8; })) << Total(2);
+	EXPECT_EQ(sh_->count[0].load(), 4u);
+	EXPECT_EQ(sh_->count[1].load(), 4u);
+	std::set<uint64_t> cookies;
+	for (auto &r : Log()) {
+		EXPECT_EQ(r.kind, (uint32_t)ONERING_EV_FD);
+		EXPECT_TRUE(r.flags & ONERING_EVF_FOREIGN);
+		cookies.insert(r.cookie);
+	}
+	EXPECT_EQ(cookies.size(), 8u);
+	// The producer's own queue got none of them.
+	struct onering_event ev[8];
+	EXPECT_EQ(onering_poll(pq_, ev, 8), 0);
+
+	ASSERT_EQ(onering_del(pq_, sub[0]), 0);
+	// Wait until the broker has dropped it (its subscription count).
+	ASSERT_TRUE(WaitFor([&] {
+		for (auto &kv : QueueStats())
+			if (kv.first == getpid())
+				return kv.second[ONERING_QC_SUBS] == 7;
+		return false;
+	}));
+	for (int k = 0; k < 8; k++)
+		ASSERT_EQ(eventfd_write(efd[k], 1), 0);
+	ASSERT_TRUE(WaitFor([&] { return Total(2) == 15; })) << Total(2);
+	int after_del = 0;
+	auto log = Log();
+	for (size_t k = 8; k < log.size(); k++)
+		after_del += log[k].cookie == 100;
+	EXPECT_EQ(after_del, 0) << "a record of the deleted source was delivered";
+	for (int k = 0; k < 8; k++)
+		close(efd[k]);
+	ProducerClose();
+}
+
+// ---- least ---------------------------------------------------------------
+
+TEST_F(Balance, LeastNeverChoosesAFullerQueue)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=least"}));
+	ConsumerOpts held;
+	held.hold = true;
+	for (int i = 0; i < 3; i++)
+		StartConsumer(i, held);
+	Producer();
+	// All three hold their records: least keeps them level.
+	for (int k = 0; k < 30; k++)
+		Post(1, (uint64_t)k);
+	ASSERT_TRUE(WaitFor([&] {
+		uint64_t sum = 0;
+		for (auto &kv : QueueStats())
+			if (kv.first != getpid())
+				sum += kv.second[ONERING_QC_PUBLISHED];
+		return sum == 30;
+	}));
+	for (auto &kv : QueueStats()) {
+		if (kv.first != getpid()) {
+			EXPECT_EQ(kv.second[ONERING_QC_PUBLISHED], 10u) << "pid " << kv.first;
+		}
+	}
+	// Consumer 1 drains its 10; then it is the emptiest, and stays so while
+	// the others hold 10 each: every new record goes to it.
+	sh_->hold[1] = 0;
+	ASSERT_TRUE(WaitFor([&] { return sh_->count[1].load() == 10; }));
+	for (int k = 30; k < 39; k++)
+		Post(1, (uint64_t)k);
+	ASSERT_TRUE(WaitFor([&] { return sh_->count[1].load() == 19; })) << sh_->count[1].load();
+	for (auto &kv : QueueStats()) {
+		if (kv.first == pids_[0] || kv.first == pids_[2]) {
+			EXPECT_EQ(kv.second[ONERING_QC_PUBLISHED], 10u) << "a fuller queue was chosen";
+		}
+	}
+	ProducerClose();
+}
+
+// ---- sticky --------------------------------------------------------------
+
+TEST_F(Balance, StickyKeepsAFlowOnOneQueueWhileItHoldsRecords)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=sticky"}));
+	ConsumerOpts slow;
+	slow.batch = 1;         // records wait in the ring between polls
+	slow.work_ns = 20000;   // 20 us each
+	for (int i = 0; i < 3; i++)
+		StartConsumer(i, slow);
+	Producer();
+	const int flows = 16, per_flow = 200, n = flows * per_flow;
+	for (int k = 0; k < n; k++)
+		Post((uint64_t)(k % flows), (uint64_t)(k / flows));
+	ASSERT_TRUE(WaitFor([&] { return Total(3) == n; }, 30000)) << Total(3);
+
+	auto log = Log();
+	std::map<uint64_t, std::vector<const LogRec *>> by_flow;
+	for (auto &r : log)
+		by_flow[r.flow].push_back(&r);
+	std::set<uint32_t> used;
+	int moves = 0;
+	for (auto &kv : by_flow) {
+		auto v = kv.second;
+		ASSERT_EQ(v.size(), (size_t)per_flow) << "flow " << kv.first;
+		std::sort(v.begin(), v.end(), [](auto *a, auto *b) { return a->seq < b->seq; });
+		for (size_t k = 0; k < v.size(); k++) {
+			EXPECT_EQ(v[k]->seq, k) << "flow " << kv.first << " lost or duplicated a record";
+			used.insert(v[k]->consumer);
+			if (k == 0)
+				continue;
+			// Per-flow order: the broker placed them in sequence.
+			EXPECT_LE(v[k - 1]->ts_broker, v[k]->ts_broker) << "flow " << kv.first;
+			if (v[k]->consumer != v[k - 1]->consumer) {
+				moves++;
+				// Moved: only after the previous queue released the last
+				// record of the flow (released inside the poll that began
+				// at poll_start).
+				EXPECT_GE(v[k]->ts_broker, v[k - 1]->poll_start)
+					<< "flow " << kv.first << " record " << k << " went to consumer "
+					<< v[k]->consumer << " while consumer " << v[k - 1]->consumer
+					<< " still held record " << k - 1;
+			}
+		}
+		// And within one consumer, in order.
+		std::map<uint32_t, uint64_t> last;
+		for (auto &r : log) {
+			if (r.flow != kv.first)
+				continue;
+			if (last.count(r.consumer)) {
+				EXPECT_GT(r.seq, last[r.consumer]) << "flow " << kv.first;
+			}
+			last[r.consumer] = r.seq;
+		}
+	}
+	EXPECT_GE(used.size(), 2u) << "sticky never balanced";
+	RecordProperty("moves", moves);
+	ProducerClose();
+}
+
+// ---- lifo ----------------------------------------------------------------
+
+// Every member asleep, in a known order: each event goes to the one that
+// went idle last, and wakes it alone.
+TEST_F(Balance, LifoGivesTheEventToTheMostRecentlyIdleAndWakesOne)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=lifo"}));
+	ConsumerOpts o;
+	o.spin_ns = 1000; // sleep almost at once
+	for (int i = 0; i < 3; i++) {
+		StartConsumer(i, o, false);
+		Go(i);
+		// Asleep with an empty ring before the next one starts.
+		onering_msg_group_stats gs;
+		ASSERT_TRUE(WaitFor([&] {
+			return GroupStats("g", &gs) && gs.members == i + 1 && gs.sleeping == i + 1;
+		})) << "consumer " << i << " did not go to sleep";
+	}
+	Producer();
+	for (int k = 0; k < 10; k++) {
+		Post(0, (uint64_t)k);
+		ASSERT_TRUE(WaitFor([&] { return Total(3) == (uint64_t)k + 1; }));
+		// Back asleep before the next event.
+		onering_msg_group_stats gs;
+		ASSERT_TRUE(WaitFor([&] { return GroupStats("g", &gs) && gs.sleeping == 3; }));
+	}
+	EXPECT_EQ(sh_->count[2].load(), 10u) << "not the most recently idle consumer";
+	EXPECT_EQ(sh_->count[0].load(), 0u);
+	EXPECT_EQ(sh_->count[1].load(), 0u);
+	uint64_t wakes[3] = {};
+	for (auto &kv : QueueStats())
+		for (int i = 0; i < 3; i++)
+			if (kv.first == pids_[i])
+				wakes[i] = kv.second[ONERING_QC_WAKES];
+	EXPECT_EQ(wakes[2], 10u) << "one wake per event";
+	EXPECT_EQ(wakes[0] + wakes[1], 0u) << "a second sleeper was woken";
+	ProducerClose();
+}
+
+// Bursts with max_running=2 over 4 members: never more than 2 consumers
+// handle records at once (consumer-side intervals), and all arrive.
+TEST_F(Balance, LifoNeverRunsMoreThanMaxRunning)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=lifo,max_running=2"}));
+	ConsumerOpts o;
+	o.spin_ns = 2000;
+	o.work_ns = 300000; // 0.3 ms per record
+	o.batch = 1;
+	for (int i = 0; i < 4; i++)
+		StartConsumer(i, o);
+	onering_msg_group_stats gs;
+	ASSERT_TRUE(WaitFor([&] { return GroupStats("g", &gs) && gs.members == 4 && gs.sleeping == 4; }));
+	Producer();
+	const int n = 60;
+	for (int k = 0; k < n; k++)
+		Post((uint64_t)k, (uint64_t)k);
+	ASSERT_TRUE(WaitFor([&] { return Total(4) == n; }, 30000)) << Total(4);
+	ASSERT_TRUE(GroupStats("g", &gs));
+	EXPECT_GT(gs.counter[ONERING_GC_BACKLOGGED], 0u) << "the limit never held records back";
+
+	// Sweep the [t_recv, t_done] intervals: at most 2 open at any time.
+	std::vector<std::pair<uint64_t, int>> edges;
+	for (auto &r : Log()) {
+		edges.push_back({r.t_recv, +1});
+		edges.push_back({r.t_done, -1});
+	}
+	std::sort(edges.begin(), edges.end(),
+		  [](auto &a, auto &b) { return a.first != b.first ? a.first < b.first : a.second < b.second; });
+	int open = 0, most = 0;
+	for (auto &e : edges) {
+		open += e.second;
+		most = std::max(most, open);
+	}
+	EXPECT_LE(most, 2) << "more consumers ran at once than max_running";
+	ProducerClose();
+}
+
+// ---- NUMA: spill and strict on a synthetic two-node machine ---------------
+
+constexpr const char *kTwoNodes = "numa:2 core:2 pu:1";
+
+TEST_F(Balance, SpillGoesRemoteOnlyWhenEveryLocalQueueIsAboveP)
+{
+	ASSERT_TRUE(broker_.Start({"--synthetic", kTwoNodes, "--group",
+				   "g:policy=rr,numa=spill:50"}));
+	ConsumerOpts local, remote;
+	local.hold = remote.hold = true;
+	local.capacity = remote.capacity = 64;
+	local.node = 0;
+	remote.node = 1;
+	StartConsumer(0, local);
+	StartConsumer(1, remote);
+	Producer("g", 0);
+
+	auto published = [&](pid_t pid) {
+		for (auto &kv : QueueStats())
+			if (kv.first == pid)
+				return kv.second[ONERING_QC_PUBLISHED];
+		return (uint64_t)-1;
+	};
+	// The local queue takes every record while it is at most 50 % full
+	// (32 of 64): 33 of them, none remote.
+	for (int k = 0; k < 33; k++)
+		Post(0, (uint64_t)k);
+	ASSERT_TRUE(WaitFor([&] { return published(pids_[0]) == 33; })) << published(pids_[0]);
+	EXPECT_EQ(published(pids_[1]), 0u) << "went remote while the local queue had room";
+	onering_msg_group_stats gs;
+	ASSERT_TRUE(GroupStats("g", &gs));
+	EXPECT_EQ(gs.counter[ONERING_GC_SPILLED], 0u);
+	// Now above 50 %: the group spills, rr over both nodes.
+	for (int k = 33; k < 53; k++)
+		Post(0, (uint64_t)k);
+	ASSERT_TRUE(WaitFor([&] { return published(pids_[0]) + published(pids_[1]) == 53; }));
+	EXPECT_EQ(published(pids_[1]), 10u);
+	ASSERT_TRUE(GroupStats("g", &gs));
+	EXPECT_EQ(gs.counter[ONERING_GC_SPILLED], 10u);
+	EXPECT_EQ(gs.counter[ONERING_GC_HANDOFFS], 10u) << "remote records go through the lane";
+	ProducerClose();
+}
+
+TEST_F(Balance, StrictNeverSendsRemoteAndTuningChangesItLive)
+{
+	ASSERT_TRUE(broker_.Start({"--synthetic", kTwoNodes, "--group",
+				   "g:policy=rr,numa=strict"}));
+	ConsumerOpts local, remote;
+	local.hold = true;
+	local.capacity = 64;
+	local.node = 0;
+	remote.node = 1;
+	StartConsumer(0, local);
+	StartConsumer(1, remote);
+	Producer("g", 0);
+
+	// 100 records, the local queue holds 64: the rest wait, none leaves.
+	for (int k = 0; k < 100; k++)
+		Post(0, (uint64_t)k);
+	onering_msg_group_stats gs;
+	ASSERT_TRUE(WaitFor([&] {
+		return GroupStats("g", &gs) && gs.counter[ONERING_GC_BACKLOG] == 36;
+	})) << "backlog " << gs.counter[ONERING_GC_BACKLOG];
+	EXPECT_EQ(sh_->count[1].load(), 0u);
+	EXPECT_EQ(gs.counter[ONERING_GC_SPILLED], 0u);
+	sh_->hold[0] = 0;
+	ASSERT_TRUE(WaitFor([&] { return sh_->count[0].load() == 100; })) << sh_->count[0].load();
+	EXPECT_EQ(sh_->count[1].load(), 0u) << "strict sent a record off its node";
+
+	// Tune to interleave while everyone stays attached: rr over both nodes.
+	int status;
+	std::string cmd = std::string(ONERING_TOOL_PATH) + " tune --name " + broker_.Name() +
+			  " --socket-dir " + broker_.Dir() + " --group g numa=interleave";
+	std::string out = RunCommand(cmd, &status);
+	ASSERT_EQ(status, 0) << out;
+	for (int k = 100; k < 200; k++)
+		Post(0, (uint64_t)k);
+	ASSERT_TRUE(WaitFor([&] { return Total(2) == 200; })) << Total(2);
+	EXPECT_EQ(sh_->count[1].load(), 50u) << "interleave did not reach the remote node";
+	EXPECT_EQ(sh_->count[0].load(), 150u);
+	ProducerClose();
+}
+
+// ---- a consumer dies holding records --------------------------------------
+
+// The fds and mappings of the broker that name queue qid's memfds.
+static int MemfdRefs(pid_t broker, uint32_t qid)
+{
+	std::string tag = "-q" + std::to_string(qid) + "-";
+	int n = 0;
+	std::string dir = "/proc/" + std::to_string(broker) + "/fd";
+	DIR *d = opendir(dir.c_str());
+	if (!d)
+		return -1;
+	while (struct dirent *e = readdir(d)) {
+		char target[256];
+		ssize_t k = readlink((dir + "/" + e->d_name).c_str(), target, sizeof(target) - 1);
+		if (k > 0) {
+			target[k] = '\0';
+			n += strstr(target, "memfd:onering") && strstr(target, tag.c_str());
+		}
+	}
+	closedir(d);
+	FILE *f = fopen(("/proc/" + std::to_string(broker) + "/maps").c_str(), "r");
+	char line[512];
+	while (f && fgets(line, sizeof(line), f))
+		n += strstr(line, "memfd:onering") && strstr(line, tag.c_str());
+	if (f)
+		fclose(f);
+	return n;
+}
+
+TEST_F(Balance, KilledConsumersRecordsGoToTheRestOfItsGroup)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=rr"}));
+	ConsumerOpts victim;
+	victim.hold = true;
+	victim.capacity = 16384;
+	StartConsumer(0, victim);
+	Producer();
+	const int n = 10000;
+	for (int k = 0; k < n; k++)
+		Post((uint64_t)k, (uint64_t)k);
+	uint32_t victim_qid = 0;
+	ASSERT_TRUE(WaitFor([&] {
+		for (auto &m : Stats())
+			if (m.u.stats_item.what == ONERING_STATS_QUEUE &&
+			    (pid_t)m.u.stats_item.owner_pid == pids_[0] &&
+			    m.u.stats_item.counter[ONERING_QC_PUBLISHED] == (uint64_t)n) {
+				victim_qid = m.u.stats_item.id;
+				return true;
+			}
+		return false;
+	}));
+	ASSERT_GT(MemfdRefs(broker_.Pid(), victim_qid), 0);
+	for (int i = 1; i < 3; i++)
+		StartConsumer(i, ConsumerOpts{});
+
+	kill(pids_[0], SIGKILL);
+	int status;
+	waitpid(pids_[0], &status, 0);
+	pids_[0] = -1;
+
+	ASSERT_TRUE(WaitFor([&] { return Total(3) == n; }, 20000)) << Total(3) << " of " << n;
+	std::vector<int> seen(n, 0);
+	for (auto &r : Log()) {
+		ASSERT_LT(r.seq, (uint64_t)n);
+		seen[r.seq]++;
+		EXPECT_TRUE(r.flags & ONERING_EVF_REDELIVERED);
+		EXPECT_NE(r.consumer, 0u);
+	}
+	int lost = 0, twice = 0;
+	for (int k = 0; k < n; k++) {
+		lost += seen[k] == 0;
+		twice += seen[k] > 1;
+	}
+	EXPECT_EQ(lost, 0);
+	EXPECT_EQ(twice, 0);
+	EXPECT_GT(sh_->count[1].load(), 0u);
+	EXPECT_GT(sh_->count[2].load(), 0u);
+	onering_msg_group_stats gs;
+	ASSERT_TRUE(GroupStats("g", &gs));
+	EXPECT_EQ(gs.counter[ONERING_GC_REDELIVERED], (uint64_t)n);
+	EXPECT_EQ(gs.members, 2u);
+	// Its memfds are closed and unmapped.
+	EXPECT_TRUE(WaitFor([&] { return MemfdRefs(broker_.Pid(), victim_qid) == 0; }));
+	ProducerClose();
+}
+
+} // namespace
