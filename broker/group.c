@@ -140,8 +140,11 @@ int broker_group_get(struct broker *b, const char *name, bool create, struct bro
 
 static void members_free_rcu(struct rcu_head *head)
 {
+	struct broker_members *m = caa_container_of(head, struct broker_members, rcu);
+
 	BROKER_TSAN_GRACE_DONE();
-	free(caa_container_of(head, struct broker_members, rcu));
+	BROKER_TSAN_OBSERVE(m);
+	free(m);
 }
 
 /* Replace g's member array with old - drop + add (either may be NULL). */
@@ -163,8 +166,10 @@ static int members_replace(struct broker_group *g, struct broker_queue *drop,
 	g->nr_members = k;
 	BROKER_TSAN_PUBLISH(m);
 	rcu_assign_pointer(g->members, m);
-	if (old)
+	if (old) {
+		BROKER_TSAN_PUBLISH(old); /* to the call_rcu thread */
 		urcu_qsbr_call_rcu(&old->rcu, members_free_rcu);
+	}
 	return 0;
 }
 

@@ -104,7 +104,13 @@ public:
 
 	~Broker()
 	{
-		Stop();
+		// A broker the test left running must stop cleanly: this is where a
+		// sanitizer report or a leak in the broker shows up.
+		bool running = pid_ > 0;
+		int status = Stop();
+		if (running && !(WIFEXITED(status) && WEXITSTATUS(status) == 0))
+			ADD_FAILURE() << "oneringd did not exit cleanly on SIGTERM (status 0x" << std::hex
+				      << status << std::dec << ")";
 		if (!dir_.empty()) {
 			if (::testing::Test::HasFailure())
 				DumpLog();
