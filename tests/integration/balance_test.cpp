@@ -280,6 +280,8 @@ protected:
 		return q;
 	}
 
+	void RunWakeOrder(const char *group_arg, int (*who)(int));
+
 	std::vector<LogRec> Log()
 	{
 		uint64_t n = std::min<uint64_t>(sh_->nlog.load(), kMaxLog);
@@ -477,11 +479,23 @@ TEST_F(Balance, StickyKeepsAFlowOnOneQueueWhileItHoldsRecords)
 
 // ---- lifo ----------------------------------------------------------------
 
-// Every member asleep, in a known order: each event goes to the one that
-// went idle last, and wakes it alone.
+// Every member asleep, in a known order (0, 1, 2), one event at a time:
+// each goes to the one that went idle last (wake=lifo, the default: always
+// 2, which is idle last again after each) or first (wake=fifo: 0, 1, 2, 0,
+// ...), and wakes that one alone.
 TEST_F(Balance, LifoGivesTheEventToTheMostRecentlyIdleAndWakesOne)
 {
-	ASSERT_TRUE(broker_.Start({"--group", "g:policy=lifo"}));
+	RunWakeOrder("g:policy=lifo", [](int) { return 2; });
+}
+
+TEST_F(Balance, LifoWithFifoWakeGivesItToTheLongestIdle)
+{
+	RunWakeOrder("g:policy=lifo,wake=fifo", [](int k) { return k % 3; });
+}
+
+void Balance::RunWakeOrder(const char *group_arg, int (*who)(int))
+{
+	ASSERT_TRUE(broker_.Start({"--group", group_arg}));
 	ConsumerOpts o;
 	o.spin_ns = 1000; // sleep almost at once
 	for (int i = 0; i < 3; i++) {
@@ -501,16 +515,17 @@ TEST_F(Balance, LifoGivesTheEventToTheMostRecentlyIdleAndWakesOne)
 		onering_msg_group_stats gs;
 		ASSERT_TRUE(WaitFor([&] { return GroupStats("g", &gs) && gs.sleeping == 3; }));
 	}
-	EXPECT_EQ(sh_->count[2].load(), 10u) << "not the most recently idle consumer";
-	EXPECT_EQ(sh_->count[0].load(), 0u);
-	EXPECT_EQ(sh_->count[1].load(), 0u);
-	uint64_t wakes[3] = {};
+	uint64_t wakes[3] = {}, expect[3] = {};
 	for (auto &kv : QueueStats())
 		for (int i = 0; i < 3; i++)
 			if (kv.first == pids_[i])
 				wakes[i] = kv.second[ONERING_QC_WAKES];
-	EXPECT_EQ(wakes[2], 10u) << "one wake per event";
-	EXPECT_EQ(wakes[0] + wakes[1], 0u) << "a second sleeper was woken";
+	for (auto &r : Log()) {
+		EXPECT_EQ(r.consumer, (uint32_t)who((int)r.seq)) << "event " << r.seq;
+		expect[who((int)r.seq)]++;
+	}
+	for (int i = 0; i < 3; i++)
+		EXPECT_EQ(wakes[i], expect[i]) << "not one wake per event, consumer " << i;
 	ProducerClose();
 }
 
@@ -632,6 +647,50 @@ TEST_F(Balance, StrictNeverSendsRemoteAndTuningChangesItLive)
 	ASSERT_TRUE(WaitFor([&] { return Total(2) == 200; })) << Total(2);
 	EXPECT_EQ(sh_->count[1].load(), 50u) << "interleave did not reach the remote node";
 	EXPECT_EQ(sh_->count[0].load(), 150u);
+	ProducerClose();
+}
+
+// A source homed on node 1's poller (ONERING_ADD_HOME), owned by a queue
+// node 0's poller serves: its records and the owner's re-arms cross the
+// lanes between the two pollers.
+TEST_F(Balance, HomeNodeOverrideAndForwardedRearm)
+{
+	ASSERT_TRUE(broker_.Start({"--synthetic", kTwoNodes, "--group", "g:policy=rr"}));
+	ConsumerOpts c;
+	c.node = 0;
+	StartConsumer(0, c);
+	Producer("g", 0);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	struct onering_add_options a = {};
+	a.fd = efd;
+	a.events = POLLIN;
+	a.mode = ONERING_ONESHOT;
+	a.cookie = 7;
+	a.group = gid_;
+	a.home_node = 1;
+	a.flags = ONERING_ADD_HOME;
+	struct onering_sub sub;
+	ASSERT_EQ(onering_add_opts(pq_, &a, &sub), 0);
+	a.home_node = 5; // no such node
+	struct onering_sub bad;
+	EXPECT_EQ(onering_add_opts(pq_, &a, &bad), -EINVAL);
+	for (int round = 1; round <= 5; round++) {
+		ASSERT_EQ(eventfd_write(efd, 1), 0);
+		ASSERT_TRUE(WaitFor([&] { return sh_->count[0].load() == (uint64_t)round; }))
+			<< "round " << round;
+		// ONESHOT: nothing more until the owner re-arms (through node 0's
+		// poller, forwarded to node 1's).
+		ASSERT_EQ(eventfd_write(efd, 1), 0);
+		ASSERT_EQ(onering_rearm(pq_, sub), 0);
+	}
+	ASSERT_TRUE(WaitFor([&] { return sh_->count[0].load() == 6; }));
+	onering_msg_group_stats gs;
+	ASSERT_TRUE(GroupStats("g", &gs));
+	EXPECT_GE(gs.counter[ONERING_GC_HANDOFFS], 6u) << "records did not cross from node 1";
+	EXPECT_EQ(gs.counter[ONERING_GC_SPILLED], 6u) << "node 1's records all went to node 0";
+	for (auto &r : Log())
+		EXPECT_EQ(r.cookie, 7u);
+	close(efd);
 	ProducerClose();
 }
 

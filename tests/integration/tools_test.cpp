@@ -58,6 +58,64 @@ TEST(ToolTest, StatJsonDescribesARunningBroker)
 	EXPECT_NE(out.find("not running"), std::string::npos) << out;
 }
 
+// tune changes a group while its member stays attached; stat shows the
+// group; bad settings and unknown groups get a readable error.
+TEST(ToolTest, TuneAndStatGroups)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start({"--group", "web:policy=least,numa=strict"}));
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	struct onering_queue_options qo = {};
+	qo.group = "web";
+	ASSERT_EQ(onering_queue_open(att, &qo, &q), 0);
+	EXPECT_NE(onering_queue_group(q), 0u);
+	const std::string at = " --name " + broker.Name() + " --socket-dir " + broker.Dir();
+	int st;
+
+	std::string out = RunTool("tune" + at + " --group web", &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("policy=least numa=strict"), std::string::npos) << out;
+	EXPECT_NE(out.find("members=1"), std::string::npos) << out;
+
+	out = RunTool("tune" + at + " --group web policy=lifo max_running=3 wake=fifo "
+				    "numa=spill:70 backlog=100", &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("policy=lifo numa=spill:70 wake=fifo max_running=3 backlog=100"),
+		  std::string::npos) << out;
+
+	out = RunTool("stat --json" + at, &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	json_error_t jerr;
+	json_t *root = json_loads(out.c_str(), 0, &jerr);
+	ASSERT_NE(root, nullptr) << jerr.text << "\n" << out;
+	json_t *groups = json_object_get(root, "groups"), *web = nullptr;
+	for (size_t i = 0; i < json_array_size(groups); i++)
+		if (strcmp(json_string_value(json_object_get(json_array_get(groups, i), "name")), "web") == 0)
+			web = json_array_get(groups, i);
+	ASSERT_NE(web, nullptr) << out;
+	EXPECT_STREQ(json_string_value(json_object_get(web, "policy")), "lifo");
+	EXPECT_EQ(json_integer_value(json_object_get(web, "members")), 1);
+	EXPECT_EQ(json_integer_value(json_object_get(web, "max_running")), 3);
+	json_decref(root);
+	out = RunTool("stat" + at, &st);
+	EXPECT_NE(out.find("web"), std::string::npos) << out;
+	EXPECT_NE(out.find("spill:70"), std::string::npos) << out;
+
+	out = RunTool("tune" + at + " --group web policy=fastest", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2);
+	EXPECT_NE(out.find("use rr, least, sticky, lifo or local"), std::string::npos) << out;
+	out = RunTool("tune" + at + " --group web numa=spill:0", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2) << out;
+	out = RunTool("tune" + at + " --group nosuch policy=rr", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 1);
+	EXPECT_NE(out.find("no such group"), std::string::npos) << out;
+	out = RunTool("tune" + at + " --group nosuch --create policy=rr", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+	onering_detach(att);
+}
+
 TEST(ToolTest, TopoPlansASyntheticMachine)
 {
 	int st;
