@@ -182,6 +182,7 @@ static json_t *stats_json(const struct stat_items *s)
 			json_object_set_new(o, "max_running", json_integer(g->max_running));
 			json_object_set_new(o, "backlog_max", json_integer(g->backlog_max));
 			json_object_set_new(o, "members", json_integer(g->members));
+			json_object_set_new(o, "sleeping", json_integer(g->sleeping));
 			for (unsigned c = 0; c < ONERING_GC_NR; c++)
 				json_object_set_new(o, group_ctr_names[c],
 						    json_integer((json_int_t)g->counter[c]));
