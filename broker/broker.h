@@ -43,6 +43,7 @@
 #include "shm/ring.h"
 #include "shm/segment.h"
 #include "numa/plan.h"
+#include "broker/nic.h"
 
 /*
  * ThreadSanitizer cannot see liburcu's synchronisation (its publication
@@ -108,6 +109,12 @@ struct broker_config {
 	 * into the same message a tune request carries) */
 	struct onering_msg_group groups[BROKER_MAX_GROUP_ARGS];
 	unsigned nr_groups;
+	/* EAL arguments (argv before "--", argv[0] first) and --port specs. */
+	char *eal_argv[BROKER_MAX_EAL_ARGS];
+	int eal_argc;
+	const char *ports[BROKER_MAX_PORT_ARGS];
+	unsigned nr_ports;
+	bool allow_inject;                /* --allow-inject: PORT_TX messages */
 	bool foreground;
 	bool check_only;
 	bool no_hugetlb;
@@ -222,6 +229,8 @@ struct broker_queue {
 	struct onering_events_ctl *ectl;
 	struct onering_consumer_ctl *cctl;
 	struct onering_doorbell *db;
+	unsigned char *pkt_area;        /* packet bytes, pkt_stride per event slot, or NULL */
+	uint32_t pkt_stride;
 
 	/* Poller-owned. */
 	struct onering_ring_producer evp;  /* event ring: we produce */
@@ -250,6 +259,8 @@ struct poller {
 	bool started;
 	struct cds_list_head queues; /* RCU list of struct broker_queue */
 	ONERING_ATOMIC(int) sleeping; /* announced an idle sleep: kick to hand off */
+	struct broker_rxq *rxqs;      /* NIC rx queues homed here (fixed at start) */
+	unsigned nr_rxqs;
 	/* Redelivery batches from the control thread (dead consumers). */
 	struct cds_wfcq_head redeliver_head;
 	struct cds_wfcq_tail redeliver_tail;
@@ -308,6 +319,7 @@ struct broker {
 	struct broker_group *groups[BROKER_MAX_GROUPS];
 	unsigned nr_groups;
 	uint32_t cpu_count;
+	struct broker_nic *nic;         /* NULL: no EAL */
 	struct cds_list_head clients;
 	uint32_t next_client_id;
 	uint32_t next_queue_id;
@@ -333,7 +345,8 @@ int broker_control_check(const struct broker_config *cfg, char *err, size_t err_
 /* node: where the segments' pages go (bound before first touch), or
  * ONERING_NODE_ANY. */
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
-			uint32_t sq_capacity, uint32_t node, struct broker_queue **out);
+			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t node,
+			struct broker_queue **out);
 /* Mark CLOSING; the caller waits a grace period before broker_queue_teardown(). */
 void broker_queue_begin_close(struct broker_queue *q);
 /* After the grace period: drop every sub, unlink, free after RCU. */

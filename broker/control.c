@@ -38,7 +38,7 @@
 
 static void client_drop(struct broker *b, struct broker_client *c, const char *why);
 
-static int send_reply(struct broker *b, struct broker_client *c, struct onering_msg *m,
+static int send_reply(struct broker *b, struct broker_client *c, const struct onering_msg *m,
 		      const int *fds, unsigned nfds)
 {
 	int r = onering_msg_send(c->sock, m, fds, nfds, MSG_DONTWAIT);
@@ -162,7 +162,13 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		reply_status(b, c, m, -EMFILE);
 		return;
 	}
-	r = broker_queue_create(b, c, cap, sq, node < 0 ? ONERING_NODE_ANY : (uint32_t)node, &q);
+	if (o->packet_snap > ONERING_PKT_STRIDE_MAX) {
+		reply_status(b, c, m, -EINVAL);
+		return;
+	}
+	uint32_t stride = (o->packet_snap + 63u) & ~63u;
+	r = broker_queue_create(b, c, cap, sq, stride, node < 0 ? ONERING_NODE_ANY : (uint32_t)node,
+				&q);
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "client %u: queue of %u slots: %s", c->id, cap,
 			    strerror(-r));
@@ -202,6 +208,7 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	rep.u.queue_open.start_pos = 0;
 	memcpy(rep.u.queue_open.group, o->group, sizeof(rep.u.queue_open.group));
 	rep.u.queue_open.group_id = g ? g->id : 0;
+	rep.u.queue_open.packet_snap = stride;
 	int fds[3] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd};
 	if (send_reply(b, c, &rep, fds, 3) < 0) {
 		close_queues(b, &q, 1);
@@ -318,6 +325,26 @@ fail:
 	reply_status(b, c, m, r);
 }
 
+/* ---- NIC ------------------------------------------------------------------ */
+
+static void handle_port_tx(struct broker *b, struct broker_client *c, struct onering_msg *m)
+{
+	const struct onering_msg_port_tx *t = &m->u.port_tx;
+	int r;
+
+	if (!b->cfg.allow_inject) {
+		onering_log(ONERING_LOG_NOTICE, "client %u (pid %d) tried to transmit on port %u: "
+			    "start oneringd with --allow-inject to allow it", c->id, (int)c->pid,
+			    t->port);
+		r = -EPERM;
+	} else if (t->len < 14 || t->len > ONERING_PORT_TX_MAX || t->pad) {
+		r = -EINVAL;
+	} else {
+		r = broker_nic_inject(b, t->port, t->frame, t->len);
+	}
+	reply_status(b, c, m, r);
+}
+
 /* ---- groups -------------------------------------------------------------- */
 
 static void handle_group(struct broker *b, struct broker_client *c, struct onering_msg *m)
@@ -358,6 +385,18 @@ static void handle_group(struct broker *b, struct broker_client *c, struct oneri
 }
 
 /* ---- stats --------------------------------------------------------------- */
+
+struct stats_ctx {
+	struct broker *b;
+	struct broker_client *c;
+};
+
+static int send_stats_msg(void *ctx, const struct onering_msg *m)
+{
+	struct stats_ctx *sc = ctx;
+
+	return send_reply(sc->b, sc->c, m, NULL, 0);
+}
 
 static int send_group_item(struct broker *b, struct broker_client *c,
 			   const struct onering_msg *req, const struct broker_group *g)
@@ -425,6 +464,10 @@ static void handle_stats(struct broker *b, struct broker_client *c, struct oneri
 	}
 	for (unsigned i = 0; r == 0 && i < b->nr_groups; i++)
 		r = send_group_item(b, c, req, b->groups[i]);
+	if (r == 0) {
+		struct stats_ctx sc = {b, c};
+		r = broker_nic_stats(b, send_stats_msg, &sc, req->seq);
+	}
 	struct onering_msg end;
 	onering_msg_init(&end, ONERING_MSG_STATS_END, req->seq);
 	end.status = r;
@@ -558,6 +601,9 @@ static bool client_readable(struct broker *b, struct broker_client *c)
 		break;
 	case ONERING_MSG_GROUP:
 		handle_group(b, c, &m);
+		break;
+	case ONERING_MSG_PORT_TX:
+		handle_port_tx(b, c, &m);
 		break;
 	default:
 		bad_message(b, c, &m, -EOPNOTSUPP, "unknown control message type");
@@ -886,6 +932,13 @@ int broker_run(struct broker *b)
 		p->idx = i;
 		p->cpu = b->cfg.plan.pollers[i].cpu;
 		p->node = b->cfg.plan.pollers[i].node;
+	}
+	/* NIC ports (if any) before the pollers start: their rx queues are
+	 * fixed per poller from then on. */
+	if ((r = broker_nic_init(b)) < 0 || (r = broker_nic_setup(b)) < 0)
+		goto out;
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++) {
+		struct poller *p = &b->pollers[i];
 		r = poller_start(p);
 		if (r < 0) {
 			onering_log(ONERING_LOG_ERR, "starting poller %u on cpu %d: %s", i, p->cpu,
@@ -961,6 +1014,7 @@ out:
 		close(b->signal_fd);
 	if (b->reap_fd >= 0)
 		close(b->reap_fd);
+	broker_nic_fini(b);
 	broker_groups_fini(b);
 	broker_lanes_fini(b);
 	free(b->queues);

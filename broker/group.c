@@ -512,8 +512,11 @@ static struct broker_queue *flow_holder(struct poller *p, struct broker_group *g
  * sticky bucket to account the record in (or NULL), *remote whether it
  * leaves this poller's node.
  */
+/* pick() flags */
+#define PICK_PACKETS 0x1u /* only queues this poller serves that have a packet area */
+
 static struct broker_queue *pick(struct poller *p, struct broker_group *g,
-				 struct broker_pgroup *pg, uint64_t flow_key,
+				 struct broker_pgroup *pg, uint64_t flow_key, unsigned flags,
 				 struct broker_flow **flowp, bool *remote)
 {
 	struct cand c[BROKER_GROUP_MAX_MEMBERS];
@@ -552,6 +555,8 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 	for (uint32_t i = 0; i < m->n && n < BROKER_GROUP_MAX_MEMBERS; i++) {
 		struct broker_queue *q = m->q[i];
 		if (onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
+			continue;
+		if ((flags & PICK_PACKETS) && (q->poller != p || !q->pkt_area))
 			continue;
 		c[n].q = q;
 		c[n].cap = q->evp.capacity;
@@ -762,9 +767,42 @@ static bool try_place(struct poller *p, struct broker_group *g, const struct one
 {
 	struct broker_flow *f;
 	bool remote = false;
-	struct broker_queue *q = pick(p, g, &g->pg[p->idx], flow_key, &f, &remote);
+	struct broker_queue *q = pick(p, g, &g->pg[p->idx], flow_key, 0, &f, &remote);
 
 	return q && place(p, g, q, rec, f, flow_key, remote);
+}
+
+int group_place_packet(struct poller *p, struct broker_group *g, struct onering_event *rec,
+		       uint64_t flow_key, const void *data, uint32_t len)
+{
+	struct broker_pgroup *pg = &g->pg[p->idx];
+	struct broker_flow *f;
+	bool remote = false;
+	void *slot = NULL;
+	struct broker_queue *q = pick(p, g, pg, flow_key, PICK_PACKETS, &f, &remote);
+
+	if (!q || onering_ring_claim(&q->evp, &slot) != 1)
+		return -1;
+	/* The packet slot of the ring slot just claimed: freed by its reuse. */
+	uint64_t idx = (q->evp.tail_pos - 1) & q->evp.mask;
+	uint32_t captured = len < q->pkt_stride ? len : q->pkt_stride;
+	memcpy(q->pkt_area + idx * q->pkt_stride, data, captured);
+	rec->payload.nic.captured = captured;
+	rec->payload.nic.payload_offset = idx * q->pkt_stride;
+	if (captured < rec->payload.nic.length)
+		rec->flags |= ONERING_EVF_TRUNCATED;
+	memcpy(slot, rec, sizeof(*rec));
+	q->dirty = true;
+	if (f) {
+		f->sent++;
+		f->qslot = q->slot;
+		f->qid = q->id;
+		onering_atomic_store(&f->end_pos, q->evp.tail_pos, onering_mo_relaxed);
+		onering_atomic_store(&f->placed, onering_atomic_load(&f->placed, onering_mo_relaxed) + 1,
+				     onering_mo_release);
+	}
+	broker_count(&pg->ctr[ONERING_GC_DELIVERED], 1);
+	return captured < rec->payload.nic.length ? 1 : 0;
 }
 
 void group_deliver_sub(struct poller *p, struct broker_sub *s, uint32_t events, uint64_t ts)

@@ -151,6 +151,11 @@ void group_deliver_sub(struct poller *p, struct broker_sub *s, uint32_t events, 
  * full, the caller keeps it (stops draining the poster's ring). */
 bool group_deliver_record(struct poller *p, struct broker_group *g,
 			  const struct onering_event *rec, uint64_t flow_key);
+/* A NIC packet for group g: its record and its first len bytes into a member
+ * queue this poller serves (one with a packet area), now or never. Returns
+ * 0 placed, 1 placed but cut short, -1 no room (the caller drops it). */
+int group_place_packet(struct poller *p, struct broker_group *g, struct onering_event *rec,
+		       uint64_t flow_key, const void *data, uint32_t len);
 /* Each loop: hand-offs from other pollers, redelivery batches, backlogs.
  * Returns work done. */
 unsigned group_poll(struct poller *p, uint64_t ts);

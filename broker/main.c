@@ -2,7 +2,7 @@
 /*
  * oneringd: options, the resolved plan, daemon start-up.
  *
- *   oneringd [options]
+ *   oneringd [EAL options --] [options]
  *
  * With no options: instance "default", the control thread on the first
  * allowed CPU and one poller on the last one (another core where the
@@ -48,6 +48,8 @@ enum {
 	OPT_LOG_LEVEL,
 	OPT_READY_FD,
 	OPT_GROUP,
+	OPT_PORT,
+	OPT_ALLOW_INJECT,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -73,6 +75,8 @@ static const struct option long_opts[] = {
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"ready-fd", required_argument, NULL, OPT_READY_FD},
 	{"group", required_argument, NULL, OPT_GROUP},
+	{"port", required_argument, NULL, OPT_PORT},
+	{"allow-inject", no_argument, NULL, OPT_ALLOW_INJECT},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -81,7 +85,7 @@ static const struct option long_opts[] = {
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: oneringd [options]\n"
+		"usage: oneringd [EAL options --] [options]\n"
 		"\n"
 		"The onering broker: watches event sources and publishes records into the\n"
 		"shared-memory rings of attached clients.\n"
@@ -96,6 +100,12 @@ static void usage(FILE *out)
 		"                       machine, e.g. \"pack:2 numa:1 core:4 pu:2\"; with --check\n"
 		"                       print the plan, else run on it (testing NUMA policies:\n"
 		"                       no pinning, memory bound only where the node exists)\n"
+		"  --port P:rxq=N[,group=G][,snaplen=B][,mode=rss|spread]\n"
+		"                       deliver DPDK port P (number or device name) as NIC\n"
+		"                       records into group G (default: default); EAL options\n"
+		"                       go before --, e.g. oneringd --no-huge --vdev net_null0\n"
+		"                       -- --port net_null0:rxq=1 (repeatable)\n"
+		"  --allow-inject       accept PORT_TX requests (transmit test frames)\n"
 		"  --group NAME:SETTINGS  create group NAME at start, SETTINGS a comma list of\n"
 		"                       policy=rr|least|sticky|lifo|local, numa=strict|\n"
 		"                       interleave|spill:P, wake=lifo|fifo|rr|local-first,\n"
@@ -218,6 +228,18 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 	int opt;
 
 	memset(cfg, 0, sizeof(*cfg));
+	/* oneringd [EAL options] -- [broker options]: DPDK's convention. */
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0) {
+			if (i > BROKER_MAX_EAL_ARGS - 1)
+				BAD("too many EAL options (at most %d)", BROKER_MAX_EAL_ARGS - 1);
+			for (int k = 0; k < i; k++)
+				cfg->eal_argv[cfg->eal_argc++] = argv[k];
+			argv[i] = argv[0];
+			argv += i;
+			argc -= i;
+			break;
+		}
 	snprintf(cfg->name, sizeof(cfg->name), "default");
 	cfg->control_cpu = -1; /* choose */
 	cfg->max_subs = 65536;
@@ -360,6 +382,14 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 			cfg->nr_groups++;
 			break;
 		}
+		case OPT_PORT:
+			if (cfg->nr_ports == BROKER_MAX_PORT_ARGS)
+				BAD("--port: at most %d", BROKER_MAX_PORT_ARGS);
+			cfg->ports[cfg->nr_ports++] = optarg; /* checked when the EAL is up */
+			break;
+		case OPT_ALLOW_INJECT:
+			cfg->allow_inject = true;
+			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;

@@ -410,16 +410,18 @@ static void *poller_main(void *arg)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot pin to cpu %d: %s", p->idx,
 			    p->cpu, strerror(-r));
 	urcu_qsbr_register_thread();
+	broker_nic_thread_start(p);
 	while (!onering_atomic_load(&p->stop, onering_mo_acquire)) {
 		BROKER_TSAN_QUIESCENT();
 		urcu_qsbr_quiescent_state();
-		int n = epoll_wait(p->epfd, evs, HARVEST_BATCH, 0);
 		uint64_t ts = now_ns();
+		unsigned packets = p->nr_rxqs ? broker_nic_poll(p, ts) : 0;
+		int n = epoll_wait(p->epfd, evs, HARVEST_BATCH, 0);
 		if (n > 0) {
 			harvest(p, evs, n, ts);
 			broker_count(&p->ctr[ONERING_PC_EVENTS], (uint64_t)n);
 		}
-		unsigned work = group_poll(p, ts);
+		unsigned work = group_poll(p, ts) + packets;
 		work += walk_queues(p, ts) + (n > 0 ? (unsigned)n : 0);
 		broker_count(&p->ctr[ONERING_PC_LOOPS], 1);
 		if (work) {
@@ -430,7 +432,8 @@ static void *poller_main(void *arg)
 			idle_since = ts;
 			continue;
 		}
-		if (b->cfg.idle_sleep_ms < 0 || ts - idle_since < b->cfg.idle_spin_ns) {
+		/* NIC queues do not wake epoll: a poller that has some never sleeps. */
+		if (b->cfg.idle_sleep_ms < 0 || p->nr_rxqs || ts - idle_since < b->cfg.idle_spin_ns) {
 			onering_cpu_relax();
 			continue;
 		}
@@ -457,6 +460,7 @@ static void *poller_main(void *arg)
 			idle_since = 0;
 		}
 	}
+	broker_nic_thread_stop(p);
 	BROKER_TSAN_QUIESCENT();
 	urcu_qsbr_unregister_thread();
 	return NULL;

@@ -16,7 +16,8 @@
 #include "shm/log.h"
 
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
-			uint32_t sq_capacity, uint32_t node, struct broker_queue **out)
+			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t node,
+			struct broker_queue **out)
 {
 	struct broker_queue *q = calloc(1, sizeof(*q));
 	unsigned flags = b->cfg.no_hugetlb ? ONERING_SEG_NO_HUGETLB : 0;
@@ -35,7 +36,8 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 
 	snprintf(name, sizeof(name), "onering-%s-q%u-events", b->cfg.name, q->id);
 	r = onering_seg_create(&q->ev_seg, name, ONERING_SEG_EVENTS,
-			       onering_events_seg_size(ev_capacity), node, b->epoch,
+			       onering_events_seg_size(ev_capacity) + (uint64_t)ev_capacity * pkt_stride,
+			       node, b->epoch,
 			       onering_numa_placement(), flags);
 	if (r < 0)
 		goto fail;
@@ -56,6 +58,12 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 	 * from what the client may later scribble into its segment. */
 	q->ectl->ev_capacity = ev_capacity;
 	q->ectl->sq_capacity = sq_capacity;
+	if (pkt_stride) {
+		q->ectl->packet_area_offset = onering_events_pkt_offset(ev_capacity);
+		q->ectl->packet_area_size = (uint64_t)ev_capacity * pkt_stride;
+		q->pkt_area = (unsigned char *)ev + q->ectl->packet_area_offset;
+		q->pkt_stride = pkt_stride;
+	}
 	onering_ring_shared_init(&q->ectl->ev_tail_pos, &q->cctl->ev_head_pos, 0);
 	onering_ring_shared_init(&sqctl->sq_tail_pos, &q->ectl->sq_head_pos, 0);
 	onering_doorbell_init(q->db);

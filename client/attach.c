@@ -216,6 +216,18 @@ static int queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 		snprintf(err, err_size, "queue geometry from the broker is not valid");
 		return -EPROTO;
 	}
+	/* The packet area, if any: within the mapping, one stride per slot. */
+	uint64_t pkt_off = ectl->packet_area_offset, pkt_size = ectl->packet_area_size;
+	if (pkt_size) {
+		if (pkt_off < onering_events_seg_size(cap) || pkt_size > q->ev_seg.size ||
+		    pkt_off > q->ev_seg.size - pkt_size || pkt_size % cap ||
+		    pkt_size / cap != o->packet_snap) {
+			snprintf(err, err_size, "the queue's packet area is not valid");
+			return -EPROTO;
+		}
+		q->pkt_area = (const unsigned char *)ev + pkt_off;
+		q->pkt_size = pkt_size;
+	}
 	return 0;
 }
 
@@ -234,7 +246,8 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	if ((o.capacity && !onering_ring_capacity_valid(o.capacity)) ||
 	    (o.sq_capacity && !onering_ring_capacity_valid(o.sq_capacity)) ||
 	    (o.flags & ~ONERING_QUEUE_NODE) || o.node > INT32_MAX ||
-	    (o.group && o.group[0] && !onering_name_valid(o.group)))
+	    (o.group && o.group[0] && !onering_name_valid(o.group)) ||
+	    o.packet_snap > ONERING_PKT_STRIDE_MAX)
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -251,6 +264,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	req.u.queue_open.cpu = sched_getcpu();
 	if (o.group)
 		snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "%s", o.group);
+	req.u.queue_open.packet_snap = o.packet_snap;
 	r = client_request(att, &req, NULL, 0, &rep, fds, 3, &nfds);
 	if (r == 0 && nfds != 3) {
 		for (unsigned i = 0; i < nfds; i++)

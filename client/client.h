@@ -63,6 +63,9 @@ struct onering_queue {
 	bool idle; /* ran dry since its last record (doorbell idle_ns is set) */
 
 	uint32_t group_id; /* the group it is a member of, 0: private */
+	const unsigned char *pkt_area; /* NIC packet bytes, or NULL */
+	uint64_t pkt_size;
+	uint32_t held; /* records returned with a packet and not yet released */
 
 	/* LEVEL bookkeeping: ids delivered and not collected. */
 	uint32_t *level_out;

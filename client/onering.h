@@ -78,6 +78,9 @@ struct onering_queue_options {
 				     subscriptions and posts are balanced over its
 				     members. NULL or "": a private queue, which gets
 				     the records of its own subscriptions only */
+	uint32_t packet_snap;   /**< bytes of each NIC packet to keep with its record
+				     (rounded up to 64, at most 2048); 0 = none: the
+				     queue then takes no NIC records */
 };
 
 /**
@@ -301,6 +304,22 @@ int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned
  *   outstanding.
  */
 int onering_collect(struct onering_queue *q);
+
+/**
+ * The packet bytes of a NIC record (ONERING_EV_NIC) taken from q: the first
+ * e->payload.nic.captured bytes of the frame (e->payload.nic.length is its
+ * length on the wire; ONERING_EVF_TRUNCATED when cut). They live in q's
+ * packet area, in the slot of the record, and stay valid until the next
+ * onering_poll()/onering_wait() on q (a batch with NIC records is released
+ * then, not before; such a batch also ends an onering_wait() early, even
+ * below its min).
+ * @param len receives the byte count (may be NULL)
+ * @return the bytes, or NULL: not a NIC record, the queue has no packet
+ *   area, or the record does not describe bytes inside it.
+ * Context: the queue's thread; no system call.
+ */
+const void *onering_event_packet(const struct onering_queue *q, const struct onering_event *e,
+				 uint32_t *len);
 
 /**
  * Records waiting in the ring (not counting LEVEL re-deliveries).

@@ -234,12 +234,15 @@ int onering_collect(struct onering_queue *q)
 	return redelivered;
 }
 
-/* Copy ring records to out, skipping cancelled ones. Returns count or -errno. */
+/* Copy ring records to out, skipping cancelled ones. Returns count or -errno.
+ * A batch with NIC records stays unreleased (their packet bytes live in the
+ * slots' packet area) until the next call. */
 static int take_records(struct onering_queue *q, struct onering_event *out, unsigned max)
 {
 	unsigned n = 0;
+	bool packets = false;
 
-	while (n < max) {
+	while (n < max && !packets && !q->held) {
 		const void *first = NULL;
 		int k = onering_ring_peek(&q->evc, &first, max - n);
 		if (k < 0)
@@ -254,7 +257,10 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 					q->dead = true;
 				continue;
 			}
-			if (e->kind == ONERING_EV_USER || (e->flags & ONERING_EVF_FOREIGN)) {
+			if (e->kind == ONERING_EV_NIC)
+				packets = true;
+			if (e->kind == ONERING_EV_USER || e->kind == ONERING_EV_NIC ||
+			    (e->flags & ONERING_EVF_FOREIGN)) {
 				/* A post, or another client's source balanced to us:
 				 * nothing of ours to check it against. */
 				out[n++] = *e;
@@ -271,12 +277,24 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 					s->level_out = false;
 			}
 		}
-		onering_ring_release(&q->evc, (uint32_t)k);
+		if (packets)
+			q->held = (uint32_t)k; /* released by the next call */
+		else
+			onering_ring_release(&q->evc, (uint32_t)k);
 	}
 	return (int)n;
 }
 
-int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max)
+/* Give back a batch whose packets the caller has had since the last call. */
+static void release_held(struct onering_queue *q)
+{
+	if (q->held) {
+		onering_ring_release(&q->evc, q->held);
+		q->held = 0;
+	}
+}
+
+static int poll_records(struct onering_queue *q, struct onering_event *events, unsigned max)
 {
 	unsigned n = 0;
 
@@ -301,9 +319,31 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
 	return (int)n;
 }
 
+const void *onering_event_packet(const struct onering_queue *q, const struct onering_event *e,
+				 uint32_t *len)
+{
+	if (!q->pkt_area || e->kind != ONERING_EV_NIC)
+		return NULL;
+	uint64_t off = e->payload.nic.payload_offset, n = e->payload.nic.captured;
+	/* Broker-written, but checked: never point outside the area. */
+	if (off > q->pkt_size || n > q->pkt_size - off)
+		return NULL;
+	if (len)
+		*len = (uint32_t)n;
+	return q->pkt_area + off;
+}
+
+int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max)
+{
+	release_held(q);
+	return poll_records(q, events, max);
+}
+
 int onering_pending(struct onering_queue *q)
 {
-	return (int)onering_ring_consumer_count(&q->evc);
+	int64_t n = onering_ring_consumer_count(&q->evc);
+
+	return n < 0 ? (int)n : (int)(n - q->held);
 }
 
 static int wait_records(struct onering_queue *q, struct onering_event *events, unsigned min,
@@ -315,10 +355,12 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 	if (min > max)
 		return -EINVAL;
 	for (;;) {
-		int r = onering_poll(q, events + got, max - got);
+		int r = poll_records(q, events + got, max - got);
 		if (r < 0)
 			return got ? (int)got : r;
 		got += (unsigned)r;
+		if (q->held) /* packets: their bytes must stay put until the next call */
+			return (int)got;
 		if (got >= min || got == max)
 			return (int)got;
 
@@ -356,7 +398,7 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		if (r == -EINTR)
 			return got ? (int)got : -EINTR;
 		if (r == -ETIMEDOUT && !client_broker_alive(q->att)) {
-			r = onering_poll(q, events + got, max - got); /* what is left */
+			r = poll_records(q, events + got, max - got); /* what is left */
 			if (r > 0)
 				got += (unsigned)r;
 			return got ? (int)got : -ECONNRESET;
@@ -368,6 +410,7 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned min,
 		 unsigned max, int64_t timeout_ns)
 {
+	release_held(q);
 	int r = wait_records(q, events, min, max, timeout_ns);
 
 	/* Back to work: the broker counts us as running (lifo's max_running). */

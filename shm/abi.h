@@ -375,6 +375,18 @@ static inline uint64_t onering_events_seg_size(uint32_t ev_capacity)
 	return ONERING_EVENTS_SLOTS_OFFSET + (uint64_t)ev_capacity * sizeof(struct onering_event);
 }
 
+/** Offset of the packet area in an events segment: right after the slots.
+ * It holds pkt_stride bytes per slot, the bytes of the NIC record in slot i
+ * at offset i * pkt_stride (payload.nic.payload_offset), valid while slot i
+ * is unreleased (events_ctl.packet_area_offset/size say where and how big). */
+static inline uint64_t onering_events_pkt_offset(uint32_t ev_capacity)
+{
+	return onering_events_seg_size(ev_capacity);
+}
+
+/** Largest packet area bytes per slot. */
+#define ONERING_PKT_STRIDE_MAX 2048u
+
 /** Bytes of a consumer segment for sq_capacity submission slots. */
 static inline uint64_t onering_consumer_seg_size(uint32_t sq_capacity)
 {

@@ -43,7 +43,9 @@ enum onering_msg_type {
 	ONERING_MSG_STATS_END = 7,
 	ONERING_MSG_SHUTDOWN = 8,    /* broker -> client, unsolicited: the broker is stopping */
 	ONERING_MSG_GROUP = 9,       /* look up, create or tune a group (u.group) */
-	ONERING_MSG_TYPE_MAX = 9,
+	ONERING_MSG_PORT_TX = 10,    /* transmit one frame on a NIC port (u.port_tx);
+				      * only with oneringd --allow-inject */
+	ONERING_MSG_TYPE_MAX = 10,
 };
 
 /*
@@ -65,6 +67,31 @@ enum onering_stats_what {
 	ONERING_STATS_POLLER = 2,
 	ONERING_STATS_QUEUE = 3,
 	ONERING_STATS_GROUP = 4, /* the item is a struct onering_msg_group_stats */
+	ONERING_STATS_PORT = 5,  /* id = port; counters: enum onering_port_counter */
+	ONERING_STATS_RXQ = 6,   /* id = port << 16 | queue, node = its poller's;
+				  * counters: enum onering_rxq_counter */
+};
+
+/* NIC port counters, from rte_eth_stats_get(). */
+enum onering_port_counter {
+	ONERING_PORTC_IPACKETS, /* received by the NIC */
+	ONERING_PORTC_IBYTES,
+	ONERING_PORTC_IMISSED,  /* dropped by the NIC: no rx descriptor free */
+	ONERING_PORTC_IERRORS,
+	ONERING_PORTC_NOMBUF,   /* mbuf allocation failures */
+	ONERING_PORTC_RXQS,     /* rx queues configured */
+	ONERING_PORTC_NR,
+};
+
+/* Rx queue counters (the broker's side). */
+enum onering_rxq_counter {
+	ONERING_RXQC_RECEIVED,  /* packets taken from the queue */
+	ONERING_RXQC_DELIVERED, /* published as records */
+	ONERING_RXQC_DROPPED,   /* no member of the group had room: dropped, counted */
+	ONERING_RXQC_BYTES,
+	ONERING_RXQC_TRUNCATED, /* delivered cut at snaplen (or the queue's packet slot) */
+	ONERING_RXQC_GROUP,     /* the group it delivers to */
+	ONERING_RXQC_NR,
 };
 
 /* Group balancing policies (onering_msg_group.policy). */
@@ -125,6 +152,8 @@ struct onering_msg_queue_open {
 	char group[ONERING_NAME_MAX]; /* request: group to join, "" = none (a private
 				       * queue); created with the defaults if missing */
 	uint32_t group_id;    /* reply: the group's id, 0 = none */
+	uint32_t packet_snap; /* request: bytes of packet to keep per record (0: no packet
+			       * area); reply: the packet area's bytes per slot */
 };
 
 struct onering_msg_queue {
@@ -141,6 +170,15 @@ struct onering_msg_sub_add {
 	uint32_t sub_gen; /* reply */
 	int32_t home_node; /* node whose poller watches the source; -1 = the queue's */
 };
+
+/* Transmit one frame on a NIC port (tests, diagnostics). */
+struct onering_msg_port_tx {
+	uint16_t port;
+	uint16_t len;       /* bytes of frame used, 14..ONERING_PORT_TX_MAX */
+	uint32_t pad;
+	uint8_t frame[96];
+};
+#define ONERING_PORT_TX_MAX 96u
 
 /* Look up, create or tune a group. The reply carries its settings. */
 struct onering_msg_group {
@@ -205,6 +243,7 @@ struct onering_msg {
 		struct onering_msg_stats_item stats_item;
 		struct onering_msg_group group;
 		struct onering_msg_group_stats group_stats;
+		struct onering_msg_port_tx port_tx;
 	} u;
 };
 

@@ -38,9 +38,11 @@ inline std::string MakeTempDir()
 
 class Broker {
 public:
-	// Start oneringd --foreground with extra args and wait (bounded) until it
-	// says it serves, through --ready-fd. Returns false on failure.
-	bool Start(const std::vector<std::string> &extra = {}, const std::string &name = "t")
+	// Start oneringd --foreground with extra args (and DPDK EAL options
+	// before "--" if eal is not empty) and wait (bounded) until it says it
+	// serves, through --ready-fd. Returns false on failure.
+	bool Start(const std::vector<std::string> &extra = {}, const std::string &name = "t",
+		   const std::vector<std::string> &eal = {})
 	{
 		dir_ = MakeTempDir();
 		name_ = name;
@@ -50,14 +52,25 @@ public:
 		int p[2];
 		if (pipe2(p, 0) < 0)
 			return false;
-		std::vector<std::string> args = {ONERINGD_PATH, "--foreground", "--name", name_,
-						 "--socket-dir", dir_, "--ready-fd", "3",
-						 "--no-hugepages"};
+		std::vector<std::string> args = {ONERINGD_PATH};
+		if (!eal.empty()) {
+			args.insert(args.end(), eal.begin(), eal.end());
+			args.push_back("--");
+		}
+		for (const char *a : {"--foreground", "--name"})
+			args.push_back(a);
+		args.push_back(name_);
+		args.push_back("--socket-dir");
+		args.push_back(dir_);
+		for (const char *a : {"--ready-fd", "3", "--no-hugepages"})
+			args.push_back(a);
 		args.insert(args.end(), extra.begin(), extra.end());
 		pid_ = fork();
 		if (pid_ < 0)
 			return false;
 		if (pid_ == 0) {
+			for (auto &kv : env_)
+				setenv(kv.first.c_str(), kv.second.c_str(), 1);
 			dup2(p[1], 3);
 			int log = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
 			if (log >= 0)
@@ -140,6 +153,9 @@ public:
 		return onering_attach_opts(&o, out);
 	}
 
+	// An environment variable for the broker started next.
+	void SetEnv(const std::string &k, const std::string &v) { env_.push_back({k, v}); }
+
 	std::string SocketPath() const { return dir_ + "/" + name_ + ".sock"; }
 	const std::string &Dir() const { return dir_; }
 	const std::string &Name() const { return name_; }
@@ -176,6 +192,7 @@ public:
 private:
 	pid_t pid_ = -1;
 	std::string dir_, name_, log_;
+	std::vector<std::pair<std::string, std::string>> env_;
 };
 
 // Counters of the first stats item of kind `what` (ONERING_STATS_*), read

@@ -1,0 +1,511 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * DPDK NIC receive queues as event sources.
+ *
+ *   oneringd [EAL options] -- [broker options] --port P:rxq=N[,group=G][,snaplen=B][,mode=M]
+ *
+ * Setup (control thread, before the pollers start): the EAL with the given
+ * options plus defaults (--file-prefix onering-NAME, -l CONTROL_CPU, a quiet
+ * log level); one mbuf pool per NUMA node that has ports; each port
+ * configured with N rx queues (RSS when N > 1) and one tx queue (for
+ * PORT_TX), started promiscuous. Each rx queue is homed on the poller of
+ * the port's node (rte_eth_dev_socket_id), or spread over all pollers
+ * (mode=spread), and delivers into a group.
+ *
+ * The hot path (the poller that owns the queue, every loop): one
+ * rte_eth_rx_burst; per packet one NIC record placed into a member queue of
+ * the group that this poller serves and that has a packet area, the first
+ * snaplen bytes copied into that queue's packet slot (the area is indexed
+ * like the ring: the slot's reuse frees it, no buffer bookkeeping); the
+ * flow key is the RSS hash, so a sticky group keeps a flow on one queue.
+ * No member with room: the packet is dropped and counted, as the NIC would
+ * drop it. The burst's mbufs are freed in bulk.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_version.h>
+
+#include "broker/broker.h"
+#include "shm/log.h"
+
+#define RX_BURST 32
+#define RX_DESC 1024
+#define TX_DESC 256
+#define POOL_MBUFS 8191
+#define POOL_CACHE 256
+#define SNAPLEN_DEFAULT 128u
+#define MAX_NODES 64
+
+struct nic_port {
+	uint16_t port;
+	uint16_t nr_rxq;
+	char name[RTE_ETH_NAME_MAX_LEN];
+	char driver[64];
+	bool started;
+};
+
+struct broker_nic {
+	struct nic_port ports[BROKER_MAX_PORT_ARGS];
+	unsigned nr_ports;
+	struct rte_mempool *pools[MAX_NODES + 1]; /* by node; [MAX_NODES]: SOCKET_ID_ANY */
+	struct broker_rxq *rxqs;                  /* all of them; pollers point into it */
+	unsigned nr_rxqs;
+};
+
+bool broker_nic_active(const struct broker *b)
+{
+	return b->nic != NULL;
+}
+
+static bool has_arg(int argc, char **argv, const char *a, const char *b)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], a) == 0 || (b && strcmp(argv[i], b) == 0) ||
+		    strncmp(argv[i], a, strlen(a)) == 0)
+			return true;
+	return false;
+}
+
+int broker_nic_init(struct broker *b)
+{
+	struct broker_config *cfg = &b->cfg;
+	char *argv[BROKER_MAX_EAL_ARGS + 8];
+	char prefix[64], lcore[32];
+	char loglevel[] = "--log-level=lib.eal:warning", telemetry[] = "--no-telemetry";
+	int argc = 0;
+
+	if (cfg->eal_argc <= 1 && cfg->nr_ports == 0)
+		return 0; /* no NIC: DPDK stays out of it */
+	for (int i = 0; i < cfg->eal_argc; i++)
+		argv[argc++] = cfg->eal_argv[i];
+	/* Defaults a user did not give: a private runtime directory named
+	 * after the instance, the control thread's CPU as the EAL's only
+	 * lcore (pollers register themselves), and no chatter. */
+	if (!has_arg(cfg->eal_argc, cfg->eal_argv, "--file-prefix", NULL)) {
+		snprintf(prefix, sizeof(prefix), "--file-prefix=onering-%s", cfg->name);
+		argv[argc++] = prefix;
+	}
+	if (!has_arg(cfg->eal_argc, cfg->eal_argv, "-l", "--lcores") &&
+	    !has_arg(cfg->eal_argc, cfg->eal_argv, "-c", NULL)) {
+		snprintf(lcore, sizeof(lcore), "-l%d", cfg->plan.control_cpu);
+		argv[argc++] = lcore;
+	}
+	if (!has_arg(cfg->eal_argc, cfg->eal_argv, "--log-level", NULL))
+		argv[argc++] = loglevel;
+	argv[argc++] = telemetry;
+	argv[argc] = NULL;
+
+	int r = rte_eal_init(argc, argv);
+	if (r < 0) {
+		int e = rte_errno;
+		onering_log(ONERING_LOG_ERR, "DPDK EAL init failed: %s%s", rte_strerror(e),
+			    e == ENOMEM || e == EFAULT
+				    ? " (no hugepages? reserve some: echo 64 > "
+				      "/proc/sys/vm/nr_hugepages, or pass --no-huge before --)"
+				    : "");
+		return -(e ? e : EINVAL);
+	}
+	b->nic = calloc(1, sizeof(*b->nic));
+	if (!b->nic) {
+		rte_eal_cleanup();
+		return -ENOMEM;
+	}
+	onering_log(ONERING_LOG_INFO, "DPDK %s: %u ports available", rte_version(),
+		    rte_eth_dev_count_avail());
+	return 0;
+}
+
+static struct rte_mempool *node_pool(struct broker_nic *n, int node)
+{
+	unsigned at = node >= 0 && node < MAX_NODES ? (unsigned)node : MAX_NODES;
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	if (n->pools[at])
+		return n->pools[at];
+	snprintf(name, sizeof(name), "onering_mb_%u", at);
+	n->pools[at] = rte_pktmbuf_pool_create(name, POOL_MBUFS, POOL_CACHE, 0,
+					       RTE_MBUF_DEFAULT_BUF_SIZE,
+					       node >= 0 ? node : SOCKET_ID_ANY);
+	if (!n->pools[at] && node >= 0) /* a node without memory: anywhere */
+		n->pools[at] = rte_pktmbuf_pool_create(name, POOL_MBUFS, POOL_CACHE, 0,
+						       RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
+	return n->pools[at];
+}
+
+struct port_spec {
+	char dev[RTE_ETH_NAME_MAX_LEN];
+	uint32_t rxq;
+	char group[ONERING_NAME_MAX];
+	uint32_t snaplen;
+	bool spread;
+};
+
+static int parse_port(const char *arg, struct port_spec *ps, char *err, size_t err_size)
+{
+	char buf[256];
+	char *colon, *save = NULL;
+
+	memset(ps, 0, sizeof(*ps));
+	ps->rxq = 1;
+	ps->snaplen = SNAPLEN_DEFAULT;
+	snprintf(ps->group, sizeof(ps->group), "default");
+	snprintf(buf, sizeof(buf), "%s", arg);
+	colon = strchr(buf, ':');
+	if (colon)
+		*colon = '\0';
+	if (!buf[0] || strlen(buf) >= sizeof(ps->dev)) {
+		snprintf(err, err_size, "--port %s: expected PORT[:rxq=N,group=G,snaplen=B,mode=rss|spread]",
+			 arg);
+		return -EINVAL;
+	}
+	snprintf(ps->dev, sizeof(ps->dev), "%s", buf);
+	for (char *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
+	     kv = strtok_r(NULL, ",", &save)) {
+		char *end;
+		if (strncmp(kv, "rxq=", 4) == 0) {
+			ps->rxq = (uint32_t)strtoul(kv + 4, &end, 10);
+			if (*end || ps->rxq < 1 || ps->rxq > 64)
+				goto bad;
+		} else if (strncmp(kv, "snaplen=", 8) == 0) {
+			ps->snaplen = (uint32_t)strtoul(kv + 8, &end, 10);
+			if (*end || ps->snaplen > ONERING_PKT_STRIDE_MAX)
+				goto bad;
+		} else if (strncmp(kv, "group=", 6) == 0) {
+			if (!onering_name_valid(kv + 6))
+				goto bad;
+			snprintf(ps->group, sizeof(ps->group), "%s", kv + 6);
+		} else if (strcmp(kv, "mode=rss") == 0) {
+			ps->spread = false;
+		} else if (strcmp(kv, "mode=spread") == 0) {
+			ps->spread = true;
+		} else {
+			goto bad;
+		}
+		continue;
+bad:
+		snprintf(err, err_size, "--port %s: bad setting '%s' (rxq=1..64, group=NAME, "
+			 "snaplen=0..%u, mode=rss|spread)", arg, kv, ONERING_PKT_STRIDE_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Port id of a --port's device: a number, or an ethdev name (net_ring0). */
+static int port_lookup(const char *dev, uint16_t *port)
+{
+	char *end;
+	unsigned long v = strtoul(dev, &end, 10);
+
+	if (!*end && end != dev) {
+		if (v >= RTE_MAX_ETHPORTS || !rte_eth_dev_is_valid_port((uint16_t)v))
+			return -ENODEV;
+		*port = (uint16_t)v;
+		return 0;
+	}
+	return rte_eth_dev_get_port_by_name(dev, port) == 0 ? 0 : -ENODEV;
+}
+
+static int port_start(struct broker *b, struct nic_port *np, const struct port_spec *ps)
+{
+	struct rte_eth_dev_info info;
+	struct rte_eth_conf conf;
+	int node = rte_eth_dev_socket_id(np->port);
+	int r;
+
+	r = rte_eth_dev_info_get(np->port, &info);
+	if (r < 0)
+		return r;
+	snprintf(np->driver, sizeof(np->driver), "%s", info.driver_name);
+	rte_eth_dev_get_name_by_port(np->port, np->name);
+	if (ps->rxq > info.max_rx_queues) {
+		onering_log(ONERING_LOG_ERR, "port %u (%s, driver %s): rxq=%u but the device has at "
+			    "most %u rx queues: use rxq=%u, or several ports", np->port, np->name,
+			    np->driver, ps->rxq, info.max_rx_queues, info.max_rx_queues);
+		return -EINVAL;
+	}
+	memset(&conf, 0, sizeof(conf));
+	if (ps->rxq > 1) {
+		if (!info.flow_type_rss_offloads) {
+			onering_log(ONERING_LOG_ERR, "port %u (%s, driver %s): rxq=%u needs RSS, which "
+				    "the device does not offer: use rxq=1 (one port per queue "
+				    "with virtual devices)", np->port, np->name, np->driver, ps->rxq);
+			return -EINVAL;
+		}
+		conf.rxmode.mq_mode = RTE_ETH_MQ_RX_RSS;
+		conf.rx_adv_conf.rss_conf.rss_hf = info.flow_type_rss_offloads &
+						   (RTE_ETH_RSS_IP | RTE_ETH_RSS_UDP | RTE_ETH_RSS_TCP);
+	}
+	r = rte_eth_dev_configure(np->port, (uint16_t)ps->rxq, 1, &conf);
+	if (r < 0) {
+		onering_log(ONERING_LOG_ERR, "port %u (%s, driver %s): configure: %s", np->port,
+			    np->name, np->driver, rte_strerror(-r));
+		return r;
+	}
+	struct rte_mempool *pool = node_pool(b->nic, node);
+	if (!pool) {
+		onering_log(ONERING_LOG_ERR, "port %u (%s): no memory for an mbuf pool of %u on node "
+			    "%d: %s (with --no-huge, give the EAL more memory: -m 512)", np->port,
+			    np->name, POOL_MBUFS, node, rte_strerror(rte_errno));
+		return -ENOMEM;
+	}
+	for (uint16_t q = 0; q < ps->rxq; q++) {
+		r = rte_eth_rx_queue_setup(np->port, q, RX_DESC, (unsigned)(node >= 0 ? node : 0),
+					   NULL, pool);
+		if (r < 0) {
+			onering_log(ONERING_LOG_ERR, "port %u (%s): rx queue %u: %s", np->port,
+				    np->name, q, rte_strerror(-r));
+			return r;
+		}
+	}
+	r = rte_eth_tx_queue_setup(np->port, 0, TX_DESC, (unsigned)(node >= 0 ? node : 0), NULL);
+	if (r < 0) {
+		onering_log(ONERING_LOG_ERR, "port %u (%s): tx queue: %s", np->port, np->name,
+			    rte_strerror(-r));
+		return r;
+	}
+	r = rte_eth_dev_start(np->port);
+	if (r < 0) {
+		onering_log(ONERING_LOG_ERR, "port %u (%s, driver %s): start: %s", np->port,
+			    np->name, np->driver, rte_strerror(-r));
+		return r;
+	}
+	np->started = true;
+	np->nr_rxq = (uint16_t)ps->rxq;
+	rte_eth_promiscuous_enable(np->port); /* not every virtual device has it */
+	return 0;
+}
+
+int broker_nic_setup(struct broker *b)
+{
+	struct broker_nic *n = b->nic;
+	struct port_spec specs[BROKER_MAX_PORT_ARGS];
+	unsigned total = 0, np = b->cfg.plan.nr_pollers, spread_next = 0;
+	char err[256];
+	int r;
+
+	if (!n || b->cfg.nr_ports == 0)
+		return 0;
+	for (unsigned i = 0; i < b->cfg.nr_ports; i++) {
+		if (parse_port(b->cfg.ports[i], &specs[i], err, sizeof(err)) < 0) {
+			onering_log(ONERING_LOG_ERR, "%s", err);
+			return -EINVAL;
+		}
+		total += specs[i].rxq;
+	}
+	n->rxqs = calloc(total, sizeof(*n->rxqs));
+	if (!n->rxqs)
+		return -ENOMEM;
+	/* Each poller's rx queues are contiguous in n->rxqs: count first. */
+	unsigned per_poller[BROKER_MAX_POLLERS] = {0};
+	unsigned owner[BROKER_MAX_PORT_ARGS * 64];
+	unsigned k = 0;
+	for (unsigned i = 0; i < b->cfg.nr_ports; i++) {
+		struct nic_port *p = &n->ports[n->nr_ports];
+		if (port_lookup(specs[i].dev, &p->port) < 0) {
+			onering_log(ONERING_LOG_ERR, "--port %s: no such DPDK port (%u available; name "
+				    "a port number or a device such as net_ring0 given with "
+				    "--vdev before --)", b->cfg.ports[i], rte_eth_dev_count_avail());
+			return -ENODEV;
+		}
+		n->nr_ports++;
+		r = port_start(b, p, &specs[i]);
+		if (r < 0)
+			return r;
+		int node = rte_eth_dev_socket_id(p->port);
+		unsigned home = 0;
+		for (unsigned j = 0; j < np; j++)
+			if (b->pollers[j].node == node)
+				home = j;
+		for (uint16_t q = 0; q < p->nr_rxq; q++, k++) {
+			owner[k] = specs[i].spread ? spread_next++ % np : home;
+			per_poller[owner[k]]++;
+		}
+		onering_log(ONERING_LOG_NOTICE, "port %u (%s, driver %s, node %d): %u rx queue%s "
+			    "-> group '%s', snaplen %u%s", p->port, p->name, p->driver, node,
+			    p->nr_rxq, p->nr_rxq == 1 ? "" : "s", specs[i].group, specs[i].snaplen,
+			    specs[i].spread ? ", spread over the pollers" : "");
+	}
+	/* Lay them out poller by poller. */
+	unsigned start[BROKER_MAX_POLLERS], at[BROKER_MAX_POLLERS];
+	for (unsigned j = 0, s = 0; j < np; j++) {
+		start[j] = at[j] = s;
+		s += per_poller[j];
+		b->pollers[j].rxqs = per_poller[j] ? &n->rxqs[start[j]] : NULL;
+		b->pollers[j].nr_rxqs = per_poller[j];
+	}
+	k = 0;
+	for (unsigned i = 0; i < n->nr_ports; i++) {
+		struct broker_group *g;
+		r = broker_group_get(b, specs[i].group, true, &g);
+		if (r < 0)
+			return r;
+		for (uint16_t q = 0; q < n->ports[i].nr_rxq; q++, k++) {
+			struct broker_rxq *rq = &n->rxqs[at[owner[k]]++];
+			rq->port = n->ports[i].port;
+			rq->queue = q;
+			rq->snaplen = specs[i].snaplen;
+			rq->group = g;
+		}
+	}
+	n->nr_rxqs = total;
+	return 0;
+}
+
+void broker_nic_fini(struct broker *b)
+{
+	struct broker_nic *n = b->nic;
+
+	if (!n)
+		return;
+	for (unsigned i = 0; i < n->nr_ports; i++)
+		if (n->ports[i].started) {
+			rte_eth_dev_stop(n->ports[i].port);
+			rte_eth_dev_close(n->ports[i].port);
+		}
+	for (unsigned i = 0; i <= MAX_NODES; i++)
+		rte_mempool_free(n->pools[i]);
+	free(n->rxqs);
+	free(n);
+	b->nic = NULL;
+	rte_eal_cleanup();
+}
+
+void broker_nic_thread_start(struct poller *p)
+{
+	if (p->b->nic && rte_thread_register() < 0)
+		onering_log(ONERING_LOG_WARN, "poller %u: cannot register with the EAL: %s "
+			    "(mbuf caches unused)", p->idx, rte_strerror(rte_errno));
+}
+
+void broker_nic_thread_stop(struct poller *p)
+{
+	if (p->b->nic)
+		rte_thread_unregister();
+}
+
+unsigned broker_nic_poll(struct poller *p, uint64_t ts)
+{
+	struct rte_mbuf *m[RX_BURST];
+	unsigned total = 0;
+
+	for (unsigned i = 0; i < p->nr_rxqs; i++) {
+		struct broker_rxq *rq = &p->rxqs[i];
+		uint16_t n = rte_eth_rx_burst(rq->port, rq->queue, m, RX_BURST);
+		if (n == 0)
+			continue;
+		uint64_t delivered = 0, bytes = 0, truncated = 0;
+		for (uint16_t k = 0; k < n; k++) {
+			struct onering_event rec;
+			const struct rte_mbuf *mb = m[k];
+			memset(&rec, 0, sizeof(rec));
+			rec.kind = ONERING_EV_NIC;
+			rec.events = 0;
+			rec.timestamp_ns = ts;
+			rec.payload.nic.port = rq->port;
+			rec.payload.nic.queue = rq->queue;
+			rec.payload.nic.length = mb->pkt_len;
+			rec.payload.nic.rss_hash =
+				(mb->ol_flags & RTE_MBUF_F_RX_RSS_HASH) ? mb->hash.rss : 0;
+			rec.payload.nic.rx_timestamp_ns = ts;
+			/* Only the first segment is copied (snaplen fits one mbuf). */
+			uint32_t want = mb->data_len < rq->snaplen ? mb->data_len : rq->snaplen;
+			bytes += mb->pkt_len;
+			int r = group_place_packet(p, rq->group, &rec, rec.payload.nic.rss_hash,
+						   rte_pktmbuf_mtod(mb, const void *), want);
+			if (r >= 0) {
+				delivered++;
+				truncated += r == 1;
+			}
+		}
+		rte_pktmbuf_free_bulk(m, n);
+		broker_count(&rq->ctr[BROKER_RXQ_RECEIVED], n);
+		broker_count(&rq->ctr[BROKER_RXQ_DELIVERED], delivered);
+		broker_count(&rq->ctr[BROKER_RXQ_DROPPED], n - delivered);
+		broker_count(&rq->ctr[BROKER_RXQ_BYTES], bytes);
+		broker_count(&rq->ctr[BROKER_RXQ_TRUNCATED], truncated);
+		total += n;
+	}
+	return total;
+}
+
+int broker_nic_stats(struct broker *b, int (*send)(void *ctx, const struct onering_msg *m),
+		     void *ctx, uint32_t seq)
+{
+	struct broker_nic *n = b->nic;
+	struct onering_msg m;
+	int r = 0;
+
+	if (!n)
+		return 0;
+	for (unsigned i = 0; r == 0 && i < n->nr_ports; i++) {
+		struct rte_eth_stats st;
+		onering_msg_init(&m, ONERING_MSG_STATS_ITEM, seq);
+		m.u.stats_item.what = ONERING_STATS_PORT;
+		m.u.stats_item.id = n->ports[i].port;
+		m.u.stats_item.node = (uint32_t)rte_eth_dev_socket_id(n->ports[i].port);
+		if (rte_eth_stats_get(n->ports[i].port, &st) == 0) {
+			m.u.stats_item.counter[ONERING_PORTC_IPACKETS] = st.ipackets;
+			m.u.stats_item.counter[ONERING_PORTC_IBYTES] = st.ibytes;
+			m.u.stats_item.counter[ONERING_PORTC_IMISSED] = st.imissed;
+			m.u.stats_item.counter[ONERING_PORTC_IERRORS] = st.ierrors;
+			m.u.stats_item.counter[ONERING_PORTC_NOMBUF] = st.rx_nombuf;
+		}
+		m.u.stats_item.counter[ONERING_PORTC_RXQS] = n->ports[i].nr_rxq;
+		r = send(ctx, &m);
+	}
+	for (unsigned j = 0; r == 0 && j < b->cfg.plan.nr_pollers; j++) {
+		struct poller *p = &b->pollers[j];
+		for (unsigned i = 0; r == 0 && i < p->nr_rxqs; i++) {
+			const struct broker_rxq *rq = &p->rxqs[i];
+			onering_msg_init(&m, ONERING_MSG_STATS_ITEM, seq);
+			m.u.stats_item.what = ONERING_STATS_RXQ;
+			m.u.stats_item.id = (uint32_t)rq->port << 16 | rq->queue;
+			m.u.stats_item.owner_pid = j; /* the poller */
+			m.u.stats_item.node = (uint32_t)p->node;
+			for (unsigned c = 0; c < BROKER_RXQ_NR; c++)
+				m.u.stats_item.counter[c] =
+					onering_atomic_load(&rq->ctr[c], onering_mo_relaxed);
+			m.u.stats_item.counter[ONERING_RXQC_GROUP] = rq->group->id;
+			r = send(ctx, &m);
+		}
+	}
+	return r;
+}
+
+int broker_nic_inject(struct broker *b, uint16_t port, const void *frame, uint32_t len)
+{
+	struct broker_nic *n = b->nic;
+	struct rte_mbuf *m;
+
+	if (!n)
+		return -ENODEV;
+	bool ours = false;
+	for (unsigned i = 0; i < n->nr_ports; i++)
+		ours |= n->ports[i].port == port && n->ports[i].started;
+	if (!ours)
+		return -ENODEV;
+	m = rte_pktmbuf_alloc(node_pool(n, rte_eth_dev_socket_id(port)));
+	if (!m)
+		return -ENOMEM;
+	char *d = rte_pktmbuf_append(m, (uint16_t)len);
+	if (!d) {
+		rte_pktmbuf_free(m);
+		return -EMSGSIZE;
+	}
+	memcpy(d, frame, len);
+	uint16_t sent = rte_eth_tx_burst(port, 0, &m, 1); /* tx queue 0: this thread's */
+	if (sent != 1) {
+		rte_pktmbuf_free(m);
+		return -EAGAIN;
+	}
+	return 0;
+}
