@@ -648,6 +648,59 @@ static json_t *plan_json(const struct onering_topo *t, const struct onering_plan
 	return root;
 }
 
+/* Node distances and NICs: added to root as "distances" (rows by "nodes"
+ * order, row = from) and "nics" when root is given, else printed to out. */
+static void topo_locality(const struct onering_topo *t, json_t *root, FILE *out)
+{
+	struct onering_topo_nic nics[64];
+	int nr_nodes = onering_topo_node_count(t);
+	int nr_nics = onering_topo_nics(t, nics, 64);
+
+	if (nr_nics > 64)
+		nr_nics = 64;
+	if (root) {
+		json_t *rows = json_array(), *list = json_array();
+		for (int i = 0; i < nr_nodes; i++) {
+			json_t *row = json_array();
+			for (int k = 0; k < nr_nodes; k++)
+				json_array_append_new(row, json_integer(onering_topo_node_distance(
+								   t, onering_topo_node_at(t, i),
+								   onering_topo_node_at(t, k))));
+			json_array_append_new(rows, row);
+		}
+		for (int i = 0; i < nr_nics; i++) {
+			json_t *o = json_object();
+			json_object_set_new(o, "busid", json_string(nics[i].busid));
+			json_object_set_new(o, "ifname", json_string(nics[i].ifname));
+			json_object_set_new(o, "node", json_integer(nics[i].node));
+			json_array_append_new(list, o);
+		}
+		json_object_set_new(root, "distances", rows);
+		json_object_set_new(root, "nics", list);
+		return;
+	}
+	fprintf(out, "distances     node");
+	for (int k = 0; k < nr_nodes; k++)
+		fprintf(out, " %4d", onering_topo_node_at(t, k));
+	fputc('\n', out);
+	for (int i = 0; i < nr_nodes; i++) {
+		fprintf(out, "              %-4d", onering_topo_node_at(t, i));
+		for (int k = 0; k < nr_nodes; k++)
+			fprintf(out, " %4d", onering_topo_node_distance(t, onering_topo_node_at(t, i),
+								 onering_topo_node_at(t, k)));
+		fputc('\n', out);
+	}
+	if (nr_nics == 0)
+		fprintf(out, "nic           none found\n");
+	for (int i = 0; i < nr_nics; i++) {
+		char node[16];
+		snprintf(node, sizeof(node), "%d", nics[i].node);
+		fprintf(out, "nic           %-13s %-15s node %s\n", nics[i].busid,
+			nics[i].ifname[0] ? nics[i].ifname : "-",
+			nics[i].node >= 0 ? node : "unknown");
+	}
+}
+
 static int cmd_topo(int argc, char **argv)
 {
 	static const struct option opts[] = {{"synthetic", required_argument, NULL, 's'},
@@ -679,7 +732,8 @@ static int cmd_topo(int argc, char **argv)
 		case 'h':
 			printf("usage: onering topo [--synthetic DESC] [--cores LIST] [--json]\n"
 			       "Prints the machine's NUMA nodes and the broker's placement plan: the\n"
-			       "control CPU and one poller per node. DESC is an hwloc synthetic\n"
+			       "control CPU and one poller per node; then the node distances (10 =\n"
+			       "local) and the NICs with their node. DESC is an hwloc synthetic\n"
 			       "topology, e.g. \"pack:2 numa:1 core:4 pu:2\".\n");
 			return 0;
 		default:
@@ -706,11 +760,13 @@ static int cmd_topo(int argc, char **argv)
 	}
 	if (json) {
 		json_t *root = plan_json(t, &plan);
+		topo_locality(t, root, NULL);
 		json_dumpf(root, stdout, JSON_INDENT(2));
 		fputc('\n', stdout);
 		json_decref(root);
 	} else {
 		onering_plan_print(t, &plan, stdout);
+		topo_locality(t, NULL, stdout);
 	}
 	onering_topo_free(t);
 	return 0;

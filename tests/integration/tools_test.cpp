@@ -130,6 +130,15 @@ TEST(ToolTest, TopoPlansASyntheticMachine)
 	for (size_t i = 0; i < 2; i++)
 		EXPECT_EQ(json_integer_value(json_object_get(json_array_get(pollers, i), "node")),
 			  (json_int_t)i);
+	// No distance matrix in a synthetic machine: 10 local, 20 remote. No PCI.
+	json_t *dist = json_object_get(root, "distances");
+	ASSERT_EQ(json_array_size(dist), 2u);
+	for (size_t i = 0; i < 2; i++)
+		for (size_t k = 0; k < 2; k++)
+			EXPECT_EQ(json_integer_value(json_array_get(json_array_get(dist, i), k)),
+				  i == k ? 10 : 20);
+	EXPECT_TRUE(json_is_array(json_object_get(root, "nics")));
+	EXPECT_EQ(json_array_size(json_object_get(root, "nics")), 0u);
 	json_decref(root);
 
 	out = RunTool("topo --synthetic 'pack:2 numa:1 core:4 pu:1' --cores 42", &st);
