@@ -13,7 +13,9 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <string>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -69,6 +71,10 @@ public:
 		if (pid_ < 0)
 			return false;
 		if (pid_ == 0) {
+			// If the test process dies before it can stop us, go too.
+			prctl(PR_SET_PDEATHSIG, SIGTERM);
+			if (netns_ && unshare(CLONE_NEWNET) < 0)
+				_exit(126);
 			for (auto &kv : env_)
 				setenv(kv.first.c_str(), kv.second.c_str(), 1);
 			dup2(p[1], 3);
@@ -153,6 +159,10 @@ public:
 		return onering_attach_opts(&o, out);
 	}
 
+	// Start the next broker in a network namespace of its own (root only):
+	// interfaces it creates (net_tap) and their traffic stay in there.
+	void NewNetns() { netns_ = true; }
+
 	// An environment variable for the broker started next.
 	void SetEnv(const std::string &k, const std::string &v) { env_.push_back({k, v}); }
 
@@ -193,6 +203,7 @@ private:
 	pid_t pid_ = -1;
 	std::string dir_, name_, log_;
 	std::vector<std::pair<std::string, std::string>> env_;
+	bool netns_ = false;
 };
 
 // Counters of the first stats item of kind `what` (ONERING_STATS_*), read
