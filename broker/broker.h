@@ -259,6 +259,7 @@ struct poller {
 	bool started;
 	struct cds_list_head queues; /* RCU list of struct broker_queue */
 	ONERING_ATOMIC(int) sleeping; /* announced an idle sleep: kick to hand off */
+	uint16_t dist[BROKER_MAX_POLLERS]; /* node distance to each poller's node (SLIT) */
 	struct broker_rxq *rxqs;      /* NIC rx queues homed here (fixed at start) */
 	unsigned nr_rxqs;
 	/* Redelivery batches from the control thread (dead consumers). */

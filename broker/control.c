@@ -933,6 +933,12 @@ int broker_run(struct broker *b)
 		p->cpu = b->cfg.plan.pollers[i].cpu;
 		p->node = b->cfg.plan.pollers[i].node;
 	}
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++)
+		for (unsigned j = 0; j < b->cfg.plan.nr_pollers; j++) {
+			int d = onering_topo_node_distance(b->topo, b->pollers[i].node,
+							   b->pollers[j].node);
+			b->pollers[i].dist[j] = (uint16_t)(d > 0 ? d : i == j ? 10 : 20);
+		}
 	/* NIC ports (if any) before the pollers start: their rx queues are
 	 * fixed per poller from then on. */
 	if ((r = broker_nic_init(b)) < 0 || (r = broker_nic_setup(b)) < 0)

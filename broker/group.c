@@ -8,8 +8,9 @@
  *      hand-offs in flight for the others), its capacity, whether it is on
  *      this poller's node, and its consumer's state and idle time;
  *   2. NUMA filter: strict keeps the local members; spill:P keeps them
- *      unless every one is above P % full (or there is none); interleave
- *      keeps all;
+ *      unless every one is above P % full (or there is none), and then adds
+ *      the members of the nearest remote node with room (SLIT distance);
+ *      interleave keeps all;
  *   3. policy: rr (next non-full after a cursor), least (fewest unconsumed;
  *      ties by wake order), sticky (the flow's queue while it holds an
  *      unconsumed record of the flow, else least), lifo (an idle member by
@@ -396,6 +397,7 @@ struct cand {
 	uint64_t idle_ns;
 	uint32_t cap;
 	uint32_t state;
+	uint16_t dist; /* from this poller's node to the queue's */
 	bool local;
 	bool ok; /* passes the NUMA filter */
 };
@@ -562,6 +564,7 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 		c[n].cap = q->evp.capacity;
 		c[n].used = queue_used(p, q);
 		c[n].local = q->poller->node == p->node;
+		c[n].dist = p->dist[q->poller->idx];
 		/* The consumer's words: untrusted, only ever compared. */
 		c[n].state = onering_atomic_load(&q->db->state, onering_mo_relaxed);
 		c[n].idle_ns = onering_atomic_load(&q->db->idle_ns, onering_mo_relaxed);
@@ -580,9 +583,19 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 			local_room |= c[i].local && c[i].used * 100 <= (uint64_t)pct * c[i].cap;
 		}
 		bool keep_local = numa == ONERING_NUMA_STRICT || (any_local && local_room);
-		if (keep_local)
+		if (keep_local) {
 			for (unsigned i = 0; i < n; i++)
 				c[i].ok = c[i].local;
+		} else {
+			/* Spilling: the local members and the nearest remote node
+			 * with room, by the SLIT distance. */
+			uint16_t near = UINT16_MAX;
+			for (unsigned i = 0; i < n; i++)
+				if (!c[i].local && !cand_full(&c[i]) && c[i].dist < near)
+					near = c[i].dist;
+			for (unsigned i = 0; i < n; i++)
+				c[i].ok = c[i].local || c[i].dist == near;
+		}
 	}
 
 	switch (policy) {

@@ -79,7 +79,7 @@ static void print_event(const struct onering_event *e, uint64_t t0, const char *
 
 	events_str(e->events, ev, sizeof(ev));
 	printf("%10.6f  %-10s sub %u/%u  %-12s%s%s%s  cookie %llu\n",
-	       (double)(e->timestamp_ns - t0) / 1e9, label ? label : "fd", e->sub_id, e->sub_gen,
+	       (double)(int64_t)(e->timestamp_ns - t0) / 1e9, label ? label : "fd", e->sub_id, e->sub_gen,
 	       ev, (e->flags & ONERING_EVF_COALESCED) ? " coalesced" : "",
 	       (e->flags & ONERING_EVF_LEVEL) ? " level" : "",
 	       (e->flags & ONERING_EVF_REDELIVERED) ? " redelivered" : "",
@@ -95,6 +95,10 @@ static const char *const poller_ctr_names[ONERING_PC_NR] = {
 static const char *const queue_ctr_names[ONERING_QC_NR] = {
 	"published", "consumed", "coalesced", "pending", "deferred",
 	"wakes",     "requests", "bad_requests", "subs", "capacity", "group", "redelivered"};
+static const char *const port_ctr_names[ONERING_PORTC_NR] = {
+	"ipackets", "ibytes", "imissed", "ierrors", "rx_nombuf", "rx_queues"};
+static const char *const rxq_ctr_names[ONERING_RXQC_NR] = {
+	"received", "delivered", "dropped", "bytes", "truncated", "group"};
 static const char *const group_ctr_names[ONERING_GC_NR] = {
 	"delivered", "backlog", "backlogged", "spilled", "redelivered", "running", "handoffs"};
 
@@ -164,7 +168,7 @@ static int fetch_stats(const char *name, const char *dir, struct stat_items *out
 static json_t *stats_json(const struct stat_items *s)
 {
 	json_t *root = json_object(), *pollers = json_array(), *queues = json_array();
-	json_t *groups = json_array();
+	json_t *groups = json_array(), *ports = json_array(), *rxqs = json_array();
 
 	for (size_t i = 0; i < s->n; i++) {
 		const struct onering_msg_stats_item *it = &s->items[i].it;
@@ -205,6 +209,21 @@ static json_t *stats_json(const struct stat_items *s)
 			json_object_set_new(o, "node", json_integer((int32_t)it->node));
 			json_array_append_new(pollers, o);
 			break;
+		case ONERING_STATS_PORT:
+			names = port_ctr_names;
+			nr = ONERING_PORTC_NR;
+			json_object_set_new(o, "port", json_integer(it->id));
+			json_object_set_new(o, "node", json_integer((int32_t)it->node));
+			json_array_append_new(ports, o);
+			break;
+		case ONERING_STATS_RXQ:
+			names = rxq_ctr_names;
+			nr = ONERING_RXQC_NR;
+			json_object_set_new(o, "port", json_integer(it->id >> 16));
+			json_object_set_new(o, "queue", json_integer(it->id & 0xffff));
+			json_object_set_new(o, "poller", json_integer(it->owner_pid));
+			json_array_append_new(rxqs, o);
+			break;
 		case ONERING_STATS_QUEUE:
 			names = queue_ctr_names;
 			nr = ONERING_QC_NR;
@@ -223,6 +242,8 @@ static json_t *stats_json(const struct stat_items *s)
 	json_object_set_new(root, "pollers", pollers);
 	json_object_set_new(root, "queues", queues);
 	json_object_set_new(root, "groups", groups);
+	json_object_set_new(root, "ports", ports);
+	json_object_set_new(root, "rx_queues", rxqs);
 	return root;
 }
 
@@ -301,6 +322,50 @@ static void stats_text(const struct stat_items *s, FILE *out)
 			(unsigned long long)c[ONERING_GC_SPILLED],
 			(unsigned long long)c[ONERING_GC_REDELIVERED],
 			(unsigned long long)c[ONERING_GC_HANDOFFS]);
+	}
+}
+
+/* Ports and rx queues, when the broker has any. */
+static void stats_text_nic(const struct stat_items *s, FILE *out)
+{
+	bool header = false;
+
+	for (size_t i = 0; i < s->n; i++) {
+		const struct onering_msg_stats_item *it = &s->items[i].it;
+		const uint64_t *c = it->counter;
+		if (it->what != ONERING_STATS_PORT)
+			continue;
+		if (!header)
+			fprintf(out, "\n%-5s %4s %4s %12s %14s %10s %8s %10s\n", "port", "node", "rxqs",
+				"nic rx", "bytes", "missed", "errors", "no mbuf");
+		header = true;
+		fprintf(out, "%-5u %4d %4llu %12llu %14llu %10llu %8llu %10llu\n", it->id,
+			(int32_t)it->node, (unsigned long long)c[ONERING_PORTC_RXQS],
+			(unsigned long long)c[ONERING_PORTC_IPACKETS],
+			(unsigned long long)c[ONERING_PORTC_IBYTES],
+			(unsigned long long)c[ONERING_PORTC_IMISSED],
+			(unsigned long long)c[ONERING_PORTC_IERRORS],
+			(unsigned long long)c[ONERING_PORTC_NOMBUF]);
+	}
+	header = false;
+	for (size_t i = 0; i < s->n; i++) {
+		const struct onering_msg_stats_item *it = &s->items[i].it;
+		const uint64_t *c = it->counter;
+		if (it->what != ONERING_STATS_RXQ)
+			continue;
+		if (!header)
+			fprintf(out, "\n%-9s %6s %5s %12s %12s %10s %14s %10s\n", "rx queue", "poller",
+				"group", "received", "delivered", "dropped", "bytes", "truncated");
+		header = true;
+		char name[16];
+		snprintf(name, sizeof(name), "%u/%u", it->id >> 16, it->id & 0xffff);
+		fprintf(out, "%-9s %6u %5llu %12llu %12llu %10llu %14llu %10llu\n", name,
+			it->owner_pid, (unsigned long long)c[ONERING_RXQC_GROUP],
+			(unsigned long long)c[ONERING_RXQC_RECEIVED],
+			(unsigned long long)c[ONERING_RXQC_DELIVERED],
+			(unsigned long long)c[ONERING_RXQC_DROPPED],
+			(unsigned long long)c[ONERING_RXQC_BYTES],
+			(unsigned long long)c[ONERING_RXQC_TRUNCATED]);
 	}
 }
 
@@ -437,6 +502,7 @@ static int cmd_stat(int argc, char **argv)
 		json_decref(root);
 	} else {
 		stats_text(&s, stdout);
+		stats_text_nic(&s, stdout);
 	}
 	free(s.items);
 	return 0;
@@ -475,6 +541,30 @@ static int listen_on(const char *spec)
 #define TAIL_LISTENER (1ull << 62)
 #define TAIL_CONN (1ull << 61)
 
+/* A packet or a user event, as tail prints it. */
+static void print_group_record(const struct onering_queue *q, const struct onering_event *e,
+			       uint64_t t0)
+{
+	double t = (double)(int64_t)(e->timestamp_ns - t0) / 1e9;
+
+	if (e->kind == ONERING_EV_USER) {
+		printf("%10.6f  user       flow %llu  cookie %llu  data", t,
+		       (unsigned long long)e->payload.user.flow, (unsigned long long)e->cookie);
+		for (int i = 0; i < 24; i++)
+			printf("%s%02x", i % 8 ? "" : " ", e->payload.user.data[i]);
+		printf("%s\n", (e->flags & ONERING_EVF_REDELIVERED) ? " redelivered" : "");
+		return;
+	}
+	const struct onering_event_nic *n = &e->payload.nic;
+	uint32_t len = 0;
+	const unsigned char *b = onering_event_packet(q, e, &len);
+	printf("%10.6f  port %u/%u  len %u  hash %08x ", t, n->port, n->queue, n->length,
+	       n->rss_hash);
+	for (uint32_t i = 0; b && i < len && i < 32; i++)
+		printf("%s%02x", i % 4 ? "" : " ", b[i]);
+	printf("%s\n", len < n->length ? " ..." : "");
+}
+
 static int cmd_tail(int argc, char **argv)
 {
 	static const struct option opts[] = {{"name", required_argument, NULL, 'n'},
@@ -484,9 +574,12 @@ static int cmd_tail(int argc, char **argv)
 					     {"listen", required_argument, NULL, 'l'},
 					     {"count", required_argument, NULL, 'c'},
 					     {"seconds", required_argument, NULL, 'S'},
+					     {"group", required_argument, NULL, 'g'},
+					     {"snaplen", required_argument, NULL, 'p'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
 	struct onering_attach_options ao = {.name = NULL, .socket_dir = NULL};
+	struct onering_queue_options qo = {.group = NULL, .packet_snap = 64};
 	struct onering *att;
 	struct onering_queue *q;
 	struct onering_sub sub;
@@ -523,20 +616,31 @@ static int cmd_tail(int argc, char **argv)
 		case 'S':
 			seconds = atol(optarg);
 			break;
+		case 'g':
+			qo.group = optarg;
+			break;
+		case 'p':
+			qo.packet_snap = (uint32_t)atol(optarg);
+			break;
 		case 'h':
 			printf("usage: onering tail [--name NAME] [--socket-dir DIR] [--fd N]... "
 			       "[--stdin]\n"
-			       "                    [--listen [HOST:]PORT] [--count N] [--seconds S]\n"
+			       "                    [--listen [HOST:]PORT] [--group G [--snaplen B]]\n"
+			       "                    [--count N] [--seconds S]\n"
 			       "Prints each event as it comes, like tcpdump: time, source, "
 			       "subscription, events, flags.\n"
-			       "--listen accepts connections and follows them too.\n");
+			       "--listen accepts connections and follows them too.\n"
+			       "--group joins group G as one more member and prints what it is given:\n"
+			       "packets (port, queue, length, hash, first bytes; B bytes kept, default\n"
+			       "64) and user events.\n");
 			return 0;
 		default:
 			return 2;
 		}
 	}
-	if (nfds == 0 && listener < 0) {
-		fprintf(stderr, "onering tail: nothing to watch: give --fd N, --stdin or --listen PORT\n");
+	if (nfds == 0 && listener < 0 && !qo.group) {
+		fprintf(stderr, "onering tail: nothing to watch: give --fd N, --stdin, --listen PORT "
+			"or --group G\n");
 		return 2;
 	}
 	r = onering_attach_opts(&ao, &att);
@@ -544,7 +648,9 @@ static int cmd_tail(int argc, char **argv)
 		fprintf(stderr, "onering tail: %s\n", onering_last_error(NULL));
 		return 1;
 	}
-	r = onering_queue_open(att, NULL, &q);
+	if (!qo.group)
+		qo.packet_snap = 0;
+	r = onering_queue_open(att, &qo, &q);
 	if (r < 0) {
 		fprintf(stderr, "onering tail: %s\n", onering_strerror(r));
 		onering_detach(att);
@@ -578,6 +684,10 @@ static int cmd_tail(int argc, char **argv)
 		for (int i = 0; i < n && (count < 0 || printed < count); i++, printed++) {
 			const struct onering_event *e = &evs[i];
 			char label[32];
+			if (e->kind == ONERING_EV_NIC || e->kind == ONERING_EV_USER) {
+				print_group_record(q, e, t0);
+				continue;
+			}
 			if (e->cookie == TAIL_LISTENER) {
 				print_event(e, t0, "listener");
 				int c;

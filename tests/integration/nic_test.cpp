@@ -183,6 +183,68 @@ TEST_F(Nic, NetRingDeliversEveryFrameByteForByteInFlowOrder)
 	onering_queue_close(bare);
 }
 
+// Several rx queues (two net_ring ports standing in for the queues of one
+// NIC: virtual devices have no RSS) and two consumers of a sticky group:
+// each flow (its 5-tuple hash, computed by the broker when the device gives
+// none) stays on one queue while it holds records there, in order.
+TEST_F(Nic, FlowsStayOnOneConsumerAcrossRxQueues)
+{
+	std::vector<std::string> eal = kEal("net_ring0");
+	eal.push_back("--vdev");
+	eal.push_back("net_ring1");
+	ASSERT_TRUE(broker_.Start({"--group", "pk:policy=sticky", "--port", "net_ring0:group=pk",
+				   "--port", "net_ring1:group=pk", "--allow-inject"},
+				  "t", eal));
+	OpenQueue(1024, 128);
+	struct onering_queue *q2;
+	onering_queue_options o = {};
+	o.capacity = 1024;
+	o.packet_snap = 128;
+	o.group = "pk";
+	ASSERT_EQ(onering_queue_open(att_, &o, &q2), 0);
+	Connect();
+	const int flows = 8, per_flow = 40;
+	for (int k = 0; k < flows * per_flow; k++) {
+		uint32_t flow = (uint32_t)(k % flows);
+		ASSERT_EQ(Inject(Frame(flow, (uint32_t)(k / flows), 64), (uint16_t)(flow % 2)), 0);
+	}
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+	uint64_t received = 0;
+	while (received < (uint64_t)(flows * per_flow) && std::chrono::steady_clock::now() < deadline) {
+		auto a = Rxq(0), b = Rxq(1);
+		received = (a.empty() ? 0 : a[ONERING_RXQC_DELIVERED]) +
+			   (b.empty() ? 0 : b[ONERING_RXQC_DELIVERED]);
+	}
+	ASSERT_EQ(received, (uint64_t)(flows * per_flow));
+	std::map<uint32_t, int> owner;
+	std::map<uint32_t, uint32_t> next;
+	int per_queue[2] = {0, 0};
+	struct onering_queue *qs[2] = {q_, q2};
+	for (int i = 0; i < 2; i++) {
+		onering_event ev[64];
+		int n;
+		while ((n = onering_poll(qs[i], ev, 64)) > 0)
+			for (int k = 0; k < n; k++) {
+				uint32_t len = 0, flow, seq;
+				const uint8_t *p = static_cast<const uint8_t *>(onering_event_packet(qs[i], &ev[k], &len));
+				ASSERT_NE(p, nullptr);
+				EXPECT_NE(ev[k].payload.nic.rss_hash, 0u) << "no flow hash";
+				memcpy(&flow, p + 42, 4);
+				memcpy(&seq, p + 46, 4);
+				if (!owner.count(flow))
+					owner[flow] = i;
+				EXPECT_EQ(owner[flow], i) << "flow " << flow << " on two queues at once";
+				EXPECT_EQ(seq, next[flow]) << "flow " << flow << " out of order";
+				next[flow] = seq + 1;
+				per_queue[i]++;
+			}
+	}
+	EXPECT_EQ(per_queue[0] + per_queue[1], flows * per_flow);
+	EXPECT_GT(per_queue[0], 0);
+	EXPECT_GT(per_queue[1], 0);
+	onering_queue_close(q2);
+}
+
 // A full ring drops, counted exactly; snaplen cuts long frames.
 TEST_F(Nic, FullRingDropsWithExactCountersAndSnaplenTruncates)
 {
@@ -216,6 +278,29 @@ TEST_F(Nic, FullRingDropsWithExactCountersAndSnaplenTruncates)
 		memcpy(&seq, p + 46, 4);
 		EXPECT_EQ(seq, (uint32_t)i) << "the first 16 are the ones kept";
 	}
+}
+
+// Frames wait in the device while their group has no member; `onering tail
+// --group` joins it and prints them; `onering stat` shows the port.
+TEST_F(Nic, TailPrintsPacketsAndStatShowsThePort)
+{
+	ASSERT_TRUE(broker_.Start({"--port", "net_ring0:group=pk", "--allow-inject"}, "t",
+				  kEal("net_ring0")));
+	Connect();
+	for (int k = 0; k < 5; k++)
+		ASSERT_EQ(Inject(Frame(3, (uint32_t)k, 60 + (size_t)k)), 0);
+	const std::string at = " --name " + broker_.Name() + " --socket-dir " + broker_.Dir();
+	int st;
+	std::string out = onering_test::RunCommand(std::string(ONERING_TOOL_PATH) + " tail" + at +
+						   " --group pk --count 5 --seconds 20", &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	for (int k = 0; k < 5; k++)
+		EXPECT_NE(out.find("port 0/0  len " + std::to_string(60 + k)), std::string::npos) << out;
+	EXPECT_NE(out.find(" 02000000 00020200 00000001 08004500"), std::string::npos) << "first bytes\n" << out;
+	out = onering_test::RunCommand(std::string(ONERING_TOOL_PATH) + " stat" + at, &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("rx queue"), std::string::npos) << out;
+	EXPECT_NE(out.find("0/0"), std::string::npos) << out;
 }
 
 // Without --allow-inject, and for bad frames, PORT_TX is refused.
