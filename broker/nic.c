@@ -9,7 +9,8 @@
  * log level); one mbuf pool per NUMA node that has ports; each port
  * configured with N rx queues (RSS when N > 1) and one tx queue (for
  * PORT_TX), started promiscuous. Each rx queue is homed on the poller of
- * the port's node (rte_eth_dev_socket_id), or spread over all pollers
+ * the port's node (rte_eth_dev_socket_id, or hwloc's locality of its PCI
+ * device when DPDK does not know it), or spread over all pollers
  * (mode=spread), and delivers into a group.
  *
  * The hot path (the poller that owns the queue, every loop): one
@@ -38,6 +39,7 @@
 #include <rte_version.h>
 
 #include "broker/broker.h"
+#include "numa/topology.h"
 #include "shm/log.h"
 
 #define RX_BURST 32
@@ -51,6 +53,7 @@
 struct nic_port {
 	uint16_t port;
 	uint16_t nr_rxq;
+	int node; /* NUMA node of the device, -1 unknown */
 	char name[RTE_ETH_NAME_MAX_LEN];
 	char driver[64];
 	bool started;
@@ -227,6 +230,15 @@ static int port_start(struct broker *b, struct nic_port *np, const struct port_s
 	r = rte_eth_dev_info_get(np->port, &info);
 	if (r < 0)
 		return r;
+	if (node < 0 && info.device) {
+		/* DPDK does not know: ask hwloc where the PCI device hangs (a
+		 * virtual device has no bus id and stays unknown). */
+		char err[128];
+		int n = onering_topo_pci_node(b->topo, rte_dev_name(info.device), err, sizeof(err));
+		if (n >= 0)
+			node = n;
+	}
+	np->node = node;
 	snprintf(np->driver, sizeof(np->driver), "%s", info.driver_name);
 	rte_eth_dev_get_name_by_port(np->port, np->name);
 	if (ps->rxq > info.max_rx_queues) {
@@ -323,7 +335,7 @@ int broker_nic_setup(struct broker *b)
 		r = port_start(b, p, &specs[i]);
 		if (r < 0)
 			return r;
-		int node = rte_eth_dev_socket_id(p->port);
+		int node = p->node;
 		unsigned home = 0;
 		for (unsigned j = 0; j < np; j++)
 			if (b->pollers[j].node == node)
@@ -519,7 +531,7 @@ int broker_nic_stats(struct broker *b, int (*send)(void *ctx, const struct oneri
 		onering_msg_init(&m, ONERING_MSG_STATS_ITEM, seq);
 		m.u.stats_item.what = ONERING_STATS_PORT;
 		m.u.stats_item.id = n->ports[i].port;
-		m.u.stats_item.node = (uint32_t)rte_eth_dev_socket_id(n->ports[i].port);
+		m.u.stats_item.node = (uint32_t)n->ports[i].node;
 		if (rte_eth_stats_get(n->ports[i].port, &st) == 0) {
 			m.u.stats_item.counter[ONERING_PORTC_IPACKETS] = st.ipackets;
 			m.u.stats_item.counter[ONERING_PORTC_IBYTES] = st.ibytes;
