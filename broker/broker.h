@@ -138,6 +138,7 @@ struct broker_sub {
 	int fd;          /* the broker's duplicate of the client's fd */
 	uint32_t events; /* epoll events asked for (home-poller-owned after creation) */
 	uint8_t mode;    /* enum onering_sub_mode */
+	uint16_t kind;   /* enum onering_event_kind of its records (FD, SIGNAL, TIMER, ...) */
 	uint64_t cookie;
 	struct broker_queue *queue;  /* the owner: the queue it was added through */
 	struct broker_group *group;  /* target group, or NULL: records go to queue */
@@ -151,8 +152,13 @@ struct broker_sub {
 	ONERING_ATOMIC(uint32_t) dead; /* deleted: ignore every later event (home poller
 					* writes; broker_sub_dead() reads anywhere) */
 	uint32_t pending_events;
-	uint32_t pending_count;  /* readiness notifications merged */
+	uint32_t pending_count;  /* readiness notifications (timer: expirations) merged */
 	struct broker_sub *pending_next;
+
+	/* Timers (kind TIMER), home-poller-owned. */
+	uint64_t t_expiry;  /* CLOCK_MONOTONIC ns of the next expiry */
+	uint64_t t_period;  /* 0: one-shot */
+	uint32_t t_seq;     /* bumped on every arm/disarm: older heap entries are stale */
 };
 
 static inline bool broker_sub_dead(const struct broker_sub *s)
@@ -231,6 +237,11 @@ struct broker_queue {
 	struct onering_doorbell *db;
 	unsigned char *pkt_area;        /* packet bytes, pkt_stride per event slot, or NULL */
 	uint32_t pkt_stride;
+	const ONERING_ATOMIC(uint32_t) *words; /* the client's watched words, or NULL */
+	uint32_t nr_words;
+	struct broker_word *watch;      /* [nr_words], poller-owned */
+	uint32_t *watched;              /* indices being watched, poller-owned */
+	uint32_t nr_watched;
 
 	/* Poller-owned. */
 	struct onering_ring_producer evp;  /* event ring: we produce */
@@ -246,7 +257,21 @@ struct broker_queue {
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_QC_NR];
 };
 
+/* A watched word of a queue (poller-owned). */
+struct broker_word {
+	uint32_t gen;   /* the watch's generation, 0: not watched */
+	uint32_t last;  /* value last delivered */
+	uint64_t cookie;
+};
+
 /* ---- pollers ----------------------------------------------------------- */
+
+/* Timer heap entry: stale once the sub's t_seq moved on (lazy cancel). */
+struct timer_entry {
+	uint64_t expiry;
+	uint64_t key; /* broker_sub_key(id, gen) */
+	uint32_t seq;
+};
 
 struct poller {
 	struct broker *b;
@@ -262,6 +287,9 @@ struct poller {
 	uint16_t dist[BROKER_MAX_POLLERS]; /* node distance to each poller's node (SLIT) */
 	struct broker_rxq *rxqs;      /* NIC rx queues homed here (fixed at start) */
 	unsigned nr_rxqs;
+	struct timer_entry *theap;    /* min-heap by expiry */
+	uint32_t nr_timers, cap_timers;
+	uint32_t nr_word_queues;      /* queues with watched words (a hint to scan) */
 	/* Redelivery batches from the control thread (dead consumers). */
 	struct cds_wfcq_head redeliver_head;
 	struct cds_wfcq_tail redeliver_tail;
@@ -346,8 +374,20 @@ int broker_control_check(const struct broker_config *cfg, char *err, size_t err_
 /* node: where the segments' pages go (bound before first touch), or
  * ONERING_NODE_ANY. */
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
-			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t node,
+			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t node,
 			struct broker_queue **out);
+
+/* timer.c (poller side) */
+/* Arm (value != 0) or disarm a timer subscription homed on p. */
+void timer_arm(struct poller *p, struct broker_sub *s, const struct onering_request *req);
+/* Fire what is due; returns timers fired. */
+unsigned timers_fire(struct poller *p, uint64_t now);
+/* ns until the next expiry (0 if due), or UINT64_MAX. */
+uint64_t timers_next(struct poller *p, uint64_t now);
+void timers_fini(struct poller *p);
+/* Deliver count (expirations, or merged notifications) of s into its queue. */
+void poller_deliver(struct poller *p, struct broker_sub *s, uint32_t events, uint32_t count,
+		    uint64_t ts);
 /* Mark CLOSING; the caller waits a grace period before broker_queue_teardown(). */
 void broker_queue_begin_close(struct broker_queue *q);
 /* After the grace period: drop every sub, unlink, free after RCU. */

@@ -167,8 +167,12 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		return;
 	}
 	uint32_t stride = (o->packet_snap + 63u) & ~63u;
-	r = broker_queue_create(b, c, cap, sq, stride, node < 0 ? ONERING_NODE_ANY : (uint32_t)node,
-				&q);
+	if (o->words > ONERING_WORDS_MAX) {
+		reply_status(b, c, m, -EINVAL);
+		return;
+	}
+	r = broker_queue_create(b, c, cap, sq, stride, o->words,
+				node < 0 ? ONERING_NODE_ANY : (uint32_t)node, &q);
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "client %u: queue of %u slots: %s", c->id, cap,
 			    strerror(-r));
@@ -209,6 +213,7 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	memcpy(rep.u.queue_open.group, o->group, sizeof(rep.u.queue_open.group));
 	rep.u.queue_open.group_id = g ? g->id : 0;
 	rep.u.queue_open.packet_snap = stride;
+	rep.u.queue_open.words = o->words;
 	int fds[3] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd};
 	if (send_reply(b, c, &rep, fds, 3) < 0) {
 		close_queues(b, &q, 1);
@@ -244,7 +249,12 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 		r = -ENOENT;
 		goto fail;
 	}
-	if (a->mode > ONERING_MODE_MAX || (a->events & ~(uint32_t)SUB_EVENTS_ALLOWED)) {
+	uint32_t kind = a->kind ? a->kind : ONERING_EV_FD;
+	bool timer = kind == ONERING_EV_TIMER;
+	if (a->mode > ONERING_MODE_MAX || (a->events & ~(uint32_t)SUB_EVENTS_ALLOWED) ||
+	    !(kind == ONERING_EV_FD || kind == ONERING_EV_SIGNAL || kind == ONERING_EV_FILE ||
+	      kind == ONERING_EV_AIO || kind == ONERING_EV_PROCESS || timer) ||
+	    (timer && (a->group_id || a->home_node >= 0))) {
 		r = -EINVAL;
 		goto fail;
 	}
@@ -258,8 +268,8 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 		}
 		g = b->groups[a->group_id - 1];
 	}
-	if (a->mode == ONERING_MODE_LEVEL)
-		g = NULL;
+	if (a->mode == ONERING_MODE_LEVEL || timer)
+		g = NULL; /* timers fire into the queue that arms them */
 	/* Home: the poller of the node asked for (group targets only: a private
 	 * queue's sources are watched by its own poller), else the queue's. */
 	struct poller *home = q->poller;
@@ -289,7 +299,7 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	ev.events = 0;
 	ev.data.u64 = broker_sub_key(id, gen);
 	s = calloc(1, sizeof(*s));
-	if (!s || epoll_ctl(home->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+	if (!s || (!timer && epoll_ctl(home->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)) {
 		r = !s ? -ENOMEM : errno == EPERM ? -EINVAL : -errno;
 		free(s);
 		broker_registry_unalloc(&b->reg, id);
@@ -304,13 +314,15 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	s->queue = q;
 	s->group = g;
 	s->home = home;
+	s->kind = (uint16_t)kind;
 	cds_list_add(&s->queue_node, &q->subs);
 	broker_count(&q->ctr[ONERING_QC_SUBS], 1);
 	/* From here the sub's delivery fields belong to the poller (a MOD from
 	 * the submission ring may already change them): arm from locals. */
 	broker_registry_publish(&b->reg, s);
 	ev.events = broker_epoll_flags((uint8_t)a->mode, a->events);
-	epoll_ctl(home->epfd, EPOLL_CTL_MOD, fd, &ev); /* ENOENT: already deleted */
+	if (!timer)
+		epoll_ctl(home->epfd, EPOLL_CTL_MOD, fd, &ev); /* ENOENT: already deleted */
 
 	struct onering_msg rep;
 	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
@@ -321,7 +333,8 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 		client_drop(b, c, "reply to SUB_ADD could not be sent");
 	return;
 fail:
-	close(fd);
+	if (fd >= 0)
+		close(fd);
 	reply_status(b, c, m, r);
 }
 
@@ -559,7 +572,8 @@ static bool client_readable(struct broker *b, struct broker_client *c)
 		bad_message(b, c, &fake, -EPROTO, "control message with a wrong magic or version");
 		return true;
 	}
-	bool wants_fd = m.type == ONERING_MSG_SUB_ADD;
+	/* SUB_ADD carries the source's fd; a timer (kind TIMER) has none. */
+	bool wants_fd = m.type == ONERING_MSG_SUB_ADD && m.u.sub_add.kind != ONERING_EV_TIMER;
 	if (nfds != (wants_fd ? 1u : 0u) || extra) {
 		if (nfds)
 			close(fds[0]);
@@ -594,7 +608,7 @@ static bool client_readable(struct broker *b, struct broker_client *c)
 		handle_queue_close(b, c, &m);
 		break;
 	case ONERING_MSG_SUB_ADD:
-		handle_sub_add(b, c, &m, fds[0]);
+		handle_sub_add(b, c, &m, nfds ? fds[0] : -1);
 		break;
 	case ONERING_MSG_STATS:
 		handle_stats(b, c, &m);

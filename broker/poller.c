@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,7 +76,7 @@ void poller_write_record(struct onering_event *e, const struct broker_sub *s, ui
 	e->cookie = s->cookie;
 	e->sub_id = s->id;
 	e->sub_gen = s->gen;
-	e->kind = ONERING_EV_FD;
+	e->kind = s->kind;
 	e->flags = (uint16_t)((s->mode == ONERING_MODE_LEVEL ? ONERING_EVF_LEVEL : 0) |
 			      (count > 1 ? ONERING_EVF_COALESCED : 0));
 	e->events = events;
@@ -84,11 +85,12 @@ void poller_write_record(struct onering_event *e, const struct broker_sub *s, ui
 	e->payload.u64[0] = count;
 }
 
-static void pending_append(struct broker_queue *q, struct broker_sub *s, uint32_t events)
+static void pending_append(struct broker_queue *q, struct broker_sub *s, uint32_t events,
+			   uint32_t count)
 {
 	s->pending = true;
 	s->pending_events = events;
-	s->pending_count = 1;
+	s->pending_count = count;
 	s->pending_next = NULL;
 	*q->pending_tail = s;
 	q->pending_tail = &s->pending_next;
@@ -113,23 +115,24 @@ static void pending_unlink(struct broker_queue *q, struct broker_sub *s)
 	broker_count(&q->ctr[ONERING_QC_PENDING], (uint64_t)-1);
 }
 
-/* One readiness report of s. Never loses it: a full ring makes it pending. */
+/* One readiness report of s (count notifications, or timer expirations).
+ * Never loses it: a full ring makes it pending. */
 static void deliver(struct poller *p, struct broker_queue *q, struct broker_sub *s,
-		    uint32_t events, uint64_t ts)
+		    uint32_t events, uint32_t count, uint64_t ts)
 {
 	void *slot = NULL;
 	int r;
 
 	if (s->pending) { /* already waiting for space: merge */
 		s->pending_events |= events;
-		s->pending_count++;
+		s->pending_count += count;
 		broker_count(&q->ctr[ONERING_QC_COALESCED], 1);
 		return;
 	}
 	if (q->pending_head == NULL) { /* nobody waiting ahead of it */
 		r = onering_ring_claim(&q->evp, &slot);
 		if (r == 1) {
-			poller_write_record(slot, s, events, 1, ts);
+			poller_write_record(slot, s, events, count, ts);
 			q->dirty = true;
 			return;
 		}
@@ -138,7 +141,13 @@ static void deliver(struct poller *p, struct broker_queue *q, struct broker_sub 
 			return;
 		}
 	}
-	pending_append(q, s, events);
+	pending_append(q, s, events, count);
+}
+
+void poller_deliver(struct poller *p, struct broker_sub *s, uint32_t events, uint32_t count,
+		    uint64_t ts)
+{
+	deliver(p, s->queue, s, events, count, ts);
 }
 
 /* Place pending records in the space the consumer gave back, oldest first. */
@@ -172,7 +181,9 @@ static unsigned flush_pending(struct poller *p, struct broker_queue *q, uint64_t
 static void sub_delete(struct poller *p, struct broker_sub *s)
 {
 	onering_atomic_store(&s->dead, 1, onering_mo_relaxed);
-	epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	if (s->fd >= 0)
+		epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+	s->t_seq++; /* a timer: its heap entries go stale */
 	if (!s->group)
 		pending_unlink(s->queue, s); /* a group backlog drops it when it comes up */
 	/* The control thread unpublishes it, closes the fd and frees it after
@@ -197,6 +208,18 @@ bool poller_apply_request(struct poller *p, struct broker_queue *q,
 	if (!s || broker_sub_dead(s)) {
 		/* Deleted meanwhile, or an id reused since: harmless, counted. */
 		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return true;
+	}
+	if (req->op == ONERING_REQ_TIMER_ARM || s->kind == ONERING_EV_TIMER) {
+		if (req->op == ONERING_REQ_DEL) {
+			sub_delete(p, s);
+			return true;
+		}
+		if (req->op != ONERING_REQ_TIMER_ARM || s->kind != ONERING_EV_TIMER) {
+			broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+			return true; /* a timer op on a source, or a source op on a timer */
+		}
+		timer_arm(p, s, req);
 		return true;
 	}
 	switch (req->op) {
@@ -250,17 +273,84 @@ static int handle_post(struct poller *p, struct broker_queue *q, const struct on
 	return group_deliver_record(p, g, &rec, req->arg[0]) ? 1 : 0;
 }
 
+/* Start, restart (new generation) or stop (gen 0) watching a word of q. */
+static bool word_watch(struct poller *p, struct broker_queue *q, const struct onering_request *req)
+{
+	(void)p;
+	if (req->arg[0] >= q->nr_words)
+		return false;
+	uint32_t idx = (uint32_t)req->arg[0];
+	struct broker_word *w = &q->watch[idx];
+	bool was = w->gen != 0;
+	w->gen = req->sub_gen;
+	w->cookie = req->user_data;
+	/* The baseline is what the client saw when it asked: a change made
+	 * since then makes a record at once. */
+	w->last = (uint32_t)req->arg[1];
+	if (w->gen && !was) {
+		q->watched[q->nr_watched++] = idx;
+	} else if (!w->gen && was) {
+		for (uint32_t i = 0; i < q->nr_watched; i++)
+			if (q->watched[i] == idx) {
+				q->watched[i] = q->watched[--q->nr_watched];
+				break;
+			}
+	}
+	return true;
+}
+
+/* A record per watched word whose value moved since its last record. A full
+ * ring leaves it for the next loop (the record then spans every change). */
+static unsigned scan_words(struct poller *p, struct broker_queue *q, uint64_t ts)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < q->nr_watched; i++) {
+		uint32_t idx = q->watched[i];
+		struct broker_word *w = &q->watch[idx];
+		/* Acquire: what the storer wrote before the word is visible to
+		 * the consumer that reads this record (through R1/A1). */
+		uint32_t v = onering_atomic_load(&q->words[idx], onering_mo_acquire);
+		if (v == w->last)
+			continue;
+		void *slot = NULL;
+		int r = onering_ring_claim(&q->evp, &slot);
+		if (r < 0)
+			poller_queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
+		if (r != 1)
+			break;
+		struct onering_event *e = slot;
+		memset(e, 0, sizeof(*e));
+		e->cookie = w->cookie;
+		e->sub_gen = w->gen;
+		e->kind = ONERING_EV_WORD;
+		e->timestamp_ns = ts;
+		e->payload.word.old_value = w->last;
+		e->payload.word.new_value = v;
+		e->payload.word.word_idx = idx;
+		w->last = v;
+		q->dirty = true;
+		n++;
+	}
+	return n;
+}
+
 /* One request, already copied out of client memory. Returns 1 done, 0 not
  * now (leave it in the ring), -1 the client must be dropped. */
 static int handle_request(struct poller *p, struct broker_queue *q,
 			  const struct onering_request *req, uint64_t ts)
 {
-	if (req->op > ONERING_REQ_OP_MAX || req->flags != 0)
+	uint16_t flags_ok = req->op == ONERING_REQ_TIMER_ARM
+				    ? (uint16_t)(ONERING_TIMER_ABSTIME | ONERING_TIMER_REALTIME)
+				    : 0;
+	if (req->op > ONERING_REQ_OP_MAX || (req->flags & ~flags_ok))
 		return -1;
 	if (req->op == ONERING_REQ_NOP)
 		return 1;
 	if (req->op == ONERING_REQ_POST)
 		return handle_post(p, q, req, ts);
+	if (req->op == ONERING_REQ_WORD_WATCH)
+		return word_watch(p, q, req) ? 1 : -1;
 	struct broker_sub *s = broker_registry_lookup(&p->b->reg,
 						      broker_sub_key(req->sub_id, req->sub_gen));
 	if (!s) {
@@ -326,7 +416,7 @@ static void harvest(struct poller *p, const struct epoll_event *evs, int n, uint
 		if (s->group)
 			group_deliver_sub(p, s, evs[i].events, ts);
 		else
-			deliver(p, q, s, evs[i].events, ts); /* its own queue, served here */
+			deliver(p, q, s, evs[i].events, 1, ts); /* its own queue, served here */
 	}
 }
 
@@ -344,6 +434,8 @@ static unsigned walk_queues(struct poller *p, uint64_t ts)
 		if (q->pending_head)
 			work += flush_pending(p, q, ts);
 		work += drain_requests(p, q, ts);
+		if (q->nr_watched)
+			work += scan_words(p, q, ts);
 		if (!q->dirty)
 			continue;
 		q->dirty = false;
@@ -405,6 +497,9 @@ static void *poller_main(void *arg)
 	struct epoll_event evs[HARVEST_BATCH];
 	uint64_t idle_since = 0;
 
+	/* Timer expiries need sleeps cut to the microsecond, not the default
+	 * 50 us of slack. */
+	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 	int r = onering_topo_pin_thread(b->topo, p->cpu);
 	if (r < 0)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot pin to cpu %d: %s", p->idx,
@@ -421,7 +516,7 @@ static void *poller_main(void *arg)
 			harvest(p, evs, n, ts);
 			broker_count(&p->ctr[ONERING_PC_EVENTS], (uint64_t)n);
 		}
-		unsigned work = group_poll(p, ts) + packets;
+		unsigned work = group_poll(p, ts) + packets + timers_fire(p, ts);
 		work += walk_queues(p, ts) + (n > 0 ? (unsigned)n : 0);
 		broker_count(&p->ctr[ONERING_PC_LOOPS], 1);
 		if (work) {
@@ -446,15 +541,24 @@ static void *poller_main(void *arg)
 		}
 		BROKER_TSAN_QUIESCENT();
 		urcu_qsbr_thread_offline();
-		n = epoll_wait(p->epfd, evs, HARVEST_BATCH, b->cfg.idle_sleep_ms);
+		/* No longer than the next timer (ns precision: epoll_pwait2). */
+		uint64_t sleep_ns = (uint64_t)b->cfg.idle_sleep_ms * 1000000ull;
+		uint64_t next = timers_next(p, now_ns());
+		if (next < sleep_ns)
+			sleep_ns = next;
+		struct timespec tmo = {.tv_sec = (time_t)(sleep_ns / 1000000000ull),
+				       .tv_nsec = (long)(sleep_ns % 1000000000ull)};
+		n = epoll_pwait2(p->epfd, evs, HARVEST_BATCH, &tmo, NULL);
 		urcu_qsbr_thread_online();
 		set_need_wakeup(p, 0);
 		broker_count(&p->ctr[ONERING_PC_SLEEPS], 1);
 		onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
+		ts = now_ns();
 		if (n > 0) {
-			ts = now_ns();
 			harvest(p, evs, n, ts);
 			broker_count(&p->ctr[ONERING_PC_EVENTS], (uint64_t)n);
+		}
+		if (n > 0 || timers_fire(p, ts)) {
 			group_poll(p, ts);
 			walk_queues(p, ts);
 			idle_since = 0;
@@ -512,4 +616,5 @@ void poller_stop(struct poller *p)
 	if (p->kick_fd >= 0)
 		close(p->kick_fd);
 	p->epfd = p->kick_fd = -1;
+	timers_fini(p);
 }

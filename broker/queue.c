@@ -16,7 +16,7 @@
 #include "shm/log.h"
 
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
-			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t node,
+			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t node,
 			struct broker_queue **out)
 {
 	struct broker_queue *q = calloc(1, sizeof(*q));
@@ -43,7 +43,7 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 		goto fail;
 	snprintf(name, sizeof(name), "onering-%s-q%u-consumer", b->cfg.name, q->id);
 	r = onering_seg_create(&q->cons_seg, name, ONERING_SEG_CONSUMER,
-			       onering_consumer_seg_size(sq_capacity), node, b->epoch,
+			       onering_words_offset(sq_capacity) + 4ull * nr_words, node, b->epoch,
 			       onering_numa_placement(), flags);
 	if (r < 0)
 		goto fail;
@@ -58,6 +58,18 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 	 * from what the client may later scribble into its segment. */
 	q->ectl->ev_capacity = ev_capacity;
 	q->ectl->sq_capacity = sq_capacity;
+	if (nr_words) {
+		q->ectl->nr_words = nr_words;
+		q->ectl->words_offset = onering_words_offset(sq_capacity);
+		q->words = (const ONERING_ATOMIC(uint32_t) *)(cons + q->ectl->words_offset);
+		q->nr_words = nr_words;
+		q->watch = calloc(nr_words, sizeof(*q->watch));
+		q->watched = calloc(nr_words, sizeof(*q->watched));
+		if (!q->watch || !q->watched) {
+			r = -ENOMEM;
+			goto fail;
+		}
+	}
 	if (pkt_stride) {
 		q->ectl->packet_area_offset = onering_events_pkt_offset(ev_capacity);
 		q->ectl->packet_area_size = (uint64_t)ev_capacity * pkt_stride;
@@ -87,6 +99,8 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 fail:
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
+	free(q->watch);
+	free(q->watched);
 	free(q);
 	return r;
 }
@@ -111,9 +125,11 @@ void broker_sub_finalize(struct broker *b, struct broker_sub *s)
 
 	/* Delete from epoll before close: a closed fd with a live duplicate in
 	 * the client would otherwise keep reporting. ENOENT: already deleted. */
-	epoll_ctl(s->home->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-	close(s->fd);
-	s->fd = -1;
+	if (s->fd >= 0) { /* timers have none */
+		epoll_ctl(s->home->epfd, EPOLL_CTL_DEL, s->fd, NULL);
+		close(s->fd);
+		s->fd = -1;
+	}
 	broker_registry_remove(&b->reg, s);
 	cds_list_del(&s->queue_node);
 	broker_count(&q->ctr[ONERING_QC_SUBS], (uint64_t)-1);
@@ -129,6 +145,8 @@ static void queue_free_rcu(struct rcu_head *head)
 	BROKER_TSAN_OBSERVE(q);
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
+	free(q->watch);
+	free(q->watched);
 	free(q);
 }
 

@@ -228,6 +228,19 @@ static int queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 		q->pkt_area = (const unsigned char *)ev + pkt_off;
 		q->pkt_size = pkt_size;
 	}
+	/* The watched words, if any: in the consumer segment, after the slots. */
+	if (o->words) {
+		if (ectl->nr_words != o->words || ectl->words_offset != onering_words_offset(sq) ||
+		    q->cons_seg.size < ectl->words_offset + 4ull * o->words) {
+			snprintf(err, err_size, "the queue's word area is not valid");
+			return -EPROTO;
+		}
+		q->words = (ONERING_ATOMIC(uint32_t) *)(cons + ectl->words_offset);
+		q->nr_words = o->words;
+		q->word_gen = calloc(o->words, sizeof(*q->word_gen));
+		if (!q->word_gen)
+			return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -247,7 +260,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	    (o.sq_capacity && !onering_ring_capacity_valid(o.sq_capacity)) ||
 	    (o.flags & ~ONERING_QUEUE_NODE) || o.node > INT32_MAX ||
 	    (o.group && o.group[0] && !onering_name_valid(o.group)) ||
-	    o.packet_snap > ONERING_PKT_STRIDE_MAX)
+	    o.packet_snap > ONERING_PKT_STRIDE_MAX || o.words > ONERING_WORDS_MAX)
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -265,6 +278,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	if (o.group)
 		snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "%s", o.group);
 	req.u.queue_open.packet_snap = o.packet_snap;
+	req.u.queue_open.words = o.words;
 	r = client_request(att, &req, NULL, 0, &rep, fds, 3, &nfds);
 	if (r == 0 && nfds != 3) {
 		for (unsigned i = 0; i < nfds; i++)
@@ -346,6 +360,7 @@ void onering_queue_close(struct onering_queue *q)
 	onering_seg_destroy(&q->cons_seg);
 	close(q->kick_fd);
 	free(q->level_out);
+	free(q->word_gen);
 	free(q->redeliver);
 	free(q);
 }
@@ -370,37 +385,27 @@ static struct client_sub *sub_slot(struct onering *att, uint32_t id)
 
 #define ADD_EVENTS_ALLOWED (POLLIN | POLLOUT | POLLRDHUP | POLLPRI)
 
-int onering_add_opts(struct onering_queue *q, const struct onering_add_options *o,
-		     struct onering_sub *sub)
+int client_sub_add(struct onering_queue *q, const struct onering_msg_sub_add *a, int fd,
+		   struct onering_sub *sub)
 {
 	struct onering_msg req, rep;
 	int r;
 
-	if (!q || !o || !sub || o->mode > ONERING_LEVEL ||
-	    (o->events & ~(uint32_t)ADD_EVENTS_ALLOWED) || (o->flags & ~ONERING_ADD_HOME) ||
-	    ((o->flags & ONERING_ADD_HOME) && o->home_node < 0))
-		return -EINVAL;
-	if (o->fd < 0 || fcntl(o->fd, F_GETFD) < 0)
-		return -EBADF;
 	onering_msg_init(&req, ONERING_MSG_SUB_ADD, 0);
+	req.u.sub_add = *a;
 	req.u.sub_add.queue_id = q->id;
-	req.u.sub_add.events = o->events;
-	req.u.sub_add.mode = o->mode;
-	req.u.sub_add.cookie = o->cookie;
-	req.u.sub_add.group_id = o->group;
-	req.u.sub_add.home_node = (o->flags & ONERING_ADD_HOME) ? o->home_node : -1;
-	r = client_request(q->att, &req, &o->fd, 1, &rep, NULL, 0, NULL);
+	r = client_request(q->att, &req, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &rep, NULL, 0, NULL);
 	if (r < 0)
 		return r;
 	uint32_t id = rep.u.sub_add.sub_id, gen = rep.u.sub_add.sub_gen;
 	pthread_mutex_lock(&q->att->lock);
 	struct client_sub *s = sub_slot(q->att, id);
 	if (s) {
-		s->mode = (uint8_t)o->mode;
+		s->mode = (uint8_t)a->mode;
 		s->level_out = false;
-		s->fd = o->fd;
-		s->events = o->events;
-		s->cookie = o->cookie;
+		s->fd = fd;
+		s->events = a->events;
+		s->cookie = a->cookie;
 		/* Release: a queue thread that sees gen sees the fields. */
 		onering_atomic_store(&s->gen, gen, onering_mo_release);
 	}
@@ -410,6 +415,30 @@ int onering_add_opts(struct onering_queue *q, const struct onering_add_options *
 	sub->id = id;
 	sub->gen = gen;
 	return 0;
+}
+
+int onering_add_opts(struct onering_queue *q, const struct onering_add_options *o,
+		     struct onering_sub *sub)
+{
+	struct onering_msg_sub_add a;
+
+	if (!q || !o || !sub || o->mode > ONERING_LEVEL ||
+	    (o->events & ~(uint32_t)ADD_EVENTS_ALLOWED) || (o->flags & ~ONERING_ADD_HOME) ||
+	    ((o->flags & ONERING_ADD_HOME) && o->home_node < 0) ||
+	    !(o->kind == 0 || o->kind == ONERING_EV_FD || o->kind == ONERING_EV_SIGNAL ||
+	      o->kind == ONERING_EV_FILE || o->kind == ONERING_EV_AIO ||
+	      o->kind == ONERING_EV_PROCESS))
+		return -EINVAL;
+	if (o->fd < 0 || fcntl(o->fd, F_GETFD) < 0)
+		return -EBADF;
+	memset(&a, 0, sizeof(a));
+	a.events = o->events;
+	a.mode = o->mode;
+	a.cookie = o->cookie;
+	a.group_id = o->group;
+	a.home_node = (o->flags & ONERING_ADD_HOME) ? o->home_node : -1;
+	a.kind = o->kind;
+	return client_sub_add(q, &a, o->fd, sub);
 }
 
 int onering_add(struct onering_queue *q, int fd, uint32_t events, unsigned mode,

@@ -66,6 +66,10 @@ struct onering_queue {
 	const unsigned char *pkt_area; /* NIC packet bytes, or NULL */
 	uint64_t pkt_size;
 	uint32_t held; /* records returned with a packet and not yet released */
+	ONERING_ATOMIC(uint32_t) *words; /* watched words (client-written), or NULL */
+	uint32_t nr_words;
+	uint32_t *word_gen; /* current watch generation per word, 0: not watched */
+	uint32_t word_seq;  /* last generation handed out */
 
 	/* LEVEL bookkeeping: ids delivered and not collected. */
 	uint32_t *level_out;
@@ -91,6 +95,13 @@ static inline struct client_sub *client_sub_at(struct onering *att, uint32_t id)
 						       onering_mo_acquire);
 	return page ? &page[id % CLIENT_SUB_PAGE] : NULL;
 }
+
+/* attach.c: add a subscription described by a (queue_id filled here) with
+ * fd (or -1: a timer) and record it in the attachment's table. */
+int client_sub_add(struct onering_queue *q, const struct onering_msg_sub_add *a, int fd,
+		   struct onering_sub *sub);
+/* queue.c: one request on the submission ring (kicks a sleeping poller). */
+int client_submit(struct onering_queue *q, const struct onering_request *req);
 
 /* attach.c: one request and its reply; fds of the reply in rfds. */
 int client_request(struct onering *att, struct onering_msg *req, const int *fds, unsigned nfds,

@@ -26,8 +26,11 @@
 #ifndef ONERING_H
 #define ONERING_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/signalfd.h>
+#include <sys/types.h>
 
 #include "shm/abi.h"
 
@@ -81,6 +84,8 @@ struct onering_queue_options {
 	uint32_t packet_snap;   /**< bytes of each NIC packet to keep with its record
 				     (rounded up to 64, at most 2048); 0 = none: the
 				     queue then takes no NIC records */
+	uint32_t words;         /**< watched words in the queue's shared page (at most
+				     4096): see onering_queue_words() */
 };
 
 /**
@@ -170,6 +175,9 @@ struct onering_add_options {
 	int home_node;    /**< NUMA node whose poller watches the source; set
 			       ONERING_ADD_HOME to use it, else the queue's */
 	unsigned flags;   /**< ONERING_ADD_* */
+	unsigned kind;    /**< the kind its records carry: ONERING_EV_FD (0 means FD),
+			       ONERING_EV_SIGNAL, ONERING_EV_FILE, ONERING_EV_AIO or
+			       ONERING_EV_PROCESS (the helpers below set it) */
 };
 
 /** onering_add_options.flags */
@@ -259,6 +267,116 @@ int onering_del(struct onering_queue *q, struct onering_sub sub);
  *   eventfd write when it sleeps).
  */
 int onering_rearm(struct onering_queue *q, struct onering_sub sub);
+
+/* ---- timers, signals, files, processes, async IO, words ---------------- */
+
+/** onering_timer_arm() flags */
+#define ONERING_TIMER_ABS ONERING_TIMER_ABSTIME /**< value is an absolute time */
+#define ONERING_TIMER_WALL ONERING_TIMER_REALTIME /**< ... on CLOCK_REALTIME */
+
+/**
+ * Create a broker-side timer owned by q, disarmed. Its records
+ * (ONERING_EV_TIMER, payload.timer.expirations) come to q; delete it with
+ * onering_del() (no record of it is returned after that).
+ * @return 0; -ENOSPC subscription table full; -ECONNRESET broker gone.
+ * Context: any thread; system calls (one request/reply).
+ */
+int onering_timer_create(struct onering_queue *q, uint64_t cookie, struct onering_sub *sub);
+
+/**
+ * Arm, re-arm or disarm a timer through the submission ring. The first
+ * expiry is value_ns from now (or at value_ns, with ONERING_TIMER_ABS, on
+ * CLOCK_MONOTONIC or, with ONERING_TIMER_WALL, CLOCK_REALTIME - taken once:
+ * a later clock step does not move it); then every period_ns (0: one-shot).
+ * value_ns 0 disarms. A record says how many periods elapsed since the last
+ * one (several when the poller or the ring lagged); re-arming cancels what
+ * was armed. Expiries fire within the poller's loop time when it is busy,
+ * and about 50-100 us late when it sleeps (docs/semantics.md).
+ * @return 0; -ENOENT not a live timer of this process; -EAGAIN ring full.
+ * Context: the queue's thread; no system call while the poller is awake (one
+ *   eventfd write when it sleeps).
+ */
+int onering_timer_arm(struct onering_queue *q, struct onering_sub sub, uint64_t value_ns,
+		      uint64_t period_ns, unsigned flags);
+
+/**
+ * Watch signals: installs a handler for the signals of set (SA_SIGINFO |
+ * SA_RESTART, and unblocks them in the calling thread) that records each
+ * signal's siginfo in the library and writes an eventfd the broker watches
+ * (ONERING_EV_SIGNAL records). After a record, take the signals with
+ * onering_signal_read() until it returns 0. One signal watcher per process.
+ * (A signalfd cannot be used: its readiness follows the signals pending for
+ * the process that polls it, which would be the broker.) Up to 128 signals
+ * wait between reads; more are counted as lost.
+ * @param fd receives the eventfd to pass to onering_signal_read()
+ * @return as onering_add(); -EBUSY a watcher exists; -errno from sigaction.
+ * Context: any thread; system calls.
+ */
+int onering_add_signal(struct onering_queue *q, const sigset_t *set, uint64_t cookie,
+		       struct onering_sub *sub, int *fd);
+
+/**
+ * Take one signal recorded since the last call (fills ssi_signo, ssi_code,
+ * ssi_int, ssi_pid, ssi_uid of *si).
+ * @param fd the fd onering_add_signal() gave
+ * @return 1 and *si filled; 0 none left (then one read(2) resets the
+ *   eventfd); -EBADF not that fd.
+ * Context: one thread at a time; no system call while signals are waiting.
+ */
+int onering_signal_read(int fd, struct signalfd_siginfo *si);
+
+/**
+ * Watch a path for changes: creates an inotify fd in this process (the
+ * broker never opens a path for a client), adds a watch with mask
+ * (IN_CREATE, IN_MODIFY, ...), subscribes it (ONERING_EV_FILE records).
+ * After a record, read the struct inotify_event records from *fd.
+ * @return as onering_add(); -errno from inotify.
+ * Context: any thread; system calls.
+ */
+int onering_add_inotify(struct onering_queue *q, const char *path, uint32_t mask,
+			uint64_t cookie, struct onering_sub *sub, int *fd);
+
+/**
+ * Watch a process for its exit: opens a pidfd (pidfd_open) and subscribes
+ * it (one ONERING_EV_PROCESS record when the process exits).
+ * @return as onering_add(); -ESRCH no such process; -errno.
+ * Context: any thread; system calls.
+ */
+int onering_add_pidfd(struct onering_queue *q, pid_t pid, uint64_t cookie,
+		      struct onering_sub *sub, int *fd);
+
+/**
+ * Take async-IO completions through the ring: subscribe the eventfd that is
+ * registered to an io_uring (IORING_REGISTER_EVENTFD) or a libaio context
+ * (ONERING_EV_AIO records; the broker never reads the eventfd, so
+ * payload.aio.completions is 0: reap the completion queue after a record).
+ * @return as onering_add().
+ * Context: any thread; system calls (one request/reply).
+ */
+int onering_add_aio(struct onering_queue *q, int eventfd, uint64_t cookie,
+		    struct onering_sub *sub);
+
+/**
+ * The queue's watched words (onering_queue_options.words of them) in its
+ * shared page: a plain store changes one, from this process or any process
+ * that shares the mapping (e.g. a child forked after the open); the poller
+ * publishes a WORD record (old and new value) for each change of a watched
+ * word, coalescing changes it did not see in between.
+ * @param n receives the count (may be NULL)
+ * @return the words, or NULL if the queue has none.
+ * Context: any thread; no system call.
+ */
+ONERING_ATOMIC(uint32_t) *onering_queue_words(struct onering_queue *q, uint32_t *n);
+
+/**
+ * Watch word idx of q (records carry cookie and payload.word), or stop
+ * (onering_word_unwatch): after unwatch returns no record of the old watch
+ * is returned. Through the submission ring.
+ * @return 0; -EINVAL no such word; -EAGAIN ring full.
+ * Context: the queue's thread; no system call while the poller is awake.
+ */
+int onering_word_watch(struct onering_queue *q, uint32_t idx, uint64_t cookie);
+int onering_word_unwatch(struct onering_queue *q, uint32_t idx);
 
 /**
  * Take up to max records that are ready now. Records of deleted

@@ -38,7 +38,7 @@ static struct client_sub *live_sub(struct onering_queue *q, struct onering_sub s
 	return s;
 }
 
-static int submit_req(struct onering_queue *q, const struct onering_request *req)
+int client_submit(struct onering_queue *q, const struct onering_request *req)
 {
 	int r = onering_ring_enqueue_burst(&q->sqp, req, 1);
 	if (r != 1)
@@ -61,7 +61,7 @@ static int submit(struct onering_queue *q, uint16_t op, struct onering_sub sub, 
 	req.sub_id = sub.id;
 	req.sub_gen = sub.gen;
 	req.events = events;
-	return submit_req(q, &req);
+	return client_submit(q, &req);
 }
 
 int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const void *data,
@@ -69,7 +69,7 @@ int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const v
 {
 	struct onering_request req;
 
-	if (group == 0 || len > sizeof(req.arg) - sizeof(req.arg[0]) || (len && !data))
+	if (group == 0 || len > sizeof(((struct onering_event_user *)0)->data) || (len && !data))
 		return -EINVAL;
 	memset(&req, 0, sizeof(req));
 	req.op = ONERING_REQ_POST;
@@ -78,7 +78,7 @@ int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const v
 	req.arg[0] = flow;
 	if (len)
 		memcpy(&req.arg[1], data, len);
-	return submit_req(q, &req);
+	return client_submit(q, &req);
 }
 
 int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events)
@@ -259,6 +259,13 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 			}
 			if (e->kind == ONERING_EV_NIC)
 				packets = true;
+			if (e->kind == ONERING_EV_WORD) {
+				/* Only while that watch is the current one. */
+				uint32_t w = e->payload.word.word_idx;
+				if (w < q->nr_words && e->sub_gen && q->word_gen[w] == e->sub_gen)
+					out[n++] = *e;
+				continue;
+			}
 			if (e->kind == ONERING_EV_USER || e->kind == ONERING_EV_NIC ||
 			    (e->flags & ONERING_EVF_FOREIGN)) {
 				/* A post, or another client's source balanced to us:

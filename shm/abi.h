@@ -43,7 +43,7 @@ extern "C" {
 /* "ONRG" read as a little-endian u32 */
 #define ONERING_SEG_MAGIC 0x47524e4fu
 #define ONERING_ABI_MAJOR 1u
-#define ONERING_ABI_MINOR 2u
+#define ONERING_ABI_MINOR 3u
 
 /* A segment's node when it is not bound to one. */
 #define ONERING_NODE_ANY 0xffffffffu
@@ -171,8 +171,21 @@ enum onering_request_op {
 	ONERING_REQ_DEL = 3,   /* delete a subscription */
 	ONERING_REQ_POST = 4,  /* (ABI 1.2) a user event to a group: sub_id = group id,
 				* user_data = cookie, arg[0] = flow, arg[1..3] = 24 bytes */
-	ONERING_REQ_OP_MAX = 4,
+	ONERING_REQ_TIMER_ARM = 5, /* (ABI 1.3) arm a timer subscription: arg[0] = first
+				    * expiry (ns; relative unless ABSTIME), arg[1] = period
+				    * (ns, 0 = one-shot); arg[0] == 0 disarms */
+	ONERING_REQ_WORD_WATCH = 6, /* (ABI 1.3) watch word arg[0] of the queue's word
+				     * area: a WORD record whenever it differs from the
+				     * last value reported, starting from arg[1] (the
+				     * value the client read when it asked);
+				     * sub_gen = the watch's generation (0 stops it),
+				     * user_data = cookie */
+	ONERING_REQ_OP_MAX = 6,
 };
+
+/* onering_request.flags of ONERING_REQ_TIMER_ARM */
+#define ONERING_TIMER_ABSTIME 0x1u  /* arg[0] is an absolute time */
+#define ONERING_TIMER_REALTIME 0x2u /* ... on CLOCK_REALTIME (else CLOCK_MONOTONIC) */
 
 struct onering_request {
 	uint16_t op;    /* enum onering_request_op */
@@ -203,8 +216,10 @@ struct onering_events_ctl {
 	uint64_t packet_area_offset;          /* 0 when the queue carries no packets */
 	uint64_t packet_area_size;
 	ONERING_ATOMIC(uint32_t) poller_flags; /* ONERING_POLLER_* (ABI 1.1) */
-	uint32_t reserved0;
-	uint8_t reserved[16];
+	uint32_t nr_words;                     /* (1.3) watched-word area: u32 words */
+	uint64_t words_offset;                 /* (1.3) its offset in the consumer segment,
+						* 0 when the queue has none */
+	uint8_t reserved[8];
 };
 
 /*
@@ -328,6 +343,8 @@ ONERING_ABI_OFFSET(struct onering_events_ctl, sq_capacity, 20);
 ONERING_ABI_OFFSET(struct onering_events_ctl, packet_area_offset, 24);
 ONERING_ABI_OFFSET(struct onering_events_ctl, packet_area_size, 32);
 ONERING_ABI_OFFSET(struct onering_events_ctl, poller_flags, 40);
+ONERING_ABI_OFFSET(struct onering_events_ctl, nr_words, 44);
+ONERING_ABI_OFFSET(struct onering_events_ctl, words_offset, 48);
 ONERING_STATIC_ASSERT(sizeof(struct onering_consumer_ctl) == 64, "consumer ctl is one line");
 ONERING_ABI_OFFSET(struct onering_consumer_ctl, ev_head_pos, 0);
 ONERING_STATIC_ASSERT(sizeof(struct onering_doorbell) == 64, "doorbell is one line");
@@ -392,6 +409,17 @@ static inline uint64_t onering_consumer_seg_size(uint32_t sq_capacity)
 {
 	return ONERING_SQ_SLOTS_OFFSET + (uint64_t)sq_capacity * sizeof(struct onering_request);
 }
+
+/** (1.3) Offset of the watched-word area in a consumer segment: right after
+ * the submission slots. nr_words u32 words, written by the client (a plain
+ * store), read by the broker. */
+static inline uint64_t onering_words_offset(uint32_t sq_capacity)
+{
+	return onering_consumer_seg_size(sq_capacity);
+}
+
+/** Most watched words a queue may have. */
+#define ONERING_WORDS_MAX 4096u
 
 #ifdef __cplusplus
 }

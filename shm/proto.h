@@ -154,6 +154,7 @@ struct onering_msg_queue_open {
 	uint32_t group_id;    /* reply: the group's id, 0 = none */
 	uint32_t packet_snap; /* request: bytes of packet to keep per record (0: no packet
 			       * area); reply: the packet area's bytes per slot */
+	uint32_t words;       /* request: watched words (0..ONERING_WORDS_MAX); reply: granted */
 };
 
 struct onering_msg_queue {
@@ -169,6 +170,9 @@ struct onering_msg_sub_add {
 	uint32_t sub_id;  /* reply */
 	uint32_t sub_gen; /* reply */
 	int32_t home_node; /* node whose poller watches the source; -1 = the queue's */
+	uint32_t kind;     /* record kind: ONERING_EV_FD (0 means FD), SIGNAL, FILE, AIO,
+			    * PROCESS - an fd comes with it - or TIMER (no fd: a
+			    * broker-side timer, armed with ONERING_REQ_TIMER_ARM) */
 };
 
 /* Transmit one frame on a NIC port (tests, diagnostics). */
