@@ -346,7 +346,8 @@ struct broker {
 	uint32_t nr_free_slots;
 	/* Groups by id - 1 (RCU-published once, freed only at exit). */
 	struct broker_group *groups[BROKER_MAX_GROUPS];
-	unsigned nr_groups;
+	unsigned nr_groups;              /* control thread */
+	ONERING_ATOMIC(unsigned) nr_groups_pub; /* what pollers read (release/acquire) */
 	uint32_t cpu_count;
 	struct broker_nic *nic;         /* NULL: no EAL */
 	struct cds_list_head clients;

@@ -131,8 +131,9 @@ int broker_group_get(struct broker *b, const char *name, bool create, struct bro
 			broker_group_apply(g, &b->cfg.groups[i]); /* validated at parse */
 	BROKER_TSAN_PUBLISH(g);
 	rcu_assign_pointer(b->groups[b->nr_groups], g);
+	b->nr_groups++;
 	/* Release: a poller that sees the count sees the pointer. */
-	CMM_STORE_SHARED(b->nr_groups, b->nr_groups + 1);
+	onering_atomic_store(&b->nr_groups_pub, b->nr_groups, onering_mo_release);
 	onering_log(ONERING_LOG_INFO, "group %u '%s': policy %s", g->id, g->name,
 		    onering_policy_name(m.policy));
 	*out = g;
@@ -320,6 +321,7 @@ void broker_groups_fini(struct broker *b)
 		b->groups[i] = NULL;
 	}
 	b->nr_groups = 0;
+	onering_atomic_store(&b->nr_groups_pub, 0, onering_mo_relaxed);
 	for (unsigned p = 0; p < b->cfg.plan.nr_pollers; p++) {
 		struct cds_wfcq_node *node;
 		while ((node = __cds_wfcq_dequeue_blocking(&b->pollers[p].redeliver_head,
@@ -980,7 +982,7 @@ unsigned group_poll(struct poller *p, uint64_t ts)
 		work++;
 	}
 
-	unsigned ng = CMM_LOAD_SHARED(b->nr_groups);
+	unsigned ng = onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire);
 	for (unsigned i = 0; i < ng; i++) {
 		struct broker_group *g = rcu_dereference(b->groups[i]);
 		BROKER_TSAN_OBSERVE(g);

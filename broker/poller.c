@@ -47,6 +47,7 @@ uint32_t broker_epoll_flags(uint8_t mode, uint32_t events)
 {
 	switch (mode) {
 	case ONERING_MODE_ONESHOT:
+	case ONERING_MODE_DISPATCH:
 		return events | EPOLLET | EPOLLONESHOT;
 	case ONERING_MODE_LEVEL:
 		return events | EPOLLONESHOT; /* level, disarmed after one report */
@@ -255,7 +256,7 @@ static int handle_post(struct poller *p, struct broker_queue *q, const struct on
 	struct broker *b = p->b;
 	uint32_t gid = req->sub_id;
 
-	if (gid == 0 || gid > CMM_LOAD_SHARED(b->nr_groups)) {
+	if (gid == 0 || gid > onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire)) {
 		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
 		return 1; /* no such group: refused, counted */
 	}

@@ -258,7 +258,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 		return -EINVAL;
 	if ((o.capacity && !onering_ring_capacity_valid(o.capacity)) ||
 	    (o.sq_capacity && !onering_ring_capacity_valid(o.sq_capacity)) ||
-	    (o.flags & ~ONERING_QUEUE_NODE) || o.node > INT32_MAX ||
+	    (o.flags & ~(ONERING_QUEUE_NODE | ONERING_QUEUE_ACK)) || o.node > INT32_MAX ||
 	    (o.group && o.group[0] && !onering_name_valid(o.group)) ||
 	    o.packet_snap > ONERING_PKT_STRIDE_MAX || o.words > ONERING_WORDS_MAX)
 		return -EINVAL;
@@ -268,6 +268,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	q->att = att;
 	q->ev_seg.fd = q->cons_seg.fd = -1;
 	q->collect_every = o.collect_every ? o.collect_every : 64;
+	q->ack = (o.flags & ONERING_QUEUE_ACK) != 0;
 	q->spin_ns = o.spin_ns ? o.spin_ns : 50 * 1000;
 
 	onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 0);
@@ -422,7 +423,7 @@ int onering_add_opts(struct onering_queue *q, const struct onering_add_options *
 {
 	struct onering_msg_sub_add a;
 
-	if (!q || !o || !sub || o->mode > ONERING_LEVEL ||
+	if (!q || !o || !sub || o->mode > ONERING_DISPATCH ||
 	    (o->events & ~(uint32_t)ADD_EVENTS_ALLOWED) || (o->flags & ~ONERING_ADD_HOME) ||
 	    ((o->flags & ONERING_ADD_HOME) && o->home_node < 0) ||
 	    !(o->kind == 0 || o->kind == ONERING_EV_FD || o->kind == ONERING_EV_SIGNAL ||

@@ -40,6 +40,7 @@ struct onering {
 /* What the client remembers of one of its subscriptions. */
 struct client_sub {
 	ONERING_ATOMIC(uint32_t) gen; /* 0: not live; written by add and del */
+	ONERING_ATOMIC(uint32_t) inflight; /* ack mode: records taken, not done */
 	uint8_t mode;
 	bool level_out; /* LEVEL record delivered, not collected yet */
 	int fd;         /* the caller's fd, for the collection poll() */
@@ -61,6 +62,7 @@ struct onering_queue {
 	int kick_fd; /* the poller's eventfd: written only when it sleeps */
 	bool dead; /* saw the broker's SHUTDOWN record */
 	bool idle; /* ran dry since its last record (doorbell idle_ns is set) */
+	bool ack;  /* ONERING_QUEUE_ACK */
 
 	uint32_t group_id; /* the group it is a member of, 0: private */
 	const unsigned char *pkt_area; /* NIC packet bytes, or NULL */

@@ -54,6 +54,8 @@ enum onering_mode {
 	ONERING_EDGE = 0,    /**< one record per readiness edge (default) */
 	ONERING_ONESHOT = 1, /**< one record, then disarmed until onering_rearm() */
 	ONERING_LEVEL = 2,   /**< one record while ready; re-delivered by onering_collect() */
+	ONERING_DISPATCH = 3, /**< one record, then disarmed until that record is done
+				   (onering_done() re-arms it, through the ring) */
 };
 
 /** Options for onering_attach_opts(); zero-initialise and set what you need. */
@@ -65,6 +67,8 @@ struct onering_attach_options {
 
 /** onering_queue_options.flags */
 #define ONERING_QUEUE_NODE 0x1u /**< place the queue on .node, not on the caller's node */
+#define ONERING_QUEUE_ACK 0x2u  /**< ack mode: a record of this process's subscription
+				     taken from the queue is in flight until onering_done() */
 
 /** Options for onering_queue_open(); zero-initialise and set what you need. */
 struct onering_queue_options {
@@ -244,20 +248,41 @@ int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events
 
 /**
  * Delete a subscription. Once this returns, no record of sub is ever
- * returned by this queue, even one already in the ring (the generation in
- * each record is checked). The broker drops the source and closes its
+ * returned by any queue of this attachment, even one already in a ring (the
+ * generation in each record is checked). In ack mode (ONERING_QUEUE_ACK) a
+ * record taken before may still be in another thread's hands: then this
+ * returns 1, and onering_teardown() waits until it is done. The broker drops the source and closes its
  * duplicate of the fd when it drains the request (next poll loop). Until
  * then the file stays open in the broker: to end a connection at once,
  * shutdown(2) the socket before close(2).
- * @return 0; -ENOENT not a live subscription of this queue; -ETIMEDOUT the
- *   submission ring stayed full for 1 s (the broker is stuck): the
- *   subscription is cancelled here, and its broker side is released when
- *   the queue closes.
+ * @return 0 nothing of it in flight; 1 a record of it is still being
+ *   processed (ack mode); -ENOENT not a live subscription of this queue;
+ *   -ETIMEDOUT the submission ring stayed full for 1 s (the broker is
+ *   stuck): the subscription is cancelled here, and its broker side is
+ *   released when the queue closes.
  * Context: the queue's thread; no system call while the poller is awake (one
  *   eventfd write when it sleeps); if the submission ring is full it spins
  *   (bounded) for the broker to drain it.
  */
 int onering_del(struct onering_queue *q, struct onering_sub sub);
+
+/**
+ * Ack mode: the record ev (taken from q) is processed. For a DISPATCH
+ * subscription this re-enables it through the submission ring.
+ * @return 0; -EINVAL not an acked record of this attachment's subscription;
+ *   -EAGAIN submission ring full while re-arming (the record is done; call
+ *   onering_rearm() later).
+ * Context: the thread that took ev; no system call while the poller is awake.
+ */
+int onering_done(struct onering_queue *q, const struct onering_event *ev);
+
+/**
+ * Wait until no record of sub is in flight (ack mode) - after onering_del()
+ * returned 1 - so the state the records point at can be freed. Bounded.
+ * @return 0; -ETIMEDOUT still in flight after timeout_ns.
+ * Context: any thread but one holding such a record; sleeps in 50 us steps.
+ */
+int onering_teardown(struct onering_queue *q, struct onering_sub sub, int64_t timeout_ns);
 
 /**
  * Re-enable a ONESHOT subscription after its record, through the

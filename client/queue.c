@@ -101,7 +101,7 @@ int onering_rearm(struct onering_queue *q, struct onering_sub sub)
 
 	if (!s)
 		return -ENOENT;
-	if (s->mode != ONERING_ONESHOT)
+	if (s->mode != ONERING_ONESHOT && s->mode != ONERING_DISPATCH)
 		return -EINVAL;
 	return submit(q, ONERING_REQ_REARM, sub, 0);
 }
@@ -131,8 +131,10 @@ int onering_del(struct onering_queue *q, struct onering_sub sub)
 	if (!s)
 		return -ENOENT;
 	/* The cancellation itself: from here on no record of sub is returned
-	 * by any queue of this attachment. */
-	onering_atomic_store(&s->gen, 0, onering_mo_release);
+	 * by any queue of this attachment. seq_cst: pairs with take_records'
+	 * increment of inflight and re-check of gen (one of us sees the other). */
+	onering_atomic_store(&s->gen, 0, onering_mo_seq_cst);
+	int busy = onering_atomic_load(&s->inflight, onering_mo_seq_cst) != 0;
 	if (s->level_out)
 		forget_level(q, sub.id);
 	s->level_out = false;
@@ -143,10 +145,48 @@ int onering_del(struct onering_queue *q, struct onering_sub sub)
 		if (!deadline)
 			deadline = now + DEL_SPIN_NS;
 		if (now > deadline || q->dead || q->att->dead)
-			return q->dead || q->att->dead ? 0 : -ETIMEDOUT;
+			return q->dead || q->att->dead ? busy : -ETIMEDOUT;
 		onering_cpu_relax();
 	}
+	return r < 0 ? r : busy;
+}
+
+int onering_done(struct onering_queue *q, const struct onering_event *ev)
+{
+	if (!q->ack || ev->kind == ONERING_EV_USER || ev->kind == ONERING_EV_NIC ||
+	    ev->kind == ONERING_EV_WORD || (ev->flags & ONERING_EVF_FOREIGN) || ev->sub_gen == 0)
+		return -EINVAL;
+	struct client_sub *s = client_sub_at(q->att, ev->sub_id);
+	if (!s || onering_atomic_load(&s->inflight, onering_mo_relaxed) == 0)
+		return -EINVAL;
+	/* Re-arm first, while the record still counts: a teardown waiting for
+	 * it returns only after this request is in the ring (the broker takes
+	 * a DEL after it, so the re-arm cannot outlive the delete). */
+	int r = 0;
+	if (s->mode == ONERING_DISPATCH &&
+	    onering_atomic_load(&s->gen, onering_mo_acquire) == ev->sub_gen)
+		r = submit(q, ONERING_REQ_REARM, (struct onering_sub){ev->sub_id, ev->sub_gen}, 0);
+	/* Release: what the thread did with the record happens before a
+	 * teardown that sees the count drop. */
+	onering_atomic_fetch_add(&s->inflight, (uint32_t)-1, onering_mo_release);
 	return r;
+}
+
+int onering_teardown(struct onering_queue *q, struct onering_sub sub, int64_t timeout_ns)
+{
+	struct client_sub *s = client_sub_at(q->att, sub.id);
+	uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ns;
+
+	if (!s)
+		return -ENOENT;
+	/* Acquire: pairs with onering_done()'s release. */
+	while (onering_atomic_load(&s->inflight, onering_mo_acquire) != 0) {
+		if (now_ns() > deadline)
+			return -ETIMEDOUT;
+		struct timespec ts = {0, 50 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	return 0;
 }
 
 static int push_redeliver(struct onering_queue *q, const struct onering_event *e)
@@ -277,6 +317,17 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 			if (!s || e->sub_gen == 0 ||
 			    onering_atomic_load(&s->gen, onering_mo_acquire) != e->sub_gen)
 				continue; /* deleted (or never ours): the cancellation guarantee */
+			if (q->ack) {
+				/* In flight from here; then look again: a delete that
+				 * ran meanwhile either sees this count or we see its
+				 * zero generation (both seq_cst). */
+				onering_atomic_fetch_add(&s->inflight, 1, onering_mo_seq_cst);
+				if (onering_atomic_load(&s->gen, onering_mo_seq_cst) != e->sub_gen) {
+					onering_atomic_fetch_add(&s->inflight, (uint32_t)-1,
+								 onering_mo_release);
+					continue;
+				}
+			}
 			out[n++] = *e;
 			if (s->mode == ONERING_LEVEL && !s->level_out) {
 				s->level_out = true;

@@ -58,7 +58,8 @@ enum onering_sub_mode {
 	ONERING_MODE_EDGE = 0,    /* one record per readiness edge */
 	ONERING_MODE_ONESHOT = 1, /* one record, then disarmed until REARM */
 	ONERING_MODE_LEVEL = 2,   /* one record; the client collects and re-arms */
-	ONERING_MODE_MAX = 2,
+	ONERING_MODE_DISPATCH = 3, /* as ONESHOT; the library re-arms when the record is done */
+	ONERING_MODE_MAX = 3,
 };
 
 /* Stats objects (onering_msg.u.stats_item.what). */
