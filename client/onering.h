@@ -404,7 +404,15 @@ int onering_word_watch(struct onering_queue *q, uint32_t idx, uint64_t cookie);
 int onering_word_unwatch(struct onering_queue *q, uint32_t idx);
 
 /**
- * Take up to max records that are ready now. Records of deleted
+ * Take up to max records that are ready now.
+ *
+ * Release: records are given back to the ring (the broker sees them
+ * consumed) when they are copied out - except on a group member and for a
+ * batch with NIC records, where the batch is released at the next
+ * onering_poll()/onering_wait() on the queue: until then the broker counts
+ * it as unconsumed, so a sticky group keeps that flow on this queue while
+ * the caller works on it, and lifo does not take this consumer for idle.
+ * Such a batch also ends an onering_wait() early (below its min). Records of deleted
  * subscriptions are skipped. Every collect_every consumed records the
  * level-triggered collection (onering_collect) runs first when LEVEL
  * sources are outstanding.

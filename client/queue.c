@@ -280,7 +280,11 @@ int onering_collect(struct onering_queue *q)
 static int take_records(struct onering_queue *q, struct onering_event *out, unsigned max)
 {
 	unsigned n = 0;
-	bool packets = false;
+	/* A group member holds its batch until its next call: the broker sees
+	 * the records as unconsumed while the caller works on them, which is
+	 * what sticky (one consumer per flow at a time) and lifo (who is idle)
+	 * go by. */
+	bool packets = false, hold = q->group_id != 0;
 
 	while (n < max && !packets && !q->held) {
 		const void *first = NULL;
@@ -335,15 +339,18 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 					s->level_out = false;
 			}
 		}
-		if (packets)
+		if (packets || hold) {
 			q->held = (uint32_t)k; /* released by the next call */
+			break;
+		}
 		else
 			onering_ring_release(&q->evc, (uint32_t)k);
 	}
 	return (int)n;
 }
 
-/* Give back a batch whose packets the caller has had since the last call. */
+/* Give back a batch the caller has had since the last call (packets, or a
+ * group member's records). */
 static void release_held(struct onering_queue *q)
 {
 	if (q->held) {
@@ -417,7 +424,7 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		if (r < 0)
 			return got ? (int)got : r;
 		got += (unsigned)r;
-		if (q->held) /* packets: their bytes must stay put until the next call */
+		if (q->held) /* held until the next call (packets, group records) */
 			return (int)got;
 		if (got >= min || got == max)
 			return (int)got;

@@ -104,8 +104,11 @@ for src in "${examples[@]}"; do
 	exe=$OUT/$name
 	# The source tree is not on the include path: only the installed header
 	# can be found, as for a user.
+	# What the example itself needs besides onering (its header says so).
+	extra="-pthread"
+	if grep -q "<liburing.h>" "$src"; then extra="$extra -luring"; fi
 	# shellcheck disable=SC2086
-	"$CC" -std=c11 -O2 "${WARN[@]}" -o "$exe" "$src" $CFLAGS_PC $LIBS_PC ||
+	"$CC" -std=c11 -O2 "${WARN[@]}" -o "$exe" "$src" $CFLAGS_PC $LIBS_PC $extra ||
 		fail "$name.c does not build against the installed libonering"
 	if ! LD_LIBRARY_PATH=$LIB_DIR "$exe" --help >"$OUT/$name.help" 2>&1; then
 		cat "$OUT/$name.help" >&2

@@ -452,10 +452,10 @@ TEST_F(Balance, StickyKeepsAFlowOnOneQueueWhileItHoldsRecords)
 			EXPECT_LE(v[k - 1]->ts_broker, v[k]->ts_broker) << "flow " << kv.first;
 			if (v[k]->consumer != v[k - 1]->consumer) {
 				moves++;
-				// Moved: only after the previous queue released the last
-				// record of the flow (released inside the poll that began
-				// at poll_start).
-				EXPECT_GE(v[k]->ts_broker, v[k - 1]->poll_start)
+				// Moved: only after the previous consumer finished the
+				// last record of the flow (a member releases a batch at
+				// its next poll, after t_done): never two at once.
+				EXPECT_GE(v[k]->ts_broker, v[k - 1]->t_done)
 					<< "flow " << kv.first << " record " << k << " went to consumer "
 					<< v[k]->consumer << " while consumer " << v[k - 1]->consumer
 					<< " still held record " << k - 1;
