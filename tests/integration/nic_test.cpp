@@ -23,6 +23,8 @@
 #endif
 
 using onering_test::Broker;
+using onering_test::ExitGroup;
+using onering_test::InstallSeccompKillAll;
 
 namespace {
 
@@ -470,28 +472,7 @@ TEST_F(Nic, NetNullStreams)
 
 // ---- zero system calls for NIC records and their bytes ---------------------
 
-int InstallSeccompKillAll()
-{
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit_group, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-	};
-	struct sock_fprog prog = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])),
-				  filter};
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
-		return -errno;
-	return 0;
-}
 
-[[noreturn]] void ExitGroup(int code)
-{
-	syscall(SYS_exit_group, code);
-	__builtin_unreachable();
-}
 
 // The child's side, under the filter: take n packets and check their bytes,
 // then exit_group. ASan puts a stack check (a system call) before every call

@@ -23,6 +23,8 @@
 #include "shm/proto.h"
 
 using onering_test::Broker;
+using onering_test::ExitGroup;
+using onering_test::InstallSeccompKillAll;
 
 namespace {
 
@@ -30,31 +32,7 @@ constexpr int64_t kMs = 1000 * 1000;
 
 // ---- zero system calls ---------------------------------------------------
 
-// Kill the process on any system call but exit_group.
-int InstallSeccompKillAll()
-{
-	struct sock_filter filter[] = {
-		BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
-		BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_exit_group, 0, 1),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
-		BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
-	};
-	struct sock_fprog prog = {static_cast<unsigned short>(sizeof(filter) / sizeof(filter[0])),
-				  filter};
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-		return -errno;
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) < 0)
-		return -errno;
-	return 0;
-}
 
-// The exit_group system call itself, with no libc or sanitizer exit hooks
-// (which would make other system calls first).
-[[noreturn]] void ExitGroup(int code)
-{
-	syscall(SYS_exit_group, code);
-	__builtin_unreachable();
-}
 
 TEST(ZeroSyscallTest, EdgeRecordsAreConsumedUnderASeccompFilterThatKillsOnAnySyscall)
 {
