@@ -7,6 +7,8 @@
 // fail on any wake-up that does not come (every wait is bounded).
 #include <gtest/gtest.h>
 
+#include <sched.h>
+
 #include <cerrno>
 #include <atomic>
 #include <chrono>
@@ -118,8 +120,11 @@ int Consume(Consumer *c, uint64_t records, bool sleepy, uint32_t seed)
 				return kLostWakeup; // records were due and no one woke us
 			continue;
 		}
-		if (n == 0 && (++idle & 0xfff) == 0 && Clock::now() > deadline)
-			return kTimeout;
+		if (n == 0 && (++idle & 0xfff) == 0) {
+			if (Clock::now() > deadline)
+				return kTimeout;
+			sched_yield(); /* a shared machine: let a descheduled peer run */
+		}
 	}
 	return kOk;
 }
@@ -163,8 +168,11 @@ bool Produce(onering_ring_producer *p, onering_doorbell *db, uint64_t records, b
 			for (uint32_t k = rng() % (rng() % 4 ? 64 : 4096); k; k--)
 				onering_cpu_relax();
 		}
-		if (put == 0 && (++spins & 0xfff) == 0 && (peer_gone() || Clock::now() > deadline))
-			return false;
+		if (put == 0 && (++spins & 0xfff) == 0) {
+			if (peer_gone() || Clock::now() > deadline)
+				return false;
+			sched_yield(); /* a shared machine: let a descheduled peer run */
+		}
 	}
 	return true;
 }
