@@ -293,6 +293,24 @@ int onering_teardown(struct onering_queue *q, struct onering_sub sub, int64_t ti
  */
 int onering_rearm(struct onering_queue *q, struct onering_sub sub);
 
+/** One user event for onering_post_burst() (as posted; the record carries the same). */
+struct onering_user_event {
+	uint64_t flow;    /**< flow key */
+	uint64_t cookie;  /**< the record's cookie */
+	uint32_t len;     /**< bytes of data used, at most 24 */
+	uint8_t data[24]; /**< copied into the record */
+};
+
+/**
+ * Post up to n user events to group through q's submission ring, published
+ * together (one release store and one fence for the burst).
+ * @return how many were posted (fewer than n when the ring filled: retry
+ *   the rest); -EINVAL group 0 or a len > 24; -EPROTO corrupt ring.
+ * Context: the queue's thread; no system call while the poller is awake.
+ */
+int onering_post_burst(struct onering_queue *q, uint32_t group, const struct onering_user_event *posts,
+		       unsigned n);
+
 /* ---- timers, signals, files, processes, async IO, words ---------------- */
 
 /** onering_timer_arm() flags */

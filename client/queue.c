@@ -38,18 +38,27 @@ static struct client_sub *live_sub(struct onering_queue *q, struct onering_sub s
 	return s;
 }
 
-int client_submit(struct onering_queue *q, const struct onering_request *req)
+/* Put up to n requests on the submission ring, published together; returns
+ * how many, or -EPROTO. */
+static int submit_burst(struct onering_queue *q, const struct onering_request *req, uint32_t n)
 {
-	int r = onering_ring_enqueue_burst(&q->sqp, req, 1);
-	if (r != 1)
-		return r == 0 ? -EAGAIN : r;
+	int r = onering_ring_enqueue_burst(&q->sqp, req, n);
+	if (r <= 0)
+		return r;
 	/* Wake the poller only if it announced an idle sleep. The fence pairs
 	 * with the one the poller makes between setting NEED_WAKEUP and
 	 * re-checking the submission rings: one of us sees the other. */
 	onering_fence(onering_mo_seq_cst);
 	if (onering_atomic_load(q->poller_flags, onering_mo_relaxed) & ONERING_POLLER_NEED_WAKEUP)
 		eventfd_write(q->kick_fd, 1);
-	return 0;
+	return r;
+}
+
+int client_submit(struct onering_queue *q, const struct onering_request *req)
+{
+	int r = submit_burst(q, req, 1);
+
+	return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
 }
 
 static int submit(struct onering_queue *q, uint16_t op, struct onering_sub sub, uint32_t events)
@@ -62,6 +71,38 @@ static int submit(struct onering_queue *q, uint16_t op, struct onering_sub sub, 
 	req.sub_gen = sub.gen;
 	req.events = events;
 	return client_submit(q, &req);
+}
+
+int onering_post_burst(struct onering_queue *q, uint32_t group, const struct onering_user_event *posts,
+		       unsigned n)
+{
+	struct onering_request req[32];
+	unsigned done = 0;
+
+	if (group == 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++)
+		if (posts[i].len > sizeof(posts[i].data))
+			return -EINVAL;
+	while (done < n) {
+		unsigned k = n - done < 32 ? n - done : 32;
+		for (unsigned i = 0; i < k; i++) {
+			const struct onering_user_event *p = &posts[done + i];
+			memset(&req[i], 0, sizeof(req[i]));
+			req[i].op = ONERING_REQ_POST;
+			req[i].sub_id = group;
+			req[i].user_data = p->cookie;
+			req[i].arg[0] = p->flow;
+			memcpy(&req[i].arg[1], p->data, p->len);
+		}
+		int r = submit_burst(q, req, k);
+		if (r < 0)
+			return done ? (int)done : r;
+		done += (unsigned)r;
+		if ((unsigned)r < k)
+			break; /* ring full */
+	}
+	return (int)done;
 }
 
 int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const void *data,

@@ -372,6 +372,33 @@ TEST_F(Sources, UserEventsCarryTheirPayload)
 	EXPECT_EQ(ev.cookie, 0xc0c0u);
 	EXPECT_EQ(ev.payload.user.flow, 0xf10fu);
 	EXPECT_EQ(memcmp(ev.payload.user.data, data, 24), 0);
+
+	// A burst: published together, taken in order with their payloads.
+	std::vector<onering_user_event> posts(100);
+	for (unsigned i = 0; i < posts.size(); i++) {
+		posts[i].flow = i;
+		posts[i].cookie = 1000 + i;
+		posts[i].len = 4;
+		memcpy(posts[i].data, &i, 4);
+	}
+	posts[7].len = 25;
+	EXPECT_EQ(onering_post_burst(q_, gid, posts.data(), 100), -EINVAL);
+	posts[7].len = 4;
+	ASSERT_EQ(onering_post_burst(q_, gid, posts.data(), 100), 100);
+	unsigned got = 0;
+	end = Mono() + 5000 * kMs;
+	while (got < 100 && Mono() < end) {
+		onering_event evs[32];
+		int k = onering_wait(member, evs, 1, 32, 10 * (int64_t)kMs);
+		ASSERT_GE(k, 0);
+		for (int j = 0; j < k; j++, got++) {
+			uint32_t v;
+			memcpy(&v, evs[j].payload.user.data, 4);
+			EXPECT_EQ(v, got);
+			EXPECT_EQ(evs[j].cookie, 1000u + got);
+		}
+	}
+	EXPECT_EQ(got, 100u);
 	onering_queue_close(member);
 }
 
