@@ -19,8 +19,8 @@
  *                   each measurement; each consumer thread opens its own
  *                   queue in the group "bench" from its own thread; the
  *                   producer opens a private queue (--sq-capacity submission
- *                   slots, default 1024) and calls onering_post() once per
- *                   event (there is no burst post): flow = the flow, 24
+ *                   slots, default 1024) and posts bursts of 32 with
+ *                   onering_post_burst(): flow = the flow, 24
  *                   bytes of data = stamp, seq and i, cookie = i. Consumer
  *                   queues have --capacity slots (default 1024). Consumers
  *                   call onering_wait(min 1, max 32): it spins 50 us, then
@@ -96,7 +96,7 @@
  *                   says more about the kernel's time slicing than about the
  *                   peer;
  *   latency         the producer reads CLOCK_MONOTONIC once per 32 events
- *                   (one eventdev burst; 32 onering_post calls) and stamps
+ *                   (one eventdev burst; one onering_post_burst) and stamps
  *                   it into them just before handing them over, again after
  *                   each refusal (time spent refused by a full peer is not
  *                   counted); the consumer subtracts it from the time its
@@ -1728,36 +1728,53 @@ static void bb_onering_teardown(struct run *r)
 static void produce_onering(struct run *r, struct onering_queue *pq)
 {
 	const uint32_t flows = r->flows, gid = r->gid;
+	struct onering_user_event burst[BENCH_BURST];
 	struct user_data d;
-	uint64_t seq = 0, retries = 0;
+	uint64_t seq = 0, retries = 0, i = 0;
 	uint32_t flow = 0;
 
-	for (uint64_t i = 0; i < r->n && !stopped(r); i++) {
-		d.seq = seq;
-		d.idx = i;
-		/* One clock read per BENCH_BURST posts, as for the eventdev bursts. */
-		if (i % BENCH_BURST == 0)
-			d.stamp_ns = now_ns();
-		for (;;) {
-			int rc = onering_post(pq, gid, flow, &d, sizeof(d), i);
-			if (ONERING_LIKELY(rc == 0))
-				break;
-			if (rc != -EAGAIN) {
-				run_fail(r, "onering_post: %s", onering_strerror(rc));
+	/* Bursts of BENCH_BURST posts (one clock read, one fence and one
+	 * release per burst), as the eventdev producer enqueues bursts. */
+	while (i < r->n && !stopped(r)) {
+		unsigned k = 0;
+		uint64_t stamp = now_ns();
+		for (; k < BENCH_BURST && i + k < r->n; k++) {
+			d.seq = seq;
+			d.idx = i + k;
+			d.stamp_ns = stamp;
+			burst[k].flow = flow;
+			burst[k].cookie = i + k;
+			burst[k].len = sizeof(d);
+			memcpy(burst[k].data, &d, sizeof(d));
+			if (++flow == flows) {
+				flow = 0;
+				seq++;
+			}
+		}
+		unsigned sent = 0;
+		while (sent < k) {
+			int rc = onering_post_burst(pq, gid, burst + sent, k - sent);
+			if (ONERING_UNLIKELY(rc < 0)) {
+				run_fail(r, "onering_post_burst: %s", onering_strerror(rc));
 				return;
 			}
-			/* Submission ring (or group backlog) full: retry, re-stamped
-			 * (the rest of this burst keeps the new stamp). */
+			sent += (unsigned)rc;
+			if (sent == k)
+				break;
+			/* Submission ring (or group backlog) full: retry the rest,
+			 * re-stamped. */
 			retries++;
 			if (stopped(r))
 				goto out;
 			idle_pause(r);
-			d.stamp_ns = now_ns();
+			stamp = now_ns();
+			for (unsigned j = sent; j < k; j++) {
+				memcpy(&d, burst[j].data, sizeof(d));
+				d.stamp_ns = stamp;
+				memcpy(burst[j].data, &d, sizeof(d));
+			}
 		}
-		if (++flow == flows) {
-			flow = 0;
-			seq++;
-		}
+		i += k;
 	}
 out:
 	r->prod_retries = retries;
