@@ -250,6 +250,8 @@ struct broker_queue {
 	struct broker_sub **pending_tail;
 	bool dirty; /* published records this round */
 
+	uint64_t used_loop; /* poller loop whose head refresh evp.head_cache holds */
+
 	/* Hand-offs other pollers pushed for this queue, not yet placed. */
 	ONERING_ATOMIC(uint64_t) inflight;
 
@@ -284,6 +286,7 @@ struct poller {
 	bool started;
 	struct cds_list_head queues; /* RCU list of struct broker_queue */
 	ONERING_ATOMIC(int) sleeping; /* announced an idle sleep: kick to hand off */
+	uint64_t loop_no;             /* poll loops so far */
 	uint16_t dist[BROKER_MAX_POLLERS]; /* node distance to each poller's node (SLIT) */
 	struct broker_rxq *rxqs;      /* NIC rx queues homed here (fixed at start) */
 	unsigned nr_rxqs;

@@ -377,6 +377,12 @@ static uint64_t queue_used(struct poller *p, struct broker_queue *q)
 	uint32_t cap = q->evp.capacity; /* immutable after creation */
 
 	if (q->poller == p) {
+		/* The consumer's head (a line its core writes) is read once per
+		 * loop; later decisions in the loop use that reading and our own
+		 * tail, which can only overstate what is unconsumed. */
+		if (q->used_loop == p->loop_no)
+			return q->evp.tail_pos - q->evp.head_cache;
+		q->used_loop = p->loop_no;
 		int64_t n = onering_ring_producer_count(&q->evp);
 		if (n < 0) {
 			poller_queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
@@ -567,9 +573,16 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 		c[n].used = queue_used(p, q);
 		c[n].local = q->poller->node == p->node;
 		c[n].dist = p->dist[q->poller->idx];
-		/* The consumer's words: untrusted, only ever compared. */
-		c[n].state = onering_atomic_load(&q->db->state, onering_mo_relaxed);
-		c[n].idle_ns = onering_atomic_load(&q->db->idle_ns, onering_mo_relaxed);
+		/* The consumer's words: untrusted, only ever compared; read only
+		 * by the policies that go by them (another core's line each). */
+		if (policy == ONERING_POLICY_LIFO || policy == ONERING_POLICY_LEAST ||
+		    policy == ONERING_POLICY_STICKY) {
+			c[n].state = onering_atomic_load(&q->db->state, onering_mo_relaxed);
+			c[n].idle_ns = onering_atomic_load(&q->db->idle_ns, onering_mo_relaxed);
+		} else {
+			c[n].state = ONERING_CONSUMER_RUNNING;
+			c[n].idle_ns = 0;
+		}
 		c[n].ok = true;
 		n++;
 	}

@@ -510,6 +510,7 @@ static void *poller_main(void *arg)
 	while (!onering_atomic_load(&p->stop, onering_mo_acquire)) {
 		BROKER_TSAN_QUIESCENT();
 		urcu_qsbr_quiescent_state();
+		p->loop_no++;
 		uint64_t ts = now_ns();
 		unsigned packets = p->nr_rxqs ? broker_nic_poll(p, ts) : 0;
 		int n = epoll_wait(p->epfd, evs, HARVEST_BATCH, 0);
