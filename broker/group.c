@@ -800,16 +800,15 @@ static bool try_place(struct poller *p, struct broker_group *g, const struct one
 	return q && place(p, g, q, rec, f, flow_key, remote);
 }
 
-int group_place_packet(struct poller *p, struct broker_group *g, struct onering_event *rec,
-		       uint64_t flow_key, const void *data, uint32_t len)
+/* A packet into q's next slot and its packet area; -1 if q is full. */
+static int put_packet(struct poller *p, struct broker_pgroup *pg, struct broker_queue *q,
+		      struct broker_flow *f, struct onering_event *rec, const void *data,
+		      uint32_t len)
 {
-	struct broker_pgroup *pg = &g->pg[p->idx];
-	struct broker_flow *f;
-	bool remote = false;
 	void *slot = NULL;
-	struct broker_queue *q = pick(p, g, pg, flow_key, PICK_PACKETS, &f, &remote);
 
-	if (!q || onering_ring_claim(&q->evp, &slot) != 1)
+	(void)p;
+	if (onering_ring_claim(&q->evp, &slot) != 1)
 		return -1;
 	/* The packet slot of the ring slot just claimed: freed by its reuse. */
 	uint64_t idx = (q->evp.tail_pos - 1) & q->evp.mask;
@@ -831,6 +830,60 @@ int group_place_packet(struct poller *p, struct broker_group *g, struct onering_
 	}
 	broker_count(&pg->ctr[ONERING_GC_DELIVERED], 1);
 	return captured < rec->payload.nic.length ? 1 : 0;
+}
+
+int group_place_packet(struct poller *p, struct broker_group *g, struct onering_event *rec,
+		       uint64_t flow_key, const void *data, uint32_t len)
+{
+	struct broker_pgroup *pg = &g->pg[p->idx];
+	struct broker_flow *f;
+	bool remote = false;
+	struct broker_queue *q = pick(p, g, pg, flow_key, PICK_PACKETS, &f, &remote);
+
+	return q ? put_packet(p, pg, q, f, rec, data, len) : -1;
+}
+
+unsigned group_place_packets(struct poller *p, struct broker_group *g, struct onering_event *recs,
+			     const void *const *data, const uint32_t *lens, unsigned n,
+			     unsigned *truncated)
+{
+	struct broker_pgroup *pg = &g->pg[p->idx];
+	uint32_t policy = onering_atomic_load(&g->policy, onering_mo_relaxed);
+	unsigned placed = 0;
+
+	*truncated = 0;
+	if (policy == ONERING_POLICY_STICKY || policy == ONERING_POLICY_LIFO) {
+		/* Per packet: its flow, or who is idle now. */
+		for (unsigned i = 0; i < n; i++) {
+			int r = group_place_packet(p, g, &recs[i], recs[i].payload.nic.rss_hash, data[i],
+						   lens[i]);
+			placed += r >= 0;
+			*truncated += r == 1;
+		}
+		return placed;
+	}
+	/* rr, least, local: one decision per burst, again only when that queue
+	 * fills up. */
+	struct broker_queue *q = NULL;
+	for (unsigned i = 0; i < n; i++) {
+		struct broker_flow *f;
+		bool remote;
+		int r = -1;
+		for (int attempt = 0; attempt < 2 && r < 0; attempt++) {
+			if (!q)
+				q = pick(p, g, pg, recs[i].payload.nic.rss_hash, PICK_PACKETS, &f, &remote);
+			if (!q)
+				break;
+			r = put_packet(p, pg, q, NULL, &recs[i], data[i], lens[i]);
+			if (r < 0)
+				q = NULL; /* full: decide again */
+		}
+		if (r < 0 && !q)
+			break; /* nobody has room: the rest is dropped too */
+		placed += r >= 0;
+		*truncated += r == 1;
+	}
+	return placed;
 }
 
 void group_deliver_sub(struct poller *p, struct broker_sub *s, uint32_t events, uint64_t ts)

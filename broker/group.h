@@ -156,6 +156,14 @@ bool group_deliver_record(struct poller *p, struct broker_group *g,
  * 0 placed, 1 placed but cut short, -1 no room (the caller drops it). */
 int group_place_packet(struct poller *p, struct broker_group *g, struct onering_event *rec,
 		       uint64_t flow_key, const void *data, uint32_t len);
+/* A burst of NIC packets for g: records[i] with data[i] (lens[i] bytes
+ * wanted). rr/least/local decide once per burst (again when that queue
+ * fills); sticky and lifo per packet. Returns packets placed (the first
+ * ones that found room; the others are the caller's to count as dropped);
+ * *truncated: how many of them were cut. */
+unsigned group_place_packets(struct poller *p, struct broker_group *g, struct onering_event *recs,
+			     const void *const *data, const uint32_t *lens, unsigned n,
+			     unsigned *truncated);
 /* Each loop: hand-offs from other pollers, redelivery batches, backlogs.
  * Returns work done. */
 unsigned group_poll(struct poller *p, uint64_t ts);

@@ -482,30 +482,29 @@ unsigned broker_nic_poll(struct poller *p, uint64_t ts)
 		uint16_t n = rte_eth_rx_burst(rq->port, rq->queue, m, RX_BURST);
 		if (n == 0)
 			continue;
-		uint64_t delivered = 0, bytes = 0, truncated = 0;
+		struct onering_event recs[RX_BURST];
+		const void *data[RX_BURST];
+		uint32_t lens[RX_BURST];
+		uint64_t bytes = 0;
 		for (uint16_t k = 0; k < n; k++) {
-			struct onering_event rec;
 			const struct rte_mbuf *mb = m[k];
-			memset(&rec, 0, sizeof(rec));
-			rec.kind = ONERING_EV_NIC;
-			rec.events = 0;
-			rec.timestamp_ns = ts;
-			rec.payload.nic.port = rq->port;
-			rec.payload.nic.queue = rq->queue;
-			rec.payload.nic.length = mb->pkt_len;
-			rec.payload.nic.rss_hash =
+			struct onering_event *rec = &recs[k];
+			memset(rec, 0, sizeof(*rec));
+			rec->kind = ONERING_EV_NIC;
+			rec->timestamp_ns = ts;
+			rec->payload.nic.port = rq->port;
+			rec->payload.nic.queue = rq->queue;
+			rec->payload.nic.length = mb->pkt_len;
+			rec->payload.nic.rss_hash =
 				(mb->ol_flags & RTE_MBUF_F_RX_RSS_HASH) ? mb->hash.rss : soft_rss(mb);
-			rec.payload.nic.rx_timestamp_ns = ts;
+			rec->payload.nic.rx_timestamp_ns = ts;
 			/* Only the first segment is copied (snaplen fits one mbuf). */
-			uint32_t want = mb->data_len < rq->snaplen ? mb->data_len : rq->snaplen;
+			data[k] = rte_pktmbuf_mtod(mb, const void *);
+			lens[k] = mb->data_len < rq->snaplen ? mb->data_len : rq->snaplen;
 			bytes += mb->pkt_len;
-			int r = group_place_packet(p, rq->group, &rec, rec.payload.nic.rss_hash,
-						   rte_pktmbuf_mtod(mb, const void *), want);
-			if (r >= 0) {
-				delivered++;
-				truncated += r == 1;
-			}
 		}
+		unsigned truncated = 0;
+		unsigned delivered = group_place_packets(p, rq->group, recs, data, lens, n, &truncated);
 		rte_pktmbuf_free_bulk(m, n);
 		broker_count(&rq->ctr[BROKER_RXQ_RECEIVED], n);
 		broker_count(&rq->ctr[BROKER_RXQ_DELIVERED], delivered);
