@@ -509,6 +509,9 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 				got += (unsigned)r;
 			return got ? (int)got : -ECONNRESET;
 		}
+		/* Still waiting (a liveness slice ended, or the doorbell rang):
+		 * idle, not running, as far as the broker's lifo is concerned. */
+		onering_doorbell_set_state(q->db, ONERING_CONSUMER_SPINNING);
 		spin_until = now_ns() + q->spin_ns;
 	}
 }

@@ -454,8 +454,11 @@ TEST_F(Balance, StickyKeepsAFlowOnOneQueueWhileItHoldsRecords)
 				moves++;
 				// Moved: only after the previous consumer finished the
 				// last record of the flow (a member releases a batch at
-				// its next poll, after t_done): never two at once.
-				EXPECT_GE(v[k]->ts_broker, v[k - 1]->t_done)
+				// its next poll, after t_done), so the new consumer cannot
+				// have it before then: never two at once. (The record's
+				// timestamp is its poller round's start, which may precede
+				// the decision; the receiving side's clock does not.)
+				EXPECT_GE(v[k]->t_recv, v[k - 1]->t_done)
 					<< "flow " << kv.first << " record " << k << " went to consumer "
 					<< v[k]->consumer << " while consumer " << v[k - 1]->consumer
 					<< " still held record " << k - 1;
@@ -524,8 +527,15 @@ void Balance::RunWakeOrder(const char *group_arg, int (*who)(int))
 		EXPECT_EQ(r.consumer, (uint32_t)who((int)r.seq)) << "event " << r.seq;
 		expect[who((int)r.seq)]++;
 	}
-	for (int i = 0; i < 3; i++)
-		EXPECT_EQ(wakes[i], expect[i]) << "not one wake per event, consumer " << i;
+	// Wake-one: a futex wake only for the consumer given the event. (A
+	// consumer between two 20 ms liveness slices takes its event while
+	// spinning, without one: at most, not exactly.)
+	uint64_t total = 0;
+	for (int i = 0; i < 3; i++) {
+		EXPECT_LE(wakes[i], expect[i]) << "a sleeper woken for nothing, consumer " << i;
+		total += wakes[i];
+	}
+	EXPECT_GE(total, 8u) << "events reached sleeping consumers without waking them";
 	ProducerClose();
 }
 
