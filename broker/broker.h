@@ -287,6 +287,7 @@ struct poller {
 	struct cds_list_head queues; /* RCU list of struct broker_queue */
 	ONERING_ATOMIC(int) sleeping; /* announced an idle sleep: kick to hand off */
 	uint64_t loop_no;             /* poll loops so far */
+	uint32_t sleeps;              /* idle sleeps announced (poller_flags' upper bits) */
 	uint16_t dist[BROKER_MAX_POLLERS]; /* node distance to each poller's node (SLIT) */
 	struct broker_rxq *rxqs;      /* NIC rx queues homed here (fixed at start) */
 	unsigned nr_rxqs;

@@ -475,7 +475,8 @@ static bool announce_sleep(struct poller *p)
 {
 	struct broker_queue *q;
 
-	set_need_wakeup(p, ONERING_POLLER_NEED_WAKEUP);
+	p->sleeps++;
+	set_need_wakeup(p, ONERING_POLLER_NEED_WAKEUP | p->sleeps << ONERING_POLLER_SLEEP_SHIFT);
 	onering_atomic_store(&p->sleeping, 1, onering_mo_relaxed);
 	/* Pairs with the fence in the client's submit after its R1, and with
 	 * the one in poller_kick_if_sleeping after another poller's hand-off. */

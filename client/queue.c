@@ -49,8 +49,12 @@ static int submit_burst(struct onering_queue *q, const struct onering_request *r
 	 * with the one the poller makes between setting NEED_WAKEUP and
 	 * re-checking the submission rings: one of us sees the other. */
 	onering_fence(onering_mo_seq_cst);
-	if (onering_atomic_load(q->poller_flags, onering_mo_relaxed) & ONERING_POLLER_NEED_WAKEUP)
+	uint32_t flags = onering_atomic_load(q->poller_flags, onering_mo_relaxed);
+	if ((flags & ONERING_POLLER_NEED_WAKEUP) && flags != q->kicked_flags) {
+		/* Once per announced sleep: the flags carry its number. */
 		eventfd_write(q->kick_fd, 1);
+		q->kicked_flags = flags;
+	}
 	return r;
 }
 

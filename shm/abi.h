@@ -233,7 +233,10 @@ struct onering_events_ctl {
  * sleep to end, as before.
  */
 #define ONERING_POLLER_NEED_WAKEUP 0x1u
-
+/* (1.3) The bits above NEED_WAKEUP count the poller's sleeps: a client that
+ * kicked for sleep n does not kick again until it sees n + 1 (one eventfd
+ * write per sleep, not one per request). A 1.2 reader ignores them. */
+#define ONERING_POLLER_SLEEP_SHIFT 1u
 /* In the consumer segment: written by the client only. */
 struct onering_consumer_ctl {
 	ONERING_ATOMIC(uint64_t) ev_head_pos; /* event ring: next slot the client reads */
