@@ -264,6 +264,20 @@ inline int InstallSeccompKillAll()
 	__builtin_unreachable();
 }
 
+// Wait (bounded) for a child to end; past the deadline kill and reap it.
+// Returns true if it ended by itself (*status set either way).
+inline bool WaitChild(pid_t child, int seconds, int *status)
+{
+	for (long i = 0; i < seconds * 1000L; i++) {
+		if (waitpid(child, status, WNOHANG) == child)
+			return true;
+		usleep(1000);
+	}
+	kill(child, SIGKILL);
+	waitpid(child, status, 0);
+	return false;
+}
+
 // Run a command line, returning what it printed (stdout and stderr).
 inline std::string RunCommand(const std::string &cmd, int *status)
 {

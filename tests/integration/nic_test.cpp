@@ -537,15 +537,7 @@ TEST_F(Nic, PacketsAreConsumedAndReadUnderASeccompFilterThatKillsOnAnySyscall)
 	for (uint32_t k = 0; k < kPackets; k++)
 		ASSERT_EQ(Inject(Frame(0, k, 80)), 0);
 	int status = 0;
-	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-	while (waitpid(child, &status, WNOHANG) != child) {
-		if (std::chrono::steady_clock::now() > deadline) {
-			kill(child, SIGKILL);
-			waitpid(child, &status, 0);
-			FAIL() << "consumer did not finish";
-		}
-		usleep(1000);
-	}
+	ASSERT_TRUE(onering_test::WaitChild(child, 60, &status)) << "consumer did not finish";
 	ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status)
 				       << (WTERMSIG(status) == SIGSYS ? " (a system call!)" : "");
 	EXPECT_EQ(WEXITSTATUS(status), 0);

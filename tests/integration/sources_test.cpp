@@ -476,15 +476,7 @@ TEST(SourcesZeroSyscall, TimersWordsAndUserEventsUnderASeccompFilterThatKillsOnA
 		_exit(99);
 	}
 	int status = 0;
-	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-	while (waitpid(child, &status, WNOHANG) != child) {
-		if (std::chrono::steady_clock::now() > deadline) {
-			kill(child, SIGKILL);
-			waitpid(child, &status, 0);
-			FAIL() << "the child did not finish";
-		}
-		usleep(1000);
-	}
+	ASSERT_TRUE(onering_test::WaitChild(child, 60, &status)) << "the child did not finish";
 	ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status)
 				       << (WTERMSIG(status) == SIGSYS ? " (a system call!)" : "");
 	EXPECT_EQ(WEXITSTATUS(status), 0);
