@@ -200,12 +200,12 @@
 
 #include "client/onering.h"
 #include "shm/atomic.h"
+#include "tools/bench_common.h"
 
 #ifndef ONERINGD_PATH
 #error "ONERINGD_PATH must name the oneringd binary to start"
 #endif
 
-#define BENCH_ALWAYS_INLINE inline __attribute__((always_inline))
 #define BENCH_BURST 32u              /* events per enqueue/dequeue/poll call */
 #define BENCH_MAX_CONSUMERS 16u
 #define BENCH_MAX_CSETS 8u           /* entries of --consumers */
@@ -347,18 +347,6 @@ static void usage(FILE *out, const char *prog)
 		prog, BENCH_MAX_FLOWS, BENCH_MAX_CONSUMERS, BENCH_MAX_ROUNDS);
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_consumers(const char *s, struct bench_opts *o)
 {
 	char buf[128];
@@ -371,7 +359,7 @@ static int parse_consumers(const char *s, struct bench_opts *o)
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		uint64_t v;
 		if (o->nr_consumers == BENCH_MAX_CSETS ||
-		    parse_u64(t, 1, BENCH_MAX_CONSUMERS, &v) < 0)
+		    bench_parse_u64(t, 1, BENCH_MAX_CONSUMERS, &v) < 0)
 			return -EINVAL;
 		o->consumers[o->nr_consumers++] = (unsigned)v;
 	}
@@ -419,11 +407,11 @@ static int parse_cpu_list(const char *s, cpu_set_t *set)
 		char *dash = strchr(t, '-');
 		if (dash) {
 			*dash = '\0';
-			if (parse_u64(t, 0, CPU_SETSIZE - 1, &a) < 0 ||
-			    parse_u64(dash + 1, a, CPU_SETSIZE - 1, &b) < 0)
+			if (bench_parse_u64(t, 0, CPU_SETSIZE - 1, &a) < 0 ||
+			    bench_parse_u64(dash + 1, a, CPU_SETSIZE - 1, &b) < 0)
 				return -EINVAL;
 		} else {
-			if (parse_u64(t, 0, CPU_SETSIZE - 1, &a) < 0)
+			if (bench_parse_u64(t, 0, CPU_SETSIZE - 1, &a) < 0)
 				return -EINVAL;
 			b = a;
 		}
@@ -432,8 +420,6 @@ static int parse_cpu_list(const char *s, cpu_set_t *set)
 	}
 	return CPU_COUNT(set) ? 0 : -EINVAL;
 }
-
-static cpu_set_t start_affinity; /* the CPUs this program was allowed at start */
 
 static int parse_opts(int argc, char **argv, struct bench_opts *o)
 {
@@ -509,14 +495,14 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_EVENTS:
-			if (parse_u64(optarg, 1, BENCH_MAX_EVENTS, &o->events) < 0) {
+			if (bench_parse_u64(optarg, 1, BENCH_MAX_EVENTS, &o->events) < 0) {
 				fprintf(stderr, "--events: 1..%llu\n", BENCH_MAX_EVENTS);
 				return -EINVAL;
 			}
 			have_events = true;
 			break;
 		case OPT_FLOWS:
-			if (parse_u64(optarg, 1, BENCH_MAX_FLOWS, &v) < 0) {
+			if (bench_parse_u64(optarg, 1, BENCH_MAX_FLOWS, &v) < 0) {
 				fprintf(stderr, "--flows: 1..%u\n", BENCH_MAX_FLOWS);
 				return -EINVAL;
 			}
@@ -531,7 +517,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			}
 			break;
 		case OPT_ROUNDS:
-			if (parse_u64(optarg, 1, BENCH_MAX_ROUNDS, &v) < 0) {
+			if (bench_parse_u64(optarg, 1, BENCH_MAX_ROUNDS, &v) < 0) {
 				fprintf(stderr, "--rounds: 1..%u\n", BENCH_MAX_ROUNDS);
 				return -EINVAL;
 			}
@@ -543,7 +529,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 				return -EINVAL;
 			break;
 		case OPT_SCHED_CPU:
-			if (parse_u64(optarg, 0, CPU_SETSIZE - 1, &v) < 0 ||
+			if (bench_parse_u64(optarg, 0, CPU_SETSIZE - 1, &v) < 0 ||
 			    !CPU_ISSET((int)v, &start_affinity)) {
 				fprintf(stderr, "--sched-cpu %s: not a CPU this program may use\n",
 					optarg);
@@ -569,21 +555,21 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			break;
 		}
 		case OPT_CAPACITY:
-			if (parse_u64(optarg, 2, 1u << 20, &v) < 0 || (v & (v - 1))) {
+			if (bench_parse_u64(optarg, 2, 1u << 20, &v) < 0 || (v & (v - 1))) {
 				fprintf(stderr, "--capacity: a power of two, 2..1048576\n");
 				return -EINVAL;
 			}
 			o->capacity = (uint32_t)v;
 			break;
 		case OPT_SQ_CAPACITY:
-			if (parse_u64(optarg, 2, 1u << 20, &v) < 0 || (v & (v - 1))) {
+			if (bench_parse_u64(optarg, 2, 1u << 20, &v) < 0 || (v & (v - 1))) {
 				fprintf(stderr, "--sq-capacity: a power of two, 2..1048576\n");
 				return -EINVAL;
 			}
 			o->sq_capacity = (uint32_t)v;
 			break;
 		case OPT_INFLIGHT:
-			if (parse_u64(optarg, BENCH_BURST, 1u << 20, &v) < 0) {
+			if (bench_parse_u64(optarg, BENCH_BURST, 1u << 20, &v) < 0) {
 				fprintf(stderr, "--inflight: %u..1048576\n", BENCH_BURST);
 				return -EINVAL;
 			}
@@ -610,21 +596,21 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			}
 			break;
 		case OPT_TIMEOUT:
-			if (parse_u64(optarg, 1, 600, &v) < 0) {
+			if (bench_parse_u64(optarg, 1, 600, &v) < 0) {
 				fprintf(stderr, "--timeout: 1..600 seconds\n");
 				return -EINVAL;
 			}
 			o->timeout_ns = v * 1000000000ull;
 			break;
 		case OPT_RETRY_NOISY:
-			if (parse_u64(optarg, 0, 10, &v) < 0) {
+			if (bench_parse_u64(optarg, 0, 10, &v) < 0) {
 				fprintf(stderr, "--retry-noisy: 0..10\n");
 				return -EINVAL;
 			}
 			o->retry_noisy = (unsigned)v;
 			break;
 		case OPT_NOISE_MAX:
-			if (parse_u64(optarg, 1, 100, &v) < 0) {
+			if (bench_parse_u64(optarg, 1, 100, &v) < 0) {
 				fprintf(stderr, "--noise-max: 1..100 (percent)\n");
 				return -EINVAL;
 			}
@@ -690,56 +676,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Small helpers: clocks, CPUs, the latency histogram.                     */
-
-static volatile sig_atomic_t interrupted;
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static BENCH_ALWAYS_INLINE uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	/* vDSO on this clocksource (tsc): no system call. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t thread_cpu_ns(void)
-{
-	struct timespec ts;
-
-	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) < 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
-			       .tv_nsec = (long)(ns % 1000000000ull) };
-
-	/* A signal ends the sleep early; callers check `interrupted`. */
-	nanosleep(&ts, NULL);
-}
-
-static int pin_self_to(const cpu_set_t *set)
-{
-	return -pthread_setaffinity_np(pthread_self(), sizeof(*set), set);
-}
-
-static int pin_self(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return pin_self_to(&set);
-}
+/* Small helpers: the latency histogram (clocks: bench_common.h).         */
 
 /*
  * Latency histogram: values below 64 ns exactly, then 64 linear steps per
@@ -793,28 +730,6 @@ static double hist_percentile(const uint64_t *h, double q)
 	return hist_value(HIST_BUCKETS - 1);
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Median of the values >= 0 (negative = missing); -1 when none. */
-static double median(const double *v, unsigned n)
-{
-	double t[BENCH_MAX_ROUNDS];
-	unsigned m = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		if (v[i] >= 0)
-			t[m++] = v[i];
-	if (m == 0)
-		return -1;
-	qsort(t, m, sizeof(*t), cmp_double);
-	return m % 2 ? t[m / 2] : (t[m / 2 - 1] + t[m / 2]) / 2;
-}
-
 /* ---------------------------------------------------------------------- */
 /* The EAL: initialised once, for the eventdev peers.                      */
 
@@ -854,7 +769,7 @@ static int eal_start(const struct bench_opts *o)
 	}
 	eal_up = true;
 	/* rte_eal_init pinned this thread to the main lcore: undo that. */
-	pin_self_to(&start_affinity);
+	bench_pin_self_to(&start_affinity);
 	return 0;
 }
 
@@ -865,9 +780,6 @@ static int eal_start(const struct bench_opts *o)
 static void eal_stop(void)
 {
 	char dir[PATH_MAX];
-	char path[PATH_MAX + 256];
-	struct dirent *e;
-	DIR *d;
 
 	if (!eal_up)
 		return;
@@ -876,20 +788,7 @@ static void eal_stop(void)
 	rte_eal_cleanup();
 	if (!dir[0] || !strstr(dir, "onering-bb-"))
 		return;
-	d = opendir(dir);
-	if (d) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			if (unlink(path) && errno != ENOENT)
-				fprintf(stderr, "warning: cannot remove %s: %s\n", path,
-					strerror(errno));
-		}
-		closedir(d);
-	}
-	if (rmdir(dir) && errno != ENOENT)
-		fprintf(stderr, "warning: cannot remove %s: %s\n", dir, strerror(errno));
+	bench_remove_dir(dir, true);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -902,63 +801,10 @@ struct broker_proc {
 	char log[128];
 };
 
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[PATH_MAX];
-
-	if (d) {
-		while ((e = readdir(d))) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
-static void broker_dump_log(const struct broker_proc *b)
-{
-	char line[512];
-	FILE *f = fopen(b->log, "r");
-
-	if (!f)
-		return;
-	fprintf(stderr, "---- oneringd log ----\n");
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fprintf(stderr, "----------------------\n");
-	fclose(f);
-}
-
 /* SIGTERM, wait (bounded), SIGKILL if it does not go; remove its directory. */
 static void broker_stop(struct broker_proc *b)
 {
-	if (b->pid > 0) {
-		int status;
-		kill(b->pid, SIGTERM);
-		for (int i = 0;; i++) {
-			pid_t r = waitpid(b->pid, &status, WNOHANG);
-			if (r == b->pid || (r < 0 && errno != EINTR))
-				break;
-			if (i == 500) { /* 5 s */
-				fprintf(stderr, "oneringd %d ignored SIGTERM for 5 s: SIGKILL\n",
-					(int)b->pid);
-				kill(b->pid, SIGKILL);
-				waitpid(b->pid, &status, 0);
-				break;
-			}
-			sleep_ns(10000000ull);
-		}
-		b->pid = -1;
-	}
-	if (b->dir[0]) {
-		remove_dir(b->dir);
-		b->dir[0] = '\0';
-	}
+	bench_broker_stop(&b->pid, b->dir, false);
 }
 
 /*
@@ -969,161 +815,41 @@ static void broker_stop(struct broker_proc *b)
 static int broker_start(struct broker_proc *b, const struct bench_opts *o, const char *policy)
 {
 	static unsigned instance;
-	char args[32][128];
-	char *argv[33];
-	int argc = 0, p[2];
-	pid_t parent = getpid();
+	struct bench_argv a = { .argc = 0 };
+	const char *call;
+	int e;
 
 	memset(b, 0, sizeof(*b));
 	b->pid = -1;
 	snprintf(b->name, sizeof(b->name), "bb%ld-%u", (long)getpid(), instance++);
 	snprintf(b->dir, sizeof(b->dir), "/tmp/onering-bb-XXXXXX");
 	if (!mkdtemp(b->dir)) {
-		int e = -errno;
-		fprintf(stderr, "mkdtemp %s: %s\n", b->dir, strerror(errno));
+		e = -errno;
+		fprintf(stderr, "mkdtemp %s: %s\n", b->dir, strerror(-e));
 		b->dir[0] = '\0';
 		return e;
 	}
 	snprintf(b->log, sizeof(b->log), "%s/oneringd.log", b->dir);
 
-#define ARG(...) snprintf(args[argc], sizeof(args[argc]), __VA_ARGS__), argc++
-	ARG("%s", ONERINGD_PATH);
-	ARG("--foreground");
-	ARG("--name");
-	ARG("%s", b->name);
-	ARG("--socket-dir");
-	ARG("%s", b->dir);
-	ARG("--ready-fd");
-	ARG("3");
-	ARG("--no-hugepages");
-	ARG("--cores");
-	ARG("%d", o->sched_cpu);
-	ARG("--control-core");
-	ARG("%d", o->sched_cpu);
-	ARG("--group");
-	ARG("%s:policy=%s", BENCH_GROUP, policy);
+	bench_arg(&a, "%s", ONERINGD_PATH);
+	bench_broker_args(&a, b->name, b->dir);
+	bench_arg(&a, "--cores");
+	bench_arg(&a, "%d", o->sched_cpu);
+	bench_arg(&a, "--control-core");
+	bench_arg(&a, "%d", o->sched_cpu);
+	bench_arg(&a, "--group");
+	bench_arg(&a, "%s:policy=%s", BENCH_GROUP, policy);
 	for (unsigned i = 0; i < o->nr_broker_args; i++)
-		ARG("%s", o->broker_args[i]);
-#undef ARG
-	for (int i = 0; i < argc; i++)
-		argv[i] = args[i];
-	argv[argc] = NULL;
+		bench_arg(&a, "%s", o->broker_args[i]);
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	b->pid = fork();
-	if (b->pid < 0) {
-		int e = -errno;
-		close(p[0]);
-		close(p[1]);
-		return e;
-	}
-	if (b->pid == 0) {
-		/* If this program dies without stopping it, so does the broker. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		/* The broker checks its cores against what it may use: give it
-		 * what we were started with. */
-		sched_setaffinity(0, sizeof(start_affinity), &start_affinity);
-		if (p[1] == 3)
-			fcntl(3, F_SETFD, 0);
-		else if (dup2(p[1], 3) < 0)
-			_exit(127);
-		int log = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (log >= 0) {
-			dup2(log, 1);
-			dup2(log, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	struct pollfd pfd = { .fd = p[0], .events = POLLIN, .revents = 0 };
-	int r;
-	do
-		r = poll(&pfd, 1, 10000);
-	while (r < 0 && errno == EINTR && !interrupted);
-	char c = 0;
-	bool ok = r == 1 && read(p[0], &c, 1) == 1 && c == 'R';
-	close(p[0]);
-	if (!ok) {
+	e = bench_broker_spawn(&b->pid, b->log, &a, &call);
+	if (e == -EIO) {
 		fprintf(stderr, "oneringd (%s --group %s:policy=%s) did not become ready\n",
 			ONERINGD_PATH, BENCH_GROUP, policy);
-		broker_dump_log(b);
+		bench_broker_dump_log(b->log);
 		broker_stop(b);
-		return -EIO;
 	}
-	return 0;
-}
-
-/* True (and says how, once) if the broker exited; forgets its pid. */
-static bool broker_exited(struct broker_proc *b)
-{
-	int status;
-
-	if (b->pid <= 0 || waitpid(b->pid, &status, WNOHANG) != b->pid)
-		return false;
-	if (WIFSIGNALED(status))
-		fprintf(stderr, "oneringd %d was killed by signal %d\n", (int)b->pid,
-			WTERMSIG(status));
-	else
-		fprintf(stderr, "oneringd %d exited with status %d\n", (int)b->pid,
-			WEXITSTATUS(status));
-	broker_dump_log(b);
-	b->pid = -1;
-	return true;
-}
-
-/* CPU time of every thread of the broker, ns (schedstat; else stat ticks). */
-static uint64_t broker_cpu_ns(pid_t pid)
-{
-	char path[128];
-	struct dirent *e;
-	uint64_t sum = 0;
-	bool any = false;
-	DIR *d;
-
-	if (pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (d) {
-		while ((e = readdir(d))) {
-			unsigned long long run = 0;
-			char p2[400];
-			FILE *f;
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p2, sizeof(p2), "%s/%s/schedstat", path, e->d_name);
-			f = fopen(p2, "r");
-			if (!f)
-				continue;
-			if (fscanf(f, "%llu", &run) == 1) {
-				sum += run;
-				any = true;
-			}
-			fclose(f);
-		}
-		closedir(d);
-	}
-	if (any)
-		return sum;
-	/* Fallback: utime + stime of the process in clock ticks. */
-	unsigned long ut = 0, st = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	char buf[1024];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')'); /* comm may hold spaces */
-	if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-			  &st) != 2)
-		return 0;
-	return (uint64_t)(ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+	return e;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1137,29 +863,6 @@ struct cpu_sample {
 	uint64_t ours;   /* this process and the broker: utime+stime, ticks */
 };
 
-/* utime + stime of a process, ticks; false if unreadable. */
-static bool proc_ticks(pid_t pid, uint64_t *out)
-{
-	char path[64], buf[1024];
-	unsigned long ut = 0, st = 0;
-	FILE *f;
-	size_t n;
-
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')');
-	if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-			  &st) != 2)
-		return false;
-	*out = (uint64_t)ut + st;
-	return true;
-}
-
 static void cpu_sample_take(struct cpu_sample *c, pid_t broker)
 {
 	unsigned long long v[8] = { 0 };
@@ -1167,15 +870,15 @@ static void cpu_sample_take(struct cpu_sample *c, pid_t broker)
 	FILE *f = fopen("/proc/stat", "r");
 
 	memset(c, 0, sizeof(*c));
-	c->wall_ns = now_ns();
+	c->wall_ns = bench_now_ns();
 	if (!f)
 		return;
 	int got = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
 			 &v[3], &v[4], &v[5], &v[6], &v[7]);
 	fclose(f);
-	if (got != 8 || !proc_ticks(getpid(), &self))
+	if (got != 8 || !bench_proc_ticks(getpid(), &self))
 		return;
-	if (broker > 0 && !proc_ticks(broker, &other))
+	if (broker > 0 && !bench_proc_ticks(broker, &other))
 		return;
 	c->busy = v[0] + v[1] + v[2] + v[5] + v[6];
 	c->steal = v[7];
@@ -1326,7 +1029,7 @@ static void gate_wait(struct run *r)
 {
 	onering_atomic_fetch_add(&r->ready, 1u, onering_mo_release);
 	while (!onering_atomic_load(&r->go, onering_mo_acquire))
-		sleep_ns(20000);
+		bench_sleep_ns(20000);
 }
 
 /* Check and account one event taken by consumer c. */
@@ -1374,7 +1077,7 @@ static BENCH_ALWAYS_INLINE void account(struct consumer *c, struct run *r, unsig
 		int expected = 0;
 		r->end_ns = now;
 		if (r->broker.pid > 0)
-			r->broker_cpu_end_ns = broker_cpu_ns(r->broker.pid);
+			r->broker_cpu_end_ns = bench_proc_cpu_ns(r->broker.pid, true);
 		/* R2: end_ns and the broker's CPU are written before it. */
 		onering_atomic_cas(&r->stop, &expected, 1, onering_mo_release, onering_mo_relaxed);
 	}
@@ -1586,7 +1289,7 @@ static void produce_evdev(struct run *r)
 	while (i < r->n && !stopped(r)) {
 		unsigned m = r->n - i < BENCH_BURST ? (unsigned)(r->n - i) : BENCH_BURST;
 		unsigned done = 0;
-		uint64_t rel = now_ns() - r->base_ns;
+		uint64_t rel = bench_now_ns() - r->base_ns;
 		for (unsigned k = 0; k < m; k++) {
 			evs[k].flow_id = flow;
 			seqs[k] = seq;
@@ -1612,7 +1315,7 @@ static void produce_evdev(struct run *r)
 			if (stopped(r))
 				goto out;
 			idle_pause(r);
-			rel = now_ns() - r->base_ns;
+			rel = bench_now_ns() - r->base_ns;
 			for (unsigned k = done; k < m; k++)
 				evs[k].u64 = evdev_pack(seqs[k], rel);
 		}
@@ -1632,7 +1335,7 @@ out:
 	while (!stopped(r)) {
 		if (r->peer->kind == KIND_DSW)
 			rte_event_maintain(dev, port, 0);
-		sleep_ns(BENCH_MAINTAIN_NS);
+		bench_sleep_ns(BENCH_MAINTAIN_NS);
 	}
 }
 
@@ -1649,7 +1352,7 @@ static void consume_evdev(struct consumer *c)
 			idle_pause(r);
 			continue;
 		}
-		uint64_t now = now_ns();
+		uint64_t now = bench_now_ns();
 		for (unsigned k = 0; k < n; k++)
 			take(c, r, evs[k].flow_id, evs[k].u64 >> BENCH_STAMP_BITS,
 			     base + (evs[k].u64 & BENCH_STAMP_MASK), now);
@@ -1666,14 +1369,14 @@ static void *sched_main(void *arg)
 	if (!registered)
 		run_fail(r, "rte_thread_register (service thread): %s",
 			 rte_strerror(rte_errno));
-	else if (pin_self(r->o->sched_cpu) < 0)
+	else if (bench_pin_self(r->o->sched_cpu) < 0)
 		run_fail(r, "cannot pin the service thread to CPU %d", r->o->sched_cpu);
 	gate_wait(r);
-	uint64_t cpu0 = thread_cpu_ns();
+	uint64_t cpu0 = bench_thread_cpu_ns();
 	while (!stopped(r))
 		/* 0: only this thread ever runs the service (no serialisation) */
 		rte_service_run_iter_on_app_lcore(r->service_id, 0);
-	r->sched_cpu_ns = thread_cpu_ns() - cpu0;
+	r->sched_cpu_ns = bench_thread_cpu_ns() - cpu0;
 	if (registered)
 		rte_thread_unregister();
 	return NULL;
@@ -1737,7 +1440,7 @@ static void produce_onering(struct run *r, struct onering_queue *pq)
 	 * release per burst), as the eventdev producer enqueues bursts. */
 	while (i < r->n && !stopped(r)) {
 		unsigned k = 0;
-		uint64_t stamp = now_ns();
+		uint64_t stamp = bench_now_ns();
 		for (; k < BENCH_BURST && i + k < r->n; k++) {
 			d.seq = seq;
 			d.idx = i + k;
@@ -1767,7 +1470,7 @@ static void produce_onering(struct run *r, struct onering_queue *pq)
 			if (stopped(r))
 				goto out;
 			idle_pause(r);
-			stamp = now_ns();
+			stamp = bench_now_ns();
 			for (unsigned j = sent; j < k; j++) {
 				memcpy(&d, burst[j].data, sizeof(d));
 				d.stamp_ns = stamp;
@@ -1781,7 +1484,7 @@ out:
 	onering_atomic_store(&r->prod_done, 1, onering_mo_relaxed);
 	/* Keep the queue open (its posts may still be in the submission ring). */
 	while (!stopped(r))
-		sleep_ns(BENCH_MAINTAIN_NS);
+		bench_sleep_ns(BENCH_MAINTAIN_NS);
 }
 
 static BENCH_ALWAYS_INLINE void take_onering(struct consumer *c, struct run *r,
@@ -1821,7 +1524,7 @@ static void consume_onering(struct consumer *c)
 				 poll_mode ? "onering_poll" : "onering_wait", onering_strerror(n));
 			return;
 		}
-		uint64_t now = now_ns();
+		uint64_t now = bench_now_ns();
 		for (int k = 0; k < n; k++)
 			take_onering(c, r, &evs[k], now);
 		account(c, r, (unsigned)n, now);
@@ -1848,7 +1551,7 @@ static void *producer_main(void *arg)
 	bool registered = false;
 
 	pthread_setname_np(pthread_self(), "bb-prod");
-	if (pin_self_to(&r->o->app_cpus) < 0)
+	if (bench_pin_self_to(&r->o->app_cpus) < 0)
 		run_fail(r, "cannot set the producer's CPUs (--app-cpus %s)", r->o->app_cpus_text);
 	if (r->peer->kind == KIND_ONERING) {
 		struct onering_queue_options qo;
@@ -1865,15 +1568,15 @@ static void *producer_main(void *arg)
 			run_fail(r, "rte_thread_register (producer): %s", rte_strerror(rte_errno));
 	}
 	gate_wait(r);
-	uint64_t cpu0 = thread_cpu_ns();
-	r->start_ns = now_ns();
+	uint64_t cpu0 = bench_thread_cpu_ns();
+	r->start_ns = bench_now_ns();
 	if (!stopped(r)) {
 		if (r->peer->kind == KIND_ONERING)
 			produce_onering(r, pq);
 		else
 			produce_evdev(r);
 	}
-	r->prod_cpu_ns = thread_cpu_ns() - cpu0;
+	r->prod_cpu_ns = bench_thread_cpu_ns() - cpu0;
 	if (pq)
 		onering_queue_close(pq);
 	if (registered)
@@ -1890,7 +1593,7 @@ static void *consumer_main(void *arg)
 
 	snprintf(name, sizeof(name), "bb-cons%u", c->idx);
 	pthread_setname_np(pthread_self(), name);
-	if (pin_self_to(&r->o->app_cpus) < 0)
+	if (bench_pin_self_to(&r->o->app_cpus) < 0)
 		run_fail(r, "cannot set consumer %u's CPUs (--app-cpus %s)", c->idx,
 			 r->o->app_cpus_text);
 	if (r->peer->kind == KIND_ONERING) {
@@ -1910,14 +1613,14 @@ static void *consumer_main(void *arg)
 				 rte_strerror(rte_errno));
 	}
 	gate_wait(r);
-	uint64_t cpu0 = thread_cpu_ns();
+	uint64_t cpu0 = bench_thread_cpu_ns();
 	if (!stopped(r)) {
 		if (r->peer->kind == KIND_ONERING)
 			consume_onering(c);
 		else
 			consume_evdev(c);
 	}
-	c->cpu_ns = thread_cpu_ns() - cpu0;
+	c->cpu_ns = bench_thread_cpu_ns() - cpu0;
 	if (c->q) {
 		if (onering_atomic_load(&r->stop, onering_mo_acquire) == 1)
 			drain_onering(c);
@@ -2058,11 +1761,11 @@ static void run_results(struct run *r, struct result *res)
 /* Wait for the end of the run, the timeout, a stall, a dead broker or ^C. */
 static void run_watch(struct run *r)
 {
-	uint64_t t0 = now_ns(), last_change = t0, last_count = 0;
+	uint64_t t0 = bench_now_ns(), last_change = t0, last_count = 0;
 
 	while (onering_atomic_load(&r->stop, onering_mo_acquire) == 0) { /* A2 */
-		sleep_ns(5000000);
-		uint64_t now = now_ns();
+		bench_sleep_ns(5000000);
+		uint64_t now = bench_now_ns();
 		uint64_t got = onering_atomic_load(&r->received, onering_mo_relaxed);
 		if (got != last_count) {
 			last_count = got;
@@ -2081,7 +1784,8 @@ static void run_watch(struct run *r)
 						 "lost: %" PRIu64 " of %" PRIu64 " events taken, "
 						 "none for %.0f s after the producer finished",
 						 got, r->n, (double)BENCH_STALL_NS / 1e9);
-		} else if (r->peer->kind == KIND_ONERING && broker_exited(&r->broker)) {
+		} else if (r->peer->kind == KIND_ONERING &&
+			   bench_broker_reap(&r->broker.pid, r->broker.log)) {
 			run_fail(r, "oneringd exited during the run");
 		}
 	}
@@ -2151,7 +1855,7 @@ static int run_one(const struct bench_opts *o, unsigned peer, unsigned nc, struc
 		status = interrupted ? 130 : 2;
 		goto out;
 	}
-	r->base_ns = now_ns();
+	r->base_ns = bench_now_ns();
 
 	/* Threads: consumers, the producer, the event_sw service thread. */
 	for (unsigned i = 0; i < nc; i++) {
@@ -2177,16 +1881,16 @@ static int run_one(const struct bench_opts *o, unsigned peer, unsigned nc, struc
 		}
 	}
 	/* A0: every thread is set up (queues open, lcores registered). */
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	while (onering_atomic_load(&r->ready, onering_mo_acquire) < r->nr_threads &&
-	       now_ns() - t0 < 30000000000ull)
-		sleep_ns(1000000);
+	       bench_now_ns() - t0 < 30000000000ull)
+		bench_sleep_ns(1000000);
 	if (onering_atomic_load(&r->ready, onering_mo_acquire) < r->nr_threads)
 		run_fail(r, "threads did not get ready in 30 s");
 	struct cpu_sample sa, sb;
 	cpu_sample_take(&sa, r->broker.pid);
 	if (r->broker.pid > 0)
-		r->broker_cpu_start_ns = broker_cpu_ns(r->broker.pid);
+		r->broker_cpu_start_ns = bench_proc_cpu_ns(r->broker.pid, true);
 	onering_atomic_store(&r->go, 1, onering_mo_release); /* R1 */
 	run_watch(r);
 	cpu_sample_take(&sb, r->broker.pid);
@@ -2316,7 +2020,7 @@ static double fig_median(const struct bench_opts *o, unsigned ci, unsigned peer,
 
 	for (unsigned i = 0; i < o->rounds; i++)
 		v[i] = fig_of(&results[i][ci][peer], f);
-	return median(v, o->rounds);
+	return bench_median(v, o->rounds);
 }
 
 /* The best peer of a family in one round, by events per CPU-second; -1 if none. */
@@ -2379,7 +2083,7 @@ static double ratio_best(const struct bench_opts *o, unsigned ci, enum peer_kind
 		if (v[i] > *hi)
 			*hi = v[i];
 	}
-	return median(v, o->rounds);
+	return bench_median(v, o->rounds);
 }
 
 /* Median over rounds of peer a / peer b in figure f. */
@@ -2393,7 +2097,7 @@ static double ratio_peers(const struct bench_opts *o, unsigned ci, unsigned a, u
 		bool wrong = results[i][ci][a].wrong || results[i][ci][b].wrong;
 		v[i] = !wrong && x >= 0 && y > 0 ? x / y : -1;
 	}
-	return median(v, o->rounds);
+	return bench_median(v, o->rounds);
 }
 
 static bool family_on(const struct bench_opts *o, enum peer_kind kind)

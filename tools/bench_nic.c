@@ -136,12 +136,12 @@
 #include "client/onering.h"
 #include "shm/atomic.h"
 #include "shm/proto.h"
+#include "tools/bench_common.h"
 
 #ifndef ONERINGD_PATH
 #error "ONERINGD_PATH must name the oneringd binary to start"
 #endif
 
-#define BENCH_ALWAYS_INLINE inline __attribute__((always_inline))
 #define BENCH_VDEV "net_null0"
 #define BENCH_PKT_SIZE 64u      /* net_null's packet length */
 #define BENCH_SNAPLEN 64u       /* bytes each consumer touches, and the broker keeps */
@@ -225,34 +225,6 @@ static void usage(FILE *out, const char *prog)
 		prog, BENCH_TARGET, ONERINGD_PATH);
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-/* Seconds as a decimal ("0.5") into ns, within [min_ns, max_ns]. */
-static int parse_seconds(const char *s, uint64_t min_ns, uint64_t max_ns, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end != '\0' || !(v >= 0))
-		return -EINVAL;
-	double ns = v * 1e9;
-	if (ns < (double)min_ns || ns > (double)max_ns)
-		return -EINVAL;
-	*out = (uint64_t)ns;
-	return 0;
-}
-
 static int parse_cores(const char *s, struct bench_opts *o)
 {
 	char buf[64];
@@ -264,7 +236,8 @@ static int parse_cores(const char *s, struct bench_opts *o)
 	if (!comma)
 		return -EINVAL;
 	*comma = '\0';
-	if (parse_u64(buf, 0, CPU_SETSIZE - 1, &r) || parse_u64(comma + 1, 0, CPU_SETSIZE - 1, &c))
+	if (bench_parse_u64(buf, 0, CPU_SETSIZE - 1, &r) ||
+	    bench_parse_u64(comma + 1, 0, CPU_SETSIZE - 1, &c))
 		return -EINVAL;
 	o->core_rx = (int)r;
 	o->core_cons = (int)c;
@@ -335,14 +308,14 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_SECONDS:
-			if (parse_seconds(optarg, 10000000ull, 600000000000ull, &o->window_ns)) {
+			if (bench_parse_seconds(optarg, 10000000ull, 600000000000ull, &o->window_ns)) {
 				fprintf(stderr, "--seconds %s: expected 0.01..600\n", optarg);
 				return -EINVAL;
 			}
 			have_seconds = true;
 			break;
 		case OPT_ROUNDS:
-			if (parse_u64(optarg, 1, BENCH_MAX_ROUNDS, &v)) {
+			if (bench_parse_u64(optarg, 1, BENCH_MAX_ROUNDS, &v)) {
 				fprintf(stderr, "--rounds %s: expected 1..%u\n", optarg, BENCH_MAX_ROUNDS);
 				return -EINVAL;
 			}
@@ -358,7 +331,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			}
 			break;
 		case OPT_CAPACITY:
-			if (parse_u64(optarg, 64, BENCH_MAX_CAPACITY, &v) || (v & (v - 1))) {
+			if (bench_parse_u64(optarg, 64, BENCH_MAX_CAPACITY, &v) || (v & (v - 1))) {
 				fprintf(stderr, "--capacity %s: expected a power of two, 64..%u\n",
 					optarg, BENCH_MAX_CAPACITY);
 				return -EINVAL;
@@ -418,38 +391,15 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Small helpers: clocks, pinning, interruption.                           */
-
-static volatile sig_atomic_t interrupted;
-static cpu_set_t start_affinity; /* the CPUs this program was allowed at start */
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	if (clock_gettime(id, &ts) < 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t now_ns(void)
-{
-	return clock_ns(CLOCK_MONOTONIC);
-}
+/* Small helpers (clocks, pinning: bench_common.h).                       */
 
 /* Sleep ns, or less when a signal arrives (callers check `interrupted`). */
 static void sleep_ns(uint64_t ns)
 {
-	uint64_t end = now_ns() + ns;
+	uint64_t end = bench_now_ns() + ns;
 
 	while (!interrupted) {
-		uint64_t now = now_ns();
+		uint64_t now = bench_now_ns();
 		if (now >= end)
 			return;
 		uint64_t left = end - now;
@@ -457,58 +407,6 @@ static void sleep_ns(uint64_t ns)
 				       .tv_nsec = (long)(left % 1000000000ull) };
 		nanosleep(&ts, NULL);
 	}
-}
-
-static int pin_self(int core)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(core, &set);
-	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Median of the values >= 0 (negative = missing); -1 when none. */
-static double median(const double *v, unsigned n)
-{
-	double t[BENCH_MAX_ROUNDS];
-	unsigned m = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		if (v[i] >= 0)
-			t[m++] = v[i];
-	if (m == 0)
-		return -1;
-	qsort(t, m, sizeof(*t), cmp_double);
-	return m % 2 ? t[m / 2] : (t[m / 2 - 1] + t[m / 2]) / 2;
-}
-
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[PATH_MAX];
-
-	if (d) {
-		while ((e = readdir(d))) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			if (unlink(path) && errno != ENOENT)
-				fprintf(stderr, "warning: cannot remove %s: %s\n", path,
-					strerror(errno));
-		}
-		closedir(d);
-	}
-	if (rmdir(dir) && errno != ENOENT)
-		fprintf(stderr, "warning: cannot remove %s: %s\n", dir, strerror(errno));
 }
 
 /* Machine noise: CPU time the rest of the machine took, and steal. */
@@ -609,7 +507,7 @@ static bool probe_wait(ONERING_ATOMIC(uint64_t) *word, uint64_t want)
 		if (v == UINT64_MAX)
 			return false;
 		if ((spins & 4095) == 4095) {
-			uint64_t now = now_ns();
+			uint64_t now = bench_now_ns();
 			if (interrupted)
 				return false;
 			if (!deadline)
@@ -624,7 +522,7 @@ static void *probe_echo(void *arg)
 {
 	struct probe *pr = arg;
 
-	if (pin_self(pr->core) < 0) {
+	if (bench_pin_self(pr->core) < 0) {
 		onering_atomic_store(&pr->pong, UINT64_MAX, onering_mo_release);
 		return NULL;
 	}
@@ -651,21 +549,21 @@ static double probe_rtt_ns(const struct bench_opts *o)
 	pthread_t th;
 	double rtt = -1;
 
-	if (pin_self(o->core_rx) < 0)
+	if (bench_pin_self(o->core_rx) < 0)
 		return -1;
 	onering_atomic_store(&pr.ping, 0, onering_mo_relaxed);
 	onering_atomic_store(&pr.pong, 0, onering_mo_relaxed);
 	pr.core = o->core_cons;
 	if (pthread_create(&th, NULL, probe_echo, &pr))
 		return -1;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	uint64_t i = 1;
 	for (; i <= BENCH_PROBE_TRIPS; i++) {
 		onering_atomic_store(&pr.ping, i, onering_mo_release); /* P1 */
 		if (!probe_wait(&pr.pong, i))
 			break;
 	}
-	uint64_t t1 = now_ns();
+	uint64_t t1 = bench_now_ns();
 	if (i > BENCH_PROBE_TRIPS)
 		rtt = (double)(t1 - t0) / BENCH_PROBE_TRIPS;
 	else /* the echo thread is gone or stuck: let it run out */
@@ -800,7 +698,7 @@ static void eal_abandon(void)
 		return;
 	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
 	if (dir[0] && strstr(dir, "onering-bench-nic-"))
-		remove_dir(dir);
+		bench_remove_dir(dir, true);
 }
 
 /*
@@ -827,7 +725,7 @@ static void eal_stop(void)
 	rte_eal_cleanup();
 	env.eal_up = false;
 	if (dir[0] && strstr(dir, "onering-bench-nic-"))
-		remove_dir(dir);
+		bench_remove_dir(dir, true);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -841,55 +739,19 @@ struct broker_proc {
 	char line[768];    /* the command line, for the header */
 };
 
-static void broker_dump_log(const struct broker_proc *b)
-{
-	char line[512];
-	FILE *f = fopen(b->log, "r");
-
-	if (!f)
-		return;
-	fprintf(stderr, "---- oneringd log ----\n");
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fprintf(stderr, "----------------------\n");
-	fclose(f);
-}
-
 /*
  * SIGTERM, wait (5 s at most), SIGKILL if it does not go; remove its socket
  * directory and its EAL runtime directory.
  */
 static void broker_stop(struct broker_proc *b)
 {
-	if (b->pid > 0) {
-		int status;
-		kill(b->pid, SIGTERM);
-		for (int i = 0;; i++) {
-			pid_t r = waitpid(b->pid, &status, WNOHANG);
-			if (r == b->pid || (r < 0 && errno != EINTR))
-				break;
-			if (i == 500) { /* 5 s */
-				fprintf(stderr, "oneringd %d ignored SIGTERM for 5 s: SIGKILL\n",
-					(int)b->pid);
-				kill(b->pid, SIGKILL);
-				waitpid(b->pid, &status, 0);
-				break;
-			}
-			struct timespec ts = { .tv_sec = 0, .tv_nsec = 10000000 };
-			nanosleep(&ts, NULL);
-		}
-		b->pid = -1;
-	}
-	if (b->dir[0]) {
-		remove_dir(b->dir);
-		b->dir[0] = '\0';
-	}
+	bench_broker_stop(&b->pid, b->dir, true);
 	if (b->prefix[0] && env.runtime_base[0]) {
 		char rt[PATH_MAX + sizeof(b->prefix) + 1];
 		snprintf(rt, sizeof(rt), "%s/%s", env.runtime_base, b->prefix);
 		struct stat st;
 		if (stat(rt, &st) == 0)
-			remove_dir(rt);
+			bench_remove_dir(rt, true);
 		b->prefix[0] = '\0';
 	}
 }
@@ -897,21 +759,7 @@ static void broker_stop(struct broker_proc *b)
 /* If the broker exited, say how (once) and forget its pid. @return true if it did. */
 static bool broker_check_exit(struct broker_proc *b)
 {
-	int status;
-
-	if (b->pid <= 0)
-		return true;
-	if (waitpid(b->pid, &status, WNOHANG) != b->pid)
-		return false;
-	if (WIFSIGNALED(status))
-		fprintf(stderr, "oneringd %d was killed by signal %d\n", (int)b->pid,
-			WTERMSIG(status));
-	else
-		fprintf(stderr, "oneringd %d exited with status %d\n", (int)b->pid,
-			WEXITSTATUS(status));
-	broker_dump_log(b);
-	b->pid = -1;
-	return true;
+	return b->pid <= 0 || bench_broker_reap(&b->pid, b->log);
 }
 
 /*
@@ -921,164 +769,61 @@ static bool broker_check_exit(struct broker_proc *b)
  */
 static int broker_start(struct broker_proc *b, const struct bench_opts *o)
 {
-	char args[40][128];
-	char *argv[41];
-	int argc = 0, p[2];
-	pid_t parent = getpid();
+	struct bench_argv a = { .argc = 0 };
+	const char *call;
 	size_t at = 0;
+	int e;
 
 	memset(b, 0, sizeof(*b));
 	b->pid = -1;
 	snprintf(b->dir, sizeof(b->dir), "/tmp/onering-bench-nic-XXXXXX");
 	if (!mkdtemp(b->dir)) {
-		int e = errno;
+		e = errno;
 		fprintf(stderr, "mkdtemp %s: %s\n", b->dir, strerror(e));
 		b->dir[0] = '\0';
 		return -e;
 	}
 	snprintf(b->log, sizeof(b->log), "%s/oneringd.log", b->dir);
-	snprintf(b->prefix, sizeof(b->prefix), "onering-bn-%ld", (long)parent);
+	snprintf(b->prefix, sizeof(b->prefix), "onering-bn-%ld", (long)getpid());
 
-#define ARG(...) snprintf(args[argc], sizeof(args[argc]), __VA_ARGS__), argc++
-	ARG("%s", ONERINGD_PATH);
-	ARG("--no-huge");
-	ARG("--no-pci");
-	ARG("--no-shconf");
-	ARG("-m");
-	ARG("512");
-	ARG("--file-prefix");
-	ARG("%s", b->prefix);
-	ARG("--vdev");
-	ARG("%s,size=%u,copy=%d", BENCH_VDEV, BENCH_PKT_SIZE, o->copy ? 1 : 0);
-	ARG("--");
-	ARG("--foreground");
-	ARG("--name");
-	ARG("%s", BENCH_BROKER_NAME);
-	ARG("--socket-dir");
-	ARG("%s", b->dir);
-	ARG("--ready-fd");
-	ARG("3");
-	ARG("--no-hugepages");
-	ARG("--port");
-	ARG("%s:group=%s,snaplen=%u", BENCH_VDEV, BENCH_GROUP, BENCH_SNAPLEN);
-	ARG("--cores");
-	ARG("%d", o->core_rx);
-	ARG("--control-core");
-	ARG("%d", o->core_rx);
-#undef ARG
-	for (int i = 0; i < argc; i++) {
-		argv[i] = args[i];
+	bench_arg(&a, "%s", ONERINGD_PATH);
+	bench_arg(&a, "--no-huge");
+	bench_arg(&a, "--no-pci");
+	bench_arg(&a, "--no-shconf");
+	bench_arg(&a, "-m");
+	bench_arg(&a, "512");
+	bench_arg(&a, "--file-prefix");
+	bench_arg(&a, "%s", b->prefix);
+	bench_arg(&a, "--vdev");
+	bench_arg(&a, "%s,size=%u,copy=%d", BENCH_VDEV, BENCH_PKT_SIZE, o->copy ? 1 : 0);
+	bench_arg(&a, "--");
+	bench_broker_args(&a, BENCH_BROKER_NAME, b->dir);
+	bench_arg(&a, "--port");
+	bench_arg(&a, "%s:group=%s,snaplen=%u", BENCH_VDEV, BENCH_GROUP, BENCH_SNAPLEN);
+	bench_arg(&a, "--cores");
+	bench_arg(&a, "%d", o->core_rx);
+	bench_arg(&a, "--control-core");
+	bench_arg(&a, "%d", o->core_rx);
+	for (int i = 0; i < a.argc; i++)
 		if (at < sizeof(b->line))
 			at += (size_t)snprintf(b->line + at, sizeof(b->line) - at, "%s%s",
-					       i ? " " : "", args[i]);
-	}
-	argv[argc] = NULL;
+					       i ? " " : "", a.argv[i]);
 
-	if (pipe2(p, O_CLOEXEC) < 0) {
-		int e = errno;
-		fprintf(stderr, "pipe2: %s\n", strerror(e));
-		broker_stop(b);
-		return -e;
-	}
-	b->pid = fork();
-	if (b->pid < 0) {
-		int e = errno;
-		fprintf(stderr, "fork: %s\n", strerror(e));
-		close(p[0]);
-		close(p[1]);
-		broker_stop(b);
-		return -e;
-	}
-	if (b->pid == 0) {
-		/* If this program dies without stopping it, so does the broker. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		/* The EAL pinned our main thread; the broker checks its cores
-		 * against what it may use, so give it what we were started with. */
-		sched_setaffinity(0, sizeof(start_affinity), &start_affinity);
-		if (p[1] == 3)
-			fcntl(3, F_SETFD, 0);
-		else if (dup2(p[1], 3) < 0)
-			_exit(127);
-		int log = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (log >= 0) {
-			dup2(log, 1);
-			dup2(log, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	struct pollfd pfd = { .fd = p[0], .events = POLLIN, .revents = 0 };
-	int r;
-	do
-		r = poll(&pfd, 1, 10000);
-	while (r < 0 && errno == EINTR && !interrupted);
-	char c = 0;
-	bool ok = r == 1 && read(p[0], &c, 1) == 1 && c == 'R';
-	close(p[0]);
-	if (!ok) {
+	e = bench_broker_spawn(&b->pid, b->log, &a, &call);
+	if (e == -EIO) {
 		if (!interrupted) {
 			fprintf(stderr, "oneringd did not become ready within 10 s: %s\n", b->line);
 			broker_check_exit(b);
-			broker_dump_log(b);
+			bench_broker_dump_log(b->log);
 		}
 		broker_stop(b);
 		return interrupted ? -EINTR : -EIO;
 	}
-	return 0;
-}
-
-/* CPU time of every thread of the broker, ns (schedstat; else stat ticks). */
-static uint64_t broker_cpu_ns(const struct broker_proc *b)
-{
-	char path[128];
-	struct dirent *e;
-	uint64_t sum = 0;
-	bool any = false;
-	DIR *d;
-
-	if (b->pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)b->pid);
-	d = opendir(path);
-	if (d) {
-		while ((e = readdir(d))) {
-			unsigned long long run = 0;
-			char p2[400];
-			FILE *f;
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p2, sizeof(p2), "%s/%s/schedstat", path, e->d_name);
-			f = fopen(p2, "r");
-			if (!f)
-				continue;
-			if (fscanf(f, "%llu", &run) == 1) {
-				sum += run;
-				any = true;
-			}
-			fclose(f);
-		}
-		closedir(d);
+	if (e < 0) {
+		fprintf(stderr, "%s: %s\n", call, strerror(-e));
+		broker_stop(b);
 	}
-	if (any)
-		return sum;
-	/* Fallback: utime + stime of the process, in clock ticks. */
-	unsigned long ut = 0, st = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)b->pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	char buf[1024];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')'); /* comm may hold spaces */
-	if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-			  &st) != 2)
-		return 0;
-	return (uint64_t)(ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+	return e;
 }
 
 /*
@@ -1202,7 +947,7 @@ static bool wait_run(struct run *r)
 /* Pin and register with the EAL (an lcore id: mempool caches work). */
 static int dpdk_thread_setup(struct run *r, int core, const char *what)
 {
-	int e = pin_self(core);
+	int e = bench_pin_self(core);
 
 	if (e < 0) {
 		run_fail(r, "%s: cannot pin to CPU %d: %s", what, core, strerror(-e));
@@ -1323,7 +1068,7 @@ static void *onering_cons_main(void *arg)
 	struct onering_event ev[BENCH_TAKE];
 	struct onering_queue *q = NULL;
 	uint64_t total = 0, sum = 0;
-	int e = pin_self(r->o->core_cons);
+	int e = bench_pin_self(r->o->core_cons);
 
 	if (e < 0) {
 		run_fail(r, "onering consumer: cannot pin to CPU %d: %s", r->o->core_cons,
@@ -1414,17 +1159,17 @@ struct result {
 static void snapshot_take(struct run *r, struct snapshot *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->wall_ns = now_ns();
+	s->wall_ns = bench_now_ns();
 	s->rx = onering_atomic_load(&r->rx.records, onering_mo_relaxed);
 	s->dropped = onering_atomic_load(&r->rx.dropped, onering_mo_relaxed);
 	s->cons = onering_atomic_load(&r->cons.records, onering_mo_relaxed);
 	for (int i = 0; i < 2; i++)
 		if (r->have_clk[i])
-			s->cpu_ns[i] = clock_ns(r->clk[i]);
+			s->cpu_ns[i] = bench_clock_ns(r->clk[i]);
 	if (r->peer == PEER_ONERING) {
-		s->broker_cpu_ns = broker_cpu_ns(&r->broker);
+		s->broker_cpu_ns = bench_proc_cpu_ns(r->broker.pid, true);
 		s->have_rxq = broker_rxq(r->ctl, &r->seq, s->rxq, &s->loops) == 0;
-		s->rxq_ns = now_ns();
+		s->rxq_ns = bench_now_ns();
 	}
 	cpu_sample_take(&s->cpu);
 }
@@ -1454,9 +1199,9 @@ static void run_teardown(struct run *r)
 		close(r->ctl);
 	r->ctl = -1;
 	if (r->q) {
-		uint64_t t0 = now_ns();
+		uint64_t t0 = bench_now_ns();
 		onering_queue_close(r->q);
-		uint64_t took = now_ns() - t0;
+		uint64_t took = bench_now_ns() - t0;
 		if (took > 1000000000ull)
 			fprintf(stderr, "warning: onering_queue_close took %.1f s (oneringd answers "
 				"a close after an RCU grace period of its pollers)\n",
@@ -1549,9 +1294,9 @@ static int run_one(const struct bench_opts *o, enum peer peer, struct result *re
 		r->have_clk[i] = pthread_getcpuclockid(r->th[i], &r->clk[i]) == 0;
 	}
 	/* A1: pairs with R1 in each thread; bounded. */
-	uint64_t deadline = now_ns() + BENCH_READY_NS;
+	uint64_t deadline = bench_now_ns() + BENCH_READY_NS;
 	while (onering_atomic_load(&r->ready, onering_mo_acquire) < want && !interrupted &&
-	       now_ns() < deadline)
+	       bench_now_ns() < deadline)
 		sleep_ns(1000000);
 	if (interrupted || run_failed(r) ||
 	    onering_atomic_load(&r->ready, onering_mo_acquire) < want) {
@@ -1683,7 +1428,7 @@ static double fig_median(unsigned rounds, enum peer p, enum fig f)
 
 	for (unsigned i = 0; i < rounds; i++)
 		v[i] = figs[i][p][f];
-	return median(v, rounds);
+	return bench_median(v, rounds);
 }
 
 static void print_progress(enum peer p, const double *f)

@@ -137,12 +137,12 @@
 
 #include "client/onering.h"
 #include "shm/atomic.h"
+#include "tools/bench_common.h"
 
 #ifndef ONERINGD_PATH
 #error "ONERINGD_PATH must name the oneringd binary to start"
 #endif
 
-#define BENCH_ALWAYS_INLINE inline __attribute__((always_inline))
 #define BENCH_BATCH 64u            /* events taken per call, every peer */
 #define BENCH_MAX_ROUNDS 100u
 #define BENCH_MAX_NS 16u
@@ -271,34 +271,6 @@ static void usage(FILE *out, const char *prog)
 		prog);
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
-/* Seconds as a decimal ("0.5") into ns, within [min_ns, max_ns]. */
-static int parse_seconds(const char *s, uint64_t min_ns, uint64_t max_ns, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	double v = strtod(s, &end);
-	if (errno || end == s || *end != '\0' || !(v >= 0))
-		return -EINVAL;
-	double ns = v * 1e9;
-	if (ns < (double)min_ns || ns > (double)max_ns)
-		return -EINVAL;
-	*out = (uint64_t)ns;
-	return 0;
-}
-
 static int parse_n_list(const char *s, struct bench_opts *o)
 {
 	char buf[256], *save = NULL;
@@ -309,7 +281,7 @@ static int parse_n_list(const char *s, struct bench_opts *o)
 	snprintf(buf, sizeof(buf), "%s", s);
 	o->nr_ns = 0;
 	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (parse_u64(tok, 1, BENCH_MAX_N, &v) || o->nr_ns == BENCH_MAX_NS)
+		if (bench_parse_u64(tok, 1, BENCH_MAX_N, &v) || o->nr_ns == BENCH_MAX_NS)
 			return -EINVAL;
 		o->ns[o->nr_ns++] = (unsigned)v;
 	}
@@ -410,7 +382,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_ROUNDS:
-			if (parse_u64(optarg, 1, BENCH_MAX_ROUNDS, &v)) {
+			if (bench_parse_u64(optarg, 1, BENCH_MAX_ROUNDS, &v)) {
 				fprintf(stderr, "--rounds: want 1..%u, got '%s'\n", BENCH_MAX_ROUNDS,
 					optarg);
 				return -EINVAL;
@@ -419,14 +391,14 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			set_rounds = true;
 			break;
 		case OPT_SECONDS:
-			if (parse_seconds(optarg, 10000000ull, 600000000000ull, &o->measure_ns)) {
+			if (bench_parse_seconds(optarg, 10000000ull, 600000000000ull, &o->measure_ns)) {
 				fprintf(stderr, "--seconds: want 0.01..600, got '%s'\n", optarg);
 				return -EINVAL;
 			}
 			set_seconds = true;
 			break;
 		case OPT_WARMUP:
-			if (parse_seconds(optarg, 0, 60000000000ull, &o->warmup_ns)) {
+			if (bench_parse_seconds(optarg, 0, 60000000000ull, &o->warmup_ns)) {
 				fprintf(stderr, "--warmup: want 0..60, got '%s'\n", optarg);
 				return -EINVAL;
 			}
@@ -466,7 +438,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			}
 			break;
 		case OPT_CAPACITY:
-			if (parse_u64(optarg, 64, 1u << 20, &v) || (v & (v - 1))) {
+			if (bench_parse_u64(optarg, 64, 1u << 20, &v) || (v & (v - 1))) {
 				fprintf(stderr, "--capacity: want a power of two in 64..2^20\n");
 				return -EINVAL;
 			}
@@ -486,14 +458,14 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			o->broker_args[o->nr_broker_args++] = optarg;
 			break;
 		case OPT_RETRY_NOISY:
-			if (parse_u64(optarg, 0, 10, &v)) {
+			if (bench_parse_u64(optarg, 0, 10, &v)) {
 				fprintf(stderr, "--retry-noisy: want 0..10, got '%s'\n", optarg);
 				return -EINVAL;
 			}
 			o->retry_noisy = (unsigned)v;
 			break;
 		case OPT_NOISE_MAX:
-			if (parse_u64(optarg, 1, 100, &v)) {
+			if (bench_parse_u64(optarg, 1, 100, &v)) {
 				fprintf(stderr, "--noise-max: want 1..100, got '%s'\n", optarg);
 				return -EINVAL;
 			}
@@ -538,94 +510,11 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Small helpers: clocks, pinning, interruption.                           */
-
-static volatile sig_atomic_t interrupted;
-static cpu_set_t start_affinity; /* the CPUs this program was allowed at start */
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static BENCH_ALWAYS_INLINE uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	/* vDSO on this clocksource (tsc): no system call. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	if (clock_gettime(id, &ts) < 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
-			       .tv_nsec = (long)(ns % 1000000000ull) };
-
-	/* A signal ends the sleep early; callers check `interrupted`. */
-	nanosleep(&ts, NULL);
-}
-
-static int pin_self(int core)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(core, &set);
-	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
+/* Small helpers (clocks, pinning: bench_common.h).                       */
 
 static pid_t self_tid(void)
 {
 	return (pid_t)syscall(SYS_gettid);
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of a sorted array. */
-static double percentile(const uint64_t *sorted, size_t n, double q)
-{
-	if (n == 0)
-		return -1;
-	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-	return (double)sorted[i < n ? i : n - 1];
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Median of the values >= 0 (negative = missing); -1 when none. */
-static double median(const double *v, unsigned n)
-{
-	double t[BENCH_MAX_ROUNDS];
-	unsigned m = 0;
-
-	for (unsigned i = 0; i < n; i++)
-		if (v[i] >= 0)
-			t[m++] = v[i];
-	if (m == 0)
-		return -1;
-	qsort(t, m, sizeof(*t), cmp_double);
-	return m % 2 ? t[m / 2] : (t[m / 2 - 1] + t[m / 2]) / 2;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -707,7 +596,7 @@ static void cpu_sample_take(struct cpu_sample *c)
 	FILE *f;
 
 	memset(c, 0, sizeof(*c));
-	c->wall_ns = now_ns();
+	c->wall_ns = bench_now_ns();
 	f = fopen("/proc/stat", "r");
 	if (!f)
 		return;
@@ -759,66 +648,13 @@ struct broker_proc {
 	unsigned nr_fds;
 };
 
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[PATH_MAX];
-
-	if (d) {
-		while ((e = readdir(d))) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
-static void broker_dump_log(const struct broker_proc *b)
-{
-	char line[512];
-	FILE *f = fopen(b->log, "r");
-
-	if (!f)
-		return;
-	fprintf(stderr, "---- oneringd log ----\n");
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fprintf(stderr, "----------------------\n");
-	fclose(f);
-}
-
 /* SIGTERM, wait (bounded), SIGKILL if it does not go; remove its directory. */
 static void broker_stop(struct broker_proc *b)
 {
 	for (unsigned i = 0; i < b->nr_fds; i++)
 		close(b->fds[i]);
 	b->nr_fds = 0;
-	if (b->pid > 0) {
-		int status;
-		kill(b->pid, SIGTERM);
-		for (int i = 0;; i++) {
-			pid_t r = waitpid(b->pid, &status, WNOHANG);
-			if (r == b->pid || (r < 0 && errno != EINTR))
-				break;
-			if (i == 500) { /* 5 s */
-				fprintf(stderr, "oneringd %d ignored SIGTERM for 5 s: SIGKILL\n",
-					(int)b->pid);
-				kill(b->pid, SIGKILL);
-				waitpid(b->pid, &status, 0);
-				break;
-			}
-			sleep_ns(10000000ull);
-		}
-		b->pid = -1;
-	}
-	if (b->dir[0]) {
-		remove_dir(b->dir);
-		b->dir[0] = '\0';
-	}
+	bench_broker_stop(&b->pid, b->dir, false);
 }
 
 /*
@@ -827,159 +663,41 @@ static void broker_stop(struct broker_proc *b)
  */
 static int broker_start(struct broker_proc *b, const struct bench_opts *o, bool busy)
 {
-	char args[24][128];
-	char *argv[25];
-	int argc = 0, p[2];
-	pid_t parent = getpid();
+	struct bench_argv a = { .argc = 0 };
+	const char *call;
+	int e;
 
 	memset(b, 0, sizeof(*b));
 	b->pid = -1;
 	snprintf(b->dir, sizeof(b->dir), "/tmp/onering-bench-XXXXXX");
 	if (!mkdtemp(b->dir)) {
-		fprintf(stderr, "mkdtemp %s: %s\n", b->dir, strerror(errno));
+		e = -errno;
+		fprintf(stderr, "mkdtemp %s: %s\n", b->dir, strerror(-e));
 		b->dir[0] = '\0';
-		return -errno;
+		return e;
 	}
 	snprintf(b->log, sizeof(b->log), "%s/oneringd.log", b->dir);
 
-#define ARG(...) snprintf(args[argc], sizeof(args[argc]), __VA_ARGS__), argc++
-	ARG("%s", ONERINGD_PATH);
-	ARG("--foreground");
-	ARG("--name");
-	ARG("%s", BENCH_BROKER_NAME);
-	ARG("--socket-dir");
-	ARG("%s", b->dir);
-	ARG("--ready-fd");
-	ARG("3");
-	ARG("--no-hugepages");
-	ARG("--cores");
-	ARG("%d", o->core_broker);
-	ARG("--control-core");
-	ARG("%d", o->core_broker);
+	bench_arg(&a, "%s", ONERINGD_PATH);
+	bench_broker_args(&a, BENCH_BROKER_NAME, b->dir);
+	bench_arg(&a, "--cores");
+	bench_arg(&a, "%d", o->core_broker);
+	bench_arg(&a, "--control-core");
+	bench_arg(&a, "%d", o->core_broker);
 	if (busy) {
-		ARG("--idle-sleep-ms");
-		ARG("-1");
+		bench_arg(&a, "--idle-sleep-ms");
+		bench_arg(&a, "-1");
 	}
 	for (unsigned i = 0; i < o->nr_broker_args; i++)
-		ARG("%s", o->broker_args[i]);
-#undef ARG
-	for (int i = 0; i < argc; i++)
-		argv[i] = args[i];
-	argv[argc] = NULL;
+		bench_arg(&a, "%s", o->broker_args[i]);
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return -errno;
-	b->pid = fork();
-	if (b->pid < 0) {
-		int e = -errno;
-		close(p[0]);
-		close(p[1]);
-		return e;
-	}
-	if (b->pid == 0) {
-		/* If this program dies without stopping it, so does the broker. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		/* Our main thread is pinned; the broker checks its cores against
-		 * what it may use, so give it back what we were started with. */
-		sched_setaffinity(0, sizeof(start_affinity), &start_affinity);
-		if (p[1] == 3)
-			fcntl(3, F_SETFD, 0);
-		else if (dup2(p[1], 3) < 0)
-			_exit(127);
-		int log = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (log >= 0) {
-			dup2(log, 1);
-			dup2(log, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	struct pollfd pfd = { .fd = p[0], .events = POLLIN, .revents = 0 };
-	int r;
-	do
-		r = poll(&pfd, 1, 10000);
-	while (r < 0 && errno == EINTR && !interrupted);
-	char c = 0;
-	bool ok = r == 1 && read(p[0], &c, 1) == 1 && c == 'R';
-	close(p[0]);
-	if (!ok) {
+	e = bench_broker_spawn(&b->pid, b->log, &a, &call);
+	if (e == -EIO) {
 		fprintf(stderr, "oneringd (%s) did not become ready\n", ONERINGD_PATH);
-		broker_dump_log(b);
+		bench_broker_dump_log(b->log);
 		broker_stop(b);
-		return -EIO;
 	}
-	return 0;
-}
-
-/* If the broker exited, say how (once) and forget its pid. */
-static void broker_check_exit(struct broker_proc *b)
-{
-	int status;
-
-	if (b->pid <= 0 || waitpid(b->pid, &status, WNOHANG) != b->pid)
-		return;
-	if (WIFSIGNALED(status))
-		fprintf(stderr, "oneringd %d was killed by signal %d\n", (int)b->pid,
-			WTERMSIG(status));
-	else
-		fprintf(stderr, "oneringd %d exited with status %d\n", (int)b->pid,
-			WEXITSTATUS(status));
-	broker_dump_log(b);
-	b->pid = -1;
-}
-
-/* CPU time of every thread of the broker, ns (schedstat; else stat ticks). */
-static uint64_t broker_cpu_ns(const struct broker_proc *b)
-{
-	char path[128];
-	struct dirent *e;
-	uint64_t sum = 0;
-	bool any = false;
-	DIR *d;
-
-	if (b->pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)b->pid);
-	d = opendir(path);
-	if (d) {
-		while ((e = readdir(d))) {
-			unsigned long long run = 0;
-			char p2[400];
-			FILE *f;
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(p2, sizeof(p2), "%s/%s/schedstat", path, e->d_name);
-			f = fopen(p2, "r");
-			if (!f)
-				continue;
-			if (fscanf(f, "%llu", &run) == 1) {
-				sum += run;
-				any = true;
-			}
-			fclose(f);
-		}
-		closedir(d);
-	}
-	if (any)
-		return sum;
-	/* Fallback: utime + stime in clock ticks. */
-	unsigned long ut = 0, st = 0;
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)b->pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return 0;
-	char buf[1024];
-	size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *rp = strrchr(buf, ')'); /* comm may hold spaces */
-	if (!rp || sscanf(rp + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
-			  &st) != 2)
-		return 0;
-	return (uint64_t)(ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+	return e;
 }
 
 /* Open a syscall counter on every thread the broker has now. */
@@ -1174,8 +892,8 @@ static bool wait_ack(struct run *r, uint64_t w)
 		if (run_failed(r) || interrupted || phase_get(r) > PHASE_MEASURE)
 			return false;
 		if (!since) {
-			since = now_ns();
-		} else if (now_ns() - since > BENCH_LOST_NS) {
+			since = bench_now_ns();
+		} else if (bench_now_ns() - since > BENCH_LOST_NS) {
 			run_fail(r, "latency: write %" PRIu64 " not taken within 2 s (lost)", w);
 			return false;
 		}
@@ -1194,7 +912,7 @@ static bool wait_ack(struct run *r, uint64_t w)
 /* One event in flight: wait for the ack, pause 30-70 us, stamp, write. */
 static void produce_paced(struct run *r)
 {
-	uint64_t w = 0, rnd = 0x9e3779b97f4a7c15ull ^ (uint64_t)now_ns();
+	uint64_t w = 0, rnd = 0x9e3779b97f4a7c15ull ^ (uint64_t)bench_now_ns();
 	unsigned idx = 0;
 
 	while (phase_get(r) <= PHASE_MEASURE && !run_failed(r)) {
@@ -1205,12 +923,12 @@ static void produce_paced(struct run *r)
 		rnd ^= rnd << 13;
 		rnd ^= rnd >> 7;
 		rnd ^= rnd << 17;
-		sleep_ns(BENCH_LAT_GAP_MIN_NS + rnd % BENCH_LAT_GAP_SPAN_NS);
+		bench_sleep_ns(BENCH_LAT_GAP_MIN_NS + rnd % BENCH_LAT_GAP_SPAN_NS);
 		if (phase_get(r) > PHASE_MEASURE)
 			break;
 		idx = (unsigned)(w % r->n);
 		/* R1: synchronises with A1 (the consumer's read of the stamp). */
-		onering_atomic_store(&r->stamp_ns, now_ns(), onering_mo_release);
+		onering_atomic_store(&r->stamp_ns, bench_now_ns(), onering_mo_release);
 		if (source_write(r, idx) <= 0) {
 			run_fail(r, "producer: write to source %u: %s", idx, strerror(errno));
 			return;
@@ -1224,7 +942,7 @@ static void produce_paced(struct run *r)
 static void *producer_main(void *arg)
 {
 	struct run *r = arg;
-	int e = pin_self(r->o->core_producer);
+	int e = bench_pin_self(r->o->core_producer);
 
 	if (e < 0) {
 		run_fail(r, "producer: cannot pin to core %d: %s", r->o->core_producer,
@@ -1236,7 +954,7 @@ static void *producer_main(void *arg)
 	r->tid_prod = self_tid();
 	onering_atomic_fetch_add(&r->ready, 1, onering_mo_release);
 	while (phase_get(r) == PHASE_SETUP && !run_failed(r))
-		sleep_ns(100000);
+		bench_sleep_ns(100000);
 	if (r->latency)
 		produce_paced(r);
 	else
@@ -1261,7 +979,7 @@ struct consumer {
 static BENCH_ALWAYS_INLINE void take_event(struct consumer *c, uint64_t idx, uint64_t broker_ns)
 {
 	struct run *r = c->r;
-	uint64_t t = c->latency ? now_ns() : 0;
+	uint64_t t = c->latency ? bench_now_ns() : 0;
 	uint64_t got = 0;
 
 	if (ONERING_UNLIKELY(idx >= r->n)) {
@@ -1542,7 +1260,7 @@ static void *consumer_main(void *arg)
 {
 	struct run *r = arg;
 	struct consumer c;
-	int e = pin_self(r->o->core_consumer);
+	int e = bench_pin_self(r->o->core_consumer);
 
 	if (e < 0) {
 		run_fail(r, "consumer: cannot pin to core %d: %s", r->o->core_consumer,
@@ -1717,7 +1435,7 @@ struct counters {
 
 static void snapshot_take(struct run *r, const struct counters *k, struct snapshot *s)
 {
-	s->wall_ns = now_ns();
+	s->wall_ns = bench_now_ns();
 	s->events = onering_atomic_load(&r->events, onering_mo_relaxed);
 	s->units = onering_atomic_load(&r->units, onering_mo_relaxed);
 	s->writes = onering_atomic_load(&r->writes, onering_mo_relaxed);
@@ -1725,10 +1443,10 @@ static void snapshot_take(struct run *r, const struct counters *k, struct snapsh
 	s->cons_sc = syscall_counter_read(k->cons_fd);
 	s->prod_sc = syscall_counter_read(k->prod_fd);
 	s->broker_sc = broker_count_read(&r->broker);
-	s->cons_cpu_ns = clock_ns(k->cons_clock);
-	s->prod_cpu_ns = clock_ns(k->prod_clock);
-	s->broker_cpu_ns = broker_cpu_ns(&r->broker);
-	s->self_cpu_ns = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	s->cons_cpu_ns = bench_clock_ns(k->cons_clock);
+	s->prod_cpu_ns = bench_clock_ns(k->prod_clock);
+	s->broker_cpu_ns = bench_proc_cpu_ns(r->broker.pid, true);
+	s->self_cpu_ns = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 	cpu_sample_take(&s->cpu);
 }
 
@@ -1771,7 +1489,7 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 	r->started_prod = true;
 	while (onering_atomic_load(&r->ready, onering_mo_acquire) < 2 && !run_failed(r) &&
 	       !interrupted)
-		sleep_ns(200000);
+		bench_sleep_ns(200000);
 	if (run_failed(r) || interrupted) {
 		if (!interrupted)
 			fprintf(stderr, "%s N=%u: %s\n", peer_names[peer], n, r->err);
@@ -1800,12 +1518,12 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 	}
 
 	phase_set(r, PHASE_WARMUP);
-	sleep_ns(o->warmup_ns);
+	bench_sleep_ns(o->warmup_ns);
 	snapshot_take(r, &k, &a);
 	phase_set(r, PHASE_MEASURE);
 	for (uint64_t left = o->measure_ns; left && !interrupted && !run_failed(r);) {
 		uint64_t step = left < 50000000ull ? left : 50000000ull;
-		sleep_ns(step);
+		bench_sleep_ns(step);
 		left -= step;
 	}
 	snapshot_take(r, &k, &b);
@@ -1819,14 +1537,14 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 
 	/* Every unit written must come back: a lost edge leaves one unread. */
 	uint64_t total = onering_atomic_load(&r->writes, onering_mo_relaxed);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	while (onering_atomic_load(&r->units, onering_mo_relaxed) != total && !run_failed(r) &&
-	       now_ns() - t0 < BENCH_LOST_NS && !interrupted)
-		sleep_ns(1000000);
+	       bench_now_ns() - t0 < BENCH_LOST_NS && !interrupted)
+		bench_sleep_ns(1000000);
 	phase_set(r, PHASE_STOP);
 	/* A6: synchronises with R6 (the consumer's totals are final). */
 	while (!onering_atomic_load(&r->cons_done, onering_mo_acquire) && !interrupted)
-		sleep_ns(100000);
+		bench_sleep_ns(100000);
 	if (res->have_sc) {
 		res->run_cons_sc = syscall_counter_read(k.cons_fd);
 		res->run_broker_sc = broker_count_read(&r->broker);
@@ -1841,8 +1559,8 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 		fprintf(stderr, "%s N=%u %s: %s\n", peer_names[peer], n,
 			latency ? "latency" : "throughput", r->err);
 		if (r->broker.pid > 0)
-			broker_dump_log(&r->broker);
-		broker_check_exit(&r->broker);
+			bench_broker_dump_log(r->broker.log);
+		bench_broker_reap(&r->broker.pid, r->broker.log);
 		status = 1;
 		goto out;
 	}
@@ -1855,7 +1573,7 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 			" within 2 s; %u of %u sources short\n",
 			peer_names[peer], n, latency ? "latency" : "throughput", total, units, bad,
 			n);
-		broker_check_exit(&r->broker);
+		bench_broker_reap(&r->broker.pid, r->broker.log);
 		status = 1;
 		goto out;
 	}
@@ -1904,19 +1622,19 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 			if (x) {
 				for (size_t i = 0; i < r->lat_n; i++)
 					x[i] = r->lat[i] - h[i];
-				qsort(x, r->lat_n, sizeof(*x), cmp_u64);
-				res->handoff_p50 = percentile(x, r->lat_n, 0.5);
-				res->handoff_p99 = percentile(x, r->lat_n, 0.99);
+				qsort(x, r->lat_n, sizeof(*x), bench_cmp_u64);
+				res->handoff_p50 = bench_percentile(x, r->lat_n, 0.5);
+				res->handoff_p99 = bench_percentile(x, r->lat_n, 0.99);
 				free(x);
-				qsort(h, r->lat_n, sizeof(*h), cmp_u64);
-				res->harvest_p50 = percentile(h, r->lat_n, 0.5);
-				res->harvest_p99 = percentile(h, r->lat_n, 0.99);
+				qsort(h, r->lat_n, sizeof(*h), bench_cmp_u64);
+				res->harvest_p50 = bench_percentile(h, r->lat_n, 0.5);
+				res->harvest_p99 = bench_percentile(h, r->lat_n, 0.99);
 			}
 		}
-		qsort(r->lat, r->lat_n, sizeof(*r->lat), cmp_u64);
-		res->p50 = percentile(r->lat, r->lat_n, 0.5);
-		res->p99 = percentile(r->lat, r->lat_n, 0.99);
-		res->p999 = percentile(r->lat, r->lat_n, 0.999);
+		qsort(r->lat, r->lat_n, sizeof(*r->lat), bench_cmp_u64);
+		res->p50 = bench_percentile(r->lat, r->lat_n, 0.5);
+		res->p99 = bench_percentile(r->lat, r->lat_n, 0.99);
+		res->p999 = bench_percentile(r->lat, r->lat_n, 0.999);
 		res->max = (double)r->lat[r->lat_n - 1];
 	}
 	if ((peer == PEER_URING_BUSY || peer == PEER_URING_BLOCK) && uring_setup)
@@ -2097,7 +1815,7 @@ static double fig_median(unsigned rounds, unsigned ni, enum peer p, enum fig f)
 
 	for (unsigned i = 0; i < rounds; i++)
 		v[i] = figs[i][ni][p][f];
-	return median(v, rounds);
+	return bench_median(v, rounds);
 }
 
 struct ratio_def {
@@ -2119,7 +1837,7 @@ static void print_ratio(const struct bench_opts *o, unsigned ni, const struct ra
 		double a = figs[i][ni][d->num][d->fig], b = figs[i][ni][d->den][d->fig];
 		col[i] = a >= 0 && b > 0 ? a / b : -1;
 	}
-	double m = median(col, o->rounds);
+	double m = bench_median(col, o->rounds);
 	if (m < 0)
 		return;
 	if (d->target > 0) {
@@ -2325,7 +2043,7 @@ int main(int argc, char **argv)
 	}
 	/* The main thread sleeps through measurements; keep it off the
 	 * consumer's core. */
-	pin_self(o.core_producer != o.core_consumer ? o.core_producer : o.core_broker);
+	bench_pin_self(o.core_producer != o.core_consumer ? o.core_producer : o.core_broker);
 
 	printf("onering-bench-readiness: %u round%s, %.2f s per measurement (+%.2f s warm-up), "
 	       "N =",

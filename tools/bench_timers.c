@@ -153,6 +153,7 @@
 #include "client/onering.h"
 #include "shm/atomic.h"
 #include "shm/proto.h"
+#include "tools/bench_common.h"
 
 #ifndef ONERINGD_PATH
 #error "ONERINGD_PATH must name the oneringd binary to start"
@@ -258,18 +259,6 @@ static void usage(FILE *out, const char *prog)
 		prog);
 }
 
-static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
-{
-	char *end;
-
-	errno = 0;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
-		return -EINVAL;
-	*out = v;
-	return 0;
-}
-
 static int parse_peer_list(const char *s, struct bench_opts *o)
 {
 	char buf[128], *save = NULL;
@@ -347,7 +336,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
 		case OPT_TIMERS:
-			if (parse_u64(optarg, BENCH_MIN_TIMERS, BENCH_MAX_TIMERS, &v)) {
+			if (bench_parse_u64(optarg, BENCH_MIN_TIMERS, BENCH_MAX_TIMERS, &v)) {
 				fprintf(stderr, "--timers: want %u..%u, got '%s'\n",
 					BENCH_MIN_TIMERS, BENCH_MAX_TIMERS, optarg);
 				return -EINVAL;
@@ -356,7 +345,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			set_timers = true;
 			break;
 		case OPT_ROUNDS:
-			if (parse_u64(optarg, 1, BENCH_MAX_ROUNDS, &v)) {
+			if (bench_parse_u64(optarg, 1, BENCH_MAX_ROUNDS, &v)) {
 				fprintf(stderr, "--rounds: want 1..%u, got '%s'\n", BENCH_MAX_ROUNDS,
 					optarg);
 				return -EINVAL;
@@ -365,21 +354,21 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 			set_rounds = true;
 			break;
 		case OPT_FIRST:
-			if (parse_u64(optarg, 1, 10000, &v)) {
+			if (bench_parse_u64(optarg, 1, 10000, &v)) {
 				fprintf(stderr, "--first-ms: want 1..10000, got '%s'\n", optarg);
 				return -EINVAL;
 			}
 			o->first_ns = v * 1000000ull;
 			break;
 		case OPT_SPREAD:
-			if (parse_u64(optarg, 0, 10000, &v)) {
+			if (bench_parse_u64(optarg, 0, 10000, &v)) {
 				fprintf(stderr, "--spread-ms: want 0..10000, got '%s'\n", optarg);
 				return -EINVAL;
 			}
 			o->spread_ns = v * 1000000ull;
 			break;
 		case OPT_SQ:
-			if (parse_u64(optarg, 64, 1u << 20, &v) || (v & (v - 1))) {
+			if (bench_parse_u64(optarg, 64, 1u << 20, &v) || (v & (v - 1))) {
 				fprintf(stderr, "--sq-capacity: want a power of two in 64..2^20\n");
 				return -EINVAL;
 			}
@@ -426,58 +415,7 @@ static int parse_opts(int argc, char **argv, struct bench_opts *o)
 }
 
 /* ---------------------------------------------------------------------- */
-/* Small helpers: clocks, pinning, statistics, failure messages.           */
-
-static volatile sig_atomic_t interrupted;
-static cpu_set_t start_affinity; /* the CPUs this program was allowed at start */
-
-static void on_signal(int sig)
-{
-	(void)sig;
-	interrupted = 1;
-}
-
-static inline uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	/* vDSO: no system call. */
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	if (clock_gettime(id, &ts) < 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static struct timespec ns_to_ts(uint64_t ns)
-{
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
-			       .tv_nsec = (long)(ns % 1000000000ull) };
-	return ts;
-}
-
-static void sleep_ns(uint64_t ns)
-{
-	struct timespec ts = ns_to_ts(ns);
-
-	/* A signal ends the sleep early; callers check `interrupted`. */
-	nanosleep(&ts, NULL);
-}
-
-static int pin_self(int core)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(core, &set);
-	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
-}
+/* Small helpers (clocks, pinning: bench_common.h).                       */
 
 static int fail(int status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -507,45 +445,6 @@ static int disturbed(const char *fmt, ...)
 	va_end(ap);
 	printf("; repeating the measurement)\n");
 	return ST_RETRY;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Nearest-rank percentile of a sorted array; -1 when empty. */
-static double percentile(const uint64_t *sorted, size_t n, double q)
-{
-	if (n == 0)
-		return -1;
-	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-	return (double)sorted[i < n ? i : n - 1];
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/* Median of the values >= 0 (negative = missing); -1 when none. At most
- * BENCH_MAX_ROUNDS * PEER_NR values. */
-static double median(const double *v, unsigned n)
-{
-	double t[BENCH_MAX_ROUNDS * PEER_NR];
-	unsigned m = 0;
-
-	for (unsigned i = 0; i < n && i < sizeof(t) / sizeof(t[0]); i++)
-		if (v[i] >= 0)
-			t[m++] = v[i];
-	if (m == 0)
-		return -1;
-	qsort(t, m, sizeof(*t), cmp_double);
-	return m % 2 ? t[m / 2] : (t[m / 2 - 1] + t[m / 2]) / 2;
 }
 
 /* Largest value >= 0; -1 when none. */
@@ -672,7 +571,7 @@ static void cpu_sample_take(struct cpu_sample *c)
 	FILE *f;
 
 	memset(c, 0, sizeof(*c));
-	c->wall_ns = now_ns();
+	c->wall_ns = bench_now_ns();
 	f = fopen("/proc/stat", "r");
 	if (!f)
 		return;
@@ -713,63 +612,10 @@ struct broker_proc {
 	char log[128];
 };
 
-static void remove_dir(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	char path[PATH_MAX];
-
-	if (d) {
-		while ((e = readdir(d))) {
-			if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-				continue;
-			snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-			unlink(path);
-		}
-		closedir(d);
-	}
-	rmdir(dir);
-}
-
-static void broker_dump_log(const struct broker_proc *b)
-{
-	char line[512];
-	FILE *f = fopen(b->log, "r");
-
-	if (!f)
-		return;
-	fprintf(stderr, "---- oneringd log ----\n");
-	while (fgets(line, sizeof(line), f))
-		fputs(line, stderr);
-	fprintf(stderr, "----------------------\n");
-	fclose(f);
-}
-
 /* SIGTERM, wait (bounded), SIGKILL if it does not go; remove its directory. */
 static void broker_stop(struct broker_proc *b)
 {
-	if (b->pid > 0) {
-		int status;
-		kill(b->pid, SIGTERM);
-		for (int i = 0;; i++) {
-			pid_t r = waitpid(b->pid, &status, WNOHANG);
-			if (r == b->pid || (r < 0 && errno != EINTR))
-				break;
-			if (i == 500) { /* 5 s */
-				fprintf(stderr, "oneringd %d ignored SIGTERM for 5 s: SIGKILL\n",
-					(int)b->pid);
-				kill(b->pid, SIGKILL);
-				waitpid(b->pid, &status, 0);
-				break;
-			}
-			sleep_ns(10000000ull);
-		}
-		b->pid = -1;
-	}
-	if (b->dir[0]) {
-		remove_dir(b->dir);
-		b->dir[0] = '\0';
-	}
+	bench_broker_stop(&b->pid, b->dir, false);
 }
 
 /*
@@ -779,92 +625,45 @@ static void broker_stop(struct broker_proc *b)
 static int broker_start(struct broker_proc *b, const struct bench_opts *o, bool busy,
 			unsigned max_subs)
 {
-	char args[24][128];
-	char *argv[25];
-	int argc = 0, p[2];
-	pid_t parent = getpid();
+	struct bench_argv a = { .argc = 0 };
+	const char *call;
+	int e;
 
 	memset(b, 0, sizeof(*b));
 	b->pid = -1;
-	snprintf(b->name, sizeof(b->name), "bench-timers-%d", (int)parent);
+	snprintf(b->name, sizeof(b->name), "bench-timers-%d", (int)getpid());
 	snprintf(b->dir, sizeof(b->dir), "/tmp/onering-bench-timers-XXXXXX");
 	if (!mkdtemp(b->dir)) {
-		int e = errno;
+		e = errno;
 		b->dir[0] = '\0';
 		return fail(ST_SETUP, "mkdtemp: %s", strerror(e));
 	}
 	snprintf(b->log, sizeof(b->log), "%s/oneringd.log", b->dir);
 
-#define ARG(...) (snprintf(args[argc], sizeof(args[argc]), __VA_ARGS__), argc++)
-	ARG("%s", ONERINGD_PATH);
-	ARG("--foreground");
-	ARG("--name");
-	ARG("%s", b->name);
-	ARG("--socket-dir");
-	ARG("%s", b->dir);
-	ARG("--ready-fd");
-	ARG("3");
-	ARG("--no-hugepages");
-	ARG("--cores");
-	ARG("%d", o->core_broker);
-	ARG("--control-core");
-	ARG("%d", o->core_consumer);
-	ARG("--max-subs");
-	ARG("%u", max_subs);
+	bench_arg(&a, "%s", ONERINGD_PATH);
+	bench_broker_args(&a, b->name, b->dir);
+	bench_arg(&a, "--cores");
+	bench_arg(&a, "%d", o->core_broker);
+	bench_arg(&a, "--control-core");
+	bench_arg(&a, "%d", o->core_consumer);
+	bench_arg(&a, "--max-subs");
+	bench_arg(&a, "%u", max_subs);
 	if (busy) {
-		ARG("--idle-sleep-ms");
-		ARG("-1");
+		bench_arg(&a, "--idle-sleep-ms");
+		bench_arg(&a, "-1");
 	}
-#undef ARG
-	for (int i = 0; i < argc; i++)
-		argv[i] = args[i];
-	argv[argc] = NULL;
 
-	if (pipe2(p, O_CLOEXEC) < 0)
-		return fail(ST_SETUP, "pipe2: %s", strerror(errno));
-	b->pid = fork();
-	if (b->pid < 0) {
-		int e = errno;
-		close(p[0]);
-		close(p[1]);
-		broker_stop(b);
-		return fail(ST_SETUP, "fork: %s", strerror(e));
-	}
-	if (b->pid == 0) {
-		/* If this program dies without stopping it, so does the broker. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		/* Our thread is pinned; the broker checks its cores against what
-		 * it may use, so give it back what we were started with. */
-		sched_setaffinity(0, sizeof(start_affinity), &start_affinity);
-		if (p[1] == 3)
-			fcntl(3, F_SETFD, 0);
-		else if (dup2(p[1], 3) < 0)
-			_exit(127);
-		int log = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (log >= 0) {
-			dup2(log, 1);
-			dup2(log, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
-	struct pollfd pfd = { .fd = p[0], .events = POLLIN, .revents = 0 };
-	int r;
-	do
-		r = poll(&pfd, 1, 10000);
-	while (r < 0 && errno == EINTR && !interrupted);
-	char c = 0;
-	bool ok = r == 1 && read(p[0], &c, 1) == 1 && c == 'R';
-	close(p[0]);
-	if (!ok) {
-		broker_dump_log(b);
+	e = bench_broker_spawn(&b->pid, b->log, &a, &call);
+	if (e == -EIO) {
+		bench_broker_dump_log(b->log);
 		broker_stop(b);
 		return interrupted ? ST_INTR
 				   : fail(ST_SETUP, "oneringd (%s) did not become ready",
 					  ONERINGD_PATH);
+	}
+	if (e < 0) {
+		broker_stop(b);
+		return fail(ST_SETUP, "%s: %s", call, strerror(-e));
 	}
 	return ST_OK;
 }
@@ -872,53 +671,7 @@ static int broker_start(struct broker_proc *b, const struct bench_opts *o, bool 
 /* If the broker exited, say how, show its log and forget its pid. */
 static bool broker_exited(struct broker_proc *b)
 {
-	int status;
-
-	if (b->pid <= 0)
-		return true;
-	if (waitpid(b->pid, &status, WNOHANG) != b->pid)
-		return false;
-	if (WIFSIGNALED(status))
-		fprintf(stderr, "oneringd %d was killed by signal %d\n", (int)b->pid,
-			WTERMSIG(status));
-	else
-		fprintf(stderr, "oneringd %d exited with status %d\n", (int)b->pid,
-			WEXITSTATUS(status));
-	broker_dump_log(b);
-	b->pid = -1;
-	return true;
-}
-
-/* CPU time of every thread of the broker, ns (schedstat). */
-static uint64_t broker_cpu_ns(const struct broker_proc *b)
-{
-	char path[128];
-	struct dirent *e;
-	uint64_t sum = 0;
-	DIR *d;
-
-	if (b->pid <= 0)
-		return 0;
-	snprintf(path, sizeof(path), "/proc/%d/task", (int)b->pid);
-	d = opendir(path);
-	if (!d)
-		return 0;
-	while ((e = readdir(d))) {
-		unsigned long long run = 0;
-		char p2[400];
-		FILE *f;
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(p2, sizeof(p2), "%s/%s/schedstat", path, e->d_name);
-		f = fopen(p2, "r");
-		if (!f)
-			continue;
-		if (fscanf(f, "%llu", &run) == 1)
-			sum += run;
-		fclose(f);
-	}
-	closedir(d);
-	return sum;
+	return b->pid <= 0 || bench_broker_reap(&b->pid, b->log);
 }
 
 /* The kernel's hrtimer hang count, all CPUs (/proc/timer_list); -1 if
@@ -1040,7 +793,7 @@ struct wheel {
 
 static int wheel_arm_fd(struct wheel *w, uint64_t expiry_ns)
 {
-	struct itimerspec its = { .it_interval = { 0, 0 }, .it_value = ns_to_ts(expiry_ns) };
+	struct itimerspec its = { .it_interval = { 0, 0 }, .it_value = bench_ns_to_ts(expiry_ns) };
 
 	w->settimes++;
 	if (timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
@@ -1230,7 +983,7 @@ static bool collect_done(const struct timer_peer *p, const struct expect *x)
 static int collect_onering(struct timer_peer *p, const struct expect *x)
 {
 	while (!collect_done(p, x)) {
-		uint64_t now = now_ns();
+		uint64_t now = bench_now_ns();
 		if (interrupted)
 			return ST_INTR;
 		if (now >= x->deadline_ns)
@@ -1245,7 +998,7 @@ static int collect_onering(struct timer_peer *p, const struct expect *x)
 			return fail(ST_SETUP, "%s: onering_wait: %s", peer_names[p->peer],
 				    onering_strerror(r));
 		}
-		uint64_t t = now_ns();
+		uint64_t t = bench_now_ns();
 		for (int i = 0; i < r; i++) {
 			const struct onering_event *e = &p->evs[i];
 			if (e->kind != ONERING_EV_TIMER)
@@ -1277,19 +1030,19 @@ static int collect_onering(struct timer_peer *p, const struct expect *x)
 static int collect_timerfd(struct timer_peer *p, const struct expect *x)
 {
 	while (!collect_done(p, x)) {
-		uint64_t now = now_ns();
+		uint64_t now = bench_now_ns();
 		if (interrupted)
 			return ST_INTR;
 		if (now >= x->deadline_ns)
 			break;
 		uint64_t left = x->deadline_ns - now;
-		struct timespec tmo = ns_to_ts(left < BENCH_WAIT_SLICE_NS ? left : BENCH_WAIT_SLICE_NS);
+		struct timespec tmo = bench_ns_to_ts(left < BENCH_WAIT_SLICE_NS ? left : BENCH_WAIT_SLICE_NS);
 		int r = epoll_pwait2(p->epfd, p->eevs, (int)BENCH_BATCH, &tmo, NULL);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
 			return fail(ST_SETUP, "timerfd: epoll_pwait2: %s", strerror(errno));
-		uint64_t t = now_ns();
+		uint64_t t = bench_now_ns();
 		for (int i = 0; i < r; i++) {
 			uint32_t idx = p->eevs[i].data.u32;
 			uint64_t v = 0;
@@ -1314,13 +1067,13 @@ static int collect_wheel(struct timer_peer *p, const struct expect *x)
 	struct wheel *w = &p->w;
 
 	while (!collect_done(p, x)) {
-		uint64_t now = now_ns();
+		uint64_t now = bench_now_ns();
 		if (interrupted)
 			return ST_INTR;
 		if (now >= x->deadline_ns)
 			break;
 		uint64_t left = x->deadline_ns - now;
-		struct timespec tmo = ns_to_ts(left < BENCH_WAIT_SLICE_NS ? left : BENCH_WAIT_SLICE_NS);
+		struct timespec tmo = bench_ns_to_ts(left < BENCH_WAIT_SLICE_NS ? left : BENCH_WAIT_SLICE_NS);
 		struct epoll_event ev;
 		int r = epoll_pwait2(w->epfd, &ev, 1, &tmo, NULL);
 		if (r < 0 && errno == EINTR)
@@ -1335,7 +1088,7 @@ static int collect_wheel(struct timer_peer *p, const struct expect *x)
 			return fail(ST_SETUP, "wheel: read timerfd: %s", strerror(errno));
 		w->wakes++;
 		w->armed_ns = 0; /* it fired: one-shot */
-		uint64_t t = now_ns();
+		uint64_t t = bench_now_ns();
 		unsigned k = wheel_expire(w, t, p->due);
 		if (k == 0)
 			w->idle_wakes++;
@@ -1401,14 +1154,14 @@ static inline int onering_arm_one(struct timer_peer *p, uint32_t i, uint64_t val
 	int r = onering_timer_arm(p->q, p->subs[i], value_ns, 0, flags);
 	if (ONERING_LIKELY(r != -EAGAIN))
 		return r;
-	uint64_t start = now_ns();
+	uint64_t start = bench_now_ns();
 	p->ring_full++;
 	for (unsigned tries = 1;; tries++) {
 		p->eagain++;
 		if ((tries & 1023) == 0) {
 			if (interrupted)
 				return -EINTR;
-			if (now_ns() - start > BENCH_RING_FULL_NS)
+			if (bench_now_ns() - start > BENCH_RING_FULL_NS)
 				return -ETIMEDOUT;
 			/* The broker's poller may share this core. */
 			if (p->o->core_broker == p->o->core_consumer) {
@@ -1451,7 +1204,7 @@ static int arm_pass(struct timer_peer *p, const uint64_t *expiry)
 			struct itimerspec its = { .it_interval = { 0, 0 },
 						  .it_value = { 0, 0 } };
 			if (expiry)
-				its.it_value = ns_to_ts(expiry[i]);
+				its.it_value = bench_ns_to_ts(expiry[i]);
 			if (ONERING_UNLIKELY(timerfd_settime(p->tfds[i], TFD_TIMER_ABSTIME, &its,
 							     NULL) < 0))
 				return fail(ST_SETUP, "timerfd_settime(timer %u): %s", i,
@@ -1615,7 +1368,7 @@ static int peer_setup(struct timer_peer *p, const struct bench_opts *o, enum pee
 		w->e[i].slot = WHEEL_NIL;
 	for (unsigned i = 0; i < WHEEL_SLOTS; i++)
 		w->head[i] = WHEEL_NIL;
-	w->tick = now_ns() / WHEEL_TICK_NS;
+	w->tick = bench_now_ns() / WHEEL_TICK_NS;
 	w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->tfd < 0 || w->epfd < 0)
@@ -1657,7 +1410,7 @@ static int peer_check_quiet(struct timer_peer *p)
 static int peer_warm(struct timer_peer *p, uint64_t *expiry)
 {
 	struct expect x;
-	uint64_t t = now_ns();
+	uint64_t t = bench_now_ns();
 	int s;
 
 	for (unsigned i = 0; i < p->n; i++)
@@ -1676,7 +1429,7 @@ static int peer_warm(struct timer_peer *p, uint64_t *expiry)
 	x.phase = "warm-up";
 	x.expiry = expiry;
 	x.want_sentinel = peer_is_onering(p->peer);
-	x.deadline_ns = now_ns() + BENCH_LOST_NS;
+	x.deadline_ns = bench_now_ns() + BENCH_LOST_NS;
 	return peer_is_onering(p->peer) ? collect(p, &x) : ST_OK;
 }
 
@@ -1727,13 +1480,13 @@ static void lateness(struct timer_peer *p, const uint64_t *expiry, uint64_t read
 			st[ms++] = p->stamp_ns[i] - expiry[i];
 	}
 	res->excluded = (double)(p->n - m);
-	qsort(lat, m, sizeof(*lat), cmp_u64);
-	qsort(st, ms, sizeof(*st), cmp_u64);
-	res->lat_p50 = percentile(lat, m, 0.5);
-	res->lat_p99 = percentile(lat, m, 0.99);
+	qsort(lat, m, sizeof(*lat), bench_cmp_u64);
+	qsort(st, ms, sizeof(*st), bench_cmp_u64);
+	res->lat_p50 = bench_percentile(lat, m, 0.5);
+	res->lat_p99 = bench_percentile(lat, m, 0.99);
 	res->lat_max = m ? (double)lat[m - 1] : -1;
-	res->stamp_p50 = percentile(st, ms, 0.5);
-	res->stamp_p99 = percentile(st, ms, 0.99);
+	res->stamp_p50 = bench_percentile(st, ms, 0.5);
+	res->stamp_p99 = bench_percentile(st, ms, 0.99);
 	res->stamp_max = ms ? (double)st[ms - 1] : -1;
 	free(lat);
 	free(st);
@@ -1790,7 +1543,7 @@ static int wait_applied(struct timer_peer *p, const uint64_t *expiry, const char
 	x.phase = phase;
 	x.expiry = expiry;
 	x.want_sentinel = true;
-	x.deadline_ns = now_ns() + BENCH_LOST_NS;
+	x.deadline_ns = bench_now_ns() + BENCH_LOST_NS;
 	s = collect(p, &x);
 	if (s == ST_OK && p->fired)
 		return disturbed("%s: %s phase: %u timers reached their expiry before the broker "
@@ -1841,23 +1594,23 @@ static int run_phases(struct timer_peer *p, const struct bench_opts *o, const ui
 	uint64_t settimes0 = p->w.settimes;
 	uint64_t wakes0 = p->w.wakes, idle0 = p->w.idle_wakes;
 	int64_t writes0 = thread_write_calls();
-	uint64_t bcpu0 = broker_cpu_ns(&p->broker);
+	uint64_t bcpu0 = bench_proc_cpu_ns(p->broker.pid, false);
 	int64_t hangs0 = hrtimer_hangs();
 	phase_reset(p);
 	/* The burst comes after a quiet spell: the adaptive poller (idle
 	 * spin 100 us) is asleep, so the pass pays for waking it. */
-	sleep_ns(BENCH_QUIET_NS);
-	uint64_t cpu0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t t0 = now_ns();
+	bench_sleep_ns(BENCH_QUIET_NS);
+	uint64_t cpu0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	uint64_t t0 = bench_now_ns();
 	plan_expiries(exp, rank, n, t0 + o->first_ns, o->spread_ns);
 	if (count)
 		c0 = syscall_counter_read(cfd);
-	uint64_t ta = now_ns();
+	uint64_t ta = bench_now_ns();
 	s = arm_pass(p, exp);
-	uint64_t tb = now_ns();
+	uint64_t tb = bench_now_ns();
 	if (count)
 		res->sc_arm = (double)counter_delta(cfd, c0) / n;
-	uint64_t cpu1 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	uint64_t cpu1 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	int64_t writes1 = thread_write_calls();
 	if (s)
 		goto out;
@@ -1915,8 +1668,8 @@ static int run_phases(struct timer_peer *p, const struct bench_opts *o, const ui
 						       : -1;
 	if (s)
 		goto out;
-	uint64_t cpu2 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-	uint64_t bcpu1 = broker_cpu_ns(&p->broker);
+	uint64_t cpu2 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
+	uint64_t bcpu1 = bench_proc_cpu_ns(p->broker.pid, false);
 	if (have_stats && broker_poller_counters(&p->broker, &kicks1, &sleeps2) == 0)
 		res->sleeps = (double)(sleeps2 - sleeps1);
 	else
@@ -1936,7 +1689,7 @@ static int run_phases(struct timer_peer *p, const struct bench_opts *o, const ui
 
 	/* ---- RE-ARM ---- */
 	phase_reset(p);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	plan_expiries(exp, rank, n, t0 + lead, o->spread_ns);
 	s = arm_pass(p, exp);
 	if (s == ST_OK)
@@ -1947,9 +1700,9 @@ static int run_phases(struct timer_peer *p, const struct bench_opts *o, const ui
 	plan_expiries(exp2, rank2, n, t0 + lead + o->spread_ns + BENCH_LEAD_NS, o->spread_ns);
 	if (count)
 		c0 = syscall_counter_read(cfd);
-	ta = now_ns();
+	ta = bench_now_ns();
 	s = arm_pass(p, exp2);
-	tb = now_ns();
+	tb = bench_now_ns();
 	if (count)
 		res->sc_rearm = (double)counter_delta(cfd, c0) / n;
 	if (s)
@@ -1976,7 +1729,7 @@ static int run_phases(struct timer_peer *p, const struct bench_opts *o, const ui
 
 	/* ---- CANCEL ---- */
 	phase_reset(p);
-	t0 = now_ns();
+	t0 = bench_now_ns();
 	plan_expiries(exp, rank, n, t0 + lead, o->spread_ns);
 	s = arm_pass(p, exp);
 	if (s == ST_OK)
@@ -1985,9 +1738,9 @@ static int run_phases(struct timer_peer *p, const struct bench_opts *o, const ui
 		goto out;
 	if (count)
 		c0 = syscall_counter_read(cfd);
-	ta = now_ns();
+	ta = bench_now_ns();
 	s = arm_pass(p, NULL);
-	tb = now_ns();
+	tb = bench_now_ns();
 	if (count)
 		res->sc_cancel = (double)counter_delta(cfd, c0) / n;
 	if (s)
@@ -2031,17 +1784,17 @@ static int run_one(const struct bench_opts *o, enum peer peer, const uint32_t *r
 
 	for (double *f = (double *)res; f < (double *)(res + 1); f++)
 		*f = -1;
-	uint64_t t0 = now_ns();
+	uint64_t t0 = bench_now_ns();
 	int s = peer_setup(&p, o, peer);
-	res->setup_ms = (double)(now_ns() - t0) / 1e6;
+	res->setup_ms = (double)(bench_now_ns() - t0) / 1e6;
 	if (s == ST_OK) {
-		uint64_t self0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
-		uint64_t brk0 = broker_cpu_ns(&p.broker);
+		uint64_t self0 = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+		uint64_t brk0 = bench_proc_cpu_ns(p.broker.pid, false);
 		cpu_sample_take(&a);
 		s = run_phases(&p, o, rank, rank2, count, res);
 		cpu_sample_take(&b);
-		uint64_t ours = clock_ns(CLOCK_PROCESS_CPUTIME_ID) - self0 +
-				(broker_cpu_ns(&p.broker) - brk0);
+		uint64_t ours = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID) - self0 +
+				(bench_proc_cpu_ns(p.broker.pid, false) - brk0);
 		cpu_noise(&a, &b, ours, &res->others_pct, &res->steal_pct);
 		if (s && peer_is_onering(peer))
 			broker_exited(&p.broker);
@@ -2070,7 +1823,7 @@ static double fig_median(unsigned rounds, enum peer p, size_t off)
 
 	for (unsigned i = 0; i < rounds; i++)
 		v[i] = have[i][p] ? fig_of(&results[i][p], off) : -1;
-	return median(v, rounds);
+	return bench_median(v, rounds);
 }
 
 static double fig_max(unsigned rounds, enum peer p, size_t off)
@@ -2163,7 +1916,7 @@ static void print_ratio(const struct bench_opts *o, const struct ratio_def *d)
 		double b = have[i][d->den] ? fig_of(&results[i][d->den], d->fig) : -1;
 		col[i] = a >= 0 && b > 0 ? a / b : -1;
 	}
-	double m = median(col, o->rounds);
+	double m = bench_median(col, o->rounds);
 	if (m < 0)
 		return;
 	if (d->target > 0) {
@@ -2268,10 +2021,10 @@ static void print_summary(const struct bench_opts *o)
 				others[m] = results[i][p].others_pct;
 				steal[m++] = results[i][p].steal_pct;
 			}
-	if (m && median(others, m) >= 0)
+	if (m && bench_median(others, m) >= 0)
 		printf("  Machine: other tasks took %.1f %% of all CPUs (median; max %.1f %%), steal "
 		       "%.1f %% (max %.1f %%), over the measurements.\n",
-		       median(others, m), maximum(others, m), median(steal, m), maximum(steal, m));
+		       bench_median(others, m), maximum(others, m), bench_median(steal, m), maximum(steal, m));
 
 	printf("\nRatios (median of per-round ratios)\n");
 	const struct ratio_def defs[] = {
@@ -2332,7 +2085,7 @@ int main(int argc, char **argv)
 				    "need", (unsigned long long)rl.rlim_cur,
 				    (unsigned long long)need, o.timers);
 	}
-	if (pin_self(o.core_consumer) < 0)
+	if (bench_pin_self(o.core_consumer) < 0)
 		return fail(ST_SETUP, "cannot pin to core %d", o.core_consumer);
 	/* The consumer's own sleeps (futex, epoll) end when the peer wakes them;
 	 * no slack on its timeouts either. */
