@@ -37,6 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "shm/atomic.h"
+
 #define BENCH_ALWAYS_INLINE inline __attribute__((always_inline))
 
 /* ---------------------------------------------------------------------- */
@@ -147,6 +149,47 @@ static inline int bench_parse_seconds(const char *s, uint64_t min_ns, uint64_t m
 /* Sorting, percentiles, medians.                                          */
 
 #define BENCH_MEDIAN_MAX 1024u /* values bench_median() looks at, at most */
+
+/* A comma list of names ("a,b") into sel[], one flag per entry of names;
+ * -EINVAL for an unknown name, an empty list or one too long. */
+static inline int bench_parse_names(const char *s, const char *const *names, int n, bool *sel)
+{
+	char buf[256], *save = NULL;
+	bool any = false;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", s);
+	memset(sel, 0, (size_t)n * sizeof(*sel));
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		int p = 0;
+		while (p < n && strcmp(tok, names[p]) != 0)
+			p++;
+		if (p == n)
+			return -EINVAL;
+		sel[p] = any = true;
+	}
+	return any ? 0 : -EINVAL;
+}
+
+/* A run's first failure, from any of its threads: the first message wins. */
+struct bench_failure {
+	ONERING_ATOMIC(int) failed;
+	char err[320];
+};
+
+static inline void bench_vfail(struct bench_failure *f, const char *fmt, va_list ap)
+{
+	int expect = 0;
+
+	if (onering_atomic_cas(&f->failed, &expect, 1, onering_mo_acq_rel, onering_mo_relaxed))
+		vsnprintf(f->err, sizeof(f->err), fmt, ap);
+}
+
+static inline bool bench_failed(struct bench_failure *f)
+{
+	return onering_atomic_load(&f->failed, onering_mo_relaxed) != 0;
+}
 
 static inline int bench_cmp_u64(const void *a, const void *b)
 {

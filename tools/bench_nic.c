@@ -246,23 +246,7 @@ static int parse_cores(const char *s, struct bench_opts *o)
 
 static int parse_peer_list(const char *s, struct bench_opts *o)
 {
-	char buf[128];
-	char *save = NULL;
-	bool any = false;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	snprintf(buf, sizeof(buf), "%s", s);
-	memset(o->run_peer, 0, sizeof(o->run_peer));
-	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		int p = 0;
-		while (p < PEER_NR && strcmp(t, peer_names[p]) != 0)
-			p++;
-		if (p == PEER_NR)
-			return -EINVAL;
-		o->run_peer[p] = any = true;
-	}
-	return any ? 0 : -EINVAL;
+	return bench_parse_names(s, peer_names, PEER_NR, o->run_peer);
 }
 
 static int parse_opts(int argc, char **argv, struct bench_opts *o)
@@ -877,11 +861,10 @@ struct run {
 	const struct bench_opts *o;
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(int) phase;
 	ONERING_ATOMIC(int) ready;
-	ONERING_ATOMIC(int) failed;
+	struct bench_failure fail; /* a thread failed, and why */
 	struct side rx;   /* floor: its only thread; rte_ring: the rx thread */
 	struct side cons; /* rte_ring and onering consumers */
 	alignas(ONERING_CACHE_LINE) uint64_t sink; /* checksums, so the reads happen */
-	char err[320];
 	/* onering */
 	struct onering *att;
 	struct onering_queue *q; /* the consumer's, closed by main after the join */
@@ -900,19 +883,15 @@ static void run_fail(struct run *r, const char *fmt, ...) __attribute__((format(
 static void run_fail(struct run *r, const char *fmt, ...)
 {
 	va_list ap;
-	int expect = 0;
 
-	/* First failure wins its message; read by main after the joins. */
-	if (!onering_atomic_cas(&r->failed, &expect, 1, onering_mo_acq_rel, onering_mo_relaxed))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	bench_vfail(&r->fail, fmt, ap);
 	va_end(ap);
 }
 
 static bool run_failed(struct run *r)
 {
-	return onering_atomic_load(&r->failed, onering_mo_relaxed) != 0;
+	return bench_failed(&r->fail);
 }
 
 static BENCH_ALWAYS_INLINE int phase_get(struct run *r)
@@ -1335,7 +1314,7 @@ out:
 	if (status)
 		return status;
 	if (run_failed(r)) {
-		fprintf(stderr, "%s: %s\n", peer_names[peer], r->err);
+		fprintf(stderr, "%s: %s\n", peer_names[peer], r->fail.err);
 		return 1;
 	}
 

@@ -290,24 +290,7 @@ static int parse_n_list(const char *s, struct bench_opts *o)
 
 static int parse_peer_list(const char *s, struct bench_opts *o)
 {
-	char buf[256], *save = NULL;
-	bool any = false;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	snprintf(buf, sizeof(buf), "%s", s);
-	memset(o->peers, 0, sizeof(o->peers));
-	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int found = -1;
-		for (int p = 0; p < PEER_NR; p++)
-			if (strcmp(tok, peer_names[p]) == 0)
-				found = p;
-		if (found < 0)
-			return -EINVAL;
-		o->peers[found] = true;
-		any = true;
-	}
-	return any ? 0 : -EINVAL;
+	return bench_parse_names(s, peer_names, PEER_NR, o->peers);
 }
 
 static int parse_cores(const char *s, struct bench_opts *o)
@@ -795,7 +778,7 @@ struct run {
 
 	ONERING_ATOMIC(int) phase;   /* main: R0 / threads: A0 */
 	ONERING_ATOMIC(int) ready;   /* threads set up */
-	ONERING_ATOMIC(int) failed;  /* a thread failed; err says why */
+	struct bench_failure fail; /* a thread failed, and why */
 	ONERING_ATOMIC(int) cons_done;    /* consumer: R6, loop over, totals final */
 	ONERING_ATOMIC(int) cons_release; /* main: R7, counters read, it may exit */
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) writes; /* producer */
@@ -806,7 +789,6 @@ struct run {
 	ONERING_ATOMIC(uint64_t) acked;                               /* consumer: R2 */
 	ONERING_ATOMIC(uint32_t) ack_futex;                           /* consumer: R5 */
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint32_t) ack_waiting; /* producer */
-	char err[320];
 };
 
 static void run_fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -814,19 +796,15 @@ static void run_fail(struct run *r, const char *fmt, ...) __attribute__((format(
 static void run_fail(struct run *r, const char *fmt, ...)
 {
 	va_list ap;
-	int expect = 0;
 
-	/* First failure wins its message; read by main after the joins. */
-	if (!onering_atomic_cas(&r->failed, &expect, 1, onering_mo_acq_rel, onering_mo_relaxed))
-		return;
 	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof(r->err), fmt, ap);
+	bench_vfail(&r->fail, fmt, ap);
 	va_end(ap);
 }
 
 static bool run_failed(struct run *r)
 {
-	return onering_atomic_load(&r->failed, onering_mo_relaxed) != 0;
+	return bench_failed(&r->fail);
 }
 
 static int phase_get(struct run *r)
@@ -1492,7 +1470,7 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 		bench_sleep_ns(200000);
 	if (run_failed(r) || interrupted) {
 		if (!interrupted)
-			fprintf(stderr, "%s N=%u: %s\n", peer_names[peer], n, r->err);
+			fprintf(stderr, "%s N=%u: %s\n", peer_names[peer], n, r->fail.err);
 		status = interrupted ? 130 : 2;
 		goto out;
 	}
@@ -1557,7 +1535,7 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 	r->started_cons = false;
 	if (run_failed(r)) {
 		fprintf(stderr, "%s N=%u %s: %s\n", peer_names[peer], n,
-			latency ? "latency" : "throughput", r->err);
+			latency ? "latency" : "throughput", r->fail.err);
 		if (r->broker.pid > 0)
 			bench_broker_dump_log(r->broker.log);
 		bench_broker_reap(&r->broker.pid, r->broker.log);

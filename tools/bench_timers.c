@@ -261,24 +261,7 @@ static void usage(FILE *out, const char *prog)
 
 static int parse_peer_list(const char *s, struct bench_opts *o)
 {
-	char buf[128], *save = NULL;
-	bool any = false;
-
-	if (strlen(s) >= sizeof(buf))
-		return -EINVAL;
-	snprintf(buf, sizeof(buf), "%s", s);
-	memset(o->peers, 0, sizeof(o->peers));
-	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		int found = -1;
-		for (int p = 0; p < PEER_NR; p++)
-			if (strcmp(tok, peer_names[p]) == 0)
-				found = p;
-		if (found < 0)
-			return -EINVAL;
-		o->peers[found] = true;
-		any = true;
-	}
-	return any ? 0 : -EINVAL;
+	return bench_parse_names(s, peer_names, PEER_NR, o->peers);
 }
 
 static int parse_cores(const char *s, struct bench_opts *o)
