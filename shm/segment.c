@@ -167,7 +167,11 @@ int onering_seg_create(struct onering_seg *seg, const char *name, uint32_t kind,
 
 int onering_seg_seal(struct onering_seg *seg, bool peer_readonly)
 {
-	int seals = F_SEAL_SHRINK | F_SEAL_GROW | (peer_readonly ? F_SEAL_FUTURE_WRITE : 0);
+	/* F_SEAL_SEAL last: no holder of the fd can add seals of its own later
+	 * (a client sealing WRITE on its consumer segment would fault the
+	 * broker's next store to it). */
+	int seals = F_SEAL_SHRINK | F_SEAL_GROW | (peer_readonly ? F_SEAL_FUTURE_WRITE : 0) |
+		    F_SEAL_SEAL;
 
 	if (fcntl(seg->fd, F_ADD_SEALS, seals) < 0) {
 		int e = -errno;

@@ -68,7 +68,8 @@ int onering_seg_create(struct onering_seg *seg, const char *name, uint32_t kind,
 /**
  * Seal a created segment: F_SEAL_SHRINK | F_SEAL_GROW, plus
  * F_SEAL_FUTURE_WRITE when peer_readonly (the creator's mapping stays
- * writable). Call before the fd is sent.
+ * writable), then F_SEAL_SEAL so that no holder can add more. Call once,
+ * before the fd is sent.
  * @return 0 or -errno from fcntl(F_ADD_SEALS) (logged).
  */
 int onering_seg_seal(struct onering_seg *seg, bool peer_readonly);

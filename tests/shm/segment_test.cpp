@@ -58,6 +58,22 @@ TEST_F(SegmentTest, ShrinkAndGrowAreSealedForEveryone)
 	onering_seg_destroy(&peer);
 }
 
+TEST_F(SegmentTest, SealsAreFinal)
+{
+	// Issue 10, finding 6: a holder of the fd (the client) must not add
+	// seals of its own after the broker's, e.g. WRITE on a segment the
+	// broker still stores into.
+	ASSERT_EQ(onering_seg_seal(&seg_, false), 0);
+	int seals = fcntl(seg_.fd, F_GET_SEALS);
+	EXPECT_TRUE(seals & F_SEAL_SEAL);
+	int dup_fd = dup(seg_.fd);
+	ASSERT_GE(dup_fd, 0);
+	EXPECT_EQ(fcntl(dup_fd, F_ADD_SEALS, F_SEAL_WRITE), -1);
+	EXPECT_EQ(errno, EPERM);
+	EXPECT_EQ(fcntl(dup_fd, F_GET_SEALS), seals);
+	close(dup_fd);
+}
+
 TEST_F(SegmentTest, FutureWriteSealStopsEveryWayToWrite)
 {
 	static_cast<char *>(seg_.base)[100] = 'a';
