@@ -79,6 +79,25 @@ extern char broker_tsan_grace;
 
 struct broker;
 
+/* Who may join, post to or tune a configured group (--group NAME:join=...). */
+#define BROKER_ACL_MAX 8
+struct broker_acl {
+	bool set;       /* given in the configuration (else the default applies) */
+	bool any;       /* every client the broker serves */
+	uint8_t nr;
+	struct {
+		bool is_gid;
+		uint32_t id;
+	} e[BROKER_ACL_MAX];
+};
+
+enum broker_perm {
+	BROKER_PERM_JOIN,
+	BROKER_PERM_POST,
+	BROKER_PERM_TUNE,
+	BROKER_PERM_NR,
+};
+
 /* ---- configuration: the resolved plan ---------------------------------- */
 
 struct broker_config {
@@ -101,6 +120,14 @@ struct broker_config {
 	uint32_t default_sq_capacity;
 	uint32_t max_capacity;           /* largest ring a client may ask for */
 	uint32_t max_queues_per_client;
+	/* Per-client quotas (-EDQUOT past them) and connection limits. */
+	uint32_t max_client_subs;        /* subscriptions, timers included */
+	uint32_t max_client_fds;         /* fds the broker holds for one client */
+	uint32_t max_client_groups;      /* live groups it created */
+	uint64_t max_client_slots;       /* event + submission ring slots of its queues */
+	uint32_t hello_timeout_ms;       /* a connection must say HELLO within this */
+	uint32_t max_pending_per_uid;    /* connections without HELLO, per uid */
+	uint32_t max_pending;            /* connections without HELLO, all uids */
 	uint64_t idle_spin_ns;           /* busy-poll this long before blocking */
 	int idle_sleep_ms;               /* epoll_wait timeout when idle (-1: spin forever) */
 	int ready_fd;                    /* --ready-fd, or -1 */
@@ -108,6 +135,7 @@ struct broker_config {
 	/* --group NAME:setting,...: groups created at start (settings parsed
 	 * into the same message a tune request carries) */
 	struct onering_msg_group groups[BROKER_MAX_GROUP_ARGS];
+	struct broker_acl group_acls[BROKER_MAX_GROUP_ARGS][BROKER_PERM_NR];
 	unsigned nr_groups;
 	/* EAL arguments (argv before "--", argv[0] first) and --port specs. */
 	char *eal_argv[BROKER_MAX_EAL_ARGS];
@@ -222,7 +250,9 @@ struct broker_queue {
 	pid_t owner_pid;
 	struct broker_group *group;     /* member of, or NULL (set before it is published) */
 	uint32_t node;                  /* NUMA node of its memory (its consumer's) */
+	uint64_t nr_slots;              /* event + submission slots (its client's quota) */
 	struct broker_client *client;   /* control thread only */
+	const struct broker_cred *cred; /* its client's (lives as long as the queue) */
 	struct poller *poller;
 	struct cds_list_head poller_node; /* RCU list of the poller */
 	struct cds_list_head client_node; /* control thread only */
@@ -314,16 +344,43 @@ void poller_kick_if_sleeping(struct poller *p);
 
 /* ---- clients and the broker --------------------------------------------- */
 
+#define BROKER_MAX_PEER_GROUPS 32 /* supplementary gids kept per client */
+
+/* Who a peer is, from the kernel (SO_PEERCRED, SO_PEERGROUPS) at connect. */
+struct broker_cred {
+	pid_t pid;
+	uid_t uid;
+	gid_t gid;
+	uint32_t nr_groups;
+	gid_t groups[BROKER_MAX_PEER_GROUPS];
+};
+
+/*
+ * A connection. It starts pending (in broker->pending, counted per uid
+ * against --max-pending-per-uid, never against --max-clients) and must say
+ * HELLO before its deadline; then it is attached (in broker->clients) and
+ * watched through a pidfd as well as its socket, so that no reference the
+ * broker holds (a source fd connected back to the broker, say) can hide
+ * its death.
+ */
 struct broker_client {
 	uint32_t id;
 	int sock;
-	pid_t pid;
-	uid_t uid;
+	int pidfd;           /* attached clients: the process, for its death; or -1 */
+	struct broker_cred cred;
+	pid_t pid;           /* == cred.pid */
+	uid_t uid;           /* == cred.uid */
 	bool hello_done;
-	uint32_t nr_queues;
-	int refuse; /* -EACCES / -EUSERS: answer the HELLO with it, then drop */
+	int refuse;          /* -EACCES: answer the HELLO with it, then drop */
+	uint64_t deadline_ns; /* pending: CLOCK_MONOTONIC by which HELLO must arrive */
 	uint32_t bad_messages;
-	struct cds_list_head node;   /* broker->clients */
+	/* Quota use (control thread). */
+	uint32_t nr_queues;
+	uint32_t nr_subs;
+	uint32_t nr_fds;     /* socket, pidfd, 2 memfds per queue, 1 per fd source */
+	uint32_t nr_groups_created;
+	uint64_t ring_slots;
+	struct cds_list_head node;   /* broker->pending or broker->clients */
 	struct cds_list_head queues; /* its struct broker_queue */
 };
 
@@ -348,13 +405,24 @@ struct broker {
 	struct broker_queue **queues;
 	uint32_t *free_slots;
 	uint32_t nr_free_slots;
-	/* Groups by id - 1 (RCU-published once, freed only at exit). */
+	/* Groups by slot (id & 0xff) - 1, RCU-published; NULL: free slot. A
+	 * group of a client dies with its last member and is freed once no
+	 * poller can hold it (graveyard; group.c). */
 	struct broker_group *groups[BROKER_MAX_GROUPS];
-	unsigned nr_groups;              /* control thread */
+	unsigned nr_groups;              /* slots in use so far (control thread) */
+	unsigned nr_live_groups;
 	ONERING_ATOMIC(unsigned) nr_groups_pub; /* what pollers read (release/acquire) */
+	uint16_t group_gen[BROKER_MAX_GROUPS]; /* bumped each time a slot is reused */
 	uint32_t cpu_count;
 	struct broker_nic *nic;         /* NULL: no EAL */
-	struct cds_list_head clients;
+	struct cds_list_head clients;   /* attached */
+	uint32_t nr_clients;
+	struct cds_list_head pending;   /* connected, no HELLO yet; oldest first */
+	uint32_t nr_pending;
+	int reserve_fd;                 /* kept to accept-and-refuse at the fd limit */
+	bool listen_paused;             /* at the fd limit: listen fd out of epoll */
+	uint64_t listen_retry_ns;       /* when to try accepting again */
+	struct cds_list_head graveyard; /* dead groups waiting to be freed */
 	uint32_t next_client_id;
 	uint32_t next_queue_id;
 	bool stopping;

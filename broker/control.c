@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -57,6 +59,27 @@ static int reply_status(struct broker *b, struct broker_client *c, const struct 
 
 	onering_msg_init(&m, (uint16_t)(req->type | ONERING_MSG_REPLY), req->seq);
 	m.status = status;
+	return send_reply(b, c, &m, NULL, 0);
+}
+
+/* An error reply with its reason (the limit or check, and how to change
+ * it), logged once here and shown by the client's onering_last_error(). */
+__attribute__((format(printf, 5, 6))) static int
+reply_error(struct broker *b, struct broker_client *c, const struct onering_msg *req, int status,
+	    const char *fmt, ...)
+{
+	struct onering_msg m;
+	va_list ap;
+
+	onering_msg_init(&m, (uint16_t)(req->type | ONERING_MSG_REPLY), req->seq);
+	m.status = status;
+	va_start(ap, fmt);
+	vsnprintf(m.u.reason, sizeof(m.u.reason), fmt, ap);
+	va_end(ap);
+	onering_log(ONERING_LOG_NOTICE, "client %u (pid %d uid %u): %s", c->id, (int)c->pid,
+		    (unsigned)c->uid, m.u.reason);
+	if (status == -EDQUOT)
+		broker_count(&b->ctr[ONERING_BC_QUOTA], 1);
 	return send_reply(b, c, &m, NULL, 0);
 }
 
@@ -124,9 +147,20 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		return;
 	}
 	if (c->nr_queues >= b->cfg.max_queues_per_client) {
-		onering_log(ONERING_LOG_NOTICE, "client %u (pid %d): %u queues, the most allowed "
-			    "(--max-queues)", c->id, (int)c->pid, c->nr_queues);
-		reply_status(b, c, m, -EMFILE);
+		reply_error(b, c, m, -EDQUOT, "%u queues open, the most a client may have "
+			    "(oneringd --max-queues)", c->nr_queues);
+		return;
+	}
+	if (c->nr_fds + 2 > b->cfg.max_client_fds) {
+		reply_error(b, c, m, -EDQUOT, "the broker holds %u fds for this client, a queue "
+			    "needs 2 more (oneringd --max-client-fds %u)", c->nr_fds,
+			    b->cfg.max_client_fds);
+		return;
+	}
+	if (c->ring_slots + cap + sq > b->cfg.max_client_slots) {
+		reply_error(b, c, m, -EDQUOT, "%llu ring slots in use, %u more would pass "
+			    "oneringd --max-client-slots %llu", (unsigned long long)c->ring_slots,
+			    cap + sq, (unsigned long long)b->cfg.max_client_slots);
 		return;
 	}
 	/* The queue lives on its consumer's node: the one asked for, else the
@@ -144,40 +178,51 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	struct broker_group *g = NULL;
 	o->group[ONERING_NAME_MAX - 1] = '\0';
 	if (o->group[0]) {
-		r = broker_group_get(b, o->group, true, &g);
+		r = broker_group_get(b, o->group, true, c, &g);
+		if (r == -EDQUOT) {
+			reply_error(b, c, m, r, "group '%s' not created: %u live groups made by this "
+				    "client, the most allowed (oneringd --max-client-groups)", o->group,
+				    c->nr_groups_created);
+			return;
+		}
+		if (r == -ENOSPC) {
+			reply_error(b, c, m, r, "group '%s' not created: the broker has %u groups, "
+				    "the most it keeps", o->group, BROKER_MAX_GROUPS);
+			return;
+		}
 		if (r < 0) {
 			reply_status(b, c, m, r);
 			return;
 		}
+		if (!broker_group_permits(b, g, BROKER_PERM_JOIN, &c->cred)) {
+			char who[96];
+			broker_group_perm_text(b, g, BROKER_PERM_JOIN, who, sizeof(who));
+			reply_error(b, c, m, -EPERM, "group '%s' may be joined by %s", g->name, who);
+			return;
+		}
 		if (g->nr_members >= BROKER_GROUP_MAX_MEMBERS) {
-			onering_log(ONERING_LOG_NOTICE, "group '%s' is full (%u members)", g->name,
+			reply_error(b, c, m, -ENOSPC, "group '%s' is full (%u members)", g->name,
 				    g->nr_members);
-			reply_status(b, c, m, -ENOSPC);
 			return;
 		}
 	}
 	if (b->nr_free_slots == 0) {
-		onering_log(ONERING_LOG_NOTICE, "client %u: the broker serves %u queues, the most "
-			    "it keeps", c->id, b->cfg.max_queues);
-		reply_status(b, c, m, -EMFILE);
-		return;
+		reply_error(b, c, m, -EMFILE, "the broker serves %u queues, the most it keeps",
+			    b->cfg.max_queues);
+		goto unused_group;
 	}
-	if (o->packet_snap > ONERING_PKT_STRIDE_MAX) {
+	if (o->packet_snap > ONERING_PKT_STRIDE_MAX || o->words > ONERING_WORDS_MAX) {
 		reply_status(b, c, m, -EINVAL);
-		return;
+		goto unused_group;
 	}
 	uint32_t stride = (o->packet_snap + 63u) & ~63u;
-	if (o->words > ONERING_WORDS_MAX) {
-		reply_status(b, c, m, -EINVAL);
-		return;
-	}
 	r = broker_queue_create(b, c, cap, sq, stride, o->words,
 				node < 0 ? ONERING_NODE_ANY : (uint32_t)node, &q);
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "client %u: queue of %u slots: %s", c->id, cap,
 			    strerror(-r));
 		reply_status(b, c, m, r);
-		return;
+		goto unused_group;
 	}
 	/* Served by the poller of its node when there is one. */
 	struct poller *p = NULL;
@@ -189,7 +234,10 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	b->next_poller++;
 	q->poller = p;
 	q->slot = b->free_slots[--b->nr_free_slots];
+	q->nr_slots = (uint64_t)cap + sq;
 	c->nr_queues++;
+	c->nr_fds += 2;
+	c->ring_slots += q->nr_slots;
 	cds_list_add(&q->client_node, &c->queues);
 	BROKER_TSAN_PUBLISH(q);
 	cds_list_add_rcu(&q->poller_node, &p->queues);
@@ -197,7 +245,7 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	if (g && broker_group_join(b, g, q) < 0) {
 		close_queues(b, &q, 1);
 		reply_status(b, c, m, -ENOMEM);
-		return;
+		goto unused_group;
 	}
 	onering_atomic_store(&q->ctr[ONERING_QC_GROUP], g ? g->id : 0, onering_mo_relaxed);
 
@@ -221,6 +269,10 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	}
 	onering_log(ONERING_LOG_INFO, "client %u (pid %d): queue %u, %u slots, poller %u%s%s",
 		    c->id, (int)c->pid, q->id, cap, p->idx, g ? ", group " : "", g ? g->name : "");
+	return;
+unused_group:
+	if (g) /* created for this open and left unused: it ends at once */
+		broker_group_maybe_end(b, g);
 }
 
 static void handle_queue_close(struct broker *b, struct broker_client *c, struct onering_msg *m)
@@ -233,6 +285,25 @@ static void handle_queue_close(struct broker *b, struct broker_client *c, struct
 	}
 	close_queues(b, &q, 1);
 	reply_status(b, c, m, 0);
+}
+
+/*
+ * A Unix socket whose peer is this broker (a client's own control
+ * connection, or another one to the broker): as a source it would keep
+ * that connection open from inside, and its client would never be seen
+ * to die through it. (The client's pidfd sees the death anyway; this
+ * refuses the obvious case with a reason.)
+ */
+static bool source_is_broker_socket(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	int domain;
+	socklen_t dlen = sizeof(domain);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &dlen) < 0 || domain != AF_UNIX)
+		return false;
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid();
 }
 
 static void handle_sub_add(struct broker *b, struct broker_client *c, struct onering_msg *m,
@@ -262,14 +333,38 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	 * the owner (only it can run the collection on its fd). */
 	struct broker_group *g = q->group;
 	if (a->group_id) {
-		if (a->group_id > b->nr_groups) {
+		g = broker_group_by_id(b, a->group_id);
+		if (!g) {
 			r = -ENOENT;
 			goto fail;
 		}
-		g = b->groups[a->group_id - 1];
+		/* Records of this source go into g: posting, in effect. */
+		if (g != q->group && !broker_group_permits(b, g, BROKER_PERM_POST, &c->cred)) {
+			char who[96];
+			broker_group_perm_text(b, g, BROKER_PERM_POST, who, sizeof(who));
+			if (fd >= 0)
+				close(fd);
+			reply_error(b, c, m, -EPERM, "group '%s' takes records from %s", g->name, who);
+			return;
+		}
 	}
 	if (a->mode == ONERING_MODE_LEVEL || timer)
 		g = NULL; /* timers fire into the queue that arms them */
+	if (c->nr_subs >= b->cfg.max_client_subs || (!timer && c->nr_fds >= b->cfg.max_client_fds)) {
+		bool subs = c->nr_subs >= b->cfg.max_client_subs;
+		if (fd >= 0)
+			close(fd);
+		reply_error(b, c, m, -EDQUOT, "%u %s held for this client, the most allowed "
+			    "(oneringd %s)", subs ? c->nr_subs : c->nr_fds,
+			    subs ? "subscriptions" : "fds", subs ? "--max-client-subs" : "--max-client-fds");
+		return;
+	}
+	if (!timer && source_is_broker_socket(fd)) {
+		close(fd);
+		reply_error(b, c, m, -EINVAL, "a socket connected to the broker cannot be a source "
+			    "(the broker would hold the client's own connection open)");
+		return;
+	}
 	/* Home: the poller of the node asked for (group targets only: a private
 	 * queue's sources are watched by its own poller), else the queue's. */
 	struct poller *home = q->poller;
@@ -317,6 +412,10 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	s->kind = (uint16_t)kind;
 	cds_list_add(&s->queue_node, &q->subs);
 	broker_count(&q->ctr[ONERING_QC_SUBS], 1);
+	c->nr_subs++;
+	c->nr_fds += fd >= 0;
+	if (g)
+		broker_group_ref(g);
 	/* From here the sub's delivery fields belong to the poller (a MOD from
 	 * the submission ring may already change them): arm from locals. */
 	broker_registry_publish(&b->reg, s);
@@ -373,12 +472,28 @@ static void handle_group(struct broker *b, struct broker_client *c, struct oneri
 		reply_status(b, c, m, -EINVAL);
 		return;
 	}
-	r = broker_group_get(b, name, !(gm->flags & ONERING_GROUP_NO_CREATE), &g);
+	bool existed = broker_group_get(b, name, false, NULL, &g) == 0;
+	r = existed ? 0 : broker_group_get(b, name, !(gm->flags & ONERING_GROUP_NO_CREATE), c, &g);
+	if (r == -EDQUOT) {
+		reply_error(b, c, m, r, "group '%s' not created: %u live groups made by this client, "
+			    "the most allowed (oneringd --max-client-groups)", name,
+			    c->nr_groups_created);
+		return;
+	}
+	if (r == 0 && !existed)
+		g->pinned = true; /* lives while its creator is attached, or has members */
+	if (r == 0 && gm->set && !broker_group_permits(b, g, BROKER_PERM_TUNE, &c->cred)) {
+		char who[96];
+		broker_group_perm_text(b, g, BROKER_PERM_TUNE, who, sizeof(who));
+		reply_error(b, c, m, -EPERM, "group '%s' may be tuned by %s", g->name, who);
+		return;
+	}
 	if (r == 0 && gm->set) {
 		r = broker_group_apply(g, gm);
 		if (r == 0)
-			onering_log(ONERING_LOG_NOTICE, "group '%s' tuned by pid %d: policy %s, numa "
-				    "%s:%u, wake %s, max_running %u, backlog %u", g->name, (int)c->pid,
+			onering_log(ONERING_LOG_NOTICE, "group '%s' tuned by pid %d uid %u: policy %s, "
+				    "numa %s:%u, wake %s, max_running %u, backlog %u", g->name,
+				    (int)c->pid, (unsigned)c->uid,
 				    onering_policy_name(onering_atomic_load(&g->policy, onering_mo_relaxed)),
 				    onering_numa_name(onering_atomic_load(&g->numa, onering_mo_relaxed)),
 				    onering_atomic_load(&g->spill_pct, onering_mo_relaxed),
@@ -476,7 +591,8 @@ static void handle_stats(struct broker *b, struct broker_client *c, struct oneri
 		}
 	}
 	for (unsigned i = 0; r == 0 && i < b->nr_groups; i++)
-		r = send_group_item(b, c, req, b->groups[i]);
+		if (b->groups[i])
+			r = send_group_item(b, c, req, b->groups[i]);
 	if (r == 0) {
 		struct stats_ctx sc = {b, c};
 		r = broker_nic_stats(b, send_stats_msg, &sc, req->seq);
@@ -489,6 +605,53 @@ static void handle_stats(struct broker *b, struct broker_client *c, struct oneri
 }
 
 /* ---- sessions ------------------------------------------------------------ */
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* epoll keys of a client: its socket is the pointer, its pidfd the pointer
+ * with the low bit set (clients are malloc'ed: the bit is free). */
+#define CLIENT_PIDFD_TAG 1u
+
+/* Watch the attached client's process too: its death is then seen even if
+ * something keeps its socket open (an fd of it in flight in a socket the
+ * broker holds as a source, for one). */
+static void client_watch_process(struct broker *b, struct broker_client *c)
+{
+	socklen_t len = sizeof(c->pidfd);
+	int fd = -1;
+
+#ifndef SO_PEERPIDFD
+#define SO_PEERPIDFD 77
+#endif
+	/* SO_PEERPIDFD (Linux 6.5) names the very process that connected.
+	 * pidfd_open of its pid is the fallback: that process just sent HELLO,
+	 * so the pid is still its own unless it died in between. */
+	if (getsockopt(c->sock, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) < 0 || fd < 0)
+		fd = (int)syscall(SYS_pidfd_open, c->pid, 0);
+	if (fd < 0) {
+		onering_log(ONERING_LOG_WARN, "client %u (pid %d): no pidfd (%s): its death is seen "
+			    "through its socket only", c->id, (int)c->pid, strerror(errno));
+		return;
+	}
+	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) { /* SO_PEERPIDFD's fd lacks it */
+		close(fd);
+		return;
+	}
+	struct epoll_event ev = {.events = EPOLLIN,
+				 .data.u64 = (uint64_t)(uintptr_t)c | CLIENT_PIDFD_TAG};
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		close(fd);
+		return;
+	}
+	c->pidfd = fd;
+	c->nr_fds++;
+}
 
 static void handle_hello(struct broker *b, struct broker_client *c, struct onering_msg *m)
 {
@@ -504,22 +667,46 @@ static void handle_hello(struct broker *b, struct broker_client *c, struct oneri
 		status = -EPROTO;
 	else if (strcmp(m->u.hello.name, b->cfg.name) != 0)
 		status = -ENXIO;
+	else if (b->nr_clients >= b->cfg.max_clients)
+		status = -EUSERS;
 	onering_msg_init(&rep, ONERING_MSG_HELLO | ONERING_MSG_REPLY, m->seq);
 	rep.status = status;
-	rep.u.hello.abi_major = ONERING_ABI_MAJOR;
-	rep.u.hello.abi_minor = ONERING_ABI_MINOR;
-	rep.u.hello.pid = (uint32_t)getpid();
-	rep.u.hello.epoch = b->epoch;
-	rep.u.hello.client_id = c->id;
-	rep.u.hello.max_subs = b->cfg.max_subs;
-	snprintf(rep.u.hello.name, sizeof(rep.u.hello.name), "%s", b->cfg.name);
-	if (send_reply(b, c, &rep, NULL, 0) < 0 || status < 0) {
+	if (status == -EUSERS) {
+		snprintf(rep.u.reason, sizeof(rep.u.reason),
+			 "the broker serves %u clients, the most it takes (oneringd --max-clients)",
+			 b->nr_clients);
+		onering_log(ONERING_LOG_WARN, "refused pid %d uid %u: %u clients attached "
+			    "(--max-clients)", (int)c->pid, (unsigned)c->uid, b->nr_clients);
+	} else {
+		rep.u.hello.abi_major = ONERING_ABI_MAJOR;
+		rep.u.hello.abi_minor = ONERING_ABI_MINOR;
+		rep.u.hello.pid = (uint32_t)getpid();
+		rep.u.hello.epoch = b->epoch;
+		rep.u.hello.client_id = c->id;
+		rep.u.hello.max_subs = b->cfg.max_subs;
+		snprintf(rep.u.hello.name, sizeof(rep.u.hello.name), "%s", b->cfg.name);
+	}
+	if (status < 0) {
+		send_reply(b, c, &rep, NULL, 0);
 		client_drop(b, c, status == -EPROTO ? "ABI major version mismatch"
-			    : status == -ENXIO ? "asked for another instance name"
-					       : "hello reply could not be sent");
+			    : status == -ENXIO ? "asked for another instance name" : NULL);
 		return;
 	}
+	/* Pending -> attached: from now on it counts against --max-clients.
+	 * Its process is watched before it hears back, so that everything the
+	 * broker holds for it is in place once the client sees the reply. */
 	c->hello_done = true;
+	cds_list_del(&c->node);
+	b->nr_pending--;
+	cds_list_add_tail(&c->node, &b->clients);
+	b->nr_clients++;
+	broker_count(&b->ctr[ONERING_BC_ATTACHES], 1);
+	broker_count(&b->ctr[ONERING_BC_CLIENTS], 1);
+	client_watch_process(b, c);
+	if (send_reply(b, c, &rep, NULL, 0) < 0) {
+		client_drop(b, c, "hello reply could not be sent");
+		return;
+	}
 	/* c->pid stays what SO_PEERCRED said; the message's pid is not trusted. */
 	onering_log(ONERING_LOG_INFO, "client %u attached: pid %d uid %u", c->id, (int)c->pid,
 		    (unsigned)c->uid);
@@ -626,73 +813,187 @@ static bool client_readable(struct broker *b, struct broker_client *c)
 	return true;
 }
 
-static bool peer_allowed(const struct broker *b, const struct ucred *cred)
+static bool peer_allowed(const struct broker *b, const struct broker_cred *cred)
 {
 	for (unsigned i = 0; i < b->cfg.nr_allow_uids; i++)
 		if (b->cfg.allow_uids[i] == cred->uid)
 			return true;
-	for (unsigned i = 0; i < b->cfg.nr_allow_gids; i++)
+	for (unsigned i = 0; i < b->cfg.nr_allow_gids; i++) {
 		if (b->cfg.allow_gids[i] == cred->gid)
 			return true;
+		for (uint32_t k = 0; k < cred->nr_groups; k++)
+			if (b->cfg.allow_gids[i] == cred->groups[k])
+				return true;
+	}
 	return false;
 }
 
-static void accept_client(struct broker *b)
+static int peer_cred(int sock, struct broker_cred *cred)
 {
-	struct ucred cred;
-	socklen_t len = sizeof(cred);
-	int sock = accept4(b->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct ucred uc;
+	socklen_t len = sizeof(uc);
 
-	if (sock < 0)
-		return;
-	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0) {
-		close(sock);
-		return;
+	memset(cred, 0, sizeof(*cred));
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERCRED, &uc, &len) < 0)
+		return -errno;
+	cred->pid = uc.pid;
+	cred->uid = uc.uid;
+	cred->gid = uc.gid;
+	/* Supplementary groups at connect time (Linux 4.13); more than we keep
+	 * (ERANGE) or none known: the primary gid only. */
+	len = sizeof(cred->groups);
+	if (getsockopt(sock, SOL_SOCKET, SO_PEERGROUPS, cred->groups, &len) == 0)
+		cred->nr_groups = len / sizeof(gid_t);
+	return 0;
+}
+
+/* Rate-limited notices: at most one a second per kind, with what was
+ * suppressed meanwhile. */
+struct log_limit {
+	uint64_t next_ns;
+	uint32_t suppressed;
+};
+
+static bool log_allowed(struct log_limit *l, uint32_t *suppressed)
+{
+	uint64_t now = mono_ns();
+
+	if (now < l->next_ns) {
+		l->suppressed++;
+		return false;
 	}
-	int refuse = 0;
-	if (!peer_allowed(b, &cred)) {
-		broker_count(&b->ctr[ONERING_BC_DENIED], 1);
-		onering_log(ONERING_LOG_NOTICE,
-			    "refused pid %d uid %u gid %u (allow it with --allow-uid %u)",
-			    (int)cred.pid, (unsigned)cred.uid, (unsigned)cred.gid,
-			    (unsigned)cred.uid);
-		refuse = -EACCES;
-	} else {
-		unsigned count = 0;
-		struct broker_client *o;
-		cds_list_for_each_entry(o, &b->clients, node)
-			count++;
-		if (count >= b->cfg.max_clients) {
-			onering_log(ONERING_LOG_WARN,
-				    "refused pid %d: %u clients attached (--max-clients)",
-				    (int)cred.pid, count);
-			refuse = -EUSERS;
+	l->next_ns = now + 1000000000ull;
+	*suppressed = l->suppressed;
+	l->suppressed = 0;
+	return true;
+}
+
+/*
+ * At the fd limit: stop polling the listening socket (it would stay
+ * readable and spin this thread), answer the peers already waiting with a
+ * clear refusal through the one fd kept in reserve, and try again later.
+ */
+static void fd_limit_reached(struct broker *b, int err)
+{
+	if (!b->listen_paused) {
+		broker_count(&b->ctr[ONERING_BC_FD_LIMIT], 1);
+		onering_log(ONERING_LOG_WARN, "at the fd limit (%s) with %u clients: refusing new "
+			    "ones until fds are freed (raise LimitNOFILE= or ulimit -n, or lower "
+			    "--max-client-fds)", strerror(err), b->nr_clients);
+		epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->listen_fd, NULL);
+		b->listen_paused = true;
+	}
+	b->listen_retry_ns = mono_ns() + 100 * 1000000ull;
+	for (unsigned i = 0; i < 64 && b->reserve_fd >= 0; i++) {
+		close(b->reserve_fd);
+		b->reserve_fd = -1;
+		int s = accept4(b->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (s >= 0) {
+			struct onering_msg m;
+			onering_msg_init(&m, ONERING_MSG_HELLO | ONERING_MSG_REPLY, 0);
+			m.status = -EMFILE;
+			snprintf(m.u.reason, sizeof(m.u.reason),
+				 "the broker is at its fd limit (%s): try again later, or ask its "
+				 "operator to raise LimitNOFILE=", strerror(err));
+			onering_msg_send(s, &m, NULL, 0, MSG_DONTWAIT);
+			/* Take what it sent, so the close is a hang-up after our reply,
+			 * not a reset that would hide it. */
+			for (int k = 0; k < 4 && recv(s, &m, sizeof(m), MSG_DONTWAIT) > 0; k++)
+				;
+			close(s);
 		}
+		b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (s < 0)
+			break;
 	}
-	struct broker_client *c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(sock);
-		return;
+}
+
+static void listen_resume(struct broker *b)
+{
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KEY_LISTEN};
+
+	if (b->reserve_fd < 0)
+		b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->listen_fd, &ev) == 0) {
+		b->listen_paused = false;
+		onering_log(ONERING_LOG_NOTICE, "accepting clients again");
 	}
-	int sndbuf = 1 << 20;
-	setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	c->id = ++b->next_client_id;
-	c->sock = sock;
-	c->pid = cred.pid;
-	c->uid = cred.uid;
-	/* A refused peer is answered once its HELLO is read: closing with its
-	 * message unread would reset the connection before it sees why. */
-	c->refuse = refuse;
-	CDS_INIT_LIST_HEAD(&c->queues);
-	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
-		close(sock);
-		free(c);
-		return;
+}
+
+static void accept_clients(struct broker *b)
+{
+	static struct log_limit denied_log, pending_log;
+	uint32_t suppressed;
+
+	/* A bounded batch per wake-up: other clients' messages wait otherwise. */
+	for (unsigned n = 0; n < 16; n++) {
+		int sock = accept4(b->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (sock < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				fd_limit_reached(b, errno);
+			return;
+		}
+		struct broker_cred cred;
+		if (peer_cred(sock, &cred) < 0) {
+			close(sock);
+			continue;
+		}
+		/* Connections without HELLO are bounded per uid (and in all): a
+		 * silent or refused user cannot take the broker's fds or anyone's
+		 * place. */
+		unsigned same_uid = 0;
+		struct broker_client *o;
+		cds_list_for_each_entry(o, &b->pending, node)
+			same_uid += o->uid == cred.uid;
+		if (same_uid >= b->cfg.max_pending_per_uid || b->nr_pending >= b->cfg.max_pending) {
+			broker_count(&b->ctr[ONERING_BC_PENDING_LIMITED], 1);
+			if (log_allowed(&pending_log, &suppressed))
+				onering_log(ONERING_LOG_NOTICE, "closed a connection of pid %d uid %u: "
+					    "%u of its uid wait for HELLO, %u in all (--max-pending-per-"
+					    "uid %u, --max-pending %u; %u such closes not logged)",
+					    (int)cred.pid, (unsigned)cred.uid, same_uid, b->nr_pending,
+					    b->cfg.max_pending_per_uid, b->cfg.max_pending, suppressed);
+			close(sock);
+			continue;
+		}
+		int refuse = 0;
+		if (!peer_allowed(b, &cred)) {
+			broker_count(&b->ctr[ONERING_BC_DENIED], 1);
+			if (log_allowed(&denied_log, &suppressed))
+				onering_log(ONERING_LOG_NOTICE, "refused pid %d uid %u gid %u (allow it "
+					    "with --allow-uid %u; %u refusals not logged)", (int)cred.pid,
+					    (unsigned)cred.uid, (unsigned)cred.gid, (unsigned)cred.uid,
+					    suppressed);
+			refuse = -EACCES;
+		}
+		struct broker_client *c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(sock);
+			return;
+		}
+		int sndbuf = 1 << 20;
+		setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+		c->id = ++b->next_client_id;
+		c->sock = sock;
+		c->pidfd = -1;
+		c->cred = cred;
+		c->pid = cred.pid;
+		c->uid = cred.uid;
+		c->nr_fds = 1;
+		c->deadline_ns = mono_ns() + (uint64_t)b->cfg.hello_timeout_ms * 1000000ull;
+		/* A refused peer is answered once its HELLO is read: closing with its
+		 * message unread would reset the connection before it sees why. */
+		c->refuse = refuse;
+		CDS_INIT_LIST_HEAD(&c->queues);
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+		if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+			close(sock);
+			free(c);
+			return;
+		}
+		cds_list_add_tail(&c->node, &b->pending);
+		b->nr_pending++;
 	}
-	cds_list_add(&c->node, &b->clients);
-	broker_count(&b->ctr[ONERING_BC_ATTACHES], 1);
-	broker_count(&b->ctr[ONERING_BC_CLIENTS], 1);
 }
 
 static void client_drop(struct broker *b, struct broker_client *c, const char *why)
@@ -717,9 +1018,36 @@ static void client_drop(struct broker *b, struct broker_client *c, const char *w
 	}
 	epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->sock, NULL);
 	close(c->sock);
+	if (c->pidfd >= 0) {
+		epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
+		close(c->pidfd);
+	}
 	cds_list_del(&c->node);
-	broker_count(&b->ctr[ONERING_BC_CLIENTS], (uint64_t)-1);
+	if (c->hello_done) {
+		b->nr_clients--;
+		broker_count(&b->ctr[ONERING_BC_CLIENTS], (uint64_t)-1);
+		broker_groups_client_gone(b, c);
+	} else {
+		b->nr_pending--;
+	}
 	free(c);
+}
+
+/* Connections that did not say HELLO in time (oldest first). Returns the
+ * ms until the next deadline, or -1 when none is pending. */
+static int expire_pending(struct broker *b)
+{
+	uint64_t now = mono_ns();
+
+	while (!cds_list_empty(&b->pending)) {
+		struct broker_client *c = cds_list_first_entry(&b->pending, struct broker_client,
+								node);
+		if (c->deadline_ns > now)
+			return (int)((c->deadline_ns - now + 999999) / 1000000);
+		broker_count(&b->ctr[ONERING_BC_HELLO_TIMEOUTS], 1);
+		client_drop(b, c, NULL);
+	}
+	return -1;
 }
 
 /* Queues the pollers found broken: drop their clients. */
@@ -745,9 +1073,33 @@ static void drain_faults(struct broker *b)
 
 /* ---- start and stop ------------------------------------------------------ */
 
-static int make_socket_dir(const char *dir)
+/* The mode of the socket directory: only the broker's uid may write in
+ * it; group members may enter it when a group is served, anyone (without
+ * listing it) when other uids are served. SO_PEERCRED decides who is
+ * served; the directory only keeps others from replacing the socket. */
+static mode_t socket_dir_mode(const struct broker_config *cfg)
 {
+	uid_t me = geteuid();
+
+	for (unsigned i = 0; i < cfg->nr_allow_uids; i++)
+		if (cfg->allow_uids[i] != me && cfg->allow_uids[i] != 0)
+			return 0711;
+	return cfg->nr_allow_gids ? 0750 : 0700;
+}
+
+/*
+ * Create the socket directory (parents 0755 as mkdir -p would), or check an
+ * existing one: a real directory (not a symlink), owned by this uid, not
+ * writable by group or others - else another local user could replace the
+ * socket under the clients. err names the fix.
+ */
+static int make_socket_dir(const struct broker_config *cfg, bool fix_mode, char *err,
+			   size_t err_size)
+{
+	const char *dir = cfg->socket_dir;
+	mode_t mode = socket_dir_mode(cfg);
 	char tmp[256];
+	struct stat st;
 
 	snprintf(tmp, sizeof(tmp), "%s", dir);
 	for (char *p = tmp + 1; *p; p++) {
@@ -755,12 +1107,58 @@ static int make_socket_dir(const char *dir)
 			continue;
 		*p = '\0';
 		if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-			return -errno;
+			goto sys_fail;
 		*p = '/';
 	}
-	if (mkdir(tmp, 0755) < 0 && errno != EEXIST)
-		return -errno;
-	return access(dir, W_OK | X_OK) < 0 ? -errno : 0;
+	if (mkdir(dir, mode) < 0 && errno != EEXIST)
+		goto sys_fail;
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP || errno == ENOTDIR) {
+			snprintf(err, err_size, "socket directory %s is a symlink or not a directory: "
+				 "remove it (rm %s) or choose another --socket-dir", dir, dir);
+			return -ENOTDIR;
+		}
+		goto sys_fail;
+	}
+	if (fstat(fd, &st) < 0) {
+		close(fd);
+		goto sys_fail;
+	}
+	if (st.st_uid != geteuid()) {
+		close(fd);
+		snprintf(err, err_size, "socket directory %s belongs to uid %u, not to this broker's "
+			 "uid %u: another user could replace the socket; remove it or choose "
+			 "another --socket-dir", dir, (unsigned)st.st_uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (st.st_mode & 022) {
+		close(fd);
+		snprintf(err, err_size, "socket directory %s is writable by %s (mode %04o): another "
+			 "user could replace the socket; chmod 0700 %s", dir,
+			 (st.st_mode & 002) ? "everyone" : "its group", (unsigned)(st.st_mode & 07777),
+			 dir);
+		return -EPERM;
+	}
+	int r = 0;
+	if (fix_mode) {
+		/* By descriptor, never by path: the directory checked is the one set. */
+		if ((st.st_mode & 07777) != mode && fchmod(fd, mode) < 0)
+			r = -errno;
+		if (r == 0 && cfg->nr_allow_gids && mode == 0750 && st.st_gid != cfg->allow_gids[0] &&
+		    fchown(fd, (uid_t)-1, cfg->allow_gids[0]) < 0)
+			r = -errno;
+	}
+	close(fd);
+	if (r < 0)
+		snprintf(err, err_size, "socket directory %s: setting mode %04o: %s", dir,
+			 (unsigned)mode, strerror(-r));
+	return r;
+sys_fail:
+	r = -errno;
+	snprintf(err, err_size, "socket directory %s is not usable: %s (use --socket-dir DIR, or "
+		 "run as root for /run/onering)", dir, strerror(errno));
+	return r;
 }
 
 static int set_sun_path(struct sockaddr_un *sa, const char *path)
@@ -802,15 +1200,10 @@ static int probe_running(const char *path, pid_t *pid)
 int broker_control_check(const struct broker_config *cfg, char *err, size_t err_size)
 {
 	pid_t pid = 0;
-	int r = make_socket_dir(cfg->socket_dir);
+	int r = make_socket_dir(cfg, false, err, err_size);
 
-	if (r < 0) {
-		snprintf(err, err_size,
-			 "socket directory %s is not usable: %s (use --socket-dir DIR, or run as "
-			 "root for /run/onering)",
-			 cfg->socket_dir, strerror(-r));
+	if (r < 0)
 		return r;
-	}
 	r = probe_running(cfg->socket_path, &pid);
 	if (r == -EADDRINUSE) {
 		snprintf(err, err_size,
@@ -828,6 +1221,8 @@ static int open_listen(struct broker *b)
 	char err[512];
 	int r = broker_control_check(&b->cfg, err, sizeof(err));
 
+	if (r == 0)
+		r = make_socket_dir(&b->cfg, true, err, sizeof(err));
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "%s", err);
 		return r;
@@ -838,7 +1233,10 @@ static int open_listen(struct broker *b)
 	r = set_sun_path(&sa, b->cfg.socket_path);
 	if (r < 0)
 		return r;
-	mode_t old = umask(0);
+	/* The socket is made 0666 by bind itself (no chmod by path after it):
+	 * anyone who may enter the directory may connect; SO_PEERCRED decides
+	 * who is served. No other thread creates files yet. */
+	mode_t old = umask(0111);
 	r = bind(b->listen_fd, (struct sockaddr *)&sa, sizeof(sa));
 	umask(old);
 	if (r < 0) {
@@ -846,8 +1244,6 @@ static int open_listen(struct broker *b)
 		onering_log(ONERING_LOG_ERR, "bind %s: %s", b->cfg.socket_path, strerror(errno));
 		return r;
 	}
-	/* Anyone may connect; SO_PEERCRED decides who is served. */
-	chmod(b->cfg.socket_path, 0666);
 	if (listen(b->listen_fd, 64) < 0)
 		return -errno;
 	return 0;
@@ -889,6 +1285,9 @@ int broker_run(struct broker *b)
 	int r;
 
 	CDS_INIT_LIST_HEAD(&b->clients);
+	CDS_INIT_LIST_HEAD(&b->pending);
+	CDS_INIT_LIST_HEAD(&b->graveyard);
+	b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	cds_wfcq_init(&b->reap_head, &b->reap_tail);
 	cds_wfcq_init(&b->fault_head, &b->fault_tail);
 	b->listen_fd = b->signal_fd = b->reap_fd = b->epfd = -1;
@@ -920,10 +1319,10 @@ int broker_run(struct broker *b)
 	/* The default group, and those --group configured, exist from the start. */
 	{
 		struct broker_group *g;
-		if ((r = broker_group_get(b, "default", true, &g)) < 0)
+		if ((r = broker_group_get(b, "default", true, NULL, &g)) < 0)
 			goto out;
 		for (unsigned i = 0; i < b->cfg.nr_groups; i++)
-			if ((r = broker_group_get(b, b->cfg.groups[i].name, true, &g)) < 0)
+			if ((r = broker_group_get(b, b->cfg.groups[i].name, true, NULL, &g)) < 0)
 				goto out;
 	}
 	r = open_listen(b);
@@ -978,7 +1377,20 @@ int broker_run(struct broker *b)
 
 	while (!b->stopping) {
 		struct epoll_event evs[32];
-		int n = epoll_wait(b->epfd, evs, 32, -1);
+		/* Sleep until something happens, or until the next HELLO deadline,
+		 * the next accept retry at the fd limit, the next look at dead
+		 * groups waiting for the lanes - whichever is first. */
+		int timeout = expire_pending(b);
+		if (b->listen_paused) {
+			uint64_t now = mono_ns();
+			if (now >= b->listen_retry_ns)
+				listen_resume(b);
+			int retry = b->listen_paused ? 100 : -1;
+			timeout = timeout < 0 || (retry >= 0 && retry < timeout) ? retry : timeout;
+		}
+		if (broker_groups_reap(b))
+			timeout = timeout < 0 || timeout > 10 ? 10 : timeout;
+		int n = epoll_wait(b->epfd, evs, 32, timeout);
 		if (n < 0 && errno != EINTR) {
 			r = -errno;
 			break;
@@ -986,7 +1398,13 @@ int broker_run(struct broker *b)
 		for (int i = 0; i < n; i++) {
 			uint64_t key = evs[i].data.u64;
 			if (key == KEY_LISTEN) {
-				accept_client(b);
+				accept_clients(b);
+			} else if (key > KEY_REAP && (key & CLIENT_PIDFD_TAG)) {
+				/* The client's process ended (its socket may live on). */
+				struct broker_client *c =
+					(struct broker_client *)(uintptr_t)(key & ~(uint64_t)CLIENT_PIDFD_TAG);
+				client_drop(b, c, NULL);
+				break; /* c may appear later in evs: re-poll */
 			} else if (key == KEY_SIGNAL) {
 				struct signalfd_siginfo si;
 				while (read(b->signal_fd, &si, sizeof(si)) == sizeof(si)) {
@@ -1004,13 +1422,12 @@ int broker_run(struct broker *b)
 				struct broker_client *c = evs[i].data.ptr;
 				/* One message per wake-up keeps clients fair; level-
 				 * triggered epoll brings us back for the rest. */
-				if ((evs[i].events & EPOLLIN) && !client_readable(b, c))
-					continue;
-				if (!(evs[i].events & EPOLLIN) &&
-				    (evs[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR)))
+				if (evs[i].events & EPOLLIN)
+					client_readable(b, c);
+				else if (evs[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))
 					client_drop(b, c, NULL);
-				/* A client dropped above may appear later in evs:
-				 * stop this batch and re-poll. */
+				/* A client dropped above may appear later in evs (its
+				 * pidfd, say): stop this batch and re-poll. */
 				break;
 			}
 		}
@@ -1022,6 +1439,10 @@ out:
 	notify_shutdown(b);
 	while (!cds_list_empty(&b->clients))
 		client_drop(b, cds_list_first_entry(&b->clients, struct broker_client, node), NULL);
+	while (!cds_list_empty(&b->pending))
+		client_drop(b, cds_list_first_entry(&b->pending, struct broker_client, node), NULL);
+	if (b->reserve_fd >= 0)
+		close(b->reserve_fd);
 	drain_reaped(b);
 	urcu_qsbr_barrier(); /* run every call_rcu callback: segments unmapped and closed */
 	if (b->listen_fd >= 0) {

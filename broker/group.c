@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
 #include "shm/doorbell.h"
@@ -94,23 +95,50 @@ void broker_group_describe(const struct broker_group *g, struct onering_msg_grou
 	m->members = g->nr_members;
 }
 
-int broker_group_get(struct broker *b, const char *name, bool create, struct broker_group **out)
+/* The client with this id, or NULL (control thread). */
+static struct broker_client *client_by_id(struct broker *b, uint32_t id)
+{
+	struct broker_client *c;
+
+	cds_list_for_each_entry(c, &b->clients, node)
+		if (c->id == id)
+			return c;
+	return NULL;
+}
+
+int broker_group_get(struct broker *b, const char *name, bool create,
+		     struct broker_client *creator, struct broker_group **out)
 {
 	struct onering_msg_group m;
+	unsigned slot = BROKER_MAX_GROUPS;
 
 	if (!onering_name_valid(name))
 		return -EINVAL;
-	for (unsigned i = 0; i < b->nr_groups; i++)
+	for (unsigned i = 0; i < b->nr_groups; i++) {
+		if (!b->groups[i]) {
+			slot = slot < i ? slot : i;
+			continue;
+		}
 		if (strcmp(b->groups[i]->name, name) == 0) {
 			*out = b->groups[i];
 			return 0;
 		}
+	}
 	if (!create)
 		return -ENOENT;
-	if (b->nr_groups == BROKER_MAX_GROUPS) {
+	if (slot == BROKER_MAX_GROUPS && b->nr_groups < BROKER_MAX_GROUPS)
+		slot = b->nr_groups;
+	if (slot == BROKER_MAX_GROUPS) {
 		onering_log(ONERING_LOG_WARN, "group '%s': the broker has %u groups, the most it "
 			    "keeps", name, BROKER_MAX_GROUPS);
 		return -ENOSPC;
+	}
+	if (creator && creator->nr_groups_created >= b->cfg.max_client_groups) {
+		onering_log(ONERING_LOG_NOTICE, "client %u (pid %d uid %u): group '%s' not created: "
+			    "it made %u live groups, the most allowed (--max-client-groups)",
+			    creator->id, (int)creator->pid, (unsigned)creator->uid, name,
+			    creator->nr_groups_created);
+		return -EDQUOT;
 	}
 	struct broker_group *g = calloc(1, sizeof(*g));
 	if (!g)
@@ -120,24 +148,207 @@ int broker_group_get(struct broker *b, const char *name, bool create, struct bro
 		free(g);
 		return -ENOMEM;
 	}
-	g->id = b->nr_groups + 1;
+	g->slot = slot;
+	g->id = ((uint32_t)b->group_gen[slot] << 8) | (slot + 1);
 	snprintf(g->name, sizeof(g->name), "%s", name);
+	g->configured = !creator;
+	g->owner_uid = creator ? creator->uid : geteuid();
+	g->creator_id = creator ? creator->id : 0;
+	if (creator)
+		creator->nr_groups_created++;
 	memset(&m, 0, sizeof(m));
 	broker_group_defaults(&m);
 	m.set = ONERING_GSET_ALL;
 	broker_group_apply(g, &m);
 	for (unsigned i = 0; i < b->cfg.nr_groups; i++)
-		if (strcmp(b->cfg.groups[i].name, name) == 0)
+		if (strcmp(b->cfg.groups[i].name, name) == 0) {
 			broker_group_apply(g, &b->cfg.groups[i]); /* validated at parse */
+			memcpy(g->acl, b->cfg.group_acls[i], sizeof(g->acl));
+			g->configured = true; /* --group: the broker's, whoever opens it first */
+			g->owner_uid = geteuid();
+		}
 	BROKER_TSAN_PUBLISH(g);
-	rcu_assign_pointer(b->groups[b->nr_groups], g);
-	b->nr_groups++;
+	rcu_assign_pointer(b->groups[slot], g);
+	if (slot == b->nr_groups)
+		b->nr_groups++;
+	b->nr_live_groups++;
+	broker_count(&b->ctr[ONERING_BC_GROUPS], 1);
 	/* Release: a poller that sees the count sees the pointer. */
 	onering_atomic_store(&b->nr_groups_pub, b->nr_groups, onering_mo_release);
-	onering_log(ONERING_LOG_INFO, "group %u '%s': policy %s", g->id, g->name,
-		    onering_policy_name(m.policy));
+	onering_log(ONERING_LOG_INFO, "group %u '%s': policy %s, owner uid %u%s", g->id, g->name,
+		    onering_policy_name(m.policy), (unsigned)g->owner_uid,
+		    g->configured ? " (configured)" : "");
 	*out = g;
 	return 0;
+}
+
+static bool acl_match(const struct broker_acl *acl, const struct broker_cred *who)
+{
+	if (acl->any)
+		return true;
+	for (unsigned i = 0; i < acl->nr; i++) {
+		if (!acl->e[i].is_gid) {
+			if (acl->e[i].id == who->uid)
+				return true;
+			continue;
+		}
+		if (acl->e[i].id == who->gid)
+			return true;
+		for (uint32_t k = 0; k < who->nr_groups; k++)
+			if (acl->e[i].id == who->groups[k])
+				return true;
+	}
+	return false;
+}
+
+bool broker_group_permits(const struct broker *b, const struct broker_group *g,
+			  enum broker_perm what, const struct broker_cred *who)
+{
+	(void)b;
+	if (who->uid == 0 || who->uid == geteuid())
+		return true;
+	if (!g->configured)
+		return who->uid == g->owner_uid;
+	if (g->acl[what].set)
+		return acl_match(&g->acl[what], who);
+	/* Configured groups without a list: any client joins and posts; only
+	 * root and the broker's uid tune. */
+	return what != BROKER_PERM_TUNE;
+}
+
+void broker_group_perm_text(const struct broker *b, const struct broker_group *g,
+			    enum broker_perm what, char *buf, size_t len)
+{
+	const struct broker_acl *acl = &g->acl[what];
+	size_t n;
+
+	(void)b;
+	n = (size_t)snprintf(buf, len, "root, uid %u (the broker's)", (unsigned)geteuid());
+	if (!g->configured) {
+		if (n < len)
+			n += (size_t)snprintf(buf + n, len - n, ", uid %u (its owner)",
+					      (unsigned)g->owner_uid);
+		return;
+	}
+	if (!acl->set) {
+		if (what != BROKER_PERM_TUNE && n < len)
+			snprintf(buf + n, len - n, ", any client");
+		return;
+	}
+	if (acl->any && n < len)
+		n += (size_t)snprintf(buf + n, len - n, ", any client");
+	for (unsigned i = 0; i < acl->nr && n < len; i++)
+		n += (size_t)snprintf(buf + n, len - n, ", %s %u", acl->e[i].is_gid ? "gid" : "uid",
+				      (unsigned)acl->e[i].id);
+}
+
+/* A client's group with nothing left that refers to it: out of the table
+ * now, freed by broker_groups_reap once no poller can hold it. */
+void broker_group_maybe_end(struct broker *b, struct broker_group *g)
+{
+	if (g->configured || g->dead || g->nr_refs || g->pinned)
+		return;
+	g->dead = true;
+	rcu_assign_pointer(b->groups[g->slot], NULL);
+	b->group_gen[g->slot]++; /* its id never resolves again */
+	b->nr_live_groups--;
+	broker_count(&b->ctr[ONERING_BC_GROUPS], (uint64_t)-1);
+	struct broker_client *c = g->creator_id ? client_by_id(b, g->creator_id) : NULL;
+	if (c)
+		c->nr_groups_created--;
+	cds_list_add_tail(&g->grave_node, &b->graveyard);
+	onering_log(ONERING_LOG_INFO, "group %u '%s' ended with its last member", g->id, g->name);
+}
+
+void broker_group_ref(struct broker_group *g)
+{
+	g->nr_refs++;
+}
+
+void broker_group_unref(struct broker *b, struct broker_group *g)
+{
+	g->nr_refs--;
+	broker_group_maybe_end(b, g);
+}
+
+void broker_groups_client_gone(struct broker *b, struct broker_client *c)
+{
+	for (unsigned i = 0; i < b->nr_groups; i++) {
+		struct broker_group *g = b->groups[i];
+		if (g && g->pinned && g->creator_id == c->id) {
+			g->pinned = false;
+			broker_group_maybe_end(b, g);
+		}
+	}
+}
+
+static void group_free(struct broker *b, struct broker_group *g)
+{
+	uint64_t lost = 0;
+
+	for (unsigned p = 0; p < b->cfg.plan.nr_pollers; p++) {
+		lost += g->pg[p].rec_count;
+		free(g->pg[p].sub_keys);
+		free(g->pg[p].recs);
+		free(g->pg[p].rec_flows);
+		free(g->pg[p].flows);
+	}
+	if (lost)
+		onering_log(ONERING_LOG_NOTICE, "group '%s' ended with %llu records waiting for a "
+			    "member: dropped", g->name, (unsigned long long)lost);
+	free(g->pg);
+	free(g->members);
+	free(g->lane_tails);
+	free(g);
+}
+
+unsigned broker_groups_reap(struct broker *b)
+{
+	struct broker_group *g, *tmp;
+	unsigned n = b->cfg.plan.nr_pollers, waiting = 0;
+	bool fresh = false;
+
+	cds_list_for_each_entry(g, &b->graveyard, grave_node)
+		fresh |= !g->lane_tails;
+	if (fresh) {
+		/* After the first grace period no poller holds these groups from a
+		 * lookup; after the second, every redelivery batch queued for them
+		 * before the first has been taken off its poller's queue. */
+		urcu_qsbr_synchronize_rcu();
+		urcu_qsbr_synchronize_rcu();
+		BROKER_TSAN_GRACE_DONE();
+		cds_list_for_each_entry(g, &b->graveyard, grave_node) {
+			if (g->lane_tails)
+				continue;
+			g->lane_tails = calloc((size_t)n * n + 1, sizeof(uint64_t));
+			if (!g->lane_tails)
+				return 1; /* try again on the next round */
+			/* Hand-offs naming g (its flow buckets) are all in the lanes now
+			 * and nothing adds more: g may go once each lane's head passed
+			 * its tail of this moment. */
+			for (unsigned i = 0; i < n * n; i++)
+				if (b->lanes && b->lanes[i])
+					g->lane_tails[i] = onering_atomic_load(&b->lanes[i]->tail,
+									 onering_mo_relaxed);
+		}
+	}
+	cds_list_for_each_entry_safe(g, tmp, &b->graveyard, grave_node) {
+		bool drained = true;
+		for (unsigned i = 0; i < n * n && drained; i++)
+			/* Pairs with the receiver's release of head (drain_lane): the
+			 * hand-offs before it are done with. */
+			drained = !b->lanes || !b->lanes[i] ||
+				  (int64_t)(onering_atomic_load(&b->lanes[i]->head,
+								 onering_mo_acquire) -
+					    g->lane_tails[i]) >= 0;
+		if (!drained) {
+			waiting++;
+			continue;
+		}
+		cds_list_del(&g->grave_node);
+		group_free(b, g);
+	}
+	return waiting;
 }
 
 static void members_free_rcu(struct rcu_head *head)
@@ -184,8 +395,11 @@ int broker_group_join(struct broker *b, struct broker_group *g, struct broker_qu
 		return -ENOSPC;
 	}
 	int r = members_replace(g, NULL, q);
-	if (r == 0)
+	if (r == 0) {
 		q->group = g;
+		g->nr_refs++;
+		g->pinned = false; /* from now on it ends with its last member */
+	}
 	return r;
 }
 
@@ -200,6 +414,8 @@ void broker_group_leave(struct broker *b, struct broker_queue *q)
 	if (members_replace(q->group, q, NULL) < 0)
 		onering_log(ONERING_LOG_ERR, "group '%s': out of memory removing queue %u",
 			    q->group->name, q->id);
+	/* Its reference goes at teardown (broker_queue_teardown), after the
+	 * redelivery that still needs the group. */
 }
 
 void broker_group_counters(const struct broker *b, const struct broker_group *g,
@@ -308,17 +524,15 @@ void broker_groups_fini(struct broker *b)
 {
 	/* Pollers have stopped; call_rcu callbacks may still hold old arrays. */
 	for (unsigned i = 0; i < b->nr_groups; i++) {
-		struct broker_group *g = b->groups[i];
-		for (unsigned p = 0; p < b->cfg.plan.nr_pollers; p++) {
-			free(g->pg[p].sub_keys);
-			free(g->pg[p].recs);
-			free(g->pg[p].rec_flows);
-			free(g->pg[p].flows);
-		}
-		free(g->pg);
-		free(g->members);
-		free(g);
+		if (b->groups[i])
+			group_free(b, b->groups[i]);
 		b->groups[i] = NULL;
+	}
+	while (!cds_list_empty(&b->graveyard)) {
+		struct broker_group *g = cds_list_first_entry(&b->graveyard, struct broker_group,
+							      grave_node);
+		cds_list_del(&g->grave_node);
+		group_free(b, g);
 	}
 	b->nr_groups = 0;
 	onering_atomic_store(&b->nr_groups_pub, 0, onering_mo_relaxed);
@@ -990,9 +1204,7 @@ static unsigned drain_lane(struct poller *p, struct broker_lane *l)
 			onering_atomic_fetch_add(&q->inflight, (uint64_t)-1, onering_mo_relaxed);
 		} else {
 			/* The queue left its group: the group decides again. */
-			struct broker_group *g = h->group_id && h->group_id <= BROKER_MAX_GROUPS
-							 ? rcu_dereference(p->b->groups[h->group_id - 1])
-							 : NULL;
+			struct broker_group *g = broker_group_by_id(p->b, h->group_id);
 			if (h->flow) /* never reaches its queue: release the flow */
 				onering_atomic_fetch_add(&h->flow->placed, 1, onering_mo_release);
 			if (g && !backlog_push_rec(&g->pg[p->idx], &h->rec, h->flow_key, 0))
@@ -1051,6 +1263,8 @@ unsigned group_poll(struct poller *p, uint64_t ts)
 	unsigned ng = onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire);
 	for (unsigned i = 0; i < ng; i++) {
 		struct broker_group *g = rcu_dereference(b->groups[i]);
+		if (!g)
+			continue; /* a free slot */
 		BROKER_TSAN_OBSERVE(g);
 		struct broker_pgroup *pg = &g->pg[p->idx];
 		if (pg->rec_count || pg->sub_count)

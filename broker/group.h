@@ -7,8 +7,17 @@
  * Who owns what
  *   - A group and its settings are the control thread's; settings are
  *     atomics that pollers read on every decision (`onering tune` changes
- *     them while clients stay attached). Groups are never freed while the
- *     broker runs.
+ *     them while clients stay attached).
+ *   - Ownership: configured groups (default, --group, --port) belong to
+ *     the broker and live as long as it; their join/post/tune lists come
+ *     from the configuration. A group a client creates belongs to its uid
+ *     and dies when nothing refers to it any more: no member, no
+ *     subscription targeting it, and (for one made by a GROUP request
+ *     before any member joined) its creator detached. A dead group leaves
+ *     the table at once (its slot and name are free again; its id, which
+ *     carries the slot's generation, never resolves again) and is freed
+ *     once no poller can still hold it: two grace periods, and every lane
+ *     drained past what was in it then (broker_groups_reap).
  *   - Membership is an RCU-published array of queue pointers, replaced by
  *     the control thread on join and leave; a leaving queue is out of the
  *     array before the grace period that precedes its teardown.
@@ -71,8 +80,20 @@ struct broker_members {
 };
 
 struct broker_group {
-	uint32_t id;
+	uint32_t id;   /* (generation << 8) | (slot + 1) */
+	uint32_t slot;
 	char name[ONERING_NAME_MAX];
+	/* Ownership and life (control thread). */
+	bool configured;          /* the broker's: never dies */
+	bool pinned;              /* made by a GROUP request: lives while creator_id is
+				   * attached, until its first member joins */
+	bool dead;
+	uid_t owner_uid;
+	uint32_t creator_id;      /* client id that created it, 0: the broker */
+	uint32_t nr_refs;         /* members + subscriptions that target it */
+	struct broker_acl acl[BROKER_PERM_NR]; /* configured groups */
+	struct cds_list_head grave_node;
+	uint64_t *lane_tails;     /* graveyard: lane tails once no poller holds it */
 	ONERING_ATOMIC(uint32_t) policy;      /* enum onering_group_policy */
 	ONERING_ATOMIC(uint32_t) numa;        /* enum onering_group_numa */
 	ONERING_ATOMIC(uint32_t) spill_pct;
@@ -119,8 +140,30 @@ struct broker_lane {
 void broker_group_defaults(struct onering_msg_group *m);
 /* The group called name: found, or created (unless create is false) with
  * the defaults and then the settings of a --group option of that name.
- * -ENOENT, -EINVAL (name), -ENOSPC (BROKER_MAX_GROUPS), -ENOMEM. */
-int broker_group_get(struct broker *b, const char *name, bool create, struct broker_group **out);
+ * creator: the client creating it (its uid owns it), or NULL for the
+ * broker (a configured group). -ENOENT, -EINVAL (name), -ENOSPC
+ * (BROKER_MAX_GROUPS), -EDQUOT (the creator's --max-client-groups), -ENOMEM. */
+int broker_group_get(struct broker *b, const char *name, bool create,
+		     struct broker_client *creator, struct broker_group **out);
+/* The live group with this id, or NULL (RCU reader, or the control thread). */
+static inline struct broker_group *broker_group_by_id(struct broker *b, uint32_t id);
+/* May who join / post to / tune g? Root and the broker's uid always may. */
+bool broker_group_permits(const struct broker *b, const struct broker_group *g,
+			  enum broker_perm what, const struct broker_cred *who);
+/* "uid 0, uid 1000, gid 27" - who may, for an -EPERM reason. */
+void broker_group_perm_text(const struct broker *b, const struct broker_group *g,
+			    enum broker_perm what, char *buf, size_t len);
+/* References that keep a client's group alive (subscriptions targeting it;
+ * membership counts itself). unref may end the group. */
+void broker_group_ref(struct broker_group *g);
+void broker_group_unref(struct broker *b, struct broker_group *g);
+/* End g now if it is a client's and nothing refers to it (after a failed
+ * open that created it, say). */
+void broker_group_maybe_end(struct broker *b, struct broker_group *g);
+/* A client detaches: groups it made and pinned are released. */
+void broker_groups_client_gone(struct broker *b, struct broker_client *c);
+/* Free dead groups no poller can hold any more. Returns how many still wait. */
+unsigned broker_groups_reap(struct broker *b);
 /* Apply the fields of m that m->set selects (validated). -EINVAL. */
 int broker_group_apply(struct broker_group *g, const struct onering_msg_group *m);
 /* Fill m with g's settings and membership. */
@@ -182,5 +225,18 @@ void poller_write_record(struct onering_event *e, const struct broker_sub *s, ui
 			 uint32_t count, uint64_t ts);
 void poller_queue_fault(struct poller *p, struct broker_queue *q, const char *what);
 struct broker_queue *broker_queue_lookup(struct broker *b, uint32_t slot, uint32_t id);
+
+static inline struct broker_group *broker_group_by_id(struct broker *b, uint32_t id)
+{
+	uint32_t slot = (id & 0xffu) - 1u; /* id 0: no slot */
+
+	if (slot >= BROKER_MAX_GROUPS)
+		return NULL;
+	struct broker_group *g = rcu_dereference(b->groups[slot]);
+	if (!g)
+		return NULL;
+	BROKER_TSAN_OBSERVE(g);
+	return g->id == id ? g : NULL;
+}
 
 #endif /* ONERING_BROKER_GROUP_H */

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -50,6 +51,13 @@ enum {
 	OPT_GROUP,
 	OPT_PORT,
 	OPT_ALLOW_INJECT,
+	OPT_MAX_CLIENT_SUBS,
+	OPT_MAX_CLIENT_FDS,
+	OPT_MAX_CLIENT_GROUPS,
+	OPT_MAX_CLIENT_SLOTS,
+	OPT_HELLO_TIMEOUT_MS,
+	OPT_MAX_PENDING_PER_UID,
+	OPT_MAX_PENDING,
 	OPT_HELP,
 	OPT_VERSION,
 };
@@ -77,6 +85,13 @@ static const struct option long_opts[] = {
 	{"group", required_argument, NULL, OPT_GROUP},
 	{"port", required_argument, NULL, OPT_PORT},
 	{"allow-inject", no_argument, NULL, OPT_ALLOW_INJECT},
+	{"max-client-subs", required_argument, NULL, OPT_MAX_CLIENT_SUBS},
+	{"max-client-fds", required_argument, NULL, OPT_MAX_CLIENT_FDS},
+	{"max-client-groups", required_argument, NULL, OPT_MAX_CLIENT_GROUPS},
+	{"max-client-slots", required_argument, NULL, OPT_MAX_CLIENT_SLOTS},
+	{"hello-timeout-ms", required_argument, NULL, OPT_HELLO_TIMEOUT_MS},
+	{"max-pending-per-uid", required_argument, NULL, OPT_MAX_PENDING_PER_UID},
+	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
@@ -110,7 +125,10 @@ static void usage(FILE *out)
 		"                       policy=rr|least|sticky|lifo|local, numa=strict|\n"
 		"                       interleave|spill:P, wake=lifo|fifo|rr|local-first,\n"
 		"                       max_running=N, backlog=N (repeatable; `onering tune`\n"
-		"                       changes them later)\n"
+		"                       changes them later), and who may use it:\n"
+		"                       join=|post=|tune=WHO+WHO..., WHO a uid or user name,\n"
+		"                       @GID or @group, or any (default: any client joins and\n"
+		"                       posts; root and the broker's uid tune)\n"
 		"  --socket-dir DIR     control socket directory (default: /run/onering as root,\n"
 		"                       else $XDG_RUNTIME_DIR/onering)\n"
 		"  --allow-uid UID      also serve this user (number or name; repeatable)\n"
@@ -121,6 +139,16 @@ static void usage(FILE *out)
 		"  --max-clients N      attached clients at most (default 1024)\n"
 		"  --max-ring-slots N   largest event ring a client may ask for (default 1048576)\n"
 		"  --max-queues N       queues per client at most (default 256)\n"
+		"  --max-client-subs N  subscriptions (timers included) per client (default 16384)\n"
+		"  --max-client-fds N   fds the broker holds for one client: its socket, 2 per\n"
+		"                       queue, 1 per fd source (default 16384)\n"
+		"  --max-client-groups N  live groups one client may create (default 16)\n"
+		"  --max-client-slots N ring slots (event + submission) of one client's queues\n"
+		"                       (default 4194304)\n"
+		"  --hello-timeout-ms N close a connection that has not said HELLO by then\n"
+		"                       (default 1000)\n"
+		"  --max-pending-per-uid N  connections without HELLO per uid (default 16)\n"
+		"  --max-pending N      connections without HELLO in all (default 256)\n"
 		"  --idle-spin-us N     busy-poll this long before blocking when idle (default 100)\n"
 		"  --idle-sleep-ms N    block at most this long when idle; -1 never blocks (default 1)\n"
 		"  --no-hugepages       never back rings with hugepages\n"
@@ -215,6 +243,53 @@ static void add_uid(struct broker_config *cfg, uid_t uid)
 		cfg->allow_uids[cfg->nr_allow_uids++] = uid;
 }
 
+/* join=, post=, tune=: which permission, or -1 for another setting. */
+static int group_acl_key(const char *kv)
+{
+	static const char *const keys[BROKER_PERM_NR] = {"join=", "post=", "tune="};
+
+	for (int i = 0; i < BROKER_PERM_NR; i++)
+		if (strncmp(kv, keys[i], strlen(keys[i])) == 0)
+			return i;
+	return -1;
+}
+
+/* WHO+WHO...: a uid or user name, @GID or @group, or any. */
+static int parse_acl(const char *list, struct broker_acl *acl, char *err, size_t err_size)
+{
+	char buf[256], *save = NULL;
+
+	memset(acl, 0, sizeof(*acl));
+	acl->set = true;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (char *who = strtok_r(buf, "+", &save); who; who = strtok_r(NULL, "+", &save)) {
+		if (strcmp(who, "any") == 0) {
+			acl->any = true;
+			continue;
+		}
+		if (acl->nr == BROKER_ACL_MAX) {
+			snprintf(err, err_size, "at most %d users and groups in a list", BROKER_ACL_MAX);
+			return -EINVAL;
+		}
+		bool is_gid = who[0] == '@';
+		uid_t uid;
+		gid_t gid;
+		if (is_gid ? parse_gid(who + 1, &gid) < 0 : parse_uid(who, &uid) < 0) {
+			snprintf(err, err_size, "'%s': no such %s (use a number, a name, @group or any)",
+				 who, is_gid ? "group" : "user");
+			return -EINVAL;
+		}
+		acl->e[acl->nr].is_gid = is_gid;
+		acl->e[acl->nr].id = is_gid ? gid : uid;
+		acl->nr++;
+	}
+	if (!acl->any && acl->nr == 0) {
+		snprintf(err, err_size, "an empty list (use any, or name users and @groups)");
+		return -EINVAL;
+	}
+	return 0;
+}
+
 #define BAD(...)                                         \
 	do {                                             \
 		fprintf(stderr, "oneringd: " __VA_ARGS__); \
@@ -248,6 +323,13 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 	cfg->default_sq_capacity = 256;
 	cfg->max_capacity = 1u << 20; /* 64 MiB of records per queue */
 	cfg->max_queues_per_client = 256;
+	cfg->max_client_subs = 16384;
+	cfg->max_client_fds = 16384;
+	cfg->max_client_groups = 16;
+	cfg->max_client_slots = 4u << 20;
+	cfg->hello_timeout_ms = 1000;
+	cfg->max_pending_per_uid = 16;
+	cfg->max_pending = 256;
 	cfg->idle_spin_ns = 100 * 1000;
 	cfg->idle_sleep_ms = 1;
 	cfg->ready_fd = -1;
@@ -336,6 +418,35 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 			if (parse_u32(optarg, 1, 65536, &cfg->max_queues_per_client) < 0)
 				BAD("--max-queues %s: expected 1..65536", optarg);
 			break;
+		case OPT_MAX_CLIENT_SUBS:
+			if (parse_u32(optarg, 1, 1u << 24, &cfg->max_client_subs) < 0)
+				BAD("--max-client-subs %s: expected 1..16777216", optarg);
+			break;
+		case OPT_MAX_CLIENT_FDS:
+			if (parse_u32(optarg, 4, 1u << 24, &cfg->max_client_fds) < 0)
+				BAD("--max-client-fds %s: expected 4..16777216", optarg);
+			break;
+		case OPT_MAX_CLIENT_GROUPS:
+			if (parse_u32(optarg, 0, BROKER_MAX_GROUPS, &cfg->max_client_groups) < 0)
+				BAD("--max-client-groups %s: expected 0..%d", optarg, BROKER_MAX_GROUPS);
+			break;
+		case OPT_MAX_CLIENT_SLOTS:
+			if (parse_u32(optarg, 2, UINT32_MAX - 1, &v) < 0)
+				BAD("--max-client-slots %s: expected 2..4294967294", optarg);
+			cfg->max_client_slots = v;
+			break;
+		case OPT_HELLO_TIMEOUT_MS:
+			if (parse_u32(optarg, 10, 60000, &cfg->hello_timeout_ms) < 0)
+				BAD("--hello-timeout-ms %s: expected 10..60000", optarg);
+			break;
+		case OPT_MAX_PENDING_PER_UID:
+			if (parse_u32(optarg, 1, 65536, &cfg->max_pending_per_uid) < 0)
+				BAD("--max-pending-per-uid %s: expected 1..65536", optarg);
+			break;
+		case OPT_MAX_PENDING:
+			if (parse_u32(optarg, 1, 65536, &cfg->max_pending) < 0)
+				BAD("--max-pending %s: expected 1..65536", optarg);
+			break;
 		case OPT_IDLE_SPIN_US:
 			if (parse_u32(optarg, 0, 10u * 1000 * 1000, &v) < 0)
 				BAD("--idle-spin-us %s: expected 0..10000000", optarg);
@@ -376,9 +487,16 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 			memset(g, 0, sizeof(*g));
 			memcpy(g->name, buf, strlen(buf) + 1); /* valid: at most 31 chars */
 			for (char *save = NULL, *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
-			     kv = strtok_r(NULL, ",", &save))
-				if (onering_group_setting_parse(g, kv, err, sizeof(err)) < 0)
+			     kv = strtok_r(NULL, ",", &save)) {
+				int perm = group_acl_key(kv);
+				if (perm >= 0) {
+					struct broker_acl *acl = &cfg->group_acls[cfg->nr_groups][perm];
+					if (parse_acl(strchr(kv, '=') + 1, acl, err, sizeof(err)) < 0)
+						BAD("--group %s: %s", optarg, err);
+				} else if (onering_group_setting_parse(g, kv, err, sizeof(err)) < 0) {
 					BAD("--group %s: %s", optarg, err);
+				}
+			}
 			cfg->nr_groups++;
 			break;
 		}
@@ -461,6 +579,11 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
 		fprintf(out, " %u", (unsigned)cfg->allow_gids[i]);
 	fprintf(out, "\nmax subs      %u\nmax clients   %u\nring slots    %u (default)\n",
 		cfg->max_subs, cfg->max_clients, cfg->default_capacity);
+	fprintf(out, "per client    %u queues, %u subscriptions, %u fds, %u groups, %llu ring slots\n",
+		cfg->max_queues_per_client, cfg->max_client_subs, cfg->max_client_fds,
+		cfg->max_client_groups, (unsigned long long)cfg->max_client_slots);
+	fprintf(out, "connections   HELLO within %u ms; without it at most %u per uid, %u in all\n",
+		cfg->hello_timeout_ms, cfg->max_pending_per_uid, cfg->max_pending);
 	fprintf(out, "idle          spin %llu us, then sleep %d ms\n",
 		(unsigned long long)(cfg->idle_spin_ns / 1000), cfg->idle_sleep_ms);
 	fprintf(out, "hugepages     %s\n", cfg->no_hugetlb ? "off" : "when reserved");
@@ -534,6 +657,14 @@ int main(int argc, char **argv)
 	if (onering_topo_load(b.cfg.synthetic[0] ? b.cfg.synthetic : NULL, &b.topo, NULL, 0) < 0) {
 		fprintf(stderr, "oneringd: cannot load the machine topology (hwloc)\n");
 		return 1;
+	}
+	/* Every source is an fd: take the whole hard limit the operator gave
+	 * (the per-client --max-client-fds share it out; at the limit the
+	 * broker refuses new clients and keeps serving the others). */
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	if (getrandom(&b.epoch, sizeof(b.epoch), 0) != sizeof(b.epoch))
 		b.epoch = (uint64_t)getpid() << 32 ^ (uint64_t)time(NULL);

@@ -360,7 +360,7 @@ int broker_nic_setup(struct broker *b)
 	k = 0;
 	for (unsigned i = 0; i < n->nr_ports; i++) {
 		struct broker_group *g;
-		r = broker_group_get(b, specs[i].group, true, &g);
+		r = broker_group_get(b, specs[i].group, true, NULL, &g);
 		if (r < 0)
 			return r;
 		for (uint16_t q = 0; q < n->ports[i].nr_rxq; q++, k++) {

@@ -256,12 +256,11 @@ static int handle_post(struct poller *p, struct broker_queue *q, const struct on
 	struct broker *b = p->b;
 	uint32_t gid = req->sub_id;
 
-	if (gid == 0 || gid > onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire)) {
+	struct broker_group *g = broker_group_by_id(b, gid);
+	if (!g || !broker_group_permits(b, g, BROKER_PERM_POST, q->cred)) {
 		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
-		return 1; /* no such group: refused, counted */
+		return 1; /* no such group, or not the poster's to post to: refused, counted */
 	}
-	struct broker_group *g = rcu_dereference(b->groups[gid - 1]);
-	BROKER_TSAN_OBSERVE(g);
 	struct onering_event rec;
 	memset(&rec, 0, sizeof(rec));
 	rec.cookie = req->user_data;

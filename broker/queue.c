@@ -28,6 +28,7 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 		return -ENOMEM;
 	q->id = ++b->next_queue_id;
 	q->client = c;
+	q->cred = &c->cred;
 	q->owner_pid = c->pid;
 	q->node = node;
 	q->ev_seg.fd = q->cons_seg.fd = -1;
@@ -129,10 +130,14 @@ void broker_sub_finalize(struct broker *b, struct broker_sub *s)
 		epoll_ctl(s->home->epfd, EPOLL_CTL_DEL, s->fd, NULL);
 		close(s->fd);
 		s->fd = -1;
+		q->client->nr_fds--;
 	}
+	q->client->nr_subs--;
 	broker_registry_remove(&b->reg, s);
 	cds_list_del(&s->queue_node);
 	broker_count(&q->ctr[ONERING_QC_SUBS], (uint64_t)-1);
+	if (s->group)
+		broker_group_unref(b, s->group);
 	BROKER_TSAN_PUBLISH(s); /* to the call_rcu thread */
 	urcu_qsbr_call_rcu(&s->rcu, sub_free_rcu);
 }
@@ -160,6 +165,10 @@ void broker_queue_teardown(struct broker *b, struct broker_queue *q)
 	cds_list_del_rcu(&q->poller_node);
 	cds_list_del(&q->client_node);
 	q->client->nr_queues--;
+	q->client->nr_fds -= 2;
+	q->client->ring_slots -= q->nr_slots;
+	if (q->group) /* after its redelivery: the group may end here */
+		broker_group_unref(b, q->group);
 	BROKER_TSAN_PUBLISH(q); /* to the call_rcu thread */
 	urcu_qsbr_call_rcu(&q->rcu, queue_free_rcu);
 }

@@ -66,7 +66,8 @@ int onering_attach_opts(const struct onering_attach_options *opts, struct onerin
 	att = calloc(1, sizeof(*att));
 	if (!att)
 		return -ENOMEM;
-	r = onering_proto_connect(path, name, &att->sock, &rep, attach_err, sizeof(attach_err));
+	r = onering_proto_connect(path, name, opts && opts->trust_uid ? (long)opts->trust_uid : -1,
+				  &att->sock, &rep, attach_err, sizeof(attach_err));
 	if (r < 0) {
 		onering_log(ONERING_LOG_INFO, "%s", attach_err);
 		free(att);
@@ -129,6 +130,7 @@ bool client_broker_alive(struct onering *att)
 int client_request(struct onering *att, struct onering_msg *req, const int *fds, unsigned nfds,
 		   struct onering_msg *rep, int *rfds, unsigned max_rfds, unsigned *nrfds)
 {
+	bool replied = false;
 	int r;
 
 	pthread_mutex_lock(&att->lock);
@@ -164,6 +166,7 @@ int client_request(struct onering *att, struct onering_msg *req, const int *fds,
 				for (unsigned i = 0; i < got; i++)
 					close(rfds[i]);
 			r = rep->status;
+			replied = true;
 			break;
 		}
 		/* A reply to nothing we asked: drop it (and any fds). */
@@ -174,6 +177,12 @@ out:
 	pthread_mutex_unlock(&att->lock);
 	if (r == -ETIMEDOUT)
 		client_set_error(att, "broker \"%s\" did not answer within 5 s", att->name);
+	else if (r < 0 && replied) {
+		/* The broker's reason: the limit or check, and how to change it. */
+		char why[ONERING_MSG_SIZE];
+		if (onering_msg_reason(rep, why, sizeof(why)))
+			client_set_error(att, "broker \"%s\": %s", att->name, why);
+	}
 	return r;
 }
 
@@ -481,6 +490,12 @@ const char *onering_strerror(int err)
 		return "interrupted by a signal";
 	case -EUSERS:
 		return "the broker has its maximum number of clients";
+	case -EDQUOT:
+		return "a per-client quota of the broker is used up (onering_last_error names it)";
+	case -EPERM:
+		return "not permitted: a group's owner or the broker's uid (see onering_last_error)";
+	case -EMFILE:
+		return "the broker is at a limit of queues or fds";
 	default:
 		return err < 0 ? strerror(-err) : "not an error code";
 	}

@@ -63,6 +63,10 @@ struct onering_attach_options {
 	const char *name;       /**< instance name; NULL = $ONERING_NAME or "default" */
 	const char *socket_dir; /**< NULL = $ONERING_SOCKET_DIR, else /run/onering as root,
 				     else $XDG_RUNTIME_DIR/onering */
+	uint32_t trust_uid;     /**< the broker may run as this uid too; 0 = only root or
+				     this process's own uid (or $ONERING_TRUST_UID). The
+				     library checks the server's uid before it sends
+				     anything: attach fails with -EPERM otherwise */
 };
 
 /** onering_queue_options.flags */

@@ -105,6 +105,21 @@ int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_f
 	return 0;
 }
 
+bool onering_msg_reason(const struct onering_msg *msg, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	if (!len)
+		return false;
+	if (msg->status < 0)
+		for (; n + 1 < len && n < sizeof(msg->u.reason) && msg->u.reason[n]; n++) {
+			char ch = msg->u.reason[n];
+			buf[n] = ch >= 0x20 && ch < 0x7f ? ch : '?';
+		}
+	buf[n] = '\0';
+	return n > 0;
+}
+
 int onering_msg_check(const struct onering_msg *msg)
 {
 	if (msg->magic != ONERING_MSG_MAGIC || msg->version != ONERING_PROTO_VERSION)
@@ -187,7 +202,24 @@ int onering_msg_recv_timeout(int sock, struct onering_msg *msg, int *fds, unsign
 		return (code);                                \
 	} while (0)
 
-int onering_proto_connect(const char *path, const char *name, int *sock,
+/* Is uid one the caller trusts to run its broker? */
+static bool trusted_uid(uid_t uid, long trust_uid)
+{
+	const char *env = getenv("ONERING_TRUST_UID");
+	char *end;
+
+	if (uid == 0 || uid == geteuid() || (trust_uid >= 0 && (uid_t)trust_uid == uid))
+		return true;
+	if (env && *env) {
+		errno = 0;
+		unsigned long v = strtoul(env, &end, 10);
+		if (!errno && !*end && v == uid)
+			return true;
+	}
+	return false;
+}
+
+int onering_proto_connect(const char *path, const char *name, long trust_uid, int *sock,
 			  struct onering_msg *reply, char *err, size_t err_size)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
@@ -214,6 +246,21 @@ int onering_proto_connect(const char *path, const char *name, int *sock,
 				     path, strerror(e));
 		CONNECT_FAIL(-e, "connect %s: %s", path, strerror(e));
 	}
+	/* Who answers, before a byte goes out: the fds the application adds
+	 * later would go to whoever this is. */
+	struct ucred cred;
+	socklen_t clen = sizeof(cred);
+	if (getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &clen) < 0) {
+		int e = errno;
+		CONNECT_FAIL(-e, "SO_PEERCRED on %s: %s", path, strerror(e));
+	}
+	if (!trusted_uid(cred.uid, trust_uid))
+		CONNECT_FAIL(-EPERM,
+			     "the server at %s runs as uid %u (pid %d), not root nor this user: not "
+			     "trusted, nothing sent (if it is your broker, trust it with "
+			     "onering_attach_options.trust_uid = %u or ONERING_TRUST_UID=%u)",
+			     path, (unsigned)cred.uid, (int)cred.pid, (unsigned)cred.uid,
+			     (unsigned)cred.uid);
 	onering_msg_init(&m, ONERING_MSG_HELLO, 1);
 	m.u.hello.abi_major = ONERING_ABI_MAJOR;
 	m.u.hello.abi_minor = ONERING_ABI_MINOR;
@@ -224,6 +271,10 @@ int onering_proto_connect(const char *path, const char *name, int *sock,
 		CONNECT_FAIL(r, "sending HELLO to %s: %s", path, strerror(-r));
 	/* A refusal may already be waiting even if the send failed. */
 	r = onering_msg_recv_timeout(s, &m, NULL, 0, NULL, 5000);
+	/* A broker that refused us at once (at its fd limit) and closed with our
+	 * HELLO unread leaves a reset pending before its reply: take the reply. */
+	if (r == -ECONNRESET)
+		r = onering_msg_recv(s, &m, NULL, 0, NULL, NULL, MSG_DONTWAIT);
 	if (r == -ETIMEDOUT)
 		CONNECT_FAIL(r, "broker at %s did not answer HELLO within 5 s", path);
 	if (r < 0)
@@ -255,9 +306,12 @@ int onering_proto_connect(const char *path, const char *name, int *sock,
 		m.u.hello.name[ONERING_NAME_MAX - 1] = '\0';
 		CONNECT_FAIL(-ENXIO, "socket %s belongs to instance \"%s\", not \"%s\"", path,
 			     m.u.hello.name, name);
-	default:
+	default: {
+		char why[ONERING_MSG_SIZE];
+		bool has = onering_msg_reason(&m, why, sizeof(why));
 		CONNECT_FAIL(m.status < 0 ? m.status : -EPROTO, "broker \"%s\" refused HELLO: %s",
-			     name, strerror(m.status < 0 ? -m.status : EPROTO));
+			     name, has ? why : strerror(m.status < 0 ? -m.status : EPROTO));
+	}
 	}
 	*sock = s;
 	if (reply)

@@ -17,6 +17,7 @@
 #ifndef ONERING_SHM_PROTO_H
 #define ONERING_SHM_PROTO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -241,6 +242,10 @@ struct onering_msg {
 	int32_t status;   /* replies: 0 or a negative errno */
 	union {
 		uint8_t raw[ONERING_MSG_SIZE - 16];
+		/* An error reply (status < 0) may carry its reason here: text naming
+		 * the limit or check that failed and how to change it, NUL-terminated
+		 * (empty: none; HELLO replies with -EPROTO/-ENXIO carry u.hello). */
+		char reason[ONERING_MSG_SIZE - 16];
 		struct onering_msg_hello hello;
 		struct onering_msg_queue_open queue_open;
 		struct onering_msg_queue queue;
@@ -297,6 +302,12 @@ enum onering_broker_counter {
 	ONERING_BC_EXTRA_FDS,      /* fds closed because a message did not expect them */
 	ONERING_BC_DENIED,         /* connections refused by SO_PEERCRED */
 	ONERING_BC_DROPPED,        /* clients disconnected for misbehaving */
+	ONERING_BC_HELLO_TIMEOUTS, /* connections closed for no HELLO within --hello-timeout-ms */
+	ONERING_BC_PENDING_LIMITED, /* connections closed at once: their uid had
+				      * --max-pending-per-uid waiting (or --max-pending) */
+	ONERING_BC_FD_LIMIT,       /* times the broker reached its fd limit (EMFILE/ENFILE) */
+	ONERING_BC_QUOTA,          /* calls refused by a per-client quota (-EDQUOT) */
+	ONERING_BC_GROUPS,         /* live groups */
 	ONERING_BC_NR,
 };
 
@@ -327,6 +338,12 @@ int onering_msg_send(int sock, const struct onering_msg *msg, const int *fds, un
  */
 int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_fds,
 		     unsigned *nfds, unsigned *extra_fds, int flags);
+
+/**
+ * The reason an error reply carries (u.reason), made printable, into buf.
+ * @return true if there is one.
+ */
+bool onering_msg_reason(const struct onering_msg *msg, char *buf, size_t len);
 
 /** Check magic and version. @return 0 or -EPROTO. */
 int onering_msg_check(const struct onering_msg *msg);
@@ -362,17 +379,22 @@ int onering_socket_dir(const char *dir, char *buf, size_t len);
 
 /**
  * Connect to the instance at path and say HELLO: the one handshake every
- * client (libonering, the onering tool) goes through.
+ * client (libonering, the onering tool) goes through. Before it sends
+ * anything it checks who listens (SO_PEERCRED): root, this process's
+ * effective uid, trust_uid, or the uid in $ONERING_TRUST_UID - anyone else
+ * could be an impostor that swapped the socket.
  * @param name   the instance the caller means to reach
+ * @param trust_uid  one more uid to trust as the broker's, or -1
  * @param sock   receives the connected socket (close-on-exec) on success
  * @param reply  receives the broker's HELLO reply on success
  * @param err    a readable reason on failure: what failed, the path or
  *               uid involved, and how to fix it
  * @return 0; -ENOENT no broker at path; -EACCES refused (uid named);
  *   -EPROTO version mismatch (both named); -ENXIO another instance;
- *   -ETIMEDOUT no reply in 5 s; -ECONNRESET hung up; other -errno.
+ *   -ETIMEDOUT no reply in 5 s; -ECONNRESET hung up; -EPERM the server runs
+ *   as a uid not trusted (named, with the option that trusts it); other -errno.
  */
-int onering_proto_connect(const char *path, const char *name, int *sock,
+int onering_proto_connect(const char *path, const char *name, long trust_uid, int *sock,
 			  struct onering_msg *reply, char *err, size_t err_size);
 
 /**

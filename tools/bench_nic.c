@@ -1247,7 +1247,7 @@ static int run_one(const struct bench_opts *o, enum peer peer, struct result *re
 		}
 		e = onering_socket_path(BENCH_BROKER_NAME, r->broker.dir, path, sizeof(path));
 		if (e == 0)
-			e = onering_proto_connect(path, BENCH_BROKER_NAME, &r->ctl, NULL, err,
+			e = onering_proto_connect(path, BENCH_BROKER_NAME, -1, &r->ctl, NULL, err,
 						  sizeof(err));
 		else
 			snprintf(err, sizeof(err), "socket path: %s", strerror(-e));

@@ -730,7 +730,7 @@ static int broker_poller_counters(const struct broker_proc *b, uint64_t *kicks,
 	r = onering_socket_path(b->name, b->dir, path, sizeof(path));
 	if (r < 0)
 		return r;
-	r = onering_proto_connect(path, b->name, &sock, NULL, err, sizeof(err));
+	r = onering_proto_connect(path, b->name, -1, &sock, NULL, err, sizeof(err));
 	if (r < 0)
 		return r;
 	onering_msg_init(&m, ONERING_MSG_STATS, 1);

@@ -245,7 +245,7 @@ protected:
 		int s;
 		char err[512];
 		onering_msg m;
-		if (onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), &s,
+		if (onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), -1, &s,
 					  nullptr, err, sizeof(err)) < 0)
 			return items;
 		onering_msg_init(&m, ONERING_MSG_STATS, 9);

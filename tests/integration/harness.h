@@ -81,7 +81,13 @@ public:
 				_exit(126);
 			for (auto &kv : env_)
 				setenv(kv.first.c_str(), kv.second.c_str(), 1);
+			// Only fd 3 stays of the pipe: the broker's close of it is the
+			// end the parent waits for.
+			if (p[0] != 3)
+				close(p[0]);
 			dup2(p[1], 3);
+			if (p[1] != 3)
+				close(p[1]);
 			int log = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
 			if (log >= 0)
 				dup2(log, 2);
@@ -97,6 +103,10 @@ public:
 		int r = poll(&pfd, 1, 10000);
 		char c = 0;
 		bool ok = r == 1 && read(p[0], &c, 1) == 1 && c == 'R';
+		// Then the end of the pipe: the broker has closed its end, so the fd
+		// counts tests take from here on are its steady ones.
+		if (ok && poll(&pfd, 1, 10000) == 1)
+			ok = read(p[0], &c, 1) == 0;
 		close(p[0]);
 		if (!ok)
 			Stop();
@@ -218,7 +228,7 @@ inline bool StatsCounters(const Broker &broker, uint32_t what, uint64_t *ctr, un
 	char err[512];
 	onering_msg m;
 	bool found = false;
-	if (onering_proto_connect(broker.SocketPath().c_str(), broker.Name().c_str(), &s, nullptr,
+	if (onering_proto_connect(broker.SocketPath().c_str(), broker.Name().c_str(), -1, &s, nullptr,
 				  err, sizeof(err)) < 0)
 		return false;
 	onering_msg_init(&m, ONERING_MSG_STATS, 3);

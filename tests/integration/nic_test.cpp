@@ -78,11 +78,24 @@ protected:
 	void Connect()
 	{
 		char err[512];
-		ASSERT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(),
+		ASSERT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), -1,
 						&ctl_, nullptr, err, sizeof(err)), 0) << err;
 	}
 
+	// -EAGAIN (the vdev's ring is full until the broker takes from it) is
+	// backpressure: tried again, bounded.
 	int Inject(const std::vector<uint8_t> &frame, uint16_t port = 0)
+	{
+		int r = -EAGAIN;
+		for (int i = 0; i < 10000 && r == -EAGAIN; i++) {
+			r = InjectOnce(frame, port);
+			if (r == -EAGAIN)
+				usleep(100);
+		}
+		return r;
+	}
+
+	int InjectOnce(const std::vector<uint8_t> &frame, uint16_t port)
 	{
 		onering_msg m;
 		onering_msg_init(&m, ONERING_MSG_PORT_TX, ++seq_);

@@ -106,7 +106,7 @@ protected:
 	{
 		int s = -1;
 		char err[512];
-		EXPECT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(),
+		EXPECT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), -1,
 						&s, nullptr, err, sizeof(err)), 0) << err;
 		return s;
 	}
