@@ -36,6 +36,7 @@
 /* Client keys: pointer values (always > 4096). */
 
 #define MAX_BAD_MESSAGES 16
+#define REFUSED_PER_UID 8 /* connections of a refused uid held to answer them */
 #define SUB_EVENTS_ALLOWED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
 
 static void client_drop(struct broker *b, struct broker_client *c, const char *why);
@@ -152,9 +153,8 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		return;
 	}
 	if (c->nr_fds + 2 > b->cfg.max_client_fds) {
-		reply_error(b, c, m, -EDQUOT, "the broker holds %u fds for this client, a queue "
-			    "needs 2 more (oneringd --max-client-fds %u)", c->nr_fds,
-			    b->cfg.max_client_fds);
+		reply_error(b, c, m, -EDQUOT, "%u fds held for this client, a queue needs 2 more "
+			    "(oneringd --max-client-fds %u)", c->nr_fds, b->cfg.max_client_fds);
 		return;
 	}
 	if (c->ring_slots + cap + sq > b->cfg.max_client_slots) {
@@ -180,14 +180,13 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	if (o->group[0]) {
 		r = broker_group_get(b, o->group, true, c, &g);
 		if (r == -EDQUOT) {
-			reply_error(b, c, m, r, "group '%s' not created: %u live groups made by this "
-				    "client, the most allowed (oneringd --max-client-groups)", o->group,
-				    c->nr_groups_created);
+			reply_error(b, c, m, r, "group '%s': this client made %u live groups, its "
+				    "most (oneringd --max-client-groups)", o->group, c->nr_groups_created);
 			return;
 		}
 		if (r == -ENOSPC) {
-			reply_error(b, c, m, r, "group '%s' not created: the broker has %u groups, "
-				    "the most it keeps", o->group, BROKER_MAX_GROUPS);
+			reply_error(b, c, m, r, "group '%s': the broker has %u groups, the most it "
+				    "keeps", o->group, BROKER_MAX_GROUPS);
 			return;
 		}
 		if (r < 0) {
@@ -361,8 +360,8 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	}
 	if (!timer && source_is_broker_socket(fd)) {
 		close(fd);
-		reply_error(b, c, m, -EINVAL, "a socket connected to the broker cannot be a source "
-			    "(the broker would hold the client's own connection open)");
+		reply_error(b, c, m, -EINVAL, "a socket connected to the broker cannot be a "
+			    "source (it would hold a client's connection open)");
 		return;
 	}
 	/* Home: the poller of the node asked for (group targets only: a private
@@ -475,9 +474,8 @@ static void handle_group(struct broker *b, struct broker_client *c, struct oneri
 	bool existed = broker_group_get(b, name, false, NULL, &g) == 0;
 	r = existed ? 0 : broker_group_get(b, name, !(gm->flags & ONERING_GROUP_NO_CREATE), c, &g);
 	if (r == -EDQUOT) {
-		reply_error(b, c, m, r, "group '%s' not created: %u live groups made by this client, "
-			    "the most allowed (oneringd --max-client-groups)", name,
-			    c->nr_groups_created);
+		reply_error(b, c, m, r, "group '%s': this client made %u live groups, its most "
+			    "(oneringd --max-client-groups)", name, c->nr_groups_created);
 		return;
 	}
 	if (r == 0 && !existed)
@@ -940,24 +938,26 @@ static void accept_clients(struct broker *b)
 		}
 		/* Connections without HELLO are bounded per uid (and in all): a
 		 * silent or refused user cannot take the broker's fds or anyone's
-		 * place. */
-		unsigned same_uid = 0;
+		 * place. A refused uid is only waiting to be told why: a few will do. */
+		bool allowed = peer_allowed(b, &cred);
+		unsigned same_uid = 0, cap = allowed ? b->cfg.max_pending_per_uid : REFUSED_PER_UID;
 		struct broker_client *o;
 		cds_list_for_each_entry(o, &b->pending, node)
 			same_uid += o->uid == cred.uid;
-		if (same_uid >= b->cfg.max_pending_per_uid || b->nr_pending >= b->cfg.max_pending) {
+		if (same_uid >= cap || b->nr_pending >= b->cfg.max_pending) {
 			broker_count(&b->ctr[ONERING_BC_PENDING_LIMITED], 1);
 			if (log_allowed(&pending_log, &suppressed))
 				onering_log(ONERING_LOG_NOTICE, "closed a connection of pid %d uid %u: "
-					    "%u of its uid wait for HELLO, %u in all (--max-pending-per-"
-					    "uid %u, --max-pending %u; %u such closes not logged)",
-					    (int)cred.pid, (unsigned)cred.uid, same_uid, b->nr_pending,
-					    b->cfg.max_pending_per_uid, b->cfg.max_pending, suppressed);
+					    "%u of its uid wait for HELLO, %u in all (%s %u, --max-pending "
+					    "%u; %u such closes not logged)", (int)cred.pid,
+					    (unsigned)cred.uid, same_uid, b->nr_pending,
+					    allowed ? "--max-pending-per-uid" : "refused uids:", cap,
+					    b->cfg.max_pending, suppressed);
 			close(sock);
 			continue;
 		}
 		int refuse = 0;
-		if (!peer_allowed(b, &cred)) {
+		if (!allowed) {
 			broker_count(&b->ctr[ONERING_BC_DENIED], 1);
 			if (log_allowed(&denied_log, &suppressed))
 				onering_log(ONERING_LOG_NOTICE, "refused pid %d uid %u gid %u (allow it "
@@ -996,41 +996,55 @@ static void accept_clients(struct broker *b)
 	}
 }
 
-static void client_drop(struct broker *b, struct broker_client *c, const char *why)
+/* Drop clients (dead, refused or misbehaving) together: their queues
+ * share grace periods, so that a hundred clients dying at once cost the
+ * same few grace periods as one. */
+static void clients_drop(struct broker *b, struct broker_client **cs, unsigned n_clients,
+			 const char *why)
 {
-	struct broker_queue *qs[64], *q, *tmp;
+	struct broker_queue *qs[64], *q;
 	unsigned n = 0;
 
-	if (why) {
-		broker_count(&b->ctr[ONERING_BC_DROPPED], 1);
-		onering_log(ONERING_LOG_NOTICE, "dropping client %u (pid %d): %s", c->id,
-			    (int)c->pid, why);
-	}
-	/* Queues go in batches sharing one grace period. */
-	while (!cds_list_empty(&c->queues)) {
-		n = 0;
-		cds_list_for_each_entry_safe(q, tmp, &c->queues, client_node) {
-			if (n == 64)
-				break;
+	for (unsigned i = 0; i < n_clients; i++) {
+		struct broker_client *c = cs[i];
+		if (why) {
+			broker_count(&b->ctr[ONERING_BC_DROPPED], 1);
+			onering_log(ONERING_LOG_NOTICE, "dropping client %u (pid %d): %s", c->id,
+				    (int)c->pid, why);
+		}
+		/* Queues go in batches of 64 sharing one grace period. */
+		cds_list_for_each_entry(q, &c->queues, client_node) {
+			if (n == 64) {
+				close_queues(b, qs, n);
+				n = 0;
+			}
 			qs[n++] = q;
 		}
-		close_queues(b, qs, n);
 	}
-	epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->sock, NULL);
-	close(c->sock);
-	if (c->pidfd >= 0) {
-		epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
-		close(c->pidfd);
+	close_queues(b, qs, n);
+	for (unsigned i = 0; i < n_clients; i++) {
+		struct broker_client *c = cs[i];
+		epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->sock, NULL);
+		close(c->sock);
+		if (c->pidfd >= 0) {
+			epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
+			close(c->pidfd);
+		}
+		cds_list_del(&c->node);
+		if (c->hello_done) {
+			b->nr_clients--;
+			broker_count(&b->ctr[ONERING_BC_CLIENTS], (uint64_t)-1);
+			broker_groups_client_gone(b, c);
+		} else {
+			b->nr_pending--;
+		}
+		free(c);
 	}
-	cds_list_del(&c->node);
-	if (c->hello_done) {
-		b->nr_clients--;
-		broker_count(&b->ctr[ONERING_BC_CLIENTS], (uint64_t)-1);
-		broker_groups_client_gone(b, c);
-	} else {
-		b->nr_pending--;
-	}
-	free(c);
+}
+
+static void client_drop(struct broker *b, struct broker_client *c, const char *why)
+{
+	clients_drop(b, &c, 1, why);
 }
 
 /* Connections that did not say HELLO in time (oldest first). Returns the
@@ -1395,16 +1409,13 @@ int broker_run(struct broker *b)
 			r = -errno;
 			break;
 		}
+		/* Clients seen dead in this batch, dropped together after it. */
+		struct broker_client *dead[32];
+		unsigned nr_dead = 0;
 		for (int i = 0; i < n; i++) {
 			uint64_t key = evs[i].data.u64;
 			if (key == KEY_LISTEN) {
 				accept_clients(b);
-			} else if (key > KEY_REAP && (key & CLIENT_PIDFD_TAG)) {
-				/* The client's process ended (its socket may live on). */
-				struct broker_client *c =
-					(struct broker_client *)(uintptr_t)(key & ~(uint64_t)CLIENT_PIDFD_TAG);
-				client_drop(b, c, NULL);
-				break; /* c may appear later in evs: re-poll */
 			} else if (key == KEY_SIGNAL) {
 				struct signalfd_siginfo si;
 				while (read(b->signal_fd, &si, sizeof(si)) == sizeof(si)) {
@@ -1419,18 +1430,28 @@ int broker_run(struct broker *b)
 				drain_faults(b);
 				break; /* clients may have gone: re-poll */
 			} else {
-				struct broker_client *c = evs[i].data.ptr;
+				bool pidfd = key & CLIENT_PIDFD_TAG;
+				struct broker_client *c =
+					(struct broker_client *)(uintptr_t)(key & ~(uint64_t)CLIENT_PIDFD_TAG);
+				bool known = false;
+				for (unsigned k = 0; k < nr_dead; k++)
+					known |= dead[k] == c;
+				if (known)
+					continue;
+				if (pidfd || !(evs[i].events & EPOLLIN)) {
+					/* Its process ended (its socket may live on), or its
+					 * socket hung up. */
+					dead[nr_dead++] = c;
+					continue;
+				}
 				/* One message per wake-up keeps clients fair; level-
-				 * triggered epoll brings us back for the rest. */
-				if (evs[i].events & EPOLLIN)
-					client_readable(b, c);
-				else if (evs[i].events & (EPOLLHUP | EPOLLRDHUP | EPOLLERR))
-					client_drop(b, c, NULL);
-				/* A client dropped above may appear later in evs (its
-				 * pidfd, say): stop this batch and re-poll. */
+				 * triggered epoll brings us back for the rest. A client
+				 * this drops may appear later in evs: stop the batch. */
+				client_readable(b, c);
 				break;
 			}
 		}
+		clients_drop(b, dead, nr_dead, NULL);
 	}
 	r = 0;
 out:

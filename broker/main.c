@@ -147,8 +147,9 @@ static void usage(FILE *out)
 		"                       (default 4194304)\n"
 		"  --hello-timeout-ms N close a connection that has not said HELLO by then\n"
 		"                       (default 1000)\n"
-		"  --max-pending-per-uid N  connections without HELLO per uid (default 16)\n"
-		"  --max-pending N      connections without HELLO in all (default 256)\n"
+		"  --max-pending-per-uid N  connections without HELLO per served uid (default\n"
+		"                       128; a refused uid gets 8, to be told why)\n"
+		"  --max-pending N      connections without HELLO in all (default 1024)\n"
 		"  --idle-spin-us N     busy-poll this long before blocking when idle (default 100)\n"
 		"  --idle-sleep-ms N    block at most this long when idle; -1 never blocks (default 1)\n"
 		"  --no-hugepages       never back rings with hugepages\n"
@@ -328,8 +329,8 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 	cfg->max_client_groups = 16;
 	cfg->max_client_slots = 4u << 20;
 	cfg->hello_timeout_ms = 1000;
-	cfg->max_pending_per_uid = 16;
-	cfg->max_pending = 256;
+	cfg->max_pending_per_uid = 128;
+	cfg->max_pending = 1024;
 	cfg->idle_spin_ns = 100 * 1000;
 	cfg->idle_sleep_ms = 1;
 	cfg->ready_fd = -1;

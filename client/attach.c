@@ -289,6 +289,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 		snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "%s", o.group);
 	req.u.queue_open.packet_snap = o.packet_snap;
 	req.u.queue_open.words = o.words;
+	rep.status = 0;
 	r = client_request(att, &req, NULL, 0, &rep, fds, 3, &nfds);
 	if (r == 0 && nfds != 3) {
 		for (unsigned i = 0; i < nfds; i++)
@@ -296,9 +297,12 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 		r = -EPROTO;
 	}
 	if (r < 0) {
+		char why[ONERING_MSG_SIZE];
 		if (r != -ETIMEDOUT)
 			client_set_error(att, "opening a queue on \"%s\": %s", att->name,
-					 onering_strerror(r));
+					 r == rep.status && onering_msg_reason(&rep, why, sizeof(why))
+						 ? why
+						 : onering_strerror(r));
 		free(q);
 		return r;
 	}
