@@ -249,19 +249,74 @@ bool poller_apply_request(struct poller *p, struct broker_queue *q,
 	}
 }
 
+/*
+ * The group a POST from q names, if q's client may post to it: 0 and *out,
+ * or -ENOENT (no such group, or no longer). The one place that decides
+ * whether a post has somewhere to go: a check of who may post to g returns
+ * -EACCES here, and every refusal takes the same path (post_refuse).
+ */
+static int post_target(struct poller *p, const struct broker_queue *q, uint32_t gid,
+		       struct broker_group **out)
+{
+	struct broker *b = p->b;
+
+	(void)q; /* the poster, for the permission check */
+	/* Acquire: pairs with the control thread's release of the count (the
+	 * group's pointer is published before it). */
+	if (gid == 0 || gid > onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire))
+		return -ENOENT;
+	struct broker_group *g = rcu_dereference(b->groups[gid - 1]);
+	if (!g)
+		return -ENOENT;
+	BROKER_TSAN_OBSERVE(g);
+	*out = g;
+	return 0;
+}
+
+/*
+ * A post that goes nowhere (status: post_target's error) is never dropped
+ * silently: it is counted once, for the broker, and the poster finds a
+ * CONTROL record (POST_REFUSED: the group, the reason, the post's cookie
+ * and flow) in the queue it posted through. That record needs a free slot:
+ * while the poster's ring is full the post stays in its submission ring
+ * (returns 0), as a post to a full backlog does.
+ */
+static int post_refuse(struct poller *p, struct broker_queue *q, const struct onering_request *req,
+		       uint64_t ts, int status)
+{
+	void *slot = NULL;
+	int r = onering_ring_claim(&q->evp, &slot);
+
+	if (r < 0) {
+		poller_queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
+		return 1;
+	}
+	if (r == 0)
+		return 0;
+	struct onering_event *e = slot;
+	memset(e, 0, sizeof(*e));
+	e->cookie = req->user_data;
+	e->kind = ONERING_EV_CONTROL;
+	e->timestamp_ns = ts;
+	e->payload.control.code = ONERING_CTL_POST_REFUSED;
+	e->payload.control.arg = req->sub_id;
+	e->payload.control.status = status;
+	e->payload.control.flow = req->arg[0];
+	q->dirty = true;
+	/* Several pollers count here: an atomic add (a rare path). */
+	onering_atomic_fetch_add(&p->b->ctr[ONERING_BC_POSTS_REFUSED], 1, onering_mo_relaxed);
+	return 1;
+}
+
 /* A user event for a group (ABI 1.2). */
 static int handle_post(struct poller *p, struct broker_queue *q, const struct onering_request *req,
 		       uint64_t ts)
 {
-	struct broker *b = p->b;
-	uint32_t gid = req->sub_id;
+	struct broker_group *g;
+	int r = post_target(p, q, req->sub_id, &g);
 
-	if (gid == 0 || gid > onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire)) {
-		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
-		return 1; /* no such group: refused, counted */
-	}
-	struct broker_group *g = rcu_dereference(b->groups[gid - 1]);
-	BROKER_TSAN_OBSERVE(g);
+	if (r < 0)
+		return post_refuse(p, q, req, ts, r);
 	struct onering_event rec;
 	memset(&rec, 0, sizeof(rec));
 	rec.cookie = req->user_data;

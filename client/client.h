@@ -14,6 +14,7 @@
 #include "shm/segment.h"
 
 #define CLIENT_ERR_MAX 320
+#define CLIENT_GROUPS 256u /* group ids an attachment remembers (a power of two) */
 
 struct onering {
 	int sock;
@@ -33,6 +34,13 @@ struct onering {
 	 * queues' threads read them without a lock. */
 	ONERING_ATOMIC(struct client_sub *) *sub_pages;
 	uint32_t nr_sub_pages;
+
+	/* Group ids the attachment has learned (onering_group_id(), the group
+	 * of a queue it opened), the ids onering_post() accepts: a set with
+	 * open addressing, 0 an empty slot. Added under lock (release), read
+	 * by any queue's thread without it (acquire). */
+	ONERING_ATOMIC(uint32_t) groups[CLIENT_GROUPS];
+	ONERING_ATOMIC(uint32_t) groups_full; /* learned more than CLIENT_GROUPS: any id passes */
 };
 
 #define CLIENT_SUB_PAGE 1024u
@@ -103,6 +111,8 @@ static inline struct client_sub *client_sub_at(struct onering *att, uint32_t id)
  * fd (or -1: a timer) and record it in the attachment's table. */
 int client_sub_add(struct onering_queue *q, const struct onering_msg_sub_add *a, int fd,
 		   struct onering_sub *sub);
+/* queue.c: remember that group id exists (takes att->lock). */
+void client_group_learn(struct onering *att, uint32_t id);
 /* queue.c: one request on the submission ring (kicks a sleeping poller). */
 int client_submit(struct onering_queue *q, const struct onering_request *req);
 

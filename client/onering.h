@@ -222,12 +222,24 @@ uint32_t onering_queue_group(const struct onering_queue *q);
  * delivers one ONERING_EV_USER record (payload.user: flow and data, cookie)
  * to a member chosen by the group's policy; a sticky group keeps one flow
  * on one queue while it has unconsumed records there.
+ *
+ * A post is never lost silently. The library takes only group ids this
+ * attachment has learned (from onering_group_id() or as the group of a
+ * queue it opened); any other id is refused here. A post the broker cannot
+ * deliver - the group no longer exists, or this client may not post to it -
+ * is counted (`onering stat`: posts refused) and comes back on q as an
+ * ONERING_EV_CONTROL record returned by onering_poll()/onering_wait():
+ * payload.control.code ONERING_CTL_POST_REFUSED, .arg the group id,
+ * .status -ENOENT (no such group) or -EACCES (not allowed), .flow and the
+ * record's cookie those of the post. Until q's ring has a free slot for
+ * that record the broker leaves the post in the submission ring.
  * @param group  target group id
  * @param flow   flow key (sticky affinity), copied into the record
  * @param data   up to 24 bytes copied into the record; may be NULL if len 0
- * @return 0; -EINVAL len > 24 or group 0; -EAGAIN submission ring full
- *   (also while the group's backlog is full: the broker stops taking posts
- *   until it drains) - retry.
+ * @return 0; -EINVAL len > 24 or group 0; -ENOENT group is not an id this
+ *   attachment has learned; -EAGAIN submission ring full (also while the
+ *   group's backlog is full: the broker stops taking posts until it drains)
+ *   - retry.
  * Context: the queue's thread; no system call while the poller is awake
  *   (one eventfd write when it sleeps).
  */
@@ -303,9 +315,11 @@ struct onering_user_event {
 
 /**
  * Post up to n user events to group through q's submission ring, published
- * together (one release store and one fence for the burst).
+ * together (one release store and one fence for the burst). Refusals as
+ * for onering_post().
  * @return how many were posted (fewer than n when the ring filled: retry
- *   the rest); -EINVAL group 0 or a len > 24; -EPROTO corrupt ring.
+ *   the rest); -EINVAL group 0 or a len > 24; -ENOENT group is not an id
+ *   this attachment has learned; -EPROTO corrupt ring.
  * Context: the queue's thread; no system call while the poller is awake.
  */
 int onering_post_burst(struct onering_queue *q, uint32_t group, const struct onering_user_event *posts,
@@ -433,7 +447,9 @@ int onering_word_unwatch(struct onering_queue *q, uint32_t idx);
  * Such a batch also ends an onering_wait() early (below its min). Records of deleted
  * subscriptions are skipped. Every collect_every consumed records the
  * level-triggered collection (onering_collect) runs first when LEVEL
- * sources are outstanding.
+ * sources are outstanding. Besides the records of sources and posts, the
+ * caller gets ONERING_EV_CONTROL records with code ONERING_CTL_POST_REFUSED
+ * (a post of this queue that went nowhere: see onering_post()).
  * @return records copied to events (0 if none); -ECONNRESET the broker
  *   shut down (its last record said so) and the ring is empty; -EPROTO the
  *   broker's ring is corrupt. A broker that was killed is not noticed here

@@ -58,6 +58,45 @@ static int submit_burst(struct onering_queue *q, const struct onering_request *r
 	return r;
 }
 
+static inline uint32_t group_slot(uint32_t id)
+{
+	return (id * 2654435761u) & (CLIENT_GROUPS - 1);
+}
+
+void client_group_learn(struct onering *att, uint32_t id)
+{
+	if (id == 0)
+		return;
+	pthread_mutex_lock(&att->lock);
+	for (uint32_t k = 0, i = group_slot(id); k < CLIENT_GROUPS; k++, i = (i + 1) & (CLIENT_GROUPS - 1)) {
+		uint32_t v = onering_atomic_load(&att->groups[i], onering_mo_relaxed);
+		if (v == id)
+			goto out;
+		if (v == 0) {
+			/* Release: pairs with group_known's acquire. */
+			onering_atomic_store(&att->groups[i], id, onering_mo_release);
+			goto out;
+		}
+	}
+	onering_atomic_store(&att->groups_full, 1, onering_mo_release);
+out:
+	pthread_mutex_unlock(&att->lock);
+}
+
+/* Has the attachment learned group id? Plain loads, no system call. */
+static bool group_known(struct onering *att, uint32_t id)
+{
+	for (uint32_t k = 0, i = group_slot(id); k < CLIENT_GROUPS; k++, i = (i + 1) & (CLIENT_GROUPS - 1)) {
+		/* Acquire: pairs with client_group_learn's release. */
+		uint32_t v = onering_atomic_load(&att->groups[i], onering_mo_acquire);
+		if (v == id)
+			return true;
+		if (v == 0)
+			break;
+	}
+	return onering_atomic_load(&att->groups_full, onering_mo_acquire) != 0;
+}
+
 int client_submit(struct onering_queue *q, const struct onering_request *req)
 {
 	int r = submit_burst(q, req, 1);
@@ -88,6 +127,8 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 	for (unsigned i = 0; i < n; i++)
 		if (posts[i].len > sizeof(posts[i].data))
 			return -EINVAL;
+	if (!group_known(q->att, group))
+		return -ENOENT;
 	while (done < n) {
 		unsigned k = n - done < 32 ? n - done : 32;
 		for (unsigned i = 0; i < k; i++) {
@@ -116,6 +157,8 @@ int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const v
 
 	if (group == 0 || len > sizeof(((struct onering_event_user *)0)->data) || (len && !data))
 		return -EINVAL;
+	if (!group_known(q->att, group))
+		return -ENOENT;
 	memset(&req, 0, sizeof(req));
 	req.op = ONERING_REQ_POST;
 	req.sub_id = group;
@@ -342,7 +385,12 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 		for (int i = 0; i < k; i++) {
 			const struct onering_event *e = &rec[i];
 			if (e->kind == ONERING_EV_CONTROL) {
-				if (e->payload.control.code == ONERING_CTL_SHUTDOWN)
+				/* A refused post is the caller's to know; SHUTDOWN is
+				 * the library's; a code this library does not know is
+				 * skipped (newer brokers may add some). */
+				if (e->payload.control.code == ONERING_CTL_POST_REFUSED)
+					out[n++] = *e;
+				else if (e->payload.control.code == ONERING_CTL_SHUTDOWN)
 					q->dead = true;
 				continue;
 			}

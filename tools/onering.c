@@ -89,7 +89,7 @@ static void print_event(const struct onering_event *e, uint64_t t0, const char *
 /* ---- stat ------------------------------------------------------------------ */
 
 static const char *const broker_ctr_names[ONERING_BC_NR] = {
-	"clients", "attaches", "bad_messages", "extra_fds", "denied", "dropped"};
+	"clients", "attaches", "bad_messages", "extra_fds", "denied", "dropped", "posts_refused"};
 static const char *const poller_ctr_names[ONERING_PC_NR] = {
 	"loops", "events", "published", "sleeps", "queues", "cpu", "kicks"};
 static const char *const queue_ctr_names[ONERING_QC_NR] = {
@@ -255,13 +255,15 @@ static void stats_text(const struct stat_items *s, FILE *out)
 		if (it->what == ONERING_STATS_BROKER)
 			fprintf(out,
 				"broker pid %u: %llu clients attached, %llu attaches, %llu bad "
-				"messages, %llu extra fds closed, %llu denied, %llu dropped\n",
+				"messages, %llu extra fds closed, %llu denied, %llu dropped, %llu "
+				"posts refused\n",
 				it->owner_pid, (unsigned long long)c[ONERING_BC_CLIENTS],
 				(unsigned long long)c[ONERING_BC_ATTACHES],
 				(unsigned long long)c[ONERING_BC_BAD_MESSAGES],
 				(unsigned long long)c[ONERING_BC_EXTRA_FDS],
 				(unsigned long long)c[ONERING_BC_DENIED],
-				(unsigned long long)c[ONERING_BC_DROPPED]);
+				(unsigned long long)c[ONERING_BC_DROPPED],
+				(unsigned long long)c[ONERING_BC_POSTS_REFUSED]);
 	}
 	fprintf(out, "\n%-7s %4s %5s %12s %12s %12s %10s %8s %7s\n", "poller", "node", "cpu",
 		"loops", "events", "published", "sleeps", "kicks", "queues");
