@@ -54,8 +54,9 @@ enum onering_mode {
 	ONERING_EDGE = 0,    /**< one record per readiness edge (default) */
 	ONERING_ONESHOT = 1, /**< one record, then disarmed until onering_rearm() */
 	ONERING_LEVEL = 2,   /**< one record while ready; re-delivered by onering_collect() */
-	ONERING_DISPATCH = 3, /**< one record, then disarmed until that record is done
-				   (onering_done() re-arms it, through the ring) */
+	ONERING_DISPATCH = 3, /**< one record, then disarmed until that record is done:
+				   onering_done() re-arms it, through the ring (on any
+				   queue; in ack mode it also ends the record's flight) */
 };
 
 /** Options for onering_attach_opts(); zero-initialise and set what you need. */
@@ -279,11 +280,16 @@ int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events
 int onering_del(struct onering_queue *q, struct onering_sub sub);
 
 /**
- * Ack mode: the record ev (taken from q) is processed. For a DISPATCH
- * subscription this re-enables it through the submission ring.
- * @return 0; -EINVAL not an acked record of this attachment's subscription;
- *   -EAGAIN submission ring full while re-arming (the record is done; call
- *   onering_rearm() later).
+ * The record ev, taken from q, is processed. For a DISPATCH subscription
+ * this re-enables it through the submission ring - the way to re-arm
+ * DISPATCH, on any queue. On a queue in ack mode (ONERING_QUEUE_ACK) it
+ * also ends the record's flight (onering_del()/onering_teardown() wait for
+ * that), for every mode. Call it once per record.
+ * @return 0 (also for a record of a subscription deleted since: nothing to
+ *   re-arm); -EINVAL ev cannot be done: a post, packet, word or control
+ *   record, another client's (FOREIGN), in ack mode not a record in
+ *   flight, without ack mode not a DISPATCH record; -EAGAIN submission ring
+ *   full while re-arming (the record is done; call onering_rearm() later).
  * Context: the thread that took ev; no system call while the poller is awake.
  */
 int onering_done(struct onering_queue *q, const struct onering_event *ev);
@@ -297,9 +303,14 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev);
 int onering_teardown(struct onering_queue *q, struct onering_sub sub, int64_t timeout_ns);
 
 /**
- * Re-enable a ONESHOT subscription after its record, through the
- * submission ring (applied on the broker's next poll loop, as onering_mod).
- * @return 0; -ENOENT not live; -EINVAL not ONESHOT; -EAGAIN ring full (retry).
+ * Re-enable a ONESHOT or DISPATCH subscription after its record, through
+ * the submission ring (applied on the broker's next poll loop, as
+ * onering_mod). DISPATCH is normally re-armed by onering_done(); this is for
+ * re-arming it after onering_done() returned -EAGAIN, or without a record.
+ * @return 0; -ENOENT not live; -EINVAL neither ONESHOT nor DISPATCH;
+ *   -EBUSY a DISPATCH record of sub is in flight (taken by an ack-mode
+ *   queue, not done yet: its onering_done() re-arms it); -EAGAIN ring full
+ *   (retry).
  * Context: the queue's thread; no system call while the poller is awake (one
  *   eventfd write when it sleeps).
  */

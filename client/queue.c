@@ -191,6 +191,11 @@ int onering_rearm(struct onering_queue *q, struct onering_sub sub)
 		return -ENOENT;
 	if (s->mode != ONERING_ONESHOT && s->mode != ONERING_DISPATCH)
 		return -EINVAL;
+	/* A DISPATCH record still in flight (ack mode) is re-armed by its
+	 * onering_done(): re-arming now would put a second record of the
+	 * source in another thread's hands. */
+	if (s->mode == ONERING_DISPATCH && onering_atomic_load(&s->inflight, onering_mo_acquire) != 0)
+		return -EBUSY;
 	return submit(q, ONERING_REQ_REARM, sub, 0);
 }
 
@@ -241,19 +246,29 @@ int onering_del(struct onering_queue *q, struct onering_sub sub)
 
 int onering_done(struct onering_queue *q, const struct onering_event *ev)
 {
-	if (!q->ack || ev->kind == ONERING_EV_USER || ev->kind == ONERING_EV_NIC ||
-	    ev->kind == ONERING_EV_WORD || (ev->flags & ONERING_EVF_FOREIGN) || ev->sub_gen == 0)
+	if (ev->kind == ONERING_EV_USER || ev->kind == ONERING_EV_NIC || ev->kind == ONERING_EV_WORD ||
+	    ev->kind == ONERING_EV_CONTROL || (ev->flags & ONERING_EVF_FOREIGN) || ev->sub_gen == 0)
 		return -EINVAL;
 	struct client_sub *s = client_sub_at(q->att, ev->sub_id);
-	if (!s || onering_atomic_load(&s->inflight, onering_mo_relaxed) == 0)
+	if (!s)
+		return -EINVAL;
+	struct onering_sub sub = {ev->sub_id, ev->sub_gen};
+	bool live = onering_atomic_load(&s->gen, onering_mo_acquire) == ev->sub_gen;
+	if (!q->ack) {
+		/* Nothing is in flight without ack mode: done only re-arms a
+		 * DISPATCH subscription (one deleted since has nothing to re-arm). */
+		if (!live)
+			return 0;
+		return s->mode == ONERING_DISPATCH ? submit(q, ONERING_REQ_REARM, sub, 0) : -EINVAL;
+	}
+	if (onering_atomic_load(&s->inflight, onering_mo_relaxed) == 0)
 		return -EINVAL;
 	/* Re-arm first, while the record still counts: a teardown waiting for
 	 * it returns only after this request is in the ring (the broker takes
 	 * a DEL after it, so the re-arm cannot outlive the delete). */
 	int r = 0;
-	if (s->mode == ONERING_DISPATCH &&
-	    onering_atomic_load(&s->gen, onering_mo_acquire) == ev->sub_gen)
-		r = submit(q, ONERING_REQ_REARM, (struct onering_sub){ev->sub_id, ev->sub_gen}, 0);
+	if (s->mode == ONERING_DISPATCH && live)
+		r = submit(q, ONERING_REQ_REARM, sub, 0);
 	/* Release: what the thread did with the record happens before a
 	 * teardown that sees the count drop. */
 	onering_atomic_fetch_add(&s->inflight, (uint32_t)-1, onering_mo_release);
