@@ -567,6 +567,9 @@ static void *poller_main(void *arg)
 		BROKER_TSAN_QUIESCENT();
 		urcu_qsbr_quiescent_state();
 		p->loop_no++;
+		/* Acquire: pairs with broker_pollers_settle's release; this loop's
+		 * decisions see the settings stored before that seq. */
+		uint64_t settle = onering_atomic_load(&b->settle_seq, onering_mo_acquire);
 		uint64_t ts = now_ns();
 		unsigned packets = p->nr_rxqs ? broker_nic_poll(p, ts) : 0;
 		/* While packets keep coming, ask epoll one loop in 16: a loop is
@@ -581,6 +584,12 @@ static void *poller_main(void *arg)
 		unsigned work = group_poll(p, ts) + packets + timers_fire(p, ts);
 		work += walk_queues(p, ts) + (n > 0 ? (unsigned)n : 0);
 		broker_count(&p->ctr[ONERING_PC_LOOPS], 1);
+		if (settle != p->settled_seen) {
+			/* Release: pairs with broker_pollers_settle's acquire; a whole
+			 * loop (backlogs, lanes, publish) ran under settle. */
+			onering_atomic_store(&p->settled, settle, onering_mo_release);
+			p->settled_seen = settle;
+		}
 		if (work) {
 			idle_since = 0;
 			continue;
@@ -656,6 +665,31 @@ int poller_start(struct poller *p)
 void poller_kick(struct poller *p)
 {
 	eventfd_write(p->kick_fd, 1);
+}
+
+void broker_pollers_settle(struct broker *b)
+{
+	uint64_t seq = onering_atomic_load(&b->settle_seq, onering_mo_relaxed) + 1;
+	uint64_t deadline = now_ns() + 1000ull * 1000 * 1000;
+
+	/* Release: pairs with the acquire at the top of each poller's loop. */
+	onering_atomic_store(&b->settle_seq, seq, onering_mo_release);
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++)
+		if (b->pollers[i].started)
+			poller_kick(&b->pollers[i]); /* a sleeping one runs a loop now */
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++) {
+		struct poller *p = &b->pollers[i];
+		/* Acquire: pairs with the poller's release after its loop. */
+		while (p->started && onering_atomic_load(&p->settled, onering_mo_acquire) < seq) {
+			if (now_ns() > deadline) {
+				onering_log(ONERING_LOG_WARN, "poller %u has not finished a loop in 1 s: "
+					    "it may still decide with the old group settings", i);
+				return;
+			}
+			struct timespec pause = {0, 20 * 1000};
+			nanosleep(&pause, NULL);
+		}
+	}
 }
 
 void poller_kick_if_sleeping(struct poller *p)

@@ -413,7 +413,8 @@ static int cmd_tune(int argc, char **argv)
 			       "  max_running=N                       (lifo; 0 = the CPU count)\n"
 			       "  backlog=N                           (records held per poller)\n"
 			       "Without settings it prints the group's current ones. Clients stay\n"
-			       "attached; each setting applies from the pollers' next decision.\n"
+			       "attached; every decision the broker makes after this command returns\n"
+			       "uses the new settings (records waiting in the group's backlog too).\n"
 			       "--create makes the group if it does not exist yet.\n");
 			return 0;
 		default:
