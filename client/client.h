@@ -15,6 +15,7 @@
 
 #define CLIENT_ERR_MAX 320
 #define CLIENT_GROUPS 256u /* group ids an attachment remembers (a power of two) */
+#define CLIENT_HELD_MAX 256u /* ack mode, group member: records per batch */
 
 struct onering {
 	int sock;
@@ -76,7 +77,11 @@ struct onering_queue {
 	uint32_t group_id; /* the group it is a member of, 0: private */
 	const unsigned char *pkt_area; /* NIC packet bytes, or NULL */
 	uint64_t pkt_size;
-	uint32_t held; /* records returned with a packet and not yet released */
+	uint32_t held; /* records of the last batch not yet released (packets, or a
+			* group member's batch): [evc.head_pos, + held) */
+	/* Ack mode, group member: held_done[i] says record head + i needs no
+	 * more onering_done(); the done prefix is released at once. */
+	uint8_t held_done[CLIENT_HELD_MAX];
 	ONERING_ATOMIC(uint32_t) *words; /* watched words (client-written), or NULL */
 	uint32_t nr_words;
 	uint32_t *word_gen; /* current watch generation per word, 0: not watched */

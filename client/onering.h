@@ -284,12 +284,16 @@ int onering_del(struct onering_queue *q, struct onering_sub sub);
  * this re-enables it through the submission ring - the way to re-arm
  * DISPATCH, on any queue. On a queue in ack mode (ONERING_QUEUE_ACK) it
  * also ends the record's flight (onering_del()/onering_teardown() wait for
- * that), for every mode. Call it once per record.
+ * that), for every mode; and a group member in ack mode gives the record
+ * back to the ring at once if every record before it in its batch is done
+ * too, so that its death redelivers only what it had not done (posts and
+ * other clients' records are accepted for this). Call it once per record.
  * @return 0 (also for a record of a subscription deleted since: nothing to
- *   re-arm); -EINVAL ev cannot be done: a post, packet, word or control
- *   record, another client's (FOREIGN), in ack mode not a record in
- *   flight, without ack mode not a DISPATCH record; -EAGAIN submission ring
- *   full while re-arming (the record is done; call onering_rearm() later).
+ *   re-arm); -EINVAL ev cannot be done: a packet, word or control record;
+ *   without ack mode a post, another client's (FOREIGN) or any record that
+ *   is not DISPATCH; in ack mode a record of this process's subscription
+ *   that is not in flight; -EAGAIN submission ring full while re-arming
+ *   (the record is done; call onering_rearm() later).
  * Context: the thread that took ev; no system call while the poller is awake.
  */
 int onering_done(struct onering_queue *q, const struct onering_event *ev);
@@ -454,7 +458,11 @@ int onering_word_unwatch(struct onering_queue *q, uint32_t idx);
  * batch with NIC records, where the batch is released at the next
  * onering_poll()/onering_wait() on the queue: until then the broker counts
  * it as unconsumed, so a sticky group keeps that flow on this queue while
- * the caller works on it, and lifo does not take this consumer for idle.
+ * the caller works on it, and lifo does not take this consumer for idle;
+ * if the process dies first, the batch is redelivered to the group
+ * (REDELIVERED). In ack mode a member takes at most 256 records per call,
+ * and gives each back as soon as it and those before it are done
+ * (onering_done()).
  * Such a batch also ends an onering_wait() early (below its min). Records of deleted
  * subscriptions are skipped. Every collect_every consumed records the
  * level-triggered collection (onering_collect) runs first when LEVEL

@@ -244,10 +244,21 @@ int onering_del(struct onering_queue *q, struct onering_sub sub)
 	return r < 0 ? r : busy;
 }
 
+static void held_done_mark(struct onering_queue *q, const struct onering_event *ev);
+
 int onering_done(struct onering_queue *q, const struct onering_event *ev)
 {
-	if (ev->kind == ONERING_EV_USER || ev->kind == ONERING_EV_NIC || ev->kind == ONERING_EV_WORD ||
-	    ev->kind == ONERING_EV_CONTROL || (ev->flags & ONERING_EVF_FOREIGN) || ev->sub_gen == 0)
+	if (ev->kind == ONERING_EV_NIC || ev->kind == ONERING_EV_WORD || ev->kind == ONERING_EV_CONTROL)
+		return -EINVAL;
+	if (ev->kind == ONERING_EV_USER || (ev->flags & ONERING_EVF_FOREIGN)) {
+		/* Nothing of ours to re-arm or count; in ack mode its slot goes
+		 * back now, so a crash does not deliver it again. */
+		if (!q->ack)
+			return -EINVAL;
+		held_done_mark(q, ev);
+		return 0;
+	}
+	if (ev->sub_gen == 0)
 		return -EINVAL;
 	struct client_sub *s = client_sub_at(q->att, ev->sub_id);
 	if (!s)
@@ -272,6 +283,7 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev)
 	/* Release: what the thread did with the record happens before a
 	 * teardown that sees the count drop. */
 	onering_atomic_fetch_add(&s->inflight, (uint32_t)-1, onering_mo_release);
+	held_done_mark(q, ev);
 	return r;
 }
 
@@ -388,10 +400,17 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 	 * what sticky (one consumer per flow at a time) and lifo (who is idle)
 	 * go by. */
 	bool packets = false, hold = q->group_id != 0;
+	/* In ack mode a member gives each record back once it and every one
+	 * before it is done (onering_done), so a crash redelivers only what
+	 * was not done: track the batch, CLIENT_HELD_MAX records at most. */
+	bool track = hold && q->ack;
 
 	while (n < max && !packets && !q->held) {
 		const void *first = NULL;
-		int k = onering_ring_peek(&q->evc, &first, max - n);
+		uint32_t want = max - n;
+		if (track && want > CLIENT_HELD_MAX)
+			want = CLIENT_HELD_MAX;
+		int k = onering_ring_peek(&q->evc, &first, want);
 		if (k < 0)
 			return n ? (int)n : k;
 		if (k == 0)
@@ -399,6 +418,8 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 		const struct onering_event *rec = first;
 		for (int i = 0; i < k; i++) {
 			const struct onering_event *e = &rec[i];
+			if (track) /* nothing to wait for, unless it goes out to be done */
+				q->held_done[i] = 1;
 			if (e->kind == ONERING_EV_CONTROL) {
 				/* A refused post is the caller's to know; SHUTDOWN is
 				 * the library's; a code this library does not know is
@@ -421,8 +442,11 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 			if (e->kind == ONERING_EV_USER || e->kind == ONERING_EV_NIC ||
 			    (e->flags & ONERING_EVF_FOREIGN)) {
 				/* A post, or another client's source balanced to us:
-				 * nothing of ours to check it against. */
+				 * nothing of ours to check it against. (A packet is
+				 * never done: its bytes stay until the next call.) */
 				out[n++] = *e;
+				if (track)
+					q->held_done[i] = 0;
 				continue;
 			}
 			struct client_sub *s = client_sub_at(q->att, e->sub_id);
@@ -441,6 +465,8 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 				}
 			}
 			out[n++] = *e;
+			if (track)
+				q->held_done[i] = 0;
 			if (s->mode == ONERING_LEVEL && !s->level_out) {
 				s->level_out = true;
 				if (push_level_out(q, e->sub_id) < 0)
@@ -455,6 +481,33 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 			onering_ring_release(&q->evc, (uint32_t)k);
 	}
 	return (int)n;
+}
+
+/* Ack mode, group member: ev (a copy the caller got from q) is done. Mark
+ * its record in the held batch - the first not yet done with the same bytes
+ * (records with the same bytes are interchangeable) - and give back the
+ * batch's done prefix. Nothing to do if the batch was released already. */
+static void held_done_mark(struct onering_queue *q, const struct onering_event *ev)
+{
+	const struct onering_event *slots = (const struct onering_event *)(const void *)q->evc.slots;
+	uint64_t head = q->evc.head_pos;
+	uint32_t i, prefix = 0;
+
+	if (!q->ack || q->group_id == 0)
+		return;
+	for (i = 0; i < q->held; i++)
+		if (!q->held_done[i] && memcmp(&slots[(head + i) & q->evc.mask], ev, sizeof(*ev)) == 0)
+			break;
+	if (i == q->held)
+		return;
+	q->held_done[i] = 1;
+	while (prefix < q->held && q->held_done[prefix])
+		prefix++;
+	if (prefix == 0)
+		return;
+	onering_ring_release(&q->evc, prefix);
+	q->held -= prefix;
+	memmove(q->held_done, q->held_done + prefix, q->held);
 }
 
 /* Give back a batch the caller has had since the last call (packets, or a
