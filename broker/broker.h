@@ -328,6 +328,10 @@ struct poller {
 	struct cds_wfcq_head redeliver_head;
 	struct cds_wfcq_tail redeliver_tail;
 	ONERING_ATOMIC(int) stop;
+	/* The last broker->settle_seq this poller has run a whole loop under
+	 * (it writes, the control thread waits for it: broker_pollers_settle). */
+	ONERING_ATOMIC(uint64_t) settled;
+	uint64_t settled_seen; /* poller only: what it last stored there */
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_PC_NR];
 };
 
@@ -338,6 +342,12 @@ uint32_t broker_epoll_flags(uint8_t mode, uint32_t events);
 int poller_start(struct poller *p);
 void poller_stop(struct poller *p);
 void poller_kick(struct poller *p);
+/* Control thread, after changing settings pollers read (a tune): returns
+ * once every poller has run a whole loop that began after the change - so
+ * every decision made from then on uses the new settings, and what waited
+ * in a backlog was decided again under them. Kicks sleeping pollers; waits
+ * at most 1 s for a stalled one (logged). */
+void broker_pollers_settle(struct broker *b);
 /* Kick p only if it announced an idle sleep (after a release of new work:
  * the fence here pairs with the one in the poller's announce_sleep). */
 void poller_kick_if_sleeping(struct poller *p);
@@ -414,6 +424,9 @@ struct broker {
 	ONERING_ATOMIC(unsigned) nr_groups_pub; /* what pollers read (release/acquire) */
 	uint16_t group_gen[BROKER_MAX_GROUPS]; /* bumped each time a slot is reused */
 	uint32_t cpu_count;
+	/* Bumped by the control thread after it changes a group's settings;
+	 * pollers read it at the top of each loop (broker_pollers_settle). */
+	ONERING_ATOMIC(uint64_t) settle_seq;
 	struct broker_nic *nic;         /* NULL: no EAL */
 	struct cds_list_head clients;   /* attached */
 	uint32_t nr_clients;

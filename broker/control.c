@@ -488,6 +488,8 @@ static void handle_group(struct broker *b, struct broker_client *c, struct oneri
 	}
 	if (r == 0 && gm->set) {
 		r = broker_group_apply(g, gm);
+		if (r == 0) /* reply once every decision from here on sees them */
+			broker_pollers_settle(b);
 		if (r == 0)
 			onering_log(ONERING_LOG_NOTICE, "group '%s' tuned by pid %d uid %u: policy %s, "
 				    "numa %s:%u, wake %s, max_running %u, backlog %u", g->name,

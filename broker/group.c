@@ -62,8 +62,9 @@ int broker_group_apply(struct broker_group *g, const struct onering_msg_group *m
 	    ((m->set & ONERING_GSET_WAKE) && m->wake > ONERING_WAKE_MAX) ||
 	    ((m->set & ONERING_GSET_BACKLOG) && (m->backlog_max < 1 || m->backlog_max > 1u << 24)))
 		return -EINVAL;
-	/* Each setting is read on its own by the pollers: a tune takes effect
-	 * from their next decision, setting by setting. */
+	/* Each setting is read on its own by the pollers, on every decision. A
+	 * tune's reply waits for broker_pollers_settle(): every decision after
+	 * it sees all of them (one during the tune may see some). */
 	if (m->set & ONERING_GSET_POLICY)
 		onering_atomic_store(&g->policy, m->policy, onering_mo_relaxed);
 	if (m->set & ONERING_GSET_NUMA) {
@@ -1210,6 +1211,9 @@ static unsigned drain_lane(struct poller *p, struct broker_lane *l)
 			if (g && !backlog_push_rec(&g->pg[p->idx], &h->rec, h->flow_key, 0))
 				onering_log(ONERING_LOG_ERR, "group '%s': no memory: a record is lost",
 					    g->name);
+			else if (!g) /* its group ended with its last member meanwhile */
+				onering_log(ONERING_LOG_NOTICE, "group %u ended: a record handed to "
+					    "it is dropped", h->group_id);
 		}
 		head++;
 		done++;

@@ -134,7 +134,8 @@ static void usage(FILE *out)
 		"  --allow-uid UID      also serve this user (number or name; repeatable)\n"
 		"  --allow-gid GID      also serve this group (number or name; repeatable)\n"
 		"  --foreground         do not detach; log to stderr\n"
-		"  --check              validate the options, print the resolved plan, exit 0/1\n"
+		"  --check              validate the options, print the resolved plan (pollers,\n"
+		"                       groups, ports, limits), exit 0/1\n"
 		"  --max-subs N         subscription table size (default 65536)\n"
 		"  --max-clients N      attached clients at most (default 1024)\n"
 		"  --max-ring-slots N   largest event ring a client may ask for (default 1048576)\n"
@@ -501,11 +502,16 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 			cfg->nr_groups++;
 			break;
 		}
-		case OPT_PORT:
+		case OPT_PORT: {
+			struct broker_port_spec ps;
+			char err[256];
 			if (cfg->nr_ports == BROKER_MAX_PORT_ARGS)
 				BAD("--port: at most %d", BROKER_MAX_PORT_ARGS);
-			cfg->ports[cfg->nr_ports++] = optarg; /* checked when the EAL is up */
+			if (broker_port_spec_parse(optarg, &ps, err, sizeof(err)) < 0)
+				BAD("%s", err);
+			cfg->ports[cfg->nr_ports++] = optarg; /* the device: when the EAL is up */
 			break;
+		}
 		case OPT_ALLOW_INJECT:
 			cfg->allow_inject = true;
 			break;
@@ -563,6 +569,91 @@ int broker_config_resolve(struct broker_config *cfg)
 	return 0;
 }
 
+/* The groups the broker creates at start, in id order: "default", each
+ * --group (its settings over the defaults, in the order given), then each
+ * group a --port names. */
+static void print_groups(const struct broker_config *cfg, FILE *out)
+{
+	const char *names[1 + BROKER_MAX_GROUP_ARGS + BROKER_MAX_PORT_ARGS];
+	char port_groups[BROKER_MAX_PORT_ARGS][ONERING_NAME_MAX];
+	unsigned n = 0;
+
+	names[n++] = "default";
+	for (unsigned i = 0; i < cfg->nr_groups; i++)
+		names[n++] = cfg->groups[i].name;
+	for (unsigned i = 0; i < cfg->nr_ports; i++) {
+		struct broker_port_spec ps;
+		char err[256];
+		if (broker_port_spec_parse(cfg->ports[i], &ps, err, sizeof(err)) == 0) {
+			memcpy(port_groups[i], ps.group, sizeof(port_groups[i]));
+			names[n++] = port_groups[i];
+		}
+	}
+	unsigned id = 0;
+	for (unsigned i = 0; i < n; i++) {
+		bool seen = false;
+		for (unsigned k = 0; k < i; k++)
+			seen |= strcmp(names[k], names[i]) == 0;
+		if (seen)
+			continue;
+		struct onering_msg_group m;
+		memset(&m, 0, sizeof(m));
+		broker_group_defaults(&m);
+		for (unsigned k = 0; k < cfg->nr_groups; k++) {
+			const struct onering_msg_group *g = &cfg->groups[k];
+			if (strcmp(g->name, names[i]) != 0)
+				continue;
+			if (g->set & ONERING_GSET_POLICY)
+				m.policy = g->policy;
+			if (g->set & ONERING_GSET_NUMA) {
+				m.numa = g->numa;
+				if (g->spill_pct)
+					m.spill_pct = g->spill_pct;
+			}
+			if (g->set & ONERING_GSET_WAKE)
+				m.wake = g->wake;
+			if (g->set & ONERING_GSET_MAX_RUNNING)
+				m.max_running = g->max_running;
+			if (g->set & ONERING_GSET_BACKLOG)
+				m.backlog_max = g->backlog_max;
+		}
+		char numa[16], running[16];
+		if (m.numa == ONERING_NUMA_SPILL)
+			snprintf(numa, sizeof(numa), "spill:%u", m.spill_pct);
+		else
+			snprintf(numa, sizeof(numa), "%s", onering_numa_name(m.numa));
+		if (m.max_running)
+			snprintf(running, sizeof(running), "%u", m.max_running);
+		else
+			snprintf(running, sizeof(running), "cpus");
+		fprintf(out, "group %-8u%s: policy=%s numa=%s wake=%s max_running=%s backlog=%u\n", ++id,
+			names[i], onering_policy_name(m.policy), numa, onering_wake_name(m.wake), running,
+			m.backlog_max);
+	}
+}
+
+/* The NIC ports (devices are looked up once the EAL is up). */
+static void print_ports(const struct broker_config *cfg, FILE *out)
+{
+	if (cfg->nr_ports == 0) {
+		fprintf(out, "ports         none (the EAL is %s)\n",
+			cfg->eal_argc > 1 ? "started for the EAL options given" : "not started");
+		return;
+	}
+	for (unsigned i = 0; i < cfg->nr_ports; i++) {
+		struct broker_port_spec ps;
+		char err[256];
+		if (broker_port_spec_parse(cfg->ports[i], &ps, err, sizeof(err)) < 0)
+			continue; /* refused at parse */
+		fprintf(out, "port          %s: rxq=%u group=%s snaplen=%u mode=%s\n", ps.dev, ps.rxq,
+			ps.group, ps.snaplen, ps.spread ? "spread" : "rss");
+	}
+	fprintf(out, "eal          ");
+	for (int i = 1; i < cfg->eal_argc; i++)
+		fprintf(out, " %s", cfg->eal_argv[i]);
+	fprintf(out, "%s (devices are looked up when it starts)\n", cfg->eal_argc > 1 ? "" : " defaults");
+}
+
 void broker_config_print(const struct broker_config *cfg, FILE *out)
 {
 	fprintf(out, "instance      %s\n", cfg->name);
@@ -588,6 +679,8 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
 	fprintf(out, "idle          spin %llu us, then sleep %d ms\n",
 		(unsigned long long)(cfg->idle_spin_ns / 1000), cfg->idle_sleep_ms);
 	fprintf(out, "hugepages     %s\n", cfg->no_hugetlb ? "off" : "when reserved");
+	print_groups(cfg, out);
+	print_ports(cfg, out);
 }
 
 static void syslog_sink(int level, const char *msg, void *arg)

@@ -249,18 +249,72 @@ bool poller_apply_request(struct poller *p, struct broker_queue *q,
 	}
 }
 
+/*
+ * The group a POST from q names, if q's client may post to it: 0 and *out,
+ * or -ENOENT (no such group, or no longer). The one place that decides
+ * whether a post has somewhere to go: a check of who may post to g returns
+ * -EACCES here, and every refusal takes the same path (post_refuse).
+ */
+static int post_target(struct poller *p, const struct broker_queue *q, uint32_t gid,
+		       struct broker_group **out)
+{
+	struct broker *b = p->b;
+	/* The id carries its slot's generation: an id of a group that ended
+	 * never resolves to a later group in the same slot. */
+	struct broker_group *g = broker_group_by_id(b, gid);
+
+	if (!g)
+		return -ENOENT;
+	if (!broker_group_permits(b, g, BROKER_PERM_POST, q->cred))
+		return -EACCES;
+	*out = g;
+	return 0;
+}
+
+/*
+ * A post that goes nowhere (status: post_target's error) is never dropped
+ * silently: it is counted once, for the broker, and the poster finds a
+ * CONTROL record (POST_REFUSED: the group, the reason, the post's cookie
+ * and flow) in the queue it posted through. That record needs a free slot:
+ * while the poster's ring is full the post stays in its submission ring
+ * (returns 0), as a post to a full backlog does.
+ */
+static int post_refuse(struct poller *p, struct broker_queue *q, const struct onering_request *req,
+		       uint64_t ts, int status)
+{
+	void *slot = NULL;
+	int r = onering_ring_claim(&q->evp, &slot);
+
+	if (r < 0) {
+		poller_queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
+		return 1;
+	}
+	if (r == 0)
+		return 0;
+	struct onering_event *e = slot;
+	memset(e, 0, sizeof(*e));
+	e->cookie = req->user_data;
+	e->kind = ONERING_EV_CONTROL;
+	e->timestamp_ns = ts;
+	e->payload.control.code = ONERING_CTL_POST_REFUSED;
+	e->payload.control.arg = req->sub_id;
+	e->payload.control.status = status;
+	e->payload.control.flow = req->arg[0];
+	q->dirty = true;
+	/* Several pollers count here: an atomic add (a rare path). */
+	onering_atomic_fetch_add(&p->b->ctr[ONERING_BC_POSTS_REFUSED], 1, onering_mo_relaxed);
+	return 1;
+}
+
 /* A user event for a group (ABI 1.2). */
 static int handle_post(struct poller *p, struct broker_queue *q, const struct onering_request *req,
 		       uint64_t ts)
 {
-	struct broker *b = p->b;
-	uint32_t gid = req->sub_id;
+	struct broker_group *g;
+	int r = post_target(p, q, req->sub_id, &g);
 
-	struct broker_group *g = broker_group_by_id(b, gid);
-	if (!g || !broker_group_permits(b, g, BROKER_PERM_POST, q->cred)) {
-		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
-		return 1; /* no such group, or not the poster's to post to: refused, counted */
-	}
+	if (r < 0)
+		return post_refuse(p, q, req, ts, r);
 	struct onering_event rec;
 	memset(&rec, 0, sizeof(rec));
 	rec.cookie = req->user_data;
@@ -511,6 +565,9 @@ static void *poller_main(void *arg)
 		BROKER_TSAN_QUIESCENT();
 		urcu_qsbr_quiescent_state();
 		p->loop_no++;
+		/* Acquire: pairs with broker_pollers_settle's release; this loop's
+		 * decisions see the settings stored before that seq. */
+		uint64_t settle = onering_atomic_load(&b->settle_seq, onering_mo_acquire);
 		uint64_t ts = now_ns();
 		unsigned packets = p->nr_rxqs ? broker_nic_poll(p, ts) : 0;
 		/* While packets keep coming, ask epoll one loop in 16: a loop is
@@ -525,6 +582,12 @@ static void *poller_main(void *arg)
 		unsigned work = group_poll(p, ts) + packets + timers_fire(p, ts);
 		work += walk_queues(p, ts) + (n > 0 ? (unsigned)n : 0);
 		broker_count(&p->ctr[ONERING_PC_LOOPS], 1);
+		if (settle != p->settled_seen) {
+			/* Release: pairs with broker_pollers_settle's acquire; a whole
+			 * loop (backlogs, lanes, publish) ran under settle. */
+			onering_atomic_store(&p->settled, settle, onering_mo_release);
+			p->settled_seen = settle;
+		}
 		if (work) {
 			idle_since = 0;
 			continue;
@@ -600,6 +663,31 @@ int poller_start(struct poller *p)
 void poller_kick(struct poller *p)
 {
 	eventfd_write(p->kick_fd, 1);
+}
+
+void broker_pollers_settle(struct broker *b)
+{
+	uint64_t seq = onering_atomic_load(&b->settle_seq, onering_mo_relaxed) + 1;
+	uint64_t deadline = now_ns() + 1000ull * 1000 * 1000;
+
+	/* Release: pairs with the acquire at the top of each poller's loop. */
+	onering_atomic_store(&b->settle_seq, seq, onering_mo_release);
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++)
+		if (b->pollers[i].started)
+			poller_kick(&b->pollers[i]); /* a sleeping one runs a loop now */
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++) {
+		struct poller *p = &b->pollers[i];
+		/* Acquire: pairs with the poller's release after its loop. */
+		while (p->started && onering_atomic_load(&p->settled, onering_mo_acquire) < seq) {
+			if (now_ns() > deadline) {
+				onering_log(ONERING_LOG_WARN, "poller %u has not finished a loop in 1 s: "
+					    "it may still decide with the old group settings", i);
+				return;
+			}
+			struct timespec pause = {0, 20 * 1000};
+			nanosleep(&pause, NULL);
+		}
+	}
 }
 
 void poller_kick_if_sleeping(struct poller *p)

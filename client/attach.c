@@ -309,6 +309,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	q->id = rep.u.queue_open.queue_id;
 	q->node = rep.u.queue_open.node;
 	q->group_id = rep.u.queue_open.group_id;
+	client_group_learn(att, q->group_id);
 	q->kick_fd = fds[2];
 	r = queue_map(q, &rep, fds[0], fds[1], att->err, sizeof(att->err));
 	if (r < 0) {
@@ -349,6 +350,7 @@ int onering_group_id(struct onering *att, const char *name, uint32_t *id)
 	if (r < 0)
 		return r;
 	*id = rep.u.group.group_id;
+	client_group_learn(att, *id);
 	return 0;
 }
 

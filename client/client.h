@@ -14,6 +14,8 @@
 #include "shm/segment.h"
 
 #define CLIENT_ERR_MAX 320
+#define CLIENT_GROUPS 256u /* group ids an attachment remembers (a power of two) */
+#define CLIENT_HELD_MAX 256u /* ack mode, group member: records per batch */
 
 struct onering {
 	int sock;
@@ -33,6 +35,13 @@ struct onering {
 	 * queues' threads read them without a lock. */
 	ONERING_ATOMIC(struct client_sub *) *sub_pages;
 	uint32_t nr_sub_pages;
+
+	/* Group ids the attachment has learned (onering_group_id(), the group
+	 * of a queue it opened), the ids onering_post() accepts: a set with
+	 * open addressing, 0 an empty slot. Added under lock (release), read
+	 * by any queue's thread without it (acquire). */
+	ONERING_ATOMIC(uint32_t) groups[CLIENT_GROUPS];
+	ONERING_ATOMIC(uint32_t) groups_full; /* learned more than CLIENT_GROUPS: any id passes */
 };
 
 #define CLIENT_SUB_PAGE 1024u
@@ -68,7 +77,11 @@ struct onering_queue {
 	uint32_t group_id; /* the group it is a member of, 0: private */
 	const unsigned char *pkt_area; /* NIC packet bytes, or NULL */
 	uint64_t pkt_size;
-	uint32_t held; /* records returned with a packet and not yet released */
+	uint32_t held; /* records of the last batch not yet released (packets, or a
+			* group member's batch): [evc.head_pos, + held) */
+	/* Ack mode, group member: held_done[i] says record head + i needs no
+	 * more onering_done(); the done prefix is released at once. */
+	uint8_t held_done[CLIENT_HELD_MAX];
 	ONERING_ATOMIC(uint32_t) *words; /* watched words (client-written), or NULL */
 	uint32_t nr_words;
 	uint32_t *word_gen; /* current watch generation per word, 0: not watched */
@@ -103,6 +116,8 @@ static inline struct client_sub *client_sub_at(struct onering *att, uint32_t id)
  * fd (or -1: a timer) and record it in the attachment's table. */
 int client_sub_add(struct onering_queue *q, const struct onering_msg_sub_add *a, int fd,
 		   struct onering_sub *sub);
+/* queue.c: remember that group id exists (takes att->lock). */
+void client_group_learn(struct onering *att, uint32_t id);
 /* queue.c: one request on the submission ring (kicks a sleeping poller). */
 int client_submit(struct onering_queue *q, const struct onering_request *req);
 

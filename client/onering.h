@@ -54,8 +54,9 @@ enum onering_mode {
 	ONERING_EDGE = 0,    /**< one record per readiness edge (default) */
 	ONERING_ONESHOT = 1, /**< one record, then disarmed until onering_rearm() */
 	ONERING_LEVEL = 2,   /**< one record while ready; re-delivered by onering_collect() */
-	ONERING_DISPATCH = 3, /**< one record, then disarmed until that record is done
-				   (onering_done() re-arms it, through the ring) */
+	ONERING_DISPATCH = 3, /**< one record, then disarmed until that record is done:
+				   onering_done() re-arms it, through the ring (on any
+				   queue; in ack mode it also ends the record's flight) */
 };
 
 /** Options for onering_attach_opts(); zero-initialise and set what you need. */
@@ -226,12 +227,24 @@ uint32_t onering_queue_group(const struct onering_queue *q);
  * delivers one ONERING_EV_USER record (payload.user: flow and data, cookie)
  * to a member chosen by the group's policy; a sticky group keeps one flow
  * on one queue while it has unconsumed records there.
+ *
+ * A post is never lost silently. The library takes only group ids this
+ * attachment has learned (from onering_group_id() or as the group of a
+ * queue it opened); any other id is refused here. A post the broker cannot
+ * deliver - the group no longer exists, or this client may not post to it -
+ * is counted (`onering stat`: posts refused) and comes back on q as an
+ * ONERING_EV_CONTROL record returned by onering_poll()/onering_wait():
+ * payload.control.code ONERING_CTL_POST_REFUSED, .arg the group id,
+ * .status -ENOENT (no such group) or -EACCES (not allowed), .flow and the
+ * record's cookie those of the post. Until q's ring has a free slot for
+ * that record the broker leaves the post in the submission ring.
  * @param group  target group id
  * @param flow   flow key (sticky affinity), copied into the record
  * @param data   up to 24 bytes copied into the record; may be NULL if len 0
- * @return 0; -EINVAL len > 24 or group 0; -EAGAIN submission ring full
- *   (also while the group's backlog is full: the broker stops taking posts
- *   until it drains) - retry.
+ * @return 0; -EINVAL len > 24 or group 0; -ENOENT group is not an id this
+ *   attachment has learned; -EAGAIN submission ring full (also while the
+ *   group's backlog is full: the broker stops taking posts until it drains)
+ *   - retry.
  * Context: the queue's thread; no system call while the poller is awake
  *   (one eventfd write when it sleeps).
  */
@@ -271,11 +284,20 @@ int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events
 int onering_del(struct onering_queue *q, struct onering_sub sub);
 
 /**
- * Ack mode: the record ev (taken from q) is processed. For a DISPATCH
- * subscription this re-enables it through the submission ring.
- * @return 0; -EINVAL not an acked record of this attachment's subscription;
- *   -EAGAIN submission ring full while re-arming (the record is done; call
- *   onering_rearm() later).
+ * The record ev, taken from q, is processed. For a DISPATCH subscription
+ * this re-enables it through the submission ring - the way to re-arm
+ * DISPATCH, on any queue. On a queue in ack mode (ONERING_QUEUE_ACK) it
+ * also ends the record's flight (onering_del()/onering_teardown() wait for
+ * that), for every mode; and a group member in ack mode gives the record
+ * back to the ring at once if every record before it in its batch is done
+ * too, so that its death redelivers only what it had not done (posts and
+ * other clients' records are accepted for this). Call it once per record.
+ * @return 0 (also for a record of a subscription deleted since: nothing to
+ *   re-arm); -EINVAL ev cannot be done: a packet, word or control record;
+ *   without ack mode a post, another client's (FOREIGN) or any record that
+ *   is not DISPATCH; in ack mode a record of this process's subscription
+ *   that is not in flight; -EAGAIN submission ring full while re-arming
+ *   (the record is done; call onering_rearm() later).
  * Context: the thread that took ev; no system call while the poller is awake.
  */
 int onering_done(struct onering_queue *q, const struct onering_event *ev);
@@ -289,9 +311,14 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev);
 int onering_teardown(struct onering_queue *q, struct onering_sub sub, int64_t timeout_ns);
 
 /**
- * Re-enable a ONESHOT subscription after its record, through the
- * submission ring (applied on the broker's next poll loop, as onering_mod).
- * @return 0; -ENOENT not live; -EINVAL not ONESHOT; -EAGAIN ring full (retry).
+ * Re-enable a ONESHOT or DISPATCH subscription after its record, through
+ * the submission ring (applied on the broker's next poll loop, as
+ * onering_mod). DISPATCH is normally re-armed by onering_done(); this is for
+ * re-arming it after onering_done() returned -EAGAIN, or without a record.
+ * @return 0; -ENOENT not live; -EINVAL neither ONESHOT nor DISPATCH;
+ *   -EBUSY a DISPATCH record of sub is in flight (taken by an ack-mode
+ *   queue, not done yet: its onering_done() re-arms it); -EAGAIN ring full
+ *   (retry).
  * Context: the queue's thread; no system call while the poller is awake (one
  *   eventfd write when it sleeps).
  */
@@ -307,9 +334,11 @@ struct onering_user_event {
 
 /**
  * Post up to n user events to group through q's submission ring, published
- * together (one release store and one fence for the burst).
+ * together (one release store and one fence for the burst). Refusals as
+ * for onering_post().
  * @return how many were posted (fewer than n when the ring filled: retry
- *   the rest); -EINVAL group 0 or a len > 24; -EPROTO corrupt ring.
+ *   the rest); -EINVAL group 0 or a len > 24; -ENOENT group is not an id
+ *   this attachment has learned; -EPROTO corrupt ring.
  * Context: the queue's thread; no system call while the poller is awake.
  */
 int onering_post_burst(struct onering_queue *q, uint32_t group, const struct onering_user_event *posts,
@@ -433,11 +462,17 @@ int onering_word_unwatch(struct onering_queue *q, uint32_t idx);
  * batch with NIC records, where the batch is released at the next
  * onering_poll()/onering_wait() on the queue: until then the broker counts
  * it as unconsumed, so a sticky group keeps that flow on this queue while
- * the caller works on it, and lifo does not take this consumer for idle.
+ * the caller works on it, and lifo does not take this consumer for idle;
+ * if the process dies first, the batch is redelivered to the group
+ * (REDELIVERED). In ack mode a member takes at most 256 records per call,
+ * and gives each back as soon as it and those before it are done
+ * (onering_done()).
  * Such a batch also ends an onering_wait() early (below its min). Records of deleted
  * subscriptions are skipped. Every collect_every consumed records the
  * level-triggered collection (onering_collect) runs first when LEVEL
- * sources are outstanding.
+ * sources are outstanding. Besides the records of sources and posts, the
+ * caller gets ONERING_EV_CONTROL records with code ONERING_CTL_POST_REFUSED
+ * (a post of this queue that went nowhere: see onering_post()).
  * @return records copied to events (0 if none); -ECONNRESET the broker
  *   shut down (its last record said so) and the ring is empty; -EPROTO the
  *   broker's ring is corrupt. A broker that was killed is not noticed here

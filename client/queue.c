@@ -58,6 +58,45 @@ static int submit_burst(struct onering_queue *q, const struct onering_request *r
 	return r;
 }
 
+static inline uint32_t group_slot(uint32_t id)
+{
+	return (id * 2654435761u) & (CLIENT_GROUPS - 1);
+}
+
+void client_group_learn(struct onering *att, uint32_t id)
+{
+	if (id == 0)
+		return;
+	pthread_mutex_lock(&att->lock);
+	for (uint32_t k = 0, i = group_slot(id); k < CLIENT_GROUPS; k++, i = (i + 1) & (CLIENT_GROUPS - 1)) {
+		uint32_t v = onering_atomic_load(&att->groups[i], onering_mo_relaxed);
+		if (v == id)
+			goto out;
+		if (v == 0) {
+			/* Release: pairs with group_known's acquire. */
+			onering_atomic_store(&att->groups[i], id, onering_mo_release);
+			goto out;
+		}
+	}
+	onering_atomic_store(&att->groups_full, 1, onering_mo_release);
+out:
+	pthread_mutex_unlock(&att->lock);
+}
+
+/* Has the attachment learned group id? Plain loads, no system call. */
+static bool group_known(struct onering *att, uint32_t id)
+{
+	for (uint32_t k = 0, i = group_slot(id); k < CLIENT_GROUPS; k++, i = (i + 1) & (CLIENT_GROUPS - 1)) {
+		/* Acquire: pairs with client_group_learn's release. */
+		uint32_t v = onering_atomic_load(&att->groups[i], onering_mo_acquire);
+		if (v == id)
+			return true;
+		if (v == 0)
+			break;
+	}
+	return onering_atomic_load(&att->groups_full, onering_mo_acquire) != 0;
+}
+
 int client_submit(struct onering_queue *q, const struct onering_request *req)
 {
 	int r = submit_burst(q, req, 1);
@@ -88,6 +127,8 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 	for (unsigned i = 0; i < n; i++)
 		if (posts[i].len > sizeof(posts[i].data))
 			return -EINVAL;
+	if (!group_known(q->att, group))
+		return -ENOENT;
 	while (done < n) {
 		unsigned k = n - done < 32 ? n - done : 32;
 		for (unsigned i = 0; i < k; i++) {
@@ -116,6 +157,8 @@ int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const v
 
 	if (group == 0 || len > sizeof(((struct onering_event_user *)0)->data) || (len && !data))
 		return -EINVAL;
+	if (!group_known(q->att, group))
+		return -ENOENT;
 	memset(&req, 0, sizeof(req));
 	req.op = ONERING_REQ_POST;
 	req.sub_id = group;
@@ -148,6 +191,11 @@ int onering_rearm(struct onering_queue *q, struct onering_sub sub)
 		return -ENOENT;
 	if (s->mode != ONERING_ONESHOT && s->mode != ONERING_DISPATCH)
 		return -EINVAL;
+	/* A DISPATCH record still in flight (ack mode) is re-armed by its
+	 * onering_done(): re-arming now would put a second record of the
+	 * source in another thread's hands. */
+	if (s->mode == ONERING_DISPATCH && onering_atomic_load(&s->inflight, onering_mo_acquire) != 0)
+		return -EBUSY;
 	return submit(q, ONERING_REQ_REARM, sub, 0);
 }
 
@@ -196,24 +244,46 @@ int onering_del(struct onering_queue *q, struct onering_sub sub)
 	return r < 0 ? r : busy;
 }
 
+static void held_done_mark(struct onering_queue *q, const struct onering_event *ev);
+
 int onering_done(struct onering_queue *q, const struct onering_event *ev)
 {
-	if (!q->ack || ev->kind == ONERING_EV_USER || ev->kind == ONERING_EV_NIC ||
-	    ev->kind == ONERING_EV_WORD || (ev->flags & ONERING_EVF_FOREIGN) || ev->sub_gen == 0)
+	if (ev->kind == ONERING_EV_NIC || ev->kind == ONERING_EV_WORD || ev->kind == ONERING_EV_CONTROL)
+		return -EINVAL;
+	if (ev->kind == ONERING_EV_USER || (ev->flags & ONERING_EVF_FOREIGN)) {
+		/* Nothing of ours to re-arm or count; in ack mode its slot goes
+		 * back now, so a crash does not deliver it again. */
+		if (!q->ack)
+			return -EINVAL;
+		held_done_mark(q, ev);
+		return 0;
+	}
+	if (ev->sub_gen == 0)
 		return -EINVAL;
 	struct client_sub *s = client_sub_at(q->att, ev->sub_id);
-	if (!s || onering_atomic_load(&s->inflight, onering_mo_relaxed) == 0)
+	if (!s)
+		return -EINVAL;
+	struct onering_sub sub = {ev->sub_id, ev->sub_gen};
+	bool live = onering_atomic_load(&s->gen, onering_mo_acquire) == ev->sub_gen;
+	if (!q->ack) {
+		/* Nothing is in flight without ack mode: done only re-arms a
+		 * DISPATCH subscription (one deleted since has nothing to re-arm). */
+		if (!live)
+			return 0;
+		return s->mode == ONERING_DISPATCH ? submit(q, ONERING_REQ_REARM, sub, 0) : -EINVAL;
+	}
+	if (onering_atomic_load(&s->inflight, onering_mo_relaxed) == 0)
 		return -EINVAL;
 	/* Re-arm first, while the record still counts: a teardown waiting for
 	 * it returns only after this request is in the ring (the broker takes
 	 * a DEL after it, so the re-arm cannot outlive the delete). */
 	int r = 0;
-	if (s->mode == ONERING_DISPATCH &&
-	    onering_atomic_load(&s->gen, onering_mo_acquire) == ev->sub_gen)
-		r = submit(q, ONERING_REQ_REARM, (struct onering_sub){ev->sub_id, ev->sub_gen}, 0);
+	if (s->mode == ONERING_DISPATCH && live)
+		r = submit(q, ONERING_REQ_REARM, sub, 0);
 	/* Release: what the thread did with the record happens before a
 	 * teardown that sees the count drop. */
 	onering_atomic_fetch_add(&s->inflight, (uint32_t)-1, onering_mo_release);
+	held_done_mark(q, ev);
 	return r;
 }
 
@@ -330,10 +400,17 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 	 * what sticky (one consumer per flow at a time) and lifo (who is idle)
 	 * go by. */
 	bool packets = false, hold = q->group_id != 0;
+	/* In ack mode a member gives each record back once it and every one
+	 * before it is done (onering_done), so a crash redelivers only what
+	 * was not done: track the batch, CLIENT_HELD_MAX records at most. */
+	bool track = hold && q->ack;
 
 	while (n < max && !packets && !q->held) {
 		const void *first = NULL;
-		int k = onering_ring_peek(&q->evc, &first, max - n);
+		uint32_t want = max - n;
+		if (track && want > CLIENT_HELD_MAX)
+			want = CLIENT_HELD_MAX;
+		int k = onering_ring_peek(&q->evc, &first, want);
 		if (k < 0)
 			return n ? (int)n : k;
 		if (k == 0)
@@ -341,8 +418,15 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 		const struct onering_event *rec = first;
 		for (int i = 0; i < k; i++) {
 			const struct onering_event *e = &rec[i];
+			if (track) /* nothing to wait for, unless it goes out to be done */
+				q->held_done[i] = 1;
 			if (e->kind == ONERING_EV_CONTROL) {
-				if (e->payload.control.code == ONERING_CTL_SHUTDOWN)
+				/* A refused post is the caller's to know; SHUTDOWN is
+				 * the library's; a code this library does not know is
+				 * skipped (newer brokers may add some). */
+				if (e->payload.control.code == ONERING_CTL_POST_REFUSED)
+					out[n++] = *e;
+				else if (e->payload.control.code == ONERING_CTL_SHUTDOWN)
 					q->dead = true;
 				continue;
 			}
@@ -358,8 +442,11 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 			if (e->kind == ONERING_EV_USER || e->kind == ONERING_EV_NIC ||
 			    (e->flags & ONERING_EVF_FOREIGN)) {
 				/* A post, or another client's source balanced to us:
-				 * nothing of ours to check it against. */
+				 * nothing of ours to check it against. (A packet is
+				 * never done: its bytes stay until the next call.) */
 				out[n++] = *e;
+				if (track)
+					q->held_done[i] = 0;
 				continue;
 			}
 			struct client_sub *s = client_sub_at(q->att, e->sub_id);
@@ -378,6 +465,8 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 				}
 			}
 			out[n++] = *e;
+			if (track)
+				q->held_done[i] = 0;
 			if (s->mode == ONERING_LEVEL && !s->level_out) {
 				s->level_out = true;
 				if (push_level_out(q, e->sub_id) < 0)
@@ -392,6 +481,33 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 			onering_ring_release(&q->evc, (uint32_t)k);
 	}
 	return (int)n;
+}
+
+/* Ack mode, group member: ev (a copy the caller got from q) is done. Mark
+ * its record in the held batch - the first not yet done with the same bytes
+ * (records with the same bytes are interchangeable) - and give back the
+ * batch's done prefix. Nothing to do if the batch was released already. */
+static void held_done_mark(struct onering_queue *q, const struct onering_event *ev)
+{
+	const struct onering_event *slots = (const struct onering_event *)(const void *)q->evc.slots;
+	uint64_t head = q->evc.head_pos;
+	uint32_t i, prefix = 0;
+
+	if (!q->ack || q->group_id == 0)
+		return;
+	for (i = 0; i < q->held; i++)
+		if (!q->held_done[i] && memcmp(&slots[(head + i) & q->evc.mask], ev, sizeof(*ev)) == 0)
+			break;
+	if (i == q->held)
+		return;
+	q->held_done[i] = 1;
+	while (prefix < q->held && q->held_done[prefix])
+		prefix++;
+	if (prefix == 0)
+		return;
+	onering_ring_release(&q->evc, prefix);
+	q->held -= prefix;
+	memmove(q->held_done, q->held_done + prefix, q->held);
 }
 
 /* Give back a batch the caller has had since the last call (packets, or a

@@ -51,7 +51,7 @@ int main(int argc, char **argv)
 		else if (opt == 'h') {
 			printf("usage: " PROG " [--name N] [--socket-dir D] FILE\n"
 			       "Reads FILE with io_uring, completions through onering; prints the\n"
-			       "byte count and the sum of its bytes.\n");
+			       "byte count, the sum of its bytes and the sum of (offset + 1) x byte.\n");
 			return 0;
 		} else {
 			return 2;
@@ -85,20 +85,28 @@ int main(int argc, char **argv)
 	}
 
 	static char bufs[DEPTH][BLOCK];
+	uint64_t offs[DEPTH]; /* where each buffer's read starts in the file */
 	off_t next = 0;
-	uint64_t done = 0, sum = 0;
+	uint64_t done = 0, sum = 0, position_sum = 0;
 	int in_flight = 0;
 	for (;;) {
-		/* A batch of up to DEPTH reads, one buffer each; the next batch
-		 * once all of them completed (completions come in any order). */
-		for (int slot = 0; in_flight == 0 && slot < DEPTH && next < st.st_size; slot++) {
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
-			io_uring_prep_read(sqe, fd, bufs[slot], BLOCK, (uint64_t)next);
-			io_uring_sqe_set_data64(sqe, (uint64_t)slot);
-			next += BLOCK;
-			in_flight++;
-			if (slot == DEPTH - 1 || next >= st.st_size)
-				io_uring_submit(&ring);
+		/* A batch of up to DEPTH reads, one buffer each, submitted
+		 * together; the next batch once all of them completed
+		 * (completions come in any order). */
+		if (in_flight == 0 && next < st.st_size) {
+			for (int slot = 0; slot < DEPTH && next < st.st_size; slot++) {
+				struct io_uring_sqe *sqe = io_uring_get_sqe(&ring);
+				io_uring_prep_read(sqe, fd, bufs[slot], BLOCK, (uint64_t)next);
+				io_uring_sqe_set_data64(sqe, (uint64_t)slot);
+				offs[slot] = (uint64_t)next;
+				next += BLOCK;
+				in_flight++;
+			}
+			r = io_uring_submit(&ring);
+			if (r != in_flight) {
+				fprintf(stderr, PROG ": submit: %s\n", r < 0 ? strerror(-r) : "short");
+				return 1;
+			}
 		}
 		if (in_flight == 0)
 			break;
@@ -112,21 +120,33 @@ int main(int argc, char **argv)
 		eventfd_t v;
 		eventfd_read(efd, &v); /* re-arms the edge for the next completion */
 		struct io_uring_cqe *cqe;
+		unsigned reaped = 0;
 		while (io_uring_peek_cqe(&ring, &cqe) == 0) {
 			if (cqe->res < 0) {
 				fprintf(stderr, PROG ": read: %s\n", strerror(-cqe->res));
 				return 1;
 			}
-			const unsigned char *b = (const unsigned char *)bufs[io_uring_cqe_get_data64(cqe)];
-			for (int i = 0; i < cqe->res; i++)
-				sum += b[i]; /* order-free: completions come in any order */
+			uint64_t slot = io_uring_cqe_get_data64(cqe);
+			const unsigned char *b = (const unsigned char *)bufs[slot];
+			for (int i = 0; i < cqe->res; i++) {
+				/* Order-free, as completions are: the plain sum, and one
+				 * weighted by the byte's place in the file. */
+				sum += b[i];
+				position_sum += (offs[slot] + (uint64_t)i + 1) * b[i];
+			}
 			done += (uint64_t)cqe->res;
 			in_flight--;
+			reaped++;
 			io_uring_cqe_seen(&ring, cqe);
 		}
+		if (n == 0 && reaped == 0) {
+			fprintf(stderr, PROG ": no completion within 5 s\n");
+			return 1;
+		}
 	}
-	printf(PROG ": %llu bytes of %s, byte sum %llu\n", (unsigned long long)done,
-	       argv[optind], (unsigned long long)sum);
+	printf(PROG ": %llu bytes of %s, byte sum %llu, position sum %llu\n",
+	       (unsigned long long)done, argv[optind], (unsigned long long)sum,
+	       (unsigned long long)position_sum);
 	onering_detach(att);
 	io_uring_queue_exit(&ring);
 	close(efd);

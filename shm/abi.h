@@ -43,7 +43,7 @@ extern "C" {
 /* "ONRG" read as a little-endian u32 */
 #define ONERING_SEG_MAGIC 0x47524e4fu
 #define ONERING_ABI_MAJOR 1u
-#define ONERING_ABI_MINOR 3u
+#define ONERING_ABI_MINOR 4u
 
 /* A segment's node when it is not bound to one. */
 #define ONERING_NODE_ANY 0xffffffffu
@@ -130,13 +130,20 @@ struct onering_event_user {
 };
 
 struct onering_event_control {
-	uint32_t code; /* enum onering_control_code */
-	uint32_t arg;
-	uint8_t reserved[24];
+	uint32_t code;  /* enum onering_control_code */
+	uint32_t arg;   /* POST_REFUSED: the group id the post named */
+	int32_t status; /* (1.4) POST_REFUSED: why, a negative errno (below) */
+	uint32_t reserved0;
+	uint64_t flow;  /* (1.4) POST_REFUSED: the post's flow key */
+	uint8_t reserved[8];
 };
 
 enum onering_control_code {
-	ONERING_CTL_SHUTDOWN = 1, /* the broker is stopping: detach */
+	ONERING_CTL_SHUTDOWN = 1,     /* the broker is stopping: detach */
+	ONERING_CTL_POST_REFUSED = 2, /* (1.4) a POST this queue made was not delivered:
+				       * status -ENOENT (no such group, or it is gone) or
+				       * -EACCES (this client may not post to it); cookie
+				       * and payload.control.flow are the post's */
 };
 
 union onering_event_payload {
@@ -325,6 +332,10 @@ ONERING_ABI_OFFSET(struct onering_event_nic, rss_hash, 8);
 ONERING_ABI_OFFSET(struct onering_event_nic, captured, 12);
 ONERING_ABI_OFFSET(struct onering_event_nic, payload_offset, 16);
 ONERING_ABI_OFFSET(struct onering_event_nic, rx_timestamp_ns, 24);
+ONERING_ABI_OFFSET(struct onering_event_control, code, 0);
+ONERING_ABI_OFFSET(struct onering_event_control, arg, 4);
+ONERING_ABI_OFFSET(struct onering_event_control, status, 8);
+ONERING_ABI_OFFSET(struct onering_event_control, flow, 16);
 ONERING_ABI_OFFSET(struct onering_event_word, old_value, 0);
 ONERING_ABI_OFFSET(struct onering_event_word, new_value, 4);
 ONERING_ABI_OFFSET(struct onering_event_word, word_idx, 8);

@@ -302,6 +302,9 @@ enum onering_broker_counter {
 	ONERING_BC_EXTRA_FDS,      /* fds closed because a message did not expect them */
 	ONERING_BC_DENIED,         /* connections refused by SO_PEERCRED */
 	ONERING_BC_DROPPED,        /* clients disconnected for misbehaving */
+	ONERING_BC_POSTS_REFUSED,  /* posts to a group that does not exist (or that the
+				    * poster may not post to): not delivered, the poster
+				    * told with a CONTROL record (POST_REFUSED) */
 	ONERING_BC_HELLO_TIMEOUTS, /* connections closed for no HELLO within --hello-timeout-ms */
 	ONERING_BC_PENDING_LIMITED, /* connections closed at once: their uid had
 				      * --max-pending-per-uid waiting (or --max-pending) */

@@ -89,7 +89,7 @@ static void print_event(const struct onering_event *e, uint64_t t0, const char *
 /* ---- stat ------------------------------------------------------------------ */
 
 static const char *const broker_ctr_names[ONERING_BC_NR] = {
-	"clients", "attaches", "bad_messages", "extra_fds", "denied", "dropped",
+	"clients", "attaches", "bad_messages", "extra_fds", "denied", "dropped", "posts_refused",
 	"hello_timeouts", "pending_limited", "fd_limit", "quota_refusals", "groups"};
 static const char *const poller_ctr_names[ONERING_PC_NR] = {
 	"loops", "events", "published", "sleeps", "queues", "cpu", "kicks"};
@@ -256,7 +256,8 @@ static void stats_text(const struct stat_items *s, FILE *out)
 		if (it->what == ONERING_STATS_BROKER)
 			fprintf(out,
 				"broker pid %u: %llu clients attached, %llu attaches, %llu bad "
-				"messages, %llu extra fds closed, %llu denied, %llu dropped\n"
+				"messages, %llu extra fds closed, %llu denied, %llu dropped, %llu "
+				"posts refused\n"
 				"  %llu groups; %llu connections without HELLO in time, %llu closed "
 				"over the pending limit, %llu times at the fd limit, %llu quota "
 				"refusals\n",
@@ -266,6 +267,7 @@ static void stats_text(const struct stat_items *s, FILE *out)
 				(unsigned long long)c[ONERING_BC_EXTRA_FDS],
 				(unsigned long long)c[ONERING_BC_DENIED],
 				(unsigned long long)c[ONERING_BC_DROPPED],
+				(unsigned long long)c[ONERING_BC_POSTS_REFUSED],
 				(unsigned long long)c[ONERING_BC_GROUPS],
 				(unsigned long long)c[ONERING_BC_HELLO_TIMEOUTS],
 				(unsigned long long)c[ONERING_BC_PENDING_LIMITED],
@@ -420,7 +422,8 @@ static int cmd_tune(int argc, char **argv)
 			       "  max_running=N                       (lifo; 0 = the CPU count)\n"
 			       "  backlog=N                           (records held per poller)\n"
 			       "Without settings it prints the group's current ones. Clients stay\n"
-			       "attached; each setting applies from the pollers' next decision.\n"
+			       "attached; every decision the broker makes after this command returns\n"
+			       "uses the new settings (records waiting in the group's backlog too).\n"
 			       "--create makes the group if it does not exist yet.\n");
 			return 0;
 		default:

@@ -162,6 +162,106 @@ TEST_F(DeliveryTest, OneshotDeliversOnceUntilRearmed)
 	close(efd);
 }
 
+// Records of q up to and including the first with cookie `until` (which
+// the caller made ready after everything it wants to know about): every
+// readiness epoll saw before it is in the ring by then. Appends them to out.
+static bool TakeUntil(onering_queue *q, uint64_t until, std::vector<onering_event> *out)
+{
+	onering_event evs[16];
+	for (int round = 0; round < 100; round++) {
+		int n = onering_wait(q, evs, 1, 16, kEventTimeout / 100);
+		if (n < 0)
+			return false;
+		out->insert(out->end(), evs, evs + n);
+		for (int i = 0; i < n; i++)
+			if (evs[i].cookie == until) {
+				// Anything published with it (one harvest, one publish).
+				while ((n = onering_poll(q, evs, 16)) > 0)
+					out->insert(out->end(), evs, evs + n);
+				return true;
+			}
+	}
+	return false;
+}
+
+// Made ready again, does sub (cookie) report? A sentinel source made ready
+// after it bounds the wait: no fixed quiet period.
+static int ReportsAgain(onering_queue *q, int efd, int sentinel_efd, uint64_t cookie,
+			uint64_t sentinel_cookie)
+{
+	std::vector<onering_event> got;
+	if (eventfd_write(efd, 1) < 0 || eventfd_write(sentinel_efd, 1) < 0 ||
+	    !TakeUntil(q, sentinel_cookie, &got))
+		return -1;
+	int n = 0;
+	for (auto &e : got)
+		n += e.cookie == cookie;
+	return n;
+}
+
+// DISPATCH on a queue without ack mode: disarmed after its record until
+// onering_done() of that record (or onering_rearm()) re-arms it.
+TEST_F(DeliveryTest, DispatchWithoutAckModeIsReArmedByDoneOrRearm)
+{
+	int efd = eventfd(0, EFD_NONBLOCK), sentinel = eventfd(0, EFD_NONBLOCK);
+	onering_sub sub, ssub;
+	ASSERT_EQ(onering_add(q_, efd, EPOLLIN, ONERING_DISPATCH, 21, &sub), 0);
+	ASSERT_EQ(onering_add(q_, sentinel, EPOLLIN, ONERING_EDGE, 22, &ssub), 0);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	onering_event e = WaitOne();
+	ASSERT_EQ(e.cookie, 21u);
+	EXPECT_EQ(ReportsAgain(q_, efd, sentinel, 21, 22), 0) << "disarmed until done";
+	ASSERT_EQ(onering_done(q_, &e), 0);
+	e = WaitOne(); // re-armed, still readable: reported again
+	EXPECT_EQ(e.cookie, 21u);
+	EXPECT_EQ(ReportsAgain(q_, efd, sentinel, 21, 22), 0) << "disarmed again";
+	ASSERT_EQ(onering_rearm(q_, sub), 0);
+	e = WaitOne();
+	EXPECT_EQ(e.cookie, 21u);
+	// Done on a record that is not DISPATCH: nothing to do, said so.
+	onering_event s = e;
+	s.sub_id = ssub.id;
+	s.sub_gen = ssub.gen;
+	EXPECT_EQ(onering_done(q_, &s), -EINVAL);
+	// A record of a subscription deleted since: done, nothing re-armed.
+	ASSERT_EQ(onering_del(q_, sub), 0);
+	EXPECT_EQ(onering_done(q_, &e), 0);
+	close(efd);
+	close(sentinel);
+}
+
+// DISPATCH in ack mode: onering_done() re-arms and ends the flight;
+// onering_rearm() refuses while the record is in flight (it would hand a
+// second record of the source to another thread).
+TEST_F(DeliveryTest, DispatchInAckModeIsReArmedByDoneNotByRearmInFlight)
+{
+	onering_queue_options o = {};
+	o.flags = ONERING_QUEUE_ACK;
+	onering_queue *qa;
+	ASSERT_EQ(onering_queue_open(att_, &o, &qa), 0);
+	int efd = eventfd(0, EFD_NONBLOCK), sentinel = eventfd(0, EFD_NONBLOCK);
+	onering_sub sub, ssub;
+	ASSERT_EQ(onering_add(qa, efd, EPOLLIN, ONERING_DISPATCH, 31, &sub), 0);
+	ASSERT_EQ(onering_add(qa, sentinel, EPOLLIN, ONERING_EDGE, 32, &ssub), 0);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	onering_event e;
+	ASSERT_EQ(onering_wait(qa, &e, 1, 1, kEventTimeout), 1);
+	ASSERT_EQ(e.cookie, 31u);
+	EXPECT_EQ(onering_rearm(qa, sub), -EBUSY) << "its record is in flight";
+	EXPECT_EQ(ReportsAgain(qa, efd, sentinel, 31, 32), 0) << "disarmed while in flight";
+	ASSERT_EQ(onering_done(qa, &e), 0);
+	EXPECT_EQ(onering_done(qa, &e), -EINVAL) << "done twice";
+	ASSERT_EQ(onering_wait(qa, &e, 1, 1, kEventTimeout), 1);
+	ASSERT_EQ(e.cookie, 31u) << "re-armed by done";
+	EXPECT_EQ(onering_rearm(qa, sub), -EBUSY) << "the new record is in flight";
+	ASSERT_EQ(onering_del(qa, sub), 1) << "in flight";
+	ASSERT_EQ(onering_done(qa, &e), 0);
+	EXPECT_EQ(onering_teardown(qa, sub, kEventTimeout), 0);
+	onering_queue_close(qa);
+	close(efd);
+	close(sentinel);
+}
+
 TEST_F(DeliveryTest, LevelRedeliversThroughCollectionUntilRead)
 {
 	int efd = eventfd(0, EFD_NONBLOCK);

@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include "client/client.h"
 #include "shm/abi.h"
 
 using onering_test::Broker;
@@ -399,6 +400,62 @@ TEST_F(Sources, UserEventsCarryTheirPayload)
 		}
 	}
 	EXPECT_EQ(got, 100u);
+	onering_queue_close(member);
+}
+
+// A post always has somewhere to go or says why not. To a group id this
+// attachment never learned: -ENOENT at once (no system call). To an id the
+// broker has no group for (a group gone since its id was learned, or a
+// client that skipped the library's check): counted by the broker and told
+// to the poster with a CONTROL record in the queue it posted through.
+TEST_F(Sources, PostToAGroupThatDoesNotExistIsRefusedNotLost)
+{
+	uint8_t data[8] = {1, 2, 3};
+	EXPECT_EQ(onering_post(q_, 4242, 7, data, sizeof(data), 99), -ENOENT);
+	onering_user_event pe = {};
+	EXPECT_EQ(onering_post_burst(q_, 4242, &pe, 1), -ENOENT);
+
+	// The broker's side: the request itself, as the ring carries it.
+	onering_request req = {};
+	req.op = ONERING_REQ_POST;
+	req.sub_id = 4242;
+	req.user_data = 0xdead;
+	req.arg[0] = 0xf1;
+	ASSERT_EQ(onering_ring_enqueue_burst(&q_->sqp, &req, 1), 1);
+	ASSERT_EQ(eventfd_write(q_->kick_fd, 1), 0); // the poller may be asleep
+	onering_event ev;
+	ASSERT_TRUE(Next(ONERING_EV_CONTROL, &ev)) << "the post vanished without a word";
+	EXPECT_EQ(ev.payload.control.code, (uint32_t)ONERING_CTL_POST_REFUSED);
+	EXPECT_EQ(ev.payload.control.arg, 4242u);
+	EXPECT_EQ(ev.payload.control.status, -ENOENT);
+	EXPECT_EQ(ev.payload.control.flow, 0xf1u);
+	EXPECT_EQ(ev.cookie, 0xdeadu);
+	uint64_t ctr[ONERING_BC_NR];
+	ASSERT_TRUE(onering_test::StatsCounters(broker_, ONERING_STATS_BROKER, ctr, ONERING_BC_NR));
+	EXPECT_EQ(ctr[ONERING_BC_POSTS_REFUSED], 1u);
+
+	// onering stat says so, as text and as JSON.
+	int status;
+	const std::string stat = std::string(ONERING_TOOL_PATH) + " stat --name " + broker_.Name() +
+				 " --socket-dir " + broker_.Dir();
+	std::string out = onering_test::RunCommand(stat, &status);
+	EXPECT_NE(out.find("1 posts refused"), std::string::npos) << out;
+	out = onering_test::RunCommand(stat + " --json", &status);
+	EXPECT_NE(out.find("\"posts_refused\": 1"), std::string::npos) << out;
+
+	// A group that exists still takes posts from the same queue.
+	onering_queue *member;
+	onering_queue_options o = {};
+	o.group = "r";
+	ASSERT_EQ(onering_queue_open(att_, &o, &member), 0);
+	ASSERT_EQ(onering_post(q_, onering_queue_group(member), 7, data, sizeof(data), 98), 0);
+	int n = 0;
+	uint64_t end = Mono() + 5000 * kMs;
+	while (n == 0 && Mono() < end)
+		n = onering_wait(member, &ev, 1, 1, 10 * (int64_t)kMs);
+	ASSERT_EQ(n, 1);
+	EXPECT_EQ(ev.kind, ONERING_EV_USER);
+	EXPECT_EQ(ev.cookie, 98u);
 	onering_queue_close(member);
 }
 

@@ -116,6 +116,45 @@ TEST(ToolTest, TuneAndStatGroups)
 	onering_detach(att);
 }
 
+// oneringd --check: a --port setting out of range is a usage error that
+// names the limit; the resolved plan lists the groups (with their settings)
+// and the ports the broker would create.
+TEST(BrokerCheckTest, RefusesABadPortAndPrintsGroupsAndPorts)
+{
+	std::string dir = onering_test::MakeTempDir();
+	const std::string check = std::string(ONERINGD_PATH) + " --check --name chk --socket-dir " + dir;
+	int st;
+	std::string out = onering_test::RunCommand(check + " --port net_null0:snaplen=9000", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+	EXPECT_NE(out.find("snaplen '9000'"), std::string::npos) << out;
+	EXPECT_NE(out.find("0..2048"), std::string::npos) << "names the limit: " << out;
+	EXPECT_EQ(out.find("plan OK"), std::string::npos) << out;
+	for (const char *bad : {"net_null0:snaplen=", "net_null0:rxq=0", "net_null0:rxq=65",
+				"net_null0:group=no/slash", "net_null0:mode=fast", ":rxq=1"}) {
+		out = onering_test::RunCommand(check + " --port '" + bad + "'", &st);
+		EXPECT_EQ(WEXITSTATUS(st), 1) << bad << ": " << out;
+	}
+
+	out = onering_test::RunCommand(check + " --group web:policy=least,numa=strict"
+					       " --group web:max_running=3 --group batch:numa=spill:70"
+					       " --port net_null0:rxq=2,group=rx,snaplen=2048,mode=spread"
+					       " --port net_null1:group=web",
+				       &st);
+	EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+	for (const char *line : {
+		     "group 1       default: policy=rr numa=spill:90 wake=lifo max_running=cpus "
+		     "backlog=65536\n",
+		     "group 2       web: policy=least numa=strict wake=lifo max_running=3 backlog=65536\n",
+		     "group 3       batch: policy=rr numa=spill:70 wake=lifo",
+		     "group 4       rx: policy=rr numa=spill:90",
+		     "port          net_null0: rxq=2 group=rx snaplen=2048 mode=spread\n",
+		     "port          net_null1: rxq=1 group=web snaplen=128 mode=rss\n",
+		     "plan OK"})
+		EXPECT_NE(out.find(line), std::string::npos) << "missing \"" << line << "\" in:\n" << out;
+	EXPECT_EQ(out.find("group 5"), std::string::npos) << "each group once: " << out;
+	rmdir(dir.c_str());
+}
+
 TEST(ToolTest, TopoPlansASyntheticMachine)
 {
 	int st;
