@@ -453,6 +453,18 @@ struct broker {
 
 /* control.c */
 int broker_run(struct broker *b);
+/* The control thread's state without its socket server or pollers running
+ * (broker_run's first and last steps; the control fuzz target drives the
+ * handlers over it): groups, tables, lanes, the control epoll. */
+int broker_state_init(struct broker *b);
+void broker_state_fini(struct broker *b);
+/* A new connection on sock, pending until HELLO; refuse: -EACCES or 0. */
+struct broker_client *broker_client_add(struct broker *b, int sock, const struct broker_cred *cred,
+					int refuse);
+/* One received message of c (its fds: nfds kept, extra already closed):
+ * validated and handled; c may be dropped (freed) by it. */
+void broker_client_message(struct broker *b, struct broker_client *c, struct onering_msg *m,
+			   int *fds, unsigned nfds, unsigned extra);
 /* Socket dir usable and no live instance of this name; err says why not. */
 int broker_control_check(const struct broker_config *cfg, char *err, size_t err_size);
 

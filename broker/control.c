@@ -724,93 +724,105 @@ static void bad_message(struct broker *b, struct broker_client *c, const struct 
 		client_drop(b, c, "too many malformed messages");
 }
 
-/* Returns false when the client is gone (dropped or hung up). */
-static bool client_readable(struct broker *b, struct broker_client *c)
+/*
+ * One message of client c, as received: its fds (nfds kept, extra closed
+ * already), checked and dispatched. The transport-free half of
+ * client_readable, which the control fuzz target drives directly.
+ */
+void broker_client_message(struct broker *b, struct broker_client *c, struct onering_msg *m,
+			   int *fds, unsigned nfds, unsigned extra)
+{
+	if (extra)
+		broker_count(&b->ctr[ONERING_BC_EXTRA_FDS], extra);
+	if (onering_msg_check(m) < 0) {
+		struct onering_msg fake;
+		onering_msg_init(&fake, m->type, m->seq);
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		bad_message(b, c, &fake, -EPROTO, "control message with a wrong magic or version");
+		return;
+	}
+	/* SUB_ADD carries the source's fd; a timer (kind TIMER) has none. */
+	bool wants_fd = m->type == ONERING_MSG_SUB_ADD && m->u.sub_add.kind != ONERING_EV_TIMER;
+	if (nfds != (wants_fd ? 1u : 0u) || extra) {
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		broker_count(&b->ctr[ONERING_BC_EXTRA_FDS], wants_fd ? 0 : nfds);
+		bad_message(b, c, m, -EINVAL, "control message with unexpected file descriptors");
+		return;
+	}
+	if (c->refuse) {
+		if (nfds)
+			close(fds[0]);
+		struct onering_msg rep;
+		onering_msg_init(&rep, ONERING_MSG_HELLO | ONERING_MSG_REPLY, m->seq);
+		rep.status = c->refuse;
+		send_reply(b, c, &rep, NULL, 0);
+		client_drop(b, c, NULL);
+		return;
+	}
+	if (!c->hello_done && m->type != ONERING_MSG_HELLO) {
+		if (nfds)
+			close(fds[0]);
+		bad_message(b, c, m, -EPERM, "request before HELLO");
+		return;
+	}
+	switch (m->type) {
+	case ONERING_MSG_HELLO:
+		handle_hello(b, c, m);
+		break;
+	case ONERING_MSG_QUEUE_OPEN:
+		handle_queue_open(b, c, m);
+		break;
+	case ONERING_MSG_QUEUE_CLOSE:
+		handle_queue_close(b, c, m);
+		break;
+	case ONERING_MSG_SUB_ADD:
+		handle_sub_add(b, c, m, nfds ? fds[0] : -1);
+		break;
+	case ONERING_MSG_STATS:
+		handle_stats(b, c, m);
+		break;
+	case ONERING_MSG_GROUP:
+		handle_group(b, c, m);
+		break;
+	case ONERING_MSG_PORT_TX:
+		handle_port_tx(b, c, m);
+		break;
+	default:
+		bad_message(b, c, m, -EOPNOTSUPP, "unknown control message type");
+		break;
+	}
+}
+
+/* One message from c's socket. */
+static void client_readable(struct broker *b, struct broker_client *c)
 {
 	struct onering_msg m;
 	int fds[1] = {-1};
 	unsigned nfds = 0, extra = 0;
 	int r = onering_msg_recv(c->sock, &m, fds, 1, &nfds, &extra, MSG_DONTWAIT);
 
-	if (extra)
-		broker_count(&b->ctr[ONERING_BC_EXTRA_FDS], extra);
 	if (r == -EAGAIN || r == -EINTR)
-		return true;
+		return;
 	if (r == -ECONNRESET) {
 		client_drop(b, c, NULL);
-		return false;
+		return;
 	}
 	if (r == -EMSGSIZE) {
 		/* Cannot trust any field: reply with a zero seq. */
 		struct onering_msg fake;
+		if (extra)
+			broker_count(&b->ctr[ONERING_BC_EXTRA_FDS], extra);
 		onering_msg_init(&fake, 0, 0);
 		bad_message(b, c, &fake, -EMSGSIZE, "control message of the wrong size");
-		return true;
+		return;
 	}
 	if (r < 0) {
 		client_drop(b, c, strerror(-r));
-		return false;
+		return;
 	}
-	if (onering_msg_check(&m) < 0) {
-		struct onering_msg fake;
-		onering_msg_init(&fake, m.type, m.seq);
-		if (nfds)
-			close(fds[0]);
-		bad_message(b, c, &fake, -EPROTO, "control message with a wrong magic or version");
-		return true;
-	}
-	/* SUB_ADD carries the source's fd; a timer (kind TIMER) has none. */
-	bool wants_fd = m.type == ONERING_MSG_SUB_ADD && m.u.sub_add.kind != ONERING_EV_TIMER;
-	if (nfds != (wants_fd ? 1u : 0u) || extra) {
-		if (nfds)
-			close(fds[0]);
-		broker_count(&b->ctr[ONERING_BC_EXTRA_FDS], wants_fd ? 0 : nfds);
-		bad_message(b, c, &m, -EINVAL, "control message with unexpected file descriptors");
-		return true;
-	}
-	if (c->refuse) {
-		if (nfds)
-			close(fds[0]);
-		struct onering_msg rep;
-		onering_msg_init(&rep, ONERING_MSG_HELLO | ONERING_MSG_REPLY, m.seq);
-		rep.status = c->refuse;
-		send_reply(b, c, &rep, NULL, 0);
-		client_drop(b, c, NULL);
-		return false;
-	}
-	if (!c->hello_done && m.type != ONERING_MSG_HELLO) {
-		if (nfds)
-			close(fds[0]);
-		bad_message(b, c, &m, -EPERM, "request before HELLO");
-		return true;
-	}
-	switch (m.type) {
-	case ONERING_MSG_HELLO:
-		handle_hello(b, c, &m);
-		break;
-	case ONERING_MSG_QUEUE_OPEN:
-		handle_queue_open(b, c, &m);
-		break;
-	case ONERING_MSG_QUEUE_CLOSE:
-		handle_queue_close(b, c, &m);
-		break;
-	case ONERING_MSG_SUB_ADD:
-		handle_sub_add(b, c, &m, nfds ? fds[0] : -1);
-		break;
-	case ONERING_MSG_STATS:
-		handle_stats(b, c, &m);
-		break;
-	case ONERING_MSG_GROUP:
-		handle_group(b, c, &m);
-		break;
-	case ONERING_MSG_PORT_TX:
-		handle_port_tx(b, c, &m);
-		break;
-	default:
-		bad_message(b, c, &m, -EOPNOTSUPP, "unknown control message type");
-		break;
-	}
-	return true;
+	broker_client_message(b, c, &m, fds, nfds, extra);
 }
 
 static bool peer_allowed(const struct broker *b, const struct broker_cred *cred)
@@ -920,6 +932,40 @@ static void listen_resume(struct broker *b)
 	}
 }
 
+/* A new connection on sock: pending until its HELLO (or its deadline).
+ * refuse: -EACCES for a peer that will be told no. NULL: no memory (the
+ * caller closes sock). */
+struct broker_client *broker_client_add(struct broker *b, int sock, const struct broker_cred *cred,
+					int refuse)
+{
+	struct broker_client *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	int sndbuf = 1 << 20;
+	setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	c->id = ++b->next_client_id;
+	c->sock = sock;
+	c->pidfd = -1;
+	c->cred = *cred;
+	c->pid = cred->pid;
+	c->uid = cred->uid;
+	c->nr_fds = 1;
+	c->deadline_ns = mono_ns() + (uint64_t)b->cfg.hello_timeout_ms * 1000000ull;
+	/* A refused peer is answered once its HELLO is read: closing with its
+	 * message unread would reset the connection before it sees why. */
+	c->refuse = refuse;
+	CDS_INIT_LIST_HEAD(&c->queues);
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+	if (b->epfd >= 0 && epoll_ctl(b->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+		free(c);
+		return NULL;
+	}
+	cds_list_add_tail(&c->node, &b->pending);
+	b->nr_pending++;
+	return c;
+}
+
 static void accept_clients(struct broker *b)
 {
 	static struct log_limit denied_log, pending_log;
@@ -968,33 +1014,10 @@ static void accept_clients(struct broker *b)
 					    suppressed);
 			refuse = -EACCES;
 		}
-		struct broker_client *c = calloc(1, sizeof(*c));
-		if (!c) {
+		if (!broker_client_add(b, sock, &cred, refuse)) {
 			close(sock);
 			return;
 		}
-		int sndbuf = 1 << 20;
-		setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-		c->id = ++b->next_client_id;
-		c->sock = sock;
-		c->pidfd = -1;
-		c->cred = cred;
-		c->pid = cred.pid;
-		c->uid = cred.uid;
-		c->nr_fds = 1;
-		c->deadline_ns = mono_ns() + (uint64_t)b->cfg.hello_timeout_ms * 1000000ull;
-		/* A refused peer is answered once its HELLO is read: closing with its
-		 * message unread would reset the connection before it sees why. */
-		c->refuse = refuse;
-		CDS_INIT_LIST_HEAD(&c->queues);
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
-		if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
-			close(sock);
-			free(c);
-			return;
-		}
-		cds_list_add_tail(&c->node, &b->pending);
-		b->nr_pending++;
 	}
 }
 
@@ -1295,15 +1318,13 @@ static int add_fd(struct broker *b, int fd, uint64_t key)
 	return epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 }
 
-int broker_run(struct broker *b)
+int broker_state_init(struct broker *b)
 {
-	sigset_t sigs;
 	int r;
 
 	CDS_INIT_LIST_HEAD(&b->clients);
 	CDS_INIT_LIST_HEAD(&b->pending);
 	CDS_INIT_LIST_HEAD(&b->graveyard);
-	b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	cds_wfcq_init(&b->reap_head, &b->reap_tail);
 	cds_wfcq_init(&b->fault_head, &b->fault_tail);
 	b->listen_fd = b->signal_fd = b->reap_fd = b->epfd = -1;
@@ -1311,50 +1332,30 @@ int broker_run(struct broker *b)
 		b->pollers[i].epfd = b->pollers[i].kick_fd = -1;
 		cds_wfcq_init(&b->pollers[i].redeliver_head, &b->pollers[i].redeliver_tail);
 	}
-
-	/* Signals are taken by this thread only, through a signalfd. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-
+	b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	r = broker_registry_init(&b->reg, b->cfg.max_subs);
 	if (r < 0)
 		return r;
 	b->cpu_count = (uint32_t)onering_topo_cpu_count(b->topo);
 	b->queues = calloc(b->cfg.max_queues, sizeof(*b->queues));
 	b->free_slots = calloc(b->cfg.max_queues, sizeof(*b->free_slots));
-	if (!b->queues || !b->free_slots || broker_lanes_init(b) < 0) {
-		r = -ENOMEM;
-		goto out;
-	}
+	if (!b->queues || !b->free_slots || broker_lanes_init(b) < 0)
+		return -ENOMEM;
 	for (uint32_t i = b->cfg.max_queues; i-- > 0;)
 		b->free_slots[b->nr_free_slots++] = i;
 	/* The default group, and those --group configured, exist from the start. */
-	{
-		struct broker_group *g;
-		if ((r = broker_group_get(b, "default", true, NULL, &g)) < 0)
-			goto out;
-		for (unsigned i = 0; i < b->cfg.nr_groups; i++)
-			if ((r = broker_group_get(b, b->cfg.groups[i].name, true, NULL, &g)) < 0)
-				goto out;
-	}
-	r = open_listen(b);
-	if (r < 0)
-		goto out;
+	struct broker_group *g;
+	if ((r = broker_group_get(b, "default", true, NULL, &g)) < 0)
+		return r;
+	for (unsigned i = 0; i < b->cfg.nr_groups; i++)
+		if ((r = broker_group_get(b, b->cfg.groups[i].name, true, NULL, &g)) < 0)
+			return r;
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
-	b->signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	b->reap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->epfd < 0 || b->signal_fd < 0 || b->reap_fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	if ((r = add_fd(b, b->listen_fd, KEY_LISTEN)) < 0 ||
-	    (r = add_fd(b, b->signal_fd, KEY_SIGNAL)) < 0 || (r = add_fd(b, b->reap_fd, KEY_REAP)) < 0)
-		goto out;
-
+	if (b->epfd < 0 || b->reap_fd < 0)
+		return -errno;
+	if ((r = add_fd(b, b->reap_fd, KEY_REAP)) < 0)
+		return r;
 	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++) {
 		struct poller *p = &b->pollers[i];
 		p->b = b;
@@ -1368,6 +1369,60 @@ int broker_run(struct broker *b)
 							   b->pollers[j].node);
 			b->pollers[i].dist[j] = (uint16_t)(d > 0 ? d : i == j ? 10 : 20);
 		}
+	return 0;
+}
+
+void broker_state_fini(struct broker *b)
+{
+	while (!cds_list_empty(&b->clients))
+		client_drop(b, cds_list_first_entry(&b->clients, struct broker_client, node), NULL);
+	while (!cds_list_empty(&b->pending))
+		client_drop(b, cds_list_first_entry(&b->pending, struct broker_client, node), NULL);
+	drain_reaped(b);
+	urcu_qsbr_barrier(); /* run every call_rcu callback: segments unmapped and closed */
+	if (b->reserve_fd >= 0)
+		close(b->reserve_fd);
+	if (b->epfd >= 0)
+		close(b->epfd);
+	if (b->reap_fd >= 0)
+		close(b->reap_fd);
+	b->reserve_fd = b->epfd = b->reap_fd = -1;
+	broker_groups_fini(b);
+	broker_lanes_fini(b);
+	free(b->queues);
+	free(b->free_slots);
+	b->queues = NULL;
+	b->free_slots = NULL;
+	broker_registry_fini(&b->reg);
+}
+
+int broker_run(struct broker *b)
+{
+	sigset_t sigs;
+	int r;
+
+	/* Signals are taken by this thread only, through a signalfd. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	r = broker_state_init(b);
+	if (r < 0)
+		goto out;
+	r = open_listen(b);
+	if (r < 0)
+		goto out;
+	b->signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (b->signal_fd < 0) {
+		r = -errno;
+		goto out;
+	}
+	if ((r = add_fd(b, b->listen_fd, KEY_LISTEN)) < 0 ||
+	    (r = add_fd(b, b->signal_fd, KEY_SIGNAL)) < 0)
+		goto out;
 	/* NIC ports (if any) before the pollers start: their rx queues are
 	 * fixed per poller from then on. */
 	if ((r = broker_nic_init(b)) < 0 || (r = broker_nic_setup(b)) < 0)
@@ -1460,29 +1515,13 @@ out:
 	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++)
 		poller_stop(&b->pollers[i]);
 	notify_shutdown(b);
-	while (!cds_list_empty(&b->clients))
-		client_drop(b, cds_list_first_entry(&b->clients, struct broker_client, node), NULL);
-	while (!cds_list_empty(&b->pending))
-		client_drop(b, cds_list_first_entry(&b->pending, struct broker_client, node), NULL);
-	if (b->reserve_fd >= 0)
-		close(b->reserve_fd);
-	drain_reaped(b);
-	urcu_qsbr_barrier(); /* run every call_rcu callback: segments unmapped and closed */
+	broker_state_fini(b);
 	if (b->listen_fd >= 0) {
 		close(b->listen_fd);
 		unlink(b->cfg.socket_path);
 	}
-	if (b->epfd >= 0)
-		close(b->epfd);
 	if (b->signal_fd >= 0)
 		close(b->signal_fd);
-	if (b->reap_fd >= 0)
-		close(b->reap_fd);
 	broker_nic_fini(b);
-	broker_groups_fini(b);
-	broker_lanes_fini(b);
-	free(b->queues);
-	free(b->free_slots);
-	broker_registry_fini(&b->reg);
 	return r;
 }
