@@ -330,9 +330,12 @@ TEST_F(Abuse, AtTheFdLimitTheBrokerSleepsServesAndRefusesClearly)
 			held.push_back(s);
 	}
 	double cpu0 = ControlCpuMs(broker_.Pid()), t0 = NowMs();
-	// Meanwhile the attached client is served.
+	// Meanwhile the attached client is served. 2 s here; the figure in
+	// docs/security.md is taken over 5 s (ONERING_ABUSE_WINDOW_S=5).
+	const char *w = getenv("ONERING_ABUSE_WINDOW_S");
+	double window_ms = (w && atoi(w) > 0 && atoi(w) <= 60 ? atoi(w) : 2) * 1000.0;
 	int got = 0;
-	while (NowMs() - t0 < 2000) {
+	while (NowMs() - t0 < window_ms) {
 		eventfd_write(efd, 1);
 		onering_event ev[4];
 		int n = onering_wait(q, ev, 1, 4, 100 * 1000 * 1000);
