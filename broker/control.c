@@ -240,6 +240,12 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	cds_list_add(&q->client_node, &c->queues);
 	BROKER_TSAN_PUBLISH(q);
 	cds_list_add_rcu(&q->poller_node, &p->queues);
+	/* A sleeping poller announced NEED_WAKEUP only in the queues it had:
+	 * this one reads 0, so its client would not kick, and its first
+	 * request would wait out the sleep (up to --idle-sleep-ms). Kick now:
+	 * the sleep the poller announces next includes this queue. Its read
+	 * of the kick orders the insertion above before that announcement. */
+	poller_kick(p);
 	rcu_assign_pointer(b->queues[q->slot], q);
 	if (g && broker_group_join(b, g, q) < 0) {
 		close_queues(b, &q, 1);

@@ -63,7 +63,12 @@
  *
  * Correctness: every unit written must be read back, per source, before a
  * measurement ends (a lost edge leaves a counter unread); otherwise the
- * program fails.
+ * program fails. A latency measurement with no sample at all (one event in
+ * flight held up for the whole window) fails too, unless the threads that
+ * carry the event (consumer, producer, broker) spent at least half of that
+ * time runnable and waiting for a CPU (schedstat run_delay): then other
+ * processes starved it, and it counts as disturbed (re-run under
+ * --retry-noisy; left out of the figures if every run of it starved).
  *
  * Exit status: 0 when every peer delivered everything (targets missed are
  * figures, not failures); 1 on a correctness failure; 2 on a usage or setup
@@ -257,7 +262,8 @@ static void usage(FILE *out, const char *prog)
 		"                    --broker-arg=--idle-spin-us=0\n"
 		"  --retry-noisy K   re-run a measurement up to K times (default 0) when other\n"
 		"                    tasks took more than --noise-max percent of all CPUs\n"
-		"                    during it (or steal did); the quietest run is kept\n"
+		"                    during it (or steal did), or starved a latency\n"
+		"                    measurement of every sample; the quietest run is kept\n"
 		"  --noise-max PCT   threshold for --retry-noisy (default 10)\n"
 		"  --no-count        do not count syscalls (no tracepoint enabled)\n"
 		"  --quick           smoke run: 1 round, 0.05 s per measurement, N = 1,64\n"
@@ -741,6 +747,11 @@ struct result {
 	double harvest_p99, handoff_p99;
 	double steal_pct;
 	double others_pct; /* other tasks' CPU, percent of all CPUs */
+	/* From the window's start until the last write was taken (wait_span_ns),
+	 * how long the threads were runnable and waited for a CPU (schedstat
+	 * run_delay), ns: what tells a starved measurement from a stalled peer. */
+	uint64_t wait_span_ns, cons_wait_ns, prod_wait_ns, broker_wait_ns;
+	bool starved; /* latency: no sample, and the threads mostly waited for a CPU */
 };
 
 struct run {
@@ -775,6 +786,9 @@ struct run {
 
 	/* final totals, written by their thread before it exits */
 	uint64_t empty_reads, rearms, coalesced, total_events, total_reads;
+	/* each thread's own schedstat run_delay as its loop ended, read by the
+	 * thread itself (so no wait still in progress is left out) */
+	uint64_t cons_wait_end_ns, prod_wait_end_ns;
 
 	ONERING_ATOMIC(int) phase;   /* main: R0 / threads: A0 */
 	ONERING_ATOMIC(int) ready;   /* threads set up */
@@ -817,6 +831,48 @@ static void phase_set(struct run *r, int phase)
 {
 	/* R0: synchronises with A0 in the threads. */
 	onering_atomic_store(&r->phase, phase, onering_mo_release);
+}
+
+/*
+ * How long thread tid of pid (every thread of pid when tid <= 0) has been
+ * runnable without a CPU, ns: the second field of schedstat (run_delay).
+ * 0 when it cannot be read.
+ */
+static uint64_t cpu_wait_ns(pid_t pid, pid_t tid)
+{
+	char path[128];
+	struct dirent *e;
+	uint64_t sum = 0;
+	DIR *d;
+
+	if (pid <= 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		unsigned long long run = 0, wait = 0;
+		char p2[400];
+		FILE *f;
+		if (e->d_name[0] == '.' || (tid > 0 && atoi(e->d_name) != tid))
+			continue;
+		snprintf(p2, sizeof(p2), "%s/%s/schedstat", path, e->d_name);
+		f = fopen(p2, "r");
+		if (!f)
+			continue;
+		if (fscanf(f, "%llu %llu", &run, &wait) == 2)
+			sum += wait;
+		fclose(f);
+	}
+	closedir(d);
+	return sum;
+}
+
+/* ns waited between two cpu_wait_ns() readings (0 if one was not read). */
+static uint64_t wait_since(uint64_t end, uint64_t start)
+{
+	return end > start ? end - start : 0;
 }
 
 /* --- producer ----------------------------------------------------------- */
@@ -937,6 +993,7 @@ static void *producer_main(void *arg)
 		produce_paced(r);
 	else
 		produce_full_speed(r);
+	r->prod_wait_end_ns = cpu_wait_ns(getpid(), r->tid_prod); /* read after the join */
 	return NULL;
 }
 
@@ -1036,6 +1093,7 @@ static void consumer_finish(struct consumer *c)
 	r->empty_reads = c->empty;
 	r->total_events = c->events;
 	r->total_reads = c->reads;
+	r->cons_wait_end_ns = cpu_wait_ns(getpid(), r->tid_cons);
 	/* R6: synchronises with A6 (main waits for the final totals). */
 	onering_atomic_store(&r->cons_done, 1, onering_mo_release);
 	/* A7: synchronises with R7 (main read the counter). */
@@ -1403,6 +1461,7 @@ struct snapshot {
 	uint64_t cons_cpu_ns, prod_cpu_ns, broker_cpu_ns;
 	uint64_t cons_sc, prod_sc, broker_sc;
 	uint64_t self_cpu_ns; /* this whole process */
+	uint64_t cons_wait_ns, prod_wait_ns, broker_wait_ns;
 	struct cpu_sample cpu;
 };
 
@@ -1425,6 +1484,9 @@ static void snapshot_take(struct run *r, const struct counters *k, struct snapsh
 	s->prod_cpu_ns = bench_clock_ns(k->prod_clock);
 	s->broker_cpu_ns = bench_proc_cpu_ns(r->broker.pid, true);
 	s->self_cpu_ns = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+	s->cons_wait_ns = cpu_wait_ns(getpid(), r->tid_cons);
+	s->prod_wait_ns = cpu_wait_ns(getpid(), r->tid_prod);
+	s->broker_wait_ns = cpu_wait_ns(r->broker.pid, 0);
 	cpu_sample_take(&s->cpu);
 }
 
@@ -1519,6 +1581,12 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 	while (onering_atomic_load(&r->units, onering_mo_relaxed) != total && !run_failed(r) &&
 	       bench_now_ns() - t0 < BENCH_LOST_NS && !interrupted)
 		bench_sleep_ns(1000000);
+	/* From the window's start to here (the last write taken): how long the
+	 * threads that carry an event waited for a CPU. run_delay grows only when
+	 * a waiting thread gets its CPU, so the consumer and the producer read
+	 * their own at the end of their loops, when no wait of theirs is open. */
+	res->wait_span_ns = bench_now_ns() - a.wall_ns;
+	res->broker_wait_ns = wait_since(cpu_wait_ns(r->broker.pid, 0), a.broker_wait_ns);
 	phase_set(r, PHASE_STOP);
 	/* A6: synchronises with R6 (the consumer's totals are final). */
 	while (!onering_atomic_load(&r->cons_done, onering_mo_acquire) && !interrupted)
@@ -1578,6 +1646,8 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 	res->steal_pct = cpu_steal_pct(&a.cpu, &b.cpu);
 	res->others_pct = cpu_others_pct(&a.cpu, &b.cpu,
 					 (b.self_cpu_ns - a.self_cpu_ns) + res->broker_cpu_ns);
+	res->cons_wait_ns = wait_since(r->cons_wait_end_ns, a.cons_wait_ns);
+	res->prod_wait_ns = wait_since(r->prod_wait_end_ns, a.prod_wait_ns);
 	res->reads = b.reads - a.reads;
 	res->empty_reads = r->empty_reads;
 	res->rearms = r->rearms;
@@ -1585,9 +1655,31 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 	if (latency) {
 		res->samples = r->lat_n;
 		if (r->lat_n == 0) {
-			fprintf(stderr, "%s N=%u latency: no sample in %.2f s\n", peer_names[peer],
-				n, res->seconds);
-			status = 1;
+			/* Every write was read back (checked above), so nothing was
+			 * lost; but one event in flight took the whole window. If
+			 * the threads that carry it (consumer, producer, broker)
+			 * were runnable and waiting for a CPU for most of it, other
+			 * processes took the cores: a disturbed measurement, retried
+			 * under --retry-noisy like any other. Otherwise the peer
+			 * itself stalled, and that is a failure. */
+			bool starved = res->cons_wait_ns + res->prod_wait_ns + res->broker_wait_ns >=
+				       res->wait_span_ns / 2;
+			fprintf(stderr,
+				"%s N=%u latency: no sample in %.2f s; from its start until the "
+				"last write was taken (%.0f ms) the threads waited for a CPU: "
+				"consumer %.0f ms, producer %.0f ms, broker %.0f ms: %s\n",
+				peer_names[peer], n, res->seconds, (double)res->wait_span_ns / 1e6,
+				(double)res->cons_wait_ns / 1e6, (double)res->prod_wait_ns / 1e6,
+				(double)res->broker_wait_ns / 1e6,
+				starved ? "starved by other processes" : "the peer stalled");
+			if (!starved) {
+				status = 1;
+				goto out;
+			}
+			res->starved = true;
+			res->p50 = res->p99 = res->p999 = res->max = -1;
+			res->harvest_p50 = res->handoff_p50 = -1;
+			res->harvest_p99 = res->handoff_p99 = -1;
 			goto out;
 		}
 		res->harvest_p50 = res->handoff_p50 = -1;
@@ -1604,6 +1696,15 @@ static int run_one(const struct bench_opts *o, enum peer peer, bool latency, uns
 				res->handoff_p50 = bench_percentile(x, r->lat_n, 0.5);
 				res->handoff_p99 = bench_percentile(x, r->lat_n, 0.99);
 				free(x);
+				/* The poller stamps its records once per loop, before it
+				 * asks epoll: a write that lands between the two (the
+				 * producer shares the poller's core and preempts it there)
+				 * carries a stamp older than the write. That difference
+				 * is negative (it wrapped); it counts as 0 here, not as
+				 * 2^64 ns at the top of the sort. */
+				for (size_t i = 0; i < r->lat_n; i++)
+					if ((int64_t)h[i] < 0)
+						h[i] = 0;
 				qsort(h, r->lat_n, sizeof(*h), bench_cmp_u64);
 				res->harvest_p50 = bench_percentile(h, r->lat_n, 0.5);
 				res->harvest_p99 = bench_percentile(h, r->lat_n, 0.99);
@@ -1658,6 +1759,8 @@ static void record_figs(double *f, const struct result *r, bool latency)
 {
 	double ev = r->events ? (double)r->events : -1;
 
+	if (latency && r->starved)
+		return; /* no sample: the figures stay "not measured" */
 	if (latency) {
 		f[FIG_LAT_P50] = r->p50 / 1000.0;
 		f[FIG_LAT_P99] = r->p99 / 1000.0;
@@ -1701,7 +1804,9 @@ static void csv_header(void)
 		     "broker_cpu_ns,lat_samples,lat_p50_ns,lat_p99_ns,lat_p999_ns,lat_max_ns,"
 		     "lat_harvest_p50_ns,lat_handoff_p50_ns,lat_harvest_p99_ns,lat_handoff_p99_ns,"
 		     "steal_pct,others_pct,"
-		     "run_consumer_syscalls,run_consumer_reads,run_events,run_broker_syscalls\n");
+		     "run_consumer_syscalls,run_consumer_reads,run_events,run_broker_syscalls,"
+		     "cpu_wait_span_ns,consumer_cpu_wait_ns,producer_cpu_wait_ns,"
+		     "broker_cpu_wait_ns\n");
 }
 
 static void csv_row(unsigned round, unsigned n, const struct bench_opts *o, bool latency,
@@ -1712,7 +1817,8 @@ static void csv_row(unsigned round, unsigned n, const struct bench_opts *o, bool
 		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
 		",%" PRIu64 ",%" PRIu64 ",%zu,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.0f,%.2f,%.2f,"
 		"%" PRIu64
-		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 "\n",
+		",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%" PRIu64
+		",%" PRIu64 "\n",
 		round, n, o->source == SOURCE_EVENTFD ? "eventfd" : "pipe",
 		latency ? "latency" : "throughput", peer_names[p], r->seconds, r->events,
 		r->units, r->writes, r->reads, r->empty_reads, r->rearms, r->coalesced, r->cons_sc,
@@ -1722,33 +1828,53 @@ static void csv_row(unsigned round, unsigned n, const struct bench_opts *o, bool
 		latency && r->harvest_p50 >= 0 ? r->handoff_p50 : -1,
 		latency && r->harvest_p50 >= 0 ? r->harvest_p99 : -1,
 		latency && r->harvest_p50 >= 0 ? r->handoff_p99 : -1, r->steal_pct, r->others_pct,
-		r->run_cons_sc, r->run_reads, r->run_events, r->run_broker_sc);
+		r->run_cons_sc, r->run_reads, r->run_events, r->run_broker_sc, r->wait_span_ns,
+		r->cons_wait_ns, r->prod_wait_ns, r->broker_wait_ns);
 	fflush(csv);
 }
 
-/* How much the rest of the machine took during a measurement, percent. */
+/* How much the rest of the machine took during a measurement, percent; a
+ * latency measurement starved of every sample ranks below any other. */
 static double noise_of(const struct result *r)
 {
 	double st = r->steal_pct > 0 ? r->steal_pct : 0;
 
-	return (r->others_pct > 0 ? r->others_pct : 0) + st;
+	return (r->others_pct > 0 ? r->others_pct : 0) + st + (r->starved ? 1000 : 0);
 }
 
 static bool noisy(const struct bench_opts *o, const struct result *r)
 {
-	return noise_of(r) > o->noise_max_pct;
+	return r->starved || noise_of(r) > o->noise_max_pct;
 }
 
 static void print_noise(const struct result *r)
 {
+	/* At most 100: a wait open at the window's start counts whole. */
+	double cons_wait_pct = r->wait_span_ns ? 100.0 * (double)r->cons_wait_ns /
+							 (double)r->wait_span_ns
+					       : 0;
+
+	if (cons_wait_pct > 100)
+		cons_wait_pct = 100;
+
 	if (r->others_pct >= 5 || r->steal_pct >= 1)
 		printf("  [noise: others %.0f%%, steal %.0f%% of all CPUs]", r->others_pct,
 		       r->steal_pct);
+	if (cons_wait_pct >= 5)
+		printf("  [consumer runnable, waiting for a CPU: %.0f%% of the time]",
+		       cons_wait_pct);
 	printf("\n");
 }
 
 static void print_progress(enum peer p, bool latency, const struct result *r)
 {
+	if (latency && r->starved) {
+		printf("    lat   %-17s no sample: starved of CPU by other processes (figure "
+		       "left out)",
+		       peer_names[p]);
+		print_noise(r);
+		return;
+	}
 	if (latency) {
 		printf("    lat   %-17s p50 %7.2f us  p99 %7.2f us  max %8.1f us  n=%zu",
 		       peer_names[p], r->p50 / 1000, r->p99 / 1000, r->max / 1000, r->samples);

@@ -428,6 +428,45 @@ TEST(KickTest, RearmWakesASleepingPoller)
 	onering_detach(att);
 }
 
+// A queue opened while its poller sleeps: the poller announced that sleep
+// (NEED_WAKEUP and its number) in the queues it had, not in this one, so
+// the new queue's first request must still wake it rather than wait out
+// the 1000 ms idle sleep.
+TEST(KickTest, FirstRequestOfAQueueOpenedDuringASleepWakesThePoller)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start({"--idle-sleep-ms", "1000", "--idle-spin-us", "0"}));
+	struct onering *att;
+	struct onering_queue *q1, *q2;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q1), 0);
+	// Wait (bounded) for the start of a sleep, seen in q1's poller_flags: a
+	// NEED_WAKEUP value with a sleep number other than the one seen first.
+	uint32_t first = onering_atomic_load(q1->poller_flags, onering_mo_acquire), now = first;
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+	while (!((now & ONERING_POLLER_NEED_WAKEUP) && now != first) &&
+	       std::chrono::steady_clock::now() < deadline) {
+		sched_yield();
+		now = onering_atomic_load(q1->poller_flags, onering_mo_acquire);
+	}
+	ASSERT_TRUE((now & ONERING_POLLER_NEED_WAKEUP) && now != first) << "the poller never slept";
+	// Now, at the start of a 1000 ms sleep: a new queue and a timer armed
+	// through its submission ring to fire at once.
+	auto t0 = std::chrono::steady_clock::now();
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q2), 0);
+	onering_sub timer;
+	ASSERT_EQ(onering_timer_create(q2, 9, &timer), 0);
+	ASSERT_EQ(onering_timer_arm(q2, timer, 1000, 0, 0), 0);
+	onering_event e;
+	ASSERT_EQ(onering_wait(q2, &e, 1, 1, kEventTimeout), 1);
+	double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+	EXPECT_EQ(e.kind, ONERING_EV_TIMER);
+	// Without a kick the arm waits for the poller's sleep to end (~1000 ms).
+	EXPECT_LT(ms, 500.0);
+	RecordProperty("first_request_while_asleep_ms", std::to_string(ms));
+	onering_detach(att);
+}
+
 // Counters of the (only) queue.
 bool QueueCounters(const Broker &broker, uint64_t *ctr)
 {
