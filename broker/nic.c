@@ -39,6 +39,7 @@
 #include <rte_version.h>
 
 #include "broker/broker.h"
+#include "broker/settings.h"
 #include "numa/topology.h"
 #include "shm/log.h"
 
@@ -47,8 +48,9 @@
 #define TX_DESC 256
 #define POOL_MBUFS 8191
 #define POOL_CACHE 256
-#define SNAPLEN_DEFAULT 128u
 #define MAX_NODES 64
+
+ONERING_STATIC_ASSERT(BROKER_PORT_DEV_MAX == RTE_ETH_NAME_MAX_LEN, "a --port device name fits");
 
 struct nic_port {
 	uint16_t port;
@@ -147,64 +149,6 @@ static struct rte_mempool *node_pool(struct broker_nic *n, int node)
 	return n->pools[at];
 }
 
-struct port_spec {
-	char dev[RTE_ETH_NAME_MAX_LEN];
-	uint32_t rxq;
-	char group[ONERING_NAME_MAX];
-	uint32_t snaplen;
-	bool spread;
-};
-
-static int parse_port(const char *arg, struct port_spec *ps, char *err, size_t err_size)
-{
-	char buf[256];
-	char *colon, *save = NULL;
-
-	memset(ps, 0, sizeof(*ps));
-	ps->rxq = 1;
-	ps->snaplen = SNAPLEN_DEFAULT;
-	snprintf(ps->group, sizeof(ps->group), "default");
-	snprintf(buf, sizeof(buf), "%s", arg);
-	colon = strchr(buf, ':');
-	if (colon)
-		*colon = '\0';
-	if (!buf[0] || strlen(buf) >= sizeof(ps->dev)) {
-		snprintf(err, err_size, "--port %s: expected PORT[:rxq=N,group=G,snaplen=B,mode=rss|spread]",
-			 arg);
-		return -EINVAL;
-	}
-	snprintf(ps->dev, sizeof(ps->dev), "%s", buf);
-	for (char *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
-	     kv = strtok_r(NULL, ",", &save)) {
-		char *end;
-		if (strncmp(kv, "rxq=", 4) == 0) {
-			ps->rxq = (uint32_t)strtoul(kv + 4, &end, 10);
-			if (*end || ps->rxq < 1 || ps->rxq > 64)
-				goto bad;
-		} else if (strncmp(kv, "snaplen=", 8) == 0) {
-			ps->snaplen = (uint32_t)strtoul(kv + 8, &end, 10);
-			if (*end || ps->snaplen > ONERING_PKT_STRIDE_MAX)
-				goto bad;
-		} else if (strncmp(kv, "group=", 6) == 0) {
-			if (!onering_name_valid(kv + 6))
-				goto bad;
-			snprintf(ps->group, sizeof(ps->group), "%s", kv + 6);
-		} else if (strcmp(kv, "mode=rss") == 0) {
-			ps->spread = false;
-		} else if (strcmp(kv, "mode=spread") == 0) {
-			ps->spread = true;
-		} else {
-			goto bad;
-		}
-		continue;
-bad:
-		snprintf(err, err_size, "--port %s: bad setting '%s' (rxq=1..64, group=NAME, "
-			 "snaplen=0..%u, mode=rss|spread)", arg, kv, ONERING_PKT_STRIDE_MAX);
-		return -EINVAL;
-	}
-	return 0;
-}
-
 /* Port id of a --port's device: a number, or an ethdev name (net_ring0). */
 static int port_lookup(const char *dev, uint16_t *port)
 {
@@ -220,7 +164,7 @@ static int port_lookup(const char *dev, uint16_t *port)
 	return rte_eth_dev_get_port_by_name(dev, port) == 0 ? 0 : -ENODEV;
 }
 
-static int port_start(struct broker *b, struct nic_port *np, const struct port_spec *ps)
+static int port_start(struct broker *b, struct nic_port *np, const struct broker_port_spec *ps)
 {
 	struct rte_eth_dev_info info;
 	struct rte_eth_conf conf;
@@ -302,7 +246,7 @@ static int port_start(struct broker *b, struct nic_port *np, const struct port_s
 int broker_nic_setup(struct broker *b)
 {
 	struct broker_nic *n = b->nic;
-	struct port_spec specs[BROKER_MAX_PORT_ARGS];
+	struct broker_port_spec specs[BROKER_MAX_PORT_ARGS];
 	unsigned total = 0, np = b->cfg.plan.nr_pollers, spread_next = 0;
 	char err[256];
 	int r;
@@ -310,7 +254,7 @@ int broker_nic_setup(struct broker *b)
 	if (!n || b->cfg.nr_ports == 0)
 		return 0;
 	for (unsigned i = 0; i < b->cfg.nr_ports; i++) {
-		if (parse_port(b->cfg.ports[i], &specs[i], err, sizeof(err)) < 0) {
+		if (broker_port_spec_parse(b->cfg.ports[i], &specs[i], err, sizeof(err)) < 0) {
 			onering_log(ONERING_LOG_ERR, "%s", err);
 			return -EINVAL;
 		}
@@ -321,7 +265,7 @@ int broker_nic_setup(struct broker *b)
 		return -ENOMEM;
 	/* Each poller's rx queues are contiguous in n->rxqs: count first. */
 	unsigned per_poller[BROKER_MAX_POLLERS] = {0};
-	unsigned owner[BROKER_MAX_PORT_ARGS * 64];
+	unsigned owner[BROKER_MAX_PORT_ARGS * BROKER_PORT_RXQ_MAX];
 	unsigned k = 0;
 	for (unsigned i = 0; i < b->cfg.nr_ports; i++) {
 		struct nic_port *p = &n->ports[n->nr_ports];

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* The broker's option-spec parsers (broker/settings.h). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/settings.h"
+#include "shm/abi.h"
+
+int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *err,
+			   size_t err_size)
+{
+	char buf[256];
+	char *colon, *save = NULL;
+
+	memset(ps, 0, sizeof(*ps));
+	ps->rxq = 1;
+	ps->snaplen = BROKER_PORT_SNAPLEN_DEFAULT;
+	snprintf(ps->group, sizeof(ps->group), "default");
+	snprintf(buf, sizeof(buf), "%s", arg);
+	colon = strchr(buf, ':');
+	if (colon)
+		*colon = '\0';
+	if (!buf[0] || strlen(buf) >= sizeof(ps->dev)) {
+		snprintf(err, err_size, "--port %s: expected PORT[:rxq=N,group=G,snaplen=B,mode=rss|spread]",
+			 arg);
+		return -EINVAL;
+	}
+	snprintf(ps->dev, sizeof(ps->dev), "%s", buf);
+	for (char *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
+	     kv = strtok_r(NULL, ",", &save)) {
+		char *end;
+		if (strncmp(kv, "rxq=", 4) == 0) {
+			ps->rxq = (uint32_t)strtoul(kv + 4, &end, 10);
+			if (*end || ps->rxq < 1 || ps->rxq > BROKER_PORT_RXQ_MAX)
+				goto bad;
+		} else if (strncmp(kv, "snaplen=", 8) == 0) {
+			ps->snaplen = (uint32_t)strtoul(kv + 8, &end, 10);
+			if (*end || ps->snaplen > ONERING_PKT_STRIDE_MAX)
+				goto bad;
+		} else if (strncmp(kv, "group=", 6) == 0) {
+			if (!onering_name_valid(kv + 6))
+				goto bad;
+			snprintf(ps->group, sizeof(ps->group), "%s", kv + 6);
+		} else if (strcmp(kv, "mode=rss") == 0) {
+			ps->spread = false;
+		} else if (strcmp(kv, "mode=spread") == 0) {
+			ps->spread = true;
+		} else {
+			goto bad;
+		}
+		continue;
+bad:
+		snprintf(err, err_size, "--port %s: bad setting '%s' (rxq=1..64, group=NAME, "
+			 "snaplen=0..%u, mode=rss|spread)", arg, kv, ONERING_PKT_STRIDE_MAX);
+		return -EINVAL;
+	}
+	return 0;
+}

@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's option-spec parsers (broker/settings.c): pure functions of
+ * a string, no DPDK, no liburcu, no broker state, so that unit tests and
+ * the fuzz targets (tests/fuzz/fuzz_settings.c) can call them alone.
+ *
+ *   --group NAME[:SETTING,...]   settings as `onering tune` takes them
+ *                                (onering_group_setting_parse, shm/proto.c)
+ *   --port P[:rxq=N,group=G,snaplen=B,mode=rss|spread]
+ */
+#ifndef ONERING_BROKER_SETTINGS_H
+#define ONERING_BROKER_SETTINGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "shm/proto.h"
+
+#define BROKER_PORT_DEV_MAX 64 /* a port's device name, incl. the NUL (RTE_ETH_NAME_MAX_LEN) */
+#define BROKER_PORT_RXQ_MAX 64 /* rx queues per --port */
+#define BROKER_PORT_SNAPLEN_DEFAULT 128u
+
+/* One --port, parsed. */
+struct broker_port_spec {
+	char dev[BROKER_PORT_DEV_MAX]; /* a port number or an ethdev name */
+	uint32_t rxq;                  /* 1..BROKER_PORT_RXQ_MAX (default 1) */
+	char group[ONERING_NAME_MAX];  /* default: "default" */
+	uint32_t snaplen;              /* 0..ONERING_PKT_STRIDE_MAX */
+	bool spread;                   /* mode=spread: rx queues over every poller */
+};
+
+/**
+ * Parse one --port argument into ps (defaults first).
+ * @return 0; -EINVAL with the whole message ("--port ARG: reason") in err.
+ * Context: any thread; no system call.
+ */
+int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *err,
+			   size_t err_size);
+
+#endif /* ONERING_BROKER_SETTINGS_H */
