@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/settings.h"
 #include "numa/topology.h"
 #include "shm/log.h"
 
@@ -363,22 +364,12 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 			cfg->ready_fd = (int)v;
 			break;
 		case OPT_GROUP: {
-			char buf[256], err[160];
-			struct onering_msg_group *g = &cfg->groups[cfg->nr_groups];
+			char err[512];
 			if (cfg->nr_groups == BROKER_MAX_GROUP_ARGS)
 				BAD("--group: at most %d", BROKER_MAX_GROUP_ARGS);
-			snprintf(buf, sizeof(buf), "%s", optarg);
-			char *colon = strchr(buf, ':');
-			if (colon)
-				*colon = '\0';
-			if (!onering_name_valid(buf))
-				BAD("--group %s: the name must be 1-31 of [A-Za-z0-9_.-]", optarg);
-			memset(g, 0, sizeof(*g));
-			memcpy(g->name, buf, strlen(buf) + 1); /* valid: at most 31 chars */
-			for (char *save = NULL, *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
-			     kv = strtok_r(NULL, ",", &save))
-				if (onering_group_setting_parse(g, kv, err, sizeof(err)) < 0)
-					BAD("--group %s: %s", optarg, err);
+			if (broker_group_spec_parse(&cfg->groups[cfg->nr_groups], optarg, err,
+						    sizeof(err)) < 0)
+				BAD("%s", err);
 			cfg->nr_groups++;
 			break;
 		}

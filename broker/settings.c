@@ -8,6 +8,30 @@
 #include "broker/settings.h"
 #include "shm/abi.h"
 
+int broker_group_spec_parse(struct onering_msg_group *g, const char *spec, char *err,
+			    size_t err_size)
+{
+	char buf[256], why[160];
+
+	snprintf(buf, sizeof(buf), "%s", spec);
+	char *colon = strchr(buf, ':');
+	if (colon)
+		*colon = '\0';
+	if (!onering_name_valid(buf)) {
+		snprintf(err, err_size, "--group %s: the name must be 1-31 of [A-Za-z0-9_.-]", spec);
+		return -EINVAL;
+	}
+	memset(g, 0, sizeof(*g));
+	memcpy(g->name, buf, strlen(buf) + 1); /* valid: at most 31 chars */
+	for (char *save = NULL, *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
+	     kv = strtok_r(NULL, ",", &save))
+		if (onering_group_setting_parse(g, kv, why, sizeof(why)) < 0) {
+			snprintf(err, err_size, "--group %s: %s", spec, why);
+			return -EINVAL;
+		}
+	return 0;
+}
+
 int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *err,
 			   size_t err_size)
 {

@@ -31,6 +31,15 @@ struct broker_port_spec {
 };
 
 /**
+ * Parse one --group argument, NAME[:SETTING,...], into g (zeroed first:
+ * name, and each setting with its ONERING_GSET_* bit).
+ * @return 0; -EINVAL with the whole message ("--group ARG: reason") in err.
+ * Context: any thread; no system call.
+ */
+int broker_group_spec_parse(struct onering_msg_group *g, const char *spec, char *err,
+			    size_t err_size);
+
+/**
  * Parse one --port argument into ps (defaults first).
  * @return 0; -EINVAL with the whole message ("--port ARG: reason") in err.
  * Context: any thread; no system call.
