@@ -66,6 +66,10 @@ int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_f
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	unsigned kept = 0, extra = 0;
 
+	if (nfds)
+		*nfds = 0;
+	if (extra_fds)
+		*extra_fds = 0;
 	mh.msg_control = ctl.buf;
 	mh.msg_controllen = sizeof(ctl.buf);
 	ssize_t n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
@@ -86,21 +90,24 @@ int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_f
 			}
 		}
 	}
+	/*
+	 * No fd is handed over with an error. A zero-length datagram reads as
+	 * a hang-up (recvmsg returns 0 for both) but can still carry fds:
+	 * callers drop the peer on -ECONNRESET and close nothing.
+	 */
+	if (n != (ssize_t)sizeof(tmp) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		for (unsigned i = 0; i < kept; i++)
+			close(fds[i]);
+		if (nfds)
+			*nfds = 0;
+		if (extra_fds)
+			*extra_fds = extra + kept;
+		return n == 0 ? -ECONNRESET : -EMSGSIZE;
+	}
 	if (nfds)
 		*nfds = kept;
 	if (extra_fds)
 		*extra_fds = extra;
-	if (n == 0)
-		return -ECONNRESET;
-	if (n != (ssize_t)sizeof(tmp) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		for (unsigned i = 0; i < kept; i++)
-			close(fds[i]);
-		if (extra_fds)
-			*extra_fds = extra + kept;
-		if (nfds)
-			*nfds = 0;
-		return -EMSGSIZE;
-	}
 	memcpy(msg, &tmp, sizeof(tmp));
 	return 0;
 }
