@@ -185,6 +185,8 @@ int onering_msg_recv_timeout(int sock, struct onering_msg *msg, int *fds, unsign
 	return onering_msg_recv(sock, msg, fds, max_fds, nfds, NULL, MSG_DONTWAIT);
 }
 
+#define ERRNO_MAX 4095 /* the kernel's MAX_ERRNO: -4095..-1 are error numbers */
+
 #define CONNECT_FAIL(code, ...)                               \
 	do {                                                  \
 		if (err && err_size)                          \
@@ -263,8 +265,12 @@ int onering_proto_connect(const char *path, const char *name, int *sock,
 		CONNECT_FAIL(-ENXIO, "socket %s belongs to instance \"%s\", not \"%s\"", path,
 			     m.u.hello.name, name);
 	default:
-		CONNECT_FAIL(m.status < 0 ? m.status : -EPROTO, "broker \"%s\" refused HELLO: %s",
-			     name, strerror(m.status < 0 ? -m.status : EPROTO));
+		/* The broker's word only as far as it is an errno: never negate
+		 * INT_MIN, never hand a caller a code it cannot interpret. */
+		if (m.status > 0 || m.status < -ERRNO_MAX)
+			CONNECT_FAIL(-EPROTO, "broker \"%s\" answered HELLO with status %d, which is "
+					      "not an error number", name, (int)m.status);
+		CONNECT_FAIL(m.status, "broker \"%s\" refused HELLO: %s", name, strerror(-m.status));
 	}
 	*sock = s;
 	if (reply)

@@ -371,7 +371,8 @@ int onering_socket_dir(const char *dir, char *buf, size_t len);
  * @param err    a readable reason on failure: what failed, the path or
  *               uid involved, and how to fix it
  * @return 0; -ENOENT no broker at path; -EACCES refused (uid named);
- *   -EPROTO version mismatch (both named); -ENXIO another instance;
+ *   -EPROTO version mismatch (both named), or a reply that is not a HELLO
+ *   reply or whose status is not 0 or an errno; -ENXIO another instance;
  *   -ETIMEDOUT no reply in 5 s; -ECONNRESET hung up; other -errno.
  */
 int onering_proto_connect(const char *path, const char *name, int *sock,
