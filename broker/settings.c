@@ -8,6 +8,26 @@
 #include "broker/settings.h"
 #include "shm/abi.h"
 
+/* A count in decimal digits, min..max: no sign, no blanks, no empty value, no wrap. */
+static int parse_count(const char *v, uint32_t min, uint32_t max, uint32_t *out)
+{
+	uint64_t x = 0;
+
+	if (!*v)
+		return -EINVAL;
+	for (; *v; v++) {
+		if (*v < '0' || *v > '9')
+			return -EINVAL;
+		x = x * 10 + (uint64_t)(*v - '0');
+		if (x > max)
+			return -EINVAL;
+	}
+	if (x < min)
+		return -EINVAL;
+	*out = (uint32_t)x;
+	return 0;
+}
+
 int broker_group_spec_parse(struct onering_msg_group *g, const char *spec, char *err,
 			    size_t err_size)
 {
@@ -54,14 +74,11 @@ int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *e
 	snprintf(ps->dev, sizeof(ps->dev), "%s", buf);
 	for (char *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
 	     kv = strtok_r(NULL, ",", &save)) {
-		char *end;
 		if (strncmp(kv, "rxq=", 4) == 0) {
-			ps->rxq = (uint32_t)strtoul(kv + 4, &end, 10);
-			if (*end || ps->rxq < 1 || ps->rxq > BROKER_PORT_RXQ_MAX)
+			if (parse_count(kv + 4, 1, BROKER_PORT_RXQ_MAX, &ps->rxq) < 0)
 				goto bad;
 		} else if (strncmp(kv, "snaplen=", 8) == 0) {
-			ps->snaplen = (uint32_t)strtoul(kv + 8, &end, 10);
-			if (*end || ps->snaplen > ONERING_PKT_STRIDE_MAX)
+			if (parse_count(kv + 8, 0, ONERING_PKT_STRIDE_MAX, &ps->snaplen) < 0)
 				goto bad;
 		} else if (strncmp(kv, "group=", 6) == 0) {
 			if (!onering_name_valid(kv + 6))

@@ -17,6 +17,10 @@
 
 #include "shm/proto.h"
 
+#ifdef __cplusplus
+extern "C" {
+#endif
+
 #define BROKER_PORT_DEV_MAX 64 /* a port's device name, incl. the NUL (RTE_ETH_NAME_MAX_LEN) */
 #define BROKER_PORT_RXQ_MAX 64 /* rx queues per --port */
 #define BROKER_PORT_SNAPLEN_DEFAULT 128u
@@ -46,5 +50,9 @@ int broker_group_spec_parse(struct onering_msg_group *g, const char *spec, char 
  */
 int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *err,
 			   size_t err_size);
+
+#ifdef __cplusplus
+}
+#endif
 
 #endif /* ONERING_BROKER_SETTINGS_H */
