@@ -31,8 +31,13 @@ static int parse_count(const char *v, uint32_t min, uint32_t max, uint32_t *out)
 int broker_group_spec_parse(struct onering_msg_group *g, const char *spec, char *err,
 			    size_t err_size)
 {
-	char buf[256], why[160];
+	char buf[BROKER_SPEC_MAX], why[160];
 
+	if (strnlen(spec, sizeof(buf)) >= sizeof(buf)) {
+		snprintf(err, err_size, "--group %.40s...: longer than %zu bytes", spec,
+			 sizeof(buf) - 1);
+		return -EINVAL;
+	}
 	snprintf(buf, sizeof(buf), "%s", spec);
 	char *colon = strchr(buf, ':');
 	if (colon)
@@ -55,13 +60,17 @@ int broker_group_spec_parse(struct onering_msg_group *g, const char *spec, char 
 int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *err,
 			   size_t err_size)
 {
-	char buf[256];
+	char buf[BROKER_SPEC_MAX];
 	char *colon, *save = NULL;
 
 	memset(ps, 0, sizeof(*ps));
 	ps->rxq = 1;
 	ps->snaplen = BROKER_PORT_SNAPLEN_DEFAULT;
 	snprintf(ps->group, sizeof(ps->group), "default");
+	if (strnlen(arg, sizeof(buf)) >= sizeof(buf)) {
+		snprintf(err, err_size, "--port %.40s...: longer than %zu bytes", arg, sizeof(buf) - 1);
+		return -EINVAL;
+	}
 	snprintf(buf, sizeof(buf), "%s", arg);
 	colon = strchr(buf, ':');
 	if (colon)

@@ -21,6 +21,7 @@
 extern "C" {
 #endif
 
+#define BROKER_SPEC_MAX 256    /* the longest spec, incl. the NUL; longer ones are refused */
 #define BROKER_PORT_DEV_MAX 64 /* a port's device name, incl. the NUL (RTE_ETH_NAME_MAX_LEN) */
 #define BROKER_PORT_RXQ_MAX 64 /* rx queues per --port */
 #define BROKER_PORT_SNAPLEN_DEFAULT 128u
@@ -37,7 +38,8 @@ struct broker_port_spec {
 /**
  * Parse one --group argument, NAME[:SETTING,...], into g (zeroed first:
  * name, and each setting with its ONERING_GSET_* bit).
- * @return 0; -EINVAL with the whole message ("--group ARG: reason") in err.
+ * @return 0; -EINVAL with the whole message ("--group ARG: reason") in err,
+ *   also for a spec of BROKER_SPEC_MAX bytes or more.
  * Context: any thread; no system call.
  */
 int broker_group_spec_parse(struct onering_msg_group *g, const char *spec, char *err,
@@ -45,7 +47,8 @@ int broker_group_spec_parse(struct onering_msg_group *g, const char *spec, char 
 
 /**
  * Parse one --port argument into ps (defaults first).
- * @return 0; -EINVAL with the whole message ("--port ARG: reason") in err.
+ * @return 0; -EINVAL with the whole message ("--port ARG: reason") in err,
+ *   also for a spec of BROKER_SPEC_MAX bytes or more.
  * Context: any thread; no system call.
  */
 int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *err,

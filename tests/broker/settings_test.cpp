@@ -68,6 +68,22 @@ TEST_F(PortSpecTest, CountsAreDecimalDigitsOnly)
 	EXPECT_EQ(ps_.snaplen, 0u);
 }
 
+// Found by fuzz_settings: a spec was cut to 255 bytes without a word, and
+// the cut one parsed (it dropped the last setting, or cut its value).
+TEST_F(PortSpecTest, LongSpecIsRefusedNotCut)
+{
+	std::string spec = "net_null0:";
+	for (int i = 0; i < 39; i++)
+		spec += "rxq=1,";
+	spec += "snaplen=2048"; // 256 bytes: cut at 255, it read snaplen=204
+	ASSERT_EQ(spec.size(), (size_t)BROKER_SPEC_MAX);
+	EXPECT_EQ(Parse(spec), -EINVAL);
+	EXPECT_NE(std::string(err_).find("longer than 255 bytes"), std::string::npos) << err_;
+	spec.erase(10, 6);
+	ASSERT_EQ(Parse(spec), 0) << err_;
+	EXPECT_EQ(ps_.snaplen, 2048u);
+}
+
 class GroupSpecTest : public ::testing::Test {
 protected:
 	int Parse(const std::string &spec)
@@ -105,6 +121,21 @@ TEST_F(GroupSpecTest, RefusalsNameTheSpec)
 	EXPECT_EQ(Parse("w:policy=bogus"), -EINVAL);
 	EXPECT_STREQ(err_, "--group w:policy=bogus: policy 'bogus': use rr, least, sticky, lifo "
 			   "or local");
+}
+
+// Found with the --port case: the same silent cut, here of a value.
+TEST_F(GroupSpecTest, LongSpecIsRefusedNotCut)
+{
+	std::string spec = "g:";
+	for (int i = 0; i < 24; i++)
+		spec += "policy=rr,";
+	spec += "backlog=123456"; // 256 bytes: cut at 255, it read backlog=12345
+	ASSERT_EQ(spec.size(), (size_t)BROKER_SPEC_MAX);
+	EXPECT_EQ(Parse(spec), -EINVAL);
+	EXPECT_NE(std::string(err_).find("longer than 255 bytes"), std::string::npos) << err_;
+	spec.erase(2, 10);
+	ASSERT_EQ(Parse(spec), 0) << err_;
+	EXPECT_EQ(g_.backlog_max, 123456u);
 }
 
 } // namespace

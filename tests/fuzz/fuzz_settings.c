@@ -34,7 +34,6 @@
 
 #define MAX_INPUT 1024
 #define MAX_TUNE_ARGS 16
-#define SPEC_MAX 256 /* the buffer the spec parsers copy a spec into (broker/settings.c) */
 
 #define FAIL(...)                                                   \
 	do {                                                        \
@@ -157,7 +156,7 @@ static int ref_group_spec(struct onering_msg_group *g, const char *spec)
 	const char *colon = strchr(spec, ':');
 	size_t len = colon ? (size_t)(colon - spec) : strlen(spec);
 
-	if (strlen(spec) >= SPEC_MAX)
+	if (strlen(spec) >= BROKER_SPEC_MAX)
 		return -EINVAL;
 	char *name = dup_n(spec, len);
 	bool ok = onering_name_valid(name);
@@ -173,7 +172,7 @@ static int ref_group_spec(struct onering_msg_group *g, const char *spec)
 static void fuzz_group_spec(const char *spec)
 {
 	struct onering_msg_group g, ref, again;
-	char err[512], text[SPEC_MAX];
+	char err[512], text[BROKER_SPEC_MAX];
 
 	memset(err, 'x', sizeof(err));
 	int r = broker_group_spec_parse(&g, spec, err, sizeof(err));
@@ -205,7 +204,7 @@ static void fuzz_group_spec(const char *spec)
 static void fuzz_tune(char **args, unsigned nargs)
 {
 	struct onering_msg_group g, again;
-	char err[512], text[SPEC_MAX + 16];
+	char err[512], text[BROKER_SPEC_MAX + 16];
 	bool commas = false;
 	int r = 0;
 
@@ -229,7 +228,7 @@ static void fuzz_tune(char **args, unsigned nargs)
 	size_t n = (size_t)snprintf(text, sizeof(text), "g:");
 	for (unsigned i = 0; i < nargs && n < sizeof(text); i++)
 		n += (size_t)snprintf(text + n, sizeof(text) - n, "%s%s", i ? "," : "", args[i]);
-	if (commas || n >= SPEC_MAX)
+	if (commas || n >= BROKER_SPEC_MAX)
 		return;
 	struct onering_msg_group viag;
 	int rg = broker_group_spec_parse(&viag, text, err, sizeof(err));
@@ -291,7 +290,7 @@ static int ref_port_spec(struct broker_port_spec *ps, const char *arg)
 	ps->rxq = 1;
 	ps->snaplen = BROKER_PORT_SNAPLEN_DEFAULT;
 	snprintf(ps->group, sizeof(ps->group), "default");
-	if (strlen(arg) >= SPEC_MAX || len == 0 || len >= sizeof(ps->dev))
+	if (strlen(arg) >= BROKER_SPEC_MAX || len == 0 || len >= sizeof(ps->dev))
 		return -EINVAL;
 	memcpy(ps->dev, arg, len);
 	return colon ? each_item(colon + 1, ref_port_item, ps) : 0;
@@ -306,7 +305,7 @@ static bool same_port(const struct broker_port_spec *a, const struct broker_port
 static void fuzz_port_spec(const char *arg)
 {
 	struct broker_port_spec ps, ref, again;
-	char err[512], text[SPEC_MAX];
+	char err[512], text[BROKER_SPEC_MAX];
 
 	memset(err, 'x', sizeof(err));
 	int r = broker_port_spec_parse(arg, &ps, err, sizeof(err));
