@@ -200,8 +200,8 @@ static void fuzz_recv(unsigned mode, const uint8_t *dgram, size_t len)
 
 static struct {
 	int listen_fd;
-	char dir[64];
-	char path[108];
+	char dir[96];
+	char path[108]; /* sun_path */
 	sem_t go, done;
 	const uint8_t *reply;
 	size_t len;
@@ -241,10 +241,16 @@ static void broker_start(void)
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	pthread_t t;
 
-	snprintf(broker.dir, sizeof(broker.dir), "/tmp/fuzz_proto.XXXXXX");
-	if (!mkdtemp(broker.dir))
-		FAIL("mkdtemp: %s", strerror(errno));
-	snprintf(broker.path, sizeof(broker.path), "%s/fuzz.sock", broker.dir);
+	/* Under $TMPDIR: tools/fuzz-run points it into the run's directory,
+	 * which a crash (no atexit) does not leave behind. */
+	const char *tmp = getenv("TMPDIR");
+	int n = snprintf(broker.dir, sizeof(broker.dir), "%s/fuzz_proto.XXXXXX",
+			 tmp && *tmp ? tmp : "/tmp");
+	if (n < 0 || (size_t)n >= sizeof(broker.dir) || !mkdtemp(broker.dir))
+		FAIL("a directory under %s: %s", tmp ? tmp : "/tmp", strerror(errno));
+	n = snprintf(broker.path, sizeof(broker.path), "%s/fuzz.sock", broker.dir);
+	if (n < 0 || (size_t)n >= sizeof(broker.path))
+		FAIL("socket path %s/fuzz.sock is too long", broker.dir);
 	memcpy(sa.sun_path, broker.path, strlen(broker.path) + 1);
 	broker.listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	if (broker.listen_fd < 0 || bind(broker.listen_fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
