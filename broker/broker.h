@@ -44,6 +44,7 @@
 #include "shm/segment.h"
 #include "numa/plan.h"
 #include "broker/nic.h"
+#include "broker/settings.h"
 
 /*
  * ThreadSanitizer cannot see liburcu's synchronisation (its publication
@@ -78,25 +79,6 @@ extern char broker_tsan_grace;
 #define BROKER_LANE_SLOTS 1024   /* hand-offs between two pollers in flight */
 
 struct broker;
-
-/* Who may join, post to or tune a configured group (--group NAME:join=...). */
-#define BROKER_ACL_MAX 8
-struct broker_acl {
-	bool set;       /* given in the configuration (else the default applies) */
-	bool any;       /* every client the broker serves */
-	uint8_t nr;
-	struct {
-		bool is_gid;
-		uint32_t id;
-	} e[BROKER_ACL_MAX];
-};
-
-enum broker_perm {
-	BROKER_PERM_JOIN,
-	BROKER_PERM_POST,
-	BROKER_PERM_TUNE,
-	BROKER_PERM_NR,
-};
 
 /* ---- configuration: the resolved plan ---------------------------------- */
 

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/settings.h"
 #include "numa/topology.h"
 #include "shm/log.h"
 
@@ -245,50 +246,23 @@ static void add_uid(struct broker_config *cfg, uid_t uid)
 		cfg->allow_uids[cfg->nr_allow_uids++] = uid;
 }
 
-/* join=, post=, tune=: which permission, or -1 for another setting. */
-static int group_acl_key(const char *kv)
+/* User and group names of --group lists (broker_group_spec_parse). */
+static int resolve_name(const char *name, bool group, uint32_t *id)
 {
-	static const char *const keys[BROKER_PERM_NR] = {"join=", "post=", "tune="};
+	struct passwd *pw;
+	struct group *gr;
 
-	for (int i = 0; i < BROKER_PERM_NR; i++)
-		if (strncmp(kv, keys[i], strlen(keys[i])) == 0)
-			return i;
-	return -1;
-}
-
-/* WHO+WHO...: a uid or user name, @GID or @group, or any. */
-static int parse_acl(const char *list, struct broker_acl *acl, char *err, size_t err_size)
-{
-	char buf[256], *save = NULL;
-
-	memset(acl, 0, sizeof(*acl));
-	acl->set = true;
-	snprintf(buf, sizeof(buf), "%s", list);
-	for (char *who = strtok_r(buf, "+", &save); who; who = strtok_r(NULL, "+", &save)) {
-		if (strcmp(who, "any") == 0) {
-			acl->any = true;
-			continue;
-		}
-		if (acl->nr == BROKER_ACL_MAX) {
-			snprintf(err, err_size, "at most %d users and groups in a list", BROKER_ACL_MAX);
-			return -EINVAL;
-		}
-		bool is_gid = who[0] == '@';
-		uid_t uid;
-		gid_t gid;
-		if (is_gid ? parse_gid(who + 1, &gid) < 0 : parse_uid(who, &uid) < 0) {
-			snprintf(err, err_size, "'%s': no such %s (use a number, a name, @group or any)",
-				 who, is_gid ? "group" : "user");
-			return -EINVAL;
-		}
-		acl->e[acl->nr].is_gid = is_gid;
-		acl->e[acl->nr].id = is_gid ? gid : uid;
-		acl->nr++;
+	if (group) {
+		gr = getgrnam(name);
+		if (!gr)
+			return -ENOENT;
+		*id = gr->gr_gid;
+		return 0;
 	}
-	if (!acl->any && acl->nr == 0) {
-		snprintf(err, err_size, "an empty list (use any, or name users and @groups)");
-		return -EINVAL;
-	}
+	pw = getpwnam(name);
+	if (!pw)
+		return -ENOENT;
+	*id = pw->pw_uid;
 	return 0;
 }
 
@@ -476,29 +450,13 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 			cfg->ready_fd = (int)v;
 			break;
 		case OPT_GROUP: {
-			char buf[256], err[160];
-			struct onering_msg_group *g = &cfg->groups[cfg->nr_groups];
+			char err[512];
 			if (cfg->nr_groups == BROKER_MAX_GROUP_ARGS)
 				BAD("--group: at most %d", BROKER_MAX_GROUP_ARGS);
-			snprintf(buf, sizeof(buf), "%s", optarg);
-			char *colon = strchr(buf, ':');
-			if (colon)
-				*colon = '\0';
-			if (!onering_name_valid(buf))
-				BAD("--group %s: the name must be 1-31 of [A-Za-z0-9_.-]", optarg);
-			memset(g, 0, sizeof(*g));
-			memcpy(g->name, buf, strlen(buf) + 1); /* valid: at most 31 chars */
-			for (char *save = NULL, *kv = colon ? strtok_r(colon + 1, ",", &save) : NULL; kv;
-			     kv = strtok_r(NULL, ",", &save)) {
-				int perm = group_acl_key(kv);
-				if (perm >= 0) {
-					struct broker_acl *acl = &cfg->group_acls[cfg->nr_groups][perm];
-					if (parse_acl(strchr(kv, '=') + 1, acl, err, sizeof(err)) < 0)
-						BAD("--group %s: %s", optarg, err);
-				} else if (onering_group_setting_parse(g, kv, err, sizeof(err)) < 0) {
-					BAD("--group %s: %s", optarg, err);
-				}
-			}
+			if (broker_group_spec_parse(&cfg->groups[cfg->nr_groups],
+						    cfg->group_acls[cfg->nr_groups], optarg,
+						    resolve_name, err, sizeof(err)) < 0)
+				BAD("%s", err);
 			cfg->nr_groups++;
 			break;
 		}

@@ -39,6 +39,7 @@
 #include <rte_version.h>
 
 #include "broker/broker.h"
+#include "broker/settings.h"
 #include "numa/topology.h"
 #include "shm/log.h"
 
@@ -48,6 +49,8 @@
 #define POOL_MBUFS 8191
 #define POOL_CACHE 256
 #define MAX_NODES 64
+
+ONERING_STATIC_ASSERT(BROKER_PORT_DEV_MAX == RTE_ETH_NAME_MAX_LEN, "a --port device name fits");
 
 struct nic_port {
 	uint16_t port;
@@ -145,8 +148,6 @@ static struct rte_mempool *node_pool(struct broker_nic *n, int node)
 						       RTE_MBUF_DEFAULT_BUF_SIZE, SOCKET_ID_ANY);
 	return n->pools[at];
 }
-
-ONERING_STATIC_ASSERT(BROKER_PORT_DEV_MAX == RTE_ETH_NAME_MAX_LEN, "--port device names fit");
 
 /* Port id of a --port's device: a number, or an ethdev name (net_ring0). */
 static int port_lookup(const char *dev, uint16_t *port)
@@ -264,7 +265,7 @@ int broker_nic_setup(struct broker *b)
 		return -ENOMEM;
 	/* Each poller's rx queues are contiguous in n->rxqs: count first. */
 	unsigned per_poller[BROKER_MAX_POLLERS] = {0};
-	unsigned owner[BROKER_MAX_PORT_ARGS * 64];
+	unsigned owner[BROKER_MAX_PORT_ARGS * BROKER_PORT_RXQ_MAX];
 	unsigned k = 0;
 	for (unsigned i = 0; i < b->cfg.nr_ports; i++) {
 		struct nic_port *p = &n->ports[n->nr_ports];

@@ -22,6 +22,7 @@
 
 #include "shm/abi.h"
 #include "shm/atomic.h"
+#include "broker/settings.h"
 #include "shm/proto.h"
 
 struct broker;
@@ -31,24 +32,6 @@ struct onering_msg;
 
 #define BROKER_MAX_PORT_ARGS 16
 #define BROKER_MAX_EAL_ARGS 64
-#define BROKER_PORT_DEV_MAX 64     /* RTE_ETH_NAME_MAX_LEN (nic.c checks) */
-#define BROKER_PORT_RXQ_MAX 64u
-#define BROKER_SNAPLEN_DEFAULT 128u
-
-/* One --port P[:rxq=N,group=G,snaplen=B,mode=rss|spread], parsed. */
-struct broker_port_spec {
-	char dev[BROKER_PORT_DEV_MAX]; /* a port number or an ethdev name */
-	uint32_t rxq;
-	char group[ONERING_NAME_MAX];
-	uint32_t snaplen; /* 0..ONERING_PKT_STRIDE_MAX */
-	bool spread;
-};
-
-/* Parse a --port argument (port_spec.c; no DPDK: the device itself is
- * looked up when the EAL is up). 0, or -EINVAL with the reason in err. */
-int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *err,
-			   size_t err_size);
-
 /* Counters of one rx queue (stats item ONERING_STATS_RXQ). */
 enum broker_rxq_counter {
 	BROKER_RXQ_RECEIVED,  /* packets rte_eth_rx_burst gave */

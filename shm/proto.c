@@ -66,6 +66,10 @@ int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_f
 	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
 	unsigned kept = 0, extra = 0;
 
+	if (nfds)
+		*nfds = 0;
+	if (extra_fds)
+		*extra_fds = 0;
 	mh.msg_control = ctl.buf;
 	mh.msg_controllen = sizeof(ctl.buf);
 	ssize_t n = recvmsg(sock, &mh, flags | MSG_CMSG_CLOEXEC);
@@ -86,21 +90,24 @@ int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_f
 			}
 		}
 	}
+	/*
+	 * No fd is handed over with an error. A zero-length datagram reads as
+	 * a hang-up (recvmsg returns 0 for both) but can still carry fds:
+	 * callers drop the peer on -ECONNRESET and close nothing.
+	 */
+	if (n != (ssize_t)sizeof(tmp) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		for (unsigned i = 0; i < kept; i++)
+			close(fds[i]);
+		if (nfds)
+			*nfds = 0;
+		if (extra_fds)
+			*extra_fds = extra + kept;
+		return n == 0 ? -ECONNRESET : -EMSGSIZE;
+	}
 	if (nfds)
 		*nfds = kept;
 	if (extra_fds)
 		*extra_fds = extra;
-	if (n == 0)
-		return -ECONNRESET;
-	if (n != (ssize_t)sizeof(tmp) || (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
-		for (unsigned i = 0; i < kept; i++)
-			close(fds[i]);
-		if (extra_fds)
-			*extra_fds = extra + kept;
-		if (nfds)
-			*nfds = 0;
-		return -EMSGSIZE;
-	}
 	memcpy(msg, &tmp, sizeof(tmp));
 	return 0;
 }
@@ -192,6 +199,8 @@ int onering_msg_recv_timeout(int sock, struct onering_msg *msg, int *fds, unsign
 		return -ETIMEDOUT;
 	return onering_msg_recv(sock, msg, fds, max_fds, nfds, NULL, MSG_DONTWAIT);
 }
+
+#define ERRNO_MAX 4095 /* the kernel's MAX_ERRNO: -4095..-1 are error numbers */
 
 #define CONNECT_FAIL(code, ...)                               \
 	do {                                                  \
@@ -307,10 +316,15 @@ int onering_proto_connect(const char *path, const char *name, long trust_uid, in
 		CONNECT_FAIL(-ENXIO, "socket %s belongs to instance \"%s\", not \"%s\"", path,
 			     m.u.hello.name, name);
 	default: {
+		/* The broker's word only as far as it is an errno: never negate
+		 * INT_MIN, never hand a caller a code it cannot interpret. */
+		if (m.status > 0 || m.status < -ERRNO_MAX)
+			CONNECT_FAIL(-EPROTO, "broker \"%s\" answered HELLO with status %d, which is "
+					      "not an error number", name, (int)m.status);
 		char why[ONERING_MSG_SIZE];
 		bool has = onering_msg_reason(&m, why, sizeof(why));
-		CONNECT_FAIL(m.status < 0 ? m.status : -EPROTO, "broker \"%s\" refused HELLO: %s",
-			     name, has ? why : strerror(m.status < 0 ? -m.status : EPROTO));
+		CONNECT_FAIL(m.status, "broker \"%s\" refused HELLO: %s", name,
+			     has ? why : strerror(-m.status));
 	}
 	}
 	*sock = s;

@@ -334,10 +334,12 @@ int onering_msg_send(int sock, const struct onering_msg *msg, const int *fds, un
  * Receive one message. Fds arrive close-on-exec; at most max_fds are kept
  * in fds[], every other fd the message carried is closed and counted in
  * *extra_fds. The message is not validated beyond its length.
- * @return 0; -ECONNRESET the peer hung up; -EMSGSIZE the message was not
- *   exactly ONERING_MSG_SIZE bytes (or MSG_TRUNC/MSG_CTRUNC); -EAGAIN
- *   nothing to read (non-blocking); other -errno.
- *   On -EMSGSIZE the fds it carried are still closed and counted.
+ * @return 0; -ECONNRESET the peer hung up (or sent a zero-length message,
+ *   which reads the same); -EMSGSIZE the message was not exactly
+ *   ONERING_MSG_SIZE bytes (or MSG_TRUNC/MSG_CTRUNC); -EAGAIN nothing to
+ *   read (non-blocking); other -errno.
+ *   On any error no fd is kept: *nfds is 0, and the fds the message
+ *   carried are closed and counted in *extra_fds.
  */
 int onering_msg_recv(int sock, struct onering_msg *msg, int *fds, unsigned max_fds,
 		     unsigned *nfds, unsigned *extra_fds, int flags);
@@ -393,7 +395,8 @@ int onering_socket_dir(const char *dir, char *buf, size_t len);
  * @param err    a readable reason on failure: what failed, the path or
  *               uid involved, and how to fix it
  * @return 0; -ENOENT no broker at path; -EACCES refused (uid named);
- *   -EPROTO version mismatch (both named); -ENXIO another instance;
+ *   -EPROTO version mismatch (both named), or a reply that is not a HELLO
+ *   reply or whose status is not 0 or an errno; -ENXIO another instance;
  *   -ETIMEDOUT no reply in 5 s; -ECONNRESET hung up; -EPERM the server runs
  *   as a uid not trusted (named, with the option that trusts it); other -errno.
  */

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
+"""Writes the seed corpora of the fuzz targets (tests/fuzz/corpus/<target>/).
+
+The control messages follow struct onering_msg in shm/proto.h byte for byte
+(128 bytes, little-endian; its static_asserts pin the header at 16 bytes).
+Seeds are named after what they hold; run again after a layout change:
+
+    tests/fuzz/gen_corpus.py            # rewrites the generated seeds
+
+Seeds named regress-* are written by hand from a crash and never touched here.
+"""
+import os
+import struct
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+MAGIC = 0x4D524E4F  # "ONRM"
+VERSION = 1
+REPLY = 0x8000
+ABI_MAJOR, ABI_MINOR = 1, 3
+(HELLO, QUEUE_OPEN, QUEUE_CLOSE, SUB_ADD, STATS, STATS_ITEM, STATS_END, SHUTDOWN, GROUP,
+ PORT_TX) = range(1, 11)
+EV_TIMER = 2
+EPOLLIN = 0x1
+
+# fuzz_proto byte 0: bits 0-1 fds sent, bits 2-3 max_fds kept, bit 6 HELLO reply to the client
+def mode(nfds=0, max_fds=1, hello_reply=False):
+    return bytes([nfds | (max_fds << 2) | (0x40 if hello_reply else 0)])
+
+
+def name(s):
+    return s.encode().ljust(32, b"\0")
+
+
+def msg(mtype, body=b"", seq=1, status=0, magic=MAGIC, version=VERSION):
+    head = struct.pack("<IHHIi", magic, version, mtype, seq, status)
+    assert len(body) <= 112
+    return head + body.ljust(112, b"\0")
+
+
+def hello(pid=1234, epoch=0, client_id=0, max_subs=0, inst="default"):
+    return struct.pack("<HHIQII", ABI_MAJOR, ABI_MINOR, pid, epoch, client_id, max_subs) + name(inst)
+
+
+def queue_open(ev=1024, sq=256, node=-1, cpu=0, qid=0, poller=0, start=0, group="",
+               group_id=0, snap=0, words=0):
+    return struct.pack("<IIiiIIQ", ev, sq, node, cpu, qid, poller, start) + name(group) + \
+        struct.pack("<III", group_id, snap, words)
+
+
+def sub_add(qid=1, events=EPOLLIN, smode=0, group_id=0, cookie=42, sub_id=0, sub_gen=0,
+            home=-1, kind=0):
+    return struct.pack("<IIIIQIIiI", qid, events, smode, group_id, cookie, sub_id, sub_gen, home,
+                       kind)
+
+
+def group(gname="workers", gid=0, gset=0x1F, flags=0, policy=3, numa=0, spill=75, wake=1,
+          max_running=4, backlog=1024, members=0):
+    return name(gname) + struct.pack("<IIIBBBBIII", gid, gset, flags, policy, numa, spill, wake,
+                                     max_running, backlog, members)
+
+
+def stats_item(what=3, oid=1, pid=1234, node=0):
+    return struct.pack("<IIII", what, oid, pid, node) + struct.pack("<12Q", *range(1, 13))
+
+
+def port_tx(port=0, length=60):
+    frame = bytes(range(length)).ljust(96, b"\0")
+    return struct.pack("<HHI", port, length, 0) + frame
+
+
+def proto_seeds():
+    s = {}
+    s["hello"] = mode() + msg(HELLO, hello())
+    s["hello-reply"] = mode(hello_reply=True) + msg(HELLO | REPLY, hello(epoch=0x1234567890,
+                                                                          client_id=7, max_subs=65536))
+    s["hello-reply-eacces"] = mode(hello_reply=True) + msg(HELLO | REPLY, hello(), status=-13)
+    s["hello-reply-eproto"] = mode(hello_reply=True) + msg(HELLO | REPLY, hello(), status=-71)
+    s["hello-reply-enxio"] = mode(hello_reply=True) + msg(HELLO | REPLY, hello(inst="other"),
+                                                          status=-6)
+    s["hello-reply-fds"] = mode(nfds=2, hello_reply=True) + msg(HELLO | REPLY, hello())
+    s["queue-open"] = mode() + msg(QUEUE_OPEN, queue_open(group="workers"), seq=2)
+    s["queue-open-reply-3fds"] = mode(nfds=3, max_fds=3) + msg(
+        QUEUE_OPEN | REPLY, queue_open(node=0, qid=1, poller=0, start=1 << 40, group="workers",
+                                       group_id=1, snap=128, words=4), seq=2)
+    s["queue-close"] = mode() + msg(QUEUE_CLOSE, struct.pack("<I", 1), seq=3)
+    s["sub-add-fd"] = mode(nfds=1) + msg(SUB_ADD, sub_add(), seq=4)
+    s["sub-add-timer"] = mode() + msg(SUB_ADD, sub_add(events=0, kind=EV_TIMER), seq=5)
+    s["sub-add-extra-fds"] = mode(nfds=3, max_fds=1) + msg(SUB_ADD, sub_add(), seq=6)
+    s["stats"] = mode() + msg(STATS, seq=7)
+    s["stats-item"] = mode() + msg(STATS_ITEM | REPLY, stats_item(), seq=7)
+    s["stats-end"] = mode() + msg(STATS_END | REPLY, seq=7)
+    s["shutdown"] = mode() + msg(SHUTDOWN, seq=0)
+    s["group"] = mode() + msg(GROUP, group(), seq=8)
+    s["group-reply"] = mode() + msg(GROUP | REPLY, group(gid=2, gset=0, members=3), seq=8)
+    s["port-tx"] = mode() + msg(PORT_TX, port_tx(), seq=9)
+    # malformed: the broker must refuse these without trusting a field
+    s["bad-magic"] = mode() + msg(HELLO, hello(), magic=0x4F4E524D)
+    s["bad-version"] = mode() + msg(HELLO, hello(), version=2)
+    s["short-fd"] = mode(nfds=1) + msg(SUB_ADD, sub_add())[:100]
+    s["long"] = mode(nfds=2, max_fds=2) + msg(GROUP, group()) + b"\xff" * 72
+    s["empty"] = mode()
+    return s
+
+
+def settings_seeds():
+    group_spec, port_spec, tune = b"\x00", b"\x01", b"\x02"
+    s = {}
+    for i, spec in enumerate([
+            "workers",
+            "workers:policy=lifo,numa=spill:75,wake=fifo,max_running=4,backlog=1024",
+            "g:policy=sticky",
+            "g:numa=strict",
+            "g.1-x_y:numa=interleave,wake=local-first",
+            "rx:policy=local,numa=spill:100,backlog=16777216",
+            "g:,,policy=rr,,",
+            "x" * 31 + ":policy=least,max_running=1048576,wake=rr",
+    ]):
+        s["group-ok-%d" % i] = group_spec + spec.encode()
+    for i, spec in enumerate([
+            ".hidden", "", ":policy=rr", "g:policy=bogus", "g:numa=spill", "g:numa=spill:0",
+            "g:numa=spill:101", "g:backlog=0", "g:max_running=1048577", "g:foo=bar", "g:policy",
+            "g:=rr", "x" * 32 + ":policy=rr", "g:" + "k" * 40 + "=1",
+    ]):
+        s["group-bad-%d" % i] = group_spec + spec.encode()
+    for i, spec in enumerate([
+            "0",
+            "net_null0:rxq=4,group=rx,snaplen=256,mode=spread",
+            "1:rxq=64,mode=rss",
+            "net_ring0:snaplen=0",
+            "0000:03:00.0",
+            "net_null0:" + "rxq=1," * 36 + "snaplen=2048",
+    ]):
+        s["port-ok-%d" % i] = port_spec + spec.encode()
+    for i, spec in enumerate([
+            "", ":rxq=1", "0:rxq=0", "0:rxq=65", "0:snaplen=2049", "0:group=.x", "0:group=",
+            "0:mode=fast", "0:bogus", "d" * 64 + ":rxq=1",
+    ]):
+        s["port-bad-%d" % i] = port_spec + spec.encode()
+    for i, args in enumerate([
+            ["policy=rr"],
+            ["policy=lifo", "max_running=0", "backlog=65536"],
+            ["numa=spill:90", "wake=rr"],
+            ["numa=interleave", "numa=strict", "wake=local-first"],
+            [],
+    ]):
+        s["tune-ok-%d" % i] = tune + b"\0".join(a.encode() for a in args)
+    for i, args in enumerate([
+            ["policy=rr,wake=fifo"], [""], ["max_running=-1"], ["backlog=16777217"],
+            ["policy=rr", "wake=sometimes"],
+    ]):
+        s["tune-bad-%d" % i] = tune + b"\0".join(a.encode() for a in args)
+    return s
+
+
+def write(target, seeds):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    for f in os.listdir(d):
+        if not f.startswith("regress-"):
+            os.unlink(os.path.join(d, f))
+    for n, data in sorted(seeds.items()):
+        with open(os.path.join(d, n), "wb") as f:
+            f.write(data)
+    print("%s: %d seeds" % (d, len(seeds)), file=sys.stderr)
+
+
+if __name__ == "__main__":
+    for m in proto_seeds().values():
+        assert len(m) in (1, 1 + 100, 1 + 128, 1 + 200), len(m)
+    write("fuzz_proto", proto_seeds())
+    write("fuzz_settings", settings_seeds())
