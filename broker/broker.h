@@ -416,6 +416,7 @@ struct broker {
 	uint32_t nr_pending;
 	int reserve_fd;                 /* kept to accept-and-refuse at the fd limit */
 	bool listen_paused;             /* at the fd limit: listen fd out of epoll */
+	bool at_fd_limit;               /* logged and counted; cleared by the next accept */
 	uint64_t listen_retry_ns;       /* when to try accepting again */
 	struct cds_list_head graveyard; /* dead groups waiting to be freed */
 	uint32_t next_client_id;

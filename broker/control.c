@@ -893,11 +893,14 @@ static bool log_allowed(struct log_limit *l, uint32_t *suppressed)
  */
 static void fd_limit_reached(struct broker *b, int err)
 {
-	if (!b->listen_paused) {
+	if (!b->at_fd_limit) { /* once per episode, not once per retry */
 		broker_count(&b->ctr[ONERING_BC_FD_LIMIT], 1);
 		onering_log(ONERING_LOG_WARN, "at the fd limit (%s) with %u clients: refusing new "
 			    "ones until fds are freed (raise LimitNOFILE= or ulimit -n, or lower "
 			    "--max-client-fds)", strerror(err), b->nr_clients);
+		b->at_fd_limit = true;
+	}
+	if (!b->listen_paused) {
 		epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->listen_fd, NULL);
 		b->listen_paused = true;
 	}
@@ -932,10 +935,8 @@ static void listen_resume(struct broker *b)
 
 	if (b->reserve_fd < 0)
 		b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->listen_fd, &ev) == 0) {
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->listen_fd, &ev) == 0)
 		b->listen_paused = false;
-		onering_log(ONERING_LOG_NOTICE, "accepting clients again");
-	}
 }
 
 /* A new connection on sock: pending until its HELLO (or its deadline).
@@ -984,6 +985,10 @@ static void accept_clients(struct broker *b)
 			if (errno == EMFILE || errno == ENFILE)
 				fd_limit_reached(b, errno);
 			return;
+		}
+		if (b->at_fd_limit) {
+			b->at_fd_limit = false;
+			onering_log(ONERING_LOG_NOTICE, "accepting clients again");
 		}
 		struct broker_cred cred;
 		if (peer_cred(sock, &cred) < 0) {
