@@ -34,7 +34,7 @@
 
 struct broker_redeliver {
 	struct cds_wfcq_node node;
-	struct broker_group *group;
+	uint32_t group_id; /* looked up again by the poller: the group may end first */
 	uint32_t n;
 	struct onering_event recs[];
 };
@@ -312,10 +312,10 @@ unsigned broker_groups_reap(struct broker *b)
 	cds_list_for_each_entry(g, &b->graveyard, grave_node)
 		fresh |= !g->lane_tails;
 	if (fresh) {
-		/* After the first grace period no poller holds these groups from a
-		 * lookup; after the second, every redelivery batch queued for them
-		 * before the first has been taken off its poller's queue. */
-		urcu_qsbr_synchronize_rcu();
+		/* After the grace period no poller holds these groups from a lookup
+		 * (a poller asleep offline holds nothing). Work queued for a group
+		 * names it by id and looks it up again (redelivery batches), or sits
+		 * in a lane, which is checked below. */
 		urcu_qsbr_synchronize_rcu();
 		BROKER_TSAN_GRACE_DONE();
 		cds_list_for_each_entry(g, &b->graveyard, grave_node) {
@@ -482,7 +482,7 @@ uint32_t broker_group_redeliver(struct broker *b, struct broker_queue *q)
 		return 0;
 	}
 	batch->n = k;
-	batch->group = q->group;
+	batch->group_id = q->group->id;
 	cds_wfcq_node_init(&batch->node);
 	BROKER_TSAN_PUBLISH(batch);
 	cds_wfcq_enqueue(&q->poller->redeliver_head, &q->poller->redeliver_tail, &batch->node);
@@ -1255,11 +1255,15 @@ unsigned group_poll(struct poller *p, uint64_t ts)
 	while ((node = __cds_wfcq_dequeue_blocking(&p->redeliver_head, &p->redeliver_tail))) {
 		struct broker_redeliver *batch = caa_container_of(node, struct broker_redeliver, node);
 		BROKER_TSAN_OBSERVE(batch);
-		struct broker_pgroup *pg = &batch->group->pg[p->idx];
-		for (uint32_t i = 0; i < batch->n; i++)
-			if (!backlog_push_rec(pg, &batch->recs[i], record_flow(&batch->recs[i]), 0))
+		struct broker_group *g = broker_group_by_id(b, batch->group_id);
+		if (!g) /* it ended with its last member: nobody is left to take them */
+			onering_log(ONERING_LOG_NOTICE, "group %u ended: %u records of a dead member "
+				    "are dropped", batch->group_id, batch->n);
+		for (uint32_t i = 0; g && i < batch->n; i++)
+			if (!backlog_push_rec(&g->pg[p->idx], &batch->recs[i],
+					      record_flow(&batch->recs[i]), 0))
 				onering_log(ONERING_LOG_ERR, "group '%s': no memory: a redelivered "
-					    "record is lost", batch->group->name);
+					    "record is lost", g->name);
 		free(batch);
 		work++;
 	}

@@ -16,8 +16,9 @@
  *     before any member joined) its creator detached. A dead group leaves
  *     the table at once (its slot and name are free again; its id, which
  *     carries the slot's generation, never resolves again) and is freed
- *     once no poller can still hold it: two grace periods, and every lane
- *     drained past what was in it then (broker_groups_reap).
+ *     once no poller can still hold it: a grace period, and every lane
+ *     drained past what was in it then (broker_groups_reap). Work queued
+ *     for a group names it by id and looks it up when it is done.
  *   - Membership is an RCU-published array of queue pointers, replaced by
  *     the control thread on join and leave; a leaving queue is out of the
  *     array before the grace period that precedes its teardown.
