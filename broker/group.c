@@ -164,7 +164,9 @@ int broker_group_get(struct broker *b, const char *name, bool create,
 	for (unsigned i = 0; i < b->cfg.nr_groups; i++)
 		if (strcmp(b->cfg.groups[i].name, name) == 0) {
 			broker_group_apply(g, &b->cfg.groups[i]); /* validated at parse */
-			memcpy(g->acl, b->cfg.group_acls[i], sizeof(g->acl));
+			for (int k = 0; k < BROKER_PERM_NR; k++) /* a later --group adds to it */
+				if (b->cfg.group_acls[i][k].set)
+					g->acl[k] = b->cfg.group_acls[i][k];
 			g->configured = true; /* --group: the broker's, whoever opens it first */
 			g->owner_uid = geteuid();
 		}

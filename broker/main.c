@@ -555,12 +555,17 @@ static void print_groups(const struct broker_config *cfg, FILE *out)
 		if (seen)
 			continue;
 		struct onering_msg_group m;
+		struct broker_acl acls[BROKER_PERM_NR];
+		memset(acls, 0, sizeof(acls));
 		memset(&m, 0, sizeof(m));
 		broker_group_defaults(&m);
 		for (unsigned k = 0; k < cfg->nr_groups; k++) {
 			const struct onering_msg_group *g = &cfg->groups[k];
 			if (strcmp(g->name, names[i]) != 0)
 				continue;
+			for (int w = 0; w < BROKER_PERM_NR; w++)
+				if (cfg->group_acls[k][w].set)
+					acls[w] = cfg->group_acls[k][w];
 			if (g->set & ONERING_GSET_POLICY)
 				m.policy = g->policy;
 			if (g->set & ONERING_GSET_NUMA) {
@@ -587,6 +592,20 @@ static void print_groups(const struct broker_config *cfg, FILE *out)
 		fprintf(out, "group %-8u%s: policy=%s numa=%s wake=%s max_running=%s backlog=%u\n", ++id,
 			names[i], onering_policy_name(m.policy), numa, onering_wake_name(m.wake), running,
 			m.backlog_max);
+		static const char *const what[BROKER_PERM_NR] = {"join", "post", "tune"};
+		fprintf(out, "              ");
+		for (int k = 0; k < BROKER_PERM_NR; k++) {
+			const struct broker_acl *a = acls[k].set ? &acls[k] : NULL;
+			fprintf(out, " %s=", what[k]);
+			if (!a) { /* the defaults of a configured group */
+				fprintf(out, "%s", k == BROKER_PERM_TUNE ? "root+broker" : "any");
+				continue;
+			}
+			fprintf(out, "root+broker%s", a->any ? "+any" : "");
+			for (unsigned e = 0; e < a->nr; e++)
+				fprintf(out, "+%s%u", a->e[e].is_gid ? "@" : "", (unsigned)a->e[e].id);
+		}
+		fputc('\n', out);
 	}
 }
 

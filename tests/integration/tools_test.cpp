@@ -136,7 +136,8 @@ TEST(BrokerCheckTest, RefusesABadPortAndPrintsGroupsAndPorts)
 	}
 
 	out = onering_test::RunCommand(check + " --group web:policy=least,numa=strict"
-					       " --group web:max_running=3 --group batch:numa=spill:70"
+					       " --group web:max_running=3,tune=1000+@27"
+					       " --group web:join=1000 --group batch:numa=spill:70"
 					       " --port net_null0:rxq=2,group=rx,snaplen=2048,mode=spread"
 					       " --port net_null1:group=web",
 				       &st);
@@ -144,7 +145,8 @@ TEST(BrokerCheckTest, RefusesABadPortAndPrintsGroupsAndPorts)
 	for (const char *line : {
 		     "group 1       default: policy=rr numa=spill:90 wake=lifo max_running=cpus "
 		     "backlog=65536\n",
-		     "group 2       web: policy=least numa=strict wake=lifo max_running=3 backlog=65536\n",
+		     "group 2       web: policy=least numa=strict wake=lifo max_running=3 backlog=65536\n"
+		     "               join=root+broker+1000 post=any tune=root+broker+1000+@27\n",
 		     "group 3       batch: policy=rr numa=spill:70 wake=lifo",
 		     "group 4       rx: policy=rr numa=spill:90",
 		     "port          net_null0: rxq=2 group=rx snaplen=2048 mode=spread\n",
