@@ -238,8 +238,15 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	c->nr_fds += 2;
 	c->ring_slots += q->nr_slots;
 	cds_list_add(&q->client_node, &c->queues);
+	/* cds_list_add_rcu, with the TSan release between the new node's own
+	 * links and its publication: the poller walking the list reads
+	 * q->poller_node.next after it sees q, and TSan cannot see liburcu's
+	 * rcu_assign_pointer (see BROKER_TSAN_PUBLISH). */
+	q->poller_node.next = p->queues.next;
+	q->poller_node.prev = &p->queues;
 	BROKER_TSAN_PUBLISH(q);
-	cds_list_add_rcu(&q->poller_node, &p->queues);
+	rcu_assign_pointer(p->queues.next, &q->poller_node);
+	q->poller_node.next->prev = &q->poller_node;
 	/* A sleeping poller announced NEED_WAKEUP only in the queues it had:
 	 * this one reads 0, so its client would not kick, and its first
 	 * request would wait out the sleep (up to --idle-sleep-ms). Kick now:
