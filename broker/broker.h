@@ -448,6 +448,10 @@ struct broker_client *broker_client_add(struct broker *b, int sock, const struct
  * validated and handled; c may be dropped (freed) by it. */
 void broker_client_message(struct broker *b, struct broker_client *c, struct onering_msg *m,
 			   int *fds, unsigned nfds, unsigned extra);
+/* Clients whose peers hung up, dropped together as the control loop drops
+ * those one epoll batch found dead (their queues share grace periods); each
+ * is freed. */
+void broker_clients_gone(struct broker *b, struct broker_client **cs, unsigned n);
 /* Socket dir usable and no live instance of this name; err says why not. */
 int broker_control_check(const struct broker_config *cfg, char *err, size_t err_size);
 

@@ -1090,6 +1090,11 @@ static void client_drop(struct broker *b, struct broker_client *c, const char *w
 	clients_drop(b, &c, 1, why);
 }
 
+void broker_clients_gone(struct broker *b, struct broker_client **cs, unsigned n)
+{
+	clients_drop(b, cs, n, NULL);
+}
+
 /* Connections that did not say HELLO in time (oldest first). Returns the
  * ms until the next deadline, or -1 when none is pending. */
 static int expire_pending(struct broker *b)

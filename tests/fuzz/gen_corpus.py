@@ -155,6 +155,127 @@ def settings_seeds():
     return s
 
 
+# fuzz_control (tests/fuzz/fuzz_control.c): byte 0 limits, byte 1 clients - 1,
+# one byte per client (who), then operations: a 3-byte header (client, fds,
+# op; fd kinds and patch level) and, for a message, its 128 bytes.
+ROOT, OTHER, STRANGER = 0, 2, 3  # who: bits 0-1 the uid, bits 2-3 gid/groups, bit 4 refused
+REFUSED = 0x10
+FD_EVENT, FD_PIPE_R, FD_PIPE_W, FD_OWN_SOCK, FD_MEMFD, FD_UNIX, FD_UDP, FD_TIMER = range(8)
+HANG_UP, GONE, GONE_BATCH, CONNECT = 12, 13, 14, 15
+LIMIT_CLIENTS, LIMIT_QUEUES, LIMIT_SUBS, LIMIT_FDS, LIMIT_GROUPS, LIMIT_SLOTS, INJECT, ONE_BY_ONE = \
+    (1 << i for i in range(8))
+GSET_ALL, GROUP_NO_CREATE = 0x1F, 0x1
+
+
+def control_input(limits=0, clients=(ROOT,)):
+    return bytes([limits, len(clients) - 1]) + bytes(clients)
+
+
+def op(slot, kind, arg=0):
+    return bytes([slot | kind << 4, arg, 0])
+
+
+def send(slot, message, fds=(), patch=1):
+    """A message from the client in slot with fds of these kinds; patch 1
+    keeps it as it is (magic and version are already right)."""
+    kinds = 0
+    for i, k in enumerate(fds):
+        kinds |= k << (3 * i)
+    extra = kinds | patch << 9
+    return bytes([slot | len(fds) << 2, extra & 0xFF, extra >> 8]) + message
+
+
+def fuzz_hello(seq=1, inst="fuzz"):
+    return msg(HELLO, hello(pid=1, inst=inst), seq=seq)
+
+
+def control_seeds():
+    s = {}
+    attach = send(0, fuzz_hello())
+    s["hello-open-sub-stats-close"] = control_input() + attach + \
+        send(0, msg(QUEUE_OPEN, queue_open(), seq=2)) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1), seq=3), fds=[FD_EVENT]) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1, events=0, kind=EV_TIMER), seq=4)) + \
+        send(0, msg(STATS, seq=5)) + \
+        send(0, msg(QUEUE_CLOSE, struct.pack("<I", 1), seq=6))
+    # A group made and tuned by GROUP, joined, a source aimed at it (ids:
+    # default 1, cfg 2, locked 3, the first client group 4), then looked up.
+    s["group-create-tune-join"] = control_input() + attach + \
+        send(0, msg(GROUP, group("workers"), seq=2)) + \
+        send(0, msg(QUEUE_OPEN, queue_open(ev=256, sq=64, group="workers", snap=128, words=4),
+                    seq=3)) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1, group_id=4, smode=1), seq=4), fds=[FD_PIPE_R]) + \
+        send(0, msg(GROUP, group("workers", gset=0, flags=GROUP_NO_CREATE), seq=5)) + \
+        send(0, msg(STATS, seq=6)) + \
+        send(0, msg(QUEUE_CLOSE, struct.pack("<I", 1), seq=7))
+    # Other uids against the configured groups' lists; a refused peer.
+    s["uids-acl-refused"] = control_input(clients=(ROOT, OTHER, STRANGER | 0x4, OTHER | REFUSED)) + \
+        attach + send(1, fuzz_hello()) + send(2, fuzz_hello()) + send(3, fuzz_hello()) + \
+        send(1, msg(QUEUE_OPEN, queue_open(group="cfg"), seq=2)) + \
+        send(2, msg(QUEUE_OPEN, queue_open(group="cfg"), seq=2)) + \
+        send(2, msg(GROUP, group("cfg"), seq=3)) + \
+        send(1, msg(GROUP, group("locked"), seq=3)) + \
+        send(0, msg(QUEUE_OPEN, queue_open(group="locked"), seq=2)) + \
+        send(1, msg(SUB_ADD, sub_add(qid=1, group_id=3), seq=4), fds=[FD_UDP]) + \
+        send(0, msg(STATS, seq=3))
+    # A member dies with a source aimed at its group: the group ends later.
+    s["hang-up-gone"] = control_input(clients=(ROOT, OTHER)) + attach + send(1, fuzz_hello()) + \
+        send(1, msg(QUEUE_OPEN, queue_open(group="g1"), seq=2)) + \
+        send(0, msg(QUEUE_OPEN, queue_open(), seq=2)) + \
+        send(1, msg(SUB_ADD, sub_add(qid=1, group_id=4), seq=3), fds=[FD_TIMER]) + \
+        op(1, HANG_UP) + send(1, msg(STATS, seq=4)) + op(0, HANG_UP) + op(0, GONE_BATCH) + \
+        op(0, CONNECT, ROOT) + send(0, fuzz_hello()) + op(1, GONE)
+    # Malformed and out-of-turn messages, wrong fds, refused sources.
+    s["bad-messages"] = control_input(clients=(ROOT, ROOT)) + \
+        send(1, msg(QUEUE_OPEN, queue_open(), seq=2)) + \
+        send(0, msg(HELLO, hello(pid=1, inst="fuzz"), magic=0x4F4E524D), patch=0) + \
+        send(0, fuzz_hello(inst="other")) + \
+        send(1, msg(HELLO, struct.pack("<HHIQII", 9, 0, 1, 0, 0, 0) + name("fuzz"))) + \
+        op(0, CONNECT, ROOT) + send(0, fuzz_hello(), fds=[FD_EVENT, FD_PIPE_W]) + \
+        send(0, fuzz_hello()) + send(0, fuzz_hello(seq=2)) + \
+        send(0, msg(QUEUE_OPEN, queue_open(), seq=3)) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1), seq=4), fds=[FD_OWN_SOCK]) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1), seq=5), fds=[FD_MEMFD]) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1), seq=6), fds=[FD_UNIX]) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1), seq=7)) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1, kind=EV_TIMER), seq=8), fds=[FD_EVENT]) + \
+        send(0, msg(QUEUE_CLOSE, struct.pack("<I", 9), seq=9)) + \
+        send(0, msg(77, seq=10)) + send(0, msg(PORT_TX, port_tx(), seq=11))
+    # Every per-client limit small, the queue table (12) filled.
+    s["quotas"] = control_input(LIMIT_CLIENTS | LIMIT_QUEUES | LIMIT_SUBS | LIMIT_FDS | LIMIT_GROUPS |
+                                LIMIT_SLOTS, clients=(ROOT, OTHER, ROOT)) + \
+        attach + send(1, fuzz_hello()) + send(2, fuzz_hello()) + \
+        b"".join(send(0, msg(QUEUE_OPEN, queue_open(ev=1024, sq=1024), seq=2 + i)) for i in range(3)) + \
+        send(0, msg(GROUP, group("g1"), seq=6)) + send(0, msg(GROUP, group("g2"), seq=7)) + \
+        b"".join(send(0, msg(SUB_ADD, sub_add(qid=1), seq=8 + i), fds=[FD_EVENT]) for i in range(4)) + \
+        b"".join(send(0, msg(SUB_ADD, sub_add(qid=1, kind=EV_TIMER, events=0), seq=12 + i))
+                 for i in range(2))
+    s["queue-table-full"] = control_input(clients=(ROOT, ROOT)) + attach + send(1, fuzz_hello()) + \
+        b"".join(send(i // 7, msg(QUEUE_OPEN, queue_open(ev=64, sq=64), seq=2 + i)) for i in range(14))
+    # Who may join and tune: the default group (no list), a root-made group,
+    # "cfg" through a supplementary gid; a client's group quota on open.
+    s["join-tune-permissions"] = control_input(LIMIT_GROUPS, clients=(ROOT, OTHER, STRANGER | 0x8)) + \
+        attach + send(1, fuzz_hello()) + send(2, fuzz_hello()) + \
+        send(1, msg(QUEUE_OPEN, queue_open(group="default"), seq=2)) + \
+        send(1, msg(GROUP, group("default"), seq=3)) + \
+        send(0, msg(GROUP, group("g1"), seq=2)) + \
+        send(1, msg(QUEUE_OPEN, queue_open(group="g1"), seq=4)) + \
+        send(2, msg(QUEUE_OPEN, queue_open(group="cfg"), seq=2)) + \
+        send(2, msg(GROUP, group("cfg", gset=0x1), seq=3)) + \
+        send(1, msg(QUEUE_OPEN, queue_open(group="g2"), seq=5)) + \
+        send(1, msg(QUEUE_OPEN, queue_open(group="g3"), seq=6))
+    # The subscription table (16 entries, ids 1..15) fills with timers.
+    s["sub-table-full"] = control_input() + attach + send(0, msg(QUEUE_OPEN, queue_open(), seq=2)) + \
+        b"".join(send(0, msg(SUB_ADD, sub_add(qid=1, events=0, kind=EV_TIMER), seq=3 + i))
+                 for i in range(16))
+    s["open-fd-quota"] = control_input(LIMIT_FDS) + attach + \
+        b"".join(send(0, msg(QUEUE_OPEN, queue_open(ev=64, sq=64), seq=2 + i)) for i in range(4))
+    s["port-tx-inject"] = control_input(INJECT | ONE_BY_ONE, clients=(ROOT, OTHER)) + attach + \
+        send(0, msg(PORT_TX, port_tx(), seq=2)) + send(0, msg(PORT_TX, port_tx(length=8), seq=3)) + \
+        send(1, fuzz_hello()) + send(1, msg(STATS, seq=2))
+    return s
+
+
 def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
@@ -170,5 +291,6 @@ def write(target, seeds):
 if __name__ == "__main__":
     for m in proto_seeds().values():
         assert len(m) in (1, 1 + 100, 1 + 128, 1 + 200), len(m)
+    write("fuzz_control", control_seeds())
     write("fuzz_proto", proto_seeds())
     write("fuzz_settings", settings_seeds())
