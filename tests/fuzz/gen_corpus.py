@@ -8,7 +8,7 @@ Seeds are named after what they hold; run again after a layout change:
 
     tests/fuzz/gen_corpus.py            # rewrites the generated seeds
 
-Seeds named regress-* are written by hand from a crash and never touched here.
+Seeds named regress-* (written by hand from a crash) and manual-* (written by hand) are never touched here.
 """
 import os
 import struct
@@ -280,7 +280,7 @@ def write(target, seeds):
     d = os.path.join(HERE, "corpus", target)
     os.makedirs(d, exist_ok=True)
     for f in os.listdir(d):
-        if not f.startswith("regress-"):
+        if not f.startswith(("regress-", "manual-")):
             os.unlink(os.path.join(d, f))
     for n, data in sorted(seeds.items()):
         with open(os.path.join(d, n), "wb") as f:
