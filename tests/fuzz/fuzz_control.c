@@ -75,6 +75,7 @@
 #include "broker/broker.h"
 #include "numa/topology.h"
 #include "shm/log.h"
+#include "tests/fuzz/fuzz_fds.h"
 
 #define FAIL(...)                                                   \
 	do {                                                        \
@@ -182,27 +183,13 @@ static void deferred_run(void)
 
 /* ---- file descriptors ------------------------------------------------------ */
 
-/* Entries in /proc/self/fd now (re-read from the start each time). */
+/* Entries in /proc/self/fd now. */
 static int fd_count(void)
 {
-	char buf[4096];
-	int n = 0;
+	int n = fuzz_fd_count(proc_fd_dir);
 
-	if (lseek(proc_fd_dir, 0, SEEK_SET) < 0)
-		FAIL("lseek /proc/self/fd: %s", strerror(errno));
-	for (;;) {
-		ssize_t r = getdents64(proc_fd_dir, buf, sizeof(buf));
-		if (r < 0)
-			FAIL("getdents64 /proc/self/fd: %s", strerror(errno));
-		if (r == 0)
-			break;
-		for (ssize_t off = 0; off < r;) {
-			const struct dirent64 *d = (const struct dirent64 *)(buf + off);
-			if (d->d_name[0] != '.')
-				n++;
-			off += d->d_reclen;
-		}
-	}
+	if (n < 0)
+		FAIL("reading /proc/self/fd: %s", strerror(errno));
 	return n;
 }
 
