@@ -39,24 +39,6 @@ static int acl_key(const char *kv)
 	return -1;
 }
 
-/* A decimal id, all digits, below 2^32 - 1. */
-static bool parse_id(const char *s, uint32_t *id)
-{
-	uint64_t v = 0;
-
-	if (!*s)
-		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9')
-			return false;
-		v = v * 10 + (uint64_t)(*s - '0');
-		if (v >= UINT32_MAX)
-			return false;
-	}
-	*id = (uint32_t)v;
-	return true;
-}
-
 /* WHO+WHO...: a uid or user name, @gid or @group, or any. */
 static int parse_acl(char *list, struct broker_acl *acl, broker_name_resolver resolve, char *why,
 		     size_t why_size)
@@ -77,7 +59,8 @@ static int parse_acl(char *list, struct broker_acl *acl, broker_name_resolver re
 		bool is_gid = who[0] == '@';
 		const char *name = who + is_gid;
 		uint32_t id;
-		if (!parse_id(name, &id) && (!resolve || !*name || resolve(name, is_gid, &id) < 0)) {
+		if (parse_count(name, 0, UINT32_MAX - 1, &id) < 0 &&
+		    (!resolve || !*name || resolve(name, is_gid, &id) < 0)) {
 			snprintf(why, why_size, "'%.64s': no such %s (use a number, a name, @group or "
 				 "any)", who, is_gid ? "group" : "user");
 			return -EINVAL;
