@@ -26,6 +26,8 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/queue.h"
+#include "broker/group.h"
 #include "shm/doorbell.h"
 #include "shm/log.h"
 

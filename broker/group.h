@@ -42,6 +42,9 @@
 #include <urcu/urcu-qsbr.h>
 #include <urcu/wfcqueue.h>
 
+#include "broker/broker.h"
+#include "broker/rcu.h"
+#include "broker/settings.h"
 #include "shm/abi.h"
 #include "shm/proto.h"
 

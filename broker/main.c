@@ -25,6 +25,8 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/group.h"
+#include "shm/ring.h"
 #include "broker/settings.h"
 #include "numa/topology.h"
 #include "shm/log.h"

@@ -39,6 +39,8 @@
 #include <rte_version.h>
 
 #include "broker/broker.h"
+#include "broker/queue.h"
+#include "broker/group.h"
 #include "broker/settings.h"
 #include "numa/topology.h"
 #include "shm/log.h"

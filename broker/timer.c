@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "broker/broker.h"
+#include "broker/queue.h"
 #include "shm/log.h"
 
 static void heap_swap(struct timer_entry *h, uint32_t a, uint32_t b)

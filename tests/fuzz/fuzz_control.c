@@ -73,6 +73,8 @@
 #include <unistd.h>
 
 #include "broker/broker.h"
+#include "broker/group.h"
+#include "broker/queue.h"
 #include "numa/topology.h"
 #include "shm/log.h"
 #include "tests/fuzz/fuzz_fds.h"

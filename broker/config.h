@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The broker's configuration: the command line parsed (main.c) and resolved
+ * against the machine into a placement plan. Read-only once the broker runs.
+ */
+#ifndef ONERING_BROKER_CONFIG_H
+#define ONERING_BROKER_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "numa/plan.h"
+#include "shm/abi.h"
+#include "shm/proto.h"
+#include "broker/nic.h"
+#include "broker/settings.h"
+
+#define BROKER_MAX_POLLERS 64
+#define BROKER_MAX_IDS 32
+#define BROKER_MAX_GROUPS 64
+#define BROKER_MAX_GROUP_ARGS 16 /* --group options */
+#define BROKER_FLOW_BUCKETS 4096 /* sticky affinity table, per group and poller */
+#define BROKER_LANE_SLOTS 1024   /* hand-offs between two pollers in flight */
+
+struct broker_config {
+	char name[ONERING_NAME_MAX];
+	char socket_dir[200];
+	char socket_path[256];
+	int control_cpu;                 /* --control-core, or -1: choose */
+	int poller_cpus[BROKER_MAX_POLLERS];  /* --cores / --poller, as asked */
+	int poller_nodes[BROKER_MAX_POLLERS]; /* -1, or the node --poller named */
+	unsigned nr_pollers;                  /* pollers asked for (0: choose) */
+	char synthetic[256];             /* --synthetic: plan for this topology */
+	struct onering_plan plan;        /* the resolved placement */
+	uid_t allow_uids[BROKER_MAX_IDS];
+	unsigned nr_allow_uids;
+	gid_t allow_gids[BROKER_MAX_IDS];
+	unsigned nr_allow_gids;
+	uint32_t max_subs;               /* subscription table size */
+	uint32_t max_clients;
+	uint32_t default_capacity;       /* event ring slots when the client says 0 */
+	uint32_t default_sq_capacity;
+	uint32_t max_capacity;           /* largest ring a client may ask for */
+	uint32_t max_queues_per_client;
+	/* Per-client quotas (-EDQUOT past them) and connection limits. */
+	uint32_t max_client_subs;        /* subscriptions, timers included */
+	uint32_t max_client_fds;         /* fds the broker holds for one client */
+	uint32_t max_client_groups;      /* live groups it created */
+	uint64_t max_client_slots;       /* event + submission ring slots of its queues */
+	uint32_t hello_timeout_ms;       /* a connection must say HELLO within this */
+	uint32_t max_pending_per_uid;    /* connections without HELLO, per uid */
+	uint32_t max_pending;            /* connections without HELLO, all uids */
+	uint64_t idle_spin_ns;           /* busy-poll this long before blocking */
+	int idle_sleep_ms;               /* epoll_wait timeout when idle (-1: spin forever) */
+	int ready_fd;                    /* --ready-fd, or -1 */
+	uint32_t max_queues;             /* queues of all clients together */
+	/* --group NAME:setting,...: groups created at start (settings parsed
+	 * into the same message a tune request carries) */
+	struct onering_msg_group groups[BROKER_MAX_GROUP_ARGS];
+	struct broker_acl group_acls[BROKER_MAX_GROUP_ARGS][BROKER_PERM_NR];
+	unsigned nr_groups;
+	/* EAL arguments (argv before "--", argv[0] first) and --port specs. */
+	char *eal_argv[BROKER_MAX_EAL_ARGS];
+	int eal_argc;
+	const char *ports[BROKER_MAX_PORT_ARGS];
+	unsigned nr_ports;
+	bool allow_inject;                /* --allow-inject: PORT_TX messages */
+	bool foreground;
+	bool check_only;
+	bool no_hugetlb;
+};
+
+/* Parse argv into cfg (defaults first). Returns 0, 1 for --help/--version
+ * (already printed), or -EINVAL after printing the reason. */
+int broker_config_parse(struct broker_config *cfg, int argc, char **argv);
+/* Validate against the machine; fills chosen cores. Prints the reason. */
+int broker_config_resolve(struct broker_config *cfg);
+void broker_config_print(const struct broker_config *cfg, FILE *out);
+
+#endif /* ONERING_BROKER_CONFIG_H */
