@@ -21,8 +21,6 @@
 #define BROKER_MAX_IDS 32
 #define BROKER_MAX_GROUPS 64
 #define BROKER_MAX_GROUP_ARGS 16 /* --group options */
-#define BROKER_FLOW_BUCKETS 4096 /* sticky affinity table, per group and poller */
-#define BROKER_LANE_SLOTS 1024   /* hand-offs between two pollers in flight */
 
 struct broker_config {
 	char name[ONERING_NAME_MAX];

@@ -28,6 +28,8 @@
 #include "broker/broker.h"
 #include "broker/queue.h"
 #include "broker/group.h"
+#include "broker/lane.h"
+#include "broker/source.h"
 #include "numa/topology.h"
 #include "shm/doorbell.h"
 #include "shm/log.h"

@@ -26,12 +26,9 @@
  *     its backlog, its sticky flow table, its rr cursor and its counters.
  *     A source's records are decided by its home poller only.
  *
- * One producer per ring
- *   A queue's event ring is written only by the poller that serves it. When
- *   a poller picks a queue another poller serves, it pushes the record onto
- *   the lane from itself to that poller (a private SPSC ring); the other
- *   poller copies it into the queue on its next loop. Requests on a
- *   subscription homed on another poller travel the same way.
+ * This file is the control thread's part: lifecycle, settings, membership,
+ * ownership. What a poller does with a group's records is deliver.c's
+ * (balance.c chooses; lane.h carries records to queues of other pollers).
  */
 #ifndef ONERING_BROKER_GROUP_H
 #define ONERING_BROKER_GROUP_H
@@ -42,6 +39,7 @@
 #include <urcu/urcu-qsbr.h>
 #include <urcu/wfcqueue.h>
 
+#include "broker/balance.h"
 #include "broker/broker.h"
 #include "broker/rcu.h"
 #include "broker/settings.h"
@@ -73,7 +71,7 @@ struct broker_pgroup {
 	uint64_t *rec_flows;
 	uint32_t rec_head, rec_count, rec_cap;
 	struct broker_flow *flows; /* BROKER_FLOW_BUCKETS, allocated on first use */
-	uint32_t rr;
+	struct balance_state bal;  /* the rr cursor */
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_GC_NR];
 };
 
@@ -109,33 +107,14 @@ struct broker_group {
 	struct broker_pgroup *pg;       /* [nr_pollers] */
 };
 
-/* A hand-off between pollers: a record to place, or a request to apply. */
-enum broker_handoff_kind {
-	BROKER_HANDOFF_RECORD = 1,
-	BROKER_HANDOFF_REQUEST = 2,
-};
-
-struct broker_handoff {
-	union {
-		struct onering_event rec;    /* RECORD */
-		struct onering_request req;  /* REQUEST */
-	};
-	uint32_t kind;
-	uint32_t qslot, qid;         /* RECORD: target queue; REQUEST: the queue it came on */
-	uint32_t group_id;           /* RECORD: its group (re-routed there if the queue left) */
-	struct broker_flow *flow;    /* RECORD: sticky bucket to update, or NULL */
-	uint64_t flow_key;
-};
-
-/* A private SPSC ring of hand-offs from one poller to another. */
-struct broker_lane {
-	ONERING_ATOMIC(uint64_t) tail; /* the sender's */
-	uint8_t pad0[56];
-	ONERING_ATOMIC(uint64_t) head; /* the receiver's */
-	uint8_t pad1[56];
-	uint64_t head_cache; /* sender only */
-	uint8_t pad2[56];
-	struct broker_handoff slot[BROKER_LANE_SLOTS];
+/* Unconsumed records of a dead member, for its group again: built by the
+ * control thread (broker_group_redeliver), queued to the member's poller
+ * (poller->redeliver_head, a wait-free queue) and placed by it. */
+struct broker_redeliver {
+	struct cds_wfcq_node node;
+	uint32_t group_id; /* looked up again by the poller: the group may end first */
+	uint32_t n;
+	struct onering_event recs[];
 };
 
 /* ---- control thread ---- */
@@ -183,52 +162,7 @@ void broker_group_counters(const struct broker *b, const struct broker_group *g,
  * unconsumed records to its group again (flagged REDELIVERED). Returns
  * the number of records redelivered. */
 uint32_t broker_group_redeliver(struct broker *b, struct broker_queue *q);
-/* Lanes between pollers (nr_pollers known): allocate / free. */
-int broker_lanes_init(struct broker *b);
-void broker_lanes_fini(struct broker *b);
 void broker_groups_fini(struct broker *b);
-/* The largest group the broker builds (members). */
-#define BROKER_GROUP_MAX_MEMBERS 256
-
-/* ---- pollers ---- */
-
-/* One readiness report of a subscription that targets a group. */
-void group_deliver_sub(struct poller *p, struct broker_sub *s, uint32_t events, uint64_t ts);
-/* A whole record for group g (a post, a redelivery). false: the backlog is
- * full, the caller keeps it (stops draining the poster's ring). */
-bool group_deliver_record(struct poller *p, struct broker_group *g,
-			  const struct onering_event *rec, uint64_t flow_key);
-/* A NIC packet for group g: its record and its first len bytes into a member
- * queue this poller serves (one with a packet area), now or never. Returns
- * 0 placed, 1 placed but cut short, -1 no room (the caller drops it). */
-int group_place_packet(struct poller *p, struct broker_group *g, struct onering_event *rec,
-		       uint64_t flow_key, const void *data, uint32_t len);
-/* A burst of NIC packets for g: records[i] with data[i] (lens[i] bytes
- * wanted). rr/least/local decide once per burst (again when that queue
- * fills); sticky and lifo per packet. Returns packets placed (the first
- * ones that found room; the others are the caller's to count as dropped);
- * *truncated: how many of them were cut. */
-unsigned group_place_packets(struct poller *p, struct broker_group *g, struct onering_event *recs,
-			     const void *const *data, const uint32_t *lens, unsigned n,
-			     unsigned *truncated);
-/* Each loop: hand-offs from other pollers, redelivery batches, backlogs.
- * Returns work done. */
-unsigned group_poll(struct poller *p, uint64_t ts);
-/* Nothing waits in the lanes into p (before an idle sleep). */
-bool group_lanes_empty(struct poller *p);
-/* Forward a request on a subscription homed on another poller. false:
- * lane full (retry later). */
-bool group_forward_request(struct poller *p, struct poller *home, struct broker_queue *q,
-			   const struct onering_request *req);
-/* Apply a request (local or forwarded) to a subscription homed here.
- * Provided by poller.c. false: the requester broke the protocol. */
-bool poller_apply_request(struct poller *p, struct broker_queue *q,
-			  const struct onering_request *req);
-/* Poller helpers group.c uses (poller.c). */
-void poller_write_record(struct onering_event *e, const struct broker_sub *s, uint32_t events,
-			 uint32_t count, uint64_t ts);
-void poller_queue_fault(struct poller *p, struct broker_queue *q, const char *what);
-struct broker_queue *broker_queue_lookup(struct broker *b, uint32_t slot, uint32_t id);
 
 static inline struct broker_group *broker_group_by_id(struct broker *b, uint32_t id)
 {

@@ -60,11 +60,6 @@ int broker_nic_init(struct broker *b);
 int broker_nic_setup(struct broker *b);
 /* Stop ports and the EAL (pollers stopped). */
 void broker_nic_fini(struct broker *b);
-/* On a poller thread, first thing: register with the EAL when it is up. */
-void broker_nic_thread_start(struct poller *p);
-void broker_nic_thread_stop(struct poller *p);
-/* One rx burst on each of p's queues. Returns packets handled. */
-unsigned broker_nic_poll(struct poller *p, uint64_t ts);
 /* Control thread: send port and rx queue stats items; 0 or -errno. */
 int broker_nic_stats(struct broker *b, int (*send)(void *ctx, const struct onering_msg *m),
 		     void *ctx, uint32_t seq);

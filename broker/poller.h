@@ -11,57 +11,80 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <stddef.h>
+
 #include "broker/config.h"
 #include "broker/rcu.h"
+#include "broker/source.h"
+#include "shm/atomic.h"
 #include "shm/proto.h"
 
 struct broker;
 struct broker_rxq;
 struct broker_sub;
 
-/* Timer heap entry: stale once the sub's t_seq moved on (lazy cancel). */
-struct timer_entry {
-	uint64_t expiry;
-	uint64_t key; /* broker_sub_key(id, gen) */
-	uint32_t seq;
-};
-
+/*
+ * Laid out by who writes: what the control thread set before the poller
+ * started (read-only since), what other threads write, what the poller
+ * writes and others read, and the poller's own - each group on its own
+ * cache lines, so a kick or a settle never invalidates the hot loop's
+ * state.
+ *
+ * Ordering of the shared words (labels used in poller.c and lane.c):
+ *   sleeping  poller: relaxed store, then F2 (seq_cst fence) in
+ *             announce_sleep; senders: F1 (fence) then relaxed load
+ *             (lane.c, and a client's submit via NEED_WAKEUP).
+ *   stop      control: store-release (R5, poller_stop); poller:
+ *             load-acquire each loop (A8).
+ *   settled   poller: store-release after a whole loop (R6); control:
+ *             load-acquire (A9, broker_pollers_settle).
+ */
 struct poller {
+	/* Set up by the control thread before the poller starts. */
 	struct broker *b;
 	unsigned idx;
 	int cpu;
 	int node;
-	int epfd;
+	int epfd;    /* the poller's wait set: fd sources and the kick fd */
 	int kick_fd; /* eventfd in epfd, key 0: new work or stop */
 	pthread_t thread;
 	bool started;
-	struct cds_list_head queues; /* RCU list of struct broker_queue */
-	ONERING_ATOMIC(int) sleeping; /* announced an idle sleep: kick to hand off */
-	uint64_t loop_no;             /* poll loops so far */
-	uint32_t sleeps;              /* idle sleeps announced (poller_flags' upper bits) */
 	uint16_t dist[BROKER_MAX_POLLERS]; /* node distance to each poller's node (SLIT) */
-	struct broker_rxq *rxqs;      /* NIC rx queues homed here (fixed at start) */
+	struct broker_rxq *rxqs;           /* NIC rx queues homed here (fixed at start) */
 	unsigned nr_rxqs;
-	struct timer_entry *theap;    /* min-heap by expiry */
-	uint32_t nr_timers, cap_timers;
-	uint32_t nr_word_queues;      /* queues with watched words (a hint to scan) */
+	struct broker_source *source[BROKER_SOURCE_NR];  /* by kind, NULL: none here */
+	struct broker_source *sources[BROKER_SOURCE_NR]; /* in polling order */
+	unsigned nr_sources;
+
+	/* Written by other threads. */
+	_Alignas(64) struct cds_list_head queues; /* RCU list of struct broker_queue (control) */
 	/* Redelivery batches from the control thread (dead consumers). */
 	struct cds_wfcq_head redeliver_head;
 	struct cds_wfcq_tail redeliver_tail;
 	ONERING_ATOMIC(int) stop;
+
+	/* Written by the poller, read by others. */
+	_Alignas(64) ONERING_ATOMIC(int) sleeping; /* announced an idle sleep: kick to hand off */
 	/* The last broker->settle_seq this poller has run a whole loop under
-	 * (it writes, the control thread waits for it: broker_pollers_settle). */
+	 * (the control thread waits for it: broker_pollers_settle). */
 	ONERING_ATOMIC(uint64_t) settled;
-	uint64_t settled_seen; /* poller only: what it last stored there */
-	ONERING_ATOMIC(uint64_t) ctr[ONERING_PC_NR];
+	ONERING_ATOMIC(uint64_t) ctr[ONERING_PC_NR]; /* read by stats */
+
+	/* The poller's own. */
+	_Alignas(64) uint64_t loop_no; /* poll loops so far */
+	uint64_t settled_seen;         /* what it last stored in settled */
+	uint32_t sleeps;               /* idle sleeps announced (poller_flags' upper bits) */
 };
+ONERING_STATIC_ASSERT(offsetof(struct poller, queues) % 64 == 0 &&
+			      offsetof(struct poller, sleeping) % 64 == 0 &&
+			      offsetof(struct poller, loop_no) % 64 == 0,
+		      "struct poller: each writer's fields start a cache line");
 
-/* epoll flags for a subscription mode: EDGE -> ET, ONESHOT -> ET|ONESHOT,
- * LEVEL -> level|ONESHOT (published once, re-armed after collection). */
-uint32_t broker_epoll_flags(uint8_t mode, uint32_t events);
-
+/* Control thread: create p's sources, its wait set, and start its thread. */
 int poller_start(struct poller *p);
+/* Control thread: stop and join p, free its sources. */
 void poller_stop(struct poller *p);
+/* Any thread: wake p (an eventfd write), asleep or not. */
 void poller_kick(struct poller *p);
 /* Control thread, after changing settings pollers read (a tune): returns
  * once every poller has run a whole loop that began after the change - so
@@ -69,19 +92,5 @@ void poller_kick(struct poller *p);
  * in a backlog was decided again under them. Kicks sleeping pollers; waits
  * at most 1 s for a stalled one (logged). */
 void broker_pollers_settle(struct broker *b);
-/* Kick p only if it announced an idle sleep (after a release of new work:
- * the fence here pairs with the one in the poller's announce_sleep). */
-void poller_kick_if_sleeping(struct poller *p);
 
-/* timer.c (poller side) */
-/* Arm (value != 0) or disarm a timer subscription homed on p. */
-void timer_arm(struct poller *p, struct broker_sub *s, const struct onering_request *req);
-/* Fire what is due; returns timers fired. */
-unsigned timers_fire(struct poller *p, uint64_t now);
-/* ns until the next expiry (0 if due), or UINT64_MAX. */
-uint64_t timers_next(struct poller *p, uint64_t now);
-void timers_fini(struct poller *p);
-/* Deliver count (expirations, or merged notifications) of s into its queue. */
-void poller_deliver(struct poller *p, struct broker_sub *s, uint32_t events, uint32_t count,
-		    uint64_t ts);
 #endif /* ONERING_BROKER_POLLER_H */

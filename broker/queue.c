@@ -174,3 +174,14 @@ void broker_queue_teardown(struct broker *b, struct broker_queue *q)
 	BROKER_TSAN_PUBLISH(q); /* to the call_rcu thread */
 	urcu_qsbr_call_rcu(&q->rcu, queue_free_rcu);
 }
+
+struct broker_queue *broker_queue_lookup(struct broker *b, uint32_t slot, uint32_t id)
+{
+	if (slot >= b->cfg.max_queues)
+		return NULL;
+	struct broker_queue *q = rcu_dereference(b->queues[slot]);
+	if (!q || q->id != id)
+		return NULL;
+	BROKER_TSAN_OBSERVE(q);
+	return q;
+}

@@ -88,6 +88,9 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t node,
 			struct broker_queue **out);
 
+/* Pollers, in a read-side section: the live queue in table slot `slot`
+ * with this id, or NULL (it closed, or the slot was reused). */
+struct broker_queue *broker_queue_lookup(struct broker *b, uint32_t slot, uint32_t id);
 /* Mark CLOSING; the caller waits a grace period before broker_queue_teardown(). */
 void broker_queue_begin_close(struct broker_queue *q);
 /* After the grace period: drop every sub, unlink, free after RCU. */

@@ -292,6 +292,7 @@ enum onering_poller_counter {
 	ONERING_PC_QUEUES,    /* queues served */
 	ONERING_PC_CPU,       /* core the poller is pinned to */
 	ONERING_PC_KICKS,     /* wake-ups from clients' requests while it slept */
+	ONERING_PC_SYSCALL_ERRORS, /* failed system calls (epoll_ctl, eventfd): each logged */
 	ONERING_PC_NR,
 };
 

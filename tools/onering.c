@@ -92,7 +92,7 @@ static const char *const broker_ctr_names[ONERING_BC_NR] = {
 	"clients", "attaches", "bad_messages", "extra_fds", "denied", "dropped", "posts_refused",
 	"hello_timeouts", "pending_limited", "fd_limit", "quota_refusals", "groups"};
 static const char *const poller_ctr_names[ONERING_PC_NR] = {
-	"loops", "events", "published", "sleeps", "queues", "cpu", "kicks"};
+	"loops", "events", "published", "sleeps", "queues", "cpu", "kicks", "syscall_errors"};
 static const char *const queue_ctr_names[ONERING_QC_NR] = {
 	"published", "consumed", "coalesced", "pending", "deferred",
 	"wakes",     "requests", "bad_requests", "subs", "capacity", "group", "redelivered"};

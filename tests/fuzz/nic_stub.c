@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "broker/nic.h"
+#include "broker/source.h"
 
 int broker_nic_init(struct broker *b)
 {
@@ -31,20 +32,10 @@ void broker_nic_fini(struct broker *b)
 	(void)b;
 }
 
-void broker_nic_thread_start(struct poller *p)
+int broker_source_nic_create(struct poller *p, struct broker_source **out)
 {
 	(void)p;
-}
-
-void broker_nic_thread_stop(struct poller *p)
-{
-	(void)p;
-}
-
-unsigned broker_nic_poll(struct poller *p, uint64_t ts)
-{
-	(void)p;
-	(void)ts;
+	*out = NULL; /* no EAL: no rx queue on any poller */
 	return 0;
 }
 

@@ -25,8 +25,23 @@
 #include <time.h>
 
 #include "broker/broker.h"
+#include "broker/deliver.h"
 #include "broker/queue.h"
+#include "broker/source.h"
 #include "shm/log.h"
+
+/* Heap entry: stale once the sub's t_seq moved on (lazy cancel). */
+struct timer_entry {
+	uint64_t expiry;
+	uint64_t key; /* broker_sub_key(id, gen) */
+	uint32_t seq;
+};
+
+struct source_timers {
+	struct broker_source src;
+	struct timer_entry *heap; /* min-heap by expiry */
+	uint32_t nr, cap;
+};
 
 static void heap_swap(struct timer_entry *h, uint32_t a, uint32_t b)
 {
@@ -62,25 +77,25 @@ static void heap_down(struct timer_entry *h, uint32_t n, uint32_t i)
 	}
 }
 
-static bool heap_push(struct poller *p, uint64_t expiry, uint64_t key, uint32_t seq)
+static bool heap_push(struct source_timers *t, uint64_t expiry, uint64_t key, uint32_t seq)
 {
-	if (p->nr_timers == p->cap_timers) {
-		uint32_t cap = p->cap_timers ? p->cap_timers * 2 : 256;
-		struct timer_entry *h = realloc(p->theap, cap * sizeof(*h));
+	if (t->nr == t->cap) {
+		uint32_t cap = t->cap ? t->cap * 2 : 256;
+		struct timer_entry *h = realloc(t->heap, cap * sizeof(*h));
 		if (!h)
 			return false;
-		p->theap = h;
-		p->cap_timers = cap;
+		t->heap = h;
+		t->cap = cap;
 	}
-	p->theap[p->nr_timers] = (struct timer_entry){.expiry = expiry, .key = key, .seq = seq};
-	heap_up(p->theap, p->nr_timers++);
+	t->heap[t->nr] = (struct timer_entry){.expiry = expiry, .key = key, .seq = seq};
+	heap_up(t->heap, t->nr++);
 	return true;
 }
 
-static void heap_pop(struct poller *p)
+static void heap_pop(struct source_timers *t)
 {
-	p->theap[0] = p->theap[--p->nr_timers];
-	heap_down(p->theap, p->nr_timers, 0);
+	t->heap[0] = t->heap[--t->nr];
+	heap_down(t->heap, t->nr, 0);
 }
 
 static uint64_t clock_ns(clockid_t c)
@@ -91,14 +106,20 @@ static uint64_t clock_ns(clockid_t c)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-void timer_arm(struct poller *p, struct broker_sub *s, const struct onering_request *req)
+/* Arm (arg[0] != 0) or disarm (0) timer s; a delete makes its entries stale. */
+static int timers_apply_request(struct broker_source *src, struct broker_queue *q,
+				struct broker_sub *s, const struct onering_request *req)
 {
+	struct source_timers *t = (struct source_timers *)src;
 	uint64_t value = req->arg[0], now = clock_ns(CLOCK_MONOTONIC);
 
+	(void)q;
 	s->t_seq++; /* every older entry of s is stale from here */
+	if (req->op == ONERING_REQ_DEL)
+		return 0;
 	s->t_period = req->arg[1];
 	if (value == 0)
-		return; /* disarmed */
+		return 0; /* disarmed */
 	if (!(req->flags & ONERING_TIMER_ABSTIME)) {
 		s->t_expiry = now + value;
 	} else if (req->flags & ONERING_TIMER_REALTIME) {
@@ -109,19 +130,25 @@ void timer_arm(struct poller *p, struct broker_sub *s, const struct onering_requ
 	} else {
 		s->t_expiry = value;
 	}
-	if (!heap_push(p, s->t_expiry, broker_sub_key(s->id, s->gen), s->t_seq))
-		onering_log(ONERING_LOG_ERR, "poller %u: no memory for timer %u: not armed", p->idx,
-			    s->id);
+	if (!heap_push(t, s->t_expiry, broker_sub_key(s->id, s->gen), s->t_seq))
+		onering_log(ONERING_LOG_ERR, "poller %u: no memory for timer %u: not armed",
+			    src->p->idx, s->id);
+	return 0;
 }
 
-unsigned timers_fire(struct poller *p, uint64_t now)
+/* Fire what is due: one record per timer, carrying its expirations. */
+static unsigned timers_poll(struct broker_source *src, const struct broker_poll_ctx *ctx)
 {
+	struct source_timers *t = (struct source_timers *)src;
+	struct poller *p = src->p;
+	uint64_t now = ctx->now_ns;
 	unsigned fired = 0;
 
-	while (p->nr_timers && p->theap[0].expiry <= now) {
-		struct timer_entry e = p->theap[0];
-		heap_pop(p);
+	while (t->nr && t->heap[0].expiry <= now) {
+		struct timer_entry e = t->heap[0];
+		heap_pop(t);
 		struct broker_sub *s = broker_registry_lookup(&p->b->reg, e.key);
+		/* A5 (deliver.c): the owner queue's state word. */
 		if (!s || s->t_seq != e.seq || broker_sub_dead(s) ||
 		    onering_atomic_load(&s->queue->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
 			continue; /* cancelled, re-armed, deleted or its queue closing */
@@ -129,24 +156,47 @@ unsigned timers_fire(struct poller *p, uint64_t now)
 		if (s->t_period) {
 			exp += (now - e.expiry) / s->t_period;
 			s->t_expiry = e.expiry + exp * s->t_period;
-			heap_push(p, s->t_expiry, e.key, e.seq);
+			heap_push(t, s->t_expiry, e.key, e.seq);
 		}
-		poller_deliver(p, s, 0, exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp, now);
+		deliver_sub(p, s, 0, exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp, now);
 		fired++;
 	}
 	return fired;
 }
 
-uint64_t timers_next(struct poller *p, uint64_t now)
+static uint64_t timers_next_deadline(struct broker_source *src, uint64_t now)
 {
-	if (!p->nr_timers)
+	struct source_timers *t = (struct source_timers *)src;
+
+	if (!t->nr)
 		return UINT64_MAX;
-	return p->theap[0].expiry > now ? p->theap[0].expiry - now : 0;
+	return t->heap[0].expiry > now ? t->heap[0].expiry - now : 0;
 }
 
-void timers_fini(struct poller *p)
+static void timers_destroy(struct broker_source *src)
 {
-	free(p->theap);
-	p->theap = NULL;
-	p->nr_timers = p->cap_timers = 0;
+	struct source_timers *t = (struct source_timers *)src;
+
+	free(t->heap);
+	free(t);
+}
+
+static const struct broker_source_ops timers_ops = {
+	.name = "timers",
+	.poll = timers_poll,
+	.apply_request = timers_apply_request,
+	.next_deadline = timers_next_deadline,
+	.destroy = timers_destroy,
+};
+
+int broker_source_timers_create(struct poller *p, struct broker_source **out)
+{
+	struct source_timers *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->src.ops = &timers_ops;
+	t->src.p = p;
+	*out = &t->src;
+	return 0;
 }

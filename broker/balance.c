@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Balancing policy: pure functions over a candidate list (see balance.h).
+ * The machinery that takes the snapshot and applies the choice is
+ * deliver.c's; nothing here knows a queue, a ring or a poller.
+ */
+#include "broker/balance.h"
+
+#include "shm/abi.h"
+#include "shm/proto.h"
+
+bool balance_cand_idle(const struct balance_cand *c)
+{
+	return c->used == 0 && c->state != ONERING_CONSUMER_RUNNING;
+}
+
+bool balance_reads_consumers(uint32_t policy)
+{
+	return policy == ONERING_POLICY_LIFO || policy == ONERING_POLICY_LEAST ||
+	       policy == ONERING_POLICY_STICKY;
+}
+
+void balance_numa_filter(const struct balance_settings *s, struct balance_cand *c, unsigned n)
+{
+	if (s->numa == ONERING_NUMA_INTERLEAVE) {
+		for (unsigned i = 0; i < n; i++)
+			c[i].ok = true;
+		return;
+	}
+	bool local_room = false, any_local = false;
+	for (unsigned i = 0; i < n; i++) {
+		any_local |= c[i].local;
+		local_room |= c[i].local && c[i].used * 100 <= (uint64_t)s->spill_pct * c[i].cap;
+	}
+	if (s->numa == ONERING_NUMA_STRICT || (any_local && local_room)) {
+		for (unsigned i = 0; i < n; i++)
+			c[i].ok = c[i].local;
+		return;
+	}
+	/* Spilling: the local members and the nearest remote node with room,
+	 * by the SLIT distance. */
+	uint16_t near = UINT16_MAX;
+	for (unsigned i = 0; i < n; i++)
+		if (!c[i].local && !balance_cand_full(&c[i]) && c[i].dist < near)
+			near = c[i].dist;
+	for (unsigned i = 0; i < n; i++)
+		c[i].ok = c[i].local || c[i].dist == near;
+}
+
+/* Among the candidates marked in elig[], the one the wake order puts first. */
+static int wake_choose(struct balance_state *st, const struct balance_cand *c, unsigned n,
+		       const bool *elig, uint32_t wake)
+{
+	int best = -1;
+
+	if (wake == ONERING_WAKE_RR) {
+		for (unsigned k = 0; k < n; k++) {
+			unsigned i = (st->rr + k) % n;
+			if (elig[i]) {
+				st->rr = i + 1;
+				return (int)i;
+			}
+		}
+		return -1;
+	}
+	if (wake == ONERING_WAKE_LOCAL_FIRST) {
+		bool any_local = false;
+		for (unsigned i = 0; i < n; i++)
+			any_local |= elig[i] && c[i].local;
+		for (unsigned i = 0; i < n; i++)
+			if (elig[i] && (c[i].local || !any_local) &&
+			    (best < 0 || c[i].idle_ns > c[best].idle_ns))
+				best = (int)i;
+		return best;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		if (!elig[i])
+			continue;
+		if (best < 0 || (wake == ONERING_WAKE_FIFO ? c[i].idle_ns < c[best].idle_ns
+							   : c[i].idle_ns > c[best].idle_ns))
+			best = (int)i;
+	}
+	return best;
+}
+
+static int choose_least(struct balance_state *st, const struct balance_cand *c, unsigned n,
+			uint32_t wake)
+{
+	bool elig[BROKER_GROUP_MAX_MEMBERS];
+	uint64_t min = UINT64_MAX;
+
+	for (unsigned i = 0; i < n; i++)
+		if (c[i].ok && !balance_cand_full(&c[i]) && c[i].used < min)
+			min = c[i].used;
+	if (min == UINT64_MAX)
+		return -1;
+	for (unsigned i = 0; i < n; i++)
+		elig[i] = c[i].ok && c[i].used == min;
+	return wake_choose(st, c, n, elig, wake);
+}
+
+static int choose_rr(struct balance_state *st, const struct balance_cand *c, unsigned n,
+		     bool local_only)
+{
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (st->rr + k) % n;
+		if (c[i].ok && !balance_cand_full(&c[i]) && (!local_only || c[i].local)) {
+			st->rr = i + 1;
+			return (int)i;
+		}
+	}
+	return -1;
+}
+
+static int choose_lifo(const struct balance_settings *s, struct balance_state *st,
+		       const struct balance_cand *c, unsigned n)
+{
+	bool elig[BROKER_GROUP_MAX_MEMBERS];
+	uint32_t running = 0;
+
+	/* Only to a consumer that waits with an empty ring, and only while
+	 * fewer than max_running members are at work (records to take, or
+	 * taking them): the chosen one is about to be. */
+	for (unsigned i = 0; i < n; i++) {
+		elig[i] = c[i].ok && balance_cand_idle(&c[i]);
+		running += !balance_cand_idle(&c[i]);
+	}
+	return running < s->max_running ? wake_choose(st, c, n, elig, s->wake) : -1;
+}
+
+int balance_choose(const struct balance_settings *s, struct balance_state *st,
+		   struct balance_cand *c, unsigned n)
+{
+	int idx;
+
+	if (n == 0)
+		return -1;
+	if (n > BROKER_GROUP_MAX_MEMBERS)
+		n = BROKER_GROUP_MAX_MEMBERS;
+	balance_numa_filter(s, c, n);
+	switch (s->policy) {
+	case ONERING_POLICY_LEAST:
+	case ONERING_POLICY_STICKY:
+		return choose_least(st, c, n, s->wake);
+	case ONERING_POLICY_LOCAL:
+		idx = choose_rr(st, c, n, true);
+		return idx >= 0 ? idx : choose_rr(st, c, n, false);
+	case ONERING_POLICY_LIFO:
+		return choose_lifo(s, st, c, n);
+	default:
+		return choose_rr(st, c, n, false);
+	}
+}
+
+uint32_t balance_flow_bucket(uint64_t key)
+{
+	key ^= key >> 33;
+	key *= 0xff51afd7ed558ccdull;
+	key ^= key >> 33;
+	return (uint32_t)key & (BROKER_FLOW_BUCKETS - 1);
+}
+
+bool balance_flow_held(uint64_t sent, uint64_t placed, uint64_t end_pos, uint64_t head_pos,
+		       uint32_t cap)
+{
+	if (placed != sent)
+		return true; /* on its way there */
+	/* Not consumed yet: the head is before end_pos and within one ring of it
+	 * (a head further off is garbage, or long past: idle). */
+	return (int64_t)(head_pos - end_pos) < 0 && end_pos - head_pos <= cap;
+}

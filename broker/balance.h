@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Balancing policy as pure functions (balance.c).
+ *
+ * The caller (deliver.c) takes a snapshot of a group's member queues as
+ * candidates - how full each is, whether its consumer sleeps and since
+ * when, its node distance from the deciding poller - and the group's
+ * settings; these functions choose. They read nothing else, write only the
+ * candidates' `ok` marks and the caller's decision state, make no system
+ * call, touch no atomic and no shared memory: tests/broker exercises every
+ * policy with no broker running.
+ *
+ * Candidates' `used`, `state` and `idle_ns` come from words a client
+ * writes: untrusted, so they are only ever compared here, never used as
+ * indices or sizes.
+ */
+#ifndef ONERING_BROKER_BALANCE_H
+#define ONERING_BROKER_BALANCE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The largest group the broker builds (members), and so the most candidates. */
+#define BROKER_GROUP_MAX_MEMBERS 256
+/* Sticky affinity buckets per group and poller (a power of two). */
+#define BROKER_FLOW_BUCKETS 4096
+
+/* One member queue, as the deciding poller sees it now. */
+struct balance_cand {
+	uint64_t used;    /* unconsumed records (published, staged or on their way) */
+	uint64_t idle_ns; /* when its consumer last went idle (wake order), 0: unknown */
+	uint32_t cap;     /* ring capacity */
+	uint32_t state;   /* enum onering_consumer_state of its doorbell */
+	uint16_t dist;    /* node distance (SLIT) from the deciding poller's node */
+	bool local;       /* on the deciding poller's node */
+	bool ok;          /* set by balance_numa_filter: may be chosen */
+};
+
+/* A group's settings, read once for a decision (enum onering_group_*). */
+struct balance_settings {
+	uint32_t policy;      /* enum onering_group_policy */
+	uint32_t numa;        /* enum onering_group_numa */
+	uint32_t spill_pct;   /* spill: leave the node once local members are this full */
+	uint32_t wake;        /* enum onering_group_wake */
+	uint32_t max_running; /* lifo: members at work at most (already resolved: > 0) */
+};
+
+/* A poller's decision state for one group (its own, never shared). */
+struct balance_state {
+	uint32_t rr; /* round-robin cursor: the candidate index to try first */
+};
+
+static inline bool balance_cand_full(const struct balance_cand *c)
+{
+	return c->used >= c->cap;
+}
+
+/* Its consumer waits with nothing to take: not running, ring empty. */
+bool balance_cand_idle(const struct balance_cand *c);
+
+/* Does policy go by the consumers' doorbell words (state, idle_ns)? Only
+ * those policies pay for reading them (another core's cache line each). */
+bool balance_reads_consumers(uint32_t policy);
+
+/*
+ * Mark which candidates the NUMA setting allows (c[i].ok):
+ *   interleave  all of them;
+ *   strict      the local ones only;
+ *   spill       the local ones while one of them is at most spill_pct
+ *               full; otherwise (or with no local member) the local ones
+ *               and the nearest remote node with room: the remote members
+ *               at the smallest distance among those not full.
+ */
+void balance_numa_filter(const struct balance_settings *s, struct balance_cand *c, unsigned n);
+
+/*
+ * The candidate for one record: NUMA filter, then the policy
+ *   rr      next in turn that passes and is not full;
+ *   local   rr among local members first, then among all;
+ *   least   fewest unconsumed, ties broken by the wake order;
+ *   sticky  as least (the caller keeps a flow on its queue while it holds
+ *           records there: balance_flow_held);
+ *   lifo    only a member waiting with an empty ring, and only while fewer
+ *           than max_running members are at work; among them the wake
+ *           order: lifo (last to go idle), fifo (first to go idle), rr, or
+ *           local-first (lifo among local members, else among all).
+ * Returns the index, or -1 when no candidate may take it now.
+ */
+int balance_choose(const struct balance_settings *s, struct balance_state *st,
+		   struct balance_cand *c, unsigned n);
+
+/* The sticky bucket of a flow key (a subscription id or a posted flow). */
+uint32_t balance_flow_bucket(uint64_t key);
+
+/*
+ * Does a flow still hold its queue? sent: records decided for that queue;
+ * placed: of which written into its ring; end_pos: the ring position after
+ * the last placed one; head_pos: the consumer's head now (untrusted); cap:
+ * ring capacity. Held while a record is on its way (placed != sent) or not
+ * yet consumed (head before end_pos, within one ring of it).
+ */
+bool balance_flow_held(uint64_t sent, uint64_t placed, uint64_t end_pos, uint64_t head_pos,
+		       uint32_t cap);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ONERING_BROKER_BALANCE_H */

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Requests from submission rings, routed (see request.h): posts to
+ * deliver, word watches to the word source, subscription changes to the
+ * source that owns the subscription (by its ops table) - here, or on its
+ * home poller by lane. Everything read here was copied out of client memory
+ * first and is checked before use.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+
+#include "broker/broker.h"
+#include "broker/deliver.h"
+#include "broker/group.h"
+#include "broker/lane.h"
+#include "broker/queue.h"
+#include "broker/request.h"
+#include "broker/source.h"
+#include "shm/log.h"
+
+/*
+ * The group a POST from q names, if q's client may post to it: 0 and *out,
+ * or -ENOENT (no such group, or no longer), -EACCES (not allowed). The one
+ * place that decides whether a post has somewhere to go.
+ */
+static int post_target(struct poller *p, const struct broker_queue *q, uint32_t gid,
+		       struct broker_group **out)
+{
+	struct broker *b = p->b;
+	/* The id carries its slot's generation: an id of a group that ended
+	 * never resolves to a later group in the same slot. */
+	struct broker_group *g = broker_group_by_id(b, gid);
+
+	if (!g)
+		return -ENOENT;
+	if (!broker_group_permits(b, g, BROKER_PERM_POST, q->cred))
+		return -EACCES;
+	*out = g;
+	return 0;
+}
+
+/*
+ * A post that goes nowhere (status: post_target's error) is never dropped
+ * silently: it is counted once, for the broker, and the poster finds a
+ * CONTROL record (POST_REFUSED: the group, the reason, the post's cookie
+ * and flow) in the queue it posted through. That record needs a free slot:
+ * while the poster's ring is full the post stays in its submission ring
+ * (-EAGAIN), as a post to a full backlog does.
+ */
+static int post_refuse(struct poller *p, struct broker_queue *q, const struct onering_request *req,
+		       uint64_t ts, int status)
+{
+	struct onering_event e;
+
+	memset(&e, 0, sizeof(e));
+	e.cookie = req->user_data;
+	e.kind = ONERING_EV_CONTROL;
+	e.timestamp_ns = ts;
+	e.payload.control.code = ONERING_CTL_POST_REFUSED;
+	e.payload.control.arg = req->sub_id;
+	e.payload.control.status = status;
+	e.payload.control.flow = req->arg[0];
+	int r = deliver_to_queue(p, q, &e);
+	if (r == -EAGAIN)
+		return r;
+	if (r == 0) /* several pollers count here: an atomic add (a rare path) */
+		onering_atomic_fetch_add(&p->b->ctr[ONERING_BC_POSTS_REFUSED], 1,
+					 onering_mo_relaxed);
+	return 0; /* placed, or q faulted (then nothing more is served) */
+}
+
+/* A user event for a group (ABI 1.2). */
+static int handle_post(struct poller *p, struct broker_queue *q, const struct onering_request *req,
+		       uint64_t ts)
+{
+	struct broker_group *g;
+	int r = post_target(p, q, req->sub_id, &g);
+
+	if (r < 0)
+		return post_refuse(p, q, req, ts, r);
+	struct onering_event rec;
+	memset(&rec, 0, sizeof(rec));
+	rec.cookie = req->user_data;
+	rec.kind = ONERING_EV_USER;
+	rec.events = req->events;
+	rec.timestamp_ns = ts;
+	rec.payload.user.flow = req->arg[0];
+	memcpy(rec.payload.user.data, &req->arg[1], sizeof(rec.payload.user.data));
+	/* A full backlog leaves the post in the poster's ring: back-pressure. */
+	return deliver_post(p, g, &rec, req->arg[0]);
+}
+
+/* s is deleted, on its home poller: no event of it is delivered any more;
+ * the control thread unpublishes it, closes its fd and frees it after a
+ * grace period. */
+static void sub_delete(struct poller *p, struct broker_sub *s)
+{
+	onering_atomic_store(&s->dead, 1, onering_mo_relaxed);
+	deliver_sub_forget(s);
+	cds_wfcq_node_init(&s->reap_node);
+	BROKER_TSAN_PUBLISH(s);
+	cds_wfcq_enqueue(&p->b->reap_head, &p->b->reap_tail, &s->reap_node);
+	if (eventfd_write(p->b->reap_fd, 1) < 0) {
+		broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
+		onering_log(ONERING_LOG_ERR, "poller %u: cannot wake the control thread to free "
+			    "sub %u: %s", p->idx, s->id, strerror(errno));
+	}
+}
+
+int broker_request_apply(struct poller *p, struct broker_queue *q,
+			 const struct onering_request *req)
+{
+	struct broker_sub *s = broker_registry_lookup(&p->b->reg,
+						      broker_sub_key(req->sub_id, req->sub_gen));
+
+	if (!s || broker_sub_dead(s)) {
+		/* Deleted meanwhile, or an id reused since: harmless, counted. */
+		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 0;
+	}
+	bool timer = s->kind == ONERING_EV_TIMER;
+	struct broker_source *src = p->source[timer ? BROKER_SOURCE_TIMERS : BROKER_SOURCE_FDS];
+	if (!src || !src->ops->apply_request)
+		return -EPROTO; /* not reached: both kinds exist on every poller */
+	if (req->op == ONERING_REQ_DEL) {
+		int r = src->ops->apply_request(src, q, s, req); /* its own resources */
+		sub_delete(p, s);
+		return r;
+	}
+	if ((req->op == ONERING_REQ_TIMER_ARM) != timer) {
+		/* A timer op on a source, or a source op on a timer. */
+		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 0;
+	}
+	return src->ops->apply_request(src, q, s, req);
+}
+
+int broker_request_handle(struct poller *p, struct broker_queue *q,
+			  const struct onering_request *req, uint64_t ts)
+{
+	uint16_t flags_ok = req->op == ONERING_REQ_TIMER_ARM
+				    ? (uint16_t)(ONERING_TIMER_ABSTIME | ONERING_TIMER_REALTIME)
+				    : 0;
+	if (req->op > ONERING_REQ_OP_MAX || (req->flags & ~flags_ok))
+		return -EPROTO;
+	if (req->op == ONERING_REQ_NOP)
+		return 0;
+	if (req->op == ONERING_REQ_POST)
+		return handle_post(p, q, req, ts);
+	if (req->op == ONERING_REQ_WORD_WATCH) {
+		struct broker_source *w = p->source[BROKER_SOURCE_WORDS];
+		return w ? w->ops->apply_request(w, q, NULL, req) : -EPROTO;
+	}
+	struct broker_sub *s = broker_registry_lookup(&p->b->reg,
+						      broker_sub_key(req->sub_id, req->sub_gen));
+	if (!s) {
+		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 0;
+	}
+	/* Any queue of the owning client may ask (a thread pool re-arms from
+	 * the worker that took the record); nobody else. The owner pointer is
+	 * immutable while s is visible. */
+	if (s->queue->client != q->client)
+		return -EPROTO;
+	if (s->home != p) {
+		struct broker_handoff h = {.kind = BROKER_HANDOFF_REQUEST, .qslot = q->slot,
+					   .qid = q->id};
+		return broker_lane_send(p, s->home, &h, req); /* 0, or -EAGAIN: full */
+	}
+	return broker_request_apply(p, q, req);
+}

@@ -1,0 +1,31 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Requests: what a client asks through a submission ring, and who does it
+ * (request.c). The submission source copies each request out of client
+ * memory and hands it here; a request on a subscription homed on another
+ * poller goes there by lane and comes back in through
+ * broker_request_apply on that poller.
+ *
+ * Context: a poller's thread, inside its RCU read side.
+ */
+#ifndef ONERING_BROKER_REQUEST_H
+#define ONERING_BROKER_REQUEST_H
+
+#include <stdint.h>
+
+struct broker_queue;
+struct onering_request;
+struct poller;
+
+/* One request, already copied out of q's submission ring. 0 done,
+ * -EAGAIN not now (it stays in the ring; back-pressure), -EPROTO the client
+ * broke the protocol (the caller faults q). */
+int broker_request_handle(struct poller *p, struct broker_queue *q,
+			  const struct onering_request *req, uint64_t ts);
+
+/* A request on a subscription homed on p (local, or forwarded by lane),
+ * which came on q. 0, or -EPROTO. */
+int broker_request_apply(struct poller *p, struct broker_queue *q,
+			 const struct onering_request *req);
+
+#endif /* ONERING_BROKER_REQUEST_H */

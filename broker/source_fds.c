@@ -1,0 +1,147 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Kernel fds as sources: sockets, pipes, signalfd, inotify, pidfd, eventfd
+ * ... each a subscription registered in the poller's epoll set (the control
+ * thread adds it with broker_epoll_flags; this source harvests it and
+ * applies re-arm, mod and delete requests).
+ *
+ * The poller never reads or writes a client's fd: it only asks epoll.
+ * Harvesting is epoll_wait with a zero timeout; the loop's own sleep waits
+ * on the same epoll set (poller.c), so a ready fd wakes it.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+
+#include "broker/broker.h"
+#include "broker/deliver.h"
+#include "broker/queue.h"
+#include "broker/source.h"
+#include "shm/log.h"
+
+#define HARVEST_BATCH 256
+#define REQ_EVENTS_ALLOWED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
+
+struct source_fds {
+	struct broker_source src;
+	bool mod_failed_logged; /* one log line per poller for failed re-arms */
+	struct epoll_event evs[HARVEST_BATCH];
+};
+
+uint32_t broker_epoll_flags(uint8_t mode, uint32_t events)
+{
+	switch (mode) {
+	case ONERING_MODE_ONESHOT:
+	case ONERING_MODE_DISPATCH:
+		return events | EPOLLET | EPOLLONESHOT;
+	case ONERING_MODE_LEVEL:
+		return events | EPOLLONESHOT; /* level, disarmed after one report */
+	default:
+		return events | EPOLLET;
+	}
+}
+
+static unsigned fds_poll(struct broker_source *src, const struct broker_poll_ctx *ctx)
+{
+	struct source_fds *f = (struct source_fds *)src;
+	struct poller *p = src->p;
+
+	/* While earlier sources (packets) keep the loop busy, ask epoll one
+	 * loop in 16: a loop is a burst of packets, and the system call costs
+	 * as much as half a burst. */
+	if (ctx->work && (ctx->loop_no & 15))
+		return 0;
+	int n = epoll_wait(p->epfd, f->evs, HARVEST_BATCH, 0);
+	if (n <= 0)
+		return 0;
+	for (int i = 0; i < n; i++) {
+		uint64_t key = f->evs[i].data.u64;
+		if (key == 0) { /* the poller's kick fd: a client's request, or stop */
+			eventfd_t v;
+			(void)eventfd_read(p->kick_fd, &v); /* EAGAIN: another read took it */
+			broker_count(&p->ctr[ONERING_PC_KICKS], 1);
+			continue;
+		}
+		struct broker_sub *s = broker_registry_lookup(&p->b->reg, key);
+		if (!s || broker_sub_dead(s))
+			continue;
+		/* A5 (deliver.c): the owner queue's state word. */
+		if (onering_atomic_load(&s->queue->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
+			continue;
+		deliver_sub(p, s, f->evs[i].events, 1, ctx->now_ns);
+	}
+	broker_count(&p->ctr[ONERING_PC_EVENTS], (uint64_t)n);
+	return (unsigned)n;
+}
+
+static int fds_apply_request(struct broker_source *src, struct broker_queue *q,
+			     struct broker_sub *s, const struct onering_request *req)
+{
+	struct source_fds *f = (struct source_fds *)src;
+	struct poller *p = src->p;
+	struct epoll_event ev;
+
+	switch (req->op) {
+	case ONERING_REQ_DEL:
+		/* The fd may be closed already by a dying client's teardown
+		 * path; ENOENT/EBADF are not failures here. */
+		if (s->fd >= 0 && epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL) < 0 &&
+		    errno != ENOENT && errno != EBADF) {
+			broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
+			onering_log(ONERING_LOG_ERR, "poller %u: epoll_ctl(DEL) of sub %u: %s",
+				    p->idx, s->id, strerror(errno));
+		}
+		return 0;
+	case ONERING_REQ_REARM:
+		if (s->mode == ONERING_MODE_EDGE) {
+			broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+			return 0;
+		}
+		break; /* re-arming is a MOD with the same events */
+	case ONERING_REQ_MOD:
+		if (req->events & ~(uint32_t)REQ_EVENTS_ALLOWED)
+			return -EPROTO;
+		s->events = req->events;
+		break;
+	default:
+		return -EPROTO;
+	}
+	ev.events = broker_epoll_flags(s->mode, s->events);
+	ev.data.u64 = broker_sub_key(s->id, s->gen);
+	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, s->fd, &ev) < 0) {
+		/* The source stays disarmed: counted, and said once per poller. */
+		broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
+		if (!f->mod_failed_logged)
+			onering_log(ONERING_LOG_ERR, "poller %u: epoll_ctl(MOD) of sub %u (fd %d): %s; "
+				    "it stays disarmed (logged once per poller, counted as "
+				    "syscall_errors)", p->idx, s->id, s->fd, strerror(errno));
+		f->mod_failed_logged = true;
+	}
+	return 0;
+}
+
+static void fds_destroy(struct broker_source *src)
+{
+	free(src);
+}
+
+static const struct broker_source_ops fds_ops = {
+	.name = "fds",
+	.poll = fds_poll,
+	.apply_request = fds_apply_request,
+	.destroy = fds_destroy,
+};
+
+int broker_source_fds_create(struct poller *p, struct broker_source **out)
+{
+	struct source_fds *f = calloc(1, sizeof(*f));
+
+	if (!f)
+		return -ENOMEM;
+	f->src.ops = &fds_ops;
+	f->src.p = p;
+	*out = &f->src;
+	return 0;
+}

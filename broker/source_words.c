@@ -1,0 +1,119 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Watched words: futex-like 32-bit words in a queue's word area, which the
+ * client (or any process sharing that memory) stores to. The poller scans
+ * the watched ones every loop and emits a record when a value moved since
+ * its last record; a full ring leaves it for the next loop (the record then
+ * spans every change). A watch starts, restarts or stops by request.
+ *
+ * Ordering: A7, the load-acquire of a word, pairs with the storer's release
+ * (onering_word_store in the client): what it wrote before the word is
+ * visible to the consumer that reads this record (through the ring's R1/A1).
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker/broker.h"
+#include "broker/deliver.h"
+#include "broker/queue.h"
+#include "broker/source.h"
+
+struct source_words {
+	struct broker_source src;
+};
+
+/* Start, restart (new generation) or stop (gen 0) watching a word of q. */
+static int words_apply_request(struct broker_source *src, struct broker_queue *q,
+			       struct broker_sub *s, const struct onering_request *req)
+{
+	(void)src;
+	(void)s;
+	if (req->arg[0] >= q->nr_words)
+		return -EPROTO;
+	uint32_t idx = (uint32_t)req->arg[0];
+	struct broker_word *w = &q->watch[idx];
+	bool was = w->gen != 0;
+	w->gen = req->sub_gen;
+	w->cookie = req->user_data;
+	/* The baseline is what the client saw when it asked: a change made
+	 * since then makes a record at once. */
+	w->last = (uint32_t)req->arg[1];
+	if (w->gen && !was) {
+		q->watched[q->nr_watched++] = idx;
+	} else if (!w->gen && was) {
+		for (uint32_t i = 0; i < q->nr_watched; i++)
+			if (q->watched[i] == idx) {
+				q->watched[i] = q->watched[--q->nr_watched];
+				break;
+			}
+	}
+	return 0;
+}
+
+static unsigned scan_queue(struct poller *p, struct broker_queue *q, uint64_t ts)
+{
+	unsigned n = 0;
+
+	for (uint32_t i = 0; i < q->nr_watched; i++) {
+		uint32_t idx = q->watched[i];
+		struct broker_word *w = &q->watch[idx];
+		/* A7 */
+		uint32_t v = onering_atomic_load(&q->words[idx], onering_mo_acquire);
+		if (v == w->last)
+			continue;
+		struct onering_event e;
+		memset(&e, 0, sizeof(e));
+		e.cookie = w->cookie;
+		e.sub_gen = w->gen;
+		e.kind = ONERING_EV_WORD;
+		e.timestamp_ns = ts;
+		e.payload.word.old_value = w->last;
+		e.payload.word.new_value = v;
+		e.payload.word.word_idx = idx;
+		if (deliver_to_queue(p, q, &e) < 0)
+			break; /* full (next loop), or faulted */
+		w->last = v;
+		n++;
+	}
+	return n;
+}
+
+static unsigned words_poll(struct broker_source *src, const struct broker_poll_ctx *ctx)
+{
+	struct broker_queue *q;
+	unsigned n = 0;
+
+	cds_list_for_each_entry_rcu(q, &src->p->queues, poller_node) {
+		BROKER_TSAN_OBSERVE(q);
+		/* A5 (deliver.c): the queue's state word. */
+		if (q->nr_watched &&
+		    onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE)
+			n += scan_queue(src->p, q, ctx->now_ns);
+	}
+	return n;
+}
+
+static void words_destroy(struct broker_source *src)
+{
+	free(src);
+}
+
+static const struct broker_source_ops words_ops = {
+	.name = "words",
+	.poll = words_poll,
+	.apply_request = words_apply_request,
+	.destroy = words_destroy,
+};
+
+int broker_source_words_create(struct poller *p, struct broker_source **out)
+{
+	struct source_words *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return -ENOMEM;
+	w->src.ops = &words_ops;
+	w->src.p = p;
+	*out = &w->src;
+	return 0;
+}
