@@ -16,7 +16,8 @@
  *      and deliver_flush tries again every loop.
  *
  * Ordering (every other shared word here is a relaxed gauge or counter):
- *   A1  deliver_sub_queue & co: the ring's own A2 inside onering_ring_claim.
+ *   (ring) every claim runs shm/ring.h's A2 on the consumer's head and
+ *       every publish its R1; the doorbell its F2 and R3 (shm/doorbell.h).
  *   R3  place_in_ring: store-release of a sticky bucket's `placed` after
  *       its `end_pos`. Pairs with A4.
  *   A4  flow_queue: load-acquire of `placed` before reading `end_pos`
@@ -28,6 +29,10 @@
  *       and with the poller's acq_rel CAS to FAULTED (deliver_queue_fault).
  *   A6  the consumer's head and doorbell words (another process): relaxed,
  *       untrusted, only compared (clamped to the capacity).
+ *   A11 deliver_flush: load-acquire of b->nr_groups_pub. Pairs with R7 in
+ *       broker_group_get (group.c): the group slots below it are published.
+ *   Group and member pointers: rcu_dereference, paired with the control
+ *   thread's rcu_assign_pointer (group.c); freed only after a grace period.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -671,8 +676,8 @@ unsigned deliver_flush(struct poller *p, uint64_t ts)
 	struct broker_queue *q;
 	unsigned work = 0, published = 0, nr_queues = 0;
 
-	/* Acquire: pairs with the control thread's release when it publishes a
-	 * new group slot (the slot's pointer is RCU-published before). */
+	/* A11: pairs with R7 in broker_group_get (group.c): the slots below
+	 * the count are published. */
 	unsigned ng = onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire);
 	for (unsigned i = 0; i < ng; i++) {
 		struct broker_group *g = rcu_dereference(b->groups[i]);

@@ -158,7 +158,8 @@ int broker_group_get(struct broker *b, const char *name, bool create,
 		b->nr_groups++;
 	b->nr_live_groups++;
 	broker_count(&b->ctr[ONERING_BC_GROUPS], 1);
-	/* Release: a poller that sees the count sees the pointer. */
+	/* R7: pairs with A11 in deliver_flush: a poller that sees the count
+	 * sees the slot's pointer (published just before). */
 	onering_atomic_store(&b->nr_groups_pub, b->nr_groups, onering_mo_release);
 	onering_log(ONERING_LOG_INFO, "group %u '%s': policy %s, owner uid %u%s", g->id, g->name,
 		    onering_policy_name(m.policy), (unsigned)g->owner_uid,

@@ -138,7 +138,7 @@ static void *poller_main(void *arg)
 		BROKER_TSAN_QUIESCENT();
 		urcu_qsbr_quiescent_state();
 		p->loop_no++;
-		/* Acquire: pairs with broker_pollers_settle's release; this loop's
+		/* A10: pairs with R8 in broker_pollers_settle; this loop's
 		 * decisions see the settings stored before that seq. */
 		uint64_t settle = onering_atomic_load(&b->settle_seq, onering_mo_acquire);
 		struct broker_poll_ctx ctx = {.now_ns = now_ns(), .loop_no = p->loop_no};
@@ -223,7 +223,7 @@ void broker_pollers_settle(struct broker *b)
 	uint64_t seq = onering_atomic_load(&b->settle_seq, onering_mo_relaxed) + 1;
 	uint64_t deadline = now_ns() + 1000ull * 1000 * 1000;
 
-	/* Release: pairs with the acquire at the top of each poller's loop. */
+	/* R8: pairs with A10 at the top of each poller's loop. */
 	onering_atomic_store(&b->settle_seq, seq, onering_mo_release);
 	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++)
 		if (b->pollers[i].started)

@@ -38,6 +38,8 @@ struct broker_sub;
  *             load-acquire each loop (A8).
  *   settled   poller: store-release after a whole loop (R6); control:
  *             load-acquire (A9, broker_pollers_settle).
+ *   b->settle_seq  control: store-release (R8) after changing group
+ *             settings; poller: load-acquire at the top of a loop (A10).
  */
 struct poller {
 	/* Set up by the control thread before the poller starts. */

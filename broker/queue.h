@@ -7,6 +7,7 @@
 #define ONERING_BROKER_QUEUE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -29,50 +30,75 @@ struct broker_group;
 struct broker_sub;
 struct poller;
 
+/*
+ * Laid out by who writes, each group starting a cache line:
+ *   set up  by the control thread before the queue is published; read-only
+ *           for pollers after (identity, segments, geometry);
+ *   control the control thread's lists (never read by pollers);
+ *   poller  the serving poller's own: ring handles, pending list, flags -
+ *           the hot line, written every loop;
+ *   shared  written by several threads: `inflight` (other pollers add and
+ *           the serving poller subtracts, relaxed RMW: a hint for balance),
+ *           `state` (below) and the counters (the serving poller writes,
+ *           stats read).
+ *
+ * The state word: LIVE -> CLOSING by the control thread (R4: store-release
+ * in broker_queue_begin_close), LIVE -> FAULTED by a poller (acq_rel CAS in
+ * deliver_queue_fault). Every poller path that uses a queue it found
+ * through a list, a member array, a lane or a subscription loads it with
+ * acquire first (A5) and serves only a LIVE queue; after CLOSING the
+ * control thread waits a grace period before teardown, so no poller
+ * iteration that saw LIVE is still running then.
+ */
 struct broker_queue {
+	/* Set up by the control thread before it is published. */
 	uint32_t id;
 	uint32_t slot;                  /* index in broker->queues */
 	pid_t owner_pid;
-	struct broker_group *group;     /* member of, or NULL (set before it is published) */
 	uint32_t node;                  /* NUMA node of its memory (its consumer's) */
+	struct broker_group *group;     /* member of, or NULL (set before it is published) */
 	uint64_t nr_slots;              /* event + submission slots (its client's quota) */
-	struct broker_client *client;   /* control thread only */
 	const struct broker_cred *cred; /* its client's (lives as long as the queue) */
-	struct poller *poller;
-	struct cds_list_head poller_node; /* RCU list of the poller */
-	struct cds_list_head client_node; /* control thread only */
-	struct cds_list_head subs;        /* control thread only */
-	struct rcu_head rcu;
-	struct cds_wfcq_node fault_node;
-
+	struct poller *poller;          /* the one that serves it: its only producer */
 	struct onering_seg ev_seg;
 	struct onering_seg cons_seg;
 	struct onering_events_ctl *ectl;
-	struct onering_consumer_ctl *cctl;
+	struct onering_consumer_ctl *cctl; /* the client's: every word untrusted */
 	struct onering_doorbell *db;
 	unsigned char *pkt_area;        /* packet bytes, pkt_stride per event slot, or NULL */
 	uint32_t pkt_stride;
-	const ONERING_ATOMIC(uint32_t) *words; /* the client's watched words, or NULL */
 	uint32_t nr_words;
-	struct broker_word *watch;      /* [nr_words], poller-owned */
-	uint32_t *watched;              /* indices being watched, poller-owned */
-	uint32_t nr_watched;
+	const ONERING_ATOMIC(uint32_t) *words; /* the client's watched words, or NULL */
 
-	/* Poller-owned. */
-	struct onering_ring_producer evp;  /* event ring: we produce */
-	struct onering_ring_consumer sqc;  /* submission ring: we consume */
+	/* The control thread's. */
+	_Alignas(64) struct broker_client *client;
+	struct cds_list_head poller_node; /* in the poller's RCU list (control adds/removes) */
+	struct cds_list_head client_node;
+	struct cds_list_head subs;
+	struct rcu_head rcu;
+	struct cds_wfcq_node fault_node;  /* a poller enqueues it once, on fault */
+
+	/* The serving poller's. */
+	_Alignas(64) struct onering_ring_producer evp; /* event ring: we produce */
+	struct onering_ring_consumer sqc;              /* submission ring: we consume */
 	struct broker_sub *pending_head;
 	struct broker_sub **pending_tail;
-	bool dirty; /* published records this round */
+	uint64_t used_loop;          /* poller loop whose head refresh evp.head_cache holds */
+	struct broker_word *watch;   /* [nr_words] */
+	uint32_t *watched;           /* indices being watched */
+	uint32_t nr_watched;
+	bool dirty;                  /* records written since the last publish */
 
-	uint64_t used_loop; /* poller loop whose head refresh evp.head_cache holds */
-
-	/* Hand-offs other pollers pushed for this queue, not yet placed. */
-	ONERING_ATOMIC(uint64_t) inflight;
-
-	ONERING_ATOMIC(int) state;
-	ONERING_ATOMIC(uint64_t) ctr[ONERING_QC_NR];
+	/* Written by several threads. */
+	_Alignas(64) ONERING_ATOMIC(uint64_t) inflight; /* hand-offs on their way here */
+	ONERING_ATOMIC(int) state;   /* enum broker_queue_state */
+	_Alignas(64) ONERING_ATOMIC(uint64_t) ctr[ONERING_QC_NR];
 };
+ONERING_STATIC_ASSERT(offsetof(struct broker_queue, client) % 64 == 0 &&
+			      offsetof(struct broker_queue, evp) % 64 == 0 &&
+			      offsetof(struct broker_queue, inflight) % 64 == 0 &&
+			      offsetof(struct broker_queue, ctr) % 64 == 0,
+		      "struct broker_queue: each writer's fields start a cache line");
 
 /* A watched word of a queue (poller-owned). */
 struct broker_word {

@@ -38,7 +38,7 @@ static void handoff_rerouted(struct poller *p, const struct broker_handoff *h,
 	/* The queue left its group: the group decides again. */
 	struct broker_group *g = broker_group_by_id(p->b, h->group_id);
 
-	if (h->flow) /* never reaches its queue: release the flow (R3, deliver.c) */
+	if (h->flow) /* never reaches its queue: release the flow (as R3 in deliver.c) */
 		onering_atomic_fetch_add(&h->flow->placed, 1, onering_mo_release);
 	if (g)
 		deliver_requeue(p, g, rec, h->flow_key);

@@ -6,9 +6,10 @@
  * its last record; a full ring leaves it for the next loop (the record then
  * spans every change). A watch starts, restarts or stops by request.
  *
- * Ordering: A7, the load-acquire of a word, pairs with the storer's release
- * (onering_word_store in the client): what it wrote before the word is
- * visible to the consumer that reads this record (through the ring's R1/A1).
+ * Ordering: A7, the load-acquire of a word, pairs with the storer's
+ * store-release of it (client/onering.h, onering_queue_words): what it
+ * wrote before the word is visible to the consumer that reads this record
+ * (through the ring's R1/A1).
  */
 #include <errno.h>
 #include <stdlib.h>
