@@ -379,8 +379,9 @@ int deliver_handoff(struct poller *p, struct broker_queue *q, const struct oneri
 	return r;
 }
 
-/* Send rec to q: directly, or through the lane to q's poller. */
-static bool place(struct poller *p, struct broker_group *g, struct broker_queue *q,
+/* Send rec to q: directly, or through the lane to q's poller. 0, or
+ * -EAGAIN (full, or the lane is; -EPROTO faulted counts as that too). */
+static int place(struct poller *p, struct broker_group *g, struct broker_queue *q,
 		  const struct onering_event *rec, struct broker_flow *f, uint64_t flow_key,
 		  bool remote)
 {
@@ -405,7 +406,7 @@ static bool place(struct poller *p, struct broker_group *g, struct broker_queue 
 	if (!ok) {
 		if (f)
 			f->sent--;
-		return false;
+		return -EAGAIN;
 	}
 	if (f) {
 		f->qslot = q->slot;
@@ -416,18 +417,18 @@ static bool place(struct poller *p, struct broker_group *g, struct broker_queue 
 		broker_count(&pg->ctr[ONERING_GC_SPILLED], 1);
 	if (rec->flags & ONERING_EVF_REDELIVERED)
 		broker_count(&pg->ctr[ONERING_GC_REDELIVERED], 1);
-	return true;
+	return 0;
 }
 
-/* Try to place one record now. */
-static bool try_place(struct poller *p, struct broker_group *g, const struct onering_event *rec,
-		      uint64_t flow_key)
+/* Try to place one record now: 0, or -EAGAIN (nobody can take it). */
+static int try_place(struct poller *p, struct broker_group *g, const struct onering_event *rec,
+		     uint64_t flow_key)
 {
 	struct broker_flow *f;
 	bool remote = false;
 	struct broker_queue *q = pick(p, g, &g->pg[p->idx], flow_key, 0, &f, &remote);
 
-	return q && place(p, g, q, rec, f, flow_key, remote);
+	return q ? place(p, g, q, rec, f, flow_key, remote) : -EAGAIN;
 }
 
 /* ---- groups: the backlog -------------------------------------------------- */
@@ -507,7 +508,7 @@ static void deliver_sub_group(struct poller *p, struct broker_sub *s, uint32_t e
 	}
 	if (pg->sub_count == 0 && pg->rec_count == 0) { /* nobody waiting ahead */
 		deliver_write_record(&rec, s, events, count, ts);
-		if (try_place(p, g, &rec, s->id))
+		if (try_place(p, g, &rec, s->id) == 0)
 			return;
 	}
 	if (backlog_push_sub(pg, broker_sub_key(s->id, s->gen)) < 0) {
@@ -534,7 +535,7 @@ int deliver_post(struct poller *p, struct broker_group *g, const struct onering_
 {
 	struct broker_pgroup *pg = &g->pg[p->idx];
 
-	if (pg->sub_count == 0 && pg->rec_count == 0 && try_place(p, g, rec, flow_key))
+	if (pg->sub_count == 0 && pg->rec_count == 0 && try_place(p, g, rec, flow_key) == 0)
 		return 0;
 	int r = backlog_push_rec(pg, rec, flow_key,
 				 onering_atomic_load(&g->backlog_max, onering_mo_relaxed));
@@ -559,7 +560,7 @@ static unsigned flush_backlog(struct poller *p, struct broker_group *g, uint64_t
 
 	while (pg->rec_count) {
 		uint32_t at = pg->rec_head;
-		if (!try_place(p, g, &pg->recs[at], pg->rec_flows[at]))
+		if (try_place(p, g, &pg->recs[at], pg->rec_flows[at]) < 0)
 			break;
 		pg->rec_head = (pg->rec_head + 1) % pg->rec_cap;
 		pg->rec_count--;
@@ -571,7 +572,7 @@ static unsigned flush_backlog(struct poller *p, struct broker_group *g, uint64_t
 		if (s && !broker_sub_dead(s) && s->pending) {
 			struct onering_event rec;
 			deliver_write_record(&rec, s, s->pending_events, s->pending_count, ts);
-			if (!try_place(p, g, &rec, s->id))
+			if (try_place(p, g, &rec, s->id) < 0)
 				break;
 			s->pending = false;
 			placed++;
@@ -586,14 +587,15 @@ static unsigned flush_backlog(struct poller *p, struct broker_group *g, uint64_t
 
 /* ---- NIC packets ------------------------------------------------------------ */
 
-/* A packet into q's next slot and its packet area: 0, 1 cut short, -1 full. */
+/* A packet into q's next slot and its packet area (flagged TRUNCATED when
+ * cut to the packet stride): 0, or -EAGAIN if q is full. */
 static int put_packet(struct broker_pgroup *pg, struct broker_queue *q, struct broker_flow *f,
 		      struct onering_event *rec, const void *data, uint32_t len)
 {
 	void *slot = NULL;
 
 	if (onering_ring_claim(&q->evp, &slot) != 1)
-		return -1;
+		return -EAGAIN;
 	/* The packet slot of the ring slot just claimed: freed by its reuse. */
 	uint64_t idx = (q->evp.tail_pos - 1) & q->evp.mask;
 	uint32_t captured = len < q->pkt_stride ? len : q->pkt_stride;
@@ -611,7 +613,7 @@ static int put_packet(struct broker_pgroup *pg, struct broker_queue *q, struct b
 		flow_placed(f, q);
 	}
 	broker_count(&pg->ctr[ONERING_GC_DELIVERED], 1);
-	return captured < rec->payload.nic.length ? 1 : 0;
+	return 0;
 }
 
 static int place_packet(struct poller *p, struct broker_group *g, struct onering_event *rec,
@@ -623,7 +625,7 @@ static int place_packet(struct poller *p, struct broker_group *g, struct onering
 	struct broker_queue *q =
 		pick(p, g, pg, rec->payload.nic.rss_hash, PICK_PACKETS, &f, &remote);
 
-	return q ? put_packet(pg, q, f, rec, data, len) : -1;
+	return q ? put_packet(pg, q, f, rec, data, len) : -EAGAIN;
 }
 
 unsigned deliver_packets(struct poller *p, struct broker_group *g, struct onering_event *recs,
@@ -638,9 +640,10 @@ unsigned deliver_packets(struct poller *p, struct broker_group *g, struct onerin
 	if (policy == ONERING_POLICY_STICKY || policy == ONERING_POLICY_LIFO) {
 		/* Per packet: its flow, or who is idle now. */
 		for (unsigned i = 0; i < n; i++) {
-			int r = place_packet(p, g, &recs[i], data[i], lens[i]);
-			placed += r >= 0;
-			*truncated += r == 1;
+			if (place_packet(p, g, &recs[i], data[i], lens[i]) < 0)
+				continue;
+			placed++;
+			*truncated += (recs[i].flags & ONERING_EVF_TRUNCATED) != 0;
 		}
 		return placed;
 	}
@@ -662,8 +665,8 @@ unsigned deliver_packets(struct poller *p, struct broker_group *g, struct onerin
 		}
 		if (r < 0 && !q)
 			break; /* nobody has room: the rest is dropped too */
-		placed += r >= 0;
-		*truncated += r == 1;
+		placed += r == 0;
+		*truncated += r == 0 && (recs[i].flags & ONERING_EVF_TRUNCATED);
 	}
 	return placed;
 }

@@ -77,19 +77,19 @@ static void heap_down(struct timer_entry *h, uint32_t n, uint32_t i)
 	}
 }
 
-static bool heap_push(struct source_timers *t, uint64_t expiry, uint64_t key, uint32_t seq)
+static int heap_push(struct source_timers *t, uint64_t expiry, uint64_t key, uint32_t seq)
 {
 	if (t->nr == t->cap) {
 		uint32_t cap = t->cap ? t->cap * 2 : 256;
 		struct timer_entry *h = realloc(t->heap, cap * sizeof(*h));
 		if (!h)
-			return false;
+			return -ENOMEM;
 		t->heap = h;
 		t->cap = cap;
 	}
 	t->heap[t->nr] = (struct timer_entry){.expiry = expiry, .key = key, .seq = seq};
 	heap_up(t->heap, t->nr++);
-	return true;
+	return 0;
 }
 
 static void heap_pop(struct source_timers *t)
@@ -130,7 +130,7 @@ static int timers_apply_request(struct broker_source *src, struct broker_queue *
 	} else {
 		s->t_expiry = value;
 	}
-	if (!heap_push(t, s->t_expiry, broker_sub_key(s->id, s->gen), s->t_seq))
+	if (heap_push(t, s->t_expiry, broker_sub_key(s->id, s->gen), s->t_seq) < 0)
 		onering_log(ONERING_LOG_ERR, "poller %u: no memory for timer %u: not armed",
 			    src->p->idx, s->id);
 	return 0;
@@ -156,7 +156,9 @@ static unsigned timers_poll(struct broker_source *src, const struct broker_poll_
 		if (s->t_period) {
 			exp += (now - e.expiry) / s->t_period;
 			s->t_expiry = e.expiry + exp * s->t_period;
-			heap_push(t, s->t_expiry, e.key, e.seq);
+			if (heap_push(t, s->t_expiry, e.key, e.seq) < 0)
+				onering_log(ONERING_LOG_ERR, "poller %u: no memory to re-arm periodic "
+					    "timer %u: it stops after this expiry", p->idx, s->id);
 		}
 		deliver_sub(p, s, 0, exp > UINT32_MAX ? UINT32_MAX : (uint32_t)exp, now);
 		fired++;
