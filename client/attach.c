@@ -411,14 +411,14 @@ int client_sub_add(struct onering_queue *q, const struct onering_msg_sub_add *a,
 		return r;
 	uint32_t id = rep.u.sub_add.sub_id, gen = rep.u.sub_add.sub_gen;
 	pthread_mutex_lock(&q->att->lock);
-	struct client_sub *s = client_sub_slot(&q->att->subs, id); /* R4 */
+	struct client_sub *s = client_sub_slot(&q->att->subs, id); /* R4 (sub.h) */
 	if (s) {
 		s->mode = (uint8_t)a->mode;
 		s->level_out = false;
 		s->fd = fd;
 		s->events = a->events;
 		s->cookie = a->cookie;
-		/* R5: a queue thread that sees gen (A5) sees the fields. */
+		/* R5 (sub.h): a queue thread that sees gen (A5) sees the fields. */
 		client_sub_publish(s, gen);
 	}
 	pthread_mutex_unlock(&q->att->lock);

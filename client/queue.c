@@ -11,21 +11,26 @@
  *
  * Ordering contract
  * -----------------
- * Labels are those of the files that define the edge (numbered across
- * shm/ and client/); broker functions are named, not their files.
+ * Labels are those of the file that defines the edge, named with it
+ * ("A5 (sub.h)"); client/ numbers its labels after shm/ring.h's and
+ * shm/doorbell.h's (R1-R3, A1-A3, F1-F2), so a client label is one edge in
+ * shm/ and client/. Broker partners are named by function: broker files
+ * have labels of their own.
  *
  * Shared words this file touches, and their writers:
- *   event ring tail   the broker (R1, onering_ring_publish in its poller);
+ *   event ring tail   the broker (R1, onering_ring_publish in deliver_flush);
  *                     read here by A1 in onering_ring_peek/_consumer_count;
  *   event ring head   this queue's thread only (R2, onering_ring_release);
  *                     read by the broker's A2 before it reuses slots;
  *   submission tail   this queue's thread only (R1 in
  *                     onering_ring_enqueue_burst); the broker's A1 in
- *                     drain_requests/announce_sleep reads it;
+ *                     drain_requests and in its pre-sleep re-check
+ *                     (submit_has_work) reads it;
  *   poller_flags      the broker (set_need_wakeup, relaxed, then the fence
  *                     of announce_sleep); read here relaxed after F3;
  *   doorbell          state/futex as in shm/doorbell.h (F1, A3 here, the
- *                     broker's F2/R3 in onering_doorbell_ring); idle_ns
+ *                     broker's F2/R3: onering_doorbell_ring in
+ *                     deliver_flush); idle_ns
  *                     written here relaxed: a hint the broker's group wake
  *                     order reads relaxed, it orders nothing;
  *   client_sub.gen    R5 (add, attach.c), S1 (onering_del); A5 here
@@ -39,9 +44,10 @@
  *
  *   F3  submit_burst: seq_cst fence after R1, before reading poller_flags.
  *       Pairs with the seq_cst fence the broker's announce_sleep() makes
- *       between storing NEED_WAKEUP and re-checking every submission ring
- *       (its A1): either the poller sees our request or we see its flag
- *       and kick its eventfd. The same Dekker shape as F1/F2.
+ *       between storing NEED_WAKEUP (set_need_wakeup) and re-checking every
+ *       submission ring (submit_has_work, its A1): either the poller sees
+ *       our request or we see its flag and kick its eventfd. The same
+ *       Dekker shape as F1/F2 of shm/doorbell.h.
  *
  * Everything else in struct onering_queue belongs to the thread that polls
  * the queue (held batch, LEVEL set, re-delivery queue, word generations).
@@ -72,6 +78,7 @@ static struct client_sub *live_sub(struct onering_queue *q, struct onering_sub s
 {
 	struct client_sub *s = client_sub_at(&q->att->subs, sub.id);
 
+	/* A4, A5 (sub.h): synchronise with R4/R5 of the add. */
 	return client_sub_live(s, sub.gen) ? s : NULL;
 }
 
@@ -79,13 +86,15 @@ static struct client_sub *live_sub(struct onering_queue *q, struct onering_sub s
  * how many, or -EPROTO. */
 static int submit_burst(struct onering_queue *q, const struct onering_request *req, uint32_t n)
 {
+	/* R1 (shm/ring.h) inside: pairs with the broker's A1 in drain_requests. */
 	int r = onering_ring_enqueue_burst(&q->sqp, req, n);
 	if (r <= 0)
 		return r;
 	/* Wake the poller only if it announced an idle sleep.
-	 * F3: pairs with the seq_cst fence of the broker's announce_sleep()
-	 * (poller), made between its NEED_WAKEUP store and its re-check of the
-	 * submission rings (A1): either it sees our R1 or we see its flag. */
+	 * F3: pairs with the seq_cst fence of the broker's announce_sleep(),
+	 * made between its NEED_WAKEUP store and its re-check of the
+	 * submission rings (submit_has_work): either it sees our R1 or we
+	 * see its flag. */
 	onering_fence(onering_mo_seq_cst);
 	/* Relaxed: F3 orders it after our R1. */
 	uint32_t flags = onering_atomic_load(q->poller_flags, onering_mo_relaxed);
@@ -102,11 +111,12 @@ void client_group_learn(struct onering *att, uint32_t id)
 	if (id == 0)
 		return;
 	pthread_mutex_lock(&att->lock);
-	client_group_set_add(&att->groups, id); /* R7 */
+	client_group_set_add(&att->groups, id); /* R7 (groups.h) */
 	pthread_mutex_unlock(&att->lock);
 }
 
-/* Has the attachment learned group id? Plain loads (A7), no system call. */
+/* Has the attachment learned group id? Plain loads (A7, groups.h), no system
+ * call. */
 static bool group_known(struct onering *att, uint32_t id)
 {
 	return client_group_set_has(&att->groups, id);
@@ -209,7 +219,7 @@ int onering_rearm(struct onering_queue *q, struct onering_sub sub)
 	/* A DISPATCH record still in flight (ack mode) is re-armed by its
 	 * onering_done(): re-arming now would put a second record of the
 	 * source in another thread's hands. */
-	if (s->mode == ONERING_DISPATCH && client_sub_inflight(s) != 0) /* A6 */
+	if (s->mode == ONERING_DISPATCH && client_sub_inflight(s) != 0) /* A6 (sub.h) */
 		return -EBUSY;
 	return submit(q, ONERING_REQ_REARM, sub, 0);
 }
@@ -223,8 +233,8 @@ int onering_del(struct onering_queue *q, struct onering_sub sub)
 	if (!s)
 		return -ENOENT;
 	/* The cancellation itself: from here on no record of sub is returned
-	 * by any queue of this attachment. S1: pairs with S2 in take_records'
-	 * client_sub_take (one of us sees the other). */
+	 * by any queue of this attachment. S1 (sub.h): pairs with S2 in
+	 * take_records' client_sub_take (one of us sees the other). */
 	int busy = client_sub_cancel(s);
 	if (s->level_out) {
 		/* Drop it from the outstanding LEVEL set and the re-delivery queue. */
@@ -261,11 +271,11 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev)
 	}
 	if (ev->sub_gen == 0)
 		return -EINVAL;
-	struct client_sub *s = client_sub_at(&q->att->subs, ev->sub_id);
+	struct client_sub *s = client_sub_at(&q->att->subs, ev->sub_id); /* A4 (sub.h) */
 	if (!s)
 		return -EINVAL;
 	struct onering_sub sub = {ev->sub_id, ev->sub_gen};
-	bool live = client_sub_live(s, ev->sub_gen); /* A5 */
+	bool live = client_sub_live(s, ev->sub_gen); /* A5 (sub.h) */
 	if (!q->ack) {
 		/* Nothing is in flight without ack mode: done only re-arms a
 		 * DISPATCH subscription (one deleted since has nothing to re-arm). */
@@ -283,8 +293,8 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev)
 	int r = 0;
 	if (s->mode == ONERING_DISPATCH && live)
 		r = submit(q, ONERING_REQ_REARM, sub, 0);
-	/* R6: what the thread did with the record happens before a teardown
-	 * that sees the count drop (A6 in onering_teardown). */
+	/* R6 (sub.h): what the thread did with the record happens before a
+	 * teardown that sees the count drop (A6 in onering_teardown). */
 	client_sub_put(s);
 	held_done_mark(q, ev);
 	return r;
@@ -292,12 +302,12 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev)
 
 int onering_teardown(struct onering_queue *q, struct onering_sub sub, int64_t timeout_ns)
 {
-	struct client_sub *s = client_sub_at(&q->att->subs, sub.id);
+	struct client_sub *s = client_sub_at(&q->att->subs, sub.id); /* A4 (sub.h) */
 	uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ns;
 
 	if (!s)
 		return -ENOENT;
-	/* A6: synchronises with R6 (onering_done()'s client_sub_put). */
+	/* A6 (sub.h): synchronises with R6 (onering_done()'s client_sub_put). */
 	while (client_sub_inflight(s) != 0) {
 		if (now_ns() > deadline)
 			return -ETIMEDOUT;
@@ -322,6 +332,7 @@ int onering_collect(struct onering_queue *q)
 			return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
+		/* A4 (sub.h), here and below: the entry's page. */
 		const struct client_sub *s = client_sub_at(&q->att->subs, q->level_out.ids[i]);
 		pfds[i] = (struct pollfd){.fd = s->fd, .events = (short)s->events};
 	}
@@ -386,8 +397,8 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 	while (n < max && !packets && !q->held.nr) {
 		const void *first = NULL;
 		uint32_t want = client_held_want(track, max - n);
-		/* A1 (in the peek): synchronises with the broker's R1 (its
-		 * onering_ring_publish after writing the records). */
+		/* A1 (shm/ring.h) in the peek: synchronises with the broker's R1
+		 * (onering_ring_publish in deliver_flush, after the records). */
 		int k = onering_ring_peek(&q->evc, &first, want);
 		if (k < 0)
 			return n ? (int)n : k;
@@ -427,12 +438,13 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 				break;
 			}
 			struct client_sub *s = client_sub_at(&q->att->subs, e->sub_id);
-			/* A5: synchronises with R5 (the add); the fields below are set. */
+			/* A4, A5 (sub.h): synchronise with R4/R5 (the add); the
+			 * fields below are the add's. */
 			if (!client_sub_live(s, e->sub_gen))
 				continue; /* deleted (or never ours): the cancellation guarantee */
 			/* In ack mode in flight from here; then look again: a delete
 			 * that ran meanwhile either sees this count or we see its zero
-			 * generation. S2: pairs with S1 in onering_del. */
+			 * generation. S2 (sub.h): pairs with S1 in onering_del. */
 			if (q->ack && !client_sub_take(s, e->sub_gen))
 				continue;
 			out[n++] = *e;
@@ -445,8 +457,8 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 			q->held.nr = (uint32_t)k; /* released by the next call */
 			break;
 		}
-		/* R2 (in the release): synchronises with the broker's A2 (it
-		 * may overwrite these slots once it sees the new head). */
+		/* R2 (shm/ring.h) in the release: synchronises with the broker's
+		 * A2 (it may overwrite these slots once it sees the new head). */
 		onering_ring_release(&q->evc, (uint32_t)k);
 	}
 	return (int)n;
@@ -466,7 +478,7 @@ static void held_done_mark(struct onering_queue *q, const struct onering_event *
 	if (i == q->held.nr)
 		return;
 	uint32_t prefix = client_held_mark(&q->held, i);
-	/* R2 (in the release): synchronises with the broker's A2. */
+	/* R2 (shm/ring.h) in the release: synchronises with the broker's A2. */
 	onering_ring_release(&q->evc, prefix);
 }
 
@@ -475,7 +487,7 @@ static void held_done_mark(struct onering_queue *q, const struct onering_event *
 static void release_held(struct onering_queue *q)
 {
 	if (q->held.nr) {
-		/* R2 (in the release): synchronises with the broker's A2. */
+		/* R2 (shm/ring.h) in the release: synchronises with the broker's A2. */
 		onering_ring_release(&q->evc, q->held.nr);
 		q->held.nr = 0;
 	}
@@ -522,7 +534,7 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
 
 int onering_pending(struct onering_queue *q)
 {
-	/* A1 (in the count): synchronises with the broker's R1. */
+	/* A1 (shm/ring.h) in the count: synchronises with the broker's R1. */
 	return (int)client_held_pending(onering_ring_consumer_count(&q->evc), q->held.nr);
 }
 
@@ -568,9 +580,11 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		/* Sleep path: collect LEVEL sources first, then the doorbell. */
 		if (q->level_out.nr && onering_collect(q) > 0)
 			continue;
+		/* A3 and F1 (shm/doorbell.h) inside: pair with R3 and F2 of the
+		 * broker's onering_doorbell_ring (deliver_flush). */
 		uint32_t ticket = onering_doorbell_prepare(q->db);
-		/* A1 (the re-check after F1): synchronises with the broker's R1;
-		 * see shm/doorbell.h. */
+		/* A1 (shm/ring.h), the re-check after F1 (shm/doorbell.h):
+		 * synchronises with the broker's R1; F1 pairs with its F2. */
 		if (onering_ring_consumer_count(&q->evc) != 0 || q->redeliver.nr) {
 			onering_doorbell_cancel(q->db);
 			continue;

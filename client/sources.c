@@ -10,13 +10,15 @@
  * Shared words this file touches, and their writers:
  *   sig_buf      the signal handler (many producers) and onering_signal_read
  *                (one consumer): the contract is client/sigbuf.h's, labels
- *                C8, A9, R9, A10, R10;
+ *                C8, A9, R9, A10, R10 (numbered on from client/sub.h and
+ *                client/groups.h, so a label is one edge in client/);
  *   sig_efd      set once by onering_add_signal (C11), read relaxed by the
  *                handler and by onering_signal_read;
  *   client_sub.gen  A5 in onering_timer_arm (client_sub_live, client/sub.h),
  *                against R5 of the add;
- *   q->words[]   the application's stores; the broker's scan_words reads
- *                them with its own acquire; A11 here takes the baseline.
+ *   q->words[]   the application's stores; the broker's word scan
+ *                (scan_queue) reads them with its own acquire; A11 here
+ *                takes the baseline.
  *
  *   C11  onering_add_signal: CAS-acq_rel(sig_efd, -1 -> efd): one signal
  *        watcher per process; the loser closes its eventfd. The value is an
@@ -25,8 +27,8 @@
  *   A11  word_request: load-acquire(words[idx]), the watch's baseline. The
  *        word is written by this process's application, not by the
  *        broker; acquire so that what the application wrote before the
- *        value we report is ordered before our request's R1, as the
- *        broker's scan_words (acquire) orders it for its records.
+ *        value we report is ordered before our request's R1 (shm/ring.h),
+ *        as the broker's scan_queue (acquire) orders it for its records.
  */
 #include <errno.h>
 #include <poll.h>
@@ -64,7 +66,7 @@ int onering_timer_arm(struct onering_queue *q, struct onering_sub sub, uint64_t 
 
 	if (flags & ~(unsigned)(ONERING_TIMER_ABS | ONERING_TIMER_WALL))
 		return -EINVAL;
-	/* A5: synchronises with R5 (the add); s->fd is then the add's. */
+	/* A4, A5 (sub.h): synchronise with R4/R5 (the add); s->fd is the add's. */
 	if (!client_sub_live(s, sub.gen) || s->fd != -1)
 		return -ENOENT;
 	memset(&req, 0, sizeof(req));
@@ -118,8 +120,8 @@ static void sig_handler(int signo, siginfo_t *si, void *uc)
 
 	(void)uc;
 	/* Claim a slot only while the reader has freed it: no holes. Handlers
-	 * of several threads may race here; the CAS (C8) orders them. A full
-	 * buffer counts the signal lost. */
+	 * of several threads may race here; the CAS (C8, sigbuf.h) orders
+	 * them; R9 publishes the slot. A full buffer counts the signal lost. */
 	client_sig_buf_push(&sig_buf, &info);
 	/* Relaxed (C11): an fd number for the system call. */
 	eventfd_write(onering_atomic_load(&sig_efd, onering_mo_relaxed), 1); /* async-signal-safe */
@@ -173,7 +175,8 @@ int onering_signal_read(int fd, struct signalfd_siginfo *si)
 	/* Relaxed (C11): compared as a number only. */
 	if (fd < 0 || fd != onering_atomic_load(&sig_efd, onering_mo_relaxed))
 		return -EBADF;
-	/* A9 inside: synchronises with the handler's R9; R10 frees the slot. */
+	/* A9 (sigbuf.h) inside: synchronises with the handler's R9; R10 frees
+	 * the slot for the handlers' A10. */
 	if (!client_sig_buf_pop(&sig_buf, &info)) {
 		eventfd_t v;
 		eventfd_read(fd, &v); /* drained: the next signal raises a new edge */
