@@ -3,6 +3,18 @@
  * libonering control path: attach, detach, queue open/close, add, and the
  * request/reply plumbing on the control socket. Everything here is a slow
  * path and may make system calls; the consume path is in queue.c.
+ *
+ * Ordering contract
+ * -----------------
+ * The lock-free words written here are the subscription table's (see
+ * client/sub.h for the whole contract); their readers are the queue threads:
+ *   R4  client_sub_slot: store-release of a new page, under att->lock;
+ *       pairs with A4 in client_sub_at (queue.c, sources.c).
+ *   R5  client_sub_publish: store-release of a subscription's generation
+ *       after its fields, under att->lock; pairs with A5 in client_sub_live
+ *       (take_records, live_sub, onering_done, onering_timer_arm).
+ * Everything else here is under att->lock or before the attachment or
+ * queue is handed to the caller (no other thread can see it yet).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +29,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "client/records.h"
 #include "shm/log.h"
 
 static __thread char attach_err[CLIENT_ERR_MAX];
@@ -78,9 +91,9 @@ int onering_attach_opts(const struct onering_attach_options *opts, struct onerin
 	att->client_id = rep.u.hello.client_id;
 	att->epoch = rep.u.hello.epoch;
 	uint32_t max_subs = rep.u.hello.max_subs ? rep.u.hello.max_subs : 1u << 24;
-	att->nr_sub_pages = (max_subs + CLIENT_SUB_PAGE - 1) / CLIENT_SUB_PAGE;
-	att->sub_pages = calloc(att->nr_sub_pages, sizeof(*att->sub_pages));
-	if (!att->sub_pages) {
+	att->subs.nr_pages = (max_subs + CLIENT_SUB_PAGE - 1) / CLIENT_SUB_PAGE;
+	att->subs.pages = calloc(att->subs.nr_pages, sizeof(*att->subs.pages));
+	if (!att->subs.pages) {
 		close(att->sock);
 		pthread_mutex_destroy(&att->lock);
 		free(att);
@@ -101,9 +114,10 @@ void onering_detach(struct onering *att)
 		onering_queue_close(att->queues);
 	close(att->sock);
 	pthread_mutex_destroy(&att->lock);
-	for (uint32_t i = 0; i < att->nr_sub_pages; i++)
-		free(onering_atomic_load(&att->sub_pages[i], onering_mo_relaxed));
-	free(att->sub_pages);
+	/* Relaxed: every queue is closed; no other thread reads the table. */
+	for (uint32_t i = 0; i < att->subs.nr_pages; i++)
+		free(onering_atomic_load(&att->subs.pages[i], onering_mo_relaxed));
+	free(att->subs.pages);
 	free(att);
 }
 
@@ -228,8 +242,8 @@ static int queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 	/* The packet area, if any: within the mapping, one stride per slot. */
 	uint64_t pkt_off = ectl->packet_area_offset, pkt_size = ectl->packet_area_size;
 	if (pkt_size) {
-		if (pkt_off < onering_events_seg_size(cap) || pkt_size > q->ev_seg.size ||
-		    pkt_off > q->ev_seg.size - pkt_size || pkt_size % cap ||
+		if (pkt_off < onering_events_seg_size(cap) ||
+		    !client_span_valid(pkt_off, pkt_size, q->ev_seg.size) || pkt_size % cap ||
 		    pkt_size / cap != o->packet_snap) {
 			snprintf(err, err_size, "the queue's packet area is not valid");
 			return -EPROTO;
@@ -375,28 +389,10 @@ void onering_queue_close(struct onering_queue *q)
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
 	close(q->kick_fd);
-	free(q->level_out);
+	free(q->level_out.ids);
 	free(q->word_gen);
-	free(q->redeliver);
+	free(q->redeliver.evs);
 	free(q);
-}
-
-/* The entry for id, allocating its page (under att->lock). */
-static struct client_sub *sub_slot(struct onering *att, uint32_t id)
-{
-	uint32_t pg = id / CLIENT_SUB_PAGE;
-
-	if (pg >= att->nr_sub_pages)
-		return NULL;
-	struct client_sub *page = onering_atomic_load(&att->sub_pages[pg], onering_mo_relaxed);
-	if (!page) {
-		page = calloc(CLIENT_SUB_PAGE, sizeof(*page));
-		if (!page)
-			return NULL;
-		/* Release: readers on other threads see a zeroed page. */
-		onering_atomic_store(&att->sub_pages[pg], page, onering_mo_release);
-	}
-	return &page[id % CLIENT_SUB_PAGE];
 }
 
 #define ADD_EVENTS_ALLOWED (POLLIN | POLLOUT | POLLRDHUP | POLLPRI)
@@ -415,15 +411,15 @@ int client_sub_add(struct onering_queue *q, const struct onering_msg_sub_add *a,
 		return r;
 	uint32_t id = rep.u.sub_add.sub_id, gen = rep.u.sub_add.sub_gen;
 	pthread_mutex_lock(&q->att->lock);
-	struct client_sub *s = sub_slot(q->att, id);
+	struct client_sub *s = client_sub_slot(&q->att->subs, id); /* R4 (sub.h) */
 	if (s) {
 		s->mode = (uint8_t)a->mode;
 		s->level_out = false;
 		s->fd = fd;
 		s->events = a->events;
 		s->cookie = a->cookie;
-		/* Release: a queue thread that sees gen sees the fields. */
-		onering_atomic_store(&s->gen, gen, onering_mo_release);
+		/* R5 (sub.h): a queue thread that sees gen (A5) sees the fields. */
+		client_sub_publish(s, gen);
 	}
 	pthread_mutex_unlock(&q->att->lock);
 	if (!s)

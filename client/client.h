@@ -7,15 +7,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "client/groups.h"
+#include "client/held.h"
+#include "client/level.h"
 #include "client/onering.h"
+#include "client/sub.h"
 #include "shm/doorbell.h"
 #include "shm/proto.h"
 #include "shm/ring.h"
 #include "shm/segment.h"
 
 #define CLIENT_ERR_MAX 320
-#define CLIENT_GROUPS 256u /* group ids an attachment remembers (a power of two) */
-#define CLIENT_HELD_MAX 256u /* ack mode, group member: records per batch */
 
 struct onering {
 	int sock;
@@ -30,31 +32,13 @@ struct onering {
 	struct onering_queue *queues; /* list, under lock */
 
 	/* Subscriptions by id, shared by every queue of the attachment (a
-	 * record of a group may reach any of them): pages of CLIENT_SUB_PAGE
-	 * entries, allocated under lock, never freed before detach, so other
-	 * queues' threads read them without a lock. */
-	ONERING_ATOMIC(struct client_sub *) *sub_pages;
-	uint32_t nr_sub_pages;
+	 * record of a group may reach any of them); client/sub.h. */
+	struct client_sub_table subs;
 
-	/* Group ids the attachment has learned (onering_group_id(), the group
-	 * of a queue it opened), the ids onering_post() accepts: a set with
-	 * open addressing, 0 an empty slot. Added under lock (release), read
-	 * by any queue's thread without it (acquire). */
-	ONERING_ATOMIC(uint32_t) groups[CLIENT_GROUPS];
-	ONERING_ATOMIC(uint32_t) groups_full; /* learned more than CLIENT_GROUPS: any id passes */
-};
-
-#define CLIENT_SUB_PAGE 1024u
-
-/* What the client remembers of one of its subscriptions. */
-struct client_sub {
-	ONERING_ATOMIC(uint32_t) gen; /* 0: not live; written by add and del */
-	ONERING_ATOMIC(uint32_t) inflight; /* ack mode: records taken, not done */
-	uint8_t mode;
-	bool level_out; /* LEVEL record delivered, not collected yet */
-	int fd;         /* the caller's fd, for the collection poll() */
-	uint32_t events;
-	uint64_t cookie;
+	/* Group ids the attachment has learned, the ids onering_post()
+	 * accepts (client/groups.h): added under lock, read by any queue's
+	 * thread without it. */
+	struct client_group_set groups;
 };
 
 struct onering_queue {
@@ -77,40 +61,23 @@ struct onering_queue {
 	uint32_t group_id; /* the group it is a member of, 0: private */
 	const unsigned char *pkt_area; /* NIC packet bytes, or NULL */
 	uint64_t pkt_size;
-	uint32_t held; /* records of the last batch not yet released (packets, or a
-			* group member's batch): [evc.head_pos, + held) */
-	/* Ack mode, group member: held_done[i] says record head + i needs no
-	 * more onering_done(); the done prefix is released at once. */
-	uint8_t held_done[CLIENT_HELD_MAX];
+	/* The last batch, not yet released (packets, or a group member's
+	 * records): [evc.head_pos, + held.nr); client/held.h. */
+	struct client_held held;
 	ONERING_ATOMIC(uint32_t) *words; /* watched words (client-written), or NULL */
 	uint32_t nr_words;
 	uint32_t *word_gen; /* current watch generation per word, 0: not watched */
 	uint32_t word_seq;  /* last generation handed out */
 
-	/* LEVEL bookkeeping: ids delivered and not collected. */
-	uint32_t *level_out;
-	uint32_t nr_level_out;
-	uint32_t cap_level_out;
-
-	/* Still-ready LEVEL sources found by the collection, returned again. */
-	struct onering_event *redeliver;
-	uint32_t nr_redeliver;
-	uint32_t cap_redeliver;
+	/* LEVEL bookkeeping (client/level.h): ids delivered and not collected,
+	 * and the still-ready sources a collection found, returned again. */
+	struct client_level_set level_out;
+	struct client_redeliver redeliver;
 
 	uint32_t collect_every;
 	uint32_t since_collect;
 	uint64_t spin_ns;
 };
-
-/* The subscription entry for id, or NULL if no page holds it. */
-static inline struct client_sub *client_sub_at(struct onering *att, uint32_t id)
-{
-	if (id / CLIENT_SUB_PAGE >= att->nr_sub_pages)
-		return NULL;
-	struct client_sub *page = onering_atomic_load(&att->sub_pages[id / CLIENT_SUB_PAGE],
-						       onering_mo_acquire);
-	return page ? &page[id % CLIENT_SUB_PAGE] : NULL;
-}
 
 /* attach.c: add a subscription described by a (queue_id filled here) with
  * fd (or -1: a timer) and record it in the attachment's table. */

@@ -4,9 +4,53 @@
  * requests (mod, rearm, del) through the submission ring.
  *
  * Cancellation: every record carries (sub_id, sub_gen); a record is
- * returned only while q->subs[sub_id].gen equals its generation, and
- * onering_del() zeroes that generation before it returns, so no record of a
- * deleted subscription is ever returned, even one already in the ring.
+ * returned only while the attachment's entry for sub_id has that
+ * generation, and onering_del() zeroes it before it returns, so no record
+ * of a deleted subscription is ever returned, even one already in the
+ * ring (client/sub.h).
+ *
+ * Ordering contract
+ * -----------------
+ * Labels are those of the file that defines the edge, named with it
+ * ("A5 (sub.h)"); client/ numbers its labels after shm/ring.h's and
+ * shm/doorbell.h's (R1-R3, A1-A3, F1-F2), so a client label is one edge in
+ * shm/ and client/. Broker partners are named by function: broker files
+ * have labels of their own.
+ *
+ * Shared words this file touches, and their writers:
+ *   event ring tail   the broker (R1, onering_ring_publish in deliver_flush);
+ *                     read here by A1 in onering_ring_peek/_consumer_count;
+ *   event ring head   this queue's thread only (R2, onering_ring_release);
+ *                     read by the broker's A2 before it reuses slots;
+ *   submission tail   this queue's thread only (R1 in
+ *                     onering_ring_enqueue_burst); the broker's A1 in
+ *                     drain_requests and in its pre-sleep re-check
+ *                     (submit_has_work) reads it;
+ *   poller_flags      the broker (set_need_wakeup, relaxed, then the fence
+ *                     of announce_sleep); read here relaxed after F3;
+ *   doorbell          state/futex as in shm/doorbell.h (F1, A3 here, the
+ *                     broker's F2/R3: onering_doorbell_ring in
+ *                     deliver_flush); idle_ns
+ *                     written here relaxed: a hint the broker's group wake
+ *                     order reads relaxed, it orders nothing;
+ *   client_sub.gen    R5 (add, attach.c), S1 (onering_del); A5 here
+ *                     (client_sub_live); client/sub.h;
+ *   client_sub.inflight  S2 (client_sub_take, take_records), R6
+ *                     (client_sub_put, onering_done); A6 in onering_rearm and
+ *                     onering_teardown; S1 in onering_del; client/sub.h;
+ *   sub table pages   R4 (attach.c), A4 (client_sub_at); client/sub.h;
+ *   group set         R7 (client_group_learn), A7 (group_known);
+ *                     client/groups.h.
+ *
+ *   F3  submit_burst: seq_cst fence after R1, before reading poller_flags.
+ *       Pairs with the seq_cst fence the broker's announce_sleep() makes
+ *       between storing NEED_WAKEUP (set_need_wakeup) and re-checking every
+ *       submission ring (submit_has_work, its A1): either the poller sees
+ *       our request or we see its flag and kick its eventfd. The same
+ *       Dekker shape as F1/F2 of shm/doorbell.h.
+ *
+ * Everything else in struct onering_queue belongs to the thread that polls
+ * the queue (held batch, LEVEL set, re-delivery queue, word generations).
  */
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +60,7 @@
 #include <time.h>
 
 #include "client/client.h"
+#include "client/records.h"
 
 #define DEL_SPIN_NS (1000ull * 1000 * 1000) /* wait this long for ring space */
 #define SLEEP_SLICE_NS (20ull * 1000 * 1000) /* check the broker this often */
@@ -31,26 +76,29 @@ static uint64_t now_ns(void)
 
 static struct client_sub *live_sub(struct onering_queue *q, struct onering_sub sub)
 {
-	struct client_sub *s = client_sub_at(q->att, sub.id);
+	struct client_sub *s = client_sub_at(&q->att->subs, sub.id);
 
-	if (!s || sub.gen == 0 || onering_atomic_load(&s->gen, onering_mo_acquire) != sub.gen)
-		return NULL;
-	return s;
+	/* A4, A5 (sub.h): synchronise with R4/R5 of the add. */
+	return client_sub_live(s, sub.gen) ? s : NULL;
 }
 
 /* Put up to n requests on the submission ring, published together; returns
  * how many, or -EPROTO. */
 static int submit_burst(struct onering_queue *q, const struct onering_request *req, uint32_t n)
 {
+	/* R1 (shm/ring.h) inside: pairs with the broker's A1 in drain_requests. */
 	int r = onering_ring_enqueue_burst(&q->sqp, req, n);
 	if (r <= 0)
 		return r;
-	/* Wake the poller only if it announced an idle sleep. The fence pairs
-	 * with the one the poller makes between setting NEED_WAKEUP and
-	 * re-checking the submission rings: one of us sees the other. */
+	/* Wake the poller only if it announced an idle sleep.
+	 * F3: pairs with the seq_cst fence of the broker's announce_sleep(),
+	 * made between its NEED_WAKEUP store and its re-check of the
+	 * submission rings (submit_has_work): either it sees our R1 or we
+	 * see its flag. */
 	onering_fence(onering_mo_seq_cst);
+	/* Relaxed: F3 orders it after our R1. */
 	uint32_t flags = onering_atomic_load(q->poller_flags, onering_mo_relaxed);
-	if ((flags & ONERING_POLLER_NEED_WAKEUP) && flags != q->kicked_flags) {
+	if (client_kick_needed(flags, q->kicked_flags)) {
 		/* Once per announced sleep: the flags carry its number. */
 		eventfd_write(q->kick_fd, 1);
 		q->kicked_flags = flags;
@@ -58,43 +106,20 @@ static int submit_burst(struct onering_queue *q, const struct onering_request *r
 	return r;
 }
 
-static inline uint32_t group_slot(uint32_t id)
-{
-	return (id * 2654435761u) & (CLIENT_GROUPS - 1);
-}
-
 void client_group_learn(struct onering *att, uint32_t id)
 {
 	if (id == 0)
 		return;
 	pthread_mutex_lock(&att->lock);
-	for (uint32_t k = 0, i = group_slot(id); k < CLIENT_GROUPS; k++, i = (i + 1) & (CLIENT_GROUPS - 1)) {
-		uint32_t v = onering_atomic_load(&att->groups[i], onering_mo_relaxed);
-		if (v == id)
-			goto out;
-		if (v == 0) {
-			/* Release: pairs with group_known's acquire. */
-			onering_atomic_store(&att->groups[i], id, onering_mo_release);
-			goto out;
-		}
-	}
-	onering_atomic_store(&att->groups_full, 1, onering_mo_release);
-out:
+	client_group_set_add(&att->groups, id); /* R7 (groups.h) */
 	pthread_mutex_unlock(&att->lock);
 }
 
-/* Has the attachment learned group id? Plain loads, no system call. */
+/* Has the attachment learned group id? Plain loads (A7, groups.h), no system
+ * call. */
 static bool group_known(struct onering *att, uint32_t id)
 {
-	for (uint32_t k = 0, i = group_slot(id); k < CLIENT_GROUPS; k++, i = (i + 1) & (CLIENT_GROUPS - 1)) {
-		/* Acquire: pairs with client_group_learn's release. */
-		uint32_t v = onering_atomic_load(&att->groups[i], onering_mo_acquire);
-		if (v == id)
-			return true;
-		if (v == 0)
-			break;
-	}
-	return onering_atomic_load(&att->groups_full, onering_mo_acquire) != 0;
+	return client_group_set_has(&att->groups, id);
 }
 
 int client_submit(struct onering_queue *q, const struct onering_request *req)
@@ -194,25 +219,9 @@ int onering_rearm(struct onering_queue *q, struct onering_sub sub)
 	/* A DISPATCH record still in flight (ack mode) is re-armed by its
 	 * onering_done(): re-arming now would put a second record of the
 	 * source in another thread's hands. */
-	if (s->mode == ONERING_DISPATCH && onering_atomic_load(&s->inflight, onering_mo_acquire) != 0)
+	if (s->mode == ONERING_DISPATCH && client_sub_inflight(s) != 0) /* A6 (sub.h) */
 		return -EBUSY;
 	return submit(q, ONERING_REQ_REARM, sub, 0);
-}
-
-/* Drop id from the outstanding LEVEL list and the re-delivery queue. */
-static void forget_level(struct onering_queue *q, uint32_t id)
-{
-	uint32_t n = 0;
-
-	for (uint32_t i = 0; i < q->nr_level_out; i++)
-		if (q->level_out[i] != id)
-			q->level_out[n++] = q->level_out[i];
-	q->nr_level_out = n;
-	n = 0;
-	for (uint32_t i = 0; i < q->nr_redeliver; i++)
-		if (q->redeliver[i].sub_id != id)
-			q->redeliver[n++] = q->redeliver[i];
-	q->nr_redeliver = n;
 }
 
 int onering_del(struct onering_queue *q, struct onering_sub sub)
@@ -224,12 +233,14 @@ int onering_del(struct onering_queue *q, struct onering_sub sub)
 	if (!s)
 		return -ENOENT;
 	/* The cancellation itself: from here on no record of sub is returned
-	 * by any queue of this attachment. seq_cst: pairs with take_records'
-	 * increment of inflight and re-check of gen (one of us sees the other). */
-	onering_atomic_store(&s->gen, 0, onering_mo_seq_cst);
-	int busy = onering_atomic_load(&s->inflight, onering_mo_seq_cst) != 0;
-	if (s->level_out)
-		forget_level(q, sub.id);
+	 * by any queue of this attachment. S1 (sub.h): pairs with S2 in
+	 * take_records' client_sub_take (one of us sees the other). */
+	int busy = client_sub_cancel(s);
+	if (s->level_out) {
+		/* Drop it from the outstanding LEVEL set and the re-delivery queue. */
+		client_level_del(&q->level_out, sub.id);
+		client_redeliver_del(&q->redeliver, sub.id);
+	}
 	s->level_out = false;
 	/* Tell the broker to drop the source. The ring is drained every poll
 	 * loop, so a full ring frees up quickly; wait a bounded time for it. */
@@ -248,7 +259,7 @@ static void held_done_mark(struct onering_queue *q, const struct onering_event *
 
 int onering_done(struct onering_queue *q, const struct onering_event *ev)
 {
-	if (ev->kind == ONERING_EV_NIC || ev->kind == ONERING_EV_WORD || ev->kind == ONERING_EV_CONTROL)
+	if (!client_record_doneable(ev))
 		return -EINVAL;
 	if (ev->kind == ONERING_EV_USER || (ev->flags & ONERING_EVF_FOREIGN)) {
 		/* Nothing of ours to re-arm or count; in ack mode its slot goes
@@ -260,11 +271,11 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev)
 	}
 	if (ev->sub_gen == 0)
 		return -EINVAL;
-	struct client_sub *s = client_sub_at(q->att, ev->sub_id);
+	struct client_sub *s = client_sub_at(&q->att->subs, ev->sub_id); /* A4 (sub.h) */
 	if (!s)
 		return -EINVAL;
 	struct onering_sub sub = {ev->sub_id, ev->sub_gen};
-	bool live = onering_atomic_load(&s->gen, onering_mo_acquire) == ev->sub_gen;
+	bool live = client_sub_live(s, ev->sub_gen); /* A5 (sub.h) */
 	if (!q->ack) {
 		/* Nothing is in flight without ack mode: done only re-arms a
 		 * DISPATCH subscription (one deleted since has nothing to re-arm). */
@@ -272,6 +283,8 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev)
 			return 0;
 		return s->mode == ONERING_DISPATCH ? submit(q, ONERING_REQ_REARM, sub, 0) : -EINVAL;
 	}
+	/* Relaxed: a sanity check of our own count (a done with nothing taken),
+	 * it orders nothing. */
 	if (onering_atomic_load(&s->inflight, onering_mo_relaxed) == 0)
 		return -EINVAL;
 	/* Re-arm first, while the record still counts: a teardown waiting for
@@ -280,22 +293,22 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev)
 	int r = 0;
 	if (s->mode == ONERING_DISPATCH && live)
 		r = submit(q, ONERING_REQ_REARM, sub, 0);
-	/* Release: what the thread did with the record happens before a
-	 * teardown that sees the count drop. */
-	onering_atomic_fetch_add(&s->inflight, (uint32_t)-1, onering_mo_release);
+	/* R6 (sub.h): what the thread did with the record happens before a
+	 * teardown that sees the count drop (A6 in onering_teardown). */
+	client_sub_put(s);
 	held_done_mark(q, ev);
 	return r;
 }
 
 int onering_teardown(struct onering_queue *q, struct onering_sub sub, int64_t timeout_ns)
 {
-	struct client_sub *s = client_sub_at(q->att, sub.id);
+	struct client_sub *s = client_sub_at(&q->att->subs, sub.id); /* A4 (sub.h) */
 	uint64_t deadline = timeout_ns < 0 ? UINT64_MAX : now_ns() + (uint64_t)timeout_ns;
 
 	if (!s)
 		return -ENOENT;
-	/* Acquire: pairs with onering_done()'s release. */
-	while (onering_atomic_load(&s->inflight, onering_mo_acquire) != 0) {
+	/* A6 (sub.h): synchronises with R6 (onering_done()'s client_sub_put). */
+	while (client_sub_inflight(s) != 0) {
 		if (now_ns() > deadline)
 			return -ETIMEDOUT;
 		struct timespec ts = {0, 50 * 1000};
@@ -304,38 +317,10 @@ int onering_teardown(struct onering_queue *q, struct onering_sub sub, int64_t ti
 	return 0;
 }
 
-static int push_redeliver(struct onering_queue *q, const struct onering_event *e)
-{
-	if (q->nr_redeliver == q->cap_redeliver) {
-		uint32_t n = q->cap_redeliver ? q->cap_redeliver * 2 : 16;
-		struct onering_event *t = realloc(q->redeliver, n * sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-		q->redeliver = t;
-		q->cap_redeliver = n;
-	}
-	q->redeliver[q->nr_redeliver++] = *e;
-	return 0;
-}
-
-static int push_level_out(struct onering_queue *q, uint32_t id)
-{
-	if (q->nr_level_out == q->cap_level_out) {
-		uint32_t n = q->cap_level_out ? q->cap_level_out * 2 : 16;
-		uint32_t *t = realloc(q->level_out, n * sizeof(*t));
-		if (!t)
-			return -ENOMEM;
-		q->level_out = t;
-		q->cap_level_out = n;
-	}
-	q->level_out[q->nr_level_out++] = id;
-	return 0;
-}
-
 int onering_collect(struct onering_queue *q)
 {
 	struct pollfd stack[64], *pfds = stack;
-	uint32_t n = q->nr_level_out, kept = 0;
+	uint32_t n = q->level_out.nr, kept = 0;
 	int redelivered = 0;
 
 	q->since_collect = 0;
@@ -347,7 +332,8 @@ int onering_collect(struct onering_queue *q)
 			return -ENOMEM;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		const struct client_sub *s = client_sub_at(q->att, q->level_out[i]);
+		/* A4 (sub.h), here and below: the entry's page. */
+		const struct client_sub *s = client_sub_at(&q->att->subs, q->level_out.ids[i]);
 		pfds[i] = (struct pollfd){.fd = s->fd, .events = (short)s->events};
 	}
 	/* The one system call of the consume path. */
@@ -358,32 +344,35 @@ int onering_collect(struct onering_queue *q)
 		return e;
 	}
 	for (uint32_t i = 0; i < n; i++) {
-		uint32_t id = q->level_out[i];
-		struct client_sub *s = client_sub_at(q->att, id);
-		uint32_t ready = (uint32_t)pfds[i].revents & (s->events | POLLERR | POLLHUP);
+		uint32_t id = q->level_out.ids[i];
+		struct client_sub *s = client_sub_at(&q->att->subs, id);
+		uint32_t ready = client_level_ready(pfds[i].revents, s->events);
 		if (ready) {
 			/* Still ready: return it again, keep it outstanding. */
 			struct onering_event e;
 			memset(&e, 0, sizeof(e));
 			e.cookie = s->cookie;
 			e.sub_id = id;
+			/* Relaxed (also below): the generation is only copied into a
+			 * record or request; the fields were ordered by A5 when the
+			 * record that made it outstanding was taken. */
 			e.sub_gen = onering_atomic_load(&s->gen, onering_mo_relaxed);
 			e.kind = ONERING_EV_FD;
 			e.flags = ONERING_EVF_LEVEL;
 			e.events = ready;
 			e.timestamp_ns = now_ns();
-			if (push_redeliver(q, &e) == 0)
+			if (client_redeliver_push(&q->redeliver, &e) == 0)
 				redelivered++;
-			q->level_out[kept++] = id;
+			q->level_out.ids[kept++] = id;
 		} else if (submit(q, ONERING_REQ_REARM,
 				  (struct onering_sub){id, onering_atomic_load(&s->gen, onering_mo_relaxed)},
 				  0) == 0) {
 			s->level_out = false; /* the broker reports it again when ready */
 		} else {
-			q->level_out[kept++] = id; /* ring full: re-arm on the next collection */
+			q->level_out.ids[kept++] = id; /* ring full: re-arm on the next collection */
 		}
 	}
-	q->nr_level_out = kept;
+	q->level_out.nr = kept;
 	if (pfds != stack)
 		free(pfds);
 	return redelivered;
@@ -405,11 +394,11 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 	 * was not done: track the batch, CLIENT_HELD_MAX records at most. */
 	bool track = hold && q->ack;
 
-	while (n < max && !packets && !q->held) {
+	while (n < max && !packets && !q->held.nr) {
 		const void *first = NULL;
-		uint32_t want = max - n;
-		if (track && want > CLIENT_HELD_MAX)
-			want = CLIENT_HELD_MAX;
+		uint32_t want = client_held_want(track, max - n);
+		/* A1 (shm/ring.h) in the peek: synchronises with the broker's R1
+		 * (onering_ring_publish in deliver_flush, after the records). */
 		int k = onering_ring_peek(&q->evc, &first, want);
 		if (k < 0)
 			return n ? (int)n : k;
@@ -419,66 +408,58 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 		for (int i = 0; i < k; i++) {
 			const struct onering_event *e = &rec[i];
 			if (track) /* nothing to wait for, unless it goes out to be done */
-				q->held_done[i] = 1;
-			if (e->kind == ONERING_EV_CONTROL) {
-				/* A refused post is the caller's to know; SHUTDOWN is
-				 * the library's; a code this library does not know is
-				 * skipped (newer brokers may add some). */
-				if (e->payload.control.code == ONERING_CTL_POST_REFUSED)
-					out[n++] = *e;
-				else if (e->payload.control.code == ONERING_CTL_SHUTDOWN)
-					q->dead = true;
+				q->held.done[i] = 1;
+			switch (client_record_classify(e)) {
+			case CLIENT_REC_SKIP:
 				continue;
-			}
-			if (e->kind == ONERING_EV_NIC)
-				packets = true;
-			if (e->kind == ONERING_EV_WORD) {
+			case CLIENT_REC_NOTICE:
+				out[n++] = *e;
+				continue;
+			case CLIENT_REC_SHUTDOWN:
+				q->dead = true;
+				continue;
+			case CLIENT_REC_WORD:
 				/* Only while that watch is the current one. */
-				uint32_t w = e->payload.word.word_idx;
-				if (w < q->nr_words && e->sub_gen && q->word_gen[w] == e->sub_gen)
+				if (client_word_live(q->word_gen, q->nr_words, e->payload.word.word_idx,
+						     e->sub_gen))
 					out[n++] = *e;
 				continue;
-			}
-			if (e->kind == ONERING_EV_USER || e->kind == ONERING_EV_NIC ||
-			    (e->flags & ONERING_EVF_FOREIGN)) {
+			case CLIENT_REC_PASS:
 				/* A post, or another client's source balanced to us:
 				 * nothing of ours to check it against. (A packet is
 				 * never done: its bytes stay until the next call.) */
+				if (e->kind == ONERING_EV_NIC)
+					packets = true;
 				out[n++] = *e;
 				if (track)
-					q->held_done[i] = 0;
+					q->held.done[i] = 0;
 				continue;
+			case CLIENT_REC_OWN:
+				break;
 			}
-			struct client_sub *s = client_sub_at(q->att, e->sub_id);
-			if (!s || e->sub_gen == 0 ||
-			    onering_atomic_load(&s->gen, onering_mo_acquire) != e->sub_gen)
+			struct client_sub *s = client_sub_at(&q->att->subs, e->sub_id);
+			/* A4, A5 (sub.h): synchronise with R4/R5 (the add); the
+			 * fields below are the add's. */
+			if (!client_sub_live(s, e->sub_gen))
 				continue; /* deleted (or never ours): the cancellation guarantee */
-			if (q->ack) {
-				/* In flight from here; then look again: a delete that
-				 * ran meanwhile either sees this count or we see its
-				 * zero generation (both seq_cst). */
-				onering_atomic_fetch_add(&s->inflight, 1, onering_mo_seq_cst);
-				if (onering_atomic_load(&s->gen, onering_mo_seq_cst) != e->sub_gen) {
-					onering_atomic_fetch_add(&s->inflight, (uint32_t)-1,
-								 onering_mo_release);
-					continue;
-				}
-			}
+			/* In ack mode in flight from here; then look again: a delete
+			 * that ran meanwhile either sees this count or we see its zero
+			 * generation. S2 (sub.h): pairs with S1 in onering_del. */
+			if (q->ack && !client_sub_take(s, e->sub_gen))
+				continue;
 			out[n++] = *e;
 			if (track)
-				q->held_done[i] = 0;
-			if (s->mode == ONERING_LEVEL && !s->level_out) {
-				s->level_out = true;
-				if (push_level_out(q, e->sub_id) < 0)
-					s->level_out = false;
-			}
+				q->held.done[i] = 0;
+			if (s->mode == ONERING_LEVEL)
+				client_level_note(&q->level_out, &s->level_out, e->sub_id);
 		}
 		if (packets || hold) {
-			q->held = (uint32_t)k; /* released by the next call */
+			q->held.nr = (uint32_t)k; /* released by the next call */
 			break;
 		}
-		else
-			onering_ring_release(&q->evc, (uint32_t)k);
+		/* R2 (shm/ring.h) in the release: synchronises with the broker's
+		 * A2 (it may overwrite these slots once it sees the new head). */
+		onering_ring_release(&q->evc, (uint32_t)k);
 	}
 	return (int)n;
 }
@@ -490,33 +471,25 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 static void held_done_mark(struct onering_queue *q, const struct onering_event *ev)
 {
 	const struct onering_event *slots = (const struct onering_event *)(const void *)q->evc.slots;
-	uint64_t head = q->evc.head_pos;
-	uint32_t i, prefix = 0;
 
 	if (!q->ack || q->group_id == 0)
 		return;
-	for (i = 0; i < q->held; i++)
-		if (!q->held_done[i] && memcmp(&slots[(head + i) & q->evc.mask], ev, sizeof(*ev)) == 0)
-			break;
-	if (i == q->held)
+	uint32_t i = client_held_find(&q->held, slots, q->evc.mask, q->evc.head_pos, ev);
+	if (i == q->held.nr)
 		return;
-	q->held_done[i] = 1;
-	while (prefix < q->held && q->held_done[prefix])
-		prefix++;
-	if (prefix == 0)
-		return;
+	uint32_t prefix = client_held_mark(&q->held, i);
+	/* R2 (shm/ring.h) in the release: synchronises with the broker's A2. */
 	onering_ring_release(&q->evc, prefix);
-	q->held -= prefix;
-	memmove(q->held_done, q->held_done + prefix, q->held);
 }
 
 /* Give back a batch the caller has had since the last call (packets, or a
  * group member's records). */
 static void release_held(struct onering_queue *q)
 {
-	if (q->held) {
-		onering_ring_release(&q->evc, q->held);
-		q->held = 0;
+	if (q->held.nr) {
+		/* R2 (shm/ring.h) in the release: synchronises with the broker's A2. */
+		onering_ring_release(&q->evc, q->held.nr);
+		q->held.nr = 0;
 	}
 }
 
@@ -524,15 +497,9 @@ static int poll_records(struct onering_queue *q, struct onering_event *events, u
 {
 	unsigned n = 0;
 
-	if (q->nr_level_out && q->since_collect >= q->collect_every)
+	if (client_level_collect_due(&q->level_out, q->since_collect, q->collect_every))
 		onering_collect(q);
-	if (q->nr_redeliver) {
-		unsigned k = q->nr_redeliver < max ? q->nr_redeliver : max;
-		memcpy(events, q->redeliver, k * sizeof(*events));
-		memmove(q->redeliver, q->redeliver + k, (q->nr_redeliver - k) * sizeof(*events));
-		q->nr_redeliver -= k;
-		n = k;
-	}
+	n = client_redeliver_take(&q->redeliver, events, max);
 	int r = take_records(q, events + n, max - n);
 	if (r < 0)
 		return n ? (int)n : r;
@@ -552,7 +519,7 @@ const void *onering_event_packet(const struct onering_queue *q, const struct one
 		return NULL;
 	uint64_t off = e->payload.nic.payload_offset, n = e->payload.nic.captured;
 	/* Broker-written, but checked: never point outside the area. */
-	if (off > q->pkt_size || n > q->pkt_size - off)
+	if (!client_span_valid(off, n, q->pkt_size))
 		return NULL;
 	if (len)
 		*len = (uint32_t)n;
@@ -567,9 +534,8 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
 
 int onering_pending(struct onering_queue *q)
 {
-	int64_t n = onering_ring_consumer_count(&q->evc);
-
-	return n < 0 ? (int)n : (int)(n - q->held);
+	/* A1 (shm/ring.h) in the count: synchronises with the broker's R1. */
+	return (int)client_held_pending(onering_ring_consumer_count(&q->evc), q->held.nr);
 }
 
 static int wait_records(struct onering_queue *q, struct onering_event *events, unsigned min,
@@ -585,7 +551,7 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		if (r < 0)
 			return got ? (int)got : r;
 		got += (unsigned)r;
-		if (q->held) /* held until the next call (packets, group records) */
+		if (q->held.nr) /* held until the next call (packets, group records) */
 			return (int)got;
 		if (got >= min || got == max)
 			return (int)got;
@@ -612,10 +578,14 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		}
 
 		/* Sleep path: collect LEVEL sources first, then the doorbell. */
-		if (q->nr_level_out && onering_collect(q) > 0)
+		if (q->level_out.nr && onering_collect(q) > 0)
 			continue;
+		/* A3 and F1 (shm/doorbell.h) inside: pair with R3 and F2 of the
+		 * broker's onering_doorbell_ring (deliver_flush). */
 		uint32_t ticket = onering_doorbell_prepare(q->db);
-		if (onering_ring_consumer_count(&q->evc) != 0 || q->nr_redeliver) {
+		/* A1 (shm/ring.h), the re-check after F1 (shm/doorbell.h):
+		 * synchronises with the broker's R1; F1 pairs with its F2. */
+		if (onering_ring_consumer_count(&q->evc) != 0 || q->redeliver.nr) {
 			onering_doorbell_cancel(q->db);
 			continue;
 		}

@@ -4,6 +4,31 @@
  * (created once, armed through the submission ring); signals, file changes,
  * process exits and async-IO completions are fds this process creates and
  * the broker only watches; words are plain stores in the queue's page.
+ *
+ * Ordering contract
+ * -----------------
+ * Shared words this file touches, and their writers:
+ *   sig_buf      the signal handler (many producers) and onering_signal_read
+ *                (one consumer): the contract is client/sigbuf.h's, labels
+ *                C8, A9, R9, A10, R10 (numbered on from client/sub.h and
+ *                client/groups.h, so a label is one edge in client/);
+ *   sig_efd      set once by onering_add_signal (C11), read relaxed by the
+ *                handler and by onering_signal_read;
+ *   client_sub.gen  A5 in onering_timer_arm (client_sub_live, client/sub.h),
+ *                against R5 of the add;
+ *   q->words[]   the application's stores; the broker's word scan
+ *                (scan_queue) reads them with its own acquire; A11 here
+ *                takes the baseline.
+ *
+ *   C11  onering_add_signal: CAS-acq_rel(sig_efd, -1 -> efd): one signal
+ *        watcher per process; the loser closes its eventfd. The value is an
+ *        fd number, used only as a system call argument: no memory it
+ *        points to needs ordering, so the handler's load is relaxed.
+ *   A11  word_request: load-acquire(words[idx]), the watch's baseline. The
+ *        word is written by this process's application, not by the
+ *        broker; acquire so that what the application wrote before the
+ *        value we report is ordered before our request's R1 (shm/ring.h),
+ *        as the broker's scan_queue (acquire) orders it for its records.
  */
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +41,8 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "client/records.h"
+#include "client/sigbuf.h"
 
 int onering_timer_create(struct onering_queue *q, uint64_t cookie, struct onering_sub *sub)
 {
@@ -35,12 +62,12 @@ int onering_timer_arm(struct onering_queue *q, struct onering_sub sub, uint64_t 
 		      uint64_t period_ns, unsigned flags)
 {
 	struct onering_request req;
-	struct client_sub *s = client_sub_at(q->att, sub.id);
+	struct client_sub *s = client_sub_at(&q->att->subs, sub.id);
 
 	if (flags & ~(unsigned)(ONERING_TIMER_ABS | ONERING_TIMER_WALL))
 		return -EINVAL;
-	if (!s || sub.gen == 0 || onering_atomic_load(&s->gen, onering_mo_acquire) != sub.gen ||
-	    s->fd != -1)
+	/* A4, A5 (sub.h): synchronise with R4/R5 (the add); s->fd is the add's. */
+	if (!client_sub_live(s, sub.gen) || s->fd != -1)
 		return -ENOENT;
 	memset(&req, 0, sizeof(req));
 	req.op = ONERING_REQ_TIMER_ARM;
@@ -77,46 +104,26 @@ static int add_own_fd(struct onering_queue *q, int fd, unsigned kind, uint64_t c
  * writes an eventfd, which the broker watches (kind SIGNAL). One signal
  * watcher per process.
  */
-#define SIG_SLOTS 128u
-
-struct sig_slot {
-	ONERING_ATOMIC(uint32_t) ready;
-	uint32_t signo;
-	int32_t code;
-	int32_t value;
-	uint32_t pid, uid;
-};
-
-static struct sig_slot sig_slots[SIG_SLOTS];
-static ONERING_ATOMIC(uint64_t) sig_head; /* next slot the reader takes */
-static ONERING_ATOMIC(uint64_t) sig_tail; /* next slot a handler claims */
-static ONERING_ATOMIC(uint64_t) sig_lost; /* signals that found the buffer full */
-static ONERING_ATOMIC(int) sig_efd = -1;
+static struct client_sig_buf sig_buf; /* client/sigbuf.h */
+static ONERING_ATOMIC(int) sig_efd = -1; /* C11 */
 
 static void sig_handler(int signo, siginfo_t *si, void *uc)
 {
 	int saved = errno;
-	uint64_t t = onering_atomic_load(&sig_tail, onering_mo_relaxed);
+	struct client_sig_info info = {
+		.signo = (uint32_t)signo,
+		.code = si->si_code,
+		.value = si->si_value.sival_int,
+		.pid = (uint32_t)si->si_pid,
+		.uid = (uint32_t)si->si_uid,
+	};
 
 	(void)uc;
 	/* Claim a slot only while the reader has freed it: no holes. Handlers
-	 * of several threads may race here; the CAS orders them. */
-	for (;;) {
-		if (t - onering_atomic_load(&sig_head, onering_mo_acquire) >= SIG_SLOTS) {
-			onering_atomic_fetch_add(&sig_lost, 1, onering_mo_relaxed);
-			break;
-		}
-		if (onering_atomic_cas(&sig_tail, &t, t + 1, onering_mo_acq_rel, onering_mo_relaxed)) {
-			struct sig_slot *s = &sig_slots[t % SIG_SLOTS];
-			s->signo = (uint32_t)signo;
-			s->code = si->si_code;
-			s->value = si->si_value.sival_int;
-			s->pid = (uint32_t)si->si_pid;
-			s->uid = (uint32_t)si->si_uid;
-			onering_atomic_store(&s->ready, 1, onering_mo_release);
-			break;
-		}
-	}
+	 * of several threads may race here; the CAS (C8, sigbuf.h) orders
+	 * them; R9 publishes the slot. A full buffer counts the signal lost. */
+	client_sig_buf_push(&sig_buf, &info);
+	/* Relaxed (C11): an fd number for the system call. */
 	eventfd_write(onering_atomic_load(&sig_efd, onering_mo_relaxed), 1); /* async-signal-safe */
 	errno = saved;
 }
@@ -132,6 +139,7 @@ int onering_add_signal(struct onering_queue *q, const sigset_t *set, uint64_t co
 	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (efd < 0)
 		return -errno;
+	/* C11: one watcher per process. */
 	if (!onering_atomic_cas(&sig_efd, &expect, efd, onering_mo_acq_rel, onering_mo_relaxed)) {
 		close(efd);
 		return -EBUSY;
@@ -162,26 +170,24 @@ int onering_add_signal(struct onering_queue *q, const sigset_t *set, uint64_t co
 
 int onering_signal_read(int fd, struct signalfd_siginfo *si)
 {
+	struct client_sig_info info;
+
+	/* Relaxed (C11): compared as a number only. */
 	if (fd < 0 || fd != onering_atomic_load(&sig_efd, onering_mo_relaxed))
 		return -EBADF;
-	uint64_t h = onering_atomic_load(&sig_head, onering_mo_relaxed);
-	struct sig_slot *s = &sig_slots[h % SIG_SLOTS];
-	/* Acquire: pairs with the handler's release of ready. */
-	if (h == onering_atomic_load(&sig_tail, onering_mo_acquire) ||
-	    !onering_atomic_load(&s->ready, onering_mo_acquire)) {
+	/* A9 (sigbuf.h) inside: synchronises with the handler's R9; R10 frees
+	 * the slot for the handlers' A10. */
+	if (!client_sig_buf_pop(&sig_buf, &info)) {
 		eventfd_t v;
 		eventfd_read(fd, &v); /* drained: the next signal raises a new edge */
 		return 0;
 	}
 	memset(si, 0, sizeof(*si));
-	si->ssi_signo = s->signo;
-	si->ssi_code = s->code;
-	si->ssi_int = s->value;
-	si->ssi_pid = s->pid;
-	si->ssi_uid = s->uid;
-	onering_atomic_store(&s->ready, 0, onering_mo_relaxed);
-	/* Release: the slot is free for a handler that sees the new head. */
-	onering_atomic_store(&sig_head, h + 1, onering_mo_release);
+	si->ssi_signo = info.signo;
+	si->ssi_code = info.code;
+	si->ssi_int = info.value;
+	si->ssi_pid = info.pid;
+	si->ssi_uid = info.uid;
 	return 1;
 }
 
@@ -238,7 +244,8 @@ static int word_request(struct onering_queue *q, uint32_t idx, uint32_t gen, uin
 	req.user_data = cookie;
 	req.arg[0] = idx;
 	/* The baseline is the value now: a store made after this call, even
-	 * before the broker takes the request, makes a record. */
+	 * before the broker takes the request, makes a record. A11: see the
+	 * contract above. */
 	req.arg[1] = onering_atomic_load(&q->words[idx], onering_mo_acquire);
 	return client_submit(q, &req);
 }
@@ -248,9 +255,7 @@ int onering_word_watch(struct onering_queue *q, uint32_t idx, uint64_t cookie)
 	if (idx >= q->nr_words)
 		return -EINVAL;
 	/* A generation no earlier watch of this queue had. */
-	uint32_t gen = ++q->word_seq;
-	if (gen == 0)
-		gen = ++q->word_seq;
+	uint32_t gen = client_word_next_gen(&q->word_seq);
 	int r = word_request(q, idx, gen, cookie);
 	if (r == 0)
 		q->word_gen[idx] = gen;
