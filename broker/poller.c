@@ -124,7 +124,9 @@ static void *poller_main(void *arg)
 
 	/* Timer expiries need sleeps cut to the microsecond, not the default
 	 * 50 us of slack. */
-	prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
+	if (prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) < 0)
+		onering_log(ONERING_LOG_WARN, "poller %u: cannot set its timer slack: %s "
+			    "(timers may fire up to 50 us late)", p->idx, strerror(errno));
 	int r = onering_topo_pin_thread(b->topo, p->cpu);
 	if (r < 0)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot pin to cpu %d: %s", p->idx,

@@ -132,8 +132,13 @@ void broker_sub_finalize(struct broker *b, struct broker_sub *s)
 	/* Delete from epoll before close: a closed fd with a live duplicate in
 	 * the client would otherwise keep reporting. ENOENT: already deleted. */
 	if (s->fd >= 0) { /* timers have none */
-		epoll_ctl(s->home->epfd, EPOLL_CTL_DEL, s->fd, NULL);
-		close(s->fd);
+		if (epoll_ctl(s->home->epfd, EPOLL_CTL_DEL, s->fd, NULL) < 0 && errno != ENOENT) {
+			/* The control thread: logged (the poller's counters have one
+			 * writer, the poller). */
+			onering_log(ONERING_LOG_ERR, "sub %u (fd %d): epoll_ctl(DEL): %s", s->id,
+				    s->fd, strerror(errno));
+		}
+		close(s->fd); /* ours: a duplicate; close never fails in a way to act on */
 		s->fd = -1;
 		q->client->nr_fds--;
 	}
