@@ -6,6 +6,7 @@
  * all of them (poller.c).
  */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "broker/poller.h"
@@ -46,4 +47,21 @@ void broker_sources_destroy(struct poller *p)
 		p->sources[i]->ops->destroy(p->sources[i]);
 	memset(p->source, 0, sizeof(p->source));
 	p->nr_sources = 0;
+}
+
+struct broker_source *broker_source_alloc(struct poller *p, const struct broker_source_ops *ops,
+					  size_t size)
+{
+	struct broker_source *s = calloc(1, size);
+
+	if (s) {
+		s->ops = ops;
+		s->p = p;
+	}
+	return s;
+}
+
+void broker_source_free(struct broker_source *src)
+{
+	free(src);
 }

@@ -22,6 +22,7 @@
 #define ONERING_BROKER_SOURCE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 struct broker_queue;
@@ -83,6 +84,13 @@ int broker_source_lanes_create(struct poller *p, struct broker_source **out);
 int broker_source_timers_create(struct poller *p, struct broker_source **out);
 int broker_source_submit_create(struct poller *p, struct broker_source **out);
 int broker_source_words_create(struct poller *p, struct broker_source **out);
+
+/* For a kind's create: a zeroed object of size bytes (the kind's struct,
+ * struct broker_source first) with ops and p set, or NULL (no memory). */
+struct broker_source *broker_source_alloc(struct poller *p, const struct broker_source_ops *ops,
+					  size_t size);
+/* A kind's destroy when it has nothing else to free. */
+void broker_source_free(struct broker_source *src);
 
 /* Control thread: every source p needs, in polling order, into p->source[]
  * (by kind) and p->sources[] (in order). 0 or -errno (logged). */

@@ -122,26 +122,15 @@ static int fds_apply_request(struct broker_source *src, struct broker_queue *q,
 	return 0;
 }
 
-static void fds_destroy(struct broker_source *src)
-{
-	free(src);
-}
-
 static const struct broker_source_ops fds_ops = {
 	.name = "fds",
 	.poll = fds_poll,
 	.apply_request = fds_apply_request,
-	.destroy = fds_destroy,
+	.destroy = broker_source_free,
 };
 
 int broker_source_fds_create(struct poller *p, struct broker_source **out)
 {
-	struct source_fds *f = calloc(1, sizeof(*f));
-
-	if (!f)
-		return -ENOMEM;
-	f->src.ops = &fds_ops;
-	f->src.p = p;
-	*out = &f->src;
-	return 0;
+	*out = broker_source_alloc(p, &fds_ops, sizeof(struct source_fds));
+	return *out ? 0 : -ENOMEM;
 }

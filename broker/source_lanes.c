@@ -22,10 +22,6 @@
 #include "broker/source.h"
 #include "shm/log.h"
 
-struct source_lanes {
-	struct broker_source src;
-};
-
 /* The flow key of a record: the posted flow, else its source. */
 static uint64_t record_flow(const struct onering_event *e)
 {
@@ -121,26 +117,15 @@ static bool lanes_has_work(struct broker_source *src)
 	return false;
 }
 
-static void lanes_destroy(struct broker_source *src)
-{
-	free(src);
-}
-
 static const struct broker_source_ops lanes_ops = {
 	.name = "lanes",
 	.poll = lanes_poll,
 	.has_work = lanes_has_work,
-	.destroy = lanes_destroy,
+	.destroy = broker_source_free,
 };
 
 int broker_source_lanes_create(struct poller *p, struct broker_source **out)
 {
-	struct source_lanes *l = calloc(1, sizeof(*l));
-
-	if (!l)
-		return -ENOMEM;
-	l->src.ops = &lanes_ops;
-	l->src.p = p;
-	*out = &l->src;
-	return 0;
+	*out = broker_source_alloc(p, &lanes_ops, sizeof(struct broker_source));
+	return *out ? 0 : -ENOMEM;
 }

@@ -30,10 +30,6 @@
 
 #define RX_BURST 32
 
-struct source_nic {
-	struct broker_source src;
-};
-
 /* With the EAL up, a poller registers itself (an lcore id for mbuf pool
  * caches): one poll loop, one code path. */
 static void nic_thread_start(struct broker_source *src)
@@ -171,18 +167,13 @@ static uint64_t nic_next_deadline(struct broker_source *src, uint64_t now_ns)
 	return 0;
 }
 
-static void nic_destroy(struct broker_source *src)
-{
-	free(src);
-}
-
 static const struct broker_source_ops nic_ops = {
 	.name = "nic",
 	.poll = nic_poll,
 	.next_deadline = nic_next_deadline,
 	.thread_start = nic_thread_start,
 	.thread_stop = nic_thread_stop,
-	.destroy = nic_destroy,
+	.destroy = broker_source_free,
 };
 
 int broker_source_nic_create(struct poller *p, struct broker_source **out)
@@ -190,11 +181,6 @@ int broker_source_nic_create(struct poller *p, struct broker_source **out)
 	*out = NULL;
 	if (!p->b->nic || p->nr_rxqs == 0)
 		return 0; /* no EAL, or no rx queue homed here */
-	struct source_nic *n = calloc(1, sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	n->src.ops = &nic_ops;
-	n->src.p = p;
-	*out = &n->src;
-	return 0;
+	*out = broker_source_alloc(p, &nic_ops, sizeof(struct broker_source));
+	return *out ? 0 : -ENOMEM;
 }

@@ -19,10 +19,6 @@
 
 #define REQUEST_BATCH 32
 
-struct source_submit {
-	struct broker_source src;
-};
-
 static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_t ts)
 {
 	const void *first = NULL;
@@ -83,26 +79,15 @@ static bool submit_has_work(struct broker_source *src)
 	return false;
 }
 
-static void submit_destroy(struct broker_source *src)
-{
-	free(src);
-}
-
 static const struct broker_source_ops submit_ops = {
 	.name = "submit",
 	.poll = submit_poll,
 	.has_work = submit_has_work,
-	.destroy = submit_destroy,
+	.destroy = broker_source_free,
 };
 
 int broker_source_submit_create(struct poller *p, struct broker_source **out)
 {
-	struct source_submit *s = calloc(1, sizeof(*s));
-
-	if (!s)
-		return -ENOMEM;
-	s->src.ops = &submit_ops;
-	s->src.p = p;
-	*out = &s->src;
-	return 0;
+	*out = broker_source_alloc(p, &submit_ops, sizeof(struct broker_source));
+	return *out ? 0 : -ENOMEM;
 }

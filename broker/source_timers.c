@@ -193,12 +193,6 @@ static const struct broker_source_ops timers_ops = {
 
 int broker_source_timers_create(struct poller *p, struct broker_source **out)
 {
-	struct source_timers *t = calloc(1, sizeof(*t));
-
-	if (!t)
-		return -ENOMEM;
-	t->src.ops = &timers_ops;
-	t->src.p = p;
-	*out = &t->src;
-	return 0;
+	*out = broker_source_alloc(p, &timers_ops, sizeof(struct source_timers));
+	return *out ? 0 : -ENOMEM;
 }

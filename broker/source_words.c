@@ -20,10 +20,6 @@
 #include "broker/queue.h"
 #include "broker/source.h"
 
-struct source_words {
-	struct broker_source src;
-};
-
 /* Start, restart (new generation) or stop (gen 0) watching a word of q. */
 static int words_apply_request(struct broker_source *src, struct broker_queue *q,
 			       struct broker_sub *s, const struct onering_request *req)
@@ -95,26 +91,15 @@ static unsigned words_poll(struct broker_source *src, const struct broker_poll_c
 	return n;
 }
 
-static void words_destroy(struct broker_source *src)
-{
-	free(src);
-}
-
 static const struct broker_source_ops words_ops = {
 	.name = "words",
 	.poll = words_poll,
 	.apply_request = words_apply_request,
-	.destroy = words_destroy,
+	.destroy = broker_source_free,
 };
 
 int broker_source_words_create(struct poller *p, struct broker_source **out)
 {
-	struct source_words *w = calloc(1, sizeof(*w));
-
-	if (!w)
-		return -ENOMEM;
-	w->src.ops = &words_ops;
-	w->src.p = p;
-	*out = &w->src;
-	return 0;
+	*out = broker_source_alloc(p, &words_ops, sizeof(struct broker_source));
+	return *out ? 0 : -ENOMEM;
 }
