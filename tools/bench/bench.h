@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench.h: the benchmark harness behind onering-bench, and the two tables
+ * that plug into it.
+ *
+ *   struct bench_peer_ops  one peer (onering, a bare SPSC ring, epoll,
+ *                          io_uring, DPDK event_sw, timerfd ...): one file
+ *                          each, tools/bench/peer_*.c. What its hooks mean
+ *                          is fixed by the scenario that lists it (the
+ *                          scenario's file says so at its top); every peer
+ *                          of a scenario gets the same work from it.
+ *   struct bench_scenario  one scenario (ring, dispatch, readiness, nic,
+ *                          timers, servers): its peers, its parameters, its
+ *                          figures and ratios, and measure(), which runs one
+ *                          peer once. tools/bench/scenario_*.c.
+ *
+ * The harness (harness.c) owns everything around them: options, rounds
+ * that interleave the peers, the machine-noise sampler (/proc/stat around
+ * every measurement, re-run of disturbed ones), medians over rounds and
+ * medians of per-round ratios, the text summary, CSV, JSON and a gnuplot
+ * PNG. broker.c starts and stops the oneringd child a peer asks for.
+ *
+ * Return convention: 0 or a negative errno; measure() may also return
+ * BENCH_NA (this peer has nothing to measure at this point of the sweep)
+ * or BENCH_WRONG (a correctness check failed: the program exits 1).
+ *
+ * Context: the harness and measure() run on the main thread; peer hooks
+ * run on whatever thread the scenario says.
+ */
+#ifndef ONERING_TOOLS_BENCH_BENCH_H
+#define ONERING_TOOLS_BENCH_BENCH_H
+
+#include <sched.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
+
+#include "shm/atomic.h"
+
+#define BENCH_NA 1    /* measure(): nothing to measure for this peer here */
+#define BENCH_WRONG 2 /* measure(): a correctness check failed */
+
+#define BENCH_MAX_PEERS 16
+#define BENCH_MAX_FIGS 16
+#define BENCH_MAX_SWEEP 8
+#define BENCH_MAX_ROUNDS 64
+#define BENCH_MAX_CORES 4
+#define BENCH_ALWAYS_INLINE inline __attribute__((always_inline))
+
+struct bench_ctx;
+
+/*
+ * One peer. name is what --peers and the output call it; needs names the
+ * library it links ("dpdk", "liburing") for `onering-bench list`. The hooks
+ * are the scenario's to define (see its file); unused ones stay NULL.
+ * state is the peer's own memory for one measurement (state_size bytes,
+ * zeroed by the scenario before setup).
+ */
+struct bench_peer_ops {
+	const char *name;
+	const char *about; /* one line */
+	const char *needs; /* NULL, "dpdk" or "liburing" */
+	size_t state_size;
+	int (*setup)(struct bench_ctx *ctx, void *state);
+	int (*produce)(void *state, unsigned thread_idx, void *items, unsigned count);
+	int (*consume)(void *state, unsigned thread_idx, void *items, unsigned max_count);
+	int (*control)(void *state, unsigned op, void *arg);
+	void (*teardown)(struct bench_ctx *ctx, void *state);
+};
+
+/* A figure a scenario reports per measurement; figs[0] is the one plotted. */
+struct bench_fig {
+	const char *name; /* column name, with its unit: "Mrec/s", "p99_ns" */
+	int precision;    /* digits after the point in the summary */
+};
+
+/*
+ * A ratio printed per sweep point: the median over rounds of the per-round
+ * fig(a) / fig(b). at >= 0: only at that sweep value. min / max > 0: the
+ * contract's target (met when ratio >= min, or <= max).
+ */
+struct bench_ratio {
+	unsigned fig;
+	const char *peer_a, *peer_b;
+	long at;
+	double min, max;
+};
+
+/* A scenario option --NAME VALUE: an integer, or an index into choices. */
+struct bench_param {
+	const char *name;
+	const char *help;
+	uint64_t value;
+	uint64_t quick; /* the value under --quick unless given */
+	uint64_t min, max;
+	const char *const *choices; /* NULL-terminated: the value is an index */
+	bool given;
+};
+
+struct bench_scenario {
+	const char *name;
+	const char *about;
+	const struct bench_peer_ops *const *peers;
+	unsigned peer_count;
+	const char *sweep_name; /* the swept parameter, NULL for none */
+	const char *sweep_default, *sweep_quick;
+	const char *cores_help; /* what --cores A,B,... places */
+	const char *cores_default;
+	const struct bench_fig *figs;
+	unsigned fig_count;
+	const struct bench_ratio *ratios;
+	unsigned ratio_count;
+	struct bench_param *params;
+	unsigned param_count;
+	unsigned rounds_default;
+	int (*init)(struct bench_ctx *ctx); /* once, before the rounds (EAL ...) */
+	void (*fini)(struct bench_ctx *ctx);
+	/* One measurement of peer at sweep value sweep: fills fig[] (-1 = none). */
+	int (*measure)(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t sweep,
+		       double *fig);
+	/* Instead of rounds: run and return an exit status (servers). */
+	int (*run_whole)(struct bench_ctx *ctx, int argc, char **argv);
+};
+
+/* The oneringd child of one measurement. */
+struct bench_broker {
+	pid_t pid;
+	char dir[96]; /* its socket directory, removed when it stops */
+	char log[128];
+	char name[48];
+};
+
+struct bench_ctx {
+	const struct bench_scenario *sc;
+	bool quick;
+	unsigned rounds;
+	int cores[BENCH_MAX_CORES];
+	unsigned core_count;
+	cpu_set_t start_affinity;
+	uint64_t child_cpu_ns; /* CPU of the brokers stopped since the last sample */
+	const char *self_dir;  /* directory of /proc/self/exe */
+	void *scenario_state;  /* the scenario's own, across measurements */
+};
+
+/* SIGINT/SIGTERM seen: measurements stop early, the program exits 130. */
+extern volatile sig_atomic_t bench_interrupted;
+
+/* The value of the scenario parameter name (aborts on a name not declared). */
+uint64_t bench_param(const struct bench_ctx *ctx, const char *name);
+
+/* Print one line to stderr and return BENCH_WRONG or the errno given. */
+int bench_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- clocks, pinning, statistics (any thread) ------------------------- */
+
+static BENCH_ALWAYS_INLINE uint64_t bench_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t bench_clock_ns(clockid_t id);
+void bench_sleep_ns(uint64_t ns);
+int bench_pin_self(int cpu); /* 0; -errno */
+/* size bytes rounded up to whole cache lines, aligned and zeroed; NULL. */
+void *bench_alloc_lines(size_t size);
+double bench_median(const double *v, unsigned n); /* of values >= 0; -1 if none */
+/* Nearest-rank percentile of n values, sorting them in place; -1 if n == 0. */
+double bench_percentile(uint64_t *v, size_t n, double q);
+/* CPU of every thread of pid, ns (/proc/PID/task/ * /schedstat); 0 if none. */
+uint64_t bench_proc_cpu_ns(pid_t pid);
+
+/* ---- the oneringd child (main thread) --------------------------------- */
+
+/*
+ * Start oneringd: `oneringd EAL... -- --foreground --name N --socket-dir D
+ * --ready-fd 3 --no-hugepages EXTRA...` (eal and extra NULL-terminated,
+ * either NULL), its stdout/stderr to D/oneringd.log, and wait (10 s) for
+ * its ready byte. b->name and b->dir are what onering_attach_opts() wants.
+ * @return 0; -ENOENT oneringd not found (every place tried is printed);
+ *         -EIO it did not become ready (its log is printed); -errno.
+ */
+int bench_broker_start(struct bench_ctx *ctx, struct bench_broker *b, const char *const *eal,
+		       const char *const *extra);
+/* SIGTERM (SIGKILL after 5 s), reap, remove its directory; adds its CPU to
+ * ctx->child_cpu_ns. Safe on a broker never started. */
+void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b);
+/* True (and its log printed) if the broker died. */
+bool bench_broker_died(struct bench_broker *b);
+
+/* Remove dir and the files in it (one level); warns on what stays. */
+void bench_remove_dir(const char *dir);
+
+/*
+ * Start this process's DPDK EAL once (dpdk.c, built with DPDK only):
+ * --no-huge --no-pci --no-shconf --no-telemetry -m 512, a unique
+ * --file-prefix, -l lcores, then extra (NULL-terminated, may be NULL). The
+ * calling thread gets back the affinity it started with; the EAL and its
+ * runtime directory are cleaned up at exit. Later calls return the first
+ * one's result. @return 0; -errno (rte_errno).
+ */
+int bench_eal_start(struct bench_ctx *ctx, const char *lcores, const char *const *extra);
+
+/* The path of a helper program (oneringd, ...); see broker.c. 0; -ENOENT. */
+int bench_find_program(const struct bench_ctx *ctx, const char *env, const char *name,
+		       const char *build_subdir, char *out, size_t out_size);
+
+/* ---- the scenarios ----------------------------------------------------- */
+
+extern const struct bench_scenario bench_scenario_ring;
+extern const struct bench_scenario bench_scenario_dispatch;
+extern const struct bench_scenario bench_scenario_readiness;
+extern const struct bench_scenario bench_scenario_nic;
+extern const struct bench_scenario bench_scenario_timers;
+extern const struct bench_scenario bench_scenario_servers;
+
+#endif /* ONERING_TOOLS_BENCH_BENCH_H */

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * peer_ring_pingpong.c: the latency floors of the ring scenario, two peers.
+ *   pingpong  one cache line each way, always the same: the cost of moving
+ *             one line, the floor the performance contract names;
+ *   pp-lines  as many lines each way as the ring has slots, a fresh line
+ *             per message: the floor of any ring whose slots rotate.
+ * Message k (k = 1, 2, ...) on direction d is the value k stored in line
+ * k & mask of d's line array. Ordering: PR1 store-release of the line by
+ * the sending side pairs with the receiving side's PA1 load-acquire. Each
+ * line is written by one side only. Latency only: one record at a time.
+ */
+#include <errno.h>
+#include <stdalign.h>
+#include <stdlib.h>
+
+#include "shm/abi.h"
+#include "tools/bench/peer_ring.h"
+
+struct pp_line {
+	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) word;
+};
+ONERING_STATIC_ASSERT(sizeof(struct pp_line) == ONERING_CACHE_LINE, "one word per line");
+
+struct pp_state {
+	struct pp_line *lines[2]; /* [0] ping, [1] pong */
+	uint64_t mask;
+	/* Side 0 sends on direction 0 and receives on 1, side 1 the reverse:
+	 * each side's counts on its own line. */
+	struct {
+		alignas(ONERING_CACHE_LINE) uint64_t sent, received;
+	} by_side[2];
+};
+
+static int pp_setup(struct bench_ctx *ctx, void *state, uint64_t line_count)
+{
+	struct pp_state *s = state;
+
+	(void)ctx;
+	s->mask = line_count - 1;
+	for (int d = 0; d < 2; d++)
+		if (!(s->lines[d] = bench_alloc_lines(line_count * sizeof(struct pp_line))))
+			return -ENOMEM;
+	return 0;
+}
+
+static int pingpong_setup(struct bench_ctx *ctx, void *state)
+{
+	return pp_setup(ctx, state, 1);
+}
+
+static int pp_lines_setup(struct bench_ctx *ctx, void *state)
+{
+	return pp_setup(ctx, state, bench_param(ctx, "capacity"));
+}
+
+static int pp_produce(void *state, unsigned dir, void *items, unsigned count)
+{
+	struct pp_state *s = state;
+	uint64_t v = ++s->by_side[dir].sent;
+
+	(void)items;
+	(void)count;
+	/* PR1: synchronises with PA1 (the receiver's acquire of this line). */
+	onering_atomic_store(&s->lines[dir][v & s->mask].word, v, onering_mo_release);
+	return 1;
+}
+
+static int pp_consume(void *state, unsigned dir, void *items, unsigned max_count)
+{
+	struct pp_state *s = state;
+	struct onering_event *out = items;
+	uint64_t *received = &s->by_side[1 - dir].received;
+	uint64_t v = *received + 1;
+
+	(void)max_count;
+	/* PA1: synchronises with PR1 (the sender's release of this line). */
+	uint64_t seen = onering_atomic_load(&s->lines[dir][v & s->mask].word, onering_mo_acquire);
+	if (seen != v)
+		return seen > v ? -EPROTO : 0;
+	/* The cookie is the sequence the scenario sent (it counts from 0 after warm-up). */
+	out->cookie = (*received)++;
+	return 1;
+}
+
+static int pp_control(void *state, unsigned op, void *arg)
+{
+	(void)state;
+	(void)arg;
+	return op == RING_OP_MODES ? RING_MODE_LATENCY : -EINVAL;
+}
+
+static void pp_teardown(struct bench_ctx *ctx, void *state)
+{
+	struct pp_state *s = state;
+
+	(void)ctx;
+	free(s->lines[0]);
+	free(s->lines[1]);
+}
+
+const struct bench_peer_ops bench_peer_ring_pingpong = {
+	.name = "pingpong",
+	.about = "one cache line each way (the latency floor)",
+	.state_size = sizeof(struct pp_state),
+	.setup = pingpong_setup,
+	.produce = pp_produce,
+	.consume = pp_consume,
+	.control = pp_control,
+	.teardown = pp_teardown,
+};
+
+const struct bench_peer_ops bench_peer_ring_pp_lines = {
+	.name = "pp-lines",
+	.about = "a fresh line per message over --capacity lines (rotating-slot floor)",
+	.state_size = sizeof(struct pp_state),
+	.setup = pp_lines_setup,
+	.produce = pp_produce,
+	.consume = pp_consume,
+	.control = pp_control,
+	.teardown = pp_teardown,
+};

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * peer_ring_rte.c: ring peer "rte_ring": DPDK rte_ring, single producer and
+ * single consumer, 64-byte elements (rte_ring_sp_enqueue_burst_elem /
+ * rte_ring_sc_dequeue_burst_elem). Throughput only, as before. The EAL is
+ * started on the scenario's two cores the first time.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include <rte_errno.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "shm/abi.h"
+#include "tools/bench/peer_ring.h"
+
+struct rte_state {
+	struct rte_ring *ring;
+};
+
+static int ring_rte_setup(struct bench_ctx *ctx, void *state)
+{
+	struct rte_state *s = state;
+	char lcores[32], name[32];
+	static unsigned serial;
+
+	snprintf(lcores, sizeof(lcores), "%d,%d", ctx->cores[0], ctx->cores[1]);
+	int rc = bench_eal_start(ctx, lcores, NULL);
+	if (rc)
+		return rc;
+	snprintf(name, sizeof(name), "bench%u", serial++);
+	s->ring = rte_ring_create_elem(name, sizeof(struct onering_event),
+				       (unsigned)bench_param(ctx, "capacity"), SOCKET_ID_ANY,
+				       RING_F_SP_ENQ | RING_F_SC_DEQ);
+	return s->ring ? 0 : -rte_errno;
+}
+
+static int ring_rte_produce(void *state, unsigned ring, void *recs, unsigned count)
+{
+	(void)ring;
+	return (int)rte_ring_sp_enqueue_burst_elem(((struct rte_state *)state)->ring, recs,
+						   sizeof(struct onering_event), count, NULL);
+}
+
+static int ring_rte_consume(void *state, unsigned ring, void *out, unsigned max_count)
+{
+	(void)ring;
+	return (int)rte_ring_sc_dequeue_burst_elem(((struct rte_state *)state)->ring, out,
+						   sizeof(struct onering_event), max_count, NULL);
+}
+
+static int ring_rte_control(void *state, unsigned op, void *arg)
+{
+	(void)state;
+	(void)arg;
+	return op == RING_OP_MODES ? RING_MODE_THROUGHPUT : -EINVAL;
+}
+
+static void ring_rte_teardown(struct bench_ctx *ctx, void *state)
+{
+	(void)ctx;
+	rte_ring_free(((struct rte_state *)state)->ring);
+}
+
+const struct bench_peer_ops bench_peer_ring_rte = {
+	.name = "rte_ring",
+	.about = "DPDK rte_ring SP/SC, 64-byte elements (throughput only)",
+	.needs = "dpdk",
+	.state_size = sizeof(struct rte_state),
+	.setup = ring_rte_setup,
+	.produce = ring_rte_produce,
+	.consume = ring_rte_consume,
+	.control = ring_rte_control,
+	.teardown = ring_rte_teardown,
+};
