@@ -193,6 +193,22 @@ void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b);
 /* True (and its log printed) if the broker died. */
 bool bench_broker_died(struct bench_broker *b);
 
+struct onering;
+struct onering_queue;
+struct onering_queue_options;
+
+/*
+ * Start a broker (as bench_broker_start), attach to it, and open one queue
+ * with qo (NULL: defaults; q NULL: no queue). On failure everything done is
+ * undone. bench_onering_close() undoes it all; safe on a half-open one.
+ * @return 0; -errno (one line printed naming what failed).
+ */
+int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *extra,
+		       const struct onering_queue_options *qo, struct onering **att,
+		       struct onering_queue **q);
+void bench_onering_close(struct bench_ctx *ctx, struct bench_broker *b, struct onering **att,
+			 struct onering_queue **q);
+
 /* Remove dir and the files in it (one level); warns on what stays. */
 void bench_remove_dir(const char *dir);
 

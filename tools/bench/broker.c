@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client/onering.h"
 #include "tools/bench/bench.h"
 
 #define BROKER_MAX_ARGS 48
@@ -238,4 +239,41 @@ void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b)
 	if (b->dir[0])
 		bench_remove_dir(b->dir);
 	b->dir[0] = '\0';
+}
+
+int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *extra,
+		       const struct onering_queue_options *qo, struct onering **att,
+		       struct onering_queue **q)
+{
+	struct onering_attach_options ao = { 0 };
+	struct onering_queue_options dq = { 0 };
+	int rc = bench_broker_start(ctx, b, NULL, extra);
+
+	*att = NULL;
+	if (q)
+		*q = NULL;
+	if (rc < 0)
+		return rc;
+	ao.name = b->name;
+	ao.socket_dir = b->dir;
+	if ((rc = onering_attach_opts(&ao, att)) < 0)
+		fprintf(stderr, "onering_attach: %s\n", onering_strerror(rc));
+	else if (q && (rc = onering_queue_open(*att, qo ? qo : &dq, q)) < 0)
+		fprintf(stderr, "onering_queue_open: %s\n", onering_strerror(rc));
+	if (rc < 0)
+		bench_onering_close(ctx, b, att, q);
+	return rc;
+}
+
+void bench_onering_close(struct bench_ctx *ctx, struct bench_broker *b, struct onering **att,
+			 struct onering_queue **q)
+{
+	if (q && *q)
+		onering_queue_close(*q);
+	if (*att)
+		onering_detach(*att);
+	if (q)
+		*q = NULL;
+	*att = NULL;
+	bench_broker_stop(ctx, b);
 }

@@ -32,6 +32,7 @@ volatile sig_atomic_t bench_interrupted;
 
 static const struct bench_scenario *const scenarios[] = {
 	&bench_scenario_ring,
+	&bench_scenario_timers,
 };
 #define SCENARIO_COUNT (sizeof(scenarios) / sizeof(scenarios[0]))
 
