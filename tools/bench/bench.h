@@ -116,6 +116,7 @@ struct bench_scenario {
 	struct bench_param *params;
 	unsigned param_count;
 	unsigned rounds_default;
+	unsigned rounds_quick; /* 0: 3 */
 	int (*init)(struct bench_ctx *ctx); /* once, before the rounds (EAL ...) */
 	void (*fini)(struct bench_ctx *ctx);
 	/* One measurement of peer at sweep value sweep: fills fig[] (-1 = none). */
@@ -174,6 +175,22 @@ double bench_median(const double *v, unsigned n); /* of values >= 0; -1 if none 
 double bench_percentile(uint64_t *v, size_t n, double q);
 /* CPU of every thread of pid, ns (/proc/PID/task/ * /schedstat); 0 if none. */
 uint64_t bench_proc_cpu_ns(pid_t pid);
+
+/* ---- syscall counters (syscalls.c) ------------------------------------ */
+
+#define BENCH_SYSCALLS_MAX_THREADS 32
+
+/* Syscalls entered by one thread, or by every thread a process has now. */
+struct bench_syscalls {
+	int fds[BENCH_SYSCALLS_MAX_THREADS];
+	unsigned fd_count;
+};
+
+/* tid > 0: that thread; else every thread of pid. 0; -ENOTSUP (not root,
+ * no tracefs: a warning is printed once); -errno. */
+int bench_syscalls_open(struct bench_syscalls *c, pid_t pid, pid_t tid);
+uint64_t bench_syscalls_read(const struct bench_syscalls *c);
+void bench_syscalls_close(struct bench_syscalls *c);
 
 /* ---- the oneringd child (main thread) --------------------------------- */
 

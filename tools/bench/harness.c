@@ -32,6 +32,7 @@ volatile sig_atomic_t bench_interrupted;
 
 static const struct bench_scenario *const scenarios[] = {
 	&bench_scenario_ring,
+	&bench_scenario_readiness,
 	&bench_scenario_timers,
 };
 #define SCENARIO_COUNT (sizeof(scenarios) / sizeof(scenarios[0]))
@@ -210,7 +211,7 @@ static void usage(FILE *out, const struct bench_scenario *sc)
 	fprintf(out, "Usage: onering-bench %s [options]\n\n%s\n\nOptions:\n", sc->name,
 		sc->about);
 	if (!sc->run_whole) {
-		fprintf(out, "  --rounds N        interleaved rounds (default %u; --quick 3)\n"
+		fprintf(out, "  --rounds N        interleaved rounds (default %u; --quick %u)\n"
 			     "  --quick           smoke run: short measurements, 3 rounds, no retries\n"
 			     "  --retry-noisy N   redo a measurement disturbed by others (default 2)\n"
 			     "  --noise-max PCT   others + steal above this is disturbed (default 10)\n"
@@ -218,7 +219,7 @@ static void usage(FILE *out, const struct bench_scenario *sc)
 			     "  --cores LIST      %s (default %s)\n"
 			     "  --csv FILE, --json FILE   every measurement, and the summary (JSON)\n"
 			     "  --plot DIR        DIR/%s.png with gnuplot (median of %s)\n",
-			sc->rounds_default, sc->cores_help ? sc->cores_help : "unused",
+			sc->rounds_default, sc->rounds_quick ? sc->rounds_quick : 3, sc->cores_help ? sc->cores_help : "unused",
 			sc->cores_default ? sc->cores_default : "-", sc->name, sc->figs[0].name);
 		if (sc->sweep_name)
 			fprintf(out, "  --%-16s a comma list (default %s; --quick %s)\n",
@@ -359,7 +360,7 @@ static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **ar
 	}
 	if (ctx->quick) {
 		if (!rounds_given)
-			o->rounds = 3;
+			o->rounds = sc->rounds_quick ? sc->rounds_quick : 3;
 		if (!retry_given)
 			o->retry_noisy = 0;
 		if (sc->sweep_name && sweep == sc->sweep_default)

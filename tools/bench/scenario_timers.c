@@ -457,6 +457,7 @@ const struct bench_scenario bench_scenario_timers = {
 	.params = timers_params,
 	.param_count = sizeof(timers_params) / sizeof(timers_params[0]),
 	.rounds_default = 5,
+	.rounds_quick = 2,
 	.init = timers_init,
 	.measure = timers_measure,
 };
