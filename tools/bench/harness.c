@@ -32,6 +32,7 @@ volatile sig_atomic_t bench_interrupted;
 
 static const struct bench_scenario *const scenarios[] = {
 	&bench_scenario_ring,
+	&bench_scenario_dispatch,
 	&bench_scenario_readiness,
 	&bench_scenario_timers,
 };
@@ -412,25 +413,34 @@ static double fig_median(const struct opts *o, unsigned si, unsigned p, unsigned
 	return bench_median(v, o->rounds);
 }
 
-static int peer_idx(const struct bench_scenario *sc, const char *name)
+/*
+ * A peer's figure in round r; a name ending in '*' is the best (largest)
+ * figure of the peers that ran with that prefix. -1 when none.
+ */
+static double peer_fig(const struct bench_scenario *sc, const struct opts *o, unsigned r,
+		       unsigned si, const char *name, unsigned f)
 {
+	size_t len = strlen(name);
+	bool any = len && name[len - 1] == '*';
+	double best = -1;
+
 	for (unsigned p = 0; p < sc->peer_count; p++)
-		if (strcmp(sc->peers[p]->name, name) == 0)
-			return (int)p;
-	return -1;
+		if (o->peer_on[p] && (any ? strncmp(sc->peers[p]->name, name, len - 1) == 0
+					  : strcmp(sc->peers[p]->name, name) == 0) &&
+		    results[r][si][p][f] > best)
+			best = results[r][si][p][f];
+	return best;
 }
 
 /* Median over rounds of the per-round ratio; -1 when no round has both. */
 static double ratio_median(const struct opts *o, unsigned si, const struct bench_ratio *d,
 			   const struct bench_scenario *sc)
 {
-	int a = peer_idx(sc, d->peer_a), b = peer_idx(sc, d->peer_b);
 	double v[BENCH_MAX_ROUNDS];
 
-	if (a < 0 || b < 0 || !o->peer_on[a] || !o->peer_on[b])
-		return -1;
 	for (unsigned r = 0; r < o->rounds; r++) {
-		double x = results[r][si][a][d->fig], y = results[r][si][b][d->fig];
+		double x = peer_fig(sc, o, r, si, d->peer_a, d->fig);
+		double y = peer_fig(sc, o, r, si, d->peer_b, d->fig);
 		v[r] = x >= 0 && y > 0 ? x / y : -1;
 	}
 	return bench_median(v, o->rounds);
