@@ -34,6 +34,9 @@ static const struct bench_scenario *const scenarios[] = {
 	&bench_scenario_ring,
 	&bench_scenario_dispatch,
 	&bench_scenario_readiness,
+#if BENCH_HAVE_DPDK
+	&bench_scenario_nic,
+#endif
 	&bench_scenario_timers,
 };
 #define SCENARIO_COUNT (sizeof(scenarios) / sizeof(scenarios[0]))

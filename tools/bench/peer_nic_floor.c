@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * peer_nic_floor.c: nic peer "floor": in this process, one thread on the rx
+ * CPU: rte_eth_rx_burst(32), touch the 64 bytes of each packet,
+ * rte_pktmbuf_free_bulk(). What an application that owns the NIC queue
+ * does; one core, no consumer thread.
+ */
+#include <errno.h>
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+
+#include "tools/bench/peer_nic.h"
+
+struct nic_floor {
+	struct nic_common c;
+	uint64_t received;
+};
+
+static int nic_floor_setup(struct bench_ctx *ctx, void *state)
+{
+	(void)ctx;
+	(void)state;
+	return 0;
+}
+
+static int nic_floor_produce(void *state, unsigned side, void *items, unsigned count)
+{
+	struct nic_floor *s = state;
+	struct rte_mbuf *m[NIC_RX_BURST];
+	uint64_t sum = 0;
+
+	(void)side;
+	(void)items;
+	(void)count;
+	uint16_t n = rte_eth_rx_burst(s->c.port, 0, m, NIC_RX_BURST);
+	for (uint16_t i = 0; i < n; i++)
+		sum += nic_touch(rte_pktmbuf_mtod(m[i], const void *),
+				 m[i]->data_len < NIC_SNAPLEN ? m[i]->data_len : NIC_SNAPLEN);
+	rte_pktmbuf_free_bulk(m, n);
+	s->c.sink += sum;
+	s->received += n;
+	onering_atomic_store(&s->c.received, s->received, onering_mo_relaxed);
+	return n;
+}
+
+/* Thread init/fini (an lcore id: mempool caches work) and the counters,
+ * for both in-process peers (peer_nic_rte_ring.c uses it too). */
+int bench_nic_inprocess_control(void *state, unsigned op, void *arg);
+
+int bench_nic_inprocess_control(void *state, unsigned op, void *arg)
+{
+	struct nic_common *c = state;
+	struct nic_counters *k = arg;
+
+	switch (op) {
+	case NIC_OP_THREAD_INIT:
+		return rte_thread_register() < 0 ? -rte_errno : 0;
+	case NIC_OP_THREAD_FINI:
+		rte_thread_unregister();
+		return 0;
+	case NIC_OP_COUNTERS:
+		k->received = onering_atomic_load(&c->received, onering_mo_relaxed);
+		k->dropped = onering_atomic_load(&c->dropped, onering_mo_relaxed);
+		k->loops = 0;
+		return 0;
+	default:
+		return -EINVAL;
+	}
+}
+
+static void nic_floor_teardown(struct bench_ctx *ctx, void *state)
+{
+	(void)ctx;
+	(void)state;
+}
+
+const struct bench_peer_ops bench_peer_nic_floor = {
+	.name = "floor",
+	.about = "rx_burst -> touch -> free in this process, one core",
+	.needs = "dpdk",
+	.state_size = sizeof(struct nic_floor),
+	.setup = nic_floor_setup,
+	.produce = nic_floor_produce,
+	.control = bench_nic_inprocess_control,
+	.teardown = nic_floor_teardown,
+};

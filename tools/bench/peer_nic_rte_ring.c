@@ -1,0 +1,100 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * peer_nic_rte_ring.c: nic peer "rte_ring": in this process, two threads.
+ * The rx thread does rte_eth_rx_burst(32) and enqueues the mbuf pointers
+ * into an SP/SC rte_ring (--capacity; what does not fit is freed and
+ * counted as dropped, as the broker does); the consumer dequeues up to 64,
+ * touches 64 bytes of each and frees them in bulk. The classic DPDK
+ * hand-off to a worker core.
+ */
+#include <errno.h>
+#include <stdio.h>
+
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+
+#include "tools/bench/peer_nic.h"
+
+int bench_nic_inprocess_control(void *state, unsigned op, void *arg);
+
+struct nic_rte_ring {
+	struct nic_common c;
+	struct rte_ring *ring;
+	uint64_t received, dropped; /* the rx thread's */
+};
+
+static int nic_rte_ring_setup(struct bench_ctx *ctx, void *state)
+{
+	struct nic_rte_ring *s = state;
+	static unsigned serial;
+	char name[32];
+
+	(void)ctx;
+	snprintf(name, sizeof(name), "bench_nic_ring%u", serial++);
+	s->ring = rte_ring_create(name, s->c.capacity, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
+	return s->ring ? 0 : -rte_errno;
+}
+
+static int nic_rte_ring_produce(void *state, unsigned side, void *items, unsigned count)
+{
+	struct nic_rte_ring *s = state;
+	struct rte_mbuf *m[NIC_RX_BURST];
+
+	(void)side;
+	(void)items;
+	(void)count;
+	uint16_t n = rte_eth_rx_burst(s->c.port, 0, m, NIC_RX_BURST);
+	unsigned k = n ? rte_ring_sp_enqueue_burst(s->ring, (void *const *)m, n, NULL) : 0;
+	if (k < n) { /* ring full: drop */
+		rte_pktmbuf_free_bulk(m + k, n - k);
+		s->dropped += n - k;
+		onering_atomic_store(&s->c.dropped, s->dropped, onering_mo_relaxed);
+	}
+	s->received += n;
+	onering_atomic_store(&s->c.received, s->received, onering_mo_relaxed);
+	return n;
+}
+
+static int nic_rte_ring_consume(void *state, unsigned side, void *items, unsigned count)
+{
+	struct nic_rte_ring *s = state;
+	struct rte_mbuf *m[NIC_TAKE];
+	uint64_t sum = 0;
+
+	(void)side;
+	(void)items;
+	(void)count;
+	unsigned n = rte_ring_sc_dequeue_burst(s->ring, (void **)m, NIC_TAKE, NULL);
+	for (unsigned i = 0; i < n; i++)
+		sum += nic_touch(rte_pktmbuf_mtod(m[i], const void *),
+				 m[i]->data_len < NIC_SNAPLEN ? m[i]->data_len : NIC_SNAPLEN);
+	rte_pktmbuf_free_bulk(m, n);
+	s->c.sink += sum;
+	return (int)n;
+}
+
+static void nic_rte_ring_teardown(struct bench_ctx *ctx, void *state)
+{
+	struct nic_rte_ring *s = state;
+	void *m[NIC_TAKE];
+	unsigned n;
+
+	(void)ctx;
+	while (s->ring && (n = rte_ring_sc_dequeue_burst(s->ring, m, NIC_TAKE, NULL)) > 0)
+		rte_pktmbuf_free_bulk((struct rte_mbuf **)m, n);
+	rte_ring_free(s->ring);
+}
+
+const struct bench_peer_ops bench_peer_nic_rte_ring = {
+	.name = "rte_ring",
+	.about = "rx_burst -> rte_ring SP/SC -> a consumer thread (touch, free)",
+	.needs = "dpdk",
+	.state_size = sizeof(struct nic_rte_ring),
+	.setup = nic_rte_ring_setup,
+	.produce = nic_rte_ring_produce,
+	.consume = nic_rte_ring_consume,
+	.control = bench_nic_inprocess_control,
+	.teardown = nic_rte_ring_teardown,
+};
