@@ -207,6 +207,16 @@ int bench_broker_start(struct bench_ctx *ctx, struct bench_broker *b, const char
 /* SIGTERM (SIGKILL after 5 s), reap, remove its directory; adds its CPU to
  * ctx->child_cpu_ns. Safe on a broker never started. */
 void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b);
+/*
+ * fork/exec argv[0] (a path) with stdout and stderr to out_path, on cpus
+ * (NULL: the CPUs this program started with), ready_fd (>= 0) as its fd 3;
+ * it dies with this program.
+ * bench_child_stop(): SIGTERM, SIGKILL after 5 s, reaped; its wait status.
+ */
+int bench_child_start(const struct bench_ctx *ctx, char *const argv[], const char *out_path,
+		      const cpu_set_t *cpus, int ready_fd, pid_t *pid);
+int bench_child_stop(pid_t pid);
+
 /* True (and its log printed) if the broker died. */
 bool bench_broker_died(struct bench_broker *b);
 

@@ -121,37 +121,19 @@ void bench_remove_dir(const char *dir)
 		fprintf(stderr, "warning: cannot remove %s: %s\n", dir, strerror(errno));
 }
 
-/* fork/exec argv with a pipe as fd 3 and the log as stdout/stderr; wait for 'R'. */
+/* Start argv with a pipe's write end as fd 3; wait (10 s) for its 'R'. */
 static int spawn(struct bench_ctx *ctx, struct bench_broker *b, char **argv)
 {
-	pid_t parent = getpid();
-	int p[2];
+	int p[2], rc;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	b->pid = fork();
-	if (b->pid < 0) {
-		int rc = -errno;
+	rc = bench_child_start(ctx, argv, b->log, NULL, p[1], &b->pid);
+	close(p[1]);
+	if (rc < 0) {
 		close(p[0]);
-		close(p[1]);
 		return rc;
 	}
-	if (b->pid == 0) {
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		if (getppid() != parent)
-			_exit(127);
-		sched_setaffinity(0, sizeof(ctx->start_affinity), &ctx->start_affinity);
-		if (dup2(p[1], 3) < 0)
-			_exit(127);
-		int fd = open(b->log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd >= 0) {
-			dup2(fd, 1);
-			dup2(fd, 2);
-		}
-		execv(argv[0], argv);
-		_exit(127);
-	}
-	close(p[1]);
 	struct pollfd pfd = { .fd = p[0], .events = POLLIN };
 	int r;
 	do
@@ -214,26 +196,61 @@ bool bench_broker_died(struct bench_broker *b)
 	return true;
 }
 
+int bench_child_stop(pid_t pid)
+{
+	int status = 0;
+
+	if (pid <= 0)
+		return 0;
+	kill(pid, SIGTERM);
+	for (int i = 0;; i++) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid || (r < 0 && errno != EINTR))
+			break;
+		if (i == 500) {
+			fprintf(stderr, "pid %d ignored SIGTERM for 5 s: SIGKILL\n", (int)pid);
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			break;
+		}
+		bench_sleep_ns(10000000ull);
+	}
+	return status;
+}
+
+int bench_child_start(const struct bench_ctx *ctx, char *const argv[], const char *out_path,
+		      const cpu_set_t *cpus, int ready_fd, pid_t *pid)
+{
+	pid_t parent = getpid();
+
+	*pid = fork();
+	if (*pid < 0)
+		return bench_fail(-errno, "fork: %s", strerror(errno));
+	if (*pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if (getppid() != parent)
+			_exit(127);
+		sched_setaffinity(0, sizeof(*cpus), cpus ? cpus : &ctx->start_affinity);
+		if (ready_fd == 3)
+			fcntl(3, F_SETFD, 0); /* dup2(3, 3) would keep FD_CLOEXEC */
+		else if (ready_fd >= 0 && dup2(ready_fd, 3) < 0)
+			_exit(127);
+		int fd = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return 0;
+}
+
 void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b)
 {
-	int status;
-
 	if (b->pid > 0) {
 		ctx->child_cpu_ns += bench_proc_cpu_ns(b->pid);
-		kill(b->pid, SIGTERM);
-		for (int i = 0;; i++) {
-			pid_t r = waitpid(b->pid, &status, WNOHANG);
-			if (r == b->pid || (r < 0 && errno != EINTR))
-				break;
-			if (i == 500) {
-				fprintf(stderr, "oneringd %d ignored SIGTERM for 5 s: SIGKILL\n",
-					(int)b->pid);
-				kill(b->pid, SIGKILL);
-				waitpid(b->pid, &status, 0);
-				break;
-			}
-			bench_sleep_ns(10000000ull);
-		}
+		bench_child_stop(b->pid);
 	}
 	b->pid = -1;
 	if (b->dir[0])

@@ -38,6 +38,7 @@ static const struct bench_scenario *const scenarios[] = {
 	&bench_scenario_nic,
 #endif
 	&bench_scenario_timers,
+	&bench_scenario_servers,
 };
 #define SCENARIO_COUNT (sizeof(scenarios) / sizeof(scenarios[0]))
 
