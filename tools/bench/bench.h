@@ -30,6 +30,7 @@
 #ifndef ONERING_TOOLS_BENCH_BENCH_H
 #define ONERING_TOOLS_BENCH_BENCH_H
 
+#include <errno.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -49,27 +50,45 @@
 #define BENCH_MAX_ROUNDS 64
 #define BENCH_MAX_CORES 4
 #define BENCH_ALWAYS_INLINE inline __attribute__((always_inline))
+#define BENCH_UNUSED __attribute__((unused))
+#define BENCH_COUNT(a) (sizeof(a) / sizeof((a)[0]))
+/* A scenario's tables, named PREFIX_peers, _figs, _ratios, _params. */
+#define BENCH_TABLES(prefix)                                                                    \
+	.peers = prefix##_peers, .peer_count = BENCH_COUNT(prefix##_peers),                     \
+	.figs = prefix##_figs, .fig_count = BENCH_COUNT(prefix##_figs),                         \
+	.ratios = prefix##_ratios, .ratio_count = BENCH_COUNT(prefix##_ratios),                 \
+	.params = prefix##_params, .param_count = BENCH_COUNT(prefix##_params)
 
 struct bench_ctx;
 
 /*
  * One peer. name is what --peers and the output call it; needs names the
  * library it links ("dpdk", "liburing") for `onering-bench list`. The hooks
- * are the scenario's to define (see its file); unused ones stay NULL.
- * state is the peer's own memory for one measurement (state_size bytes,
- * zeroed by the scenario before setup).
+ * are the scenario's to define (see its file); unused ones stay NULL (a
+ * missing control() answers -ENOTSUP). state is the peer's own memory for
+ * one measurement (state_size bytes, zeroed by the scenario before setup);
+ * variant is the peer's constant where several peers share their hooks
+ * (a policy, a wait mode), read by setup() through self.
  */
 struct bench_peer_ops {
 	const char *name;
 	const char *about; /* one line */
 	const char *needs; /* NULL, "dpdk" or "liburing" */
 	size_t state_size;
-	int (*setup)(struct bench_ctx *ctx, void *state);
+	intptr_t variant;
+	int (*setup)(struct bench_ctx *ctx, const struct bench_peer_ops *self, void *state);
 	int (*produce)(void *state, unsigned thread_idx, void *items, unsigned count);
 	int (*consume)(void *state, unsigned thread_idx, void *items, unsigned max_count);
 	int (*control)(void *state, unsigned op, void *arg);
 	void (*teardown)(struct bench_ctx *ctx, void *state);
 };
+
+/* peer->control(), or -ENOTSUP when the peer has none. */
+static inline int bench_control(const struct bench_peer_ops *peer, void *state, unsigned op,
+				void *arg)
+{
+	return peer->control ? peer->control(state, op, arg) : -ENOTSUP;
+}
 
 /* A figure a scenario reports per measurement; figs[0] is the one plotted. */
 struct bench_fig {

@@ -126,9 +126,13 @@ static int evdev_configure(struct evdev_dispatch *s)
 	return 0;
 }
 
-static int dispatch_evdev_open(struct bench_ctx *ctx, void *state, bool dsw, uint8_t type)
+enum { DSW = 1 << 8 }; /* variant: RTE_SCHED_TYPE_* | DSW */
+
+static int dispatch_evdev_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
+				void *state)
 {
 	struct evdev_dispatch *s = state;
+	bool dsw = self->variant & DSW;
 	static unsigned serial;
 	char lcore[16];
 	int rc;
@@ -137,7 +141,7 @@ static int dispatch_evdev_open(struct bench_ctx *ctx, void *state, bool dsw, uin
 	if ((rc = bench_eal_start(ctx, lcore, NULL)) < 0)
 		return rc;
 	s->dsw = dsw;
-	s->sched_type = type;
+	s->sched_type = (uint8_t)self->variant;
 	snprintf(s->name, sizeof(s->name), "%s%u", dsw ? "event_dsw" : "event_sw", serial++);
 	if ((rc = rte_eal_hotplug_add("vdev", s->name, "")) < 0)
 		return bench_fail(rc, "rte_eal_hotplug_add(vdev, %s): %s (is DPDK's "
@@ -151,16 +155,6 @@ static int dispatch_evdev_open(struct bench_ctx *ctx, void *state, bool dsw, uin
 		return bench_fail(rc, "%s: configuring: %s", s->name, strerror(-rc));
 	return 0;
 }
-
-#define EVDEV_SETUP(fn, dsw, type)                                                              \
-	static int fn(struct bench_ctx *ctx, void *state)                                       \
-	{                                                                                       \
-		return dispatch_evdev_open(ctx, state, dsw, type);                              \
-	}
-EVDEV_SETUP(sw_atomic_setup, false, RTE_SCHED_TYPE_ATOMIC)
-EVDEV_SETUP(sw_parallel_setup, false, RTE_SCHED_TYPE_PARALLEL)
-EVDEV_SETUP(dsw_atomic_setup, true, RTE_SCHED_TYPE_ATOMIC)
-EVDEV_SETUP(dsw_parallel_setup, true, RTE_SCHED_TYPE_PARALLEL)
 
 static int dispatch_evdev_produce(void *state, unsigned thread_idx, void *items, unsigned count)
 {
@@ -200,11 +194,10 @@ static int dispatch_evdev_consume(void *state, unsigned thread_idx, void *items,
 	return n;
 }
 
-static int dispatch_evdev_control(void *state, unsigned op, void *arg)
+static int dispatch_evdev_control(void *state, unsigned op, void *arg BENCH_UNUSED)
 {
 	struct evdev_dispatch *s = state;
 
-	(void)arg;
 	switch (op) {
 	case DISPATCH_OP_THREAD_INIT:
 		return rte_thread_register() == 0 ? 0 : -rte_errno;
@@ -235,11 +228,10 @@ static int dispatch_evdev_control(void *state, unsigned op, void *arg)
 }
 
 /* Stop (counting events still inside), close and remove the device. */
-static void dispatch_evdev_teardown(struct bench_ctx *ctx, void *state)
+static void dispatch_evdev_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct evdev_dispatch *s = state;
 
-	(void)ctx;
 	if (s->started)
 		rte_event_dev_stop(s->dev);
 	if (s->configured)
@@ -250,26 +242,20 @@ static void dispatch_evdev_teardown(struct bench_ctx *ctx, void *state)
 		rte_service_component_unregister(s->service_id);
 }
 
-#define DISPATCH_EVDEV_PEER(var, peer_name, text, setup_fn)                                     \
+#define DISPATCH_EVDEV_PEER(var, peer_name, text, bits)                                         \
 	const struct bench_peer_ops var = {                                                     \
-		.name = peer_name,                                                              \
-		.about = text,                                                                  \
-		.needs = "dpdk",                                                                \
-		.state_size = sizeof(struct evdev_dispatch),                                    \
-		.setup = setup_fn,                                                              \
-		.produce = dispatch_evdev_produce,                                              \
-		.consume = dispatch_evdev_consume,                                              \
-		.control = dispatch_evdev_control,                                              \
-		.teardown = dispatch_evdev_teardown,                                            \
+		.name = peer_name, .about = text, .needs = "dpdk", .variant = bits,             \
+		.state_size = sizeof(struct evdev_dispatch), .setup = dispatch_evdev_setup,     \
+		.produce = dispatch_evdev_produce, .consume = dispatch_evdev_consume,           \
+		.control = dispatch_evdev_control, .teardown = dispatch_evdev_teardown,         \
 	}
-
 DISPATCH_EVDEV_PEER(bench_peer_dispatch_sw_atomic, "sw-atomic",
 		    "DPDK event_sw, atomic queue (per-flow order), service thread",
-		    sw_atomic_setup);
+		    RTE_SCHED_TYPE_ATOMIC);
 DISPATCH_EVDEV_PEER(bench_peer_dispatch_sw_parallel, "sw-parallel",
-		    "DPDK event_sw, parallel queue, service thread", sw_parallel_setup);
+		    "DPDK event_sw, parallel queue, service thread", RTE_SCHED_TYPE_PARALLEL);
 DISPATCH_EVDEV_PEER(bench_peer_dispatch_dsw_atomic, "dsw-atomic",
 		    "DPDK event_dsw, atomic queue (per-flow order), no scheduler thread",
-		    dsw_atomic_setup);
+		    RTE_SCHED_TYPE_ATOMIC | DSW);
 DISPATCH_EVDEV_PEER(bench_peer_dispatch_dsw_parallel, "dsw-parallel",
-		    "DPDK event_dsw, parallel queue", dsw_parallel_setup);
+		    "DPDK event_dsw, parallel queue", RTE_SCHED_TYPE_PARALLEL | DSW);

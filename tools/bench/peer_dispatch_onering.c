@@ -36,9 +36,12 @@ struct onering_dispatch {
 	struct onering_queue *q[DISPATCH_MAX_CONSUMERS + 1]; /* [consumers]: the producer's */
 };
 
-static int dispatch_onering_open(struct bench_ctx *ctx, void *state, const char *policy)
+/* variant: the policy's name. */
+static int dispatch_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
+				  void *state)
 {
 	struct onering_dispatch *s = state;
+	const char *policy = (const char *)self->variant;
 	char cpu[16], group[64];
 	int rc;
 
@@ -52,17 +55,6 @@ static int dispatch_onering_open(struct bench_ctx *ctx, void *state, const char 
 		return bench_fail(rc, "onering_group_id(%s): %s", GROUP, onering_strerror(rc));
 	return 0;
 }
-
-#define POLICY_SETUP(policy)                                                                    \
-	static int dispatch_onering_##policy##_setup(struct bench_ctx *ctx, void *state)      \
-	{                                                                                       \
-		return dispatch_onering_open(ctx, state, #policy);                              \
-	}
-POLICY_SETUP(rr)
-POLICY_SETUP(least)
-POLICY_SETUP(sticky)
-POLICY_SETUP(lifo)
-POLICY_SETUP(local)
 
 static int dispatch_onering_produce(void *state, unsigned thread_idx, void *items,
 				    unsigned count)
@@ -152,14 +144,10 @@ static void dispatch_onering_teardown(struct bench_ctx *ctx, void *state)
 
 #define DISPATCH_ONERING_PEER(policy, text)                                                     \
 	const struct bench_peer_ops bench_peer_dispatch_onering_##policy = {                    \
-		.name = "onering-" #policy,                                                     \
-		.about = text,                                                                  \
-		.state_size = sizeof(struct onering_dispatch),                                  \
-		.setup = dispatch_onering_##policy##_setup,                                     \
-		.produce = dispatch_onering_produce,                                            \
-		.consume = dispatch_onering_consume,                                            \
-		.control = dispatch_onering_control,                                            \
-		.teardown = dispatch_onering_teardown,                                          \
+		.name = "onering-" #policy, .about = text, .variant = (intptr_t) #policy,       \
+		.state_size = sizeof(struct onering_dispatch), .setup = dispatch_onering_setup, \
+		.produce = dispatch_onering_produce, .consume = dispatch_onering_consume,       \
+		.control = dispatch_onering_control, .teardown = dispatch_onering_teardown,     \
 	}
 
 DISPATCH_ONERING_PEER(rr, "group policy round-robin");

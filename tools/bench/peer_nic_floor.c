@@ -19,22 +19,13 @@ struct nic_floor {
 	uint64_t received;
 };
 
-static int nic_floor_setup(struct bench_ctx *ctx, void *state)
-{
-	(void)ctx;
-	(void)state;
-	return 0;
-}
-
-static int nic_floor_produce(void *state, unsigned side, void *items, unsigned count)
+static int nic_floor_produce(void *state, unsigned side BENCH_UNUSED, void *items BENCH_UNUSED,
+			     unsigned count BENCH_UNUSED)
 {
 	struct nic_floor *s = state;
 	struct rte_mbuf *m[NIC_RX_BURST];
 	uint64_t sum = 0;
 
-	(void)side;
-	(void)items;
-	(void)count;
 	uint16_t n = rte_eth_rx_burst(s->c.port, 0, m, NIC_RX_BURST);
 	for (uint16_t i = 0; i < n; i++)
 		sum += nic_touch(rte_pktmbuf_mtod(m[i], const void *),
@@ -71,19 +62,8 @@ int bench_nic_inprocess_control(void *state, unsigned op, void *arg)
 	}
 }
 
-static void nic_floor_teardown(struct bench_ctx *ctx, void *state)
-{
-	(void)ctx;
-	(void)state;
-}
-
 const struct bench_peer_ops bench_peer_nic_floor = {
-	.name = "floor",
-	.about = "rx_burst -> touch -> free in this process, one core",
-	.needs = "dpdk",
-	.state_size = sizeof(struct nic_floor),
-	.setup = nic_floor_setup,
-	.produce = nic_floor_produce,
+	.name = "floor", .about = "rx_burst -> touch -> free in this process, one core",
+	.needs = "dpdk", .state_size = sizeof(struct nic_floor), .produce = nic_floor_produce,
 	.control = bench_nic_inprocess_control,
-	.teardown = nic_floor_teardown,
 };

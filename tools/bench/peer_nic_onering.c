@@ -35,7 +35,8 @@ struct nic_onering {
 	struct onering_event evs[NIC_TAKE];
 };
 
-static int nic_onering_setup(struct bench_ctx *ctx, void *state)
+static int nic_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
+			     void *state)
 {
 	struct nic_onering *s = state;
 	char vdev[64], port[96], cpu[16], path[256], err[256];
@@ -62,14 +63,11 @@ static int nic_onering_setup(struct bench_ctx *ctx, void *state)
 	return 0;
 }
 
-static int nic_onering_consume(void *state, unsigned side, void *items, unsigned count)
+static int nic_onering_consume(void *state, unsigned side BENCH_UNUSED, void *items BENCH_UNUSED,
+			       unsigned count BENCH_UNUSED)
 {
 	struct nic_onering *s = state;
 	uint64_t sum = 0;
-
-	(void)side;
-	(void)items;
-	(void)count;
 	int n = onering_poll(s->q, s->evs, NIC_TAKE);
 	for (int i = 0; i < n; i++) {
 		uint32_t len = 0;
@@ -149,11 +147,8 @@ static void nic_onering_teardown(struct bench_ctx *ctx, void *state)
 }
 
 const struct bench_peer_ops bench_peer_nic_onering = {
-	.name = "onering",
-	.about = "oneringd's poller -> a queue with a packet area -> onering_poll() consumer",
-	.state_size = sizeof(struct nic_onering),
-	.setup = nic_onering_setup,
-	.consume = nic_onering_consume,
-	.control = nic_onering_control,
+	.name = "onering", .about = "oneringd's poller -> a queue with a packet area -> onering_poll()",
+	.state_size = sizeof(struct nic_onering), .setup = nic_onering_setup,
+	.consume = nic_onering_consume, .control = nic_onering_control,
 	.teardown = nic_onering_teardown,
 };

@@ -25,26 +25,24 @@ struct nic_rte_ring {
 	uint64_t received, dropped; /* the rx thread's */
 };
 
-static int nic_rte_ring_setup(struct bench_ctx *ctx, void *state)
+static int nic_rte_ring_setup(struct bench_ctx *ctx BENCH_UNUSED,
+			      const struct bench_peer_ops *self BENCH_UNUSED, void *state)
 {
 	struct nic_rte_ring *s = state;
 	static unsigned serial;
 	char name[32];
 
-	(void)ctx;
 	snprintf(name, sizeof(name), "bench_nic_ring%u", serial++);
 	s->ring = rte_ring_create(name, s->c.capacity, SOCKET_ID_ANY, RING_F_SP_ENQ | RING_F_SC_DEQ);
 	return s->ring ? 0 : -rte_errno;
 }
 
-static int nic_rte_ring_produce(void *state, unsigned side, void *items, unsigned count)
+static int nic_rte_ring_produce(void *state, unsigned side BENCH_UNUSED,
+			       void *items BENCH_UNUSED, unsigned count BENCH_UNUSED)
 {
 	struct nic_rte_ring *s = state;
 	struct rte_mbuf *m[NIC_RX_BURST];
 
-	(void)side;
-	(void)items;
-	(void)count;
 	uint16_t n = rte_eth_rx_burst(s->c.port, 0, m, NIC_RX_BURST);
 	unsigned k = n ? rte_ring_sp_enqueue_burst(s->ring, (void *const *)m, n, NULL) : 0;
 	if (k < n) { /* ring full: drop */
@@ -57,15 +55,13 @@ static int nic_rte_ring_produce(void *state, unsigned side, void *items, unsigne
 	return n;
 }
 
-static int nic_rte_ring_consume(void *state, unsigned side, void *items, unsigned count)
+static int nic_rte_ring_consume(void *state, unsigned side BENCH_UNUSED,
+			       void *items BENCH_UNUSED, unsigned count BENCH_UNUSED)
 {
 	struct nic_rte_ring *s = state;
 	struct rte_mbuf *m[NIC_TAKE];
 	uint64_t sum = 0;
 
-	(void)side;
-	(void)items;
-	(void)count;
 	unsigned n = rte_ring_sc_dequeue_burst(s->ring, (void **)m, NIC_TAKE, NULL);
 	for (unsigned i = 0; i < n; i++)
 		sum += nic_touch(rte_pktmbuf_mtod(m[i], const void *),
@@ -75,26 +71,20 @@ static int nic_rte_ring_consume(void *state, unsigned side, void *items, unsigne
 	return (int)n;
 }
 
-static void nic_rte_ring_teardown(struct bench_ctx *ctx, void *state)
+static void nic_rte_ring_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct nic_rte_ring *s = state;
 	void *m[NIC_TAKE];
 	unsigned n;
 
-	(void)ctx;
 	while (s->ring && (n = rte_ring_sc_dequeue_burst(s->ring, m, NIC_TAKE, NULL)) > 0)
 		rte_pktmbuf_free_bulk((struct rte_mbuf **)m, n);
 	rte_ring_free(s->ring);
 }
 
 const struct bench_peer_ops bench_peer_nic_rte_ring = {
-	.name = "rte_ring",
-	.about = "rx_burst -> rte_ring SP/SC -> a consumer thread (touch, free)",
-	.needs = "dpdk",
-	.state_size = sizeof(struct nic_rte_ring),
-	.setup = nic_rte_ring_setup,
-	.produce = nic_rte_ring_produce,
-	.consume = nic_rte_ring_consume,
-	.control = bench_nic_inprocess_control,
-	.teardown = nic_rte_ring_teardown,
+	.name = "rte_ring", .about = "rx_burst -> rte_ring SP/SC -> a consumer thread (touch, free)",
+	.needs = "dpdk", .state_size = sizeof(struct nic_rte_ring), .setup = nic_rte_ring_setup,
+	.produce = nic_rte_ring_produce, .consume = nic_rte_ring_consume,
+	.control = bench_nic_inprocess_control, .teardown = nic_rte_ring_teardown,
 };

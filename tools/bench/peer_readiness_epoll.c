@@ -17,11 +17,13 @@ struct epoll_readiness {
 	struct epoll_event evs[READINESS_BATCH];
 };
 
-static int readiness_epoll_open(void *state, int timeout_ms)
+/* variant: the epoll_wait timeout, ms. */
+static int readiness_epoll_setup(struct bench_ctx *ctx BENCH_UNUSED,
+				 const struct bench_peer_ops *self, void *state)
 {
 	struct epoll_readiness *s = state;
 
-	s->timeout_ms = timeout_ms;
+	s->timeout_ms = (int)self->variant;
 	if ((s->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
 		return -errno;
 	for (unsigned i = 0; i < s->c.n; i++) {
@@ -32,25 +34,11 @@ static int readiness_epoll_open(void *state, int timeout_ms)
 	return 0;
 }
 
-static int readiness_epoll_busy_setup(struct bench_ctx *ctx, void *state)
-{
-	(void)ctx;
-	return readiness_epoll_open(state, 0);
-}
-
-static int readiness_epoll_block_setup(struct bench_ctx *ctx, void *state)
-{
-	(void)ctx;
-	return readiness_epoll_open(state, READINESS_BLOCK_MS);
-}
-
-static int readiness_epoll_consume(void *state, unsigned thread_idx, void *items,
+static int readiness_epoll_consume(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
 				   unsigned max_count)
 {
 	struct epoll_readiness *s = state;
 	struct ready_event *out = items;
-
-	(void)thread_idx;
 	int k = epoll_wait(s->epfd, s->evs, (int)max_count, s->timeout_ms);
 	if (k < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -59,38 +47,21 @@ static int readiness_epoll_consume(void *state, unsigned thread_idx, void *items
 	return k;
 }
 
-static int readiness_epoll_control(void *state, unsigned op, void *arg)
-{
-	(void)state;
-	(void)arg;
-	return op == READINESS_OP_THREAD_INIT || op == READINESS_OP_THREAD_FINI ? 0 : -EINVAL;
-}
-
-static void readiness_epoll_teardown(struct bench_ctx *ctx, void *state)
+static void readiness_epoll_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct epoll_readiness *s = state;
 
-	(void)ctx;
 	if (s->epfd > 0)
 		close(s->epfd);
 }
 
-const struct bench_peer_ops bench_peer_readiness_epoll_busy = {
-	.name = "epoll-busy",
-	.about = "epoll_wait(timeout 0) in a loop, EPOLLET",
-	.state_size = sizeof(struct epoll_readiness),
-	.setup = readiness_epoll_busy_setup,
-	.consume = readiness_epoll_consume,
-	.control = readiness_epoll_control,
-	.teardown = readiness_epoll_teardown,
-};
-
-const struct bench_peer_ops bench_peer_readiness_epoll_block = {
-	.name = "epoll-block",
-	.about = "blocking epoll_wait, EPOLLET",
-	.state_size = sizeof(struct epoll_readiness),
-	.setup = readiness_epoll_block_setup,
-	.consume = readiness_epoll_consume,
-	.control = readiness_epoll_control,
-	.teardown = readiness_epoll_teardown,
-};
+#define READINESS_EPOLL_PEER(var, peer_name, text, timeout_ms)                                  \
+	const struct bench_peer_ops var = {                                                     \
+		.name = peer_name, .about = text, .variant = timeout_ms,                        \
+		.state_size = sizeof(struct epoll_readiness), .setup = readiness_epoll_setup,   \
+		.consume = readiness_epoll_consume, .teardown = readiness_epoll_teardown,       \
+	}
+READINESS_EPOLL_PEER(bench_peer_readiness_epoll_busy, "epoll-busy",
+		     "epoll_wait(timeout 0) in a loop, EPOLLET", 0);
+READINESS_EPOLL_PEER(bench_peer_readiness_epoll_block, "epoll-block",
+		     "blocking epoll_wait, EPOLLET", READINESS_BLOCK_MS);

@@ -26,9 +26,13 @@ struct onering_readiness {
 	struct onering_event evs[READINESS_BATCH];
 };
 
-static int readiness_onering_open(struct bench_ctx *ctx, void *state, bool busy, bool wait)
+enum { BUSY = 1, WAIT = 2 }; /* variant bits */
+
+static int readiness_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
+				   void *state)
 {
 	struct onering_readiness *s = state;
+	bool busy = self->variant & BUSY;
 	struct onering_queue_options qo = { .capacity = s->c.capacity };
 	char cpu[16];
 	int rc;
@@ -36,7 +40,7 @@ static int readiness_onering_open(struct bench_ctx *ctx, void *state, bool busy,
 	snprintf(cpu, sizeof(cpu), "%d", s->c.broker_cpu);
 	const char *extra[] = { "--cores", cpu, "--control-core", cpu,
 				busy ? "--idle-sleep-ms" : NULL, "-1", NULL };
-	s->wait = wait;
+	s->wait = self->variant & WAIT;
 	if ((rc = bench_onering_open(ctx, &s->c.broker, extra, &qo, &s->att, &s->q)) < 0)
 		return rc;
 	for (unsigned i = 0; i < s->c.n; i++) {
@@ -48,28 +52,11 @@ static int readiness_onering_open(struct bench_ctx *ctx, void *state, bool busy,
 	return 0;
 }
 
-static int readiness_onering_busy_setup(struct bench_ctx *ctx, void *state)
-{
-	return readiness_onering_open(ctx, state, true, false);
-}
-
-static int readiness_onering_adaptive_setup(struct bench_ctx *ctx, void *state)
-{
-	return readiness_onering_open(ctx, state, false, false);
-}
-
-static int readiness_onering_wait_setup(struct bench_ctx *ctx, void *state)
-{
-	return readiness_onering_open(ctx, state, true, true);
-}
-
-static int readiness_onering_consume(void *state, unsigned thread_idx, void *items,
+static int readiness_onering_consume(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
 				     unsigned max_count)
 {
 	struct onering_readiness *s = state;
 	struct ready_event *out = items;
-
-	(void)thread_idx;
 	int k = s->wait ? onering_wait(s->q, s->evs, 1, max_count, READINESS_BLOCK_MS * 1000000ll)
 			: onering_poll(s->q, s->evs, max_count);
 	if (k == -EINTR)
@@ -80,13 +67,6 @@ static int readiness_onering_consume(void *state, unsigned thread_idx, void *ite
 	return k;
 }
 
-static int readiness_onering_control(void *state, unsigned op, void *arg)
-{
-	(void)state;
-	(void)arg;
-	return op == READINESS_OP_THREAD_INIT || op == READINESS_OP_THREAD_FINI ? 0 : -EINVAL;
-}
-
 static void readiness_onering_teardown(struct bench_ctx *ctx, void *state)
 {
 	struct onering_readiness *s = state;
@@ -94,23 +74,15 @@ static void readiness_onering_teardown(struct bench_ctx *ctx, void *state)
 	bench_onering_close(ctx, &s->c.broker, &s->att, &s->q);
 }
 
-#define READINESS_ONERING_PEER(var, peer_name, text, setup_fn)                                  \
+#define READINESS_ONERING_PEER(var, peer_name, text, bits)                                      \
 	const struct bench_peer_ops var = {                                                     \
-		.name = peer_name,                                                              \
-		.about = text,                                                                  \
-		.state_size = sizeof(struct onering_readiness),                                 \
-		.setup = setup_fn,                                                              \
-		.consume = readiness_onering_consume,                                           \
-		.control = readiness_onering_control,                                           \
-		.teardown = readiness_onering_teardown,                                         \
+		.name = peer_name, .about = text, .variant = bits,                              \
+		.state_size = sizeof(struct onering_readiness), .setup = readiness_onering_setup, \
+		.consume = readiness_onering_consume, .teardown = readiness_onering_teardown,   \
 	}
-
 READINESS_ONERING_PEER(bench_peer_readiness_onering_busy, "onering-busy",
-		       "busy broker (--idle-sleep-ms -1), onering_poll() loop",
-		       readiness_onering_busy_setup);
+		       "busy broker (--idle-sleep-ms -1), onering_poll() loop", BUSY);
 READINESS_ONERING_PEER(bench_peer_readiness_onering_adaptive, "onering-adaptive",
-		       "default idle policy broker, onering_poll() loop",
-		       readiness_onering_adaptive_setup);
+		       "default idle policy broker, onering_poll() loop", 0);
 READINESS_ONERING_PEER(bench_peer_readiness_onering_wait, "onering-wait",
-		       "busy broker, onering_wait(): spin 50 us then futex",
-		       readiness_onering_wait_setup);
+		       "busy broker, onering_wait(): spin 50 us then futex", BUSY | WAIT);

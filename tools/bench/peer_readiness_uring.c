@@ -74,15 +74,13 @@ static int uring_thread_init(struct uring_readiness *s)
 	return rc < 0 ? rc : io_uring_submit(&s->ring) < 0 ? -EIO : 0;
 }
 
-static int readiness_uring_consume(void *state, unsigned thread_idx, void *items,
+static int readiness_uring_consume(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
 				   unsigned max_count)
 {
 	struct uring_readiness *s = state;
 	struct ready_event *out = items;
 	struct io_uring_cqe *cqes[READINESS_BATCH];
 	int rc = 0;
-
-	(void)thread_idx;
 	unsigned k = io_uring_peek_batch_cqe(&s->ring, cqes, max_count);
 	if (k == 0) {
 		if (s->how == URING_BLOCK) {
@@ -120,11 +118,10 @@ static int readiness_uring_consume(void *state, unsigned thread_idx, void *items
 	return (int)k;
 }
 
-static int readiness_uring_control(void *state, unsigned op, void *arg)
+static int readiness_uring_control(void *state, unsigned op, void *arg BENCH_UNUSED)
 {
 	struct uring_readiness *s = state;
 
-	(void)arg;
 	if (op == READINESS_OP_THREAD_INIT)
 		return uring_thread_init(s);
 	if (op != READINESS_OP_THREAD_FINI)
@@ -135,52 +132,29 @@ static int readiness_uring_control(void *state, unsigned op, void *arg)
 	return 0;
 }
 
-static int readiness_uring_setup(void *state, enum uring_wait how)
+/* The ring is made on the consumer thread (READINESS_OP_THREAD_INIT). */
+static int readiness_uring_setup(struct bench_ctx *ctx BENCH_UNUSED,
+				 const struct bench_peer_ops *self, void *state)
 {
-	((struct uring_readiness *)state)->how = how;
+	((struct uring_readiness *)state)->how = (enum uring_wait)self->variant;
 	return 0;
 }
 
-static int uring_busy_setup(struct bench_ctx *ctx, void *state)
+static void readiness_uring_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
-	(void)ctx;
-	return readiness_uring_setup(state, URING_BUSY);
-}
-
-static int uring_block_setup(struct bench_ctx *ctx, void *state)
-{
-	(void)ctx;
-	return readiness_uring_setup(state, URING_BLOCK);
-}
-
-static int uring_peek_setup(struct bench_ctx *ctx, void *state)
-{
-	(void)ctx;
-	return readiness_uring_setup(state, URING_PEEK);
-}
-
-static void readiness_uring_teardown(struct bench_ctx *ctx, void *state)
-{
-	(void)ctx;
 	readiness_uring_control(state, READINESS_OP_THREAD_FINI, NULL);
 }
 
-#define READINESS_URING_PEER(var, peer_name, text, setup_fn)                                    \
+#define READINESS_URING_PEER(var, peer_name, text, how)                                         \
 	const struct bench_peer_ops var = {                                                     \
-		.name = peer_name,                                                              \
-		.about = text,                                                                  \
-		.needs = "liburing",                                                            \
-		.state_size = sizeof(struct uring_readiness),                                   \
-		.setup = setup_fn,                                                              \
-		.consume = readiness_uring_consume,                                             \
-		.control = readiness_uring_control,                                             \
+		.name = peer_name, .about = text, .needs = "liburing", .variant = how,          \
+		.state_size = sizeof(struct uring_readiness), .setup = readiness_uring_setup,   \
+		.consume = readiness_uring_consume, .control = readiness_uring_control,         \
 		.teardown = readiness_uring_teardown,                                           \
 	}
-
 READINESS_URING_PEER(bench_peer_readiness_uring_busy, "uring-busy",
-		     "multishot poll, DEFER_TASKRUN, peek then io_uring_get_events()",
-		     uring_busy_setup);
+		     "multishot poll, DEFER_TASKRUN, peek then io_uring_get_events()", URING_BUSY);
 READINESS_URING_PEER(bench_peer_readiness_uring_block, "uring-block",
-		     "multishot poll, io_uring_submit_and_wait_timeout()", uring_block_setup);
+		     "multishot poll, io_uring_submit_and_wait_timeout()", URING_BLOCK);
 READINESS_URING_PEER(bench_peer_readiness_uring_peek, "uring-peek",
-		     "multishot poll, default setup, the consumer only peeks", uring_peek_setup);
+		     "multishot poll, default setup, the consumer only peeks", URING_PEEK);

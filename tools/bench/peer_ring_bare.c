@@ -41,7 +41,8 @@ struct bare_state {
 	struct bare_ring ring[2];
 };
 
-static int ring_bare_setup(struct bench_ctx *ctx, void *state)
+static int ring_bare_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
+			   void *state)
 {
 	struct bare_state *s = state;
 	uint64_t capacity = bench_param(ctx, "capacity");
@@ -110,18 +111,15 @@ static int ring_bare_consume(void *state, unsigned ring, void *items, unsigned n
 	return (int)n;
 }
 
-static int ring_bare_control(void *state, unsigned op, void *arg)
+static int ring_bare_control(void *state BENCH_UNUSED, unsigned op, void *arg BENCH_UNUSED)
 {
-	(void)state;
-	(void)arg;
 	return op == RING_OP_MODES ? RING_MODE_THROUGHPUT | RING_MODE_LATENCY : -EINVAL;
 }
 
-static void ring_bare_teardown(struct bench_ctx *ctx, void *state)
+static void ring_bare_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct bare_state *s = state;
 
-	(void)ctx;
 	for (int i = 0; i < 2; i++) {
 		free(s->ring[i].shared);
 		free(s->ring[i].slots);
@@ -129,12 +127,8 @@ static void ring_bare_teardown(struct bench_ctx *ctx, void *state)
 }
 
 const struct bench_peer_ops bench_peer_ring_bare = {
-	.name = "bare",
-	.about = "a minimal SPSC ring with cached indices (the floor)",
-	.state_size = sizeof(struct bare_state),
-	.setup = ring_bare_setup,
-	.produce = ring_bare_produce,
-	.consume = ring_bare_consume,
-	.control = ring_bare_control,
-	.teardown = ring_bare_teardown,
+	.name = "bare", .about = "a minimal SPSC ring with cached indices (the floor)",
+	.state_size = sizeof(struct bare_state), .setup = ring_bare_setup,
+	.produce = ring_bare_produce, .consume = ring_bare_consume,
+	.control = ring_bare_control, .teardown = ring_bare_teardown,
 };

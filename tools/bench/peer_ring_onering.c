@@ -19,7 +19,8 @@ struct onering_ring_state {
 	struct onering_ring_consumer rx[2];
 };
 
-static int ring_onering_setup(struct bench_ctx *ctx, void *state)
+static int ring_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
+			      void *state)
 {
 	struct onering_ring_state *s = state;
 	uint32_t capacity = (uint32_t)bench_param(ctx, "capacity");
@@ -56,18 +57,15 @@ static int ring_onering_consume(void *state, unsigned ring, void *out, unsigned 
 	return onering_ring_dequeue_burst(&s->rx[ring], out, max_count);
 }
 
-static int ring_onering_control(void *state, unsigned op, void *arg)
+static int ring_onering_control(void *state BENCH_UNUSED, unsigned op, void *arg BENCH_UNUSED)
 {
-	(void)state;
-	(void)arg;
 	return op == RING_OP_MODES ? RING_MODE_THROUGHPUT | RING_MODE_LATENCY : -EINVAL;
 }
 
-static void ring_onering_teardown(struct bench_ctx *ctx, void *state)
+static void ring_onering_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct onering_ring_state *s = state;
 
-	(void)ctx;
 	for (int i = 0; i < 2; i++) {
 		free(s->ev_ctl[i]);
 		free(s->c_ctl[i]);
@@ -76,12 +74,8 @@ static void ring_onering_teardown(struct bench_ctx *ctx, void *state)
 }
 
 const struct bench_peer_ops bench_peer_ring_onering = {
-	.name = "onering",
-	.about = "shm/ring.h enqueue_burst/dequeue_burst (a ring pair for latency)",
-	.state_size = sizeof(struct onering_ring_state),
-	.setup = ring_onering_setup,
-	.produce = ring_onering_produce,
-	.consume = ring_onering_consume,
-	.control = ring_onering_control,
-	.teardown = ring_onering_teardown,
+	.name = "onering", .about = "shm/ring.h enqueue_burst/dequeue_burst (a pair for latency)",
+	.state_size = sizeof(struct onering_ring_state), .setup = ring_onering_setup,
+	.produce = ring_onering_produce, .consume = ring_onering_consume,
+	.control = ring_onering_control, .teardown = ring_onering_teardown,
 };

@@ -32,11 +32,12 @@ struct pp_state {
 	} by_side[2];
 };
 
-static int pp_setup(struct bench_ctx *ctx, void *state, uint64_t line_count)
+/* variant 0: one line each way; else --capacity lines. */
+static int pp_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self, void *state)
 {
 	struct pp_state *s = state;
+	uint64_t line_count = self->variant ? bench_param(ctx, "capacity") : 1;
 
-	(void)ctx;
 	s->mask = line_count - 1;
 	for (int d = 0; d < 2; d++)
 		if (!(s->lines[d] = bench_alloc_lines(line_count * sizeof(struct pp_line))))
@@ -44,36 +45,24 @@ static int pp_setup(struct bench_ctx *ctx, void *state, uint64_t line_count)
 	return 0;
 }
 
-static int pingpong_setup(struct bench_ctx *ctx, void *state)
-{
-	return pp_setup(ctx, state, 1);
-}
-
-static int pp_lines_setup(struct bench_ctx *ctx, void *state)
-{
-	return pp_setup(ctx, state, bench_param(ctx, "capacity"));
-}
-
-static int pp_produce(void *state, unsigned dir, void *items, unsigned count)
+static int pp_produce(void *state, unsigned dir, void *items BENCH_UNUSED,
+		      unsigned count BENCH_UNUSED)
 {
 	struct pp_state *s = state;
 	uint64_t v = ++s->by_side[dir].sent;
 
-	(void)items;
-	(void)count;
 	/* PR1: synchronises with PA1 (the receiver's acquire of this line). */
 	onering_atomic_store(&s->lines[dir][v & s->mask].word, v, onering_mo_release);
 	return 1;
 }
 
-static int pp_consume(void *state, unsigned dir, void *items, unsigned max_count)
+static int pp_consume(void *state, unsigned dir, void *items, unsigned max_count BENCH_UNUSED)
 {
 	struct pp_state *s = state;
 	struct onering_event *out = items;
 	uint64_t *received = &s->by_side[1 - dir].received;
 	uint64_t v = *received + 1;
 
-	(void)max_count;
 	/* PA1: synchronises with PR1 (the sender's release of this line). */
 	uint64_t seen = onering_atomic_load(&s->lines[dir][v & s->mask].word, onering_mo_acquire);
 	if (seen != v)
@@ -83,40 +72,25 @@ static int pp_consume(void *state, unsigned dir, void *items, unsigned max_count
 	return 1;
 }
 
-static int pp_control(void *state, unsigned op, void *arg)
+static int pp_control(void *state BENCH_UNUSED, unsigned op, void *arg BENCH_UNUSED)
 {
-	(void)state;
-	(void)arg;
 	return op == RING_OP_MODES ? RING_MODE_LATENCY : -EINVAL;
 }
 
-static void pp_teardown(struct bench_ctx *ctx, void *state)
+static void pp_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct pp_state *s = state;
 
-	(void)ctx;
 	free(s->lines[0]);
 	free(s->lines[1]);
 }
 
-const struct bench_peer_ops bench_peer_ring_pingpong = {
-	.name = "pingpong",
-	.about = "one cache line each way (the latency floor)",
-	.state_size = sizeof(struct pp_state),
-	.setup = pingpong_setup,
-	.produce = pp_produce,
-	.consume = pp_consume,
-	.control = pp_control,
-	.teardown = pp_teardown,
-};
-
-const struct bench_peer_ops bench_peer_ring_pp_lines = {
-	.name = "pp-lines",
-	.about = "a fresh line per message over --capacity lines (rotating-slot floor)",
-	.state_size = sizeof(struct pp_state),
-	.setup = pp_lines_setup,
-	.produce = pp_produce,
-	.consume = pp_consume,
-	.control = pp_control,
-	.teardown = pp_teardown,
-};
+#define PP_PEER(var, peer_name, text, lines)                                                    \
+	const struct bench_peer_ops var = {                                                     \
+		.name = peer_name, .about = text, .state_size = sizeof(struct pp_state),        \
+		.variant = lines, .setup = pp_setup, .produce = pp_produce,                     \
+		.consume = pp_consume, .control = pp_control, .teardown = pp_teardown,          \
+	}
+PP_PEER(bench_peer_ring_pingpong, "pingpong", "one cache line each way (the latency floor)", 0);
+PP_PEER(bench_peer_ring_pp_lines, "pp-lines",
+	"a fresh line per message over --capacity lines (rotating-slot floor)", 1);

@@ -19,7 +19,8 @@ struct rte_state {
 	struct rte_ring *ring;
 };
 
-static int ring_rte_setup(struct bench_ctx *ctx, void *state)
+static int ring_rte_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
+			  void *state)
 {
 	struct rte_state *s = state;
 	char lcores[32], name[32];
@@ -36,41 +37,31 @@ static int ring_rte_setup(struct bench_ctx *ctx, void *state)
 	return s->ring ? 0 : -rte_errno;
 }
 
-static int ring_rte_produce(void *state, unsigned ring, void *recs, unsigned count)
+static int ring_rte_produce(void *state, unsigned ring BENCH_UNUSED, void *recs, unsigned count)
 {
-	(void)ring;
 	return (int)rte_ring_sp_enqueue_burst_elem(((struct rte_state *)state)->ring, recs,
 						   sizeof(struct onering_event), count, NULL);
 }
 
-static int ring_rte_consume(void *state, unsigned ring, void *out, unsigned max_count)
+static int ring_rte_consume(void *state, unsigned ring BENCH_UNUSED, void *out, unsigned max_count)
 {
-	(void)ring;
 	return (int)rte_ring_sc_dequeue_burst_elem(((struct rte_state *)state)->ring, out,
 						   sizeof(struct onering_event), max_count, NULL);
 }
 
-static int ring_rte_control(void *state, unsigned op, void *arg)
+static int ring_rte_control(void *state BENCH_UNUSED, unsigned op, void *arg BENCH_UNUSED)
 {
-	(void)state;
-	(void)arg;
 	return op == RING_OP_MODES ? RING_MODE_THROUGHPUT : -EINVAL;
 }
 
-static void ring_rte_teardown(struct bench_ctx *ctx, void *state)
+static void ring_rte_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
-	(void)ctx;
 	rte_ring_free(((struct rte_state *)state)->ring);
 }
 
 const struct bench_peer_ops bench_peer_ring_rte = {
-	.name = "rte_ring",
-	.about = "DPDK rte_ring SP/SC, 64-byte elements (throughput only)",
-	.needs = "dpdk",
-	.state_size = sizeof(struct rte_state),
-	.setup = ring_rte_setup,
-	.produce = ring_rte_produce,
-	.consume = ring_rte_consume,
-	.control = ring_rte_control,
+	.name = "rte_ring", .about = "DPDK rte_ring SP/SC, 64-byte elements (throughput only)",
+	.needs = "dpdk", .state_size = sizeof(struct rte_state), .setup = ring_rte_setup,
+	.produce = ring_rte_produce, .consume = ring_rte_consume, .control = ring_rte_control,
 	.teardown = ring_rte_teardown,
 };

@@ -8,7 +8,8 @@
 
 #include "tools/bench/peer_servers.h"
 
-static int servers_onering_setup(struct bench_ctx *ctx, void *state)
+static int servers_onering_setup(struct bench_ctx *ctx,
+				 const struct bench_peer_ops *self BENCH_UNUSED, void *state)
 {
 	struct servers_common *c = state;
 	int rc = bench_broker_start(ctx, &c->broker, NULL, NULL);
@@ -37,15 +38,13 @@ static void servers_teardown(struct bench_ctx *ctx, void *state)
 }
 
 const struct bench_peer_ops bench_peer_servers_onering = {
-	.name = "onering",
-	.about = "examples/http_server.c on a private oneringd",
-	.state_size = sizeof(struct servers_common),
-	.setup = servers_onering_setup,
-	.control = servers_control,
-	.teardown = servers_teardown,
+	.name = "onering", .about = "examples/http_server.c on a private oneringd",
+	.state_size = sizeof(struct servers_common), .setup = servers_onering_setup,
+	.control = servers_control, .teardown = servers_teardown,
 };
 
-static int servers_epoll_setup(struct bench_ctx *ctx, void *state)
+static int servers_epoll_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
+			       void *state)
 {
 	const char *extra[] = { "--epoll", NULL };
 
@@ -54,10 +53,7 @@ static int servers_epoll_setup(struct bench_ctx *ctx, void *state)
 
 /* Peer "epoll": the same server logic on plain edge-triggered epoll (--epoll). */
 const struct bench_peer_ops bench_peer_servers_epoll = {
-	.name = "epoll",
-	.about = "examples/http_server.c --epoll (plain edge-triggered epoll)",
-	.state_size = sizeof(struct servers_common),
-	.setup = servers_epoll_setup,
-	.control = servers_control,
-	.teardown = servers_teardown,
+	.name = "epoll", .about = "examples/http_server.c --epoll (plain edge-triggered epoll)",
+	.state_size = sizeof(struct servers_common), .setup = servers_epoll_setup,
+	.control = servers_control, .teardown = servers_teardown,
 };

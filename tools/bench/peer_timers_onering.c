@@ -57,9 +57,12 @@ static uint64_t thread_write_calls(void)
 	return v;
 }
 
-static int timers_onering_open(struct bench_ctx *ctx, void *state, bool busy)
+/* variant 1: onering-busy. */
+static int timers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
+				void *state)
 {
 	struct onering_timers *s = state;
+	bool busy = self->variant;
 	unsigned n = s->c.n;
 	char poller[16], control[16], subs[16];
 	struct onering_queue_options qo = { 0 };
@@ -87,16 +90,6 @@ static int timers_onering_open(struct bench_ctx *ctx, void *state, bool busy)
 	return bench_interrupted ? -EINTR : rc;
 }
 
-static int timers_onering_setup(struct bench_ctx *ctx, void *state)
-{
-	return timers_onering_open(ctx, state, false);
-}
-
-static int timers_onering_busy_setup(struct bench_ctx *ctx, void *state)
-{
-	return timers_onering_open(ctx, state, true);
-}
-
 /* onering_timer_arm, retrying while the submission ring is full (1 s at most). */
 static int arm_one(struct onering_timers *s, uint32_t i, uint64_t value_ns, unsigned flags)
 {
@@ -122,13 +115,13 @@ static int arm_one(struct onering_timers *s, uint32_t i, uint64_t value_ns, unsi
 	return r;
 }
 
-static int timers_onering_produce(void *state, unsigned thread_idx, void *items, unsigned count)
+static int timers_onering_produce(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
+				  unsigned count)
 {
 	struct onering_timers *s = state;
 	const uint64_t *expiry = items;
 	uint64_t writes0 = thread_write_calls();
 
-	(void)thread_idx;
 	for (uint32_t i = 0; i < count; i++) {
 		int r = arm_one(s, i, expiry ? expiry[i] : 0, expiry ? ONERING_TIMER_ABS : 0);
 		if (ONERING_UNLIKELY(r < 0))
@@ -138,13 +131,11 @@ static int timers_onering_produce(void *state, unsigned thread_idx, void *items,
 	return 0;
 }
 
-static int timers_onering_consume(void *state, unsigned thread_idx, void *items,
+static int timers_onering_consume(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
 				  unsigned max_count)
 {
 	struct onering_timers *s = state;
 	struct timer_fire *f = items;
-
-	(void)thread_idx;
 	int r = onering_wait(s->q, s->evs, 1, max_count, (int64_t)s->c.wait_ns);
 	if (r == -EINTR || r == -ETIMEDOUT)
 		return 0;
@@ -166,11 +157,10 @@ static int timers_onering_consume(void *state, unsigned thread_idx, void *items,
 	return r;
 }
 
-static int timers_onering_control(void *state, unsigned op, void *arg)
+static int timers_onering_control(void *state, unsigned op, void *arg BENCH_UNUSED)
 {
 	struct onering_timers *s = state;
 
-	(void)arg;
 	if (op == TIMERS_OP_SENTINEL)
 		return arm_one(s, s->c.n, 1, ONERING_TIMER_ABS);
 	if (op == TIMERS_OP_LEFT)
@@ -186,24 +176,14 @@ static void timers_onering_teardown(struct bench_ctx *ctx, void *state)
 	free(s->subs);
 }
 
-const struct bench_peer_ops bench_peer_timers_onering = {
-	.name = "onering",
-	.about = "broker-side timers through the submission ring (default idle policy)",
-	.state_size = sizeof(struct onering_timers),
-	.setup = timers_onering_setup,
-	.produce = timers_onering_produce,
-	.consume = timers_onering_consume,
-	.control = timers_onering_control,
-	.teardown = timers_onering_teardown,
-};
-
-const struct bench_peer_ops bench_peer_timers_onering_busy = {
-	.name = "onering-busy",
-	.about = "the same, the poller never sleeps (--idle-sleep-ms -1)",
-	.state_size = sizeof(struct onering_timers),
-	.setup = timers_onering_busy_setup,
-	.produce = timers_onering_produce,
-	.consume = timers_onering_consume,
-	.control = timers_onering_control,
-	.teardown = timers_onering_teardown,
-};
+#define TIMERS_ONERING_PEER(var, peer_name, text, busy)                                         \
+	const struct bench_peer_ops var = {                                                     \
+		.name = peer_name, .about = text, .state_size = sizeof(struct onering_timers),  \
+		.variant = busy, .setup = timers_onering_setup,                                 \
+		.produce = timers_onering_produce, .consume = timers_onering_consume,           \
+		.control = timers_onering_control, .teardown = timers_onering_teardown,         \
+	}
+TIMERS_ONERING_PEER(bench_peer_timers_onering, "onering",
+		    "broker-side timers through the submission ring (default idle policy)", 0);
+TIMERS_ONERING_PEER(bench_peer_timers_onering_busy, "onering-busy",
+		    "the same, the poller never sleeps (--idle-sleep-ms -1)", 1);

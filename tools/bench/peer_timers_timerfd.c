@@ -26,11 +26,11 @@ static struct timespec ns_to_ts(uint64_t ns)
 				  .tv_nsec = (long)(ns % 1000000000ull) };
 }
 
-static int timers_timerfd_setup(struct bench_ctx *ctx, void *state)
+static int timers_timerfd_setup(struct bench_ctx *ctx BENCH_UNUSED,
+				const struct bench_peer_ops *self BENCH_UNUSED, void *state)
 {
 	struct timerfd_timers *s = state;
 
-	(void)ctx;
 	s->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (s->epfd < 0 || !(s->tfds = malloc(s->c.n * sizeof(*s->tfds))))
 		return s->epfd < 0 ? -errno : -ENOMEM;
@@ -45,12 +45,12 @@ static int timers_timerfd_setup(struct bench_ctx *ctx, void *state)
 	return 0;
 }
 
-static int timers_timerfd_produce(void *state, unsigned thread_idx, void *items, unsigned count)
+static int timers_timerfd_produce(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
+				  unsigned count)
 {
 	struct timerfd_timers *s = state;
 	const uint64_t *expiry = items;
 
-	(void)thread_idx;
 	for (uint32_t i = 0; i < count; i++) {
 		struct itimerspec its = { .it_value = ns_to_ts(expiry ? expiry[i] : 0) };
 		if (ONERING_UNLIKELY(timerfd_settime(s->tfds[i], TFD_TIMER_ABSTIME, &its, NULL) < 0))
@@ -60,15 +60,13 @@ static int timers_timerfd_produce(void *state, unsigned thread_idx, void *items,
 	return 0;
 }
 
-static int timers_timerfd_consume(void *state, unsigned thread_idx, void *items,
+static int timers_timerfd_consume(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
 				  unsigned max_count)
 {
 	struct timerfd_timers *s = state;
 	struct timer_fire *f = items;
 	struct timespec tmo = ns_to_ts(s->c.wait_ns);
 	int k = 0;
-
-	(void)thread_idx;
 	int r = epoll_pwait2(s->epfd, s->evs, (int)max_count, &tmo, NULL);
 	if (r < 0)
 		return errno == EINTR ? 0 : -errno;
@@ -85,21 +83,19 @@ static int timers_timerfd_consume(void *state, unsigned thread_idx, void *items,
 	return k;
 }
 
-static int timers_timerfd_control(void *state, unsigned op, void *arg)
+static int timers_timerfd_control(void *state, unsigned op, void *arg BENCH_UNUSED)
 {
 	struct timerfd_timers *s = state;
 
-	(void)arg;
 	if (op == TIMERS_OP_LEFT)
 		return epoll_wait(s->epfd, s->evs, (int)TIMERS_BATCH, 0);
 	return op == TIMERS_OP_SENTINEL ? -ENOTSUP : -EINVAL;
 }
 
-static void timers_timerfd_teardown(struct bench_ctx *ctx, void *state)
+static void timers_timerfd_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct timerfd_timers *s = state;
 
-	(void)ctx;
 	for (unsigned i = 0; s->tfds && i < s->c.n; i++)
 		if (s->tfds[i] >= 0)
 			close(s->tfds[i]);
@@ -109,12 +105,8 @@ static void timers_timerfd_teardown(struct bench_ctx *ctx, void *state)
 }
 
 const struct bench_peer_ops bench_peer_timers_timerfd = {
-	.name = "timerfd",
-	.about = "one timerfd per timer in one epoll set; timerfd_settime per arm",
-	.state_size = sizeof(struct timerfd_timers),
-	.setup = timers_timerfd_setup,
-	.produce = timers_timerfd_produce,
-	.consume = timers_timerfd_consume,
-	.control = timers_timerfd_control,
-	.teardown = timers_timerfd_teardown,
+	.name = "timerfd", .about = "one timerfd per timer in one epoll set; timerfd_settime per arm",
+	.state_size = sizeof(struct timerfd_timers), .setup = timers_timerfd_setup,
+	.produce = timers_timerfd_produce, .consume = timers_timerfd_consume,
+	.control = timers_timerfd_control, .teardown = timers_timerfd_teardown,
 };

@@ -104,12 +104,12 @@ static uint64_t wheel_next(const struct wheel_timers *w)
 	return best;
 }
 
-static int timers_wheel_setup(struct bench_ctx *ctx, void *state)
+static int timers_wheel_setup(struct bench_ctx *ctx BENCH_UNUSED,
+			      const struct bench_peer_ops *self BENCH_UNUSED, void *state)
 {
 	struct wheel_timers *w = state;
 	struct epoll_event ev = { .events = EPOLLIN };
 
-	(void)ctx;
 	w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (w->tfd < 0 || w->epfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->tfd, &ev) < 0)
@@ -124,12 +124,12 @@ static int timers_wheel_setup(struct bench_ctx *ctx, void *state)
 	return 0;
 }
 
-static int timers_wheel_produce(void *state, unsigned thread_idx, void *items, unsigned count)
+static int timers_wheel_produce(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
+				unsigned count)
 {
 	struct wheel_timers *w = state;
 	const uint64_t *expiry = items;
 
-	(void)thread_idx;
 	for (uint32_t i = 0; i < count; i++) {
 		wheel_remove(w, i);
 		int rc = expiry ? wheel_insert(w, i, expiry[i]) : 0;
@@ -139,7 +139,7 @@ static int timers_wheel_produce(void *state, unsigned thread_idx, void *items, u
 	return 0;
 }
 
-static int timers_wheel_consume(void *state, unsigned thread_idx, void *items,
+static int timers_wheel_consume(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
 				unsigned max_count)
 {
 	struct wheel_timers *w = state;
@@ -149,8 +149,6 @@ static int timers_wheel_consume(void *state, unsigned thread_idx, void *items,
 	struct epoll_event ev;
 	uint64_t v;
 	unsigned k = 0;
-
-	(void)thread_idx;
 	int r = epoll_pwait2(w->epfd, &ev, 1, &tmo, NULL);
 	if (r <= 0)
 		return r < 0 && errno != EINTR ? -errno : 0;
@@ -175,19 +173,17 @@ static int timers_wheel_consume(void *state, unsigned thread_idx, void *items,
 	return rc < 0 ? rc : (int)k;
 }
 
-static int timers_wheel_control(void *state, unsigned op, void *arg)
+static int timers_wheel_control(void *state, unsigned op, void *arg BENCH_UNUSED)
 {
-	(void)arg;
 	if (op == TIMERS_OP_LEFT)
 		return (int)((struct wheel_timers *)state)->count;
 	return op == TIMERS_OP_SENTINEL ? -ENOTSUP : -EINVAL;
 }
 
-static void timers_wheel_teardown(struct bench_ctx *ctx, void *state)
+static void timers_wheel_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct wheel_timers *w = state;
 
-	(void)ctx;
 	if (w->tfd > 0)
 		close(w->tfd);
 	if (w->epfd > 0)
@@ -196,12 +192,8 @@ static void timers_wheel_teardown(struct bench_ctx *ctx, void *state)
 }
 
 const struct bench_peer_ops bench_peer_timers_wheel = {
-	.name = "wheel",
-	.about = "the consumer's own hashed wheel (1024 x 1 ms) over one timerfd",
-	.state_size = sizeof(struct wheel_timers),
-	.setup = timers_wheel_setup,
-	.produce = timers_wheel_produce,
-	.consume = timers_wheel_consume,
-	.control = timers_wheel_control,
-	.teardown = timers_wheel_teardown,
+	.name = "wheel", .about = "the consumer's own hashed wheel (1024 x 1 ms) over one timerfd",
+	.state_size = sizeof(struct wheel_timers), .setup = timers_wheel_setup,
+	.produce = timers_wheel_produce, .consume = timers_wheel_consume,
+	.control = timers_wheel_control, .teardown = timers_wheel_teardown,
 };

@@ -167,7 +167,8 @@ static void gate_wait(struct dispatch_run *r, unsigned idx, int cpu)
 						    &r->app_cpus);
 	if (rc < 0)
 		run_fail(r, "thread %u: cannot set its CPUs: %s", idx, strerror(-rc));
-	else if ((rc = r->peer->control(r->state, DISPATCH_OP_THREAD_INIT, &idx)) < 0)
+	else if ((rc = bench_control(r->peer, r->state, DISPATCH_OP_THREAD_INIT, &idx)) < 0 &&
+		 rc != -ENOTSUP)
 		run_fail(r, "%s: thread %u setup: %s", r->peer->name, idx, strerror(-rc));
 	onering_atomic_fetch_add(&r->ready, 1u, onering_mo_release);
 	while (!onering_atomic_load(&r->go, onering_mo_acquire))
@@ -238,10 +239,10 @@ static void *consumer_main(void *arg)
 	}
 	c->cpu_ns = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 	if (onering_atomic_load(&r->stop, onering_mo_acquire) == 1) {
-		int extra = r->peer->control(r->state, DISPATCH_OP_DRAIN, &c->idx);
+		int extra = bench_control(r->peer, r->state, DISPATCH_OP_DRAIN, &c->idx);
 		c->extra = extra > 0 ? (uint64_t)extra : 0;
 	}
-	r->peer->control(r->state, DISPATCH_OP_THREAD_FINI, &c->idx);
+	bench_control(r->peer, r->state, DISPATCH_OP_THREAD_FINI, &c->idx);
 	return NULL;
 }
 
@@ -285,14 +286,14 @@ static void *producer_main(void *arg)
 		}
 		i += m;
 	}
-	r->peer->control(r->state, DISPATCH_OP_FLUSH, NULL);
+	bench_control(r->peer, r->state, DISPATCH_OP_FLUSH, NULL);
 	r->prod_cpu_ns = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
 	onering_atomic_store(&r->prod_done, 1, onering_mo_relaxed);
 	while (!stopped(r)) { /* keep the port attended, the queue open */
-		r->peer->control(r->state, DISPATCH_OP_MAINTAIN, NULL);
+		bench_control(r->peer, r->state, DISPATCH_OP_MAINTAIN, NULL);
 		bench_sleep_ns(MAINTAIN_NS);
 	}
-	r->peer->control(r->state, DISPATCH_OP_THREAD_FINI, &idx);
+	bench_control(r->peer, r->state, DISPATCH_OP_THREAD_FINI, &idx);
 	return NULL;
 }
 
@@ -304,9 +305,9 @@ static void *sched_main(void *arg)
 	gate_wait(r, idx, r->c->sched_cpu);
 	uint64_t cpu0 = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID);
 	while (!stopped(r))
-		r->peer->control(r->state, DISPATCH_OP_SCHEDULE, NULL);
+		bench_control(r->peer, r->state, DISPATCH_OP_SCHEDULE, NULL);
 	r->sched_cpu_ns = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-	r->peer->control(r->state, DISPATCH_OP_THREAD_FINI, &idx);
+	bench_control(r->peer, r->state, DISPATCH_OP_THREAD_FINI, &idx);
 	return NULL;
 }
 
@@ -429,11 +430,11 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 		if (!r->cons[i]->seen || !r->cons[i]->qnext)
 			goto out;
 	}
-	if ((rc = peer->setup(ctx, r->state)) < 0)
+	if ((rc = peer->setup(ctx, peer, r->state)) < 0)
 		goto teardown;
-	r->ordered = peer->control(r->state, DISPATCH_OP_ORDERED, NULL) == 1;
-	r->consume_blocks = peer->control(r->state, DISPATCH_OP_BLOCKS, NULL) == 1;
-	r->has_sched = peer->control(r->state, DISPATCH_OP_SCHEDULE, NULL) != -ENOTSUP;
+	r->ordered = bench_control(peer, r->state, DISPATCH_OP_ORDERED, NULL) == 1;
+	r->consume_blocks = bench_control(peer, r->state, DISPATCH_OP_BLOCKS, NULL) == 1;
+	r->has_sched = bench_control(peer, r->state, DISPATCH_OP_SCHEDULE, NULL) != -ENOTSUP;
 	if (r->ordered && !(r->gnext = calloc(r->c->flows, sizeof(*r->gnext)))) {
 		rc = -ENOMEM;
 		goto teardown;
@@ -545,24 +546,14 @@ static struct bench_param dispatch_params[] = {
 };
 
 const struct bench_scenario bench_scenario_dispatch = {
+	BENCH_TABLES(dispatch),
 	.name = "dispatch",
 	.about = "one stream of posted events over C consumers: onering's group policies vs "
 		 "DPDK event_sw and event_dsw (atomic, parallel); exactly once, flow order",
-	.peers = dispatch_peers,
-	.peer_count = sizeof(dispatch_peers) / sizeof(dispatch_peers[0]),
 	.sweep_name = "consumers",
-	.sweep_default = "1,2,4",
-	.sweep_quick = "1,2,4",
+	.sweep_default = "1,2,4", .sweep_quick = "1,2,4",
 	.cores_help = "scheduler CPU S (oneringd, event_sw service), app CPUs A...",
 	.cores_default = "1,0",
-	.figs = dispatch_figs,
-	.fig_count = FIG_COUNT,
-	.ratios = dispatch_ratios,
-	.ratio_count = sizeof(dispatch_ratios) / sizeof(dispatch_ratios[0]),
-	.params = dispatch_params,
-	.param_count = sizeof(dispatch_params) / sizeof(dispatch_params[0]),
-	.rounds_default = 3,
-	.rounds_quick = 1,
-	.init = dispatch_init,
-	.measure = dispatch_measure,
+	.rounds_default = 3, .rounds_quick = 1,
+	.init = dispatch_init, .measure = dispatch_measure,
 };

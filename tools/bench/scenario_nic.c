@@ -72,7 +72,7 @@ static void *side_main(void *arg)
 	int rc = bench_pin_self(t->side ? c->cons_cpu : c->rx_cpu);
 
 	if (rc == 0)
-		rc = t->peer->control(t->state, NIC_OP_THREAD_INIT, &t->side);
+		rc = bench_control(t->peer, t->state, NIC_OP_THREAD_INIT, &t->side);
 	if (rc < 0) {
 		snprintf(t->err, sizeof(t->err), "thread %u setup: %s", t->side, strerror(-rc));
 		onering_atomic_store(t->failed, 1, onering_mo_relaxed);
@@ -90,7 +90,7 @@ static void *side_main(void *arg)
 			onering_atomic_store(&t->records, total, onering_mo_relaxed);
 		}
 	}
-	t->peer->control(t->state, NIC_OP_THREAD_FINI, &t->side);
+	bench_control(t->peer, t->state, NIC_OP_THREAD_FINI, &t->side);
 	return NULL;
 }
 
@@ -107,7 +107,7 @@ static int snapshot_take(struct nic_run *t, unsigned count, struct nic_snapshot 
 	for (unsigned i = 0; i < count; i++)
 		s->cpu_ns += bench_clock_ns(t[i].clock);
 	s->broker_cpu_ns = bench_proc_cpu_ns(((struct nic_common *)t->state)->broker.pid);
-	return t->peer->control(t->state, NIC_OP_COUNTERS, &s->k);
+	return bench_control(t->peer, t->state, NIC_OP_COUNTERS, &s->k);
 }
 
 static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t sweep,
@@ -120,7 +120,7 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	struct nic_snapshot a, b;
 	void *state = bench_alloc_lines(peer->state_size);
 	struct nic_common *c = state;
-	int rc;
+	int rc = 0;
 
 	(void)sweep;
 	if (!state)
@@ -133,7 +133,7 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	onering_atomic_init(&phase, PHASE_SETUP);
 	onering_atomic_init(&ready, 0);
 	onering_atomic_init(&failed, 0);
-	if ((rc = peer->setup(ctx, state)) < 0)
+	if (peer->setup && (rc = peer->setup(ctx, peer, state)) < 0)
 		goto out;
 	for (unsigned side = peer->produce ? 0 : 1; side < 2 && rc == 0; side++, count++) {
 		if (side == 1 && !peer->consume)
@@ -182,7 +182,8 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	if (b.k.loops > a.k.loops)
 		fig[FIG_PER_LOOP] = (double)received / (double)(b.k.loops - a.k.loops);
 teardown:
-	peer->teardown(ctx, state);
+	if (peer->teardown)
+		peer->teardown(ctx, state);
 out:
 	free(state);
 	return rc;
@@ -260,22 +261,12 @@ static struct bench_param nic_params[] = {
 };
 
 const struct bench_scenario bench_scenario_nic = {
+	BENCH_TABLES(nic),
 	.name = "nic",
 	.about = "NIC rx (net_null, 64-byte packets, snaplen 64) -> consumer: onering vs the "
 		 "same rx loop in-process (floor) vs an rte_ring hand-off",
-	.peers = nic_peers,
-	.peer_count = sizeof(nic_peers) / sizeof(nic_peers[0]),
 	.cores_help = "rx CPU R (floor, rte_ring rx, oneringd), consumer CPU C",
 	.cores_default = "0,1",
-	.figs = nic_figs,
-	.fig_count = FIG_COUNT,
-	.ratios = nic_ratios,
-	.ratio_count = sizeof(nic_ratios) / sizeof(nic_ratios[0]),
-	.params = nic_params,
-	.param_count = sizeof(nic_params) / sizeof(nic_params[0]),
-	.rounds_default = 3,
-	.rounds_quick = 3,
-	.init = nic_init,
-	.fini = nic_fini,
-	.measure = nic_measure,
+	.rounds_default = 3, .rounds_quick = 3,
+	.init = nic_init, .fini = nic_fini, .measure = nic_measure,
 };

@@ -339,7 +339,7 @@ static void *consumer_main(void *arg)
 		run_fail(r, "consumer: cannot pin to CPU %d: %s", r->cpu_cons, strerror(-rc));
 		return NULL;
 	}
-	if ((rc = r->peer->control(r->state, READINESS_OP_THREAD_INIT, NULL)) < 0) {
+	if ((rc = bench_control(r->peer, r->state, READINESS_OP_THREAD_INIT, NULL)) < 0 && rc != -ENOTSUP) {
 		run_fail(r, "%s: consumer setup: %s", r->peer->name, strerror(-rc));
 		return NULL;
 	}
@@ -367,7 +367,7 @@ static void *consumer_main(void *arg)
 	onering_atomic_store(&r->cons_done, 1, onering_mo_release);
 	while (!onering_atomic_load(&r->cons_release, onering_mo_acquire))
 		onering_cpu_relax();
-	r->peer->control(r->state, READINESS_OP_THREAD_FINI, NULL);
+	bench_control(r->peer, r->state, READINESS_OP_THREAD_FINI, NULL);
 	return NULL;
 }
 
@@ -498,7 +498,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	r->c->rfd = r->rfd;
 	r->c->capacity = (uint32_t)bench_param(ctx, "capacity");
 	r->c->broker_cpu = ctx->cores[2];
-	if ((rc = sources_open(r)) < 0 || (rc = peer->setup(ctx, r->state)) < 0)
+	if ((rc = sources_open(r)) < 0 || (rc = peer->setup(ctx, peer, r->state)) < 0)
 		goto out;
 	rc = -pthread_create(&th_cons, NULL, consumer_main, r);
 	cons_up = rc == 0;
@@ -691,24 +691,14 @@ static struct bench_param readiness_params[] = {
 };
 
 const struct bench_scenario bench_scenario_readiness = {
+	BENCH_TABLES(readiness),
 	.name = "readiness",
 	.about = "fd readiness -> consumer: onering vs epoll vs io_uring multishot poll; "
 		 "events/s, writes/s, CPU and syscalls per event, latency",
-	.peers = readiness_peers,
-	.peer_count = sizeof(readiness_peers) / sizeof(readiness_peers[0]),
 	.sweep_name = "n",
-	.sweep_default = "1,64,1024",
-	.sweep_quick = "1,64",
+	.sweep_default = "1,64,1024", .sweep_quick = "1,64",
 	.cores_help = "producer P, consumer C, oneringd poller and control B",
 	.cores_default = "0,1,0",
-	.figs = readiness_figs,
-	.fig_count = FIG_COUNT,
-	.ratios = readiness_ratios,
-	.ratio_count = sizeof(readiness_ratios) / sizeof(readiness_ratios[0]),
-	.params = readiness_params,
-	.param_count = sizeof(readiness_params) / sizeof(readiness_params[0]),
-	.rounds_default = 3,
-	.rounds_quick = 1,
-	.init = readiness_init,
-	.measure = readiness_measure,
+	.rounds_default = 3, .rounds_quick = 1,
+	.init = readiness_init, .measure = readiness_measure,
 };

@@ -212,7 +212,7 @@ static int ring_init(struct bench_ctx *ctx)
 static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t batch,
 			double *fig)
 {
-	unsigned modes = (unsigned)peer->control(NULL, RING_OP_MODES, NULL);
+	unsigned modes = (unsigned)bench_control(peer, NULL, RING_OP_MODES, NULL);
 	uint64_t count = batch == 0 ? bench_param(ctx, "round-trips")
 		       : batch == 1 ? bench_param(ctx, "records") / 2
 				    : bench_param(ctx, "records");
@@ -232,7 +232,7 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 		return -ENOMEM;
 	}
 	memset(state, 0, peer->state_size);
-	if ((rc = peer->setup(ctx, state)) < 0)
+	if ((rc = peer->setup(ctx, peer, state)) < 0)
 		goto out;
 	onering_atomic_init(&arrived, 0);
 	onering_atomic_init(&abort_flag, 0);
@@ -313,23 +313,14 @@ static struct bench_param ring_params[] = {
 };
 
 const struct bench_scenario bench_scenario_ring = {
+	BENCH_TABLES(ring),
 	.name = "ring",
 	.about = "64-byte records between two pinned cores: onering's SPSC ring vs a bare "
 		 "SPSC ring (the floor), rte_ring SP/SC, and cache-line ping-pong (latency)",
-	.peers = ring_peers,
-	.peer_count = sizeof(ring_peers) / sizeof(ring_peers[0]),
 	.sweep_name = "batch",
-	.sweep_default = "32,1,0",
-	.sweep_quick = "32,1,0",
+	.sweep_default = "32,1,0", .sweep_quick = "32,1,0",
 	.cores_help = "producer/ping CPU A, consumer/echo CPU B",
 	.cores_default = "0,1",
-	.figs = ring_figs,
-	.fig_count = FIG_COUNT,
-	.ratios = ring_ratios,
-	.ratio_count = sizeof(ring_ratios) / sizeof(ring_ratios[0]),
-	.params = ring_params,
-	.param_count = sizeof(ring_params) / sizeof(ring_params[0]),
 	.rounds_default = 5,
-	.init = ring_init,
-	.measure = ring_measure,
+	.init = ring_init, .measure = ring_measure,
 };

@@ -125,10 +125,10 @@ static int servers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *p
 	if (!state)
 		return -ENOMEM;
 	c->port = (unsigned)bench_param(ctx, "port");
-	if ((rc = peer->setup(ctx, state)) == 0 && warm)
+	if ((rc = peer->setup(ctx, peer, state)) == 0 && warm)
 		rc = run_wrk(ctx, c->port, warm, NULL, &wrk_ns);
 	if (rc == 0) {
-		peer->control(state, SERVERS_OP_PIDS, pids);
+		bench_control(peer, state, SERVERS_OP_PIDS, pids);
 		uint64_t srv0 = bench_proc_cpu_ns(pids[0]), brk0 = bench_proc_cpu_ns(pids[1]);
 		rc = run_wrk(ctx, c->port, secs, fig, &wrk_ns);
 		fig[FIG_SERVER_PCT] = (double)(bench_proc_cpu_ns(pids[0]) - srv0) / 1e7 / secs;
@@ -223,19 +223,11 @@ static struct bench_param servers_params[] = {
 };
 
 const struct bench_scenario bench_scenario_servers = {
+	BENCH_TABLES(servers),
 	.name = "servers",
 	.about = "the HTTP example under wrk: onering vs plain epoll, the same server logic "
 		 "(needs wrk)",
-	.peers = servers_peers,
-	.peer_count = sizeof(servers_peers) / sizeof(servers_peers[0]),
 	.cores_help = "the server's and wrk's CPUs (default: unpinned)",
-	.figs = servers_figs,
-	.fig_count = FIG_COUNT,
-	.ratios = servers_ratios,
-	.ratio_count = sizeof(servers_ratios) / sizeof(servers_ratios[0]),
-	.params = servers_params,
-	.param_count = sizeof(servers_params) / sizeof(servers_params[0]),
-	.rounds_default = 3,
-	.rounds_quick = 1,
+	.rounds_default = 3, .rounds_quick = 1,
 	.measure = servers_measure,
 };

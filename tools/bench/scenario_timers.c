@@ -209,7 +209,7 @@ static int pass(struct timers_run *t, const uint64_t *exp, bool sentinel, uint64
 	*ns = bench_now_ns() - t0;
 	if (rc < 0)
 		return bench_fail(rc, "%s: arming: %s", t->peer->name, strerror(-rc));
-	if (sentinel && t->has_sentinel && (rc = t->peer->control(t->state, TIMERS_OP_SENTINEL, NULL)) < 0)
+	if (sentinel && t->has_sentinel && (rc = bench_control(t->peer, t->state, TIMERS_OP_SENTINEL, NULL)) < 0)
 		return bench_fail(rc, "%s: the sentinel: %s", t->peer->name, strerror(-rc));
 	return 0;
 }
@@ -321,7 +321,7 @@ static int phases(struct bench_ctx *ctx, struct timers_run *t, double *fig)
 				.deadline_ns = max_of(t->exp, n) + CANCEL_GRACE_NS };
 	if ((rc = collect(t, &cancel)))
 		return rc;
-	rc = t->peer->control(t->state, TIMERS_OP_LEFT, NULL);
+	rc = bench_control(t->peer, t->state, TIMERS_OP_LEFT, NULL);
 	if (rc > 0)
 		return bench_fail(BENCH_WRONG, "%s: %d timer(s) left after the last phase",
 				  t->peer->name, rc);
@@ -357,8 +357,8 @@ static int timers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *pe
 		t.c = t.state;
 		memset(t.state, 0, peer->state_size);
 		t.c->n = (unsigned)n;
-		if ((rc = peer->setup(ctx, t.state)) == 0) {
-			t.has_sentinel = peer->control(t.state, TIMERS_OP_SENTINEL, NULL) == 0;
+		if ((rc = peer->setup(ctx, peer, t.state)) == 0) {
+			t.has_sentinel = bench_control(peer, t.state, TIMERS_OP_SENTINEL, NULL) == 0;
 			t.c->wait_ns = LOST_NS; /* the first sentinel, before the warm-up */
 			struct phase ph = { .name = "setup", .expiry = t.never,
 					    .want_sentinel = t.has_sentinel,
@@ -440,24 +440,14 @@ static struct bench_param timers_params[] = {
 };
 
 const struct bench_scenario bench_scenario_timers = {
+	BENCH_TABLES(timers),
 	.name = "timers",
 	.about = "arm, fire, re-arm and cancel N one-shot timers: onering's broker-side "
 		 "timers vs one timerfd per timer vs a consumer-side wheel over one timerfd",
-	.peers = timers_peers,
-	.peer_count = sizeof(timers_peers) / sizeof(timers_peers[0]),
 	.sweep_name = "timers",
-	.sweep_default = "10000",
-	.sweep_quick = "2000",
+	.sweep_default = "10000", .sweep_quick = "2000",
 	.cores_help = "consumer CPU C (and oneringd's control thread), poller CPU B",
 	.cores_default = "0,1",
-	.figs = timers_figs,
-	.fig_count = FIG_COUNT,
-	.ratios = timers_ratios,
-	.ratio_count = sizeof(timers_ratios) / sizeof(timers_ratios[0]),
-	.params = timers_params,
-	.param_count = sizeof(timers_params) / sizeof(timers_params[0]),
-	.rounds_default = 5,
-	.rounds_quick = 2,
-	.init = timers_init,
-	.measure = timers_measure,
+	.rounds_default = 5, .rounds_quick = 2,
+	.init = timers_init, .measure = timers_measure,
 };
