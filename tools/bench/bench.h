@@ -141,8 +141,6 @@ struct bench_scenario {
 	/* One measurement of peer at sweep value sweep: fills fig[] (-1 = none). */
 	int (*measure)(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t sweep,
 		       double *fig);
-	/* Instead of rounds: run and return an exit status (servers). */
-	int (*run_whole)(struct bench_ctx *ctx, int argc, char **argv);
 };
 
 /* The oneringd child of one measurement. */
