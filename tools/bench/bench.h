@@ -1,31 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench.h: the benchmark harness behind onering-bench, and the two tables
- * that plug into it.
+ * bench.h: the benchmark harness behind onering-bench and the two tables
+ * that plug into it. struct bench_peer_ops is one peer (one file each,
+ * peer_*.c; its hooks mean what its scenario says at the top of its file,
+ * and every peer of a scenario gets the same work); struct bench_scenario
+ * is one scenario (scenario_*.c): its peers, parameters, figures, ratios
+ * and measure(), which runs one peer once. harness.c owns the rest:
+ * options, interleaved rounds, the noise sampler, medians, ratios, CSV,
+ * JSON, PNG; broker.c the oneringd child and other children.
  *
- *   struct bench_peer_ops  one peer (onering, a bare SPSC ring, epoll,
- *                          io_uring, DPDK event_sw, timerfd ...): one file
- *                          each, tools/bench/peer_*.c. What its hooks mean
- *                          is fixed by the scenario that lists it (the
- *                          scenario's file says so at its top); every peer
- *                          of a scenario gets the same work from it.
- *   struct bench_scenario  one scenario (ring, dispatch, readiness, nic,
- *                          timers, servers): its peers, its parameters, its
- *                          figures and ratios, and measure(), which runs one
- *                          peer once. tools/bench/scenario_*.c.
- *
- * The harness (harness.c) owns everything around them: options, rounds
- * that interleave the peers, the machine-noise sampler (/proc/stat around
- * every measurement, re-run of disturbed ones), medians over rounds and
- * medians of per-round ratios, the text summary, CSV, JSON and a gnuplot
- * PNG. broker.c starts and stops the oneringd child a peer asks for.
- *
- * Return convention: 0 or a negative errno; measure() may also return
- * BENCH_NA (this peer has nothing to measure at this point of the sweep)
- * or BENCH_WRONG (a correctness check failed: the program exits 1).
- *
- * Context: the harness and measure() run on the main thread; peer hooks
- * run on whatever thread the scenario says.
+ * Returns: 0 or -errno; measure() may also return BENCH_NA (nothing to
+ * measure here) or BENCH_WRONG (a correctness check failed: exit 1).
+ * Context: the main thread, unless a scenario says otherwise.
  */
 #ifndef ONERING_TOOLS_BENCH_BENCH_H
 #define ONERING_TOOLS_BENCH_BENCH_H
@@ -169,7 +155,17 @@ extern volatile sig_atomic_t bench_interrupted;
 /* The value of the scenario parameter name (aborts on a name not declared). */
 uint64_t bench_param(const struct bench_ctx *ctx, const char *name);
 
-/* Print one line to stderr and return BENCH_WRONG or the errno given. */
+/* The first failure of a measurement's threads: the first message wins. */
+struct bench_failure {
+	ONERING_ATOMIC(int) failed;
+	char err[256];
+};
+/* Record a failure; @return true if it was the first. Any thread. */
+bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define bench_failed(f) (onering_atomic_load(&(f)->failed, onering_mo_relaxed) != 0)
+
+/* Print one line to stderr and return rc. */
 int bench_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- clocks, pinning, statistics (any thread) ------------------------- */
@@ -190,8 +186,10 @@ void *bench_alloc_lines(size_t size);
 double bench_median(const double *v, unsigned n); /* of values >= 0; -1 if none */
 /* Nearest-rank percentile of n values, sorting them in place; -1 if n == 0. */
 double bench_percentile(uint64_t *v, size_t n, double q);
-/* CPU of every thread of pid, ns (/proc/PID/task/ * /schedstat); 0 if none. */
-uint64_t bench_proc_cpu_ns(pid_t pid);
+/* From /proc/PID/task/TID/schedstat (every thread of pid if tid <= 0), ns:
+ * field 0 the CPU time, 1 the time runnable but waiting for a CPU. */
+uint64_t bench_schedstat_ns(pid_t pid, pid_t tid, int field);
+#define bench_proc_cpu_ns(pid) bench_schedstat_ns(pid, 0, 0)
 
 /* ---- syscall counters (syscalls.c) ------------------------------------ */
 

@@ -28,9 +28,10 @@
 
 #define BROKER_MAX_ARGS 48
 
-uint64_t bench_proc_cpu_ns(pid_t pid)
+uint64_t bench_schedstat_ns(pid_t pid, pid_t tid, int field)
 {
 	char path[64], task[400];
+	unsigned long long v[2];
 	struct dirent *e;
 	uint64_t sum = 0;
 	DIR *d;
@@ -38,21 +39,17 @@ uint64_t bench_proc_cpu_ns(pid_t pid)
 	if (pid <= 0)
 		return 0;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d)
+	if (!(d = opendir(path)))
 		return 0;
-	while ((e = readdir(d))) {
-		unsigned long long run_ns = 0;
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(task, sizeof(task), "%s/%s/schedstat", path, e->d_name);
-		FILE *f = fopen(task, "r");
-		if (!f)
-			continue;
-		if (fscanf(f, "%llu", &run_ns) == 1)
-			sum += run_ns;
-		fclose(f);
-	}
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.' && (tid <= 0 || atoi(e->d_name) == tid)) {
+			snprintf(task, sizeof(task), "%s/%s/schedstat", path, e->d_name);
+			FILE *f = fopen(task, "r");
+			if (f && fscanf(f, "%llu %llu", &v[0], &v[1]) == 2)
+				sum += v[field];
+			if (f)
+				fclose(f);
+		}
 	closedir(d);
 	return sum;
 }

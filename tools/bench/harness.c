@@ -70,6 +70,19 @@ int bench_fail(int rc, const char *fmt, ...)
 	return rc;
 }
 
+bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
+{
+	int expected = 0;
+	va_list ap;
+
+	if (!onering_atomic_cas(&f->failed, &expected, 1, onering_mo_acq_rel, onering_mo_relaxed))
+		return false;
+	va_start(ap, fmt);
+	vsnprintf(f->err, sizeof(f->err), fmt, ap);
+	va_end(ap);
+	return true;
+}
+
 uint64_t bench_param(const struct bench_ctx *ctx, const char *name)
 {
 	for (unsigned i = 0; i < ctx->sc->param_count; i++)

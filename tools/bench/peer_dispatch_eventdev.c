@@ -1,29 +1,20 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_dispatch_eventdev.c: dispatch peers over DPDK eventdev:
- *   sw-atomic, sw-parallel    event_sw: one event queue (RTE_SCHED_TYPE_ATOMIC
- *                             or _PARALLEL, flow_id = the flow), C worker
- *                             ports linked to it and one producer port,
- *                             depths 32, in-flight limit --inflight (clamped).
- *                             Its scheduler is a service this program runs
- *                             on the scheduler thread with
- *                             rte_service_run_iter_on_app_lcore() (runstate-
- *                             mapped check off; no service lcore);
- *   dsw-atomic, dsw-parallel  event_dsw, configured the same way; no
- *                             scheduler thread. Not maintenance-free: the
- *                             producer flushes its port after its last event
- *                             (rte_event_maintain FLUSH) and maintains it
- *                             every 50 us until the run ends.
- * The producer uses rte_event_enqueue_new_burst(), workers
- * rte_event_dequeue_burst(); the previous burst is released by the next
- * dequeue. u64 = seq << 40 | the stamp (ns since base_ns, 40 bits).
- * Each measurement hot-plugs a fresh device ("event_swK"/"event_dswK"),
- * closes and removes it afterwards; events flushed at rte_event_dev_stop
- * are leftovers. event_sw in 22.11 does not unregister its service when
- * removed; this file does (64 slots). A device slot reused after dsw keeps
- * dsw's maintain hook, so rte_event_maintain() is called on dsw ports only.
- * Every thread that touches the device registers with the EAL (the
- * service must run on an EAL thread; dsw's rte_rand() wants an lcore).
+ * peer_dispatch_eventdev.c: dispatch peers over DPDK eventdev, one event
+ * queue (flow_id = the flow), C worker ports and a producer port, depths 32,
+ * in-flight limit --inflight (clamped); enqueue_new_burst / dequeue_burst
+ * (the next dequeue releases the last burst); u64 = seq << 40 | stamp.
+ *   sw-atomic, sw-parallel    event_sw; its scheduler is a service run on
+ *                             the scheduler thread with
+ *                             rte_service_run_iter_on_app_lcore();
+ *   dsw-atomic, dsw-parallel  event_dsw: no scheduler thread, but the
+ *                             producer flushes its port after its last
+ *                             event and maintains it every 50 us.
+ * Each measurement hot-plugs a fresh device and removes it after; events
+ * flushed at stop are leftovers. event_sw (22.11) leaves its service
+ * registered: unregistered here. A slot reused after dsw keeps dsw's
+ * maintain hook: rte_event_maintain() only on dsw. Every thread touching
+ * the device registers with the EAL.
  */
 #define ALLOW_EXPERIMENTAL_API 1 /* rte_event_maintain() in DPDK 22.11 */
 
@@ -38,7 +29,7 @@
 #include <rte_service.h>
 #include <rte_service_component.h>
 
-#include "tools/bench/peer_dispatch.h"
+#include "tools/bench/peers.h"
 
 #define STAMP_BITS 40
 #define STAMP_MASK ((1ull << STAMP_BITS) - 1)

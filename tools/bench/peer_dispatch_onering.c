@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "client/onering.h"
-#include "tools/bench/peer_dispatch.h"
+#include "tools/bench/peers.h"
 
 #define GROUP "bench"
 #define WAIT_NS 1000000ll  /* onering_wait timeout: see stop that often */

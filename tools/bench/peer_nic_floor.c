@@ -12,7 +12,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
-#include "tools/bench/peer_nic.h"
+#include "tools/bench/peers.h"
 
 struct nic_floor {
 	struct nic_common c;

@@ -21,7 +21,7 @@
 
 #include "client/onering.h"
 #include "shm/proto.h"
-#include "tools/bench/peer_nic.h"
+#include "tools/bench/peers.h"
 
 #define GROUP "bn"
 

@@ -15,7 +15,7 @@
 #include <rte_mbuf.h>
 #include <rte_ring.h>
 
-#include "tools/bench/peer_nic.h"
+#include "tools/bench/peers.h"
 
 int bench_nic_inprocess_control(void *state, unsigned op, void *arg);
 

@@ -8,7 +8,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
-#include "tools/bench/peer_readiness.h"
+#include "tools/bench/peers.h"
 
 struct epoll_readiness {
 	struct readiness_common c;

@@ -16,7 +16,7 @@
 #include <sys/epoll.h>
 
 #include "client/onering.h"
-#include "tools/bench/peer_readiness.h"
+#include "tools/bench/peers.h"
 
 struct onering_readiness {
 	struct readiness_common c;

@@ -20,7 +20,7 @@
 
 #include <liburing.h>
 
-#include "tools/bench/peer_readiness.h"
+#include "tools/bench/peers.h"
 
 enum uring_wait { URING_BUSY, URING_BLOCK, URING_PEEK };
 

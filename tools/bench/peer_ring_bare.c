@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "shm/abi.h"
-#include "tools/bench/peer_ring.h"
+#include "tools/bench/peers.h"
 
 #define REC_SIZE sizeof(struct onering_event)
 

@@ -9,7 +9,7 @@
 
 #include "shm/abi.h"
 #include "shm/ring.h"
-#include "tools/bench/peer_ring.h"
+#include "tools/bench/peers.h"
 
 struct onering_ring_state {
 	struct onering_events_ctl *ev_ctl[2];  /* ev_tail_pos: the producer's word */

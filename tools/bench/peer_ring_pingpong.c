@@ -15,7 +15,7 @@
 #include <stdlib.h>
 
 #include "shm/abi.h"
-#include "tools/bench/peer_ring.h"
+#include "tools/bench/peers.h"
 
 struct pp_line {
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) word;

@@ -13,7 +13,7 @@
 #include <rte_ring_elem.h>
 
 #include "shm/abi.h"
-#include "tools/bench/peer_ring.h"
+#include "tools/bench/peers.h"
 
 struct rte_state {
 	struct rte_ring *ring;

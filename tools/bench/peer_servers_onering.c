@@ -6,7 +6,7 @@
  */
 #include <errno.h>
 
-#include "tools/bench/peer_servers.h"
+#include "tools/bench/peers.h"
 
 static int servers_onering_setup(struct bench_ctx *ctx,
 				 const struct bench_peer_ops *self BENCH_UNUSED, void *state)

@@ -20,7 +20,7 @@
 #include <stdlib.h>
 
 #include "client/onering.h"
-#include "tools/bench/peer_timers.h"
+#include "tools/bench/peers.h"
 
 #define RING_FULL_NS 1000000000ull /* the ring full this long: the broker is stuck */
 

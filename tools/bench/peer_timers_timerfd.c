@@ -11,7 +11,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "tools/bench/peer_timers.h"
+#include "tools/bench/peers.h"
 
 struct timerfd_timers {
 	struct timers_common c;

@@ -14,7 +14,7 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
-#include "tools/bench/peer_timers.h"
+#include "tools/bench/peers.h"
 
 #define WHEEL_SLOTS 1024u /* a power of two */
 #define WHEEL_TICK_NS 1000000ull

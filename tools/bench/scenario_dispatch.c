@@ -1,51 +1,35 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scenario_dispatch.c: one event stream balanced over C consumer threads,
- * onering's group policies against DPDK eventdev (event_sw and event_dsw,
- * atomic and parallel scheduling); the old onering-bench-balance.
+ * scenario_dispatch.c: one stream of events balanced over C consumers
+ * (sweep --consumers), onering's group policies against DPDK event_sw and
+ * event_dsw (atomic, parallel); the old onering-bench-balance.
  *
- * The stream (sweep --consumers: C)
- *   --events N, --flows F. Event i belongs to flow i mod F and is that
- *   flow's event number seq = i div F. One producer thread hands the events
- *   over in bursts of 32, as fast as the peer takes them: a refusal is
- *   retried at once (after sched_yield(), or a pause with --idle spin), the
- *   burst re-stamped. C consumer threads take them in bursts of 32.
+ * --events N over --flows F: event i is flow i mod F, seq i div F. One
+ * producer hands them over in bursts of 32 as fast as the peer takes them
+ * (a refusal is retried, re-stamped); C consumers take bursts of 32. The
+ * central scheduler (oneringd's poller, the event_sw service thread) runs
+ * on S, producer and consumers on A (--cores S,A...); idle or refused
+ * loops sched_yield() (--idle spin: pause).
  *
- * Placement (--cores S,A: the central scheduler on S -- oneringd's poller
- * and control thread, the event_sw service thread --, the producer and
- * consumers on A, where the kernel time-shares them; event_dsw has no
- * scheduler thread). Every busy loop yields when idle (--idle yield): a
- * thread spinning while the one it waits for is not running wastes its
- * whole slice.
+ * Peer hooks (state starts with struct dispatch_common): setup; control()
+ * with the DISPATCH_OP_* of peers.h; produce(state, C, evs, n): how many
+ * it took; consume(state, k, evs, max): consumer k's events; teardown
+ * (counts events still inside in common.leftover).
  *
- * Peer hooks here (state starts with struct dispatch_common):
- *   setup(ctx, state)      the peer, ready for C consumers and one producer
- *   control(state, op, arg) the DISPATCH_OP_* of peer_dispatch.h
- *   produce(state, C, evs, n)   hand over up to n: how many, or -errno
- *   consume(state, k, evs, max) consumer k: the events it takes now (or
- *                          within 1 ms when it blocks)
- *   teardown(ctx, state)   (counts what was still inside in common.leftover)
+ * Figures: events/s (producer's start to the last event); events per
+ * CPU-second of everything that took part (producer, consumers, service
+ * thread or the whole oneringd); stamp -> dequeue latency p50/p99 (a
+ * histogram, 64 steps per power of two); the producer's retries.
+ * Correctness: each event taken exactly once (a bit per event per
+ * consumer; leftovers count as duplicates); per-flow order across all
+ * consumers for the ordered peers; nothing taken for 5 s after the
+ * producer finished, or over --timeout-s, is lost.
  *
- * Figures: events/s (N / time from the producer's start to the last event
- * taken); events per CPU-second of everything that took part (producer,
- * consumers, the event_sw service thread, or the whole oneringd): "per core
- * used", the fair one on a machine with fewer cores than threads;
- * latency stamp -> the consumer's dequeue, p50/p99 from a histogram (64
- * linear steps per power of two); the producer's retries.
- *
- * Correctness, every measurement: every event taken exactly once (a bit per
- * event per consumer: a bit set twice, by two consumers, by none, or an
- * event left over after the run is wrong); for the ordered peers per-flow
- * order across all consumers (a shared per-flow next seq, relaxed: a check,
- * not a synchronisation; the peer's own release/acquire orders hand-overs).
- * A run with no event taken for 5 s after the producer finished, or longer
- * than --timeout-s, fails as lost.
- *
- * Ordering contract: ready (R0 release per thread, main A0) then go (main
- * R1, threads A1); stop (0 running, 1 all taken, 2 failed) set once by CAS,
- * R2 release after end_ns, read relaxed in the hot loops and acquire (A2)
- * by main; received is a relaxed fetch_add (only the crossing of N
- * matters). Everything else is read after pthread_join.
+ * Ordering: ready (threads R0, main A0), go (main R1, threads A1); stop
+ * (1 all taken, 2 failed) set once by CAS, R2 after end_ns, relaxed in the
+ * loops, A2 by main; received: relaxed fetch_add (only crossing N
+ * matters); the per-flow next seq is relaxed: a check, not a
+ * synchronisation. The rest is read after pthread_join.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -57,7 +41,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/bench/peer_dispatch.h"
+#include "tools/bench/peers.h"
 
 #define STALL_NS 5000000000ull /* nothing taken this long after the last post: lost */
 #define MAINTAIN_NS 50000ull
@@ -90,8 +74,7 @@ struct dispatch_run {
 	ONERING_ATOMIC(uint32_t) *gnext; /* ordered peers: per flow, the next seq */
 	uint64_t start_ns, end_ns, prod_cpu_ns, sched_cpu_ns, retries;
 	uint64_t broker_cpu0_ns, broker_cpu1_ns;
-	char err[256];
-	ONERING_ATOMIC(int) failed;
+	struct bench_failure fail;
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) received;
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(int) stop;
 	ONERING_ATOMIC(int) go;
@@ -99,22 +82,14 @@ struct dispatch_run {
 	ONERING_ATOMIC(int) prod_done;
 };
 
-static void run_fail(struct dispatch_run *r, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-
-static void run_fail(struct dispatch_run *r, const char *fmt, ...)
-{
-	int expected = 0;
-	va_list ap;
-
-	if (!onering_atomic_cas(&r->failed, &expected, 1, onering_mo_acq_rel, onering_mo_relaxed))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof(r->err), fmt, ap);
-	va_end(ap);
-	expected = 0; /* R2 (failure), unless the run already ended well */
-	onering_atomic_cas(&r->stop, &expected, 2, onering_mo_release, onering_mo_relaxed);
-}
+/* The first failure also stops the run (R2, unless it already ended well). */
+#define run_fail(r, ...)                                                                        \
+	do {                                                                                    \
+		int expected_ = 0;                                                              \
+		if (bench_failure_set(&(r)->fail, __VA_ARGS__))                                 \
+			onering_atomic_cas(&(r)->stop, &expected_, 2, onering_mo_release,       \
+					   onering_mo_relaxed);                                 \
+	} while (0)
 
 static BENCH_ALWAYS_INLINE bool stopped(struct dispatch_run *r)
 {
@@ -440,8 +415,9 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 		goto teardown;
 	}
 	r->c->base_ns = bench_now_ns();
-	for (; threads < nc && rc == 0; threads++)
-		rc = -pthread_create(&r->cons[threads]->thr, NULL, consumer_main, r->cons[threads]);
+	while (threads < nc &&
+	       (rc = -pthread_create(&r->cons[threads]->thr, NULL, consumer_main, r->cons[threads])) == 0)
+		threads++;
 	if (rc == 0 && (rc = -pthread_create(&prod, NULL, producer_main, r)) == 0)
 		prod_up = true;
 	if (rc == 0 && r->has_sched && (rc = -pthread_create(&sched, NULL, sched_main, r)) == 0)
@@ -464,11 +440,9 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 	for (unsigned i = 0; i < threads; i++)
 		pthread_join(r->cons[i]->thr, NULL);
 teardown:
-	if (rc < 0 && r->err[0] == '\0')
-		snprintf(r->err, sizeof(r->err), "setup failed");
 	peer->teardown(ctx, r->state);
-	if (rc == 0 && onering_atomic_load(&r->failed, onering_mo_acquire)) {
-		fprintf(stderr, "%s C=%u: %s\n", peer->name, (unsigned)nc, r->err);
+	if (rc == 0 && bench_failed(&r->fail)) {
+		fprintf(stderr, "%s C=%u: %s\n", peer->name, (unsigned)nc, r->fail.err);
 		rc = bench_interrupted ? -EINTR : BENCH_WRONG;
 	}
 	if (rc == 0 && (rc = run_verify(r)) == 0)
@@ -494,26 +468,19 @@ static int dispatch_init(struct bench_ctx *ctx)
 }
 
 static const struct bench_peer_ops *const dispatch_peers[] = {
-	&bench_peer_dispatch_onering_rr,
-	&bench_peer_dispatch_onering_least,
-	&bench_peer_dispatch_onering_sticky,
-	&bench_peer_dispatch_onering_lifo,
+	&bench_peer_dispatch_onering_rr, &bench_peer_dispatch_onering_least,
+	&bench_peer_dispatch_onering_sticky, &bench_peer_dispatch_onering_lifo,
 	&bench_peer_dispatch_onering_local,
 #if BENCH_HAVE_DPDK
-	&bench_peer_dispatch_sw_atomic,
-	&bench_peer_dispatch_sw_parallel,
-	&bench_peer_dispatch_dsw_atomic,
-	&bench_peer_dispatch_dsw_parallel,
+	&bench_peer_dispatch_sw_atomic, &bench_peer_dispatch_sw_parallel,
+	&bench_peer_dispatch_dsw_atomic, &bench_peer_dispatch_dsw_parallel,
 #endif
 };
 
 static const struct bench_fig dispatch_figs[FIG_COUNT] = {
-	[FIG_EVENTS_PER_CPU_S] = { "events/CPU-s", 0 },
-	[FIG_EVENTS_PER_S] = { "events/s", 0 },
-	[FIG_P50_US] = { "p50_us", 1 },
-	[FIG_P99_US] = { "p99_us", 1 },
-	[FIG_RETRIES] = { "retries", 0 },
-	[FIG_QORDER] = { "queue_reorder", 0 },
+	[FIG_EVENTS_PER_CPU_S] = { "events/CPU-s", 0 }, [FIG_EVENTS_PER_S] = { "events/s", 0 },
+	[FIG_P50_US] = { "p50_us", 1 }, [FIG_P99_US] = { "p99_us", 1 },
+	[FIG_RETRIES] = { "retries", 0 }, [FIG_QORDER] = { "queue_reorder", 0 },
 	[FIG_SHARE_MIN] = { "min_share", 3 },
 };
 

@@ -1,39 +1,25 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scenario_nic.c: NIC receive -> consumer on a DPDK net_null device (every
- * rte_eth_rx_burst() returns as many 64-byte packets as asked; --copy makes
- * the PMD write them), onering against the same rx loop in-process (the
- * floor) and against an rte_ring hand-off to a consumer thread; the old
+ * scenario_nic.c: NIC receive -> consumer on a DPDK net_null device (64-byte
+ * packets; --copy makes the PMD write them), onering against the same rx
+ * loop in-process (the floor) and an rte_ring hand-off; the old
  * onering-bench-nic. Built with DPDK only.
  *
- * Every consumer reads the first 64 bytes (the snaplen) of each packet and
- * sums them (nic_touch()); rx bursts are of 32 everywhere (the broker's),
- * consumers take up to 64 records per call. Placement (--cores R,C): the
- * floor on R; rte_ring: rx thread on R, consumer on C; onering: the
- * broker's poller and control thread on R, consumer on C. The main thread
- * sleeps while a peer runs. Warm-up 0.2 s (--quick 0.1), then the window.
+ * Every consumer reads and sums the 64 bytes (snaplen) of each packet
+ * (nic_touch()); rx bursts of 32, takes of up to 64. --cores R,C: the floor,
+ * the rte_ring rx thread and oneringd's poller on R, consumers on C. This
+ * process keeps its own EAL with the port; oneringd has its own EAL (another
+ * --file-prefix, --no-shconf) and runs only for its measurement.
  *
- * This process keeps its own EAL (--vdev net_null0, -l R) for the whole
- * run; oneringd starts per onering measurement with its own EAL (another
- * --file-prefix, --no-shconf: they share nothing) and stops after it (a
- * broker left running would spin on its queue and steal R).
+ * Peer hooks (state starts with struct nic_common): setup; control(state,
+ * NIC_OP_THREAD_INIT / _FINI, &side) on thread 0 (rx) or 1 (consumer);
+ * produce(state, 0, NULL, 0): one rx iteration (NULL: no rx thread);
+ * consume(state, 1, NULL, 0): one consumer iteration (NULL: the rx side
+ * consumes); control(NIC_OP_COUNTERS): received, dropped, poll loops.
  *
- * Peer hooks here (state starts with struct nic_common):
- *   setup(ctx, state)
- *   control(state, NIC_OP_THREAD_INIT / _FINI, &side)  on thread 0 (rx) or 1
- *   produce(state, 0, NULL, 0)  one rx-side iteration (NULL: no rx thread):
- *                               packets taken, or -errno; it counts
- *                               received and dropped itself
- *   consume(state, 1, NULL, 0)  one consumer iteration (NULL: the rx side
- *                               is the consumer): records taken, or -errno
- *   control(state, NIC_OP_COUNTERS, &counters)   received, dropped, loops
- *   teardown(ctx, state)
- *
- * Figures: records/s the consumer took; received/s from the device and
- * drop %; records per CPU second (its threads', plus every oneringd
- * thread's: the floor uses one core, the others two, so the ratios are on
- * both bases); pkts per broker poll loop. Target (performance contract):
- * onering >= 0.7x the floor.
+ * Figures: records/s taken; received/s and drop %; records per CPU-second
+ * (threads plus every oneringd thread: the floor uses one core, the others
+ * two); packets per broker poll loop. Target: onering >= 0.7x the floor.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -45,7 +31,7 @@
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
 
-#include "tools/bench/peer_nic.h"
+#include "tools/bench/peers.h"
 
 enum { FIG_RATE, FIG_RECEIVED, FIG_DROP_PCT, FIG_PER_CPU_S, FIG_CPU_S, FIG_PER_LOOP, FIG_COUNT };
 enum { PHASE_SETUP, PHASE_RUN, PHASE_STOP };
@@ -228,18 +214,14 @@ static void nic_fini(struct bench_ctx *ctx)
 }
 
 static const struct bench_peer_ops *const nic_peers[] = {
-	&bench_peer_nic_floor,
-	&bench_peer_nic_rte_ring,
+	&bench_peer_nic_floor, &bench_peer_nic_rte_ring,
 	&bench_peer_nic_onering,
 };
 
 static const struct bench_fig nic_figs[FIG_COUNT] = {
-	[FIG_RATE] = { "records/s", 0 },
-	[FIG_RECEIVED] = { "received/s", 0 },
-	[FIG_DROP_PCT] = { "drop_pct", 1 },
-	[FIG_PER_CPU_S] = { "records/CPU-s", 0 },
-	[FIG_CPU_S] = { "CPU-s", 3 },
-	[FIG_PER_LOOP] = { "pkts/loop", 1 },
+	[FIG_RATE] = { "records/s", 0 }, [FIG_RECEIVED] = { "received/s", 0 },
+	[FIG_DROP_PCT] = { "drop_pct", 1 }, [FIG_PER_CPU_S] = { "records/CPU-s", 0 },
+	[FIG_CPU_S] = { "CPU-s", 3 }, [FIG_PER_LOOP] = { "pkts/loop", 1 },
 };
 
 static const struct bench_ratio nic_ratios[] = {

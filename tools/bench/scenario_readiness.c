@@ -1,56 +1,44 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scenario_readiness.c: fd readiness -> consumer thread, onering against
- * epoll and io_uring multishot poll on the same workload; the old
- * onering-bench-readiness.
+ * epoll and io_uring multishot poll; the old onering-bench-readiness.
  *
- * Workload (sweep --n: the number of sources)
- *   N sources (eventfds, or pipes with --source pipe). A producer thread on
- *   CPU P writes them round-robin at full speed (throughput) or one event
- *   in flight with a random 30-70 us pause after each acknowledgement
- *   (latency). A consumer thread on CPU C takes readiness events from the
- *   peer and, for each, reads the source once to reset it (a pipe: until a
- *   short read): the same work for every peer. oneringd's poller and
- *   control thread run on CPU B (--cores P,C,B, default 0,1,0).
+ * Sweep --n: N sources (eventfds; pipes with --source pipe). A producer on
+ * CPU P writes them round-robin at full speed (throughput), or one event in
+ * flight with a random 30-70 us pause after each ack (latency). A consumer
+ * on CPU C takes readiness events from the peer and reads each source once
+ * to reset it (a pipe: until a short read): the same work for every peer.
+ * oneringd's poller and control thread run on B (--cores P,C,B).
  *
- * Peer hooks here (state starts with struct readiness_common):
- *   setup(ctx, state)                 watch common.rfd[0..n) (main thread)
- *   control(state, READINESS_OP_THREAD_INIT / _FINI)  on the consumer
- *                                     thread, before and after its loop
- *   consume(state, 0, ready_event[], max)  the events ready now (busy
- *                                     peers) or within READINESS_BLOCK_MS
- *                                     (blocking ones): how many, or -errno
- *   teardown(ctx, state)              (main thread)
+ * Peer hooks (state starts with struct readiness_common):
+ *   setup(ctx, self, state)   watch common.rfd[0..n) (main thread)
+ *   control(state, READINESS_OP_THREAD_INIT / _FINI)  on the consumer thread
+ *   consume(state, 0, ready_event[], max)  what is ready now (busy peers) or
+ *                             within READINESS_BLOCK_MS; -errno
+ *   teardown(ctx, state)
  *
- * Figures: events/s the consumer took; writes/s drained (writes/event shows
- * coalescing); consumer CPU per event and total CPU per event (consumer +
- * producer + every oneringd thread); syscalls per event of the consumer
- * (and beyond its read()s) and of the broker, counted with a tracepoint in
- * one extra throughput pass per peer and N (root only: the tracepoint slows
- * every syscall, so rates come from uncounted runs); latency write ->
- * consumer p50/p99/p99.9, and for onering write -> broker harvest and
- * harvest -> consumer (the record's publish stamp).
+ * Figures: events/s; writes/s drained (writes/event: coalescing); consumer
+ * and total (consumer + producer + every oneringd thread) CPU per event;
+ * syscalls per event of the consumer (beyond its reads too) and of the
+ * broker, from one extra counted throughput pass per peer and N (root; a
+ * syscall tracepoint slows every syscall, rates come from the uncounted
+ * runs); write -> consumer latency p50/p99/p99.9, and for onering write ->
+ * broker harvest and harvest -> consumer (the record's publish stamp).
  *
- * Correctness: every unit written must be read back, per source, before a
- * measurement ends (a lost edge leaves a counter unread). A latency
- * measurement without a single sample fails, unless the threads carrying
- * the event spent half of the time waiting for a CPU (schedstat
- * run_delay): then other processes starved it and it has no figures.
+ * Correctness: every unit written is read back, per source (a lost edge
+ * leaves one unread). A latency run without a sample fails unless the
+ * threads carrying the event waited for a CPU half of the time (schedstat
+ * run_delay): other processes starved it, it has no figures.
  *
- * Ordering contract of the words shared between the threads:
- *   phase     main only, R0 store-release; producer and consumer A0.
- *   stamp_ns  producer only, R1 store-release before the write() that
- *             raises the event; the consumer's A1 after it took it.
- *   acked     consumer only, R2 after its read; the producer's A2 before
- *             it raises the next event (one in flight).
- *   ack_waiting / ack_futex: the producer sleeps for the ack on a futex:
- *             it stores ack_waiting = 1, F3 seq_cst fence, re-checks acked,
- *             FUTEX_WAITs; the consumer stores acked (R2), F4 seq_cst
- *             fence, and when it then sees ack_waiting bumps ack_futex (R5,
- *             paired with the producer's A5 ticket) and FUTEX_WAKEs. F3 and
- *             F4 make one side see the other's store: no lost wake-up.
- *   writes, events, units: single-writer counters read by main for the
- *             window's snapshots: relaxed; exact totals after the joins.
+ * Ordering contract: phase (main R0, threads A0); stamp_ns (producer R1
+ * before its write, consumer A1 after taking the event); acked (consumer R2
+ * after its read, producer A2 before the next write); the producer sleeps
+ * on ack_futex: ack_waiting = 1, F3 seq_cst fence, re-check acked, WAIT;
+ * the consumer: acked (R2), F4 seq_cst fence, if ack_waiting: bump (R5,
+ * producer's A5 ticket) and WAKE; F3/F4 make one side see the other's
+ * store. cons_done (consumer R6, main A6) and cons_release (main R7,
+ * consumer A7) keep the counted syscalls to the loop. writes, events,
+ * units: single-writer, relaxed; exact totals after the joins.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -67,7 +55,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "tools/bench/peer_readiness.h"
+#include "tools/bench/peers.h"
 
 #define LOST_NS 2000000000ull /* a write not read back within this is lost */
 #define GAP_MIN_NS 30000u      /* latency: pause after each ack, 30..70 us */
@@ -95,8 +83,7 @@ struct run {
 	pid_t tid_cons, tid_prod;
 	int cpu_cons, cpu_prod;
 	uint64_t cons_reads; /* consumer's read() calls, final after its join */
-	char err[256];
-	ONERING_ATOMIC(int) failed;
+	struct bench_failure fail;
 	ONERING_ATOMIC(int) phase;  /* main: R0 */
 	ONERING_ATOMIC(int) ready;  /* threads set up */
 	ONERING_ATOMIC(int) cons_done; /* consumer: loop over, totals final */
@@ -110,24 +97,8 @@ struct run {
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint32_t) ack_waiting; /* producer */
 };
 
-static void run_fail(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void run_fail(struct run *r, const char *fmt, ...)
-{
-	int expect = 0;
-	va_list ap;
-
-	if (!onering_atomic_cas(&r->failed, &expect, 1, onering_mo_acq_rel, onering_mo_relaxed))
-		return;
-	va_start(ap, fmt);
-	vsnprintf(r->err, sizeof(r->err), fmt, ap);
-	va_end(ap);
-}
-
-static bool run_failed(struct run *r)
-{
-	return onering_atomic_load(&r->failed, onering_mo_relaxed) != 0;
-}
+#define run_fail(r, ...) bench_failure_set(&(r)->fail, __VA_ARGS__)
+#define run_failed(r) bench_failed(&(r)->fail)
 
 static int phase_get(struct run *r)
 {
@@ -147,32 +118,8 @@ static long futex_call(ONERING_ATOMIC(uint32_t) *word, int op, uint32_t val,
 	return syscall(SYS_futex, (uint32_t *)(uintptr_t)word, op, val, timeout, NULL, 0);
 }
 
-/* How long thread tid of pid (all threads if tid <= 0) waited for a CPU, ns. */
-static uint64_t cpu_wait_ns(pid_t pid, pid_t tid)
-{
-	char path[96];
-	unsigned long long run_ns, wait_ns;
-	uint64_t sum = 0;
-
-	if (pid <= 0)
-		return 0;
-	if (tid > 0) {
-		snprintf(path, sizeof(path), "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
-		FILE *f = fopen(path, "r");
-		if (f && fscanf(f, "%llu %llu", &run_ns, &wait_ns) == 2)
-			sum = wait_ns;
-		if (f)
-			fclose(f);
-		return sum;
-	}
-	snprintf(path, sizeof(path), "/proc/%d/schedstat", (int)pid);
-	FILE *f = fopen(path, "r"); /* the process's main thread is enough for a broker */
-	if (f && fscanf(f, "%llu %llu", &run_ns, &wait_ns) == 2)
-		sum = wait_ns;
-	if (f)
-		fclose(f);
-	return sum;
-}
+/* How long thread tid (<= 0: every thread) of pid waited for a CPU, ns. */
+#define cpu_wait_ns(pid, tid) bench_schedstat_ns(pid, tid, 1)
 
 /* ---- the producer ----------------------------------------------------- */
 
@@ -339,7 +286,8 @@ static void *consumer_main(void *arg)
 		run_fail(r, "consumer: cannot pin to CPU %d: %s", r->cpu_cons, strerror(-rc));
 		return NULL;
 	}
-	if ((rc = bench_control(r->peer, r->state, READINESS_OP_THREAD_INIT, NULL)) < 0 && rc != -ENOTSUP) {
+	rc = bench_control(r->peer, r->state, READINESS_OP_THREAD_INIT, NULL);
+	if (rc < 0 && rc != -ENOTSUP) {
 		run_fail(r, "%s: consumer setup: %s", r->peer->name, strerror(-rc));
 		return NULL;
 	}
@@ -520,7 +468,6 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	}
 	phase_set(r, PHASE_WARMUP);
 	bench_sleep_ns(bench_param(ctx, "warmup-ms") * 1000000ull);
-	uint64_t sc0 = bench_syscalls_read(&cons_sc), bsc0 = bench_syscalls_read(&broker_sc);
 	snapshot_take(r, cons_clock, prod_clock, &a);
 	phase_set(r, PHASE_MEASURE);
 	for (uint64_t left = measure_ns; left && !bench_interrupted && !run_failed(r);) {
@@ -540,14 +487,13 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	while (!onering_atomic_load(&r->cons_done, onering_mo_acquire))
 		bench_sleep_ns(100000);
 	if (count) {
+		/* The whole run: the counters were opened before the warm-up. */
 		double events = (double)onering_atomic_load(&r->events, onering_mo_relaxed);
-		uint64_t sc = bench_syscalls_read(&cons_sc) - sc0;
-		/* The whole run's events: the counters ran from before the warm-up. */
-		fig[FIG_SC_EVENT] = (double)sc / events;
-		fig[FIG_SC_BEYOND_READ] = ((double)sc - (double)r->cons_reads) / events;
+		double sc = (double)bench_syscalls_read(&cons_sc);
+		fig[FIG_SC_EVENT] = sc / events;
+		fig[FIG_SC_BEYOND_READ] = (sc - (double)r->cons_reads) / events;
 		if (broker_sc.fd_count)
-			fig[FIG_BROKER_SC] = (double)(bench_syscalls_read(&broker_sc) - bsc0) /
-					     events;
+			fig[FIG_BROKER_SC] = (double)bench_syscalls_read(&broker_sc) / events;
 	}
 join:
 	phase_set(r, PHASE_STOP);
@@ -558,7 +504,7 @@ join:
 	if (cons_up)
 		pthread_join(th_cons, NULL);
 	if (run_failed(r)) {
-		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->err);
+		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->fail.err);
 		rc = BENCH_WRONG;
 	}
 	if (rc || count || bench_interrupted)
@@ -635,31 +581,22 @@ static int readiness_init(struct bench_ctx *ctx)
 }
 
 static const struct bench_peer_ops *const readiness_peers[] = {
-	&bench_peer_readiness_onering_busy,
-	&bench_peer_readiness_onering_adaptive,
-	&bench_peer_readiness_onering_wait,
-	&bench_peer_readiness_epoll_busy,
+	&bench_peer_readiness_onering_busy, &bench_peer_readiness_onering_adaptive,
+	&bench_peer_readiness_onering_wait, &bench_peer_readiness_epoll_busy,
 	&bench_peer_readiness_epoll_block,
 #if BENCH_HAVE_URING
-	&bench_peer_readiness_uring_busy,
-	&bench_peer_readiness_uring_block,
+	&bench_peer_readiness_uring_busy, &bench_peer_readiness_uring_block,
 	&bench_peer_readiness_uring_peek,
 #endif
 };
 
 static const struct bench_fig readiness_figs[FIG_COUNT] = {
-	[FIG_EVENTS] = { "events/s", 0 },
-	[FIG_WRITES] = { "writes/s", 0 },
-	[FIG_WRITES_PER_EVENT] = { "writes/event", 2 },
-	[FIG_CONS_CPU_US] = { "cons_us/event", 3 },
-	[FIG_TOTAL_CPU_US] = { "total_us/ev", 3 },
-	[FIG_SC_EVENT] = { "sc/event", 3 },
-	[FIG_SC_BEYOND_READ] = { "sc-read/event", 3 },
-	[FIG_BROKER_SC] = { "broker_sc/ev", 3 },
-	[FIG_P50_US] = { "p50_us", 2 },
-	[FIG_P99_US] = { "p99_us", 2 },
-	[FIG_P999_US] = { "p99.9_us", 2 },
-	[FIG_HARVEST_P50_US] = { "harvest_p50", 2 },
+	[FIG_EVENTS] = { "events/s", 0 }, [FIG_WRITES] = { "writes/s", 0 },
+	[FIG_WRITES_PER_EVENT] = { "writes/event", 2 }, [FIG_CONS_CPU_US] = { "cons_us/event", 3 },
+	[FIG_TOTAL_CPU_US] = { "total_us/ev", 3 }, [FIG_SC_EVENT] = { "sc/event", 3 },
+	[FIG_SC_BEYOND_READ] = { "sc-read/event", 3 }, [FIG_BROKER_SC] = { "broker_sc/ev", 3 },
+	[FIG_P50_US] = { "p50_us", 2 }, [FIG_P99_US] = { "p99_us", 2 },
+	[FIG_P999_US] = { "p99.9_us", 2 }, [FIG_HARVEST_P50_US] = { "harvest_p50", 2 },
 	[FIG_HANDOFF_P50_US] = { "handoff_p50", 2 },
 };
 

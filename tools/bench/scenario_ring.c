@@ -1,23 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scenario_ring.c: ring hand-off of 64-byte records (struct onering_event)
- * between two pinned cores, onering's SPSC ring against its floors; the old
- * onering-bench-ring.
+ * scenario_ring.c: 64-byte records (struct onering_event) between two
+ * pinned cores (--cores A,B), onering's SPSC ring against its floors; the
+ * old onering-bench-ring. Sweep --batch: 32 and 1 are throughput (records
+ * per call), 0 is one-way latency (ping on ring 0, echo on ring 1; one way
+ * = round trip / 2, read with the TSC).
  *
- * Sweep --batch: 32 and 1 are throughput (records per enqueue/dequeue
- * call), 0 is one-way latency (one record pinged on ring 0 and echoed back
- * on ring 1; one way = round trip / 2, read with the TSC).
- *
- * What the peer hooks mean here (every peer gets the same two threads,
- * pinned to --cores A,B, the same record filling and the same check that
- * each record's cookie is exactly the next sequence number):
- *   setup(ctx, state)            two rings (or line arrays) of --capacity
- *   produce(state, ring, recs, n) enqueue up to n records on ring 0 or 1:
- *                                 how many, or -errno
- *   consume(state, ring, out, n)  dequeue up to n: how many, or -errno
- *   control(NULL, RING_OP_MODES)  RING_MODE_* bits: what it can measure
- *   teardown(ctx, state)
- * The hooks are called through the ops table at batch 1 too: the same
+ * Peer hooks (every peer gets the same two threads, record filling and the
+ * check that each cookie is exactly the next sequence number): setup (two
+ * rings of --capacity); produce(state, ring, recs, n) / consume(state,
+ * ring, out, n): how many, or -errno; control(NULL, RING_OP_MODES):
+ * RING_MODE_* bits. Called through the table at batch 1 too: the same
  * indirect call for every peer.
  */
 #include <errno.h>
@@ -31,7 +24,7 @@
 #endif
 
 #include "shm/abi.h"
-#include "tools/bench/peer_ring.h"
+#include "tools/bench/peers.h"
 
 enum { FIG_MRPS, FIG_P50_NS, FIG_P99_NS, FIG_COUNT };
 
@@ -276,18 +269,15 @@ out:
 }
 
 static const struct bench_peer_ops *const ring_peers[] = {
-	&bench_peer_ring_onering,
-	&bench_peer_ring_bare,
+	&bench_peer_ring_onering, &bench_peer_ring_bare,
 #if BENCH_HAVE_DPDK
 	&bench_peer_ring_rte,
 #endif
-	&bench_peer_ring_pp_lines,
-	&bench_peer_ring_pingpong,
+	&bench_peer_ring_pp_lines, &bench_peer_ring_pingpong,
 };
 
 static const struct bench_fig ring_figs[FIG_COUNT] = {
-	[FIG_MRPS] = { "Mrec/s", 1 },
-	[FIG_P50_NS] = { "p50_ns", 1 },
+	[FIG_MRPS] = { "Mrec/s", 1 }, [FIG_P50_NS] = { "p50_ns", 1 },
 	[FIG_P99_NS] = { "p99_ns", 1 },
 };
 

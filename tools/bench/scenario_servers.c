@@ -1,24 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scenario_servers.c: the HTTP example (examples/http_server.c) under wrk
- * on loopback, the same server logic on onering and on plain epoll; the old
- * tools/wrk_bench.sh.
+ * on loopback, on onering and on plain epoll; the old tools/wrk_bench.sh.
+ * Per peer and round: the peer starts the server (and a private oneringd),
+ * a warm-up wrk run, then `wrk -t T -c C -d S --latency`; the server stops
+ * after each run. --cores: the server's and wrk's CPUs, the same for every
+ * peer. Needs wrk on PATH (or $WRK).
  *
- * Per peer and round: the peer starts the server (and, for onering, a
- * private oneringd), a warm-up wrk run (--warmup-s, 0: none), then the
- * measured `wrk -t THREADS -c CONNECTIONS -d SECONDS --latency`; the server
- * is stopped after each run. With --cores the server and wrk run on those
- * CPUs (taskset), the same for every peer, while the broker's poller keeps
- * the CPUs this program started with. Needs wrk on PATH (or $WRK).
- *
- * Peer hooks here (state starts with struct servers_common):
- *   setup(ctx, state)      the server listening on common.port
- *   control(state, SERVERS_OP_PIDS, pid_t[2])   server and broker pids
- *   teardown(ctx, state)   everything it started, stopped by pid
- *
- * Figures: requests/s, latency p50/p99 (wrk's), wrk's socket errors and
- * non-2xx responses, and the CPU of the server, the broker and wrk in % of
- * one CPU over the run.
+ * Peer hooks (state starts with struct servers_common): setup (the server
+ * listening on common.port); control(SERVERS_OP_PIDS, pid_t[2]); teardown.
+ * Figures: requests/s, p50/p99 (wrk's), socket errors and non-2xx, and the
+ * CPU of the server, broker and wrk in % of one CPU.
  */
 #include <errno.h>
 #include <limits.h>
@@ -32,7 +24,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "tools/bench/peer_servers.h"
+#include "tools/bench/peers.h"
 
 enum { FIG_RPS, FIG_P50_US, FIG_P99_US, FIG_ERRORS, FIG_SERVER_PCT, FIG_BROKER_PCT, FIG_WRK_PCT,
        FIG_COUNT };
@@ -194,17 +186,13 @@ void servers_stop(struct bench_ctx *ctx, struct servers_common *c)
 }
 
 static const struct bench_peer_ops *const servers_peers[] = {
-	&bench_peer_servers_onering,
-	&bench_peer_servers_epoll,
+	&bench_peer_servers_onering, &bench_peer_servers_epoll,
 };
 
 static const struct bench_fig servers_figs[FIG_COUNT] = {
-	[FIG_RPS] = { "requests/s", 0 },
-	[FIG_P50_US] = { "p50_us", 0 },
-	[FIG_P99_US] = { "p99_us", 0 },
-	[FIG_ERRORS] = { "errors", 0 },
-	[FIG_SERVER_PCT] = { "server_cpu%", 0 },
-	[FIG_BROKER_PCT] = { "broker_cpu%", 0 },
+	[FIG_RPS] = { "requests/s", 0 }, [FIG_P50_US] = { "p50_us", 0 },
+	[FIG_P99_US] = { "p99_us", 0 }, [FIG_ERRORS] = { "errors", 0 },
+	[FIG_SERVER_PCT] = { "server_cpu%", 0 }, [FIG_BROKER_PCT] = { "broker_cpu%", 0 },
 	[FIG_WRK_PCT] = { "wrk_cpu%", 0 },
 };
 

@@ -1,38 +1,26 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scenario_timers.c: arming and firing N one-shot timers, onering's
- * broker-side timers against one timerfd per timer and against a timer
- * wheel the consumer keeps itself; the old onering-bench-timers.
+ * scenario_timers.c: arming and firing N one-shot timers (sweep --timers),
+ * onering's broker-side timers against a timerfd per timer and a wheel the
+ * consumer keeps over one timerfd; the old onering-bench-timers. The
+ * consumer is the main thread on C, oneringd's poller on B (--cores C,B).
  *
- * Phases (per peer and round; the consumer is the main thread, on CPU C of
- * --cores C,B; onering's poller on B):
- *   warm-up  arm every timer 10 s ahead and disarm it (not measured).
- *   ARM      after 5 ms of quiet (the adaptive poller is asleep and pays
- *            the wake-up), arm all N at absolute expiries spread evenly over
- *            [first, first + spread) after the pass starts, in a random
- *            order (the same for every peer of a round). Timed: the arming
- *            loop. Then every timer must fire exactly once, never early.
- *   RE-ARM   arm all N at E1 (untimed; onering: wait until applied), then
- *            re-arm each to a later E2 (timed); each must fire once, at or
- *            after E2: firing before E2 is a re-arm that did not cancel.
- *   CANCEL   arm all N (untimed, applied), disarm all N (timed), then watch
- *            until every old expiry + 20 ms: nothing may fire.
- * E1 and the cancel phase's expiries lie 20 ms + 4x the ARM pass ahead. A
- * pass that ends after its first old expiry is disturbed, not wrong: the
- * measurement is redone (3 times at most).
+ * Per peer and round: warm-up (every timer armed 10 s ahead, disarmed);
+ * ARM: after 5 ms of quiet, all N at absolute expiries spread over
+ * [first, first + spread) in a random order (the same for every peer),
+ * timed, then each must fire exactly once and never early; RE-ARM: all at
+ * E1 (untimed, applied), then each re-armed to a later E2 (timed): firing
+ * before E2 is a re-arm that did not cancel; CANCEL: all armed (untimed),
+ * disarmed (timed), nothing may fire until every old expiry + 20 ms. A pass
+ * ending after its first old expiry is disturbed: redone (3 times at most).
+ * onering's applied/s: a sentinel armed in the past after each pass; its
+ * record's stamp says when the broker had applied the whole pass.
  *
- * onering's "applied/s": after each pass a sentinel timer is armed in the
- * past; requests are applied in order, so its record's stamp says when the
- * broker had applied the whole pass.
- *
- * Peer hooks here (state starts with struct timers_common):
- *   setup(ctx, state)           N timers (common.n), disarmed
- *   produce(state, 0, exp, n)   the pass: arm timer i at exp[i] (absolute
- *                               CLOCK_MONOTONIC), or disarm all if exp NULL
- *   consume(state, 0, fires, m) wait common.wait_ns at most; the fires
- *                               (struct timer_fire), or -errno
- *   control(state, TIMERS_OP_SENTINEL / TIMERS_OP_LEFT, NULL)
- *   teardown(ctx, state)
+ * Peer hooks (state starts with struct timers_common): setup (common.n
+ * timers, disarmed); produce(state, 0, exp, n): the pass, exp[i] absolute
+ * CLOCK_MONOTONIC, or disarm all if exp is NULL; consume(state, 0, fires,
+ * max): what fired within common.wait_ns; control(TIMERS_OP_SENTINEL /
+ * TIMERS_OP_LEFT); teardown.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -40,7 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "tools/bench/peer_timers.h"
+#include "tools/bench/peers.h"
 
 #define LOST_NS 2000000000ull         /* a timer this late never fired */
 #define CANCEL_GRACE_NS 20000000ull   /* watch this long past a cancelled expiry */
@@ -397,27 +385,18 @@ static int timers_init(struct bench_ctx *ctx)
 }
 
 static const struct bench_peer_ops *const timers_peers[] = {
-	&bench_peer_timers_onering,
-	&bench_peer_timers_onering_busy,
-	&bench_peer_timers_timerfd,
-	&bench_peer_timers_wheel,
+	&bench_peer_timers_onering, &bench_peer_timers_onering_busy,
+	&bench_peer_timers_timerfd, &bench_peer_timers_wheel,
 };
 
 static const struct bench_fig timers_figs[FIG_COUNT] = {
-	[FIG_ARMS] = { "arms/s", 0 },
-	[FIG_APPLIED] = { "applied/s", 0 },
-	[FIG_REARMS] = { "rearms/s", 0 },
-	[FIG_CANCELS] = { "cancels/s", 0 },
-	[FIG_ARM_CPU_NS] = { "arm_cpu_ns", 0 },
-	[FIG_SC_PER_ARM] = { "syscalls/arm", 3 },
-	[FIG_LATE_P50_US] = { "late_p50_us", 1 },
-	[FIG_LATE_P99_US] = { "late_p99_us", 1 },
-	[FIG_LATE_MAX_US] = { "late_max_us", 0 },
-	[FIG_STAMP_P50_US] = { "stamp_p50_us", 1 },
-	[FIG_STAMP_P99_US] = { "stamp_p99_us", 1 },
-	[FIG_CPU_US] = { "cpu_us/timer", 2 },
-	[FIG_BROKER_US] = { "broker_us/tmr", 2 },
-	[FIG_EAGAIN] = { "eagain", 0 },
+	[FIG_ARMS] = { "arms/s", 0 }, [FIG_APPLIED] = { "applied/s", 0 },
+	[FIG_REARMS] = { "rearms/s", 0 }, [FIG_CANCELS] = { "cancels/s", 0 },
+	[FIG_ARM_CPU_NS] = { "arm_cpu_ns", 0 }, [FIG_SC_PER_ARM] = { "syscalls/arm", 3 },
+	[FIG_LATE_P50_US] = { "late_p50_us", 1 }, [FIG_LATE_P99_US] = { "late_p99_us", 1 },
+	[FIG_LATE_MAX_US] = { "late_max_us", 0 }, [FIG_STAMP_P50_US] = { "stamp_p50_us", 1 },
+	[FIG_STAMP_P99_US] = { "stamp_p99_us", 1 }, [FIG_CPU_US] = { "cpu_us/timer", 2 },
+	[FIG_BROKER_US] = { "broker_us/tmr", 2 }, [FIG_EAGAIN] = { "eagain", 0 },
 };
 
 static const struct bench_ratio timers_ratios[] = {
