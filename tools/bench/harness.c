@@ -554,6 +554,18 @@ static int write_files(const struct bench_scenario *sc, const struct opts *o)
 	return (csv && fclose(csv)) | (js && fclose(js)) ? -EIO : 0;
 }
 
+/* Whether peer p (or, p < 0, any peer) has a median of figs[0] at sweep point si
+ * (or, si < 0, at any). */
+static bool plotted(const struct bench_scenario *sc, const struct opts *o, int si, int p)
+{
+	for (unsigned i = 0; i < o->sweep_count; i++)
+		for (unsigned q = 0; q < sc->peer_count; q++)
+			if ((si < 0 || i == (unsigned)si) && (p < 0 || q == (unsigned)p) &&
+			    o->peer_on[q] && fig_median(o, i, q, 0) >= 0)
+				return true;
+	return false;
+}
+
 /* DIR/SCENARIO.png: the median of figs[0], one bar per peer per sweep point. */
 static int write_plot(const struct bench_scenario *sc, const struct opts *o)
 {
@@ -568,21 +580,23 @@ static int write_plot(const struct bench_scenario *sc, const struct opts *o)
 		return bench_fail(-errno, "%s: %s", data, strerror(errno));
 	fprintf(f, "point");
 	for (unsigned p = 0; p < sc->peer_count; p++)
-		if (o->peer_on[p] && ++cols)
+		if (plotted(sc, o, -1, (int)p) && ++cols)
 			fprintf(f, " %s", sc->peers[p]->name);
 	for (unsigned si = 0; si < o->sweep_count; si++) {
+		if (!plotted(sc, o, (int)si, -1))
+			continue;
 		fprintf(f, "\n%s", sweep_label(sc, o, si));
 		for (unsigned p = 0; p < sc->peer_count; p++)
-			if (o->peer_on[p])
+			if (plotted(sc, o, -1, (int)p))
 				fprintf(f, fig_median(o, si, p, 0) < 0 ? " ?" : " %g",
 					fig_median(o, si, p, 0));
 	}
 	fclose(f);
 	snprintf(cmd, sizeof(cmd),
-		 "gnuplot -e \"set terminal png size 800,420; set output '%s/%s.png'; set title "
-		 "'onering-bench %s: %s (median of %u rounds)'; set style data histograms; set "
-		 "style fill solid border -1; set key outside; set datafile missing '?'; set grid "
-		 "y; set yrange [0:*]; plot for [i=2:%u] '%s' using i:xtic(1) title columnhead\"",
+		 "gnuplot -e \"set terminal png size 800,420 noenhanced; set output '%s/%s.png'; "
+		 "set title 'onering-bench %s: %s (median of %u rounds)'; set style data histograms;"
+		 " set style fill solid border -1; set key outside; set datafile missing '?'; set "
+		 "grid y; set yrange [0:*]; plot for [i=2:%u] '%s' using i:xtic(1) title columnhead\"",
 		 o->plot_dir, sc->name, sc->name, sc->figs[0].name, (unsigned)o->rounds, cols, data);
 	int rc = system(cmd);
 	unlink(data);

@@ -417,7 +417,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	bool cons_up = false, prod_up = false;
 	struct snapshot a, b;
 	clockid_t cons_clock, prod_clock;
-	uint64_t span_ns = 0, broker_wait = 0;
+	uint64_t span_ns = 0, broker_wait = 0, *block = NULL;
 	int rc = -ENOMEM;
 
 	if (!r)
@@ -428,19 +428,20 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	r->n = n;
 	r->cpu_prod = ctx->cores[0];
 	r->cpu_cons = ctx->cores[1];
-	r->rfd = malloc(n * sizeof(int));
-	r->wfd = malloc(n * sizeof(int));
-	r->wrote = calloc(n, sizeof(uint64_t));
-	r->drained = calloc(n, sizeof(uint64_t));
-	r->lat_cap = latency ? measure_ns / 1000000000.0 * 50000 + 1024 : 1;
-	r->lat = malloc(r->lat_cap * sizeof(uint64_t));
-	r->lat_harvest = malloc(r->lat_cap * sizeof(uint64_t));
+	/* One block: wrote, drained, lat, lat_harvest, then rfd and wfd. */
+	r->lat_cap = latency ? (size_t)(measure_ns / 1e9 * 50000) + 1024 : 1;
+	block = malloc((2 * n + 2 * r->lat_cap + n) * sizeof(uint64_t));
 	r->state = calloc(1, peer->state_size);
-	if (!r->rfd || !r->wfd || !r->wrote || !r->drained || !r->lat || !r->lat_harvest ||
-	    !r->state)
+	if (!block || !r->state)
 		goto out;
-	memset(r->rfd, -1, n * sizeof(int));
-	memset(r->wfd, -1, n * sizeof(int));
+	memset(block, 0, 2 * n * sizeof(uint64_t));
+	r->wrote = block;
+	r->drained = block + n;
+	r->lat = block + 2 * n;
+	r->lat_harvest = r->lat + r->lat_cap;
+	r->rfd = (int *)(r->lat_harvest + r->lat_cap);
+	r->wfd = r->rfd + n;
+	memset(r->rfd, -1, 2 * n * sizeof(int));
 	r->c = r->state;
 	r->c->n = n;
 	r->c->rfd = r->rfd;
@@ -538,12 +539,7 @@ out:
 	bench_syscalls_close(&cons_sc);
 	bench_syscalls_close(&broker_sc);
 	sources_close(r);
-	free(r->rfd);
-	free(r->wfd);
-	free(r->wrote);
-	free(r->drained);
-	free(r->lat);
-	free(r->lat_harvest);
+	free(block);
 	free(r->state);
 	free(r);
 	return rc;

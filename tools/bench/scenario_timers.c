@@ -324,17 +324,18 @@ static int timers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *pe
 
 	if (n == 0 || n > 1000000)
 		return bench_fail(-EINVAL, "timers: --timers is 1..1000000");
+	/* One block: five arrays of n uint64_t, two of n uint32_t. */
+	uint64_t *block = calloc(6 * n, sizeof(uint64_t));
 	t.state = calloc(1, peer->state_size);
-	t.seen_ns = calloc(n, sizeof(uint64_t));
-	t.stamp_ns = calloc(n, sizeof(uint64_t));
-	t.exp = calloc(n, sizeof(uint64_t));
-	t.exp2 = calloc(n, sizeof(uint64_t));
-	t.never = calloc(n, sizeof(uint64_t));
-	t.rank = calloc(n, sizeof(uint32_t));
-	t.rank2 = calloc(n, sizeof(uint32_t));
-	if (!t.state || !t.seen_ns || !t.stamp_ns || !t.exp || !t.exp2 || !t.never || !t.rank ||
-	    !t.rank2)
+	if (!block || !t.state)
 		goto out;
+	t.seen_ns = block;
+	t.stamp_ns = block + n;
+	t.exp = block + 2 * n;
+	t.exp2 = block + 3 * n;
+	t.never = block + 4 * n;
+	t.rank = (uint32_t *)(block + 5 * n);
+	t.rank2 = t.rank + n;
 	for (unsigned i = 0; i < n; i++)
 		t.never[i] = NEVER;
 	/* The same permutations for every peer of a round. */
@@ -367,13 +368,7 @@ static int timers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *pe
 		rc = bench_fail(-EAGAIN, "%s: disturbed 3 times in a row", peer->name);
 out:
 	free(t.state);
-	free(t.seen_ns);
-	free(t.stamp_ns);
-	free(t.exp);
-	free(t.exp2);
-	free(t.never);
-	free(t.rank);
-	free(t.rank2);
+	free(block);
 	return rc;
 }
 
