@@ -16,7 +16,6 @@
 
 struct nic_floor {
 	struct nic_common c;
-	uint64_t received;
 };
 
 static int nic_floor_produce(void *state, unsigned side BENCH_UNUSED, void *items BENCH_UNUSED,
@@ -32,8 +31,9 @@ static int nic_floor_produce(void *state, unsigned side BENCH_UNUSED, void *item
 				 m[i]->data_len < NIC_SNAPLEN ? m[i]->data_len : NIC_SNAPLEN);
 	rte_pktmbuf_free_bulk(m, n);
 	s->c.sink += sum;
-	s->received += n;
-	onering_atomic_store(&s->c.received, s->received, onering_mo_relaxed);
+	onering_atomic_store(&s->c.received,
+			     n + onering_atomic_load(&s->c.received, onering_mo_relaxed),
+			     onering_mo_relaxed);
 	return n;
 }
 

@@ -29,16 +29,22 @@ struct bare_shared {
 ONERING_STATIC_ASSERT(offsetof(struct bare_shared, head) == ONERING_CACHE_LINE,
 		      "bare ring indices on separate lines");
 
-struct bare_ring {
-	struct bare_shared *shared;
+/* Each side's view on its own line, as on its own stack: no false sharing. */
+struct bare_producer {
+	alignas(ONERING_CACHE_LINE) struct bare_shared *shared;
 	struct onering_event *slots;
-	uint64_t mask;
-	uint64_t tail, head_cache; /* the producer's */
-	alignas(ONERING_CACHE_LINE) uint64_t head, tail_cache; /* the consumer's */
+	uint64_t mask, tail, head_cache;
+};
+
+struct bare_consumer {
+	alignas(ONERING_CACHE_LINE) struct bare_shared *shared;
+	struct onering_event *slots;
+	uint64_t mask, head, tail_cache;
 };
 
 struct bare_state {
-	struct bare_ring ring[2];
+	struct bare_producer tx[2];
+	struct bare_consumer rx[2];
 };
 
 static int ring_bare_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
@@ -48,10 +54,10 @@ static int ring_bare_setup(struct bench_ctx *ctx, const struct bench_peer_ops *s
 	uint64_t capacity = bench_param(ctx, "capacity");
 
 	for (int i = 0; i < 2; i++) {
-		s->ring[i].shared = bench_alloc_lines(sizeof(struct bare_shared));
-		s->ring[i].slots = bench_alloc_lines(capacity * REC_SIZE);
-		s->ring[i].mask = capacity - 1;
-		if (!s->ring[i].shared || !s->ring[i].slots)
+		s->tx[i].shared = s->rx[i].shared = bench_alloc_lines(sizeof(struct bare_shared));
+		s->tx[i].slots = s->rx[i].slots = bench_alloc_lines(capacity * REC_SIZE);
+		s->tx[i].mask = s->rx[i].mask = capacity - 1;
+		if (!s->tx[i].shared || !s->tx[i].slots)
 			return -ENOMEM;
 	}
 	return 0;
@@ -59,7 +65,7 @@ static int ring_bare_setup(struct bench_ctx *ctx, const struct bench_peer_ops *s
 
 static int ring_bare_produce(void *state, unsigned ring, void *items, unsigned n)
 {
-	struct bare_ring *p = &((struct bare_state *)state)->ring[ring];
+	struct bare_producer *p = &((struct bare_state *)state)->tx[ring];
 	const struct onering_event *recs = items;
 	uint64_t cap = p->mask + 1;
 	uint64_t space = cap - (p->tail - p->head_cache);
@@ -86,7 +92,7 @@ static int ring_bare_produce(void *state, unsigned ring, void *items, unsigned n
 
 static int ring_bare_consume(void *state, unsigned ring, void *items, unsigned n)
 {
-	struct bare_ring *c = &((struct bare_state *)state)->ring[ring];
+	struct bare_consumer *c = &((struct bare_state *)state)->rx[ring];
 	struct onering_event *out = items;
 	uint64_t avail = c->tail_cache - c->head;
 
@@ -121,8 +127,8 @@ static void ring_bare_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 	struct bare_state *s = state;
 
 	for (int i = 0; i < 2; i++) {
-		free(s->ring[i].shared);
-		free(s->ring[i].slots);
+		free(s->tx[i].shared);
+		free(s->tx[i].slots);
 	}
 }
 

@@ -8,6 +8,7 @@
 #ifndef ONERING_TOOLS_BENCH_PEERS_H
 #define ONERING_TOOLS_BENCH_PEERS_H
 
+#include <stdalign.h>
 #include <string.h>
 
 #include "tools/bench/bench.h"
@@ -152,14 +153,15 @@ struct nic_counters {
 };
 
 struct nic_common {
-	uint16_t port;             /* this process's net_null port */
-	uint32_t capacity;         /* rte_ring and onering queue records */
+	uint16_t port;     /* this process's net_null port */
+	uint32_t capacity; /* rte_ring and onering queue records */
 	int rx_cpu, cons_cpu;
-	bool copy;                 /* net_null copy=1 */
+	bool copy;         /* net_null copy=1 */
 	struct bench_broker broker;
-	uint64_t sink;             /* checksums, so the reads happen */
-	/* written by the rx thread only, read by main (relaxed) */
-	ONERING_ATOMIC(uint64_t) received, dropped;
+	/* the consumer's line: checksums, so the reads happen */
+	alignas(ONERING_CACHE_LINE) uint64_t sink;
+	/* the rx thread's line (single writer; main reads them relaxed) */
+	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) received, dropped;
 };
 
 /*

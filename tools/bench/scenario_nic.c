@@ -24,6 +24,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -36,12 +37,13 @@
 enum { FIG_RATE, FIG_RECEIVED, FIG_DROP_PCT, FIG_PER_CPU_S, FIG_CPU_S, FIG_PER_LOOP, FIG_COUNT };
 enum { PHASE_SETUP, PHASE_RUN, PHASE_STOP };
 
+/* One thread's; each on its own lines (records is written per iteration). */
 struct nic_run {
-	const struct bench_peer_ops *peer;
+	alignas(ONERING_CACHE_LINE) const struct bench_peer_ops *peer;
 	void *state;
 	unsigned side;
 	ONERING_ATOMIC(int) *phase, *ready, *failed;
-	ONERING_ATOMIC(uint64_t) records; /* the consumer's (or the floor's) */
+	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) records; /* taken (floor: rx) */
 	clockid_t clock;
 	char err[160];
 };
