@@ -38,11 +38,16 @@
 #define BENCH_ALWAYS_INLINE inline __attribute__((always_inline))
 #define BENCH_UNUSED __attribute__((unused))
 #define BENCH_COUNT(a) (sizeof(a) / sizeof((a)[0]))
-/* A scenario's tables, named PREFIX_peers, _figs, _ratios, _params. */
+/* A scenario's tables, named PREFIX_peers and PREFIX_params. */
+#define BENCH_SCENARIO(prefix, sweep, sweep_def, sweep_q, cores, rounds, rounds_q, ...)          \
+	const struct bench_scenario bench_scenario_##prefix = {                                 \
+		BENCH_TABLES(prefix), .name = #prefix, .sweep_name = sweep,                     \
+		.sweep_default = sweep_def, .sweep_quick = sweep_q, .cores_default = cores,     \
+		.rounds_default = rounds, .rounds_quick = rounds_q, .measure = prefix##_measure, \
+		__VA_ARGS__                                                                     \
+	}
 #define BENCH_TABLES(prefix)                                                                    \
 	.peers = prefix##_peers, .peer_count = BENCH_COUNT(prefix##_peers),                     \
-	.figs = prefix##_figs, .fig_count = BENCH_COUNT(prefix##_figs),                         \
-	.ratios = prefix##_ratios, .ratio_count = BENCH_COUNT(prefix##_ratios),                 \
 	.params = prefix##_params, .param_count = BENCH_COUNT(prefix##_params)
 
 struct bench_ctx;
@@ -69,30 +74,24 @@ struct bench_peer_ops {
 	void (*teardown)(struct bench_ctx *ctx, void *state);
 };
 
+/* Define peer var: its hooks in order setup, produce, consume, control,
+ * teardown (NULL where unused). */
+#define BENCH_PEER(var, peer_name, text, lib, state_type, value, ...)                           \
+	BENCH_PEER_(var, peer_name, text, lib, state_type, value, __VA_ARGS__)
+#define BENCH_PEER_(var, peer_name, text, lib, state_type, value, setup_fn, produce_fn,           \
+		    consume_fn, control_fn, teardown_fn)                                        \
+	const struct bench_peer_ops var = {                                                     \
+		.name = peer_name, .about = text, .needs = lib, .state_size = sizeof(state_type), \
+		.variant = (intptr_t)(value), .setup = setup_fn, .produce = produce_fn,         \
+		.consume = consume_fn, .control = control_fn, .teardown = teardown_fn,          \
+	}
+
 /* peer->control(), or -ENOTSUP when the peer has none. */
 static inline int bench_control(const struct bench_peer_ops *peer, void *state, unsigned op,
 				void *arg)
 {
 	return peer->control ? peer->control(state, op, arg) : -ENOTSUP;
 }
-
-/* A figure a scenario reports per measurement; figs[0] is the one plotted. */
-struct bench_fig {
-	const char *name; /* column name, with its unit: "Mrec/s", "p99_ns" */
-	int precision;    /* digits after the point in the summary */
-};
-
-/*
- * A ratio printed per sweep point: the median over rounds of the per-round
- * fig(a) / fig(b). at >= 0: only at that sweep value. min / max > 0: the
- * contract's target (met when ratio >= min, or <= max).
- */
-struct bench_ratio {
-	unsigned fig;
-	const char *peer_a, *peer_b;
-	long at;
-	double min, max;
-};
 
 /* A scenario option --NAME VALUE: an integer, or an index into choices. */
 struct bench_param {
@@ -114,10 +113,16 @@ struct bench_scenario {
 	const char *sweep_default, *sweep_quick;
 	const char *cores_help; /* what --cores A,B,... places */
 	const char *cores_default;
-	const struct bench_fig *figs;
-	unsigned fig_count;
-	const struct bench_ratio *ratios;
-	unsigned ratio_count;
+	/*
+	 * The figures of measure()'s fig[], in order, space-separated, each
+	 * "NAME[:DIGITS]" (DIGITS after the point, default 0): a name says
+	 * its unit; the first is plotted. The ratios, ';'-separated, each
+	 * "FIG PEER_A PEER_B [@SWEEP] [>=X | <=X]": the median over rounds of
+	 * the per-round FIG(A) / FIG(B), at that sweep value only, against the
+	 * contract's target; a peer name ending in '*' is the best of the peers
+	 * with that prefix in each round.
+	 */
+	const char *fig_names, *ratio_text;
 	struct bench_param *params;
 	unsigned param_count;
 	unsigned rounds_default;
@@ -140,13 +145,11 @@ struct bench_broker {
 struct bench_ctx {
 	const struct bench_scenario *sc;
 	bool quick;
-	unsigned rounds;
 	int cores[BENCH_MAX_CORES];
 	unsigned core_count;
 	cpu_set_t start_affinity;
 	uint64_t child_cpu_ns; /* CPU of the brokers stopped since the last sample */
 	const char *self_dir;  /* directory of /proc/self/exe */
-	void *scenario_state;  /* the scenario's own, across measurements */
 };
 
 /* SIGINT/SIGTERM seen: measurements stop early, the program exits 130. */

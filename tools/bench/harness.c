@@ -41,6 +41,20 @@ static const struct bench_scenario *const scenarios[] = {
 enum { EXTRA_OTHERS, EXTRA_STEAL, EXTRA_COUNT };
 static const char *const extra_names[EXTRA_COUNT] = { "others_pct", "steal_pct" };
 
+/* The chosen scenario's fig_names and ratio_text, parsed. */
+static struct fig {
+	char name[24];
+	int precision;
+} figs[BENCH_MAX_FIGS];
+static unsigned fig_count;
+static struct ratio {
+	unsigned fig;
+	char peer_a[24], peer_b[24];
+	long at;           /* >= 0: only at this sweep value */
+	double min, max;   /* > 0: the target */
+} ratios[16];
+static unsigned ratio_count;
+
 struct opts {
 	uint64_t rounds, retry_noisy, noise_max_pct;
 	bool peer_on[BENCH_MAX_PEERS];
@@ -219,10 +233,10 @@ static void usage(FILE *out, const struct bench_scenario *sc)
 		"  --peers LIST      a comma list of peers (default all; see 'list')\n"
 		"  --cores LIST      %s (default %s)\n"
 		"  --csv FILE, --json FILE   every measurement (CSV), the medians and ratios (JSON)\n"
-		"  --plot DIR        DIR/%s.png with gnuplot: the median of %s per peer\n",
+		"  --plot DIR        DIR/%s.png with gnuplot: the median of %.*s per peer\n",
 		sc->name, sc->about, sc->rounds_default, sc->rounds_quick ? sc->rounds_quick : 3,
 		sc->cores_help, sc->cores_default ? sc->cores_default : "none", sc->name,
-		sc->figs[0].name);
+		(int)strcspn(sc->fig_names, ": "), sc->fig_names);
 	if (sc->sweep_name)
 		fprintf(out, "  --%-16s a comma list (default %s; --quick %s)\n", sc->sweep_name,
 			sc->sweep_default, sc->sweep_quick);
@@ -287,6 +301,39 @@ static int parse_param(struct bench_param *p, const char *v)
 			return 0;
 		}
 	return p->choices ? -EINVAL : parse_u64(v, p->min, p->max, &p->value);
+}
+
+static int parse_tables(const struct bench_scenario *sc)
+{
+	char buf[1024], fig[24], op[3], *save = NULL;
+	const char *p = sc->fig_names;
+	int len;
+
+	while (fig_count < BENCH_MAX_FIGS &&
+	       sscanf(p, " %23[^: ]%n", figs[fig_count].name, &len) == 1) {
+		p += len;
+		if (sscanf(p, ":%d%n", &figs[fig_count].precision, &len) == 1)
+			p += len;
+		fig_count++;
+	}
+	snprintf(buf, sizeof(buf), "%s", sc->ratio_text);
+	for (char *t = strtok_r(buf, ";", &save); t && ratio_count < 16; t = strtok_r(NULL, ";", &save)) {
+		struct ratio *r = &ratios[ratio_count++];
+		double x;
+
+		r->at = -1;
+		if (sscanf(t, " %23s %23s %23s%n", fig, r->peer_a, r->peer_b, &len) != 3)
+			return bench_fail(-EINVAL, "%s: bad ratio '%s'", sc->name, t);
+		if (sscanf(t += len, " @%ld%n", &r->at, &len) == 1)
+			t += len;
+		if (sscanf(t, " %2[<>=]%lf", op, &x) == 2)
+			*(op[0] == '>' ? &r->min : &r->max) = x;
+		for (r->fig = 0; r->fig < fig_count && strcmp(figs[r->fig].name, fig); r->fig++)
+			;
+		if (r->fig == fig_count)
+			return bench_fail(-EINVAL, "%s: ratio of an unknown figure %s", sc->name, fig);
+	}
+	return 0;
 }
 
 static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **argv)
@@ -367,20 +414,16 @@ static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **ar
 					  "use", sc->name, v[k]);
 		ctx->cores[k] = (int)v[k];
 	}
-	ctx->rounds = (unsigned)o->rounds;
-	return 0;
+	return parse_tables(sc);
 }
 
 /* ---- figures, ratios and output ------------------------------------------- */
 
-static unsigned fig_total(const struct bench_scenario *sc)
-{
-	return sc->fig_count + EXTRA_COUNT;
-}
+#define FIG_TOTAL (fig_count + EXTRA_COUNT)
 
-static const char *fig_name(const struct bench_scenario *sc, unsigned f)
+static const char *fig_name(unsigned f)
 {
-	return f < sc->fig_count ? sc->figs[f].name : extra_names[f - sc->fig_count];
+	return f < fig_count ? figs[f].name : extra_names[f - fig_count];
 }
 
 static double fig_median(const struct opts *o, unsigned si, unsigned p, unsigned f)
@@ -394,10 +437,9 @@ static double fig_median(const struct opts *o, unsigned si, unsigned p, unsigned
 
 /* Whether peer p has any figure of its own at sweep point si (round r, or
  * with r < 0 any round). */
-static bool has_figs(const struct bench_scenario *sc, const struct opts *o, int r, unsigned si,
-		     unsigned p)
+static bool has_figs(const struct opts *o, int r, unsigned si, unsigned p)
 {
-	for (unsigned k = 0; o->peer_on[p] && k < sc->fig_count; k++)
+	for (unsigned k = 0; o->peer_on[p] && k < fig_count; k++)
 		if (r >= 0 ? results[r][si][p][k] >= 0 : fig_median(o, si, p, k) >= 0)
 			return true;
 	return false;
@@ -424,7 +466,7 @@ static double peer_fig(const struct bench_scenario *sc, const struct opts *o, un
 
 /* Median over rounds of the per-round ratio; -1 when none, or not at si. */
 static double ratio_median(const struct bench_scenario *sc, const struct opts *o, unsigned si,
-			   const struct bench_ratio *d)
+			   const struct ratio *d)
 {
 	double v[BENCH_MAX_ROUNDS];
 
@@ -438,22 +480,22 @@ static double ratio_median(const struct bench_scenario *sc, const struct opts *o
 	return bench_median(v, (unsigned)o->rounds);
 }
 
-static void print_row(const struct bench_scenario *sc, const char *peer, const double *f)
+static void print_row(const char *peer, const double *f)
 {
 	printf("  %-16s", peer);
-	for (unsigned k = 0; k < fig_total(sc); k++)
+	for (unsigned k = 0; k < FIG_TOTAL; k++)
 		if (f[k] < 0)
 			printf(" %12s", "-");
 		else
-			printf(" %12.*f", k < sc->fig_count ? sc->figs[k].precision : 1, f[k]);
+			printf(" %12.*f", k < fig_count ? figs[k].precision : 1, f[k]);
 	printf("\n");
 }
 
-static void print_header(const struct bench_scenario *sc, const char *title)
+static void print_header(const char *title)
 {
 	printf("\n%s\n  %-16s", title, "peer");
-	for (unsigned k = 0; k < fig_total(sc); k++)
-		printf(" %12s", fig_name(sc, k));
+	for (unsigned k = 0; k < FIG_TOTAL; k++)
+		printf(" %12s", fig_name(k));
 	printf("\n");
 }
 
@@ -472,19 +514,19 @@ static void print_summary(const struct bench_scenario *sc, const struct opts *o)
 
 	printf("\n== %s: medians over %u rounds ==\n", sc->name, (unsigned)o->rounds);
 	for (unsigned si = 0; si < o->sweep_count; si++) {
-		print_header(sc, sweep_label(sc, o, si));
+		print_header(sweep_label(sc, o, si));
 		for (unsigned p = 0; p < sc->peer_count; p++) {
-			for (unsigned k = 0; k < fig_total(sc); k++)
+			for (unsigned k = 0; k < FIG_TOTAL; k++)
 				f[k] = fig_median(o, si, p, k);
-			if (has_figs(sc, o, -1, si, p))
-				print_row(sc, sc->peers[p]->name, f);
+			if (has_figs(o, -1, si, p))
+				print_row(sc->peers[p]->name, f);
 		}
-		for (unsigned k = 0; k < sc->ratio_count; k++) {
-			const struct bench_ratio *d = &sc->ratios[k];
+		for (unsigned k = 0; k < ratio_count; k++) {
+			const struct ratio *d = &ratios[k];
 			double r = ratio_median(sc, o, si, d);
 			if (r < 0)
 				continue;
-			printf("  ratio %s %s/%s: %.3fx", sc->figs[d->fig].name, d->peer_a,
+			printf("  ratio %s %s/%s: %.3fx", figs[d->fig].name, d->peer_a,
 			       d->peer_b, r);
 			if (d->min > 0 || d->max > 0)
 				printf("   target %s %.2f: %s", d->min > 0 ? ">=" : "<=",
@@ -508,16 +550,16 @@ static int write_files(const struct bench_scenario *sc, const struct opts *o)
 	if ((o->csv_path && !csv) || (o->json_path && !js))
 		return bench_fail(-errno, "%s: %s", csv ? o->json_path : o->csv_path,
 				  strerror(errno));
-	for (unsigned k = 0; csv && k < fig_total(sc); k++)
-		fprintf(csv, "%s%s", k ? "," : "scenario,round,sweep,peer,", fig_name(sc, k));
+	for (unsigned k = 0; csv && k < FIG_TOTAL; k++)
+		fprintf(csv, "%s%s", k ? "," : "scenario,round,sweep,peer,", fig_name(k));
 	for (unsigned r = 0; csv && r < o->rounds; r++)
 		for (unsigned si = 0; si < o->sweep_count; si++)
 			for (unsigned p = 0; p < sc->peer_count; p++) {
-				if (!has_figs(sc, o, (int)r, si, p))
+				if (!has_figs(o, (int)r, si, p))
 					continue;
 				fprintf(csv, "\n%s,%u,%" PRIu64 ",%s", sc->name, r + 1,
 					o->sweep[si], sc->peers[p]->name);
-				for (unsigned k = 0; k < fig_total(sc); k++)
+				for (unsigned k = 0; k < FIG_TOTAL; k++)
 					fprintf(csv, ",%.6g", results[r][si][p][k]);
 			}
 	if (js)
@@ -525,26 +567,26 @@ static int write_files(const struct bench_scenario *sc, const struct opts *o)
 			sc->name, (unsigned)o->rounds, sc->sweep_name ? sc->sweep_name : "");
 	for (unsigned si = 0; js && si < o->sweep_count; si++)
 		for (unsigned p = 0; p < sc->peer_count; p++) {
-			if (!has_figs(sc, o, -1, si, p))
+			if (!has_figs(o, -1, si, p))
 				continue;
 			fprintf(js, "%s\n{\"sweep\":%" PRIu64 ",\"peer\":\"%s\"", sep, o->sweep[si],
 				sc->peers[p]->name);
 			sep = ",";
-			for (unsigned k = 0; k < fig_total(sc); k++)
+			for (unsigned k = 0; k < FIG_TOTAL; k++)
 				if (fig_median(o, si, p, k) >= 0)
-					fprintf(js, ",\"%s\":%.6g", fig_name(sc, k),
+					fprintf(js, ",\"%s\":%.6g", fig_name(k),
 						fig_median(o, si, p, k));
 			fprintf(js, "}");
 		}
 	for (unsigned si = 0, first = 1; js && si < o->sweep_count; si++)
-		for (unsigned k = 0; k < sc->ratio_count; k++) {
-			const struct bench_ratio *d = &sc->ratios[k];
+		for (unsigned k = 0; k < ratio_count; k++) {
+			const struct ratio *d = &ratios[k];
 			double r = ratio_median(sc, o, si, d);
 			if (r < 0)
 				continue;
 			fprintf(js, "%s\n{\"sweep\":%" PRIu64 ",\"fig\":\"%s\",\"a\":\"%s\",\"b\":"
 				"\"%s\",\"ratio\":%.4g}", first ? "],\"ratios\":[" : ",", o->sweep[si],
-				sc->figs[d->fig].name, d->peer_a, d->peer_b, r);
+				figs[d->fig].name, d->peer_a, d->peer_b, r);
 			first = 0;
 		}
 	if (js)
@@ -597,7 +639,7 @@ static int write_plot(const struct bench_scenario *sc, const struct opts *o)
 		 "set title 'onering-bench %s: %s (median of %u rounds)'; set style data histograms;"
 		 " set style fill solid border -1; set key outside; set datafile missing '?'; set "
 		 "grid y; set yrange [0:*]; plot for [i=2:%u] '%s' using i:xtic(1) title columnhead\"",
-		 o->plot_dir, sc->name, sc->name, sc->figs[0].name, (unsigned)o->rounds, cols, data);
+		 o->plot_dir, sc->name, sc->name, figs[0].name, (unsigned)o->rounds, cols, data);
 	int rc = system(cmd);
 	unlink(data);
 	if (rc != 0)
@@ -612,12 +654,12 @@ static int measure_once(struct bench_ctx *ctx, const struct opts *o, unsigned p,
 			double *f)
 {
 	const struct bench_scenario *sc = ctx->sc;
-	double *others = &f[sc->fig_count + EXTRA_OTHERS], *steal = &f[sc->fig_count + EXTRA_STEAL];
+	double *others = &f[fig_count + EXTRA_OTHERS], *steal = &f[fig_count + EXTRA_STEAL];
 
 	for (unsigned attempt = 0;; attempt++) {
 		struct noise_sample a, b;
 
-		for (unsigned k = 0; k < fig_total(sc); k++)
+		for (unsigned k = 0; k < FIG_TOTAL; k++)
 			f[k] = -1;
 		ctx->child_cpu_ns = 0;
 		noise_take(&a);
@@ -646,7 +688,7 @@ static int run_rounds(struct bench_ctx *ctx, const struct opts *o)
 		for (unsigned si = 0; si < o->sweep_count && !bench_interrupted; si++) {
 			snprintf(title, sizeof(title), "round %u/%u, %s", r + 1, (unsigned)o->rounds,
 				 sweep_label(sc, o, si));
-			print_header(sc, title);
+			print_header(title);
 			for (unsigned p = 0; p < sc->peer_count && !bench_interrupted; p++) {
 				int rc = o->peer_on[p] ? measure_once(ctx, o, p, o->sweep[si],
 								      results[r][si][p]) : BENCH_NA;
@@ -657,7 +699,7 @@ static int run_rounds(struct bench_ctx *ctx, const struct opts *o)
 					return bench_fail(2, "%s: %s: %s", sc->name,
 							  sc->peers[p]->name, strerror(-rc));
 				else if (rc == 0)
-					print_row(sc, sc->peers[p]->name, results[r][si][p]);
+					print_row(sc->peers[p]->name, results[r][si][p]);
 			}
 		}
 	return status;

@@ -233,20 +233,15 @@ static void dispatch_evdev_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *st
 		rte_service_component_unregister(s->service_id);
 }
 
-#define DISPATCH_EVDEV_PEER(var, peer_name, text, bits)                                         \
-	const struct bench_peer_ops var = {                                                     \
-		.name = peer_name, .about = text, .needs = "dpdk", .variant = bits,             \
-		.state_size = sizeof(struct evdev_dispatch), .setup = dispatch_evdev_setup,     \
-		.produce = dispatch_evdev_produce, .consume = dispatch_evdev_consume,           \
-		.control = dispatch_evdev_control, .teardown = dispatch_evdev_teardown,         \
-	}
-DISPATCH_EVDEV_PEER(bench_peer_dispatch_sw_atomic, "sw-atomic",
-		    "DPDK event_sw, atomic queue (per-flow order), service thread",
-		    RTE_SCHED_TYPE_ATOMIC);
-DISPATCH_EVDEV_PEER(bench_peer_dispatch_sw_parallel, "sw-parallel",
-		    "DPDK event_sw, parallel queue, service thread", RTE_SCHED_TYPE_PARALLEL);
-DISPATCH_EVDEV_PEER(bench_peer_dispatch_dsw_atomic, "dsw-atomic",
-		    "DPDK event_dsw, atomic queue (per-flow order), no scheduler thread",
-		    RTE_SCHED_TYPE_ATOMIC | DSW);
-DISPATCH_EVDEV_PEER(bench_peer_dispatch_dsw_parallel, "dsw-parallel",
-		    "DPDK event_dsw, parallel queue", RTE_SCHED_TYPE_PARALLEL | DSW);
+#define EVDEV_HOOKS dispatch_evdev_setup, dispatch_evdev_produce, dispatch_evdev_consume, \
+	dispatch_evdev_control, dispatch_evdev_teardown
+BENCH_PEER(bench_peer_dispatch_sw_atomic, "sw-atomic", "DPDK event_sw, atomic queue (per-flow "
+	   "order), service thread", "dpdk", struct evdev_dispatch, RTE_SCHED_TYPE_ATOMIC,
+	   EVDEV_HOOKS);
+BENCH_PEER(bench_peer_dispatch_sw_parallel, "sw-parallel", "DPDK event_sw, parallel queue, "
+	   "service thread", "dpdk", struct evdev_dispatch, RTE_SCHED_TYPE_PARALLEL, EVDEV_HOOKS);
+BENCH_PEER(bench_peer_dispatch_dsw_atomic, "dsw-atomic", "DPDK event_dsw, atomic queue "
+	   "(per-flow order), no scheduler thread", "dpdk", struct evdev_dispatch,
+	   RTE_SCHED_TYPE_ATOMIC | DSW, EVDEV_HOOKS);
+BENCH_PEER(bench_peer_dispatch_dsw_parallel, "dsw-parallel", "DPDK event_dsw, parallel queue",
+	   "dpdk", struct evdev_dispatch, RTE_SCHED_TYPE_PARALLEL | DSW, EVDEV_HOOKS);

@@ -142,16 +142,13 @@ static void dispatch_onering_teardown(struct bench_ctx *ctx, void *state)
 	bench_onering_close(ctx, &s->c.broker, &s->att, NULL);
 }
 
-#define DISPATCH_ONERING_PEER(policy, text)                                                     \
-	const struct bench_peer_ops bench_peer_dispatch_onering_##policy = {                    \
-		.name = "onering-" #policy, .about = text, .variant = (intptr_t) #policy,       \
-		.state_size = sizeof(struct onering_dispatch), .setup = dispatch_onering_setup, \
-		.produce = dispatch_onering_produce, .consume = dispatch_onering_consume,       \
-		.control = dispatch_onering_control, .teardown = dispatch_onering_teardown,     \
-	}
-
-DISPATCH_ONERING_PEER(rr, "group policy round-robin");
-DISPATCH_ONERING_PEER(least, "group policy least-loaded");
-DISPATCH_ONERING_PEER(sticky, "group policy sticky (per-flow order)");
-DISPATCH_ONERING_PEER(lifo, "group policy lifo (last idle consumer first)");
-DISPATCH_ONERING_PEER(local, "group policy local (same node)");
+#define POLICY_PEER(policy, text)                                                               \
+	BENCH_PEER(bench_peer_dispatch_onering_##policy, "onering-" #policy, text, NULL,        \
+		   struct onering_dispatch, #policy, dispatch_onering_setup,                    \
+		   dispatch_onering_produce, dispatch_onering_consume, dispatch_onering_control, \
+		   dispatch_onering_teardown)
+POLICY_PEER(rr, "group policy round-robin");
+POLICY_PEER(least, "group policy least-loaded");
+POLICY_PEER(sticky, "group policy sticky (per-flow order)");
+POLICY_PEER(lifo, "group policy lifo (last idle consumer first)");
+POLICY_PEER(local, "group policy local (same node)");

@@ -62,8 +62,6 @@ int bench_nic_inprocess_control(void *state, unsigned op, void *arg)
 	}
 }
 
-const struct bench_peer_ops bench_peer_nic_floor = {
-	.name = "floor", .about = "rx_burst -> touch -> free in this process, one core",
-	.needs = "dpdk", .state_size = sizeof(struct nic_floor), .produce = nic_floor_produce,
-	.control = bench_nic_inprocess_control,
-};
+BENCH_PEER(bench_peer_nic_floor, "floor", "rx_burst -> touch -> free in this process, one core",
+	   "dpdk", struct nic_floor, 0, NULL, nic_floor_produce, NULL, bench_nic_inprocess_control,
+	   NULL);

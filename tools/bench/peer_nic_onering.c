@@ -146,9 +146,7 @@ static void nic_onering_teardown(struct bench_ctx *ctx, void *state)
 		bench_remove_dir(broker_dir);
 }
 
-const struct bench_peer_ops bench_peer_nic_onering = {
-	.name = "onering", .about = "oneringd's poller -> a queue with a packet area -> onering_poll()",
-	.state_size = sizeof(struct nic_onering), .setup = nic_onering_setup,
-	.consume = nic_onering_consume, .control = nic_onering_control,
-	.teardown = nic_onering_teardown,
-};
+BENCH_PEER(bench_peer_nic_onering, "onering",
+	   "oneringd's poller -> a queue with a packet area -> onering_poll()", NULL,
+	   struct nic_onering, 0, nic_onering_setup, NULL, nic_onering_consume,
+	   nic_onering_control, nic_onering_teardown);

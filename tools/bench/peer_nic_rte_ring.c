@@ -82,9 +82,7 @@ static void nic_rte_ring_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *stat
 	rte_ring_free(s->ring);
 }
 
-const struct bench_peer_ops bench_peer_nic_rte_ring = {
-	.name = "rte_ring", .about = "rx_burst -> rte_ring SP/SC -> a consumer thread (touch, free)",
-	.needs = "dpdk", .state_size = sizeof(struct nic_rte_ring), .setup = nic_rte_ring_setup,
-	.produce = nic_rte_ring_produce, .consume = nic_rte_ring_consume,
-	.control = bench_nic_inprocess_control, .teardown = nic_rte_ring_teardown,
-};
+BENCH_PEER(bench_peer_nic_rte_ring, "rte_ring", "rx_burst -> rte_ring SP/SC -> a consumer "
+	   "thread (touch, free)", "dpdk", struct nic_rte_ring, 0, nic_rte_ring_setup,
+	   nic_rte_ring_produce, nic_rte_ring_consume, bench_nic_inprocess_control,
+	   nic_rte_ring_teardown);

@@ -55,13 +55,9 @@ static void readiness_epoll_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *s
 		close(s->epfd);
 }
 
-#define READINESS_EPOLL_PEER(var, peer_name, text, timeout_ms)                                  \
-	const struct bench_peer_ops var = {                                                     \
-		.name = peer_name, .about = text, .variant = timeout_ms,                        \
-		.state_size = sizeof(struct epoll_readiness), .setup = readiness_epoll_setup,   \
-		.consume = readiness_epoll_consume, .teardown = readiness_epoll_teardown,       \
-	}
-READINESS_EPOLL_PEER(bench_peer_readiness_epoll_busy, "epoll-busy",
-		     "epoll_wait(timeout 0) in a loop, EPOLLET", 0);
-READINESS_EPOLL_PEER(bench_peer_readiness_epoll_block, "epoll-block",
-		     "blocking epoll_wait, EPOLLET", READINESS_BLOCK_MS);
+BENCH_PEER(bench_peer_readiness_epoll_busy, "epoll-busy", "epoll_wait(timeout 0) in a loop, "
+	   "EPOLLET", NULL, struct epoll_readiness, 0, readiness_epoll_setup, NULL,
+	   readiness_epoll_consume, NULL, readiness_epoll_teardown);
+BENCH_PEER(bench_peer_readiness_epoll_block, "epoll-block", "blocking epoll_wait, EPOLLET", NULL,
+	   struct epoll_readiness, READINESS_BLOCK_MS, readiness_epoll_setup, NULL,
+	   readiness_epoll_consume, NULL, readiness_epoll_teardown);

@@ -74,15 +74,11 @@ static void readiness_onering_teardown(struct bench_ctx *ctx, void *state)
 	bench_onering_close(ctx, &s->c.broker, &s->att, &s->q);
 }
 
-#define READINESS_ONERING_PEER(var, peer_name, text, bits)                                      \
-	const struct bench_peer_ops var = {                                                     \
-		.name = peer_name, .about = text, .variant = bits,                              \
-		.state_size = sizeof(struct onering_readiness), .setup = readiness_onering_setup, \
-		.consume = readiness_onering_consume, .teardown = readiness_onering_teardown,   \
-	}
-READINESS_ONERING_PEER(bench_peer_readiness_onering_busy, "onering-busy",
-		       "busy broker (--idle-sleep-ms -1), onering_poll() loop", BUSY);
-READINESS_ONERING_PEER(bench_peer_readiness_onering_adaptive, "onering-adaptive",
-		       "default idle policy broker, onering_poll() loop", 0);
-READINESS_ONERING_PEER(bench_peer_readiness_onering_wait, "onering-wait",
-		       "busy broker, onering_wait(): spin 50 us then futex", BUSY | WAIT);
+#define ONERING_HOOKS readiness_onering_setup, NULL, readiness_onering_consume, NULL, \
+	readiness_onering_teardown
+BENCH_PEER(bench_peer_readiness_onering_busy, "onering-busy", "busy broker (--idle-sleep-ms -1), "
+	   "onering_poll() loop", NULL, struct onering_readiness, BUSY, ONERING_HOOKS);
+BENCH_PEER(bench_peer_readiness_onering_adaptive, "onering-adaptive", "default idle policy "
+	   "broker, onering_poll() loop", NULL, struct onering_readiness, 0, ONERING_HOOKS);
+BENCH_PEER(bench_peer_readiness_onering_wait, "onering-wait", "busy broker, onering_wait(): spin "
+	   "50 us then futex", NULL, struct onering_readiness, BUSY | WAIT, ONERING_HOOKS);

@@ -145,16 +145,13 @@ static void readiness_uring_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *s
 	readiness_uring_control(state, READINESS_OP_THREAD_FINI, NULL);
 }
 
-#define READINESS_URING_PEER(var, peer_name, text, how)                                         \
-	const struct bench_peer_ops var = {                                                     \
-		.name = peer_name, .about = text, .needs = "liburing", .variant = how,          \
-		.state_size = sizeof(struct uring_readiness), .setup = readiness_uring_setup,   \
-		.consume = readiness_uring_consume, .control = readiness_uring_control,         \
-		.teardown = readiness_uring_teardown,                                           \
-	}
-READINESS_URING_PEER(bench_peer_readiness_uring_busy, "uring-busy",
-		     "multishot poll, DEFER_TASKRUN, peek then io_uring_get_events()", URING_BUSY);
-READINESS_URING_PEER(bench_peer_readiness_uring_block, "uring-block",
-		     "multishot poll, io_uring_submit_and_wait_timeout()", URING_BLOCK);
-READINESS_URING_PEER(bench_peer_readiness_uring_peek, "uring-peek",
-		     "multishot poll, default setup, the consumer only peeks", URING_PEEK);
+#define URING_HOOKS readiness_uring_setup, NULL, readiness_uring_consume, \
+	readiness_uring_control, readiness_uring_teardown
+BENCH_PEER(bench_peer_readiness_uring_busy, "uring-busy", "multishot poll, DEFER_TASKRUN, peek "
+	   "then io_uring_get_events()", "liburing", struct uring_readiness, URING_BUSY,
+	   URING_HOOKS);
+BENCH_PEER(bench_peer_readiness_uring_block, "uring-block", "multishot poll, "
+	   "io_uring_submit_and_wait_timeout()", "liburing", struct uring_readiness,
+	   URING_BLOCK, URING_HOOKS);
+BENCH_PEER(bench_peer_readiness_uring_peek, "uring-peek", "multishot poll, default setup, the "
+	   "consumer only peeks", "liburing", struct uring_readiness, URING_PEEK, URING_HOOKS);

@@ -132,9 +132,6 @@ static void ring_bare_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 	}
 }
 
-const struct bench_peer_ops bench_peer_ring_bare = {
-	.name = "bare", .about = "a minimal SPSC ring with cached indices (the floor)",
-	.state_size = sizeof(struct bare_state), .setup = ring_bare_setup,
-	.produce = ring_bare_produce, .consume = ring_bare_consume,
-	.control = ring_bare_control, .teardown = ring_bare_teardown,
-};
+BENCH_PEER(bench_peer_ring_bare, "bare", "a minimal SPSC ring with cached indices (the floor)",
+	   NULL, struct bare_state, 0, ring_bare_setup, ring_bare_produce, ring_bare_consume,
+	   ring_bare_control, ring_bare_teardown);

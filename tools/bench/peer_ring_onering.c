@@ -79,9 +79,7 @@ static void ring_onering_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *stat
 	}
 }
 
-const struct bench_peer_ops bench_peer_ring_onering = {
-	.name = "onering", .about = "shm/ring.h enqueue_burst/dequeue_burst (a pair for latency)",
-	.state_size = sizeof(struct onering_ring_state), .setup = ring_onering_setup,
-	.produce = ring_onering_produce, .consume = ring_onering_consume,
-	.control = ring_onering_control, .teardown = ring_onering_teardown,
-};
+BENCH_PEER(bench_peer_ring_onering, "onering",
+	   "shm/ring.h enqueue_burst/dequeue_burst (a pair for latency)", NULL,
+	   struct onering_ring_state, 0, ring_onering_setup, ring_onering_produce,
+	   ring_onering_consume, ring_onering_control, ring_onering_teardown);

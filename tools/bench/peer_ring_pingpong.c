@@ -85,12 +85,8 @@ static void pp_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 	free(s->lines[1]);
 }
 
-#define PP_PEER(var, peer_name, text, lines)                                                    \
-	const struct bench_peer_ops var = {                                                     \
-		.name = peer_name, .about = text, .state_size = sizeof(struct pp_state),        \
-		.variant = lines, .setup = pp_setup, .produce = pp_produce,                     \
-		.consume = pp_consume, .control = pp_control, .teardown = pp_teardown,          \
-	}
-PP_PEER(bench_peer_ring_pingpong, "pingpong", "one cache line each way (the latency floor)", 0);
-PP_PEER(bench_peer_ring_pp_lines, "pp-lines",
-	"a fresh line per message over --capacity lines (rotating-slot floor)", 1);
+BENCH_PEER(bench_peer_ring_pingpong, "pingpong", "one cache line each way (the latency floor)",
+	   NULL, struct pp_state, 0, pp_setup, pp_produce, pp_consume, pp_control, pp_teardown);
+BENCH_PEER(bench_peer_ring_pp_lines, "pp-lines",
+	   "a fresh line per message over --capacity lines (rotating-slot floor)", NULL,
+	   struct pp_state, 1, pp_setup, pp_produce, pp_consume, pp_control, pp_teardown);

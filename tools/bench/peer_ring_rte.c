@@ -59,9 +59,6 @@ static void ring_rte_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 	rte_ring_free(((struct rte_state *)state)->ring);
 }
 
-const struct bench_peer_ops bench_peer_ring_rte = {
-	.name = "rte_ring", .about = "DPDK rte_ring SP/SC, 64-byte elements (throughput only)",
-	.needs = "dpdk", .state_size = sizeof(struct rte_state), .setup = ring_rte_setup,
-	.produce = ring_rte_produce, .consume = ring_rte_consume, .control = ring_rte_control,
-	.teardown = ring_rte_teardown,
-};
+BENCH_PEER(bench_peer_ring_rte, "rte_ring", "DPDK rte_ring SP/SC, 64-byte elements (throughput "
+	   "only)", "dpdk", struct rte_state, 0, ring_rte_setup, ring_rte_produce, ring_rte_consume,
+	   ring_rte_control, ring_rte_teardown);

@@ -37,11 +37,9 @@ static void servers_teardown(struct bench_ctx *ctx, void *state)
 	servers_stop(ctx, state);
 }
 
-const struct bench_peer_ops bench_peer_servers_onering = {
-	.name = "onering", .about = "examples/http_server.c on a private oneringd",
-	.state_size = sizeof(struct servers_common), .setup = servers_onering_setup,
-	.control = servers_control, .teardown = servers_teardown,
-};
+BENCH_PEER(bench_peer_servers_onering, "onering", "examples/http_server.c on a private oneringd",
+	   NULL, struct servers_common, 0, servers_onering_setup, NULL, NULL, servers_control,
+	   servers_teardown);
 
 static int servers_epoll_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
 			       void *state)
@@ -52,8 +50,6 @@ static int servers_epoll_setup(struct bench_ctx *ctx, const struct bench_peer_op
 }
 
 /* Peer "epoll": the same server logic on plain edge-triggered epoll (--epoll). */
-const struct bench_peer_ops bench_peer_servers_epoll = {
-	.name = "epoll", .about = "examples/http_server.c --epoll (plain edge-triggered epoll)",
-	.state_size = sizeof(struct servers_common), .setup = servers_epoll_setup,
-	.control = servers_control, .teardown = servers_teardown,
-};
+BENCH_PEER(bench_peer_servers_epoll, "epoll", "examples/http_server.c --epoll (plain "
+	   "edge-triggered epoll)", NULL, struct servers_common, 0, servers_epoll_setup, NULL, NULL,
+	   servers_control, servers_teardown);

@@ -176,14 +176,9 @@ static void timers_onering_teardown(struct bench_ctx *ctx, void *state)
 	free(s->subs);
 }
 
-#define TIMERS_ONERING_PEER(var, peer_name, text, busy)                                         \
-	const struct bench_peer_ops var = {                                                     \
-		.name = peer_name, .about = text, .state_size = sizeof(struct onering_timers),  \
-		.variant = busy, .setup = timers_onering_setup,                                 \
-		.produce = timers_onering_produce, .consume = timers_onering_consume,           \
-		.control = timers_onering_control, .teardown = timers_onering_teardown,         \
-	}
-TIMERS_ONERING_PEER(bench_peer_timers_onering, "onering",
-		    "broker-side timers through the submission ring (default idle policy)", 0);
-TIMERS_ONERING_PEER(bench_peer_timers_onering_busy, "onering-busy",
-		    "the same, the poller never sleeps (--idle-sleep-ms -1)", 1);
+#define ONERING_HOOKS timers_onering_setup, timers_onering_produce, timers_onering_consume, \
+	timers_onering_control, timers_onering_teardown
+BENCH_PEER(bench_peer_timers_onering, "onering", "broker-side timers through the submission ring "
+	   "(default idle policy)", NULL, struct onering_timers, 0, ONERING_HOOKS);
+BENCH_PEER(bench_peer_timers_onering_busy, "onering-busy", "the same, the poller never sleeps "
+	   "(--idle-sleep-ms -1)", NULL, struct onering_timers, 1, ONERING_HOOKS);

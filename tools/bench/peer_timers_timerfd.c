@@ -104,9 +104,7 @@ static void timers_timerfd_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *st
 	free(s->tfds);
 }
 
-const struct bench_peer_ops bench_peer_timers_timerfd = {
-	.name = "timerfd", .about = "one timerfd per timer in one epoll set; timerfd_settime per arm",
-	.state_size = sizeof(struct timerfd_timers), .setup = timers_timerfd_setup,
-	.produce = timers_timerfd_produce, .consume = timers_timerfd_consume,
-	.control = timers_timerfd_control, .teardown = timers_timerfd_teardown,
-};
+BENCH_PEER(bench_peer_timers_timerfd, "timerfd", "one timerfd per timer in one epoll set; "
+	   "timerfd_settime per arm", NULL, struct timerfd_timers, 0, timers_timerfd_setup,
+	   timers_timerfd_produce, timers_timerfd_consume, timers_timerfd_control,
+	   timers_timerfd_teardown);

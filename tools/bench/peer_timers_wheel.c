@@ -191,9 +191,6 @@ static void timers_wheel_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *stat
 	free(w->e);
 }
 
-const struct bench_peer_ops bench_peer_timers_wheel = {
-	.name = "wheel", .about = "the consumer's own hashed wheel (1024 x 1 ms) over one timerfd",
-	.state_size = sizeof(struct wheel_timers), .setup = timers_wheel_setup,
-	.produce = timers_wheel_produce, .consume = timers_wheel_consume,
-	.control = timers_wheel_control, .teardown = timers_wheel_teardown,
-};
+BENCH_PEER(bench_peer_timers_wheel, "wheel", "the consumer's own hashed wheel (1024 x 1 ms) over "
+	   "one timerfd", NULL, struct wheel_timers, 0, timers_wheel_setup, timers_wheel_produce,
+	   timers_wheel_consume, timers_wheel_control, timers_wheel_teardown);

@@ -477,23 +477,6 @@ static const struct bench_peer_ops *const dispatch_peers[] = {
 #endif
 };
 
-static const struct bench_fig dispatch_figs[FIG_COUNT] = {
-	[FIG_EVENTS_PER_CPU_S] = { "events/CPU-s", 0 }, [FIG_EVENTS_PER_S] = { "events/s", 0 },
-	[FIG_P50_US] = { "p50_us", 1 }, [FIG_P99_US] = { "p99_us", 1 },
-	[FIG_RETRIES] = { "retries", 0 }, [FIG_QORDER] = { "queue_reorder", 0 },
-	[FIG_SHARE_MIN] = { "min_share", 3 },
-};
-
-/* "onering-*": the best onering policy of the round (by that figure). */
-static const struct bench_ratio dispatch_ratios[] = {
-	{ FIG_EVENTS_PER_CPU_S, "onering-*", "dsw-*", -1, 1.5, 0 },
-	{ FIG_EVENTS_PER_CPU_S, "onering-*", "sw-*", -1, 4, 0 },
-	{ FIG_EVENTS_PER_CPU_S, "onering-sticky", "dsw-atomic", -1, 0, 0 },
-	{ FIG_EVENTS_PER_CPU_S, "onering-sticky", "sw-atomic", -1, 0, 0 },
-	{ FIG_EVENTS_PER_S, "onering-*", "dsw-*", -1, 0, 0 },
-	{ FIG_EVENTS_PER_S, "onering-*", "sw-*", -1, 0, 0 },
-};
-
 static const char *const idle_names[] = { "yield", "spin", NULL };
 static const char *const consume_names[] = { "wait", "poll", NULL };
 
@@ -512,15 +495,15 @@ static struct bench_param dispatch_params[] = {
 	{ "timeout-s", "a measurement longer than this fails", 60, 60, 1, 3600, NULL, false },
 };
 
-const struct bench_scenario bench_scenario_dispatch = {
-	BENCH_TABLES(dispatch),
-	.name = "dispatch",
+BENCH_SCENARIO(dispatch, "consumers", "1,2,4", "1,2,4", "1,0", 3, 1,
 	.about = "one stream of posted events over C consumers: onering's group policies vs "
-		 "DPDK event_sw and event_dsw (atomic, parallel); exactly once, flow order",
-	.sweep_name = "consumers",
-	.sweep_default = "1,2,4", .sweep_quick = "1,2,4",
+		"DPDK event_sw and event_dsw (atomic, parallel); exactly once, flow order",
 	.cores_help = "scheduler CPU S (oneringd, event_sw service), app CPUs A...",
-	.cores_default = "1,0",
-	.rounds_default = 3, .rounds_quick = 1,
-	.init = dispatch_init, .measure = dispatch_measure,
-};
+	.fig_names = "events/CPU-s events/s p50_us:1 p99_us:1 retries queue_reorder "
+		"min_share:3",
+	.ratio_text = "events/CPU-s onering-* dsw-* >=1.5; events/CPU-s onering-* sw-* >=4; "
+		"events/CPU-s onering-sticky dsw-atomic; "
+		"events/CPU-s onering-sticky sw-atomic; events/s onering-* dsw-*; "
+		"events/s onering-* sw-*",
+	.init = dispatch_init
+);

@@ -220,20 +220,6 @@ static const struct bench_peer_ops *const nic_peers[] = {
 	&bench_peer_nic_onering,
 };
 
-static const struct bench_fig nic_figs[FIG_COUNT] = {
-	[FIG_RATE] = { "records/s", 0 }, [FIG_RECEIVED] = { "received/s", 0 },
-	[FIG_DROP_PCT] = { "drop_pct", 1 }, [FIG_PER_CPU_S] = { "records/CPU-s", 0 },
-	[FIG_CPU_S] = { "CPU-s", 3 }, [FIG_PER_LOOP] = { "pkts/loop", 1 },
-};
-
-static const struct bench_ratio nic_ratios[] = {
-	{ FIG_RATE, "onering", "floor", -1, 0.7, 0 },
-	{ FIG_PER_CPU_S, "onering", "floor", -1, 0.7, 0 },
-	{ FIG_RATE, "rte_ring", "floor", -1, 0, 0 },
-	{ FIG_PER_CPU_S, "rte_ring", "floor", -1, 0, 0 },
-	{ FIG_RATE, "onering", "rte_ring", -1, 0, 0 },
-};
-
 static const char *const off_on[] = { "off", "on", NULL };
 
 static struct bench_param nic_params[] = {
@@ -244,13 +230,13 @@ static struct bench_param nic_params[] = {
 	{ "copy", "net_null copy=1: the device writes the 64 bytes", 0, 0, 0, 1, off_on, false },
 };
 
-const struct bench_scenario bench_scenario_nic = {
-	BENCH_TABLES(nic),
-	.name = "nic",
+BENCH_SCENARIO(nic, NULL, NULL, NULL, "0,1", 3, 3,
 	.about = "NIC rx (net_null, 64-byte packets, snaplen 64) -> consumer: onering vs the "
-		 "same rx loop in-process (floor) vs an rte_ring hand-off",
+		"same rx loop in-process (floor) vs an rte_ring hand-off",
 	.cores_help = "rx CPU R (floor, rte_ring rx, oneringd), consumer CPU C",
-	.cores_default = "0,1",
-	.rounds_default = 3, .rounds_quick = 3,
-	.init = nic_init, .fini = nic_fini, .measure = nic_measure,
-};
+	.fig_names = "records/s received/s drop_pct:1 records/CPU-s CPU-s:3 pkts/loop:1",
+	.ratio_text = "records/s onering floor >=0.7; records/CPU-s onering floor >=0.7; "
+		"records/s rte_ring floor; records/CPU-s rte_ring floor; "
+		"records/s onering rte_ring",
+	.init = nic_init, .fini = nic_fini
+);

@@ -586,28 +586,6 @@ static const struct bench_peer_ops *const readiness_peers[] = {
 #endif
 };
 
-static const struct bench_fig readiness_figs[FIG_COUNT] = {
-	[FIG_EVENTS] = { "events/s", 0 }, [FIG_WRITES] = { "writes/s", 0 },
-	[FIG_WRITES_PER_EVENT] = { "writes/event", 2 }, [FIG_CONS_CPU_US] = { "cons_us/event", 3 },
-	[FIG_TOTAL_CPU_US] = { "total_us/ev", 3 }, [FIG_SC_EVENT] = { "sc/event", 3 },
-	[FIG_SC_BEYOND_READ] = { "sc-read/event", 3 }, [FIG_BROKER_SC] = { "broker_sc/ev", 3 },
-	[FIG_P50_US] = { "p50_us", 2 }, [FIG_P99_US] = { "p99_us", 2 },
-	[FIG_P999_US] = { "p99.9_us", 2 }, [FIG_HARVEST_P50_US] = { "harvest_p50", 2 },
-	[FIG_HANDOFF_P50_US] = { "handoff_p50", 2 },
-};
-
-static const struct bench_ratio readiness_ratios[] = {
-	{ FIG_EVENTS, "onering-busy", "epoll-busy", -1, 0.95, 0 },
-	{ FIG_EVENTS, "onering-busy", "epoll-block", -1, 0.95, 0 },
-	{ FIG_WRITES, "onering-busy", "epoll-busy", -1, 0, 0 },
-	{ FIG_EVENTS, "onering-busy", "uring-busy", -1, 0, 0 },
-	{ FIG_TOTAL_CPU_US, "onering-busy", "epoll-busy", -1, 0, 0 },
-	{ FIG_P50_US, "onering-busy", "epoll-busy", -1, 0, 1.1 },
-	{ FIG_P50_US, "onering-busy", "epoll-block", -1, 0, 0.1 },
-	{ FIG_P50_US, "onering-busy", "uring-busy", -1, 0, 0 },
-	{ FIG_P99_US, "onering-busy", "epoll-busy", -1, 0, 0 },
-};
-
 static const char *const mode_names[] = { "both", "throughput", "latency", NULL };
 static const char *const source_names[] = { "eventfd", "pipe", NULL };
 static const char *const on_off[] = { "off", "on", NULL };
@@ -623,15 +601,19 @@ static struct bench_param readiness_params[] = {
 	{ "count", "count syscalls in one extra pass (root)", 1, 1, 0, 1, on_off, false },
 };
 
-const struct bench_scenario bench_scenario_readiness = {
-	BENCH_TABLES(readiness),
-	.name = "readiness",
+BENCH_SCENARIO(readiness, "n", "1,64,1024", "1,64", "0,1,0", 3, 1,
 	.about = "fd readiness -> consumer: onering vs epoll vs io_uring multishot poll; "
-		 "events/s, writes/s, CPU and syscalls per event, latency",
-	.sweep_name = "n",
-	.sweep_default = "1,64,1024", .sweep_quick = "1,64",
+		"events/s, writes/s, CPU and syscalls per event, latency",
 	.cores_help = "producer P, consumer C, oneringd poller and control B",
-	.cores_default = "0,1,0",
-	.rounds_default = 3, .rounds_quick = 1,
-	.init = readiness_init, .measure = readiness_measure,
-};
+	.fig_names = "events/s writes/s writes/event:2 cons_us/event:3 total_us/ev:3 "
+		"sc/event:3 sc-read/event:3 broker_sc/ev:3 p50_us:2 p99_us:2 p99.9_us:2 "
+		"harvest_p50:2 handoff_p50:2",
+	.ratio_text = "events/s onering-busy epoll-busy >=0.95; "
+		"events/s onering-busy epoll-block >=0.95; "
+		"writes/s onering-busy epoll-busy; events/s onering-busy uring-busy; "
+		"total_us/ev onering-busy epoll-busy; "
+		"p50_us onering-busy epoll-busy <=1.1; "
+		"p50_us onering-busy epoll-block <=0.1; "
+		"p50_us onering-busy uring-busy; p99_us onering-busy epoll-busy",
+	.init = readiness_init
+);

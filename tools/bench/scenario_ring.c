@@ -276,23 +276,6 @@ static const struct bench_peer_ops *const ring_peers[] = {
 	&bench_peer_ring_pp_lines, &bench_peer_ring_pingpong,
 };
 
-static const struct bench_fig ring_figs[FIG_COUNT] = {
-	[FIG_MRPS] = { "Mrec/s", 1 }, [FIG_P50_NS] = { "p50_ns", 1 },
-	[FIG_P99_NS] = { "p99_ns", 1 },
-};
-
-static const struct bench_ratio ring_ratios[] = {
-	{ FIG_MRPS, "onering", "bare", 32, 0.90, 0 },
-	{ FIG_MRPS, "onering", "bare", 1, 0.85, 0 },
-	{ FIG_MRPS, "onering", "rte_ring", 32, 1.70, 0 },
-	{ FIG_MRPS, "onering", "rte_ring", 1, 0, 0 },
-	{ FIG_MRPS, "bare", "rte_ring", 32, 0, 0 },
-	{ FIG_P50_NS, "onering", "pingpong", 0, 0, 1.50 },
-	{ FIG_P99_NS, "onering", "pingpong", 0, 0, 0 },
-	{ FIG_P50_NS, "onering", "bare", 0, 0, 0 },
-	{ FIG_P50_NS, "onering", "pp-lines", 0, 0, 0 },
-};
-
 static struct bench_param ring_params[] = {
 	{ "records", "records per throughput run at batch 32; batch 1 moves half", 20000000,
 	  1000000, 1000, 1ull << 40, NULL, false },
@@ -302,15 +285,15 @@ static struct bench_param ring_params[] = {
 	  false },
 };
 
-const struct bench_scenario bench_scenario_ring = {
-	BENCH_TABLES(ring),
-	.name = "ring",
+BENCH_SCENARIO(ring, "batch", "32,1,0", "32,1,0", "0,1", 5, 0,
 	.about = "64-byte records between two pinned cores: onering's SPSC ring vs a bare "
-		 "SPSC ring (the floor), rte_ring SP/SC, and cache-line ping-pong (latency)",
-	.sweep_name = "batch",
-	.sweep_default = "32,1,0", .sweep_quick = "32,1,0",
+		"SPSC ring (the floor), rte_ring SP/SC, and cache-line ping-pong (latency)",
 	.cores_help = "producer/ping CPU A, consumer/echo CPU B",
-	.cores_default = "0,1",
-	.rounds_default = 5,
-	.init = ring_init, .measure = ring_measure,
-};
+	.fig_names = "Mrec/s:1 p50_ns:1 p99_ns:1",
+	.ratio_text = "Mrec/s onering bare @32 >=0.90; Mrec/s onering bare @1 >=0.85; "
+		"Mrec/s onering rte_ring @32 >=1.70; Mrec/s onering rte_ring @1; "
+		"Mrec/s bare rte_ring @32; p50_ns onering pingpong @0 <=1.50; "
+		"p99_ns onering pingpong @0; p50_ns onering bare @0; "
+		"p50_ns onering pp-lines @0",
+	.init = ring_init
+);

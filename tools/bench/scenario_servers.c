@@ -189,19 +189,6 @@ static const struct bench_peer_ops *const servers_peers[] = {
 	&bench_peer_servers_onering, &bench_peer_servers_epoll,
 };
 
-static const struct bench_fig servers_figs[FIG_COUNT] = {
-	[FIG_RPS] = { "requests/s", 0 }, [FIG_P50_US] = { "p50_us", 0 },
-	[FIG_P99_US] = { "p99_us", 0 }, [FIG_ERRORS] = { "errors", 0 },
-	[FIG_SERVER_PCT] = { "server_cpu%", 0 }, [FIG_BROKER_PCT] = { "broker_cpu%", 0 },
-	[FIG_WRK_PCT] = { "wrk_cpu%", 0 },
-};
-
-static const struct bench_ratio servers_ratios[] = {
-	{ FIG_RPS, "onering", "epoll", -1, 0, 0 },
-	{ FIG_P50_US, "onering", "epoll", -1, 0, 0 },
-	{ FIG_P99_US, "onering", "epoll", -1, 0, 0 },
-};
-
 static struct bench_param servers_params[] = {
 	{ "seconds", "measured wrk run, s", 10, 2, 1, 3600, NULL, false },
 	{ "warmup-s", "warm-up wrk run before it, s (0: none)", 2, 1, 0, 600, NULL, false },
@@ -210,12 +197,10 @@ static struct bench_param servers_params[] = {
 	{ "port", "TCP port on 127.0.0.1", 18080, 18080, 1024, 65535, NULL, false },
 };
 
-const struct bench_scenario bench_scenario_servers = {
-	BENCH_TABLES(servers),
-	.name = "servers",
+BENCH_SCENARIO(servers, NULL, NULL, NULL, NULL, 3, 1,
 	.about = "the HTTP example under wrk: onering vs plain epoll, the same server logic "
-		 "(needs wrk)",
+		"(needs wrk)",
 	.cores_help = "the server's and wrk's CPUs (default: unpinned)",
-	.rounds_default = 3, .rounds_quick = 1,
-	.measure = servers_measure,
-};
+	.fig_names = "requests/s p50_us p99_us errors server_cpu% broker_cpu% wrk_cpu%",
+	.ratio_text = "requests/s onering epoll; p50_us onering epoll; p99_us onering epoll"
+);

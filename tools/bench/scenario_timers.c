@@ -384,26 +384,6 @@ static const struct bench_peer_ops *const timers_peers[] = {
 	&bench_peer_timers_timerfd, &bench_peer_timers_wheel,
 };
 
-static const struct bench_fig timers_figs[FIG_COUNT] = {
-	[FIG_ARMS] = { "arms/s", 0 }, [FIG_APPLIED] = { "applied/s", 0 },
-	[FIG_REARMS] = { "rearms/s", 0 }, [FIG_CANCELS] = { "cancels/s", 0 },
-	[FIG_ARM_CPU_NS] = { "arm_cpu_ns", 0 }, [FIG_SC_PER_ARM] = { "syscalls/arm", 3 },
-	[FIG_LATE_P50_US] = { "late_p50_us", 1 }, [FIG_LATE_P99_US] = { "late_p99_us", 1 },
-	[FIG_LATE_MAX_US] = { "late_max_us", 0 }, [FIG_STAMP_P50_US] = { "stamp_p50_us", 1 },
-	[FIG_STAMP_P99_US] = { "stamp_p99_us", 1 }, [FIG_CPU_US] = { "cpu_us/timer", 2 },
-	[FIG_BROKER_US] = { "broker_us/tmr", 2 }, [FIG_EAGAIN] = { "eagain", 0 },
-};
-
-static const struct bench_ratio timers_ratios[] = {
-	{ FIG_ARMS, "onering", "timerfd", -1, 10, 0 },
-	{ FIG_APPLIED, "onering", "timerfd", -1, 0, 0 },
-	{ FIG_ARMS, "onering", "wheel", -1, 0, 0 },
-	{ FIG_REARMS, "onering", "timerfd", -1, 0, 0 },
-	{ FIG_CANCELS, "onering", "timerfd", -1, 0, 0 },
-	{ FIG_LATE_P99_US, "onering", "timerfd", -1, 0, 0 },
-	{ FIG_ARMS, "onering-busy", "timerfd", -1, 0, 0 },
-};
-
 static struct bench_param timers_params[] = {
 	{ "first-ms", "earliest expiry, ms after the arming pass starts", 100, 100, 1, 100000,
 	  NULL, false },
@@ -413,15 +393,16 @@ static struct bench_param timers_params[] = {
 	  0, 0, 1u << 20, NULL, false },
 };
 
-const struct bench_scenario bench_scenario_timers = {
-	BENCH_TABLES(timers),
-	.name = "timers",
+BENCH_SCENARIO(timers, "timers", "10000", "2000", "0,1", 5, 2,
 	.about = "arm, fire, re-arm and cancel N one-shot timers: onering's broker-side "
-		 "timers vs one timerfd per timer vs a consumer-side wheel over one timerfd",
-	.sweep_name = "timers",
-	.sweep_default = "10000", .sweep_quick = "2000",
+		"timers vs one timerfd per timer vs a consumer-side wheel over one timerfd",
 	.cores_help = "consumer CPU C (and oneringd's control thread), poller CPU B",
-	.cores_default = "0,1",
-	.rounds_default = 5, .rounds_quick = 2,
-	.init = timers_init, .measure = timers_measure,
-};
+	.fig_names = "arms/s applied/s rearms/s cancels/s arm_cpu_ns syscalls/arm:3 "
+		"late_p50_us:1 late_p99_us:1 late_max_us stamp_p50_us:1 stamp_p99_us:1 "
+		"cpu_us/timer:2 broker_us/tmr:2 eagain",
+	.ratio_text = "arms/s onering timerfd >=10; applied/s onering timerfd; "
+		"arms/s onering wheel; rearms/s onering timerfd; "
+		"cancels/s onering timerfd; late_p99_us onering timerfd; "
+		"arms/s onering-busy timerfd",
+	.init = timers_init
+);
