@@ -124,19 +124,19 @@ static int timers_wheel_setup(struct bench_ctx *ctx BENCH_UNUSED,
 	return 0;
 }
 
+/* Arm timer i at items[i] (absolute), or disarm all when items is NULL. */
 static int timers_wheel_produce(void *state, unsigned thread_idx BENCH_UNUSED, void *items,
 				unsigned count)
 {
 	struct wheel_timers *w = state;
-	const uint64_t *expiry = items;
+	int rc = 0;
 
-	for (uint32_t i = 0; i < count; i++) {
+	for (uint32_t i = 0; i < count && rc == 0; i++) {
 		wheel_remove(w, i);
-		int rc = expiry ? wheel_insert(w, i, expiry[i]) : 0;
-		if (ONERING_UNLIKELY(rc < 0))
-			return rc;
+		if (items)
+			rc = wheel_insert(w, i, ((const uint64_t *)items)[i]);
 	}
-	return 0;
+	return rc;
 }
 
 static int timers_wheel_consume(void *state, unsigned thread_idx BENCH_UNUSED, void *items,

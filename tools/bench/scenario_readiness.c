@@ -602,6 +602,7 @@ static struct bench_param readiness_params[] = {
 };
 
 BENCH_SCENARIO(readiness, "n", "1,64,1024", "1,64", "0,1,0", 3, 1,
+	.init = readiness_init,
 	.about = "fd readiness -> consumer: onering vs epoll vs io_uring multishot poll; "
 		"events/s, writes/s, CPU and syscalls per event, latency",
 	.cores_help = "producer P, consumer C, oneringd poller and control B",
@@ -614,6 +615,5 @@ BENCH_SCENARIO(readiness, "n", "1,64,1024", "1,64", "0,1,0", 3, 1,
 		"total_us/ev onering-busy epoll-busy; "
 		"p50_us onering-busy epoll-busy <=1.1; "
 		"p50_us onering-busy epoll-block <=0.1; "
-		"p50_us onering-busy uring-busy; p99_us onering-busy epoll-busy",
-	.init = readiness_init
+		"p50_us onering-busy uring-busy; p99_us onering-busy epoll-busy"
 );

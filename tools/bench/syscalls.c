@@ -25,15 +25,13 @@ static long read_tracepoint_id(const char *root)
 {
 	char path[256];
 	long id = -1;
-	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/events/raw_syscalls/sys_enter/id", root);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	if (fscanf(f, "%ld", &id) != 1)
+	FILE *f = fopen(path, "r");
+	if (f && fscanf(f, "%ld", &id) != 1)
 		id = -1;
-	fclose(f);
+	if (f)
+		fclose(f);
 	return id;
 }
 
