@@ -171,17 +171,16 @@ bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
 /* Print one line to stderr and return rc. */
 int bench_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* ---- clocks, pinning, statistics (any thread) ------------------------- */
-
-static BENCH_ALWAYS_INLINE uint64_t bench_now_ns(void)
+/* Clock id in ns (CLOCK_MONOTONIC: the vDSO, no system call); 0 if unreadable. */
+static BENCH_ALWAYS_INLINE uint64_t bench_clock_ns(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts); /* vDSO: no system call */
+	if (clock_gettime(id, &ts) < 0)
+		return 0;
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
-
-uint64_t bench_clock_ns(clockid_t id);
+#define bench_now_ns() bench_clock_ns(CLOCK_MONOTONIC)
 void bench_sleep_ns(uint64_t ns);
 int bench_pin_self(int cpu); /* 0; -errno */
 /* size bytes rounded up to whole cache lines, aligned and zeroed; NULL. */
@@ -193,8 +192,6 @@ double bench_percentile(uint64_t *v, size_t n, double q);
  * field 0 the CPU time, 1 the time runnable but waiting for a CPU. */
 uint64_t bench_schedstat_ns(pid_t pid, pid_t tid, int field);
 #define bench_proc_cpu_ns(pid) bench_schedstat_ns(pid, 0, 0)
-
-/* ---- syscall counters (syscalls.c) ------------------------------------ */
 
 #define BENCH_SYSCALLS_MAX_THREADS 32
 
@@ -209,8 +206,6 @@ struct bench_syscalls {
 int bench_syscalls_open(struct bench_syscalls *c, pid_t pid, pid_t tid);
 uint64_t bench_syscalls_read(const struct bench_syscalls *c);
 void bench_syscalls_close(struct bench_syscalls *c);
-
-/* ---- the oneringd child (main thread) --------------------------------- */
 
 /*
  * Start oneringd: `oneringd EAL... -- --foreground --name N --socket-dir D
@@ -270,8 +265,6 @@ int bench_eal_start(struct bench_ctx *ctx, const char *lcores, const char *const
 /* The path of a helper program (oneringd, ...); see broker.c. 0; -ENOENT. */
 int bench_find_program(const struct bench_ctx *ctx, const char *env, const char *name,
 		       const char *build_subdir, char *out, size_t out_size);
-
-/* ---- the scenarios ----------------------------------------------------- */
 
 extern const struct bench_scenario bench_scenario_ring;
 extern const struct bench_scenario bench_scenario_dispatch;

@@ -106,15 +106,6 @@ uint64_t bench_param(const struct bench_ctx *ctx, const char *name)
 	abort();
 }
 
-uint64_t bench_clock_ns(clockid_t id)
-{
-	struct timespec ts;
-
-	if (clock_gettime(id, &ts) < 0)
-		return 0;
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void bench_sleep_ns(uint64_t ns)
 {
 	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
@@ -178,8 +169,6 @@ double bench_percentile(uint64_t *v, size_t n, double q)
 	return (double)v[i < n ? i : n - 1];
 }
 
-/* ---- the machine-noise sampler ---------------------------------------- */
-
 struct noise_sample {
 	uint64_t busy_ticks, steal_ticks, wall_ns, self_ns;
 };
@@ -212,8 +201,6 @@ static void noise_figs(const struct noise_sample *a, const struct noise_sample *
 	*others = busy > ours ? 100.0 * (busy - ours) / all_ns : 0;
 	*steal = 100.0 * (double)(b->steal_ticks - a->steal_ticks) * tick_ns / all_ns;
 }
-
-/* ---- options ------------------------------------------------------------ */
 
 static void usage(FILE *out, const struct bench_scenario *sc)
 {
@@ -416,8 +403,6 @@ static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **ar
 	}
 	return parse_tables(sc);
 }
-
-/* ---- figures, ratios and output ------------------------------------------- */
 
 #define FIG_TOTAL (fig_count + EXTRA_COUNT)
 
@@ -647,8 +632,6 @@ static int write_plot(const struct bench_scenario *sc, const struct opts *o)
 	printf("plot: %s/%s.png\n", o->plot_dir, sc->name);
 	return 0;
 }
-
-/* ---- rounds ------------------------------------------------------------------ */
 
 static int measure_once(struct bench_ctx *ctx, const struct opts *o, unsigned p, uint64_t sweep,
 			double *f)

@@ -13,8 +13,6 @@
 
 #include "tools/bench/bench.h"
 
-/* ---- ring (scenario_ring.c) ---------------------------------------------------- */
-
 enum { RING_OP_MODES = 1 };                             /* control(): what it measures */
 enum { RING_MODE_THROUGHPUT = 1, RING_MODE_LATENCY = 2 }; /* its answer's bits */
 
@@ -23,8 +21,6 @@ extern const struct bench_peer_ops bench_peer_ring_bare;
 extern const struct bench_peer_ops bench_peer_ring_rte;
 extern const struct bench_peer_ops bench_peer_ring_pingpong;
 extern const struct bench_peer_ops bench_peer_ring_pp_lines;
-
-/* ---- timers (scenario_timers.c) ------------------------------------------------ */
 
 #define TIMERS_BATCH 256u /* fires taken per consume() at most */
 
@@ -52,8 +48,6 @@ extern const struct bench_peer_ops bench_peer_timers_onering;
 extern const struct bench_peer_ops bench_peer_timers_onering_busy;
 extern const struct bench_peer_ops bench_peer_timers_timerfd;
 extern const struct bench_peer_ops bench_peer_timers_wheel;
-
-/* ---- readiness (scenario_readiness.c) ------------------------------------------ */
 
 #define READINESS_BATCH 64u         /* events taken per call, every peer */
 #define READINESS_BLOCK_MS 50       /* blocking peers wake this often to see stop */
@@ -85,8 +79,6 @@ extern const struct bench_peer_ops bench_peer_readiness_epoll_block;
 extern const struct bench_peer_ops bench_peer_readiness_uring_busy;
 extern const struct bench_peer_ops bench_peer_readiness_uring_block;
 extern const struct bench_peer_ops bench_peer_readiness_uring_peek;
-
-/* ---- dispatch (scenario_dispatch.c) -------------------------------------------- */
 
 #define DISPATCH_BURST 32u /* events per enqueue/dequeue/post/poll call */
 #define DISPATCH_MAX_CONSUMERS 16u
@@ -132,8 +124,6 @@ extern const struct bench_peer_ops bench_peer_dispatch_sw_atomic;
 extern const struct bench_peer_ops bench_peer_dispatch_sw_parallel;
 extern const struct bench_peer_ops bench_peer_dispatch_dsw_atomic;
 extern const struct bench_peer_ops bench_peer_dispatch_dsw_parallel;
-
-/* ---- nic (scenario_nic.c) ------------------------------------------------------ */
 
 #define NIC_VDEV "net_null0"
 #define NIC_PKT_SIZE 64u  /* net_null's packet length */
@@ -187,8 +177,6 @@ static BENCH_ALWAYS_INLINE uint64_t nic_touch(const void *p, uint32_t len)
 extern const struct bench_peer_ops bench_peer_nic_floor;
 extern const struct bench_peer_ops bench_peer_nic_rte_ring;
 extern const struct bench_peer_ops bench_peer_nic_onering;
-
-/* ---- servers (scenario_servers.c) ---------------------------------------------- */
 
 enum { SERVERS_OP_PIDS = 1 }; /* control(): arg pid_t[2] = { server, broker or 0 } */
 

@@ -121,8 +121,6 @@ static long futex_call(ONERING_ATOMIC(uint32_t) *word, int op, uint32_t val,
 /* How long thread tid (<= 0: every thread) of pid waited for a CPU, ns. */
 #define cpu_wait_ns(pid, tid) bench_schedstat_ns(pid, tid, 1)
 
-/* ---- the producer ----------------------------------------------------- */
-
 static BENCH_ALWAYS_INLINE ssize_t source_write(const struct run *r, unsigned idx)
 {
 	static const uint64_t one = 1;
@@ -225,8 +223,6 @@ static void *producer_main(void *arg)
 	return NULL;
 }
 
-/* ---- the consumer: the per-event work, the same for every peer -------- */
-
 struct consumer {
 	struct run *r;
 	uint64_t events, units, reads, acked;
@@ -318,8 +314,6 @@ static void *consumer_main(void *arg)
 	bench_control(r->peer, r->state, READINESS_OP_THREAD_FINI, NULL);
 	return NULL;
 }
-
-/* ---- one measurement -------------------------------------------------- */
 
 struct snapshot {
 	uint64_t wall_ns, events, writes, units, cons_cpu_ns, prod_cpu_ns, broker_cpu_ns;
