@@ -408,7 +408,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	struct bench_syscalls cons_sc = { .fd_count = 0 }, broker_sc = { .fd_count = 0 };
 	struct run *r = bench_alloc_lines(sizeof(struct run));
 	pthread_t th_cons, th_prod;
-	bool cons_up = false, prod_up = false;
+	bool cons_up = false, prod_up = false, measured = false;
 	struct snapshot a, b;
 	clockid_t cons_clock, prod_clock;
 	uint64_t span_ns = 0, broker_wait = 0, *block = NULL;
@@ -448,7 +448,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	if (rc == 0 && (rc = -pthread_create(&th_prod, NULL, producer_main, r)) == 0)
 		prod_up = true;
 	if (rc < 0)
-		goto out;
+		goto join;
 	while (onering_atomic_load(&r->ready, onering_mo_acquire) < 2 && !run_failed(r) &&
 	       !bench_interrupted)
 		bench_sleep_ns(200000);
@@ -465,6 +465,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	bench_sleep_ns(bench_param(ctx, "warmup-ms") * 1000000ull);
 	snapshot_take(r, cons_clock, prod_clock, &a);
 	phase_set(r, PHASE_MEASURE);
+	measured = true;
 	for (uint64_t left = measure_ns; left && !bench_interrupted && !run_failed(r);) {
 		uint64_t step = left < 50000000ull ? left : 50000000ull;
 		bench_sleep_ns(step);
@@ -500,7 +501,7 @@ join:
 		pthread_join(th_cons, NULL);
 	if (run_failed(r)) {
 		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->fail.err);
-		rc = BENCH_WRONG;
+		rc = measured ? BENCH_WRONG : -EIO; /* a setup failure exits 2 */
 	}
 	if (rc || count || bench_interrupted)
 		goto out;
