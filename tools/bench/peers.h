@@ -16,11 +16,8 @@
 enum { RING_OP_MODES = 1 };                             /* control(): what it measures */
 enum { RING_MODE_THROUGHPUT = 1, RING_MODE_LATENCY = 2 }; /* its answer's bits */
 
-extern const struct bench_peer_ops bench_peer_ring_onering;
-extern const struct bench_peer_ops bench_peer_ring_bare;
-extern const struct bench_peer_ops bench_peer_ring_rte;
-extern const struct bench_peer_ops bench_peer_ring_pingpong;
-extern const struct bench_peer_ops bench_peer_ring_pp_lines;
+extern const struct bench_peer_ops bench_peer_ring_onering, bench_peer_ring_bare,
+	bench_peer_ring_rte, bench_peer_ring_pingpong, bench_peer_ring_pp_lines;
 
 #define TIMERS_BATCH 256u /* fires taken per consume() at most */
 
@@ -32,8 +29,7 @@ enum {
 /* One timer handed to the consumer. idx == n: the sentinel. */
 struct timer_fire {
 	uint32_t idx;
-	uint64_t stamp_ns;    /* the broker's publish time, 0 if none */
-	uint64_t expirations; /* a one-shot timer: 1 */
+	uint64_t stamp_ns, expirations; /* the broker's publish time (or 0); 1 */
 };
 
 struct timers_common {
@@ -44,10 +40,8 @@ struct timers_common {
 	struct bench_broker broker; /* onering peers: their broker */
 };
 
-extern const struct bench_peer_ops bench_peer_timers_onering;
-extern const struct bench_peer_ops bench_peer_timers_onering_busy;
-extern const struct bench_peer_ops bench_peer_timers_timerfd;
-extern const struct bench_peer_ops bench_peer_timers_wheel;
+extern const struct bench_peer_ops bench_peer_timers_onering, bench_peer_timers_onering_busy,
+	bench_peer_timers_timerfd, bench_peer_timers_wheel;
 
 #define READINESS_BATCH 64u         /* events taken per call, every peer */
 #define READINESS_BLOCK_MS 50       /* blocking peers wake this often to see stop */
@@ -71,14 +65,11 @@ struct readiness_common {
 	struct bench_broker broker;
 };
 
-extern const struct bench_peer_ops bench_peer_readiness_onering_busy;
-extern const struct bench_peer_ops bench_peer_readiness_onering_adaptive;
-extern const struct bench_peer_ops bench_peer_readiness_onering_wait;
-extern const struct bench_peer_ops bench_peer_readiness_epoll_busy;
-extern const struct bench_peer_ops bench_peer_readiness_epoll_block;
-extern const struct bench_peer_ops bench_peer_readiness_uring_busy;
-extern const struct bench_peer_ops bench_peer_readiness_uring_block;
-extern const struct bench_peer_ops bench_peer_readiness_uring_peek;
+extern const struct bench_peer_ops bench_peer_readiness_onering_busy,
+	bench_peer_readiness_onering_adaptive, bench_peer_readiness_onering_wait,
+	bench_peer_readiness_epoll_busy, bench_peer_readiness_epoll_block,
+	bench_peer_readiness_uring_busy, bench_peer_readiness_uring_block,
+	bench_peer_readiness_uring_peek;
 
 #define DISPATCH_BURST 32u /* events per enqueue/dequeue/post/poll call */
 #define DISPATCH_MAX_CONSUMERS 16u
@@ -97,9 +88,7 @@ enum {
 /* One event: flow, its sequence in the flow, its index, the stamp. */
 struct dispatch_event {
 	uint32_t flow;
-	uint64_t seq;
-	uint64_t idx;
-	uint64_t stamp_ns;
+	uint64_t seq, idx, stamp_ns;
 };
 
 struct dispatch_common {
@@ -115,15 +104,11 @@ struct dispatch_common {
 	struct bench_broker broker;
 };
 
-extern const struct bench_peer_ops bench_peer_dispatch_onering_rr;
-extern const struct bench_peer_ops bench_peer_dispatch_onering_least;
-extern const struct bench_peer_ops bench_peer_dispatch_onering_sticky;
-extern const struct bench_peer_ops bench_peer_dispatch_onering_lifo;
-extern const struct bench_peer_ops bench_peer_dispatch_onering_local;
-extern const struct bench_peer_ops bench_peer_dispatch_sw_atomic;
-extern const struct bench_peer_ops bench_peer_dispatch_sw_parallel;
-extern const struct bench_peer_ops bench_peer_dispatch_dsw_atomic;
-extern const struct bench_peer_ops bench_peer_dispatch_dsw_parallel;
+extern const struct bench_peer_ops bench_peer_dispatch_onering_rr,
+	bench_peer_dispatch_onering_least, bench_peer_dispatch_onering_sticky,
+	bench_peer_dispatch_onering_lifo, bench_peer_dispatch_onering_local,
+	bench_peer_dispatch_sw_atomic, bench_peer_dispatch_sw_parallel,
+	bench_peer_dispatch_dsw_atomic, bench_peer_dispatch_dsw_parallel;
 
 #define NIC_VDEV "net_null0"
 #define NIC_PKT_SIZE 64u  /* net_null's packet length */
@@ -174,9 +159,8 @@ static BENCH_ALWAYS_INLINE uint64_t nic_touch(const void *p, uint32_t len)
 	return sum;
 }
 
-extern const struct bench_peer_ops bench_peer_nic_floor;
-extern const struct bench_peer_ops bench_peer_nic_rte_ring;
-extern const struct bench_peer_ops bench_peer_nic_onering;
+extern const struct bench_peer_ops bench_peer_nic_floor, bench_peer_nic_rte_ring,
+	bench_peer_nic_onering;
 
 enum { SERVERS_OP_PIDS = 1 }; /* control(): arg pid_t[2] = { server, broker or 0 } */
 
@@ -197,7 +181,6 @@ int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *c
 /* Stop the server (SIGTERM, SIGKILL after 5 s) and the broker. */
 void servers_stop(struct bench_ctx *ctx, struct servers_common *c);
 
-extern const struct bench_peer_ops bench_peer_servers_onering;
-extern const struct bench_peer_ops bench_peer_servers_epoll;
+extern const struct bench_peer_ops bench_peer_servers_onering, bench_peer_servers_epoll;
 
 #endif /* ONERING_TOOLS_BENCH_PEERS_H */
