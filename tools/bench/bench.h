@@ -38,17 +38,17 @@
 #define BENCH_ALWAYS_INLINE inline __attribute__((always_inline))
 #define BENCH_UNUSED __attribute__((unused))
 #define BENCH_COUNT(a) (sizeof(a) / sizeof((a)[0]))
-/* A scenario's tables, named PREFIX_peers and PREFIX_params. */
+/* Define bench_scenario_PREFIX from PREFIX_peers, PREFIX_params, PREFIX_measure,
+ * the sweep, the default cores and rounds, and designated fields. */
 #define BENCH_SCENARIO(prefix, sweep, sweep_def, sweep_q, cores, rounds, rounds_q, ...)          \
 	const struct bench_scenario bench_scenario_##prefix = {                                 \
-		BENCH_TABLES(prefix), .name = #prefix, .sweep_name = sweep,                     \
+		.peers = prefix##_peers, .peer_count = BENCH_COUNT(prefix##_peers),             \
+		.params = prefix##_params, .param_count = BENCH_COUNT(prefix##_params),         \
+		.name = #prefix, .sweep_name = sweep,                                           \
 		.sweep_default = sweep_def, .sweep_quick = sweep_q, .cores_default = cores,     \
 		.rounds_default = rounds, .rounds_quick = rounds_q, .measure = prefix##_measure, \
 		__VA_ARGS__                                                                     \
 	}
-#define BENCH_TABLES(prefix)                                                                    \
-	.peers = prefix##_peers, .peer_count = BENCH_COUNT(prefix##_peers),                     \
-	.params = prefix##_params, .param_count = BENCH_COUNT(prefix##_params)
 
 struct bench_ctx;
 

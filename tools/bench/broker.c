@@ -62,9 +62,10 @@ int bench_find_program(const struct bench_ctx *ctx, const char *env, const char 
 	const char *e = env ? getenv(env) : NULL;
 
 	snprintf(tried[0], sizeof(tried[0]), "$%s%s%s", env, e ? "=" : " (unset)", e ? e : "");
-	if (e && access(e, X_OK) == 0) {
+	if (e && *e) { /* set: it, or an error, never a silent fallback */
 		snprintf(out, out_size, "%s", e);
-		return 0;
+		return access(e, X_OK) == 0 ? 0 : bench_fail(-ENOENT, "onering-bench: $%s=%s is "
+							      "not an executable", env, e);
 	}
 	snprintf(tried[1], sizeof(tried[1]), "%s/%s", ctx->self_dir, name);
 	snprintf(tried[2], sizeof(tried[2]), "%s/../%s/%s", ctx->self_dir, build_subdir, name);
