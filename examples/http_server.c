@@ -8,7 +8,7 @@
  * one queue of a running oneringd; onering_wait() hands back one 64-byte
  * record per readiness edge, whose cookie is the connection's state. With
  * --epoll the same server logic runs on a plain edge-triggered epoll
- * instance instead, for comparison (tools/wrk_bench.sh runs both).
+ * instance instead, for comparison (`onering-bench servers` runs both).
  *
  * Build against an installed libonering:
  *   cc -O2 -o http http_server.c $(pkg-config --cflags --libs onering)

@@ -1,0 +1,746 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * harness.c: onering-bench's main(): `onering-bench SCENARIO [options]`
+ * and `onering-bench list`. Options common to every scenario, rounds that
+ * interleave the peers in a fixed order (machine noise hits all of them
+ * alike), the machine-noise sampler, medians and medians of per-round
+ * ratios, the summary, CSV, JSON and the gnuplot PNG. What one measurement
+ * does is the scenario's.
+ *
+ * Noise: /proc/stat around every measurement. others_pct is the CPU the
+ * rest of the machine took (busy minus this process, its brokers and
+ * children), steal_pct the hypervisor's, both in % of all CPUs. A
+ * measurement with others + steal above --noise-max is done again
+ * (--retry-noisy times at most, none with --quick); the last one counts
+ * and the summary says how many stayed disturbed.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "tools/bench/bench.h"
+
+volatile sig_atomic_t bench_interrupted;
+
+static const struct bench_scenario *const scenarios[] = {
+	&bench_scenario_ring,  &bench_scenario_dispatch, &bench_scenario_readiness,
+#if BENCH_HAVE_DPDK
+	&bench_scenario_nic,
+#endif
+	&bench_scenario_timers, &bench_scenario_servers,
+};
+
+/* The figures the harness adds after the scenario's own. */
+enum { EXTRA_OTHERS, EXTRA_STEAL, EXTRA_COUNT };
+static const char *const extra_names[EXTRA_COUNT] = { "others_pct", "steal_pct" };
+
+/* The chosen scenario's fig_names and ratio_text, parsed. */
+static struct fig {
+	char name[24];
+	int precision;
+} figs[BENCH_MAX_FIGS];
+static unsigned fig_count;
+static struct ratio {
+	unsigned fig;
+	char peer_a[24], peer_b[24];
+	long at;           /* >= 0: only at this sweep value */
+	double min, max;   /* > 0: the target */
+} ratios[16];
+static unsigned ratio_count;
+
+struct opts {
+	uint64_t rounds, retry_noisy, noise_max_pct;
+	bool peer_on[BENCH_MAX_PEERS];
+	uint64_t sweep[BENCH_MAX_SWEEP];
+	unsigned sweep_count;
+	const char *csv_path, *json_path, *plot_dir;
+};
+
+/* [round][sweep point][peer][scenario figs, then extras]; -1 = none. */
+static double results[BENCH_MAX_ROUNDS][BENCH_MAX_SWEEP][BENCH_MAX_PEERS]
+		     [BENCH_MAX_FIGS + EXTRA_COUNT];
+static unsigned disturbed_count;
+
+static void on_signal(int sig BENCH_UNUSED)
+{
+	bench_interrupted = 1;
+}
+
+int bench_fail(int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return rc;
+}
+
+bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
+{
+	int expected = 0;
+	va_list ap;
+
+	if (!onering_atomic_cas(&f->failed, &expected, 1, onering_mo_acq_rel, onering_mo_relaxed))
+		return false;
+	va_start(ap, fmt);
+	vsnprintf(f->err, sizeof(f->err), fmt, ap);
+	va_end(ap);
+	return true;
+}
+
+uint64_t bench_param(const struct bench_ctx *ctx, const char *name)
+{
+	for (unsigned i = 0; i < ctx->sc->param_count; i++)
+		if (strcmp(ctx->sc->params[i].name, name) == 0)
+			return ctx->sc->params[i].value;
+	fprintf(stderr, "%s: bench_param(%s): no such parameter\n", ctx->sc->name, name);
+	abort();
+}
+
+void bench_sleep_ns(uint64_t ns)
+{
+	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
+			       .tv_nsec = (long)(ns % 1000000000ull) };
+
+	nanosleep(&ts, NULL);
+}
+
+int bench_pin_self(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+void *bench_alloc_lines(size_t size)
+{
+	size = (size + ONERING_CACHE_LINE - 1) & ~(size_t)(ONERING_CACHE_LINE - 1);
+	void *p = aligned_alloc(ONERING_CACHE_LINE, size);
+	if (p)
+		memset(p, 0, size);
+	return p;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+double bench_median(const double *v, unsigned n)
+{
+	double t[BENCH_MAX_ROUNDS];
+	unsigned m = 0;
+
+	for (unsigned i = 0; i < n && m < BENCH_MAX_ROUNDS; i++)
+		if (v[i] >= 0)
+			t[m++] = v[i];
+	if (m == 0)
+		return -1;
+	qsort(t, m, sizeof(*t), cmp_double);
+	return m % 2 ? t[m / 2] : (t[m / 2 - 1] + t[m / 2]) / 2;
+}
+
+double bench_percentile(uint64_t *v, size_t n, double q)
+{
+	if (n == 0)
+		return -1;
+	qsort(v, n, sizeof(*v), cmp_u64);
+	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
+	return (double)v[i < n ? i : n - 1];
+}
+
+struct noise_sample {
+	uint64_t busy_ticks, steal_ticks, wall_ns, self_ns;
+};
+
+static void noise_take(struct noise_sample *s)
+{
+	unsigned long long v[8] = { 0 };
+	FILE *f = fopen("/proc/stat", "r");
+
+	if (f && fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2],
+			&v[3], &v[4], &v[5], &v[6], &v[7]) != 8)
+		memset(v, 0, sizeof(v));
+	if (f)
+		fclose(f);
+	/* user nice system [idle iowait] irq softirq | steal */
+	s->busy_ticks = v[0] + v[1] + v[2] + v[5] + v[6];
+	s->steal_ticks = v[7];
+	s->wall_ns = bench_now_ns();
+	s->self_ns = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+static void noise_figs(const struct noise_sample *a, const struct noise_sample *b,
+		       uint64_t children_ns, double *others, double *steal)
+{
+	double tick_ns = 1e9 / (double)sysconf(_SC_CLK_TCK);
+	double all_ns = (double)(b->wall_ns - a->wall_ns) * (double)sysconf(_SC_NPROCESSORS_ONLN);
+	double busy = (double)(b->busy_ticks - a->busy_ticks) * tick_ns;
+	double ours = (double)(b->self_ns - a->self_ns + children_ns);
+
+	*others = busy > ours ? 100.0 * (busy - ours) / all_ns : 0;
+	*steal = 100.0 * (double)(b->steal_ticks - a->steal_ticks) * tick_ns / all_ns;
+}
+
+static void usage(FILE *out, const struct bench_scenario *sc)
+{
+	if (!sc) {
+		fprintf(out, "Usage: onering-bench SCENARIO [options]   (onering-bench list)\n"
+			     "Scenarios:");
+		for (unsigned i = 0; i < BENCH_COUNT(scenarios); i++)
+			fprintf(out, " %s", scenarios[i]->name);
+		fprintf(out, "\n'onering-bench SCENARIO --help' for its options.\n");
+		return;
+	}
+	fprintf(out, "Usage: onering-bench %s [options]\n\n%s\n\nOptions:\n"
+		"  --rounds N        interleaved rounds (default %u; --quick %u)\n"
+		"  --quick           smoke run: short measurements, fewer rounds, no retries\n"
+		"  --retry-noisy N   redo a measurement disturbed by others (default 2)\n"
+		"  --noise-max PCT   others + steal above this is disturbed (default 10)\n"
+		"  --peers LIST      a comma list of peers (default all; see 'list')\n"
+		"  --cores LIST      %s (default %s)\n"
+		"  --csv FILE, --json FILE   every measurement (CSV), the medians and ratios (JSON)\n"
+		"  --plot DIR        DIR/%s.png with gnuplot: the median of %.*s per peer\n",
+		sc->name, sc->about, sc->rounds_default, sc->rounds_quick ? sc->rounds_quick : 3,
+		sc->cores_help, sc->cores_default ? sc->cores_default : "none", sc->name,
+		(int)strcspn(sc->fig_names, ": "), sc->fig_names);
+	if (sc->sweep_name)
+		fprintf(out, "  --%-16s a comma list (default %s; --quick %s)\n", sc->sweep_name,
+			sc->sweep_default, sc->sweep_quick);
+	for (unsigned i = 0; i < sc->param_count; i++) {
+		const struct bench_param *p = &sc->params[i];
+		if (p->choices)
+			fprintf(out, "  --%-16s %s (default %s)\n", p->name, p->help,
+				p->choices[p->value]);
+		else
+			fprintf(out, "  --%-16s %s (default %" PRIu64 "; --quick %" PRIu64 ")\n",
+				p->name, p->help, p->value, p->quick);
+	}
+	fprintf(out, "\nExit status: 0 every peer passed its checks (a missed target is a "
+		     "figure); 1 a correctness check failed; 2 usage or setup; 130 interrupted.\n");
+}
+
+static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* A comma list of numbers, or (names != NULL) of names marked in on[]. */
+static int parse_list(const char *s, uint64_t *out, unsigned max_count, unsigned *count,
+		      const struct bench_scenario *names, bool *on)
+{
+	char buf[256], *save = NULL;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", s);
+	*count = 0;
+	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		unsigned p = 0;
+		if (!names) {
+			if (*count == max_count || parse_u64(t, 0, UINT32_MAX, &out[*count]))
+				return -EINVAL;
+		} else {
+			while (p < names->peer_count && strcmp(names->peers[p]->name, t))
+				p++;
+			if (p == names->peer_count)
+				return bench_fail(-EINVAL, "%s: no peer '%s' (onering-bench list)",
+						  names->name, t);
+			on[p] = true;
+		}
+		++*count;
+	}
+	return *count ? 0 : -EINVAL;
+}
+
+static int parse_param(struct bench_param *p, const char *v)
+{
+	for (uint64_t i = 0; p->choices && p->choices[i]; i++)
+		if (strcmp(p->choices[i], v) == 0) {
+			p->value = i;
+			return 0;
+		}
+	return p->choices ? -EINVAL : parse_u64(v, p->min, p->max, &p->value);
+}
+
+static int parse_tables(const struct bench_scenario *sc)
+{
+	char buf[1024], fig[24], op[3], *save = NULL;
+	const char *p = sc->fig_names;
+	int len;
+
+	while (fig_count < BENCH_MAX_FIGS &&
+	       sscanf(p, " %23[^: ]%n", figs[fig_count].name, &len) == 1) {
+		p += len;
+		if (sscanf(p, ":%d%n", &figs[fig_count].precision, &len) == 1)
+			p += len;
+		fig_count++;
+	}
+	snprintf(buf, sizeof(buf), "%s", sc->ratio_text);
+	for (char *t = strtok_r(buf, ";", &save); t && ratio_count < 16; t = strtok_r(NULL, ";", &save)) {
+		struct ratio *r = &ratios[ratio_count++];
+		double x;
+
+		r->at = -1;
+		if (sscanf(t, " %23s %23s %23s%n", fig, r->peer_a, r->peer_b, &len) != 3)
+			return bench_fail(-EINVAL, "%s: bad ratio '%s'", sc->name, t);
+		if (sscanf(t += len, " @%ld%n", &r->at, &len) == 1)
+			t += len;
+		if (sscanf(t, " %2[<>=]%lf", op, &x) == 2)
+			*(op[0] == '>' ? &r->min : &r->max) = x;
+		for (r->fig = 0; r->fig < fig_count && strcmp(figs[r->fig].name, fig); r->fig++)
+			;
+		if (r->fig == fig_count)
+			return bench_fail(-EINVAL, "%s: ratio of an unknown figure %s", sc->name, fig);
+	}
+	return 0;
+}
+
+static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **argv)
+{
+	const struct bench_scenario *sc = ctx->sc;
+	const char *sweep = sc->sweep_default, *cores = sc->cores_default, *peers = NULL;
+	bool rounds_given = false, retry_given = false;
+	uint64_t v[BENCH_MAX_CORES];
+	unsigned count;
+
+	*o = (struct opts){ .rounds = sc->rounds_default, .retry_noisy = 2, .noise_max_pct = 10 };
+	for (int i = 2; i < argc; i++) {
+		const char *a = argv[i], *val = argv[i + 1];
+		int rc = 0;
+
+		if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+			usage(stdout, sc);
+			exit(0);
+		} else if (strcmp(a, "--quick") == 0) {
+			ctx->quick = true;
+			continue;
+		} else if (!val || strncmp(a, "--", 2) != 0) {
+			return bench_fail(-EINVAL, "%s: unknown option or missing value: %s",
+					  sc->name, a);
+		} else if (strcmp(a, "--rounds") == 0) {
+			rc = parse_u64(val, 1, BENCH_MAX_ROUNDS, &o->rounds);
+			rounds_given = true;
+		} else if (strcmp(a, "--retry-noisy") == 0) {
+			rc = parse_u64(val, 0, 10, &o->retry_noisy);
+			retry_given = true;
+		} else if (strcmp(a, "--noise-max") == 0) {
+			rc = parse_u64(val, 1, 100, &o->noise_max_pct);
+		} else if (strcmp(a, "--peers") == 0) {
+			peers = val;
+		} else if (strcmp(a, "--cores") == 0) {
+			cores = val;
+		} else if (strcmp(a, "--csv") == 0) {
+			o->csv_path = val;
+		} else if (strcmp(a, "--json") == 0) {
+			o->json_path = val;
+		} else if (strcmp(a, "--plot") == 0) {
+			o->plot_dir = val;
+		} else if (sc->sweep_name && strcmp(a + 2, sc->sweep_name) == 0) {
+			sweep = val;
+		} else {
+			unsigned k = 0;
+			while (k < sc->param_count && strcmp(a + 2, sc->params[k].name))
+				k++;
+			if (k == sc->param_count)
+				return bench_fail(-EINVAL, "%s: unknown option %s", sc->name, a);
+			rc = parse_param(&sc->params[k], val);
+			sc->params[k].given = true;
+		}
+		if (rc)
+			return bench_fail(-EINVAL, "%s: bad value for %s: %s", sc->name, a, val);
+		i++;
+	}
+	if (ctx->quick) {
+		o->rounds = rounds_given ? o->rounds : sc->rounds_quick ? sc->rounds_quick : 3;
+		o->retry_noisy = retry_given ? o->retry_noisy : 0;
+		sweep = sweep == sc->sweep_default ? sc->sweep_quick : sweep;
+		for (unsigned k = 0; k < sc->param_count; k++)
+			if (!sc->params[k].given && !sc->params[k].choices)
+				sc->params[k].value = sc->params[k].quick;
+	}
+	for (unsigned p = 0; p < sc->peer_count; p++)
+		o->peer_on[p] = !peers;
+	if (peers && parse_list(peers, NULL, 0, &count, sc, o->peer_on))
+		return -EINVAL;
+	o->sweep_count = 1;
+	if (sc->sweep_name && parse_list(sweep, o->sweep, BENCH_MAX_SWEEP, &o->sweep_count, NULL, NULL))
+		return bench_fail(-EINVAL, "%s: bad --%s list: %s", sc->name, sc->sweep_name, sweep);
+	if (cores && parse_list(cores, v, BENCH_MAX_CORES, &ctx->core_count, NULL, NULL))
+		return bench_fail(-EINVAL, "%s: bad --cores list: %s", sc->name, cores);
+	for (unsigned k = 0; k < ctx->core_count; k++) {
+		if (!CPU_ISSET(v[k], &ctx->start_affinity))
+			return bench_fail(-EINVAL, "%s: CPU %" PRIu64 " is not one this program may "
+					  "use", sc->name, v[k]);
+		ctx->cores[k] = (int)v[k];
+	}
+	return parse_tables(sc);
+}
+
+#define FIG_TOTAL (fig_count + EXTRA_COUNT)
+
+static const char *fig_name(unsigned f)
+{
+	return f < fig_count ? figs[f].name : extra_names[f - fig_count];
+}
+
+static double fig_median(const struct opts *o, unsigned si, unsigned p, unsigned f)
+{
+	double v[BENCH_MAX_ROUNDS];
+
+	for (unsigned r = 0; r < o->rounds; r++)
+		v[r] = results[r][si][p][f];
+	return bench_median(v, (unsigned)o->rounds);
+}
+
+/* Whether peer p has any figure of its own at sweep point si (round r, or
+ * with r < 0 any round). */
+static bool has_figs(const struct opts *o, int r, unsigned si, unsigned p)
+{
+	for (unsigned k = 0; o->peer_on[p] && k < fig_count; k++)
+		if (r >= 0 ? results[r][si][p][k] >= 0 : fig_median(o, si, p, k) >= 0)
+			return true;
+	return false;
+}
+
+/*
+ * A peer's figure in round r; a name ending in '*' is the best (largest)
+ * figure of the peers that ran with that prefix. -1 when none.
+ */
+static double peer_fig(const struct bench_scenario *sc, const struct opts *o, unsigned r,
+		       unsigned si, const char *name, unsigned f)
+{
+	size_t len = strlen(name);
+	bool any = len && name[len - 1] == '*';
+	double best = -1;
+
+	for (unsigned p = 0; p < sc->peer_count; p++)
+		if (o->peer_on[p] && (any ? strncmp(sc->peers[p]->name, name, len - 1) == 0
+					  : strcmp(sc->peers[p]->name, name) == 0) &&
+		    results[r][si][p][f] > best)
+			best = results[r][si][p][f];
+	return best;
+}
+
+/* Median over rounds of the per-round ratio; -1 when none, or not at si. */
+static double ratio_median(const struct bench_scenario *sc, const struct opts *o, unsigned si,
+			   const struct ratio *d)
+{
+	double v[BENCH_MAX_ROUNDS];
+
+	if (d->at >= 0 && (uint64_t)d->at != o->sweep[si])
+		return -1;
+	for (unsigned r = 0; r < o->rounds; r++) {
+		double x = peer_fig(sc, o, r, si, d->peer_a, d->fig);
+		double y = peer_fig(sc, o, r, si, d->peer_b, d->fig);
+		v[r] = x >= 0 && y > 0 ? x / y : -1;
+	}
+	return bench_median(v, (unsigned)o->rounds);
+}
+
+static void print_row(const char *peer, const double *f)
+{
+	printf("  %-16s", peer);
+	for (unsigned k = 0; k < FIG_TOTAL; k++)
+		if (f[k] < 0)
+			printf(" %12s", "-");
+		else
+			printf(" %12.*f", k < fig_count ? figs[k].precision : 1, f[k]);
+	printf("\n");
+}
+
+static void print_header(const char *title)
+{
+	printf("\n%s\n  %-16s", title, "peer");
+	for (unsigned k = 0; k < FIG_TOTAL; k++)
+		printf(" %12s", fig_name(k));
+	printf("\n");
+}
+
+static const char *sweep_label(const struct bench_scenario *sc, const struct opts *o, unsigned si)
+{
+	static char buf[64];
+
+	snprintf(buf, sizeof(buf), "%s=%" PRIu64, sc->sweep_name ? sc->sweep_name : "all",
+		 o->sweep[si]);
+	return buf;
+}
+
+static void print_summary(const struct bench_scenario *sc, const struct opts *o)
+{
+	double f[BENCH_MAX_FIGS + EXTRA_COUNT];
+
+	printf("\n== %s: medians over %u rounds ==\n", sc->name, (unsigned)o->rounds);
+	for (unsigned si = 0; si < o->sweep_count; si++) {
+		print_header(sweep_label(sc, o, si));
+		for (unsigned p = 0; p < sc->peer_count; p++) {
+			for (unsigned k = 0; k < FIG_TOTAL; k++)
+				f[k] = fig_median(o, si, p, k);
+			if (has_figs(o, -1, si, p))
+				print_row(sc->peers[p]->name, f);
+		}
+		for (unsigned k = 0; k < ratio_count; k++) {
+			const struct ratio *d = &ratios[k];
+			double r = ratio_median(sc, o, si, d);
+			if (r < 0)
+				continue;
+			printf("  ratio %s %s/%s: %.3fx", figs[d->fig].name, d->peer_a,
+			       d->peer_b, r);
+			if (d->min > 0 || d->max > 0)
+				printf("   target %s %.2f: %s", d->min > 0 ? ">=" : "<=",
+				       d->min > 0 ? d->min : d->max,
+				       (d->min > 0 ? r >= d->min : r <= d->max) ? "met" : "MISSED");
+			printf("\n");
+		}
+	}
+	if (disturbed_count)
+		printf("\n%u measurement(s) stayed disturbed (others + steal > %u %%)\n",
+		       disturbed_count, (unsigned)o->noise_max_pct);
+}
+
+/* CSV: every measurement. JSON: the medians and the ratios. */
+static int write_files(const struct bench_scenario *sc, const struct opts *o)
+{
+	FILE *csv = o->csv_path ? fopen(o->csv_path, "w") : NULL;
+	FILE *js = o->json_path ? fopen(o->json_path, "w") : NULL;
+	const char *sep = "";
+
+	if ((o->csv_path && !csv) || (o->json_path && !js))
+		return bench_fail(-errno, "%s: %s", csv ? o->json_path : o->csv_path,
+				  strerror(errno));
+	for (unsigned k = 0; csv && k < FIG_TOTAL; k++)
+		fprintf(csv, "%s%s", k ? "," : "scenario,round,sweep,peer,", fig_name(k));
+	for (unsigned r = 0; csv && r < o->rounds; r++)
+		for (unsigned si = 0; si < o->sweep_count; si++)
+			for (unsigned p = 0; p < sc->peer_count; p++) {
+				if (!has_figs(o, (int)r, si, p))
+					continue;
+				fprintf(csv, "\n%s,%u,%" PRIu64 ",%s", sc->name, r + 1,
+					o->sweep[si], sc->peers[p]->name);
+				for (unsigned k = 0; k < FIG_TOTAL; k++)
+					fprintf(csv, ",%.6g", results[r][si][p][k]);
+			}
+	if (js)
+		fprintf(js, "{\"scenario\":\"%s\",\"rounds\":%u,\"sweep\":\"%s\",\"medians\":[",
+			sc->name, (unsigned)o->rounds, sc->sweep_name ? sc->sweep_name : "");
+	for (unsigned si = 0; js && si < o->sweep_count; si++)
+		for (unsigned p = 0; p < sc->peer_count; p++) {
+			if (!has_figs(o, -1, si, p))
+				continue;
+			fprintf(js, "%s\n{\"sweep\":%" PRIu64 ",\"peer\":\"%s\"", sep, o->sweep[si],
+				sc->peers[p]->name);
+			sep = ",";
+			for (unsigned k = 0; k < FIG_TOTAL; k++)
+				if (fig_median(o, si, p, k) >= 0)
+					fprintf(js, ",\"%s\":%.6g", fig_name(k),
+						fig_median(o, si, p, k));
+			fprintf(js, "}");
+		}
+	for (unsigned si = 0, first = 1; js && si < o->sweep_count; si++)
+		for (unsigned k = 0; k < ratio_count; k++) {
+			const struct ratio *d = &ratios[k];
+			double r = ratio_median(sc, o, si, d);
+			if (r < 0)
+				continue;
+			fprintf(js, "%s\n{\"sweep\":%" PRIu64 ",\"fig\":\"%s\",\"a\":\"%s\",\"b\":"
+				"\"%s\",\"ratio\":%.4g}", first ? "],\"ratios\":[" : ",", o->sweep[si],
+				figs[d->fig].name, d->peer_a, d->peer_b, r);
+			first = 0;
+		}
+	if (js)
+		fprintf(js, "]}\n");
+	if (csv)
+		fprintf(csv, "\n");
+	return (csv && fclose(csv)) | (js && fclose(js)) ? -EIO : 0;
+}
+
+/* Whether peer p (or, p < 0, any peer) has a median of figs[0] at sweep point si
+ * (or, si < 0, at any). */
+static bool plotted(const struct bench_scenario *sc, const struct opts *o, int si, int p)
+{
+	for (unsigned i = 0; i < o->sweep_count; i++)
+		for (unsigned q = 0; q < sc->peer_count; q++)
+			if ((si < 0 || i == (unsigned)si) && (p < 0 || q == (unsigned)p) &&
+			    o->peer_on[q] && fig_median(o, i, q, 0) >= 0)
+				return true;
+	return false;
+}
+
+/* DIR/SCENARIO.png: the median of figs[0], one bar per peer per sweep point. */
+static int write_plot(const struct bench_scenario *sc, const struct opts *o)
+{
+	char data[PATH_MAX], cmd[PATH_MAX * 3];
+	unsigned cols = 1;
+	FILE *f;
+
+	if (system("command -v gnuplot >/dev/null 2>&1") != 0)
+		return bench_fail(0, "warning: gnuplot not found: no plot (tools/dev installs it)");
+	snprintf(data, sizeof(data), "%s/%s.dat", o->plot_dir, sc->name);
+	if (!(f = fopen(data, "w")))
+		return bench_fail(-errno, "%s: %s", data, strerror(errno));
+	fprintf(f, "point");
+	for (unsigned p = 0; p < sc->peer_count; p++)
+		if (plotted(sc, o, -1, (int)p) && ++cols)
+			fprintf(f, " %s", sc->peers[p]->name);
+	for (unsigned si = 0; si < o->sweep_count; si++) {
+		if (!plotted(sc, o, (int)si, -1))
+			continue;
+		fprintf(f, "\n%s", sweep_label(sc, o, si));
+		for (unsigned p = 0; p < sc->peer_count; p++)
+			if (plotted(sc, o, -1, (int)p))
+				fprintf(f, fig_median(o, si, p, 0) < 0 ? " ?" : " %g",
+					fig_median(o, si, p, 0));
+	}
+	fclose(f);
+	snprintf(cmd, sizeof(cmd),
+		 "gnuplot -e \"set terminal png size 800,420 noenhanced; set output '%s/%s.png'; "
+		 "set title 'onering-bench %s: %s (median of %u rounds)'; set style data histograms;"
+		 " set style fill solid border -1; set key outside; set datafile missing '?'; set "
+		 "grid y; set yrange [0:*]; plot for [i=2:%u] '%s' using i:xtic(1) title columnhead\"",
+		 o->plot_dir, sc->name, sc->name, figs[0].name, (unsigned)o->rounds, cols, data);
+	int rc = system(cmd);
+	unlink(data);
+	if (rc != 0)
+		return bench_fail(-EIO, "gnuplot failed: %s", cmd);
+	printf("plot: %s/%s.png\n", o->plot_dir, sc->name);
+	return 0;
+}
+
+static int measure_once(struct bench_ctx *ctx, const struct opts *o, unsigned p, uint64_t sweep,
+			double *f)
+{
+	const struct bench_scenario *sc = ctx->sc;
+	double *others = &f[fig_count + EXTRA_OTHERS], *steal = &f[fig_count + EXTRA_STEAL];
+
+	for (unsigned attempt = 0;; attempt++) {
+		struct noise_sample a, b;
+
+		for (unsigned k = 0; k < FIG_TOTAL; k++)
+			f[k] = -1;
+		ctx->child_cpu_ns = 0;
+		noise_take(&a);
+		int rc = sc->measure(ctx, sc->peers[p], sweep, f);
+		noise_take(&b);
+		if (rc)
+			return rc;
+		noise_figs(&a, &b, ctx->child_cpu_ns, others, steal);
+		if (*others + *steal <= (double)o->noise_max_pct)
+			return 0;
+		if (attempt >= o->retry_noisy || bench_interrupted) {
+			disturbed_count++;
+			return 0;
+		}
+		printf("  (disturbed: others + steal %.0f %%, again)\n", *others + *steal);
+	}
+}
+
+static int run_rounds(struct bench_ctx *ctx, const struct opts *o)
+{
+	const struct bench_scenario *sc = ctx->sc;
+	char title[96];
+	int status = 0;
+
+	for (unsigned r = 0; r < o->rounds && !bench_interrupted; r++)
+		for (unsigned si = 0; si < o->sweep_count && !bench_interrupted; si++) {
+			snprintf(title, sizeof(title), "round %u/%u, %s", r + 1, (unsigned)o->rounds,
+				 sweep_label(sc, o, si));
+			print_header(title);
+			for (unsigned p = 0; p < sc->peer_count && !bench_interrupted; p++) {
+				int rc = o->peer_on[p] ? measure_once(ctx, o, p, o->sweep[si],
+								      results[r][si][p]) : BENCH_NA;
+				if (rc == BENCH_WRONG)
+					status = bench_fail(1, "%s: %s: correctness check failed",
+							    sc->name, sc->peers[p]->name);
+				else if (rc < 0)
+					return bench_fail(2, "%s: %s: %s", sc->name,
+							  sc->peers[p]->name, strerror(-rc));
+				else if (rc == 0)
+					print_row(sc->peers[p]->name, results[r][si][p]);
+			}
+		}
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	static char self_dir[PATH_MAX];
+	struct bench_ctx ctx = { .self_dir = self_dir };
+	struct sigaction sa = { .sa_handler = on_signal };
+	struct opts o;
+	int status;
+
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout, NULL);
+		return argc < 2 ? 2 : 0;
+	}
+	for (unsigned i = 0; i < BENCH_COUNT(scenarios); i++) {
+		const struct bench_scenario *sc = scenarios[i];
+		if (strcmp(sc->name, argv[1]) == 0)
+			ctx.sc = sc;
+		for (unsigned p = 0; strcmp(argv[1], "list") == 0 && p <= sc->peer_count; p++)
+			if (p == 0)
+				printf("%-10s %s\n", sc->name, sc->about);
+			else
+				printf("    %-16s %s%s%s%s\n", sc->peers[p - 1]->name,
+				       sc->peers[p - 1]->about, sc->peers[p - 1]->needs ? " [" : "",
+				       sc->peers[p - 1]->needs ? sc->peers[p - 1]->needs : "",
+				       sc->peers[p - 1]->needs ? "]" : "");
+	}
+	if (strcmp(argv[1], "list") == 0)
+		return 0;
+	if (!ctx.sc) {
+		fprintf(stderr, "onering-bench: unknown scenario '%s'\n", argv[1]);
+		usage(stderr, NULL);
+		return 2;
+	}
+	ssize_t n = readlink("/proc/self/exe", self_dir, sizeof(self_dir) - 1);
+	if (n > 0 && (self_dir[n] = '\0', strrchr(self_dir, '/')))
+		*strrchr(self_dir, '/') = '\0';
+	sched_getaffinity(0, sizeof(ctx.start_affinity), &ctx.start_affinity);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	if (parse_opts(&ctx, &o, argc, argv))
+		return 2;
+	if (ctx.sc->init && (status = ctx.sc->init(&ctx)) != 0)
+		return bench_fail(2, "%s: setup failed: %s", ctx.sc->name, strerror(-status));
+	status = run_rounds(&ctx, &o);
+	if (ctx.sc->fini)
+		ctx.sc->fini(&ctx);
+	if (bench_interrupted || status == 2)
+		return bench_interrupted ? 130 : 2;
+	print_summary(ctx.sc, &o);
+	if ((o.csv_path || o.json_path) && write_files(ctx.sc, &o))
+		return 2;
+	if (o.plot_dir && write_plot(ctx.sc, &o))
+		return 2;
+	return status;
+}

@@ -1,0 +1,152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * peer_nic_onering.c: nic peer "onering": oneringd started per measurement
+ * with the same vdev (its own EAL: --no-huge --no-pci --no-shconf, another
+ * --file-prefix), one poller and the control thread on the rx CPU, the port
+ * delivering to group "bn" with snaplen 64. The consumer thread opens a
+ * queue in that group with a 64-byte packet area (from its own thread: a
+ * queue belongs to one thread) and loops onering_poll(), touching the bytes
+ * onering_event_packet() gives for each record. When the queue is full the
+ * broker drops (and counts) the packet, as a NIC would. received, dropped
+ * and the poller's loops come from its counters (ONERING_MSG_STATS over the
+ * control socket, ONERING_STATS_RXQ 0 and ONERING_STATS_POLLER 0).
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+
+#include "client/onering.h"
+#include "shm/proto.h"
+#include "tools/bench/peers.h"
+
+#define GROUP "bn"
+
+struct nic_onering {
+	struct nic_common c;
+	struct onering *att;
+	struct onering_queue *q;
+	int ctl; /* the stats connection */
+	uint32_t seq;
+	char prefix[48];
+	struct onering_event evs[NIC_TAKE];
+};
+
+static int nic_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
+			     void *state)
+{
+	struct nic_onering *s = state;
+	char vdev[64], port[96], cpu[16], path[256], err[256];
+	int rc;
+
+	s->ctl = -1;
+	snprintf(s->prefix, sizeof(s->prefix), "onering-bn-%ld", (long)getpid());
+	snprintf(vdev, sizeof(vdev), NIC_VDEV ",size=%u,copy=%d", NIC_PKT_SIZE, s->c.copy);
+	snprintf(port, sizeof(port), NIC_VDEV ":group=" GROUP ",snaplen=%u", NIC_SNAPLEN);
+	snprintf(cpu, sizeof(cpu), "%d", s->c.rx_cpu);
+	const char *eal[] = { "--no-huge", "--no-pci", "--no-shconf", "-m", "512", "--file-prefix",
+			      s->prefix, "--vdev", vdev, NULL };
+	const char *extra[] = { "--port", port, "--cores", cpu, "--control-core", cpu, NULL };
+	if ((rc = bench_broker_start(ctx, &s->c.broker, eal, extra)) < 0)
+		return rc;
+	struct onering_attach_options ao = { .name = s->c.broker.name,
+					     .socket_dir = s->c.broker.dir };
+	if ((rc = onering_attach_opts(&ao, &s->att)) < 0)
+		return bench_fail(rc, "onering_attach: %s", onering_strerror(rc));
+	if ((rc = onering_socket_path(s->c.broker.name, s->c.broker.dir, path, sizeof(path))) < 0 ||
+	    (rc = onering_proto_connect(path, s->c.broker.name, -1, &s->ctl, NULL, err,
+					sizeof(err))) < 0)
+		return bench_fail(rc, "stats connection to oneringd: %s", strerror(-rc));
+	return 0;
+}
+
+static int nic_onering_consume(void *state, unsigned side BENCH_UNUSED, void *items BENCH_UNUSED,
+			       unsigned count BENCH_UNUSED)
+{
+	struct nic_onering *s = state;
+	uint64_t sum = 0;
+	int n = onering_poll(s->q, s->evs, NIC_TAKE);
+	for (int i = 0; i < n; i++) {
+		uint32_t len = 0;
+		const void *p = onering_event_packet(s->q, &s->evs[i], &len);
+		if (!p || len != NIC_SNAPLEN)
+			return bench_fail(-EPROTO, "onering record of kind %u: %s (len %u, "
+					  "expected %u)", s->evs[i].kind,
+					  p ? "wrong length" : "no packet bytes", len, NIC_SNAPLEN);
+		sum += nic_touch(p, len);
+	}
+	s->c.sink += sum;
+	return n;
+}
+
+/* rx queue 0's counters and poller 0's loops, from a STATS request. */
+static int nic_onering_counters(struct nic_onering *s, struct nic_counters *k)
+{
+	struct onering_msg m;
+	bool found = false;
+
+	onering_msg_init(&m, ONERING_MSG_STATS, ++s->seq);
+	if (onering_msg_send(s->ctl, &m, NULL, 0, 0) < 0)
+		return -EIO;
+	for (unsigned i = 0; i < 100000; i++) { /* one item per object, then STATS_END */
+		if (onering_msg_recv_timeout(s->ctl, &m, NULL, 0, NULL, 5000) != 0)
+			return -EIO;
+		if (m.type == ONERING_MSG_STATS_END)
+			return found ? 0 : -EIO;
+		if (m.type != ONERING_MSG_STATS_ITEM || m.u.stats_item.id != 0)
+			continue;
+		if (m.u.stats_item.what == ONERING_STATS_RXQ) {
+			k->received = m.u.stats_item.counter[ONERING_RXQC_RECEIVED];
+			k->dropped = m.u.stats_item.counter[ONERING_RXQC_DROPPED];
+			found = true;
+		} else if (m.u.stats_item.what == ONERING_STATS_POLLER) {
+			k->loops = m.u.stats_item.counter[ONERING_PC_LOOPS];
+		}
+	}
+	return -EIO;
+}
+
+static int nic_onering_control(void *state, unsigned op, void *arg)
+{
+	struct nic_onering *s = state;
+	struct onering_queue_options qo = { .capacity = s->c.capacity, .group = GROUP,
+					    .packet_snap = NIC_SNAPLEN };
+	int rc;
+
+	switch (op) {
+	case NIC_OP_THREAD_INIT:
+		rc = onering_queue_open(s->att, &qo, &s->q);
+		return rc < 0 ? bench_fail(rc, "onering_queue_open: %s (%s)", onering_strerror(rc),
+					   onering_last_error(s->att)) : 0;
+	case NIC_OP_THREAD_FINI:
+		return 0; /* closed by teardown: the close waits for the broker */
+	case NIC_OP_COUNTERS:
+		return nic_onering_counters(s, arg);
+	default:
+		return -EINVAL;
+	}
+}
+
+static void nic_onering_teardown(struct bench_ctx *ctx, void *state)
+{
+	struct nic_onering *s = state;
+
+	char dir[PATH_MAX], broker_dir[PATH_MAX + 64];
+
+	if (s->ctl >= 0)
+		close(s->ctl);
+	bench_onering_close(ctx, &s->c.broker, &s->att, &s->q);
+	/* The broker's EAL runtime directory, next to ours, outlives it. */
+	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
+	snprintf(broker_dir, sizeof(broker_dir), "%s/%s", dirname(dir), s->prefix);
+	if (access(broker_dir, F_OK) == 0)
+		bench_remove_dir(broker_dir);
+}
+
+BENCH_PEER(bench_peer_nic_onering, "onering",
+	   "oneringd's poller -> a queue with a packet area -> onering_poll()", NULL,
+	   struct nic_onering, 0, nic_onering_setup, NULL, nic_onering_consume,
+	   nic_onering_control, nic_onering_teardown);

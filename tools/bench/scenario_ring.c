@@ -1,0 +1,299 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scenario_ring.c: 64-byte records (struct onering_event) between two
+ * pinned cores (--cores A,B), onering's SPSC ring against its floors; the
+ * old onering-bench-ring. Sweep --batch: 32 and 1 are throughput (records
+ * per call), 0 is one-way latency (ping on ring 0, echo on ring 1; one way
+ * = round trip / 2, read with the TSC).
+ *
+ * Peer hooks (every peer gets the same two threads, record filling and the
+ * check that each cookie is exactly the next sequence number): setup (two
+ * rings of --capacity); produce(state, ring, recs, n) / consume(state,
+ * ring, out, n): how many, or -errno; control(NULL, RING_OP_MODES):
+ * RING_MODE_* bits. Called through the table at batch 1 too: the same
+ * indirect call for every peer.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <x86intrin.h>
+#endif
+
+#include "shm/abi.h"
+#include "tools/bench/peers.h"
+
+enum { FIG_MRPS, FIG_P50_NS, FIG_P99_NS, FIG_COUNT };
+
+struct side {
+	const struct bench_peer_ops *peer;
+	void *state;
+	int idx; /* 0: producer / ping, 1: consumer / echo */
+	int core;
+	uint32_t batch;
+	uint64_t warm, count;
+	uint64_t *samples; /* round-trip ticks, side 0 of a latency run */
+	ONERING_ATOMIC(uint32_t) *arrived, *abort;
+	uint64_t t_ns;
+	char err[200];
+};
+
+static double ticks_per_ns = 1.0;
+
+static BENCH_ALWAYS_INLINE uint64_t ticks(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	return __rdtsc();
+#else
+	return bench_now_ns();
+#endif
+}
+
+static bool aborted(const struct side *s)
+{
+	return onering_atomic_load(s->abort, onering_mo_relaxed) != 0;
+}
+
+static bool side_fail(struct side *s, const char *what, uint64_t want, int64_t got)
+{
+	snprintf(s->err, sizeof(s->err), "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name,
+		 what, want, got);
+	onering_atomic_store(s->abort, 1, onering_mo_relaxed);
+	return false;
+}
+
+/* Both sides arrive at barrier k (1, 2, ...); false if the run aborted. */
+static bool barrier_wait(struct side *s, uint32_t k)
+{
+	onering_atomic_fetch_add(s->arrived, 1, onering_mo_acq_rel);
+	while (onering_atomic_load(s->arrived, onering_mo_acquire) < 2 * k)
+		if (aborted(s))
+			return false;
+	return true;
+}
+
+/* Move n records (all of them) through ring; false on abort or error. */
+static BENCH_ALWAYS_INLINE bool send_all(struct side *s, unsigned ring, struct onering_event *recs,
+					 uint32_t n)
+{
+	for (uint32_t done = 0; done < n;) {
+		int r = s->peer->produce(s->state, ring, recs + done, n - done);
+		if (r < 0)
+			return side_fail(s, "produce", n - done, r);
+		done += (uint32_t)r;
+		if (r == 0 && aborted(s))
+			return false;
+	}
+	return true;
+}
+
+/* Receive exactly n records and check their cookies run from seq. */
+static BENCH_ALWAYS_INLINE bool recv_all(struct side *s, unsigned ring, struct onering_event *out,
+					 uint64_t seq, uint32_t n)
+{
+	for (uint32_t done = 0; done < n;) {
+		int r = s->peer->consume(s->state, ring, out, n - done);
+		if (r <= 0) {
+			if (r < 0)
+				return side_fail(s, "consume", n - done, r);
+			if (aborted(s))
+				return false;
+			continue;
+		}
+		uint64_t bad = 0;
+		for (int i = 0; i < r; i++)
+			bad |= out[i].cookie ^ (seq + done + (uint64_t)i);
+		if (bad)
+			for (int i = 0; i < r; i++)
+				if (out[i].cookie != seq + done + (uint64_t)i)
+					return side_fail(s, "sequence (lost or reordered)",
+							 seq + done + (uint64_t)i,
+							 (int64_t)out[i].cookie);
+		done += (uint32_t)r;
+	}
+	return true;
+}
+
+/* Throughput: side 0 sends seq .. seq+n in batches, side 1 receives them. */
+static bool stream(struct side *s, struct onering_event *buf, uint64_t seq, uint64_t n)
+{
+	for (uint64_t end = seq + n; seq < end;) {
+		uint32_t want = end - seq < s->batch ? (uint32_t)(end - seq) : s->batch;
+		if (s->idx == 0) {
+			for (uint32_t i = 0; i < want; i++)
+				buf[i].cookie = seq + i;
+			if (!send_all(s, 0, buf, want))
+				return false;
+		} else if (!recv_all(s, 0, buf, seq, want)) {
+			return false;
+		}
+		seq += want;
+	}
+	return true;
+}
+
+/* Latency: side 0 pings one record on ring 0, side 1 echoes it on ring 1. */
+static bool ping_pong(struct side *s, struct onering_event *rec, uint64_t seq, uint64_t n,
+		      uint64_t *samples)
+{
+	uint64_t prev = ticks();
+
+	for (uint64_t i = 0; i < n; i++) {
+		rec->cookie = seq + i;
+		if (s->idx == 0) {
+			if (!send_all(s, 0, rec, 1) || !recv_all(s, 1, rec, seq + i, 1))
+				return false;
+			uint64_t now = ticks();
+			if (samples)
+				samples[i] = now - prev;
+			prev = now;
+		} else if (!recv_all(s, 0, rec, seq + i, 1) || !send_all(s, 1, rec, 1)) {
+			return false;
+		}
+	}
+	return true;
+}
+
+static void *side_main(void *arg)
+{
+	struct side *s = arg;
+	struct onering_event buf[32];
+	int rc = bench_pin_self(s->core);
+
+	if (rc) {
+		snprintf(s->err, sizeof(s->err), "cannot pin to CPU %d: %s", s->core,
+			 strerror(-rc));
+		onering_atomic_store(s->abort, 1, onering_mo_relaxed);
+		return NULL;
+	}
+	memset(buf, 0, sizeof(buf));
+	for (unsigned i = 0; i < 32; i++) {
+		buf[i].kind = ONERING_EV_USER;
+		buf[i].sub_id = 7;
+		buf[i].sub_gen = 1;
+	}
+	if (!barrier_wait(s, 1))
+		return NULL;
+	/* Warm-up: caches, TLB, branch predictors; not timed. */
+	if (s->batch ? !stream(s, buf, 0, s->warm) : !ping_pong(s, buf, 0, s->warm, NULL))
+		return NULL;
+	if (!barrier_wait(s, 2))
+		return NULL;
+	uint64_t t0 = bench_now_ns();
+	if (s->batch ? stream(s, buf, s->warm, s->count)
+		     : ping_pong(s, buf, s->warm, s->count, s->samples))
+		s->t_ns = bench_now_ns() - t0;
+	return NULL;
+}
+
+static int ring_init(struct bench_ctx *ctx)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	/* Spin 50 ms against CLOCK_MONOTONIC; the TSC is invariant here. */
+	uint64_t t0 = bench_now_ns(), c0 = ticks(), t1;
+	do
+		t1 = bench_now_ns();
+	while (t1 - t0 < 50000000u);
+	ticks_per_ns = (double)(ticks() - c0) / (double)(t1 - t0);
+#endif
+	return ctx->core_count == 2 ? 0 : bench_fail(-EINVAL, "ring: --cores takes A,B");
+}
+
+static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t batch,
+			double *fig)
+{
+	unsigned modes = (unsigned)bench_control(peer, NULL, RING_OP_MODES, NULL);
+	uint64_t count = batch == 0 ? bench_param(ctx, "round-trips")
+		       : batch == 1 ? bench_param(ctx, "records") / 2
+				    : bench_param(ctx, "records");
+	ONERING_ATOMIC(uint32_t) arrived, abort_flag;
+	struct side sides[2];
+	pthread_t th[2];
+	int rc, created = 0;
+
+	if (!(modes & (batch ? RING_MODE_THROUGHPUT : RING_MODE_LATENCY)))
+		return BENCH_NA;
+	if (batch > 32)
+		return bench_fail(-EINVAL, "ring: --batch is 0 (latency) or 1..32");
+	void *state = aligned_alloc(ONERING_CACHE_LINE, (peer->state_size + 63) & ~(size_t)63);
+	uint64_t *samples = batch ? NULL : calloc(count, sizeof(uint64_t));
+	if (!state || (!batch && !samples)) {
+		free(state);
+		return -ENOMEM;
+	}
+	memset(state, 0, peer->state_size);
+	if ((rc = peer->setup(ctx, peer, state)) < 0)
+		goto out;
+	onering_atomic_init(&arrived, 0);
+	onering_atomic_init(&abort_flag, 0);
+	for (int i = 0; i < 2; i++) {
+		sides[i] = (struct side){ .peer = peer, .state = state, .idx = i,
+					  .core = ctx->cores[i], .batch = (uint32_t)batch,
+					  .count = count, .samples = i ? NULL : samples,
+					  .arrived = &arrived, .abort = &abort_flag };
+		sides[i].warm = batch ? (count / 20 < 100000 ? count / 20 : 100000)
+				      : (count / 10 < 20000 ? count / 10 : 20000);
+	}
+	for (; created < 2; created++)
+		if ((rc = -pthread_create(&th[created], NULL, side_main, &sides[created])) < 0) {
+			onering_atomic_store(&abort_flag, 1, onering_mo_relaxed);
+			break;
+		}
+	for (int i = 0; i < created; i++)
+		pthread_join(th[i], NULL);
+	peer->teardown(ctx, state);
+	if (rc < 0)
+		goto out;
+	if (onering_atomic_load(&abort_flag, onering_mo_relaxed)) {
+		for (int i = 0; i < 2; i++)
+			if (sides[i].err[0])
+				fprintf(stderr, "FAIL: %s\n", sides[i].err);
+		rc = strstr(sides[0].err, "cannot pin") || strstr(sides[1].err, "cannot pin")
+			     ? -EINVAL : BENCH_WRONG;
+		goto out;
+	}
+	if (batch) {
+		fig[FIG_MRPS] = (double)count * 1e3 / (double)sides[1].t_ns;
+	} else {
+		/* A round trip is two hand-offs: one way = round trip / 2. */
+		fig[FIG_P50_NS] = bench_percentile(samples, count, 0.50) / ticks_per_ns / 2;
+		fig[FIG_P99_NS] = bench_percentile(samples, count, 0.99) / ticks_per_ns / 2;
+	}
+out:
+	free(samples);
+	free(state);
+	return rc;
+}
+
+static const struct bench_peer_ops *const ring_peers[] = {
+	&bench_peer_ring_onering, &bench_peer_ring_bare,
+#if BENCH_HAVE_DPDK
+	&bench_peer_ring_rte,
+#endif
+	&bench_peer_ring_pp_lines, &bench_peer_ring_pingpong,
+};
+
+static struct bench_param ring_params[] = {
+	{ "records", "records per throughput run at batch 32; batch 1 moves half", 20000000,
+	  1000000, 1000, 1ull << 40, NULL, false },
+	{ "round-trips", "ping-pong round trips per latency run", 200000, 20000, 100, 1ull << 32,
+	  NULL, false },
+	{ "capacity", "ring capacity in records, a power of two", 1024, 1024, 2, 1u << 20, NULL,
+	  false },
+};
+
+BENCH_SCENARIO(ring, "batch", "32,1,0", "32,1,0", "0,1", 5, 0,
+	.about = "64-byte records between two pinned cores: onering's SPSC ring vs a bare "
+		"SPSC ring (the floor), rte_ring SP/SC, and cache-line ping-pong (latency)",
+	.cores_help = "producer/ping CPU A, consumer/echo CPU B",
+	.fig_names = "Mrec/s:1 p50_ns:1 p99_ns:1",
+	.ratio_text = "Mrec/s onering bare @32 >=0.90; Mrec/s onering bare @1 >=0.85; "
+		"Mrec/s onering rte_ring @32 >=1.70; Mrec/s onering rte_ring @1; "
+		"Mrec/s bare rte_ring @32; p50_ns onering pingpong @0 <=1.50; "
+		"p99_ns onering pingpong @0; p50_ns onering bare @0; "
+		"p50_ns onering pp-lines @0",
+	.init = ring_init
+);

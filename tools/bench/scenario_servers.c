@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * scenario_servers.c: the HTTP example (examples/http_server.c) under wrk
+ * on loopback, on onering and on plain epoll; the old tools/wrk_bench.sh.
+ * Per peer and round: the peer starts the server (and a private oneringd),
+ * a warm-up wrk run, then `wrk -t T -c C -d S --latency`; the server stops
+ * after each run. --cores: the server's and wrk's CPUs, the same for every
+ * peer. Needs wrk on PATH (or $WRK).
+ *
+ * Peer hooks (state starts with struct servers_common): setup (the server
+ * listening on common.port); control(SERVERS_OP_PIDS, pid_t[2]); teardown.
+ * Figures: requests/s, p50/p99 (wrk's), socket errors and non-2xx, and the
+ * CPU of the server, broker and wrk in % of one CPU.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "tools/bench/peers.h"
+
+enum { FIG_RPS, FIG_P50_US, FIG_P99_US, FIG_ERRORS, FIG_SERVER_PCT, FIG_BROKER_PCT, FIG_WRK_PCT,
+       FIG_COUNT };
+
+/* wrk's latency (812.00us, 1.19ms, 2.00s) in µs; -1 if unreadable. */
+static double wrk_us(const char *v)
+{
+	char *end;
+	double n = strtod(v, &end);
+
+	if (end == v)
+		return -1;
+	return strncmp(end, "us", 2) == 0 ? n : strncmp(end, "ms", 2) == 0 ? n * 1e3 : n * 1e6;
+}
+
+/* One wrk run of seconds; fig NULL: a warm-up. wrk's CPU in *wrk_ns. */
+static int run_wrk(struct bench_ctx *ctx, unsigned port, uint64_t seconds, double *fig,
+		   uint64_t *wrk_ns)
+{
+	static char wrk[PATH_MAX];
+	char threads[16], conns[16], dur[16], url[64], out[] = "/tmp/onering-bench-wrk-XXXXXX";
+	char line[256], v[64];
+	struct rusage ru;
+	pid_t pid;
+	int status, rc, fd = mkstemp(out);
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	if (!wrk[0] && (rc = bench_find_program(ctx, "WRK", "wrk", "bin", wrk, sizeof(wrk))) < 0) {
+		fprintf(stderr, "servers: needs wrk (apt-get install wrk)\n");
+		unlink(out);
+		return rc;
+	}
+	snprintf(threads, sizeof(threads), "-t%u", (unsigned)bench_param(ctx, "threads"));
+	snprintf(conns, sizeof(conns), "-c%u", (unsigned)bench_param(ctx, "connections"));
+	snprintf(dur, sizeof(dur), "-d%us", (unsigned)seconds);
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
+	static char latency[] = "--latency";
+	char *argv[] = { wrk, threads, conns, dur, latency, url, NULL };
+	cpu_set_t cpus;
+	CPU_ZERO(&cpus);
+	for (unsigned k = 0; k < ctx->core_count; k++)
+		CPU_SET(ctx->cores[k], &cpus);
+	if ((rc = bench_child_start(ctx, argv, out, ctx->core_count ? &cpus : NULL, -1, &pid)) < 0)
+		goto out;
+	while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
+		;
+	*wrk_ns = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000ull +
+		  (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000ull;
+	FILE *f = fopen(out, "r");
+	rc = !WIFEXITED(status) || WEXITSTATUS(status) || !f ? -EIO : 0;
+	while (rc == 0 && fig && fgets(line, sizeof(line), f)) {
+		unsigned a, b, c, d;
+		if (sscanf(line, "Requests/sec: %63s", v) == 1)
+			fig[FIG_RPS] = strtod(v, NULL);
+		else if (sscanf(line, " 50%% %63s", v) == 1)
+			fig[FIG_P50_US] = wrk_us(v);
+		else if (sscanf(line, " 99%% %63s", v) == 1)
+			fig[FIG_P99_US] = wrk_us(v);
+		else if (sscanf(line, " Socket errors: connect %u, read %u, write %u, timeout %u",
+				&a, &b, &c, &d) == 4)
+			fig[FIG_ERRORS] = (fig[FIG_ERRORS] > 0 ? fig[FIG_ERRORS] : 0) + a + b + c + d;
+		else if (sscanf(line, " Non-2xx or 3xx responses: %u", &a) == 1)
+			fig[FIG_ERRORS] = (fig[FIG_ERRORS] > 0 ? fig[FIG_ERRORS] : 0) + a;
+	}
+	if (f)
+		fclose(f);
+	if (rc == 0 && fig && fig[FIG_RPS] < 0)
+		rc = bench_fail(-EIO, "servers: no Requests/sec in wrk's output (%s)", out);
+	else if (rc)
+		fprintf(stderr, "servers: wrk failed (status %d)\n", status);
+	else if (fig && fig[FIG_ERRORS] < 0)
+		fig[FIG_ERRORS] = 0;
+out:
+	unlink(out);
+	return rc;
+}
+
+static int servers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
+			   uint64_t sweep, double *fig)
+{
+	void *state = calloc(1, peer->state_size);
+	struct servers_common *c = state;
+	uint64_t secs = bench_param(ctx, "seconds"), warm = bench_param(ctx, "warmup-s"), wrk_ns;
+	pid_t pids[2];
+	int rc;
+
+	(void)sweep;
+	if (!state)
+		return -ENOMEM;
+	c->port = (unsigned)bench_param(ctx, "port");
+	if ((rc = peer->setup(ctx, peer, state)) == 0 && warm)
+		rc = run_wrk(ctx, c->port, warm, NULL, &wrk_ns);
+	if (rc == 0) {
+		bench_control(peer, state, SERVERS_OP_PIDS, pids);
+		uint64_t srv0 = bench_proc_cpu_ns(pids[0]), brk0 = bench_proc_cpu_ns(pids[1]);
+		rc = run_wrk(ctx, c->port, secs, fig, &wrk_ns);
+		fig[FIG_SERVER_PCT] = (double)(bench_proc_cpu_ns(pids[0]) - srv0) / 1e7 / secs;
+		if (pids[1] > 0)
+			fig[FIG_BROKER_PCT] = (double)(bench_proc_cpu_ns(pids[1]) - brk0) / 1e7 / secs;
+		fig[FIG_WRK_PCT] = (double)wrk_ns / 1e7 / secs;
+		ctx->child_cpu_ns += wrk_ns + bench_proc_cpu_ns(pids[0]) - srv0;
+	}
+	peer->teardown(ctx, state);
+	free(state);
+	return rc;
+}
+
+int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *const *extra)
+{
+	static char path[PATH_MAX];
+	static char port_opt[] = "--port", max_opt[] = "--max-seconds", max_s[] = "600";
+	char port[16], log[] = "/tmp/onering-bench-server-XXXXXX";
+	char *argv[16] = { path, port_opt, port, max_opt, max_s };
+	int argc = 5, rc, fd = mkstemp(log);
+	cpu_set_t cpus;
+
+	if (fd < 0)
+		return -errno;
+	close(fd);
+	if (!path[0] && (rc = bench_find_program(ctx, "ONERING_HTTP_SERVER", "onering-http-server",
+						    "examples", path, sizeof(path))) < 0)
+		return rc;
+	snprintf(port, sizeof(port), "%u", c->port);
+	for (; extra && *extra && argc < 15; extra++)
+		argv[argc++] = (char *)(uintptr_t)*extra;
+	argv[argc] = NULL;
+	CPU_ZERO(&cpus);
+	for (unsigned k = 0; k < ctx->core_count; k++)
+		CPU_SET(ctx->cores[k], &cpus);
+	if ((rc = bench_child_start(ctx, argv, log, ctx->core_count ? &cpus : NULL, -1,
+				    &c->server)) < 0)
+		return rc;
+	/* Listening: a connect to the port succeeds (5 s at most). */
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
+				  .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	for (int i = 0; i < 100 && waitpid(c->server, NULL, WNOHANG) == 0; i++) {
+		int sock = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		bool up = sock >= 0 && connect(sock, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+		if (sock >= 0)
+			close(sock);
+		if (up) {
+			unlink(log);
+			return 0;
+		}
+		bench_sleep_ns(50000000ull);
+	}
+	fprintf(stderr, "servers: %s did not listen on port %u; its output: %s\n", path, c->port,
+		log);
+	return -EIO;
+}
+
+void servers_stop(struct bench_ctx *ctx, struct servers_common *c)
+{
+	bench_child_stop(c->server);
+	c->server = 0;
+	bench_broker_stop(ctx, &c->broker);
+}
+
+static const struct bench_peer_ops *const servers_peers[] = {
+	&bench_peer_servers_onering, &bench_peer_servers_epoll,
+};
+
+static struct bench_param servers_params[] = {
+	{ "seconds", "measured wrk run, s", 10, 2, 1, 3600, NULL, false },
+	{ "warmup-s", "warm-up wrk run before it, s (0: none)", 2, 1, 0, 600, NULL, false },
+	{ "threads", "wrk threads", 1, 1, 1, 64, NULL, false },
+	{ "connections", "wrk connections", 50, 50, 1, 10000, NULL, false },
+	{ "port", "TCP port on 127.0.0.1", 18080, 18080, 1024, 65535, NULL, false },
+};
+
+BENCH_SCENARIO(servers, NULL, NULL, NULL, NULL, 3, 1,
+	.about = "the HTTP example under wrk: onering vs plain epoll, the same server logic "
+		"(needs wrk)",
+	.cores_help = "the server's and wrk's CPUs (default: unpinned)",
+	.fig_names = "requests/s p50_us p99_us errors server_cpu% broker_cpu% wrk_cpu%",
+	.ratio_text = "requests/s onering epoll; p50_us onering epoll; p99_us onering epoll"
+);
