@@ -423,6 +423,25 @@ TEST_F(DeliverGroupTest, APostWaitsBehindTheBacklogEvenWhenAMemberHasRoom)
 	EXPECT_EQ(Cookies(Consume(0)), (U{5, 6}));
 }
 
+// Found writing this suite: flush_backlog places every waiting whole record
+// before any waiting subscription, so a post that came after a waiting
+// sub's report overtakes it, although the backlog says "oldest first".
+// Reported to the lead (it may be meant: a sub's record keeps merging
+// later reports); enable if the order across the two kinds is to be kept.
+TEST_F(DeliverGroupTest, DISABLED_TheBacklogKeepsArrivalOrderAcrossSubsAndPosts)
+{
+	Make(ONERING_POLICY_RR);
+	for (uint64_t c = 1; c <= 4; c++)
+		ASSERT_EQ(Post(c), 0);
+	dt_report(t_, 0, 0, EPOLLIN, 1, 5); // waits first
+	ASSERT_EQ(Post(6), 0);              // waits second
+	dt_flush(t_, 0, 6);
+	ASSERT_EQ(Consume(0, 1).size(), 1u); // room for one, in q0
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 7);
+	EXPECT_EQ(Cookies(Consume(0)), (U{3, 900}));
+}
+
 TEST_F(DeliverGroupTest, TheBacklogLimitRefusesPosts)
 {
 	Make(ONERING_POLICY_RR, 2);
