@@ -1,0 +1,747 @@
+// SPDX-License-Identifier: MIT
+// deliver.c, the one path of a record into a consumer's ring, with no broker
+// running: a broker built in memory (deliver_support.h), the test playing
+// both the poller's loop (report, flush, next loop) and each consumer.
+#include <gtest/gtest.h>
+
+#include <sys/epoll.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <initializer_list>
+#include <thread>
+#include <vector>
+
+#include "broker/balance.h"
+#include "shm/abi.h"
+#include "shm/proto.h"
+#include "tests/broker/deliver_support.h"
+
+namespace {
+
+// Values of enum broker_queue_state (broker/queue.h is C only).
+constexpr int kQueueLive = 0;
+constexpr int kQueueFaulted = 2;
+
+class DeliverTestBase : public ::testing::Test {
+protected:
+	void TearDown() override { dt_free(t_); }
+	struct QueueSpec {
+		unsigned poller;
+		uint32_t cap;
+		uint32_t pkt_stride;
+	};
+	// A new broker of nr_pollers pollers whose queue i is qs[i].
+	void Build(unsigned nr_pollers, std::initializer_list<QueueSpec> qs)
+	{
+		dt_free(t_);
+		t_ = dt_new(nr_pollers);
+		ASSERT_NE(t_, nullptr);
+		int qi = 0;
+		for (const QueueSpec &q : qs)
+			ASSERT_EQ(dt_queue_add(t_, q.poller, q.cap, q.pkt_stride), qi++);
+	}
+	// Group 0 of these queues.
+	void Group(uint32_t policy, std::vector<unsigned> members, uint32_t backlog_max = 0)
+	{
+		ASSERT_EQ(dt_group_add(t_, policy, backlog_max, members.data(),
+				       (unsigned)members.size()),
+			  0);
+	}
+	// Up to max records of queue qi, as a consumer takes them (a burst
+	// can stop at its cached view of the tail: take until none comes).
+	std::vector<struct onering_event> Consume(unsigned qi, unsigned max = 64)
+	{
+		std::vector<struct onering_event> v(max);
+		unsigned got = 0;
+		int n;
+		while (got < max && (n = dt_consume(t_, qi, v.data() + got, max - got)) > 0)
+			got += (unsigned)n;
+		v.resize(got);
+		return v;
+	}
+	struct dt_sub_view Sub(int si)
+	{
+		struct dt_sub_view v {};
+		dt_sub_get(t_, si, &v);
+		return v;
+	}
+	// A user record (cookie) posted to group 0 from poller 0, with flow key
+	// flow (0: the cookie).
+	int Post(uint64_t cookie, uint64_t flow = 0)
+	{
+		struct onering_event e = UserRec(cookie);
+		return dt_post(t_, 0, 0, &e, flow ? flow : cookie);
+	}
+	static struct onering_event UserRec(uint64_t cookie)
+	{
+		struct onering_event e {};
+		e.cookie = cookie;
+		e.kind = ONERING_EV_USER;
+		e.payload.user.flow = cookie;
+		return e;
+	}
+	static std::vector<uint64_t> Cookies(const std::vector<struct onering_event> &v)
+	{
+		std::vector<uint64_t> c;
+		for (const auto &e : v)
+			c.push_back(e.cookie);
+		return c;
+	}
+	struct dt *t_ = nullptr;
+};
+
+using U = std::vector<uint64_t>;
+
+// ---- a subscription's own queue: pending and coalescing ---------------------------
+
+// One queue of 4 slots on poller 0 and subscriptions 0..4 (cookies 100..104).
+class DeliverQueueTest : public DeliverTestBase {
+protected:
+	void SetUp() override
+	{
+		ASSERT_NO_FATAL_FAILURE(Build(1, {{0, 4, 0}}));
+		for (int i = 0; i < 5; i++)
+			ASSERT_EQ(dt_sub_add(t_, 0, -1, 100 + i), i);
+	}
+	// Four records of sub 0, published: the ring is full.
+	void Fill()
+	{
+		for (int i = 0; i < 4; i++)
+			dt_report(t_, 0, 0, EPOLLIN, 1, 1);
+		ASSERT_EQ(dt_flush(t_, 0, 1), 4u);
+	}
+	std::vector<int> PendingOrder()
+	{
+		std::vector<int> v;
+		for (unsigned k = 0; k < dt_pending_len(t_, 0); k++)
+			v.push_back(dt_pending_at(t_, 0, k));
+		return v;
+	}
+};
+
+TEST_F(DeliverQueueTest, ARecordIsInvisibleUntilFlushPublishesIt)
+{
+	dt_report(t_, 0, 2, EPOLLIN | EPOLLHUP, 1, 555);
+	EXPECT_EQ(dt_visible(t_, 0), 0);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PUBLISHED), 0u);
+
+	EXPECT_EQ(dt_flush(t_, 0, 999), 1u);
+	EXPECT_EQ(dt_visible(t_, 0), 1);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PUBLISHED), 1u);
+	EXPECT_EQ(dt_pctr(t_, 0, ONERING_PC_PUBLISHED), 1u);
+	EXPECT_EQ(dt_pctr(t_, 0, ONERING_PC_QUEUES), 1u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_DEFERRED), 0u);
+
+	auto recs = Consume(0);
+	ASSERT_EQ(recs.size(), 1u);
+	const struct dt_sub_view s = Sub(2);
+	EXPECT_EQ(recs[0].cookie, 102u);
+	EXPECT_EQ(recs[0].sub_id, s.id);
+	EXPECT_EQ(recs[0].sub_gen, s.gen);
+	EXPECT_EQ(recs[0].kind, ONERING_EV_FD);
+	EXPECT_EQ(recs[0].events, (uint32_t)(EPOLLIN | EPOLLHUP));
+	EXPECT_EQ(recs[0].flags, 0u);
+	EXPECT_EQ(recs[0].timestamp_ns, 555u) << "the report's time, not the flush's";
+	EXPECT_EQ(recs[0].payload.u64[0], 1u);
+	EXPECT_FALSE(s.pending);
+}
+
+TEST_F(DeliverQueueTest, AFlushWithNothingWrittenPublishesNothing)
+{
+	EXPECT_EQ(dt_flush(t_, 0, 1), 0u);
+	EXPECT_EQ(dt_visible(t_, 0), 0);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PUBLISHED), 0u);
+}
+
+TEST_F(DeliverQueueTest, AFullRingMakesTheSubPending)
+{
+	Fill();
+	dt_report(t_, 0, 1, EPOLLIN, 1, 2);
+	const struct dt_sub_view s = Sub(1);
+	EXPECT_TRUE(s.pending);
+	EXPECT_EQ(s.events, (uint32_t)EPOLLIN);
+	EXPECT_EQ(s.count, 1u);
+	EXPECT_EQ(PendingOrder(), (std::vector<int>{1}));
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_DEFERRED), 1u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PENDING), 1u);
+	EXPECT_EQ(dt_flush(t_, 0, 3), 0u) << "no space given back: it keeps waiting";
+	EXPECT_EQ(dt_visible(t_, 0), 4);
+}
+
+TEST_F(DeliverQueueTest, LaterReportsOfAPendingSubMergeIntoOneRecord)
+{
+	Fill();
+	dt_report(t_, 0, 1, EPOLLIN, 1, 2);
+	dt_report(t_, 0, 1, EPOLLOUT, 2, 3);
+	dt_report(t_, 0, 1, EPOLLIN, 3, 4);
+	const struct dt_sub_view s = Sub(1);
+	EXPECT_EQ(s.count, 6u);
+	EXPECT_EQ(s.events, (uint32_t)(EPOLLIN | EPOLLOUT));
+	EXPECT_EQ(dt_pending_len(t_, 0), 1u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_COALESCED), 2u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_DEFERRED), 1u);
+
+	ASSERT_EQ(Consume(0).size(), 4u);
+	EXPECT_EQ(dt_flush(t_, 0, 77), 2u) << "one placed, one published";
+	auto recs = Consume(0);
+	ASSERT_EQ(recs.size(), 1u);
+	EXPECT_EQ(recs[0].cookie, 101u);
+	EXPECT_EQ(recs[0].events, (uint32_t)(EPOLLIN | EPOLLOUT));
+	EXPECT_EQ(recs[0].flags, ONERING_EVF_COALESCED);
+	EXPECT_EQ(recs[0].payload.u64[0], 6u);
+	EXPECT_EQ(recs[0].timestamp_ns, 77u) << "a pending record carries the flush's time";
+	EXPECT_FALSE(Sub(1).pending);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PENDING), 0u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PUBLISHED), 5u);
+}
+
+TEST_F(DeliverQueueTest, PendingRecordsArePlacedOldestFirstAsSpaceComesBack)
+{
+	Fill();
+	dt_report(t_, 0, 3, EPOLLIN, 1, 2);
+	dt_report(t_, 0, 1, EPOLLIN, 1, 2);
+	dt_report(t_, 0, 2, EPOLLIN, 1, 2);
+	EXPECT_EQ(PendingOrder(), (std::vector<int>{3, 1, 2}));
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PENDING), 3u);
+
+	ASSERT_EQ(Consume(0, 2).size(), 2u);
+	EXPECT_EQ(dt_flush(t_, 0, 5), 4u); // 2 placed + 2 published
+	EXPECT_EQ(PendingOrder(), (std::vector<int>{2}));
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PENDING), 1u);
+	EXPECT_EQ(Cookies(Consume(0)), (U{100, 100, 103, 101}));
+
+	EXPECT_EQ(dt_flush(t_, 0, 6), 2u);
+	EXPECT_EQ(Cookies(Consume(0)), (U{102}));
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PENDING), 0u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_DEFERRED), 3u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PUBLISHED), 7u);
+}
+
+// A sub with nothing pending must not overtake those waiting, even when the
+// consumer has made room since.
+TEST_F(DeliverQueueTest, ANewRecordQueuesBehindPendingOnesEvenWithRoom)
+{
+	Fill();
+	dt_report(t_, 0, 1, EPOLLIN, 1, 2);
+	ASSERT_EQ(Consume(0).size(), 4u);
+	dt_report(t_, 0, 2, EPOLLIN, 1, 3);
+	EXPECT_EQ(PendingOrder(), (std::vector<int>{1, 2}));
+	EXPECT_EQ(dt_visible(t_, 0), 0);
+	dt_flush(t_, 0, 4);
+	EXPECT_EQ(Cookies(Consume(0)), (U{101, 102}));
+}
+
+TEST_F(DeliverQueueTest, ForgetUnlinksAPendingSubFromAnywhereInTheList)
+{
+	Fill();
+	for (int si : {1, 2, 3})
+		dt_report(t_, 0, si, EPOLLIN, 1, 2);
+	dt_forget(t_, 2); // the middle
+	EXPECT_EQ(PendingOrder(), (std::vector<int>{1, 3}));
+	EXPECT_FALSE(Sub(2).pending);
+	dt_forget(t_, 3); // the tail: later appends must follow 1, not 3
+	EXPECT_EQ(PendingOrder(), (std::vector<int>{1}));
+	dt_report(t_, 0, 4, EPOLLIN, 1, 2);
+	EXPECT_EQ(PendingOrder(), (std::vector<int>{1, 4}));
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PENDING), 2u);
+
+	ASSERT_EQ(Consume(0).size(), 4u);
+	dt_flush(t_, 0, 3);
+	EXPECT_EQ(Cookies(Consume(0)), (U{101, 104}));
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PENDING), 0u);
+}
+
+TEST_F(DeliverQueueTest, ForgetOfTheOnlyPendingSubEmptiesTheList)
+{
+	Fill();
+	dt_report(t_, 0, 1, EPOLLIN, 1, 2);
+	dt_forget(t_, 1);
+	EXPECT_EQ(dt_pending_len(t_, 0), 0u);
+	dt_forget(t_, 1); // not pending any more: nothing to undo
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PENDING), 0u);
+	ASSERT_EQ(Consume(0).size(), 4u);
+	dt_report(t_, 0, 2, EPOLLIN, 1, 3);
+	EXPECT_EQ(dt_visible(t_, 0), 0);
+	dt_flush(t_, 0, 3);
+	EXPECT_EQ(Cookies(Consume(0)), (U{102})) << "straight in: nobody waits ahead";
+}
+
+TEST_F(DeliverQueueTest, SeveralExpirationsInOneReportAreMarkedCoalesced)
+{
+	dt_report(t_, 0, 0, EPOLLIN, 3, 1);
+	dt_flush(t_, 0, 1);
+	auto recs = Consume(0);
+	ASSERT_EQ(recs.size(), 1u);
+	EXPECT_EQ(recs[0].flags, ONERING_EVF_COALESCED);
+	EXPECT_EQ(recs[0].payload.u64[0], 3u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_COALESCED), 0u) << "nothing was merged";
+}
+
+TEST_F(DeliverQueueTest, ToQueueReturnsEagainWhenTheRingIsFull)
+{
+	for (uint64_t i = 0; i < 4; i++) {
+		struct onering_event e = UserRec(500 + i);
+		EXPECT_EQ(dt_to_queue(t_, 0, 0, &e), 0);
+	}
+	struct onering_event e = UserRec(504);
+	EXPECT_EQ(dt_to_queue(t_, 0, 0, &e), -EAGAIN);
+	EXPECT_EQ(dt_visible(t_, 0), 0);
+	EXPECT_EQ(dt_flush(t_, 0, 1), 4u);
+	EXPECT_EQ(Cookies(Consume(0)), (U{500, 501, 502, 503}));
+	EXPECT_EQ(dt_to_queue(t_, 0, 0, &e), 0) << "room again";
+}
+
+TEST_F(DeliverQueueTest, ASleepingConsumerIsWokenOncePerFlush)
+{
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 1);
+	dt_report(t_, 0, 0, EPOLLIN, 1, 1);
+	dt_report(t_, 0, 1, EPOLLIN, 1, 1);
+	EXPECT_EQ(dt_consumer_state(t_, 0), (uint32_t)ONERING_CONSUMER_SLEEPING)
+		<< "no wake before the records are published";
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(dt_consumer_state(t_, 0), (uint32_t)ONERING_CONSUMER_RUNNING);
+	EXPECT_EQ(dt_futex(t_, 0), 1u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_WAKES), 1u);
+
+	dt_report(t_, 0, 2, EPOLLIN, 1, 1); // awake now: no system call, no wake
+	dt_flush(t_, 0, 3);
+	EXPECT_EQ(dt_futex(t_, 0), 1u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_WAKES), 1u);
+}
+
+// ---- a consumer that breaks the ring ABI ---------------------------------------
+
+TEST_F(DeliverQueueTest, ACorruptConsumerHeadFaultsTheQueueOnce)
+{
+	Fill();
+	dt_set_head(t_, 0, 1000); // past anything published
+	dt_report(t_, 0, 1, EPOLLIN, 1, 2);
+	EXPECT_EQ(dt_queue_state(t_, 0), kQueueFaulted);
+	EXPECT_FALSE(Sub(1).pending) << "a faulted queue takes nothing, not even a pending sub";
+	int first = -1;
+	EXPECT_EQ(dt_take_faults(t_, &first), 1u);
+	EXPECT_EQ(first, 0);
+	EXPECT_EQ(dt_reap_count(t_), 1u) << "the control thread was woken";
+
+	// Later attempts: -EPROTO, and no second fault notice.
+	struct onering_event e = UserRec(1);
+	EXPECT_EQ(dt_to_queue(t_, 0, 0, &e), -EPROTO);
+	dt_report(t_, 0, 2, EPOLLIN, 1, 3);
+	EXPECT_EQ(dt_take_faults(t_, &first), 0u);
+	EXPECT_EQ(dt_reap_count(t_), 0u);
+	EXPECT_EQ(dt_flush(t_, 0, 4), 0u);
+	EXPECT_EQ(dt_pctr(t_, 0, ONERING_PC_QUEUES), 0u) << "the flush no longer serves it";
+}
+
+TEST_F(DeliverQueueTest, AHeadThatMovesBackwardsFaultsTheQueue)
+{
+	Fill();
+	ASSERT_EQ(Consume(0, 2).size(), 2u);
+	dt_report(t_, 0, 1, EPOLLIN, 1, 2); // sees head 2
+	dt_set_head(t_, 0, 1);
+	dt_report(t_, 0, 2, EPOLLIN, 1, 2);
+	dt_report(t_, 0, 3, EPOLLIN, 1, 2); // the cache is full: rereads head
+	EXPECT_EQ(dt_queue_state(t_, 0), kQueueFaulted);
+	int first = -1;
+	EXPECT_EQ(dt_take_faults(t_, &first), 1u);
+}
+
+TEST_F(DeliverQueueTest, ASaneQueueStaysLive)
+{
+	Fill();
+	ASSERT_EQ(Consume(0).size(), 4u);
+	Fill();
+	EXPECT_EQ(dt_queue_state(t_, 0), kQueueLive);
+	int first = -1;
+	EXPECT_EQ(dt_take_faults(t_, &first), 0u);
+	EXPECT_EQ(dt_reap_count(t_), 0u);
+}
+
+// ---- groups: placement, backlog ----------------------------------------------------
+
+// Two members of 2 slots on poller 0; sub 0 targets the group (through q0).
+class DeliverGroupTest : public DeliverTestBase {
+protected:
+	void Make(uint32_t policy, uint32_t backlog_max = 0)
+	{
+		ASSERT_NO_FATAL_FAILURE(Build(1, {{0, 2, 0}, {0, 2, 0}}));
+		ASSERT_NO_FATAL_FAILURE(Group(policy, {0, 1}, backlog_max));
+		ASSERT_EQ(dt_sub_add(t_, 0, 0, 900), 0);
+	}
+};
+
+TEST_F(DeliverGroupTest, RoundRobinAlternatesBetweenTwoMembers)
+{
+	Make(ONERING_POLICY_RR);
+	for (uint64_t c = 1; c <= 4; c++)
+		ASSERT_EQ(Post(c), 0);
+	EXPECT_EQ(dt_flush(t_, 0, 1), 4u);
+	EXPECT_EQ(Cookies(Consume(0)), (U{1, 3}));
+	EXPECT_EQ(Cookies(Consume(1)), (U{2, 4}));
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_DELIVERED), 4u);
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_BACKLOGGED), 0u);
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_SPILLED), 0u);
+}
+
+TEST_F(DeliverGroupTest, AFullGroupBacklogsAndFlushesLaterInOrder)
+{
+	Make(ONERING_POLICY_RR);
+	for (uint64_t c = 1; c <= 7; c++)
+		ASSERT_EQ(Post(c), 0) << c;
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 3u);
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_BACKLOG), 3u);
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_BACKLOGGED), 3u);
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(Cookies(Consume(0)), (U{1, 3}));
+	EXPECT_EQ(Cookies(Consume(1, 1)), (U{2}));
+
+	// deliver.c reads a consumer's head once per loop: the room shows next loop.
+	EXPECT_EQ(dt_flush(t_, 0, 2), 0u);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 3u);
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 3);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 0u);
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_BACKLOG), 0u);
+	EXPECT_EQ(Cookies(Consume(0)), (U{5, 7}));
+	EXPECT_EQ(Cookies(Consume(1)), (U{4, 6}));
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_DELIVERED), 7u);
+}
+
+TEST_F(DeliverGroupTest, APostWaitsBehindTheBacklogEvenWhenAMemberHasRoom)
+{
+	Make(ONERING_POLICY_RR);
+	for (uint64_t c = 1; c <= 5; c++)
+		ASSERT_EQ(Post(c), 0);
+	dt_flush(t_, 0, 1);
+	ASSERT_EQ(Consume(0).size(), 2u);
+	dt_next_loop(t_, 0);
+	ASSERT_EQ(Post(6), 0);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 2u) << "6 must not overtake 5";
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(Cookies(Consume(0)), (U{5, 6}));
+}
+
+// Found writing this suite: flush_backlog places every waiting whole record
+// before any waiting subscription, so a post that came after a waiting
+// sub's report overtakes it, although the backlog says "oldest first".
+// Reported to the lead (it may be meant: a sub's record keeps merging
+// later reports); enable if the order across the two kinds is to be kept.
+TEST_F(DeliverGroupTest, DISABLED_TheBacklogKeepsArrivalOrderAcrossSubsAndPosts)
+{
+	Make(ONERING_POLICY_RR);
+	for (uint64_t c = 1; c <= 4; c++)
+		ASSERT_EQ(Post(c), 0);
+	dt_report(t_, 0, 0, EPOLLIN, 1, 5); // waits first
+	ASSERT_EQ(Post(6), 0);              // waits second
+	dt_flush(t_, 0, 6);
+	ASSERT_EQ(Consume(0, 1).size(), 1u); // room for one, in q0
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 7);
+	EXPECT_EQ(Cookies(Consume(0)), (U{3, 900}));
+}
+
+TEST_F(DeliverGroupTest, TheBacklogLimitRefusesPosts)
+{
+	Make(ONERING_POLICY_RR, 2);
+	for (uint64_t c = 1; c <= 6; c++)
+		ASSERT_EQ(Post(c), 0) << c;
+	EXPECT_EQ(Post(7), -EAGAIN);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 2u);
+}
+
+TEST_F(DeliverGroupTest, AWaitingGroupSubMergesLaterReports)
+{
+	Make(ONERING_POLICY_LEAST);
+	for (uint64_t c = 1; c <= 4; c++)
+		ASSERT_EQ(Post(c), 0);
+	dt_report(t_, 0, 0, EPOLLIN, 1, 5);
+	dt_report(t_, 0, 0, EPOLLOUT, 2, 6);
+	EXPECT_EQ(dt_backlog_subs(t_, 0, 0), 1u);
+	EXPECT_TRUE(Sub(0).pending);
+	EXPECT_EQ(Sub(0).count, 3u);
+	dt_flush(t_, 0, 7);
+	ASSERT_EQ(Consume(1).size(), 2u);
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 8);
+	EXPECT_EQ(dt_backlog_subs(t_, 0, 0), 0u);
+	EXPECT_FALSE(Sub(0).pending);
+	auto recs = Consume(1);
+	ASSERT_EQ(recs.size(), 1u);
+	EXPECT_EQ(recs[0].cookie, 900u);
+	EXPECT_EQ(recs[0].events, (uint32_t)(EPOLLIN | EPOLLOUT));
+	EXPECT_EQ(recs[0].payload.u64[0], 3u);
+	EXPECT_EQ(recs[0].flags & ONERING_EVF_COALESCED, ONERING_EVF_COALESCED);
+	EXPECT_EQ(recs[0].flags & ONERING_EVF_FOREIGN, 0u) << "same client";
+}
+
+TEST_F(DeliverGroupTest, ADeletedSubWaitingInTheBacklogIsDropped)
+{
+	Make(ONERING_POLICY_RR);
+	for (uint64_t c = 1; c <= 4; c++)
+		ASSERT_EQ(Post(c), 0);
+	dt_report(t_, 0, 0, EPOLLIN, 1, 5);
+	ASSERT_EQ(dt_backlog_subs(t_, 0, 0), 1u);
+	dt_sub_kill(t_, 0);
+	dt_flush(t_, 0, 6);
+	ASSERT_EQ(Consume(0).size(), 2u);
+	ASSERT_EQ(Consume(1).size(), 2u);
+	dt_next_loop(t_, 0);
+	EXPECT_EQ(dt_flush(t_, 0, 7), 0u);
+	EXPECT_EQ(dt_backlog_subs(t_, 0, 0), 0u);
+	EXPECT_EQ(dt_visible(t_, 0) + dt_visible(t_, 1), 0);
+}
+
+TEST_F(DeliverGroupTest, StickyKeepsAFlowOnItsQueueWhileItHoldsRecords)
+{
+	Make(ONERING_POLICY_STICKY);
+	ASSERT_EQ(Post(1, 7), 0); // least: both empty, the first
+	ASSERT_EQ(Post(2, 8), 0); // least: q1
+	ASSERT_EQ(Post(3, 8), 0); // flow 8 holds q1, though q0 has fewer
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(Cookies(Consume(0)), (U{1}));
+	EXPECT_EQ(Post(4, 8), 0); // q1 is full: flow 8 waits rather than move
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 1u);
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 1u) << "flow 8 still holds q1 (full)";
+	EXPECT_EQ(dt_visible(t_, 0), 0);
+
+	EXPECT_EQ(Cookies(Consume(1)), (U{2, 3}));
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 3);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 0u);
+	// Consumed: the flow was free to move and least took the first of two empties.
+	EXPECT_EQ(Cookies(Consume(0)), (U{4}));
+}
+
+TEST_F(DeliverGroupTest, LifoGivesARecordToTheLastConsumerToGoIdle)
+{
+	Make(ONERING_POLICY_LIFO);
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 5);
+	dt_set_consumer(t_, 1, ONERING_CONSUMER_SLEEPING, 9);
+	ASSERT_EQ(Post(1), 0);
+	dt_flush(t_, 0, 1); // wakes q1's consumer
+	EXPECT_EQ(dt_qctr(t_, 1, ONERING_QC_WAKES), 1u);
+	ASSERT_EQ(Post(2), 0); // q1 has work now
+	ASSERT_EQ(Post(3), 0); // nobody idle: waits
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 1u);
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(Cookies(Consume(1)), (U{1}));
+	EXPECT_EQ(Cookies(Consume(0)), (U{2}));
+}
+
+TEST_F(DeliverGroupTest, LifoMaxRunningHoldsRecordsBack)
+{
+	Make(ONERING_POLICY_LIFO);
+	dt_group_set_wake(t_, 0, ONERING_WAKE_FIFO, 1);
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 5);
+	dt_set_consumer(t_, 1, ONERING_CONSUMER_SLEEPING, 9);
+	ASSERT_EQ(Post(1), 0); // fifo: q0, the longest idle
+	ASSERT_EQ(Post(2), 0); // one member at work already: max_running 1
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 1u);
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(Cookies(Consume(0)), (U{1}));
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 20); // done, asleep again
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(Cookies(Consume(1)), (U{2})) << "fifo: q1 has been idle longer";
+}
+
+// ---- NIC packets: one decision per burst ---------------------------------------------
+
+class DeliverPacketsTest : public DeliverTestBase {
+protected:
+	// q1 has no packet area: never a packet member.
+	void SetUp() override
+	{
+		ASSERT_NO_FATAL_FAILURE(Build(1, {{0, 4, 128}, {0, 4, 0}, {0, 4, 128}}));
+		ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_RR, {0, 1, 2}));
+	}
+	// A sticky group instead: q0 without a packet area, q1 with one.
+	void MakeSticky()
+	{
+		ASSERT_NO_FATAL_FAILURE(Build(1, {{0, 4, 0}, {0, 4, 128}}));
+		ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_STICKY, {0, 1}));
+	}
+};
+
+TEST_F(DeliverPacketsTest, ABurstStaysOnOneQueueUntilItFills)
+{
+	const uint32_t lens[6] = {60, 200, 64, 128, 129, 10};
+	struct onering_event recs[6];
+	unsigned truncated = 99;
+	EXPECT_EQ(dt_packets(t_, 0, 0, lens, 6, &truncated, recs), 6u);
+	EXPECT_EQ(truncated, 2u);
+	dt_flush(t_, 0, 1);
+	auto q0 = Consume(0), q2 = Consume(2);
+	ASSERT_EQ(q0.size(), 4u);
+	ASSERT_EQ(q2.size(), 2u);
+	EXPECT_EQ(dt_visible(t_, 1), 0);
+	for (unsigned i = 0; i < 4; i++) {
+		EXPECT_EQ(q0[i].payload.nic.payload_offset, i * 128u);
+		EXPECT_EQ(q0[i].payload.nic.length, lens[i]);
+		EXPECT_EQ(q0[i].payload.nic.captured, lens[i] < 128 ? lens[i] : 128u);
+		EXPECT_EQ(dt_packet(t_, 0, q0[i].payload.nic.payload_offset)[0], i + 1);
+	}
+	EXPECT_EQ(q0[1].flags, ONERING_EVF_TRUNCATED);
+	EXPECT_EQ(q0[3].flags, 0u) << "exactly the snap length is not cut";
+	EXPECT_EQ(q2[0].flags, ONERING_EVF_TRUNCATED);
+	EXPECT_EQ(q2[0].payload.nic.captured, 128u);
+	EXPECT_EQ(dt_packet(t_, 2, q2[1].payload.nic.payload_offset)[0], 6);
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_DELIVERED), 6u);
+}
+
+TEST_F(DeliverPacketsTest, PacketsNobodyHasRoomForAreLeftToTheCaller)
+{
+	const uint32_t lens[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+	struct onering_event recs[10];
+	unsigned truncated = 0;
+	EXPECT_EQ(dt_packets(t_, 0, 0, lens, 10, &truncated, recs), 8u);
+	EXPECT_EQ(truncated, 0u);
+	EXPECT_EQ(dt_packets(t_, 0, 0, lens, 2, &truncated, recs), 0u);
+}
+
+// Found writing this suite: pick() returns a sticky flow's queue before it
+// applies PICK_PACKETS, so a packet whose rss hash shares a bucket with a
+// posted flow (or a subscription id) follows that flow to a member without
+// a packet area (captured 0: the bytes are lost, and memcpy gets
+// pkt_area NULL) or - worse - to a member another poller serves, whose ring
+// this poller then writes (two producers on an SPSC ring). Reported to the
+// lead, not fixed here (broker/ is not this branch's); enable once
+// deliver.c checks the flow's queue against the packet filter.
+TEST_F(DeliverPacketsTest, DISABLED_AStickyPacketNeverFollowsAFlowToAQueueWithoutAPacketArea)
+{
+	ASSERT_NO_FATAL_FAILURE(MakeSticky());
+	struct onering_event post = UserRec(1);
+	ASSERT_EQ(dt_post(t_, 0, 0, &post, 1000), 0); // flow 1000 -> q0 (least, the first)
+	const uint32_t lens[1] = {100};
+	struct onering_event recs[1];
+	unsigned truncated = 0;
+	EXPECT_EQ(dt_packets(t_, 0, 0, lens, 1, &truncated, recs), 1u); // rss hash 1000
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(Cookies(Consume(0)), (U{1})) << "only the post";
+	auto q1 = Consume(1);
+	ASSERT_EQ(q1.size(), 1u);
+	EXPECT_EQ(q1[0].payload.nic.captured, 100u);
+	EXPECT_EQ(truncated, 0u);
+}
+
+// The same with the flow free (its record consumed): packets only ever go
+// to members with a packet area, whatever bucket they hash to.
+TEST_F(DeliverPacketsTest, AStickyPacketGoesOnlyToMembersWithAPacketArea)
+{
+	ASSERT_NO_FATAL_FAILURE(MakeSticky());
+	const uint32_t lens[3] = {100, 100, 100};
+	struct onering_event recs[3];
+	unsigned truncated = 0;
+	EXPECT_EQ(dt_packets(t_, 0, 0, lens, 3, &truncated, recs), 3u);
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(dt_visible(t_, 0), 0);
+	EXPECT_EQ(Consume(1).size(), 3u);
+}
+
+// ---- two pollers: the lane ------------------------------------------------------------
+
+// q0 on poller 0 (node 0), q1 on poller 1 (node 1); a group of both.
+class DeliverLaneTest : public DeliverTestBase {
+protected:
+	void SetUp() override
+	{
+		ASSERT_NO_FATAL_FAILURE(Build(2, {{0, 2, 0}, {1, 2, 0}}));
+		ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_RR, {0, 1}));
+	}
+};
+
+TEST_F(DeliverLaneTest, ARecordForAnotherPollersQueueTravelsOnTheLane)
+{
+	ASSERT_EQ(Post(1), 0); // q0, here
+	ASSERT_EQ(Post(2), 0); // q1, poller 1's
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_HANDOFFS), 1u);
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_SPILLED), 1u) << "q1 is on another node";
+	EXPECT_EQ(dt_queue_inflight(t_, 1), 1u);
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(dt_visible(t_, 1), 0) << "poller 0 never writes q1's ring";
+
+	EXPECT_EQ(dt_take_handoff(t_, 1, 0), 1);
+	EXPECT_EQ(dt_queue_inflight(t_, 1), 0u);
+	EXPECT_EQ(dt_take_handoff(t_, 1, 0), 0);
+	dt_flush(t_, 1, 2);
+	EXPECT_EQ(Cookies(Consume(1)), (U{2}));
+	EXPECT_EQ(Cookies(Consume(0)), (U{1}));
+}
+
+TEST_F(DeliverLaneTest, RecordsOnTheirWayCountAgainstTheMember)
+{
+	for (uint64_t c = 1; c <= 4; c++)
+		ASSERT_EQ(Post(c), 0);
+	EXPECT_EQ(dt_queue_inflight(t_, 1), 2u);
+	ASSERT_EQ(Post(5), 0);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 1u) << "q1 is full with what is on its way";
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_HANDOFFS), 2u);
+}
+
+// ---- a consumer draining at the same time (TSan: *TwoThread*) ------------------
+
+// The poller's side (reports, flushes) on this thread, a consumer taking
+// records on another: every notification reported reaches the consumer
+// exactly once, merged or not, whatever the interleaving. No sleep, no
+// timing: the consumer stops when it has counted them all.
+TEST_F(DeliverQueueTest, TwoThreadEveryReportArrivesOnceWhileTheConsumerDrains)
+{
+	constexpr unsigned kReports = 30000;
+	constexpr unsigned kSubs = 3;
+	uint64_t got[kSubs] = {};
+	uint64_t records = 0;
+	std::atomic<bool> stop{false}, done{false};
+
+	std::thread consumer([&] {
+		struct Done {
+			std::atomic<bool> &d;
+			~Done() { d.store(true); }
+		} guard{done}; // set however the consumer leaves (an ASSERT returns)
+		struct onering_event e[8];
+		uint64_t total = 0;
+		while (total < kReports && !stop.load(std::memory_order_relaxed)) {
+			int n = dt_consume(t_, 0, e, 8);
+			ASSERT_GE(n, 0);
+			for (int i = 0; i < n; i++) {
+				ASSERT_GE(e[i].cookie, 100u);
+				ASSERT_LT(e[i].cookie, 100u + kSubs);
+				got[e[i].cookie - 100] += e[i].payload.u64[0];
+				total += e[i].payload.u64[0];
+				records++;
+			}
+		}
+	});
+	for (unsigned i = 0; i < kReports; i++) {
+		dt_report(t_, 0, (int)(i % kSubs), EPOLLIN, 1, i);
+		if (i % 5 == 4) {
+			dt_next_loop(t_, 0);
+			dt_flush(t_, 0, i);
+		}
+	}
+	// What still waits for space goes in as the consumer makes room; then
+	// the consumer takes what is published (if a record were lost it would
+	// wait for it forever: stop it once the ring is drained).
+	while (dt_pending_len(t_, 0) != 0 && !done.load()) {
+		dt_next_loop(t_, 0);
+		dt_flush(t_, 0, kReports);
+	}
+	dt_flush(t_, 0, kReports);
+	while (!done.load() && !dt_ring_drained(t_, 0))
+		std::this_thread::yield();
+	stop.store(true);
+	consumer.join();
+	ASSERT_EQ(dt_pending_len(t_, 0), 0u);
+	for (unsigned si = 0; si < kSubs; si++)
+		EXPECT_EQ(got[si], kReports / kSubs) << "sub " << si;
+	EXPECT_EQ(dt_queue_state(t_, 0), kQueueLive);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PUBLISHED), records);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_PENDING), 0u);
+	EXPECT_EQ(records + dt_qctr(t_, 0, ONERING_QC_COALESCED), (uint64_t)kReports)
+		<< "each report is a record of its own or merged into one";
+}
+
+} // namespace
