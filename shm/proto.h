@@ -338,6 +338,29 @@ int onering_proto_connect(const char *path, const char *name, long trust_uid, in
 			  struct onering_msg *reply, char *err, size_t err_size);
 
 /**
+ * One request and its answer on a socket onering_proto_connect() opened: the
+ * client side of every request/reply, for callers without an attachment
+ * (the onering tool, tests). Sends req (no fds), then receives until the
+ * answer: the message with req's seq and type req->type | ONERING_MSG_REPLY,
+ * or, for ONERING_MSG_STATS, STATS_END after any number of STATS_ITEMs, each
+ * handed to item() on the way. A message that answers another seq is dropped.
+ * @param rep     receives the answer (its status is the return value)
+ * @param item    called with each STATS_ITEM of the answer, or NULL; a
+ *                negative return stops the call and is returned (the rest of
+ *                the answer is then still on the socket: close it)
+ * @param timeout_ms  the longest wait for each message
+ * @return the answer's status: 0 or a negative errno from the broker;
+ *   -ECONNRESET the broker hung up or is shutting down; -ETIMEDOUT nothing
+ *   within timeout_ms; -EPROTO an answer that fails onering_msg_check() or
+ *   whose status is not 0 or an errno; item()'s negative return; other
+ *   -errno from send/recv.
+ * Context: any thread; blocks in poll(2) for at most timeout_ms per message.
+ */
+int onering_proto_call(int sock, const struct onering_msg *req, struct onering_msg *rep,
+		       int (*item)(const struct onering_msg *msg, void *arg), void *arg,
+		       int timeout_ms);
+
+/**
  * Wait up to timeout_ms for one message on a blocking-or-not socket and
  * receive it (fds as onering_msg_recv()).
  * @return as onering_msg_recv(), or -ETIMEDOUT.
