@@ -7,11 +7,15 @@
  * print) and the counters section of docs/operations.md all come from these
  * lists (libuv's UV_ERRNO_MAP, DPDK's xstats name tables).
  *
- * Adding a counter is one line at the end of its list (before nothing else:
- * a constant's value is its place, and the value travels in STATS_ITEM
- * replies, so a counter is never inserted or removed in the middle). Then
- * run `onering stat --list-counters --markdown` into docs/operations.md (the
- * test tools_counters checks that the two agree).
+ * Adding a counter is one line at the end of its list (a constant's value is
+ * its place, and the value travels in STATS_ITEM replies: never insert or
+ * remove one in the middle), plus the broker code that counts it. Then paste
+ * `onering stat --list-counters --markdown` into docs/operations.md
+ * (integration_tools, ToolTest.CountersDocsMatchTheTable, checks they agree).
+ * A stats item carries ONERING_STATS_COUNTERS_MAX (12) counters and a static
+ * assertion in shm/proto.h says when a list outgrows it: the broker and queue
+ * lists are full, so their next counter needs a larger item (a protocol
+ * version) first.
  *
  * A line: X(P, ID, name, KIND, unit, help)
  *   P     the list's enum prefix, passed through (BC, PC, QC, GC, PORTC, RXQC)
