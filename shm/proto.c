@@ -202,6 +202,38 @@ int onering_msg_recv_timeout(int sock, struct onering_msg *msg, int *fds, unsign
 
 #define ERRNO_MAX 4095 /* the kernel's MAX_ERRNO: -4095..-1 are error numbers */
 
+int onering_proto_call(int sock, const struct onering_msg *req, struct onering_msg *rep,
+		       int (*item)(const struct onering_msg *msg, void *arg), void *arg,
+		       int timeout_ms)
+{
+	int r = onering_msg_send(sock, req, NULL, 0, 0);
+
+	while (r == 0) {
+		r = onering_msg_recv_timeout(sock, rep, NULL, 0, NULL, timeout_ms);
+		if (r < 0)
+			break;
+		if (onering_msg_check(rep) < 0)
+			return -EPROTO;
+		if (rep->type == ONERING_MSG_SHUTDOWN)
+			return -ECONNRESET;
+		if (rep->seq != req->seq)
+			continue; /* an answer to nothing asked here */
+		if (rep->type == ONERING_MSG_STATS_ITEM && req->type == ONERING_MSG_STATS) {
+			if (item && (r = item(rep, arg)) < 0)
+				return r;
+			r = 0;
+			continue;
+		}
+		if (rep->type != (req->type | ONERING_MSG_REPLY) &&
+		    !(rep->type == ONERING_MSG_STATS_END && req->type == ONERING_MSG_STATS))
+			continue;
+		if (rep->status > 0 || rep->status < -ERRNO_MAX)
+			return -EPROTO;
+		return rep->status;
+	}
+	return r == -EPIPE ? -ECONNRESET : r;
+}
+
 #define CONNECT_FAIL(code, ...)                               \
 	do {                                                  \
 		if (err && err_size)                          \

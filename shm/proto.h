@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "shm/atomic.h"
+#include "shm/counters.h" /* the counters in STATS_ITEM replies: one table */
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,6 +64,9 @@ enum onering_sub_mode {
 	ONERING_MODE_MAX = 3,
 };
 
+/* Counters a stats item has room for (a list in shm/counters.h may not be longer). */
+#define ONERING_STATS_COUNTERS_MAX 12
+
 /* Stats objects (onering_msg.u.stats_item.what). */
 enum onering_stats_what {
 	ONERING_STATS_BROKER = 1,
@@ -74,27 +78,7 @@ enum onering_stats_what {
 				  * counters: enum onering_rxq_counter */
 };
 
-/* NIC port counters, from rte_eth_stats_get(). */
-enum onering_port_counter {
-	ONERING_PORTC_IPACKETS, /* received by the NIC */
-	ONERING_PORTC_IBYTES,
-	ONERING_PORTC_IMISSED,  /* dropped by the NIC: no rx descriptor free */
-	ONERING_PORTC_IERRORS,
-	ONERING_PORTC_NOMBUF,   /* mbuf allocation failures */
-	ONERING_PORTC_RXQS,     /* rx queues configured */
-	ONERING_PORTC_NR,
-};
 
-/* Rx queue counters (the broker's side). */
-enum onering_rxq_counter {
-	ONERING_RXQC_RECEIVED,  /* packets taken from the queue */
-	ONERING_RXQC_DELIVERED, /* published as records */
-	ONERING_RXQC_DROPPED,   /* no member of the group had room: dropped, counted */
-	ONERING_RXQC_BYTES,
-	ONERING_RXQC_TRUNCATED, /* delivered cut at snaplen (or the queue's packet slot) */
-	ONERING_RXQC_GROUP,     /* the group it delivers to */
-	ONERING_RXQC_NR,
-};
 
 /* Group balancing policies (onering_msg_group.policy). */
 enum onering_group_policy {
@@ -201,19 +185,6 @@ struct onering_msg_group {
 	uint32_t members;     /* reply */
 };
 
-/* Counters of a group (summed over pollers) in its stats item. */
-enum onering_group_counter {
-	ONERING_GC_DELIVERED,   /* records placed in member queues */
-	ONERING_GC_BACKLOG,     /* records and sources waiting in the broker now */
-	ONERING_GC_BACKLOGGED,  /* entries that had to wait in the backlog, total */
-	ONERING_GC_SPILLED,     /* records sent to a queue off the source's node */
-	ONERING_GC_REDELIVERED, /* records of dead consumers delivered again */
-	ONERING_GC_RUNNING,     /* members at work now (records to take, or taking them:
-				 * not waiting with an empty ring) */
-	ONERING_GC_HANDOFFS,    /* records handed to another node's poller */
-	ONERING_GC_NR,
-};
-
 struct onering_msg_group_stats {
 	uint32_t what; /* ONERING_STATS_GROUP: same place as stats_item.what */
 	uint32_t id;
@@ -223,7 +194,7 @@ struct onering_msg_group_stats {
 	uint32_t backlog_max;
 	uint16_t members;
 	uint16_t sleeping; /* members asleep on an empty ring now */
-	uint64_t counter[ONERING_GC_NR];
+	uint64_t counter[ONERING_GC_NR]; /* enum onering_group_counter (shm/counters.h) */
 };
 
 struct onering_msg_stats_item {
@@ -231,7 +202,8 @@ struct onering_msg_stats_item {
 	uint32_t id;   /* poller index or queue id */
 	uint32_t owner_pid;
 	uint32_t node;
-	uint64_t counter[12]; /* meaning by what: see broker/stats.h */
+	uint64_t counter[ONERING_STATS_COUNTERS_MAX]; /* by what: the enum of that object's
+						 * list in shm/counters.h */
 };
 
 struct onering_msg {
@@ -266,54 +238,15 @@ ONERING_STATIC_ASSERT(sizeof(struct onering_msg_group_stats) <= ONERING_MSG_SIZE
 ONERING_STATIC_ASSERT(offsetof(struct onering_msg_group_stats, what) ==
 			      offsetof(struct onering_msg_stats_item, what),
 		      "stats items share their tag");
+ONERING_STATIC_ASSERT(ONERING_BC_NR <= ONERING_STATS_COUNTERS_MAX &&
+			      ONERING_PC_NR <= ONERING_STATS_COUNTERS_MAX &&
+			      ONERING_QC_NR <= ONERING_STATS_COUNTERS_MAX &&
+			      ONERING_PORTC_NR <= ONERING_STATS_COUNTERS_MAX &&
+			      ONERING_RXQC_NR <= ONERING_STATS_COUNTERS_MAX,
+		      "every counter list fits a stats item (a longer one needs a new item)");
 
-/* Counters in a STATS_ITEM, by object. */
-enum onering_queue_counter {
-	ONERING_QC_PUBLISHED,   /* records written into the ring */
-	ONERING_QC_CONSUMED,    /* records the client has released (its head) */
-	ONERING_QC_COALESCED,   /* readiness notifications merged into a pending record */
-	ONERING_QC_PENDING,     /* subscriptions waiting for ring space now */
-	ONERING_QC_DEFERRED,    /* records that had to wait for ring space, total */
-	ONERING_QC_WAKES,       /* futex wakes sent to the consumer */
-	ONERING_QC_REQUESTS,    /* submission-ring requests handled */
-	ONERING_QC_BAD_REQUESTS, /* submission-ring requests refused */
-	ONERING_QC_SUBS,        /* live subscriptions */
-	ONERING_QC_CAPACITY,
-	ONERING_QC_GROUP,       /* id of the group it is a member of, 0 = none */
-	ONERING_QC_REDELIVERED, /* records of a dead member delivered here */
-	ONERING_QC_NR,
-};
 
-enum onering_poller_counter {
-	ONERING_PC_LOOPS,     /* poll loop iterations */
-	ONERING_PC_EVENTS,    /* readiness events harvested from epoll */
-	ONERING_PC_PUBLISHED, /* records published, all queues */
-	ONERING_PC_SLEEPS,    /* times the poller blocked when idle */
-	ONERING_PC_QUEUES,    /* queues served */
-	ONERING_PC_CPU,       /* core the poller is pinned to */
-	ONERING_PC_KICKS,     /* wake-ups from clients' requests while it slept */
-	ONERING_PC_SYSCALL_ERRORS, /* failed system calls (epoll_ctl, eventfd): each logged */
-	ONERING_PC_NR,
-};
 
-enum onering_broker_counter {
-	ONERING_BC_CLIENTS,        /* attached now */
-	ONERING_BC_ATTACHES,       /* total */
-	ONERING_BC_BAD_MESSAGES,   /* malformed control messages */
-	ONERING_BC_EXTRA_FDS,      /* fds closed because a message did not expect them */
-	ONERING_BC_DENIED,         /* connections refused by SO_PEERCRED */
-	ONERING_BC_DROPPED,        /* clients disconnected for misbehaving */
-	ONERING_BC_POSTS_REFUSED,  /* posts to a group that does not exist (or that the
-				    * poster may not post to): not delivered, the poster
-				    * told with a CONTROL record (POST_REFUSED) */
-	ONERING_BC_HELLO_TIMEOUTS, /* connections closed for no HELLO within --hello-timeout-ms */
-	ONERING_BC_PENDING_LIMITED, /* connections closed at once: their uid had
-				      * --max-pending-per-uid waiting (or --max-pending) */
-	ONERING_BC_FD_LIMIT,       /* times the broker reached its fd limit (EMFILE/ENFILE) */
-	ONERING_BC_QUOTA,          /* calls refused by a per-client quota (-EDQUOT) */
-	ONERING_BC_GROUPS,         /* live groups */
-	ONERING_BC_NR,
-};
 
 /* ---------------------------------------------------------------------- */
 /* Helpers shared by both ends (shm/proto.c).                              */
@@ -403,6 +336,29 @@ int onering_socket_dir(const char *dir, char *buf, size_t len);
  */
 int onering_proto_connect(const char *path, const char *name, long trust_uid, int *sock,
 			  struct onering_msg *reply, char *err, size_t err_size);
+
+/**
+ * One request and its answer on a socket onering_proto_connect() opened: the
+ * client side of every request/reply, for callers without an attachment
+ * (the onering tool, tests). Sends req (no fds), then receives until the
+ * answer: the message with req's seq and type req->type | ONERING_MSG_REPLY,
+ * or, for ONERING_MSG_STATS, STATS_END after any number of STATS_ITEMs, each
+ * handed to item() on the way. A message that answers another seq is dropped.
+ * @param rep     receives the answer (its status is the return value)
+ * @param item    called with each STATS_ITEM of the answer, or NULL; a
+ *                negative return stops the call and is returned (the rest of
+ *                the answer is then still on the socket: close it)
+ * @param timeout_ms  the longest wait for each message
+ * @return the answer's status: 0 or a negative errno from the broker;
+ *   -ECONNRESET the broker hung up or is shutting down; -ETIMEDOUT nothing
+ *   within timeout_ms; -EPROTO an answer that fails onering_msg_check() or
+ *   whose status is not 0 or an errno; item()'s negative return; other
+ *   -errno from send/recv.
+ * Context: any thread; blocks in poll(2) for at most timeout_ms per message.
+ */
+int onering_proto_call(int sock, const struct onering_msg *req, struct onering_msg *rep,
+		       int (*item)(const struct onering_msg *msg, void *arg), void *arg,
+		       int timeout_ms);
 
 /**
  * Wait up to timeout_ms for one message on a blocking-or-not socket and

@@ -224,23 +224,30 @@ private:
 // over the control socket; false when the broker did not answer.
 inline bool StatsCounters(const Broker &broker, uint32_t what, uint64_t *ctr, unsigned n)
 {
+	struct Want {
+		uint32_t what;
+		uint64_t *ctr;
+		unsigned n;
+		bool found;
+	} want = {what, ctr, n, false};
+	auto keep = [](const onering_msg *m, void *arg) {
+		Want *w = static_cast<Want *>(arg);
+		if (m->u.stats_item.what == w->what && !w->found) {
+			memcpy(w->ctr, m->u.stats_item.counter, sizeof(uint64_t) * w->n);
+			w->found = true;
+		}
+		return 0;
+	};
 	int s;
 	char err[512];
-	onering_msg m;
-	bool found = false;
+	onering_msg req, rep;
 	if (onering_proto_connect(broker.SocketPath().c_str(), broker.Name().c_str(), -1, &s, nullptr,
 				  err, sizeof(err)) < 0)
 		return false;
-	onering_msg_init(&m, ONERING_MSG_STATS, 3);
-	onering_msg_send(s, &m, nullptr, 0, 0);
-	while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
-	       m.type != ONERING_MSG_STATS_END)
-		if (m.type == ONERING_MSG_STATS_ITEM && m.u.stats_item.what == what && !found) {
-			memcpy(ctr, m.u.stats_item.counter, sizeof(uint64_t) * n);
-			found = true;
-		}
+	onering_msg_init(&req, ONERING_MSG_STATS, 3);
+	int r = onering_proto_call(s, &req, &rep, keep, &want, 5000);
 	close(s);
-	return found;
+	return r == 0 && want.found;
 }
 
 // ---- zero system calls --------------------------------------------------

@@ -1,16 +1,24 @@
 // SPDX-License-Identifier: MIT
-// The onering command: demo, stat, topo.
+// The onering command: demo, stat, tune, topo, its usage; the counters docs.
 #include <gtest/gtest.h>
 
+#include <dlfcn.h>
 #include <jansson.h>
+
+#include <fstream>
+#include <sstream>
 
 #include "harness.h"
 
 #ifndef ONERING_TOOL_PATH
 #error "ONERING_TOOL_PATH must name the onering binary under test"
 #endif
+#ifndef ONERING_DOCS_DIR
+#error "ONERING_DOCS_DIR must name the docs/ folder"
+#endif
 
 using onering_test::Broker;
+using onering_test::RunCommand;
 
 namespace {
 
@@ -185,6 +193,91 @@ TEST(ToolTest, TopoPlansASyntheticMachine)
 	out = RunTool("topo --synthetic 'pack:2 numa:1 core:4 pu:1' --cores 42", &st);
 	EXPECT_EQ(WEXITSTATUS(st), 1);
 	EXPECT_NE(out.find("CPU 42"), std::string::npos) << out;
+}
+
+// docs/operations.md's counters section is what `onering stat --list-counters
+// --markdown` prints from shm/counters.h: one row per enum constant.
+TEST(ToolTest, CountersDocsMatchTheTable)
+{
+	int st;
+	std::string gen = RunTool("stat --list-counters --markdown", &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << gen;
+	size_t rows = 0;
+	for (size_t at = gen.find("\n| `"); at != std::string::npos; at = gen.find("\n| `", at + 1))
+		rows++;
+	EXPECT_EQ(rows, (size_t)(ONERING_BC_NR + ONERING_PC_NR + ONERING_QC_NR + ONERING_GC_NR +
+				 ONERING_PORTC_NR + ONERING_RXQC_NR));
+
+	std::ifstream f(std::string(ONERING_DOCS_DIR) + "/operations.md");
+	ASSERT_TRUE(f) << ONERING_DOCS_DIR "/operations.md";
+	std::stringstream doc;
+	doc << f.rdbuf();
+	const std::string text = doc.str(), open = "<!-- Generated: onering stat --list-counters",
+			  close = "<!-- End of generated counters. -->";
+	size_t begin = text.find(open), end = text.find(close);
+	ASSERT_NE(begin, std::string::npos) << "operations.md has no generated counters section";
+	ASSERT_NE(end, std::string::npos);
+	begin = text.find("-->\n", begin);
+	ASSERT_LT(begin, end);
+	EXPECT_EQ(text.substr(begin + 4, end - begin - 4), gen)
+		<< "docs/operations.md is out of date: paste `onering stat --list-counters "
+		   "--markdown` between its markers";
+}
+
+// No command, or a word that is not one: the usage on stderr, naming the
+// word, exit 2. --help: the usage, exit 0.
+TEST(ToolTest, UsageErrorsExitTwoAndNameTheWord)
+{
+	int st;
+	std::string out = RunCommand("(" + std::string(ONERING_TOOL_PATH) + " 2>/dev/null)", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2);
+	EXPECT_EQ(out, "") << "the usage goes to stderr";
+	out = RunTool("frobnicate", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2);
+	EXPECT_NE(out.find("unknown command \"frobnicate\""), std::string::npos) << out;
+	EXPECT_NE(out.find("usage: onering COMMAND"), std::string::npos) << out;
+	for (const char *help : {"-h", "--help"}) {
+		out = RunTool(help, &st);
+		EXPECT_EQ(WEXITSTATUS(st), 0) << help;
+		for (const char *cmd : {"bench", "demo", "stat", "tail", "topo", "tune", "version"})
+			EXPECT_NE(out.find(std::string("  ") + cmd + " "), std::string::npos) << cmd;
+	}
+	out = RunTool("stat --no-such-option", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2) << out;
+}
+
+// bench runs onering-bench from beside the tool or from PATH, with the
+// arguments it was given, and says so when there is none.
+TEST(ToolTest, BenchRunsOneringBenchOrSaysItIsMissing)
+{
+	char dir[] = "/tmp/onering-bench-test-XXXXXX";
+	ASSERT_NE(mkdtemp(dir), nullptr);
+	const std::string tool = std::string(dir) + "/onering", bench = std::string(dir) + "/onering-bench";
+	int st;
+	// A copy of the tool alone in a folder, with an empty PATH: nothing to run.
+	// (It finds libonering where this test found it.)
+	Dl_info lib;
+	ASSERT_NE(dladdr((void *)&onering_strerror, &lib), 0);
+	std::string libdir = lib.dli_fname;
+	libdir = libdir.substr(0, libdir.rfind('/') + 1);
+	RunCommand("cp " + std::string(ONERING_TOOL_PATH) + " " + tool, &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0);
+	const std::string env = "PATH=/nonexistent LD_LIBRARY_PATH=" + libdir + " ";
+	std::string out = RunCommand(env + tool + " bench --peers all", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+	EXPECT_NE(out.find("onering-bench is not installed"), std::string::npos) << out;
+	// A stand-in beside it gets the arguments and its exit status is bench's.
+	{
+		std::ofstream sh(bench);
+		sh << "#!/bin/sh\necho \"ran $0 with $*\"\nexit 7\n";
+	}
+	ASSERT_EQ(chmod(bench.c_str(), 0755), 0);
+	out = RunCommand(env + tool + " bench --peers all --json", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 7) << out;
+	EXPECT_NE(out.find("with --peers all --json"), std::string::npos) << out;
+	unlink(bench.c_str());
+	unlink(tool.c_str());
+	rmdir(dir);
 }
 
 } // namespace

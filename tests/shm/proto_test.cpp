@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // Receiving control messages (shm/proto.h): what happens to the fds a
 // message carries, kept or refused. Fuzzed in tests/fuzz/fuzz_proto.c.
+// And onering_proto_call(): which message answers a request.
 #include <gtest/gtest.h>
 
 #include <cerrno>
@@ -121,6 +122,99 @@ TEST_F(ProtoRecvTest, NothingToReadReportsNoFds)
 	EXPECT_EQ(onering_msg_recv(sv_[1], &got, fds, 1, &nfds, &extra, MSG_DONTWAIT), -EAGAIN);
 	EXPECT_EQ(nfds, 0u);
 	EXPECT_EQ(extra, 0u);
+}
+
+// onering_proto_call() on one end of a socketpair; the test plays the
+// broker on the other, queueing its answers before the call reads them.
+class ProtoCallTest : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv_), 0);
+		onering_msg_init(&req_, ONERING_MSG_STATS, 5);
+	}
+	void TearDown() override
+	{
+		close(sv_[0]);
+		if (sv_[1] >= 0)
+			close(sv_[1]);
+	}
+	void Answer(uint16_t type, uint32_t seq, int32_t status = 0)
+	{
+		onering_msg m;
+		onering_msg_init(&m, type, seq);
+		m.status = status;
+		ASSERT_EQ(onering_msg_send(sv_[1], &m, nullptr, 0, 0), 0);
+	}
+	static int CountItem(const onering_msg *m, void *arg)
+	{
+		EXPECT_EQ(m->type, ONERING_MSG_STATS_ITEM);
+		++*static_cast<int *>(arg);
+		return 0;
+	}
+	int sv_[2] = {-1, -1};
+	onering_msg req_, rep_;
+};
+
+TEST_F(ProtoCallTest, HandsItemsToTheCallbackUntilStatsEnd)
+{
+	Answer(ONERING_MSG_STATS_ITEM, 5);
+	Answer(ONERING_MSG_STATS_ITEM, 4); // another request's: dropped
+	Answer(ONERING_MSG_STATS_ITEM, 5);
+	Answer(ONERING_MSG_STATS_END, 5);
+	int items = 0;
+	EXPECT_EQ(onering_proto_call(sv_[0], &req_, &rep_, CountItem, &items, 1000), 0);
+	EXPECT_EQ(items, 2);
+	EXPECT_EQ(rep_.type, ONERING_MSG_STATS_END);
+	onering_msg sent;
+	ASSERT_EQ(onering_msg_recv(sv_[1], &sent, nullptr, 0, nullptr, nullptr, MSG_DONTWAIT), 0);
+	EXPECT_EQ(sent.type, ONERING_MSG_STATS);
+	EXPECT_EQ(sent.seq, 5u);
+}
+
+TEST_F(ProtoCallTest, ReturnsTheStatusOfTheReplyToItsSeqAndType)
+{
+	onering_msg_init(&req_, ONERING_MSG_GROUP, 7);
+	Answer(ONERING_MSG_GROUP | ONERING_MSG_REPLY, 6, -EINVAL);  // another seq
+	Answer(ONERING_MSG_QUEUE_OPEN | ONERING_MSG_REPLY, 7, -EIO); // another type
+	Answer(ONERING_MSG_GROUP | ONERING_MSG_REPLY, 7, -ENOENT);
+	EXPECT_EQ(onering_proto_call(sv_[0], &req_, &rep_, nullptr, nullptr, 1000), -ENOENT);
+	EXPECT_EQ(rep_.seq, 7u);
+}
+
+TEST_F(ProtoCallTest, CallbackErrorStopsTheCall)
+{
+	Answer(ONERING_MSG_STATS_ITEM, 5);
+	Answer(ONERING_MSG_STATS_END, 5);
+	auto fail = [](const onering_msg *, void *) { return -ENOMEM; };
+	EXPECT_EQ(onering_proto_call(sv_[0], &req_, &rep_, fail, nullptr, 1000), -ENOMEM);
+}
+
+TEST_F(ProtoCallTest, ShutdownOrHangUpIsConnReset)
+{
+	Answer(ONERING_MSG_SHUTDOWN, 0);
+	EXPECT_EQ(onering_proto_call(sv_[0], &req_, &rep_, nullptr, nullptr, 1000), -ECONNRESET);
+	close(sv_[1]);
+	sv_[1] = -1;
+	EXPECT_EQ(onering_proto_call(sv_[0], &req_, &rep_, nullptr, nullptr, 1000), -ECONNRESET);
+}
+
+TEST_F(ProtoCallTest, NoAnswerTimesOut)
+{
+	EXPECT_EQ(onering_proto_call(sv_[0], &req_, &rep_, nullptr, nullptr, 20), -ETIMEDOUT);
+}
+
+TEST_F(ProtoCallTest, AnAnswerThatIsNotOursOrNotAnErrnoIsEPROTO)
+{
+	Answer(ONERING_MSG_STATS_END, 5, 5); // a positive status
+	EXPECT_EQ(onering_proto_call(sv_[0], &req_, &rep_, nullptr, nullptr, 1000), -EPROTO);
+	Answer(ONERING_MSG_STATS_END, 5, -100000);
+	EXPECT_EQ(onering_proto_call(sv_[0], &req_, &rep_, nullptr, nullptr, 1000), -EPROTO);
+	onering_msg m;
+	onering_msg_init(&m, ONERING_MSG_STATS_END, 5);
+	m.version = ONERING_PROTO_VERSION + 1;
+	ASSERT_EQ(onering_msg_send(sv_[1], &m, nullptr, 0, 0), 0);
+	EXPECT_EQ(onering_proto_call(sv_[0], &req_, &rep_, nullptr, nullptr, 1000), -EPROTO);
 }
 
 } // namespace

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * onering: the operator command. One file per command (tools/onering/),
+ * this table of them, and the usage that the table prints.
+ *
+ *   onering bench ARGS...                  run onering-bench (the benchmarks)
+ *   onering demo [--seconds N]             a bounded, self-cleaning tour
+ *   onering stat [--name N] [--json]       broker, poller, queue, group counters
+ *   onering tail [--name N] SOURCES        print events as they come
+ *   onering topo [--synthetic D] [--json]  the placement plan
+ *   onering tune [--name N] --group G SETTING...   change a group at run time
+ *   onering version
+ *
+ * No command or an unknown one: usage on stderr, exit 2; -h/--help: usage
+ * on stdout, exit 0.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "tool.h"
+
+static int tool_version(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	printf("onering %s (shared-memory ABI %u.%u, control protocol %u)\n", ONERING_PKG_VERSION,
+	       ONERING_ABI_MAJOR, ONERING_ABI_MINOR, ONERING_PROTO_VERSION);
+	return 0;
+}
+
+static const struct tool_command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *help; /* one line */
+} commands[] = {
+	{"bench", tool_bench, "run the benchmarks: onering-bench ARGS... (--help for its own)"},
+	{"demo", tool_demo, "start a private broker, watch four kinds of fd, print events; bounded"},
+	{"stat", tool_stat, "counters of a running broker (--json; --list-counters explains them)"},
+	{"tail", tool_tail, "print events of given fds, a listening port or a group as they come"},
+	{"topo", tool_topo, "NUMA nodes and the placement plan (--synthetic DESC, --json)"},
+	{"tune", tool_tune, "change a group's balancing at run time (policy=, numa=, wake=, ...)"},
+	{"version", tool_version, "the versions of this tool, the ABI and the control protocol"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: onering COMMAND [options]\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-9s %s\n", commands[i].name, commands[i].help);
+	fprintf(out, "Each command takes --help.\n");
+}
+
+int tool_self_dir(char *dir, size_t len)
+{
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n < 0)
+		return -errno;
+	self[n] = '\0';
+	return snprintf(dir, len, "%s", dirname(self)) < (int)len ? 0 : -ENAMETOOLONG;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : NULL;
+
+	if (!cmd) {
+		fprintf(stderr, "onering: no command given\n");
+		usage(stderr);
+		return 2;
+	}
+	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+		usage(stdout);
+		return 0;
+	}
+	if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0)
+		cmd = "version";
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (strcmp(cmd, commands[i].name) == 0)
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "onering: unknown command \"%s\"\n", cmd);
+	usage(stderr);
+	return 2;
+}

@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The onering command's internals (private to tools/onering/): one file per
+ * command, main.c's table of them, and what more than one command uses -
+ * reaching a broker's control socket (control.c), printing its counters
+ * (stat.c) and printing events (tail.c).
+ *
+ * Every command is `int tool_<name>(int argc, char **argv)`: argv[0] is the
+ * command's name; it returns the process's exit status (0 done, 1 failed,
+ * 2 a usage error).
+ */
+#ifndef ONERING_TOOL_H
+#define ONERING_TOOL_H
+
+#include <getopt.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "client/onering.h"
+#include "shm/proto.h"
+
+int tool_bench(int argc, char **argv);
+int tool_demo(int argc, char **argv);
+int tool_stat(int argc, char **argv);
+int tool_tail(int argc, char **argv);
+int tool_topo(int argc, char **argv);
+int tool_tune(int argc, char **argv);
+
+/* main.c: the directory this program is in (of /proc/self/exe). @return 0 or -errno. */
+int tool_self_dir(char *dir, size_t len);
+
+/* ---- control.c: a broker's control socket ---------------------------------- */
+
+/* Which broker: --name (else $ONERING_NAME, else "default") and --socket-dir. */
+struct tool_instance {
+	const char *name;
+	const char *dir; /* NULL: onering_socket_dir()'s default */
+};
+
+/* The instance named by the environment, before options change it. */
+void tool_instance_init(struct tool_instance *inst);
+
+/* The options that choose the instance, first in a command's getopt_long table. */
+#define TOOL_INSTANCE_OPTIONS                                                                   \
+	{"name", required_argument, NULL, 'n'}, {"socket-dir", required_argument, NULL, 'd'}
+
+/* Apply getopt_long's opt if it is one of TOOL_INSTANCE_OPTIONS. @return true if it was. */
+bool tool_instance_option(struct tool_instance *inst, int opt, const char *arg);
+
+/*
+ * Connect to inst and say HELLO (onering_proto_connect()), then make one
+ * request (onering_proto_call(): item gets each STATS_ITEM), then close.
+ * @return the call's status; err says what failed, naming the instance.
+ *   rep->type is 0 unless the broker answered (then rep is its answer).
+ */
+int tool_call(const struct tool_instance *inst, struct onering_msg *req, struct onering_msg *rep,
+	      int (*item)(const struct onering_msg *msg, void *arg), void *arg, char *err,
+	      size_t err_size);
+
+/* One object's stats: a STATS_ITEM's body, by .what (the same place in both). */
+union tool_stats_item {
+	struct onering_msg_stats_item it;
+	struct onering_msg_group_stats g;
+};
+
+struct tool_stats {
+	union tool_stats_item *items;
+	size_t n;
+};
+
+/* Every STATS_ITEM of inst's broker into *out (free out->items). @return 0 or -errno. */
+int tool_stats_fetch(const struct tool_instance *inst, struct tool_stats *out, char *err,
+		     size_t err_size);
+
+/* ---- stat.c ----------------------------------------------------------------- */
+
+/* The counters as `onering stat` prints them: one section per object kind. */
+void tool_stats_print(const struct tool_stats *s, FILE *out);
+
+/* ---- tail.c: events as tail and demo print them -------------------------------- */
+
+extern volatile sig_atomic_t tool_stop_requested; /* set by tool_on_signal() */
+void tool_on_signal(int sig);
+uint64_t tool_now_ns(void); /* CLOCK_MONOTONIC */
+/* One line: seconds since t0, label, subscription, events, flags, cookie. */
+void tool_print_event(const struct onering_event *e, uint64_t t0, const char *label);
+
+#endif /* ONERING_TOOL_H */
