@@ -29,8 +29,11 @@ void balance_numa_filter(const struct balance_settings *s, struct balance_cand *
 	}
 	bool local_room = false, any_local = false;
 	for (unsigned i = 0; i < n; i++) {
+		/* used is the client's word: clamp before scaling, so no value
+		 * wraps around into "room". */
+		uint64_t used = c[i].used < c[i].cap ? c[i].used : c[i].cap;
 		any_local |= c[i].local;
-		local_room |= c[i].local && c[i].used * 100 <= (uint64_t)s->spill_pct * c[i].cap;
+		local_room |= c[i].local && used * 100 <= (uint64_t)s->spill_pct * c[i].cap;
 	}
 	if (s->numa == ONERING_NUMA_STRICT || (any_local && local_room)) {
 		for (unsigned i = 0; i < n; i++)
@@ -95,7 +98,7 @@ static int choose_least(struct balance_state *st, const struct balance_cand *c, 
 	if (min == UINT64_MAX)
 		return -1;
 	for (unsigned i = 0; i < n; i++)
-		elig[i] = c[i].ok && c[i].used == min;
+		elig[i] = c[i].ok && !balance_cand_full(&c[i]) && c[i].used == min;
 	return wake_choose(st, c, n, elig, wake);
 }
 

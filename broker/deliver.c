@@ -211,8 +211,9 @@ static uint64_t queue_used(struct poller *p, struct broker_queue *q)
 	}
 	/* Another poller's queue: its published tail plus what is on its way,
 	 * against the consumer's head (A6: untrusted, clamped). The acquire
-	 * pairs with that poller's R1 on q's ring; a stale value only
-	 * overstates or understates by records in flight. */
+	 * pairs with that poller's R1 on q's ring. A stale tail understates by
+	 * records in flight; a head read after the consumer passed the tail we
+	 * read wraps and clamps to "full" for this one decision (the safe side). */
 	uint64_t tail = onering_atomic_load(&q->ectl->ev_tail_pos, onering_mo_acquire) +
 			onering_atomic_load(&q->inflight, onering_mo_relaxed);
 	uint64_t head = onering_atomic_load(&q->cctl->ev_head_pos, onering_mo_relaxed);
@@ -286,6 +287,14 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 		}
 		struct broker_flow *f = &pg->flows[balance_flow_bucket(flow_key)];
 		struct broker_queue *q = flow_queue(p, g, f);
+		if (q && (flags & PICK_PACKETS) && (q->poller != p || !q->pkt_area)) {
+			/* The bucket is held by a flow of posts or sources (a hash
+			 * collision) on a queue a packet may not go to - no packet
+			 * area, or another poller's ring: choose among those it may,
+			 * and leave that flow's account alone. */
+			q = NULL;
+			f = NULL;
+		}
 		if (q) {
 			/* Stay, even when full (then wait): per-flow order and one
 			 * consumer per flow at a time. */
@@ -552,7 +561,10 @@ int deliver_requeue(struct poller *p, struct broker_group *g, const struct oneri
 	return r;
 }
 
-/* Place what waits in p's slice of g, oldest first, while someone takes it. */
+/* Place what waits in p's slice of g while someone takes it: whole records
+ * (posts, redeliveries) oldest first, then waiting sources oldest first. A
+ * waiting source's record keeps merging later reports, so it has no single
+ * age to order it among posts by; order is kept per source and per flow. */
 static unsigned flush_backlog(struct poller *p, struct broker_group *g, uint64_t ts)
 {
 	struct broker_pgroup *pg = &g->pg[p->idx];

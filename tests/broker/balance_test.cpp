@@ -234,14 +234,10 @@ TEST_F(BalanceLeastTest, NoneWhenEveryAllowedMemberIsFull)
 	EXPECT_EQ(Choose(), -1);
 }
 
-// Found writing this suite: the minimum is taken over members with room, but
-// every member at that count is eligible - a full one with a smaller ring
-// (4 of 4) ties with one that has room (4 of 8), and the wake order can
-// prefer the full one. deliver.c then fails to place and backlogs the
-// record while a member has room. Reported to the lead, not fixed here
-// (broker/ is not this branch's); enable once balance.c excludes full
-// members from the tie.
-TEST_F(BalanceLeastTest, DISABLED_ATieNeverChoosesAFullMember)
+// A full member with a smaller ring (4 of 4) ties with one that has room
+// (4 of 8): the tie never goes to the full one (found writing this suite:
+// it could, and the record waited while a member had room).
+TEST_F(BalanceLeastTest, ATieNeverChoosesAFullMember)
 {
 	set_.wake = ONERING_WAKE_LIFO;
 	c_ = {Cand(4, 4), Cand(4, 8)};
@@ -504,12 +500,10 @@ TEST_F(NumaFilterTest, SpillDecidesPerRecordAsTheLocalMembersFill)
 	EXPECT_EQ(Choose(), 1) << "2 of 4 is past 25%: the remote node has fewer";
 }
 
-// Found writing this suite: balance.h says the client-written occupancy is
-// only ever compared, but the spill test multiplies it by 100; a used of
-// 2^62 wraps to 0 and counts as a local member with room, so the group
-// never spills. deliver.c clamps used to the capacity today, so only a
-// caller that forgets to can meet it. Reported, not fixed here.
-TEST_F(NumaFilterTest, DISABLED_AnAbsurdOccupancyNeverCountsAsRoom)
+// The client-written occupancy is scaled for the spill test only after it is
+// clamped to the capacity: 2^62 must not wrap to 0 and count as room (found
+// writing this suite).
+TEST_F(NumaFilterTest, AnAbsurdOccupancyNeverCountsAsRoom)
 {
 	set_.numa = ONERING_NUMA_SPILL;
 	set_.spill_pct = 50;
