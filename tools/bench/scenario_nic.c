@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -98,21 +97,17 @@ static int snapshot_take(struct nic_run *t, unsigned count, struct nic_snapshot 
 	return bench_control(t->peer, t->state, NIC_OP_COUNTERS, &s->k);
 }
 
-static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t sweep,
-		       double *fig)
+static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
+		       uint64_t sweep BENCH_UNUSED, double *fig)
 {
 	ONERING_ATOMIC(int) phase, ready, failed;
 	struct nic_run t[2] = { { 0 } };
 	pthread_t th[2];
 	unsigned count = 0, want = (peer->produce != NULL) + (peer->consume != NULL);
 	struct nic_snapshot a, b;
-	void *state = bench_alloc_lines(peer->state_size);
 	struct nic_common *c = state;
 	int rc = 0;
 
-	(void)sweep;
-	if (!state)
-		return -ENOMEM;
 	c->port = nic_port;
 	c->capacity = (uint32_t)bench_param(ctx, "capacity");
 	c->rx_cpu = ctx->cores[0];
@@ -122,7 +117,7 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	onering_atomic_init(&ready, 0);
 	onering_atomic_init(&failed, 0);
 	if (peer->setup && (rc = peer->setup(ctx, peer, state)) < 0)
-		goto out;
+		return rc;
 	for (unsigned side = peer->produce ? 0 : 1; side < 2 && rc == 0; side++, count++) {
 		if (side == 1 && !peer->consume)
 			break;
@@ -172,8 +167,6 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 teardown:
 	if (peer->teardown)
 		peer->teardown(ctx, state);
-out:
-	free(state);
 	return rc;
 }
 
@@ -184,8 +177,6 @@ static int nic_init(struct bench_ctx *ctx)
 	struct rte_eth_conf conf = { 0 };
 	int rc;
 
-	if (ctx->core_count != 2)
-		return bench_fail(-EINVAL, "nic: --cores takes R,C");
 	snprintf(lcore, sizeof(lcore), "%d", ctx->cores[0]);
 	snprintf(vdev, sizeof(vdev), NIC_VDEV ",size=%u,copy=%d", NIC_PKT_SIZE,
 		 (int)bench_param(ctx, "copy"));
@@ -208,9 +199,8 @@ static int nic_init(struct bench_ctx *ctx)
 	return rc ? bench_fail(rc, "port %s: configure/start: %s", NIC_VDEV, strerror(-rc)) : 0;
 }
 
-static void nic_fini(struct bench_ctx *ctx)
+static void nic_fini(struct bench_ctx *ctx BENCH_UNUSED)
 {
-	(void)ctx;
 	rte_eth_dev_stop(nic_port);
 	rte_eth_dev_close(nic_port);
 }
@@ -223,11 +213,11 @@ static const struct bench_peer_ops *const nic_peers[] = {
 static const char *const off_on[] = { "off", "on", NULL };
 
 static struct bench_param nic_params[] = {
-	{ "ms", "measured window per peer and round, ms", 3000, 500, 10, 600000, NULL, false },
-	{ "warmup-ms", "warm-up before the window, ms", 200, 100, 0, 60000, NULL, false },
-	{ "capacity", "onering queue and rte_ring records, a power of two", 4096, 4096, 64,
-	  65536, NULL, false },
-	{ "copy", "net_null copy=1: the device writes the 64 bytes", 0, 0, 0, 1, off_on, false },
+	BENCH_INT("ms", "measured window per peer and round, ms", 3000, 500, 10, 600000),
+	BENCH_INT("warmup-ms", "warm-up before the window, ms", 200, 100, 0, 60000),
+	BENCH_INT("capacity", "onering queue and rte_ring records, a power of two", 4096, 4096, 64,
+		  65536),
+	BENCH_CHOICE("copy", "net_null copy=1: the device writes the 64 bytes", 0, off_on),
 };
 
 BENCH_SCENARIO(nic, NULL, NULL, NULL, "0,1", 3, 3,

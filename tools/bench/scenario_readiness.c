@@ -46,7 +46,6 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdalign.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,17 +99,9 @@ struct run {
 #define run_fail(r, ...) bench_failure_set(&(r)->fail, __VA_ARGS__)
 #define run_failed(r) bench_failed(&(r)->fail)
 
-static int phase_get(struct run *r)
-{
-	/* A0: synchronises with R0 (main's store of the phase). */
-	return onering_atomic_load(&r->phase, onering_mo_acquire);
-}
-
-static void phase_set(struct run *r, int phase)
-{
-	/* R0: synchronises with A0 in the threads. */
-	onering_atomic_store(&r->phase, phase, onering_mo_release);
-}
+/* A0 (the threads) synchronises with R0 (main's store of the phase). */
+#define phase_get(r) onering_atomic_load(&(r)->phase, onering_mo_acquire)
+#define phase_set(r, p) onering_atomic_store(&(r)->phase, p, onering_mo_release)
 
 static long futex_call(ONERING_ATOMIC(uint32_t) *word, int op, uint32_t val,
 		       const struct timespec *timeout)
@@ -401,8 +392,8 @@ static void latency_figs(struct run *r, double *fig)
 	fig[FIG_P999_US] = bench_percentile(r->lat, n, 0.999) / 1e3;
 }
 
-static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, unsigned n,
-		   bool latency, bool count, double *fig)
+static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
+		   unsigned n, bool latency, bool count, double *fig)
 {
 	uint64_t measure_ns = bench_param(ctx, "ms") * 1000000ull;
 	struct bench_syscalls cons_sc = { .fd_count = 0 }, broker_sc = { .fd_count = 0 };
@@ -425,9 +416,9 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	/* One block: wrote, drained, lat, lat_harvest, then rfd and wfd. */
 	r->lat_cap = latency ? (size_t)(measure_ns / 1e9 * 50000) + 1024 : 1;
 	block = malloc((2 * n + 2 * r->lat_cap + n) * sizeof(uint64_t));
-	r->state = calloc(1, peer->state_size);
-	if (!block || !r->state)
+	if (!block)
 		goto out;
+	r->state = memset(state, 0, peer->state_size);
 	memset(block, 0, 2 * n * sizeof(uint64_t));
 	r->wrote = block;
 	r->drained = block + n;
@@ -529,19 +520,18 @@ join:
 					 a.prod_cpu_ns + b.broker_cpu_ns - a.broker_cpu_ns) /
 				1e3 / events;
 out:
-	if (r->state && r->c && rc != -ENOMEM)
+	if (r->c)
 		peer->teardown(ctx, r->state);
 	bench_syscalls_close(&cons_sc);
 	bench_syscalls_close(&broker_sc);
 	sources_close(r);
 	free(block);
-	free(r->state);
 	free(r);
 	return rc;
 }
 
 static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
-			     uint64_t n, double *fig)
+			     void *state, uint64_t n, double *fig)
 {
 	static const void *counted[64];
 	static unsigned counted_count;
@@ -550,9 +540,9 @@ static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops 
 
 	if (n == 0 || n > 65536)
 		return bench_fail(-EINVAL, "readiness: --n is 1..65536");
-	if (mode != MODE_LATENCY && (rc = run_one(ctx, peer, (unsigned)n, false, false, fig)))
+	if (mode != MODE_LATENCY && (rc = run_one(ctx, peer, state, (unsigned)n, false, false, fig)))
 		return rc;
-	if (mode != MODE_THROUGHPUT && (rc = run_one(ctx, peer, (unsigned)n, true, false, fig)))
+	if (mode != MODE_THROUGHPUT && (rc = run_one(ctx, peer, state, (unsigned)n, true, false, fig)))
 		return rc;
 	/* Syscalls: one counted throughput pass per peer and N, in the first round. */
 	const void *key = (const char *)peer + n;
@@ -561,14 +551,9 @@ static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops 
 		done |= counted[i] == key;
 	if (!done && bench_param(ctx, "count") && counted_count < 64) {
 		counted[counted_count++] = key;
-		rc = run_one(ctx, peer, (unsigned)n, false, true, fig);
+		rc = run_one(ctx, peer, state, (unsigned)n, false, true, fig);
 	}
 	return rc == BENCH_NA ? 0 : rc;
-}
-
-static int readiness_init(struct bench_ctx *ctx)
-{
-	return ctx->core_count == 3 ? 0 : bench_fail(-EINVAL, "readiness: --cores takes P,C,B");
 }
 
 static const struct bench_peer_ops *const readiness_peers[] = {
@@ -586,18 +571,15 @@ static const char *const source_names[] = { "eventfd", "pipe", NULL };
 static const char *const on_off[] = { "off", "on", NULL };
 
 static struct bench_param readiness_params[] = {
-	{ "ms", "measured time per peer, N and mode, ms", 500, 50, 10, 600000, NULL, false },
-	{ "warmup-ms", "unmeasured lead-in of each measurement, ms", 100, 20, 0, 60000, NULL,
-	  false },
-	{ "mode", "throughput, latency or both", MODE_BOTH, MODE_BOTH, 0, 2, mode_names, false },
-	{ "source", "eventfd or pipe", SOURCE_EVENTFD, 0, 0, 1, source_names, false },
-	{ "capacity", "onering queue capacity, a power of two", 4096, 4096, 64, 1u << 20, NULL,
-	  false },
-	{ "count", "count syscalls in one extra pass (root)", 1, 1, 0, 1, on_off, false },
+	BENCH_INT("ms", "measured time per peer, N and mode, ms", 500, 50, 10, 600000),
+	BENCH_INT("warmup-ms", "unmeasured lead-in of each measurement, ms", 100, 20, 0, 60000),
+	BENCH_CHOICE("mode", "throughput, latency or both", MODE_BOTH, mode_names),
+	BENCH_CHOICE("source", "eventfd or pipe", SOURCE_EVENTFD, source_names),
+	BENCH_INT("capacity", "onering queue capacity, a power of two", 4096, 4096, 64, 1u << 20),
+	BENCH_CHOICE("count", "count syscalls in one extra pass (root)", 1, on_off),
 };
 
 BENCH_SCENARIO(readiness, "n", "1,64,1024", "1,64", "0,1,0", 3, 1,
-	.init = readiness_init,
 	.about = "fd readiness -> consumer: onering vs epoll vs io_uring multishot poll; "
 		"events/s, writes/s, CPU and syscalls per event, latency",
 	.cores_help = "producer P, consumer C, oneringd poller and control B",

@@ -189,7 +189,7 @@ static void *side_main(void *arg)
 	return NULL;
 }
 
-static int ring_init(struct bench_ctx *ctx)
+static int ring_init(struct bench_ctx *ctx BENCH_UNUSED)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	/* Spin 50 ms against CLOCK_MONOTONIC; the TSC is invariant here. */
@@ -199,11 +199,11 @@ static int ring_init(struct bench_ctx *ctx)
 	while (t1 - t0 < 50000000u);
 	ticks_per_ns = (double)(ticks() - c0) / (double)(t1 - t0);
 #endif
-	return ctx->core_count == 2 ? 0 : bench_fail(-EINVAL, "ring: --cores takes A,B");
+	return 0;
 }
 
-static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t batch,
-			double *fig)
+static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
+			uint64_t batch, double *fig)
 {
 	unsigned modes = (unsigned)bench_control(peer, NULL, RING_OP_MODES, NULL);
 	uint64_t count = batch == 0 ? bench_param(ctx, "round-trips")
@@ -218,13 +218,9 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 		return BENCH_NA;
 	if (batch > 32)
 		return bench_fail(-EINVAL, "ring: --batch is 0 (latency) or 1..32");
-	void *state = aligned_alloc(ONERING_CACHE_LINE, (peer->state_size + 63) & ~(size_t)63);
 	uint64_t *samples = batch ? NULL : calloc(count, sizeof(uint64_t));
-	if (!state || (!batch && !samples)) {
-		free(state);
+	if (!batch && !samples)
 		return -ENOMEM;
-	}
-	memset(state, 0, peer->state_size);
 	if ((rc = peer->setup(ctx, peer, state)) < 0)
 		goto out;
 	onering_atomic_init(&arrived, 0);
@@ -264,7 +260,6 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	}
 out:
 	free(samples);
-	free(state);
 	return rc;
 }
 
@@ -277,12 +272,11 @@ static const struct bench_peer_ops *const ring_peers[] = {
 };
 
 static struct bench_param ring_params[] = {
-	{ "records", "records per throughput run at batch 32; batch 1 moves half", 20000000,
-	  1000000, 1000, 1ull << 40, NULL, false },
-	{ "round-trips", "ping-pong round trips per latency run", 200000, 20000, 100, 1ull << 32,
-	  NULL, false },
-	{ "capacity", "ring capacity in records, a power of two", 1024, 1024, 2, 1u << 20, NULL,
-	  false },
+	BENCH_INT("records", "records per throughput run at batch 32; batch 1 moves half",
+		  20000000, 1000000, 1000, 1ull << 40),
+	BENCH_INT("round-trips", "ping-pong round trips per latency run", 200000, 20000, 100,
+		  1ull << 32),
+	BENCH_INT("capacity", "ring capacity in records, a power of two", 1024, 1024, 2, 1u << 20),
 };
 
 BENCH_SCENARIO(ring, "batch", "32,1,0", "32,1,0", "0,1", 5, 0,
