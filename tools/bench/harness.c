@@ -402,7 +402,8 @@ static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **ar
 	}
 	for (const char *c = sc->cores_default; c && *c; c++)
 		want += *c == ',';
-	if (sc->cores_default && (ctx->core_count < want || (ctx->core_count > want && !sc->cores_more)))
+	if (sc->cores_default &&
+	    (ctx->core_count < want || (ctx->core_count > want && !sc->cores_more)))
 		return bench_fail(-EINVAL, "%s: --cores takes %s", sc->name, sc->cores_help);
 	return parse_tables(sc);
 }
@@ -718,8 +719,9 @@ int main(int argc, char **argv)
 			printf("%-10s %s\n", sc->name, sc->about);
 		for (unsigned p = 0; list && p < sc->peer_count; p++) {
 			const struct bench_peer_ops *peer = sc->peers[p];
-			printf("    %-16s %s%s%s%s\n", peer->name, peer->about, peer->needs ? " [" : "",
-			       peer->needs ? peer->needs : "", peer->needs ? "]" : "");
+			printf("    %-16s %s%s%s%s\n", peer->name, peer->about,
+			       peer->needs ? " [" : "", peer->needs ? peer->needs : "",
+			       peer->needs ? "]" : "");
 		}
 	}
 	if (list)

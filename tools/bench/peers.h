@@ -12,8 +12,8 @@
 
 #include "tools/bench/bench.h"
 
-enum { RING_OP_MODES = 1 };                             /* control(): what it measures */
-enum { RING_MODE_THROUGHPUT = 1, RING_MODE_LATENCY = 2 }; /* its answer's bits */
+/* A ring peer's variant: what it measures (pp-lines adds PP_LINES). */
+enum { RING_MODE_THROUGHPUT = 1, RING_MODE_LATENCY = 2, RING_PP_LINES = 4 };
 
 extern const struct bench_peer_ops bench_peer_ring_onering, bench_peer_ring_bare,
 	bench_peer_ring_rte, bench_peer_ring_pingpong, bench_peer_ring_pp_lines;
@@ -167,8 +167,6 @@ int bench_nic_inprocess_control(void *state, unsigned op, void *arg);
 extern const struct bench_peer_ops bench_peer_nic_floor, bench_peer_nic_rte_ring,
 	bench_peer_nic_onering;
 
-enum { SERVERS_OP_PIDS = 1 }; /* control(): arg pid_t[2] = { server, broker or 0 } */
-
 struct servers_common {
 	unsigned port;
 	pid_t server;
@@ -179,8 +177,8 @@ struct servers_common {
  * c->port with extra (NULL-terminated), on --cores' CPUs if given, and wait
  * (5 s) until it accepts connections. -errno: printed. */
 int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *const *extra);
-/* Stop the server (SIGTERM, SIGKILL after 5 s) and the broker. */
-void servers_stop(struct bench_ctx *ctx, struct servers_common *c);
+/* Stop the server (SIGTERM, SIGKILL after 5 s) and the broker: the peers' teardown. */
+void servers_stop(struct bench_ctx *ctx, void *state);
 
 extern const struct bench_peer_ops bench_peer_servers_onering, bench_peer_servers_epoll;
 

@@ -146,19 +146,16 @@ static bool wait_ack(struct run *r, uint64_t w)
 	const struct timespec slice = { .tv_sec = 0, .tv_nsec = 100000000 };
 	uint64_t since = bench_now_ns();
 
-	/* A2: synchronises with R2 (the consumer's ack after its read). */
-	while (onering_atomic_load(&r->acked, onering_mo_acquire) < w) {
+	while (onering_atomic_load(&r->acked, onering_mo_acquire) < w) { /* A2 */
 		if (run_failed(r) || bench_interrupted || phase_get(r) > PHASE_MEASURE)
 			return false;
 		if (bench_now_ns() - since > LOST_NS) {
 			run_fail(r, "latency: write %" PRIu64 " not taken within 2 s (lost)", w);
 			return false;
 		}
-		/* A5: synchronises with R5 (the consumer's bump before its wake). */
-		uint32_t ticket = onering_atomic_load(&r->ack_futex, onering_mo_acquire);
+		uint32_t ticket = onering_atomic_load(&r->ack_futex, onering_mo_acquire); /* A5 */
 		onering_atomic_store(&r->ack_waiting, 1u, onering_mo_relaxed);
-		/* F3: pairs with F4 in take_event(). */
-		onering_fence(onering_mo_seq_cst);
+		onering_fence(onering_mo_seq_cst); /* F3, pairs with F4 in take_event() */
 		if (onering_atomic_load(&r->acked, onering_mo_acquire) < w)
 			futex_call(&r->ack_futex, FUTEX_WAIT_PRIVATE, ticket, &slice);
 		onering_atomic_store(&r->ack_waiting, 0u, onering_mo_relaxed);
@@ -181,8 +178,7 @@ static void produce_paced(struct run *r)
 		if (phase_get(r) > PHASE_MEASURE)
 			break;
 		unsigned idx = (unsigned)(w % r->n);
-		/* R1: synchronises with A1 (the consumer's read of the stamp). */
-		onering_atomic_store(&r->stamp_ns, bench_now_ns(), onering_mo_release);
+		onering_atomic_store(&r->stamp_ns, bench_now_ns(), onering_mo_release); /* R1 */
 		if (source_write(r, idx) <= 0) {
 			run_fail(r, "producer: write to source %u: %s", idx, strerror(errno));
 			return;
@@ -243,20 +239,16 @@ static BENCH_ALWAYS_INLINE void take_event(struct consumer *c, const struct read
 	r->drained[ev->idx] += got;
 	if (!got || !r->latency)
 		return;
-	/* A1: synchronises with R1 (the producer's stamp before its write). */
-	uint64_t stamp = onering_atomic_load(&r->stamp_ns, onering_mo_acquire);
+	uint64_t stamp = onering_atomic_load(&r->stamp_ns, onering_mo_acquire); /* A1 */
 	if (phase_get(r) == PHASE_MEASURE && r->lat_n < r->lat_cap) {
 		r->lat[r->lat_n] = t - stamp;
 		r->lat_harvest[r->lat_n++] = ev->broker_ns ? ev->broker_ns - stamp : 0;
 	}
 	c->acked += got;
-	/* R2: synchronises with A2 (the producer waits for this ack). */
-	onering_atomic_store(&r->acked, c->acked, onering_mo_release);
-	/* F4: pairs with F3 in wait_ack(). */
-	onering_fence(onering_mo_seq_cst);
+	onering_atomic_store(&r->acked, c->acked, onering_mo_release); /* R2 */
+	onering_fence(onering_mo_seq_cst); /* F4, pairs with F3 in wait_ack() */
 	if (onering_atomic_load(&r->ack_waiting, onering_mo_relaxed)) {
-		/* R5: synchronises with A5 (the producer's ticket). */
-		onering_atomic_fetch_add(&r->ack_futex, 1u, onering_mo_release);
+		onering_atomic_fetch_add(&r->ack_futex, 1u, onering_mo_release); /* R5 */
 		futex_call(&r->ack_futex, FUTEX_WAKE_PRIVATE, 1, NULL);
 	}
 }
@@ -470,8 +462,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	span_ns = bench_now_ns() - a.wall_ns;
 	broker_wait = cpu_wait_ns(r->c->broker.pid, 0) - a.broker_wait_ns;
 	phase_set(r, PHASE_STOP);
-	/* A6: the consumer's totals are final. */
-	while (!onering_atomic_load(&r->cons_done, onering_mo_acquire))
+	while (!onering_atomic_load(&r->cons_done, onering_mo_acquire)) /* A6: totals final */
 		bench_sleep_ns(100000);
 	if (count) {
 		/* The whole run: the counters were opened before the warm-up. */
@@ -484,8 +475,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	}
 join:
 	phase_set(r, PHASE_STOP);
-	/* R7: the consumer may finish. */
-	onering_atomic_store(&r->cons_release, 1, onering_mo_release);
+	onering_atomic_store(&r->cons_release, 1, onering_mo_release); /* R7: it may finish */
 	if (prod_up)
 		pthread_join(th_prod, NULL);
 	if (cons_up)
@@ -540,9 +530,11 @@ static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops 
 
 	if (n == 0 || n > 65536)
 		return bench_fail(-EINVAL, "readiness: --n is 1..65536");
-	if (mode != MODE_LATENCY && (rc = run_one(ctx, peer, state, (unsigned)n, false, false, fig)))
+	if (mode != MODE_LATENCY && (rc = run_one(ctx, peer, state, (unsigned)n, false, false,
+						  fig)))
 		return rc;
-	if (mode != MODE_THROUGHPUT && (rc = run_one(ctx, peer, state, (unsigned)n, true, false, fig)))
+	if (mode != MODE_THROUGHPUT && (rc = run_one(ctx, peer, state, (unsigned)n, true, false,
+						     fig)))
 		return rc;
 	/* Syscalls: one counted throughput pass per peer and N, in the first round. */
 	const void *key = (const char *)peer + n;

@@ -9,8 +9,8 @@
  * Peer hooks (every peer gets the same two threads, record filling and the
  * check that each cookie is exactly the next sequence number): setup (two
  * rings of --capacity); produce(state, ring, recs, n) / consume(state,
- * ring, out, n): how many, or -errno; control(NULL, RING_OP_MODES):
- * RING_MODE_* bits. Called through the table at batch 1 too: the same
+ * ring, out, n): how many, or -errno; the variant's RING_MODE_* bits say
+ * what a peer measures. Called through the table at batch 1 too: the same
  * indirect call for every peer.
  */
 #include <errno.h>
@@ -169,12 +169,8 @@ static void *side_main(void *arg)
 		onering_atomic_store(s->abort, 1, onering_mo_relaxed);
 		return NULL;
 	}
-	memset(buf, 0, sizeof(buf));
-	for (unsigned i = 0; i < 32; i++) {
-		buf[i].kind = ONERING_EV_USER;
-		buf[i].sub_id = 7;
-		buf[i].sub_gen = 1;
-	}
+	for (unsigned i = 0; i < 32; i++)
+		buf[i] = (struct onering_event){ .kind = ONERING_EV_USER, .sub_id = 7, .sub_gen = 1 };
 	if (!barrier_wait(s, 1))
 		return NULL;
 	/* Warm-up: caches, TLB, branch predictors; not timed. */
@@ -205,7 +201,6 @@ static int ring_init(struct bench_ctx *ctx BENCH_UNUSED)
 static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
 			uint64_t batch, double *fig)
 {
-	unsigned modes = (unsigned)bench_control(peer, NULL, RING_OP_MODES, NULL);
 	uint64_t count = batch == 0 ? bench_param(ctx, "round-trips")
 		       : batch == 1 ? bench_param(ctx, "records") / 2
 				    : bench_param(ctx, "records");
@@ -214,7 +209,7 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	pthread_t th[2];
 	int rc, created = 0;
 
-	if (!(modes & (batch ? RING_MODE_THROUGHPUT : RING_MODE_LATENCY)))
+	if (!(peer->variant & (batch ? RING_MODE_THROUGHPUT : RING_MODE_LATENCY)))
 		return BENCH_NA;
 	if (batch > 32)
 		return bench_fail(-EINVAL, "ring: --batch is 0 (latency) or 1..32");

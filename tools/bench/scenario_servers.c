@@ -8,7 +8,8 @@
  * peer. Needs wrk on PATH (or $WRK).
  *
  * Peer hooks (state starts with struct servers_common): setup (the server
- * listening on common.port); control(SERVERS_OP_PIDS, pid_t[2]); teardown.
+ * listening on common.port; common.server and common.broker: whose CPU
+ * counts); teardown.
  * Figures: requests/s, p50/p99 (wrk's), socket errors and non-2xx, and the
  * CPU of the server, broker and wrk in % of one CPU.
  */
@@ -106,21 +107,20 @@ static int servers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *p
 {
 	struct servers_common *c = state;
 	uint64_t secs = bench_param(ctx, "seconds"), warm = bench_param(ctx, "warmup-s"), wrk_ns;
-	pid_t pids[2];
 	int rc;
 
 	c->port = (unsigned)bench_param(ctx, "port");
 	if ((rc = peer->setup(ctx, peer, state)) == 0 && warm)
 		rc = run_wrk(ctx, c->port, warm, NULL, &wrk_ns);
 	if (rc == 0) {
-		bench_control(peer, state, SERVERS_OP_PIDS, pids);
-		uint64_t srv0 = bench_proc_cpu_ns(pids[0]), brk0 = bench_proc_cpu_ns(pids[1]);
+		uint64_t srv0 = bench_proc_cpu_ns(c->server), brk0 = bench_proc_cpu_ns(c->broker.pid);
 		rc = run_wrk(ctx, c->port, secs, fig, &wrk_ns);
-		fig[FIG_SERVER_PCT] = (double)(bench_proc_cpu_ns(pids[0]) - srv0) / 1e7 / secs;
-		if (pids[1] > 0)
-			fig[FIG_BROKER_PCT] = (double)(bench_proc_cpu_ns(pids[1]) - brk0) / 1e7 / secs;
+		fig[FIG_SERVER_PCT] = (double)(bench_proc_cpu_ns(c->server) - srv0) / 1e7 / secs;
+		if (c->broker.pid > 0)
+			fig[FIG_BROKER_PCT] =
+				(double)(bench_proc_cpu_ns(c->broker.pid) - brk0) / 1e7 / secs;
 		fig[FIG_WRK_PCT] = (double)wrk_ns / 1e7 / secs;
-		ctx->child_cpu_ns += wrk_ns + bench_proc_cpu_ns(pids[0]) - srv0;
+		ctx->child_cpu_ns += wrk_ns + bench_proc_cpu_ns(c->server) - srv0;
 	}
 	peer->teardown(ctx, state);
 	return rc;
@@ -166,8 +166,10 @@ int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *c
 	return -EIO;
 }
 
-void servers_stop(struct bench_ctx *ctx, struct servers_common *c)
+void servers_stop(struct bench_ctx *ctx, void *state)
 {
+	struct servers_common *c = state;
+
 	bench_child_stop(c->server);
 	c->server = 0;
 	bench_broker_stop(ctx, &c->broker);
