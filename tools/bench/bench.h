@@ -50,8 +50,8 @@ struct bench_ctx;
 /*
  * One peer: name for --peers and the output, needs the library it links.
  * Unused hooks stay NULL (bench_control() then answers -ENOTSUP). state:
- * state_size bytes, zeroed before setup(); variant: the constant telling
- * apart peers that share their hooks (a policy, a wait mode).
+ * state_size bytes, zeroed before setup(); variant: the peer's constant,
+ * read through self or the table (a policy, a wait mode, what it measures).
  */
 struct bench_peer_ops {
 	const char *name;
