@@ -41,10 +41,10 @@ struct nic_run {
 	alignas(ONERING_CACHE_LINE) const struct bench_peer_ops *peer;
 	void *state;
 	unsigned side;
-	ONERING_ATOMIC(int) *phase, *ready, *failed;
+	ONERING_ATOMIC(int) *phase, *ready;
+	struct bench_failure *fail; /* the run's */
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) records; /* taken (floor: rx) */
 	clockid_t clock;
-	char err[160];
 };
 
 static uint16_t nic_port;
@@ -60,18 +60,15 @@ static void *side_main(void *arg)
 
 	if (rc == 0)
 		rc = bench_control(t->peer, t->state, NIC_OP_THREAD_INIT, &t->side);
-	if (rc < 0) {
-		snprintf(t->err, sizeof(t->err), "thread %u setup: %s", t->side, strerror(-rc));
-		onering_atomic_store(t->failed, 1, onering_mo_relaxed);
-	}
+	if (rc < 0)
+		bench_failure_set(t->fail, "thread %u setup: %s", t->side, strerror(-rc));
 	pthread_getcpuclockid(pthread_self(), &t->clock);
 	onering_atomic_fetch_add(t->ready, 1, onering_mo_release);
 	while (onering_atomic_load(t->phase, onering_mo_acquire) == PHASE_SETUP)
 		onering_cpu_relax();
 	while (rc >= 0 && onering_atomic_load(t->phase, onering_mo_acquire) == PHASE_RUN) {
 		if ((rc = step(t->state, t->side, NULL, 0)) < 0) {
-			snprintf(t->err, sizeof(t->err), "%s", strerror(-rc));
-			onering_atomic_store(t->failed, 1, onering_mo_relaxed);
+			bench_failure_set(t->fail, "%s", strerror(-rc));
 		} else if (rc > 0) {
 			total += (uint64_t)rc;
 			onering_atomic_store(&t->records, total, onering_mo_relaxed);
@@ -100,7 +97,8 @@ static int snapshot_take(struct nic_run *t, unsigned count, struct nic_snapshot 
 static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
 		       uint64_t sweep BENCH_UNUSED, double *fig)
 {
-	ONERING_ATOMIC(int) phase, ready, failed;
+	ONERING_ATOMIC(int) phase, ready;
+	struct bench_failure fail;
 	struct nic_run t[2] = { { 0 } };
 	pthread_t th[2];
 	unsigned count = 0, want = (peer->produce != NULL) + (peer->consume != NULL);
@@ -115,20 +113,20 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	c->copy = bench_param(ctx, "copy") == 1;
 	onering_atomic_init(&phase, PHASE_SETUP);
 	onering_atomic_init(&ready, 0);
-	onering_atomic_init(&failed, 0);
+	onering_atomic_init(&fail.failed, 0);
 	if (peer->setup && (rc = peer->setup(ctx, peer, state)) < 0)
 		return rc;
 	for (unsigned side = peer->produce ? 0 : 1; side < 2 && rc == 0; side++, count++) {
 		if (side == 1 && !peer->consume)
 			break;
 		t[count] = (struct nic_run){ .peer = peer, .state = state, .side = side,
-					     .phase = &phase, .ready = &ready, .failed = &failed };
+					     .phase = &phase, .ready = &ready, .fail = &fail };
 		rc = -pthread_create(&th[count], NULL, side_main, &t[count]);
 	}
 	count -= rc < 0;
 	while (rc == 0 && onering_atomic_load(&ready, onering_mo_acquire) < (int)want)
 		bench_sleep_ns(1000000);
-	if (rc == 0 && !onering_atomic_load(&failed, onering_mo_relaxed)) {
+	if (rc == 0 && !bench_failed(&fail)) {
 		onering_atomic_store(&phase, PHASE_RUN, onering_mo_release);
 		bench_sleep_ns(bench_param(ctx, "warmup-ms") * 1000000ull);
 		rc = snapshot_take(t, count, &a);
@@ -141,9 +139,8 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 		pthread_join(th[i], NULL);
 	if (bench_broker_died(&c->broker))
 		rc = BENCH_WRONG;
-	for (unsigned i = 0; i < count; i++)
-		if (t[i].err[0])
-			rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, t[i].err);
+	if (bench_failed(&fail))
+		rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, fail.err);
 	if (rc < 0)
 		fprintf(stderr, "%s: no counters: %s\n", peer->name, strerror(-rc));
 	if (rc)

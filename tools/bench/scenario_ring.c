@@ -36,9 +36,9 @@ struct side {
 	uint32_t batch;
 	uint64_t warm, count;
 	uint64_t *samples; /* round-trip ticks, side 0 of a latency run */
-	ONERING_ATOMIC(uint32_t) *arrived, *abort;
+	ONERING_ATOMIC(uint32_t) *arrived;
+	struct bench_failure *fail; /* the run's: the first one aborts it */
 	uint64_t t_ns;
-	char err[200];
 };
 
 static double ticks_per_ns = 1.0;
@@ -52,16 +52,12 @@ static BENCH_ALWAYS_INLINE uint64_t ticks(void)
 #endif
 }
 
-static bool aborted(const struct side *s)
-{
-	return onering_atomic_load(s->abort, onering_mo_relaxed) != 0;
-}
+#define aborted(s) bench_failed((s)->fail)
 
 static bool side_fail(struct side *s, const char *what, uint64_t want, int64_t got)
 {
-	snprintf(s->err, sizeof(s->err), "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name,
-		 what, want, got);
-	onering_atomic_store(s->abort, 1, onering_mo_relaxed);
+	bench_failure_set(s->fail, "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name, what,
+			  want, got);
 	return false;
 }
 
@@ -164,9 +160,7 @@ static void *side_main(void *arg)
 	int rc = bench_pin_self(s->core);
 
 	if (rc) {
-		snprintf(s->err, sizeof(s->err), "cannot pin to CPU %d: %s", s->core,
-			 strerror(-rc));
-		onering_atomic_store(s->abort, 1, onering_mo_relaxed);
+		bench_failure_set(s->fail, "cannot pin to CPU %d: %s", s->core, strerror(-rc));
 		return NULL;
 	}
 	for (unsigned i = 0; i < 32; i++)
@@ -204,7 +198,8 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	uint64_t count = batch == 0 ? bench_param(ctx, "round-trips")
 		       : batch == 1 ? bench_param(ctx, "records") / 2
 				    : bench_param(ctx, "records");
-	ONERING_ATOMIC(uint32_t) arrived, abort_flag;
+	ONERING_ATOMIC(uint32_t) arrived;
+	struct bench_failure fail;
 	struct side sides[2];
 	pthread_t th[2];
 	int rc, created = 0;
@@ -219,18 +214,18 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	if ((rc = peer->setup(ctx, peer, state)) < 0)
 		goto out;
 	onering_atomic_init(&arrived, 0);
-	onering_atomic_init(&abort_flag, 0);
+	onering_atomic_init(&fail.failed, 0);
 	for (int i = 0; i < 2; i++) {
 		sides[i] = (struct side){ .peer = peer, .state = state, .idx = i,
 					  .core = ctx->cores[i], .batch = (uint32_t)batch,
 					  .count = count, .samples = i ? NULL : samples,
-					  .arrived = &arrived, .abort = &abort_flag };
+					  .arrived = &arrived, .fail = &fail };
 		sides[i].warm = batch ? (count / 20 < 100000 ? count / 20 : 100000)
 				      : (count / 10 < 20000 ? count / 10 : 20000);
 	}
 	for (; created < 2; created++)
 		if ((rc = -pthread_create(&th[created], NULL, side_main, &sides[created])) < 0) {
-			onering_atomic_store(&abort_flag, 1, onering_mo_relaxed);
+			bench_failure_set(&fail, "pthread_create: %s", strerror(-rc));
 			break;
 		}
 	for (int i = 0; i < created; i++)
@@ -238,12 +233,9 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	peer->teardown(ctx, state);
 	if (rc < 0)
 		goto out;
-	if (onering_atomic_load(&abort_flag, onering_mo_relaxed)) {
-		for (int i = 0; i < 2; i++)
-			if (sides[i].err[0])
-				fprintf(stderr, "FAIL: %s\n", sides[i].err);
-		rc = strstr(sides[0].err, "cannot pin") || strstr(sides[1].err, "cannot pin")
-			     ? -EINVAL : BENCH_WRONG;
+	if (bench_failed(&fail)) {
+		fprintf(stderr, "FAIL: %s\n", fail.err);
+		rc = strstr(fail.err, "cannot pin") ? -EINVAL : BENCH_WRONG;
 		goto out;
 	}
 	if (batch) {
