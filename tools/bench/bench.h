@@ -140,6 +140,7 @@ struct bench_ctx {
 	int cores[BENCH_MAX_CORES];
 	unsigned core_count;
 	cpu_set_t start_affinity, cores_set; /* cores_set: the CPUs of --cores */
+	unsigned round;        /* of the measurement, from 0 */
 	uint64_t child_cpu_ns; /* CPU of the brokers stopped since the last sample */
 	const char *self_dir;  /* directory of /proc/self/exe */
 };

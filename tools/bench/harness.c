@@ -678,6 +678,7 @@ static int run_rounds(struct bench_ctx *ctx, const struct opts *o)
 
 	for (unsigned r = 0; r < o->rounds && !bench_interrupted; r++)
 		for (unsigned si = 0; si < o->sweep_count && !bench_interrupted; si++) {
+			ctx->round = r;
 			snprintf(title, sizeof(title), "round %u/%u, %s", r + 1, (unsigned)o->rounds,
 				 sweep_label(sc, o, si));
 			print_header(title);

@@ -523,8 +523,6 @@ out:
 static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 			     void *state, uint64_t n, double *fig)
 {
-	static const void *counted[64];
-	static unsigned counted_count;
 	uint64_t mode = bench_param(ctx, "mode");
 	int rc = 0;
 
@@ -537,14 +535,8 @@ static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops 
 						     fig)))
 		return rc;
 	/* Syscalls: one counted throughput pass per peer and N, in the first round. */
-	const void *key = (const char *)peer + n;
-	bool done = false;
-	for (unsigned i = 0; i < counted_count; i++)
-		done |= counted[i] == key;
-	if (!done && bench_param(ctx, "count") && counted_count < 64) {
-		counted[counted_count++] = key;
+	if (ctx->round == 0 && bench_param(ctx, "count"))
 		rc = run_one(ctx, peer, state, (unsigned)n, false, true, fig);
-	}
 	return rc == BENCH_NA ? 0 : rc;
 }
 

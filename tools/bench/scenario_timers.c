@@ -68,8 +68,6 @@ struct timers_run {
 	struct timer_fire fires[TIMERS_BATCH];
 };
 
-static unsigned round_no;
-
 static void permute(uint32_t *v, unsigned n, uint64_t seed)
 {
 	uint64_t x = seed | 1;
@@ -330,9 +328,8 @@ static int timers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *pe
 	for (unsigned i = 0; i < n; i++)
 		t.never[i] = NEVER;
 	/* The same permutations for every peer of a round. */
-	round_no += peer == ctx->sc->peers[0];
-	permute(t.rank, (unsigned)n, 0x9e3779b97f4a7c15ull * round_no);
-	permute(t.rank2, (unsigned)n, 0xc2b2ae3d27d4eb4full * round_no);
+	permute(t.rank, (unsigned)n, 0x9e3779b97f4a7c15ull * (ctx->round + 1));
+	permute(t.rank2, (unsigned)n, 0xc2b2ae3d27d4eb4full * (ctx->round + 1));
 	for (int attempt = 0; attempt < 3; attempt++) {
 		t.c = t.state;
 		memset(t.state, 0, peer->state_size);
