@@ -1,17 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * bench.h: the benchmark harness behind onering-bench and the two tables
- * that plug into it. struct bench_peer_ops is one peer (one file each,
- * peer_*.c; its hooks mean what its scenario says at the top of its file,
- * and every peer of a scenario gets the same work); struct bench_scenario
- * is one scenario (scenario_*.c): its peers, parameters, figures, ratios
- * and measure(), which runs one peer once. harness.c owns the rest:
- * options, interleaved rounds, the noise sampler, medians, ratios, CSV,
- * JSON, PNG; broker.c the oneringd child and other children.
- *
- * Returns: 0 or -errno; measure() may also return BENCH_NA (nothing to
- * measure here) or BENCH_WRONG (a correctness check failed: exit 1).
- * Context: the main thread, unless a scenario says otherwise.
+ * bench.h: the harness behind onering-bench and its two tables: struct
+ * bench_peer_ops, one peer (peer_*.c; its hooks mean what its scenario's
+ * file says, and every peer of a scenario gets the same work), and struct
+ * bench_scenario (scenario_*.c), whose measure() runs one peer once.
+ * harness.c owns options, rounds, noise, medians, ratios and output;
+ * broker.c the oneringd child and other children. Functions return 0 or
+ * -errno and run on the main thread unless said otherwise.
  */
 #ifndef ONERING_TOOLS_BENCH_BENCH_H
 #define ONERING_TOOLS_BENCH_BENCH_H
@@ -28,7 +23,7 @@
 #include "shm/atomic.h"
 
 #define BENCH_NA 1    /* measure(): nothing to measure for this peer here */
-#define BENCH_WRONG 2 /* measure(): a correctness check failed */
+#define BENCH_WRONG 2 /* measure(): a correctness check failed (exit 1) */
 
 #define BENCH_MAX_PEERS 16
 #define BENCH_MAX_FIGS 16
@@ -53,13 +48,10 @@
 struct bench_ctx;
 
 /*
- * One peer. name is what --peers and the output call it; needs names the
- * library it links ("dpdk", "liburing") for `onering-bench list`. The hooks
- * are the scenario's to define (see its file); unused ones stay NULL (a
- * missing control() answers -ENOTSUP). state is the peer's own memory for
- * one measurement (state_size bytes, zeroed by the scenario before setup);
- * variant is the peer's constant where several peers share their hooks
- * (a policy, a wait mode), read by setup() through self.
+ * One peer: name for --peers and the output, needs the library it links.
+ * Unused hooks stay NULL (bench_control() then answers -ENOTSUP). state:
+ * state_size bytes, zeroed before setup(); variant: the peer's constant,
+ * read through self or the table (a policy, a wait mode, what it measures).
  */
 struct bench_peer_ops {
 	const char *name;
@@ -74,8 +66,7 @@ struct bench_peer_ops {
 	void (*teardown)(struct bench_ctx *ctx, void *state);
 };
 
-/* Define peer var: its hooks in order setup, produce, consume, control,
- * teardown (NULL where unused). */
+/* Hooks in order setup, produce, consume, control, teardown (NULL: unused). */
 #define BENCH_PEER(var, peer_name, text, lib, state_type, value, ...)                           \
 	BENCH_PEER_(var, peer_name, text, lib, state_type, value, __VA_ARGS__)
 #define BENCH_PEER_(var, peer_name, text, lib, state_type, value, setup_fn, produce_fn,           \
@@ -86,7 +77,6 @@ struct bench_peer_ops {
 		.consume = consume_fn, .control = control_fn, .teardown = teardown_fn,          \
 	}
 
-/* peer->control(), or -ENOTSUP when the peer has none. */
 static inline int bench_control(const struct bench_peer_ops *peer, void *state, unsigned op,
 				void *arg)
 {
@@ -95,14 +85,17 @@ static inline int bench_control(const struct bench_peer_ops *peer, void *state, 
 
 /* A scenario option --NAME VALUE: an integer, or an index into choices. */
 struct bench_param {
-	const char *name;
-	const char *help;
+	const char *name, *help;
 	uint64_t value;
 	uint64_t quick; /* the value under --quick unless given */
 	uint64_t min, max;
 	const char *const *choices; /* NULL-terminated: the value is an index */
 	bool given;
 };
+#define BENCH_INT(n, text, def, q, lo, hi)                                                     \
+	{ .name = n, .help = text, .value = def, .quick = q, .min = lo, .max = hi }
+#define BENCH_CHOICE(n, text, def, names)                                                      \
+	{ .name = n, .help = text, .value = def, .choices = names }
 
 struct bench_scenario {
 	const char *name;
@@ -112,15 +105,13 @@ struct bench_scenario {
 	const char *sweep_name; /* the swept parameter, NULL for none */
 	const char *sweep_default, *sweep_quick;
 	const char *cores_help; /* what --cores A,B,... places */
-	const char *cores_default;
+	const char *cores_default; /* --cores must name as many CPUs, or more if cores_more */
+	bool cores_more;
 	/*
-	 * The figures of measure()'s fig[], in order, space-separated, each
-	 * "NAME[:DIGITS]" (DIGITS after the point, default 0): a name says
-	 * its unit; the first is plotted. The ratios, ';'-separated, each
-	 * "FIG PEER_A PEER_B [@SWEEP] [>=X | <=X]": the median over rounds of
-	 * the per-round FIG(A) / FIG(B), at that sweep value only, against the
-	 * contract's target; a peer name ending in '*' is the best of the peers
-	 * with that prefix in each round.
+	 * fig_names: measure()'s fig[], each "NAME[:DIGITS]" (the name says the
+	 * unit; the first is plotted). ratio_text: ';'-separated "FIG A B
+	 * [@SWEEP] [>=X | <=X]", the median of the per-round FIG(A) / FIG(B)
+	 * against the contract's target; "name*": the best peer of that prefix.
 	 */
 	const char *fig_names, *ratio_text;
 	struct bench_param *params;
@@ -129,9 +120,10 @@ struct bench_scenario {
 	unsigned rounds_quick; /* 0: 3 */
 	int (*init)(struct bench_ctx *ctx); /* once, before the rounds (EAL ...) */
 	void (*fini)(struct bench_ctx *ctx);
-	/* One measurement of peer at sweep value sweep: fills fig[] (-1 = none). */
-	int (*measure)(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t sweep,
-		       double *fig);
+	/* One measurement of peer at sweep value sweep: fills fig[] (-1 = none).
+	 * state: the peer's, zeroed, on whole cache lines. */
+	int (*measure)(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
+		       uint64_t sweep, double *fig);
 };
 
 /* The oneringd child of one measurement. */
@@ -147,7 +139,8 @@ struct bench_ctx {
 	bool quick;
 	int cores[BENCH_MAX_CORES];
 	unsigned core_count;
-	cpu_set_t start_affinity;
+	cpu_set_t start_affinity, cores_set; /* cores_set: the CPUs of --cores */
+	unsigned round;        /* of the measurement, from 0 */
 	uint64_t child_cpu_ns; /* CPU of the brokers stopped since the last sample */
 	const char *self_dir;  /* directory of /proc/self/exe */
 };
@@ -155,7 +148,6 @@ struct bench_ctx {
 /* SIGINT/SIGTERM seen: measurements stop early, the program exits 130. */
 extern volatile sig_atomic_t bench_interrupted;
 
-/* The value of the scenario parameter name (aborts on a name not declared). */
 uint64_t bench_param(const struct bench_ctx *ctx, const char *name);
 
 /* The first failure of a measurement's threads: the first message wins. */
@@ -163,15 +155,15 @@ struct bench_failure {
 	ONERING_ATOMIC(int) failed;
 	char err[256];
 };
-/* Record a failure; @return true if it was the first. Any thread. */
+/* true if it was the first. Any thread. */
 bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 #define bench_failed(f) (onering_atomic_load(&(f)->failed, onering_mo_relaxed) != 0)
 
-/* Print one line to stderr and return rc. */
+/* One line to stderr; returns rc. */
 int bench_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Clock id in ns (CLOCK_MONOTONIC: the vDSO, no system call); 0 if unreadable. */
+/* In ns (CLOCK_MONOTONIC: the vDSO, no system call); 0 if unreadable. */
 static BENCH_ALWAYS_INLINE uint64_t bench_clock_ns(clockid_t id)
 {
 	struct timespec ts;
@@ -181,6 +173,11 @@ static BENCH_ALWAYS_INLINE uint64_t bench_clock_ns(clockid_t id)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 #define bench_now_ns() bench_clock_ns(CLOCK_MONOTONIC)
+static inline struct timespec bench_ts(uint64_t ns)
+{
+	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000u),
+				  .tv_nsec = (long)(ns % 1000000000u) };
+}
 void bench_sleep_ns(uint64_t ns);
 int bench_pin_self(int cpu); /* 0; -errno */
 /* size bytes rounded up to whole cache lines, aligned and zeroed; NULL. */
@@ -195,37 +192,31 @@ uint64_t bench_schedstat_ns(pid_t pid, pid_t tid, int field);
 
 #define BENCH_SYSCALLS_MAX_THREADS 32
 
-/* Syscalls entered by one thread, or by every thread a process has now. */
 struct bench_syscalls {
 	int fds[BENCH_SYSCALLS_MAX_THREADS];
 	unsigned fd_count;
 };
 
-/* tid > 0: that thread; else every thread of pid. 0; -ENOTSUP (not root,
- * no tracefs: a warning is printed once); -errno. */
+/* Syscalls entered by thread tid, or (tid <= 0) every thread pid has now.
+ * -ENOTSUP: not root, no tracefs (warned once). */
 int bench_syscalls_open(struct bench_syscalls *c, pid_t pid, pid_t tid);
 uint64_t bench_syscalls_read(const struct bench_syscalls *c);
 void bench_syscalls_close(struct bench_syscalls *c);
 
 /*
- * Start oneringd: `oneringd EAL... -- --foreground --name N --socket-dir D
- * --ready-fd 3 --no-hugepages EXTRA...` (eal and extra NULL-terminated,
- * either NULL), its stdout/stderr to D/oneringd.log, and wait (10 s) for
- * its ready byte. b->name and b->dir are what onering_attach_opts() wants.
- * @return 0; -ENOENT oneringd not found (every place tried is printed);
- *         -EIO it did not become ready (its log is printed); -errno.
+ * `oneringd EAL... -- --foreground --name N --socket-dir D --ready-fd 3
+ * --no-hugepages EXTRA...` (NULL-terminated lists, or NULL), output to
+ * D/oneringd.log; waits 10 s for its ready byte. -ENOENT: not found (the
+ * places tried are printed); -EIO: not ready (its log is printed).
  */
 int bench_broker_start(struct bench_ctx *ctx, struct bench_broker *b, const char *const *eal,
 		       const char *const *extra);
-/* SIGTERM (SIGKILL after 5 s), reap, remove its directory; adds its CPU to
- * ctx->child_cpu_ns. Safe on a broker never started. */
+/* Stop, reap, remove its directory, add its CPU to ctx->child_cpu_ns.
+ * Safe on a broker never started. */
 void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b);
-/*
- * fork/exec argv[0] (a path) with stdout and stderr to out_path, on cpus
- * (NULL: the CPUs this program started with), ready_fd (>= 0) as its fd 3;
- * it dies with this program.
- * bench_child_stop(): SIGTERM, SIGKILL after 5 s, reaped; its wait status.
- */
+/* Run argv[0] (a path), output to out_path, on cpus (NULL: ours at start),
+ * ready_fd (>= 0) as its fd 3; it dies with us. Stop: SIGTERM, SIGKILL
+ * after 5 s; returns the wait status. */
 int bench_child_start(const struct bench_ctx *ctx, char *const argv[], const char *out_path,
 		      const cpu_set_t *cpus, int ready_fd, pid_t *pid);
 int bench_child_stop(pid_t pid);
@@ -237,12 +228,8 @@ struct onering;
 struct onering_queue;
 struct onering_queue_options;
 
-/*
- * Start a broker (as bench_broker_start), attach to it, and open one queue
- * with qo (NULL: defaults; q NULL: no queue). On failure everything done is
- * undone. bench_onering_close() undoes it all; safe on a half-open one.
- * @return 0; -errno (one line printed naming what failed).
- */
+/* Start a broker, attach, open one queue with qo (NULL: defaults; q NULL:
+ * none); undone on failure (printed). close: safe on a half-open one. */
 int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *extra,
 		       const struct onering_queue_options *qo, struct onering **att,
 		       struct onering_queue **q);
@@ -252,17 +239,11 @@ void bench_onering_close(struct bench_ctx *ctx, struct bench_broker *b, struct o
 /* Remove dir and the files in it (one level); warns on what stays. */
 void bench_remove_dir(const char *dir);
 
-/*
- * Start this process's DPDK EAL once (dpdk.c, built with DPDK only):
- * --no-huge --no-pci --no-shconf --no-telemetry -m 512, a unique
- * --file-prefix, -l lcores, then extra (NULL-terminated, may be NULL). The
- * calling thread gets back the affinity it started with; the EAL and its
- * runtime directory are cleaned up at exit. Later calls return the first
- * one's result. @return 0; -errno (rte_errno).
- */
+/* This process's DPDK EAL (dpdk.c), once: -l lcores, then extra (or NULL);
+ * later calls return the first one's result. The caller keeps its CPUs. */
 int bench_eal_start(struct bench_ctx *ctx, const char *lcores, const char *const *extra);
 
-/* The path of a helper program (oneringd, ...); see broker.c. 0; -ENOENT. */
+/* The path of a helper program (oneringd, ...); see broker.c. */
 int bench_find_program(const struct bench_ctx *ctx, const char *env, const char *name,
 		       const char *build_subdir, char *out, size_t out_size);
 

@@ -1,15 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * broker.c: the oneringd child a measurement runs against, and where the
- * programs the harness starts are found.
- *
- * oneringd is looked up at run time, never compiled in: $ONERINGD, then
- * next to onering-bench (an installed bindir), then the build tree
- * (<dir>/../broker/oneringd), then PATH. The child gets the CPUs this
- * program started with (the broker checks its cores against them), dies
- * with this program (PR_SET_PDEATHSIG), and says it is ready by writing
- * 'R' to fd 3. Stopping it is SIGTERM, then SIGKILL after 5 s; its
- * temporary socket directory is removed on every path.
+ * broker.c: the oneringd child a measurement runs against, other children,
+ * and where their programs are found: at run time, never compiled in:
+ * $ONERINGD (or the like), next to onering-bench (an installed bindir), the
+ * build tree (<dir>/../broker/oneringd), PATH. A child gets the CPUs this
+ * program started with (the broker checks its cores against them) and dies
+ * with it (PR_SET_PDEATHSIG); oneringd says it is ready with 'R' on fd 3.
  */
 #include <dirent.h>
 #include <errno.h>

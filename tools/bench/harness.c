@@ -1,11 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * harness.c: onering-bench's main(): `onering-bench SCENARIO [options]`
- * and `onering-bench list`. Options common to every scenario, rounds that
- * interleave the peers in a fixed order (machine noise hits all of them
- * alike), the machine-noise sampler, medians and medians of per-round
- * ratios, the summary, CSV, JSON and the gnuplot PNG. What one measurement
- * does is the scenario's.
+ * harness.c: onering-bench's main() (`onering-bench SCENARIO [options]`,
+ * `onering-bench list`): common options, rounds that interleave the peers
+ * in a fixed order (machine noise hits all of them alike), the noise
+ * sampler, medians of figures and of per-round ratios, summary, CSV, JSON
+ * and the gnuplot PNG. What one measurement does is the scenario's.
  *
  * Noise: /proc/stat around every measurement. others_pct is the CPU the
  * rest of the machine took (busy minus this process, its brokers and
@@ -108,8 +107,7 @@ uint64_t bench_param(const struct bench_ctx *ctx, const char *name)
 
 void bench_sleep_ns(uint64_t ns)
 {
-	struct timespec ts = { .tv_sec = (time_t)(ns / 1000000000ull),
-			       .tv_nsec = (long)(ns % 1000000000ull) };
+	struct timespec ts = bench_ts(ns);
 
 	nanosleep(&ts, NULL);
 }
@@ -329,7 +327,7 @@ static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **ar
 	const char *sweep = sc->sweep_default, *cores = sc->cores_default, *peers = NULL;
 	bool rounds_given = false, retry_given = false;
 	uint64_t v[BENCH_MAX_CORES];
-	unsigned count;
+	unsigned count, want = 1;
 
 	*o = (struct opts){ .rounds = sc->rounds_default, .retry_noisy = 2, .noise_max_pct = 10 };
 	for (int i = 2; i < argc; i++) {
@@ -400,7 +398,13 @@ static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **ar
 			return bench_fail(-EINVAL, "%s: CPU %" PRIu64 " is not one this program may "
 					  "use", sc->name, v[k]);
 		ctx->cores[k] = (int)v[k];
+		CPU_SET(v[k], &ctx->cores_set);
 	}
+	for (const char *c = sc->cores_default; c && *c; c++)
+		want += *c == ',';
+	if (sc->cores_default &&
+	    (ctx->core_count < want || (ctx->core_count > want && !sc->cores_more)))
+		return bench_fail(-EINVAL, "%s: --cores takes %s", sc->name, sc->cores_help);
 	return parse_tables(sc);
 }
 
@@ -636,29 +640,34 @@ static int write_plot(const struct bench_scenario *sc, const struct opts *o)
 static int measure_once(struct bench_ctx *ctx, const struct opts *o, unsigned p, uint64_t sweep,
 			double *f)
 {
-	const struct bench_scenario *sc = ctx->sc;
+	const struct bench_peer_ops *peer = ctx->sc->peers[p];
 	double *others = &f[fig_count + EXTRA_OTHERS], *steal = &f[fig_count + EXTRA_STEAL];
+	void *state = bench_alloc_lines(peer->state_size);
+	int rc = state ? 0 : -ENOMEM;
 
-	for (unsigned attempt = 0;; attempt++) {
+	for (unsigned attempt = 0; rc == 0; attempt++) {
 		struct noise_sample a, b;
 
 		for (unsigned k = 0; k < FIG_TOTAL; k++)
 			f[k] = -1;
 		ctx->child_cpu_ns = 0;
+		memset(state, 0, peer->state_size);
 		noise_take(&a);
-		int rc = sc->measure(ctx, sc->peers[p], sweep, f);
+		rc = ctx->sc->measure(ctx, peer, state, sweep, f);
 		noise_take(&b);
 		if (rc)
-			return rc;
+			break;
 		noise_figs(&a, &b, ctx->child_cpu_ns, others, steal);
 		if (*others + *steal <= (double)o->noise_max_pct)
-			return 0;
+			break;
 		if (attempt >= o->retry_noisy || bench_interrupted) {
 			disturbed_count++;
-			return 0;
+			break;
 		}
 		printf("  (disturbed: others + steal %.0f %%, again)\n", *others + *steal);
 	}
+	free(state);
+	return rc;
 }
 
 static int run_rounds(struct bench_ctx *ctx, const struct opts *o)
@@ -669,6 +678,7 @@ static int run_rounds(struct bench_ctx *ctx, const struct opts *o)
 
 	for (unsigned r = 0; r < o->rounds && !bench_interrupted; r++)
 		for (unsigned si = 0; si < o->sweep_count && !bench_interrupted; si++) {
+			ctx->round = r;
 			snprintf(title, sizeof(title), "round %u/%u, %s", r + 1, (unsigned)o->rounds,
 				 sweep_label(sc, o, si));
 			print_header(title);
@@ -701,20 +711,21 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout, NULL);
 		return argc < 2 ? 2 : 0;
 	}
+	bool list = strcmp(argv[1], "list") == 0;
 	for (unsigned i = 0; i < BENCH_COUNT(scenarios); i++) {
 		const struct bench_scenario *sc = scenarios[i];
 		if (strcmp(sc->name, argv[1]) == 0)
 			ctx.sc = sc;
-		for (unsigned p = 0; strcmp(argv[1], "list") == 0 && p <= sc->peer_count; p++)
-			if (p == 0)
-				printf("%-10s %s\n", sc->name, sc->about);
-			else
-				printf("    %-16s %s%s%s%s\n", sc->peers[p - 1]->name,
-				       sc->peers[p - 1]->about, sc->peers[p - 1]->needs ? " [" : "",
-				       sc->peers[p - 1]->needs ? sc->peers[p - 1]->needs : "",
-				       sc->peers[p - 1]->needs ? "]" : "");
+		if (list)
+			printf("%-10s %s\n", sc->name, sc->about);
+		for (unsigned p = 0; list && p < sc->peer_count; p++) {
+			const struct bench_peer_ops *peer = sc->peers[p];
+			printf("    %-16s %s%s%s%s\n", peer->name, peer->about,
+			       peer->needs ? " [" : "", peer->needs ? peer->needs : "",
+			       peer->needs ? "]" : "");
+		}
 	}
-	if (strcmp(argv[1], "list") == 0)
+	if (list)
 		return 0;
 	if (!ctx.sc) {
 		fprintf(stderr, "onering-bench: unknown scenario '%s'\n", argv[1]);

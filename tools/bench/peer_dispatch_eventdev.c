@@ -49,10 +49,9 @@ static uint32_t min_u32(uint32_t a, uint32_t b)
 	return a < b ? a : b;
 }
 
-static void evdev_stop_flush(uint8_t dev_id, struct rte_event ev, void *arg)
+static void evdev_stop_flush(uint8_t dev_id BENCH_UNUSED, struct rte_event ev BENCH_UNUSED,
+			     void *arg)
 {
-	(void)dev_id;
-	(void)ev;
 	((struct evdev_dispatch *)arg)->c.leftover++;
 }
 

@@ -31,15 +31,9 @@ static int nic_floor_produce(void *state, unsigned side BENCH_UNUSED, void *item
 				 m[i]->data_len < NIC_SNAPLEN ? m[i]->data_len : NIC_SNAPLEN);
 	rte_pktmbuf_free_bulk(m, n);
 	s->c.sink += sum;
-	onering_atomic_store(&s->c.received,
-			     n + onering_atomic_load(&s->c.received, onering_mo_relaxed),
-			     onering_mo_relaxed);
+	nic_count(&s->c.received, n);
 	return n;
 }
-
-/* Thread init/fini (an lcore id: mempool caches work) and the counters,
- * for both in-process peers (peer_nic_rte_ring.c uses it too). */
-int bench_nic_inprocess_control(void *state, unsigned op, void *arg);
 
 int bench_nic_inprocess_control(void *state, unsigned op, void *arg)
 {

@@ -17,8 +17,6 @@
 
 #include "tools/bench/peers.h"
 
-int bench_nic_inprocess_control(void *state, unsigned op, void *arg);
-
 struct nic_rte_ring {
 	struct nic_common c;
 	struct rte_ring *ring;
@@ -46,12 +44,9 @@ static int nic_rte_ring_produce(void *state, unsigned side BENCH_UNUSED,
 	unsigned k = n ? rte_ring_sp_enqueue_burst(s->ring, (void *const *)m, n, NULL) : 0;
 	if (k < n) { /* ring full: drop */
 		rte_pktmbuf_free_bulk(m + k, n - k);
-		onering_atomic_store(&s->c.dropped, n - k + onering_atomic_load(&s->c.dropped,
-							onering_mo_relaxed), onering_mo_relaxed);
+		nic_count(&s->c.dropped, n - k);
 	}
-	onering_atomic_store(&s->c.received,
-			     n + onering_atomic_load(&s->c.received, onering_mo_relaxed),
-			     onering_mo_relaxed);
+	nic_count(&s->c.received, n);
 	return n;
 }
 

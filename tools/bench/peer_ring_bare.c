@@ -117,11 +117,6 @@ static int ring_bare_consume(void *state, unsigned ring, void *items, unsigned n
 	return (int)n;
 }
 
-static int ring_bare_control(void *state BENCH_UNUSED, unsigned op, void *arg BENCH_UNUSED)
-{
-	return op == RING_OP_MODES ? RING_MODE_THROUGHPUT | RING_MODE_LATENCY : -EINVAL;
-}
-
 static void ring_bare_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct bare_state *s = state;
@@ -133,5 +128,5 @@ static void ring_bare_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 }
 
 BENCH_PEER(bench_peer_ring_bare, "bare", "a minimal SPSC ring with cached indices (the floor)",
-	   NULL, struct bare_state, 0, ring_bare_setup, ring_bare_produce, ring_bare_consume,
-	   ring_bare_control, ring_bare_teardown);
+	   NULL, struct bare_state, RING_MODE_THROUGHPUT | RING_MODE_LATENCY, ring_bare_setup,
+	   ring_bare_produce, ring_bare_consume, NULL, ring_bare_teardown);

@@ -63,11 +63,6 @@ static int ring_onering_consume(void *state, unsigned ring, void *out, unsigned 
 	return onering_ring_dequeue_burst(&s->rx[ring].h, out, max_count);
 }
 
-static int ring_onering_control(void *state BENCH_UNUSED, unsigned op, void *arg BENCH_UNUSED)
-{
-	return op == RING_OP_MODES ? RING_MODE_THROUGHPUT | RING_MODE_LATENCY : -EINVAL;
-}
-
 static void ring_onering_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct onering_ring_state *s = state;
@@ -81,5 +76,5 @@ static void ring_onering_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *stat
 
 BENCH_PEER(bench_peer_ring_onering, "onering",
 	   "shm/ring.h enqueue_burst/dequeue_burst (a pair for latency)", NULL,
-	   struct onering_ring_state, 0, ring_onering_setup, ring_onering_produce,
-	   ring_onering_consume, ring_onering_control, ring_onering_teardown);
+	   struct onering_ring_state, RING_MODE_THROUGHPUT | RING_MODE_LATENCY, ring_onering_setup,
+	   ring_onering_produce, ring_onering_consume, NULL, ring_onering_teardown);

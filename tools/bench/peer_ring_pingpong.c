@@ -32,11 +32,11 @@ struct pp_state {
 	} by_side[2];
 };
 
-/* variant 0: one line each way; else --capacity lines. */
+/* One line each way; RING_PP_LINES: --capacity lines. */
 static int pp_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self, void *state)
 {
 	struct pp_state *s = state;
-	uint64_t line_count = self->variant ? bench_param(ctx, "capacity") : 1;
+	uint64_t line_count = self->variant & RING_PP_LINES ? bench_param(ctx, "capacity") : 1;
 
 	s->mask = line_count - 1;
 	for (int d = 0; d < 2; d++)
@@ -72,11 +72,6 @@ static int pp_consume(void *state, unsigned dir, void *items, unsigned max_count
 	return 1;
 }
 
-static int pp_control(void *state BENCH_UNUSED, unsigned op, void *arg BENCH_UNUSED)
-{
-	return op == RING_OP_MODES ? RING_MODE_LATENCY : -EINVAL;
-}
-
 static void pp_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	struct pp_state *s = state;
@@ -86,7 +81,9 @@ static void pp_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 }
 
 BENCH_PEER(bench_peer_ring_pingpong, "pingpong", "one cache line each way (the latency floor)",
-	   NULL, struct pp_state, 0, pp_setup, pp_produce, pp_consume, pp_control, pp_teardown);
+	   NULL, struct pp_state, RING_MODE_LATENCY, pp_setup, pp_produce, pp_consume, NULL,
+	   pp_teardown);
 BENCH_PEER(bench_peer_ring_pp_lines, "pp-lines",
 	   "a fresh line per message over --capacity lines (rotating-slot floor)", NULL,
-	   struct pp_state, 1, pp_setup, pp_produce, pp_consume, pp_control, pp_teardown);
+	   struct pp_state, RING_MODE_LATENCY | RING_PP_LINES, pp_setup, pp_produce, pp_consume,
+	   NULL, pp_teardown);

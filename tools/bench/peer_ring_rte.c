@@ -5,7 +5,6 @@
  * rte_ring_sc_dequeue_burst_elem). Throughput only, as before. The EAL is
  * started on the scenario's two cores the first time.
  */
-#include <errno.h>
 #include <stdio.h>
 
 #include <rte_errno.h>
@@ -49,16 +48,11 @@ static int ring_rte_consume(void *state, unsigned ring BENCH_UNUSED, void *out, 
 						   sizeof(struct onering_event), max_count, NULL);
 }
 
-static int ring_rte_control(void *state BENCH_UNUSED, unsigned op, void *arg BENCH_UNUSED)
-{
-	return op == RING_OP_MODES ? RING_MODE_THROUGHPUT : -EINVAL;
-}
-
 static void ring_rte_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
 	rte_ring_free(((struct rte_state *)state)->ring);
 }
 
 BENCH_PEER(bench_peer_ring_rte, "rte_ring", "DPDK rte_ring SP/SC, 64-byte elements (throughput "
-	   "only)", "dpdk", struct rte_state, 0, ring_rte_setup, ring_rte_produce, ring_rte_consume,
-	   ring_rte_control, ring_rte_teardown);
+	   "only)", "dpdk", struct rte_state, RING_MODE_THROUGHPUT, ring_rte_setup, ring_rte_produce,
+	   ring_rte_consume, NULL, ring_rte_teardown);

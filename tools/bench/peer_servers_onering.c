@@ -4,8 +4,6 @@
  * (default options, one poller on the CPUs this program started with) and
  * the HTTP example attached to it (--name, --socket-dir).
  */
-#include <errno.h>
-
 #include "tools/bench/peers.h"
 
 static int servers_onering_setup(struct bench_ctx *ctx,
@@ -20,26 +18,8 @@ static int servers_onering_setup(struct bench_ctx *ctx,
 	return servers_start(ctx, c, extra);
 }
 
-static int servers_control(void *state, unsigned op, void *arg)
-{
-	struct servers_common *c = state;
-	pid_t *pids = arg;
-
-	if (op != SERVERS_OP_PIDS)
-		return -EINVAL;
-	pids[0] = c->server;
-	pids[1] = c->broker.pid;
-	return 0;
-}
-
-static void servers_teardown(struct bench_ctx *ctx, void *state)
-{
-	servers_stop(ctx, state);
-}
-
 BENCH_PEER(bench_peer_servers_onering, "onering", "examples/http_server.c on a private oneringd",
-	   NULL, struct servers_common, 0, servers_onering_setup, NULL, NULL, servers_control,
-	   servers_teardown);
+	   NULL, struct servers_common, 0, servers_onering_setup, NULL, NULL, NULL, servers_stop);
 
 static int servers_epoll_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
 			       void *state)
@@ -52,4 +32,4 @@ static int servers_epoll_setup(struct bench_ctx *ctx, const struct bench_peer_op
 /* Peer "epoll": the same server logic on plain edge-triggered epoll (--epoll). */
 BENCH_PEER(bench_peer_servers_epoll, "epoll", "examples/http_server.c --epoll (plain "
 	   "edge-triggered epoll)", NULL, struct servers_common, 0, servers_epoll_setup, NULL, NULL,
-	   servers_control, servers_teardown);
+	   NULL, servers_stop);

@@ -20,12 +20,6 @@ struct timerfd_timers {
 	struct epoll_event evs[TIMERS_BATCH];
 };
 
-static struct timespec ns_to_ts(uint64_t ns)
-{
-	return (struct timespec){ .tv_sec = (time_t)(ns / 1000000000ull),
-				  .tv_nsec = (long)(ns % 1000000000ull) };
-}
-
 static int timers_timerfd_setup(struct bench_ctx *ctx BENCH_UNUSED,
 				const struct bench_peer_ops *self BENCH_UNUSED, void *state)
 {
@@ -52,7 +46,7 @@ static int timers_timerfd_produce(void *state, unsigned thread_idx BENCH_UNUSED,
 	const uint64_t *expiry = items;
 
 	for (uint32_t i = 0; i < count; i++) {
-		struct itimerspec its = { .it_value = ns_to_ts(expiry ? expiry[i] : 0) };
+		struct itimerspec its = { .it_value = bench_ts(expiry ? expiry[i] : 0) };
 		if (ONERING_UNLIKELY(timerfd_settime(s->tfds[i], TFD_TIMER_ABSTIME, &its, NULL) < 0))
 			return -errno;
 	}
@@ -65,7 +59,7 @@ static int timers_timerfd_consume(void *state, unsigned thread_idx BENCH_UNUSED,
 {
 	struct timerfd_timers *s = state;
 	struct timer_fire *f = items;
-	struct timespec tmo = ns_to_ts(s->c.wait_ns);
+	struct timespec tmo = bench_ts(s->c.wait_ns);
 	int k = 0;
 	int r = epoll_pwait2(s->epfd, s->evs, (int)max_count, &tmo, NULL);
 	if (r < 0)

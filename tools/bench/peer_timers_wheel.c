@@ -38,8 +38,7 @@ struct wheel_timers {
 
 static int wheel_arm_fd(struct wheel_timers *w, uint64_t expiry_ns)
 {
-	struct itimerspec its = { .it_value = { .tv_sec = (time_t)(expiry_ns / 1000000000ull),
-						.tv_nsec = (long)(expiry_ns % 1000000000ull) } };
+	struct itimerspec its = { .it_value = bench_ts(expiry_ns) };
 
 	w->c.known_syscalls++;
 	if (timerfd_settime(w->tfd, TFD_TIMER_ABSTIME, &its, NULL) < 0)
@@ -144,8 +143,7 @@ static int timers_wheel_consume(void *state, unsigned thread_idx BENCH_UNUSED, v
 {
 	struct wheel_timers *w = state;
 	struct timer_fire *f = items;
-	struct timespec tmo = { .tv_sec = (time_t)(w->c.wait_ns / 1000000000ull),
-				.tv_nsec = (long)(w->c.wait_ns % 1000000000ull) };
+	struct timespec tmo = bench_ts(w->c.wait_ns);
 	struct epoll_event ev;
 	uint64_t v;
 	unsigned k = 0;

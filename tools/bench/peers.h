@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peers.h: what each scenario and its peers share: the control ops, the
- * item each hook passes, the common head of every peer's state, and the
- * peers' ops tables. What the hooks mean is at the top of each
- * scenario_*.c.
+ * peers.h: what each scenario shares with its peers: control ops, the items
+ * the hooks pass, the common head of the peers' state, the peers' tables.
+ * What the hooks mean is at the top of each scenario_*.c.
  */
 #ifndef ONERING_TOOLS_BENCH_PEERS_H
 #define ONERING_TOOLS_BENCH_PEERS_H
@@ -13,8 +12,8 @@
 
 #include "tools/bench/bench.h"
 
-enum { RING_OP_MODES = 1 };                             /* control(): what it measures */
-enum { RING_MODE_THROUGHPUT = 1, RING_MODE_LATENCY = 2 }; /* its answer's bits */
+/* A ring peer's variant: what it measures (pp-lines adds PP_LINES). */
+enum { RING_MODE_THROUGHPUT = 1, RING_MODE_LATENCY = 2, RING_PP_LINES = 4 };
 
 extern const struct bench_peer_ops bench_peer_ring_onering, bench_peer_ring_bare,
 	bench_peer_ring_rte, bench_peer_ring_pingpong, bench_peer_ring_pp_lines;
@@ -139,11 +138,8 @@ struct nic_common {
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) received, dropped;
 };
 
-/*
- * The work every consumer does per packet: read len bytes and sum them as
- * 64-bit words (the tail byte by byte). With len = 64: eight loads of one
- * cache line.
- */
+/* Every consumer's work per packet: sum len bytes as 64-bit words (the tail
+ * byte by byte); len 64: eight loads of one cache line. */
 static BENCH_ALWAYS_INLINE uint64_t nic_touch(const void *p, uint32_t len)
 {
 	const unsigned char *b = p;
@@ -159,10 +155,17 @@ static BENCH_ALWAYS_INLINE uint64_t nic_touch(const void *p, uint32_t len)
 	return sum;
 }
 
+/* Add n to a counter of the rx thread's (its only writer; main reads it relaxed). */
+#define nic_count(ctr, n)                                                                      \
+	onering_atomic_store(ctr, (n) + onering_atomic_load(ctr, onering_mo_relaxed),         \
+			     onering_mo_relaxed)
+
+/* Both in-process peers' control(): thread init/fini (an lcore id: mempool
+ * caches work) and the counters (peer_nic_floor.c). */
+int bench_nic_inprocess_control(void *state, unsigned op, void *arg);
+
 extern const struct bench_peer_ops bench_peer_nic_floor, bench_peer_nic_rte_ring,
 	bench_peer_nic_onering;
-
-enum { SERVERS_OP_PIDS = 1 }; /* control(): arg pid_t[2] = { server, broker or 0 } */
 
 struct servers_common {
 	unsigned port;
@@ -170,16 +173,12 @@ struct servers_common {
 	struct bench_broker broker;
 };
 
-/*
- * Start examples/http_server.c (onering-http-server, found like oneringd:
- * $ONERING_HTTP_SERVER, next to onering-bench, <dir>/../examples, PATH) on
- * c->port with the extra arguments (NULL-terminated), on the app CPUs of
- * --cores when given, and wait until it accepts connections (5 s).
- * @return 0; -errno (printed).
- */
+/* Start onering-http-server (found like oneringd; $ONERING_HTTP_SERVER) on
+ * c->port with extra (NULL-terminated), on --cores' CPUs if given, and wait
+ * (5 s) until it accepts connections. -errno: printed. */
 int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *const *extra);
-/* Stop the server (SIGTERM, SIGKILL after 5 s) and the broker. */
-void servers_stop(struct bench_ctx *ctx, struct servers_common *c);
+/* Stop the server (SIGTERM, SIGKILL after 5 s) and the broker: the peers' teardown. */
+void servers_stop(struct bench_ctx *ctx, void *state);
 
 extern const struct bench_peer_ops bench_peer_servers_onering, bench_peer_servers_epoll;
 

@@ -36,7 +36,6 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -369,7 +368,7 @@ static void run_figs(struct dispatch_run *r, double *fig)
 	free(h);
 }
 
-static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
+static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
 			    uint64_t nc, double *fig)
 {
 	struct dispatch_run *r = bench_alloc_lines(sizeof(*r));
@@ -380,8 +379,9 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 
 	if (nc == 0 || nc > DISPATCH_MAX_CONSUMERS)
 		return bench_fail(-EINVAL, "dispatch: --consumers is 1..%u", DISPATCH_MAX_CONSUMERS);
-	if (!r || !(r->state = calloc(1, peer->state_size)))
-		goto out;
+	if (!r)
+		return -ENOMEM;
+	r->state = state;
 	r->peer = peer;
 	r->c = r->state;
 	r->n = bench_param(ctx, "events");
@@ -448,23 +448,15 @@ teardown:
 	if (rc == 0 && (rc = run_verify(r)) == 0)
 		run_figs(r, fig);
 out:
-	for (unsigned i = 0; r && i < nc; i++)
+	for (unsigned i = 0; i < nc; i++)
 		if (r->cons[i]) {
 			free(r->cons[i]->seen);
 			free(r->cons[i]->qnext);
 			free(r->cons[i]);
 		}
-	if (r) {
-		free((void *)(uintptr_t)r->gnext);
-		free(r->state);
-	}
+	free((void *)(uintptr_t)r->gnext);
 	free(r);
 	return rc;
-}
-
-static int dispatch_init(struct bench_ctx *ctx)
-{
-	return ctx->core_count >= 2 ? 0 : bench_fail(-EINVAL, "dispatch: --cores takes S,A[,A...]");
 }
 
 static const struct bench_peer_ops *const dispatch_peers[] = {
@@ -481,18 +473,15 @@ static const char *const idle_names[] = { "yield", "spin", NULL };
 static const char *const consume_names[] = { "wait", "poll", NULL };
 
 static struct bench_param dispatch_params[] = {
-	{ "events", "events per measurement", 2000000, 100000, 1000, 200000000, NULL, false },
-	{ "flows", "flows", 1024, 1024, 1, 65536, NULL, false },
-	{ "capacity", "onering consumer queue slots", 1024, 1024, 64, 1u << 20, NULL, false },
-	{ "sq-capacity", "onering producer submission slots", 1024, 1024, 64, 1u << 20, NULL,
-	  false },
-	{ "inflight", "eventdev in-flight limit (clamped to the device's)", 4096, 4096, 64,
-	  1u << 20, NULL, false },
-	{ "idle", "busy loops when idle or refused: yield or spin", 0, 0, 0, 1, idle_names,
-	  false },
-	{ "consume", "onering consumers: wait (onering_wait) or poll", 0, 0, 0, 1,
-	  consume_names, false },
-	{ "timeout-s", "a measurement longer than this fails", 60, 60, 1, 3600, NULL, false },
+	BENCH_INT("events", "events per measurement", 2000000, 100000, 1000, 200000000),
+	BENCH_INT("flows", "flows", 1024, 1024, 1, 65536),
+	BENCH_INT("capacity", "onering consumer queue slots", 1024, 1024, 64, 1u << 20),
+	BENCH_INT("sq-capacity", "onering producer submission slots", 1024, 1024, 64, 1u << 20),
+	BENCH_INT("inflight", "eventdev in-flight limit (clamped to the device's)", 4096, 4096, 64,
+		  1u << 20),
+	BENCH_CHOICE("idle", "busy loops when idle or refused: yield or spin", 0, idle_names),
+	BENCH_CHOICE("consume", "onering consumers: wait (onering_wait) or poll", 0, consume_names),
+	BENCH_INT("timeout-s", "a measurement longer than this fails", 60, 60, 1, 3600),
 };
 
 BENCH_SCENARIO(dispatch, "consumers", "1,2,4", "1,2,4", "1,0", 3, 1,
@@ -505,5 +494,5 @@ BENCH_SCENARIO(dispatch, "consumers", "1,2,4", "1,2,4", "1,0", 3, 1,
 		"events/CPU-s onering-sticky dsw-atomic; "
 		"events/CPU-s onering-sticky sw-atomic; events/s onering-* dsw-*; "
 		"events/s onering-* sw-*",
-	.init = dispatch_init
+	.cores_more = true
 );

@@ -26,7 +26,6 @@
 #include <pthread.h>
 #include <stdalign.h>
 #include <stdio.h>
-#include <stdlib.h>
 
 #include <rte_ethdev.h>
 #include <rte_lcore.h>
@@ -42,10 +41,10 @@ struct nic_run {
 	alignas(ONERING_CACHE_LINE) const struct bench_peer_ops *peer;
 	void *state;
 	unsigned side;
-	ONERING_ATOMIC(int) *phase, *ready, *failed;
+	ONERING_ATOMIC(int) *phase, *ready;
+	struct bench_failure *fail; /* the run's */
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) records; /* taken (floor: rx) */
 	clockid_t clock;
-	char err[160];
 };
 
 static uint16_t nic_port;
@@ -61,18 +60,15 @@ static void *side_main(void *arg)
 
 	if (rc == 0)
 		rc = bench_control(t->peer, t->state, NIC_OP_THREAD_INIT, &t->side);
-	if (rc < 0) {
-		snprintf(t->err, sizeof(t->err), "thread %u setup: %s", t->side, strerror(-rc));
-		onering_atomic_store(t->failed, 1, onering_mo_relaxed);
-	}
+	if (rc < 0)
+		bench_failure_set(t->fail, "thread %u setup: %s", t->side, strerror(-rc));
 	pthread_getcpuclockid(pthread_self(), &t->clock);
 	onering_atomic_fetch_add(t->ready, 1, onering_mo_release);
 	while (onering_atomic_load(t->phase, onering_mo_acquire) == PHASE_SETUP)
 		onering_cpu_relax();
 	while (rc >= 0 && onering_atomic_load(t->phase, onering_mo_acquire) == PHASE_RUN) {
 		if ((rc = step(t->state, t->side, NULL, 0)) < 0) {
-			snprintf(t->err, sizeof(t->err), "%s", strerror(-rc));
-			onering_atomic_store(t->failed, 1, onering_mo_relaxed);
+			bench_failure_set(t->fail, "%s", strerror(-rc));
 		} else if (rc > 0) {
 			total += (uint64_t)rc;
 			onering_atomic_store(&t->records, total, onering_mo_relaxed);
@@ -98,21 +94,18 @@ static int snapshot_take(struct nic_run *t, unsigned count, struct nic_snapshot 
 	return bench_control(t->peer, t->state, NIC_OP_COUNTERS, &s->k);
 }
 
-static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t sweep,
-		       double *fig)
+static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
+		       uint64_t sweep BENCH_UNUSED, double *fig)
 {
-	ONERING_ATOMIC(int) phase, ready, failed;
+	ONERING_ATOMIC(int) phase, ready;
+	struct bench_failure fail;
 	struct nic_run t[2] = { { 0 } };
 	pthread_t th[2];
 	unsigned count = 0, want = (peer->produce != NULL) + (peer->consume != NULL);
 	struct nic_snapshot a, b;
-	void *state = bench_alloc_lines(peer->state_size);
 	struct nic_common *c = state;
 	int rc = 0;
 
-	(void)sweep;
-	if (!state)
-		return -ENOMEM;
 	c->port = nic_port;
 	c->capacity = (uint32_t)bench_param(ctx, "capacity");
 	c->rx_cpu = ctx->cores[0];
@@ -120,20 +113,20 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	c->copy = bench_param(ctx, "copy") == 1;
 	onering_atomic_init(&phase, PHASE_SETUP);
 	onering_atomic_init(&ready, 0);
-	onering_atomic_init(&failed, 0);
+	onering_atomic_init(&fail.failed, 0);
 	if (peer->setup && (rc = peer->setup(ctx, peer, state)) < 0)
-		goto out;
+		return rc;
 	for (unsigned side = peer->produce ? 0 : 1; side < 2 && rc == 0; side++, count++) {
 		if (side == 1 && !peer->consume)
 			break;
 		t[count] = (struct nic_run){ .peer = peer, .state = state, .side = side,
-					     .phase = &phase, .ready = &ready, .failed = &failed };
+					     .phase = &phase, .ready = &ready, .fail = &fail };
 		rc = -pthread_create(&th[count], NULL, side_main, &t[count]);
 	}
 	count -= rc < 0;
 	while (rc == 0 && onering_atomic_load(&ready, onering_mo_acquire) < (int)want)
 		bench_sleep_ns(1000000);
-	if (rc == 0 && !onering_atomic_load(&failed, onering_mo_relaxed)) {
+	if (rc == 0 && !bench_failed(&fail)) {
 		onering_atomic_store(&phase, PHASE_RUN, onering_mo_release);
 		bench_sleep_ns(bench_param(ctx, "warmup-ms") * 1000000ull);
 		rc = snapshot_take(t, count, &a);
@@ -146,9 +139,8 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 		pthread_join(th[i], NULL);
 	if (bench_broker_died(&c->broker))
 		rc = BENCH_WRONG;
-	for (unsigned i = 0; i < count; i++)
-		if (t[i].err[0])
-			rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, t[i].err);
+	if (bench_failed(&fail))
+		rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, fail.err);
 	if (rc < 0)
 		fprintf(stderr, "%s: no counters: %s\n", peer->name, strerror(-rc));
 	if (rc)
@@ -172,8 +164,6 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 teardown:
 	if (peer->teardown)
 		peer->teardown(ctx, state);
-out:
-	free(state);
 	return rc;
 }
 
@@ -184,8 +174,6 @@ static int nic_init(struct bench_ctx *ctx)
 	struct rte_eth_conf conf = { 0 };
 	int rc;
 
-	if (ctx->core_count != 2)
-		return bench_fail(-EINVAL, "nic: --cores takes R,C");
 	snprintf(lcore, sizeof(lcore), "%d", ctx->cores[0]);
 	snprintf(vdev, sizeof(vdev), NIC_VDEV ",size=%u,copy=%d", NIC_PKT_SIZE,
 		 (int)bench_param(ctx, "copy"));
@@ -208,9 +196,8 @@ static int nic_init(struct bench_ctx *ctx)
 	return rc ? bench_fail(rc, "port %s: configure/start: %s", NIC_VDEV, strerror(-rc)) : 0;
 }
 
-static void nic_fini(struct bench_ctx *ctx)
+static void nic_fini(struct bench_ctx *ctx BENCH_UNUSED)
 {
-	(void)ctx;
 	rte_eth_dev_stop(nic_port);
 	rte_eth_dev_close(nic_port);
 }
@@ -223,11 +210,11 @@ static const struct bench_peer_ops *const nic_peers[] = {
 static const char *const off_on[] = { "off", "on", NULL };
 
 static struct bench_param nic_params[] = {
-	{ "ms", "measured window per peer and round, ms", 3000, 500, 10, 600000, NULL, false },
-	{ "warmup-ms", "warm-up before the window, ms", 200, 100, 0, 60000, NULL, false },
-	{ "capacity", "onering queue and rte_ring records, a power of two", 4096, 4096, 64,
-	  65536, NULL, false },
-	{ "copy", "net_null copy=1: the device writes the 64 bytes", 0, 0, 0, 1, off_on, false },
+	BENCH_INT("ms", "measured window per peer and round, ms", 3000, 500, 10, 600000),
+	BENCH_INT("warmup-ms", "warm-up before the window, ms", 200, 100, 0, 60000),
+	BENCH_INT("capacity", "onering queue and rte_ring records, a power of two", 4096, 4096, 64,
+		  65536),
+	BENCH_CHOICE("copy", "net_null copy=1: the device writes the 64 bytes", 0, off_on),
 };
 
 BENCH_SCENARIO(nic, NULL, NULL, NULL, "0,1", 3, 3,

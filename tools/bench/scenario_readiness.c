@@ -46,7 +46,6 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <stdalign.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,17 +99,9 @@ struct run {
 #define run_fail(r, ...) bench_failure_set(&(r)->fail, __VA_ARGS__)
 #define run_failed(r) bench_failed(&(r)->fail)
 
-static int phase_get(struct run *r)
-{
-	/* A0: synchronises with R0 (main's store of the phase). */
-	return onering_atomic_load(&r->phase, onering_mo_acquire);
-}
-
-static void phase_set(struct run *r, int phase)
-{
-	/* R0: synchronises with A0 in the threads. */
-	onering_atomic_store(&r->phase, phase, onering_mo_release);
-}
+/* A0 (the threads) synchronises with R0 (main's store of the phase). */
+#define phase_get(r) onering_atomic_load(&(r)->phase, onering_mo_acquire)
+#define phase_set(r, p) onering_atomic_store(&(r)->phase, p, onering_mo_release)
 
 static long futex_call(ONERING_ATOMIC(uint32_t) *word, int op, uint32_t val,
 		       const struct timespec *timeout)
@@ -155,19 +146,16 @@ static bool wait_ack(struct run *r, uint64_t w)
 	const struct timespec slice = { .tv_sec = 0, .tv_nsec = 100000000 };
 	uint64_t since = bench_now_ns();
 
-	/* A2: synchronises with R2 (the consumer's ack after its read). */
-	while (onering_atomic_load(&r->acked, onering_mo_acquire) < w) {
+	while (onering_atomic_load(&r->acked, onering_mo_acquire) < w) { /* A2 */
 		if (run_failed(r) || bench_interrupted || phase_get(r) > PHASE_MEASURE)
 			return false;
 		if (bench_now_ns() - since > LOST_NS) {
 			run_fail(r, "latency: write %" PRIu64 " not taken within 2 s (lost)", w);
 			return false;
 		}
-		/* A5: synchronises with R5 (the consumer's bump before its wake). */
-		uint32_t ticket = onering_atomic_load(&r->ack_futex, onering_mo_acquire);
+		uint32_t ticket = onering_atomic_load(&r->ack_futex, onering_mo_acquire); /* A5 */
 		onering_atomic_store(&r->ack_waiting, 1u, onering_mo_relaxed);
-		/* F3: pairs with F4 in take_event(). */
-		onering_fence(onering_mo_seq_cst);
+		onering_fence(onering_mo_seq_cst); /* F3, pairs with F4 in take_event() */
 		if (onering_atomic_load(&r->acked, onering_mo_acquire) < w)
 			futex_call(&r->ack_futex, FUTEX_WAIT_PRIVATE, ticket, &slice);
 		onering_atomic_store(&r->ack_waiting, 0u, onering_mo_relaxed);
@@ -190,8 +178,7 @@ static void produce_paced(struct run *r)
 		if (phase_get(r) > PHASE_MEASURE)
 			break;
 		unsigned idx = (unsigned)(w % r->n);
-		/* R1: synchronises with A1 (the consumer's read of the stamp). */
-		onering_atomic_store(&r->stamp_ns, bench_now_ns(), onering_mo_release);
+		onering_atomic_store(&r->stamp_ns, bench_now_ns(), onering_mo_release); /* R1 */
 		if (source_write(r, idx) <= 0) {
 			run_fail(r, "producer: write to source %u: %s", idx, strerror(errno));
 			return;
@@ -252,20 +239,16 @@ static BENCH_ALWAYS_INLINE void take_event(struct consumer *c, const struct read
 	r->drained[ev->idx] += got;
 	if (!got || !r->latency)
 		return;
-	/* A1: synchronises with R1 (the producer's stamp before its write). */
-	uint64_t stamp = onering_atomic_load(&r->stamp_ns, onering_mo_acquire);
+	uint64_t stamp = onering_atomic_load(&r->stamp_ns, onering_mo_acquire); /* A1 */
 	if (phase_get(r) == PHASE_MEASURE && r->lat_n < r->lat_cap) {
 		r->lat[r->lat_n] = t - stamp;
 		r->lat_harvest[r->lat_n++] = ev->broker_ns ? ev->broker_ns - stamp : 0;
 	}
 	c->acked += got;
-	/* R2: synchronises with A2 (the producer waits for this ack). */
-	onering_atomic_store(&r->acked, c->acked, onering_mo_release);
-	/* F4: pairs with F3 in wait_ack(). */
-	onering_fence(onering_mo_seq_cst);
+	onering_atomic_store(&r->acked, c->acked, onering_mo_release); /* R2 */
+	onering_fence(onering_mo_seq_cst); /* F4, pairs with F3 in wait_ack() */
 	if (onering_atomic_load(&r->ack_waiting, onering_mo_relaxed)) {
-		/* R5: synchronises with A5 (the producer's ticket). */
-		onering_atomic_fetch_add(&r->ack_futex, 1u, onering_mo_release);
+		onering_atomic_fetch_add(&r->ack_futex, 1u, onering_mo_release); /* R5 */
 		futex_call(&r->ack_futex, FUTEX_WAKE_PRIVATE, 1, NULL);
 	}
 }
@@ -401,8 +384,8 @@ static void latency_figs(struct run *r, double *fig)
 	fig[FIG_P999_US] = bench_percentile(r->lat, n, 0.999) / 1e3;
 }
 
-static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, unsigned n,
-		   bool latency, bool count, double *fig)
+static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
+		   unsigned n, bool latency, bool count, double *fig)
 {
 	uint64_t measure_ns = bench_param(ctx, "ms") * 1000000ull;
 	struct bench_syscalls cons_sc = { .fd_count = 0 }, broker_sc = { .fd_count = 0 };
@@ -425,9 +408,9 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	/* One block: wrote, drained, lat, lat_harvest, then rfd and wfd. */
 	r->lat_cap = latency ? (size_t)(measure_ns / 1e9 * 50000) + 1024 : 1;
 	block = malloc((2 * n + 2 * r->lat_cap + n) * sizeof(uint64_t));
-	r->state = calloc(1, peer->state_size);
-	if (!block || !r->state)
+	if (!block)
 		goto out;
+	r->state = memset(state, 0, peer->state_size);
 	memset(block, 0, 2 * n * sizeof(uint64_t));
 	r->wrote = block;
 	r->drained = block + n;
@@ -479,8 +462,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	span_ns = bench_now_ns() - a.wall_ns;
 	broker_wait = cpu_wait_ns(r->c->broker.pid, 0) - a.broker_wait_ns;
 	phase_set(r, PHASE_STOP);
-	/* A6: the consumer's totals are final. */
-	while (!onering_atomic_load(&r->cons_done, onering_mo_acquire))
+	while (!onering_atomic_load(&r->cons_done, onering_mo_acquire)) /* A6: totals final */
 		bench_sleep_ns(100000);
 	if (count) {
 		/* The whole run: the counters were opened before the warm-up. */
@@ -493,8 +475,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uns
 	}
 join:
 	phase_set(r, PHASE_STOP);
-	/* R7: the consumer may finish. */
-	onering_atomic_store(&r->cons_release, 1, onering_mo_release);
+	onering_atomic_store(&r->cons_release, 1, onering_mo_release); /* R7: it may finish */
 	if (prod_up)
 		pthread_join(th_prod, NULL);
 	if (cons_up)
@@ -529,46 +510,34 @@ join:
 					 a.prod_cpu_ns + b.broker_cpu_ns - a.broker_cpu_ns) /
 				1e3 / events;
 out:
-	if (r->state && r->c && rc != -ENOMEM)
+	if (r->c)
 		peer->teardown(ctx, r->state);
 	bench_syscalls_close(&cons_sc);
 	bench_syscalls_close(&broker_sc);
 	sources_close(r);
 	free(block);
-	free(r->state);
 	free(r);
 	return rc;
 }
 
 static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
-			     uint64_t n, double *fig)
+			     void *state, uint64_t n, double *fig)
 {
-	static const void *counted[64];
-	static unsigned counted_count;
 	uint64_t mode = bench_param(ctx, "mode");
 	int rc = 0;
 
 	if (n == 0 || n > 65536)
 		return bench_fail(-EINVAL, "readiness: --n is 1..65536");
-	if (mode != MODE_LATENCY && (rc = run_one(ctx, peer, (unsigned)n, false, false, fig)))
+	if (mode != MODE_LATENCY && (rc = run_one(ctx, peer, state, (unsigned)n, false, false,
+						  fig)))
 		return rc;
-	if (mode != MODE_THROUGHPUT && (rc = run_one(ctx, peer, (unsigned)n, true, false, fig)))
+	if (mode != MODE_THROUGHPUT && (rc = run_one(ctx, peer, state, (unsigned)n, true, false,
+						     fig)))
 		return rc;
 	/* Syscalls: one counted throughput pass per peer and N, in the first round. */
-	const void *key = (const char *)peer + n;
-	bool done = false;
-	for (unsigned i = 0; i < counted_count; i++)
-		done |= counted[i] == key;
-	if (!done && bench_param(ctx, "count") && counted_count < 64) {
-		counted[counted_count++] = key;
-		rc = run_one(ctx, peer, (unsigned)n, false, true, fig);
-	}
+	if (ctx->round == 0 && bench_param(ctx, "count"))
+		rc = run_one(ctx, peer, state, (unsigned)n, false, true, fig);
 	return rc == BENCH_NA ? 0 : rc;
-}
-
-static int readiness_init(struct bench_ctx *ctx)
-{
-	return ctx->core_count == 3 ? 0 : bench_fail(-EINVAL, "readiness: --cores takes P,C,B");
 }
 
 static const struct bench_peer_ops *const readiness_peers[] = {
@@ -586,18 +555,15 @@ static const char *const source_names[] = { "eventfd", "pipe", NULL };
 static const char *const on_off[] = { "off", "on", NULL };
 
 static struct bench_param readiness_params[] = {
-	{ "ms", "measured time per peer, N and mode, ms", 500, 50, 10, 600000, NULL, false },
-	{ "warmup-ms", "unmeasured lead-in of each measurement, ms", 100, 20, 0, 60000, NULL,
-	  false },
-	{ "mode", "throughput, latency or both", MODE_BOTH, MODE_BOTH, 0, 2, mode_names, false },
-	{ "source", "eventfd or pipe", SOURCE_EVENTFD, 0, 0, 1, source_names, false },
-	{ "capacity", "onering queue capacity, a power of two", 4096, 4096, 64, 1u << 20, NULL,
-	  false },
-	{ "count", "count syscalls in one extra pass (root)", 1, 1, 0, 1, on_off, false },
+	BENCH_INT("ms", "measured time per peer, N and mode, ms", 500, 50, 10, 600000),
+	BENCH_INT("warmup-ms", "unmeasured lead-in of each measurement, ms", 100, 20, 0, 60000),
+	BENCH_CHOICE("mode", "throughput, latency or both", MODE_BOTH, mode_names),
+	BENCH_CHOICE("source", "eventfd or pipe", SOURCE_EVENTFD, source_names),
+	BENCH_INT("capacity", "onering queue capacity, a power of two", 4096, 4096, 64, 1u << 20),
+	BENCH_CHOICE("count", "count syscalls in one extra pass (root)", 1, on_off),
 };
 
 BENCH_SCENARIO(readiness, "n", "1,64,1024", "1,64", "0,1,0", 3, 1,
-	.init = readiness_init,
 	.about = "fd readiness -> consumer: onering vs epoll vs io_uring multishot poll; "
 		"events/s, writes/s, CPU and syscalls per event, latency",
 	.cores_help = "producer P, consumer C, oneringd poller and control B",

@@ -9,8 +9,8 @@
  * Peer hooks (every peer gets the same two threads, record filling and the
  * check that each cookie is exactly the next sequence number): setup (two
  * rings of --capacity); produce(state, ring, recs, n) / consume(state,
- * ring, out, n): how many, or -errno; control(NULL, RING_OP_MODES):
- * RING_MODE_* bits. Called through the table at batch 1 too: the same
+ * ring, out, n): how many, or -errno; the variant's RING_MODE_* bits say
+ * what a peer measures. Called through the table at batch 1 too: the same
  * indirect call for every peer.
  */
 #include <errno.h>
@@ -36,9 +36,9 @@ struct side {
 	uint32_t batch;
 	uint64_t warm, count;
 	uint64_t *samples; /* round-trip ticks, side 0 of a latency run */
-	ONERING_ATOMIC(uint32_t) *arrived, *abort;
+	ONERING_ATOMIC(uint32_t) *arrived;
+	struct bench_failure *fail; /* the run's: the first one aborts it */
 	uint64_t t_ns;
-	char err[200];
 };
 
 static double ticks_per_ns = 1.0;
@@ -52,16 +52,12 @@ static BENCH_ALWAYS_INLINE uint64_t ticks(void)
 #endif
 }
 
-static bool aborted(const struct side *s)
-{
-	return onering_atomic_load(s->abort, onering_mo_relaxed) != 0;
-}
+#define aborted(s) bench_failed((s)->fail)
 
 static bool side_fail(struct side *s, const char *what, uint64_t want, int64_t got)
 {
-	snprintf(s->err, sizeof(s->err), "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name,
-		 what, want, got);
-	onering_atomic_store(s->abort, 1, onering_mo_relaxed);
+	bench_failure_set(s->fail, "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name, what,
+			  want, got);
 	return false;
 }
 
@@ -164,17 +160,11 @@ static void *side_main(void *arg)
 	int rc = bench_pin_self(s->core);
 
 	if (rc) {
-		snprintf(s->err, sizeof(s->err), "cannot pin to CPU %d: %s", s->core,
-			 strerror(-rc));
-		onering_atomic_store(s->abort, 1, onering_mo_relaxed);
+		bench_failure_set(s->fail, "cannot pin to CPU %d: %s", s->core, strerror(-rc));
 		return NULL;
 	}
-	memset(buf, 0, sizeof(buf));
-	for (unsigned i = 0; i < 32; i++) {
-		buf[i].kind = ONERING_EV_USER;
-		buf[i].sub_id = 7;
-		buf[i].sub_gen = 1;
-	}
+	for (unsigned i = 0; i < 32; i++)
+		buf[i] = (struct onering_event){ .kind = ONERING_EV_USER, .sub_id = 7, .sub_gen = 1 };
 	if (!barrier_wait(s, 1))
 		return NULL;
 	/* Warm-up: caches, TLB, branch predictors; not timed. */
@@ -189,7 +179,7 @@ static void *side_main(void *arg)
 	return NULL;
 }
 
-static int ring_init(struct bench_ctx *ctx)
+static int ring_init(struct bench_ctx *ctx BENCH_UNUSED)
 {
 #if defined(__x86_64__) || defined(__i386__)
 	/* Spin 50 ms against CLOCK_MONOTONIC; the TSC is invariant here. */
@@ -199,47 +189,43 @@ static int ring_init(struct bench_ctx *ctx)
 	while (t1 - t0 < 50000000u);
 	ticks_per_ns = (double)(ticks() - c0) / (double)(t1 - t0);
 #endif
-	return ctx->core_count == 2 ? 0 : bench_fail(-EINVAL, "ring: --cores takes A,B");
+	return 0;
 }
 
-static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, uint64_t batch,
-			double *fig)
+static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
+			uint64_t batch, double *fig)
 {
-	unsigned modes = (unsigned)bench_control(peer, NULL, RING_OP_MODES, NULL);
 	uint64_t count = batch == 0 ? bench_param(ctx, "round-trips")
 		       : batch == 1 ? bench_param(ctx, "records") / 2
 				    : bench_param(ctx, "records");
-	ONERING_ATOMIC(uint32_t) arrived, abort_flag;
+	ONERING_ATOMIC(uint32_t) arrived;
+	struct bench_failure fail;
 	struct side sides[2];
 	pthread_t th[2];
 	int rc, created = 0;
 
-	if (!(modes & (batch ? RING_MODE_THROUGHPUT : RING_MODE_LATENCY)))
+	if (!(peer->variant & (batch ? RING_MODE_THROUGHPUT : RING_MODE_LATENCY)))
 		return BENCH_NA;
 	if (batch > 32)
 		return bench_fail(-EINVAL, "ring: --batch is 0 (latency) or 1..32");
-	void *state = aligned_alloc(ONERING_CACHE_LINE, (peer->state_size + 63) & ~(size_t)63);
 	uint64_t *samples = batch ? NULL : calloc(count, sizeof(uint64_t));
-	if (!state || (!batch && !samples)) {
-		free(state);
+	if (!batch && !samples)
 		return -ENOMEM;
-	}
-	memset(state, 0, peer->state_size);
 	if ((rc = peer->setup(ctx, peer, state)) < 0)
 		goto out;
 	onering_atomic_init(&arrived, 0);
-	onering_atomic_init(&abort_flag, 0);
+	onering_atomic_init(&fail.failed, 0);
 	for (int i = 0; i < 2; i++) {
 		sides[i] = (struct side){ .peer = peer, .state = state, .idx = i,
 					  .core = ctx->cores[i], .batch = (uint32_t)batch,
 					  .count = count, .samples = i ? NULL : samples,
-					  .arrived = &arrived, .abort = &abort_flag };
+					  .arrived = &arrived, .fail = &fail };
 		sides[i].warm = batch ? (count / 20 < 100000 ? count / 20 : 100000)
 				      : (count / 10 < 20000 ? count / 10 : 20000);
 	}
 	for (; created < 2; created++)
 		if ((rc = -pthread_create(&th[created], NULL, side_main, &sides[created])) < 0) {
-			onering_atomic_store(&abort_flag, 1, onering_mo_relaxed);
+			bench_failure_set(&fail, "pthread_create: %s", strerror(-rc));
 			break;
 		}
 	for (int i = 0; i < created; i++)
@@ -247,12 +233,9 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	peer->teardown(ctx, state);
 	if (rc < 0)
 		goto out;
-	if (onering_atomic_load(&abort_flag, onering_mo_relaxed)) {
-		for (int i = 0; i < 2; i++)
-			if (sides[i].err[0])
-				fprintf(stderr, "FAIL: %s\n", sides[i].err);
-		rc = strstr(sides[0].err, "cannot pin") || strstr(sides[1].err, "cannot pin")
-			     ? -EINVAL : BENCH_WRONG;
+	if (bench_failed(&fail)) {
+		fprintf(stderr, "FAIL: %s\n", fail.err);
+		rc = strstr(fail.err, "cannot pin") ? -EINVAL : BENCH_WRONG;
 		goto out;
 	}
 	if (batch) {
@@ -264,7 +247,6 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	}
 out:
 	free(samples);
-	free(state);
 	return rc;
 }
 
@@ -277,12 +259,11 @@ static const struct bench_peer_ops *const ring_peers[] = {
 };
 
 static struct bench_param ring_params[] = {
-	{ "records", "records per throughput run at batch 32; batch 1 moves half", 20000000,
-	  1000000, 1000, 1ull << 40, NULL, false },
-	{ "round-trips", "ping-pong round trips per latency run", 200000, 20000, 100, 1ull << 32,
-	  NULL, false },
-	{ "capacity", "ring capacity in records, a power of two", 1024, 1024, 2, 1u << 20, NULL,
-	  false },
+	BENCH_INT("records", "records per throughput run at batch 32; batch 1 moves half",
+		  20000000, 1000000, 1000, 1ull << 40),
+	BENCH_INT("round-trips", "ping-pong round trips per latency run", 200000, 20000, 100,
+		  1ull << 32),
+	BENCH_INT("capacity", "ring capacity in records, a power of two", 1024, 1024, 2, 1u << 20),
 };
 
 BENCH_SCENARIO(ring, "batch", "32,1,0", "32,1,0", "0,1", 5, 0,

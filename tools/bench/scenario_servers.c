@@ -8,7 +8,8 @@
  * peer. Needs wrk on PATH (or $WRK).
  *
  * Peer hooks (state starts with struct servers_common): setup (the server
- * listening on common.port); control(SERVERS_OP_PIDS, pid_t[2]); teardown.
+ * listening on common.port; common.server and common.broker: whose CPU
+ * counts); teardown.
  * Figures: requests/s, p50/p99 (wrk's), socket errors and non-2xx, and the
  * CPU of the server, broker and wrk in % of one CPU.
  */
@@ -65,11 +66,8 @@ static int run_wrk(struct bench_ctx *ctx, unsigned port, uint64_t seconds, doubl
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
 	static char latency[] = "--latency";
 	char *argv[] = { wrk, threads, conns, dur, latency, url, NULL };
-	cpu_set_t cpus;
-	CPU_ZERO(&cpus);
-	for (unsigned k = 0; k < ctx->core_count; k++)
-		CPU_SET(ctx->cores[k], &cpus);
-	if ((rc = bench_child_start(ctx, argv, out, ctx->core_count ? &cpus : NULL, -1, &pid)) < 0)
+	if ((rc = bench_child_start(ctx, argv, out, ctx->core_count ? &ctx->cores_set : NULL, -1,
+				    &pid)) < 0)
 		goto out;
 	while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
 		;
@@ -104,33 +102,27 @@ out:
 	return rc;
 }
 
-static int servers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
-			   uint64_t sweep, double *fig)
+static int servers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
+			   uint64_t sweep BENCH_UNUSED, double *fig)
 {
-	void *state = calloc(1, peer->state_size);
 	struct servers_common *c = state;
 	uint64_t secs = bench_param(ctx, "seconds"), warm = bench_param(ctx, "warmup-s"), wrk_ns;
-	pid_t pids[2];
 	int rc;
 
-	(void)sweep;
-	if (!state)
-		return -ENOMEM;
 	c->port = (unsigned)bench_param(ctx, "port");
 	if ((rc = peer->setup(ctx, peer, state)) == 0 && warm)
 		rc = run_wrk(ctx, c->port, warm, NULL, &wrk_ns);
 	if (rc == 0) {
-		bench_control(peer, state, SERVERS_OP_PIDS, pids);
-		uint64_t srv0 = bench_proc_cpu_ns(pids[0]), brk0 = bench_proc_cpu_ns(pids[1]);
+		uint64_t srv0 = bench_proc_cpu_ns(c->server), brk0 = bench_proc_cpu_ns(c->broker.pid);
 		rc = run_wrk(ctx, c->port, secs, fig, &wrk_ns);
-		fig[FIG_SERVER_PCT] = (double)(bench_proc_cpu_ns(pids[0]) - srv0) / 1e7 / secs;
-		if (pids[1] > 0)
-			fig[FIG_BROKER_PCT] = (double)(bench_proc_cpu_ns(pids[1]) - brk0) / 1e7 / secs;
+		fig[FIG_SERVER_PCT] = (double)(bench_proc_cpu_ns(c->server) - srv0) / 1e7 / secs;
+		if (c->broker.pid > 0)
+			fig[FIG_BROKER_PCT] =
+				(double)(bench_proc_cpu_ns(c->broker.pid) - brk0) / 1e7 / secs;
 		fig[FIG_WRK_PCT] = (double)wrk_ns / 1e7 / secs;
-		ctx->child_cpu_ns += wrk_ns + bench_proc_cpu_ns(pids[0]) - srv0;
+		ctx->child_cpu_ns += wrk_ns + bench_proc_cpu_ns(c->server) - srv0;
 	}
 	peer->teardown(ctx, state);
-	free(state);
 	return rc;
 }
 
@@ -141,7 +133,6 @@ int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *c
 	char port[16], log[] = "/tmp/onering-bench-server-XXXXXX";
 	char *argv[16] = { path, port_opt, port, max_opt, max_s };
 	int argc = 5, rc, fd = mkstemp(log);
-	cpu_set_t cpus;
 
 	if (fd < 0)
 		return -errno;
@@ -153,10 +144,7 @@ int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *c
 	for (; extra && *extra && argc < 15; extra++)
 		argv[argc++] = (char *)(uintptr_t)*extra;
 	argv[argc] = NULL;
-	CPU_ZERO(&cpus);
-	for (unsigned k = 0; k < ctx->core_count; k++)
-		CPU_SET(ctx->cores[k], &cpus);
-	if ((rc = bench_child_start(ctx, argv, log, ctx->core_count ? &cpus : NULL, -1,
+	if ((rc = bench_child_start(ctx, argv, log, ctx->core_count ? &ctx->cores_set : NULL, -1,
 				    &c->server)) < 0)
 		return rc;
 	/* Listening: a connect to the port succeeds (5 s at most). */
@@ -178,8 +166,10 @@ int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *c
 	return -EIO;
 }
 
-void servers_stop(struct bench_ctx *ctx, struct servers_common *c)
+void servers_stop(struct bench_ctx *ctx, void *state)
 {
+	struct servers_common *c = state;
+
 	bench_child_stop(c->server);
 	c->server = 0;
 	bench_broker_stop(ctx, &c->broker);
@@ -190,11 +180,11 @@ static const struct bench_peer_ops *const servers_peers[] = {
 };
 
 static struct bench_param servers_params[] = {
-	{ "seconds", "measured wrk run, s", 10, 2, 1, 3600, NULL, false },
-	{ "warmup-s", "warm-up wrk run before it, s (0: none)", 2, 1, 0, 600, NULL, false },
-	{ "threads", "wrk threads", 1, 1, 1, 64, NULL, false },
-	{ "connections", "wrk connections", 50, 50, 1, 10000, NULL, false },
-	{ "port", "TCP port on 127.0.0.1", 18080, 18080, 1024, 65535, NULL, false },
+	BENCH_INT("seconds", "measured wrk run, s", 10, 2, 1, 3600),
+	BENCH_INT("warmup-s", "warm-up wrk run before it, s (0: none)", 2, 1, 0, 600),
+	BENCH_INT("threads", "wrk threads", 1, 1, 1, 64),
+	BENCH_INT("connections", "wrk connections", 50, 50, 1, 10000),
+	BENCH_INT("port", "TCP port on 127.0.0.1", 18080, 18080, 1024, 65535),
 };
 
 BENCH_SCENARIO(servers, NULL, NULL, NULL, NULL, 3, 1,
