@@ -710,7 +710,7 @@ static int daemonize(void)
 
 int main(int argc, char **argv)
 {
-	static struct broker b;
+	static _Alignas(64) struct broker b; /* its pollers are laid out by cache line */
 	int r = broker_config_parse(&b.cfg, argc, argv);
 
 	if (r != 0)

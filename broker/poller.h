@@ -43,43 +43,49 @@ struct broker_sub;
  */
 struct poller {
 	/* Set up by the control thread before the poller starts. */
-	struct broker *b;
-	unsigned idx;
-	int cpu;
-	int node;
-	int epfd;    /* the poller's wait set: fd sources and the kick fd */
-	int kick_fd; /* eventfd in epfd, key 0: new work or stop */
-	pthread_t thread;
-	bool started;
+	ONERING_LINES(setup_lines, 4,
+		struct broker *b;
+		unsigned idx;
+		int cpu;
+		int node;
+		int epfd;    /* the poller's wait set: fd sources and the kick fd */
+		int kick_fd; /* eventfd in epfd, key 0: new work or stop */
+		bool started;
+		pthread_t thread;
+		struct broker_rxq *rxqs; /* NIC rx queues homed here (fixed at start) */
+		unsigned nr_rxqs;
+		unsigned nr_sources;
+		struct broker_source *source[BROKER_SOURCE_NR];  /* by kind, NULL: none here */
+		struct broker_source *sources[BROKER_SOURCE_NR]; /* in polling order */
+	);
 	uint16_t dist[BROKER_MAX_POLLERS]; /* node distance to each poller's node (SLIT) */
-	struct broker_rxq *rxqs;           /* NIC rx queues homed here (fixed at start) */
-	unsigned nr_rxqs;
-	struct broker_source *source[BROKER_SOURCE_NR];  /* by kind, NULL: none here */
-	struct broker_source *sources[BROKER_SOURCE_NR]; /* in polling order */
-	unsigned nr_sources;
 
 	/* Written by other threads. */
-	_Alignas(64) struct cds_list_head queues; /* RCU list of struct broker_queue (control) */
-	/* Redelivery batches from the control thread (dead consumers). */
-	struct cds_wfcq_head redeliver_head;
-	struct cds_wfcq_tail redeliver_tail;
-	ONERING_ATOMIC(int) stop;
+	ONERING_LINES(foreign_lines, 4,
+		struct cds_list_head queues; /* RCU list of struct broker_queue (control) */
+		/* Redelivery batches from the control thread (dead consumers). */
+		struct cds_wfcq_head redeliver_head;
+		struct cds_wfcq_tail redeliver_tail;
+		ONERING_ATOMIC(int) stop;
+	);
 
 	/* Written by the poller, read by others. */
-	_Alignas(64) ONERING_ATOMIC(int) sleeping; /* announced an idle sleep: kick to hand off */
-	/* The last broker->settle_seq this poller has run a whole loop under
-	 * (the control thread waits for it: broker_pollers_settle). */
-	ONERING_ATOMIC(uint64_t) settled;
-	ONERING_ATOMIC(uint64_t) ctr[ONERING_PC_NR]; /* read by stats */
+	ONERING_LINES(published_lines, 3,
+		ONERING_ATOMIC(int) sleeping; /* announced an idle sleep: kick to hand off */
+		/* The last broker->settle_seq this poller has run a whole loop under
+		 * (the control thread waits for it: broker_pollers_settle). */
+		ONERING_ATOMIC(uint64_t) settled;
+		ONERING_ATOMIC(uint64_t) ctr[ONERING_PC_NR]; /* read by stats */
+	);
 
 	/* The poller's own. */
-	_Alignas(64) uint64_t loop_no; /* poll loops so far */
-	uint64_t settled_seen;         /* what it last stored in settled */
-	uint32_t sleeps;               /* idle sleeps announced (poller_flags' upper bits) */
+	uint64_t loop_no;      /* poll loops so far */
+	uint64_t settled_seen; /* what it last stored in settled */
+	uint32_t sleeps;       /* idle sleeps announced (poller_flags' upper bits) */
 };
-ONERING_STATIC_ASSERT(offsetof(struct poller, queues) % 64 == 0 &&
-			      offsetof(struct poller, sleeping) % 64 == 0 &&
-			      offsetof(struct poller, loop_no) % 64 == 0,
+ONERING_STATIC_ASSERT(offsetof(struct poller, queues) % ONERING_CACHE_LINE == 0 &&
+			      offsetof(struct poller, sleeping) % ONERING_CACHE_LINE == 0 &&
+			      offsetof(struct poller, loop_no) % ONERING_CACHE_LINE == 0,
 		      "struct poller: each writer's fields start a cache line");
 
 /* Control thread: create p's sources, its wait set, and start its thread. */

@@ -52,53 +52,58 @@ struct poller;
  */
 struct broker_queue {
 	/* Set up by the control thread before it is published. */
-	uint32_t id;
-	uint32_t slot;                  /* index in broker->queues */
-	pid_t owner_pid;
-	uint32_t node;                  /* NUMA node of its memory (its consumer's) */
-	struct broker_group *group;     /* member of, or NULL (set before it is published) */
-	uint64_t nr_slots;              /* event + submission slots (its client's quota) */
-	const struct broker_cred *cred; /* its client's (lives as long as the queue) */
-	struct poller *poller;          /* the one that serves it: its only producer */
-	struct onering_seg ev_seg;
-	struct onering_seg cons_seg;
-	struct onering_events_ctl *ectl;
-	struct onering_consumer_ctl *cctl; /* the client's: every word untrusted */
-	struct onering_doorbell *db;
-	unsigned char *pkt_area;        /* packet bytes, pkt_stride per event slot, or NULL */
-	uint32_t pkt_stride;
-	uint32_t nr_words;
-	const ONERING_ATOMIC(uint32_t) *words; /* the client's watched words, or NULL */
-
+	ONERING_LINES(setup_lines, 4,
+		uint32_t id;
+		uint32_t slot;                  /* index in broker->queues */
+		pid_t owner_pid;
+		uint32_t node;                  /* NUMA node of its memory (its consumer's) */
+		struct broker_group *group;     /* member of, or NULL (set before publishing) */
+		uint64_t nr_slots;              /* event + submission slots (its client's quota) */
+		const struct broker_cred *cred; /* its client's (lives as long as the queue) */
+		struct poller *poller;          /* the one that serves it: its only producer */
+		struct onering_seg ev_seg;
+		struct onering_seg cons_seg;
+		struct onering_events_ctl *ectl;
+		struct onering_consumer_ctl *cctl; /* the client's: every word untrusted */
+		struct onering_doorbell *db;
+		unsigned char *pkt_area;        /* packet bytes, pkt_stride per slot, or NULL */
+		uint32_t pkt_stride;
+		uint32_t nr_words;
+		const ONERING_ATOMIC(uint32_t) *words; /* the client's watched words, or NULL */
+	);
 	/* The control thread's. */
-	_Alignas(64) struct broker_client *client;
-	struct cds_list_head poller_node; /* in the poller's RCU list (control adds/removes) */
-	struct cds_list_head client_node;
-	struct cds_list_head subs;
-	struct rcu_head rcu;
-	struct cds_wfcq_node fault_node;  /* a poller enqueues it once, on fault */
-
+	ONERING_LINES(control_lines, 2,
+		struct broker_client *client;
+		struct cds_list_head poller_node; /* in the poller's RCU list (control adds) */
+		struct cds_list_head client_node;
+		struct cds_list_head subs;
+		struct rcu_head rcu;
+		struct cds_wfcq_node fault_node;  /* a poller enqueues it once, on fault */
+	);
 	/* The serving poller's. */
-	_Alignas(64) struct onering_ring_producer evp; /* event ring: we produce */
-	struct onering_ring_consumer sqc;              /* submission ring: we consume */
-	struct broker_sub *pending_head;
-	struct broker_sub **pending_tail;
-	uint64_t used_loop;          /* poller loop whose head refresh evp.head_cache holds */
-	struct broker_word *watch;   /* [nr_words] */
-	uint32_t *watched;           /* indices being watched */
-	uint32_t nr_watched;
-	bool dirty;                  /* records written since the last publish */
-
+	ONERING_LINES(poller_lines, 4,
+		struct onering_ring_producer evp; /* event ring: we produce */
+		struct onering_ring_consumer sqc; /* submission ring: we consume */
+		struct broker_sub *pending_head;
+		struct broker_sub **pending_tail;
+		uint64_t used_loop;        /* poller loop whose head refresh evp.head_cache holds */
+		struct broker_word *watch; /* [nr_words] */
+		uint32_t *watched;         /* indices being watched */
+		uint32_t nr_watched;
+		bool dirty;                /* records written since the last publish */
+	);
 	/* Written by several threads. */
-	_Alignas(64) ONERING_ATOMIC(uint64_t) inflight; /* hand-offs on their way here */
-	ONERING_ATOMIC(int) state;   /* enum broker_queue_state */
-	_Alignas(64) ONERING_ATOMIC(uint64_t) ctr[ONERING_QC_NR];
+	ONERING_LINES(shared_lines, 1,
+		ONERING_ATOMIC(uint64_t) inflight; /* hand-offs on their way here */
+		ONERING_ATOMIC(int) state;         /* enum broker_queue_state */
+	);
+	ONERING_ATOMIC(uint64_t) ctr[ONERING_QC_NR]; /* the serving poller writes, stats read */
 };
-ONERING_STATIC_ASSERT(offsetof(struct broker_queue, client) % 64 == 0 &&
-			      offsetof(struct broker_queue, evp) % 64 == 0 &&
-			      offsetof(struct broker_queue, inflight) % 64 == 0 &&
-			      offsetof(struct broker_queue, ctr) % 64 == 0,
-		      "struct broker_queue: each writer's fields start a cache line");
+ONERING_STATIC_ASSERT(offsetof(struct broker_queue, client) == 4 * ONERING_CACHE_LINE &&
+			      offsetof(struct broker_queue, evp) == 6 * ONERING_CACHE_LINE &&
+			      offsetof(struct broker_queue, inflight) == 10 * ONERING_CACHE_LINE &&
+			      offsetof(struct broker_queue, ctr) == 11 * ONERING_CACHE_LINE,
+		      "struct broker_queue: each writer's fields fit their lines");
 
 /* A watched word of a queue (poller-owned). */
 struct broker_word {

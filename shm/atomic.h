@@ -104,6 +104,22 @@ static inline void onering_cpu_relax(void)
 }
 
 #define ONERING_CACHE_LINE 64
+
+/*
+ * A group of struct fields padded to n whole cache lines, under one name
+ * for the padding: the group after it starts n lines later. Unlike
+ * _Alignas(64) on a field, it gives the struct no 64-byte alignment
+ * requirement (list walks compute a container pointer from a list head that
+ * lives elsewhere); allocate the struct cache-line aligned and each group
+ * sits on its own lines. Check the offsets with static_assert.
+ */
+#define ONERING_LINES(pad, n, ...)                                                          \
+	union {                                                                             \
+		struct {                                                                    \
+			__VA_ARGS__                                                         \
+		};                                                                          \
+		unsigned char pad[(n) * ONERING_CACHE_LINE];                                \
+	}
 #define ONERING_LIKELY(x) __builtin_expect(!!(x), 1)
 #define ONERING_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
