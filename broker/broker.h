@@ -97,7 +97,8 @@ struct broker {
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_BC_NR];
 };
 
-/* control.c */
+/* The control thread: server.c (socket server, loop, start and stop) and
+ * handlers.c (control messages); control.h is what the two share. */
 int broker_run(struct broker *b);
 /* The control thread's state without its socket server or pollers running
  * (broker_run's first and last steps; the control fuzz target drives the
