@@ -9,6 +9,37 @@
  * a client whose socket is full is dropped. Every message is validated
  * (shm/proto.h); a bad one gets an error reply and a counter, and a client
  * that keeps sending them is dropped.
+ *
+ * Ordering contract
+ * -----------------
+ * What this file publishes to the pollers, and the edges it relies on
+ * (the pollers' side is named by function, in poller.c and group.c):
+ *
+ *   R1  handle_queue_open: rcu_assign_pointer(p->queues.next) links a new
+ *       queue, its fields and its own list links written before, into
+ *       poller p's RCU list. Synchronises with the list walks of
+ *       walk_queues, set_need_wakeup and announce_sleep
+ *       (cds_list_for_each_entry_rcu: rcu_dereference).
+ *   R2  handle_queue_open: rcu_assign_pointer(b->queues[slot], q) publishes
+ *       the queue in the table other pollers' hand-offs look it up in.
+ *       Synchronises with the rcu_dereference in broker_queue_lookup.
+ *   R3  broker_queues_close: rcu_assign_pointer(b->queues[slot], NULL)
+ *       unpublishes it; same partner as R2. Before it, the queue is marked
+ *       CLOSING (store-release in broker_queue_begin_close, read with
+ *       acquire by the pollers before they touch a queue).
+ *   G1  broker_queues_close: urcu_qsbr_synchronize_rcu waits until every
+ *       poller passed a quiescent state after R3 (urcu_qsbr_quiescent_state
+ *       at the top of poller_main's loop, or offline around its idle
+ *       sleep): no poller iteration that saw the queue LIVE runs any more,
+ *       and this thread owns it alone.
+ *   A1  broker_reaped_drain: the wait-free queue's dequeue. Synchronises
+ *       with the enqueue in sub_delete: the poller's last writes to the
+ *       subscription are visible before it is finished here.
+ *
+ * (Labels are numbered across the control thread: A2 and A3 are server.c's.)
+ * The subscription table's publication (SUB_ADD) is registry.c's
+ * (broker_registry_publish); group settings are settled through
+ * broker_pollers_settle (poller.c), which carries its own pair.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -90,6 +121,7 @@ void broker_reaped_drain(struct broker *b)
 {
 	struct cds_wfcq_node *node;
 
+	/* A1: synchronises with the enqueue in sub_delete (poller.c). */
 	while ((node = __cds_wfcq_dequeue_blocking(&b->reap_head, &b->reap_tail))) {
 		struct broker_sub *s = caa_container_of(node, struct broker_sub, reap_node);
 		BROKER_TSAN_OBSERVE(s);
@@ -107,10 +139,12 @@ void broker_queues_close(struct broker *b, struct broker_queue **qs, unsigned n)
 		/* Out of its group and the queue table before the grace period:
 		 * afterwards no poller can pick it or find it from a hand-off. */
 		broker_group_leave(b, qs[i]);
+		/* R3: synchronises with broker_queue_lookup's rcu_dereference. */
 		rcu_assign_pointer(b->queues[qs[i]->slot], NULL);
 	}
-	/* After this no poller iteration that saw the queues LIVE still runs,
-	 * so nothing new for them reaches the reap queue either. */
+	/* G1: waits for a quiescent state of every poller (poller_main) after
+	 * R3. After this no poller iteration that saw the queues LIVE still
+	 * runs, so nothing new for them reaches the reap queue either. */
 	urcu_qsbr_synchronize_rcu();
 	BROKER_TSAN_GRACE_DONE();
 	broker_reaped_drain(b);
@@ -234,6 +268,8 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	q->poller_node.next = p->queues.next;
 	q->poller_node.prev = &p->queues;
 	BROKER_TSAN_PUBLISH(q);
+	/* R1: synchronises with the list walks of walk_queues, set_need_wakeup
+	 * and announce_sleep (poller.c). */
 	rcu_assign_pointer(p->queues.next, &q->poller_node);
 	q->poller_node.next->prev = &q->poller_node;
 	/* A sleeping poller announced NEED_WAKEUP only in the queues it had:
@@ -242,6 +278,7 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	 * the sleep the poller announces next includes this queue. Its read
 	 * of the kick orders the insertion above before that announcement. */
 	poller_kick(p);
+	/* R2: synchronises with broker_queue_lookup's rcu_dereference. */
 	rcu_assign_pointer(b->queues[q->slot], q);
 	if (g && broker_group_join(b, g, q) < 0) {
 		broker_queues_close(b, &q, 1);

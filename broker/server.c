@@ -8,6 +8,24 @@
  *
  * It never blocks on a client: client sockets are non-blocking, and one
  * message is taken per client per wake-up.
+ *
+ * Ordering contract
+ * -----------------
+ * This thread and the pollers meet here in two places (the pollers' side
+ * is named by function, in poller.c):
+ *
+ *   A2  drain_faults: the wait-free fault queue's dequeue. Synchronises with
+ *       the enqueue in poller_queue_fault, which comes after its CAS of the
+ *       queue's state to FAULTED: the queue is seen faulted here.
+ *       The reap eventfd read in broker_run only says "look": A2 and
+ *       handlers.c's A1 (broker_reaped_drain) carry the ordering.
+ *   A3  notify_shutdown: load-acquire of a queue's state. Synchronises with
+ *       the acq_rel CAS to FAULTED in poller_queue_fault and with the
+ *       store-release of broker_queue_begin_close. The pollers are joined
+ *       by then (poller_stop), which orders everything already; A3 keeps
+ *       the read correct on its own.
+ * (Labels are numbered across the control thread: R1-R3, G1 and A1 are
+ * handlers.c's.)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -399,6 +417,7 @@ static void drain_faults(struct broker *b)
 {
 	struct cds_wfcq_node *node;
 
+	/* A2: synchronises with the enqueue in poller_queue_fault (poller.c). */
 	while ((node = __cds_wfcq_dequeue_blocking(&b->fault_head, &b->fault_tail))) {
 		struct broker_queue *q = caa_container_of(node, struct broker_queue, fault_node);
 		BROKER_TSAN_OBSERVE(q);
@@ -606,6 +625,8 @@ static void notify_shutdown(struct broker *b)
 			struct onering_event e = {0};
 			e.kind = ONERING_EV_CONTROL;
 			e.payload.control.code = ONERING_CTL_SHUTDOWN;
+			/* A3: synchronises with poller_queue_fault's CAS (poller.c) and
+			 * broker_queue_begin_close's store-release (queue.c). */
 			if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE &&
 			    onering_ring_enqueue_burst(&q->evp, &e, 1) == 1)
 				onering_doorbell_ring(q->db);
@@ -787,6 +808,8 @@ int broker_run(struct broker *b)
 				}
 			} else if (key == KEY_REAP) {
 				eventfd_t v;
+				/* Only a "look": A1 (broker_reaped_drain) and A2
+				 * (drain_faults) carry the ordering. */
 				eventfd_read(b->reap_fd, &v);
 				broker_reaped_drain(b);
 				drain_faults(b);
