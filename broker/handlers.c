@@ -10,6 +10,10 @@
  * (shm/proto.h); a bad one gets an error reply and a counter, and a client
  * that keeps sending them is dropped.
  *
+ * Errors: handlers return 0 when the request was answered (whatever the
+ * status in the reply) and c is still there, or a negative errno once c was
+ * dropped and freed; the caller must not touch c then.
+ *
  * Ordering contract
  * -----------------
  * What this file publishes to the pollers, and the edges it relies on
@@ -61,18 +65,28 @@
 #define MAX_BAD_MESSAGES 16
 #define SUB_EVENTS_ALLOWED (EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI)
 
+/* Send m (and fds) to c without blocking. Returns 0 or the negative errno of
+ * the send, logged here unless the peer is simply gone (EPIPE, ECONNRESET:
+ * the control loop sees its hang-up). A client that stops reading causes
+ * this at will: rate-limited. */
 static int send_reply(struct broker *b, struct broker_client *c, const struct onering_msg *m,
 		      const int *fds, unsigned nfds)
 {
+	static struct broker_log_limit limit;
+	uint32_t suppressed;
 	int r = onering_msg_send(c->sock, m, fds, nfds, MSG_DONTWAIT);
 
 	(void)b;
-	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
-		onering_log(ONERING_LOG_WARN, "client %u (pid %d): reply not sent: %s", c->id,
-			    (int)c->pid, strerror(-r));
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET && broker_log_allowed(&limit, &suppressed))
+		onering_log(ONERING_LOG_WARN, "client %u (pid %d): reply not sent: %s (message type "
+			    "0x%x; %u such failures not logged)", c->id, (int)c->pid, strerror(-r),
+			    (unsigned)m->type, suppressed);
 	return r;
 }
 
+/* The reply to req carrying only status. Returns send_reply's result; the
+ * handlers ignore it where a lost reply costs only that reply (logged
+ * there), and drop the client where its state would go out of step. */
 static int reply_status(struct broker *b, struct broker_client *c, const struct onering_msg *req,
 			int status)
 {
@@ -84,7 +98,8 @@ static int reply_status(struct broker *b, struct broker_client *c, const struct 
 }
 
 /* An error reply with its reason (the limit or check, and how to change
- * it), logged once here and shown by the client's onering_last_error(). */
+ * it), logged once here and shown by the client's onering_last_error().
+ * Returns send_reply's result. */
 __attribute__((format(printf, 5, 6))) static int
 reply_error(struct broker *b, struct broker_client *c, const struct onering_msg *req, int status,
 	    const char *fmt, ...)
@@ -117,19 +132,21 @@ static struct broker_queue *client_queue(struct broker_client *c, uint32_t id)
 }
 
 /* Subscriptions the pollers deleted (submission-ring DEL): finish them. */
-void broker_reaped_drain(struct broker *b)
+unsigned broker_reaped_drain(struct broker *b)
 {
 	struct cds_wfcq_node *node;
+	unsigned n = 0;
 
 	/* A1: synchronises with the enqueue in sub_delete (poller.c). */
 	while ((node = __cds_wfcq_dequeue_blocking(&b->reap_head, &b->reap_tail))) {
 		struct broker_sub *s = caa_container_of(node, struct broker_sub, reap_node);
 		BROKER_TSAN_OBSERVE(s);
 		broker_sub_finalize(b, s);
+		n++;
 	}
+	return n;
 }
 
-/* Close several queues with one grace period. */
 void broker_queues_close(struct broker *b, struct broker_queue **qs, unsigned n)
 {
 	if (n == 0)
@@ -157,7 +174,10 @@ void broker_queues_close(struct broker *b, struct broker_queue **qs, unsigned n)
 	}
 }
 
-static void handle_queue_open(struct broker *b, struct broker_client *c, struct onering_msg *m)
+/* QUEUE_OPEN: a queue (event and submission rings) on its consumer's node,
+ * in a group if one is named; the reply carries the rings' memfds and the
+ * poller's kick fd. */
+static int handle_queue_open(struct broker *b, struct broker_client *c, struct onering_msg *m)
 {
 	struct onering_msg_queue_open *o = &m->u.queue_open;
 	uint32_t cap = o->ev_capacity ? o->ev_capacity : b->cfg.default_capacity;
@@ -168,23 +188,23 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	if (!onering_ring_capacity_valid(cap) || cap > b->cfg.max_capacity ||
 	    !onering_ring_capacity_valid(sq) || sq > b->cfg.max_capacity) {
 		reply_status(b, c, m, -EINVAL);
-		return;
+		return 0;
 	}
 	if (c->nr_queues >= b->cfg.max_queues_per_client) {
 		reply_error(b, c, m, -EDQUOT, "%u queues open, the most a client may have "
 			    "(oneringd --max-queues)", c->nr_queues);
-		return;
+		return 0;
 	}
 	if (c->nr_fds + 2 > b->cfg.max_client_fds) {
 		reply_error(b, c, m, -EDQUOT, "%u fds held for this client, a queue needs 2 more "
 			    "(oneringd --max-client-fds %u)", c->nr_fds, b->cfg.max_client_fds);
-		return;
+		return 0;
 	}
 	if (c->ring_slots + cap + sq > b->cfg.max_client_slots) {
 		reply_error(b, c, m, -EDQUOT, "%llu ring slots in use, %u more would pass "
 			    "oneringd --max-client-slots %llu", (unsigned long long)c->ring_slots,
 			    cap + sq, (unsigned long long)b->cfg.max_client_slots);
-		return;
+		return 0;
 	}
 	/* The queue lives on its consumer's node: the one asked for, else the
 	 * node of the CPU the opener ran on. */
@@ -194,7 +214,7 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		node_known |= onering_topo_node_at(b->topo, i) == node;
 	if (o->node >= 0 && !node_known) {
 		reply_status(b, c, m, -EINVAL);
-		return;
+		return 0;
 	}
 	if (!node_known)
 		node = -1;
@@ -205,27 +225,27 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 		if (r == -EDQUOT) {
 			reply_error(b, c, m, r, "group '%s': this client made %u live groups, its "
 				    "most (oneringd --max-client-groups)", o->group, c->nr_groups_created);
-			return;
+			return 0;
 		}
 		if (r == -ENOSPC) {
 			reply_error(b, c, m, r, "group '%s': the broker has %u groups, the most it "
 				    "keeps", o->group, BROKER_MAX_GROUPS);
-			return;
+			return 0;
 		}
 		if (r < 0) {
 			reply_status(b, c, m, r);
-			return;
+			return 0;
 		}
 		if (!broker_group_permits(b, g, BROKER_PERM_JOIN, &c->cred)) {
 			char who[96];
 			broker_group_perm_text(b, g, BROKER_PERM_JOIN, who, sizeof(who));
 			reply_error(b, c, m, -EPERM, "group '%s' may be joined by %s", g->name, who);
-			return;
+			return 0;
 		}
 		if (g->nr_members >= BROKER_GROUP_MAX_MEMBERS) {
 			reply_error(b, c, m, -ENOSPC, "group '%s' is full (%u members)", g->name,
 				    g->nr_members);
-			return;
+			return 0;
 		}
 	}
 	if (b->nr_free_slots == 0) {
@@ -302,27 +322,31 @@ static void handle_queue_open(struct broker *b, struct broker_client *c, struct 
 	rep.u.queue_open.words = o->words;
 	int fds[3] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd};
 	if (send_reply(b, c, &rep, fds, 3) < 0) {
+		/* The client never learns of the queue: it goes, the client stays. */
 		broker_queues_close(b, &q, 1);
-		return;
+		return 0;
 	}
 	onering_log(ONERING_LOG_INFO, "client %u (pid %d): queue %u, %u slots, poller %u%s%s",
 		    c->id, (int)c->pid, q->id, cap, p->idx, g ? ", group " : "", g ? g->name : "");
-	return;
+	return 0;
 unused_group:
 	if (g) /* created for this open and left unused: it ends at once */
 		broker_group_maybe_end(b, g);
+	return 0;
 }
 
-static void handle_queue_close(struct broker *b, struct broker_client *c, struct onering_msg *m)
+/* QUEUE_CLOSE: one of c's queues, after a grace period. */
+static int handle_queue_close(struct broker *b, struct broker_client *c, struct onering_msg *m)
 {
 	struct broker_queue *q = client_queue(c, m->u.queue.queue_id);
 
 	if (!q) {
 		reply_status(b, c, m, -ENOENT);
-		return;
+		return 0;
 	}
 	broker_queues_close(b, &q, 1);
 	reply_status(b, c, m, 0);
+	return 0;
 }
 
 /*
@@ -344,9 +368,13 @@ static bool source_is_broker_socket(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid();
 }
 
-static void handle_sub_add(struct broker *b, struct broker_client *c, struct onering_msg *m,
+/* SUB_ADD: a source (fd, or a timer when fd is -1) for one of c's queues,
+ * or for a group it may post to. fd is c's: closed here on any refusal. */
+static int handle_sub_add(struct broker *b, struct broker_client *c, struct onering_msg *m,
 			   int fd)
 {
+	static struct broker_log_limit add_log;
+	uint32_t suppressed;
 	struct onering_msg_sub_add *a = &m->u.sub_add;
 	struct broker_queue *q = client_queue(c, a->queue_id);
 	struct broker_sub *s;
@@ -381,9 +409,9 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 			char who[96];
 			broker_group_perm_text(b, g, BROKER_PERM_POST, who, sizeof(who));
 			if (fd >= 0)
-				close(fd);
+				broker_client_fd_close(c, fd, "source fd refused");
 			reply_error(b, c, m, -EPERM, "group '%s' takes records from %s", g->name, who);
-			return;
+			return 0;
 		}
 	}
 	if (a->mode == ONERING_MODE_LEVEL || timer)
@@ -391,17 +419,17 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	if (c->nr_subs >= b->cfg.max_client_subs || (!timer && c->nr_fds >= b->cfg.max_client_fds)) {
 		bool subs = c->nr_subs >= b->cfg.max_client_subs;
 		if (fd >= 0)
-			close(fd);
+			broker_client_fd_close(c, fd, "source fd refused");
 		reply_error(b, c, m, -EDQUOT, "%u %s held for this client, the most allowed "
 			    "(oneringd %s)", subs ? c->nr_subs : c->nr_fds,
 			    subs ? "subscriptions" : "fds", subs ? "--max-client-subs" : "--max-client-fds");
-		return;
+		return 0;
 	}
 	if (!timer && source_is_broker_socket(fd)) {
-		close(fd);
+		broker_client_fd_close(c, fd, "source fd refused");
 		reply_error(b, c, m, -EINVAL, "a socket connected to the broker cannot be a "
 			    "source (it would hold a client's connection open)");
-		return;
+		return 0;
 	}
 	/* Home: the poller of the node asked for (group targets only: a private
 	 * queue's sources are watched by its own poller), else the queue's. */
@@ -432,8 +460,20 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	ev.events = 0;
 	ev.data.u64 = broker_sub_key(id, gen);
 	s = calloc(1, sizeof(*s));
-	if (!s || (!timer && epoll_ctl(home->epfd, EPOLL_CTL_ADD, fd, &ev) < 0)) {
-		r = !s ? -ENOMEM : errno == EPERM ? -EINVAL : -errno;
+	if (!s) {
+		onering_log(ONERING_LOG_ERR, "client %u: subscription: out of memory", c->id);
+		r = -ENOMEM;
+		broker_registry_unalloc(&b->reg, id);
+		goto fail;
+	}
+	if (!timer && epoll_ctl(home->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		/* Mostly the client's fd (EPERM: a regular file), which it may
+		 * send again and again: rate-limited, and the reply says it too. */
+		r = errno == EPERM ? -EINVAL : -errno;
+		if (broker_log_allowed(&add_log, &suppressed))
+			onering_log(ONERING_LOG_NOTICE, "client %u (pid %d): source fd of kind %u not "
+				    "watchable (epoll_ctl ADD on poller %u: %s; %u such not logged)",
+				    c->id, (int)c->pid, kind, home->idx, strerror(errno), suppressed);
 		free(s);
 		broker_registry_unalloc(&b->reg, id);
 		goto fail;
@@ -458,26 +498,34 @@ static void handle_sub_add(struct broker *b, struct broker_client *c, struct one
 	 * the submission ring may already change them): arm from locals. */
 	broker_registry_publish(&b->reg, s);
 	ev.events = broker_epoll_flags((uint8_t)a->mode, a->events);
-	if (!timer)
-		epoll_ctl(home->epfd, EPOLL_CTL_MOD, fd, &ev); /* ENOENT: already deleted */
+	/* ENOENT: a DEL from the submission ring was first (the poller
+	 * deleted it already). Anything else leaves the source unarmed. */
+	if (!timer && epoll_ctl(home->epfd, EPOLL_CTL_MOD, fd, &ev) < 0 && errno != ENOENT &&
+	    broker_log_allowed(&add_log, &suppressed))
+		onering_log(ONERING_LOG_WARN, "client %u (pid %d): subscription %u left unarmed "
+			    "(epoll_ctl MOD on poller %u: %s; %u such not logged)", c->id,
+			    (int)c->pid, id, home->idx, strerror(errno), suppressed);
 
 	struct onering_msg rep;
 	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
 	rep.u.sub_add = *a;
 	rep.u.sub_add.sub_id = id;
 	rep.u.sub_add.sub_gen = gen;
-	if (send_reply(b, c, &rep, NULL, 0) < 0)
+	r = send_reply(b, c, &rep, NULL, 0);
+	if (r < 0)
 		broker_client_drop(b, c, "reply to SUB_ADD could not be sent");
-	return;
+	return r;
 fail:
 	if (fd >= 0)
-		close(fd);
+		broker_client_fd_close(c, fd, "source fd refused");
 	reply_status(b, c, m, r);
+	return 0;
 }
 
 /* ---- NIC ------------------------------------------------------------------ */
 
-static void handle_port_tx(struct broker *b, struct broker_client *c, struct onering_msg *m)
+/* PORT_TX: one frame out of a NIC port (--allow-inject). */
+static int handle_port_tx(struct broker *b, struct broker_client *c, struct onering_msg *m)
 {
 	const struct onering_msg_port_tx *t = &m->u.port_tx;
 	int r;
@@ -493,11 +541,13 @@ static void handle_port_tx(struct broker *b, struct broker_client *c, struct one
 		r = broker_nic_inject(b, t->port, t->frame, t->len);
 	}
 	reply_status(b, c, m, r);
+	return 0;
 }
 
 /* ---- groups -------------------------------------------------------------- */
 
-static void handle_group(struct broker *b, struct broker_client *c, struct onering_msg *m)
+/* GROUP: look up or create a group, and tune it when asked (and allowed). */
+static int handle_group(struct broker *b, struct broker_client *c, struct onering_msg *m)
 {
 	struct onering_msg_group *gm = &m->u.group;
 	struct broker_group *g;
@@ -508,14 +558,14 @@ static void handle_group(struct broker *b, struct broker_client *c, struct oneri
 	name[sizeof(name) - 1] = '\0';
 	if (gm->flags & ~(uint32_t)ONERING_GROUP_NO_CREATE) {
 		reply_status(b, c, m, -EINVAL);
-		return;
+		return 0;
 	}
 	bool existed = broker_group_get(b, name, false, NULL, &g) == 0;
 	r = existed ? 0 : broker_group_get(b, name, !(gm->flags & ONERING_GROUP_NO_CREATE), c, &g);
 	if (r == -EDQUOT) {
 		reply_error(b, c, m, r, "group '%s': this client made %u live groups, its most "
 			    "(oneringd --max-client-groups)", name, c->nr_groups_created);
-		return;
+		return 0;
 	}
 	if (r == 0 && !existed)
 		g->pinned = true; /* lives while its creator is attached, or has members */
@@ -523,7 +573,7 @@ static void handle_group(struct broker *b, struct broker_client *c, struct oneri
 		char who[96];
 		broker_group_perm_text(b, g, BROKER_PERM_TUNE, who, sizeof(who));
 		reply_error(b, c, m, -EPERM, "group '%s' may be tuned by %s", g->name, who);
-		return;
+		return 0;
 	}
 	if (r == 0 && gm->set) {
 		r = broker_group_apply(g, gm);
@@ -542,13 +592,15 @@ static void handle_group(struct broker *b, struct broker_client *c, struct oneri
 	}
 	if (r < 0) {
 		reply_status(b, c, m, r);
-		return;
+		return 0;
 	}
 	struct onering_msg rep;
 	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
 	broker_group_describe(g, &rep.u.group);
-	if (send_reply(b, c, &rep, NULL, 0) < 0)
+	r = send_reply(b, c, &rep, NULL, 0);
+	if (r < 0)
 		broker_client_drop(b, c, "reply to GROUP could not be sent");
+	return r;
 }
 
 /* ---- stats --------------------------------------------------------------- */
@@ -606,7 +658,8 @@ static int send_item(struct broker *b, struct broker_client *c, const struct one
 	return send_reply(b, c, &m, NULL, 0);
 }
 
-static void handle_stats(struct broker *b, struct broker_client *c, struct onering_msg *req)
+/* STATS: one item per broker, poller, queue, group and NIC port, then END. */
+static int handle_stats(struct broker *b, struct broker_client *c, struct onering_msg *req)
 {
 	struct broker_client *o;
 	struct broker_queue *q;
@@ -639,18 +692,21 @@ static void handle_stats(struct broker *b, struct broker_client *c, struct oneri
 	struct onering_msg end;
 	onering_msg_init(&end, ONERING_MSG_STATS_END, req->seq);
 	end.status = r;
-	if (send_reply(b, c, &end, NULL, 0) < 0)
+	r = send_reply(b, c, &end, NULL, 0);
+	if (r < 0)
 		broker_client_drop(b, c, "stats reply could not be sent");
+	return r;
 }
 
-static void handle_hello(struct broker *b, struct broker_client *c, struct onering_msg *m)
+/* HELLO: pending -> attached, or refused (ABI, instance name, --max-clients). */
+static int handle_hello(struct broker *b, struct broker_client *c, struct onering_msg *m)
 {
 	struct onering_msg rep;
 	int status = 0;
 
 	if (c->hello_done) {
 		reply_status(b, c, m, -EALREADY);
-		return;
+		return 0;
 	}
 	m->u.hello.name[ONERING_NAME_MAX - 1] = '\0';
 	if (m->u.hello.abi_major != ONERING_ABI_MAJOR)
@@ -677,10 +733,10 @@ static void handle_hello(struct broker *b, struct broker_client *c, struct oneri
 		snprintf(rep.u.hello.name, sizeof(rep.u.hello.name), "%s", b->cfg.name);
 	}
 	if (status < 0) {
-		send_reply(b, c, &rep, NULL, 0);
+		send_reply(b, c, &rep, NULL, 0); /* a failure is logged there; it goes anyway */
 		broker_client_drop(b, c, status == -EPROTO ? "ABI major version mismatch"
-			    : status == -ENXIO ? "asked for another instance name" : NULL);
-		return;
+				   : status == -ENXIO ? "asked for another instance name" : NULL);
+		return status;
 	}
 	/* Pending -> attached: from now on it counts against --max-clients.
 	 * Its process is watched before it hears back, so that everything the
@@ -692,96 +748,95 @@ static void handle_hello(struct broker *b, struct broker_client *c, struct oneri
 	b->nr_clients++;
 	broker_count(&b->ctr[ONERING_BC_ATTACHES], 1);
 	broker_count(&b->ctr[ONERING_BC_CLIENTS], 1);
+	/* A failure is logged there: c is then watched through its socket only. */
 	broker_client_watch_process(b, c);
-	if (send_reply(b, c, &rep, NULL, 0) < 0) {
+	int r = send_reply(b, c, &rep, NULL, 0);
+	if (r < 0) {
 		broker_client_drop(b, c, "hello reply could not be sent");
-		return;
+		return r;
 	}
 	/* c->pid stays what SO_PEERCRED said; the message's pid is not trusted. */
 	onering_log(ONERING_LOG_INFO, "client %u attached: pid %d uid %u", c->id, (int)c->pid,
 		    (unsigned)c->uid);
+	return 0;
 }
 
-/* A bad message: error reply, counters, and after too many, the door. */
-void broker_client_bad_message(struct broker *b, struct broker_client *c,
-			       const struct onering_msg *m, int status, const char *what)
+int broker_client_bad_message(struct broker *b, struct broker_client *c,
+			      const struct onering_msg *m, int status, const char *what)
 {
 	broker_count(&b->ctr[ONERING_BC_BAD_MESSAGES], 1);
 	onering_log(ONERING_LOG_NOTICE, "client %u (pid %d): %s", c->id, (int)c->pid, what);
 	if (m)
 		reply_status(b, c, m, status);
-	if (++c->bad_messages >= MAX_BAD_MESSAGES)
-		broker_client_drop(b, c, "too many malformed messages");
+	if (++c->bad_messages < MAX_BAD_MESSAGES)
+		return 0;
+	broker_client_drop(b, c, "too many malformed messages");
+	return -EPROTO;
+}
+
+/* Close the fds that came with a message that will not use them. */
+static void close_message_fds(const struct broker_client *c, const int *fds, unsigned nfds)
+{
+	for (unsigned i = 0; i < nfds; i++)
+		broker_client_fd_close(c, fds[i], "fd sent with a refused message");
 }
 
 /*
  * One message of client c, as received: its fds (nfds kept, extra closed
- * already), checked and dispatched. The transport-free half of
- * client_readable, which the control fuzz target drives directly.
+ * already), checked and dispatched. The transport-free half of the control
+ * loop's read (server.c), which the control fuzz target drives directly.
  */
-void broker_client_message(struct broker *b, struct broker_client *c, struct onering_msg *m,
-			   int *fds, unsigned nfds, unsigned extra)
+int broker_client_message(struct broker *b, struct broker_client *c, struct onering_msg *m,
+			  int *fds, unsigned nfds, unsigned extra)
 {
 	if (extra)
 		broker_count(&b->ctr[ONERING_BC_EXTRA_FDS], extra);
 	if (onering_msg_check(m) < 0) {
 		struct onering_msg fake;
 		onering_msg_init(&fake, m->type, m->seq);
-		for (unsigned i = 0; i < nfds; i++)
-			close(fds[i]);
-		broker_client_bad_message(b, c, &fake, -EPROTO, "control message with a wrong magic or version");
-		return;
+		close_message_fds(c, fds, nfds);
+		return broker_client_bad_message(b, c, &fake, -EPROTO,
+				   "control message with a wrong magic or version");
 	}
 	/* SUB_ADD carries the source's fd; a timer (kind TIMER) has none. */
 	bool wants_fd = m->type == ONERING_MSG_SUB_ADD && m->u.sub_add.kind != ONERING_EV_TIMER;
 	if (nfds != (wants_fd ? 1u : 0u) || extra) {
-		for (unsigned i = 0; i < nfds; i++)
-			close(fds[i]);
+		close_message_fds(c, fds, nfds);
 		broker_count(&b->ctr[ONERING_BC_EXTRA_FDS], wants_fd ? 0 : nfds);
-		broker_client_bad_message(b, c, m, -EINVAL, "control message with unexpected file descriptors");
-		return;
+		return broker_client_bad_message(b, c, m, -EINVAL,
+				   "control message with unexpected file descriptors");
 	}
 	if (c->refuse) {
-		if (nfds)
-			close(fds[0]);
+		int refuse = c->refuse;
+		close_message_fds(c, fds, nfds);
 		struct onering_msg rep;
 		onering_msg_init(&rep, ONERING_MSG_HELLO | ONERING_MSG_REPLY, m->seq);
-		rep.status = c->refuse;
-		send_reply(b, c, &rep, NULL, 0);
+		rep.status = refuse;
+		send_reply(b, c, &rep, NULL, 0); /* a failure is logged there; it goes anyway */
 		broker_client_drop(b, c, NULL);
-		return;
+		return refuse;
 	}
 	if (!c->hello_done && m->type != ONERING_MSG_HELLO) {
-		if (nfds)
-			close(fds[0]);
-		broker_client_bad_message(b, c, m, -EPERM, "request before HELLO");
-		return;
+		close_message_fds(c, fds, nfds);
+		return broker_client_bad_message(b, c, m, -EPERM, "request before HELLO");
 	}
 	switch (m->type) {
 	case ONERING_MSG_HELLO:
-		handle_hello(b, c, m);
-		break;
+		return handle_hello(b, c, m);
 	case ONERING_MSG_QUEUE_OPEN:
-		handle_queue_open(b, c, m);
-		break;
+		return handle_queue_open(b, c, m);
 	case ONERING_MSG_QUEUE_CLOSE:
-		handle_queue_close(b, c, m);
-		break;
+		return handle_queue_close(b, c, m);
 	case ONERING_MSG_SUB_ADD:
-		handle_sub_add(b, c, m, nfds ? fds[0] : -1);
-		break;
+		return handle_sub_add(b, c, m, nfds ? fds[0] : -1);
 	case ONERING_MSG_STATS:
-		handle_stats(b, c, m);
-		break;
+		return handle_stats(b, c, m);
 	case ONERING_MSG_GROUP:
-		handle_group(b, c, m);
-		break;
+		return handle_group(b, c, m);
 	case ONERING_MSG_PORT_TX:
-		handle_port_tx(b, c, m);
-		break;
+		return handle_port_tx(b, c, m);
 	default:
-		broker_client_bad_message(b, c, m, -EOPNOTSUPP, "unknown control message type");
-		break;
+		return broker_client_bad_message(b, c, m, -EOPNOTSUPP, "unknown control message type");
 	}
 }
 

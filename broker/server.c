@@ -9,6 +9,10 @@
  * It never blocks on a client: client sockets are non-blocking, and one
  * message is taken per client per wake-up.
  *
+ * Errors: 0 or a negative errno; each failed system call is logged once
+ * where it fails, rate-limited where a peer can cause it again and again
+ * (broker_log_allowed).
+ *
  * Ordering contract
  * -----------------
  * This thread and the pollers meet here in two places (the pollers' side
@@ -65,8 +69,52 @@ static uint64_t mono_ns(void)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(CLOCK_MONOTONIC, &ts); /* cannot fail for this clock */
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+bool broker_log_allowed(struct broker_log_limit *l, uint32_t *suppressed)
+{
+	int saved_errno = errno; /* callers log the errno of what just failed */
+	uint64_t now = mono_ns();
+
+	errno = saved_errno;
+	if (now < l->next_ns) {
+		l->suppressed++;
+		return false;
+	}
+	l->next_ns = now + 1000000000ull;
+	*suppressed = l->suppressed;
+	l->suppressed = 0;
+	return true;
+}
+
+/* Close one of the broker's own fds (what names it in the log). Returns 0
+ * or the negative errno of close(2), logged here. */
+static int fd_close(int fd, const char *what)
+{
+	if (close(fd) == 0)
+		return 0;
+	int r = -errno;
+	onering_log(ONERING_LOG_WARN, "close of %s (fd %d): %s", what, fd, strerror(-r));
+	return r;
+}
+
+int broker_client_fd_close(const struct broker_client *c, int fd, const char *what)
+{
+	static struct broker_log_limit limit;
+	uint32_t suppressed;
+
+	if (close(fd) == 0)
+		return 0;
+	/* Some files report a deferred write error here (EIO on NFS, say), and
+	 * a client may send such fds at will: rate-limited. */
+	int r = -errno;
+	if (broker_log_allowed(&limit, &suppressed))
+		onering_log(ONERING_LOG_WARN, "client %u (pid %d): close of %s (fd %d): %s (%u such "
+			    "failures not logged)", c->id, (int)c->pid, what, fd, strerror(-r),
+			    suppressed);
+	return r;
 }
 
 /* epoll keys of a client: its socket is the pointer, its pidfd the pointer
@@ -76,40 +124,54 @@ static uint64_t mono_ns(void)
 /* Watch the attached client's process too: its death is then seen even if
  * something keeps its socket open (an fd of it in flight in a socket the
  * broker holds as a source, for one). */
-void broker_client_watch_process(struct broker *b, struct broker_client *c)
+int broker_client_watch_process(struct broker *b, struct broker_client *c)
 {
+	/* A peer can die right after its HELLO, again and again. */
+	static struct broker_log_limit limit;
+	uint32_t suppressed;
+	struct epoll_event ev = {.events = EPOLLIN,
+				 .data.u64 = (uint64_t)(uintptr_t)c | CLIENT_PIDFD_TAG};
 	socklen_t len = sizeof(c->pidfd);
-	int fd = -1;
+	const char *step = NULL;
+	int fd = -1, r = 0;
 
 #ifndef SO_PEERPIDFD
 #define SO_PEERPIDFD 77
 #endif
 	/* SO_PEERPIDFD (Linux 6.5) names the very process that connected.
 	 * pidfd_open of its pid is the fallback: that process just sent HELLO,
-	 * so the pid is still its own unless it died in between. */
+	 * so the pid is still its own unless it died in between. (ENOPROTOOPT
+	 * from an older kernel is no failure: it only chooses the fallback.) */
 	if (getsockopt(c->sock, SOL_SOCKET, SO_PEERPIDFD, &fd, &len) < 0 || fd < 0)
 		fd = (int)syscall(SYS_pidfd_open, c->pid, 0);
 	if (fd < 0) {
-		onering_log(ONERING_LOG_WARN, "client %u (pid %d): no pidfd (%s): its death is seen "
-			    "through its socket only", c->id, (int)c->pid, strerror(errno));
-		return;
+		r = -errno;
+		step = "pidfd_open";
+	} else if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) { /* SO_PEERPIDFD's fd lacks it */
+		r = -errno;
+		step = "FD_CLOEXEC on the pidfd";
+	} else if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		r = -errno;
+		step = "epoll_ctl ADD of the pidfd";
 	}
-	if (fcntl(fd, F_SETFD, FD_CLOEXEC) < 0) { /* SO_PEERPIDFD's fd lacks it */
-		close(fd);
-		return;
+	if (r == 0) {
+		c->pidfd = fd;
+		c->nr_fds++;
+		return 0;
 	}
-	struct epoll_event ev = {.events = EPOLLIN,
-				 .data.u64 = (uint64_t)(uintptr_t)c | CLIENT_PIDFD_TAG};
-	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		close(fd);
-		return;
-	}
-	c->pidfd = fd;
-	c->nr_fds++;
+	if (fd >= 0)
+		broker_client_fd_close(c, fd, "its pidfd");
+	if (broker_log_allowed(&limit, &suppressed))
+		onering_log(ONERING_LOG_WARN, "client %u (pid %d): no pidfd (%s: %s): its death is "
+			    "seen through its socket only (%u such failures not logged)", c->id,
+			    (int)c->pid, step, strerror(-r), suppressed);
+	return r;
 }
 
-/* One message from c's socket. */
-static void client_readable(struct broker *b, struct broker_client *c)
+/* One message from c's socket. Returns 0 when c is still there (nothing to
+ * read, or the message was handled), or a negative errno once c was
+ * dropped (freed). */
+static int client_readable(struct broker *b, struct broker_client *c)
 {
 	struct onering_msg m;
 	int fds[1] = {-1};
@@ -117,10 +179,10 @@ static void client_readable(struct broker *b, struct broker_client *c)
 	int r = onering_msg_recv(c->sock, &m, fds, 1, &nfds, &extra, MSG_DONTWAIT);
 
 	if (r == -EAGAIN || r == -EINTR)
-		return;
+		return 0;
 	if (r == -ECONNRESET) {
 		broker_client_drop(b, c, NULL);
-		return;
+		return r;
 	}
 	if (r == -EMSGSIZE) {
 		/* Cannot trust any field: reply with a zero seq. */
@@ -128,14 +190,15 @@ static void client_readable(struct broker *b, struct broker_client *c)
 		if (extra)
 			broker_count(&b->ctr[ONERING_BC_EXTRA_FDS], extra);
 		onering_msg_init(&fake, 0, 0);
-		broker_client_bad_message(b, c, &fake, -EMSGSIZE, "control message of the wrong size");
-		return;
+		return broker_client_bad_message(b, c, &fake, -EMSGSIZE,
+						 "control message of the wrong size");
 	}
 	if (r < 0) {
+		/* The failure is logged by the drop, with its errno as the reason. */
 		broker_client_drop(b, c, strerror(-r));
-		return;
+		return r;
 	}
-	broker_client_message(b, c, &m, fds, nfds, extra);
+	return broker_client_message(b, c, &m, fds, nfds, extra);
 }
 
 static bool peer_allowed(const struct broker *b, const struct broker_cred *cred)
@@ -172,27 +235,6 @@ static int peer_cred(int sock, struct broker_cred *cred)
 	return 0;
 }
 
-/* Rate-limited notices: at most one a second per kind, with what was
- * suppressed meanwhile. */
-struct log_limit {
-	uint64_t next_ns;
-	uint32_t suppressed;
-};
-
-static bool log_allowed(struct log_limit *l, uint32_t *suppressed)
-{
-	uint64_t now = mono_ns();
-
-	if (now < l->next_ns) {
-		l->suppressed++;
-		return false;
-	}
-	l->next_ns = now + 1000000000ull;
-	*suppressed = l->suppressed;
-	l->suppressed = 0;
-	return true;
-}
-
 /*
  * At the fd limit: stop polling the listening socket (it would stay
  * readable and spin this thread), answer the peers already waiting with a
@@ -200,6 +242,10 @@ static bool log_allowed(struct log_limit *l, uint32_t *suppressed)
  */
 static void fd_limit_reached(struct broker *b, int err)
 {
+	/* Peers cause every step below at will (connect, connect, ...). */
+	static struct broker_log_limit limit;
+	uint32_t suppressed;
+
 	if (!b->at_fd_limit) { /* once per episode, not once per retry */
 		broker_count(&b->ctr[ONERING_BC_FD_LIMIT], 1);
 		onering_log(ONERING_LOG_WARN, "at the fd limit (%s) with %u clients: refusing new "
@@ -208,14 +254,21 @@ static void fd_limit_reached(struct broker *b, int err)
 		b->at_fd_limit = true;
 	}
 	if (!b->listen_paused) {
-		epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->listen_fd, NULL);
+		/* A failure leaves it polled: the loop spins until fds are freed. */
+		if (epoll_ctl(b->epfd, EPOLL_CTL_DEL, b->listen_fd, NULL) < 0 &&
+		    broker_log_allowed(&limit, &suppressed))
+			onering_log(ONERING_LOG_ERR, "pausing the listening socket (epoll_ctl DEL): %s "
+				    "(%u such failures not logged)", strerror(errno), suppressed);
 		b->listen_paused = true;
 	}
 	b->listen_retry_ns = mono_ns() + 100 * 1000000ull;
 	for (unsigned i = 0; i < 64 && b->reserve_fd >= 0; i++) {
-		close(b->reserve_fd);
+		if (close(b->reserve_fd) < 0 && broker_log_allowed(&limit, &suppressed))
+			onering_log(ONERING_LOG_ERR, "close of the reserve fd: %s (%u such failures "
+				    "not logged)", strerror(errno), suppressed);
 		b->reserve_fd = -1;
 		int s = accept4(b->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int accept_errno = errno;
 		if (s >= 0) {
 			struct onering_msg m;
 			onering_msg_init(&m, ONERING_MSG_HELLO | ONERING_MSG_REPLY, 0);
@@ -223,27 +276,55 @@ static void fd_limit_reached(struct broker *b, int err)
 			snprintf(m.u.reason, sizeof(m.u.reason),
 				 "the broker is at its fd limit (%s): try again later, or ask its "
 				 "operator to raise LimitNOFILE=", strerror(err));
-			onering_msg_send(s, &m, NULL, 0, MSG_DONTWAIT);
+			int r = onering_msg_send(s, &m, NULL, 0, MSG_DONTWAIT);
+			if (r < 0 && r != -EPIPE && r != -ECONNRESET &&
+			    broker_log_allowed(&limit, &suppressed))
+				onering_log(ONERING_LOG_NOTICE, "refusal at the fd limit not sent: %s "
+					    "(%u such failures not logged)", strerror(-r), suppressed);
 			/* Take what it sent, so the close is a hang-up after our reply,
-			 * not a reset that would hide it. */
+			 * not a reset that would hide it. Stops at the first error
+			 * (EAGAIN: nothing more sent). */
 			for (int k = 0; k < 4 && recv(s, &m, sizeof(m), MSG_DONTWAIT) > 0; k++)
 				;
-			close(s);
+			if (close(s) < 0 && broker_log_allowed(&limit, &suppressed))
+				onering_log(ONERING_LOG_ERR, "close of a refused connection: %s (%u such "
+					    "failures not logged)", strerror(errno), suppressed);
+		} else if (accept_errno != EAGAIN && accept_errno != EWOULDBLOCK &&
+			   broker_log_allowed(&limit, &suppressed)) {
+			onering_log(ONERING_LOG_WARN, "accept at the fd limit: %s (%u such failures not "
+				    "logged)", strerror(accept_errno), suppressed);
 		}
 		b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (b->reserve_fd < 0 && broker_log_allowed(&limit, &suppressed))
+			onering_log(ONERING_LOG_WARN, "no fd for the reserve (%s): peers at the fd "
+				    "limit are closed unanswered (%u such failures not logged)",
+				    strerror(errno), suppressed);
 		if (s < 0)
 			break;
 	}
 }
 
-static void listen_resume(struct broker *b)
+/* Back from the fd limit: the reserve fd again, and the listening socket
+ * back in the control epoll. Returns 0, or the negative errno of epoll_ctl
+ * (logged, rate-limited: it is retried every 100 ms); the listen stays
+ * paused then. */
+static int listen_resume(struct broker *b)
 {
+	static struct broker_log_limit limit;
+	uint32_t suppressed;
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = KEY_LISTEN};
 
-	if (b->reserve_fd < 0)
+	if (b->reserve_fd < 0) /* a failure: fd_limit_reached logs it if it matters */
 		b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->listen_fd, &ev) == 0)
-		b->listen_paused = false;
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, b->listen_fd, &ev) < 0) {
+		int r = -errno;
+		if (broker_log_allowed(&limit, &suppressed))
+			onering_log(ONERING_LOG_ERR, "resuming the listening socket (epoll_ctl ADD): %s "
+				    "(%u such failures not logged)", strerror(-r), suppressed);
+		return r;
+	}
+	b->listen_paused = false;
+	return 0;
 }
 
 /* A new connection on sock: pending until its HELLO (or its deadline).
@@ -252,12 +333,23 @@ static void listen_resume(struct broker *b)
 struct broker_client *broker_client_add(struct broker *b, int sock, const struct broker_cred *cred,
 					int refuse)
 {
+	static struct broker_log_limit limit; /* each connection may fail here */
+	uint32_t suppressed;
 	struct broker_client *c = calloc(1, sizeof(*c));
 
-	if (!c)
+	if (!c) {
+		if (broker_log_allowed(&limit, &suppressed))
+			onering_log(ONERING_LOG_ERR, "connection of pid %d: out of memory (%u such "
+				    "failures not logged)", (int)cred->pid, suppressed);
 		return NULL;
+	}
+	/* Room for a STATS reply's items: a smaller buffer only makes a big
+	 * reply fail (and drops the client that asked), so go on without. */
 	int sndbuf = 1 << 20;
-	setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	if (setsockopt(sock, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf)) < 0 &&
+	    broker_log_allowed(&limit, &suppressed))
+		onering_log(ONERING_LOG_WARN, "connection of pid %d: SO_SNDBUF: %s (%u such "
+			    "failures not logged)", (int)cred->pid, strerror(errno), suppressed);
 	c->id = ++b->next_client_id;
 	c->sock = sock;
 	c->pidfd = -1;
@@ -272,6 +364,9 @@ struct broker_client *broker_client_add(struct broker *b, int sock, const struct
 	CDS_INIT_LIST_HEAD(&c->queues);
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
 	if (b->epfd >= 0 && epoll_ctl(b->epfd, EPOLL_CTL_ADD, sock, &ev) < 0) {
+		if (broker_log_allowed(&limit, &suppressed))
+			onering_log(ONERING_LOG_ERR, "connection of pid %d: epoll_ctl ADD: %s (%u such "
+				    "failures not logged)", (int)cred->pid, strerror(errno), suppressed);
 		free(c);
 		return NULL;
 	}
@@ -280,10 +375,25 @@ struct broker_client *broker_client_add(struct broker *b, int sock, const struct
 	return c;
 }
 
-static void accept_clients(struct broker *b)
+/* Close a connection that never became a client. Peers cause it at will:
+ * a failure is logged rate-limited. */
+static void connection_close(int sock)
 {
-	static struct log_limit denied_log, pending_log;
+	static struct broker_log_limit limit;
 	uint32_t suppressed;
+
+	if (close(sock) < 0 && broker_log_allowed(&limit, &suppressed))
+		onering_log(ONERING_LOG_WARN, "close of a connection not taken: %s (%u such failures "
+			    "not logged)", strerror(errno), suppressed);
+}
+
+/* Accept what waits on the listening socket, a bounded batch of it. Returns
+ * how many connections became pending clients. */
+static unsigned accept_clients(struct broker *b)
+{
+	static struct broker_log_limit denied_log, pending_log, error_log;
+	uint32_t suppressed;
+	unsigned added = 0;
 
 	/* A bounded batch per wake-up: other clients' messages wait otherwise. */
 	for (unsigned n = 0; n < 16; n++) {
@@ -291,15 +401,26 @@ static void accept_clients(struct broker *b)
 		if (sock < 0) {
 			if (errno == EMFILE || errno == ENFILE)
 				fd_limit_reached(b, errno);
-			return;
+			else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
+				 broker_log_allowed(&error_log, &suppressed))
+				/* ECONNABORTED and the like: a peer gave up; retried at
+				 * the next wake-up. */
+				onering_log(ONERING_LOG_NOTICE, "accept: %s (%u such failures not "
+					    "logged)", strerror(errno), suppressed);
+			return added;
 		}
 		if (b->at_fd_limit) {
 			b->at_fd_limit = false;
 			onering_log(ONERING_LOG_NOTICE, "accepting clients again");
 		}
 		struct broker_cred cred;
-		if (peer_cred(sock, &cred) < 0) {
-			close(sock);
+		int r = peer_cred(sock, &cred);
+		if (r < 0) {
+			if (broker_log_allowed(&error_log, &suppressed))
+				onering_log(ONERING_LOG_NOTICE, "a connection without credentials "
+					    "(SO_PEERCRED: %s) closed (%u such failures not logged)",
+					    strerror(-r), suppressed);
+			connection_close(sock);
 			continue;
 		}
 		/* Connections without HELLO are bounded per uid (and in all): a
@@ -312,31 +433,50 @@ static void accept_clients(struct broker *b)
 			same_uid += o->uid == cred.uid;
 		if (same_uid >= cap || b->nr_pending >= b->cfg.max_pending) {
 			broker_count(&b->ctr[ONERING_BC_PENDING_LIMITED], 1);
-			if (log_allowed(&pending_log, &suppressed))
+			if (broker_log_allowed(&pending_log, &suppressed))
 				onering_log(ONERING_LOG_NOTICE, "closed a connection of pid %d uid %u: "
 					    "%u of its uid wait for HELLO, %u in all (%s %u, --max-pending "
 					    "%u; %u such closes not logged)", (int)cred.pid,
 					    (unsigned)cred.uid, same_uid, b->nr_pending,
 					    allowed ? "--max-pending-per-uid" : "refused uids:", cap,
 					    b->cfg.max_pending, suppressed);
-			close(sock);
+			connection_close(sock);
 			continue;
 		}
 		int refuse = 0;
 		if (!allowed) {
 			broker_count(&b->ctr[ONERING_BC_DENIED], 1);
-			if (log_allowed(&denied_log, &suppressed))
+			if (broker_log_allowed(&denied_log, &suppressed))
 				onering_log(ONERING_LOG_NOTICE, "refused pid %d uid %u gid %u (allow it "
 					    "with --allow-uid %u; %u refusals not logged)", (int)cred.pid,
 					    (unsigned)cred.uid, (unsigned)cred.gid, (unsigned)cred.uid,
 					    suppressed);
 			refuse = -EACCES;
 		}
-		if (!broker_client_add(b, sock, &cred, refuse)) {
-			close(sock);
-			return;
+		if (!broker_client_add(b, sock, &cred, refuse)) { /* logged there */
+			connection_close(sock);
+			return added;
 		}
+		added++;
 	}
+	return added;
+}
+
+/* Take client c's fd out of the control epoll and close it (what names it
+ * in the log). Clients come and go at will: failures are rate-limited. */
+static void client_fd_release(struct broker *b, const struct broker_client *c, int fd,
+			      const char *what)
+{
+	static struct broker_log_limit limit;
+	uint32_t suppressed;
+
+	/* Without a control epoll (b->epfd < 0) it was never added. */
+	if (b->epfd >= 0 && epoll_ctl(b->epfd, EPOLL_CTL_DEL, fd, NULL) < 0 &&
+	    broker_log_allowed(&limit, &suppressed))
+		onering_log(ONERING_LOG_WARN, "client %u (pid %d): epoll_ctl DEL of %s (fd %d): %s "
+			    "(%u such failures not logged)", c->id, (int)c->pid, what, fd,
+			    strerror(errno), suppressed);
+	broker_client_fd_close(c, fd, what);
 }
 
 /* Drop clients (dead, refused or misbehaving) together: their queues
@@ -367,12 +507,9 @@ static void clients_drop(struct broker *b, struct broker_client **cs, unsigned n
 	broker_queues_close(b, qs, n);
 	for (unsigned i = 0; i < n_clients; i++) {
 		struct broker_client *c = cs[i];
-		epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->sock, NULL);
-		close(c->sock);
-		if (c->pidfd >= 0) {
-			epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->pidfd, NULL);
-			close(c->pidfd);
-		}
+		client_fd_release(b, c, c->sock, "its socket");
+		if (c->pidfd >= 0)
+			client_fd_release(b, c, c->pidfd, "its pidfd");
 		cds_list_del(&c->node);
 		if (c->hello_done) {
 			b->nr_clients--;
@@ -396,7 +533,8 @@ void broker_clients_gone(struct broker *b, struct broker_client **cs, unsigned n
 }
 
 /* Connections that did not say HELLO in time (oldest first). Returns the
- * ms until the next deadline, or -1 when none is pending. */
+ * epoll_wait timeout until the next deadline: its ms, or -1 (wait without
+ * one) when none is pending. A timeout, not a status: it cannot fail. */
 static int expire_pending(struct broker *b)
 {
 	uint64_t now = mono_ns();
@@ -412,10 +550,12 @@ static int expire_pending(struct broker *b)
 	return -1;
 }
 
-/* Queues the pollers found broken: drop their clients. */
-static void drain_faults(struct broker *b)
+/* Queues the pollers found broken: drop their clients. Returns how many
+ * clients were dropped. */
+static unsigned drain_faults(struct broker *b)
 {
 	struct cds_wfcq_node *node;
+	unsigned dropped = 0;
 
 	/* A2: synchronises with the enqueue in poller_queue_fault (poller.c). */
 	while ((node = __cds_wfcq_dequeue_blocking(&b->fault_head, &b->fault_tail))) {
@@ -429,9 +569,12 @@ static void drain_faults(struct broker *b)
 				if (x == q)
 					found = c;
 		}
-		if (found)
+		if (found) {
 			broker_client_drop(b, found, "broke the shared-memory ring protocol");
+			dropped++;
+		}
 	}
+	return dropped;
 }
 
 /* ---- start and stop ------------------------------------------------------ */
@@ -485,18 +628,20 @@ static int make_socket_dir(const struct broker_config *cfg, bool fix_mode, char 
 		goto sys_fail;
 	}
 	if (fstat(fd, &st) < 0) {
-		close(fd);
+		int fstat_errno = errno;
+		fd_close(fd, "the socket directory");
+		errno = fstat_errno;
 		goto sys_fail;
 	}
 	if (st.st_uid != geteuid()) {
-		close(fd);
+		fd_close(fd, "the socket directory");
 		snprintf(err, err_size, "socket directory %s belongs to uid %u, not to this broker's "
 			 "uid %u: another user could replace the socket; remove it or choose "
 			 "another --socket-dir", dir, (unsigned)st.st_uid, (unsigned)geteuid());
 		return -EPERM;
 	}
 	if (st.st_mode & 022) {
-		close(fd);
+		fd_close(fd, "the socket directory");
 		snprintf(err, err_size, "socket directory %s is writable by %s (mode %04o): another "
 			 "user could replace the socket; chmod 0700 %s", dir,
 			 (st.st_mode & 002) ? "everyone" : "its group", (unsigned)(st.st_mode & 07777),
@@ -512,7 +657,7 @@ static int make_socket_dir(const struct broker_config *cfg, bool fix_mode, char 
 		    fchown(fd, (uid_t)-1, cfg->allow_gids[0]) < 0)
 			r = -errno;
 	}
-	close(fd);
+	fd_close(fd, "the socket directory");
 	if (r < 0)
 		snprintf(err, err_size, "socket directory %s: setting mode %04o: %s", dir,
 			 (unsigned)mode, strerror(-r));
@@ -542,21 +687,28 @@ static int probe_running(const char *path, pid_t *pid)
 	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
 	int r = 0;
 
-	if (s < 0)
-		return -errno;
+	if (s < 0) {
+		r = -errno;
+		onering_log(ONERING_LOG_ERR, "probing %s: socket: %s", path, strerror(-r));
+		return r;
+	}
 	if (set_sun_path(&sa, path) < 0) {
-		close(s);
+		fd_close(s, "the probe socket");
 		return -ENAMETOOLONG;
 	}
 	if (connect(s, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
 		struct ucred cred;
 		socklen_t len = sizeof(cred);
+		/* Without it the message says pid 0: only a detail is lost. */
 		*pid = getsockopt(s, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? cred.pid : 0;
 		r = -EADDRINUSE;
 	} else if (errno == ECONNREFUSED) {
-		unlink(path); /* left behind by a broker that died */
+		/* Left behind by a broker that died. If it stays, bind says so. */
+		if (unlink(path) < 0 && errno != ENOENT)
+			onering_log(ONERING_LOG_WARN, "removing the stale socket %s: %s", path,
+				    strerror(errno));
 	}
-	close(s);
+	fd_close(s, "the probe socket");
 	return r;
 }
 
@@ -591,11 +743,16 @@ static int open_listen(struct broker *b)
 		return r;
 	}
 	b->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (b->listen_fd < 0)
-		return -errno;
-	r = set_sun_path(&sa, b->cfg.socket_path);
-	if (r < 0)
+	if (b->listen_fd < 0) {
+		r = -errno;
+		onering_log(ONERING_LOG_ERR, "listening socket: %s", strerror(-r));
 		return r;
+	}
+	r = set_sun_path(&sa, b->cfg.socket_path);
+	if (r < 0) {
+		onering_log(ONERING_LOG_ERR, "socket path %s: %s", b->cfg.socket_path, strerror(-r));
+		return r;
+	}
 	/* The socket is made 0666 by bind itself (no chmod by path after it):
 	 * anyone who may enter the directory may connect; SO_PEERCRED decides
 	 * who is served. No other thread creates files yet. */
@@ -607,8 +764,11 @@ static int open_listen(struct broker *b)
 		onering_log(ONERING_LOG_ERR, "bind %s: %s", b->cfg.socket_path, strerror(errno));
 		return r;
 	}
-	if (listen(b->listen_fd, 64) < 0)
-		return -errno;
+	if (listen(b->listen_fd, 64) < 0) {
+		r = -errno;
+		onering_log(ONERING_LOG_ERR, "listen %s: %s", b->cfg.socket_path, strerror(-r));
+		return r;
+	}
 	return 0;
 }
 
@@ -617,6 +777,8 @@ static int open_listen(struct broker *b)
  * now), a doorbell, and a SHUTDOWN message on its socket. */
 static void notify_shutdown(struct broker *b)
 {
+	struct broker_log_limit limit = {0}; /* one stop: one line a second at most */
+	uint32_t suppressed;
 	struct broker_client *c;
 	struct broker_queue *q;
 
@@ -633,15 +795,27 @@ static void notify_shutdown(struct broker *b)
 		}
 		struct onering_msg m;
 		onering_msg_init(&m, ONERING_MSG_SHUTDOWN, 0);
-		onering_msg_send(c->sock, &m, NULL, 0, MSG_DONTWAIT);
+		/* A client that does not read its socket still has the record. */
+		int r = onering_msg_send(c->sock, &m, NULL, 0, MSG_DONTWAIT);
+		if (r < 0 && r != -EPIPE && r != -ECONNRESET &&
+		    broker_log_allowed(&limit, &suppressed))
+			onering_log(ONERING_LOG_NOTICE, "client %u (pid %d): SHUTDOWN not sent: %s "
+				    "(%u such failures not logged)", c->id, (int)c->pid, strerror(-r),
+				    suppressed);
 	}
 }
 
-static int add_fd(struct broker *b, int fd, uint64_t key)
+/* fd into the control epoll under key (what names it in the log). Returns 0
+ * or the negative errno of epoll_ctl, logged here. */
+static int add_fd(struct broker *b, int fd, uint64_t key, const char *what)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = key};
 
-	return epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		return 0;
+	int r = -errno;
+	onering_log(ONERING_LOG_ERR, "control epoll: adding %s: %s", what, strerror(-r));
+	return r;
 }
 
 int broker_state_init(struct broker *b)
@@ -659,6 +833,8 @@ int broker_state_init(struct broker *b)
 		cds_wfcq_init(&b->pollers[i].redeliver_head, &b->pollers[i].redeliver_tail);
 	}
 	b->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (b->reserve_fd < 0) /* at the fd limit, peers are then closed unanswered */
+		onering_log(ONERING_LOG_WARN, "no reserve fd (/dev/null: %s)", strerror(errno));
 	r = broker_registry_init(&b->reg, b->cfg.max_subs);
 	if (r < 0)
 		return r;
@@ -677,10 +853,18 @@ int broker_state_init(struct broker *b)
 		if ((r = broker_group_get(b, b->cfg.groups[i].name, true, NULL, &g)) < 0)
 			return r;
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (b->epfd < 0) {
+		r = -errno;
+		onering_log(ONERING_LOG_ERR, "control epoll: %s", strerror(-r));
+		return r;
+	}
 	b->reap_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (b->epfd < 0 || b->reap_fd < 0)
-		return -errno;
-	if ((r = add_fd(b, b->reap_fd, KEY_REAP)) < 0)
+	if (b->reap_fd < 0) {
+		r = -errno;
+		onering_log(ONERING_LOG_ERR, "reap eventfd: %s", strerror(-r));
+		return r;
+	}
+	if ((r = add_fd(b, b->reap_fd, KEY_REAP, "the reap eventfd")) < 0)
 		return r;
 	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++) {
 		struct poller *p = &b->pollers[i];
@@ -701,17 +885,19 @@ int broker_state_init(struct broker *b)
 void broker_state_fini(struct broker *b)
 {
 	while (!cds_list_empty(&b->clients))
-		broker_client_drop(b, cds_list_first_entry(&b->clients, struct broker_client, node), NULL);
+		broker_client_drop(b, cds_list_first_entry(&b->clients, struct broker_client, node),
+				   NULL);
 	while (!cds_list_empty(&b->pending))
-		broker_client_drop(b, cds_list_first_entry(&b->pending, struct broker_client, node), NULL);
+		broker_client_drop(b, cds_list_first_entry(&b->pending, struct broker_client, node),
+				   NULL);
 	broker_reaped_drain(b);
 	urcu_qsbr_barrier(); /* run every call_rcu callback: segments unmapped and closed */
 	if (b->reserve_fd >= 0)
-		close(b->reserve_fd);
+		fd_close(b->reserve_fd, "the reserve fd");
 	if (b->epfd >= 0)
-		close(b->epfd);
+		fd_close(b->epfd, "the control epoll");
 	if (b->reap_fd >= 0)
-		close(b->reap_fd);
+		fd_close(b->reap_fd, "the reap eventfd");
 	b->reserve_fd = b->epfd = b->reap_fd = -1;
 	broker_groups_fini(b);
 	broker_lanes_fini(b);
@@ -744,10 +930,11 @@ int broker_run(struct broker *b)
 	b->signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (b->signal_fd < 0) {
 		r = -errno;
+		onering_log(ONERING_LOG_ERR, "signalfd: %s", strerror(-r));
 		goto out;
 	}
-	if ((r = add_fd(b, b->listen_fd, KEY_LISTEN)) < 0 ||
-	    (r = add_fd(b, b->signal_fd, KEY_SIGNAL)) < 0)
+	if ((r = add_fd(b, b->listen_fd, KEY_LISTEN, "the listening socket")) < 0 ||
+	    (r = add_fd(b, b->signal_fd, KEY_SIGNAL, "the signalfd")) < 0)
 		goto out;
 	/* NIC ports (if any) before the pollers start: their rx queues are
 	 * fixed per poller from then on. */
@@ -768,7 +955,7 @@ int broker_run(struct broker *b)
 	if (b->ready_fd >= 0) { /* tell the waiting parent (daemon mode) */
 		if (write(b->ready_fd, "R", 1) < 0)
 			onering_log(ONERING_LOG_WARN, "readiness pipe: %s", strerror(errno));
-		close(b->ready_fd);
+		fd_close(b->ready_fd, "the readiness pipe");
 		b->ready_fd = -1;
 	}
 
@@ -781,7 +968,7 @@ int broker_run(struct broker *b)
 		if (b->listen_paused) {
 			uint64_t now = mono_ns();
 			if (now >= b->listen_retry_ns)
-				listen_resume(b);
+				listen_resume(b); /* a failure is logged there; retried */
 			int retry = b->listen_paused ? 100 : -1;
 			timeout = timeout < 0 || (retry >= 0 && retry < timeout) ? retry : timeout;
 		}
@@ -790,7 +977,8 @@ int broker_run(struct broker *b)
 		int n = epoll_wait(b->epfd, evs, 32, timeout);
 		if (n < 0 && errno != EINTR) {
 			r = -errno;
-			break;
+			onering_log(ONERING_LOG_ERR, "control epoll_wait: %s", strerror(-r));
+			goto out;
 		}
 		/* Clients seen dead in this batch, dropped together after it. */
 		struct broker_client *dead[32];
@@ -801,16 +989,26 @@ int broker_run(struct broker *b)
 				accept_clients(b);
 			} else if (key == KEY_SIGNAL) {
 				struct signalfd_siginfo si;
-				while (read(b->signal_fd, &si, sizeof(si)) == sizeof(si)) {
+				ssize_t got;
+				while ((got = read(b->signal_fd, &si, sizeof(si))) == sizeof(si)) {
 					onering_log(ONERING_LOG_NOTICE, "signal %u: shutting down",
 						    si.ssi_signo);
+					b->stopping = true;
+				}
+				/* EAGAIN: all taken. Anything else would spin: stop. */
+				if (got < 0 && errno != EAGAIN && errno != EINTR) {
+					onering_log(ONERING_LOG_ERR, "signalfd read: %s: shutting "
+						    "down", strerror(errno));
 					b->stopping = true;
 				}
 			} else if (key == KEY_REAP) {
 				eventfd_t v;
 				/* Only a "look": A1 (broker_reaped_drain) and A2
-				 * (drain_faults) carry the ordering. */
-				eventfd_read(b->reap_fd, &v);
+				 * (drain_faults) carry the ordering. EAGAIN: read
+				 * already. */
+				if (eventfd_read(b->reap_fd, &v) < 0 && errno != EAGAIN)
+					onering_log(ONERING_LOG_WARN, "reap eventfd read: %s",
+						    strerror(errno));
 				broker_reaped_drain(b);
 				drain_faults(b);
 				break; /* clients may have gone: re-poll */
@@ -831,7 +1029,8 @@ int broker_run(struct broker *b)
 				}
 				/* One message per wake-up keeps clients fair; level-
 				 * triggered epoll brings us back for the rest. A client
-				 * this drops may appear later in evs: stop the batch. */
+				 * this drops may appear later in evs: stop the batch
+				 * (whether it was dropped or not). */
 				client_readable(b, c);
 				break;
 			}
@@ -845,11 +1044,13 @@ out:
 	notify_shutdown(b);
 	broker_state_fini(b);
 	if (b->listen_fd >= 0) {
-		close(b->listen_fd);
-		unlink(b->cfg.socket_path);
+		fd_close(b->listen_fd, "the listening socket");
+		if (unlink(b->cfg.socket_path) < 0 && errno != ENOENT)
+			onering_log(ONERING_LOG_WARN, "removing %s: %s", b->cfg.socket_path,
+				    strerror(errno));
 	}
 	if (b->signal_fd >= 0)
-		close(b->signal_fd);
+		fd_close(b->signal_fd, "the signalfd");
 	broker_nic_fini(b);
 	return r;
 }
