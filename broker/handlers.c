@@ -16,29 +16,32 @@
  *
  * Ordering contract
  * -----------------
- * What this file publishes to the pollers, and the edges it relies on
- * (the pollers' side is named by function, in poller.c and group.c):
+ * What this file publishes to the pollers, and the edges it relies on. The
+ * pollers' side is named by function and file; labels of other files are
+ * qualified by theirs, as in the rest of broker/ (A5 (deliver.c)).
  *
  *   R1  handle_queue_open: rcu_assign_pointer(p->queues.next) links a new
  *       queue, its fields and its own list links written before, into
- *       poller p's RCU list. Synchronises with the list walks of
- *       walk_queues, set_need_wakeup and announce_sleep
- *       (cds_list_for_each_entry_rcu: rcu_dereference).
+ *       poller p's RCU list. Synchronises with every walk of that list
+ *       (cds_list_for_each_entry_rcu: rcu_dereference): set_need_wakeup
+ *       (poller.c), deliver_flush (deliver.c), submit_poll and
+ *       submit_has_work (source_submit.c), words_poll (source_words.c).
  *   R2  handle_queue_open: rcu_assign_pointer(b->queues[slot], q) publishes
- *       the queue in the table other pollers' hand-offs look it up in.
- *       Synchronises with the rcu_dereference in broker_queue_lookup.
+ *       the queue in the table pollers' hand-offs look it up in.
+ *       Synchronises with the rcu_dereference in broker_queue_lookup
+ *       (queue.c).
  *   R3  broker_queues_close: rcu_assign_pointer(b->queues[slot], NULL)
- *       unpublishes it; same partner as R2. Before it, the queue is marked
- *       CLOSING (store-release in broker_queue_begin_close, read with
- *       acquire by the pollers before they touch a queue).
+ *       unpublishes it; same partner as R2. Before it the queue is marked
+ *       CLOSING: R4 (queue.c, broker_queue_begin_close), paired with the
+ *       pollers' A5 (deliver.c) before they use a queue.
  *   G1  broker_queues_close: urcu_qsbr_synchronize_rcu waits until every
  *       poller passed a quiescent state after R3 (urcu_qsbr_quiescent_state
- *       at the top of poller_main's loop, or offline around its idle
- *       sleep): no poller iteration that saw the queue LIVE runs any more,
- *       and this thread owns it alone.
+ *       at the top of poller_main's loop, or urcu_qsbr_thread_offline
+ *       around its idle sleep; poller.c): no poller iteration that saw the
+ *       queue LIVE runs any more, and this thread owns it alone.
  *   A1  broker_reaped_drain: the wait-free queue's dequeue. Synchronises
- *       with the enqueue in sub_delete: the poller's last writes to the
- *       subscription are visible before it is finished here.
+ *       with the enqueue in sub_delete (request.c): the poller's last
+ *       writes to the subscription are visible before it is finished here.
  *
  * (Labels are numbered across the control thread: A2 and A3 are server.c's.)
  * The subscription table's publication (SUB_ADD) is registry.c's
@@ -137,7 +140,7 @@ unsigned broker_reaped_drain(struct broker *b)
 	struct cds_wfcq_node *node;
 	unsigned n = 0;
 
-	/* A1: synchronises with the enqueue in sub_delete (poller.c). */
+	/* A1: synchronises with the enqueue in sub_delete (request.c). */
 	while ((node = __cds_wfcq_dequeue_blocking(&b->reap_head, &b->reap_tail))) {
 		struct broker_sub *s = caa_container_of(node, struct broker_sub, reap_node);
 		BROKER_TSAN_OBSERVE(s);
@@ -156,7 +159,8 @@ void broker_queues_close(struct broker *b, struct broker_queue **qs, unsigned n)
 		/* Out of its group and the queue table before the grace period:
 		 * afterwards no poller can pick it or find it from a hand-off. */
 		broker_group_leave(b, qs[i]);
-		/* R3: synchronises with broker_queue_lookup's rcu_dereference. */
+		/* R3: synchronises with broker_queue_lookup's rcu_dereference
+		 * (queue.c). */
 		rcu_assign_pointer(b->queues[qs[i]->slot], NULL);
 	}
 	/* G1: waits for a quiescent state of every poller (poller_main) after
@@ -288,8 +292,9 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	q->poller_node.next = p->queues.next;
 	q->poller_node.prev = &p->queues;
 	BROKER_TSAN_PUBLISH(q);
-	/* R1: synchronises with the list walks of walk_queues, set_need_wakeup
-	 * and announce_sleep (poller.c). */
+	/* R1: synchronises with the walks of p->queues in set_need_wakeup
+	 * (poller.c), deliver_flush (deliver.c), submit_poll and
+	 * submit_has_work (source_submit.c), words_poll (source_words.c). */
 	rcu_assign_pointer(p->queues.next, &q->poller_node);
 	q->poller_node.next->prev = &q->poller_node;
 	/* A sleeping poller announced NEED_WAKEUP only in the queues it had:
@@ -298,7 +303,8 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	 * the sleep the poller announces next includes this queue. Its read
 	 * of the kick orders the insertion above before that announcement. */
 	poller_kick(p);
-	/* R2: synchronises with broker_queue_lookup's rcu_dereference. */
+	/* R2: synchronises with broker_queue_lookup's rcu_dereference
+	 * (queue.c). */
 	rcu_assign_pointer(b->queues[q->slot], q);
 	if (g && broker_group_join(b, g, q) < 0) {
 		broker_queues_close(b, &q, 1);

@@ -16,18 +16,18 @@
  * Ordering contract
  * -----------------
  * This thread and the pollers meet here in two places (the pollers' side
- * is named by function, in poller.c):
+ * is named by function and file, other files' labels qualified by theirs):
  *
  *   A2  drain_faults: the wait-free fault queue's dequeue. Synchronises with
- *       the enqueue in poller_queue_fault, which comes after its CAS of the
- *       queue's state to FAULTED: the queue is seen faulted here.
- *       The reap eventfd read in broker_run only says "look": A2 and
- *       handlers.c's A1 (broker_reaped_drain) carry the ordering.
+ *       the enqueue in deliver_queue_fault (deliver.c), which comes after
+ *       its CAS of the queue's state to FAULTED: the queue is seen faulted
+ *       here. The reap eventfd read in broker_run only says "look": A2 and
+ *       A1 (handlers.c, broker_reaped_drain) carry the ordering.
  *   A3  notify_shutdown: load-acquire of a queue's state. Synchronises with
- *       the acq_rel CAS to FAULTED in poller_queue_fault and with the
- *       store-release of broker_queue_begin_close. The pollers are joined
- *       by then (poller_stop), which orders everything already; A3 keeps
- *       the read correct on its own.
+ *       the acq_rel CAS to FAULTED in deliver_queue_fault (deliver.c) and
+ *       with R4 (queue.c), the store-release of broker_queue_begin_close.
+ *       The pollers are joined by then (poller_stop), which orders
+ *       everything already; A3 keeps the read correct on its own.
  * (Labels are numbered across the control thread: R1-R3, G1 and A1 are
  * handlers.c's.)
  */
@@ -557,7 +557,7 @@ static unsigned drain_faults(struct broker *b)
 	struct cds_wfcq_node *node;
 	unsigned dropped = 0;
 
-	/* A2: synchronises with the enqueue in poller_queue_fault (poller.c). */
+	/* A2: synchronises with the enqueue in deliver_queue_fault (deliver.c). */
 	while ((node = __cds_wfcq_dequeue_blocking(&b->fault_head, &b->fault_tail))) {
 		struct broker_queue *q = caa_container_of(node, struct broker_queue, fault_node);
 		BROKER_TSAN_OBSERVE(q);
@@ -787,8 +787,8 @@ static void notify_shutdown(struct broker *b)
 			struct onering_event e = {0};
 			e.kind = ONERING_EV_CONTROL;
 			e.payload.control.code = ONERING_CTL_SHUTDOWN;
-			/* A3: synchronises with poller_queue_fault's CAS (poller.c) and
-			 * broker_queue_begin_close's store-release (queue.c). */
+			/* A3: synchronises with deliver_queue_fault's CAS (deliver.c)
+			 * and R4 (queue.c, broker_queue_begin_close). */
 			if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE &&
 			    onering_ring_enqueue_burst(&q->evp, &e, 1) == 1)
 				onering_doorbell_ring(q->db);
