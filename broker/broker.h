@@ -97,7 +97,8 @@ struct broker {
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_BC_NR];
 };
 
-/* control.c */
+/* The control thread: server.c (socket server, loop, start and stop) and
+ * handlers.c (control messages); control.h is what the two share. */
 int broker_run(struct broker *b);
 /* The control thread's state without its socket server or pollers running
  * (broker_run's first and last steps; the control fuzz target drives the
@@ -108,9 +109,10 @@ void broker_state_fini(struct broker *b);
 struct broker_client *broker_client_add(struct broker *b, int sock, const struct broker_cred *cred,
 					int refuse);
 /* One received message of c (its fds: nfds kept, extra already closed):
- * validated and handled; c may be dropped (freed) by it. */
-void broker_client_message(struct broker *b, struct broker_client *c, struct onering_msg *m,
-			   int *fds, unsigned nfds, unsigned extra);
+ * validated and handled. Returns 0 when c is still there (whatever the
+ * reply said), or a negative errno once c was dropped (freed). */
+int broker_client_message(struct broker *b, struct broker_client *c, struct onering_msg *m,
+			  int *fds, unsigned nfds, unsigned extra);
 /* Clients whose peers hung up, dropped together as the control loop drops
  * those one epoll batch found dead (their queues share grace periods); each
  * is freed. */
