@@ -150,11 +150,39 @@ unsigned broker_reaped_drain(struct broker *b)
 	return n;
 }
 
+/* Queues that faulted before they closed still sit on the fault queue
+ * (their fault_node): take them off before they are freed, so that
+ * drain_faults never dequeues freed memory; the others go back. Called
+ * after the grace period, when no poller can fault these queues any more. */
+static void faults_forget(struct broker *b, struct broker_queue **qs, unsigned n)
+{
+	struct cds_wfcq_head head;
+	struct cds_wfcq_tail tail;
+	struct cds_wfcq_node *node;
+
+	cds_wfcq_init(&head, &tail);
+	__cds_wfcq_splice_blocking(&head, &tail, &b->fault_head, &b->fault_tail);
+	while ((node = __cds_wfcq_dequeue_blocking(&head, &tail))) {
+		struct broker_queue *q = caa_container_of(node, struct broker_queue, fault_node);
+		bool closing = false;
+		for (unsigned i = 0; i < n && !closing; i++)
+			closing = qs[i] == q;
+		if (!closing)
+			cds_wfcq_enqueue(&b->fault_head, &b->fault_tail, node);
+	}
+	cds_wfcq_destroy(&head, &tail);
+}
+
 void broker_queues_close(struct broker *b, struct broker_queue **qs, unsigned n)
 {
+	bool faulted = false;
+
 	if (n == 0)
 		return;
 	for (unsigned i = 0; i < n; i++) {
+		/* A5's partner on this side: the CAS to FAULTED (deliver.c). */
+		faulted |= onering_atomic_load(&qs[i]->state, onering_mo_acquire) ==
+			   BROKER_QUEUE_FAULTED;
 		broker_queue_begin_close(qs[i]);
 		/* Out of its group and the queue table before the grace period:
 		 * afterwards no poller can pick it or find it from a hand-off. */
@@ -169,6 +197,8 @@ void broker_queues_close(struct broker *b, struct broker_queue **qs, unsigned n)
 	urcu_qsbr_synchronize_rcu();
 	BROKER_TSAN_GRACE_DONE();
 	broker_reaped_drain(b);
+	if (faulted)
+		faults_forget(b, qs, n);
 	for (unsigned i = 0; i < n; i++) {
 		/* What its consumer did not take goes to the rest of its group. */
 		if (qs[i]->group && !b->stopping)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * fuzz_control: the broker's control-message handlers (broker/control.c:
+ * fuzz_control: the broker's control-message handlers (broker/handlers.c:
  * HELLO, QUEUE_OPEN, QUEUE_CLOSE, SUB_ADD, STATS, GROUP, PORT_TX, and what
  * they reach in group.c, queue.c, registry.c) driven without the socket
  * server: one broker state for the whole run (broker_state_init), with
