@@ -21,15 +21,18 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t node,
 			struct broker_queue **out)
 {
-	/* Cache-line aligned: its fields are grouped by writer (queue.h). */
-	struct broker_queue *q = aligned_alloc(64, sizeof(*q));
+	/* Cache-line aligned: its fields are grouped by writer (queue.h); the
+	 * size rounded up to whole lines, as aligned_alloc requires. */
+	const size_t size = (sizeof(struct broker_queue) + ONERING_CACHE_LINE - 1) &
+			    ~(size_t)(ONERING_CACHE_LINE - 1);
+	struct broker_queue *q = aligned_alloc(ONERING_CACHE_LINE, size);
 	unsigned flags = b->cfg.no_hugetlb ? ONERING_SEG_NO_HUGETLB : 0;
 	char name[64];
 	int r;
 
 	if (!q)
 		return -ENOMEM;
-	memset(q, 0, sizeof(*q));
+	memset(q, 0, size);
 	q->id = ++b->next_queue_id;
 	q->client = c;
 	q->cred = &c->cred;
