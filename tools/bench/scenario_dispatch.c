@@ -2,34 +2,17 @@
 /*
  * scenario_dispatch.c: one stream of events balanced over C consumers
  * (sweep --consumers), onering's group policies against DPDK event_sw and
- * event_dsw (atomic, parallel); the old onering-bench-balance.
- *
- * --events N over --flows F: event i is flow i mod F, seq i div F. One
- * producer hands them over in bursts of 32 as fast as the peer takes them
- * (a refusal is retried, re-stamped); C consumers take bursts of 32. The
- * central scheduler (oneringd's poller, the event_sw service thread) runs
- * on S, producer and consumers on A (--cores S,A...); idle or refused
- * loops sched_yield() (--idle spin: pause).
+ * event_dsw (method: docs/benchmarks.md, Load balancing).
  *
  * Peer hooks (state starts with struct dispatch_common): setup; control()
  * with the DISPATCH_OP_* of peers.h; produce(state, C, evs, n): how many
  * it took; consume(state, k, evs, max): consumer k's events; teardown
  * (counts events still inside in common.leftover).
  *
- * Figures: events/s (producer's start to the last event); events per
- * CPU-second of everything that took part (producer, consumers, service
- * thread or the whole oneringd); stamp -> dequeue latency p50/p99 (a
- * histogram, 64 steps per power of two); the producer's retries.
- * Correctness: each event taken exactly once (a bit per event per
- * consumer; leftovers count as duplicates); per-flow order across all
- * consumers for the ordered peers; nothing taken for 5 s after the
- * producer finished, or over --timeout-s, is lost.
- *
- * Ordering: ready (threads R0, main A0), go (main R1, threads A1); stop
- * (1 all taken, 2 failed) set once by CAS, R2 after end_ns, relaxed in the
- * loops, A2 by main; received: relaxed fetch_add (only crossing N
- * matters); the per-flow next seq is relaxed: a check, not a
- * synchronisation. The rest is read after pthread_join.
+ * Ordering: the team's gate (bench.h); stop (1 all taken, 2 failed) set
+ * once by CAS, R2 after end_ns, relaxed in the loops, A2 by main; received:
+ * relaxed fetch_add (only crossing N matters); the per-flow next seq is
+ * relaxed: a check, not a synchronisation. The rest is read after the join.
  */
 #include <errno.h>
 #include <inttypes.h>

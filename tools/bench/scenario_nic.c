@@ -1,25 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scenario_nic.c: NIC receive -> consumer on a DPDK net_null device (64-byte
- * packets; --copy makes the PMD write them), onering against the same rx
- * loop in-process (the floor) and an rte_ring hand-off; the old
- * onering-bench-nic. Built with DPDK only.
- *
- * Every consumer reads and sums the 64 bytes (snaplen) of each packet
- * (nic_touch()); rx bursts of 32, takes of up to 64. --cores R,C: the floor,
- * the rte_ring rx thread and oneringd's poller on R, consumers on C. This
- * process keeps its own EAL with the port; oneringd has its own EAL (another
- * --file-prefix, --no-shconf) and runs only for its measurement.
+ * scenario_nic.c: NIC receive (DPDK net_null, 64-byte packets) -> consumer,
+ * onering against the same rx loop in-process (the floor) and an rte_ring
+ * hand-off (method: docs/benchmarks.md, NIC receive). Built with DPDK only.
  *
  * Peer hooks (state starts with struct nic_common): setup; control(state,
  * NIC_OP_THREAD_INIT / _FINI, &side) on thread 0 (rx) or 1 (consumer);
  * produce(state, 0, NULL, 0): one rx iteration (NULL: no rx thread);
  * consume(state, 1, NULL, 0): one consumer iteration (NULL: the rx side
  * consumes); control(NIC_OP_COUNTERS): received, dropped, poll loops.
- *
- * Figures: records/s taken; received/s and drop %; records per CPU-second
- * (threads plus every oneringd thread: the floor uses one core, the others
- * two); packets per broker poll loop. Target: onering >= 0.7x the floor.
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -1,14 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scenario_readiness.c: fd readiness -> consumer thread, onering against
- * epoll and io_uring multishot poll; the old onering-bench-readiness.
- *
- * Sweep --n: N sources (eventfds; pipes with --source pipe). A producer on
- * CPU P writes them round-robin at full speed (throughput), or one event in
- * flight with a random 30-70 us pause after each ack (latency). A consumer
- * on CPU C takes readiness events from the peer and reads each source once
- * to reset it (a pipe: until a short read): the same work for every peer.
- * oneringd's poller and control thread run on B (--cores P,C,B).
+ * epoll and io_uring multishot poll (method: docs/benchmarks.md, Readiness).
  *
  * Peer hooks (state starts with struct readiness_common):
  *   setup(ctx, self, state)   watch common.rfd[0..n) (main thread)
@@ -16,19 +9,6 @@
  *   consume(state, 0, ready_event[], max)  what is ready now (busy peers) or
  *                             within READINESS_BLOCK_MS; -errno
  *   teardown(ctx, state)
- *
- * Figures: events/s; writes/s drained (writes/event: coalescing); consumer
- * and total (consumer + producer + every oneringd thread) CPU per event;
- * syscalls per event of the consumer (beyond its reads too) and of the
- * broker, from one extra counted throughput pass per peer and N (root; a
- * syscall tracepoint slows every syscall, rates come from the uncounted
- * runs); write -> consumer latency p50/p99/p99.9, and for onering write ->
- * broker harvest and harvest -> consumer (the record's publish stamp).
- *
- * Correctness: every unit written is read back, per source (a lost edge
- * leaves one unread). A latency run without a sample fails unless the
- * threads carrying the event waited for a CPU half of the time (schedstat
- * run_delay): other processes starved it, it has no figures.
  *
  * Ordering contract: phase (main R0, threads A0); stamp_ns (producer R1
  * before its write, consumer A1 after taking the event); acked (consumer R2

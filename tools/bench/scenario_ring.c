@@ -1,17 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scenario_ring.c: 64-byte records (struct onering_event) between two
- * pinned cores (--cores A,B), onering's SPSC ring against its floors; the
- * old onering-bench-ring. Sweep --batch: 32 and 1 are throughput (records
- * per call), 0 is one-way latency (ping on ring 0, echo on ring 1; one way
- * = round trip / 2, read with the TSC).
+ * scenario_ring.c: 64-byte records between two pinned cores, onering's SPSC
+ * ring against its floors (method: docs/benchmarks.md, Ring hand-off).
+ * Sweep --batch: 32 and 1 are throughput, 0 one-way latency.
  *
- * Peer hooks (every peer gets the same two threads, record filling and the
- * check that each cookie is exactly the next sequence number): setup (two
- * rings of --capacity); produce(state, ring, recs, n) / consume(state,
- * ring, out, n): how many, or -errno; the variant's RING_MODE_* bits say
- * what a peer measures. Called through the table at batch 1 too: the same
- * indirect call for every peer.
+ * Peer hooks: setup (two rings of --capacity); produce(state, ring, recs, n)
+ * / consume(state, ring, out, n): how many, or -errno; the variant's
+ * RING_MODE_* bits say what a peer measures.
  */
 #include <errno.h>
 #include <inttypes.h>
