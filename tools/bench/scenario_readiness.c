@@ -235,8 +235,9 @@ static void *consumer_main(void *arg)
 
 	r->tid_cons = (pid_t)syscall(SYS_gettid);
 	int rc = bench_team_pin(&r->team, "consumer", r->cpu_cons, NULL);
-	if (rc == 0 && (rc = bench_control(r->peer, r->state, READINESS_OP_THREAD_INIT, NULL)) < 0 &&
-	    rc != -ENOTSUP)
+	if (rc == 0)
+		rc = bench_control(r->peer, r->state, READINESS_OP_THREAD_INIT, NULL);
+	if (rc < 0 && rc != -ENOTSUP)
 		run_fail(r, "%s: consumer setup: %s", r->peer->name, strerror(-rc));
 	bench_team_ready(&r->team, false); /* it takes events from the start */
 	if (rc < 0 && rc != -ENOTSUP)
