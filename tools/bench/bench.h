@@ -12,6 +12,7 @@
 #define ONERING_TOOLS_BENCH_BENCH_H
 
 #include <errno.h>
+#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -159,6 +160,31 @@ struct bench_failure {
 bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 #define bench_failed(f) (onering_atomic_load(&(f)->failed, onering_mo_relaxed) != 0)
+
+/*
+ * A measurement's threads, started together. Main: bench_team_start() each
+ * member, bench_team_wait() until all are ready (A0), bench_team_open()
+ * the gate (R1), bench_team_join(). A member: bench_team_pin(), its own
+ * set-up, then bench_team_ready() (R0) even if it failed, which can wait
+ * for the gate (A1). Failures go to fail (the run's).
+ */
+#define BENCH_TEAM_MAX 24
+struct bench_team {
+	struct bench_failure *fail;
+	pthread_t thr[BENCH_TEAM_MAX];
+	unsigned count;
+	ONERING_ATOMIC(unsigned) ready;
+	ONERING_ATOMIC(int) open;
+};
+void bench_team_init(struct bench_team *t, struct bench_failure *fail);
+int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg); /* recorded */
+/* In a member: pin to cpu (>= 0), else to *cpus; a failure is recorded as who's. */
+int bench_team_pin(struct bench_team *t, const char *who, int cpu, const cpu_set_t *cpus);
+void bench_team_ready(struct bench_team *t, bool gate);
+bool bench_team_wait(struct bench_team *t); /* false: a failure, or ^C */
+void bench_team_open(struct bench_team *t);
+/* Open the gate, join members keep.. (the last started first). */
+void bench_team_join(struct bench_team *t, unsigned keep);
 
 /* One line to stderr; returns rc. */
 int bench_fail(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

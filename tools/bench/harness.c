@@ -121,6 +121,64 @@ int bench_pin_self(int cpu)
 	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
+void bench_team_init(struct bench_team *t, struct bench_failure *fail)
+{
+	t->fail = fail;
+	t->count = 0;
+	onering_atomic_init(&t->ready, 0u);
+	onering_atomic_init(&t->open, 0);
+	onering_atomic_init(&fail->failed, 0);
+}
+
+int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg)
+{
+	int rc = t->count < BENCH_TEAM_MAX ? -pthread_create(&t->thr[t->count], NULL, fn, arg)
+					   : -E2BIG;
+
+	if (rc < 0)
+		bench_failure_set(t->fail, "pthread_create: %s", strerror(-rc));
+	else
+		t->count++;
+	return rc;
+}
+
+int bench_team_pin(struct bench_team *t, const char *who, int cpu, const cpu_set_t *cpus)
+{
+	int rc = cpu >= 0 ? bench_pin_self(cpu)
+			  : -pthread_setaffinity_np(pthread_self(), sizeof(*cpus), cpus);
+
+	if (rc < 0)
+		bench_failure_set(t->fail, "%s: cannot pin to CPU %d: %s", who, cpu, strerror(-rc));
+	return rc;
+}
+
+void bench_team_ready(struct bench_team *t, bool gate)
+{
+	onering_atomic_fetch_add(&t->ready, 1u, onering_mo_release); /* R0 */
+	while (gate && !onering_atomic_load(&t->open, onering_mo_acquire)) /* A1 */
+		bench_sleep_ns(20000);
+}
+
+bool bench_team_wait(struct bench_team *t)
+{
+	while (onering_atomic_load(&t->ready, onering_mo_acquire) < t->count && /* A0 */
+	       !bench_failed(t->fail) && !bench_interrupted)
+		bench_sleep_ns(100000);
+	return !bench_failed(t->fail) && !bench_interrupted;
+}
+
+void bench_team_open(struct bench_team *t)
+{
+	onering_atomic_store(&t->open, 1, onering_mo_release); /* R1 */
+}
+
+void bench_team_join(struct bench_team *t, unsigned keep)
+{
+	bench_team_open(t);
+	while (t->count > keep)
+		pthread_join(t->thr[--t->count], NULL);
+}
+
 void *bench_alloc_lines(size_t size)
 {
 	size = (size + ONERING_CACHE_LINE - 1) & ~(size_t)(ONERING_CACHE_LINE - 1);

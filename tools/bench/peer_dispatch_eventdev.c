@@ -1,20 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_dispatch_eventdev.c: dispatch peers over DPDK eventdev, one event
- * queue (flow_id = the flow), C worker ports and a producer port, depths 32,
- * in-flight limit --inflight (clamped); enqueue_new_burst / dequeue_burst
- * (the next dequeue releases the last burst); u64 = seq << 40 | stamp.
- *   sw-atomic, sw-parallel    event_sw; its scheduler is a service run on
- *                             the scheduler thread with
- *                             rte_service_run_iter_on_app_lcore();
- *   dsw-atomic, dsw-parallel  event_dsw: no scheduler thread, but the
- *                             producer flushes its port after its last
- *                             event and maintains it every 50 us.
- * Each measurement hot-plugs a fresh device and removes it after; events
- * flushed at stop are leftovers. event_sw (22.11) leaves its service
- * registered: unregistered here. A slot reused after dsw keeps dsw's
- * maintain hook: rte_event_maintain() only on dsw. Every thread touching
- * the device registers with the EAL.
+ * peer_dispatch_eventdev.c: dispatch peers sw-atomic, sw-parallel (event_sw,
+ * its service run on the scheduler thread) and dsw-atomic, dsw-parallel
+ * (event_dsw, no scheduler thread); docs/benchmarks.md, Load balancing.
  */
 #define ALLOW_EXPERIMENTAL_API 1 /* rte_event_maintain() in DPDK 22.11 */
 
@@ -206,6 +194,7 @@ static int dispatch_evdev_control(void *state, unsigned op, void *arg BENCH_UNUS
 			rte_event_maintain(s->dev, (uint8_t)s->c.consumers, RTE_EVENT_DEV_MAINT_OP_FLUSH);
 		return 0;
 	case DISPATCH_OP_MAINTAIN:
+		/* Only dsw: a slot reused after dsw keeps dsw's maintain hook. */
 		if (s->dsw)
 			rte_event_maintain(s->dev, (uint8_t)s->c.consumers, 0);
 		return 0;
@@ -228,7 +217,7 @@ static void dispatch_evdev_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *st
 		rte_event_dev_close(s->dev);
 	if (s->have_vdev && rte_eal_hotplug_remove("vdev", s->name) < 0)
 		fprintf(stderr, "warning: rte_eal_hotplug_remove(vdev, %s) failed\n", s->name);
-	if (s->have_service)
+	if (s->have_service) /* event_sw (22.11) leaves it registered */
 		rte_service_component_unregister(s->service_id);
 }
 

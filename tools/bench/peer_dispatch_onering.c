@@ -1,16 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * peer_dispatch_onering.c: dispatch peers "onering-POLICY" (rr, least,
- * sticky, lifo, local). oneringd is started per measurement with --group
- * bench:policy=POLICY, poller and control thread on the scheduler CPU.
- * Each consumer thread opens its own queue in group "bench" (--capacity
- * slots) from its own thread and takes bursts with onering_wait(min 1,
- * max 32: spin 50 us, then the futex; --consume poll: onering_poll()). The
- * producer opens a private queue (--sq-capacity submission slots) and posts
- * bursts with onering_post_burst(): flow, cookie = the index, 24 bytes of
- * data = stamp, seq and index. sticky promises per-flow order. After the
- * run each consumer drains its queue for 2 ms: anything there was
- * delivered once too often.
+ * sticky, lifo, local) over a per-measurement oneringd with --group
+ * bench:policy=POLICY; docs/benchmarks.md, Load balancing.
  */
 #include <errno.h>
 #include <stdio.h>

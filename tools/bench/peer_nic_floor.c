@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_nic_floor.c: nic peer "floor": in this process, one thread on the rx
- * CPU: rte_eth_rx_burst(32), touch the 64 bytes of each packet,
- * rte_pktmbuf_free_bulk(). What an application that owns the NIC queue
- * does; one core, no consumer thread.
+ * peer_nic_floor.c: nic peer "floor": one rx thread in this process,
+ * rx_burst, touch, free_bulk; docs/benchmarks.md, NIC receive.
  */
 #include <errno.h>
 

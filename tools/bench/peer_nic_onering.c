@@ -1,15 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_nic_onering.c: nic peer "onering": oneringd started per measurement
- * with the same vdev (its own EAL: --no-huge --no-pci --no-shconf, another
- * --file-prefix), one poller and the control thread on the rx CPU, the port
- * delivering to group "bn" with snaplen 64. The consumer thread opens a
- * queue in that group with a 64-byte packet area (from its own thread: a
- * queue belongs to one thread) and loops onering_poll(), touching the bytes
- * onering_event_packet() gives for each record. When the queue is full the
- * broker drops (and counts) the packet, as a NIC would. received, dropped
- * and the poller's loops come from its counters (ONERING_MSG_STATS over the
- * control socket, ONERING_STATS_RXQ 0 and ONERING_STATS_POLLER 0).
+ * peer_nic_onering.c: nic peer "onering": a per-measurement oneringd with
+ * the same vdev delivering to group "bn"; the consumer polls a queue there
+ * (docs/benchmarks.md, NIC receive).
  */
 #include <errno.h>
 #include <libgen.h>

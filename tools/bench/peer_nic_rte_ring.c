@@ -1,11 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_nic_rte_ring.c: nic peer "rte_ring": in this process, two threads.
- * The rx thread does rte_eth_rx_burst(32) and enqueues the mbuf pointers
- * into an SP/SC rte_ring (--capacity; what does not fit is freed and
- * counted as dropped, as the broker does); the consumer dequeues up to 64,
- * touches 64 bytes of each and frees them in bulk. The classic DPDK
- * hand-off to a worker core.
+ * peer_nic_rte_ring.c: nic peer "rte_ring": an rx thread enqueues mbufs
+ * into an SP/SC rte_ring (overflow freed, counted as dropped), a consumer
+ * dequeues them; docs/benchmarks.md, NIC receive.
  */
 #include <errno.h>
 #include <stdio.h>

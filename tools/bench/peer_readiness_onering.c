@@ -1,15 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * peer_readiness_onering.c: readiness peers "onering-busy",
- * "onering-adaptive" and "onering-wait". oneringd is started per
- * measurement with its poller and control thread on CPU B; one queue
- * (--capacity) with the N sources added EDGE, cookie = the source.
- *   onering-busy      oneringd --idle-sleep-ms -1 (the poller never
- *                     sleeps); the consumer busy-polls onering_poll();
- *   onering-adaptive  the broker's default idle policy (spin 100 us, then
- *                     epoll_wait for at most 1 ms); onering_poll() loop;
- *   onering-wait      busy broker; the consumer calls onering_wait(min 1):
- *                     it spins 50 us, then sleeps on the queue's futex.
+ * "onering-adaptive" and "onering-wait" over a per-measurement oneringd on
+ * CPU B (docs/benchmarks.md, Readiness).
  */
 #include <errno.h>
 #include <stdio.h>

@@ -1,17 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_readiness_uring.c: readiness peers over io_uring multishot poll
- * (IORING_OP_POLL_ADD multishot, POLLIN, user data = the source), the ring
- * made on the consumer thread (with SINGLE_ISSUER it is the submitter):
- *   uring-busy   SINGLE_ISSUER|DEFER_TASKRUN; the consumer peeks the CQ
- *                and, when it is empty, io_uring_get_events() (deferred
- *                task work runs only there); on a kernel without
- *                DEFER_TASKRUN it falls back to the default setup (said once)
- *                and only peeks;
- *   uring-block  the same setup; io_uring_submit_and_wait_timeout();
- *   uring-peek   the default setup; the consumer only peeks (no syscall:
- *                completions are posted by task work an IPI makes it run).
- * A multishot that ends (CQ overflow) is armed again. CQ: 8 x N, >= 4096.
+ * peer_readiness_uring.c: readiness peers "uring-busy", "uring-block" and
+ * "uring-peek" over io_uring multishot poll, the ring made on the consumer
+ * thread (docs/benchmarks.md, Readiness).
  */
 #include <errno.h>
 #include <poll.h>

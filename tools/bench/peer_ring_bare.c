@@ -1,8 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * peer_ring_bare.c: ring peer "bare", the floor: a minimal Lamport SPSC ring
- * with a cached peer index, 64-byte slots, indices on separate cache lines,
- * one acquire/release pair per batch, no validation. Two rings, one each way.
+ * (docs/benchmarks.md, Ring hand-off). Two rings, one each way.
  *
  * Ordering contract:
  *   tail word  written by the producer only: BR1 store-release after the

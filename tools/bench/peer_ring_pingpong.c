@@ -1,14 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_ring_pingpong.c: the latency floors of the ring scenario, two peers.
- *   pingpong  one cache line each way, always the same: the cost of moving
- *             one line, the floor the performance contract names;
- *   pp-lines  as many lines each way as the ring has slots, a fresh line
- *             per message: the floor of any ring whose slots rotate.
- * Message k (k = 1, 2, ...) on direction d is the value k stored in line
- * k & mask of d's line array. Ordering: PR1 store-release of the line by
- * the sending side pairs with the receiving side's PA1 load-acquire. Each
- * line is written by one side only. Latency only: one record at a time.
+ * peer_ring_pingpong.c: the latency floors of the ring scenario, pingpong
+ * (one line each way) and pp-lines (a fresh line per message);
+ * docs/benchmarks.md, Ring hand-off. Ordering: PR1 store-release of the
+ * line by the sending side pairs with the receiving side's PA1 load-acquire.
+ * Each line is written by one side only.
  */
 #include <errno.h>
 #include <stdalign.h>

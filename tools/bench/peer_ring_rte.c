@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_ring_rte.c: ring peer "rte_ring": DPDK rte_ring, single producer and
- * single consumer, 64-byte elements (rte_ring_sp_enqueue_burst_elem /
- * rte_ring_sc_dequeue_burst_elem). Throughput only, as before. The EAL is
- * started on the scenario's two cores the first time.
+ * peer_ring_rte.c: ring peer "rte_ring": DPDK rte_ring, SP/SC, 64-byte
+ * elements; throughput only (docs/benchmarks.md, Ring hand-off).
  */
 #include <stdio.h>
 

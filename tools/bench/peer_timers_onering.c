@@ -1,18 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_timers_onering.c: timers peers "onering" and "onering-busy":
- * broker-side timers. oneringd is started per measurement (poller on CPU B,
- * control thread on C; onering-busy adds --idle-sleep-ms -1: the poller
- * never sleeps). One queue (event ring >= 16384 slots, submission ring
- * --sq-capacity or the smallest power of two >= N), N + 1 timers made with
- * onering_timer_create() (one control round trip each: setup; [N] is the
- * sentinel). Arming is onering_timer_arm(ONERING_TIMER_ABS): a 64-byte
- * request on the submission ring; -EAGAIN (ring full) is counted and
- * retried, yielding the CPU when the poller shares it. Fires come from
- * onering_wait() (spin 50 us, then the futex), each record checked to be
- * one of ours. Known syscalls of a pass: the consumer thread's write()s
- * (/proc/thread-self/io syscw: the kick when the poller announced a sleep)
- * plus its sched_yield()s.
+ * peer_timers_onering.c: timers peers "onering" and "onering-busy"
+ * (--idle-sleep-ms -1): broker-side timers over a per-measurement oneringd;
+ * docs/benchmarks.md, Timers.
  */
 #include <errno.h>
 #include <sched.h>

@@ -1,9 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_timers_timerfd.c: timers peer "timerfd": one timerfd per timer, all
- * in one epoll set (setup). Arming is timerfd_settime(TFD_TIMER_ABSTIME)
- * per timer (one syscall each); firing: epoll_pwait2, one read() per ready
- * timerfd.
+ * peer_timers_timerfd.c: timers peer "timerfd": one timerfd per timer in
+ * one epoll set (docs/benchmarks.md, Timers).
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -1,12 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_timers_wheel.c: timers peer "wheel": the consumer's own hashed timer
- * wheel (1024 slots of 1 ms, doubly linked slot lists: O(1) insert and
- * cancel) over one timerfd in an epoll set. Arming inserts, and calls
- * timerfd_settime only when the earliest expiry moves earlier; cancel is
- * lazy (the timerfd may wake for nothing). On a wake: read() the timerfd,
- * pop what is due, re-arm the timerfd to the next expiry (found by scanning
- * the slots ahead).
+ * peer_timers_wheel.c: timers peer "wheel": a hashed timer wheel over one
+ * timerfd in the consumer (docs/benchmarks.md, Timers).
  */
 #include <errno.h>
 #include <stdlib.h>

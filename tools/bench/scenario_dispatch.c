@@ -2,38 +2,20 @@
 /*
  * scenario_dispatch.c: one stream of events balanced over C consumers
  * (sweep --consumers), onering's group policies against DPDK event_sw and
- * event_dsw (atomic, parallel); the old onering-bench-balance.
- *
- * --events N over --flows F: event i is flow i mod F, seq i div F. One
- * producer hands them over in bursts of 32 as fast as the peer takes them
- * (a refusal is retried, re-stamped); C consumers take bursts of 32. The
- * central scheduler (oneringd's poller, the event_sw service thread) runs
- * on S, producer and consumers on A (--cores S,A...); idle or refused
- * loops sched_yield() (--idle spin: pause).
+ * event_dsw (method: docs/benchmarks.md, Load balancing).
  *
  * Peer hooks (state starts with struct dispatch_common): setup; control()
  * with the DISPATCH_OP_* of peers.h; produce(state, C, evs, n): how many
  * it took; consume(state, k, evs, max): consumer k's events; teardown
  * (counts events still inside in common.leftover).
  *
- * Figures: events/s (producer's start to the last event); events per
- * CPU-second of everything that took part (producer, consumers, service
- * thread or the whole oneringd); stamp -> dequeue latency p50/p99 (a
- * histogram, 64 steps per power of two); the producer's retries.
- * Correctness: each event taken exactly once (a bit per event per
- * consumer; leftovers count as duplicates); per-flow order across all
- * consumers for the ordered peers; nothing taken for 5 s after the
- * producer finished, or over --timeout-s, is lost.
- *
- * Ordering: ready (threads R0, main A0), go (main R1, threads A1); stop
- * (1 all taken, 2 failed) set once by CAS, R2 after end_ns, relaxed in the
- * loops, A2 by main; received: relaxed fetch_add (only crossing N
- * matters); the per-flow next seq is relaxed: a check, not a
- * synchronisation. The rest is read after pthread_join.
+ * Ordering: the team's gate (bench.h); stop (1 all taken, 2 failed) set
+ * once by CAS, R2 after end_ns, relaxed in the loops, A2 by main; received:
+ * relaxed fetch_add (only crossing N matters); the per-flow next seq is
+ * relaxed: a check, not a synchronisation. The rest is read after the join.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <sched.h>
 #include <stdalign.h>
 #include <stdio.h>
@@ -55,7 +37,6 @@ enum { FIG_EVENTS_PER_CPU_S, FIG_EVENTS_PER_S, FIG_P50_US, FIG_P99_US, FIG_RETRI
 struct consumer {
 	struct dispatch_run *r;
 	unsigned idx;
-	pthread_t thr;
 	uint64_t *seen;   /* a bit per event */
 	uint32_t *qnext;  /* per flow: 1 + the last seq this consumer took */
 	uint64_t count, dups, bad, qorder, gorder, extra, cpu_ns;
@@ -74,20 +55,24 @@ struct dispatch_run {
 	uint64_t start_ns, end_ns, prod_cpu_ns, sched_cpu_ns, retries;
 	uint64_t broker_cpu0_ns, broker_cpu1_ns;
 	struct bench_failure fail;
+	struct bench_team team; /* consumers, producer, scheduler */
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) received;
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(int) stop;
-	ONERING_ATOMIC(int) go;
-	ONERING_ATOMIC(unsigned) ready;
 	ONERING_ATOMIC(int) prod_done;
 };
 
-/* The first failure also stops the run (R2, unless it already ended well). */
+/* A failure stops the run (R2, unless it already ended well). */
+static void fail_stop(struct dispatch_run *r)
+{
+	int expected = 0;
+
+	onering_atomic_cas(&r->stop, &expected, 2, onering_mo_release, onering_mo_relaxed);
+}
+
 #define run_fail(r, ...)                                                                        \
 	do {                                                                                    \
-		int expected_ = 0;                                                              \
-		if (bench_failure_set(&(r)->fail, __VA_ARGS__))                                 \
-			onering_atomic_cas(&(r)->stop, &expected_, 2, onering_mo_release,       \
-					   onering_mo_relaxed);                                 \
+		bench_failure_set(&(r)->fail, __VA_ARGS__);                                     \
+		fail_stop(r);                                                                   \
 	} while (0)
 
 static BENCH_ALWAYS_INLINE bool stopped(struct dispatch_run *r)
@@ -133,20 +118,17 @@ static double hist_percentile(const uint64_t *h, double q)
 	return (double)((uint64_t)(HIST_SUB + sub) << (g - 1)) + (double)(1ull << (g - 1)) / 2;
 }
 
-/* Each thread: announce it is set up (R0), wait for the gate (A1). */
+/* Each thread: its CPUs (cpu, else the app CPUs), its setup, the gate. */
 static void gate_wait(struct dispatch_run *r, unsigned idx, int cpu)
 {
-	int rc = cpu >= 0 ? bench_pin_self(cpu)
-			  : -pthread_setaffinity_np(pthread_self(), sizeof(r->app_cpus),
-						    &r->app_cpus);
-	if (rc < 0)
-		run_fail(r, "thread %u: cannot set its CPUs: %s", idx, strerror(-rc));
-	else if ((rc = bench_control(r->peer, r->state, DISPATCH_OP_THREAD_INIT, &idx)) < 0 &&
-		 rc != -ENOTSUP)
+	char who[32];
+
+	snprintf(who, sizeof(who), "thread %u", idx);
+	int rc = bench_team_pin(&r->team, who, cpu, &r->app_cpus);
+	if (rc == 0 && (rc = bench_control(r->peer, r->state, DISPATCH_OP_THREAD_INIT, &idx)) < 0 &&
+	    rc != -ENOTSUP)
 		run_fail(r, "%s: thread %u setup: %s", r->peer->name, idx, strerror(-rc));
-	onering_atomic_fetch_add(&r->ready, 1u, onering_mo_release);
-	while (!onering_atomic_load(&r->go, onering_mo_acquire))
-		bench_sleep_ns(20000);
+	bench_team_ready(&r->team, true);
 }
 
 /* Check and account one event taken by consumer c. */
@@ -372,9 +354,7 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 			    uint64_t nc, double *fig)
 {
 	struct dispatch_run *r = bench_alloc_lines(sizeof(*r));
-	pthread_t prod, sched;
-	unsigned threads = 0;
-	bool prod_up = false, sched_up = false;
+	bool up = true;
 	int rc = -ENOMEM;
 
 	if (nc == 0 || nc > DISPATCH_MAX_CONSUMERS)
@@ -415,30 +395,19 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 		goto teardown;
 	}
 	r->c->base_ns = bench_now_ns();
-	while (threads < nc &&
-	       (rc = -pthread_create(&r->cons[threads]->thr, NULL, consumer_main, r->cons[threads])) == 0)
-		threads++;
-	if (rc == 0 && (rc = -pthread_create(&prod, NULL, producer_main, r)) == 0)
-		prod_up = true;
-	if (rc == 0 && r->has_sched && (rc = -pthread_create(&sched, NULL, sched_main, r)) == 0)
-		sched_up = true;
-	if (rc < 0) {
-		run_fail(r, "pthread_create: %s", strerror(-rc));
-	} else {
-		unsigned want = (unsigned)nc + 1 + r->has_sched;
-		while (onering_atomic_load(&r->ready, onering_mo_acquire) < want) /* A0 */
-			bench_sleep_ns(100000);
+	bench_team_init(&r->team, &r->fail);
+	for (unsigned i = 0; i < nc && up; i++)
+		up = bench_team_start(&r->team, consumer_main, r->cons[i]) == 0;
+	up = up && bench_team_start(&r->team, producer_main, r) == 0;
+	up = up && (!r->has_sched || bench_team_start(&r->team, sched_main, r) == 0);
+	if (up && bench_team_wait(&r->team)) {
 		r->broker_cpu0_ns = bench_proc_cpu_ns(r->c->broker.pid);
-		onering_atomic_store(&r->go, 1, onering_mo_release); /* R1 */
+		bench_team_open(&r->team);
 		run_watch(r, bench_param(ctx, "timeout-s") * 1000000000ull);
+	} else {
+		run_fail(r, "interrupted"); /* unless a thread failed first */
 	}
-	onering_atomic_store(&r->go, 1, onering_mo_release);
-	if (prod_up)
-		pthread_join(prod, NULL);
-	if (sched_up)
-		pthread_join(sched, NULL);
-	for (unsigned i = 0; i < threads; i++)
-		pthread_join(r->cons[i]->thr, NULL);
+	bench_team_join(&r->team, 0);
 teardown:
 	peer->teardown(ctx, r->state);
 	if (rc == 0 && bench_failed(&r->fail)) {

@@ -1,29 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scenario_nic.c: NIC receive -> consumer on a DPDK net_null device (64-byte
- * packets; --copy makes the PMD write them), onering against the same rx
- * loop in-process (the floor) and an rte_ring hand-off; the old
- * onering-bench-nic. Built with DPDK only.
- *
- * Every consumer reads and sums the 64 bytes (snaplen) of each packet
- * (nic_touch()); rx bursts of 32, takes of up to 64. --cores R,C: the floor,
- * the rte_ring rx thread and oneringd's poller on R, consumers on C. This
- * process keeps its own EAL with the port; oneringd has its own EAL (another
- * --file-prefix, --no-shconf) and runs only for its measurement.
+ * scenario_nic.c: NIC receive (DPDK net_null, 64-byte packets) -> consumer,
+ * onering against the same rx loop in-process (the floor) and an rte_ring
+ * hand-off (method: docs/benchmarks.md, NIC receive). Built with DPDK only.
  *
  * Peer hooks (state starts with struct nic_common): setup; control(state,
  * NIC_OP_THREAD_INIT / _FINI, &side) on thread 0 (rx) or 1 (consumer);
  * produce(state, 0, NULL, 0): one rx iteration (NULL: no rx thread);
  * consume(state, 1, NULL, 0): one consumer iteration (NULL: the rx side
  * consumes); control(NIC_OP_COUNTERS): received, dropped, poll loops.
- *
- * Figures: records/s taken; received/s and drop %; records per CPU-second
- * (threads plus every oneringd thread: the floor uses one core, the others
- * two); packets per broker poll loop. Target: onering >= 0.7x the floor.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdio.h>
 
@@ -34,15 +22,14 @@
 #include "tools/bench/peers.h"
 
 enum { FIG_RATE, FIG_RECEIVED, FIG_DROP_PCT, FIG_PER_CPU_S, FIG_CPU_S, FIG_PER_LOOP, FIG_COUNT };
-enum { PHASE_SETUP, PHASE_RUN, PHASE_STOP };
 
 /* One thread's; each on its own lines (records is written per iteration). */
 struct nic_run {
 	alignas(ONERING_CACHE_LINE) const struct bench_peer_ops *peer;
 	void *state;
 	unsigned side;
-	ONERING_ATOMIC(int) *phase, *ready;
-	struct bench_failure *fail; /* the run's */
+	ONERING_ATOMIC(int) *stop;
+	struct bench_team *team;
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) records; /* taken (floor: rx) */
 	clockid_t clock;
 };
@@ -56,19 +43,16 @@ static void *side_main(void *arg)
 	int (*step)(void *, unsigned, void *, unsigned) = t->side ? t->peer->consume
 								     : t->peer->produce;
 	uint64_t total = 0;
-	int rc = bench_pin_self(t->side ? c->cons_cpu : c->rx_cpu);
+	int rc = bench_team_pin(t->team, t->side ? "consumer" : "rx",
+				t->side ? c->cons_cpu : c->rx_cpu, NULL);
 
-	if (rc == 0)
-		rc = bench_control(t->peer, t->state, NIC_OP_THREAD_INIT, &t->side);
-	if (rc < 0)
-		bench_failure_set(t->fail, "thread %u setup: %s", t->side, strerror(-rc));
+	if (rc == 0 && (rc = bench_control(t->peer, t->state, NIC_OP_THREAD_INIT, &t->side)) < 0)
+		bench_failure_set(t->team->fail, "thread %u setup: %s", t->side, strerror(-rc));
 	pthread_getcpuclockid(pthread_self(), &t->clock);
-	onering_atomic_fetch_add(t->ready, 1, onering_mo_release);
-	while (onering_atomic_load(t->phase, onering_mo_acquire) == PHASE_SETUP)
-		onering_cpu_relax();
-	while (rc >= 0 && onering_atomic_load(t->phase, onering_mo_acquire) == PHASE_RUN) {
+	bench_team_ready(t->team, true);
+	while (rc >= 0 && !onering_atomic_load(t->stop, onering_mo_acquire)) {
 		if ((rc = step(t->state, t->side, NULL, 0)) < 0) {
-			bench_failure_set(t->fail, "%s", strerror(-rc));
+			bench_failure_set(t->team->fail, "%s", strerror(-rc));
 		} else if (rc > 0) {
 			total += (uint64_t)rc;
 			onering_atomic_store(&t->records, total, onering_mo_relaxed);
@@ -97,11 +81,11 @@ static int snapshot_take(struct nic_run *t, unsigned count, struct nic_snapshot 
 static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
 		       uint64_t sweep BENCH_UNUSED, double *fig)
 {
-	ONERING_ATOMIC(int) phase, ready;
+	ONERING_ATOMIC(int) stop;
 	struct bench_failure fail;
+	struct bench_team team;
 	struct nic_run t[2] = { { 0 } };
-	pthread_t th[2];
-	unsigned count = 0, want = (peer->produce != NULL) + (peer->consume != NULL);
+	unsigned count = 0;
 	struct nic_snapshot a, b;
 	struct nic_common *c = state;
 	int rc = 0;
@@ -111,37 +95,36 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	c->rx_cpu = ctx->cores[0];
 	c->cons_cpu = ctx->cores[1];
 	c->copy = bench_param(ctx, "copy") == 1;
-	onering_atomic_init(&phase, PHASE_SETUP);
-	onering_atomic_init(&ready, 0);
-	onering_atomic_init(&fail.failed, 0);
+	onering_atomic_init(&stop, 0);
+	bench_team_init(&team, &fail);
 	if (peer->setup && (rc = peer->setup(ctx, peer, state)) < 0)
 		return rc;
-	for (unsigned side = peer->produce ? 0 : 1; side < 2 && rc == 0; side++, count++) {
-		if (side == 1 && !peer->consume)
-			break;
+	for (unsigned side = 0; side < 2; side++) {
+		if (!(side ? peer->consume : peer->produce))
+			continue; /* produce NULL: no rx thread; consume NULL: rx consumes */
 		t[count] = (struct nic_run){ .peer = peer, .state = state, .side = side,
-					     .phase = &phase, .ready = &ready, .fail = &fail };
-		rc = -pthread_create(&th[count], NULL, side_main, &t[count]);
+					     .stop = &stop, .team = &team };
+		if (bench_team_start(&team, side_main, &t[count]) < 0)
+			break;
+		count++;
 	}
-	count -= rc < 0;
-	while (rc == 0 && onering_atomic_load(&ready, onering_mo_acquire) < (int)want)
-		bench_sleep_ns(1000000);
-	if (rc == 0 && !bench_failed(&fail)) {
-		onering_atomic_store(&phase, PHASE_RUN, onering_mo_release);
+	if (!bench_team_wait(&team)) {
+		rc = bench_failed(&fail) ? 0 : -EINTR; /* a failure is said below */
+	} else {
+		bench_team_open(&team);
 		bench_sleep_ns(bench_param(ctx, "warmup-ms") * 1000000ull);
 		rc = snapshot_take(t, count, &a);
 		bench_sleep_ns(bench_param(ctx, "ms") * 1000000ull);
 		if (rc == 0)
 			rc = snapshot_take(t, count, &b);
 	}
-	onering_atomic_store(&phase, PHASE_STOP, onering_mo_release);
-	for (unsigned i = 0; i < count; i++)
-		pthread_join(th[i], NULL);
+	onering_atomic_store(&stop, 1, onering_mo_release);
+	bench_team_join(&team, 0);
 	if (bench_broker_died(&c->broker))
 		rc = BENCH_WRONG;
 	if (bench_failed(&fail))
 		rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, fail.err);
-	if (rc < 0)
+	if (rc < 0 && rc != -EINTR)
 		fprintf(stderr, "%s: no counters: %s\n", peer->name, strerror(-rc));
 	if (rc)
 		goto teardown;

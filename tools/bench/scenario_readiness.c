@@ -1,14 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scenario_readiness.c: fd readiness -> consumer thread, onering against
- * epoll and io_uring multishot poll; the old onering-bench-readiness.
- *
- * Sweep --n: N sources (eventfds; pipes with --source pipe). A producer on
- * CPU P writes them round-robin at full speed (throughput), or one event in
- * flight with a random 30-70 us pause after each ack (latency). A consumer
- * on CPU C takes readiness events from the peer and reads each source once
- * to reset it (a pipe: until a short read): the same work for every peer.
- * oneringd's poller and control thread run on B (--cores P,C,B).
+ * epoll and io_uring multishot poll (method: docs/benchmarks.md, Readiness).
  *
  * Peer hooks (state starts with struct readiness_common):
  *   setup(ctx, self, state)   watch common.rfd[0..n) (main thread)
@@ -16,19 +9,6 @@
  *   consume(state, 0, ready_event[], max)  what is ready now (busy peers) or
  *                             within READINESS_BLOCK_MS; -errno
  *   teardown(ctx, state)
- *
- * Figures: events/s; writes/s drained (writes/event: coalescing); consumer
- * and total (consumer + producer + every oneringd thread) CPU per event;
- * syscalls per event of the consumer (beyond its reads too) and of the
- * broker, from one extra counted throughput pass per peer and N (root; a
- * syscall tracepoint slows every syscall, rates come from the uncounted
- * runs); write -> consumer latency p50/p99/p99.9, and for onering write ->
- * broker harvest and harvest -> consumer (the record's publish stamp).
- *
- * Correctness: every unit written is read back, per source (a lost edge
- * leaves one unread). A latency run without a sample fails unless the
- * threads carrying the event waited for a CPU half of the time (schedstat
- * run_delay): other processes starved it, it has no figures.
  *
  * Ordering contract: phase (main R0, threads A0); stamp_ns (producer R1
  * before its write, consumer A1 after taking the event); acked (consumer R2
@@ -44,7 +24,6 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <linux/futex.h>
-#include <pthread.h>
 #include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,8 +62,8 @@ struct run {
 	int cpu_cons, cpu_prod;
 	uint64_t cons_reads; /* consumer's read() calls, final after its join */
 	struct bench_failure fail;
+	struct bench_team team; /* consumer, producer */
 	ONERING_ATOMIC(int) phase;  /* main: R0 */
-	ONERING_ATOMIC(int) ready;  /* threads set up */
 	ONERING_ATOMIC(int) cons_done; /* consumer: loop over, totals final */
 	ONERING_ATOMIC(int) cons_release; /* main: counters read, it may finish */
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) writes; /* producer */
@@ -192,17 +171,12 @@ static void *producer_main(void *arg)
 {
 	struct run *r = arg;
 
-	int rc = bench_pin_self(r->cpu_prod);
-
-	if (rc < 0) {
-		run_fail(r, "producer: cannot pin to CPU %d: %s", r->cpu_prod, strerror(-rc));
-		return NULL;
-	}
 	prctl(PR_SET_TIMERSLACK, 1ul); /* latency-mode sleeps end when asked */
 	r->tid_prod = (pid_t)syscall(SYS_gettid);
-	onering_atomic_fetch_add(&r->ready, 1, onering_mo_release);
-	while (phase_get(r) == PHASE_SETUP && !run_failed(r))
-		bench_sleep_ns(100000);
+	bench_team_pin(&r->team, "producer", r->cpu_prod, NULL);
+	bench_team_ready(&r->team, true); /* the gate opens at the warm-up */
+	if (run_failed(r))
+		return NULL;
 	if (r->latency)
 		produce_paced(r);
 	else
@@ -258,19 +232,16 @@ static void *consumer_main(void *arg)
 	struct run *r = arg;
 	struct consumer c = { .r = r };
 	struct ready_event evs[READINESS_BATCH];
-	int rc;
 
 	r->tid_cons = (pid_t)syscall(SYS_gettid);
-	if ((rc = bench_pin_self(r->cpu_cons)) < 0) {
-		run_fail(r, "consumer: cannot pin to CPU %d: %s", r->cpu_cons, strerror(-rc));
-		return NULL;
-	}
-	rc = bench_control(r->peer, r->state, READINESS_OP_THREAD_INIT, NULL);
-	if (rc < 0 && rc != -ENOTSUP) {
+	int rc = bench_team_pin(&r->team, "consumer", r->cpu_cons, NULL);
+	if (rc == 0)
+		rc = bench_control(r->peer, r->state, READINESS_OP_THREAD_INIT, NULL);
+	if (rc < 0 && rc != -ENOTSUP)
 		run_fail(r, "%s: consumer setup: %s", r->peer->name, strerror(-rc));
+	bench_team_ready(&r->team, false); /* it takes events from the start */
+	if (rc < 0 && rc != -ENOTSUP)
 		return NULL;
-	}
-	onering_atomic_fetch_add(&r->ready, 1, onering_mo_release);
 	while (phase_get(r) != PHASE_STOP && !run_failed(r)) {
 		int k = r->peer->consume(r->state, 0, evs, READINESS_BATCH);
 		if (ONERING_UNLIKELY(k < 0)) {
@@ -390,8 +361,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	uint64_t measure_ns = bench_param(ctx, "ms") * 1000000ull;
 	struct bench_syscalls cons_sc = { .fd_count = 0 }, broker_sc = { .fd_count = 0 };
 	struct run *r = bench_alloc_lines(sizeof(struct run));
-	pthread_t th_cons, th_prod;
-	bool cons_up = false, prod_up = false, measured = false;
+	bool measured = false;
 	struct snapshot a, b;
 	clockid_t cons_clock, prod_clock;
 	uint64_t span_ns = 0, broker_wait = 0, *block = NULL;
@@ -424,19 +394,13 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	r->c->rfd = r->rfd;
 	r->c->capacity = (uint32_t)bench_param(ctx, "capacity");
 	r->c->broker_cpu = ctx->cores[2];
+	bench_team_init(&r->team, &r->fail);
 	if ((rc = sources_open(r)) < 0 || (rc = peer->setup(ctx, peer, r->state)) < 0)
 		goto out;
-	rc = -pthread_create(&th_cons, NULL, consumer_main, r);
-	cons_up = rc == 0;
-	if (rc == 0 && (rc = -pthread_create(&th_prod, NULL, producer_main, r)) == 0)
-		prod_up = true;
-	if (rc < 0)
-		goto join;
-	while (onering_atomic_load(&r->ready, onering_mo_acquire) < 2 && !run_failed(r) &&
-	       !bench_interrupted)
-		bench_sleep_ns(200000);
-	if (run_failed(r) || bench_interrupted ||
-	    pthread_getcpuclockid(th_cons, &cons_clock) || pthread_getcpuclockid(th_prod, &prod_clock))
+	if (bench_team_start(&r->team, consumer_main, r) < 0 ||
+	    bench_team_start(&r->team, producer_main, r) < 0 || !bench_team_wait(&r->team) ||
+	    pthread_getcpuclockid(r->team.thr[0], &cons_clock) ||
+	    pthread_getcpuclockid(r->team.thr[1], &prod_clock))
 		goto join;
 	if (count && (bench_syscalls_open(&cons_sc, getpid(), r->tid_cons) < 0 ||
 		      (r->c->broker.pid > 0 &&
@@ -445,6 +409,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 		goto join;
 	}
 	phase_set(r, PHASE_WARMUP);
+	bench_team_open(&r->team);
 	bench_sleep_ns(bench_param(ctx, "warmup-ms") * 1000000ull);
 	snapshot_take(r, cons_clock, prod_clock, &a);
 	phase_set(r, PHASE_MEASURE);
@@ -456,8 +421,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	}
 	snapshot_take(r, cons_clock, prod_clock, &b);
 	phase_set(r, PHASE_DRAIN);
-	pthread_join(th_prod, NULL);
-	prod_up = false;
+	bench_team_join(&r->team, 1); /* the producer */
 	rc = check_drained(r);
 	span_ns = bench_now_ns() - a.wall_ns;
 	broker_wait = cpu_wait_ns(r->c->broker.pid, 0) - a.broker_wait_ns;
@@ -476,10 +440,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 join:
 	phase_set(r, PHASE_STOP);
 	onering_atomic_store(&r->cons_release, 1, onering_mo_release); /* R7: it may finish */
-	if (prod_up)
-		pthread_join(th_prod, NULL);
-	if (cons_up)
-		pthread_join(th_cons, NULL);
+	bench_team_join(&r->team, 0);
 	if (run_failed(r)) {
 		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->fail.err);
 		rc = measured ? BENCH_WRONG : -EIO; /* a setup failure exits 2 */

@@ -1,21 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * scenario_ring.c: 64-byte records (struct onering_event) between two
- * pinned cores (--cores A,B), onering's SPSC ring against its floors; the
- * old onering-bench-ring. Sweep --batch: 32 and 1 are throughput (records
- * per call), 0 is one-way latency (ping on ring 0, echo on ring 1; one way
- * = round trip / 2, read with the TSC).
+ * scenario_ring.c: 64-byte records between two pinned cores, onering's SPSC
+ * ring against its floors (method: docs/benchmarks.md, Ring hand-off).
+ * Sweep --batch: 32 and 1 are throughput, 0 one-way latency.
  *
- * Peer hooks (every peer gets the same two threads, record filling and the
- * check that each cookie is exactly the next sequence number): setup (two
- * rings of --capacity); produce(state, ring, recs, n) / consume(state,
- * ring, out, n): how many, or -errno; the variant's RING_MODE_* bits say
- * what a peer measures. Called through the table at batch 1 too: the same
- * indirect call for every peer.
+ * Peer hooks: setup (two rings of --capacity); produce(state, ring, recs, n)
+ * / consume(state, ring, out, n): how many, or -errno; the variant's
+ * RING_MODE_* bits say what a peer measures.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +31,8 @@ struct side {
 	uint64_t warm, count;
 	uint64_t *samples; /* round-trip ticks, side 0 of a latency run */
 	ONERING_ATOMIC(uint32_t) *arrived;
-	struct bench_failure *fail; /* the run's: the first one aborts it */
+	struct bench_team *team; /* its failure, the run's, aborts the run */
+	struct bench_failure *fail;
 	uint64_t t_ns;
 };
 
@@ -157,12 +152,9 @@ static void *side_main(void *arg)
 {
 	struct side *s = arg;
 	struct onering_event buf[32];
-	int rc = bench_pin_self(s->core);
 
-	if (rc) {
-		bench_failure_set(s->fail, "cannot pin to CPU %d: %s", s->core, strerror(-rc));
+	if (bench_team_pin(s->team, s->idx ? "side 1" : "side 0", s->core, NULL) < 0)
 		return NULL;
-	}
 	for (unsigned i = 0; i < 32; i++)
 		buf[i] = (struct onering_event){ .kind = ONERING_EV_USER, .sub_id = 7, .sub_gen = 1 };
 	if (!barrier_wait(s, 1))
@@ -201,8 +193,8 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	ONERING_ATOMIC(uint32_t) arrived;
 	struct bench_failure fail;
 	struct side sides[2];
-	pthread_t th[2];
-	int rc, created = 0;
+	struct bench_team team;
+	int rc;
 
 	if (!(peer->variant & (batch ? RING_MODE_THROUGHPUT : RING_MODE_LATENCY)))
 		return BENCH_NA;
@@ -214,22 +206,18 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	if ((rc = peer->setup(ctx, peer, state)) < 0)
 		goto out;
 	onering_atomic_init(&arrived, 0);
-	onering_atomic_init(&fail.failed, 0);
+	bench_team_init(&team, &fail);
 	for (int i = 0; i < 2; i++) {
 		sides[i] = (struct side){ .peer = peer, .state = state, .idx = i,
 					  .core = ctx->cores[i], .batch = (uint32_t)batch,
 					  .count = count, .samples = i ? NULL : samples,
-					  .arrived = &arrived, .fail = &fail };
+					  .arrived = &arrived, .team = &team, .fail = &fail };
 		sides[i].warm = batch ? (count / 20 < 100000 ? count / 20 : 100000)
 				      : (count / 10 < 20000 ? count / 10 : 20000);
 	}
-	for (; created < 2; created++)
-		if ((rc = -pthread_create(&th[created], NULL, side_main, &sides[created])) < 0) {
-			bench_failure_set(&fail, "pthread_create: %s", strerror(-rc));
-			break;
-		}
-	for (int i = 0; i < created; i++)
-		pthread_join(th[i], NULL);
+	if ((rc = bench_team_start(&team, side_main, &sides[0])) == 0)
+		rc = bench_team_start(&team, side_main, &sides[1]);
+	bench_team_join(&team, 0); /* the sides meet at their own barriers */
 	peer->teardown(ctx, state);
 	if (rc < 0)
 		goto out;

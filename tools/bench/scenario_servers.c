@@ -1,17 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scenario_servers.c: the HTTP example (examples/http_server.c) under wrk
- * on loopback, on onering and on plain epoll; the old tools/wrk_bench.sh.
- * Per peer and round: the peer starts the server (and a private oneringd),
- * a warm-up wrk run, then `wrk -t T -c C -d S --latency`; the server stops
- * after each run. --cores: the server's and wrk's CPUs, the same for every
- * peer. Needs wrk on PATH (or $WRK).
- *
- * Peer hooks (state starts with struct servers_common): setup (the server
- * listening on common.port; common.server and common.broker: whose CPU
- * counts); teardown.
- * Figures: requests/s, p50/p99 (wrk's), socket errors and non-2xx, and the
- * CPU of the server, broker and wrk in % of one CPU.
+ * on loopback, on onering and on plain epoll (method: docs/benchmarks.md,
+ * HTTP server). Peer hooks (state starts with struct servers_common): setup
+ * (the server listening on common.port; common.server and common.broker:
+ * whose CPU counts); teardown.
  */
 #include <errno.h>
 #include <limits.h>

@@ -1,20 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scenario_timers.c: arming and firing N one-shot timers (sweep --timers),
- * onering's broker-side timers against a timerfd per timer and a wheel the
- * consumer keeps over one timerfd; the old onering-bench-timers. The
- * consumer is the main thread on C, oneringd's poller on B (--cores C,B).
- *
- * Per peer and round: warm-up (every timer armed 10 s ahead, disarmed);
- * ARM: after 5 ms of quiet, all N at absolute expiries spread over
- * [first, first + spread) in a random order (the same for every peer),
- * timed, then each must fire exactly once and never early; RE-ARM: all at
- * E1 (untimed, applied), then each re-armed to a later E2 (timed): firing
- * before E2 is a re-arm that did not cancel; CANCEL: all armed (untimed),
- * disarmed (timed), nothing may fire until every old expiry + 20 ms. A pass
- * ending after its first old expiry is disturbed: redone (3 times at most).
- * onering's applied/s: a sentinel armed in the past after each pass; its
- * record's stamp says when the broker had applied the whole pass.
+ * onering's broker-side timers against a timerfd per timer and a wheel over
+ * one timerfd (method and passes: docs/benchmarks.md, Timers).
  *
  * Peer hooks (state starts with struct timers_common): setup (common.n
  * timers, disarmed); produce(state, 0, exp, n): the pass, exp[i] absolute
