@@ -254,11 +254,12 @@ struct onering;
 struct onering_queue;
 struct onering_queue_options;
 
-/* Start a broker, attach, open one queue with qo (NULL: defaults; q NULL:
- * none); undone on failure (printed). close: safe on a half-open one. */
-int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *extra,
-		       const struct onering_queue_options *qo, struct onering **att,
-		       struct onering_queue **q);
+/* Start a broker (eal, extra as above), attach, open one queue with qo (NULL:
+ * defaults; q NULL: none); undone on failure (printed). close: safe on a
+ * half-open one. */
+int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *eal,
+		       const char *const *extra, const struct onering_queue_options *qo,
+		       struct onering **att, struct onering_queue **q);
 void bench_onering_close(struct bench_ctx *ctx, struct bench_broker *b, struct onering **att,
 			 struct onering_queue **q);
 

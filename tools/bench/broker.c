@@ -252,13 +252,13 @@ void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b)
 	b->dir[0] = '\0';
 }
 
-int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *extra,
-		       const struct onering_queue_options *qo, struct onering **att,
-		       struct onering_queue **q)
+int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *eal,
+		       const char *const *extra, const struct onering_queue_options *qo,
+		       struct onering **att, struct onering_queue **q)
 {
 	struct onering_attach_options ao = { 0 };
 	struct onering_queue_options dq = { 0 };
-	int rc = bench_broker_start(ctx, b, NULL, extra);
+	int rc = bench_broker_start(ctx, b, eal, extra);
 
 	*att = NULL;
 	if (q)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <jansson.h>
 #include <unistd.h>
 
 #include "tools/bench/bench.h"
@@ -592,7 +593,6 @@ static int write_files(const struct bench_scenario *sc, const struct opts *o)
 {
 	FILE *csv = o->csv_path ? fopen(o->csv_path, "w") : NULL;
 	FILE *js = o->json_path ? fopen(o->json_path, "w") : NULL;
-	const char *sep = "";
 
 	if ((o->csv_path && !csv) || (o->json_path && !js))
 		return bench_fail(-errno, "%s: %s", csv ? o->json_path : o->csv_path,
@@ -609,38 +609,37 @@ static int write_files(const struct bench_scenario *sc, const struct opts *o)
 				for (unsigned k = 0; k < FIG_TOTAL; k++)
 					fprintf(csv, ",%.6g", results[r][si][p][k]);
 			}
-	if (js)
-		fprintf(js, "{\"scenario\":\"%s\",\"rounds\":%u,\"sweep\":\"%s\",\"medians\":[",
-			sc->name, (unsigned)o->rounds, sc->sweep_name ? sc->sweep_name : "");
-	for (unsigned si = 0; js && si < o->sweep_count; si++)
+	json_t *root = json_pack("{s:s, s:i, s:s, s:[], s:[]}", "scenario", sc->name, "rounds",
+				 (int)o->rounds, "sweep", sc->sweep_name ? sc->sweep_name : "",
+				 "medians", "ratios");
+	for (unsigned si = 0; js && root && si < o->sweep_count; si++) {
 		for (unsigned p = 0; p < sc->peer_count; p++) {
 			if (!has_figs(o, -1, si, p))
 				continue;
-			fprintf(js, "%s\n{\"sweep\":%" PRIu64 ",\"peer\":\"%s\"", sep, o->sweep[si],
-				sc->peers[p]->name);
-			sep = ",";
+			json_t *m = json_pack("{s:I, s:s}", "sweep", (json_int_t)o->sweep[si],
+					      "peer", sc->peers[p]->name);
 			for (unsigned k = 0; k < FIG_TOTAL; k++)
 				if (fig_median(o, si, p, k) >= 0)
-					fprintf(js, ",\"%s\":%.6g", fig_name(k),
-						fig_median(o, si, p, k));
-			fprintf(js, "}");
+					json_object_set_new(m, fig_name(k),
+							    json_real(fig_median(o, si, p, k)));
+			json_array_append_new(json_object_get(root, "medians"), m);
 		}
-	for (unsigned si = 0, first = 1; js && si < o->sweep_count; si++)
 		for (unsigned k = 0; k < ratio_count; k++) {
 			const struct ratio *d = &ratios[k];
 			double r = ratio_median(sc, o, si, d);
-			if (r < 0)
-				continue;
-			fprintf(js, "%s\n{\"sweep\":%" PRIu64 ",\"fig\":\"%s\",\"a\":\"%s\",\"b\":"
-				"\"%s\",\"ratio\":%.4g}", first ? "],\"ratios\":[" : ",", o->sweep[si],
-				figs[d->fig].name, d->peer_a, d->peer_b, r);
-			first = 0;
+			if (r >= 0)
+				json_array_append_new(json_object_get(root, "ratios"), json_pack(
+					"{s:I, s:s, s:s, s:s, s:f}", "sweep", (json_int_t)o->sweep[si],
+					"fig", figs[d->fig].name, "a", d->peer_a, "b", d->peer_b,
+					"ratio", r));
 		}
-	if (js)
-		fprintf(js, "]}\n");
+	}
+	int rc = js && (!root || json_dumpf(root, js, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) ||
+			fputc('\n', js) == EOF) ? -EIO : 0;
+	json_decref(root);
 	if (csv)
 		fprintf(csv, "\n");
-	return (csv && fclose(csv)) | (js && fclose(js)) ? -EIO : 0;
+	return (csv && fclose(csv)) | (js && fclose(js)) ? -EIO : rc;
 }
 
 /* Whether peer p (or, p < 0, any peer) has a median of figs[0] at sweep point si

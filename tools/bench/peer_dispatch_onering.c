@@ -41,7 +41,7 @@ static int dispatch_onering_setup(struct bench_ctx *ctx, const struct bench_peer
 	snprintf(group, sizeof(group), GROUP ":policy=%s", policy);
 	const char *extra[] = { "--cores", cpu, "--control-core", cpu, "--group", group, NULL };
 	s->policy = policy;
-	if ((rc = bench_onering_open(ctx, &s->c.broker, extra, NULL, &s->att, NULL)) < 0)
+	if ((rc = bench_onering_open(ctx, &s->c.broker, NULL, extra, NULL, &s->att, NULL)) < 0)
 		return rc;
 	if ((rc = onering_group_id(s->att, GROUP, &s->gid)) < 0)
 		return bench_fail(rc, "onering_group_id(%s): %s", GROUP, onering_strerror(rc));

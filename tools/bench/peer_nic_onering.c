@@ -43,12 +43,8 @@ static int nic_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops 
 	const char *eal[] = { "--no-huge", "--no-pci", "--no-shconf", "-m", "512", "--file-prefix",
 			      s->prefix, "--vdev", vdev, NULL };
 	const char *extra[] = { "--port", port, "--cores", cpu, "--control-core", cpu, NULL };
-	if ((rc = bench_broker_start(ctx, &s->c.broker, eal, extra)) < 0)
+	if ((rc = bench_onering_open(ctx, &s->c.broker, eal, extra, NULL, &s->att, NULL)) < 0)
 		return rc;
-	struct onering_attach_options ao = { .name = s->c.broker.name,
-					     .socket_dir = s->c.broker.dir };
-	if ((rc = onering_attach_opts(&ao, &s->att)) < 0)
-		return bench_fail(rc, "onering_attach: %s", onering_strerror(rc));
 	if ((rc = onering_socket_path(s->c.broker.name, s->c.broker.dir, path, sizeof(path))) < 0 ||
 	    (rc = onering_proto_connect(path, s->c.broker.name, -1, &s->ctl, NULL, err,
 					sizeof(err))) < 0)

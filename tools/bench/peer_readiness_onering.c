@@ -34,7 +34,7 @@ static int readiness_onering_setup(struct bench_ctx *ctx, const struct bench_pee
 	const char *extra[] = { "--cores", cpu, "--control-core", cpu,
 				busy ? "--idle-sleep-ms" : NULL, "-1", NULL };
 	s->wait = self->variant & WAIT;
-	if ((rc = bench_onering_open(ctx, &s->c.broker, extra, &qo, &s->att, &s->q)) < 0)
+	if ((rc = bench_onering_open(ctx, &s->c.broker, NULL, extra, &qo, &s->att, &s->q)) < 0)
 		return rc;
 	for (unsigned i = 0; i < s->c.n; i++) {
 		struct onering_sub sub;

@@ -69,7 +69,7 @@ static int timers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_o
 	qo.sq_capacity = (uint32_t)bench_param(ctx, "sq-capacity");
 	if (qo.sq_capacity == 0)
 		qo.sq_capacity = pow2_at_least(n + 1) < 64 ? 64 : pow2_at_least(n + 1);
-	int rc = bench_onering_open(ctx, &s->c.broker, extra, &qo, &s->att, &s->q);
+	int rc = bench_onering_open(ctx, &s->c.broker, NULL, extra, &qo, &s->att, &s->q);
 	if (rc < 0)
 		return rc;
 	if (!(s->subs = calloc(n + 1, sizeof(*s->subs))))
