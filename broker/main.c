@@ -397,6 +397,8 @@ static const char *opt_name(int opt)
 	return "?";
 }
 
+static bool reloading; /* broker_config_reload is parsing */
+
 /* The options that are one count in a range, stored as it is. */
 static const struct {
 	int opt;
@@ -531,7 +533,8 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 		cfg->log_level = (int)v;
 		break;
 	case OPT_READY_FD:
-		if (parse_u32(buf, 3, 65535, &v) < 0 || fcntl((int)v, F_GETFD) < 0)
+		/* Closed once serving: a reload checks the number only. */
+		if (parse_u32(buf, 3, 65535, &v) < 0 || (!reloading && fcntl((int)v, F_GETFD) < 0))
 			REFUSE("--ready-fd %s: not an open file descriptor", buf);
 		cfg->ready_fd = (int)v;
 		break;
@@ -863,7 +866,7 @@ static void print_groups(const struct broker_config *cfg, FILE *out)
 			continue;
 		struct onering_msg_group m;
 		struct broker_acl acls[BROKER_PERM_NR];
-		const char *where = group_resolved(cfg, names[i], &m, acls);
+		group_resolved(cfg, names[i], &m, acls);
 		char numa[16], running[16];
 		if (m.numa == ONERING_NUMA_SPILL)
 			snprintf(numa, sizeof(numa), "spill:%u", m.spill_pct);
@@ -873,9 +876,9 @@ static void print_groups(const struct broker_config *cfg, FILE *out)
 			snprintf(running, sizeof(running), "%u", m.max_running);
 		else
 			snprintf(running, sizeof(running), "cpus");
-		fprintf(out, "group %-8u%s: policy=%s numa=%s wake=%s max_running=%s backlog=%u  (%s)\n",
-			++id, names[i], onering_policy_name(m.policy), numa, onering_wake_name(m.wake),
-			running, m.backlog_max, where);
+		fprintf(out, "group %-8u%s: policy=%s numa=%s wake=%s max_running=%s backlog=%u\n", ++id,
+			names[i], onering_policy_name(m.policy), numa, onering_wake_name(m.wake), running,
+			m.backlog_max);
 		static const char *const what[BROKER_PERM_NR] = {"join", "post", "tune"};
 		fprintf(out, "              ");
 		for (int k = 0; k < BROKER_PERM_NR; k++) {
@@ -906,8 +909,8 @@ static void print_ports(const struct broker_config *cfg, FILE *out)
 		char err[256];
 		if (broker_port_spec_parse(cfg->ports[i], &ps, err, sizeof(err)) < 0)
 			continue; /* refused at parse */
-		fprintf(out, "port          %s: rxq=%u group=%s snaplen=%u mode=%s  (%s)\n", ps.dev,
-			ps.rxq, ps.group, ps.snaplen, ps.spread ? "spread" : "rss", cfg->port_where[i]);
+		fprintf(out, "port          %s: rxq=%u group=%s snaplen=%u mode=%s\n", ps.dev, ps.rxq,
+			ps.group, ps.snaplen, ps.spread ? "spread" : "rss");
 	}
 	fprintf(out, "eal          ");
 	for (int i = 1; i < cfg->eal_argc; i++)
@@ -940,6 +943,11 @@ static void print_options(const struct broker_config *cfg, FILE *out)
 		fprintf(out, "option        %s = %s  (%s)\n", o->name, value,
 			src->where[0] ? src->where : "default");
 	}
+	/* Each configured group and port: where it was last set. */
+	for (unsigned i = 0; i < cfg->nr_groups; i++)
+		fprintf(out, "source        group %s  (%s)\n", cfg->groups[i].name, cfg->group_where[i]);
+	for (unsigned i = 0; i < cfg->nr_ports; i++)
+		fprintf(out, "source        port %s  (%s)\n", cfg->ports[i], cfg->port_where[i]);
 }
 
 void broker_config_print(const struct broker_config *cfg, FILE *out)
@@ -1057,7 +1065,9 @@ int broker_config_reload(struct broker *b)
 	}
 	memcpy(argv, saved_argv, sizeof(char *) * (size_t)saved_argc);
 	opterr = 0; /* the same command line as at start: already checked */
+	reloading = true;
 	int r = config_parse(&next, saved_argc, argv, err, sizeof(err));
+	reloading = false;
 	opterr = 1;
 	if (r != 0) {
 		onering_log(ONERING_LOG_ERR, "reload: %s; nothing changed, the running "

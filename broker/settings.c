@@ -236,8 +236,15 @@ static char *ini_read(char *str, int num, void *stream)
 	if (*s == '[') {
 		char sec[BROKER_SPEC_MAX];
 		const char *end = strchr(s, ']');
-		if (!end || (size_t)(end - s) >= sizeof(sec))
-			return str; /* inih reports it */
+		if (!end) {
+			ini_fail(x, "a section header without its ']': check the brackets, e.g. "
+				    "[oneringd] or [group NAME]");
+			return str;
+		}
+		if ((size_t)(end - s) >= sizeof(sec)) {
+			ini_fail(x, "the section name is too long");
+			return str;
+		}
 		memcpy(sec, s + 1, (size_t)(end - s - 1));
 		sec[end - s - 1] = '\0';
 		char *t = sec + strlen(sec);
