@@ -5,8 +5,13 @@
  *   oneringd [EAL options --] [options]
  *
  * With no options: instance "default", the control thread on the first
- * allowed CPU and one poller on the last one (another core where the
- * machine has two), socket under /run/onering as root.
+ * allowed CPU and one poller per NUMA node, not on the node's first core
+ * (nor the control thread's), socket under /run/onering as root.
+ *
+ * --config FILE: the options as keys of an INI file (docs/oneringd.conf,
+ * oneringd.conf(5)), parsed before the command line, which wins; each
+ * option is checked in one place (option_apply) for both. SIGHUP parses
+ * both again (broker_config_reload).
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -172,7 +172,6 @@ struct ini_ctx {
 	const char *p;      /* the text not read yet */
 	const char *path;
 	unsigned line;      /* of the line inih has just read */
-	bool mid_line;      /* the last piece read did not end its line */
 	broker_ini_fn fn;
 	void *arg;
 	char *err;
@@ -210,11 +209,13 @@ static void ini_call(struct ini_ctx *x, const char *key, const char *value)
 }
 
 /* inih's reader: one line at a time, so that x->line is the line of each
- * handler call; a [group NAME] header is announced here (inih does not
- * call the handler for a section without keys). */
+ * handler call (a line longer than inih's buffer is refused, not cut); a
+ * [group NAME] header is announced here (inih does not call the handler
+ * for a section without keys). */
 static char *ini_read(char *str, int num, void *stream)
 {
 	struct ini_ctx *x = stream;
+	char why_long[64];
 	int n = 0;
 
 	if (!*x->p || x->failed)
@@ -225,9 +226,13 @@ static char *ini_read(char *str, int num, void *stream)
 		n++;
 	memcpy(str, x->p, (size_t)n);
 	str[n] = '\0';
-	if (!x->mid_line) /* a line longer than inih's buffer comes in pieces */
-		x->line++;
-	x->mid_line = x->p[n - 1] != '\n';
+	x->line++;
+	if (x->p[n - 1] != '\n' && x->p[n]) {
+		/* inih would take the rest for another line */
+		snprintf(why_long, sizeof(why_long), "a line longer than %d bytes: shorten it", num - 2);
+		ini_fail(x, why_long);
+		return NULL;
+	}
 	x->p += n;
 
 	const char *s = str;
@@ -251,7 +256,10 @@ static char *ini_read(char *str, int num, void *stream)
 		while (t > sec && (t[-1] == ' ' || t[-1] == '\t'))
 			*--t = '\0';
 		const char *name = group_section(sec);
-		if (name)
+		if (name && strpbrk(name, ":,= \t"))
+			ini_fail(x, "a group name is 1-31 of [A-Za-z0-9_.-]: write [group NAME] "
+				    "and its settings as keys below it");
+		else if (name)
 			ini_call(x, "group", name);
 		else if (strcmp(sec, "oneringd") != 0)
 			ini_fail(x, "unknown section: use [oneringd] for the options and "

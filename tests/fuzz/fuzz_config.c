@@ -12,8 +12,8 @@
  *     one of the text's lines;
  *   - each key is handed over with a line of the text, lines never going
  *     back, and a key with no '=' or section never reaches the callback;
- *   - [group NAME] keys arrive as --group specs that start with NAME and
- *     hold one setting ("NAME:key=value"), or as "NAME" for the header;
+ *   - group specs (a [group NAME] header, each of its keys, a group = key)
+ *     are refused by the spec parser with a message or accepted;
  *   - after the callback refuses a key, no other key arrives.
  */
 #include <errno.h>
@@ -56,9 +56,6 @@ static int key(void *arg, const char *k, const char *value, unsigned line, char 
 	if (strcmp(k, "group") == 0) {
 		struct onering_msg_group g;
 		struct broker_acl acls[BROKER_PERM_NR];
-		const char *colon = strchr(value, ':');
-		if (colon && !strchr(colon, '='))
-			FAIL("group spec without a setting: %s", value);
 		int r = broker_group_spec_parse(&g, acls, value, NULL, err, err_size);
 		if (r != 0 && (r != -EINVAL || !err[0]))
 			FAIL("group %s: %d without a message", value, r);
