@@ -1068,6 +1068,11 @@ int broker_config_reload(struct broker *b)
 			    "reload");
 		return 0;
 	}
+	if (saved_argc == 0) {
+		onering_log(ONERING_LOG_ERR, "reload: the command line was too long to keep: "
+			    "restart to change the configuration");
+		return -EINVAL;
+	}
 	memcpy(argv, saved_argv, sizeof(char *) * (size_t)saved_argc);
 	opterr = 0; /* the same command line as at start: already checked */
 	reloading = true;
@@ -1091,7 +1096,8 @@ int broker_config_reload(struct broker *b)
 	LIVE_LIMITS(RELOAD_LIMIT)
 #undef RELOAD_LIMIT
 	if (next.log_level != b->cfg.log_level) {
-		int level = next.log_level ? next.log_level : ONERING_LOG_NOTICE;
+		const char *env = getenv("ONERING_LOG_LEVEL"); /* what an unset level means */
+		int level = next.log_level ? next.log_level : env ? atoi(env) : ONERING_LOG_NOTICE;
 		onering_log(ONERING_LOG_NOTICE, "reload: log-level %d", level);
 		onering_log_set_level(level);
 		b->cfg.log_level = next.log_level;

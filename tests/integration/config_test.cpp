@@ -10,6 +10,9 @@
 
 #include "harness.h"
 
+#ifndef ONERING_DOCS_DIR
+#error "ONERING_DOCS_DIR must name the docs/ folder"
+#endif
 #ifndef ONERING_TOOL_PATH
 #error "ONERING_TOOL_PATH must name the onering binary under test"
 #endif
@@ -18,6 +21,14 @@ using onering_test::Broker;
 using onering_test::RunCommand;
 
 namespace {
+
+std::string ReadFile(const std::string &path)
+{
+	std::ifstream f(path);
+	std::stringstream s;
+	s << f.rdbuf();
+	return s.str();
+}
 
 class ConfigTest : public ::testing::Test {
 protected:
@@ -180,14 +191,6 @@ TEST_F(ConfigTest, MalformedFileGivesFileLineAndTheFix)
 	EXPECT_NE(out.find("nosuch.conf: No such file"), std::string::npos) << out;
 }
 
-std::string ReadFile(const std::string &path)
-{
-	std::ifstream f(path);
-	std::stringstream s;
-	s << f.rdbuf();
-	return s.str();
-}
-
 // Polls the log (bounded) for text.
 bool LogSays(const Broker &b, const std::string &text)
 {
@@ -233,6 +236,51 @@ TEST_F(ConfigTest, SighupReloadsLiveAndReportsTheRest)
 	EXPECT_TRUE(LogSays(broker, "nothing changed, the running configuration stays"));
 	out = RunCommand(tune, &st);
 	EXPECT_NE(out.find("policy=lifo"), std::string::npos) << "not half-applied: " << out;
+}
+
+// The example file names every key (commented, with its default) and the
+// man page describes each; the example with its [oneringd] keys and one
+// group uncommented is a valid configuration.
+TEST_F(ConfigTest, ExampleAndManPageNameEveryKey)
+{
+	int st;
+	std::string out = RunCommand(std::string(ONERINGD_PATH) + " --check --socket-dir " + dir_, &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	std::string example = ReadFile(std::string(ONERING_DOCS_DIR) + "/oneringd.conf");
+	std::string man = ReadFile(std::string(ONERING_DOCS_DIR) + "/man/oneringd.conf.5.scd");
+	ASSERT_FALSE(example.empty());
+	ASSERT_FALSE(man.empty());
+	std::istringstream lines(out);
+	std::string line;
+	unsigned keys = 0;
+	while (std::getline(lines, line)) {
+		if (line.rfind("option        ", 0) != 0)
+			continue;
+		std::string key = line.substr(14, line.find(" = ") - 14);
+		keys++;
+		EXPECT_NE(example.find("\n;" + key + " = "), std::string::npos) << key;
+		EXPECT_NE(man.find("*" + key + "* = "), std::string::npos) << key;
+	}
+	EXPECT_GE(keys, 28u);
+
+	// Uncommented (but the keys that need this machine's users, CPUs or fds).
+	std::istringstream in(example);
+	std::string text;
+	while (std::getline(in, line)) {
+		if (line.size() > 1 && line[0] == ';' && (line[1] == '[' || isalpha((unsigned char)line[1]))) {
+			std::string k = line.substr(1, line.find(' ') - 1);
+			if (k != "poller" && k != "synthetic" && k != "ready-fd" && k != "allow-uid" &&
+			    k != "allow-gid" && k != "tune" && k != "socket-dir" && k != "cores" &&
+			    k != "control-core")
+				line = line.substr(1);
+		}
+		text += line + "\n";
+	}
+	Write(text);
+	out = Check("--socket-dir " + dir_, &st);
+	EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("option        max-client-fds = 16384  (" + path_), std::string::npos) << out;
+	EXPECT_NE(out.find("source        group web  (" + path_), std::string::npos) << out;
 }
 
 // Without --config a SIGHUP says so and the broker stays up.
