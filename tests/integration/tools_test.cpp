@@ -6,6 +6,9 @@
 #include <jansson.h>
 
 #include <fstream>
+#include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include "harness.h"
@@ -64,6 +67,88 @@ TEST(ToolTest, StatJsonDescribesARunningBroker)
 	out = RunTool("stat --name nobody-here --socket-dir " + broker.Dir(), &st);
 	EXPECT_EQ(WEXITSTATUS(st), 1);
 	EXPECT_NE(out.find("not running"), std::string::npos) << out;
+}
+
+// --prometheus: every line is a HELP, a TYPE or a sample in the text
+// exposition format; every counter of the table (labels excepted) has its
+// HELP and TYPE, counters end in _total; samples carry the instance.
+TEST(ToolTest, StatPrometheusDescribesEveryCounter)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	const std::string inst = " --name " + broker.Name() + " --socket-dir " + broker.Dir();
+	int st;
+	std::string out = RunTool("stat --prometheus" + inst, &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+
+	const std::regex help(R"re(# HELP (onering_[a-z_]+) \S.*)re"),
+		type(R"re(# TYPE (onering_[a-z_]+) (counter|gauge))re"),
+		sample(R"re((onering_[a-z_]+)\{instance="([^"]*)"(,[a-z_]+="[^"]*")*\} [0-9]+)re");
+	std::map<std::string, std::string> types;
+	std::set<std::string> helped, sampled;
+	std::istringstream lines(out);
+	std::string line;
+	std::smatch m;
+	while (std::getline(lines, line)) {
+		if (std::regex_match(line, m, help)) {
+			EXPECT_TRUE(helped.insert(m[1]).second) << "HELP twice: " << line;
+		} else if (std::regex_match(line, m, type)) {
+			EXPECT_TRUE(helped.count(m[1])) << "TYPE before its HELP: " << line;
+			types[m[1]] = m[2];
+		} else if (std::regex_match(line, m, sample)) {
+			EXPECT_TRUE(types.count(m[1])) << "sample before its TYPE: " << line;
+			EXPECT_EQ(m[2], broker.Name()) << line;
+			sampled.insert(m[1]);
+		} else {
+			ADD_FAILURE() << "not exposition format: " << line;
+		}
+	}
+	// The table, from --list-counters: family, name, kind, unit, help.
+	const std::map<std::string, std::string> object = {
+		{"broker", "broker"}, {"pollers", "poller"}, {"queues", "queue"},
+		{"groups", "group"},  {"ports", "port"},     {"rx_queues", "rxq"}};
+	std::istringstream table(RunTool("stat --list-counters", &st));
+	size_t described = 0;
+	while (std::getline(table, line)) {
+		std::istringstream w(line);
+		std::string family, name, kind;
+		w >> family >> name >> kind;
+		if (kind == "label")
+			continue;
+		ASSERT_TRUE(object.count(family)) << line;
+		std::string metric = "onering_" + object.at(family) + "_" + name +
+				     (kind == "counter" ? "_total" : "");
+		ASSERT_TRUE(types.count(metric)) << metric << " missing";
+		EXPECT_EQ(types[metric], kind) << metric;
+		described++;
+	}
+	EXPECT_EQ(described, types.size());
+	for (const char *m2 : {"onering_queue_published_total", "onering_poller_loops_total",
+			       "onering_broker_clients"})
+		EXPECT_TRUE(sampled.count(m2)) << m2 << " has no sample";
+	onering_detach(att);
+}
+
+// --interval prints rates; a bad value is a usage error naming it.
+TEST(ToolTest, StatIntervalPrintsRatesAndRefusesZero)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	const std::string inst = " --name " + broker.Name() + " --socket-dir " + broker.Dir();
+	int st;
+	std::string out = RunTool("stat --interval 1 --count 1" + inst, &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("per second over the last 1 s"), std::string::npos) << out;
+	EXPECT_NE(out.find("loops"), std::string::npos) << out;
+	out = RunTool("stat --interval 0" + inst, &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2);
+	EXPECT_NE(out.find("\"0\""), std::string::npos) << out;
+	out = RunTool("stat --interval 1 --json" + inst, &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2) << out;
 }
 
 // tune changes a group while its member stays attached; stat shows the

@@ -40,6 +40,10 @@ struct tool_instance {
 	const char *dir; /* NULL: onering_socket_dir()'s default */
 };
 
+/* A decimal number in [min, max] into *out: 0, or -EINVAL (no sign, no
+ * trailing characters). */
+int tool_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
+
 /* The instance named by the environment, before options change it. */
 void tool_instance_init(struct tool_instance *inst);
 
