@@ -151,6 +151,70 @@ TEST(ToolTest, StatIntervalPrintsRatesAndRefusesZero)
 	EXPECT_EQ(WEXITSTATUS(st), 2) << out;
 }
 
+// doctor: one finding per check; the machine's missing hugepages and
+// isolation come with their fix commands; the exit status says whether
+// anything is at warn or worse; --json parses and agrees with it.
+TEST(ToolTest, DoctorReportsWhatToFixAndSaysSoInItsStatus)
+{
+	int st;
+	std::string out = RunTool("doctor --json", &st);
+	json_error_t jerr;
+	json_t *root = json_loads(out.c_str(), 0, &jerr);
+	ASSERT_NE(root, nullptr) << jerr.text << "\n" << out;
+	json_t *findings = json_object_get(root, "findings");
+	ASSERT_TRUE(json_is_array(findings)) << out;
+	std::map<std::string, std::string> sev, fix;
+	bool bad = false;
+	for (size_t i = 0; i < json_array_size(findings); i++) {
+		json_t *f = json_array_get(findings, i);
+		std::string check = json_string_value(json_object_get(f, "check"));
+		std::string s2 = json_string_value(json_object_get(f, "severity"));
+		json_t *fx = json_object_get(f, "fix");
+		if (s2 == "warn" || s2 == "error") {
+			bad = true;
+			EXPECT_TRUE(json_is_string(fx)) << check << ": a warning without its fix";
+		}
+		if (!sev.count(check) || s2 == "warn") {
+			sev[check] = s2;
+			fix[check] = fx ? json_string_value(fx) : "";
+		}
+	}
+	EXPECT_EQ(WEXITSTATUS(st), bad ? 1 : 0) << out;
+	EXPECT_EQ(std::string(json_string_value(json_object_get(root, "worst"))) == "warn" ||
+			  std::string(json_string_value(json_object_get(root, "worst"))) == "error",
+		  bad);
+	for (const char *c : {"hugepages", "isolcpus", "memlock", "nofile", "socketdir",
+			      "kernel", "io_uring"})
+		EXPECT_TRUE(sev.count(c)) << c << " not checked:\n" << out;
+
+	// What this machine has decides what the doctor must say.
+	std::ifstream meminfo("/proc/meminfo");
+	std::string line;
+	long huge = -1;
+	while (std::getline(meminfo, line))
+		if (sscanf(line.c_str(), "HugePages_Total: %ld", &huge) == 1)
+			break;
+	if (huge == 0) {
+		EXPECT_EQ(sev["hugepages"], "warn");
+		EXPECT_NE(fix["hugepages"].find("nr_hugepages"), std::string::npos) << fix["hugepages"];
+	}
+	std::ifstream iso("/sys/devices/system/cpu/isolated");
+	std::string isolated;
+	std::getline(iso, isolated);
+	if (isolated.empty()) {
+		EXPECT_EQ(sev["isolcpus"], "warn");
+		EXPECT_NE(fix["isolcpus"].find("isolcpus="), std::string::npos) << fix["isolcpus"];
+	}
+	json_decref(root);
+
+	out = RunTool("doctor", &st);
+	EXPECT_EQ(WEXITSTATUS(st), bad ? 1 : 0) << out;
+	EXPECT_NE(out.find("fix:"), std::string::npos) << out;
+	out = RunTool("doctor --cores x", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2);
+	EXPECT_NE(out.find("\"x\""), std::string::npos) << out;
+}
+
 // tune changes a group while its member stays attached; stat shows the
 // group; bad settings and unknown groups get a readable error.
 TEST(ToolTest, TuneAndStatGroups)

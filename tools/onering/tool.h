@@ -24,6 +24,7 @@
 
 int tool_bench(int argc, char **argv);
 int tool_demo(int argc, char **argv);
+int tool_doctor(int argc, char **argv);
 int tool_stat(int argc, char **argv);
 int tool_tail(int argc, char **argv);
 int tool_topo(int argc, char **argv);
