@@ -6,6 +6,10 @@
                                         every symbol the linker version script
                                         exports, and every function HEADER
                                         declares, is named in some page source
+  check_pages.py names MAP HEADER NAME...
+                                        every public function has a section 3
+                                        page or link among NAMEs, and every
+                                        NAME is a public function or a page
   check_pages.py options ONERINGD SCD   every option `oneringd --help` lists is
                                         in oneringd.8's source
   check_pages.py render PAGE...         each generated page renders with
@@ -67,6 +71,20 @@ def check_functions(map_path, header, sources):
     return 1 if missing else 0
 
 
+def check_names(map_path, header, installed):
+    public = set(exported_symbols(map_path)) | set(declared_functions(header))
+    have = set(installed)
+    missing = sorted(public - have)
+    for n in missing:
+        print(f'{n}: no {n}(3) page or link is installed (add it to man_links in '
+              'docs/man/meson.build, under the page that describes it)')
+    stray = sorted(n for n in have - public if n.startswith('onering_'))
+    for n in stray:
+        print(f'{n}(3) is installed but no public function has that name')
+    print(f'{len(public) - len(missing)}/{len(public)} public functions have a man page name')
+    return 1 if missing or stray else 0
+
+
 def check_options(oneringd, source):
     out = subprocess.run([oneringd, '--help'], capture_output=True, text=True, timeout=30)
     if out.returncode != 0:
@@ -118,6 +136,8 @@ def main(argv):
     cmd, args = argv[1], argv[2:]
     if cmd == 'functions' and len(args) >= 3:
         return check_functions(args[0], args[1], args[2:])
+    if cmd == 'names' and len(args) >= 3:
+        return check_names(args[0], args[1], args[2:])
     if cmd == 'options' and len(args) == 2:
         return check_options(args[0], args[1])
     if cmd == 'render':
