@@ -12,6 +12,8 @@
                                         NAME is a public function or a page
   check_pages.py options ONERINGD SCD   every option `oneringd --help` lists is
                                         in oneringd.8's source
+  check_pages.py commands ONERING SCD   every command `onering --help` lists
+                                        has its "## COMMAND" in onering.1
   check_pages.py render PAGE...         each generated page renders with
                                         `man --warnings` and an empty stderr
 
@@ -109,6 +111,25 @@ def check_options(oneringd, source):
     return 1 if missing else 0
 
 
+def check_commands(onering, source):
+    out = subprocess.run([onering, '--help'], capture_output=True, text=True, timeout=30)
+    if out.returncode != 0:
+        print(f'{onering} --help exited {out.returncode}: {out.stderr.strip()}')
+        return 1
+    cmds = re.findall(r'^  ([a-z][a-z-]*)  ', out.stdout, flags=re.M)
+    if not cmds:
+        print(f'{onering} --help lists no commands: cannot check')
+        return 1
+    with open(source, encoding='utf-8') as f:
+        text = f.read()
+    missing = [c for c in cmds if not re.search(r'^## ' + re.escape(c) + r'$', text, flags=re.M)]
+    for c in missing:
+        print(f'{c}: listed by onering --help but has no "## {c}" in '
+              f'{os.path.basename(source)}')
+    print(f'{len(cmds) - len(missing)}/{len(cmds)} onering commands documented')
+    return 1 if missing else 0
+
+
 def check_render(pages):
     man = shutil.which('man')
     if not man:
@@ -140,6 +161,8 @@ def main(argv):
         return check_names(args[0], args[1], args[2:])
     if cmd == 'options' and len(args) == 2:
         return check_options(args[0], args[1])
+    if cmd == 'commands' and len(args) == 2:
+        return check_commands(args[0], args[1])
     if cmd == 'render':
         return check_render(args)
     print(__doc__)
