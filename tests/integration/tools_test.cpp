@@ -9,6 +9,8 @@
 #include <map>
 #include <algorithm>
 #include <set>
+#include <thread>
+#include <atomic>
 #include <sstream>
 
 #include "harness.h"
@@ -228,6 +230,80 @@ TEST(ToolTest, DoctorReportsWhatToFixAndSaysSoInItsStatus)
 	out = RunTool("doctor --cores x", &st);
 	EXPECT_EQ(WEXITSTATUS(st), 2);
 	EXPECT_NE(out.find("\"x\""), std::string::npos) << out;
+}
+
+// top, driven in tmux: while a periodic timer fills a queue that a thread
+// drains, the poller row (with its busy %) and the queue's records/s show;
+// q quits it.
+TEST(ToolTest, TopShowsPollersAndQueueRatesAndQuitsOnQ)
+{
+	int st;
+	onering_test::RunCommand("command -v tmux", &st);
+	if (WEXITSTATUS(st) != 0)
+		GTEST_SKIP() << "no tmux on this machine";
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	onering_sub timer;
+	ASSERT_EQ(onering_timer_create(q, 7, &timer), 0);
+	ASSERT_EQ(onering_timer_arm(q, timer, 1000000, 1000000, 0), 0); // 1 ms, periodic
+	std::atomic<bool> stop{false};
+	std::thread drain([&] {
+		onering_event ev[64];
+		while (!stop.load())
+			onering_wait(q, ev, 1, 64, 20 * 1000000ll);
+	});
+
+	const std::string session = "onering-top-" + std::to_string(getpid());
+	onering_test::RunCommand("tmux new-session -d -s " + session + " -x 160 -y 40 '" +
+				 ONERING_TOOL_PATH + " top --name " + broker.Name() +
+				 " --socket-dir " + broker.Dir() + "'", &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0);
+	std::string screen;
+	bool poller_row = false, queue_rate = false;
+	for (int i = 0; i < 100 && !(poller_row && queue_rate); i++) { // 10 s at most
+		usleep(100000);
+		screen = onering_test::RunCommand("tmux capture-pane -p -t " + session, &st);
+		std::istringstream lines(screen);
+		std::string line, section;
+		while (std::getline(lines, line)) {
+			std::istringstream w(line);
+			std::string first;
+			w >> first;
+			if (first == "POLLER" || first == "QUEUE") {
+				section = first;
+				continue;
+			}
+			if (first.empty() || first.find_first_not_of("0123456789") != std::string::npos)
+				continue;
+			double a = -1, b = -1, c = -1;
+			w >> a >> b >> c; // poller: cpu busy% loops/s; queue: pid node records/s
+			if (section == "POLLER" && b >= 0 && b <= 100)
+				poller_row = true;
+			if (section == "QUEUE" && c > 0)
+				queue_rate = true;
+		}
+	}
+	EXPECT_TRUE(poller_row) << screen;
+	EXPECT_TRUE(queue_rate) << "no queue with records/s > 0:\n" << screen;
+	EXPECT_NE(screen.find("BUSY%"), std::string::npos) << screen;
+
+	onering_test::RunCommand("tmux send-keys -t " + session + " q", &st);
+	bool gone = false;
+	for (int i = 0; i < 50 && !gone; i++) { // 5 s at most
+		usleep(100000);
+		onering_test::RunCommand("tmux has-session -t " + session, &st);
+		gone = WEXITSTATUS(st) != 0;
+	}
+	if (!gone)
+		onering_test::RunCommand("tmux kill-session -t " + session, &st);
+	EXPECT_TRUE(gone) << "top did not quit on q";
+	stop = true;
+	drain.join();
+	onering_detach(att);
 }
 
 // tune changes a group while its member stays attached; stat shows the

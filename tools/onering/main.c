@@ -8,6 +8,7 @@
  *   onering doctor [--cores L] [--json]    what on this host to fix, and how
  *   onering stat [--name N] [--json]       broker, poller, queue, group counters
  *   onering tail [--name N] SOURCES        print events as they come
+ *   onering top [--name N]                 a live view of pollers, queues, groups
  *   onering topo [--synthetic D] [--json]  the placement plan
  *   onering tune [--name N] --group G SETTING...   change a group at run time
  *   onering version
@@ -43,6 +44,7 @@ static const struct tool_command {
 	{"doctor", tool_doctor, "check this host: hugepages, isolcpus, governor, limits, ... (--json)"},
 	{"stat", tool_stat, "counters of a running broker (--json; --list-counters explains them)"},
 	{"tail", tool_tail, "print events of given fds, a listening port or a group as they come"},
+	{"top", tool_top, "a live view: pollers' busy %, queues' and groups' rates (q, v, s)"},
 	{"topo", tool_topo, "NUMA nodes and the placement plan (--synthetic DESC, --json)"},
 	{"tune", tool_tune, "change a group's balancing at run time (policy=, numa=, wake=, ...)"},
 	{"version", tool_version, "the versions of this tool, the ABI and the control protocol"},

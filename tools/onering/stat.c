@@ -123,7 +123,7 @@ static void ident_text(uint32_t what, const union tool_stats_item *s, FILE *out)
 }
 
 /* An object's counters: the group item keeps them elsewhere. */
-static const uint64_t *item_counters(const union tool_stats_item *s)
+const uint64_t *tool_item_counters(const union tool_stats_item *s)
 {
 	return s->it.what == ONERING_STATS_GROUP ? s->g.counter : s->it.counter;
 }
@@ -181,7 +181,7 @@ void tool_stats_print(const struct tool_stats *s, FILE *out)
 				fputc('\n', out);
 				header = true;
 			}
-			const uint64_t *ctr = item_counters(item);
+			const uint64_t *ctr = tool_item_counters(item);
 			ident_text(l->what, item, out);
 			for (unsigned c = 0; c < l->nr; c++)
 				fprintf(out, " %*llu", column_width(&l->desc[c]),
@@ -206,7 +206,7 @@ static json_t *stats_json(const struct tool_stats *s)
 		const struct onering_counter_list *l = onering_counter_list_find(s->items[i].it.what);
 		if (!l)
 			continue; /* an object this tool does not know yet */
-		const uint64_t *ctr = item_counters(&s->items[i]);
+		const uint64_t *ctr = tool_item_counters(&s->items[i]);
 		json_t *o = json_object();
 		ident_json(&s->items[i], o);
 		for (unsigned c = 0; c < l->nr; c++)
@@ -289,7 +289,7 @@ static void prom_labels(const char *instance, const union tool_stats_item *s,
 			it->id & 0xffff, it->owner_pid);
 		break;
 	}
-	const uint64_t *ctr = item_counters(s);
+	const uint64_t *ctr = tool_item_counters(s);
 	for (unsigned c = 0; c < l->nr; c++)
 		if (l->desc[c].kind == ONERING_COUNTER_LABEL)
 			fprintf(out, ",%s=\"%llu\"", l->desc[c].name, (unsigned long long)ctr[c]);
@@ -323,7 +323,7 @@ static void stats_prometheus(const struct tool_stats *s, const char *instance, F
 				fputs(metric, out);
 				prom_labels(instance, &s->items[i], l, out);
 				fprintf(out, " %llu\n",
-					(unsigned long long)item_counters(&s->items[i])[c]);
+					(unsigned long long)tool_item_counters(&s->items[i])[c]);
 			}
 		}
 	}
@@ -331,8 +331,8 @@ static void stats_prometheus(const struct tool_stats *s, const char *instance, F
 
 /* ---- --interval: rates ------------------------------------------------------------ */
 
-static const union tool_stats_item *stats_find(const struct tool_stats *s, uint32_t what,
-					       uint32_t id)
+const union tool_stats_item *tool_stats_find(const struct tool_stats *s, uint32_t what,
+					     uint32_t id)
 {
 	for (size_t i = 0; i < s->n; i++)
 		if (s->items[i].it.what == what && s->items[i].it.id == id)
@@ -347,12 +347,12 @@ static void stats_rates(struct tool_stats *cur, const struct tool_stats *prev, u
 	for (size_t i = 0; i < cur->n; i++) {
 		union tool_stats_item *it = &cur->items[i];
 		const struct onering_counter_list *l = onering_counter_list_find(it->it.what);
-		const union tool_stats_item *was = stats_find(prev, it->it.what, it->it.id);
+		const union tool_stats_item *was = tool_stats_find(prev, it->it.what, it->it.id);
 		uint64_t *ctr = it->it.what == ONERING_STATS_GROUP ? it->g.counter : it->it.counter;
 		for (unsigned c = 0; l && c < l->nr; c++) {
 			if (l->desc[c].kind != ONERING_COUNTER_COUNTER)
 				continue;
-			uint64_t before = was ? item_counters(was)[c] : ctr[c];
+			uint64_t before = was ? tool_item_counters(was)[c] : ctr[c];
 			ctr[c] = ctr[c] >= before ? (ctr[c] - before + seconds / 2) / seconds : 0;
 		}
 	}
