@@ -83,6 +83,7 @@ struct broker {
 	bool listen_paused;             /* at the fd limit: listen fd out of epoll */
 	bool at_fd_limit;               /* logged and counted; cleared by the next accept */
 	uint64_t listen_retry_ns;       /* when to try accepting again */
+	uint64_t notify_next_ns;        /* next STATUS (and WATCHDOG) to the service manager */
 	struct cds_list_head graveyard; /* dead groups waiting to be freed */
 	uint32_t next_client_id;
 	uint32_t next_queue_id;

@@ -120,7 +120,7 @@ static void *poller_main(void *arg)
 {
 	struct poller *p = arg;
 	struct broker *b = p->b;
-	uint64_t idle_since = 0;
+	uint64_t idle_since = 0, busy_from = 0; /* busy_from: a working loop's start */
 
 	/* Timer expiries need sleeps cut to the microsecond, not the default
 	 * 50 us of slack. */
@@ -144,6 +144,10 @@ static void *poller_main(void *arg)
 		 * decisions see the settings stored before that seq. */
 		uint64_t settle = onering_atomic_load(&b->settle_seq, onering_mo_acquire);
 		struct broker_poll_ctx ctx = {.now_ns = now_ns(), .loop_no = p->loop_no};
+		if (busy_from) { /* the last loop worked: its time counts as busy */
+			broker_count(&p->ctr[ONERING_PC_BUSY_NS], ctx.now_ns - busy_from);
+			busy_from = 0;
+		}
 		for (unsigned i = 0; i < p->nr_sources; i++)
 			ctx.work += p->sources[i]->ops->poll(p->sources[i], &ctx);
 		unsigned work = ctx.work + deliver_flush(p, ctx.now_ns);
@@ -156,6 +160,7 @@ static void *poller_main(void *arg)
 		}
 		if (work) {
 			idle_since = 0;
+			busy_from = ctx.now_ns;
 			continue;
 		}
 		if (idle_since == 0) {

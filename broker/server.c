@@ -51,6 +51,7 @@
 #include "broker/control.h"
 #include "broker/group.h"
 #include "broker/lane.h"
+#include "broker/notify.h"
 #include "broker/queue.h"
 #include "numa/topology.h"
 #include "shm/doorbell.h"
@@ -908,6 +909,41 @@ void broker_state_fini(struct broker *b)
 	broker_registry_fini(&b->reg);
 }
 
+/* What the service manager shows (systemctl status): clients and records
+ * published so far. */
+static void notify_status(struct broker *b, const char *also)
+{
+	static struct broker_log_limit limit;
+	uint64_t published = 0;
+	uint32_t suppressed;
+
+	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++)
+		published += onering_atomic_load(&b->pollers[i].ctr[ONERING_PC_PUBLISHED],
+						 onering_mo_relaxed);
+	int r = broker_notify("%sSTATUS=%s: %u client%s, %llu records published", also,
+			      b->cfg.name, b->nr_clients, b->nr_clients == 1 ? "" : "s",
+			      (unsigned long long)published);
+	if (r < 0 && broker_log_allowed(&limit, &suppressed))
+		onering_log(ONERING_LOG_WARN, "notifying the service manager ($NOTIFY_SOCKET): %s "
+			    "(%u such failures not logged)", strerror(-r), suppressed);
+}
+
+/* Every second a status line, and WATCHDOG=1 at half the manager's interval;
+ * returns the ms until the next one is due (-1: none). */
+static int notify_tick(struct broker *b)
+{
+	uint64_t now = mono_ns(), watchdog = broker_notify_watchdog_ns();
+	uint64_t every = watchdog && watchdog / 2 < 1000000000ull ? watchdog / 2 : 1000000000ull;
+
+	if (!broker_notify_enabled())
+		return -1;
+	if (now >= b->notify_next_ns) {
+		notify_status(b, watchdog ? "WATCHDOG=1\n" : "");
+		b->notify_next_ns = now + every;
+	}
+	return (int)((b->notify_next_ns - now + 999999) / 1000000);
+}
+
 int broker_run(struct broker *b)
 {
 	sigset_t sigs;
@@ -952,6 +988,11 @@ int broker_run(struct broker *b)
 	onering_log(ONERING_LOG_NOTICE, "instance \"%s\" ready on %s (%u poller%s, epoch %016llx)",
 		    b->cfg.name, b->cfg.socket_path, b->cfg.plan.nr_pollers,
 		    b->cfg.plan.nr_pollers == 1 ? "" : "s", (unsigned long long)b->epoch);
+	/* Type=notify: ready, with the socket path and our pid. */
+	char ready[320];
+	snprintf(ready, sizeof(ready), "READY=1\nMAINPID=%d\n", (int)getpid());
+	notify_status(b, ready);
+	b->notify_next_ns = mono_ns();
 	if (b->ready_fd >= 0) { /* tell the waiting parent (daemon mode) */
 		if (write(b->ready_fd, "R", 1) < 0)
 			onering_log(ONERING_LOG_WARN, "readiness pipe: %s", strerror(errno));
@@ -974,6 +1015,9 @@ int broker_run(struct broker *b)
 		}
 		if (broker_groups_reap(b))
 			timeout = timeout < 0 || timeout > 10 ? 10 : timeout;
+		int tick = notify_tick(b);
+		if (tick >= 0 && (timeout < 0 || tick < timeout))
+			timeout = tick;
 		int n = epoll_wait(b->epfd, evs, 32, timeout);
 		if (n < 0 && errno != EINTR) {
 			r = -errno;
@@ -1047,6 +1091,7 @@ int broker_run(struct broker *b)
 	}
 	r = 0;
 out:
+	notify_status(b, "STOPPING=1\n");
 	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++)
 		poller_stop(&b->pollers[i]);
 	notify_shutdown(b);

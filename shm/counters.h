@@ -70,7 +70,9 @@ extern "C" {
 	X(P, CPU, cpu, LABEL, cpu, "core the poller is pinned to")                             \
 	X(P, KICKS, kicks, COUNTER, kicks, "wake-ups from clients' requests while it slept")  \
 	X(P, SYSCALL_ERRORS, syscall_errors, COUNTER, errors,                                  \
-	  "failed system calls (epoll_ctl, eventfd, ppoll): each logged")
+	  "failed system calls (epoll_ctl, eventfd, ppoll): each logged")                      \
+	X(P, BUSY_NS, busy_ns, COUNTER, ns,                                                    \
+	  "time in loops that did work (busy % = its rate / 1e7)")
 
 /* ONERING_STATS_QUEUE: one consumer queue. */
 #define ONERING_QUEUE_COUNTERS(X, P)                                                          \

@@ -6,6 +6,11 @@
 #include <jansson.h>
 
 #include <fstream>
+#include <map>
+#include <algorithm>
+#include <set>
+#include <thread>
+#include <atomic>
 #include <sstream>
 
 #include "harness.h"
@@ -64,6 +69,241 @@ TEST(ToolTest, StatJsonDescribesARunningBroker)
 	out = RunTool("stat --name nobody-here --socket-dir " + broker.Dir(), &st);
 	EXPECT_EQ(WEXITSTATUS(st), 1);
 	EXPECT_NE(out.find("not running"), std::string::npos) << out;
+}
+
+// --prometheus: every line is a HELP, a TYPE or a sample in the text
+// exposition format; every counter of the table (labels excepted) has its
+// HELP and TYPE, counters end in _total; samples carry the instance.
+TEST(ToolTest, StatPrometheusDescribesEveryCounter)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	const std::string inst = " --name " + broker.Name() + " --socket-dir " + broker.Dir();
+	int st;
+	std::string out = RunTool("stat --prometheus" + inst, &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+
+	std::map<std::string, std::string> types;
+	std::set<std::string> helped, sampled;
+	std::istringstream lines(out);
+	std::string line;
+	auto metric_name = [](const std::string &t) {
+		return t.rfind("onering_", 0) == 0 &&
+		       t.find_first_not_of("abcdefghijklmnopqrstuvwxyz_") == std::string::npos;
+	};
+	while (std::getline(lines, line)) {
+		std::istringstream w(line);
+		std::string hash, word, name, rest;
+		if (line.rfind("# HELP ", 0) == 0) {
+			w >> hash >> word >> name >> rest;
+			EXPECT_TRUE(metric_name(name) && !rest.empty()) << line;
+			EXPECT_TRUE(helped.insert(name).second) << "HELP twice: " << line;
+		} else if (line.rfind("# TYPE ", 0) == 0) {
+			w >> hash >> word >> name >> rest;
+			EXPECT_TRUE(rest == "counter" || rest == "gauge") << line;
+			EXPECT_TRUE(helped.count(name)) << "TYPE before its HELP: " << line;
+			types[name] = rest;
+		} else {
+			// NAME{instance="...",k="v",...} VALUE
+			size_t brace = line.find('{'), close = line.rfind("} ");
+			ASSERT_TRUE(brace != std::string::npos && close != std::string::npos &&
+				    close > brace) << "not exposition format: " << line;
+			name = line.substr(0, brace);
+			std::string labels = line.substr(brace + 1, close - brace - 1);
+			std::string value = line.substr(close + 2);
+			EXPECT_TRUE(metric_name(name)) << line;
+			EXPECT_EQ(labels.rfind("instance=\"" + broker.Name() + "\"", 0), 0u) << line;
+			EXPECT_EQ(std::count(labels.begin(), labels.end(), '"') % 2, 0) << line;
+			EXPECT_TRUE(!value.empty() && value.find_first_not_of("0123456789") ==
+							      std::string::npos) << line;
+			EXPECT_TRUE(types.count(name)) << "sample before its TYPE: " << line;
+			sampled.insert(name);
+		}
+	}
+	// The table, from --list-counters: family, name, kind, unit, help.
+	const std::map<std::string, std::string> object = {
+		{"broker", "broker"}, {"pollers", "poller"}, {"queues", "queue"},
+		{"groups", "group"},  {"ports", "port"},     {"rx_queues", "rxq"}};
+	std::istringstream table(RunTool("stat --list-counters", &st));
+	size_t described = 0;
+	while (std::getline(table, line)) {
+		std::istringstream w(line);
+		std::string family, name, kind;
+		w >> family >> name >> kind;
+		if (kind == "label")
+			continue;
+		ASSERT_TRUE(object.count(family)) << line;
+		std::string metric = "onering_" + object.at(family) + "_" + name +
+				     (kind == "counter" ? "_total" : "");
+		ASSERT_TRUE(types.count(metric)) << metric << " missing";
+		EXPECT_EQ(types[metric], kind) << metric;
+		described++;
+	}
+	EXPECT_EQ(described, types.size());
+	for (const char *m2 : {"onering_queue_published_total", "onering_poller_loops_total",
+			       "onering_broker_clients"})
+		EXPECT_TRUE(sampled.count(m2)) << m2 << " has no sample";
+	onering_detach(att);
+}
+
+// --interval prints rates; a bad value is a usage error naming it.
+TEST(ToolTest, StatIntervalPrintsRatesAndRefusesZero)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	const std::string inst = " --name " + broker.Name() + " --socket-dir " + broker.Dir();
+	int st;
+	std::string out = RunTool("stat --interval 1 --count 1" + inst, &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("per second over the last 1 s"), std::string::npos) << out;
+	EXPECT_NE(out.find("loops"), std::string::npos) << out;
+	out = RunTool("stat --interval 0" + inst, &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2);
+	EXPECT_NE(out.find("\"0\""), std::string::npos) << out;
+	out = RunTool("stat --interval 1 --json" + inst, &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2) << out;
+}
+
+// doctor: one finding per check; the machine's missing hugepages and
+// isolation come with their fix commands; the exit status says whether
+// anything is at warn or worse; --json parses and agrees with it.
+TEST(ToolTest, DoctorReportsWhatToFixAndSaysSoInItsStatus)
+{
+	int st;
+	std::string out = RunTool("doctor --json", &st);
+	json_error_t jerr;
+	json_t *root = json_loads(out.c_str(), 0, &jerr);
+	ASSERT_NE(root, nullptr) << jerr.text << "\n" << out;
+	json_t *findings = json_object_get(root, "findings");
+	ASSERT_TRUE(json_is_array(findings)) << out;
+	std::map<std::string, std::string> sev, fix;
+	bool bad = false;
+	for (size_t i = 0; i < json_array_size(findings); i++) {
+		json_t *f = json_array_get(findings, i);
+		std::string check = json_string_value(json_object_get(f, "check"));
+		std::string s2 = json_string_value(json_object_get(f, "severity"));
+		json_t *fx = json_object_get(f, "fix");
+		if (s2 == "warn" || s2 == "error") {
+			bad = true;
+			EXPECT_TRUE(json_is_string(fx)) << check << ": a warning without its fix";
+		}
+		if (!sev.count(check) || s2 == "warn") {
+			sev[check] = s2;
+			fix[check] = fx ? json_string_value(fx) : "";
+		}
+	}
+	EXPECT_EQ(WEXITSTATUS(st), bad ? 1 : 0) << out;
+	EXPECT_EQ(std::string(json_string_value(json_object_get(root, "worst"))) == "warn" ||
+			  std::string(json_string_value(json_object_get(root, "worst"))) == "error",
+		  bad);
+	for (const char *c : {"hugepages", "isolcpus", "memlock", "nofile", "socketdir",
+			      "kernel", "io_uring"})
+		EXPECT_TRUE(sev.count(c)) << c << " not checked:\n" << out;
+
+	// What this machine has decides what the doctor must say.
+	std::ifstream meminfo("/proc/meminfo");
+	std::string line;
+	long huge = -1;
+	while (std::getline(meminfo, line))
+		if (sscanf(line.c_str(), "HugePages_Total: %ld", &huge) == 1)
+			break;
+	if (huge == 0) {
+		EXPECT_EQ(sev["hugepages"], "warn");
+		EXPECT_NE(fix["hugepages"].find("nr_hugepages"), std::string::npos) << fix["hugepages"];
+	}
+	std::ifstream iso("/sys/devices/system/cpu/isolated");
+	std::string isolated;
+	std::getline(iso, isolated);
+	if (isolated.empty()) {
+		EXPECT_EQ(sev["isolcpus"], "warn");
+		EXPECT_NE(fix["isolcpus"].find("isolcpus="), std::string::npos) << fix["isolcpus"];
+	}
+	json_decref(root);
+
+	out = RunTool("doctor", &st);
+	EXPECT_EQ(WEXITSTATUS(st), bad ? 1 : 0) << out;
+	EXPECT_NE(out.find("fix:"), std::string::npos) << out;
+	out = RunTool("doctor --cores x", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 2);
+	EXPECT_NE(out.find("\"x\""), std::string::npos) << out;
+}
+
+// top, driven in tmux: while a periodic timer fills a queue that a thread
+// drains, the poller row (with its busy %) and the queue's records/s show;
+// q quits it.
+TEST(ToolTest, TopShowsPollersAndQueueRatesAndQuitsOnQ)
+{
+	int st;
+	onering_test::RunCommand("command -v tmux", &st);
+	if (WEXITSTATUS(st) != 0)
+		GTEST_SKIP() << "no tmux on this machine";
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	struct onering *att;
+	struct onering_queue *q;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	onering_sub timer;
+	ASSERT_EQ(onering_timer_create(q, 7, &timer), 0);
+	ASSERT_EQ(onering_timer_arm(q, timer, 1000000, 1000000, 0), 0); // 1 ms, periodic
+	std::atomic<bool> stop{false};
+	std::thread drain([&] {
+		onering_event ev[64];
+		while (!stop.load())
+			onering_wait(q, ev, 1, 64, 20 * 1000000ll);
+	});
+
+	const std::string session = "onering-top-" + std::to_string(getpid());
+	onering_test::RunCommand("tmux new-session -d -s " + session + " -x 160 -y 40 '" +
+				 ONERING_TOOL_PATH + " top --name " + broker.Name() +
+				 " --socket-dir " + broker.Dir() + "'", &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0);
+	std::string screen;
+	bool poller_row = false, queue_rate = false;
+	for (int i = 0; i < 100 && !(poller_row && queue_rate); i++) { // 10 s at most
+		usleep(100000);
+		screen = onering_test::RunCommand("tmux capture-pane -p -t " + session, &st);
+		std::istringstream lines(screen);
+		std::string line, section;
+		while (std::getline(lines, line)) {
+			std::istringstream w(line);
+			std::string first;
+			w >> first;
+			if (first == "POLLER" || first == "QUEUE") {
+				section = first;
+				continue;
+			}
+			if (first.empty() || first.find_first_not_of("0123456789") != std::string::npos)
+				continue;
+			double a = -1, b = -1, c = -1;
+			w >> a >> b >> c; // poller: cpu busy% loops/s; queue: pid node records/s
+			if (section == "POLLER" && b >= 0 && b <= 100)
+				poller_row = true;
+			if (section == "QUEUE" && c > 0)
+				queue_rate = true;
+		}
+	}
+	EXPECT_TRUE(poller_row) << screen;
+	EXPECT_TRUE(queue_rate) << "no queue with records/s > 0:\n" << screen;
+	EXPECT_NE(screen.find("BUSY%"), std::string::npos) << screen;
+
+	onering_test::RunCommand("tmux send-keys -t " + session + " q", &st);
+	bool gone = false;
+	for (int i = 0; i < 50 && !gone; i++) { // 5 s at most
+		usleep(100000);
+		onering_test::RunCommand("tmux has-session -t " + session, &st);
+		gone = WEXITSTATUS(st) != 0;
+	}
+	if (!gone)
+		onering_test::RunCommand("tmux kill-session -t " + session, &st);
+	EXPECT_TRUE(gone) << "top did not quit on q";
+	stop = true;
+	drain.join();
+	onering_detach(att);
 }
 
 // tune changes a group while its member stays attached; stat shows the

@@ -12,6 +12,18 @@
 
 #include "tool.h"
 
+int tool_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out)
+{
+	char *end;
+
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || *s == '-' || *s == '+' || v < min || v > max)
+		return -EINVAL;
+	*out = (unsigned)v;
+	return 0;
+}
+
 void tool_instance_init(struct tool_instance *inst)
 {
 	inst->name = getenv("ONERING_NAME");

@@ -5,8 +5,10 @@
  *
  *   onering bench ARGS...                  run onering-bench (the benchmarks)
  *   onering demo [--seconds N]             a bounded, self-cleaning tour
+ *   onering doctor [--cores L] [--json]    what on this host to fix, and how
  *   onering stat [--name N] [--json]       broker, poller, queue, group counters
  *   onering tail [--name N] SOURCES        print events as they come
+ *   onering top [--name N]                 a live view of pollers, queues, groups
  *   onering topo [--synthetic D] [--json]  the placement plan
  *   onering tune [--name N] --group G SETTING...   change a group at run time
  *   onering version
@@ -39,8 +41,10 @@ static const struct tool_command {
 } commands[] = {
 	{"bench", tool_bench, "run the benchmarks: onering-bench ARGS... (--help for its own)"},
 	{"demo", tool_demo, "start a private broker, watch four kinds of fd, print events; bounded"},
+	{"doctor", tool_doctor, "check this host: hugepages, isolcpus, governor, limits, ... (--json)"},
 	{"stat", tool_stat, "counters of a running broker (--json; --list-counters explains them)"},
 	{"tail", tool_tail, "print events of given fds, a listening port or a group as they come"},
+	{"top", tool_top, "a live view: pollers' busy %, queues' and groups' rates (q, v, s)"},
 	{"topo", tool_topo, "NUMA nodes and the placement plan (--synthetic DESC, --json)"},
 	{"tune", tool_tune, "change a group's balancing at run time (policy=, numa=, wake=, ...)"},
 	{"version", tool_version, "the versions of this tool, the ABI and the control protocol"},

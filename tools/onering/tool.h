@@ -24,8 +24,10 @@
 
 int tool_bench(int argc, char **argv);
 int tool_demo(int argc, char **argv);
+int tool_doctor(int argc, char **argv);
 int tool_stat(int argc, char **argv);
 int tool_tail(int argc, char **argv);
+int tool_top(int argc, char **argv);
 int tool_topo(int argc, char **argv);
 int tool_tune(int argc, char **argv);
 
@@ -39,6 +41,10 @@ struct tool_instance {
 	const char *name;
 	const char *dir; /* NULL: onering_socket_dir()'s default */
 };
+
+/* A decimal number in [min, max] into *out: 0, or -EINVAL (no sign, no
+ * trailing characters). */
+int tool_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 
 /* The instance named by the environment, before options change it. */
 void tool_instance_init(struct tool_instance *inst);
@@ -76,6 +82,12 @@ int tool_stats_fetch(const struct tool_instance *inst, struct tool_stats *out, c
 		     size_t err_size);
 
 /* ---- stat.c ----------------------------------------------------------------- */
+
+/* An object's counters (a group item keeps them in another place). */
+const uint64_t *tool_item_counters(const union tool_stats_item *s);
+/* The object of s with this what and id, or NULL. */
+const union tool_stats_item *tool_stats_find(const struct tool_stats *s, uint32_t what,
+					     uint32_t id);
 
 /* The counters as `onering stat` prints them: one section per object kind. */
 void tool_stats_print(const struct tool_stats *s, FILE *out);
