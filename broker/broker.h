@@ -88,6 +88,8 @@ struct broker {
 	uint32_t next_client_id;
 	uint32_t next_queue_id;
 	bool stopping;
+	/* SIGHUP: re-read the configuration (main.c; NULL: nothing to reload). */
+	int (*reload)(struct broker *b);
 
 	/* Poller -> control thread. */
 	struct cds_wfcq_head reap_head;

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The broker's configuration: the command line parsed (main.c) and resolved
- * against the machine into a placement plan. Read-only once the broker runs.
+ * The broker's configuration: the --config file and the command line parsed
+ * (main.c; the command line wins) and resolved against the machine into a
+ * placement plan. Read-only once the broker runs, but for what a SIGHUP
+ * reload changes live (group settings, per-client limits, log level), on
+ * the control thread.
  */
 #ifndef ONERING_BROKER_CONFIG_H
 #define ONERING_BROKER_CONFIG_H
@@ -21,6 +24,15 @@
 #define BROKER_MAX_IDS 32
 #define BROKER_MAX_GROUPS 64
 #define BROKER_MAX_GROUP_ARGS 16 /* --group options */
+#define BROKER_CFG_KEYS 40       /* options (main.c's OPT_*), for their sources */
+#define BROKER_CFG_WHERE 288     /* "default", "command line" or "FILE:LINE" */
+
+/* Where an option's value came from, and the value as given (repeatable
+ * options: each value, blank-separated). where[0] == '\0': the default. */
+struct broker_config_src {
+	char where[BROKER_CFG_WHERE];
+	char given[BROKER_SPEC_MAX];
+};
 
 struct broker_config {
 	char name[ONERING_NAME_MAX];
@@ -62,17 +74,29 @@ struct broker_config {
 	/* EAL arguments (argv before "--", argv[0] first) and --port specs. */
 	char *eal_argv[BROKER_MAX_EAL_ARGS];
 	int eal_argc;
-	const char *ports[BROKER_MAX_PORT_ARGS];
+	const char *ports[BROKER_MAX_PORT_ARGS]; /* -> port_specs */
 	unsigned nr_ports;
+	char port_specs[BROKER_MAX_PORT_ARGS][BROKER_SPEC_MAX];
+	char port_where[BROKER_MAX_PORT_ARGS][BROKER_CFG_WHERE];
+	char group_where[BROKER_MAX_GROUP_ARGS][BROKER_CFG_WHERE]; /* last to set it */
+	char config_path[256];           /* --config, or "" */
+	int log_level;                   /* --log-level, or 0: $ONERING_LOG_LEVEL or 5 */
+	struct broker_config_src src[BROKER_CFG_KEYS];
 	bool allow_inject;                /* --allow-inject: PORT_TX messages */
 	bool foreground;
 	bool check_only;
 	bool no_hugetlb;
 };
 
-/* Parse argv into cfg (defaults first). Returns 0, 1 for --help/--version
- * (already printed), or -EINVAL after printing the reason. */
+/* Parse argv (and the --config file it names) into cfg (defaults first).
+ * Returns 0, 1 for --help/--version (already printed), or -EINVAL after
+ * printing the reason. argv is kept for broker_config_reload. */
 int broker_config_parse(struct broker_config *cfg, int argc, char **argv);
+struct broker;
+/* SIGHUP (control thread): parse the file and the command line again;
+ * apply what can change live, log the rest as needing a restart. A bad
+ * file changes nothing. Returns 0 or -EINVAL. */
+int broker_config_reload(struct broker *b);
 /* Validate against the machine; fills chosen cores. Prints the reason. */
 int broker_config_resolve(struct broker_config *cfg);
 void broker_config_print(const struct broker_config *cfg, FILE *out);

@@ -5,8 +5,13 @@
  *   oneringd [EAL options --] [options]
  *
  * With no options: instance "default", the control thread on the first
- * allowed CPU and one poller on the last one (another core where the
- * machine has two), socket under /run/onering as root.
+ * allowed CPU and one poller per NUMA node, not on the node's first core
+ * (nor the control thread's), socket under /run/onering as root.
+ *
+ * --config FILE: the options as keys of an INI file (docs/oneringd.conf,
+ * oneringd.conf(5)), parsed before the command line, which wins; each
+ * option is checked in one place (option_apply) for both. SIGHUP parses
+ * both again (broker_config_reload).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,6 +19,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <sched.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +32,7 @@
 
 #include "broker/broker.h"
 #include "broker/group.h"
+#include "broker/poller.h"
 #include "shm/ring.h"
 #include "broker/settings.h"
 #include "numa/topology.h"
@@ -61,9 +68,12 @@ enum {
 	OPT_HELLO_TIMEOUT_MS,
 	OPT_MAX_PENDING_PER_UID,
 	OPT_MAX_PENDING,
+	OPT_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
+	OPT_END,
 };
+_Static_assert(OPT_END - OPT_NAME <= BROKER_CFG_KEYS, "broker_config.src is too short");
 
 static const struct option long_opts[] = {
 	{"name", required_argument, NULL, OPT_NAME},
@@ -95,9 +105,43 @@ static const struct option long_opts[] = {
 	{"hello-timeout-ms", required_argument, NULL, OPT_HELLO_TIMEOUT_MS},
 	{"max-pending-per-uid", required_argument, NULL, OPT_MAX_PENDING_PER_UID},
 	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
 	{NULL, 0, NULL, 0},
+};
+
+/* What --check prints for an option left at its default (usage() says
+ * the same). */
+static const struct {
+	int opt;
+	const char *value;
+} option_defaults[] = {
+	{OPT_NAME, "default"},
+	{OPT_CORES, "auto"},
+	{OPT_POLLER, "none"},
+	{OPT_SYNTHETIC, "none"},
+	{OPT_CONTROL_CORE, "auto"},
+	{OPT_SOCKET_DIR, "auto"},
+	{OPT_ALLOW_UID, "none"},
+	{OPT_ALLOW_GID, "none"},
+	{OPT_MAX_SUBS, "65536"},
+	{OPT_MAX_CLIENTS, "1024"},
+	{OPT_MAX_RING_SLOTS, "1048576"},
+	{OPT_MAX_QUEUES, "256"},
+	{OPT_IDLE_SPIN_US, "100"},
+	{OPT_IDLE_SLEEP_MS, "1"},
+	{OPT_LOG_LEVEL, "5"},
+	{OPT_READY_FD, "none"},
+	{OPT_GROUP, "none"},
+	{OPT_PORT, "none"},
+	{OPT_MAX_CLIENT_SUBS, "16384"},
+	{OPT_MAX_CLIENT_FDS, "16384"},
+	{OPT_MAX_CLIENT_GROUPS, "16"},
+	{OPT_MAX_CLIENT_SLOTS, "4194304"},
+	{OPT_HELLO_TIMEOUT_MS, "1000"},
+	{OPT_MAX_PENDING_PER_UID, "128"},
+	{OPT_MAX_PENDING, "1024"},
 };
 
 static void usage(FILE *out)
@@ -160,6 +204,10 @@ static void usage(FILE *out)
 		"  --log-level N        3 error .. 7 debug (default 5)\n"
 		"  --ready-fd FD        with --foreground: write one byte to FD once serving\n"
 		"                       (for supervisors and tests), then close it\n"
+		"  --config FILE        read options from an INI file first (oneringd.conf(5)):\n"
+		"                       [oneringd] holds the options as keys, [group NAME]\n"
+		"                       a group's settings; the command line wins; SIGHUP\n"
+		"                       reloads it\n"
 		"  --help, --version\n"
 		"\n"
 		"By default the broker serves its own uid and root (SO_PEERCRED).\n");
@@ -275,17 +323,370 @@ static int resolve_name(const char *name, bool group, uint32_t *id)
 		return -EINVAL;                          \
 	} while (0)
 
-int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
+/* An option's value refused: the reason (and what it expects) in err. */
+#define REFUSE(...)                                      \
+	do {                                             \
+		snprintf(err, err_size, __VA_ARGS__);    \
+		return -EINVAL;                          \
+	} while (0)
+
+#define SRC(cfg, opt) (&(cfg)->src[(opt) - OPT_NAME])
+static const char CMDLINE[] = "command line";
+
+/* "true" / "false" (and yes/no, on/off, 1/0) of a flag in the file. */
+static int parse_flag(const char *s, bool *out)
 {
+	static const char *const yes[] = {"true", "yes", "on", "1"}, *const no[] = {"false", "no", "off", "0"};
+
+	for (unsigned i = 0; i < 4; i++) {
+		if (strcmp(s, yes[i]) == 0) {
+			*out = true;
+			return 0;
+		}
+		if (strcmp(s, no[i]) == 0) {
+			*out = false;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* A --group: merged into the entry of the same name (a later one's settings
+ * and lists over the earlier's: the command line over the file). */
+static int add_group(struct broker_config *cfg, const char *spec, const char *where, char *err,
+		     size_t err_size)
+{
+	struct onering_msg_group g;
+	struct broker_acl acls[BROKER_PERM_NR];
+	unsigned i;
+
+	if (broker_group_spec_parse(&g, acls, spec, resolve_name, err, err_size) < 0)
+		return -EINVAL;
+	for (i = 0; i < cfg->nr_groups; i++)
+		if (strcmp(cfg->groups[i].name, g.name) == 0)
+			break;
+	if (i == cfg->nr_groups) {
+		if (cfg->nr_groups == BROKER_MAX_GROUP_ARGS)
+			REFUSE("--group: at most %d groups", BROKER_MAX_GROUP_ARGS);
+		memset(&cfg->groups[i], 0, sizeof(cfg->groups[i]));
+		memcpy(cfg->groups[i].name, g.name, sizeof(g.name));
+		memset(cfg->group_acls[i], 0, sizeof(cfg->group_acls[i]));
+		cfg->nr_groups++;
+	}
+	struct onering_msg_group *m = &cfg->groups[i];
+	m->set |= g.set;
+	if (g.set & ONERING_GSET_POLICY)
+		m->policy = g.policy;
+	if (g.set & ONERING_GSET_NUMA) {
+		m->numa = g.numa;
+		m->spill_pct = g.spill_pct;
+	}
+	if (g.set & ONERING_GSET_WAKE)
+		m->wake = g.wake;
+	if (g.set & ONERING_GSET_MAX_RUNNING)
+		m->max_running = g.max_running;
+	if (g.set & ONERING_GSET_BACKLOG)
+		m->backlog_max = g.backlog_max;
+	for (int k = 0; k < BROKER_PERM_NR; k++)
+		if (acls[k].set)
+			cfg->group_acls[i][k] = acls[k];
+	snprintf(cfg->group_where[i], sizeof(cfg->group_where[i]), "%s", where);
+	return 0;
+}
+
+static const char *opt_name(int opt)
+{
+	for (const struct option *o = long_opts; o->name; o++)
+		if (o->val == opt)
+			return o->name;
+	return "?";
+}
+
+static bool reloading; /* broker_config_reload is parsing */
+
+/* The options that are one count in a range, stored as it is. */
+static const struct {
+	int opt;
+	uint32_t min, max;
+	size_t off;
+} count_opts[] = {
+	{OPT_MAX_SUBS, 2, 1u << 24, offsetof(struct broker_config, max_subs)},
+	{OPT_MAX_CLIENTS, 1, 1u << 20, offsetof(struct broker_config, max_clients)},
+	{OPT_MAX_QUEUES, 1, 65536, offsetof(struct broker_config, max_queues_per_client)},
+	{OPT_MAX_CLIENT_SUBS, 1, 1u << 24, offsetof(struct broker_config, max_client_subs)},
+	{OPT_MAX_CLIENT_FDS, 4, 1u << 24, offsetof(struct broker_config, max_client_fds)},
+	{OPT_MAX_CLIENT_GROUPS, 0, BROKER_MAX_GROUPS, offsetof(struct broker_config, max_client_groups)},
+	{OPT_HELLO_TIMEOUT_MS, 10, 60000, offsetof(struct broker_config, hello_timeout_ms)},
+	{OPT_MAX_PENDING_PER_UID, 1, 65536, offsetof(struct broker_config, max_pending_per_uid)},
+	{OPT_MAX_PENDING, 1, 65536, offsetof(struct broker_config, max_pending)},
+};
+
+/* One option's value, from argv or the file (arg NULL: a flag on the
+ * command line): the one place each option is checked. */
+static int option_apply(struct broker_config *cfg, int opt, const char *arg, const char *where,
+			char *err, size_t err_size)
+{
+	char buf[BROKER_SPEC_MAX];
 	uint32_t v;
+	bool flag = true;
+
+	if (arg && strlen(arg) >= sizeof(buf))
+		REFUSE("the value is too long (at most %zu bytes)", sizeof(buf) - 1);
+	snprintf(buf, sizeof(buf), "%s", arg ? arg : "true");
+	for (unsigned i = 0; i < sizeof(count_opts) / sizeof(count_opts[0]); i++)
+		if (count_opts[i].opt == opt &&
+		    parse_u32(buf, count_opts[i].min, count_opts[i].max,
+			      (uint32_t *)((char *)cfg + count_opts[i].off)) < 0)
+			REFUSE("--%s %s: expected %u..%u", opt_name(opt), buf, count_opts[i].min,
+			       count_opts[i].max);
+	switch (opt) {
+	case OPT_FOREGROUND:
+	case OPT_NO_HUGEPAGES:
+	case OPT_ALLOW_INJECT:
+		if (parse_flag(buf, &flag) < 0)
+			REFUSE("%s: expected true or false", buf);
+		if (opt == OPT_FOREGROUND)
+			cfg->foreground = flag;
+		else if (opt == OPT_NO_HUGEPAGES)
+			cfg->no_hugetlb = flag;
+		else
+			cfg->allow_inject = flag;
+		break;
+	case OPT_CHECK:
+		cfg->check_only = true;
+		break;
+	case OPT_NAME:
+		if (!onering_name_valid(buf))
+			REFUSE("--name %s: use 1-31 of [A-Za-z0-9_.-], not starting with '.'", buf);
+		snprintf(cfg->name, sizeof(cfg->name), "%s", buf);
+		break;
+	case OPT_CORES:
+		if (parse_cpu_list(buf, cfg->poller_cpus, BROKER_MAX_POLLERS, &cfg->nr_pollers) < 0)
+			REFUSE("--cores %s: expected a CPU list like 1 or 2,3 or 2-5 (at most %d)", buf,
+			       BROKER_MAX_POLLERS);
+		for (unsigned i = 0; i < cfg->nr_pollers; i++)
+			cfg->poller_nodes[i] = -1;
+		break;
+	case OPT_POLLER: {
+		uint32_t node, cpu;
+		char *colon = strchr(buf, ':');
+		if (!colon || cfg->nr_pollers >= BROKER_MAX_POLLERS)
+			REFUSE("--poller %s: expected NODE:CPU, e.g. 1:9", buf);
+		*colon = '\0';
+		if (parse_u32(buf, 0, 4095, &node) < 0 || parse_u32(colon + 1, 0, 4095, &cpu) < 0)
+			REFUSE("--poller %s:%s: expected NODE:CPU numbers", buf, colon + 1);
+		cfg->poller_nodes[cfg->nr_pollers] = (int)node;
+		cfg->poller_cpus[cfg->nr_pollers++] = (int)cpu;
+		break;
+	}
+	case OPT_SYNTHETIC:
+		snprintf(cfg->synthetic, sizeof(cfg->synthetic), "%s", buf);
+		break;
+	case OPT_CONTROL_CORE:
+		if (parse_u32(buf, 0, 4095, &v) < 0)
+			REFUSE("--control-core %s: expected a CPU number", buf);
+		cfg->control_cpu = (int)v;
+		break;
+	case OPT_SOCKET_DIR:
+		if (strlen(buf) >= sizeof(cfg->socket_dir) - 40)
+			REFUSE("--socket-dir %s: path too long", buf);
+		snprintf(cfg->socket_dir, sizeof(cfg->socket_dir), "%s", buf);
+		break;
+	case OPT_ALLOW_UID: {
+		uid_t uid;
+		if (parse_uid(buf, &uid) < 0)
+			REFUSE("--allow-uid %s: no such user", buf);
+		add_uid(cfg, uid);
+		break;
+	}
+	case OPT_ALLOW_GID: {
+		gid_t gid;
+		if (parse_gid(buf, &gid) < 0)
+			REFUSE("--allow-gid %s: no such group", buf);
+		if (cfg->nr_allow_gids < BROKER_MAX_IDS)
+			cfg->allow_gids[cfg->nr_allow_gids++] = gid;
+		break;
+	}
+	case OPT_MAX_RING_SLOTS:
+		if (parse_u32(buf, 1, ONERING_RING_MAX_CAPACITY, &v) < 0 ||
+		    !onering_ring_capacity_valid(v))
+			REFUSE("--max-ring-slots %s: expected a power of two up to %u", buf,
+			       ONERING_RING_MAX_CAPACITY);
+		cfg->max_capacity = v;
+		break;
+	case OPT_MAX_CLIENT_SLOTS:
+		if (parse_u32(buf, 2, UINT32_MAX - 1, &v) < 0)
+			REFUSE("--max-client-slots %s: expected 2..4294967294", buf);
+		cfg->max_client_slots = v;
+		break;
+	case OPT_IDLE_SPIN_US:
+		if (parse_u32(buf, 0, 10u * 1000 * 1000, &v) < 0)
+			REFUSE("--idle-spin-us %s: expected 0..10000000", buf);
+		cfg->idle_spin_ns = (uint64_t)v * 1000;
+		break;
+	case OPT_IDLE_SLEEP_MS:
+		if (strcmp(buf, "-1") == 0)
+			cfg->idle_sleep_ms = -1;
+		else if (parse_u32(buf, 0, 1000, &v) == 0)
+			cfg->idle_sleep_ms = (int)v;
+		else
+			REFUSE("--idle-sleep-ms %s: expected -1 or 0..1000", buf);
+		break;
+	case OPT_LOG_LEVEL:
+		if (parse_u32(buf, 3, 7, &v) < 0)
+			REFUSE("--log-level %s: expected 3..7", buf);
+		cfg->log_level = (int)v;
+		break;
+	case OPT_READY_FD:
+		/* Closed once serving: a reload checks the number only. */
+		if (parse_u32(buf, 3, 65535, &v) < 0 || (!reloading && fcntl((int)v, F_GETFD) < 0))
+			REFUSE("--ready-fd %s: not an open file descriptor", buf);
+		cfg->ready_fd = (int)v;
+		break;
+	case OPT_MAX_SUBS:
+	case OPT_MAX_CLIENTS:
+	case OPT_MAX_QUEUES:
+	case OPT_MAX_CLIENT_SUBS:
+	case OPT_MAX_CLIENT_FDS:
+	case OPT_MAX_CLIENT_GROUPS:
+	case OPT_HELLO_TIMEOUT_MS:
+	case OPT_MAX_PENDING_PER_UID:
+	case OPT_MAX_PENDING:
+		break; /* count_opts */
+	case OPT_GROUP:
+		if (add_group(cfg, buf, where, err, err_size) < 0)
+			return -EINVAL;
+		break;
+	case OPT_PORT: {
+		struct broker_port_spec ps;
+		if (cfg->nr_ports == BROKER_MAX_PORT_ARGS)
+			REFUSE("--port: at most %d", BROKER_MAX_PORT_ARGS);
+		if (broker_port_spec_parse(buf, &ps, err, err_size) < 0)
+			return -EINVAL;
+		/* the device is looked up when the EAL is up */
+		memcpy(cfg->port_specs[cfg->nr_ports], buf, sizeof(buf));
+		snprintf(cfg->port_where[cfg->nr_ports], BROKER_CFG_WHERE, "%s", where);
+		cfg->ports[cfg->nr_ports] = cfg->port_specs[cfg->nr_ports];
+		cfg->nr_ports++;
+		break;
+	}
+	default:
+		REFUSE("not an option");
+	}
+	/* Where it came from. A list given on the command line replaces the
+	 * file's (see option_set); other repeatable values add up. */
+	struct broker_config_src *src = SRC(cfg, opt);
+	bool repeat = opt == OPT_POLLER || opt == OPT_ALLOW_UID || opt == OPT_ALLOW_GID ||
+		      opt == OPT_PORT || opt == OPT_GROUP;
+	if (repeat && src->given[0]) {
+		size_t n = strlen(src->given);
+		snprintf(src->given + n, sizeof(src->given) - n, " %s", buf);
+	} else {
+		snprintf(src->given, sizeof(src->given), "%s", buf);
+	}
+	snprintf(src->where, sizeof(src->where), "%s", where);
+	return 0;
+}
+
+static bool from_file(const struct broker_config *cfg, int opt)
+{
+	const char *w = SRC(cfg, opt)->where;
+	return w[0] && strcmp(w, CMDLINE) != 0;
+}
+
+/* A command-line value: --cores/--poller and --port lists replace the
+ * file's (the command line wins); the rest goes through option_apply. */
+static int option_set(struct broker_config *cfg, int opt, const char *arg, char *err,
+		      size_t err_size)
+{
+	if ((opt == OPT_CORES || opt == OPT_POLLER) &&
+	    (from_file(cfg, OPT_CORES) || from_file(cfg, OPT_POLLER))) {
+		cfg->nr_pollers = 0;
+		memset(SRC(cfg, OPT_CORES), 0, sizeof(struct broker_config_src));
+		memset(SRC(cfg, OPT_POLLER), 0, sizeof(struct broker_config_src));
+	}
+	if (opt == OPT_PORT && from_file(cfg, OPT_PORT)) {
+		cfg->nr_ports = 0;
+		memset(SRC(cfg, OPT_PORT), 0, sizeof(struct broker_config_src));
+	}
+	return option_apply(cfg, opt, arg, CMDLINE, err, err_size);
+}
+
+/* A key of the --config file (broker_ini_fn). */
+static int file_key(void *arg, const char *key, const char *value, unsigned line, char *err,
+		    size_t err_size)
+{
+	struct broker_config *cfg = arg;
+	char where[BROKER_CFG_WHERE];
+	const struct option *o;
+
+	for (o = long_opts; o->name; o++)
+		if (strcmp(o->name, key) == 0)
+			break;
+	if (!o->name)
+		REFUSE("unknown key \"%s\": the keys are oneringd's long options without the "
+		       "dashes (oneringd --help), e.g. max-clients = 64", key);
+	if (o->val == OPT_CHECK || o->val == OPT_HELP || o->val == OPT_VERSION ||
+	    o->val == OPT_CONFIG)
+		REFUSE("\"%s\" is for the command line only: remove it from the file", key);
+	if (!value[0] && o->has_arg == required_argument)
+		REFUSE("\"%s\" has no value: write %s = VALUE (oneringd --help says which)", key, key);
+	snprintf(where, sizeof(where), "%s:%u", cfg->config_path, line);
+	return option_apply(cfg, o->val, value, where, err, err_size);
+}
+
+/* The --config file, read whole (at most 1 MiB). */
+static int config_file_load(struct broker_config *cfg, char *err, size_t err_size)
+{
+	FILE *f = fopen(cfg->config_path, "re");
+	char *text;
+	size_t n;
+
+	if (!f)
+		REFUSE("--config %s: %s (give the path of an INI file; see oneringd.conf(5))",
+		       cfg->config_path, strerror(errno));
+	text = malloc((1u << 20) + 1);
+	if (!text) {
+		fclose(f);
+		REFUSE("--config %s: out of memory", cfg->config_path);
+	}
+	n = fread(text, 1, 1u << 20, f);
+	bool big = n == 1u << 20 && fgetc(f) != EOF;
+	int rd = ferror(f);
+	fclose(f);
+	if (rd || big) {
+		free(text);
+		REFUSE("--config %s: %s", cfg->config_path, rd ? "read error" : "larger than 1 MiB");
+	}
+	text[n] = '\0';
+	if (memchr(text, '\0', n)) {
+		free(text);
+		REFUSE("--config %s: a NUL byte in it: not a text file", cfg->config_path);
+	}
+	int r = broker_ini_parse(text, cfg->config_path, file_key, cfg, err, err_size);
+	free(text);
+	return r;
+}
+
+/* Defaults, then the file, then the command line; err says what is wrong
+ * (empty when getopt already said it). */
+static int config_parse(struct broker_config *cfg, int argc, char **argv, char *err,
+			size_t err_size)
+{
+	struct {
+		int opt;
+		char *arg;
+	} given[512];
+	unsigned nr_given = 0;
 	int opt;
 
+	err[0] = '\0';
 	memset(cfg, 0, sizeof(*cfg));
 	/* oneringd [EAL options] -- [broker options]: DPDK's convention. */
 	for (int i = 1; i < argc; i++)
 		if (strcmp(argv[i], "--") == 0) {
 			if (i > BROKER_MAX_EAL_ARGS - 1)
-				BAD("too many EAL options (at most %d)", BROKER_MAX_EAL_ARGS - 1);
+				REFUSE("too many EAL options (at most %d)", BROKER_MAX_EAL_ARGS - 1);
 			for (int k = 0; k < i; k++)
 				cfg->eal_argv[cfg->eal_argc++] = argv[k];
 			argv[i] = argv[0];
@@ -314,167 +715,9 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 	add_uid(cfg, geteuid());
 	add_uid(cfg, 0);
 
-	optind = 1;
+	optind = 0; /* glibc: start over (a reload parses again) */
 	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
 		switch (opt) {
-		case OPT_NAME:
-			if (!onering_name_valid(optarg))
-				BAD("--name %s: use 1-31 of [A-Za-z0-9_.-], not starting with '.'",
-				    optarg);
-			snprintf(cfg->name, sizeof(cfg->name), "%s", optarg);
-			break;
-		case OPT_CORES:
-			if (parse_cpu_list(optarg, cfg->poller_cpus, BROKER_MAX_POLLERS,
-					   &cfg->nr_pollers) < 0)
-				BAD("--cores %s: expected a CPU list like 1 or 2,3 or 2-5 (at most %d)",
-				    optarg, BROKER_MAX_POLLERS);
-			for (unsigned i = 0; i < cfg->nr_pollers; i++)
-				cfg->poller_nodes[i] = -1;
-			break;
-		case OPT_POLLER: {
-			uint32_t node, cpu;
-			char *colon = strchr(optarg, ':');
-			if (!colon || cfg->nr_pollers >= BROKER_MAX_POLLERS)
-				BAD("--poller %s: expected NODE:CPU, e.g. 1:9", optarg);
-			*colon = '\0';
-			if (parse_u32(optarg, 0, 4095, &node) < 0 || parse_u32(colon + 1, 0, 4095, &cpu) < 0)
-				BAD("--poller %s:%s: expected NODE:CPU numbers", optarg, colon + 1);
-			cfg->poller_nodes[cfg->nr_pollers] = (int)node;
-			cfg->poller_cpus[cfg->nr_pollers++] = (int)cpu;
-			break;
-		}
-		case OPT_SYNTHETIC:
-			snprintf(cfg->synthetic, sizeof(cfg->synthetic), "%s", optarg);
-			break;
-		case OPT_CONTROL_CORE:
-			if (parse_u32(optarg, 0, 4095, &v) < 0)
-				BAD("--control-core %s: expected a CPU number", optarg);
-			cfg->control_cpu = (int)v;
-			break;
-		case OPT_SOCKET_DIR:
-			if (strlen(optarg) >= sizeof(cfg->socket_dir) - 40)
-				BAD("--socket-dir %s: path too long", optarg);
-			snprintf(cfg->socket_dir, sizeof(cfg->socket_dir), "%s", optarg);
-			break;
-		case OPT_ALLOW_UID: {
-			uid_t uid;
-			if (parse_uid(optarg, &uid) < 0)
-				BAD("--allow-uid %s: no such user", optarg);
-			add_uid(cfg, uid);
-			break;
-		}
-		case OPT_ALLOW_GID: {
-			gid_t gid;
-			if (parse_gid(optarg, &gid) < 0)
-				BAD("--allow-gid %s: no such group", optarg);
-			if (cfg->nr_allow_gids < BROKER_MAX_IDS)
-				cfg->allow_gids[cfg->nr_allow_gids++] = gid;
-			break;
-		}
-		case OPT_FOREGROUND:
-			cfg->foreground = true;
-			break;
-		case OPT_CHECK:
-			cfg->check_only = true;
-			break;
-		case OPT_MAX_SUBS:
-			if (parse_u32(optarg, 2, 1u << 24, &cfg->max_subs) < 0)
-				BAD("--max-subs %s: expected 2..16777216", optarg);
-			break;
-		case OPT_MAX_CLIENTS:
-			if (parse_u32(optarg, 1, 1u << 20, &cfg->max_clients) < 0)
-				BAD("--max-clients %s: expected 1..1048576", optarg);
-			break;
-		case OPT_MAX_RING_SLOTS:
-			if (parse_u32(optarg, 1, ONERING_RING_MAX_CAPACITY, &v) < 0 ||
-			    !onering_ring_capacity_valid(v))
-				BAD("--max-ring-slots %s: expected a power of two up to %u", optarg,
-				    ONERING_RING_MAX_CAPACITY);
-			cfg->max_capacity = v;
-			break;
-		case OPT_MAX_QUEUES:
-			if (parse_u32(optarg, 1, 65536, &cfg->max_queues_per_client) < 0)
-				BAD("--max-queues %s: expected 1..65536", optarg);
-			break;
-		case OPT_MAX_CLIENT_SUBS:
-			if (parse_u32(optarg, 1, 1u << 24, &cfg->max_client_subs) < 0)
-				BAD("--max-client-subs %s: expected 1..16777216", optarg);
-			break;
-		case OPT_MAX_CLIENT_FDS:
-			if (parse_u32(optarg, 4, 1u << 24, &cfg->max_client_fds) < 0)
-				BAD("--max-client-fds %s: expected 4..16777216", optarg);
-			break;
-		case OPT_MAX_CLIENT_GROUPS:
-			if (parse_u32(optarg, 0, BROKER_MAX_GROUPS, &cfg->max_client_groups) < 0)
-				BAD("--max-client-groups %s: expected 0..%d", optarg, BROKER_MAX_GROUPS);
-			break;
-		case OPT_MAX_CLIENT_SLOTS:
-			if (parse_u32(optarg, 2, UINT32_MAX - 1, &v) < 0)
-				BAD("--max-client-slots %s: expected 2..4294967294", optarg);
-			cfg->max_client_slots = v;
-			break;
-		case OPT_HELLO_TIMEOUT_MS:
-			if (parse_u32(optarg, 10, 60000, &cfg->hello_timeout_ms) < 0)
-				BAD("--hello-timeout-ms %s: expected 10..60000", optarg);
-			break;
-		case OPT_MAX_PENDING_PER_UID:
-			if (parse_u32(optarg, 1, 65536, &cfg->max_pending_per_uid) < 0)
-				BAD("--max-pending-per-uid %s: expected 1..65536", optarg);
-			break;
-		case OPT_MAX_PENDING:
-			if (parse_u32(optarg, 1, 65536, &cfg->max_pending) < 0)
-				BAD("--max-pending %s: expected 1..65536", optarg);
-			break;
-		case OPT_IDLE_SPIN_US:
-			if (parse_u32(optarg, 0, 10u * 1000 * 1000, &v) < 0)
-				BAD("--idle-spin-us %s: expected 0..10000000", optarg);
-			cfg->idle_spin_ns = (uint64_t)v * 1000;
-			break;
-		case OPT_IDLE_SLEEP_MS:
-			if (strcmp(optarg, "-1") == 0)
-				cfg->idle_sleep_ms = -1;
-			else if (parse_u32(optarg, 0, 1000, &v) == 0)
-				cfg->idle_sleep_ms = (int)v;
-			else
-				BAD("--idle-sleep-ms %s: expected -1 or 0..1000", optarg);
-			break;
-		case OPT_NO_HUGEPAGES:
-			cfg->no_hugetlb = true;
-			break;
-		case OPT_LOG_LEVEL:
-			if (parse_u32(optarg, 3, 7, &v) < 0)
-				BAD("--log-level %s: expected 3..7", optarg);
-			onering_log_set_level((int)v);
-			break;
-		case OPT_READY_FD:
-			if (parse_u32(optarg, 3, 65535, &v) < 0 || fcntl((int)v, F_GETFD) < 0)
-				BAD("--ready-fd %s: not an open file descriptor", optarg);
-			cfg->ready_fd = (int)v;
-			break;
-		case OPT_GROUP: {
-			char err[512];
-			if (cfg->nr_groups == BROKER_MAX_GROUP_ARGS)
-				BAD("--group: at most %d", BROKER_MAX_GROUP_ARGS);
-			if (broker_group_spec_parse(&cfg->groups[cfg->nr_groups],
-						    cfg->group_acls[cfg->nr_groups], optarg,
-						    resolve_name, err, sizeof(err)) < 0)
-				BAD("%s", err);
-			cfg->nr_groups++;
-			break;
-		}
-		case OPT_PORT: {
-			struct broker_port_spec ps;
-			char err[256];
-			if (cfg->nr_ports == BROKER_MAX_PORT_ARGS)
-				BAD("--port: at most %d", BROKER_MAX_PORT_ARGS);
-			if (broker_port_spec_parse(optarg, &ps, err, sizeof(err)) < 0)
-				BAD("%s", err);
-			cfg->ports[cfg->nr_ports++] = optarg; /* the device: when the EAL is up */
-			break;
-		}
-		case OPT_ALLOW_INJECT:
-			cfg->allow_inject = true;
-			break;
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
@@ -483,16 +726,50 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 			       ONERING_PKG_VERSION, ONERING_ABI_MAJOR, ONERING_ABI_MINOR,
 			       ONERING_PROTO_VERSION);
 			return 1;
-		default:
+		case OPT_CONFIG:
+			if (strlen(optarg) >= sizeof(cfg->config_path))
+				REFUSE("--config %s: path too long", optarg);
+			snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", optarg);
+			break;
+		case '?':
+		case ':':
 			usage(stderr);
 			return -EINVAL;
+		default:
+			if (nr_given == sizeof(given) / sizeof(given[0]))
+				REFUSE("too many options (at most %zu)", sizeof(given) / sizeof(given[0]));
+			given[nr_given].opt = opt;
+			given[nr_given++].arg = optarg;
 		}
 	}
 	if (optind < argc)
-		BAD("unexpected argument \"%s\" (see --help)", argv[optind]);
+		REFUSE("unexpected argument \"%s\" (see --help)", argv[optind]);
+	if (cfg->config_path[0] && config_file_load(cfg, err, err_size) < 0)
+		return -EINVAL;
+	for (unsigned i = 0; i < nr_given; i++)
+		if (option_set(cfg, given[i].opt, given[i].arg, err, err_size) < 0)
+			return -EINVAL;
 	uint64_t total = (uint64_t)cfg->max_clients * cfg->max_queues_per_client;
 	cfg->max_queues = total > 65536 ? 65536 : (uint32_t)total;
 	return 0;
+}
+
+static int saved_argc;
+static char *saved_argv[1024];
+
+int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
+{
+	char err[1024];
+
+	/* Kept for a reload (config_parse reorders argv, as getopt does). */
+	if (argc < (int)(sizeof(saved_argv) / sizeof(saved_argv[0]))) {
+		saved_argc = argc;
+		memcpy(saved_argv, argv, sizeof(char *) * (size_t)argc);
+	}
+	int r = config_parse(cfg, argc, argv, err, sizeof(err));
+	if (r < 0 && err[0])
+		fprintf(stderr, "oneringd: %s\n", err);
+	return r;
 }
 
 int broker_config_resolve(struct broker_config *cfg)
@@ -529,6 +806,42 @@ int broker_config_resolve(struct broker_config *cfg)
 	return 0;
 }
 
+/* Group name's settings as configured: the defaults, then its --group
+ * settings and lists. Returns where they came from. */
+static const char *group_resolved(const struct broker_config *cfg, const char *name,
+				  struct onering_msg_group *m, struct broker_acl acls[BROKER_PERM_NR])
+{
+	const char *where = "default";
+
+	memset(acls, 0, sizeof(struct broker_acl) * BROKER_PERM_NR);
+	memset(m, 0, sizeof(*m));
+	broker_group_defaults(m);
+	snprintf(m->name, sizeof(m->name), "%s", name);
+	for (unsigned k = 0; k < cfg->nr_groups; k++) {
+		const struct onering_msg_group *g = &cfg->groups[k];
+		if (strcmp(g->name, name) != 0)
+			continue;
+		where = cfg->group_where[k];
+		for (int w = 0; w < BROKER_PERM_NR; w++)
+			if (cfg->group_acls[k][w].set)
+				acls[w] = cfg->group_acls[k][w];
+		if (g->set & ONERING_GSET_POLICY)
+			m->policy = g->policy;
+		if (g->set & ONERING_GSET_NUMA) {
+			m->numa = g->numa;
+			if (g->spill_pct)
+				m->spill_pct = g->spill_pct;
+		}
+		if (g->set & ONERING_GSET_WAKE)
+			m->wake = g->wake;
+		if (g->set & ONERING_GSET_MAX_RUNNING)
+			m->max_running = g->max_running;
+		if (g->set & ONERING_GSET_BACKLOG)
+			m->backlog_max = g->backlog_max;
+	}
+	return where;
+}
+
 /* The groups the broker creates at start, in id order: "default", each
  * --group (its settings over the defaults, in the order given), then each
  * group a --port names. */
@@ -558,30 +871,7 @@ static void print_groups(const struct broker_config *cfg, FILE *out)
 			continue;
 		struct onering_msg_group m;
 		struct broker_acl acls[BROKER_PERM_NR];
-		memset(acls, 0, sizeof(acls));
-		memset(&m, 0, sizeof(m));
-		broker_group_defaults(&m);
-		for (unsigned k = 0; k < cfg->nr_groups; k++) {
-			const struct onering_msg_group *g = &cfg->groups[k];
-			if (strcmp(g->name, names[i]) != 0)
-				continue;
-			for (int w = 0; w < BROKER_PERM_NR; w++)
-				if (cfg->group_acls[k][w].set)
-					acls[w] = cfg->group_acls[k][w];
-			if (g->set & ONERING_GSET_POLICY)
-				m.policy = g->policy;
-			if (g->set & ONERING_GSET_NUMA) {
-				m.numa = g->numa;
-				if (g->spill_pct)
-					m.spill_pct = g->spill_pct;
-			}
-			if (g->set & ONERING_GSET_WAKE)
-				m.wake = g->wake;
-			if (g->set & ONERING_GSET_MAX_RUNNING)
-				m.max_running = g->max_running;
-			if (g->set & ONERING_GSET_BACKLOG)
-				m.backlog_max = g->backlog_max;
-		}
+		group_resolved(cfg, names[i], &m, acls);
 		char numa[16], running[16];
 		if (m.numa == ONERING_NUMA_SPILL)
 			snprintf(numa, sizeof(numa), "spill:%u", m.spill_pct);
@@ -633,6 +923,38 @@ static void print_ports(const struct broker_config *cfg, FILE *out)
 	fprintf(out, "%s (devices are looked up when it starts)\n", cfg->eal_argc > 1 ? "" : " defaults");
 }
 
+/* Every option (a key of the file) with its value and where it came from:
+ * "default", "command line" or FILE:LINE. */
+static void print_options(const struct broker_config *cfg, FILE *out)
+{
+	char dflt[64];
+
+	fprintf(out, "config        %s\n", cfg->config_path[0] ? cfg->config_path : "none");
+	for (const struct option *o = long_opts; o->name; o++) {
+		const struct broker_config_src *src = SRC(cfg, o->val);
+		const char *value = src->given;
+		if (o->val == OPT_CHECK || o->val == OPT_HELP || o->val == OPT_VERSION ||
+		    o->val == OPT_CONFIG)
+			continue;
+		if (!src->where[0]) {
+			dflt[0] = '\0';
+			if (o->has_arg == no_argument)
+				snprintf(dflt, sizeof(dflt), "false");
+			for (unsigned k = 0; k < sizeof(option_defaults) / sizeof(option_defaults[0]); k++)
+				if (option_defaults[k].opt == o->val)
+					snprintf(dflt, sizeof(dflt), "%s", option_defaults[k].value);
+			value = dflt;
+		}
+		fprintf(out, "option        %s = %s  (%s)\n", o->name, value,
+			src->where[0] ? src->where : "default");
+	}
+	/* Each configured group and port: where it was last set. */
+	for (unsigned i = 0; i < cfg->nr_groups; i++)
+		fprintf(out, "source        group %s  (%s)\n", cfg->groups[i].name, cfg->group_where[i]);
+	for (unsigned i = 0; i < cfg->nr_ports; i++)
+		fprintf(out, "source        port %s  (%s)\n", cfg->ports[i], cfg->port_where[i]);
+}
+
 void broker_config_print(const struct broker_config *cfg, FILE *out)
 {
 	fprintf(out, "instance      %s\n", cfg->name);
@@ -660,6 +982,149 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
 	fprintf(out, "hugepages     %s\n", cfg->no_hugetlb ? "off" : "when reserved");
 	print_groups(cfg, out);
 	print_ports(cfg, out);
+	print_options(cfg, out);
+}
+
+/* The options a reload sets live (read on each use by the control thread). */
+#define LIVE_LIMITS(X)                                         \
+	X(OPT_MAX_RING_SLOTS, max_capacity)                    \
+	X(OPT_MAX_CLIENT_SUBS, max_client_subs)                \
+	X(OPT_MAX_CLIENT_FDS, max_client_fds)                  \
+	X(OPT_MAX_CLIENT_GROUPS, max_client_groups)            \
+	X(OPT_MAX_CLIENT_SLOTS, max_client_slots)              \
+	X(OPT_HELLO_TIMEOUT_MS, hello_timeout_ms)              \
+	X(OPT_MAX_PENDING_PER_UID, max_pending_per_uid)        \
+	X(OPT_MAX_PENDING, max_pending)
+
+static bool group_settings_equal(const struct onering_msg_group *a, const struct onering_msg_group *b)
+{
+	return a->policy == b->policy && a->numa == b->numa && a->spill_pct == b->spill_pct &&
+	       a->wake == b->wake && a->max_running == b->max_running &&
+	       a->backlog_max == b->backlog_max;
+}
+
+/* Each group either configuration names: its new settings applied to the
+ * live group as `onering tune` applies them; changed lists are reported. */
+static unsigned reload_groups(struct broker *b, const struct broker_config *next, unsigned *restart)
+{
+	const char *names[2 * BROKER_MAX_GROUP_ARGS + 1];
+	unsigned n = 0, changed = 0;
+
+	names[n++] = "default";
+	for (unsigned i = 0; i < b->cfg.nr_groups; i++)
+		names[n++] = b->cfg.groups[i].name;
+	for (unsigned i = 0; i < next->nr_groups; i++)
+		names[n++] = next->groups[i].name;
+	for (unsigned i = 0; i < n; i++) {
+		bool seen = false;
+		for (unsigned k = 0; k < i; k++)
+			seen |= strcmp(names[k], names[i]) == 0;
+		if (seen)
+			continue;
+		struct onering_msg_group was, now;
+		struct broker_acl was_acl[BROKER_PERM_NR], now_acl[BROKER_PERM_NR];
+		struct broker_group *g;
+		group_resolved(&b->cfg, names[i], &was, was_acl);
+		const char *where = group_resolved(next, names[i], &now, now_acl);
+		if (memcmp(was_acl, now_acl, sizeof(was_acl)) != 0) {
+			onering_log(ONERING_LOG_WARN, "reload: group '%s': join/post/tune lists "
+				    "changed (%s): needs a restart; the running lists stay", names[i],
+				    where);
+			(*restart)++;
+		}
+		if (group_settings_equal(&was, &now))
+			continue;
+		now.set = ONERING_GSET_ALL;
+		if (broker_group_get(b, names[i], false, NULL, &g) == 0 &&
+		    broker_group_apply(g, &now) < 0) {
+			onering_log(ONERING_LOG_ERR, "reload: group '%s': settings refused", names[i]);
+			continue;
+		}
+		onering_log(ONERING_LOG_NOTICE, "reload: group '%s' (%s): policy %s, numa %s:%u, "
+			    "wake %s, max_running %u, backlog %u", names[i], where,
+			    onering_policy_name(now.policy), onering_numa_name(now.numa), now.spill_pct,
+			    onering_wake_name(now.wake), now.max_running, now.backlog_max);
+		changed++;
+	}
+	/* Groups created from now on take the new settings (and lists). */
+	b->cfg.nr_groups = next->nr_groups;
+	memcpy(b->cfg.groups, next->groups, sizeof(b->cfg.groups));
+	memcpy(b->cfg.group_acls, next->group_acls, sizeof(b->cfg.group_acls));
+	memcpy(b->cfg.group_where, next->group_where, sizeof(b->cfg.group_where));
+	if (changed)
+		broker_pollers_settle(b); /* as a tune's reply waits for it */
+	return changed;
+}
+
+int broker_config_reload(struct broker *b)
+{
+	static struct broker_config next; /* large; the control thread only */
+	char *argv[sizeof(saved_argv) / sizeof(saved_argv[0])];
+	char err[1024];
+	unsigned changed = 0, restart = 0;
+
+	if (!b->cfg.config_path[0]) {
+		onering_log(ONERING_LOG_NOTICE, "SIGHUP: started without --config: nothing to "
+			    "reload");
+		return 0;
+	}
+	if (saved_argc == 0) {
+		onering_log(ONERING_LOG_ERR, "reload: the command line was too long to keep: "
+			    "restart to change the configuration");
+		return -EINVAL;
+	}
+	memcpy(argv, saved_argv, sizeof(char *) * (size_t)saved_argc);
+	opterr = 0; /* the same command line as at start: already checked */
+	reloading = true;
+	int r = config_parse(&next, saved_argc, argv, err, sizeof(err));
+	reloading = false;
+	opterr = 1;
+	if (r != 0) {
+		onering_log(ONERING_LOG_ERR, "reload: %s; nothing changed, the running "
+			    "configuration stays", err[0] ? err : "the command line no longer parses");
+		return -EINVAL;
+	}
+	changed += reload_groups(b, &next, &restart);
+#define RELOAD_LIMIT(opt, field)                                                              \
+	if (next.field != b->cfg.field) {                                                     \
+		onering_log(ONERING_LOG_NOTICE, "reload: %s %llu -> %llu (%s)", opt_name(opt), \
+			    (unsigned long long)b->cfg.field, (unsigned long long)next.field,       \
+			    SRC(&next, opt)->where[0] ? SRC(&next, opt)->where : "default");        \
+		b->cfg.field = next.field;                                                    \
+		changed++;                                                                    \
+	}
+	LIVE_LIMITS(RELOAD_LIMIT)
+#undef RELOAD_LIMIT
+	if (next.log_level != b->cfg.log_level) {
+		const char *env = getenv("ONERING_LOG_LEVEL"); /* what an unset level means */
+		int level = next.log_level ? next.log_level : env ? atoi(env) : ONERING_LOG_NOTICE;
+		onering_log(ONERING_LOG_NOTICE, "reload: log-level %d", level);
+		onering_log_set_level(level);
+		b->cfg.log_level = next.log_level;
+		changed++;
+	}
+	/* The rest is fixed at start: report what differs. */
+	for (const struct option *o = long_opts; o->name; o++) {
+		int opt = o->val;
+		bool live = opt == OPT_GROUP || opt == OPT_LOG_LEVEL || opt == OPT_CONFIG ||
+			    opt == OPT_CHECK || opt == OPT_HELP || opt == OPT_VERSION;
+#define IS_LIVE(o, field) live |= opt == (o);
+		LIVE_LIMITS(IS_LIVE)
+#undef IS_LIVE
+		const struct broker_config_src *was = SRC(&b->cfg, opt), *now = SRC(&next, opt);
+		if (live || strcmp(was->given, now->given) == 0)
+			continue;
+		onering_log(ONERING_LOG_WARN, "reload: %s changed (%s -> %s, %s): needs a restart; "
+			    "running with %s", o->name, was->given[0] ? was->given : "default",
+			    now->given[0] ? now->given : "default",
+			    now->where[0] ? now->where : "default",
+			    was->given[0] ? was->given : "the default");
+		restart++;
+	}
+	onering_log(ONERING_LOG_NOTICE, "reloaded %s: %u change%s live, %u need%s a restart",
+		    b->cfg.config_path, changed, changed == 1 ? "" : "s", restart,
+		    restart == 1 ? "s" : "");
+	return 0;
 }
 
 static void syslog_sink(int level, const char *msg, void *arg)
@@ -715,6 +1180,9 @@ int main(int argc, char **argv)
 
 	if (r != 0)
 		return r > 0 ? 0 : 1;
+	if (b.cfg.log_level)
+		onering_log_set_level(b.cfg.log_level);
+	b.reload = broker_config_reload;
 	if (broker_config_resolve(&b.cfg) < 0)
 		return 1;
 	if (b.cfg.check_only) {

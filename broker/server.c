@@ -1035,6 +1035,14 @@ int broker_run(struct broker *b)
 				struct signalfd_siginfo si;
 				ssize_t got;
 				while ((got = read(b->signal_fd, &si, sizeof(si))) == sizeof(si)) {
+					if (si.ssi_signo == SIGHUP) { /* reload, never stop */
+						if (b->reload)
+							b->reload(b);
+						else
+							onering_log(ONERING_LOG_NOTICE, "SIGHUP: "
+								    "nothing to reload");
+						continue;
+					}
 					onering_log(ONERING_LOG_NOTICE, "signal %u: shutting down",
 						    si.ssi_signo);
 					b->stopping = true;

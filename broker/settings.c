@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ini.h>
+
 #include "broker/settings.h"
 #include "shm/abi.h"
 
@@ -160,6 +162,161 @@ bad:
 		snprintf(err, err_size, "--port %s: bad setting '%s' (rxq=1..64, group=NAME, "
 			 "snaplen=0..%u, mode=rss|spread)", arg, kv, ONERING_PKT_STRIDE_MAX);
 		return -EINVAL;
+	}
+	return 0;
+}
+
+/* --config: the file's structure (sections, syntax, line numbers); what a
+ * key means is the caller's (fn: the same per-option parsing as argv). */
+struct ini_ctx {
+	const char *p;      /* the text not read yet */
+	const char *path;
+	unsigned line;      /* of the line inih has just read */
+	broker_ini_fn fn;
+	void *arg;
+	char *err;
+	size_t err_size;
+	bool failed;
+};
+
+static void ini_fail(struct ini_ctx *x, const char *why)
+{
+	if (!x->failed)
+		snprintf(x->err, x->err_size, "%s:%u: %s", x->path, x->line, why);
+	x->failed = true;
+}
+
+/* "group NAME" (blanks trimmed by inih): NAME, else NULL. */
+static const char *group_section(const char *section)
+{
+	if (strncmp(section, "group", 5) != 0 || (section[5] != ' ' && section[5] != '\t'))
+		return NULL;
+	section += 5;
+	while (*section == ' ' || *section == '\t')
+		section++;
+	return *section ? section : NULL;
+}
+
+static void ini_call(struct ini_ctx *x, const char *key, const char *value)
+{
+	char why[512];
+
+	if (x->failed)
+		return;
+	why[0] = '\0';
+	if (x->fn(x->arg, key, value, x->line, why, sizeof(why)) < 0)
+		ini_fail(x, why[0] ? why : "invalid value");
+}
+
+/* inih's reader: one line at a time, so that x->line is the line of each
+ * handler call (a line longer than inih's buffer is refused, not cut); a
+ * [group NAME] header is announced here (inih does not call the handler
+ * for a section without keys). */
+static char *ini_read(char *str, int num, void *stream)
+{
+	struct ini_ctx *x = stream;
+	char why_long[64];
+	int n = 0;
+
+	if (!*x->p || x->failed)
+		return NULL;
+	while (n < num - 1 && x->p[n] && x->p[n] != '\n')
+		n++;
+	if (n < num - 1 && x->p[n] == '\n')
+		n++;
+	memcpy(str, x->p, (size_t)n);
+	str[n] = '\0';
+	x->line++;
+	if (x->p[n - 1] != '\n' && x->p[n]) {
+		/* inih would take the rest for another line */
+		snprintf(why_long, sizeof(why_long), "a line longer than %d bytes: shorten it", num - 2);
+		ini_fail(x, why_long);
+		return NULL;
+	}
+	x->p += n;
+
+	const char *s = str;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	if (*s == '[') {
+		char sec[BROKER_SPEC_MAX];
+		const char *end = strchr(s, ']');
+		if (!end) {
+			ini_fail(x, "a section header without its ']': check the brackets, e.g. "
+				    "[oneringd] or [group NAME]");
+			return str;
+		}
+		if ((size_t)(end - s) >= sizeof(sec)) {
+			ini_fail(x, "the section name is too long");
+			return str;
+		}
+		memcpy(sec, s + 1, (size_t)(end - s - 1));
+		sec[end - s - 1] = '\0';
+		char *t = sec + strlen(sec);
+		while (t > sec && (t[-1] == ' ' || t[-1] == '\t'))
+			*--t = '\0';
+		const char *name = group_section(sec);
+		if (name && strpbrk(name, ":,= \t"))
+			ini_fail(x, "a group name is 1-31 of [A-Za-z0-9_.-]: write [group NAME] "
+				    "and its settings as keys below it");
+		else if (name)
+			ini_call(x, "group", name);
+		else if (strcmp(sec, "oneringd") != 0)
+			ini_fail(x, "unknown section: use [oneringd] for the options and "
+				    "[group NAME] for a group's settings");
+	}
+	return str;
+}
+
+static int ini_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct ini_ctx *x = user;
+	const char *group = group_section(section);
+
+	if (x->failed)
+		return 0;
+	if (!section[0]) {
+		ini_fail(x, "a key before any section: put the options under [oneringd]");
+	} else if (group) {
+		char spec[BROKER_SPEC_MAX];
+		if (strpbrk(value, ",:") && strcmp(name, "numa") != 0) {
+			ini_fail(x, "one setting per key in a [group NAME] section (no ',' or "
+				    "':' in the value), e.g. policy = rr");
+			return 0;
+		}
+		if ((size_t)snprintf(spec, sizeof(spec), "%s:%s=%s", group, name, value) >=
+		    sizeof(spec)) {
+			ini_fail(x, "the group name and setting are too long");
+			return 0;
+		}
+		ini_call(x, "group", spec);
+	} else if (strcmp(section, "oneringd") == 0) {
+		ini_call(x, name, value);
+	} else {
+		ini_fail(x, "unknown section: use [oneringd] for the options and [group NAME] "
+			    "for a group's settings");
+	}
+	return !x->failed;
+}
+
+int broker_ini_parse(const char *text, const char *path, broker_ini_fn fn, void *arg, char *err,
+		     size_t err_size)
+{
+	struct ini_ctx x = {
+		.p = text, .path = path, .fn = fn, .arg = arg, .err = err, .err_size = err_size,
+	};
+	int r = ini_parse_stream(ini_read, &x, ini_key, &x);
+
+	if (x.failed)
+		return -EINVAL;
+	if (r > 0) {
+		snprintf(err, err_size, "%s:%d: not a [section], a key = value line or a comment "
+			 "(; or #): check the brackets and the '='", path, r);
+		return -EINVAL;
+	}
+	if (r < 0) {
+		snprintf(err, err_size, "%s: out of memory reading it", path);
+		return -ENOMEM;
 	}
 	return 0;
 }

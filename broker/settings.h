@@ -8,6 +8,9 @@
  *                                (onering_group_setting_parse, shm/proto.c),
  *                                and join=/post=/tune= lists of who may
  *   --port P[:rxq=N,group=G,snaplen=B,mode=rss|spread]
+ *   --config FILE                an INI file (broker_ini_parse, inih): the
+ *                                [oneringd] section holds the options as
+ *                                keys, each [group NAME] one group's settings
  */
 #ifndef ONERING_BROKER_SETTINGS_H
 #define ONERING_BROKER_SETTINGS_H
@@ -80,6 +83,24 @@ int broker_group_spec_parse(struct onering_msg_group *g, struct broker_acl acls[
  */
 int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *err,
 			   size_t err_size);
+
+/* One key of a config file: key is a long option's name (no dashes);
+ * "group" values are --group specs. Return 0, or -EINVAL with the reason
+ * (and how to fix it) in err. */
+typedef int (*broker_ini_fn)(void *arg, const char *key, const char *value, unsigned line,
+			     char *err, size_t err_size);
+
+/**
+ * Parse a config file's text (NUL-terminated, inih syntax: [section],
+ * key = value, ; or # comments). Keys of [oneringd] go to fn as they are;
+ * a [group NAME] header goes as ("group", "NAME") and each of its keys as
+ * ("group", "NAME:key=value"). Stops at the first error.
+ * @param path  the file's name, for messages
+ * @return 0; -EINVAL with "PATH:LINE: what is wrong; how to fix it" in err.
+ * Context: any thread; no system call but fn's.
+ */
+int broker_ini_parse(const char *text, const char *path, broker_ini_fn fn, void *arg, char *err,
+		     size_t err_size);
 
 #ifdef __cplusplus
 }
