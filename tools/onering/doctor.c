@@ -326,21 +326,13 @@ int tool_doctor(int argc, char **argv)
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': {
-			char buf[256], *save = NULL;
-			snprintf(buf, sizeof(buf), "%s", optarg);
-			for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-				unsigned cpu;
-				if (nr_cores == ONERING_PLAN_MAX_POLLERS ||
-				    tool_parse_uint(tok, 0, 4095, &cpu) < 0) {
-					fprintf(stderr, "onering doctor: --cores takes a list of CPUs, "
-						"not \"%s\"\n", optarg);
-					return 2;
-				}
-				cores[nr_cores++] = (int)cpu;
+		case 'c':
+			if (tool_parse_cpu_list(optarg, cores, ONERING_PLAN_MAX_POLLERS, &nr_cores) < 0) {
+				fprintf(stderr, "onering doctor: --cores takes a list of CPUs, not "
+					"\"%s\"\n", optarg);
+				return 2;
 			}
 			break;
-		}
 		case 'j':
 			d.json = true;
 			break;
@@ -365,17 +357,8 @@ int tool_doctor(int argc, char **argv)
 	struct onering_topo *t;
 	struct onering_plan plan;
 	char err[1024];
-	cpu_set_t allowed;
-	if (onering_topo_load(NULL, &t, err, sizeof(err)) < 0) {
+	if (tool_plan_load(NULL, cores, nr_cores, &t, &plan, err, sizeof(err)) < 0) {
 		fprintf(stderr, "onering doctor: %s\n", err);
-		return 1;
-	}
-	sched_getaffinity(0, sizeof(allowed), &allowed);
-	struct onering_plan_request req = {
-		.cpus = cores, .nr_cpus = nr_cores, .control_cpu = -1, .allowed = &allowed};
-	if (onering_plan_make(t, &req, &plan, err, sizeof(err)) < 0) {
-		fprintf(stderr, "onering doctor: %s\n", err);
-		onering_topo_free(t);
 		return 1;
 	}
 	d.findings = json_array();

@@ -46,6 +46,18 @@ struct tool_instance {
  * trailing characters). */
 int tool_parse_uint(const char *s, unsigned min, unsigned max, unsigned *out);
 
+/* A comma list of CPU numbers (0..4095) into cpus[max]: 0 and *n, or
+ * -EINVAL (a word that is not one, or more than max). */
+int tool_parse_cpu_list(const char *s, int *cpus, unsigned max, unsigned *n);
+
+struct onering_topo;
+struct onering_plan;
+/* The topology (synthetic: an hwloc description, or NULL for this machine)
+ * and the plan oneringd would make on it with these poller cpus (nr 0: it
+ * chooses): 0 and *t (onering_topo_free it) and *plan, or -errno and err. */
+int tool_plan_load(const char *synthetic, const int *cpus, unsigned nr, struct onering_topo **t,
+		   struct onering_plan *plan, char *err, size_t err_size);
+
 /* The instance named by the environment, before options change it. */
 void tool_instance_init(struct tool_instance *inst);
 

@@ -3,6 +3,7 @@
  * onering topo: the machine's NUMA nodes (or an hwloc synthetic topology),
  * the broker's placement plan, node distances and NICs - numa/, no broker.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <sched.h>
@@ -103,6 +104,41 @@ static void topo_locality(const struct onering_topo *t, json_t *root, FILE *out)
 	}
 }
 
+int tool_parse_cpu_list(const char *s, int *cpus, unsigned max, unsigned *n)
+{
+	char buf[256], *save = NULL;
+
+	if (snprintf(buf, sizeof(buf), "%s", s) >= (int)sizeof(buf))
+		return -EINVAL;
+	*n = 0;
+	for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		unsigned cpu;
+		if (*n == max || tool_parse_uint(tok, 0, 4095, &cpu) < 0)
+			return -EINVAL;
+		cpus[(*n)++] = (int)cpu;
+	}
+	return *n ? 0 : -EINVAL;
+}
+
+int tool_plan_load(const char *synthetic, const int *cpus, unsigned nr, struct onering_topo **t,
+		   struct onering_plan *plan, char *err, size_t err_size)
+{
+	cpu_set_t allowed;
+	int r = onering_topo_load(synthetic, t, err, err_size);
+
+	if (r < 0)
+		return r;
+	sched_getaffinity(0, sizeof(allowed), &allowed);
+	struct onering_plan_request req = {.cpus = cpus,
+					   .nr_cpus = nr,
+					   .control_cpu = -1,
+					   .allowed = onering_topo_is_this_system(*t) ? &allowed : NULL};
+	r = onering_plan_make(*t, &req, plan, err, err_size);
+	if (r < 0)
+		onering_topo_free(*t);
+	return r;
+}
+
 int tool_topo(int argc, char **argv)
 {
 	static const struct option opts[] = {{"synthetic", required_argument, NULL, 's'},
@@ -120,14 +156,13 @@ int tool_topo(int argc, char **argv)
 		case 's':
 			synthetic = optarg;
 			break;
-		case 'c': {
-			char buf[256], *save = NULL;
-			snprintf(buf, sizeof(buf), "%s", optarg);
-			for (char *tok = strtok_r(buf, ",", &save); tok && nr_cores < ONERING_PLAN_MAX_POLLERS;
-			     tok = strtok_r(NULL, ",", &save))
-				cores[nr_cores++] = atoi(tok);
+		case 'c':
+			if (tool_parse_cpu_list(optarg, cores, ONERING_PLAN_MAX_POLLERS, &nr_cores) < 0) {
+				fprintf(stderr, "onering topo: --cores takes a list of CPUs, not "
+					"\"%s\"\n", optarg);
+				return 2;
+			}
 			break;
-		}
 		case 'j':
 			json = true;
 			break;
@@ -145,19 +180,8 @@ int tool_topo(int argc, char **argv)
 	struct onering_topo *t;
 	struct onering_plan plan;
 	char err[1024];
-	cpu_set_t allowed;
-	if (onering_topo_load(synthetic, &t, err, sizeof(err)) < 0) {
+	if (tool_plan_load(synthetic, cores, nr_cores, &t, &plan, err, sizeof(err)) < 0) {
 		fprintf(stderr, "onering topo: %s\n", err);
-		return 1;
-	}
-	sched_getaffinity(0, sizeof(allowed), &allowed);
-	struct onering_plan_request req = {.cpus = cores,
-					   .nr_cpus = nr_cores,
-					   .control_cpu = -1,
-					   .allowed = onering_topo_is_this_system(t) ? &allowed : NULL};
-	if (onering_plan_make(t, &req, &plan, err, sizeof(err)) < 0) {
-		fprintf(stderr, "onering topo: %s\n", err);
-		onering_topo_free(t);
 		return 1;
 	}
 	if (json) {
