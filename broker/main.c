@@ -201,7 +201,7 @@ static void usage(FILE *out)
 		"  --idle-spin-us N     busy-poll this long before blocking when idle (default 100)\n"
 		"  --idle-sleep-ms N    block at most this long when idle; -1 never blocks (default 1)\n"
 		"  --no-hugepages       never back rings with hugepages\n"
-		"  --log-level N        3 error .. 7 debug (default 5)\n"
+		"  --log-level LEVEL    error, warning, notice, info, debug, or 3..7 (default notice)\n"
 		"  --ready-fd FD        with --foreground: write one byte to FD once serving\n"
 		"                       (for supervisors and tests), then close it\n"
 		"  --config FILE        read options from an INI file first (oneringd.conf(5)):\n"
@@ -532,11 +532,14 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 		else
 			REFUSE("--idle-sleep-ms %s: expected -1 or 0..1000", buf);
 		break;
-	case OPT_LOG_LEVEL:
-		if (parse_u32(buf, 3, 7, &v) < 0)
-			REFUSE("--log-level %s: expected 3..7", buf);
-		cfg->log_level = (int)v;
+	case OPT_LOG_LEVEL: {
+		int level = onering_log_level_parse(buf);
+		if (level < 0)
+			REFUSE("--log-level %s: expected error, warning, notice, info, debug (or "
+			       "3..7)", buf);
+		cfg->log_level = level;
 		break;
+	}
 	case OPT_READY_FD:
 		/* Closed once serving: a reload checks the number only. */
 		if (parse_u32(buf, 3, 65535, &v) < 0 || (!reloading && fcntl((int)v, F_GETFD) < 0))
@@ -1133,9 +1136,20 @@ static void syslog_sink(int level, const char *msg, void *arg)
 	syslog(level, "%s", msg);
 }
 
+/* In the foreground under systemd (stderr is the journal: $JOURNAL_STREAM)
+ * each line starts with its sd-daemon(3) priority, <3> .. <7> (the same
+ * numbers as our levels), so the journal files it at that level. */
 static void stderr_sink(int level, const char *msg, void *arg)
 {
+	static int journal = -1;
+
 	(void)arg;
+	if (journal < 0) {
+		const char *js = getenv("JOURNAL_STREAM");
+		journal = js && *js;
+	}
+	if (journal)
+		fprintf(stderr, "<%d>", level);
 	fprintf(stderr, "oneringd[%d]: %s%s\n", (int)getpid(),
 		level <= ONERING_LOG_ERR ? "error: " : level == ONERING_LOG_WARN ? "warning: " : "",
 		msg);

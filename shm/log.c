@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <string.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,13 +28,33 @@ static const char *level_name(int level)
 	}
 }
 
+int onering_log_level_parse(const char *s)
+{
+	static const struct {
+		const char *name;
+		int level;
+	} names[] = {{"error", ONERING_LOG_ERR},     {"err", ONERING_LOG_ERR},
+		     {"warning", ONERING_LOG_WARN},  {"warn", ONERING_LOG_WARN},
+		     {"notice", ONERING_LOG_NOTICE}, {"info", ONERING_LOG_INFO},
+		     {"debug", ONERING_LOG_DEBUG}};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i].name) == 0)
+			return names[i].level;
+	if (s[0] >= '3' && s[0] <= '7' && s[1] == '\0')
+		return s[0] - '0';
+	return -EINVAL;
+}
+
 static int current_level(void)
 {
 	int level = onering_atomic_load(&log_level, onering_mo_relaxed);
 
 	if (level < 0) {
 		const char *env = getenv("ONERING_LOG_LEVEL");
-		level = env ? atoi(env) : ONERING_LOG_NOTICE;
+		level = env ? onering_log_level_parse(env) : ONERING_LOG_NOTICE;
+		if (level < 0)
+			level = ONERING_LOG_NOTICE; /* a bad value: the default */
 		onering_atomic_store(&log_level, level, onering_mo_relaxed);
 	}
 	return level;

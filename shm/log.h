@@ -27,6 +27,13 @@ void onering_log(int level, const char *fmt, ...) __attribute__((format(printf, 
 /** Replace the sink (NULL restores stderr). Call before threads start. */
 void onering_log_set_sink(onering_log_sink_fn sink, void *arg);
 
+/**
+ * A level by number (3..7) or name (error/err, warning/warn, notice, info,
+ * debug), as --log-level and $ONERING_LOG_LEVEL take it.
+ * @return the level, or -EINVAL.
+ */
+int onering_log_level_parse(const char *s);
+
 /** Most verbose level that is emitted (default ONERING_LOG_NOTICE, or $ONERING_LOG_LEVEL). */
 void onering_log_set_level(int level);
 

@@ -99,6 +99,35 @@ TEST(SystemdTest, NotifiesReadyStatusWatchdogAndStopping)
 	rmdir(dir.c_str());
 }
 
+// Under systemd (JOURNAL_STREAM set) every log line starts with its
+// priority; --log-level takes names.
+TEST(SystemdTest, JournalLinesCarryTheirPriorityAndLevelsHaveNames)
+{
+	Broker broker;
+	broker.SetEnv("JOURNAL_STREAM", "8:12345");
+	ASSERT_TRUE(broker.Start({"--log-level", "info"}));
+	ASSERT_EQ(broker.Stop(), 0);
+	FILE *f = fopen((broker.Dir() + "/oneringd.log").c_str(), "r");
+	ASSERT_NE(f, nullptr);
+	char line[1024];
+	int lines = 0, info = 0;
+	while (fgets(line, sizeof(line), f)) {
+		lines++;
+		EXPECT_TRUE(line[0] == '<' && line[1] >= '3' && line[1] <= '7' && line[2] == '>')
+			<< line;
+		info += line[1] == '6';
+	}
+	fclose(f);
+	EXPECT_GT(lines, 0);
+	EXPECT_GT(info, 0) << "--log-level info logged no info line";
+
+	int st;
+	std::string out = onering_test::RunCommand(std::string(ONERINGD_PATH) +
+						   " --check --log-level loud", &st);
+	EXPECT_NE(WEXITSTATUS(st), 0);
+	EXPECT_NE(out.find("--log-level loud"), std::string::npos) << out;
+}
+
 // The unit meson installs passes systemd-analyze verify (pointed at this
 // build's oneringd; man pages are not checked: they are not installed here).
 TEST(SystemdTest, TheUnitVerifies)
