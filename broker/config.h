@@ -89,8 +89,9 @@ struct broker_config {
 };
 
 /* Parse argv (and the --config file it names) into cfg (defaults first).
- * Returns 0, 1 for --help/--version (already printed), or -EINVAL after
- * printing the reason. argv is kept for broker_config_reload. */
+ * Returns 0, 1 for --help/--version (already printed), ONERING_CLI_USAGE
+ * (2) for a usage error or -EINVAL, after printing the reason (shm/cli.h's
+ * wording). argv is kept for broker_config_reload. */
 int broker_config_parse(struct broker_config *cfg, int argc, char **argv);
 struct broker;
 /* SIGHUP (control thread): parse the file and the command line again;

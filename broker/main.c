@@ -36,6 +36,7 @@
 #include "shm/ring.h"
 #include "broker/settings.h"
 #include "numa/topology.h"
+#include "shm/cli.h"
 #include "shm/log.h"
 
 enum {
@@ -208,7 +209,7 @@ static void usage(FILE *out)
 		"                       [oneringd] holds the options as keys, [group NAME]\n"
 		"                       a group's settings; the command line wins; SIGHUP\n"
 		"                       reloads it\n"
-		"  --help, --version\n"
+		"  -h, --help, -V, --version\n"
 		"\n"
 		"By default the broker serves its own uid and root (SO_PEERCRED).\n");
 }
@@ -437,14 +438,14 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 		if (count_opts[i].opt == opt &&
 		    parse_u32(buf, count_opts[i].min, count_opts[i].max,
 			      (uint32_t *)((char *)cfg + count_opts[i].off)) < 0)
-			REFUSE("--%s %s: expected %u..%u", opt_name(opt), buf, count_opts[i].min,
+			REFUSE("bad value \"%s\" for --%s: expected %u..%u", buf, opt_name(opt), count_opts[i].min,
 			       count_opts[i].max);
 	switch (opt) {
 	case OPT_FOREGROUND:
 	case OPT_NO_HUGEPAGES:
 	case OPT_ALLOW_INJECT:
 		if (parse_flag(buf, &flag) < 0)
-			REFUSE("%s: expected true or false", buf);
+			REFUSE("bad value \"%s\" for --%s: expected true or false", buf, opt_name(opt));
 		if (opt == OPT_FOREGROUND)
 			cfg->foreground = flag;
 		else if (opt == OPT_NO_HUGEPAGES)
@@ -457,12 +458,12 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 		break;
 	case OPT_NAME:
 		if (!onering_name_valid(buf))
-			REFUSE("--name %s: use 1-31 of [A-Za-z0-9_.-], not starting with '.'", buf);
+			REFUSE("bad value \"%s\" for --name: use 1-31 of [A-Za-z0-9_.-], not starting with '.'", buf);
 		snprintf(cfg->name, sizeof(cfg->name), "%s", buf);
 		break;
 	case OPT_CORES:
 		if (parse_cpu_list(buf, cfg->poller_cpus, BROKER_MAX_POLLERS, &cfg->nr_pollers) < 0)
-			REFUSE("--cores %s: expected a CPU list like 1 or 2,3 or 2-5 (at most %d)", buf,
+			REFUSE("bad value \"%s\" for --cores: expected a CPU list like 1 or 2,3 or 2-5 (at most %d)", buf,
 			       BROKER_MAX_POLLERS);
 		for (unsigned i = 0; i < cfg->nr_pollers; i++)
 			cfg->poller_nodes[i] = -1;
@@ -471,10 +472,10 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 		uint32_t node, cpu;
 		char *colon = strchr(buf, ':');
 		if (!colon || cfg->nr_pollers >= BROKER_MAX_POLLERS)
-			REFUSE("--poller %s: expected NODE:CPU, e.g. 1:9", buf);
+			REFUSE("bad value \"%s\" for --poller: expected NODE:CPU, e.g. 1:9", buf);
 		*colon = '\0';
 		if (parse_u32(buf, 0, 4095, &node) < 0 || parse_u32(colon + 1, 0, 4095, &cpu) < 0)
-			REFUSE("--poller %s:%s: expected NODE:CPU numbers", buf, colon + 1);
+			REFUSE("bad value \"%s:%s\" for --poller: expected NODE:CPU numbers", buf, colon + 1);
 		cfg->poller_nodes[cfg->nr_pollers] = (int)node;
 		cfg->poller_cpus[cfg->nr_pollers++] = (int)cpu;
 		break;
@@ -484,25 +485,25 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 		break;
 	case OPT_CONTROL_CORE:
 		if (parse_u32(buf, 0, 4095, &v) < 0)
-			REFUSE("--control-core %s: expected a CPU number", buf);
+			REFUSE("bad value \"%s\" for --control-core: expected a CPU number", buf);
 		cfg->control_cpu = (int)v;
 		break;
 	case OPT_SOCKET_DIR:
 		if (strlen(buf) >= sizeof(cfg->socket_dir) - 40)
-			REFUSE("--socket-dir %s: path too long", buf);
+			REFUSE("bad value \"%s\" for --socket-dir: path too long", buf);
 		snprintf(cfg->socket_dir, sizeof(cfg->socket_dir), "%s", buf);
 		break;
 	case OPT_ALLOW_UID: {
 		uid_t uid;
 		if (parse_uid(buf, &uid) < 0)
-			REFUSE("--allow-uid %s: no such user", buf);
+			REFUSE("bad value \"%s\" for --allow-uid: no such user", buf);
 		add_uid(cfg, uid);
 		break;
 	}
 	case OPT_ALLOW_GID: {
 		gid_t gid;
 		if (parse_gid(buf, &gid) < 0)
-			REFUSE("--allow-gid %s: no such group", buf);
+			REFUSE("bad value \"%s\" for --allow-gid: no such group", buf);
 		if (cfg->nr_allow_gids < BROKER_MAX_IDS)
 			cfg->allow_gids[cfg->nr_allow_gids++] = gid;
 		break;
@@ -510,18 +511,18 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 	case OPT_MAX_RING_SLOTS:
 		if (parse_u32(buf, 1, ONERING_RING_MAX_CAPACITY, &v) < 0 ||
 		    !onering_ring_capacity_valid(v))
-			REFUSE("--max-ring-slots %s: expected a power of two up to %u", buf,
+			REFUSE("bad value \"%s\" for --max-ring-slots: expected a power of two up to %u", buf,
 			       ONERING_RING_MAX_CAPACITY);
 		cfg->max_capacity = v;
 		break;
 	case OPT_MAX_CLIENT_SLOTS:
 		if (parse_u32(buf, 2, UINT32_MAX - 1, &v) < 0)
-			REFUSE("--max-client-slots %s: expected 2..4294967294", buf);
+			REFUSE("bad value \"%s\" for --max-client-slots: expected 2..4294967294", buf);
 		cfg->max_client_slots = v;
 		break;
 	case OPT_IDLE_SPIN_US:
 		if (parse_u32(buf, 0, 10u * 1000 * 1000, &v) < 0)
-			REFUSE("--idle-spin-us %s: expected 0..10000000", buf);
+			REFUSE("bad value \"%s\" for --idle-spin-us: expected 0..10000000", buf);
 		cfg->idle_spin_ns = (uint64_t)v * 1000;
 		break;
 	case OPT_IDLE_SLEEP_MS:
@@ -530,12 +531,12 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 		else if (parse_u32(buf, 0, 1000, &v) == 0)
 			cfg->idle_sleep_ms = (int)v;
 		else
-			REFUSE("--idle-sleep-ms %s: expected -1 or 0..1000", buf);
+			REFUSE("bad value \"%s\" for --idle-sleep-ms: expected -1 or 0..1000", buf);
 		break;
 	case OPT_LOG_LEVEL: {
 		int level = onering_log_level_parse(buf);
 		if (level < 0)
-			REFUSE("--log-level %s: expected error, warning, notice, info, debug (or "
+			REFUSE("bad value \"%s\" for --log-level: expected error, warning, notice, info, debug (or "
 			       "3..7)", buf);
 		cfg->log_level = level;
 		break;
@@ -543,7 +544,7 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 	case OPT_READY_FD:
 		/* Closed once serving: a reload checks the number only. */
 		if (parse_u32(buf, 3, 65535, &v) < 0 || (!reloading && fcntl((int)v, F_GETFD) < 0))
-			REFUSE("--ready-fd %s: not an open file descriptor", buf);
+			REFUSE("bad value \"%s\" for --ready-fd: not an open file descriptor", buf);
 		cfg->ready_fd = (int)v;
 		break;
 	case OPT_MAX_SUBS:
@@ -671,8 +672,11 @@ static int config_file_load(struct broker_config *cfg, char *err, size_t err_siz
 	return r;
 }
 
-/* Defaults, then the file, then the command line; err says what is wrong
- * (empty when getopt already said it). */
+/* Defaults, then the file, then the command line: 0, 1 (--help or
+ * --version printed), ONERING_CLI_USAGE (a usage error: an unknown option,
+ * a missing value, a stray word, a bad value on the command line) or
+ * -EINVAL (the file, or a limit); err says what is wrong (empty when
+ * onering_cli_getopt already said it). */
 static int config_parse(struct broker_config *cfg, int argc, char **argv, char *err,
 			size_t err_size)
 {
@@ -719,11 +723,13 @@ static int config_parse(struct broker_config *cfg, int argc, char **argv, char *
 	add_uid(cfg, 0);
 
 	optind = 0; /* glibc: start over (a reload parses again) */
-	while ((opt = getopt_long(argc, argv, "", long_opts, NULL)) != -1) {
+	while ((opt = onering_cli_getopt("oneringd", argc, argv, "hV", long_opts)) != -1) {
 		switch (opt) {
+		case 'h':
 		case OPT_HELP:
 			usage(stdout);
 			return 1;
+		case 'V':
 		case OPT_VERSION:
 			printf("oneringd %s (shared-memory ABI %u.%u, control protocol %u)\n",
 			       ONERING_PKG_VERSION, ONERING_ABI_MAJOR, ONERING_ABI_MINOR,
@@ -735,9 +741,7 @@ static int config_parse(struct broker_config *cfg, int argc, char **argv, char *
 			snprintf(cfg->config_path, sizeof(cfg->config_path), "%s", optarg);
 			break;
 		case '?':
-		case ':':
-			usage(stderr);
-			return -EINVAL;
+			return ONERING_CLI_USAGE; /* said */
 		default:
 			if (nr_given == sizeof(given) / sizeof(given[0]))
 				REFUSE("too many options (at most %zu)", sizeof(given) / sizeof(given[0]));
@@ -745,13 +749,15 @@ static int config_parse(struct broker_config *cfg, int argc, char **argv, char *
 			given[nr_given++].arg = optarg;
 		}
 	}
-	if (optind < argc)
-		REFUSE("unexpected argument \"%s\" (see --help)", argv[optind]);
+	if (optind < argc) {
+		snprintf(err, err_size, "unexpected argument \"%s\"", argv[optind]);
+		return ONERING_CLI_USAGE;
+	}
 	if (cfg->config_path[0] && config_file_load(cfg, err, err_size) < 0)
 		return -EINVAL;
 	for (unsigned i = 0; i < nr_given; i++)
 		if (option_set(cfg, given[i].opt, given[i].arg, err, err_size) < 0)
-			return -EINVAL;
+			return ONERING_CLI_USAGE; /* a bad value on the command line */
 	uint64_t total = (uint64_t)cfg->max_clients * cfg->max_queues_per_client;
 	cfg->max_queues = total > 65536 ? 65536 : (uint32_t)total;
 	return 0;
@@ -770,7 +776,9 @@ int broker_config_parse(struct broker_config *cfg, int argc, char **argv)
 		memcpy(saved_argv, argv, sizeof(char *) * (size_t)argc);
 	}
 	int r = config_parse(cfg, argc, argv, err, sizeof(err));
-	if (r < 0 && err[0])
+	if (r == ONERING_CLI_USAGE && err[0])
+		onering_cli_error("oneringd", "%s", err);
+	else if (r < 0 && err[0])
 		fprintf(stderr, "oneringd: %s\n", err);
 	return r;
 }
@@ -1193,7 +1201,7 @@ int main(int argc, char **argv)
 	int r = broker_config_parse(&b.cfg, argc, argv);
 
 	if (r != 0)
-		return r > 0 ? 0 : 1;
+		return r == 1 ? 0 : r == ONERING_CLI_USAGE ? ONERING_CLI_USAGE : 1;
 	if (b.cfg.log_level)
 		onering_log_set_level(b.cfg.log_level);
 	b.reload = broker_config_reload;

@@ -648,10 +648,12 @@ TEST(BrokerCliTest, CheckPrintsThePlanAndValidates)
 	EXPECT_EQ(WEXITSTATUS(st), 1);
 	EXPECT_NE(out.find("--socket-dir"), std::string::npos) << "says how to fix it: " << out;
 
-	out = RunBroker("--name 'bad name'", &st);
-	EXPECT_EQ(WEXITSTATUS(st), 1);
+	out = RunBroker("--name 'bad name'", &st); // usage errors exit 2
+	EXPECT_EQ(WEXITSTATUS(st), 2) << out;
+	EXPECT_NE(out.find("bad value \"bad name\" for --name"), std::string::npos) << out;
 	out = RunBroker("--bogus", &st);
-	EXPECT_NE(WEXITSTATUS(st), 0);
+	EXPECT_EQ(WEXITSTATUS(st), 2) << out;
+	EXPECT_NE(out.find("unknown option \"--bogus\""), std::string::npos) << out;
 	out = RunBroker("--version", &st);
 	EXPECT_EQ(WEXITSTATUS(st), 0);
 	EXPECT_NE(out.find("ABI"), std::string::npos);

@@ -125,7 +125,8 @@ TEST(SystemdTest, JournalLinesCarryTheirPriorityAndLevelsHaveNames)
 	std::string out = onering_test::RunCommand(std::string(ONERINGD_PATH) +
 						   " --check --log-level loud", &st);
 	EXPECT_NE(WEXITSTATUS(st), 0);
-	EXPECT_NE(out.find("--log-level loud"), std::string::npos) << out;
+	EXPECT_EQ(WEXITSTATUS(st), 2) << "a usage error: " << out;
+	EXPECT_NE(out.find("bad value \"loud\" for --log-level"), std::string::npos) << out;
 }
 
 // The unit meson installs passes systemd-analyze verify (pointed at this

@@ -373,14 +373,14 @@ TEST(BrokerCheckTest, RefusesABadPortAndPrintsGroupsAndPorts)
 	const std::string check = std::string(ONERINGD_PATH) + " --check --name chk --socket-dir " + dir;
 	int st;
 	std::string out = onering_test::RunCommand(check + " --port net_null0:snaplen=9000", &st);
-	EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+	EXPECT_EQ(WEXITSTATUS(st), 2) << out;
 	EXPECT_NE(out.find("snaplen=9000"), std::string::npos) << out;
 	EXPECT_NE(out.find("0..2048"), std::string::npos) << "names the limit: " << out;
 	EXPECT_EQ(out.find("plan OK"), std::string::npos) << out;
 	for (const char *bad : {"net_null0:snaplen=", "net_null0:rxq=0", "net_null0:rxq=65",
 				"net_null0:group=no/slash", "net_null0:mode=fast", ":rxq=1"}) {
 		out = onering_test::RunCommand(check + " --port '" + bad + "'", &st);
-		EXPECT_EQ(WEXITSTATUS(st), 1) << bad << ": " << out;
+		EXPECT_EQ(WEXITSTATUS(st), 2) << bad << ": " << out;
 	}
 
 	out = onering_test::RunCommand(check + " --group web:policy=least,numa=strict"

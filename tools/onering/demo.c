@@ -130,17 +130,29 @@ int tool_demo(int argc, char **argv)
 	pid_t broker = -1;
 	int rc = 1, r;
 
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc)
-			seconds = atol(argv[++i]);
-		else {
+	static const struct option opts[] = {{"seconds", required_argument, NULL, 's'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	unsigned u;
+
+	while ((r = onering_cli_getopt("onering demo", argc, argv, "h", opts)) != -1) {
+		if (r == 's' && tool_parse_uint(optarg, 1, 3600, &u) == 0) {
+			seconds = u;
+		} else if (r == 's') {
+			return onering_cli_bad_value("onering demo", "seconds", optarg,
+						     "expected seconds, 1..3600");
+		} else if (r == 'h') {
 			printf("usage: onering demo [--seconds N]\n"
 			       "Starts a private broker, watches a socketpair, a pipe, an eventfd "
 			       "and a timerfd through it,\nprints events and counters, then stops "
 			       "everything it started.\n");
-			return strcmp(argv[i], "--help") == 0 ? 0 : 2;
+			return 0;
+		} else {
+			return 2;
 		}
 	}
+	if (optind < argc)
+		return onering_cli_extra("onering demo", argv[optind]);
 	if (find_oneringd(path, sizeof(path)) < 0) {
 		fprintf(stderr, "onering demo: cannot find oneringd (set $ONERINGD)\n");
 		return 1;

@@ -324,13 +324,12 @@ int tool_doctor(int argc, char **argv)
 	unsigned nr_cores = 0;
 	struct doctor d = {0};
 
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = onering_cli_getopt("onering doctor", argc, argv, "h", opts)) != -1) {
 		switch (opt) {
 		case 'c':
 			if (tool_parse_cpu_list(optarg, cores, ONERING_PLAN_MAX_POLLERS, &nr_cores) < 0) {
-				fprintf(stderr, "onering doctor: --cores takes a list of CPUs, not "
-					"\"%s\"\n", optarg);
-				return 2;
+				return onering_cli_bad_value("onering doctor", "cores", optarg,
+							     "expected a comma list of CPU numbers");
 			}
 			break;
 		case 'j':
@@ -350,9 +349,7 @@ int tool_doctor(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "onering doctor: unexpected \"%s\" (see onering doctor --help)\n",
-			argv[optind]);
-		return 2;
+		return onering_cli_extra("onering doctor", argv[optind]);
 	}
 	struct onering_topo *t;
 	struct onering_plan plan;

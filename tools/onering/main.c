@@ -74,9 +74,8 @@ int main(int argc, char **argv)
 	const char *cmd = argc > 1 ? argv[1] : NULL;
 
 	if (!cmd) {
-		fprintf(stderr, "onering: no command given\n");
 		usage(stderr);
-		return 2;
+		return onering_cli_error("onering", "no command given");
 	}
 	if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
 		usage(stdout);
@@ -87,7 +86,8 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (strcmp(cmd, commands[i].name) == 0)
 			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "onering: unknown command \"%s\"\n", cmd);
 	usage(stderr);
-	return 2;
+	if (cmd[0] == '-')
+		return onering_cli_error("onering", "unknown option \"%s\"", cmd);
+	return onering_cli_error("onering", "unknown command \"%s\"", cmd);
 }

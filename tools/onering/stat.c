@@ -444,7 +444,7 @@ int tool_stat(int argc, char **argv)
 	int opt;
 
 	tool_instance_init(&inst);
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = onering_cli_getopt("onering stat", argc, argv, "h", opts)) != -1) {
 		if (tool_instance_option(&inst, opt, optarg))
 			continue;
 		switch (opt) {
@@ -458,10 +458,10 @@ int tool_stat(int argc, char **argv)
 		case 'c':
 			if (tool_parse_uint(optarg, opt == 'i' ? 1 : 0, 86400,
 					    opt == 'i' ? &interval : &count) < 0) {
-				fprintf(stderr, "onering stat: --%s takes a number%s, not \"%s\"\n",
-					opt == 'i' ? "interval" : "count",
-					opt == 'i' ? " of seconds, 1..86400" : ", 0..86400", optarg);
-				return 2;
+				return onering_cli_bad_value("onering stat",
+							     opt == 'i' ? "interval" : "count", optarg,
+							     opt == 'i' ? "expected seconds, 1..86400"
+									: "expected a count, 0..86400");
 			}
 			break;
 		case 'l':
@@ -486,9 +486,7 @@ int tool_stat(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "onering stat: unexpected \"%s\" (see onering stat --help)\n",
-			argv[optind]);
-		return 2;
+		return onering_cli_extra("onering stat", argv[optind]);
 	}
 	if (list) {
 		list_counters(markdown, stdout);

@@ -140,19 +140,23 @@ int tool_tail(int argc, char **argv)
 	struct onering_sub sub;
 	int fds[64], nfds = 0, listener = -1, opt, r;
 	long count = -1, seconds = -1;
+	unsigned u;
 
 	tool_instance_init(&inst);
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = onering_cli_getopt("onering tail", argc, argv, "h", opts)) != -1) {
 		if (tool_instance_option(&inst, opt, optarg))
 			continue;
 		switch (opt) {
 		case 'f':
-			if (nfds < 64)
-				fds[nfds++] = atoi(optarg);
-			break;
 		case 's':
-			if (nfds < 64)
-				fds[nfds++] = 0;
+			if (nfds == 64)
+				return onering_cli_error("onering tail", "at most 64 --fd and --stdin");
+			if (opt == 's')
+				u = 0;
+			else if (tool_parse_uint(optarg, 0, INT32_MAX, &u) < 0)
+				return onering_cli_bad_value("onering tail", "fd", optarg,
+							     "expected an open file descriptor number");
+			fds[nfds++] = (int)u;
 			break;
 		case 'l':
 			listener = listen_on(optarg);
@@ -163,16 +167,20 @@ int tool_tail(int argc, char **argv)
 			}
 			break;
 		case 'c':
-			count = atol(optarg);
-			break;
 		case 'S':
-			seconds = atol(optarg);
+			if (tool_parse_uint(optarg, 1, INT32_MAX, &u) < 0)
+				return onering_cli_bad_value("onering tail", opt == 'c' ? "count" : "seconds",
+							     optarg, "expected a number, 1 or more");
+			*(opt == 'c' ? &count : &seconds) = u;
 			break;
 		case 'g':
 			qo.group = optarg;
 			break;
 		case 'p':
-			qo.packet_snap = (uint32_t)atol(optarg);
+			if (tool_parse_uint(optarg, 0, ONERING_PKT_STRIDE_MAX, &u) < 0)
+				return onering_cli_bad_value("onering tail", "snaplen", optarg,
+							     "expected bytes, 0..2048");
+			qo.packet_snap = u;
 			break;
 		case 'h':
 			printf("usage: onering tail [--name NAME] [--socket-dir DIR] [--fd N]... "
@@ -190,6 +198,8 @@ int tool_tail(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind < argc)
+		return onering_cli_extra("onering tail", argv[optind]);
 	if (nfds == 0 && listener < 0 && !qo.group) {
 		fprintf(stderr, "onering tail: nothing to watch: give --fd N, --stdin, --listen PORT "
 			"or --group G\n");

@@ -20,6 +20,7 @@
 #include <stdio.h>
 
 #include "client/onering.h"
+#include "shm/cli.h"
 #include "shm/proto.h"
 
 int tool_bench(int argc, char **argv);

@@ -148,7 +148,7 @@ int tool_top(int argc, char **argv)
 	int opt, status = 0;
 
 	tool_instance_init(&inst);
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = onering_cli_getopt("onering top", argc, argv, "h", opts)) != -1) {
 		if (tool_instance_option(&inst, opt, optarg))
 			continue;
 		if (opt == 'h') {
@@ -163,9 +163,7 @@ int tool_top(int argc, char **argv)
 		return 2;
 	}
 	if (optind < argc) {
-		fprintf(stderr, "onering top: unexpected \"%s\" (see onering top --help)\n",
-			argv[optind]);
-		return 2;
+		return onering_cli_extra("onering top", argv[optind]);
 	}
 	if (tool_stats_fetch(&inst, &t.prev, err, sizeof(err)) < 0) {
 		fprintf(stderr, "onering top: %s\n", err);

@@ -151,16 +151,15 @@ int tool_topo(int argc, char **argv)
 	unsigned nr_cores = 0;
 	bool json = false;
 
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = onering_cli_getopt("onering topo", argc, argv, "h", opts)) != -1) {
 		switch (opt) {
 		case 's':
 			synthetic = optarg;
 			break;
 		case 'c':
 			if (tool_parse_cpu_list(optarg, cores, ONERING_PLAN_MAX_POLLERS, &nr_cores) < 0) {
-				fprintf(stderr, "onering topo: --cores takes a list of CPUs, not "
-					"\"%s\"\n", optarg);
-				return 2;
+				return onering_cli_bad_value("onering topo", "cores", optarg,
+							     "expected a comma list of CPU numbers");
 			}
 			break;
 		case 'j':
@@ -177,6 +176,8 @@ int tool_topo(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (optind < argc)
+		return onering_cli_extra("onering topo", argv[optind]);
 	struct onering_topo *t;
 	struct onering_plan plan;
 	char err[1024];

@@ -42,7 +42,7 @@ int tool_tune(int argc, char **argv)
 	int opt, r;
 
 	tool_instance_init(&inst);
-	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+	while ((opt = onering_cli_getopt("onering tune", argc, argv, "h", opts)) != -1) {
 		if (tool_instance_option(&inst, opt, optarg))
 			continue;
 		switch (opt) {
