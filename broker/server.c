@@ -1036,11 +1036,16 @@ int broker_run(struct broker *b)
 				ssize_t got;
 				while ((got = read(b->signal_fd, &si, sizeof(si))) == sizeof(si)) {
 					if (si.ssi_signo == SIGHUP) { /* reload, never stop */
+						/* systemctl reload waits for READY=1 after
+						 * RELOADING=1 (sd_notify(3)). */
+						broker_notify("RELOADING=1\nMONOTONIC_USEC=%llu",
+							      (unsigned long long)(mono_ns() / 1000));
 						if (b->reload)
 							b->reload(b);
 						else
 							onering_log(ONERING_LOG_NOTICE, "SIGHUP: "
 								    "nothing to reload");
+						broker_notify("READY=1");
 						continue;
 					}
 					onering_log(ONERING_LOG_NOTICE, "signal %u: shutting down",

@@ -92,6 +92,17 @@ TEST(SystemdTest, NotifiesReadyStatusWatchdogAndStopping)
 	EXPECT_NE(got.find("WATCHDOG=1"), std::string::npos) << got;
 	onering_detach(att);
 
+	// `systemctl reload` (SIGHUP): RELOADING=1 with the monotonic time, then
+	// READY=1 once the reload is over (started without --config: nothing
+	// changes, and the broker keeps serving).
+	ASSERT_EQ(kill(broker.Pid(), SIGHUP), 0);
+	got = sock.WaitFor("RELOADING=1", 5000);
+	EXPECT_NE(got.find("RELOADING=1\nMONOTONIC_USEC="), std::string::npos) << got;
+	got = sock.WaitFor("READY=1", 5000);
+	EXPECT_NE(got.find("READY=1"), std::string::npos) << "no READY=1 after the reload: " << got;
+	ASSERT_EQ(broker.Attach(&att), 0) << "serving after the reload";
+	onering_detach(att);
+
 	int status = broker.Stop();
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 	got = sock.WaitFor("STOPPING=1", 5000);
