@@ -5,7 +5,7 @@
  * file says, and every peer of a scenario gets the same work), and struct
  * bench_scenario (scenario_*.c), whose measure() runs one peer once.
  * harness.c owns options, rounds, noise, medians, ratios and output;
- * broker.c the oneringd child and other children. Functions return 0 or
+ * broker.c the oneringd child (other children: tools/common/child.h). Functions return 0 or
  * -errno and run on the main thread unless said otherwise.
  */
 #ifndef ONERING_TOOLS_BENCH_BENCH_H
@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "shm/atomic.h"
+#include "tools/common/child.h"
 
 #define BENCH_NA 1    /* measure(): nothing to measure for this peer here */
 #define BENCH_WRONG 2 /* measure(): a correctness check failed (exit 1) */
@@ -240,13 +241,6 @@ int bench_broker_start(struct bench_ctx *ctx, struct bench_broker *b, const char
 /* Stop, reap, remove its directory, add its CPU to ctx->child_cpu_ns.
  * Safe on a broker never started. */
 void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b);
-/* Run argv[0] (a path), output to out_path, on cpus (NULL: ours at start),
- * ready_fd (>= 0) as its fd 3; it dies with us. Stop: SIGTERM, SIGKILL
- * after 5 s; returns the wait status. */
-int bench_child_start(const struct bench_ctx *ctx, char *const argv[], const char *out_path,
-		      const cpu_set_t *cpus, int ready_fd, pid_t *pid);
-int bench_child_stop(pid_t pid);
-
 /* True (and its log printed) if the broker died. */
 bool bench_broker_died(struct bench_broker *b);
 
@@ -263,16 +257,9 @@ int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char
 void bench_onering_close(struct bench_ctx *ctx, struct bench_broker *b, struct onering **att,
 			 struct onering_queue **q);
 
-/* Remove dir and the files in it (one level); warns on what stays. */
-void bench_remove_dir(const char *dir);
-
 /* This process's DPDK EAL (dpdk.c), once: -l lcores, then extra (or NULL);
  * later calls return the first one's result. The caller keeps its CPUs. */
 int bench_eal_start(struct bench_ctx *ctx, const char *lcores, const char *const *extra);
-
-/* The path of a helper program (oneringd, ...); see broker.c. */
-int bench_find_program(const struct bench_ctx *ctx, const char *env, const char *name,
-		       const char *build_subdir, char *out, size_t out_size);
 
 extern const struct bench_scenario bench_scenario_ring;
 extern const struct bench_scenario bench_scenario_dispatch;

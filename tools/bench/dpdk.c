@@ -26,7 +26,7 @@ static void eal_stop(void)
 {
 	rte_eal_cleanup();
 	if (strstr(eal_runtime_dir, "onering-bench-"))
-		bench_remove_dir(eal_runtime_dir);
+		tool_remove_dir(eal_runtime_dir);
 }
 
 int bench_eal_start(struct bench_ctx *ctx, const char *lcores, const char *const *extra)

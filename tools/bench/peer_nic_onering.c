@@ -132,7 +132,7 @@ static void nic_onering_teardown(struct bench_ctx *ctx, void *state)
 	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());
 	snprintf(broker_dir, sizeof(broker_dir), "%s/%s", dirname(dir), s->prefix);
 	if (access(broker_dir, F_OK) == 0)
-		bench_remove_dir(broker_dir);
+		tool_remove_dir(broker_dir);
 }
 
 BENCH_PEER(bench_peer_nic_onering, "onering",

@@ -24,6 +24,9 @@ enum { FIG_RPS, FIG_P50_US, FIG_P99_US, FIG_ERRORS, FIG_SERVER_PCT, FIG_BROKER_P
        FIG_COUNT };
 
 /* wrk's latency (812.00us, 1.19ms, 2.00s) in µs; -1 if unreadable. */
+/* wrk and the server run on --cores' CPUs if given, else on ours. */
+#define app_cpus(ctx) ((ctx)->core_count ? &(ctx)->cores_set : &(ctx)->start_affinity)
+
 static double wrk_us(const char *v)
 {
 	char *end;
@@ -48,7 +51,7 @@ static int run_wrk(struct bench_ctx *ctx, unsigned port, uint64_t seconds, doubl
 	if (fd < 0)
 		return -errno;
 	close(fd);
-	if (!wrk[0] && (rc = bench_find_program(ctx, "WRK", "wrk", "bin", wrk, sizeof(wrk))) < 0) {
+	if (!wrk[0] && (rc = tool_find_program(ctx->self_dir, "WRK", "wrk", "bin", NULL, wrk, sizeof(wrk))) < 0) {
 		fprintf(stderr, "servers: needs wrk (apt-get install wrk)\n");
 		unlink(out);
 		return rc;
@@ -59,8 +62,7 @@ static int run_wrk(struct bench_ctx *ctx, unsigned port, uint64_t seconds, doubl
 	snprintf(url, sizeof(url), "http://127.0.0.1:%u/", port);
 	static char latency[] = "--latency";
 	char *argv[] = { wrk, threads, conns, dur, latency, url, NULL };
-	if ((rc = bench_child_start(ctx, argv, out, ctx->core_count ? &ctx->cores_set : NULL, -1,
-				    &pid)) < 0)
+	if ((rc = tool_child_start(argv, out, app_cpus(ctx), -1, &pid)) < 0)
 		goto out;
 	while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR)
 		;
@@ -130,15 +132,15 @@ int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *c
 	if (fd < 0)
 		return -errno;
 	close(fd);
-	if (!path[0] && (rc = bench_find_program(ctx, "ONERING_HTTP_SERVER", "onering-http-server",
-						    "examples", path, sizeof(path))) < 0)
+	if (!path[0] && (rc = tool_find_program(ctx->self_dir, "ONERING_HTTP_SERVER",
+						   "onering-http-server", "examples", NULL, path,
+						   sizeof(path))) < 0)
 		return rc;
 	snprintf(port, sizeof(port), "%u", c->port);
 	for (; extra && *extra && argc < 15; extra++)
 		argv[argc++] = (char *)(uintptr_t)*extra;
 	argv[argc] = NULL;
-	if ((rc = bench_child_start(ctx, argv, log, ctx->core_count ? &ctx->cores_set : NULL, -1,
-				    &c->server)) < 0)
+	if ((rc = tool_child_start(argv, log, app_cpus(ctx), -1, &c->server)) < 0)
 		return rc;
 	/* Listening: a connect to the port succeeds (5 s at most). */
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)c->port),
@@ -163,7 +165,7 @@ void servers_stop(struct bench_ctx *ctx, void *state)
 {
 	struct servers_common *c = state;
 
-	bench_child_stop(c->server);
+	tool_child_stop(c->server);
 	c->server = 0;
 	bench_broker_stop(ctx, &c->broker);
 }

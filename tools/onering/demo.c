@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
-#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -18,31 +17,12 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/timerfd.h>
-#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "shm/atomic.h"
 #include "tool.h"
-
-/* Where oneringd is: $ONERINGD, beside this program in the build tree,
- * beside it when installed, or the configured install path. */
-static int find_oneringd(char *out, size_t len)
-{
-	static const char *const rel[] = {"/../broker/oneringd", "/oneringd"};
-	const char *env = getenv("ONERINGD");
-	char dir[PATH_MAX];
-
-	if (env && access(env, X_OK) == 0)
-		return snprintf(out, len, "%s", env) < (int)len ? 0 : -ENAMETOOLONG;
-	if (tool_self_dir(dir, sizeof(dir)) == 0)
-		for (size_t i = 0; i < sizeof(rel) / sizeof(rel[0]); i++)
-			if (snprintf(out, len, "%s%s", dir, rel[i]) < (int)len &&
-			    access(out, X_OK) == 0)
-				return 0;
-	snprintf(out, len, "%s", ONERINGD_DEFAULT_PATH);
-	return access(out, X_OK) == 0 ? 0 : -ENOENT;
-}
+#include "tools/common/child.h"
 
 struct demo_sources {
 	int sp[2];
@@ -77,47 +57,28 @@ static void *demo_writer(void *arg)
 	return NULL;
 }
 
-static int start_broker(const char *path, const char *name, const char *dir, pid_t *pid)
+/* oneringd --foreground on dir, ready (its 'R' on fd 3) within 10 s. */
+static int start_broker(char *path, char *name, char *dir, pid_t *pid)
 {
-	int p[2];
-	char c;
+	static char fg[] = "--foreground", n[] = "--name", sd[] = "--socket-dir",
+		    rf[] = "--ready-fd", three[] = "3";
+	char *argv[] = {path, fg, n, name, sd, dir, rf, three, NULL};
+	int p[2], r;
 
 	if (pipe2(p, O_CLOEXEC) < 0)
 		return -errno;
-	*pid = fork();
-	if (*pid < 0)
-		return -errno;
-	if (*pid == 0) {
-		dup2(p[1], 3);
-		execl(path, "oneringd", "--foreground", "--name", name, "--socket-dir", dir,
-		      "--ready-fd", "3", (char *)NULL);
-		_exit(127);
-	}
+	r = tool_child_start(argv, NULL, NULL, p[1], pid);
 	close(p[1]);
-	struct pollfd pfd = {.fd = p[0], .events = POLLIN};
-	int ok = poll(&pfd, 1, 10000) == 1 && read(p[0], &c, 1) == 1;
-	close(p[0]);
-	return ok ? 0 : -EIO;
-}
-
-static void stop_broker(pid_t pid)
-{
-	int status;
-
-	kill(pid, SIGTERM);
-	for (int i = 0; i < 500; i++) { /* 5 s, then SIGKILL */
-		if (waitpid(pid, &status, WNOHANG) == pid)
-			return;
-		struct timespec ts = {0, 10 * 1000 * 1000};
-		nanosleep(&ts, NULL);
+	if (r < 0) {
+		close(p[0]);
+		return r;
 	}
-	kill(pid, SIGKILL);
-	waitpid(pid, &status, 0);
+	return tool_child_wait_ready(p[0], 10000);
 }
 
 int tool_demo(int argc, char **argv)
 {
-	char path[PATH_MAX], dir[] = "/tmp/onering-demo-XXXXXX", name[32], err[512];
+	char path[PATH_MAX], self[PATH_MAX], dir[] = "/tmp/onering-demo-XXXXXX", name[32], err[512];
 	const char *labels[5] = {"", "socketpair", "pipe", "eventfd", "timerfd"};
 	long seconds = 5;
 	struct demo_sources src = {.sp = {-1, -1}, .pipe = {-1, -1}, .efd = -1, .tfd = -1, .stop = 0};
@@ -153,7 +114,9 @@ int tool_demo(int argc, char **argv)
 	}
 	if (optind < argc)
 		return onering_cli_extra("onering demo", argv[optind]);
-	if (find_oneringd(path, sizeof(path)) < 0) {
+	if (tool_self_dir(self, sizeof(self)) < 0 ||
+	    tool_find_program(self, "ONERINGD", "oneringd", "broker", ONERINGD_DEFAULT_PATH, path,
+			      sizeof(path)) < 0) {
 		fprintf(stderr, "onering demo: cannot find oneringd (set $ONERINGD)\n");
 		return 1;
 	}
@@ -254,7 +217,7 @@ out:
 	if (src.tfd >= 0)
 		close(src.tfd);
 	if (broker > 0) {
-		stop_broker(broker);
+		tool_child_stop(broker);
 		printf("== broker %d stopped\n", (int)broker);
 	}
 	rmdir(dir);
