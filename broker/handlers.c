@@ -528,6 +528,8 @@ static int handle_sub_add(struct broker *b, struct broker_client *c, struct oner
 	broker_count(&q->ctr[ONERING_QC_SUBS], 1);
 	c->nr_subs++;
 	c->nr_fds += fd >= 0;
+	if (fd >= 0) /* in home's epfd: its fd source asks epoll again */
+		onering_atomic_fetch_add(&home->fd_subs, 1u, onering_mo_relaxed);
 	if (g)
 		broker_group_ref(g);
 	/* From here the sub's delivery fields belong to the poller (a MOD from

@@ -20,7 +20,9 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -106,10 +108,12 @@ static void idle_sleep(struct poller *p, uint64_t sleep_ns)
 
 	BROKER_TSAN_QUIESCENT();
 	urcu_qsbr_thread_offline();
-	if (ppoll(&pfd, 1, &tmo, NULL) < 0 && errno != EINTR) {
+	int r = ppoll(&pfd, 1, &tmo, NULL);
+	if (r < 0 && errno != EINTR) {
 		broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
 		onering_log(ONERING_LOG_ERR, "poller %u: ppoll: %s", p->idx, strerror(errno));
 	}
+	p->epoll_due = r != 0; /* readable (or unsure): the fd source asks epoll */
 	urcu_qsbr_thread_online();
 	set_need_wakeup(p, 0);
 	broker_count(&p->ctr[ONERING_PC_SLEEPS], 1);
@@ -200,6 +204,7 @@ int poller_start(struct poller *p)
 	int r;
 
 	CDS_INIT_LIST_HEAD(&p->queues);
+	onering_atomic_init(&p->fd_subs, 0u);
 	cds_wfcq_init(&p->redeliver_head, &p->redeliver_tail);
 	p->epfd = epoll_create1(EPOLL_CLOEXEC);
 	p->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -214,6 +219,10 @@ int poller_start(struct poller *p)
 	r = pthread_create(&p->thread, NULL, poller_main, p);
 	if (r)
 		return -r;
+	/* "onering-poll0": what top -H, perf and the tests name it by. */
+	char name[16];
+	snprintf(name, sizeof(name), "onering-poll%u", p->idx);
+	pthread_setname_np(p->thread, name);
 	p->started = true;
 	return 0;
 }

@@ -67,6 +67,10 @@ struct poller {
 		struct cds_wfcq_head redeliver_head;
 		struct cds_wfcq_tail redeliver_tail;
 		ONERING_ATOMIC(int) stop;
+		/* Client fds in epfd (the control thread adds and finalizes
+		 * them): 0 lets the fd source skip epoll_wait while the loop is
+		 * awake. A hint, relaxed: what it misses wakes the idle sleep. */
+		ONERING_ATOMIC(uint32_t) fd_subs;
 	);
 
 	/* Written by the poller, read by others. */
@@ -82,6 +86,7 @@ struct poller {
 	uint64_t loop_no;      /* poll loops so far */
 	uint64_t settled_seen; /* what it last stored in settled */
 	uint32_t sleeps;       /* idle sleeps announced (poller_flags' upper bits) */
+	bool epoll_due;        /* the idle sleep saw epfd readable: harvest it */
 };
 ONERING_STATIC_ASSERT(offsetof(struct poller, queues) % ONERING_CACHE_LINE == 0 &&
 			      offsetof(struct poller, sleeping) % ONERING_CACHE_LINE == 0 &&

@@ -144,6 +144,7 @@ void broker_sub_finalize(struct broker *b, struct broker_sub *s)
 		close(s->fd); /* ours: a duplicate; close never fails in a way to act on */
 		s->fd = -1;
 		q->client->nr_fds--;
+		onering_atomic_fetch_add(&s->home->fd_subs, UINT32_MAX, onering_mo_relaxed); /* -1 */
 	}
 	q->client->nr_subs--;
 	broker_registry_remove(&b->reg, s);

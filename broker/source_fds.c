@@ -7,7 +7,10 @@
  *
  * The poller never reads or writes a client's fd: it only asks epoll.
  * Harvesting is epoll_wait with a zero timeout; the loop's own sleep waits
- * on the same epoll set (poller.c), so a ready fd wakes it.
+ * on the same epoll set (poller.c), so a ready fd wakes it. A poller with
+ * no client fds asks epoll only after that sleep saw the set readable (a
+ * kick, or an fd added meanwhile): a loop serving posts, timers, words and
+ * packets makes no system call for the fds it does not have.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,6 +56,9 @@ static unsigned fds_poll(struct broker_source *src, const struct broker_poll_ctx
 	 * as much as half a burst. */
 	if (ctx->work && (ctx->loop_no & 15))
 		return 0;
+	if (!p->epoll_due && !onering_atomic_load(&p->fd_subs, onering_mo_relaxed))
+		return 0;
+	p->epoll_due = false;
 	int n = epoll_wait(p->epfd, f->evs, HARVEST_BATCH, 0);
 	if (n <= 0)
 		return 0;
