@@ -720,7 +720,7 @@ unsigned deliver_flush(struct poller *p, uint64_t ts)
 		uint64_t n = q->evp.published_pos - before;
 		broker_count(&q->ctr[ONERING_QC_PUBLISHED], n);
 		published += (unsigned)n;
-		if (onering_doorbell_ring(q->db)) /* F2, R3 (shm/doorbell.h) */
+		if (broker_queue_wake(q)) /* F2, R3 (shm/doorbell.h) */
 			broker_count(&q->ctr[ONERING_QC_WAKES], 1);
 	}
 	broker_count(&p->ctr[ONERING_PC_PUBLISHED], published);

@@ -229,9 +229,10 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 			    "(oneringd --max-queues)", c->nr_queues);
 		return 0;
 	}
-	if (c->nr_fds + 2 > b->cfg.max_client_fds) {
-		reply_error(b, c, m, -EDQUOT, "%u fds held for this client, a queue needs 2 more "
-			    "(oneringd --max-client-fds %u)", c->nr_fds, b->cfg.max_client_fds);
+	if (c->nr_fds + BROKER_QUEUE_FDS > b->cfg.max_client_fds) {
+		reply_error(b, c, m, -EDQUOT, "%u fds held for this client, a queue needs %u more "
+			    "(oneringd --max-client-fds %u)", c->nr_fds, BROKER_QUEUE_FDS,
+			    b->cfg.max_client_fds);
 		return 0;
 	}
 	if (c->ring_slots + cap + sq > b->cfg.max_client_slots) {
@@ -312,7 +313,7 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	q->slot = b->free_slots[--b->nr_free_slots];
 	q->nr_slots = (uint64_t)cap + sq;
 	c->nr_queues++;
-	c->nr_fds += 2;
+	c->nr_fds += BROKER_QUEUE_FDS;
 	c->ring_slots += q->nr_slots;
 	cds_list_add(&q->client_node, &c->queues);
 	/* cds_list_add_rcu, with the TSan release between the new node's own
@@ -356,8 +357,8 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	rep.u.queue_open.group_id = g ? g->id : 0;
 	rep.u.queue_open.packet_snap = stride;
 	rep.u.queue_open.words = o->words;
-	int fds[3] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd};
-	if (send_reply(b, c, &rep, fds, 3) < 0) {
+	int fds[4] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd, q->bell_fd};
+	if (send_reply(b, c, &rep, fds, 4) < 0) {
 		/* The client never learns of the queue: it goes, the client stays. */
 		broker_queues_close(b, &q, 1);
 		return 0;

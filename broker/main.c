@@ -189,7 +189,7 @@ static void usage(FILE *out)
 		"  --max-ring-slots N   largest event ring a client may ask for (default 1048576)\n"
 		"  --max-queues N       queues per client at most (default 256)\n"
 		"  --max-client-subs N  subscriptions (timers included) per client (default 16384)\n"
-		"  --max-client-fds N   fds the broker holds for one client: its socket, 2 per\n"
+		"  --max-client-fds N   fds the broker holds for one client: its socket, 3 per\n"
 		"                       queue, 1 per fd source (default 16384)\n"
 		"  --max-client-groups N  live groups one client may create (default 16)\n"
 		"  --max-client-slots N ring slots (event + submission) of one client's queues\n"

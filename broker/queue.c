@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "broker/broker.h"
@@ -39,6 +40,13 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 	q->owner_pid = c->pid;
 	q->node = node;
 	q->ev_seg.fd = q->cons_seg.fd = -1;
+	/* The consumer's bell (shm/doorbell.h): ours, never blocks. */
+	q->bell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (q->bell_fd < 0) {
+		r = -errno;
+		free(q);
+		return r;
+	}
 	CDS_INIT_LIST_HEAD(&q->subs);
 	cds_wfcq_node_init(&q->fault_node);
 
@@ -107,6 +115,7 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 fail:
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
+	close(q->bell_fd);
 	free(q->watch);
 	free(q->watched);
 	free(q);
@@ -164,9 +173,21 @@ static void queue_free_rcu(struct rcu_head *head)
 	BROKER_TSAN_OBSERVE(q);
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
+	close(q->bell_fd); /* after the grace period: no poller rings it now */
 	free(q->watch);
 	free(q->watched);
 	free(q);
+}
+
+bool broker_queue_wake(struct broker_queue *q)
+{
+	/* F2, R3 (shm/doorbell.h) in the claim. */
+	if (!onering_doorbell_claim(q->db))
+		return false;
+	/* EAGAIN: the client filled its bell itself; it is readable anyway. */
+	if (eventfd_write(q->bell_fd, 1) < 0 && errno != EAGAIN)
+		return false;
+	return true;
 }
 
 void broker_queue_teardown(struct broker *b, struct broker_queue *q)
@@ -179,7 +200,7 @@ void broker_queue_teardown(struct broker *b, struct broker_queue *q)
 	cds_list_del_rcu(&q->poller_node);
 	cds_list_del(&q->client_node);
 	q->client->nr_queues--;
-	q->client->nr_fds -= 2;
+	q->client->nr_fds -= BROKER_QUEUE_FDS;
 	q->client->ring_slots -= q->nr_slots;
 	if (q->group) /* after its redelivery: the group may end here */
 		broker_group_unref(b, q->group);

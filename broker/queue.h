@@ -66,6 +66,7 @@ struct broker_queue {
 		struct onering_events_ctl *ectl;
 		struct onering_consumer_ctl *cctl; /* the client's: every word untrusted */
 		struct onering_doorbell *db;
+		int bell_fd;                    /* eventfd: wakes the consumer (protocol 2) */
 		unsigned char *pkt_area;        /* packet bytes, pkt_stride per slot, or NULL */
 		uint32_t pkt_stride;
 		uint32_t nr_words;
@@ -118,6 +119,15 @@ struct broker_word {
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
 			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t node,
 			struct broker_queue **out);
+
+/* The fds the broker holds per queue: its two segments and its bell
+ * (counted against --max-client-fds). */
+#define BROKER_QUEUE_FDS 3
+
+/* After publishing to q (R1): wake its consumer if it announced sleep - the
+ * doorbell's claim, then one write to its bell. @return true if woken.
+ * Context: q's poller, or the control thread once pollers are stopped. */
+bool broker_queue_wake(struct broker_queue *q);
 
 /* Pollers, in a read-side section: the live queue in table slot `slot`
  * with this id, or NULL (it closed, or the slot was reused). */

@@ -792,7 +792,7 @@ static void notify_shutdown(struct broker *b)
 			 * and R4 (queue.c, broker_queue_begin_close). */
 			if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE &&
 			    onering_ring_enqueue_burst(&q->evp, &e, 1) == 1)
-				onering_doorbell_ring(q->db);
+				broker_queue_wake(q);
 		}
 		struct onering_msg m;
 		onering_msg_init(&m, ONERING_MSG_SHUTDOWN, 0);

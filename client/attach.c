@@ -273,7 +273,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	struct onering_queue_options o = opts ? *opts : (struct onering_queue_options){0};
 	struct onering_msg req, rep;
 	struct onering_queue *q;
-	int fds[3];
+	int fds[4];
 	unsigned nfds = 0;
 	int r;
 
@@ -304,8 +304,9 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	req.u.queue_open.packet_snap = o.packet_snap;
 	req.u.queue_open.words = o.words;
 	rep.status = 0;
-	r = client_request(att, &req, NULL, 0, &rep, fds, 3, &nfds);
-	if (r == 0 && nfds != 3) {
+	/* The events and consumer segments, the poller's kick, the bell. */
+	r = client_request(att, &req, NULL, 0, &rep, fds, 4, &nfds);
+	if (r == 0 && nfds != 4) {
 		for (unsigned i = 0; i < nfds; i++)
 			close(fds[i]);
 		r = -EPROTO;
@@ -325,9 +326,11 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	q->group_id = rep.u.queue_open.group_id;
 	client_group_learn(att, q->group_id);
 	q->kick_fd = fds[2];
+	q->bell_fd = fds[3];
 	r = queue_map(q, &rep, fds[0], fds[1], att->err, sizeof(att->err));
 	if (r < 0) {
 		close(q->kick_fd);
+		close(q->bell_fd);
 		onering_log(ONERING_LOG_ERR, "%s", att->err);
 		onering_seg_destroy(&q->ev_seg);
 		onering_seg_destroy(&q->cons_seg);
@@ -389,6 +392,7 @@ void onering_queue_close(struct onering_queue *q)
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
 	close(q->kick_fd);
+	close(q->bell_fd);
 	free(q->level_out.ids);
 	free(q->word_gen);
 	free(q->redeliver.evs);

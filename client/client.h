@@ -53,6 +53,7 @@ struct onering_queue {
 	struct onering_doorbell *db;
 	const ONERING_ATOMIC(uint32_t) *poller_flags; /* the serving poller sleeps? */
 	int kick_fd; /* the poller's eventfd: written only when it sleeps */
+	int bell_fd; /* this queue's eventfd, the broker's wake (shm/doorbell.h) */
 	uint32_t kicked_flags; /* poller_flags when we last kicked (one kick per sleep) */
 	bool dead; /* saw the broker's SHUTDOWN record */
 	bool idle; /* ran dry since its last record (doorbell idle_ns is set) */

@@ -9,8 +9,8 @@
  * wanted, a delivery mode and a 64-bit cookie) to a queue. The broker
  * watches the sources and writes one 64-byte record (struct onering_event,
  * shm/abi.h) per event into the queue's ring; onering_poll() reads them
- * with plain loads. onering_wait() spins for a budget, then sleeps on a
- * futex until the broker rings the queue's doorbell.
+ * with plain loads. onering_wait() spins for a budget, then sleeps until
+ * the broker rings the queue's bell (an eventfd) or goes away.
  *
  * Conventions
  *  - Commands return 0 or a negative errno; batch calls return a count or a
@@ -486,15 +486,16 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
  * Wait for records: return when at least min are ready (up to max are
  * taken) or timeout_ns has passed. Spins for the queue's spin budget, then
  * runs the collection (if LEVEL records are outstanding), announces sleep
- * and futex-waits for the broker's doorbell; it wakes at least every 20 ms
- * to check that the broker is alive.
+ * and sleeps in one ppoll on the queue's bell and the control socket: a
+ * record or the broker's death wakes it, nothing else (an idle client makes
+ * no system call).
  * @param min        0 behaves like onering_poll()
  * @param timeout_ns negative: no timeout
  * @return records taken (may be < min on timeout, also 0); -ECONNRESET
- *   the broker died or shut down (within 100 ms of its death); -EPROTO;
+ *   the broker died or shut down (as soon as its socket closes); -EPROTO;
  *   -EINTR a signal interrupted the sleep; -EINVAL min > max.
  * Context: the queue's thread; no system call while records keep arriving
- *   within the spin budget; futex and poll calls when it sleeps.
+ *   within the spin budget; a ppoll and an eventfd read per sleep.
  */
 int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned min,
 		 unsigned max, int64_t timeout_ns);

@@ -29,8 +29,8 @@
  *   poller_flags      the broker (set_need_wakeup, relaxed, then the fence
  *                     of announce_sleep); read here relaxed after F3;
  *   doorbell          state/futex as in shm/doorbell.h (F1, A3 here, the
- *                     broker's F2/R3: onering_doorbell_ring in
- *                     deliver_flush); idle_ns
+ *                     broker's F2/R3: onering_doorbell_claim in
+ *                     broker_queue_wake, then its bell); idle_ns
  *                     written here relaxed: a hint the broker's group wake
  *                     order reads relaxed, it orders nothing;
  *   client_sub.gen    R5 (add, attach.c), S1 (onering_del); A5 here
@@ -63,7 +63,6 @@
 #include "client/records.h"
 
 #define DEL_SPIN_NS (1000ull * 1000 * 1000) /* wait this long for ring space */
-#define SLEEP_SLICE_NS (20ull * 1000 * 1000) /* check the broker this often */
 
 static uint64_t now_ns(void)
 {
@@ -538,6 +537,40 @@ int onering_pending(struct onering_queue *q)
 	return (int)client_held_pending(onering_ring_consumer_count(&q->evc), q->held.nr);
 }
 
+/*
+ * Sleep until the bell rings, the broker's end of the control socket goes
+ * (its death: no timer slices to notice it), or deadline (UINT64_MAX:
+ * none). Leaves the doorbell RUNNING. @return 0 (rung, or the time is up:
+ * the caller looks again), -EINTR, or -ECONNRESET (the broker is gone).
+ */
+static int bell_sleep(struct onering_queue *q, uint64_t deadline)
+{
+	/* POLLRDHUP, not POLLIN: a reply another thread waits for is not ours. */
+	struct pollfd pfd[2] = {{.fd = q->bell_fd, .events = POLLIN},
+				{.fd = q->att->sock, .events = POLLRDHUP}};
+	struct timespec tmo, *t = NULL;
+	uint64_t now = now_ns();
+
+	if (deadline != UINT64_MAX) {
+		uint64_t left = deadline > now ? deadline - now : 0;
+		tmo = (struct timespec){.tv_sec = (time_t)(left / 1000000000ull),
+					.tv_nsec = (long)(left % 1000000000ull)};
+		t = &tmo;
+	}
+	int r = ppoll(pfd, 2, t, NULL);
+	int err = errno;
+	onering_doorbell_set_state(q->db, ONERING_CONSUMER_RUNNING);
+	if (r < 0)
+		return err == EINTR ? -EINTR : 0;
+	if (pfd[0].revents & POLLIN) {
+		eventfd_t v;
+		(void)eventfd_read(q->bell_fd, &v); /* empty it; EAGAIN: nothing */
+	}
+	if (pfd[1].revents && !client_broker_alive(q->att))
+		return -ECONNRESET;
+	return 0;
+}
+
 static int wait_records(struct onering_queue *q, struct onering_event *events, unsigned min,
 			unsigned max, int64_t timeout_ns)
 {
@@ -589,18 +622,18 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 			onering_doorbell_cancel(q->db);
 			continue;
 		}
-		uint64_t slice = deadline - now < SLEEP_SLICE_NS ? deadline - now : SLEEP_SLICE_NS;
-		r = onering_doorbell_sleep(q->db, ticket, (int64_t)slice);
+		(void)ticket; /* the bell wakes us, not the futex (shm/doorbell.h) */
+		r = bell_sleep(q, deadline);
 		if (r == -EINTR)
 			return got ? (int)got : -EINTR;
-		if (r == -ETIMEDOUT && !client_broker_alive(q->att)) {
+		if (r == -ECONNRESET) {
 			r = poll_records(q, events + got, max - got); /* what is left */
 			if (r > 0)
 				got += (unsigned)r;
 			return got ? (int)got : -ECONNRESET;
 		}
-		/* Still waiting (a liveness slice ended, or the doorbell rang):
-		 * idle, not running, as far as the broker's lifo is concerned. */
+		/* Still waiting (the bell rang, or the sleep ended): idle, not
+		 * running, as far as the broker's lifo is concerned. */
 		onering_doorbell_set_state(q->db, ONERING_CONSUMER_SPINNING);
 		spin_until = now_ns() + q->spin_ns;
 	}

@@ -29,9 +29,24 @@
  *   R3 pairs with A3 of the consumer's next sleep (the ticket it reads is at
  *   least as new as the bump that woke it).
  *
+ * Across processes (control protocol 2) the wake is not the futex but the queue's
+ * bell: an eventfd the broker creates per queue and hands to the client
+ * with the segments. The broker claims the wake (onering_doorbell_claim:
+ * F2, the CAS, R3) and writes 1 to the bell; the consumer, after its
+ * re-check, sleeps in ppoll on the bell and on its control socket, so a
+ * dead broker (the socket hangs up) wakes it too, and a sleeping consumer
+ * is never woken for nothing. A write between the re-check and the ppoll
+ * leaves the bell readable: ppoll returns at once, no lost wake-up. The
+ * consumer reads the bell after a wake to empty it; a stale count (a wake
+ * claimed as it gave up waiting) costs it one extra pass, never a lost
+ * record. The futex word keeps its tickets (R3/A3) for onering_doorbell_ring,
+ * which threads of one process (and the tests) use.
+ *
  * Trust: the producer (broker) reads state once; any value other than
  * SLEEPING means "do not wake". A client that scribbles here only delays or
- * spuriously wakes itself.
+ * spuriously wakes itself; one that writes its bell makes itself readable,
+ * and one that fills it (the broker's write then fails with EAGAIN) is
+ * readable already: the broker ignores both.
  */
 #ifndef ONERING_SHM_DOORBELL_H
 #define ONERING_SHM_DOORBELL_H
@@ -115,12 +130,14 @@ static inline int onering_doorbell_sleep(struct onering_doorbell *db, uint32_t t
 }
 
 /**
- * Producer: after publishing (R1), wake the consumer if and only if it
- * announced sleep. Costs a fence and a load when it is awake.
- * @return true if this call took on the wake-up (and made the syscall).
- * Context: producer thread; at most one system call, never sleeps.
+ * Producer: after publishing (R1), take on the wake-up if and only if the
+ * consumer announced sleep; the caller then wakes it - with the queue's
+ * bell eventfd across processes (the broker, control protocol 2), or with
+ * onering_doorbell_ring()'s futex. Costs a fence and a load when it is awake.
+ * @return true if this call took on the wake-up (the caller must wake).
+ * Context: producer thread; no system call.
  */
-static inline bool onering_doorbell_ring(struct onering_doorbell *db)
+static inline bool onering_doorbell_claim(struct onering_doorbell *db)
 {
 	/* F2: pairs with F1 in onering_doorbell_prepare(). */
 	onering_fence(onering_mo_seq_cst);
@@ -134,6 +151,19 @@ static inline bool onering_doorbell_ring(struct onering_doorbell *db)
 		return false; /* the consumer woke by itself meanwhile */
 	/* R3: synchronises with A3 of the consumer's next prepare. */
 	onering_atomic_fetch_add(&db->futex, 1u, onering_mo_release);
+	return true;
+}
+
+/**
+ * Producer: onering_doorbell_claim(), then FUTEX_WAKE the consumer sleeping
+ * in onering_doorbell_sleep() (threads of one process, tests).
+ * @return true if this call took on the wake-up (and made the syscall).
+ * Context: producer thread; at most one system call, never sleeps.
+ */
+static inline bool onering_doorbell_ring(struct onering_doorbell *db)
+{
+	if (!onering_doorbell_claim(db))
+		return false;
 	onering_futex_wake(&db->futex, 1);
 	return true;
 }

@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define ONERING_MSG_MAGIC 0x4d524e4fu /* "ONRM" */
-#define ONERING_PROTO_VERSION 1u
+#define ONERING_PROTO_VERSION 2u /* 2: QUEUE_OPEN's reply carries the bell (4 fds) */
 #define ONERING_MSG_SIZE 128u
 #define ONERING_MSG_REPLY 0x8000u
 #define ONERING_NAME_MAX 32u /* instance names, incl. the NUL */
@@ -251,7 +251,7 @@ ONERING_STATIC_ASSERT(ONERING_BC_NR <= ONERING_STATS_COUNTERS_MAX &&
 /* ---------------------------------------------------------------------- */
 /* Helpers shared by both ends (shm/proto.c).                              */
 
-#define ONERING_MSG_MAX_FDS 3 /* the most any message carries */
+#define ONERING_MSG_MAX_FDS 4 /* the most any message carries (QUEUE_OPEN's reply) */
 
 /** Fill the fixed part of a message. */
 void onering_msg_init(struct onering_msg *msg, uint16_t type, uint32_t seq);

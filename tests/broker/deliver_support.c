@@ -137,6 +137,8 @@ void dt_free(struct dt *t)
 		struct dt_queue *dq = &t->q[i];
 		if (dq->q)
 			free(dq->q->pkt_area);
+		if (dq->q && dq->q->bell_fd > 0)
+			close(dq->q->bell_fd);
 		free(dq->q);
 		free(dq->ectl);
 		free(dq->cctl);
@@ -166,6 +168,9 @@ int dt_queue_add(struct dt *t, unsigned pi, uint32_t cap, uint32_t pkt_stride)
 	dq->q = q;
 	t->nr_queues++; /* freed by dt_free from here on */
 	if (!q || !dq->ectl || !dq->cctl || !dq->db || !dq->slots)
+		return -1;
+	q->bell_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); /* rung as the broker does */
+	if (q->bell_fd < 0)
 		return -1;
 	q->id = qi + 100; /* not the slot: lookups must check both */
 	q->slot = qi;

@@ -373,7 +373,7 @@ TEST_F(Abuse, AtTheFdLimitTheBrokerSleepsServesAndRefusesClearly)
 // the limit named, and another client is not affected.
 TEST_F(Abuse, QuotasStopOneClientAndSpareTheOthers)
 {
-	ASSERT_TRUE(broker_.Start({"--max-client-fds", "12", "--max-client-groups", "2"}));
+	ASSERT_TRUE(broker_.Start({"--max-client-fds", "18", "--max-client-groups", "2"}));
 	onering *a, *b;
 	onering_queue *qa, *qb;
 	ASSERT_EQ(broker_.Attach(&a), 0);
@@ -388,8 +388,9 @@ TEST_F(Abuse, QuotasStopOneClientAndSpareTheOthers)
 		r = onering_add(qa, fds.back(), EPOLLIN, ONERING_MODE_EDGE, 1, &s);
 	}
 	EXPECT_EQ(r, -EDQUOT);
-	// socket + pidfd + 2 memfds + 8 sources = 12.
-	EXPECT_EQ(fds.size(), 9u);
+	// socket + pidfd + 2 memfds + the queue's bell + 13 sources = 18; the
+	// 14th is refused.
+	EXPECT_EQ(fds.size(), 14u);
 	EXPECT_NE(std::string(onering_last_error(a)).find("--max-client-fds"), std::string::npos)
 		<< onering_last_error(a);
 	onering_sub s;

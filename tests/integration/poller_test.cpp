@@ -13,10 +13,13 @@
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 
+#include <atomic>
 #include <fstream>
+#include <thread>
 #include <sstream>
 #include <string>
 
+#include "client/client.h"
 #include "harness.h"
 
 using onering_test::Broker;
@@ -159,4 +162,55 @@ TEST(PollerLoopTest, AsksEpollOnlyWhileItHasClientFds)
 	onering_queue_close(q);
 	onering_detach(att);
 	EXPECT_EQ(broker.Stop(), 0);
+}
+
+// A client asleep in onering_wait makes no system call until something
+// happens (issue 12: 0 wake-ups per second while idle): it sleeps in one
+// ppoll on its queue's bell and its control socket, so neither a timer
+// slice nor a liveness check wakes it; the broker's death still does, at
+// once (DeadBrokerTest.SleepingClientLearnsWithin100ms).
+TEST(ClientIdleTest, AsleepInWaitItMakesNoSystemCall)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	struct onering *att;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	struct onering_queue *q;
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	std::atomic<pid_t> tid{0};
+	std::atomic<int> result{1};
+	std::thread waiter([&] {
+		tid = (pid_t)syscall(SYS_gettid);
+		struct onering_event e;
+		result = onering_wait(q, &e, 1, 1, 20000000000ll); // 20 s at most
+	});
+	for (int i = 0; i < 5000 && (tid.load() == 0 || onering_atomic_load(&q->db->state,
+			onering_mo_acquire) != ONERING_CONSUMER_SLEEPING); i++)
+		usleep(1000);
+	ASSERT_EQ(onering_atomic_load(&q->db->state, onering_mo_acquire),
+		  (uint32_t)ONERING_CONSUMER_SLEEPING);
+	int counter = SyscallCounter(tid.load());
+	if (counter >= 0) {
+		uint64_t c0 = 0, c1 = 0;
+		EXPECT_EQ(read(counter, &c0, sizeof(c0)), (ssize_t)sizeof(c0));
+		usleep(500000); // asleep: whatever the machine's load, no call
+		EXPECT_EQ(read(counter, &c1, sizeof(c1)), (ssize_t)sizeof(c1));
+		EXPECT_EQ(c1 - c0, 0u) << "system calls while asleep in onering_wait";
+		close(counter);
+	}
+	// Then one record wakes it: an eventfd it watches turns readable.
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ASSERT_GE(efd, 0);
+	struct onering_sub sub;
+	ASSERT_EQ(onering_add(q, efd, EPOLLIN, ONERING_EDGE, 9, &sub), 0);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	waiter.join();
+	EXPECT_EQ(result.load(), 1) << "the bell did not wake it";
+	close(efd);
+	onering_queue_close(q);
+	onering_detach(att);
+	EXPECT_EQ(broker.Stop(), 0);
+	if (counter < 0)
+		GTEST_SKIP() << "cannot count syscalls (perf_event_open on raw_syscalls:sys_enter: "
+			     << strerror(-counter) << "; needs root and tracefs)";
 }
