@@ -407,10 +407,12 @@ void broker_group_counters(const struct broker *b, const struct broker_group *g,
 		for (unsigned i = 0; i < ONERING_GC_NR; i++)
 			ctr[i] += onering_atomic_load(&g->pg[p].ctr[i], onering_mo_relaxed);
 	*sleeping = 0;
-	if (!g->members)
+	/* The control thread, or an RCU reader (telemetry.c). */
+	const struct broker_members *m = rcu_dereference(g->members);
+	if (!m)
 		return;
-	for (uint32_t i = 0; i < g->members->n; i++) {
-		const struct broker_queue *q = g->members->q[i];
+	for (uint32_t i = 0; i < m->n; i++) {
+		const struct broker_queue *q = m->q[i];
 		uint32_t st = onering_atomic_load(&q->db->state, onering_mo_relaxed);
 		bool empty = onering_atomic_load(&q->ectl->ev_tail_pos, onering_mo_relaxed) ==
 			     onering_atomic_load(&q->cctl->ev_head_pos, onering_mo_relaxed);

@@ -42,6 +42,7 @@
 #include "broker/queue.h"
 #include "broker/group.h"
 #include "broker/settings.h"
+#include "broker/telemetry.h"
 #include "numa/topology.h"
 #include "shm/log.h"
 
@@ -84,12 +85,55 @@ static bool has_arg(int argc, char **argv, const char *a, const char *b)
 	return false;
 }
 
+/* The value of EAL option a ("--file-prefix=X" or "--file-prefix X"), or NULL. */
+static const char *arg_value(int argc, char **argv, const char *a)
+{
+	size_t len = strlen(a);
+
+	for (int i = 1; i < argc; i++) {
+		if (strncmp(argv[i], a, len) != 0)
+			continue;
+		if (argv[i][len] == '=')
+			return argv[i] + len + 1;
+		if (argv[i][len] == '\0' && i + 1 < argc)
+			return argv[i + 1];
+	}
+	return NULL;
+}
+
+/*
+ * Telemetry (DPDK's socket, with onering's /onering/ commands): on unless
+ * the EAL options say --no-telemetry. The EAL makes the socket in its
+ * runtime directory (0700, the broker's uid); rte_eal_init fails when the
+ * socket's path is too long, and when that directory cannot be made the
+ * socket lands in its parent. So unless the user asked for telemetry in
+ * so many words (--telemetry), the broker checks first and, where the EAL
+ * would fail or the socket would not be private, starts without it and
+ * says why. Returns the option to add, or NULL.
+ */
+static char *telemetry_arg(struct broker_config *cfg, const char *prefix)
+{
+	static char off[] = "--no-telemetry";
+	char err[512];
+
+	if (has_arg(cfg->eal_argc, cfg->eal_argv, "--no-telemetry", NULL) ||
+	    has_arg(cfg->eal_argc, cfg->eal_argv, "--telemetry", NULL))
+		return NULL;
+	if (broker_telemetry_preflight(prefix, err, sizeof(err)) < 0) {
+		onering_log(ONERING_LOG_WARN, "DPDK telemetry off: %s (or pass --no-telemetry "
+			    "before -- to say so)", err);
+		return off;
+	}
+	return NULL;
+}
+
 int broker_nic_init(struct broker *b)
 {
 	struct broker_config *cfg = &b->cfg;
 	char *argv[BROKER_MAX_EAL_ARGS + 8];
 	char prefix[64], lcore[32];
-	char loglevel[] = "--log-level=lib.eal:warning", telemetry[] = "--no-telemetry";
+	char loglevel[] = "--log-level=lib.eal:warning";
+	const char *file_prefix = arg_value(cfg->eal_argc, cfg->eal_argv, "--file-prefix");
 	int argc = 0;
 
 	if (cfg->eal_argc <= 1 && cfg->nr_ports == 0)
@@ -99,9 +143,10 @@ int broker_nic_init(struct broker *b)
 	/* Defaults a user did not give: a private runtime directory named
 	 * after the instance, the control thread's CPU as the EAL's only
 	 * lcore (pollers register themselves), and no chatter. */
-	if (!has_arg(cfg->eal_argc, cfg->eal_argv, "--file-prefix", NULL)) {
+	if (!file_prefix) {
 		snprintf(prefix, sizeof(prefix), "--file-prefix=onering-%s", cfg->name);
 		argv[argc++] = prefix;
+		file_prefix = prefix + strlen("--file-prefix=");
 	}
 	if (!has_arg(cfg->eal_argc, cfg->eal_argv, "-l", "--lcores") &&
 	    !has_arg(cfg->eal_argc, cfg->eal_argv, "-c", NULL)) {
@@ -110,7 +155,11 @@ int broker_nic_init(struct broker *b)
 	}
 	if (!has_arg(cfg->eal_argc, cfg->eal_argv, "--log-level", NULL))
 		argv[argc++] = loglevel;
-	argv[argc++] = telemetry;
+	char *telemetry = telemetry_arg(cfg, file_prefix);
+	if (telemetry)
+		argv[argc++] = telemetry;
+	bool telemetry_on = !telemetry && !has_arg(cfg->eal_argc, cfg->eal_argv, "--no-telemetry",
+						   NULL);
 	argv[argc] = NULL;
 
 	int r = rte_eal_init(argc, argv);
@@ -120,7 +169,8 @@ int broker_nic_init(struct broker *b)
 			    e == ENOMEM || e == EFAULT
 				    ? " (no hugepages? reserve some: echo 64 > "
 				      "/proc/sys/vm/nr_hugepages, or pass --no-huge before --)"
-				    : "");
+				    : telemetry_on ? " (if DPDK said telemetry failed: pass "
+						     "--no-telemetry before --)" : "");
 		return -(e ? e : EINVAL);
 	}
 	b->nic = calloc(1, sizeof(*b->nic));
@@ -244,7 +294,19 @@ static int port_start(struct broker *b, struct nic_port *np, const struct broker
 	return 0;
 }
 
+static int ports_setup(struct broker *b);
+
 int broker_nic_setup(struct broker *b)
+{
+	if (!b->nic)
+		return 0;
+	int r = ports_setup(b);
+	if (r == 0) /* rx queues fixed: the commands may read them */
+		broker_telemetry_init(b);
+	return r;
+}
+
+static int ports_setup(struct broker *b)
 {
 	struct broker_nic *n = b->nic;
 	struct broker_port_spec specs[BROKER_MAX_PORT_ARGS];
@@ -339,29 +401,42 @@ void broker_nic_fini(struct broker *b)
 	rte_eal_cleanup();
 }
 
+int broker_nic_port_get(const struct broker *b, unsigned i, struct broker_nic_port *out)
+{
+	const struct broker_nic *n = b->nic;
+	struct rte_eth_stats st;
+
+	if (!n || i >= n->nr_ports)
+		return -ENOENT;
+	memset(out, 0, sizeof(*out));
+	out->port = n->ports[i].port;
+	out->node = n->ports[i].node;
+	snprintf(out->name, sizeof(out->name), "%s", n->ports[i].name);
+	snprintf(out->driver, sizeof(out->driver), "%s", n->ports[i].driver);
+	if (rte_eth_stats_get(out->port, &st) == 0) {
+		out->ctr[ONERING_PORTC_IPACKETS] = st.ipackets;
+		out->ctr[ONERING_PORTC_IBYTES] = st.ibytes;
+		out->ctr[ONERING_PORTC_IMISSED] = st.imissed;
+		out->ctr[ONERING_PORTC_IERRORS] = st.ierrors;
+		out->ctr[ONERING_PORTC_NOMBUF] = st.rx_nombuf;
+	}
+	out->ctr[ONERING_PORTC_RXQS] = n->ports[i].nr_rxq;
+	return 0;
+}
+
 int broker_nic_stats(struct broker *b, int (*send)(void *ctx, const struct onering_msg *m),
 		     void *ctx, uint32_t seq)
 {
-	struct broker_nic *n = b->nic;
+	struct broker_nic_port np;
 	struct onering_msg m;
 	int r = 0;
 
-	if (!n)
-		return 0;
-	for (unsigned i = 0; r == 0 && i < n->nr_ports; i++) {
-		struct rte_eth_stats st;
+	for (unsigned i = 0; r == 0 && broker_nic_port_get(b, i, &np) == 0; i++) {
 		onering_msg_init(&m, ONERING_MSG_STATS_ITEM, seq);
 		m.u.stats_item.what = ONERING_STATS_PORT;
-		m.u.stats_item.id = n->ports[i].port;
-		m.u.stats_item.node = (uint32_t)n->ports[i].node;
-		if (rte_eth_stats_get(n->ports[i].port, &st) == 0) {
-			m.u.stats_item.counter[ONERING_PORTC_IPACKETS] = st.ipackets;
-			m.u.stats_item.counter[ONERING_PORTC_IBYTES] = st.ibytes;
-			m.u.stats_item.counter[ONERING_PORTC_IMISSED] = st.imissed;
-			m.u.stats_item.counter[ONERING_PORTC_IERRORS] = st.ierrors;
-			m.u.stats_item.counter[ONERING_PORTC_NOMBUF] = st.rx_nombuf;
-		}
-		m.u.stats_item.counter[ONERING_PORTC_RXQS] = n->ports[i].nr_rxq;
+		m.u.stats_item.id = np.port;
+		m.u.stats_item.node = (uint32_t)np.node;
+		memcpy(m.u.stats_item.counter, np.ctr, sizeof(np.ctr));
 		r = send(ctx, &m);
 	}
 	for (unsigned j = 0; r == 0 && j < b->cfg.plan.nr_pollers; j++) {

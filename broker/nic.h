@@ -60,6 +60,19 @@ int broker_nic_init(struct broker *b);
 int broker_nic_setup(struct broker *b);
 /* Stop ports and the EAL (pollers stopped). */
 void broker_nic_fini(struct broker *b);
+/* One port as stats and telemetry show it: its identity, and its counters
+ * in ONERING_PORT_COUNTERS order (rte_eth_stats_get; zeros if that fails). */
+struct broker_nic_port {
+	uint16_t port;
+	int node; /* -1: unknown */
+	char name[BROKER_PORT_DEV_MAX];
+	char driver[64];
+	uint64_t ctr[ONERING_PORTC_NR];
+};
+/* The i-th port of --port (0 first) into out: 0, or -ENOENT past the last
+ * (or without the EAL). Context: any thread once broker_nic_setup returned
+ * (ports are fixed then); rte_eth_stats_get reads the driver's counters. */
+int broker_nic_port_get(const struct broker *b, unsigned i, struct broker_nic_port *out);
 /* Control thread: send port and rx queue stats items; 0 or -errno. */
 int broker_nic_stats(struct broker *b, int (*send)(void *ctx, const struct onering_msg *m),
 		     void *ctx, uint32_t seq);

@@ -53,6 +53,7 @@
 #include "broker/lane.h"
 #include "broker/notify.h"
 #include "broker/queue.h"
+#include "broker/telemetry.h"
 #include "numa/topology.h"
 #include "shm/doorbell.h"
 #include "shm/log.h"
@@ -1100,6 +1101,7 @@ out:
 	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++)
 		poller_stop(&b->pollers[i]);
 	notify_shutdown(b);
+	broker_telemetry_fini(b); /* no telemetry command reads what goes now */
 	broker_state_fini(b);
 	if (b->listen_fd >= 0) {
 		fd_close(b->listen_fd, "the listening socket");

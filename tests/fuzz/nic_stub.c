@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * broker/nic.h for targets built without DPDK: a broker with no NIC.
+ * broker/nic.h (and broker/telemetry.h) for targets built without DPDK: a
+ * broker with no NIC.
  *
  * broker/nic.c needs DPDK's compile flags and libraries, which a fuzz
  * target does not carry (and the control handlers reach the NIC only
@@ -13,6 +14,7 @@
 #include <stdint.h>
 
 #include "broker/nic.h"
+#include "broker/telemetry.h"
 #include "broker/source.h"
 
 int broker_nic_init(struct broker *b)
@@ -62,4 +64,9 @@ bool broker_nic_active(const struct broker *b)
 {
 	(void)b;
 	return false;
+}
+
+void broker_telemetry_fini(struct broker *b)
+{
+	(void)b; /* no EAL: no telemetry command was ever registered */
 }
