@@ -965,6 +965,7 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
 	struct onering_topo *topo;
 	if (onering_topo_load(cfg->synthetic[0] ? cfg->synthetic : NULL, &topo, NULL, 0) == 0) {
 		onering_plan_print(topo, &cfg->plan, out);
+		onering_distances_print(topo, out);
 		onering_topo_free(topo);
 	}
 	fprintf(out, "allowed uids ");
