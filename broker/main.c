@@ -163,7 +163,7 @@ static void usage(FILE *out)
 		"                       machine, e.g. \"pack:2 numa:1 core:4 pu:2\"; with --check\n"
 		"                       print the plan, else run on it (testing NUMA policies:\n"
 		"                       no pinning, memory bound only where the node exists)\n"
-		"  --port P:rxq=N[,group=G][,snaplen=B][,mode=rss|spread]\n"
+		"  --port P:rxq=N[,group=G][,snaplen=B][,mode=rss|spread][,node=N]\n"
 		"                       deliver DPDK port P (number or device name) as NIC\n"
 		"                       records into group G (default: default); EAL options\n"
 		"                       go before --, e.g. oneringd --no-huge --vdev net_null0\n"
@@ -814,6 +814,19 @@ int broker_config_resolve(struct broker_config *cfg)
 	onering_topo_free(topo);
 	if (r < 0)
 		BAD("%s: %s", cfg->nr_pollers ? "--cores/--poller" : "placement", why);
+	/* A port homed on a node (node=N) needs that node's poller. */
+	for (unsigned i = 0; i < cfg->nr_ports; i++) {
+		struct broker_port_spec ps;
+		bool served = false;
+		if (broker_port_spec_parse(cfg->ports[i], &ps, why, sizeof(why)) < 0 || ps.node < 0)
+			continue; /* refused at parse */
+		for (unsigned k = 0; k < cfg->plan.nr_pollers; k++)
+			served |= cfg->plan.pollers[k].node == ps.node;
+		if (!served)
+			BAD("--port %s: node=%d has no poller (pollers run on the nodes the plan "
+			    "prints with --check; give one with --poller %d:CPU)",
+			    cfg->ports[i], ps.node, ps.node);
+	}
 	return 0;
 }
 
@@ -925,8 +938,11 @@ static void print_ports(const struct broker_config *cfg, FILE *out)
 		char err[256];
 		if (broker_port_spec_parse(cfg->ports[i], &ps, err, sizeof(err)) < 0)
 			continue; /* refused at parse */
-		fprintf(out, "port          %s: rxq=%u group=%s snaplen=%u mode=%s\n", ps.dev, ps.rxq,
+		fprintf(out, "port          %s: rxq=%u group=%s snaplen=%u mode=%s", ps.dev, ps.rxq,
 			ps.group, ps.snaplen, ps.spread ? "spread" : "rss");
+		if (ps.node >= 0)
+			fprintf(out, " node=%d", ps.node);
+		fputc('\n', out);
 	}
 	fprintf(out, "eal          ");
 	for (int i = 1; i < cfg->eal_argc; i++)
@@ -973,6 +989,7 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
 	struct onering_topo *topo;
 	if (onering_topo_load(cfg->synthetic[0] ? cfg->synthetic : NULL, &topo, NULL, 0) == 0) {
 		onering_plan_print(topo, &cfg->plan, out);
+		onering_distances_print(topo, out);
 		onering_topo_free(topo);
 	}
 	fprintf(out, "allowed uids ");

@@ -9,8 +9,10 @@
  * log level); one mbuf pool per NUMA node that has ports; each port
  * configured with N rx queues (RSS when N > 1) and one tx queue (for
  * PORT_TX), started promiscuous. Each rx queue is homed on the poller of
- * the port's node (rte_eth_dev_socket_id, or hwloc's locality of its PCI
- * device when DPDK does not know it), or spread over all pollers
+ * the port's node (node=N when given, which virtual devices need to be
+ * homed anywhere but the first poller; else rte_eth_dev_socket_id, or
+ * hwloc's locality of its PCI device when DPDK does not know it), or
+ * spread over all pollers
  * (mode=spread), and delivers into a group.
  *
  * The hot path (the poller that owns the queue, every loop): one
@@ -225,7 +227,9 @@ static int port_start(struct broker *b, struct nic_port *np, const struct broker
 	r = rte_eth_dev_info_get(np->port, &info);
 	if (r < 0)
 		return r;
-	if (node < 0 && info.device) {
+	if (ps->node >= 0) {
+		node = ps->node; /* the operator's node=N wins */
+	} else if (node < 0 && info.device) {
 		/* DPDK does not know: ask hwloc where the PCI device hangs (a
 		 * virtual device has no bus id and stays unknown). */
 		char err[128];

@@ -26,6 +26,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,6 +36,7 @@
 #include "broker/poller.h"
 #include "broker/queue.h"
 #include "broker/source.h"
+#include "numa/placement.h"
 #include "numa/topology.h"
 #include "shm/log.h"
 
@@ -131,6 +133,9 @@ static void *poller_main(void *arg)
 	if (prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) < 0)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot set its timer slack: %s "
 			    "(timers may fire up to 50 us late)", p->idx, strerror(errno));
+	char name[16]; /* what ps -L, top -H and /proc/PID/task/TID/comm show */
+	snprintf(name, sizeof(name), "onering-poll%u", p->idx);
+	prctl(PR_SET_NAME, name, 0, 0, 0);
 	int r = onering_topo_pin_thread(b->topo, p->cpu);
 	if (r < 0)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot pin to cpu %d: %s", p->idx,
@@ -198,6 +203,41 @@ static void *poller_main(void *arg)
 	return NULL;
 }
 
+/*
+ * The poller's stack comes from its node: glibc would map it in the
+ * control thread and write the thread's descriptor at its top there, so
+ * its first pages would be the control thread's node's. Mapped here and
+ * bound before anything touches it (where the node exists; said once
+ * otherwise), with a guard page below, freed by poller_stop after the join.
+ */
+#define POLLER_STACK_SIZE (8u << 20)
+#define POLLER_GUARD_SIZE 4096u
+
+static int poller_stack_create(struct poller *p)
+{
+	size_t size = POLLER_STACK_SIZE + POLLER_GUARD_SIZE;
+	void *s = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK,
+		       -1, 0);
+
+	if (s == MAP_FAILED)
+		return -errno;
+	if (mprotect(s, POLLER_GUARD_SIZE, PROT_NONE) < 0) {
+		int e = errno;
+		munmap(s, size);
+		return -e;
+	}
+	if (!onering_numa_placement_off()) {
+		int r = onering_numa_bind_memory((char *)s + POLLER_GUARD_SIZE, POLLER_STACK_SIZE,
+						 (uint32_t)p->node);
+		if (r < 0)
+			onering_log(ONERING_LOG_WARN, "poller %u: its stack stays off node %d: %s",
+				    p->idx, p->node, strerror(-r));
+	}
+	p->stack = s;
+	p->stack_size = size;
+	return 0;
+}
+
 int poller_start(struct poller *p)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
@@ -216,7 +256,18 @@ int poller_start(struct poller *p)
 	if (r < 0)
 		return r;
 	onering_atomic_store(&p->ctr[ONERING_PC_CPU], (uint64_t)p->cpu, onering_mo_relaxed);
-	r = pthread_create(&p->thread, NULL, poller_main, p);
+	r = poller_stack_create(p);
+	if (r < 0)
+		return r;
+	pthread_attr_t attr;
+	r = pthread_attr_init(&attr);
+	if (r == 0) {
+		r = pthread_attr_setstack(&attr, (char *)p->stack + POLLER_GUARD_SIZE,
+					  p->stack_size - POLLER_GUARD_SIZE);
+		if (r == 0)
+			r = pthread_create(&p->thread, &attr, poller_main, p);
+		pthread_attr_destroy(&attr);
+	}
 	if (r)
 		return -r;
 	/* "onering-poll0": what top -H, perf and the tests name it by. */
@@ -267,6 +318,10 @@ void poller_stop(struct poller *p)
 		poller_kick(p);
 		pthread_join(p->thread, NULL);
 		p->started = false;
+	}
+	if (p->stack) {
+		munmap(p->stack, p->stack_size);
+		p->stack = NULL;
 	}
 	broker_sources_destroy(p);
 	if (p->epfd >= 0)

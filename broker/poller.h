@@ -52,6 +52,8 @@ struct poller {
 		int kick_fd; /* eventfd in epfd, key 0: new work or stop */
 		bool started;
 		pthread_t thread;
+		void *stack;       /* the thread's stack, bound to node (poller_start) */
+		size_t stack_size; /* with its guard page */
 		struct broker_rxq *rxqs; /* NIC rx queues homed here (fixed at start) */
 		unsigned nr_rxqs;
 		unsigned nr_sources;

@@ -123,6 +123,7 @@ int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *e
 	memset(ps, 0, sizeof(*ps));
 	ps->rxq = 1;
 	ps->snaplen = BROKER_PORT_SNAPLEN_DEFAULT;
+	ps->node = -1;
 	snprintf(ps->group, sizeof(ps->group), "default");
 	if (strnlen(arg, sizeof(buf)) >= sizeof(buf)) {
 		snprintf(err, err_size, "--port %.40s...: longer than %zu bytes", arg, sizeof(buf) - 1);
@@ -133,7 +134,8 @@ int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *e
 	if (colon)
 		*colon = '\0';
 	if (!buf[0] || strlen(buf) >= sizeof(ps->dev)) {
-		snprintf(err, err_size, "--port %s: expected PORT[:rxq=N,group=G,snaplen=B,mode=rss|spread]",
+		snprintf(err, err_size,
+			 "--port %s: expected PORT[:rxq=N,group=G,snaplen=B,mode=rss|spread,node=N]",
 			 arg);
 		return -EINVAL;
 	}
@@ -150,6 +152,11 @@ int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *e
 			if (!onering_name_valid(kv + 6))
 				goto bad;
 			snprintf(ps->group, sizeof(ps->group), "%s", kv + 6);
+		} else if (strncmp(kv, "node=", 5) == 0) {
+			uint32_t node;
+			if (parse_count(kv + 5, 0, BROKER_PORT_NODE_MAX, &node) < 0)
+				goto bad;
+			ps->node = (int)node;
 		} else if (strcmp(kv, "mode=rss") == 0) {
 			ps->spread = false;
 		} else if (strcmp(kv, "mode=spread") == 0) {
@@ -160,7 +167,8 @@ int broker_port_spec_parse(const char *arg, struct broker_port_spec *ps, char *e
 		continue;
 bad:
 		snprintf(err, err_size, "--port %s: bad setting '%s' (rxq=1..64, group=NAME, "
-			 "snaplen=0..%u, mode=rss|spread)", arg, kv, ONERING_PKT_STRIDE_MAX);
+			 "snaplen=0..%u, mode=rss|spread, node=0..%u)", arg, kv, ONERING_PKT_STRIDE_MAX,
+			 BROKER_PORT_NODE_MAX);
 		return -EINVAL;
 	}
 	return 0;

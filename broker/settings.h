@@ -7,7 +7,7 @@
  *   --group NAME[:SETTING,...]   settings as `onering tune` takes them
  *                                (onering_group_setting_parse, shm/proto.c),
  *                                and join=/post=/tune= lists of who may
- *   --port P[:rxq=N,group=G,snaplen=B,mode=rss|spread]
+ *   --port P[:rxq=N,group=G,snaplen=B,mode=rss|spread,node=N]
  *   --config FILE                an INI file (broker_ini_parse, inih): the
  *                                [oneringd] section holds the options as
  *                                keys, each [group NAME] one group's settings
@@ -60,7 +60,13 @@ struct broker_port_spec {
 	char group[ONERING_NAME_MAX];  /* default: "default" */
 	uint32_t snaplen;              /* 0..ONERING_PKT_STRIDE_MAX */
 	bool spread;                   /* mode=spread: rx queues over every poller */
+	int node;                      /* node=N: the port's NUMA node (its rx queues'
+					  poller, its mbuf pool), for devices that do not
+					  say (virtual ones); -1 (default): the device's */
 };
+
+/* The highest node=N a --port takes (libnuma's node ids are below 1024). */
+#define BROKER_PORT_NODE_MAX 1023
 
 /**
  * Parse one --group argument, NAME[:SETTING,...], into g (zeroed first:

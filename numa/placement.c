@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <numa.h>
 #include <numaif.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "numa/placement.h"
@@ -66,9 +67,29 @@ int onering_numa_node_of(const void *addr)
 	return node;
 }
 
+int onering_numa_placement_off(void)
+{
+	/* 0: not read yet, 1: on, 2: off. Racing first readers read the same
+	 * environment; only the one that sets it says so. */
+	static ONERING_ATOMIC(uint8_t) state;
+	uint8_t s = onering_atomic_load(&state, onering_mo_relaxed), expect = 0;
+
+	if (s == 0) {
+		const char *v = getenv("ONERING_NO_PLACEMENT");
+		s = v && *v && strcmp(v, "0") != 0 ? 2 : 1;
+		if (onering_atomic_cas(&state, &expect, s, onering_mo_relaxed, onering_mo_relaxed) &&
+		    s == 2)
+			onering_log(ONERING_LOG_NOTICE, "ONERING_NO_PLACEMENT is set: queue memory is "
+				    "not bound to its node and threads are not pinned");
+	}
+	return s == 2;
+}
+
 static int placement_bind(void *addr, size_t len, uint32_t node, void *arg)
 {
 	(void)arg;
+	if (onering_numa_placement_off())
+		return 0;
 	int r = onering_numa_bind_memory(addr, len, node);
 
 	return r > 0 ? 0 : r;

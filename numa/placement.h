@@ -40,7 +40,18 @@ int onering_numa_bind_memory(void *addr, size_t len, uint32_t node);
  */
 int onering_numa_node_of(const void *addr);
 
-/** The placement hook for onering_seg_create(), backed by onering_numa_bind_memory(). */
+/**
+ * True when $ONERING_NO_PLACEMENT is set to a non-empty value other than
+ * "0": a diagnostic switch that turns placement off, so that a check of
+ * placement on a real multi-node machine can be shown to fail without it
+ * (tests/numavm). Then the placement hook binds nothing (pages come from
+ * wherever the first touch is) and onering_topo_pin_thread() pins nothing.
+ * Read once; said once in the log (notice).
+ */
+int onering_numa_placement_off(void);
+
+/** The placement hook for onering_seg_create(), backed by onering_numa_bind_memory()
+ * (a no-op under onering_numa_placement_off()). */
 const struct onering_placement *onering_numa_placement(void);
 
 #ifdef __cplusplus

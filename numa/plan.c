@@ -211,3 +211,20 @@ void onering_plan_print(const struct onering_topo *t, const struct onering_plan 
 		fprintf(out, "poller %-3u    node %d, CPU %d (core %d)\n", i, plan->pollers[i].node,
 			plan->pollers[i].cpu, plan->pollers[i].core);
 }
+
+void onering_distances_print(const struct onering_topo *t, FILE *out)
+{
+	int nr_nodes = onering_topo_node_count(t);
+
+	fprintf(out, "distances     node");
+	for (int k = 0; k < nr_nodes; k++)
+		fprintf(out, " %4d", onering_topo_node_at(t, k));
+	fputc('\n', out);
+	for (int i = 0; i < nr_nodes; i++) {
+		fprintf(out, "              %-4d", onering_topo_node_at(t, i));
+		for (int k = 0; k < nr_nodes; k++)
+			fprintf(out, " %4d", onering_topo_node_distance(t, onering_topo_node_at(t, i),
+								 onering_topo_node_at(t, k)));
+		fputc('\n', out);
+	}
+}

@@ -61,6 +61,10 @@ void onering_cpus_format(const int *cpus, int n, char *buf, size_t len);
 /** Print the plan (and the topology it was made for) as text. */
 void onering_plan_print(const struct onering_topo *t, const struct onering_plan *plan, FILE *out);
 
+/** Print the node distance table (onering_topo_node_distance(), 10 = local) as
+ * text: a "distances" header row of node ids, then one row per node (from). */
+void onering_distances_print(const struct onering_topo *t, FILE *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "numa/placement.h"
 #include "numa/topology.h"
 
 struct onering_topo {
@@ -197,6 +198,8 @@ int onering_topo_pin_thread(const struct onering_topo *t, int cpu)
 		return -EINVAL;
 	if (!onering_topo_is_this_system(t))
 		return 0; /* a synthetic machine: nothing to bind to */
+	if (onering_numa_placement_off())
+		return 0;
 	if (hwloc_set_cpubind(t->topo, pu->cpuset, HWLOC_CPUBIND_THREAD) < 0)
 		return errno ? -errno : -EINVAL;
 	return 0;

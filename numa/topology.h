@@ -47,7 +47,8 @@ int onering_topo_cpu_node(const struct onering_topo *t, int cpu);
 void onering_topo_cpu_list(const struct onering_topo *t, char *buf, size_t len);
 
 /**
- * Pin the calling thread to one CPU (OS index) of the real machine.
+ * Pin the calling thread to one CPU (OS index) of the real machine (not
+ * under onering_numa_placement_off(), numa/placement.h).
  * @return 0; -EINVAL no such CPU; -errno from the binding.
  */
 int onering_topo_pin_thread(const struct onering_topo *t, int cpu);

@@ -29,6 +29,7 @@ TEST_F(PortSpecTest, DefaultsWithADeviceAlone)
 	EXPECT_EQ(ps_.snaplen, BROKER_PORT_SNAPLEN_DEFAULT);
 	EXPECT_STREQ(ps_.group, "default");
 	EXPECT_FALSE(ps_.spread);
+	EXPECT_EQ(ps_.node, -1) << "the device's node unless node= says";
 }
 
 TEST_F(PortSpecTest, TakesEverySetting)
@@ -39,6 +40,19 @@ TEST_F(PortSpecTest, TakesEverySetting)
 	EXPECT_STREQ(ps_.group, "rx");
 	EXPECT_EQ(ps_.snaplen, ONERING_PKT_STRIDE_MAX);
 	EXPECT_TRUE(ps_.spread);
+}
+
+// node=N homes a port (a virtual device has no node of its own) on a node.
+TEST_F(PortSpecTest, NodeHomesThePort)
+{
+	ASSERT_EQ(Parse("net_null0:group=rx,node=1"), 0) << err_;
+	EXPECT_EQ(ps_.node, 1);
+	ASSERT_EQ(Parse("net_null0:node=1023"), 0) << err_;
+	EXPECT_EQ(ps_.node, 1023);
+	EXPECT_EQ(Parse("net_null0:node=1024"), -EINVAL);
+	EXPECT_EQ(Parse("net_null0:node=-1"), -EINVAL);
+	EXPECT_EQ(Parse("net_null0:node="), -EINVAL);
+	EXPECT_NE(std::string(err_).find("node=0..1023"), std::string::npos) << err_;
 }
 
 TEST_F(PortSpecTest, RefusesOutOfRangeCounts)

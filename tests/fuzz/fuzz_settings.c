@@ -339,10 +339,17 @@ static int ref_port_item(void *ctx, const char *kv)
 		ps->spread = kv[5] == 's';
 		return 0;
 	}
+	if (strncmp(kv, "node=", 5) == 0) {
+		uint32_t node;
+		if (!ref_uint(kv + 5, 0, BROKER_PORT_NODE_MAX, &node))
+			return -EINVAL;
+		ps->node = (int)node;
+		return 0;
+	}
 	return -EINVAL;
 }
 
-/* --port as its usage reads: P[:rxq=N,group=G,snaplen=B,mode=rss|spread]. */
+/* --port as its usage reads: P[:rxq=N,group=G,snaplen=B,mode=rss|spread,node=N]. */
 static int ref_port_spec(struct broker_port_spec *ps, const char *arg)
 {
 	const char *colon = strchr(arg, ':');
@@ -351,6 +358,7 @@ static int ref_port_spec(struct broker_port_spec *ps, const char *arg)
 	memset(ps, 0, sizeof(*ps));
 	ps->rxq = 1;
 	ps->snaplen = BROKER_PORT_SNAPLEN_DEFAULT;
+	ps->node = -1;
 	snprintf(ps->group, sizeof(ps->group), "default");
 	if (strlen(arg) >= BROKER_SPEC_MAX || len == 0 || len >= sizeof(ps->dev))
 		return -EINVAL;
@@ -361,7 +369,7 @@ static int ref_port_spec(struct broker_port_spec *ps, const char *arg)
 static bool same_port(const struct broker_port_spec *a, const struct broker_port_spec *b)
 {
 	return strcmp(a->dev, b->dev) == 0 && a->rxq == b->rxq && a->snaplen == b->snaplen &&
-	       strcmp(a->group, b->group) == 0 && a->spread == b->spread;
+	       strcmp(a->group, b->group) == 0 && a->spread == b->spread && a->node == b->node;
 }
 
 static void fuzz_port_spec(const char *arg)
@@ -391,8 +399,11 @@ static void fuzz_port_spec(const char *arg)
 		     "snaplen %u) disagree",
 		     arg, ps.rxq, ps.snaplen, ref.rxq, ref.snaplen);
 
-	int n = snprintf(text, sizeof(text), "%s:rxq=%u,group=%s,snaplen=%u,mode=%s", ps.dev,
-			 ps.rxq, ps.group, ps.snaplen, ps.spread ? "spread" : "rss");
+	int n = snprintf(text, sizeof(text), "%s:rxq=%u,group=%s,snaplen=%u,mode=%s,node=%d", ps.dev,
+			 ps.rxq, ps.group, ps.snaplen, ps.spread ? "spread" : "rss", ps.node);
+	if (ps.node < 0) /* not given: not printed */
+		n = snprintf(text, sizeof(text), "%s:rxq=%u,group=%s,snaplen=%u,mode=%s", ps.dev,
+			     ps.rxq, ps.group, ps.snaplen, ps.spread ? "spread" : "rss");
 	if (n < 0 || (size_t)n >= sizeof(text))
 		abort();
 	r = broker_port_spec_parse(text, &again, err, sizeof(err));

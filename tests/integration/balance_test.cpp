@@ -256,24 +256,7 @@ protected:
 	}
 
 	// Every stats item the broker sends.
-	std::vector<onering_msg> Stats()
-	{
-		std::vector<onering_msg> items;
-		int s;
-		char err[512];
-		onering_msg m;
-		if (onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), -1, &s,
-					  nullptr, err, sizeof(err)) < 0)
-			return items;
-		onering_msg_init(&m, ONERING_MSG_STATS, 9);
-		onering_msg_send(s, &m, nullptr, 0, 0);
-		while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
-		       m.type != ONERING_MSG_STATS_END)
-			if (m.type == ONERING_MSG_STATS_ITEM)
-				items.push_back(m);
-		close(s);
-		return items;
-	}
+	std::vector<onering_msg> Stats() { return onering_test::StatsItems(broker_); }
 
 	bool GroupStats(const char *name, onering_msg_group_stats *out)
 	{

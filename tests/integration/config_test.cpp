@@ -18,17 +18,10 @@
 #endif
 
 using onering_test::Broker;
+using onering_test::ReadFile;
 using onering_test::RunCommand;
 
 namespace {
-
-std::string ReadFile(const std::string &path)
-{
-	std::ifstream f(path);
-	std::stringstream s;
-	s << f.rdbuf();
-	return s.str();
-}
 
 class ConfigTest : public ::testing::Test {
 protected:

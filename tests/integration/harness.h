@@ -12,8 +12,10 @@
 #include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
+#include <fstream>
 #include <poll.h>
 #include <sched.h>
+#include <sstream>
 #include <string>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
@@ -68,8 +70,10 @@ public:
 		args.push_back(name_);
 		args.push_back("--socket-dir");
 		args.push_back(dir_);
-		for (const char *a : {"--ready-fd", "3", "--no-hugepages"})
+		for (const char *a : {"--ready-fd", "3"})
 			args.push_back(a);
+		if (!hugepages_)
+			args.push_back("--no-hugepages");
 		args.insert(args.end(), extra.begin(), extra.end());
 		pid_ = fork();
 		if (pid_ < 0)
@@ -177,6 +181,10 @@ public:
 	// interfaces it creates (net_tap) and their traffic stay in there.
 	void NewNetns() { netns_ = true; }
 
+	// Let the broker started next use hugepages where reserved (the default
+	// is --no-hugepages: tests do not depend on the machine's reservation).
+	void UseHugepages() { hugepages_ = true; }
+
 	// An environment variable for the broker started next.
 	void SetEnv(const std::string &k, const std::string &v) { env_.push_back({k, v}); }
 
@@ -218,6 +226,7 @@ private:
 	std::string dir_, name_, log_;
 	std::vector<std::pair<std::string, std::string>> env_;
 	bool netns_ = false;
+	bool hugepages_ = false;
 };
 
 // Counters of the first stats item of kind `what` (ONERING_STATS_*), read
@@ -248,6 +257,36 @@ inline bool StatsCounters(const Broker &broker, uint32_t what, uint64_t *ctr, un
 	int r = onering_proto_call(s, &req, &rep, keep, &want, 5000);
 	close(s);
 	return r == 0 && want.found;
+}
+
+// Every stats item the broker sends (ONERING_MSG_STATS_ITEM), in order; empty
+// when it did not answer.
+inline std::vector<onering_msg> StatsItems(const Broker &broker)
+{
+	std::vector<onering_msg> items;
+	int s;
+	char err[512];
+	onering_msg m;
+	if (onering_proto_connect(broker.SocketPath().c_str(), broker.Name().c_str(), -1, &s, nullptr,
+				  err, sizeof(err)) < 0)
+		return items;
+	onering_msg_init(&m, ONERING_MSG_STATS, 9);
+	onering_msg_send(s, &m, nullptr, 0, 0);
+	while (onering_msg_recv_timeout(s, &m, nullptr, 0, nullptr, 5000) == 0 &&
+	       m.type != ONERING_MSG_STATS_END)
+		if (m.type == ONERING_MSG_STATS_ITEM)
+			items.push_back(m);
+	close(s);
+	return items;
+}
+
+// A whole file as a string (empty when it cannot be read).
+inline std::string ReadFile(const std::string &path)
+{
+	std::ifstream f(path);
+	std::stringstream s;
+	s << f.rdbuf();
+	return s.str();
 }
 
 // ---- zero system calls --------------------------------------------------

@@ -483,6 +483,42 @@ TEST_F(Nic, NetNullStreams)
 	EXPECT_GE(got, 100000);
 }
 
+// node=N homes a virtual device (which has no node of its own) on a node:
+// its rx queue is served by that node's poller, and the port says so. On a
+// synthetic two-node machine here; tests/numavm does it on real nodes.
+TEST_F(Nic, PortHomedOnNodeOneIsPolledByNodeOnesPoller)
+{
+	ASSERT_TRUE(broker_.Start({"--synthetic", "numa:2 core:2 pu:1", "--port",
+				   "net_null0:group=pk,snaplen=64,node=1"},
+				  "t", kEal("net_null0")));
+	Connect();
+	onering_msg m;
+	onering_msg_init(&m, ONERING_MSG_STATS, ++seq_);
+	ASSERT_EQ(onering_msg_send(ctl_, &m, nullptr, 0, 0), 0);
+	int port_node = -2, rxq_poller = -2, rxq_node = -2;
+	while (onering_msg_recv_timeout(ctl_, &m, nullptr, 0, nullptr, 5000) == 0 &&
+	       m.type != ONERING_MSG_STATS_END) {
+		if (m.u.stats_item.what == ONERING_STATS_PORT)
+			port_node = (int)m.u.stats_item.node;
+		if (m.u.stats_item.what == ONERING_STATS_RXQ) {
+			rxq_poller = (int)m.u.stats_item.owner_pid;
+			rxq_node = (int)m.u.stats_item.node;
+		}
+	}
+	EXPECT_EQ(port_node, 1);
+	EXPECT_EQ(rxq_poller, 1) << "rx queue not on node 1's poller";
+	EXPECT_EQ(rxq_node, 1);
+
+	// A node without a poller is refused before anything starts.
+	int st;
+	std::string out = onering_test::RunCommand(
+		std::string(ONERINGD_PATH) + " --check --name chk --socket-dir " + broker_.Dir() +
+			" --synthetic 'numa:2 core:2 pu:1' --port net_null0:node=5",
+		&st);
+	EXPECT_EQ(WEXITSTATUS(st), 1) << out;
+	EXPECT_NE(out.find("node=5 has no poller"), std::string::npos) << out;
+}
+
 // ---- zero system calls for NIC records and their bytes ---------------------
 
 

@@ -634,6 +634,9 @@ TEST(BrokerCliTest, CheckPrintsThePlanAndValidates)
 	EXPECT_NE(out.find("poller 3"), std::string::npos) << out;
 	EXPECT_EQ(out.find("poller 4"), std::string::npos) << out;
 	EXPECT_NE(out.find("falls back"), std::string::npos) << out;
+	// ... and the distance table (synthetic: the 10/20 guess).
+	EXPECT_NE(out.find("distances     node    0    1    2    3\n"
+			   "              0      10   20   20   20\n"), std::string::npos) << out;
 	out = RunBroker("--check --socket-dir " + dir + " --synthetic 'numa:2 core:2 pu:1' --poller 1:0",
 			&st);
 	EXPECT_EQ(WEXITSTATUS(st), 1);

@@ -82,17 +82,7 @@ static void topo_locality(const struct onering_topo *t, json_t *root, FILE *out)
 		json_object_set_new(root, "nics", list);
 		return;
 	}
-	fprintf(out, "distances     node");
-	for (int k = 0; k < nr_nodes; k++)
-		fprintf(out, " %4d", onering_topo_node_at(t, k));
-	fputc('\n', out);
-	for (int i = 0; i < nr_nodes; i++) {
-		fprintf(out, "              %-4d", onering_topo_node_at(t, i));
-		for (int k = 0; k < nr_nodes; k++)
-			fprintf(out, " %4d", onering_topo_node_distance(t, onering_topo_node_at(t, i),
-								 onering_topo_node_at(t, k)));
-		fputc('\n', out);
-	}
+	onering_distances_print(t, out);
 	if (nr_nics == 0)
 		fprintf(out, "nic           none found\n");
 	for (int i = 0; i < nr_nics; i++) {
