@@ -133,9 +133,6 @@ static void *poller_main(void *arg)
 	if (prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) < 0)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot set its timer slack: %s "
 			    "(timers may fire up to 50 us late)", p->idx, strerror(errno));
-	char name[16]; /* what ps -L, top -H and /proc/PID/task/TID/comm show */
-	snprintf(name, sizeof(name), "onering-poll%u", p->idx);
-	prctl(PR_SET_NAME, name, 0, 0, 0);
 	int r = onering_topo_pin_thread(b->topo, p->cpu);
 	if (r < 0)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot pin to cpu %d: %s", p->idx,
@@ -270,7 +267,8 @@ int poller_start(struct poller *p)
 	}
 	if (r)
 		return -r;
-	/* "onering-poll0": what top -H, perf and the tests name it by. */
+	/* "onering-poll0": what ps -L, top -H, perf and the tests name it by;
+	 * set here, before the broker says it is ready. */
 	char name[16];
 	snprintf(name, sizeof(name), "onering-poll%u", p->idx);
 	pthread_setname_np(p->thread, name);
