@@ -123,21 +123,26 @@ extern "C" {
 	X(P, GROUP, group, LABEL, id, "the group it delivers to")
 
 /*
- * Every list, once: X(list, P, enum tag, what, family). `family` is how
- * `onering stat --json` names the array of such objects (the broker's is
- * one object, not an array).
+ * Every list, once: X(list, P, enum tag, what, family, object). `family` is
+ * how `onering stat --json` names the array of such objects (the broker's
+ * is one object, not an array); `object` is the word of its
+ * Prometheus names, onering_<object>_<counter>.
  */
 #define ONERING_COUNTER_LISTS(X)                                                              \
-	X(ONERING_BROKER_COUNTERS, BC, onering_broker_counter, ONERING_STATS_BROKER, broker)  \
-	X(ONERING_POLLER_COUNTERS, PC, onering_poller_counter, ONERING_STATS_POLLER, pollers) \
-	X(ONERING_QUEUE_COUNTERS, QC, onering_queue_counter, ONERING_STATS_QUEUE, queues)     \
-	X(ONERING_GROUP_COUNTERS, GC, onering_group_counter, ONERING_STATS_GROUP, groups)     \
-	X(ONERING_PORT_COUNTERS, PORTC, onering_port_counter, ONERING_STATS_PORT, ports)      \
-	X(ONERING_RXQ_COUNTERS, RXQC, onering_rxq_counter, ONERING_STATS_RXQ, rx_queues)
+	X(ONERING_BROKER_COUNTERS, BC, onering_broker_counter, ONERING_STATS_BROKER, broker,  \
+	  broker)                                                                              \
+	X(ONERING_POLLER_COUNTERS, PC, onering_poller_counter, ONERING_STATS_POLLER, pollers, \
+	  poller)                                                                              \
+	X(ONERING_QUEUE_COUNTERS, QC, onering_queue_counter, ONERING_STATS_QUEUE, queues,     \
+	  queue)                                                                               \
+	X(ONERING_GROUP_COUNTERS, GC, onering_group_counter, ONERING_STATS_GROUP, groups,     \
+	  group)                                                                               \
+	X(ONERING_PORT_COUNTERS, PORTC, onering_port_counter, ONERING_STATS_PORT, ports, port) \
+	X(ONERING_RXQ_COUNTERS, RXQC, onering_rxq_counter, ONERING_STATS_RXQ, rx_queues, rxq)
 
 /* The enums: ONERING_<P>_<ID> = its place in the list, then ONERING_<P>_NR. */
 #define ONERING_COUNTER_ENUMERATOR(P, ID, name, KIND, unit, help) ONERING_##P##_##ID,
-#define ONERING_COUNTER_ENUM(LIST, P, tag, what, family)                                     \
+#define ONERING_COUNTER_ENUM(LIST, P, tag, what, family, object)                                   \
 	enum tag { LIST(ONERING_COUNTER_ENUMERATOR, P) ONERING_##P##_NR };
 ONERING_COUNTER_LISTS(ONERING_COUNTER_ENUM)
 #undef ONERING_COUNTER_ENUM
@@ -160,6 +165,7 @@ struct onering_counter_desc {
 /* One list: the objects of one STATS_ITEM kind. */
 struct onering_counter_list {
 	const char *family; /* "broker", "pollers", ...: the --json key */
+	const char *object; /* "broker", "poller", ...: Prometheus names onering_<object>_<name> */
 	uint32_t what;      /* enum onering_stats_what */
 	unsigned nr;        /* counters in desc[] (ONERING_<P>_NR) */
 	const struct onering_counter_desc *desc; /* by enum value */
