@@ -79,6 +79,8 @@ enum onering_stats_what {
 	ONERING_STATS_PORT = 5,  /* id = port; counters: enum onering_port_counter */
 	ONERING_STATS_RXQ = 6,   /* id = port << 16 | queue, node = its poller's;
 				  * counters: enum onering_rxq_counter */
+	ONERING_STATS_EXPORT = 7, /* the counters segment and /metrics: in the counters
+				   * segment only, never in a STATS reply */
 };
 
 
@@ -252,7 +254,8 @@ ONERING_STATIC_ASSERT(ONERING_BC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_PC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_QC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_PORTC_NR <= ONERING_STATS_COUNTERS_MAX &&
-			      ONERING_RXQC_NR <= ONERING_STATS_COUNTERS_MAX,
+			      ONERING_RXQC_NR <= ONERING_STATS_COUNTERS_MAX &&
+			      ONERING_EXC_NR <= ONERING_STATS_COUNTERS_MAX,
 		      "every counter list fits a stats item (a longer one needs a new item)");
 
 
