@@ -239,7 +239,6 @@ void broker_counters_fini(struct broker *b)
 
 	if (bc->seg.fd < 0)
 		return;
-	broker_counters_update(b, ONERING_COUNTERS_STOPPED);
 	onering_counters_writer_fini(&bc->w);
 	onering_seg_destroy(&bc->seg);
 }

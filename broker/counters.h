@@ -57,7 +57,8 @@ void broker_counters_update(struct broker *b, uint32_t state);
 /* The periodic update when due. Returns the ms until the next one, or -1. */
 int broker_counters_tick(struct broker *b);
 
-/* Mark the segment stopped (readers keep their mapping), unmap and close. */
+/* Unmap and close (readers keep their mapping: mark it stopped first,
+ * broker_counters_update(b, ONERING_COUNTERS_STOPPED)). */
 void broker_counters_fini(struct broker *b);
 
 /*

@@ -1109,8 +1109,11 @@ out:
 		poller_stop(&b->pollers[i]);
 	notify_shutdown(b);
 	broker_metrics_fini(b);
+	/* The final values, groups and queues included, marked stopped: a reader
+	 * still mapping the segment sees the end. */
+	broker_counters_update(b, ONERING_COUNTERS_STOPPED);
 	broker_state_fini(b);
-	broker_counters_fini(b); /* after the clients went: its last update says so */
+	broker_counters_fini(b);
 	if (b->listen_fd >= 0) {
 		fd_close(b->listen_fd, "the listening socket");
 		if (unlink(b->cfg.socket_path) < 0 && errno != ENOENT)

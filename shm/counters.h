@@ -124,14 +124,14 @@ extern "C" {
 
 /* ONERING_STATS_EXPORT: how the counters leave the broker - the counters
  * segment (shm/counters_seg.h) and the --metrics-listen HTTP endpoint. */
-#define ONERING_EXPORT_COUNTERS(X, P)                                                         \
-	X(P, OBJECTS, objects, GAUGE, objects, "objects in the counters segment now")         \
+#define ONERING_EXPORT_COUNTERS(X, P)                                                          \
+	X(P, OBJECTS, objects, GAUGE, objects, "objects in the counters segment now")          \
 	X(P, OBJECTS_MAX, objects_max, GAUGE, objects,                                         \
 	  "objects the counters segment holds (--counters-max-objects)")                       \
 	X(P, UNLISTED, unlisted, GAUGE, objects,                                               \
 	  "objects left out of the counters segment at its last update: it was full")          \
-	X(P, UPDATES, updates, COUNTER, updates, "times the control thread copied the counters " \
-	  "into the segment")                                                                  \
+	X(P, UPDATES, updates, COUNTER, updates,                                               \
+	  "times the control thread copied the counters into the segment")                     \
 	X(P, READERS, readers, COUNTER, requests,                                              \
 	  "counters segments handed to a reader (onering stat, top)")                          \
 	X(P, HTTP_REQUESTS, http_requests, COUNTER, requests, "GET /metrics answered")         \
@@ -148,23 +148,23 @@ extern "C" {
  * and export's are one object, not an array); `object` is the word of its
  * Prometheus names, onering_<object>_<counter>.
  */
-#define ONERING_COUNTER_LISTS(X)                                                              \
-	X(ONERING_BROKER_COUNTERS, BC, onering_broker_counter, ONERING_STATS_BROKER, broker,  \
+#define ONERING_COUNTER_LISTS(X)                                                               \
+	X(ONERING_BROKER_COUNTERS, BC, onering_broker_counter, ONERING_STATS_BROKER, broker,   \
 	  broker)                                                                              \
-	X(ONERING_POLLER_COUNTERS, PC, onering_poller_counter, ONERING_STATS_POLLER, pollers, \
+	X(ONERING_POLLER_COUNTERS, PC, onering_poller_counter, ONERING_STATS_POLLER, pollers,  \
 	  poller)                                                                              \
-	X(ONERING_QUEUE_COUNTERS, QC, onering_queue_counter, ONERING_STATS_QUEUE, queues,     \
+	X(ONERING_QUEUE_COUNTERS, QC, onering_queue_counter, ONERING_STATS_QUEUE, queues,      \
 	  queue)                                                                               \
-	X(ONERING_GROUP_COUNTERS, GC, onering_group_counter, ONERING_STATS_GROUP, groups,     \
+	X(ONERING_GROUP_COUNTERS, GC, onering_group_counter, ONERING_STATS_GROUP, groups,      \
 	  group)                                                                               \
 	X(ONERING_PORT_COUNTERS, PORTC, onering_port_counter, ONERING_STATS_PORT, ports, port) \
-	X(ONERING_RXQ_COUNTERS, RXQC, onering_rxq_counter, ONERING_STATS_RXQ, rx_queues, rxq) \
-	X(ONERING_EXPORT_COUNTERS, EXC, onering_export_counter, ONERING_STATS_EXPORT, export, \
+	X(ONERING_RXQ_COUNTERS, RXQC, onering_rxq_counter, ONERING_STATS_RXQ, rx_queues, rxq)  \
+	X(ONERING_EXPORT_COUNTERS, EXC, onering_export_counter, ONERING_STATS_EXPORT, export,  \
 	  export)
 
 /* The enums: ONERING_<P>_<ID> = its place in the list, then ONERING_<P>_NR. */
 #define ONERING_COUNTER_ENUMERATOR(P, ID, name, KIND, unit, help) ONERING_##P##_##ID,
-#define ONERING_COUNTER_ENUM(LIST, P, tag, what, family, object)                                   \
+#define ONERING_COUNTER_ENUM(LIST, P, tag, what, family, object)                               \
 	enum tag { LIST(ONERING_COUNTER_ENUMERATOR, P) ONERING_##P##_NR };
 ONERING_COUNTER_LISTS(ONERING_COUNTER_ENUM)
 #undef ONERING_COUNTER_ENUM
