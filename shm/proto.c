@@ -535,8 +535,13 @@ int onering_proto_counters(const char *path, const char *name, long trust_uid, i
 		if (m.status < 0 && m.status >= -ERRNO_MAX) {
 			char why[ONERING_MSG_SIZE];
 			bool has = onering_msg_reason(&m, why, sizeof(why));
-			CONNECT_FAIL(m.status, "broker \"%s\" refused COUNTERS: %s", name,
-				     has ? why : strerror(-m.status));
+			/* A broker before counters segments takes COUNTERS for a
+			 * request before HELLO (-EPERM) or an unknown type. */
+			bool old = !has && (m.status == -EPERM || m.status == -EOPNOTSUPP);
+			CONNECT_FAIL(m.status, "broker \"%s\" refused COUNTERS: %s%s", name,
+				     has ? why : strerror(-m.status),
+				     old ? " (a broker older than counters segments: upgrade it, or "
+					   "use the onering of its version)" : "");
 		}
 		CONNECT_FAIL(-EPROTO, "broker \"%s\" answered COUNTERS with message type %u, "
 			     "status %d and %u fds (a broker older than counters segments?)", name,
