@@ -33,6 +33,7 @@
 
 #include "broker/client.h"
 #include "broker/config.h"
+#include "broker/counters.h"
 #include "broker/poller.h"
 #include "broker/rcu.h"
 #include "broker/registry.h"
@@ -98,6 +99,8 @@ struct broker {
 	struct cds_wfcq_tail fault_tail;
 
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_BC_NR];
+	/* The counters segment and the /metrics endpoint (counters.c, metrics.c). */
+	struct broker_counters counters;
 };
 
 /* The control thread: server.c (socket server, loop, start and stop) and

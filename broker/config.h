@@ -66,6 +66,9 @@ struct broker_config {
 	int idle_sleep_ms;               /* epoll_wait timeout when idle (-1: spin forever) */
 	int ready_fd;                    /* --ready-fd, or -1 */
 	uint32_t max_queues;             /* queues of all clients together */
+	uint32_t counters_max_objects;   /* slots of the counters segment */
+	uint32_t counters_interval_ms;   /* its periodic update */
+	char metrics_listen[80];         /* --metrics-listen as given, "" off */
 	/* --group NAME:setting,...: groups created at start (settings parsed
 	 * into the same message a tune request carries) */
 	struct onering_msg_group groups[BROKER_MAX_GROUP_ARGS];

@@ -737,6 +737,38 @@ static int handle_stats(struct broker *b, struct broker_client *c, struct onerin
 	return r;
 }
 
+/*
+ * COUNTERS: the counters segment's fd, to a peer that passed SO_PEERCRED
+ * (a refused one got its refusal above), refreshed first. It costs no client
+ * slot: a pending connection is answered and closed at once; an attached
+ * client may ask too and stays.
+ */
+static int handle_counters(struct broker *b, struct broker_client *c, struct onering_msg *m)
+{
+	struct onering_msg rep;
+	int fd = b->counters.seg.fd;
+
+	m->u.counters.name[ONERING_NAME_MAX - 1] = '\0';
+	onering_msg_init(&rep, ONERING_MSG_COUNTERS | ONERING_MSG_REPLY, m->seq);
+	if (strcmp(m->u.counters.name, b->cfg.name) != 0) {
+		rep.status = -ENXIO;
+	} else if (fd < 0) {
+		rep.status = -ENODEV;
+		snprintf(rep.u.reason, sizeof(rep.u.reason), "this broker has no counters segment "
+			 "(its creation failed at start: see its log)");
+	} else {
+		b->counters.readers++;
+		broker_counters_update(b, ONERING_COUNTERS_RUNNING);
+		rep.u.counters.version = ONERING_COUNTERS_VERSION;
+		rep.u.counters.size = (uint32_t)b->counters.seg.size;
+	}
+	send_reply(b, c, &rep, rep.status ? NULL : &fd, rep.status ? 0 : 1); /* logged there */
+	if (c->hello_done)
+		return 0;
+	broker_client_drop(b, c, NULL);
+	return -ECONNRESET;
+}
+
 /* HELLO: pending -> attached, or refused (ABI, instance name, --max-clients). */
 static int handle_hello(struct broker *b, struct broker_client *c, struct onering_msg *m)
 {
@@ -855,7 +887,7 @@ int broker_client_message(struct broker *b, struct broker_client *c, struct oner
 		broker_client_drop(b, c, NULL);
 		return refuse;
 	}
-	if (!c->hello_done && m->type != ONERING_MSG_HELLO) {
+	if (!c->hello_done && m->type != ONERING_MSG_HELLO && m->type != ONERING_MSG_COUNTERS) {
 		close_message_fds(c, fds, nfds);
 		return broker_client_bad_message(b, c, m, -EPERM, "request before HELLO");
 	}
@@ -874,6 +906,8 @@ int broker_client_message(struct broker *b, struct broker_client *c, struct oner
 		return handle_group(b, c, m);
 	case ONERING_MSG_PORT_TX:
 		return handle_port_tx(b, c, m);
+	case ONERING_MSG_COUNTERS:
+		return handle_counters(b, c, m);
 	default:
 		return broker_client_bad_message(b, c, m, -EOPNOTSUPP, "unknown control message type");
 	}

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <syslog.h>
 #include <time.h>
@@ -69,6 +70,9 @@ enum {
 	OPT_HELLO_TIMEOUT_MS,
 	OPT_MAX_PENDING_PER_UID,
 	OPT_MAX_PENDING,
+	OPT_COUNTERS_MAX_OBJECTS,
+	OPT_COUNTERS_INTERVAL_MS,
+	OPT_METRICS_LISTEN,
 	OPT_CONFIG,
 	OPT_HELP,
 	OPT_VERSION,
@@ -106,6 +110,9 @@ static const struct option long_opts[] = {
 	{"hello-timeout-ms", required_argument, NULL, OPT_HELLO_TIMEOUT_MS},
 	{"max-pending-per-uid", required_argument, NULL, OPT_MAX_PENDING_PER_UID},
 	{"max-pending", required_argument, NULL, OPT_MAX_PENDING},
+	{"counters-max-objects", required_argument, NULL, OPT_COUNTERS_MAX_OBJECTS},
+	{"counters-interval-ms", required_argument, NULL, OPT_COUNTERS_INTERVAL_MS},
+	{"metrics-listen", required_argument, NULL, OPT_METRICS_LISTEN},
 	{"config", required_argument, NULL, OPT_CONFIG},
 	{"help", no_argument, NULL, OPT_HELP},
 	{"version", no_argument, NULL, OPT_VERSION},
@@ -139,6 +146,9 @@ static const struct {
 	{OPT_MAX_CLIENT_SUBS, "16384"},
 	{OPT_MAX_CLIENT_FDS, "16384"},
 	{OPT_MAX_CLIENT_GROUPS, "16"},
+	{OPT_COUNTERS_MAX_OBJECTS, "1024"},
+	{OPT_COUNTERS_INTERVAL_MS, "250"},
+	{OPT_METRICS_LISTEN, "off"},
 	{OPT_MAX_CLIENT_SLOTS, "4194304"},
 	{OPT_HELLO_TIMEOUT_MS, "1000"},
 	{OPT_MAX_PENDING_PER_UID, "128"},
@@ -202,6 +212,13 @@ static void usage(FILE *out)
 		"  --idle-spin-us N     busy-poll this long before blocking when idle (default 100)\n"
 		"  --idle-sleep-ms N    block at most this long when idle; -1 never blocks (default 1)\n"
 		"  --no-hugepages       never back rings with hugepages\n"
+		"  --counters-max-objects N  objects the counters segment holds (default 1024;\n"
+		"                       more are left out and counted as unlisted)\n"
+		"  --counters-interval-ms N  copy the counters into their segment this often\n"
+		"                       (default 250; also whenever a reader asks)\n"
+		"  --metrics-listen [ADDR:]PORT  serve GET /metrics (Prometheus text) over HTTP;\n"
+		"                       PORT alone binds 127.0.0.1, any other address must be\n"
+		"                       written out (default off)\n"
 		"  --log-level LEVEL    error, warning, notice, info, debug, or 3..7 (default notice)\n"
 		"  --ready-fd FD        with --foreground: write one byte to FD once serving\n"
 		"                       (for supervisors and tests), then close it\n"
@@ -420,6 +437,8 @@ static const struct {
 	{OPT_HELLO_TIMEOUT_MS, 10, 60000, offsetof(struct broker_config, hello_timeout_ms)},
 	{OPT_MAX_PENDING_PER_UID, 1, 65536, offsetof(struct broker_config, max_pending_per_uid)},
 	{OPT_MAX_PENDING, 1, 65536, offsetof(struct broker_config, max_pending)},
+	{OPT_COUNTERS_MAX_OBJECTS, 16, 65536, offsetof(struct broker_config, counters_max_objects)},
+	{OPT_COUNTERS_INTERVAL_MS, 10, 10000, offsetof(struct broker_config, counters_interval_ms)},
 };
 
 /* One option's value, from argv or the file (arg NULL: a flag on the
@@ -556,7 +575,23 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 	case OPT_HELLO_TIMEOUT_MS:
 	case OPT_MAX_PENDING_PER_UID:
 	case OPT_MAX_PENDING:
+	case OPT_COUNTERS_MAX_OBJECTS:
+	case OPT_COUNTERS_INTERVAL_MS:
 		break; /* count_opts */
+	case OPT_METRICS_LISTEN: {
+		struct sockaddr_storage sa;
+		unsigned sa_len;
+		if (strcmp(buf, "off") == 0) {
+			cfg->metrics_listen[0] = '\0';
+			break;
+		}
+		if (strlen(buf) >= sizeof(cfg->metrics_listen) ||
+		    broker_metrics_addr_parse(buf, &sa, &sa_len, err, err_size) < 0)
+			REFUSE("--metrics-listen %s: expected PORT (on 127.0.0.1), ADDR:PORT, "
+			       "[ADDR6]:PORT or off", buf);
+		snprintf(cfg->metrics_listen, sizeof(cfg->metrics_listen), "%s", buf);
+		break;
+	}
 	case OPT_GROUP:
 		if (add_group(cfg, buf, where, err, err_size) < 0)
 			return -EINVAL;
@@ -719,6 +754,8 @@ static int config_parse(struct broker_config *cfg, int argc, char **argv, char *
 	cfg->idle_spin_ns = 100 * 1000;
 	cfg->idle_sleep_ms = 1;
 	cfg->ready_fd = -1;
+	cfg->counters_max_objects = 1024;
+	cfg->counters_interval_ms = 250;
 	add_uid(cfg, geteuid());
 	add_uid(cfg, 0);
 
@@ -1008,6 +1045,14 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
 	fprintf(out, "idle          spin %llu us, then sleep %d ms\n",
 		(unsigned long long)(cfg->idle_spin_ns / 1000), cfg->idle_sleep_ms);
 	fprintf(out, "hugepages     %s\n", cfg->no_hugetlb ? "off" : "when reserved");
+	fprintf(out, "counters      segment of %u objects (%zu KiB), updated every %u ms and when "
+		"read\n", cfg->counters_max_objects,
+		onering_counters_seg_size(cfg->counters_max_objects) / 1024, cfg->counters_interval_ms);
+	if (cfg->metrics_listen[0])
+		fprintf(out, "metrics       http://%s%s/metrics\n",
+			strchr(cfg->metrics_listen, ':') ? "" : "127.0.0.1:", cfg->metrics_listen);
+	else
+		fprintf(out, "metrics       off (--metrics-listen)\n");
 	print_groups(cfg, out);
 	print_ports(cfg, out);
 	print_options(cfg, out);

@@ -830,6 +830,7 @@ int broker_state_init(struct broker *b)
 	cds_wfcq_init(&b->reap_head, &b->reap_tail);
 	cds_wfcq_init(&b->fault_head, &b->fault_tail);
 	b->listen_fd = b->signal_fd = b->reap_fd = b->epfd = -1;
+	b->counters.seg.fd = -1;
 	for (unsigned i = 0; i < BROKER_MAX_POLLERS; i++) {
 		b->pollers[i].epfd = b->pollers[i].kick_fd = -1;
 		cds_wfcq_init(&b->pollers[i].redeliver_head, &b->pollers[i].redeliver_tail);
@@ -973,6 +974,9 @@ int broker_run(struct broker *b)
 	if ((r = add_fd(b, b->listen_fd, KEY_LISTEN, "the listening socket")) < 0 ||
 	    (r = add_fd(b, b->signal_fd, KEY_SIGNAL, "the signalfd")) < 0)
 		goto out;
+	/* Counters readers and the /metrics endpoint, before anyone can ask. */
+	if ((r = broker_counters_init(b)) < 0 || (r = broker_metrics_init(b)) < 0)
+		goto out;
 	/* NIC ports (if any) before the pollers start: their rx queues are
 	 * fixed per poller from then on. */
 	if ((r = broker_nic_init(b)) < 0 || (r = broker_nic_setup(b)) < 0)
@@ -1019,6 +1023,13 @@ int broker_run(struct broker *b)
 		int tick = notify_tick(b);
 		if (tick >= 0 && (timeout < 0 || tick < timeout))
 			timeout = tick;
+		/* The counters segment's periodic copy; /metrics deadlines. */
+		tick = broker_counters_tick(b);
+		if (tick >= 0 && (timeout < 0 || tick < timeout))
+			timeout = tick;
+		tick = broker_metrics_tick(b);
+		if (tick >= 0 && (timeout < 0 || tick < timeout))
+			timeout = tick;
 		int n = epoll_wait(b->epfd, evs, 32, timeout);
 		if (n < 0 && errno != EINTR) {
 			r = -errno;
@@ -1032,6 +1043,8 @@ int broker_run(struct broker *b)
 			uint64_t key = evs[i].data.u64;
 			if (key == KEY_LISTEN) {
 				accept_clients(b);
+			} else if (broker_metrics_owns(key)) {
+				broker_metrics_event(b, key, evs[i].events);
 			} else if (key == KEY_SIGNAL) {
 				struct signalfd_siginfo si;
 				ssize_t got;
@@ -1102,7 +1115,12 @@ out:
 		poller_stop(&b->pollers[i]);
 	notify_shutdown(b);
 	broker_telemetry_fini(b); /* no telemetry command reads what goes now */
+	broker_metrics_fini(b);
+	/* The final values, groups and queues included, marked stopped: a reader
+	 * still mapping the segment sees the end. */
+	broker_counters_update(b, ONERING_COUNTERS_STOPPED);
 	broker_state_fini(b);
+	broker_counters_fini(b);
 	if (b->listen_fd >= 0) {
 		fd_close(b->listen_fd, "the listening socket");
 		if (unlink(b->cfg.socket_path) < 0 && errno != ENOENT)

@@ -43,7 +43,7 @@ extern "C" {
 /* "ONRG" read as a little-endian u32 */
 #define ONERING_SEG_MAGIC 0x47524e4fu
 #define ONERING_ABI_MAJOR 1u
-#define ONERING_ABI_MINOR 4u
+#define ONERING_ABI_MINOR 5u
 
 /* A segment's node when it is not bound to one. */
 #define ONERING_NODE_ANY 0xffffffffu
@@ -51,7 +51,9 @@ extern "C" {
 enum onering_seg_kind {
 	ONERING_SEG_EVENTS = 1,   /* event ring (broker -> client), client read-only */
 	ONERING_SEG_CONSUMER = 2, /* consumer words + submission ring, client writable */
-	ONERING_SEG_KIND_MAX = 2,
+	ONERING_SEG_COUNTERS = 3, /* (1.5) the broker's counters, read-only to every reader
+				   * (shm/counters_seg.h) */
+	ONERING_SEG_KIND_MAX = 3,
 };
 
 /*

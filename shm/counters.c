@@ -9,14 +9,15 @@
 #include "shm/counters.h"
 #include "shm/proto.h"
 
-#define COUNTER_DESC(P, ID, name, KIND, unit, help)                                           \
+#define COUNTER_DESC(P, ID, name, KIND, unit, help)                                            \
 	[ONERING_##P##_##ID] = {#name, #unit, help, ONERING_COUNTER_##KIND},
-#define COUNTER_DESC_ARRAY(LIST, P, tag, what, family)                                        \
-	static const struct onering_counter_desc family##_desc[ONERING_##P##_NR] = {            \
+#define COUNTER_DESC_ARRAY(LIST, P, tag, what, family, object)                                 \
+	static const struct onering_counter_desc family##_desc[ONERING_##P##_NR] = {           \
 		LIST(COUNTER_DESC, P)};
 ONERING_COUNTER_LISTS(COUNTER_DESC_ARRAY)
 
-#define COUNTER_FAMILY(LIST, P, tag, what, family) {#family, what, ONERING_##P##_NR, family##_desc},
+#define COUNTER_FAMILY(LIST, P, tag, what, family, object)                                     \
+	{#family, #object, what, ONERING_##P##_NR, family##_desc},
 static const struct onering_counter_list lists[] = {ONERING_COUNTER_LISTS(COUNTER_FAMILY)};
 
 const struct onering_counter_list *onering_counter_lists(unsigned *nr_lists)

@@ -18,7 +18,7 @@
  * version) first.
  *
  * A line: X(P, ID, name, KIND, unit, help)
- *   P     the list's enum prefix, passed through (BC, PC, QC, GC, PORTC, RXQC)
+ *   P     the list's enum prefix, passed through (BC, PC, QC, GC, PORTC, RXQC, EXC)
  *   ID    the enum constant is ONERING_<P>_<ID>
  *   name  lower_case; `onering stat` prints it; unique within the list
  *   KIND  COUNTER (only grows), GAUGE (a level now) or LABEL (an identity:
@@ -122,22 +122,49 @@ extern "C" {
 	  "delivered cut at snaplen (or the queue's packet slot)")                             \
 	X(P, GROUP, group, LABEL, id, "the group it delivers to")
 
+/* ONERING_STATS_EXPORT: how the counters leave the broker - the counters
+ * segment (shm/counters_seg.h) and the --metrics-listen HTTP endpoint. */
+#define ONERING_EXPORT_COUNTERS(X, P)                                                          \
+	X(P, OBJECTS, objects, GAUGE, objects, "objects in the counters segment now")          \
+	X(P, OBJECTS_MAX, objects_max, GAUGE, objects,                                         \
+	  "objects the counters segment holds (--counters-max-objects)")                       \
+	X(P, UNLISTED, unlisted, GAUGE, objects,                                               \
+	  "objects left out of the counters segment at its last update: it was full")          \
+	X(P, UPDATES, updates, COUNTER, updates,                                               \
+	  "times the control thread copied the counters into the segment")                     \
+	X(P, READERS, readers, COUNTER, requests,                                              \
+	  "counters segments handed to a reader (onering stat, top)")                          \
+	X(P, HTTP_REQUESTS, http_requests, COUNTER, requests, "GET /metrics answered")         \
+	X(P, HTTP_ERRORS, http_errors, COUNTER, requests,                                      \
+	  "HTTP requests refused: malformed, too long, another method or path")                \
+	X(P, HTTP_TIMEOUTS, http_timeouts, COUNTER, connections,                               \
+	  "HTTP connections closed at their deadline")                                         \
+	X(P, HTTP_REFUSED, http_refused, COUNTER, connections,                                 \
+	  "HTTP connections closed at once: the most are open")
+
 /*
- * Every list, once: X(list, P, enum tag, what, family). `family` is how
- * `onering stat --json` names the array of such objects (the broker's is
- * one object, not an array).
+ * Every list, once: X(list, P, enum tag, what, family, object). `family` is
+ * how `onering stat --json` names the array of such objects (the broker's
+ * and export's are one object, not an array); `object` is the word of its
+ * Prometheus names, onering_<object>_<counter>.
  */
-#define ONERING_COUNTER_LISTS(X)                                                              \
-	X(ONERING_BROKER_COUNTERS, BC, onering_broker_counter, ONERING_STATS_BROKER, broker)  \
-	X(ONERING_POLLER_COUNTERS, PC, onering_poller_counter, ONERING_STATS_POLLER, pollers) \
-	X(ONERING_QUEUE_COUNTERS, QC, onering_queue_counter, ONERING_STATS_QUEUE, queues)     \
-	X(ONERING_GROUP_COUNTERS, GC, onering_group_counter, ONERING_STATS_GROUP, groups)     \
-	X(ONERING_PORT_COUNTERS, PORTC, onering_port_counter, ONERING_STATS_PORT, ports)      \
-	X(ONERING_RXQ_COUNTERS, RXQC, onering_rxq_counter, ONERING_STATS_RXQ, rx_queues)
+#define ONERING_COUNTER_LISTS(X)                                                               \
+	X(ONERING_BROKER_COUNTERS, BC, onering_broker_counter, ONERING_STATS_BROKER, broker,   \
+	  broker)                                                                              \
+	X(ONERING_POLLER_COUNTERS, PC, onering_poller_counter, ONERING_STATS_POLLER, pollers,  \
+	  poller)                                                                              \
+	X(ONERING_QUEUE_COUNTERS, QC, onering_queue_counter, ONERING_STATS_QUEUE, queues,      \
+	  queue)                                                                               \
+	X(ONERING_GROUP_COUNTERS, GC, onering_group_counter, ONERING_STATS_GROUP, groups,      \
+	  group)                                                                               \
+	X(ONERING_PORT_COUNTERS, PORTC, onering_port_counter, ONERING_STATS_PORT, ports, port) \
+	X(ONERING_RXQ_COUNTERS, RXQC, onering_rxq_counter, ONERING_STATS_RXQ, rx_queues, rxq)  \
+	X(ONERING_EXPORT_COUNTERS, EXC, onering_export_counter, ONERING_STATS_EXPORT, export,  \
+	  export)
 
 /* The enums: ONERING_<P>_<ID> = its place in the list, then ONERING_<P>_NR. */
 #define ONERING_COUNTER_ENUMERATOR(P, ID, name, KIND, unit, help) ONERING_##P##_##ID,
-#define ONERING_COUNTER_ENUM(LIST, P, tag, what, family)                                     \
+#define ONERING_COUNTER_ENUM(LIST, P, tag, what, family, object)                               \
 	enum tag { LIST(ONERING_COUNTER_ENUMERATOR, P) ONERING_##P##_NR };
 ONERING_COUNTER_LISTS(ONERING_COUNTER_ENUM)
 #undef ONERING_COUNTER_ENUM
@@ -160,6 +187,7 @@ struct onering_counter_desc {
 /* One list: the objects of one STATS_ITEM kind. */
 struct onering_counter_list {
 	const char *family; /* "broker", "pollers", ...: the --json key */
+	const char *object; /* "broker", "poller", ...: Prometheus names onering_<object>_<name> */
 	uint32_t what;      /* enum onering_stats_what */
 	unsigned nr;        /* counters in desc[] (ONERING_<P>_NR) */
 	const struct onering_counter_desc *desc; /* by enum value */

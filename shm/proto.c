@@ -260,13 +260,15 @@ static bool trusted_uid(uid_t uid, long trust_uid)
 	return false;
 }
 
-int onering_proto_connect(const char *path, const char *name, long trust_uid, int *sock,
-			  struct onering_msg *reply, char *err, size_t err_size)
+/* Connect to path and check who listens (SO_PEERCRED) before anything is
+ * sent: the first half of onering_proto_connect() and
+ * onering_proto_counters(). Returns the socket, or a negative errno and err. */
+static int proto_open(const char *path, const char *name, long trust_uid, char *err,
+		      size_t err_size)
 {
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	struct onering_msg m;
 	size_t len = strlen(path);
-	int s = -1, r;
+	int s = -1;
 
 	if (len >= sizeof(sa.sun_path))
 		CONNECT_FAIL(-ENAMETOOLONG, "socket path %s is too long", path);
@@ -302,6 +304,17 @@ int onering_proto_connect(const char *path, const char *name, long trust_uid, in
 			     "onering_attach_options.trust_uid = %u or ONERING_TRUST_UID=%u)",
 			     path, (unsigned)cred.uid, (int)cred.pid, (unsigned)cred.uid,
 			     (unsigned)cred.uid);
+	return s;
+}
+
+int onering_proto_connect(const char *path, const char *name, long trust_uid, int *sock,
+			  struct onering_msg *reply, char *err, size_t err_size)
+{
+	struct onering_msg m;
+	int s = proto_open(path, name, trust_uid, err, err_size), r;
+
+	if (s < 0)
+		return s;
 	onering_msg_init(&m, ONERING_MSG_HELLO, 1);
 	m.u.hello.abi_major = ONERING_ABI_MAJOR;
 	m.u.hello.abi_minor = ONERING_ABI_MINOR;
@@ -475,4 +488,65 @@ bad_value:
 	else
 		snprintf(err, err_size, "backlog '%s': records, 1..16777216", v);
 	return -EINVAL;
+}
+
+int onering_proto_counters(const char *path, const char *name, long trust_uid, int *fd,
+			   char *err, size_t err_size)
+{
+	struct onering_msg m;
+	unsigned nfds = 0;
+	int fds[1] = {-1};
+	int s = proto_open(path, name, trust_uid, err, err_size), r;
+
+	if (s < 0)
+		return s;
+	onering_msg_init(&m, ONERING_MSG_COUNTERS, 1);
+	snprintf(m.u.counters.name, sizeof(m.u.counters.name), "%s", name);
+	r = onering_msg_send(s, &m, NULL, 0, 0);
+	if (r < 0 && r != -EPIPE && r != -ECONNRESET)
+		CONNECT_FAIL(r, "sending COUNTERS to %s: %s", path, strerror(-r));
+	r = onering_msg_recv_timeout(s, &m, fds, 1, &nfds, 5000);
+	if (r == -ECONNRESET)
+		r = onering_msg_recv(s, &m, fds, 1, &nfds, NULL, MSG_DONTWAIT);
+	if (r == -ETIMEDOUT)
+		CONNECT_FAIL(r, "broker at %s did not answer COUNTERS within 5 s", path);
+	if (r < 0)
+		CONNECT_FAIL(r == -EMSGSIZE ? -EPROTO : r, "broker at %s hung up instead of "
+			     "answering COUNTERS: %s", path, strerror(-r));
+	close(s);
+	s = -1;
+	if (onering_msg_check(&m) < 0) {
+		if (nfds)
+			close(fds[0]);
+		CONNECT_FAIL(-EPROTO, "broker at %s speaks control protocol %u (magic 0x%08x); "
+			     "this tool speaks %u", path, m.version, m.magic, ONERING_PROTO_VERSION);
+	}
+	/* A refused uid hears it as a HELLO reply (the broker's one refusal). */
+	if (m.status < 0 || m.type != (ONERING_MSG_COUNTERS | ONERING_MSG_REPLY) || nfds != 1) {
+		if (nfds)
+			close(fds[0]);
+		if (m.status == -EACCES)
+			CONNECT_FAIL(-EACCES, "broker \"%s\" refused uid %u: start it with "
+				     "--allow-uid %u (or --allow-gid)", name, (unsigned)geteuid(),
+				     (unsigned)geteuid());
+		if (m.status == -ENXIO)
+			CONNECT_FAIL(-ENXIO, "socket %s belongs to another instance than \"%s\"",
+				     path, name);
+		if (m.status < 0 && m.status >= -ERRNO_MAX) {
+			char why[ONERING_MSG_SIZE];
+			bool has = onering_msg_reason(&m, why, sizeof(why));
+			/* A broker before counters segments takes COUNTERS for a
+			 * request before HELLO (-EPERM) or an unknown type. */
+			bool old = !has && (m.status == -EPERM || m.status == -EOPNOTSUPP);
+			CONNECT_FAIL(m.status, "broker \"%s\" refused COUNTERS: %s%s", name,
+				     has ? why : strerror(-m.status),
+				     old ? " (a broker older than counters segments: upgrade it, or "
+					   "use the onering of its version)" : "");
+		}
+		CONNECT_FAIL(-EPROTO, "broker \"%s\" answered COUNTERS with message type %u, "
+			     "status %d and %u fds (a broker older than counters segments?)", name,
+			     m.type, (int)m.status, nfds);
+	}
+	*fd = fds[0];
+	return 0;
 }

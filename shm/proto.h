@@ -47,7 +47,10 @@ enum onering_msg_type {
 	ONERING_MSG_GROUP = 9,       /* look up, create or tune a group (u.group) */
 	ONERING_MSG_PORT_TX = 10,    /* transmit one frame on a NIC port (u.port_tx);
 				      * only with oneringd --allow-inject */
-	ONERING_MSG_TYPE_MAX = 10,
+	ONERING_MSG_COUNTERS = 11,   /* the counters segment: the first and only message of a
+				      * connection (no HELLO, no client slot); the reply
+				      * carries 1 fd, the read-only memfd (u.counters) */
+	ONERING_MSG_TYPE_MAX = 11,
 };
 
 /*
@@ -76,6 +79,8 @@ enum onering_stats_what {
 	ONERING_STATS_PORT = 5,  /* id = port; counters: enum onering_port_counter */
 	ONERING_STATS_RXQ = 6,   /* id = port << 16 | queue, node = its poller's;
 				  * counters: enum onering_rxq_counter */
+	ONERING_STATS_EXPORT = 7, /* the counters segment and /metrics: in the counters
+				   * segment only, never in a STATS reply */
 };
 
 
@@ -197,6 +202,12 @@ struct onering_msg_group_stats {
 	uint64_t counter[ONERING_GC_NR]; /* enum onering_group_counter (shm/counters.h) */
 };
 
+struct onering_msg_counters {
+	char name[ONERING_NAME_MAX]; /* the instance the reader meant to reach */
+	uint32_t version;            /* reply: ONERING_COUNTERS_VERSION of the segment */
+	uint32_t size;               /* reply: its bytes */
+};
+
 struct onering_msg_stats_item {
 	uint32_t what; /* enum onering_stats_what */
 	uint32_t id;   /* poller index or queue id */
@@ -226,6 +237,7 @@ struct onering_msg {
 		struct onering_msg_group group;
 		struct onering_msg_group_stats group_stats;
 		struct onering_msg_port_tx port_tx;
+		struct onering_msg_counters counters;
 	} u;
 };
 
@@ -242,7 +254,8 @@ ONERING_STATIC_ASSERT(ONERING_BC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_PC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_QC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_PORTC_NR <= ONERING_STATS_COUNTERS_MAX &&
-			      ONERING_RXQC_NR <= ONERING_STATS_COUNTERS_MAX,
+			      ONERING_RXQC_NR <= ONERING_STATS_COUNTERS_MAX &&
+			      ONERING_EXC_NR <= ONERING_STATS_COUNTERS_MAX,
 		      "every counter list fits a stats item (a longer one needs a new item)");
 
 
@@ -359,6 +372,22 @@ int onering_proto_connect(const char *path, const char *name, long trust_uid, in
 int onering_proto_call(int sock, const struct onering_msg *req, struct onering_msg *rep,
 		       int (*item)(const struct onering_msg *msg, void *arg), void *arg,
 		       int timeout_ms);
+
+/**
+ * The counters segment of the instance at path, without attaching: connect,
+ * check who listens as onering_proto_connect() does, send COUNTERS, take
+ * the memfd the reply carries. The broker refreshes the segment before it
+ * answers. Map it read-only (it is sealed F_SEAL_FUTURE_WRITE) and read it
+ * with onering_metrics_read() (shm/counters_seg.h).
+ * @param fd   receives the segment's fd (close-on-exec) on success
+ * @return 0; -ENOENT no broker; -EACCES refused (uid named); -EPERM the
+ *   server's uid is not trusted; -ENXIO another instance; -EPROTO an answer
+ *   that is not a COUNTERS reply with one fd (an older broker); -ETIMEDOUT;
+ *   other -errno. err says which, with the fix.
+ * Context: any thread; blocks up to 5 s for the answer.
+ */
+int onering_proto_counters(const char *path, const char *name, long trust_uid, int *fd,
+			   char *err, size_t err_size);
 
 /**
  * Wait up to timeout_ms for one message on a blocking-or-not socket and

@@ -6,6 +6,8 @@
  * attach; tail and demo do, through libonering.
  */
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -71,32 +73,64 @@ int tool_call(const struct tool_instance *inst, struct onering_msg *req, struct 
 	return r;
 }
 
-static int stats_keep(const struct onering_msg *msg, void *arg)
+int tool_counters_open(const struct tool_instance *inst, struct onering_seg *seg, char *err,
+		       size_t err_size)
 {
-	struct tool_stats *s = arg;
-	void *t = realloc(s->items, (s->n + 1) * sizeof(*s->items));
+	char path[256];
+	int fd, r;
 
-	if (!t)
-		return -ENOMEM;
-	s->items = t;
-	memcpy(&s->items[s->n++], msg->u.raw, sizeof(union tool_stats_item));
-	return 0;
+	memset(seg, 0, sizeof(*seg));
+	seg->fd = -1;
+	r = onering_socket_path(inst->name, inst->dir, path, sizeof(path));
+	if (r < 0) {
+		snprintf(err, err_size, "bad instance name \"%s\" or socket directory", inst->name);
+		return r;
+	}
+	r = onering_proto_counters(path, inst->name, -1, &fd, err, err_size);
+	if (r < 0)
+		return r;
+	/* A segment its sender could still shrink would kill us with SIGBUS
+	 * mid-read; one it could be written through is not what it says. */
+	int seals = fcntl(fd, F_GET_SEALS);
+	int need = F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE;
+	if (seals < 0 || (seals & need) != need) {
+		snprintf(err, err_size, "broker \"%s\": its counters segment is not sealed "
+			 "(seals 0x%x, want 0x%x): not read", inst->name, seals, need);
+		close(fd);
+		return -EPROTO;
+	}
+	r = onering_seg_attach(seg, fd, ONERING_SEG_COUNTERS, false, err, err_size);
+	if (r < 0)
+		close(fd);
+	return r;
 }
 
-int tool_stats_fetch(const struct tool_instance *inst, struct tool_stats *out, char *err,
-		     size_t err_size)
+int tool_counters_read(const struct tool_instance *inst, const struct onering_seg *seg,
+		       struct onering_metrics *m, char *err, size_t err_size)
 {
-	struct onering_msg req, rep;
-	int r;
+	char why[384];
+	int r = onering_metrics_read(seg->base, seg->size, m, why, sizeof(why));
 
-	out->items = NULL;
-	out->n = 0;
-	onering_msg_init(&req, ONERING_MSG_STATS, 2);
-	r = tool_call(inst, &req, &rep, stats_keep, out, err, err_size);
-	if (r < 0) {
-		free(out->items);
-		out->items = NULL;
-		out->n = 0;
-	}
+	if (r < 0)
+		snprintf(err, err_size, "broker \"%s\": %s", inst->name, why);
+	return r;
+}
+
+bool tool_counters_gone(const struct onering_metrics *m)
+{
+	return m->state == ONERING_COUNTERS_STOPPED ||
+	       (m->pid && kill((pid_t)m->pid, 0) < 0 && errno == ESRCH);
+}
+
+int tool_counters_fetch(const struct tool_instance *inst, struct onering_metrics *m, char *err,
+			size_t err_size)
+{
+	struct onering_seg seg;
+	int r = tool_counters_open(inst, &seg, err, err_size);
+
+	if (r < 0)
+		return r;
+	r = tool_counters_read(inst, &seg, m, err, err_size);
+	onering_seg_destroy(&seg);
 	return r;
 }

@@ -175,19 +175,21 @@ int tool_demo(int argc, char **argv)
 					;
 		}
 		if (tool_now_ns() >= next_stat) {
-			struct tool_stats s;
+			struct onering_metrics m;
 			next_stat += 1000000000ull;
-			if (tool_stats_fetch(&inst, &s, err, sizeof(err)) == 0) {
-				for (size_t i = 0; i < s.n; i++)
-					if (s.items[i].it.what == ONERING_STATS_QUEUE)
-						printf("   -- queue %u: published %llu, consumed %llu, "
-						       "wakes %llu, coalesced %llu\n",
-						       s.items[i].it.id,
-						       (unsigned long long)s.items[i].it.counter[ONERING_QC_PUBLISHED],
-						       (unsigned long long)s.items[i].it.counter[ONERING_QC_CONSUMED],
-						       (unsigned long long)s.items[i].it.counter[ONERING_QC_WAKES],
-						       (unsigned long long)s.items[i].it.counter[ONERING_QC_COALESCED]);
-				free(s.items);
+			if (tool_counters_fetch(&inst, &m, err, sizeof(err)) == 0) {
+				for (unsigned i = 0; i < m.nr_objects; i++) {
+					const struct onering_metrics_object *o = &m.objects[i];
+					if (o->what != ONERING_STATS_QUEUE)
+						continue;
+					printf("   -- queue %u: published %llu, consumed %llu, "
+					       "wakes %llu, coalesced %llu\n", o->id,
+					       (unsigned long long)tool_value(o, "published"),
+					       (unsigned long long)tool_value(o, "consumed"),
+					       (unsigned long long)tool_value(o, "wakes"),
+					       (unsigned long long)tool_value(o, "coalesced"));
+				}
+				onering_metrics_free(&m);
 			}
 		}
 	}
@@ -195,11 +197,11 @@ int tool_demo(int argc, char **argv)
 	pthread_join(writer, NULL);
 	printf("== events: socketpair %lu, pipe %lu, eventfd %lu, timerfd %lu\n", per_kind[1],
 	       per_kind[2], per_kind[3], per_kind[4]);
-	struct tool_stats s;
-	if (tool_stats_fetch(&inst, &s, err, sizeof(err)) == 0) {
+	struct onering_metrics m;
+	if (tool_counters_fetch(&inst, &m, err, sizeof(err)) == 0) {
 		printf("== broker counters\n");
-		tool_stats_print(&s, stdout);
-		free(s.items);
+		tool_stats_print(&m, NULL, stdout);
+		onering_metrics_free(&m);
 	}
 	rc = (per_kind[1] && per_kind[2] && per_kind[3] && per_kind[4]) ? 0 : 1;
 	if (rc)

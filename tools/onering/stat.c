@@ -4,9 +4,10 @@
  * description of every counter (--list-counters; --markdown writes the
  * counters section of docs/operations.md).
  *
- * Counter names, order and help come from the lists in shm/counters.h
- * only; this file knows each object's identity fields (its id, node, pid,
- * a group's settings), never which counters it has.
+ * It reads the broker's counters segment (shm/counters_seg.h), never
+ * attaching: names, help, kinds and each object's labels come from the
+ * segment itself, so this file knows no counter and no object's fields;
+ * --list-counters prints this build's table (shm/counters.h).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,134 +20,69 @@
 
 #include "tool.h"
 
-/* ---- identity fields, by object -------------------------------------------- */
+/* ---- values and rates --------------------------------------------------------- */
 
-static void group_name(const struct onering_msg_group_stats *g, char name[ONERING_NAME_MAX + 1])
+uint64_t tool_value(const struct onering_metrics_object *o, const char *name)
 {
-	memcpy(name, g->name, ONERING_NAME_MAX);
-	name[ONERING_NAME_MAX] = '\0';
+	int c = onering_metrics_counter(o->list, name);
+
+	return c < 0 ? 0 : o->value[c];
 }
 
-/* An object's fields other than its counters, into o. */
-static void ident_json(const union tool_stats_item *s, json_t *o)
+/* Counter c of o per second against prev (its object of the same slot and
+ * generation), over the broker's own update times. */
+static double rate_of(const struct onering_metrics *m, const struct onering_metrics *prev,
+		      const struct onering_metrics_object *o, unsigned c)
 {
-	const struct onering_msg_stats_item *it = &s->it;
-	char name[ONERING_NAME_MAX + 1];
+	const struct onering_metrics_object *was = prev ? onering_metrics_same(prev, o) : NULL;
 
-	switch (it->what) {
-	case ONERING_STATS_BROKER:
-		json_object_set_new(o, "pid", json_integer(it->owner_pid));
-		break;
-	case ONERING_STATS_POLLER:
-		json_object_set_new(o, "poller", json_integer(it->id));
-		json_object_set_new(o, "node", json_integer((int32_t)it->node));
-		break;
-	case ONERING_STATS_QUEUE:
-		json_object_set_new(o, "queue", json_integer(it->id));
-		json_object_set_new(o, "pid", json_integer(it->owner_pid));
-		json_object_set_new(o, "node", json_integer((int32_t)it->node));
-		break;
-	case ONERING_STATS_GROUP:
-		group_name(&s->g, name);
-		json_object_set_new(o, "group", json_integer(s->g.id));
-		json_object_set_new(o, "name", json_string(name));
-		json_object_set_new(o, "policy", json_string(onering_policy_name(s->g.policy)));
-		json_object_set_new(o, "numa", json_string(onering_numa_name(s->g.numa)));
-		json_object_set_new(o, "spill_pct", json_integer(s->g.spill_pct));
-		json_object_set_new(o, "wake", json_string(onering_wake_name(s->g.wake)));
-		json_object_set_new(o, "max_running", json_integer(s->g.max_running));
-		json_object_set_new(o, "backlog_max", json_integer(s->g.backlog_max));
-		json_object_set_new(o, "members", json_integer(s->g.members));
-		json_object_set_new(o, "sleeping", json_integer(s->g.sleeping));
-		break;
-	case ONERING_STATS_PORT:
-		json_object_set_new(o, "port", json_integer(it->id));
-		json_object_set_new(o, "node", json_integer((int32_t)it->node));
-		break;
-	case ONERING_STATS_RXQ:
-		json_object_set_new(o, "port", json_integer(it->id >> 16));
-		json_object_set_new(o, "queue", json_integer(it->id & 0xffff));
-		json_object_set_new(o, "poller", json_integer(it->owner_pid));
-		break;
-	}
+	if (!was || m->updated_ns <= prev->updated_ns || o->value[c] < was->value[c])
+		return 0;
+	return (double)(o->value[c] - was->value[c]) * 1e9 /
+	       (double)(m->updated_ns - prev->updated_ns);
 }
 
-/* The text columns before the counters: header (s NULL) or one object's. */
-static void ident_text(uint32_t what, const union tool_stats_item *s, FILE *out)
+double tool_rate(const struct onering_metrics *m, const struct onering_metrics *prev,
+		 const struct onering_metrics_object *o, const char *name)
 {
-	const struct onering_msg_stats_item *it = s ? &s->it : NULL;
-	char name[ONERING_NAME_MAX + 1], numa[16], rxq[16];
+	int c = onering_metrics_counter(o->list, name);
 
-	switch (what) {
-	case ONERING_STATS_POLLER:
-		if (!it)
-			fprintf(out, "%-7s %4s", "poller", "node");
-		else
-			fprintf(out, "%-7u %4d", it->id, (int32_t)it->node);
-		break;
-	case ONERING_STATS_QUEUE:
-		if (!it)
-			fprintf(out, "%-6s %7s %4s", "queue", "pid", "node");
-		else
-			fprintf(out, "%-6u %7u %4d", it->id, it->owner_pid, (int32_t)it->node);
-		break;
-	case ONERING_STATS_GROUP:
-		if (!it) {
-			fprintf(out, "%-5s %-16s %-7s %-10s %-11s %7s %7s %8s", "group", "name",
-				"policy", "numa", "wake", "members", "max_run", "sleeping");
-			break;
-		}
-		group_name(&s->g, name);
-		if (s->g.numa == ONERING_NUMA_SPILL)
-			snprintf(numa, sizeof(numa), "spill:%u", s->g.spill_pct);
-		else
-			snprintf(numa, sizeof(numa), "%s", onering_numa_name(s->g.numa));
-		fprintf(out, "%-5u %-16s %-7s %-10s %-11s %7u %7u %8u", s->g.id, name,
-			onering_policy_name(s->g.policy), numa, onering_wake_name(s->g.wake),
-			s->g.members, s->g.max_running, s->g.sleeping);
-		break;
-	case ONERING_STATS_PORT:
-		if (!it)
-			fprintf(out, "%-5s %4s", "port", "node");
-		else
-			fprintf(out, "%-5u %4d", it->id, (int32_t)it->node);
-		break;
-	case ONERING_STATS_RXQ:
-		if (!it) {
-			fprintf(out, "%-9s %6s", "rx queue", "poller");
-			break;
-		}
-		snprintf(rxq, sizeof(rxq), "%u/%u", it->id >> 16, it->id & 0xffff);
-		fprintf(out, "%-9s %6u", rxq, it->owner_pid);
-		break;
-	}
+	return c < 0 ? 0 : rate_of(m, prev, o, (unsigned)c);
 }
 
-/* An object's counters: the group item keeps them elsewhere. */
-const uint64_t *tool_item_counters(const union tool_stats_item *s)
+/* What to print for counter c of o: its value, or (prev) a counter's rate. */
+static unsigned long long shown(const struct onering_metrics *m, const struct onering_metrics *prev,
+				const struct onering_metrics_object *o, unsigned c)
 {
-	return s->it.what == ONERING_STATS_GROUP ? s->g.counter : s->it.counter;
+	if (prev && o->list->desc[c].kind == ONERING_COUNTER_COUNTER)
+		return (unsigned long long)(rate_of(m, prev, o, c) + 0.5);
+	return (unsigned long long)o->value[c];
 }
 
 /* ---- text -------------------------------------------------------------------- */
 
-static int column_width(const struct onering_counter_desc *d)
+static int column_width(const struct onering_metrics_desc *d)
 {
 	int w = (int)strlen(d->name);
 
 	return w < 9 ? 9 : w;
 }
 
-/* The broker, as sentences: "3 clients, 5 attaches, ...", wrapped. */
-static void broker_text(const union tool_stats_item *s, const struct onering_counter_list *l,
-			FILE *out)
+/* A list of one object (the broker, the export), as sentences: "broker pid
+ * 7: 3 clients, 5 attaches, ...", wrapped. */
+static void sentences(const struct onering_metrics *m, const struct onering_metrics *prev,
+		      const struct onering_metrics_object *o, FILE *out)
 {
-	int col = fprintf(out, "broker pid %u:", s->it.owner_pid);
+	const struct onering_metrics_list *l = o->list;
+	int col = fprintf(out, "%s", l->object);
 
+	for (unsigned i = 0; i < o->nr_labels; i++)
+		col += fprintf(out, " %s %s", o->label[i].key, o->label[i].value);
+	col += fprintf(out, ":");
 	for (unsigned c = 0; c < l->nr; c++) {
-		char word[64];
-		snprintf(word, sizeof(word), " %llu %s%s", (unsigned long long)s->it.counter[c],
-			 l->desc[c].name, c + 1 < l->nr ? "," : "");
+		char word[160];
+		snprintf(word, sizeof(word), " %llu %s%s", shown(m, prev, o, c), l->desc[c].name,
+			 c + 1 < l->nr ? "," : "");
 		for (char *p = word; *p; p++)
 			if (*p == '_')
 				*p = ' ';
@@ -157,35 +93,53 @@ static void broker_text(const union tool_stats_item *s, const struct onering_cou
 	fputc('\n', out);
 }
 
-void tool_stats_print(const struct tool_stats *s, FILE *out)
+void tool_stats_print(const struct onering_metrics *m, const struct onering_metrics *prev,
+		      FILE *out)
 {
-	unsigned nr_lists;
-	const struct onering_counter_list *lists = onering_counter_lists(&nr_lists);
-
-	for (unsigned k = 0; k < nr_lists; k++) {
-		const struct onering_counter_list *l = &lists[k];
-		bool header = false;
-		for (size_t i = 0; i < s->n; i++) {
-			const union tool_stats_item *item = &s->items[i];
-			if (item->it.what != l->what)
-				continue;
-			if (l->what == ONERING_STATS_BROKER) {
-				broker_text(item, l, out);
-				continue;
-			}
-			if (!header) {
+	for (unsigned k = 0; k < m->nr_lists; k++) {
+		const struct onering_metrics_list *l = &m->lists[k];
+		const struct onering_metrics_object *first = NULL;
+		unsigned n = 0;
+		for (unsigned i = 0; i < m->nr_objects; i++)
+			if (m->objects[i].list == l && n++ == 0)
+				first = &m->objects[i];
+		if (!first)
+			continue;
+		if (l->what == ONERING_STATS_BROKER || l->what == ONERING_STATS_EXPORT) {
+			if (l->what != ONERING_STATS_BROKER)
 				fputc('\n', out);
-				ident_text(l->what, NULL, out);
-				for (unsigned c = 0; c < l->nr; c++)
-					fprintf(out, " %*s", column_width(&l->desc[c]), l->desc[c].name);
-				fputc('\n', out);
-				header = true;
+			for (unsigned i = 0; i < m->nr_objects; i++)
+				if (m->objects[i].list == l)
+					sentences(m, prev, &m->objects[i], out);
+			continue;
+		}
+		/* Columns: the first object's labels (every object of a list has
+		 * the same), each as wide as its widest value, then the counters. */
+		int width[ONERING_COUNTERS_LABELS_MAX];
+		for (unsigned j = 0; j < first->nr_labels; j++) {
+			width[j] = (int)strlen(first->label[j].key);
+			for (unsigned i = 0; i < m->nr_objects; i++) {
+				const struct onering_metrics_object *o = &m->objects[i];
+				int w = j < o->nr_labels ? (int)strlen(o->label[j].value) : 0;
+				if (o->list == l && w > width[j])
+					width[j] = w;
 			}
-			const uint64_t *ctr = tool_item_counters(item);
-			ident_text(l->what, item, out);
+		}
+		fputc('\n', out);
+		for (unsigned j = 0; j < first->nr_labels; j++)
+			fprintf(out, "%s%-*s", j ? " " : "", width[j], first->label[j].key);
+		for (unsigned c = 0; c < l->nr; c++)
+			fprintf(out, " %*s", column_width(&l->desc[c]), l->desc[c].name);
+		fputc('\n', out);
+		for (unsigned i = 0; i < m->nr_objects; i++) {
+			const struct onering_metrics_object *o = &m->objects[i];
+			if (o->list != l)
+				continue;
+			for (unsigned j = 0; j < first->nr_labels; j++)
+				fprintf(out, "%s%-*s", j ? " " : "", width[j],
+					j < o->nr_labels ? o->label[j].value : "-");
 			for (unsigned c = 0; c < l->nr; c++)
-				fprintf(out, " %*llu", column_width(&l->desc[c]),
-					(unsigned long long)ctr[c]);
+				fprintf(out, " %*llu", column_width(&l->desc[c]), shown(m, prev, o, c));
 			fputc('\n', out);
 		}
 	}
@@ -193,207 +147,70 @@ void tool_stats_print(const struct tool_stats *s, FILE *out)
 
 /* ---- JSON -------------------------------------------------------------------- */
 
-static json_t *stats_json(const struct tool_stats *s)
+static json_t *stats_json(const struct onering_metrics *m)
 {
 	json_t *root = json_object();
-	unsigned nr_lists;
-	const struct onering_counter_list *lists = onering_counter_lists(&nr_lists);
 
-	for (unsigned k = 0; k < nr_lists; k++)
-		if (lists[k].what != ONERING_STATS_BROKER)
-			json_object_set_new(root, lists[k].family, json_array());
-	for (size_t i = 0; i < s->n; i++) {
-		const struct onering_counter_list *l = onering_counter_list_find(s->items[i].it.what);
-		if (!l)
-			continue; /* an object this tool does not know yet */
-		const uint64_t *ctr = tool_item_counters(&s->items[i]);
-		json_t *o = json_object();
-		ident_json(&s->items[i], o);
-		for (unsigned c = 0; c < l->nr; c++)
-			json_object_set_new(o, l->desc[c].name, json_integer((json_int_t)ctr[c]));
-		if (l->what == ONERING_STATS_BROKER)
-			json_object_set_new(root, l->family, o);
+	for (unsigned k = 0; k < m->nr_lists; k++)
+		if (m->lists[k].what != ONERING_STATS_BROKER && m->lists[k].what != ONERING_STATS_EXPORT)
+			json_object_set_new(root, m->lists[k].family, json_array());
+	for (unsigned i = 0; i < m->nr_objects; i++) {
+		const struct onering_metrics_object *o = &m->objects[i];
+		json_t *j = json_object();
+		for (unsigned n = 0; n < o->nr_labels; n++) {
+			const struct onering_counters_label *lb = &o->label[n];
+			json_object_set_new(j, lb->key,
+					    lb->flags & ONERING_COUNTERS_LABEL_NUMBER
+						    ? json_integer(strtoll(lb->value, NULL, 10))
+						    : json_string(lb->value));
+		}
+		for (unsigned c = 0; c < o->list->nr; c++)
+			json_object_set_new(j, o->list->desc[c].name,
+					    json_integer((json_int_t)o->value[c]));
+		json_t *arr = json_object_get(root, o->list->family);
+		if (arr)
+			json_array_append_new(arr, j);
 		else
-			json_array_append_new(json_object_get(root, l->family), o);
+			json_object_set_new(root, o->list->family, j);
 	}
 	return root;
 }
 
-/* ---- Prometheus ---------------------------------------------------------------- */
-
-/* The metric name's object word for a list: onering_<object>_<counter>. */
-static const char *prom_object(uint32_t what)
-{
-	switch (what) {
-	case ONERING_STATS_BROKER:
-		return "broker";
-	case ONERING_STATS_POLLER:
-		return "poller";
-	case ONERING_STATS_QUEUE:
-		return "queue";
-	case ONERING_STATS_GROUP:
-		return "group";
-	case ONERING_STATS_PORT:
-		return "port";
-	default:
-		return "rxq";
-	}
-}
-
-/* A label value or help text as the exposition format wants it: \\, \" (in
- * label values) and \n escaped. */
-static void prom_escape(const char *v, bool quote, FILE *out)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || (quote && *v == '"'))
-			fputc('\\', out);
-		if (*v == '\n')
-			fputs("\\n", out);
-		else
-			fputc(*v, out);
-	}
-}
-
-/* An object's labels: the instance, its identity, and its label-kind
- * counters (ids and cpus are not samples). */
-static void prom_labels(const char *instance, const union tool_stats_item *s,
-			const struct onering_counter_list *l, FILE *out)
-{
-	const struct onering_msg_stats_item *it = &s->it;
-	char name[ONERING_NAME_MAX + 1];
-
-	fputs("{instance=\"", out);
-	prom_escape(instance, true, out);
-	fputc('"', out);
-	switch (it->what) {
-	case ONERING_STATS_BROKER:
-		fprintf(out, ",pid=\"%u\"", it->owner_pid);
-		break;
-	case ONERING_STATS_POLLER:
-	case ONERING_STATS_PORT:
-		fprintf(out, ",%s=\"%u\",node=\"%d\"", prom_object(it->what), it->id,
-			(int32_t)it->node);
-		break;
-	case ONERING_STATS_QUEUE:
-		fprintf(out, ",queue=\"%u\",pid=\"%u\",node=\"%d\"", it->id, it->owner_pid,
-			(int32_t)it->node);
-		break;
-	case ONERING_STATS_GROUP:
-		group_name(&s->g, name);
-		fprintf(out, ",group=\"%u\",name=\"", s->g.id);
-		prom_escape(name, true, out);
-		fputc('"', out);
-		break;
-	case ONERING_STATS_RXQ:
-		fprintf(out, ",port=\"%u\",queue=\"%u\",poller=\"%u\"", it->id >> 16,
-			it->id & 0xffff, it->owner_pid);
-		break;
-	}
-	const uint64_t *ctr = tool_item_counters(s);
-	for (unsigned c = 0; c < l->nr; c++)
-		if (l->desc[c].kind == ONERING_COUNTER_LABEL)
-			fprintf(out, ",%s=\"%llu\"", l->desc[c].name, (unsigned long long)ctr[c]);
-	fputc('}', out);
-}
-
-/* Every counter of the table, once, with HELP and TYPE (also when no object
- * has it now), then one sample per object; counters end in _total. */
-static void stats_prometheus(const struct tool_stats *s, const char *instance, FILE *out)
-{
-	unsigned nr_lists;
-	const struct onering_counter_list *lists = onering_counter_lists(&nr_lists);
-
-	for (unsigned k = 0; k < nr_lists; k++) {
-		const struct onering_counter_list *l = &lists[k];
-		for (unsigned c = 0; c < l->nr; c++) {
-			const struct onering_counter_desc *d = &l->desc[c];
-			bool counter = d->kind == ONERING_COUNTER_COUNTER;
-			char metric[96];
-			if (d->kind == ONERING_COUNTER_LABEL)
-				continue;
-			snprintf(metric, sizeof(metric), "onering_%s_%s%s", prom_object(l->what),
-				 d->name, counter ? "_total" : "");
-			fprintf(out, "# HELP %s ", metric);
-			prom_escape(d->help, false, out);
-			fprintf(out, " (%s)\n# TYPE %s %s\n", d->unit, metric,
-				counter ? "counter" : "gauge");
-			for (size_t i = 0; i < s->n; i++) {
-				if (s->items[i].it.what != l->what)
-					continue;
-				fputs(metric, out);
-				prom_labels(instance, &s->items[i], l, out);
-				fprintf(out, " %llu\n",
-					(unsigned long long)tool_item_counters(&s->items[i])[c]);
-			}
-		}
-	}
-}
-
 /* ---- --interval: rates ------------------------------------------------------------ */
-
-const union tool_stats_item *tool_stats_find(const struct tool_stats *s, uint32_t what,
-					     uint32_t id)
-{
-	for (size_t i = 0; i < s->n; i++)
-		if (s->items[i].it.what == what && s->items[i].it.id == id)
-			return &s->items[i];
-	return NULL;
-}
-
-/* cur with its counters turned into per-second rates against prev (an
- * object new since then: 0); gauges and labels stay as they are. */
-static void stats_rates(struct tool_stats *cur, const struct tool_stats *prev, unsigned seconds)
-{
-	for (size_t i = 0; i < cur->n; i++) {
-		union tool_stats_item *it = &cur->items[i];
-		const struct onering_counter_list *l = onering_counter_list_find(it->it.what);
-		const union tool_stats_item *was = tool_stats_find(prev, it->it.what, it->it.id);
-		uint64_t *ctr = it->it.what == ONERING_STATS_GROUP ? it->g.counter : it->it.counter;
-		for (unsigned c = 0; l && c < l->nr; c++) {
-			if (l->desc[c].kind != ONERING_COUNTER_COUNTER)
-				continue;
-			uint64_t before = was ? tool_item_counters(was)[c] : ctr[c];
-			ctr[c] = ctr[c] >= before ? (ctr[c] - before + seconds / 2) / seconds : 0;
-		}
-	}
-}
 
 /* Every `seconds`, the rates of the last interval, count times (0: until
  * interrupted or the broker goes). */
-static int stats_every(const struct tool_instance *inst, unsigned seconds, unsigned count)
+static int stats_every(const struct tool_instance *inst, const struct onering_seg *seg,
+		       unsigned seconds, unsigned count)
 {
-	struct tool_stats prev, cur;
+	struct onering_metrics prev, cur;
 	char err[512];
 
-	if (tool_stats_fetch(inst, &prev, err, sizeof(err)) < 0)
+	if (tool_counters_read(inst, seg, &prev, err, sizeof(err)) < 0)
 		goto fail;
 	for (unsigned n = 0; count == 0 || n < count; n++) {
 		struct timespec t = {.tv_sec = seconds};
 		while (nanosleep(&t, &t) < 0 && errno == EINTR)
 			;
-		if (tool_stats_fetch(inst, &cur, err, sizeof(err)) < 0) {
-			free(prev.items);
+		if (tool_counters_read(inst, seg, &cur, err, sizeof(err)) < 0) {
+			onering_metrics_free(&prev);
 			goto fail;
 		}
-		struct tool_stats now = cur;
-		now.items = malloc(cur.n * sizeof(*cur.items));
-		if (!now.items) {
-			free(cur.items);
-			free(prev.items);
-			snprintf(err, sizeof(err), "out of memory");
+		if (tool_counters_gone(&cur)) {
+			snprintf(err, sizeof(err), "broker \"%s\" (pid %u) stopped", inst->name,
+				 cur.pid);
+			onering_metrics_free(&cur);
+			onering_metrics_free(&prev);
 			goto fail;
 		}
-		memcpy(now.items, cur.items, cur.n * sizeof(*cur.items));
-		stats_rates(&now, &prev, seconds);
 		printf("%s== per second over the last %u s (gauges: now) ==\n", n ? "\n" : "",
 		       seconds);
-		tool_stats_print(&now, stdout);
+		tool_stats_print(&cur, &prev, stdout);
 		fflush(stdout);
-		free(now.items);
-		free(prev.items);
+		onering_metrics_free(&prev);
 		prev = cur;
 	}
-	free(prev.items);
+	onering_metrics_free(&prev);
 	return 0;
 fail:
 	fprintf(stderr, "onering stat: %s\n", err);
@@ -439,7 +256,8 @@ int tool_stat(int argc, char **argv)
 	struct tool_instance inst;
 	bool json = false, list = false, markdown = false, prometheus = false;
 	unsigned interval = 0, count = 0;
-	struct tool_stats s;
+	struct onering_metrics m;
+	struct onering_seg seg;
 	char err[512];
 	int opt;
 
@@ -496,22 +314,33 @@ int tool_stat(int argc, char **argv)
 		fprintf(stderr, "onering stat: --json, --prometheus and --interval do not combine\n");
 		return 2;
 	}
-	if (interval)
-		return stats_every(&inst, interval, count);
-	if (tool_stats_fetch(&inst, &s, err, sizeof(err)) < 0) {
+	/* The segment, not a client slot: reading counters attaches nothing. */
+	if (tool_counters_open(&inst, &seg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "onering stat: %s\n", err);
 		return 1;
 	}
+	if (interval) {
+		int status = stats_every(&inst, &seg, interval, count);
+		onering_seg_destroy(&seg);
+		return status;
+	}
+	if (tool_counters_read(&inst, &seg, &m, err, sizeof(err)) < 0) {
+		fprintf(stderr, "onering stat: %s\n", err);
+		onering_seg_destroy(&seg);
+		return 1;
+	}
+	onering_seg_destroy(&seg);
+	int status = 0;
 	if (json) {
-		json_t *root = stats_json(&s);
+		json_t *root = stats_json(&m);
 		json_dumpf(root, stdout, JSON_INDENT(2) | JSON_SORT_KEYS);
 		fputc('\n', stdout);
 		json_decref(root);
 	} else if (prometheus) {
-		stats_prometheus(&s, inst.name, stdout);
+		status = onering_metrics_prometheus(&m, inst.name, stdout) < 0;
 	} else {
-		tool_stats_print(&s, stdout);
+		tool_stats_print(&m, NULL, stdout);
 	}
-	free(s.items);
-	return 0;
+	onering_metrics_free(&m);
+	return status;
 }

@@ -21,7 +21,9 @@
 
 #include "client/onering.h"
 #include "shm/cli.h"
+#include "shm/counters_seg.h"
 #include "shm/proto.h"
+#include "shm/segment.h"
 
 int tool_bench(int argc, char **argv);
 int tool_demo(int argc, char **argv);
@@ -79,31 +81,36 @@ int tool_call(const struct tool_instance *inst, struct onering_msg *req, struct 
 	      int (*item)(const struct onering_msg *msg, void *arg), void *arg, char *err,
 	      size_t err_size);
 
-/* One object's stats: a STATS_ITEM's body, by .what (the same place in both). */
-union tool_stats_item {
-	struct onering_msg_stats_item it;
-	struct onering_msg_group_stats g;
-};
-
-struct tool_stats {
-	union tool_stats_item *items;
-	size_t n;
-};
-
-/* Every STATS_ITEM of inst's broker into *out (free out->items). @return 0 or -errno. */
-int tool_stats_fetch(const struct tool_instance *inst, struct tool_stats *out, char *err,
-		     size_t err_size);
+/*
+ * The counters segment of inst's broker, mapped read-only (a COUNTERS
+ * request: no HELLO, no client slot), its seals checked. @return 0 or
+ * -errno, err naming the instance and the fix. onering_seg_destroy() it.
+ */
+int tool_counters_open(const struct tool_instance *inst, struct onering_seg *seg, char *err,
+		       size_t err_size);
+/* A snapshot of it (onering_metrics_read()); err names the instance. */
+int tool_counters_read(const struct tool_instance *inst, const struct onering_seg *seg,
+		       struct onering_metrics *m, char *err, size_t err_size);
+/* Open, read once, unmap: one snapshot (onering_metrics_free() it). */
+int tool_counters_fetch(const struct tool_instance *inst, struct onering_metrics *m, char *err,
+			size_t err_size);
+/* Predicate: the broker of m stopped (its last update said so) or died. */
+bool tool_counters_gone(const struct onering_metrics *m);
 
 /* ---- stat.c ----------------------------------------------------------------- */
 
-/* An object's counters (a group item keeps them in another place). */
-const uint64_t *tool_item_counters(const union tool_stats_item *s);
-/* The object of s with this what and id, or NULL. */
-const union tool_stats_item *tool_stats_find(const struct tool_stats *s, uint32_t what,
-					     uint32_t id);
-
-/* The counters as `onering stat` prints them: one section per object kind. */
-void tool_stats_print(const struct tool_stats *s, FILE *out);
+/*
+ * The counters as `onering stat` prints them: one section per object kind.
+ * prev not NULL: counters as per-second rates against it (matched by slot
+ * and generation; objects new since then: 0), gauges as they are.
+ */
+void tool_stats_print(const struct onering_metrics *m, const struct onering_metrics *prev,
+		      FILE *out);
+/* Counter name of o, by name (-1 if o's list has none): its value, or its
+ * per-second rate against prev (0 if o is new since prev or prev NULL). */
+uint64_t tool_value(const struct onering_metrics_object *o, const char *name);
+double tool_rate(const struct onering_metrics *m, const struct onering_metrics *prev,
+		 const struct onering_metrics_object *o, const char *name);
 
 /* ---- tail.c: events as tail and demo print them -------------------------------- */
 

@@ -5,6 +5,9 @@
  * and queues / groups); s changes the queues' order (by id / by records per
  * second). It ends by itself, with a message, when the broker goes.
  *
+ * It maps the broker's counters segment once (no client slot, no HELLO)
+ * and reads it each second; rates are over the broker's own update times.
+ *
  * Busy % is the poller's busy_ns counter (time in loops that did work) over
  * the interval: a spinning poller with nothing to do shows 0 %.
  */
@@ -19,34 +22,37 @@
 #include "tool.h"
 
 struct top {
-	struct tool_stats prev, cur;
-	double seconds; /* between prev and cur */
+	struct onering_metrics prev, cur; /* two snapshots of the counters segment */
 	bool groups_view;
 	bool by_rate;   /* queues by records/s, else by id */
 };
 
-/* The rate of counter c of s over the interval (0 for an object new since). */
-static double rate(const struct top *t, const union tool_stats_item *s, unsigned c)
+/* The rate of counter name of o over the interval (0 for an object new since). */
+static double rate(const struct top *t, const struct onering_metrics_object *o, const char *name)
 {
-	const union tool_stats_item *was = tool_stats_find(&t->prev, s->it.what, s->it.id);
-	uint64_t now = tool_item_counters(s)[c], before = was ? tool_item_counters(was)[c] : now;
+	return tool_rate(&t->cur, &t->prev, o, name);
+}
 
-	return now >= before && t->seconds > 0 ? (double)(now - before) / t->seconds : 0;
+static const char *label(const struct onering_metrics_object *o, const char *key)
+{
+	const char *v = onering_metrics_label(o, key);
+
+	return v ? v : "-";
 }
 
 static void show_pollers(const struct top *t, int *row)
 {
 	mvprintw((*row)++, 0, "%-7s %4s %6s %12s %12s %12s %10s", "POLLER", "CPU", "BUSY%",
 		 "LOOPS/S", "EVENTS/S", "RECORDS/S", "SLEEPS/S");
-	for (size_t i = 0; i < t->cur.n; i++) {
-		const union tool_stats_item *s = &t->cur.items[i];
-		if (s->it.what != ONERING_STATS_POLLER)
+	for (unsigned i = 0; i < t->cur.nr_objects; i++) {
+		const struct onering_metrics_object *o = &t->cur.objects[i];
+		if (o->what != ONERING_STATS_POLLER)
 			continue;
-		double busy = rate(t, s, ONERING_PC_BUSY_NS) / 1e7; /* ns/s -> % */
-		mvprintw((*row)++, 0, "%-7u %4llu %6.1f %12.0f %12.0f %12.0f %10.0f", s->it.id,
-			 (unsigned long long)s->it.counter[ONERING_PC_CPU], busy > 100 ? 100 : busy,
-			 rate(t, s, ONERING_PC_LOOPS), rate(t, s, ONERING_PC_EVENTS),
-			 rate(t, s, ONERING_PC_PUBLISHED), rate(t, s, ONERING_PC_SLEEPS));
+		double busy = rate(t, o, "busy_ns") / 1e7; /* ns/s -> % */
+		mvprintw((*row)++, 0, "%-7u %4llu %6.1f %12.0f %12.0f %12.0f %10.0f", o->id,
+			 (unsigned long long)tool_value(o, "cpu"), busy > 100 ? 100 : busy,
+			 rate(t, o, "loops"), rate(t, o, "events"), rate(t, o, "published"),
+			 rate(t, o, "sleeps"));
 	}
 }
 
@@ -54,41 +60,39 @@ static const struct top *sort_top; /* qsort has no context argument */
 
 static int queue_order(const void *a, const void *b)
 {
-	const union tool_stats_item *x = *(const union tool_stats_item *const *)a;
-	const union tool_stats_item *y = *(const union tool_stats_item *const *)b;
+	const struct onering_metrics_object *x = *(const struct onering_metrics_object *const *)a;
+	const struct onering_metrics_object *y = *(const struct onering_metrics_object *const *)b;
 
 	if (sort_top->by_rate) {
-		double rx = rate(sort_top, x, ONERING_QC_PUBLISHED);
-		double ry = rate(sort_top, y, ONERING_QC_PUBLISHED);
+		double rx = rate(sort_top, x, "published"), ry = rate(sort_top, y, "published");
 		if (rx != ry)
 			return rx < ry ? 1 : -1;
 	}
-	return x->it.id < y->it.id ? -1 : x->it.id > y->it.id;
+	return x->id < y->id ? -1 : x->id > y->id;
 }
 
 static void show_queues(const struct top *t, int *row)
 {
-	const union tool_stats_item **q = calloc(t->cur.n ? t->cur.n : 1, sizeof(*q));
+	const struct onering_metrics_object **q =
+		calloc(t->cur.nr_objects ? t->cur.nr_objects : 1, sizeof(*q));
 	size_t n = 0;
 
 	if (!q)
 		return;
-	for (size_t i = 0; i < t->cur.n; i++)
-		if (t->cur.items[i].it.what == ONERING_STATS_QUEUE)
-			q[n++] = &t->cur.items[i];
+	for (unsigned i = 0; i < t->cur.nr_objects; i++)
+		if (t->cur.objects[i].what == ONERING_STATS_QUEUE)
+			q[n++] = &t->cur.objects[i];
 	sort_top = t;
 	qsort(q, n, sizeof(*q), queue_order);
 	mvprintw((*row)++, 0, "%-6s %7s %4s %12s %12s %8s %10s %7s   (s: order by %s)", "QUEUE",
 		 "PID", "NODE", "RECORDS/S", "TAKEN/S", "PENDING", "WAKES/S", "GROUP",
 		 t->by_rate ? "id" : "rate");
 	for (size_t i = 0; i < n && *row < LINES - 1; i++) {
-		const union tool_stats_item *s = q[i];
-		mvprintw((*row)++, 0, "%-6u %7u %4d %12.0f %12.0f %8llu %10.0f %7llu", s->it.id,
-			 s->it.owner_pid, (int32_t)s->it.node, rate(t, s, ONERING_QC_PUBLISHED),
-			 rate(t, s, ONERING_QC_CONSUMED),
-			 (unsigned long long)s->it.counter[ONERING_QC_PENDING],
-			 rate(t, s, ONERING_QC_WAKES),
-			 (unsigned long long)s->it.counter[ONERING_QC_GROUP]);
+		const struct onering_metrics_object *o = q[i];
+		mvprintw((*row)++, 0, "%-6u %7s %4s %12.0f %12.0f %8llu %10.0f %7llu", o->id,
+			 label(o, "pid"), label(o, "node"), rate(t, o, "published"),
+			 rate(t, o, "consumed"), (unsigned long long)tool_value(o, "pending"),
+			 rate(t, o, "wakes"), (unsigned long long)tool_value(o, "group"));
 	}
 	free(q);
 }
@@ -97,34 +101,30 @@ static void show_groups(const struct top *t, int *row)
 {
 	mvprintw((*row)++, 0, "%-5s %-16s %-7s %7s %12s %8s %10s %10s", "GROUP", "NAME", "POLICY",
 		 "MEMBERS", "DELIVERED/S", "BACKLOG", "SPILLED/S", "HANDOFF/S");
-	for (size_t i = 0; i < t->cur.n && *row < LINES - 1; i++) {
-		const union tool_stats_item *s = &t->cur.items[i];
-		char name[ONERING_NAME_MAX + 1];
-		if (s->it.what != ONERING_STATS_GROUP)
+	for (unsigned i = 0; i < t->cur.nr_objects && *row < LINES - 1; i++) {
+		const struct onering_metrics_object *o = &t->cur.objects[i];
+		if (o->what != ONERING_STATS_GROUP)
 			continue;
-		memcpy(name, s->g.name, ONERING_NAME_MAX);
-		name[ONERING_NAME_MAX] = '\0';
-		mvprintw((*row)++, 0, "%-5u %-16s %-7s %7u %12.0f %8llu %10.0f %10.0f", s->g.id,
-			 name, onering_policy_name(s->g.policy), s->g.members,
-			 rate(t, s, ONERING_GC_DELIVERED),
-			 (unsigned long long)s->g.counter[ONERING_GC_BACKLOG],
-			 rate(t, s, ONERING_GC_SPILLED), rate(t, s, ONERING_GC_HANDOFFS));
+		mvprintw((*row)++, 0, "%-5u %-16s %-7s %7s %12.0f %8llu %10.0f %10.0f", o->id,
+			 label(o, "name"), label(o, "policy"), label(o, "members"),
+			 rate(t, o, "delivered"), (unsigned long long)tool_value(o, "backlog"),
+			 rate(t, o, "spilled"), rate(t, o, "handoffs"));
 	}
 }
 
 static void show(const struct top *t, const struct tool_instance *inst)
 {
-	const union tool_stats_item *b = NULL;
+	const struct onering_metrics_object *b = NULL;
 	int row = 0;
 
-	for (size_t i = 0; i < t->cur.n && !b; i++)
-		if (t->cur.items[i].it.what == ONERING_STATS_BROKER)
-			b = &t->cur.items[i];
+	for (unsigned i = 0; i < t->cur.nr_objects && !b; i++)
+		if (t->cur.objects[i].what == ONERING_STATS_BROKER)
+			b = &t->cur.objects[i];
 	erase();
 	mvprintw(row++, 0, "onering top - %s (pid %u): %llu clients, %llu groups   "
-		 "q quit, v %s", inst->name, b ? b->it.owner_pid : 0,
-		 b ? (unsigned long long)b->it.counter[ONERING_BC_CLIENTS] : 0ull,
-		 b ? (unsigned long long)b->it.counter[ONERING_BC_GROUPS] : 0ull,
+		 "q quit, v %s", inst->name, t->cur.pid,
+		 b ? (unsigned long long)tool_value(b, "clients") : 0ull,
+		 b ? (unsigned long long)tool_value(b, "groups") : 0ull,
 		 t->groups_view ? "pollers and queues" : "groups");
 	row++;
 	if (t->groups_view) {
@@ -144,6 +144,7 @@ int tool_top(int argc, char **argv)
 					     {NULL, 0, NULL, 0}};
 	struct tool_instance inst;
 	struct top t = {.by_rate = true};
+	struct onering_seg seg;
 	char err[512];
 	int opt, status = 0;
 
@@ -165,11 +166,13 @@ int tool_top(int argc, char **argv)
 	if (optind < argc) {
 		return onering_cli_extra("onering top", argv[optind]);
 	}
-	if (tool_stats_fetch(&inst, &t.prev, err, sizeof(err)) < 0) {
+	/* The segment, mapped once: no client slot, nothing sent after this. */
+	if (tool_counters_open(&inst, &seg, err, sizeof(err)) < 0 ||
+	    tool_counters_read(&inst, &seg, &t.prev, err, sizeof(err)) < 0) {
+		onering_seg_destroy(&seg);
 		fprintf(stderr, "onering top: %s\n", err);
 		return 1;
 	}
-	uint64_t prev_ns = tool_now_ns();
 	initscr();
 	cbreak();
 	noecho();
@@ -183,19 +186,30 @@ int tool_top(int argc, char **argv)
 			t.groups_view = !t.groups_view;
 		if (key == 's')
 			t.by_rate = !t.by_rate;
-		if (tool_stats_fetch(&inst, &t.cur, err, sizeof(err)) < 0) {
+		if (tool_counters_read(&inst, &seg, &t.cur, err, sizeof(err)) < 0) {
 			status = 1;
 			break;
 		}
-		uint64_t now = tool_now_ns();
-		t.seconds = (double)(now - prev_ns) / 1e9;
+		if (tool_counters_gone(&t.cur)) {
+			snprintf(err, sizeof(err), "broker \"%s\" (pid %u) stopped", inst.name,
+				 t.cur.pid);
+			onering_metrics_free(&t.cur);
+			status = 1;
+			break;
+		}
+		/* Rates over the broker's update times; the same snapshot twice
+		 * (no update in between) keeps the last rates' base. */
 		show(&t, &inst);
-		free(t.prev.items);
-		t.prev = t.cur;
-		prev_ns = now;
+		if (t.cur.updated_ns != t.prev.updated_ns) {
+			onering_metrics_free(&t.prev);
+			t.prev = t.cur;
+		} else {
+			onering_metrics_free(&t.cur);
+		}
 	}
 	endwin();
-	free(t.prev.items);
+	onering_metrics_free(&t.prev);
+	onering_seg_destroy(&seg);
 	if (status)
 		fprintf(stderr, "onering top: %s\n", err);
 	return status;
