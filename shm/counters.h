@@ -82,7 +82,8 @@ extern "C" {
 	  "readiness notifications merged into a pending record")                              \
 	X(P, PENDING, pending, GAUGE, subscriptions, "subscriptions waiting for ring space now") \
 	X(P, DEFERRED, deferred, COUNTER, records, "records that had to wait for ring space")  \
-	X(P, WAKES, wakes, COUNTER, wakes, "futex wakes sent to the consumer")                 \
+	X(P, WAKES, wakes, COUNTER, wakes,                                                     \
+	  "wake-ups sent to the sleeping consumer (writes to its bell)")                       \
 	X(P, REQUESTS, requests, COUNTER, requests, "submission-ring requests handled")         \
 	X(P, BAD_REQUESTS, bad_requests, COUNTER, requests, "submission-ring requests refused") \
 	X(P, SUBS, subs, GAUGE, subscriptions, "live subscriptions")                           \
