@@ -290,6 +290,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 		return -ENOMEM;
 	q->att = att;
 	q->ev_seg.fd = q->cons_seg.fd = -1;
+	q->poll_fd = -1;
 	q->collect_every = o.collect_every ? o.collect_every : 64;
 	q->ack = (o.flags & ONERING_QUEUE_ACK) != 0;
 	q->spin_ns = o.spin_ns ? o.spin_ns : 50 * 1000;
@@ -393,6 +394,8 @@ void onering_queue_close(struct onering_queue *q)
 	onering_seg_destroy(&q->cons_seg);
 	close(q->kick_fd);
 	close(q->bell_fd);
+	if (q->poll_fd >= 0)
+		close(q->poll_fd);
 	free(q->level_out.ids);
 	free(q->word_gen);
 	free(q->redeliver.evs);

@@ -54,6 +54,8 @@ struct onering_queue {
 	const ONERING_ATOMIC(uint32_t) *poller_flags; /* the serving poller sleeps? */
 	int kick_fd; /* the poller's eventfd: written only when it sleeps */
 	int bell_fd; /* this queue's eventfd, the broker's wake (shm/doorbell.h) */
+	int poll_fd; /* onering_queue_fd(): epoll of the bell and the socket, or -1 */
+	bool armed;  /* onering_queue_arm() announced sleep; the next call takes it back */
 	uint32_t kicked_flags; /* poller_flags when we last kicked (one kick per sleep) */
 	bool dead; /* saw the broker's SHUTDOWN record */
 	bool idle; /* ran dry since its last record (doorbell idle_ns is set) */

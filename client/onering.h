@@ -501,6 +501,47 @@ int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned
 		 unsigned max, int64_t timeout_ns);
 
 /**
+ * One fd for another event loop (epoll, libuv, GLib, Tokio, ...): an epoll
+ * fd, owned by q, that turns readable when the broker rings q's bell - only
+ * after onering_queue_arm() said the consumer is about to wait - or when
+ * the broker goes away. A busy consumer that does not arm costs the broker
+ * no write and itself no system call. The pattern:
+ *
+ *     for (;;) {
+ *         n = onering_poll(q, evs, max);            // takes back the arm
+ *         if (n > 0) { handle(evs, n); continue; }
+ *         if (n < 0) break;                         // -ECONNRESET: gone
+ *         if (onering_queue_arm(q) == 0) break;     // 1: records came: poll
+ *     }
+ *     // ... back to the loop; when the fd is readable, start over
+ *
+ * Watch it for readability (EPOLLIN / UV_READABLE / G_IO_IN), level-
+ * triggered. After it fires, call onering_poll() or onering_wait(): they
+ * empty the bell and, if the broker is gone, return -ECONNRESET once the
+ * ring is drained.
+ * @return the fd (created on the first call; closed by
+ *   onering_queue_close(): do not close it), or -errno from epoll.
+ * Context: the queue's thread; two or three system calls on the first
+ *   call, none after.
+ */
+int onering_queue_fd(struct onering_queue *q);
+
+/**
+ * Announce that the consumer is about to wait on onering_queue_fd(): after
+ * this the broker rings the bell when a record arrives. Gives back the
+ * last batch (as the next onering_poll() would), runs the LEVEL collection
+ * if LEVEL records are outstanding, then announces sleep and looks at the
+ * ring once more (shm/doorbell.h), so no record that came meanwhile is
+ * missed.
+ * @return 0 armed: wait for the fd; 1 records (or LEVEL re-deliveries) are
+ *   there already: poll instead of waiting; -ECONNRESET the broker is gone
+ *   and the ring is empty.
+ * Context: the queue's thread; no system call (one poll() when LEVEL
+ *   records are outstanding).
+ */
+int onering_queue_arm(struct onering_queue *q);
+
+/**
  * The level-triggered collection call: one poll() over the LEVEL
  * subscriptions delivered and not collected yet. Those still ready are
  * returned again by the next onering_poll()/onering_wait() (without a new

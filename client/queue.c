@@ -56,6 +56,7 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
 
@@ -481,6 +482,32 @@ static void held_done_mark(struct onering_queue *q, const struct onering_event *
 	onering_ring_release(&q->evc, prefix);
 }
 
+/*
+ * Take back what onering_queue_arm() announced: the doorbell RUNNING again
+ * and the bell empty. If our CAS moves SLEEPING -> RUNNING the broker did
+ * not claim the wake and will not ring; if it fails, the broker claimed it
+ * (F2/R3, shm/doorbell.h) and rings or has rung: empty the bell (a ring
+ * that lands after this read leaves the fd readable once more: one extra
+ * pass for the caller's loop, never a lost record).
+ */
+static void disarm(struct onering_queue *q)
+{
+	uint32_t expect = (uint32_t)ONERING_CONSUMER_SLEEPING;
+
+	if (!q->armed)
+		return;
+	q->armed = false;
+	/* The fd may have turned readable for the socket's hang-up: look once
+	 * (a woken caller's one extra call; att->dead then ends its reads). */
+	(void)client_broker_alive(q->att);
+	if (!onering_atomic_cas(&q->db->state, &expect, (uint32_t)ONERING_CONSUMER_RUNNING,
+				onering_mo_relaxed, onering_mo_relaxed)) {
+		eventfd_t v;
+		(void)eventfd_read(q->bell_fd, &v); /* EAGAIN: not rung yet */
+		onering_doorbell_set_state(q->db, ONERING_CONSUMER_RUNNING);
+	}
+}
+
 /* Give back a batch the caller has had since the last call (packets, or a
  * group member's records). */
 static void release_held(struct onering_queue *q)
@@ -527,6 +554,7 @@ const void *onering_event_packet(const struct onering_queue *q, const struct one
 
 int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max)
 {
+	disarm(q);
 	release_held(q);
 	return poll_records(q, events, max);
 }
@@ -642,10 +670,56 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned min,
 		 unsigned max, int64_t timeout_ns)
 {
+	disarm(q);
 	release_held(q);
 	int r = wait_records(q, events, min, max, timeout_ns);
 
 	/* Back to work: the broker counts us as running (lifo's max_running). */
 	onering_doorbell_set_state(q->db, ONERING_CONSUMER_RUNNING);
 	return r;
+}
+
+int onering_queue_fd(struct onering_queue *q)
+{
+	if (q->poll_fd >= 0)
+		return q->poll_fd;
+	/* The bell, and the control socket's hang-up (the broker's death; not
+	 * POLLIN: replies are another call's): one fd for any event loop. */
+	struct epoll_event bell = {.events = EPOLLIN, .data.u32 = 0};
+	struct epoll_event sock = {.events = EPOLLRDHUP, .data.u32 = 1};
+	int fd = epoll_create1(EPOLL_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (epoll_ctl(fd, EPOLL_CTL_ADD, q->bell_fd, &bell) < 0 ||
+	    epoll_ctl(fd, EPOLL_CTL_ADD, q->att->sock, &sock) < 0) {
+		int r = -errno;
+		close(fd);
+		return r;
+	}
+	q->poll_fd = fd;
+	return fd;
+}
+
+int onering_queue_arm(struct onering_queue *q)
+{
+	disarm(q);
+	release_held(q); /* about to wait: the caller is done with the last batch */
+	if (q->dead || q->att->dead)
+		return onering_ring_consumer_count(&q->evc) != 0 ? 1 : -ECONNRESET;
+	if (q->redeliver.nr || (q->level_out.nr && onering_collect(q) > 0))
+		return 1;
+	if (!q->idle) { /* the broker's lifo/fifo wake order, as onering_wait */
+		onering_atomic_store(&q->db->idle_ns, now_ns(), onering_mo_relaxed);
+		q->idle = true;
+	}
+	/* A3 and F1 (shm/doorbell.h) inside: pair with R3 and F2 of the
+	 * broker's claim (broker_queue_wake). */
+	(void)onering_doorbell_prepare(q->db);
+	/* A1 (shm/ring.h), the re-check after F1: pairs with the broker's R1. */
+	if (onering_ring_consumer_count(&q->evc) != 0 || q->redeliver.nr) {
+		onering_doorbell_cancel(q->db);
+		return 1;
+	}
+	q->armed = true;
+	return 0;
 }

@@ -107,6 +107,10 @@ for src in "${examples[@]}"; do
 	# What the example itself needs besides onering (its header says so).
 	extra="-pthread"
 	if grep -q "<liburing.h>" "$src"; then extra="$extra -luring"; fi
+	if grep -q "<uv.h>" "$src"; then
+		pkg-config --exists libuv || { say "skipping $name.c: no libuv (libuv1-dev)"; continue; }
+		extra="$extra $(pkg-config --cflags --libs libuv)"
+	fi
 	# shellcheck disable=SC2086
 	"$CC" -std=c11 -O2 "${WARN[@]}" -o "$exe" "$src" $CFLAGS_PC $LIBS_PC $extra ||
 		fail "$name.c does not build against the installed libonering"

@@ -74,6 +74,7 @@
 
 #include "broker/broker.h"
 #include "broker/group.h"
+#include "broker/counters.h"
 #include "broker/queue.h"
 #include "numa/topology.h"
 #include "shm/log.h"
@@ -306,6 +307,8 @@ static void config_defaults(struct broker_config *cfg)
 	cfg->ready_fd = -1;
 	cfg->max_queues = MAX_QUEUES;
 	cfg->no_hugetlb = true;
+	cfg->counters_max_objects = 64; /* the counters segment COUNTERS hands out */
+	cfg->counters_interval_ms = 250;
 	/* The broker serves its own uid and root by default. */
 	cfg->allow_uids[cfg->nr_allow_uids++] = geteuid();
 	cfg->allow_uids[cfg->nr_allow_uids++] = 0;
@@ -384,6 +387,9 @@ static void setup(void)
 	int r = broker_state_init(&b);
 	if (r < 0)
 		FAIL("broker_state_init: %s", strerror(-r));
+	/* No counters segment (broker_counters_init is not run): COUNTERS takes
+	 * its no-segment path. */
+	b.counters.seg.fd = -1;
 	pollers_open();
 	cds_wfcq_init(&deferred_head, &deferred_tail);
 	control_epoll_info = fdinfo_open(b.epfd);
@@ -470,11 +476,11 @@ static void check_client(const struct broker_client *c, struct tally *t)
 	if (!c->hello_done && nq)
 		FAIL("client %u has queues before HELLO", c->id);
 	if (c->nr_queues != nq || c->nr_subs != ns || c->ring_slots != slots ||
-	    c->nr_fds != 1 + (c->pidfd >= 0) + 2 * nq + nfs || c->nr_groups_created != groups)
+	    c->nr_fds != 1 + (c->pidfd >= 0) + BROKER_QUEUE_FDS * nq + nfs || c->nr_groups_created != groups)
 		FAIL("client %u counts %u queues, %u subs, %u fds, %llu slots, %u groups; it holds "
 		     "%u, %u, %u, %llu, %u",
 		     c->id, c->nr_queues, c->nr_subs, c->nr_fds, (unsigned long long)c->ring_slots,
-		     c->nr_groups_created, nq, ns, 1 + (c->pidfd >= 0) + 2 * nq + nfs,
+		     c->nr_groups_created, nq, ns, 1 + (c->pidfd >= 0) + BROKER_QUEUE_FDS * nq + nfs,
 		     (unsigned long long)slots, groups);
 	t->queues += nq;
 	t->subs += ns;
@@ -701,7 +707,10 @@ static void drain(struct peer *pe, const struct onering_msg *req)
 				nfds, why[0] ? ": " : "", why);
 		}
 		bool opened = m.type == (ONERING_MSG_QUEUE_OPEN | ONERING_MSG_REPLY) && m.status == 0;
-		if (nfds != (opened ? 3u : 0u))
+		bool counters = m.type == (ONERING_MSG_COUNTERS | ONERING_MSG_REPLY) && m.status == 0;
+		/* QUEUE_OPEN: two segments, the poller's kick, the queue's bell;
+		 * COUNTERS: the counters segment. */
+		if (nfds != (opened ? 4u : counters ? 1u : 0u))
 			FAIL("reply of type %#x status %d carries %u fds", m.type, m.status, nfds);
 		if (opened) {
 			remember(queue_ids, &nr_queue_ids, m.u.queue_open.queue_id);
@@ -898,6 +907,14 @@ static void input_end(bool one_by_one)
 		eventfd_read(p->kick_fd, &v); /* the kicks of this input */
 	}
 	int fds = fd_count();
+	if (fds != base_fds) {
+		/* Say what they are: the leak's kind names its owner. */
+		fprintf(stderr, "fuzz_control: the fds now (pid %d):\n", (int)getpid());
+		char cmd[64];
+		snprintf(cmd, sizeof(cmd), "ls -l /proc/%d/fd >&2", (int)getpid());
+		if (system(cmd) != 0)
+			fprintf(stderr, "(cannot list them)\n");
+	}
 	if (fds != base_fds)
 		FAIL("%d fds open after the setup, %d after this input: %s", base_fds, fds,
 		     fds > base_fds ? "a leak" : "closed one it did not own");

@@ -229,6 +229,27 @@ private:
 	bool hugepages_ = false;
 };
 
+// What most tests start with: a broker, one attached client, one private
+// queue; closed, detached and stopped (by pid) at the end of the scope.
+struct OneQueue {
+	Broker broker;
+	struct onering *att = nullptr;
+	struct onering_queue *q = nullptr;
+
+	bool Start(const std::vector<std::string> &extra = {})
+	{
+		return broker.Start(extra) && broker.Attach(&att) == 0 &&
+		       onering_queue_open(att, nullptr, &q) == 0;
+	}
+	~OneQueue()
+	{
+		if (q)
+			onering_queue_close(q);
+		if (att)
+			onering_detach(att);
+	}
+};
+
 // Counters of the first stats item of kind `what` (ONERING_STATS_*), read
 // over the control socket; false when the broker did not answer.
 inline bool StatsCounters(const Broker &broker, uint32_t what, uint64_t *ctr, unsigned n)

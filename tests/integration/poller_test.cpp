@@ -171,12 +171,9 @@ TEST(PollerLoopTest, AsksEpollOnlyWhileItHasClientFds)
 // once (DeadBrokerTest.SleepingClientLearnsWithin100ms).
 TEST(ClientIdleTest, AsleepInWaitItMakesNoSystemCall)
 {
-	Broker broker;
-	ASSERT_TRUE(broker.Start());
-	struct onering *att;
-	ASSERT_EQ(broker.Attach(&att), 0);
-	struct onering_queue *q;
-	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	onering_test::OneQueue one;
+	ASSERT_TRUE(one.Start());
+	struct onering_queue *q = one.q;
 	std::atomic<pid_t> tid{0};
 	std::atomic<int> result{1};
 	std::thread waiter([&] {
@@ -207,9 +204,6 @@ TEST(ClientIdleTest, AsleepInWaitItMakesNoSystemCall)
 	waiter.join();
 	EXPECT_EQ(result.load(), 1) << "the bell did not wake it";
 	close(efd);
-	onering_queue_close(q);
-	onering_detach(att);
-	EXPECT_EQ(broker.Stop(), 0);
 	if (counter < 0)
 		GTEST_SKIP() << "cannot count syscalls (perf_event_open on raw_syscalls:sys_enter: "
 			     << strerror(-counter) << "; needs root and tracefs)";
