@@ -985,6 +985,12 @@ static void print_ports(const struct broker_config *cfg, FILE *out)
 	for (int i = 1; i < cfg->eal_argc; i++)
 		fprintf(out, " %s", cfg->eal_argv[i]);
 	fprintf(out, "%s (devices are looked up when it starts)\n", cfg->eal_argc > 1 ? "" : " defaults");
+	bool no_telemetry = false;
+	for (int i = 1; i < cfg->eal_argc; i++)
+		no_telemetry |= strcmp(cfg->eal_argv[i], "--no-telemetry") == 0;
+	fprintf(out, "telemetry     %s\n", no_telemetry ? "off (--no-telemetry)"
+			: "on: /onering/ commands for dpdk-telemetry.py (its socket is checked when "
+			  "the EAL starts)");
 }
 
 /* Every option (a key of the file) with its value and where it came from:

@@ -385,3 +385,20 @@ TEST_F(Telemetry, SocketPathTooLongStartsWithoutTelemetry)
 }
 
 } // namespace
+
+// oneringd --check says whether the broker will answer dpdk-telemetry.py.
+TEST(TelemetryCheck, CheckSaysWhetherTelemetryIsOn)
+{
+	std::string dir = onering_test::MakeTempDir();
+	const std::string d = std::string(ONERINGD_PATH);
+	int st;
+	std::string out = onering_test::RunCommand(d + " --no-huge --vdev net_null0 -- --check "
+						   "--port net_null0:rxq=1 --socket-dir " + dir, &st);
+	EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("telemetry     on: /onering/ commands"), std::string::npos) << out;
+	out = onering_test::RunCommand(d + " --no-huge --no-telemetry --vdev net_null0 -- --check "
+				       "--port net_null0:rxq=1 --socket-dir " + dir, &st);
+	EXPECT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("telemetry     off (--no-telemetry)"), std::string::npos) << out;
+	rmdir(dir.c_str());
+}
