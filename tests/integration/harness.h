@@ -309,12 +309,13 @@ inline pid_t ThreadNamed(pid_t pid, const std::string &comm)
 	return found;
 }
 
-// A counter of the syscalls tid enters: an fd, or -errno.
-inline int SyscallCounter(pid_t tid)
+// A counter of the system calls tid enters (event: a tracepoint under
+// events/, e.g. "syscalls/sys_enter_ppoll" for one call): an fd, or -errno.
+inline int SyscallCounter(pid_t tid, const char *event = "raw_syscalls/sys_enter")
 {
 	long id = -1;
 	for (const char *root : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
-		std::ifstream f(std::string(root) + "/events/raw_syscalls/sys_enter/id");
+		std::ifstream f(std::string(root) + "/events/" + event + "/id");
 		if (f >> id)
 			break;
 	}

@@ -224,8 +224,9 @@ TEST_F(PollerIdleTest, BusyNeverBlocks)
 	StartBroker({"--idle", "busy"});
 	int counter = SyscallCounter(tid_);
 	uint64_t s0 = 0, s1 = 0;
-	if (counter >= 0)
+	if (counter >= 0) {
 		EXPECT_EQ(read(counter, &s0, sizeof(s0)), (ssize_t)sizeof(s0));
+	}
 	std::vector<uint64_t> c0 = Counters();
 	usleep(300000);
 	std::vector<uint64_t> c1 = Counters();
@@ -272,4 +273,176 @@ TEST_F(PollerIdleTest, BackoffYieldsThenBlocks)
 	onering_queue_close(q);
 	onering_detach(att);
 	EXPECT_EQ(broker_.Stop(), 0);
+}
+
+// onering_wait's idle strategies (onering_queue_options.idle, $ONERING_IDLE):
+// what one wait that times out did on its thread - its CPU time and how many
+// ppoll (sleeps), sched_yield and poll (liveness checks) it made.
+class ClientWaitIdleTest : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		ASSERT_TRUE(broker_.Start());
+		ASSERT_EQ(broker_.Attach(&att_), 0);
+	}
+	void TearDown() override
+	{
+		onering_detach(att_);
+	}
+	struct onering_queue *Open(uint32_t idle, uint64_t spin_ns)
+	{
+		onering_queue_options o = {};
+		o.idle = idle;
+		o.spin_ns = spin_ns;
+		struct onering_queue *q = nullptr;
+		EXPECT_EQ(onering_queue_open(att_, &o, &q), 0);
+		return q;
+	}
+	struct Wait {
+		int result;
+		double cpu_ms;
+		long ppolls, yields, polls; // -1: cannot count
+	};
+	// One onering_wait(q, 1 record, timeout_ns) on a thread of its own,
+	// counted from just before the call to its return.
+	Wait RunWait(struct onering_queue *q, int64_t timeout_ns)
+	{
+		std::atomic<pid_t> tid{0};
+		std::atomic<bool> go{false};
+		Wait w = {1, 0, -1, -1, -1};
+		std::thread t([&] {
+			tid = (pid_t)syscall(SYS_gettid);
+			while (!go.load())
+				usleep(100);
+			struct timespec c0, c1;
+			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+			struct onering_event ev;
+			w.result = onering_wait(q, &ev, 1, 1, timeout_ns);
+			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+			w.cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
+				   (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+		});
+		while (tid.load() == 0)
+			usleep(100);
+		int fd[3] = {SyscallCounter(tid, "syscalls/sys_enter_ppoll"),
+			     SyscallCounter(tid, "syscalls/sys_enter_sched_yield"),
+			     SyscallCounter(tid, "syscalls/sys_enter_poll")};
+		go = true;
+		t.join();
+		long *out[3] = {&w.ppolls, &w.yields, &w.polls};
+		for (int i = 0; i < 3; i++) {
+			uint64_t n = 0;
+			if (fd[i] >= 0 && read(fd[i], &n, sizeof(n)) == (ssize_t)sizeof(n))
+				*out[i] = (long)n;
+			if (fd[i] >= 0)
+				close(fd[i]);
+		}
+		return w;
+	}
+	// A queue with this strategy and spin budget, one wait on it that times
+	// out, the queue closed.
+	Wait TimedOutWait(uint32_t idle, uint64_t spin_ns, int64_t timeout_ns)
+	{
+		Wait w = {1, 0, -1, -1, -1};
+		struct onering_queue *q = Open(idle, spin_ns);
+		if (!q)
+			return w;
+		w = RunWait(q, timeout_ns);
+		EXPECT_EQ(w.result, 0) << "not a timeout";
+		onering_queue_close(q);
+		return w;
+	}
+	Broker broker_;
+	struct onering *att_ = nullptr;
+};
+
+#define SKIP_UNCOUNTED(w)                                                                    \
+	if ((w).ppolls < 0)                                                                  \
+	GTEST_SKIP() << "cannot count syscalls (tracefs, perf_event_open)"
+
+// overprovisioned: no spin (a 1 s spin budget is not used) and no yield -
+// the first empty look at the ring sleeps, in one ppoll until the timeout.
+TEST_F(ClientWaitIdleTest, OverprovisionedSleepsWithoutSpinning)
+{
+	Wait w = TimedOutWait(ONERING_IDLE_OVERPROVISIONED, 1000000000ull, 300000000ll);
+	EXPECT_LT(w.cpu_ms, 50.0) << "CPU ms of a 300 ms overprovisioned wait";
+	SKIP_UNCOUNTED(w);
+	EXPECT_EQ(w.ppolls, 1) << "one sleep until the timeout";
+	EXPECT_EQ(w.yields, 0);
+}
+
+// backoff: the spin budget, then WAIT_YIELDS (4) sched_yield calls, then one
+// sleep until the timeout.
+TEST_F(ClientWaitIdleTest, BackoffSpinsYieldsThenSleeps)
+{
+	Wait w = TimedOutWait(ONERING_IDLE_BACKOFF, 1000000ull, 200000000ll);
+	SKIP_UNCOUNTED(w);
+	EXPECT_EQ(w.yields, 4);
+	EXPECT_EQ(w.ppolls, 1);
+}
+
+// busy: never sleeps (no ppoll, no yield) until the timeout; it looks at the
+// broker's socket about once a millisecond (poll with no timeout).
+TEST_F(ClientWaitIdleTest, BusyNeverSleeps)
+{
+	Wait w = TimedOutWait(ONERING_IDLE_BUSY, 0, 200000000ll);
+	SKIP_UNCOUNTED(w);
+	EXPECT_EQ(w.ppolls, 0) << "the busy wait slept";
+	EXPECT_EQ(w.yields, 0);
+	EXPECT_GE(w.polls, 1) << "it never looked at the broker's socket";
+	EXPECT_LE(w.polls, 210) << "more than one look at the socket per ms";
+}
+
+// busy still notices the broker's death (its liveness look), bounded.
+TEST_F(ClientWaitIdleTest, BusyNoticesTheBrokersDeath)
+{
+	struct onering_queue *q = Open(ONERING_IDLE_BUSY, 0);
+	ASSERT_NE(q, nullptr);
+	std::thread killer([&] {
+		usleep(100000);
+		kill(broker_.Pid(), SIGKILL);
+	});
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct onering_event ev;
+	int r = onering_wait(q, &ev, 1, 1, 10000000000ll); // 10 s at most
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	killer.join();
+	EXPECT_EQ(r, -ECONNRESET);
+	EXPECT_LT(t1.tv_sec - t0.tv_sec, 5) << "the busy wait did not notice the death";
+	onering_queue_close(q);
+	broker_.Stop(); // reaps the killed broker
+}
+
+// The option wins; without it $ONERING_IDLE chooses; a wrong name there is
+// backoff (logged); a number outside the enum is refused.
+TEST_F(ClientWaitIdleTest, EnvironmentChoosesWhenTheOptionDoesNot)
+{
+	struct Case {
+		const char *env;
+		uint32_t option, want;
+	} cases[] = {
+		{nullptr, 0, ONERING_IDLE_BACKOFF},
+		{"busy", 0, ONERING_IDLE_BUSY},
+		{"overprovisioned", 0, ONERING_IDLE_OVERPROVISIONED},
+		{"busy", ONERING_IDLE_OVERPROVISIONED, ONERING_IDLE_OVERPROVISIONED},
+		{"fastest", 0, ONERING_IDLE_BACKOFF},
+		{"", 0, ONERING_IDLE_BACKOFF},
+	};
+	for (auto &c : cases) {
+		if (c.env)
+			setenv("ONERING_IDLE", c.env, 1);
+		else
+			unsetenv("ONERING_IDLE");
+		struct onering_queue *q = Open(c.option, 0);
+		ASSERT_NE(q, nullptr);
+		EXPECT_EQ(q->idle_mode, c.want) << (c.env ? c.env : "(unset)") << " " << c.option;
+		onering_queue_close(q);
+	}
+	unsetenv("ONERING_IDLE");
+	onering_queue_options o = {};
+	o.idle = ONERING_IDLE_OVERPROVISIONED + 1;
+	struct onering_queue *q = nullptr;
+	EXPECT_EQ(onering_queue_open(att_, &o, &q), -EINVAL);
+	EXPECT_EQ(q, nullptr);
 }
