@@ -34,6 +34,14 @@ struct broker_config_src {
 	char given[BROKER_SPEC_MAX];
 };
 
+/* --idle: what a poller does after a loop without work (poller.c); the
+ * numbers of onering_idle_name() (shm/proto.h). */
+enum broker_idle {
+	BROKER_IDLE_BACKOFF = 0,         /* spin idle_spin_ns, yield, then block */
+	BROKER_IDLE_BUSY = 1,            /* never block */
+	BROKER_IDLE_OVERPROVISIONED = 2, /* block at once: the core is shared */
+};
+
 struct broker_config {
 	char name[ONERING_NAME_MAX];
 	char socket_dir[200];
@@ -63,7 +71,8 @@ struct broker_config {
 	uint32_t max_pending_per_uid;    /* connections without HELLO, per uid */
 	uint32_t max_pending;            /* connections without HELLO, all uids */
 	uint64_t idle_spin_ns;           /* busy-poll this long before blocking */
-	int idle_sleep_ms;               /* epoll_wait timeout when idle (-1: spin forever) */
+	int idle_sleep_ms;               /* longest idle block (-1: never block) */
+	unsigned idle;                   /* enum broker_idle (-1 ms resolves to busy) */
 	int ready_fd;                    /* --ready-fd, or -1 */
 	uint32_t max_queues;             /* queues of all clients together */
 	uint32_t counters_max_objects;   /* slots of the counters segment */

@@ -55,6 +55,7 @@ enum {
 	OPT_MAX_CLIENTS,
 	OPT_MAX_RING_SLOTS,
 	OPT_MAX_QUEUES,
+	OPT_IDLE,
 	OPT_IDLE_SPIN_US,
 	OPT_IDLE_SLEEP_MS,
 	OPT_NO_HUGEPAGES,
@@ -95,6 +96,7 @@ static const struct option long_opts[] = {
 	{"max-clients", required_argument, NULL, OPT_MAX_CLIENTS},
 	{"max-ring-slots", required_argument, NULL, OPT_MAX_RING_SLOTS},
 	{"max-queues", required_argument, NULL, OPT_MAX_QUEUES},
+	{"idle", required_argument, NULL, OPT_IDLE},
 	{"idle-spin-us", required_argument, NULL, OPT_IDLE_SPIN_US},
 	{"idle-sleep-ms", required_argument, NULL, OPT_IDLE_SLEEP_MS},
 	{"no-hugepages", no_argument, NULL, OPT_NO_HUGEPAGES},
@@ -137,6 +139,7 @@ static const struct {
 	{OPT_MAX_CLIENTS, "1024"},
 	{OPT_MAX_RING_SLOTS, "1048576"},
 	{OPT_MAX_QUEUES, "256"},
+	{OPT_IDLE, "backoff"},
 	{OPT_IDLE_SPIN_US, "100"},
 	{OPT_IDLE_SLEEP_MS, "1"},
 	{OPT_LOG_LEVEL, "5"},
@@ -209,8 +212,13 @@ static void usage(FILE *out)
 		"  --max-pending-per-uid N  connections without HELLO per served uid (default\n"
 		"                       128; a refused uid gets 8, to be told why)\n"
 		"  --max-pending N      connections without HELLO in all (default 1024)\n"
-		"  --idle-spin-us N     busy-poll this long before blocking when idle (default 100)\n"
-		"  --idle-sleep-ms N    block at most this long when idle; -1 never blocks (default 1)\n"
+		"  --idle STRATEGY      what a poller does with nothing to do: busy (poll on,\n"
+		"                       never block), backoff (poll --idle-spin-us, yield,\n"
+		"                       then block), overprovisioned (block at once: for a\n"
+		"                       core shared with other work) (default backoff)\n"
+		"  --idle-spin-us N     backoff: poll this long before blocking (default 100)\n"
+		"  --idle-sleep-ms N    backoff, overprovisioned: block at most this long;\n"
+		"                       -1 never blocks, as --idle busy (default 1)\n"
 		"  --no-hugepages       never back rings with hugepages\n"
 		"  --counters-max-objects N  objects the counters segment holds (default 1024;\n"
 		"                       more are left out and counted as unlisted)\n"
@@ -539,6 +547,13 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 			REFUSE("bad value \"%s\" for --max-client-slots: expected 2..4294967294", buf);
 		cfg->max_client_slots = v;
 		break;
+	case OPT_IDLE: {
+		int idle = onering_idle_parse(buf);
+		if (idle < 0)
+			REFUSE("bad value \"%s\" for --idle: expected busy, backoff or overprovisioned", buf);
+		cfg->idle = (unsigned)idle;
+		break;
+	}
 	case OPT_IDLE_SPIN_US:
 		if (parse_u32(buf, 0, 10u * 1000 * 1000, &v) < 0)
 			REFUSE("bad value \"%s\" for --idle-spin-us: expected 0..10000000", buf);
@@ -633,6 +648,46 @@ static bool from_file(const struct broker_config *cfg, int opt)
 	return w[0] && strcmp(w, CMDLINE) != 0;
 }
 
+static bool given(const struct broker_config *cfg, int opt)
+{
+	return SRC(cfg, opt)->where[0] != '\0';
+}
+
+/* --idle against the knobs of the other strategies: a knob the strategy
+ * given does not use is refused, not ignored. Without --idle,
+ * --idle-sleep-ms -1 (its spelling before --idle) means busy.
+ * Returns 0, ONERING_CLI_USAGE (one of them on the command line) or
+ * -EINVAL (both from the file). */
+static int idle_resolve(struct broker_config *cfg, char *err, size_t err_size)
+{
+	const char *why = NULL;
+	int knob = OPT_IDLE_SLEEP_MS;
+	bool sleep_given = given(cfg, OPT_IDLE_SLEEP_MS), spin_given = given(cfg, OPT_IDLE_SPIN_US);
+
+	if (!given(cfg, OPT_IDLE)) {
+		if (cfg->idle_sleep_ms < 0)
+			cfg->idle = BROKER_IDLE_BUSY;
+		return 0;
+	}
+	if (cfg->idle == BROKER_IDLE_BUSY && sleep_given && cfg->idle_sleep_ms >= 0) {
+		why = "busy never blocks: drop --idle-sleep-ms";
+	} else if (cfg->idle == BROKER_IDLE_BUSY && spin_given) {
+		why = "busy polls all the time: drop --idle-spin-us (backoff's spin)";
+		knob = OPT_IDLE_SPIN_US;
+	} else if (cfg->idle != BROKER_IDLE_BUSY && cfg->idle_sleep_ms < 0) {
+		why = "-1 never blocks: that is --idle busy";
+	} else if (cfg->idle == BROKER_IDLE_OVERPROVISIONED && spin_given && cfg->idle_spin_ns) {
+		why = "overprovisioned never spins: drop --idle-spin-us (or use backoff)";
+		knob = OPT_IDLE_SPIN_US;
+	}
+	if (!why)
+		return 0;
+	snprintf(err, err_size, "--idle %s (%s) with --%s %s (%s): %s", onering_idle_name(cfg->idle),
+		 SRC(cfg, OPT_IDLE)->where, opt_name(knob), SRC(cfg, knob)->given,
+		 SRC(cfg, knob)->where, why);
+	return from_file(cfg, OPT_IDLE) && from_file(cfg, knob) ? -EINVAL : ONERING_CLI_USAGE;
+}
+
 /* A command-line value: --cores/--poller and --port lists replace the
  * file's (the command line wins); the rest goes through option_apply. */
 static int option_set(struct broker_config *cfg, int opt, const char *arg, char *err,
@@ -720,7 +775,7 @@ static int config_parse(struct broker_config *cfg, int argc, char **argv, char *
 		char *arg;
 	} given[512];
 	unsigned nr_given = 0;
-	int opt;
+	int opt, r;
 
 	err[0] = '\0';
 	memset(cfg, 0, sizeof(*cfg));
@@ -795,6 +850,9 @@ static int config_parse(struct broker_config *cfg, int argc, char **argv, char *
 	for (unsigned i = 0; i < nr_given; i++)
 		if (option_set(cfg, given[i].opt, given[i].arg, err, err_size) < 0)
 			return ONERING_CLI_USAGE; /* a bad value on the command line */
+	r = idle_resolve(cfg, err, err_size);
+	if (r != 0)
+		return r;
 	uint64_t total = (uint64_t)cfg->max_clients * cfg->max_queues_per_client;
 	cfg->max_queues = total > 65536 ? 65536 : (uint32_t)total;
 	return 0;
@@ -1025,6 +1083,23 @@ static void print_options(const struct broker_config *cfg, FILE *out)
 		fprintf(out, "source        port %s  (%s)\n", cfg->ports[i], cfg->port_where[i]);
 }
 
+/* The idle strategy, what it does with the knobs, and where it came from. */
+static void print_idle(const struct broker_config *cfg, FILE *out)
+{
+	const char *where = given(cfg, OPT_IDLE) ? SRC(cfg, OPT_IDLE)->where
+			    : cfg->idle == BROKER_IDLE_BUSY ? "--idle-sleep-ms -1"
+							    : "default";
+
+	fprintf(out, "idle          %s (%s): ", onering_idle_name(cfg->idle), where);
+	if (cfg->idle == BROKER_IDLE_BUSY)
+		fprintf(out, "poll on, never block\n");
+	else if (cfg->idle == BROKER_IDLE_OVERPROVISIONED)
+		fprintf(out, "block at once, at most %d ms\n", cfg->idle_sleep_ms);
+	else
+		fprintf(out, "poll %llu us, yield, then block at most %d ms\n",
+			(unsigned long long)(cfg->idle_spin_ns / 1000), cfg->idle_sleep_ms);
+}
+
 void broker_config_print(const struct broker_config *cfg, FILE *out)
 {
 	fprintf(out, "instance      %s\n", cfg->name);
@@ -1048,8 +1123,7 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
 		cfg->max_client_groups, (unsigned long long)cfg->max_client_slots);
 	fprintf(out, "connections   HELLO within %u ms; without it at most %u per uid, %u in all\n",
 		cfg->hello_timeout_ms, cfg->max_pending_per_uid, cfg->max_pending);
-	fprintf(out, "idle          spin %llu us, then sleep %d ms\n",
-		(unsigned long long)(cfg->idle_spin_ns / 1000), cfg->idle_sleep_ms);
+	print_idle(cfg, out);
 	fprintf(out, "hugepages     %s\n", cfg->no_hugetlb ? "off" : "when reserved");
 	fprintf(out, "counters      segment of %u objects (%zu KiB), updated every %u ms and when "
 		"read\n", cfg->counters_max_objects,

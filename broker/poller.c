@@ -8,12 +8,19 @@
  *   deliver  deliver_flush: what waited is placed, every ring written is
  *            published (one release store per queue) and the doorbells of
  *            consumers that announced sleep are rung;
- *   idle     after idle_spin_ns without work, announce sleep and block on
- *            the wait set (the epoll fd that holds every fd source and the
- *            kick eventfd) until an fd is ready, a client or another
- *            poller kicks, or the next source deadline (a timer) comes;
+ *   idle     after a loop without work, the strategy of --idle decides
+ *            (idle_step): busy polls again at once; backoff polls again
+ *            for idle_spin_ns, then offers its core IDLE_YIELDS times
+ *            (sched_yield), then blocks; overprovisioned blocks at once.
+ *            Blocking is: announce sleep and wait on the wait set (the
+ *            epoll fd that holds every fd source and the kick eventfd)
+ *            until an fd is ready, a client or another poller kicks, the
+ *            next source deadline (a timer) comes or idle_sleep_ms ends;
  *            RCU-offline meanwhile. A source whose work wakes nothing
- *            (NIC rx) has deadline 0: the poller then never sleeps.
+ *            (NIC rx) has deadline 0: the poller then never blocks (an
+ *            overprovisioned one yields instead). The spin reads no clock
+ *            of its own: it goes by the loop's (ctx.now_ns, which the
+ *            sources need for timestamps and timers).
  *
  * The loop knows no source kind: a new kind is a file behind the ops table
  * in source.h, not an edit here.
@@ -21,6 +28,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -39,6 +47,11 @@
 #include "numa/placement.h"
 #include "numa/topology.h"
 #include "shm/log.h"
+
+/* Backoff: idle loops, each followed by a sched_yield, between the spin
+ * and the block - a thread that shares the core runs then, for a tick at
+ * most, without the poller paying a sleep and a wake-up. */
+#define IDLE_YIELDS 4
 
 static uint64_t now_ns(void)
 {
@@ -122,11 +135,67 @@ static void idle_sleep(struct poller *p, uint64_t sleep_ns)
 	onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
 }
 
+/* Since the last loop that worked. */
+struct idle_state {
+	uint64_t since_ns; /* the first idle loop's clock, 0: the last loop worked */
+	unsigned yields;   /* backoff's yields so far */
+};
+
+/* After a loop that found no work (now: its clock): poll again at once,
+ * offer the core, or block - as b->cfg.idle says. */
+static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
+{
+	const struct broker_config *cfg = &p->b->cfg;
+	bool first = idle->since_ns == 0;
+
+	if (first)
+		idle->since_ns = now;
+	if (cfg->idle == BROKER_IDLE_BUSY || cfg->idle_sleep_ms < 0) {
+		onering_cpu_relax();
+		return;
+	}
+	uint64_t sleep_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
+	uint64_t next = next_deadline(p, now);
+	if (next < sleep_ns)
+		sleep_ns = next;
+	if (sleep_ns == 0) { /* a source that wakes nothing (NIC rx), or --idle-sleep-ms 0 */
+		if (cfg->idle == BROKER_IDLE_OVERPROVISIONED) {
+			sched_yield();
+			broker_count(&p->ctr[ONERING_PC_YIELDS], 1);
+		} else {
+			onering_cpu_relax();
+		}
+		return;
+	}
+	if (cfg->idle == BROKER_IDLE_BACKOFF) {
+		/* Spin: one more loop, unless this was the first idle one. */
+		if (first || now - idle->since_ns < cfg->idle_spin_ns) {
+			onering_cpu_relax();
+			return;
+		}
+		if (idle->yields < IDLE_YIELDS) {
+			idle->yields++;
+			sched_yield();
+			broker_count(&p->ctr[ONERING_PC_YIELDS], 1);
+			return;
+		}
+	}
+	/* Block until a source fires, a client kicks (it has put a request on
+	 * a submission ring) or the sleep ends. */
+	if (!announce_sleep(p)) {
+		onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
+		set_need_wakeup(p, 0);
+		return;
+	}
+	idle_sleep(p, sleep_ns);
+}
+
 static void *poller_main(void *arg)
 {
 	struct poller *p = arg;
 	struct broker *b = p->b;
-	uint64_t idle_since = 0, busy_from = 0; /* busy_from: a working loop's start */
+	struct idle_state idle = {0, 0};
+	uint64_t busy_from = 0; /* a working loop's start */
 
 	/* Timer expiries need sleeps cut to the microsecond, not the default
 	 * 50 us of slack. */
@@ -165,32 +234,12 @@ static void *poller_main(void *arg)
 			p->settled_seen = settle;
 		}
 		if (work) {
-			idle_since = 0;
+			idle.since_ns = 0;
+			idle.yields = 0;
 			busy_from = ctx.now_ns;
 			continue;
 		}
-		if (idle_since == 0) {
-			idle_since = ctx.now_ns;
-			continue;
-		}
-		uint64_t sleep_ns = b->cfg.idle_sleep_ms < 0
-					    ? 0
-					    : (uint64_t)b->cfg.idle_sleep_ms * 1000000ull;
-		uint64_t next = next_deadline(p, ctx.now_ns);
-		if (next < sleep_ns)
-			sleep_ns = next;
-		if (sleep_ns == 0 || ctx.now_ns - idle_since < b->cfg.idle_spin_ns) {
-			onering_cpu_relax();
-			continue;
-		}
-		/* Idle: block until a source fires, a client kicks (it has put a
-		 * request on a submission ring) or the sleep ends. */
-		if (!announce_sleep(p)) {
-			onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
-			set_need_wakeup(p, 0);
-			continue;
-		}
-		idle_sleep(p, sleep_ns);
+		idle_step(p, &idle, ctx.now_ns);
 	}
 	for (unsigned i = 0; i < p->nr_sources; i++)
 		if (p->sources[i]->ops->thread_stop)

@@ -267,6 +267,26 @@ static int queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 	return 0;
 }
 
+ONERING_STATIC_ASSERT(ONERING_IDLE_BUSY == 1 && ONERING_IDLE_OVERPROVISIONED == ONERING_IDLE_MAX,
+		      "enum onering_idle has the numbers of onering_idle_name()");
+
+/* $ONERING_IDLE: an idle strategy's name; unset, empty or wrong: backoff. */
+static uint32_t idle_from_env(void)
+{
+	const char *env = getenv("ONERING_IDLE");
+	int idle;
+
+	if (!env || !env[0])
+		return ONERING_IDLE_BACKOFF;
+	idle = onering_idle_parse(env);
+	if (idle < 0) {
+		onering_log(ONERING_LOG_WARN, "ONERING_IDLE=%s is not an idle strategy: using "
+			    "backoff (set it to busy, backoff or overprovisioned)", env);
+		return ONERING_IDLE_BACKOFF;
+	}
+	return (uint32_t)idle;
+}
+
 int onering_queue_open(struct onering *att, const struct onering_queue_options *opts,
 		       struct onering_queue **out)
 {
@@ -283,7 +303,8 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	    (o.sq_capacity && !onering_ring_capacity_valid(o.sq_capacity)) ||
 	    (o.flags & ~(ONERING_QUEUE_NODE | ONERING_QUEUE_ACK)) || o.node > INT32_MAX ||
 	    (o.group && o.group[0] && !onering_name_valid(o.group)) ||
-	    o.packet_snap > ONERING_PKT_STRIDE_MAX || o.words > ONERING_WORDS_MAX)
+	    o.packet_snap > ONERING_PKT_STRIDE_MAX || o.words > ONERING_WORDS_MAX ||
+	    o.idle > ONERING_IDLE_OVERPROVISIONED)
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -294,6 +315,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	q->collect_every = o.collect_every ? o.collect_every : 64;
 	q->ack = (o.flags & ONERING_QUEUE_ACK) != 0;
 	q->spin_ns = o.spin_ns ? o.spin_ns : 50 * 1000;
+	q->idle_mode = o.idle ? o.idle : idle_from_env();
 
 	onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 0);
 	req.u.queue_open.ev_capacity = o.capacity;

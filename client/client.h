@@ -80,6 +80,7 @@ struct onering_queue {
 	uint32_t collect_every;
 	uint32_t since_collect;
 	uint64_t spin_ns;
+	uint32_t idle_mode; /* enum onering_idle, resolved at open ($ONERING_IDLE) */
 };
 
 /* attach.c: add a subscription described by a (queue_id filled here) with

@@ -75,6 +75,24 @@ struct onering_attach_options {
 #define ONERING_QUEUE_ACK 0x2u  /**< ack mode: a record of this process's subscription
 				     taken from the queue is in flight until onering_done() */
 
+/**
+ * What onering_wait() does while no record has come (onering_queue_options.idle),
+ * named as users of Aeron and Seastar know them.
+ */
+enum onering_idle {
+	ONERING_IDLE_BACKOFF = 0, /**< spin for spin_ns (the clock read once every 64
+				       turns), yield the CPU a few times, then sleep on
+				       the queue's bell; the default. 0 also lets
+				       $ONERING_IDLE choose */
+	ONERING_IDLE_BUSY = 1,    /**< spin until the records or the timeout come, never
+				       sleep: the lowest latency, a core at 100 %; the
+				       broker's death is still noticed within about 1 ms
+				       (one poll() of the control socket per ms) */
+	ONERING_IDLE_OVERPROVISIONED = 2, /**< no spin: sleep as soon as the ring is
+				       found empty (spin_ns is not used), for threads that
+				       share their core with other work */
+};
+
 /** Options for onering_queue_open(); zero-initialise and set what you need. */
 struct onering_queue_options {
 	uint32_t flags;         /**< ONERING_QUEUE_* */
@@ -83,8 +101,8 @@ struct onering_queue_options {
 	uint32_t sq_capacity;   /**< submission slots, a power of two; 0 = 256 */
 	uint32_t collect_every; /**< run onering_collect() every N consumed records;
 				     0 = 64 */
-	uint64_t spin_ns;       /**< onering_wait() spin budget before sleeping;
-				     0 = 50 us */
+	uint64_t spin_ns;       /**< onering_wait() spin budget before sleeping
+				     (ONERING_IDLE_BACKOFF); 0 = 50 us */
 	const char *group;      /**< join this group (created with the broker's
 				     defaults if missing): records of the group's
 				     subscriptions and posts are balanced over its
@@ -95,6 +113,11 @@ struct onering_queue_options {
 				     queue then takes no NIC records */
 	uint32_t words;         /**< watched words in the queue's shared page (at most
 				     4096): see onering_queue_words() */
+	uint32_t idle;          /**< enum onering_idle: what onering_wait() does
+				     while nothing comes. 0 (ONERING_IDLE_BACKOFF) =
+				     $ONERING_IDLE if set (busy, backoff or
+				     overprovisioned; another value is logged once per
+				     queue and backoff used), else backoff */
 };
 
 /**
@@ -136,7 +159,8 @@ const char *onering_last_error(const struct onering *att);
  * poller when there is one: open a queue from the thread that consumes it.
  * @param opts NULL for defaults
  * @return 0; -EINVAL for a capacity that is not a power of two or too big,
- *   or a node the machine does not have;
+ *   a node the machine does not have, or an idle that is not an enum
+ *   onering_idle;
  *   -ECONNRESET broker gone; -ENOMEM; -EPROTO bad segments from the broker;
  *   other -errno.
  * Context: any thread; system calls.
@@ -484,18 +508,23 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
 
 /**
  * Wait for records: return when at least min are ready (up to max are
- * taken) or timeout_ns has passed. Spins for the queue's spin budget, then
- * runs the collection (if LEVEL records are outstanding), announces sleep
- * and sleeps in one ppoll on the queue's bell and the control socket: a
- * record or the broker's death wakes it, nothing else (an idle client makes
- * no system call).
+ * taken) or timeout_ns has passed. By the queue's idle strategy
+ * (onering_queue_options.idle, $ONERING_IDLE): backoff spins for the
+ * queue's spin budget and yields a few times, overprovisioned does not
+ * spin, busy spins until the end and never sleeps. Before sleeping it runs
+ * the collection (if LEVEL records are outstanding), announces sleep and
+ * sleeps in one ppoll on the queue's bell and the control socket: a record
+ * or the broker's death wakes it, nothing else (an idle client makes no
+ * system call).
  * @param min        0 behaves like onering_poll()
  * @param timeout_ns negative: no timeout
  * @return records taken (may be < min on timeout, also 0); -ECONNRESET
  *   the broker died or shut down (as soon as its socket closes); -EPROTO;
  *   -EINTR a signal interrupted the sleep; -EINVAL min > max.
  * Context: the queue's thread; no system call while records keep arriving
- *   within the spin budget; a ppoll and an eventfd read per sleep.
+ *   within the spin budget; sched_yield calls after the spin (backoff); a
+ *   ppoll and an eventfd read per sleep; busy: a poll() of the control
+ *   socket per millisecond of waiting.
  */
 int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned min,
 		 unsigned max, int64_t timeout_ns);

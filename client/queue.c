@@ -55,6 +55,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -64,6 +65,12 @@
 #include "client/records.h"
 
 #define DEL_SPIN_NS (1000ull * 1000 * 1000) /* wait this long for ring space */
+/* onering_wait's spin: the clock is read once every WAIT_CLOCK_TURNS turns
+ * (a turn is a look at the ring and a cpu_relax, well under 1 us), so a
+ * budget or a timeout ends at most that many turns late. */
+#define WAIT_CLOCK_TURNS 64
+#define WAIT_YIELDS 4                 /* backoff: sched_yield calls before a sleep */
+#define WAIT_BUSY_CHECK_NS (1000 * 1000) /* busy: look at the broker's socket this often */
 
 static uint64_t now_ns(void)
 {
@@ -602,8 +609,9 @@ static int bell_sleep(struct onering_queue *q, uint64_t deadline)
 static int wait_records(struct onering_queue *q, struct onering_event *events, unsigned min,
 			unsigned max, int64_t timeout_ns)
 {
-	unsigned got = 0;
-	uint64_t start = 0, deadline = UINT64_MAX, spin_until = 0;
+	unsigned got = 0, turns = 0, yields = 0;
+	uint64_t now = 0, deadline = UINT64_MAX, spin_until = 0, alive_check = 0;
+	bool started = false;
 
 	if (min > max)
 		return -EINVAL;
@@ -617,8 +625,8 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		if (got >= min || got == max)
 			return (int)got;
 
-		uint64_t now = now_ns();
-		if (!start) {
+		if (!started) {
+			now = now_ns();
 			/* Idle from now, if it was not already: tell the broker (its
 			 * lifo/fifo wake order is by when consumers ran dry). */
 			if (!q->idle) {
@@ -626,15 +634,35 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 				q->idle = true;
 			}
 			onering_doorbell_set_state(q->db, ONERING_CONSUMER_SPINNING);
-			start = now;
+			started = true;
 			if (timeout_ns >= 0)
 				deadline = now + (uint64_t)timeout_ns;
-			spin_until = now + q->spin_ns;
+			spin_until = q->idle_mode == ONERING_IDLE_OVERPROVISIONED ? now : now + q->spin_ns;
+			alive_check = now + WAIT_BUSY_CHECK_NS;
+		} else if (++turns % WAIT_CLOCK_TURNS == 0) {
+			now = now_ns(); /* the spin reads the clock once every so many turns */
 		}
 		if (now >= deadline)
 			return (int)got;
+		if (q->idle_mode == ONERING_IDLE_BUSY) {
+			/* Never sleeps, so no hang-up wakes it: ask, once a ms. */
+			if (now >= alive_check) {
+				alive_check = now + WAIT_BUSY_CHECK_NS;
+				if (!client_broker_alive(q->att))
+					continue; /* poll_records says -ECONNRESET once empty */
+			}
+			onering_cpu_relax();
+			continue;
+		}
 		if (now < spin_until) {
 			onering_cpu_relax();
+			continue;
+		}
+		if (q->idle_mode == ONERING_IDLE_BACKOFF && yields < WAIT_YIELDS) {
+			/* Another thread of this core runs now, if there is one. */
+			yields++;
+			sched_yield();
+			now = now_ns();
 			continue;
 		}
 
@@ -663,7 +691,9 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		/* Still waiting (the bell rang, or the sleep ended): idle, not
 		 * running, as far as the broker's lifo is concerned. */
 		onering_doorbell_set_state(q->db, ONERING_CONSUMER_SPINNING);
-		spin_until = now_ns() + q->spin_ns;
+		now = now_ns();
+		turns = yields = 0;
+		spin_until = q->idle_mode == ONERING_IDLE_OVERPROVISIONED ? now : now + q->spin_ns;
 	}
 }
 

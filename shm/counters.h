@@ -72,7 +72,9 @@ extern "C" {
 	X(P, SYSCALL_ERRORS, syscall_errors, COUNTER, errors,                                  \
 	  "failed system calls (epoll_ctl, eventfd, ppoll): each logged")                      \
 	X(P, BUSY_NS, busy_ns, COUNTER, ns,                                                    \
-	  "time in loops that did work (busy % = its rate / 1e7)")
+	  "time in loops that did work (busy % = its rate / 1e7)")                              \
+	X(P, YIELDS, yields, COUNTER, yields,                                                  \
+	  "times the idle poller offered its core (sched_yield) before blocking")
 
 /* ONERING_STATS_QUEUE: one consumer queue. */
 #define ONERING_QUEUE_COUNTERS(X, P)                                                          \

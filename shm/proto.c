@@ -407,6 +407,22 @@ static int name_index(const char *const *names, unsigned n, const char *v)
 	return -1;
 }
 
+/* ---- idle strategies ------------------------------------------------------ */
+
+static const char *const idle_names[] = {"backoff", "busy", "overprovisioned"};
+
+const char *onering_idle_name(unsigned idle)
+{
+	return idle <= ONERING_IDLE_MAX ? idle_names[idle] : "?";
+}
+
+int onering_idle_parse(const char *name)
+{
+	int i = name ? name_index(idle_names, ONERING_IDLE_MAX + 1, name) : -1;
+
+	return i < 0 ? -EINVAL : i;
+}
+
 static int parse_uint(const char *v, unsigned long min, unsigned long max, uint32_t *out)
 {
 	char *end;

@@ -305,6 +305,16 @@ const char *onering_policy_name(unsigned policy);
 const char *onering_numa_name(unsigned numa);
 const char *onering_wake_name(unsigned wake);
 
+/* Idle strategies, what a poller (oneringd --idle) or a client's
+ * onering_wait (onering_queue_options.idle, $ONERING_IDLE) does when it
+ * finds nothing to do; enum onering_idle (client/onering.h) has these
+ * numbers. */
+#define ONERING_IDLE_MAX 2 /* 0 backoff, 1 busy, 2 overprovisioned */
+/** "backoff", "busy", "overprovisioned"; "?" if unknown. */
+const char *onering_idle_name(unsigned idle);
+/** The number of an idle strategy's name; -EINVAL for any other word. */
+int onering_idle_parse(const char *name);
+
 /**
  * Parse one group setting, KEY=VALUE: policy=rr|least|sticky|lifo|local,
  * numa=strict|interleave|spill:P, wake=lifo|fifo|rr|local-first,

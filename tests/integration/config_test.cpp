@@ -68,6 +68,7 @@ TEST_F(ConfigTest, EveryKeyRoundTripsThroughCheck)
 		{"max-clients", "64"},
 		{"max-ring-slots", "65536"},
 		{"max-queues", "8"},
+		{"idle", "backoff"},
 		{"idle-spin-us", "50"},
 		{"idle-sleep-ms", "2"},
 		{"no-hugepages", "true"},
@@ -105,7 +106,7 @@ TEST_F(ConfigTest, EveryKeyRoundTripsThroughCheck)
 		line++;
 	}
 	for (const char *want : {"instance      cfgall\n", "max subs      4096\n",
-				 "max clients   64\n", "idle          spin 50 us, then sleep 2 ms\n",
+				 "max clients   64\n",
 				 "hugepages     off\n",
 				 "group 2       web: policy=least numa=spill:90",
 				 "group 3       batch: policy=lifo numa=spill:70 wake=fifo max_running=3 "
@@ -113,6 +114,9 @@ TEST_F(ConfigTest, EveryKeyRoundTripsThroughCheck)
 				 "port          net_null0: rxq=1 group=rx",
 				 "plan OK\n"})
 		EXPECT_NE(out.find(want), std::string::npos) << "missing \"" << want << "\" in:\n" << out;
+	const std::string idle = "idle          backoff (" + path_ + ":15): poll 50 us, yield, then "
+				 "block at most 2 ms\n";
+	EXPECT_NE(out.find(idle), std::string::npos) << idle << " in:\n" << out;
 	const std::string batch = "source        group batch  (" + path_ + ":" +
 				  std::to_string(group_line + 6) + ")\n";
 	EXPECT_NE(out.find(batch), std::string::npos) << batch << " in:\n" << out;
@@ -182,6 +186,57 @@ TEST_F(ConfigTest, MalformedFileGivesFileLineAndTheFix)
 				     &st);
 	EXPECT_EQ(WEXITSTATUS(st), 1) << out;
 	EXPECT_NE(out.find("nosuch.conf: No such file"), std::string::npos) << out;
+}
+
+// --idle and its knobs: --check says the strategy in effect and where it
+// came from; a knob the strategy does not use is refused, on the command
+// line (usage error, 2) and in the file (1), naming both and the fix.
+TEST_F(ConfigTest, IdleStrategyAndContradictoryKnobs)
+{
+	Write("[oneringd]\nsocket-dir = " + dir_ + "\nidle = overprovisioned\n");
+	int st;
+	std::string out = Check("", &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("idle          overprovisioned (" + path_ + ":3): block at once, at most 1 ms\n"),
+		  std::string::npos) << out;
+	out = Check("--idle busy", &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("idle          busy (command line): poll on, never block\n"), std::string::npos)
+		<< out;
+	EXPECT_NE(out.find("option        idle = busy  (command line)\n"), std::string::npos) << out;
+	Write("[oneringd]\nsocket-dir = " + dir_ + "\n");
+	out = Check("--idle-sleep-ms -1", &st); // the spelling before --idle
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	EXPECT_NE(out.find("idle          busy (--idle-sleep-ms -1): poll on, never block\n"),
+		  std::string::npos) << out;
+	out = Check("", &st);
+	EXPECT_NE(out.find("idle          backoff (default): poll 100 us, yield, then block at most 1 ms\n"),
+		  std::string::npos) << out;
+
+	struct Case {
+		const char *file, *args;
+		int status;
+		const char *says;
+	} cases[] = {
+		{"", "--idle busy --idle-sleep-ms 3", 2, "busy never blocks: drop --idle-sleep-ms"},
+		{"", "--idle busy --idle-spin-us 10", 2, "drop --idle-spin-us"},
+		{"", "--idle backoff --idle-sleep-ms -1", 2, "that is --idle busy"},
+		{"idle = overprovisioned\nidle-spin-us = 20\n", "", 1,
+		 "overprovisioned never spins: drop --idle-spin-us"},
+		{"idle = overprovisioned\n", "--idle-spin-us 20", 2, "never spins"},
+		{"idle = fastest\n", "", 1, "expected busy, backoff or overprovisioned"},
+		{"", "--idle fastest", 2, "expected busy, backoff or overprovisioned"},
+	};
+	for (auto &c : cases) {
+		Write("[oneringd]\nsocket-dir = " + dir_ + "\n" + c.file);
+		out = Check(c.args, &st);
+		EXPECT_EQ(WEXITSTATUS(st), c.status) << c.file << c.args << "\n" << out;
+		EXPECT_NE(out.find(c.says), std::string::npos) << c.file << c.args << "\n" << out;
+		EXPECT_EQ(out.find("plan OK"), std::string::npos) << out;
+	}
+	// Without spin, overprovisioned takes --idle-spin-us 0 (it spins 0 us).
+	out = Check("--idle overprovisioned --idle-spin-us 0", &st);
+	EXPECT_EQ(WEXITSTATUS(st), 0) << out;
 }
 
 // Polls the log (bounded) for text.

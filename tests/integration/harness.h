@@ -18,6 +18,7 @@
 #include <sstream>
 #include <string>
 #include <linux/filter.h>
+#include <linux/perf_event.h>
 #include <linux/seccomp.h>
 #include <stddef.h>
 #include <sys/prctl.h>
@@ -308,6 +309,65 @@ inline std::string ReadFile(const std::string &path)
 	std::stringstream s;
 	s << f.rdbuf();
 	return s.str();
+}
+
+// ---- threads: CPU time and system calls -------------------------------
+
+// The tid of oneringd's thread called comm, or -1.
+inline pid_t ThreadNamed(pid_t pid, const std::string &comm)
+{
+	std::string dir = "/proc/" + std::to_string(pid) + "/task";
+	DIR *d = opendir(dir.c_str());
+	pid_t found = -1;
+	for (struct dirent *e; d && (e = readdir(d));) {
+		std::ifstream f(dir + "/" + e->d_name + "/comm");
+		std::string name;
+		if (e->d_name[0] != '.' && std::getline(f, name) && name == comm)
+			found = (pid_t)atoi(e->d_name);
+	}
+	if (d)
+		closedir(d);
+	return found;
+}
+
+// A counter of the system calls tid enters (event: a tracepoint under
+// events/, e.g. "syscalls/sys_enter_ppoll" for one call): an fd, or -errno.
+inline int SyscallCounter(pid_t tid, const char *event = "raw_syscalls/sys_enter")
+{
+	long id = -1;
+	for (const char *root : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
+		std::ifstream f(std::string(root) + "/events/" + event + "/id");
+		if (f >> id)
+			break;
+	}
+	if (id < 0)
+		return -ENOTSUP;
+	struct perf_event_attr a = {};
+	a.type = PERF_TYPE_TRACEPOINT;
+	a.size = sizeof(a);
+	a.config = (uint64_t)id;
+	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+// The CPU time tid has used, ms (utime + stime of /proc/PID/task/TID/stat).
+inline double CpuMs(pid_t pid, pid_t tid)
+{
+	std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
+	std::string line;
+	std::getline(f, line);
+	size_t at = line.rfind(')'); // the fields after "(comm)"
+	if (at == std::string::npos)
+		return 0;
+	std::istringstream rest(line.substr(at + 2));
+	std::string field;
+	unsigned long long utime = 0, stime = 0;
+	for (int i = 3; i <= 15 && rest >> field; i++)
+		if (i == 14)
+			utime = std::stoull(field);
+		else if (i == 15)
+			stime = std::stoull(field);
+	return (double)(utime + stime) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
 // ---- zero system calls --------------------------------------------------

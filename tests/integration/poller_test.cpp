@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <dirent.h>
-#include <linux/perf_event.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
@@ -23,25 +22,11 @@
 #include "harness.h"
 
 using onering_test::Broker;
+using onering_test::CpuMs;
+using onering_test::SyscallCounter;
+using onering_test::ThreadNamed;
 
 namespace {
-
-// The tid of oneringd's thread called comm, or -1.
-pid_t ThreadNamed(pid_t pid, const std::string &comm)
-{
-	std::string dir = "/proc/" + std::to_string(pid) + "/task";
-	DIR *d = opendir(dir.c_str());
-	pid_t found = -1;
-	for (struct dirent *e; d && (e = readdir(d));) {
-		std::ifstream f(dir + "/" + e->d_name + "/comm");
-		std::string name;
-		if (e->d_name[0] != '.' && std::getline(f, name) && name == comm)
-			found = (pid_t)atoi(e->d_name);
-	}
-	if (d)
-		closedir(d);
-	return found;
-}
 
 // Open fds of pid.
 int FdCount(pid_t pid)
@@ -54,45 +39,6 @@ int FdCount(pid_t pid)
 	if (d)
 		closedir(d);
 	return n;
-}
-
-// A counter of the syscalls tid enters: an fd, or -errno.
-int SyscallCounter(pid_t tid)
-{
-	long id = -1;
-	for (const char *root : {"/sys/kernel/tracing", "/sys/kernel/debug/tracing"}) {
-		std::ifstream f(std::string(root) + "/events/raw_syscalls/sys_enter/id");
-		if (f >> id)
-			break;
-	}
-	if (id < 0)
-		return -ENOTSUP;
-	struct perf_event_attr a = {};
-	a.type = PERF_TYPE_TRACEPOINT;
-	a.size = sizeof(a);
-	a.config = (uint64_t)id;
-	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
-	return fd < 0 ? -errno : fd;
-}
-
-// The CPU time tid has used, ms (utime + stime of /proc/PID/task/TID/stat).
-double CpuMs(pid_t pid, pid_t tid)
-{
-	std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) + "/stat");
-	std::string line;
-	std::getline(f, line);
-	size_t at = line.rfind(')'); // the fields after "(comm)"
-	if (at == std::string::npos)
-		return 0;
-	std::istringstream rest(line.substr(at + 2));
-	std::string field;
-	unsigned long long utime = 0, stime = 0;
-	for (int i = 3; i <= 15 && rest >> field; i++)
-		if (i == 14)
-			utime = std::stoull(field);
-		else if (i == 15)
-			stime = std::stoull(field);
-	return (double)(utime + stime) * 1000.0 / (double)sysconf(_SC_CLK_TCK);
 }
 
 // Syscalls per CPU-ms of the poller while it spins for at least 100 ms of
@@ -207,4 +153,290 @@ TEST(ClientIdleTest, AsleepInWaitItMakesNoSystemCall)
 	if (counter < 0)
 		GTEST_SKIP() << "cannot count syscalls (perf_event_open on raw_syscalls:sys_enter: "
 			     << strerror(-counter) << "; needs root and tracefs)";
+}
+
+// The poller's idle strategies (--idle, issue 12), told apart by what the
+// poller thread does with nothing to do - its CPU time, its system calls,
+// its sleeps and yields counters - never by wall-clock thresholds of work.
+class PollerIdleTest : public ::testing::Test {
+protected:
+	// Start a broker with args and find its poller thread.
+	void StartBroker(const std::vector<std::string> &args)
+	{
+		ASSERT_TRUE(broker_.Start(args));
+		tid_ = ThreadNamed(broker_.Pid(), "onering-poll0");
+		ASSERT_GT(tid_, 0) << "no thread named onering-poll0 in oneringd";
+		usleep(50000); // past the start-up work and the first idle spin
+	}
+	// The poller's counters (ONERING_PC_*).
+	std::vector<uint64_t> Counters()
+	{
+		std::vector<uint64_t> c(ONERING_PC_NR);
+		EXPECT_TRUE(onering_test::StatsCounters(broker_, ONERING_STATS_POLLER, c.data(),
+							ONERING_PC_NR));
+		return c;
+	}
+	// The poller's CPU time over `ms` of wall time, as a share of it.
+	double CpuShare(int ms)
+	{
+		double c0 = CpuMs(broker_.Pid(), tid_);
+		struct timespec t0, t1;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		usleep((useconds_t)ms * 1000);
+		double c1 = CpuMs(broker_.Pid(), tid_);
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		double wall = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+		return (c1 - c0) / wall;
+	}
+	Broker broker_;
+	pid_t tid_ = -1;
+};
+
+// overprovisioned: no spin, no yield - the first loop without work blocks,
+// so the idle poller takes (next to) no CPU.
+TEST_F(PollerIdleTest, OverprovisionedBlocksAtOnce)
+{
+	StartBroker({"--idle", "overprovisioned"});
+	std::vector<uint64_t> c0 = Counters();
+	double share = CpuShare(300);
+	std::vector<uint64_t> c1 = Counters();
+	EXPECT_LT(share, 0.2) << "CPU share of the idle overprovisioned poller";
+	EXPECT_GT(c1[ONERING_PC_SLEEPS], c0[ONERING_PC_SLEEPS]) << "it did not block";
+	EXPECT_EQ(c1[ONERING_PC_YIELDS], 0u) << "overprovisioned yielded (it should block at once)";
+	// One loop per wake-up (the 1 ms sleep ends, or the stats request
+	// kicks): no spinning between the blocks.
+	uint64_t loops = c1[ONERING_PC_LOOPS] - c0[ONERING_PC_LOOPS];
+	uint64_t sleeps = c1[ONERING_PC_SLEEPS] - c0[ONERING_PC_SLEEPS];
+	EXPECT_LE(loops, 2 * sleeps + 10) << loops << " loops for " << sleeps << " sleeps";
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
+// busy: never blocks - its sleeps counter stays where it is and, with no
+// client fd to ask epoll about, it makes no system call at all.
+TEST_F(PollerIdleTest, BusyNeverBlocks)
+{
+	StartBroker({"--idle", "busy"});
+	int counter = SyscallCounter(tid_);
+	uint64_t s0 = 0, s1 = 0;
+	if (counter >= 0) {
+		EXPECT_EQ(read(counter, &s0, sizeof(s0)), (ssize_t)sizeof(s0));
+	}
+	std::vector<uint64_t> c0 = Counters();
+	usleep(300000);
+	std::vector<uint64_t> c1 = Counters();
+	EXPECT_EQ(c1[ONERING_PC_SLEEPS], 0u) << "the busy poller blocked";
+	EXPECT_EQ(c1[ONERING_PC_YIELDS], 0u);
+	EXPECT_GT(c1[ONERING_PC_LOOPS], c0[ONERING_PC_LOOPS]);
+	if (counter >= 0) {
+		EXPECT_EQ(read(counter, &s1, sizeof(s1)), (ssize_t)sizeof(s1));
+		EXPECT_EQ(s1 - s0, 0u) << "system calls of the idle busy poller";
+		close(counter);
+	}
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
+// backoff (the default): spins, yields IDLE_YIELDS (4) times, then blocks;
+// while it stays idle it blocks again after each wake-up without a new
+// spin, so it takes little CPU.
+TEST_F(PollerIdleTest, BackoffYieldsThenBlocks)
+{
+	StartBroker({});
+	std::vector<uint64_t> c0 = Counters();
+	double share = CpuShare(300);
+	std::vector<uint64_t> c1 = Counters();
+	EXPECT_GE(c1[ONERING_PC_YIELDS], 4u) << "backoff did not yield before its first block";
+	EXPECT_GT(c1[ONERING_PC_SLEEPS], c0[ONERING_PC_SLEEPS]) << "backoff did not block";
+	EXPECT_LT(share, 0.2) << "CPU share of the idle backoff poller";
+	// A burst of work starts the spin over: a request (a queue opens) and
+	// the yields come again before the next block.
+	struct onering *att;
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	struct onering_queue *q;
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	ASSERT_GE(efd, 0);
+	struct onering_sub sub;
+	ASSERT_EQ(onering_add(q, efd, EPOLLIN, ONERING_EDGE, 3, &sub), 0);
+	ASSERT_EQ(eventfd_write(efd, 1), 0);
+	struct onering_event ev;
+	ASSERT_EQ(onering_wait(q, &ev, 1, 1, 5000000000ll), 1);
+	usleep(50000);
+	EXPECT_GE(Counters()[ONERING_PC_YIELDS], c1[ONERING_PC_YIELDS] + 4)
+		<< "no yields after the work";
+	close(efd);
+	onering_queue_close(q);
+	onering_detach(att);
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
+// onering_wait's idle strategies (onering_queue_options.idle, $ONERING_IDLE):
+// what one wait that times out did on its thread - its CPU time and how many
+// ppoll (sleeps), sched_yield and poll (liveness checks) it made.
+class ClientWaitIdleTest : public ::testing::Test {
+protected:
+	void SetUp() override
+	{
+		ASSERT_TRUE(broker_.Start());
+		ASSERT_EQ(broker_.Attach(&att_), 0);
+	}
+	void TearDown() override
+	{
+		onering_detach(att_);
+	}
+	struct onering_queue *Open(uint32_t idle, uint64_t spin_ns)
+	{
+		onering_queue_options o = {};
+		o.idle = idle;
+		o.spin_ns = spin_ns;
+		struct onering_queue *q = nullptr;
+		EXPECT_EQ(onering_queue_open(att_, &o, &q), 0);
+		return q;
+	}
+	struct Wait {
+		int result;
+		double cpu_ms;
+		long ppolls, yields, polls; // -1: cannot count
+	};
+	// One onering_wait(q, 1 record, timeout_ns) on a thread of its own,
+	// counted from just before the call to its return.
+	Wait RunWait(struct onering_queue *q, int64_t timeout_ns)
+	{
+		std::atomic<pid_t> tid{0};
+		std::atomic<bool> go{false};
+		Wait w = {1, 0, -1, -1, -1};
+		std::thread t([&] {
+			tid = (pid_t)syscall(SYS_gettid);
+			while (!go.load())
+				usleep(100);
+			struct timespec c0, c1;
+			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
+			struct onering_event ev;
+			w.result = onering_wait(q, &ev, 1, 1, timeout_ns);
+			clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+			w.cpu_ms = (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
+				   (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
+		});
+		while (tid.load() == 0)
+			usleep(100);
+		int fd[3] = {SyscallCounter(tid, "syscalls/sys_enter_ppoll"),
+			     SyscallCounter(tid, "syscalls/sys_enter_sched_yield"),
+			     SyscallCounter(tid, "syscalls/sys_enter_poll")};
+		go = true;
+		t.join();
+		long *out[3] = {&w.ppolls, &w.yields, &w.polls};
+		for (int i = 0; i < 3; i++) {
+			uint64_t n = 0;
+			if (fd[i] >= 0 && read(fd[i], &n, sizeof(n)) == (ssize_t)sizeof(n))
+				*out[i] = (long)n;
+			if (fd[i] >= 0)
+				close(fd[i]);
+		}
+		return w;
+	}
+	// A queue with this strategy and spin budget, one wait on it that times
+	// out, the queue closed.
+	Wait TimedOutWait(uint32_t idle, uint64_t spin_ns, int64_t timeout_ns)
+	{
+		Wait w = {1, 0, -1, -1, -1};
+		struct onering_queue *q = Open(idle, spin_ns);
+		if (!q)
+			return w;
+		w = RunWait(q, timeout_ns);
+		EXPECT_EQ(w.result, 0) << "not a timeout";
+		onering_queue_close(q);
+		return w;
+	}
+	Broker broker_;
+	struct onering *att_ = nullptr;
+};
+
+#define SKIP_UNCOUNTED(w)                                                                    \
+	if ((w).ppolls < 0)                                                                  \
+	GTEST_SKIP() << "cannot count syscalls (tracefs, perf_event_open)"
+
+// overprovisioned: no spin (a 1 s spin budget is not used) and no yield -
+// the first empty look at the ring sleeps, in one ppoll until the timeout.
+TEST_F(ClientWaitIdleTest, OverprovisionedSleepsWithoutSpinning)
+{
+	Wait w = TimedOutWait(ONERING_IDLE_OVERPROVISIONED, 1000000000ull, 300000000ll);
+	EXPECT_LT(w.cpu_ms, 50.0) << "CPU ms of a 300 ms overprovisioned wait";
+	SKIP_UNCOUNTED(w);
+	EXPECT_EQ(w.ppolls, 1) << "one sleep until the timeout";
+	EXPECT_EQ(w.yields, 0);
+}
+
+// backoff: the spin budget, then WAIT_YIELDS (4) sched_yield calls, then one
+// sleep until the timeout.
+TEST_F(ClientWaitIdleTest, BackoffSpinsYieldsThenSleeps)
+{
+	Wait w = TimedOutWait(ONERING_IDLE_BACKOFF, 1000000ull, 200000000ll);
+	SKIP_UNCOUNTED(w);
+	EXPECT_EQ(w.yields, 4);
+	EXPECT_EQ(w.ppolls, 1);
+}
+
+// busy: never sleeps (no ppoll, no yield) until the timeout; it looks at the
+// broker's socket about once a millisecond (poll with no timeout).
+TEST_F(ClientWaitIdleTest, BusyNeverSleeps)
+{
+	Wait w = TimedOutWait(ONERING_IDLE_BUSY, 0, 200000000ll);
+	SKIP_UNCOUNTED(w);
+	EXPECT_EQ(w.ppolls, 0) << "the busy wait slept";
+	EXPECT_EQ(w.yields, 0);
+	EXPECT_GE(w.polls, 1) << "it never looked at the broker's socket";
+	EXPECT_LE(w.polls, 210) << "more than one look at the socket per ms";
+}
+
+// busy still notices the broker's death (its liveness look), bounded.
+TEST_F(ClientWaitIdleTest, BusyNoticesTheBrokersDeath)
+{
+	struct onering_queue *q = Open(ONERING_IDLE_BUSY, 0);
+	ASSERT_NE(q, nullptr);
+	std::thread killer([&] {
+		usleep(100000);
+		kill(broker_.Pid(), SIGKILL);
+	});
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	struct onering_event ev;
+	int r = onering_wait(q, &ev, 1, 1, 10000000000ll); // 10 s at most
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	killer.join();
+	EXPECT_EQ(r, -ECONNRESET);
+	EXPECT_LT(t1.tv_sec - t0.tv_sec, 5) << "the busy wait did not notice the death";
+	onering_queue_close(q);
+	broker_.Stop(); // reaps the killed broker
+}
+
+// The option wins; without it $ONERING_IDLE chooses; a wrong name there is
+// backoff (logged); a number outside the enum is refused.
+TEST_F(ClientWaitIdleTest, EnvironmentChoosesWhenTheOptionDoesNot)
+{
+	struct Case {
+		const char *env;
+		uint32_t option, want;
+	} cases[] = {
+		{nullptr, 0, ONERING_IDLE_BACKOFF},
+		{"busy", 0, ONERING_IDLE_BUSY},
+		{"overprovisioned", 0, ONERING_IDLE_OVERPROVISIONED},
+		{"busy", ONERING_IDLE_OVERPROVISIONED, ONERING_IDLE_OVERPROVISIONED},
+		{"fastest", 0, ONERING_IDLE_BACKOFF},
+		{"", 0, ONERING_IDLE_BACKOFF},
+	};
+	for (auto &c : cases) {
+		if (c.env)
+			setenv("ONERING_IDLE", c.env, 1);
+		else
+			unsetenv("ONERING_IDLE");
+		struct onering_queue *q = Open(c.option, 0);
+		ASSERT_NE(q, nullptr);
+		EXPECT_EQ(q->idle_mode, c.want) << (c.env ? c.env : "(unset)") << " " << c.option;
+		onering_queue_close(q);
+	}
+	unsetenv("ONERING_IDLE");
+	onering_queue_options o = {};
+	o.idle = ONERING_IDLE_OVERPROVISIONED + 1;
+	struct onering_queue *q = nullptr;
+	EXPECT_EQ(onering_queue_open(att_, &o, &q), -EINVAL);
+	EXPECT_EQ(q, nullptr);
 }

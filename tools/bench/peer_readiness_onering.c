@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * peer_readiness_onering.c: readiness peers "onering-busy",
- * "onering-adaptive" and "onering-wait" over a per-measurement oneringd on
+ * "onering-adaptive", "onering-overprov" and "onering-wait" over a
+ * per-measurement oneringd on
  * CPU B (docs/benchmarks.md, Readiness).
  */
 #include <errno.h>
@@ -19,7 +20,7 @@ struct onering_readiness {
 	struct onering_event evs[READINESS_BATCH];
 };
 
-enum { BUSY = 1, WAIT = 2 }; /* variant bits */
+enum { BUSY = 1, WAIT = 2, OVERPROV = 4 }; /* variant bits */
 
 static int readiness_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
 				   void *state)
@@ -31,8 +32,9 @@ static int readiness_onering_setup(struct bench_ctx *ctx, const struct bench_pee
 	int rc;
 
 	snprintf(cpu, sizeof(cpu), "%d", s->c.broker_cpu);
-	const char *extra[] = { "--cores", cpu, "--control-core", cpu,
-				busy ? "--idle-sleep-ms" : NULL, "-1", NULL };
+	const char *extra[] = { "--cores", cpu, "--control-core", cpu, "--idle",
+				busy ? "busy" : self->variant & OVERPROV ? "overprovisioned" : "backoff",
+				NULL };
 	s->wait = self->variant & WAIT;
 	if ((rc = bench_onering_open(ctx, &s->c.broker, NULL, extra, &qo, &s->att, &s->q)) < 0)
 		return rc;
@@ -69,9 +71,11 @@ static void readiness_onering_teardown(struct bench_ctx *ctx, void *state)
 
 #define ONERING_HOOKS readiness_onering_setup, NULL, readiness_onering_consume, NULL, \
 	readiness_onering_teardown
-BENCH_PEER(bench_peer_readiness_onering_busy, "onering-busy", "busy broker (--idle-sleep-ms -1), "
+BENCH_PEER(bench_peer_readiness_onering_busy, "onering-busy", "busy broker (--idle busy), "
 	   "onering_poll() loop", NULL, struct onering_readiness, BUSY, ONERING_HOOKS);
 BENCH_PEER(bench_peer_readiness_onering_adaptive, "onering-adaptive", "default idle policy "
 	   "broker, onering_poll() loop", NULL, struct onering_readiness, 0, ONERING_HOOKS);
+BENCH_PEER(bench_peer_readiness_onering_overprov, "onering-overprov", "--idle overprovisioned "
+	   "broker, onering_poll() loop", NULL, struct onering_readiness, OVERPROV, ONERING_HOOKS);
 BENCH_PEER(bench_peer_readiness_onering_wait, "onering-wait", "busy broker, onering_wait(): spin "
 	   "50 us then futex", NULL, struct onering_readiness, BUSY | WAIT, ONERING_HOOKS);
