@@ -217,6 +217,17 @@ int onering_add_opts(struct onering_queue *q, const struct onering_add_options *
 int onering_group_id(struct onering *att, const char *name, uint32_t *id);
 
 /**
+ * The id of the group called name, if it exists: onering_group_id()
+ * without creating it (for a tool that must not leave a group behind, such
+ * as `onering notify`). The id is learned for onering_post() as
+ * onering_group_id()'s is.
+ * @return 0; -ENOENT no such group; -EINVAL bad name; -ECONNRESET broker
+ *   gone.
+ * Context: any thread; system calls (one request/reply).
+ */
+int onering_group_find(struct onering *att, const char *name, uint32_t *id);
+
+/**
  * The group q is a member of, or 0 for a private queue.
  * Context: any thread; no system call.
  */
