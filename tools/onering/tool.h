@@ -119,5 +119,18 @@ void tool_on_signal(int sig);
 uint64_t tool_now_ns(void); /* CLOCK_MONOTONIC */
 /* One line: seconds since t0, label, subscription, events, flags, cookie. */
 void tool_print_event(const struct onering_event *e, uint64_t t0, const char *label);
+/* --count N or --seconds S (opt 'c' or 'S') of a command that prints events:
+ * 0, or a usage error printed (its return: ONERING_CLI_USAGE). */
+int tool_parse_bound(const char *prog, int opt, const char *arg, long *count, long *seconds);
+/* Wait for up to max records of q, at most 200 ms (so that a signal is
+ * seen soon) and not past end_ns (0: no end). @return records taken (0:
+ * none yet, or a signal); -ETIMEDOUT end_ns has passed; another -errno. */
+int tool_wait_until(struct onering_queue *q, struct onering_event *evs, unsigned max,
+		    uint64_t end_ns);
+/* One line for a group's record, a packet or a user event (tail, listen):
+ * a user event's payload as "text" when it is printable (up to its first
+ * NUL, then NULs only), else as hex. */
+void tool_print_group_record(const struct onering_queue *q, const struct onering_event *e,
+			     uint64_t t0);
 
 #endif /* ONERING_TOOL_H */
