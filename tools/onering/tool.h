@@ -28,6 +28,8 @@
 int tool_bench(int argc, char **argv);
 int tool_demo(int argc, char **argv);
 int tool_doctor(int argc, char **argv);
+int tool_listen(int argc, char **argv);
+int tool_notify(int argc, char **argv);
 int tool_stat(int argc, char **argv);
 int tool_tail(int argc, char **argv);
 int tool_top(int argc, char **argv);
@@ -96,6 +98,14 @@ int tool_counters_fetch(const struct tool_instance *inst, struct onering_metrics
 			size_t err_size);
 /* Predicate: the broker of m stopped (its last update said so) or died. */
 bool tool_counters_gone(const struct onering_metrics *m);
+
+/* ---- listen.c: what notify and listen share ----------------------------------- */
+
+/* Attach to inst and look group up without creating it (onering_group_find()):
+ * 0, *att and *gid; or 1 (the exit status) with the reason printed, for a
+ * missing group how one is made. */
+int tool_group_attach(const char *prog, const struct tool_instance *inst, const char *group,
+		      struct onering **att, uint32_t *gid);
 
 /* ---- stat.c ----------------------------------------------------------------- */
 
