@@ -106,12 +106,12 @@ int tool_listen(int argc, char **argv)
 		onering_detach(att);
 		return 1;
 	}
+	/* Before "listening": whoever waits for that line may signal at once. */
+	signal(SIGINT, tool_on_signal);
+	signal(SIGTERM, tool_on_signal);
 	printf("listening on group \"%s\" (id %u) of \"%s\"\n", qo.group, onering_queue_group(q),
 	       inst.name);
 	fflush(stdout);
-
-	signal(SIGINT, tool_on_signal);
-	signal(SIGTERM, tool_on_signal);
 	uint64_t t0 = tool_now_ns(), end = seconds >= 0 ? t0 + (uint64_t)seconds * 1000000000ull : 0;
 	long printed = 0;
 	int status = 0;
