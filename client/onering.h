@@ -240,8 +240,8 @@ uint32_t onering_queue_group(const struct onering_queue *q);
  * on one queue while it has unconsumed records there.
  *
  * A post is never lost silently. The library takes only group ids this
- * attachment has learned (from onering_group_id() or as the group of a
- * queue it opened); any other id is refused here. A post the broker cannot
+ * attachment has learned (from onering_group_id(), onering_group_find() or
+ * as the group of a queue it opened); any other id is refused here. A post the broker cannot
  * deliver - the group no longer exists, or this client may not post to it -
  * is counted (`onering stat`: posts refused) and comes back on q as an
  * ONERING_EV_CONTROL record returned by onering_poll()/onering_wait():
