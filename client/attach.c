@@ -378,7 +378,9 @@ uint32_t onering_queue_group(const struct onering_queue *q)
 	return q->group_id;
 }
 
-int onering_group_id(struct onering *att, const char *name, uint32_t *id)
+/* One GROUP request for name: created if missing unless flags say
+ * ONERING_GROUP_NO_CREATE; the id is learned for onering_post(). */
+static int group_request(struct onering *att, const char *name, uint32_t flags, uint32_t *id)
 {
 	struct onering_msg req, rep;
 
@@ -386,12 +388,23 @@ int onering_group_id(struct onering *att, const char *name, uint32_t *id)
 		return -EINVAL;
 	onering_msg_init(&req, ONERING_MSG_GROUP, 0);
 	snprintf(req.u.group.name, sizeof(req.u.group.name), "%s", name);
+	req.u.group.flags = flags;
 	int r = client_request(att, &req, NULL, 0, &rep, NULL, 0, NULL);
 	if (r < 0)
 		return r;
 	*id = rep.u.group.group_id;
 	client_group_learn(att, *id);
 	return 0;
+}
+
+int onering_group_id(struct onering *att, const char *name, uint32_t *id)
+{
+	return group_request(att, name, 0, id);
+}
+
+int onering_group_find(struct onering *att, const char *name, uint32_t *id)
+{
+	return group_request(att, name, ONERING_GROUP_NO_CREATE, id);
 }
 
 void onering_queue_close(struct onering_queue *q)

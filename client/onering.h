@@ -241,6 +241,17 @@ int onering_add_opts(struct onering_queue *q, const struct onering_add_options *
 int onering_group_id(struct onering *att, const char *name, uint32_t *id);
 
 /**
+ * The id of the group called name, if it exists: onering_group_id()
+ * without creating it (for a tool that must not leave a group behind, such
+ * as `onering notify`). The id is learned for onering_post() as
+ * onering_group_id()'s is.
+ * @return 0; -ENOENT no such group; -EINVAL bad name; -ECONNRESET broker
+ *   gone.
+ * Context: any thread; system calls (one request/reply).
+ */
+int onering_group_find(struct onering *att, const char *name, uint32_t *id);
+
+/**
  * The group q is a member of, or 0 for a private queue.
  * Context: any thread; no system call.
  */
@@ -253,8 +264,8 @@ uint32_t onering_queue_group(const struct onering_queue *q);
  * on one queue while it has unconsumed records there.
  *
  * A post is never lost silently. The library takes only group ids this
- * attachment has learned (from onering_group_id() or as the group of a
- * queue it opened); any other id is refused here. A post the broker cannot
+ * attachment has learned (from onering_group_id(), onering_group_find() or
+ * as the group of a queue it opened); any other id is refused here. A post the broker cannot
  * deliver - the group no longer exists, or this client may not post to it -
  * is counted (`onering stat`: posts refused) and comes back on q as an
  * ONERING_EV_CONTROL record returned by onering_poll()/onering_wait():

@@ -30,6 +30,9 @@ expect _onering onering st -- stat
 expect _onering onering do -- doctor
 expect _onering onering stat --pro -- --prometheus
 expect _onering onering tune --gr -- --group
+expect _onering onering no -- notify
+expect _onering onering notify --pay -- --payload
+expect _onering onering listen --sec -- --seconds
 expect _oneringd oneringd --cor -- --cores
 expect _oneringd oneringd --max-client-s -- --max-client-subs
 if command -v onering-bench >/dev/null; then # not in builds without benchmarks

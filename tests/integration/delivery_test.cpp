@@ -406,11 +406,16 @@ TEST(KickTest, RearmWakesASleepingPoller)
 	ASSERT_EQ(eventfd_write(efd, 1), 0);
 	onering_event e;
 	ASSERT_EQ(onering_wait(q, &e, 1, 1, kEventTimeout), 1);
-	// Disarmed and still readable. Wait (bounded) until the poller sleeps.
+	// Disarmed and still readable. Wait (bounded: 5 s) until the poller
+	// sleeps; under --idle backoff it yields a few times first, and a
+	// yield on a loaded machine can take milliseconds.
 	bool asleep = false;
-	for (int i = 0; i < 20000000 && !asleep; i++)
+	for (int i = 0; i < 50000 && !asleep; i++) {
 		asleep = onering_atomic_load(q->poller_flags, onering_mo_acquire) &
 			 ONERING_POLLER_NEED_WAKEUP;
+		if (!asleep)
+			usleep(100);
+	}
 	ASSERT_TRUE(asleep);
 	uint64_t before[ONERING_PC_NR] = {};
 	ASSERT_TRUE(PollerCounters(broker, before));

@@ -45,6 +45,17 @@ inline std::string MakeTempDir()
 	return d ? std::string(d) : std::string();
 }
 
+// In a forked child: execv args[0] with args; exit 127 if it cannot.
+[[noreturn]] inline void ExecArgs(const std::vector<std::string> &args)
+{
+	std::vector<char *> argv;
+	for (auto &a : args)
+		argv.push_back(const_cast<char *>(a.c_str()));
+	argv.push_back(nullptr);
+	execv(argv[0], argv.data());
+	_exit(127);
+}
+
 class Broker {
 public:
 	// Start oneringd --foreground with extra args (and DPDK EAL options
@@ -96,12 +107,7 @@ public:
 			int log = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
 			if (log >= 0)
 				dup2(log, 2);
-			std::vector<char *> argv;
-			for (auto &a : args)
-				argv.push_back(const_cast<char *>(a.c_str()));
-			argv.push_back(nullptr);
-			execv(argv[0], argv.data());
-			_exit(127);
+			ExecArgs(args);
 		}
 		close(p[1]);
 		struct pollfd pfd = {p[0], POLLIN, 0};

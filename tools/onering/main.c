@@ -6,6 +6,8 @@
  *   onering bench ARGS...                  run onering-bench (the benchmarks)
  *   onering demo [--seconds N]             a bounded, self-cleaning tour
  *   onering doctor [--cores L] [--json]    what on this host to fix, and how
+ *   onering listen [--name N] --group G    print the user events of a group
+ *   onering notify [--name N] --group G [--payload TEXT]   post a user event
  *   onering stat [--name N] [--json]       broker, poller, queue, group counters
  *   onering tail [--name N] SOURCES        print events as they come
  *   onering top [--name N]                 a live view of pollers, queues, groups
@@ -42,6 +44,8 @@ static const struct tool_command {
 	{"bench", tool_bench, "run the benchmarks: onering-bench ARGS... (--help for its own)"},
 	{"demo", tool_demo, "start a private broker, watch four kinds of fd, print events; bounded"},
 	{"doctor", tool_doctor, "check this host: hugepages, isolcpus, governor, limits, ... (--json)"},
+	{"listen", tool_listen, "join a group and print the user events it is given (notify's other end)"},
+	{"notify", tool_notify, "post a user event to a group and say whether the broker took it"},
 	{"stat", tool_stat, "counters of a running broker (--json; --list-counters explains them)"},
 	{"tail", tool_tail, "print events of given fds, a listening port or a group as they come"},
 	{"top", tool_top, "a live view: pollers' busy %, queues' and groups' rates (q, v, s)"},

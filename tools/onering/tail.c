@@ -35,6 +35,28 @@ uint64_t tool_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+int tool_parse_bound(const char *prog, int opt, const char *arg, long *count, long *seconds)
+{
+	unsigned u;
+
+	if (tool_parse_uint(arg, 1, INT32_MAX, &u) < 0)
+		return onering_cli_bad_value(prog, opt == 'c' ? "count" : "seconds", arg,
+					     "expected a number, 1 or more");
+	*(opt == 'c' ? count : seconds) = u;
+	return 0;
+}
+
+int tool_wait_until(struct onering_queue *q, struct onering_event *evs, unsigned max,
+		    uint64_t end_ns)
+{
+	int64_t left = end_ns ? (int64_t)(end_ns - tool_now_ns()) : 200 * 1000 * 1000;
+
+	if (end_ns && left <= 0)
+		return -ETIMEDOUT;
+	int n = onering_wait(q, evs, 1, max, left > 200000000 ? 200000000 : left);
+	return n == -EINTR ? 0 : n;
+}
+
 static void events_str(uint32_t ev, char *buf, size_t len)
 {
 	static const struct {
@@ -97,17 +119,33 @@ static int listen_on(const char *spec)
 #define TAIL_LISTENER (1ull << 62)
 #define TAIL_CONN (1ull << 61)
 
-/* A packet or a user event, as tail prints it. */
-static void print_group_record(const struct onering_queue *q, const struct onering_event *e,
-			       uint64_t t0)
+/* A user event's 24 bytes as text: printable up to the first NUL, then only
+ * NULs (what `onering notify --payload` posts). */
+static bool user_data_is_text(const uint8_t *d, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len && d[i] >= 0x20 && d[i] < 0x7f && d[i] != '"' && d[i] != '\\')
+		i++;
+	while (i < len && d[i] == 0)
+		i++;
+	return i == len;
+}
+
+void tool_print_group_record(const struct onering_queue *q, const struct onering_event *e,
+			     uint64_t t0)
 {
 	double t = (double)(int64_t)(e->timestamp_ns - t0) / 1e9;
 
 	if (e->kind == ONERING_EV_USER) {
+		const uint8_t *d = e->payload.user.data;
 		printf("%10.6f  user       flow %llu  cookie %llu  data", t,
 		       (unsigned long long)e->payload.user.flow, (unsigned long long)e->cookie);
-		for (int i = 0; i < 24; i++)
-			printf("%s%02x", i % 8 ? "" : " ", e->payload.user.data[i]);
+		if (user_data_is_text(d, sizeof(e->payload.user.data)))
+			printf(" \"%.24s\"", (const char *)d);
+		else
+			for (int i = 0; i < 24; i++)
+				printf("%s%02x", i % 8 ? "" : " ", d[i]);
 		printf("%s\n", (e->flags & ONERING_EVF_REDELIVERED) ? " redelivered" : "");
 		return;
 	}
@@ -168,10 +206,8 @@ int tool_tail(int argc, char **argv)
 			break;
 		case 'c':
 		case 'S':
-			if (tool_parse_uint(optarg, 1, INT32_MAX, &u) < 0)
-				return onering_cli_bad_value("onering tail", opt == 'c' ? "count" : "seconds",
-							     optarg, "expected a number, 1 or more");
-			*(opt == 'c' ? &count : &seconds) = u;
+			if (tool_parse_bound("onering tail", opt, optarg, &count, &seconds) < 0)
+				return ONERING_CLI_USAGE;
 			break;
 		case 'g':
 			qo.group = optarg;
@@ -234,13 +270,10 @@ int tool_tail(int argc, char **argv)
 	long printed = 0;
 	struct onering_event evs[32];
 	while (!tool_stop_requested && (count < 0 || printed < count)) {
-		int64_t left = end ? (int64_t)(end - tool_now_ns()) : 200 * 1000 * 1000;
-		if (end && left <= 0)
+		int n = tool_wait_until(q, evs, 32, end);
+		if (n == -ETIMEDOUT)
 			break;
-		int n = onering_wait(q, evs, 1, 32, left > 200000000 ? 200000000 : left);
 		if (n < 0) {
-			if (n == -EINTR)
-				continue;
 			fprintf(stderr, "onering tail: %s\n", onering_strerror(n));
 			break;
 		}
@@ -248,7 +281,7 @@ int tool_tail(int argc, char **argv)
 			const struct onering_event *e = &evs[i];
 			char label[32];
 			if (e->kind == ONERING_EV_NIC || e->kind == ONERING_EV_USER) {
-				print_group_record(q, e, t0);
+				tool_print_group_record(q, e, t0);
 				continue;
 			}
 			if (e->cookie == TAIL_LISTENER) {

@@ -28,6 +28,8 @@
 int tool_bench(int argc, char **argv);
 int tool_demo(int argc, char **argv);
 int tool_doctor(int argc, char **argv);
+int tool_listen(int argc, char **argv);
+int tool_notify(int argc, char **argv);
 int tool_stat(int argc, char **argv);
 int tool_tail(int argc, char **argv);
 int tool_top(int argc, char **argv);
@@ -97,6 +99,14 @@ int tool_counters_fetch(const struct tool_instance *inst, struct onering_metrics
 /* Predicate: the broker of m stopped (its last update said so) or died. */
 bool tool_counters_gone(const struct onering_metrics *m);
 
+/* ---- listen.c: what notify and listen share ----------------------------------- */
+
+/* Attach to inst and look group up without creating it (onering_group_find()):
+ * 0, *att and *gid; or 1 (the exit status) with the reason printed, for a
+ * missing group how one is made. */
+int tool_group_attach(const char *prog, const struct tool_instance *inst, const char *group,
+		      struct onering **att, uint32_t *gid);
+
 /* ---- stat.c ----------------------------------------------------------------- */
 
 /*
@@ -119,5 +129,18 @@ void tool_on_signal(int sig);
 uint64_t tool_now_ns(void); /* CLOCK_MONOTONIC */
 /* One line: seconds since t0, label, subscription, events, flags, cookie. */
 void tool_print_event(const struct onering_event *e, uint64_t t0, const char *label);
+/* --count N or --seconds S (opt 'c' or 'S') of a command that prints events:
+ * 0, or a usage error printed (its return: ONERING_CLI_USAGE). */
+int tool_parse_bound(const char *prog, int opt, const char *arg, long *count, long *seconds);
+/* Wait for up to max records of q, at most 200 ms (so that a signal is
+ * seen soon) and not past end_ns (0: no end). @return records taken (0:
+ * none yet, or a signal); -ETIMEDOUT end_ns has passed; another -errno. */
+int tool_wait_until(struct onering_queue *q, struct onering_event *evs, unsigned max,
+		    uint64_t end_ns);
+/* One line for a group's record, a packet or a user event (tail, listen):
+ * a user event's payload as "text" when it is printable (up to its first
+ * NUL, then NULs only), else as hex. */
+void tool_print_group_record(const struct onering_queue *q, const struct onering_event *e,
+			     uint64_t t0);
 
 #endif /* ONERING_TOOL_H */
