@@ -81,9 +81,10 @@ struct onering_attach_options {
  */
 enum onering_idle {
 	ONERING_IDLE_BACKOFF = 0, /**< spin for spin_ns (the clock read once every 64
-				       turns), yield the CPU a few times, then sleep on
-				       the queue's bell; the default. 0 also lets
-				       $ONERING_IDLE choose */
+				       turns), then sleep on the queue's bell (no
+				       sched_yield: on a shared core a yield can cost
+				       a scheduler tick of latency); the default. 0
+				       also lets $ONERING_IDLE choose */
 	ONERING_IDLE_BUSY = 1,    /**< spin until the records or the timeout come, never
 				       sleep: the lowest latency, a core at 100 %; the
 				       broker's death is still noticed within about 1 ms
@@ -521,7 +522,7 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
  * Wait for records: return when at least min are ready (up to max are
  * taken) or timeout_ns has passed. By the queue's idle strategy
  * (onering_queue_options.idle, $ONERING_IDLE): backoff spins for the
- * queue's spin budget and yields a few times, overprovisioned does not
+ * queue's spin budget, overprovisioned does not
  * spin, busy spins until the end and never sleeps. Before sleeping it runs
  * the collection (if LEVEL records are outstanding), announces sleep and
  * sleeps in one ppoll on the queue's bell and the control socket: a record
@@ -533,8 +534,7 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
  *   the broker died or shut down (as soon as its socket closes); -EPROTO;
  *   -EINTR a signal interrupted the sleep; -EINVAL min > max.
  * Context: the queue's thread; no system call while records keep arriving
- *   within the spin budget; sched_yield calls after the spin (backoff); a
- *   ppoll and an eventfd read per sleep; busy: a poll() of the control
+ *   within the spin budget; a ppoll and an eventfd read per sleep; busy: a poll() of the control
  *   socket per millisecond of waiting.
  */
 int onering_wait(struct onering_queue *q, struct onering_event *events, unsigned min,

@@ -41,12 +41,11 @@ TEST(ZeroSyscallTest, EdgeRecordsAreConsumedUnderASeccompFilterThatKillsOnAnySys
 	int efd = eventfd(0, EFD_NONBLOCK);
 	int ready[2];
 	ASSERT_EQ(pipe(ready), 0);
-#ifdef __SANITIZE_THREAD__
-	// TSan runs the broker ~10x slower: fewer records, the same property.
+	// 200,000 records: three threads spin here (the writer, the busy
+	// poller, the consumer) on two CPUs, and a million took most of the
+	// 120 s bound when another build ran beside the suite. The property is
+	// the same at any count.
 	constexpr long kRecords = 200000;
-#else
-	constexpr long kRecords = 1000000;
-#endif
 
 	pid_t child = fork();
 	ASSERT_GE(child, 0);
