@@ -87,6 +87,7 @@ int onering_attach_opts(const struct onering_attach_options *opts, struct onerin
 		return r;
 	}
 	pthread_mutex_init(&att->lock, NULL);
+	client_recover_init(att, opts);
 	att->seq = 1;
 	att->client_id = rep.u.hello.client_id;
 	att->epoch = rep.u.hello.epoch;
@@ -95,6 +96,7 @@ int onering_attach_opts(const struct onering_attach_options *opts, struct onerin
 	att->subs.pages = calloc(att->subs.nr_pages, sizeof(*att->subs.pages));
 	if (!att->subs.pages) {
 		close(att->sock);
+		client_recover_fini(att);
 		pthread_mutex_destroy(&att->lock);
 		free(att);
 		return -ENOMEM;
@@ -113,6 +115,7 @@ void onering_detach(struct onering *att)
 	while (att->queues)
 		onering_queue_close(att->queues);
 	close(att->sock);
+	client_recover_fini(att);
 	pthread_mutex_destroy(&att->lock);
 	/* Relaxed: every queue is closed; no other thread reads the table. */
 	for (uint32_t i = 0; i < att->subs.nr_pages; i++)
@@ -126,50 +129,48 @@ bool client_broker_alive(struct onering *att)
 	struct pollfd pfd = {.fd = att->sock, .events = POLLIN};
 	struct onering_msg m;
 
-	if (att->dead)
+	if (client_att_dead(att))
 		return false;
 	if (poll(&pfd, 1, 0) <= 0)
 		return true;
 	if (pfd.revents & (POLLHUP | POLLERR | POLLNVAL)) {
-		att->dead = true;
+		client_att_set_dead(att);
 		return false;
 	}
 	/* Something to read: a hang-up (0 bytes) or the broker's SHUTDOWN. */
 	ssize_t n = recv(att->sock, &m, sizeof(m), MSG_PEEK | MSG_DONTWAIT);
-	if (n == 0 || (n == (ssize_t)sizeof(m) && m.type == ONERING_MSG_SHUTDOWN))
-		att->dead = true;
-	return !att->dead;
+	if (n == 0 || (n == (ssize_t)sizeof(m) && m.type == ONERING_MSG_SHUTDOWN)) {
+		client_att_set_dead(att);
+		return false;
+	}
+	return true;
 }
 
-int client_request(struct onering *att, struct onering_msg *req, const int *fds, unsigned nfds,
-		   struct onering_msg *rep, int *rfds, unsigned max_rfds, unsigned *nrfds)
+/* One request and its reply on att->sock, under att->lock. */
+static int request_locked(struct onering *att, struct onering_msg *req, const int *fds,
+			  unsigned nfds, struct onering_msg *rep, int *rfds, unsigned max_rfds,
+			  unsigned *nrfds, bool *replied)
 {
-	bool replied = false;
 	int r;
 
-	pthread_mutex_lock(&att->lock);
-	if (att->dead) {
-		r = -ECONNRESET;
-		goto out;
-	}
 	req->seq = ++att->seq;
 	r = onering_msg_send(att->sock, req, fds, nfds, 0);
 	if (r < 0) {
 		if (r == -EPIPE || r == -ECONNRESET) {
-			att->dead = true;
+			client_att_set_dead(att);
 			r = -ECONNRESET;
 		}
-		goto out;
+		return r;
 	}
 	for (;;) {
 		unsigned got = 0;
 		r = onering_msg_recv_timeout(att->sock, rep, rfds, max_rfds, &got, 5000);
 		if (r == -ECONNRESET)
-			att->dead = true;
+			client_att_set_dead(att);
 		if (r < 0)
 			break;
 		if (rep->type == ONERING_MSG_SHUTDOWN) {
-			att->dead = true;
+			client_att_set_dead(att);
 			r = -ECONNRESET;
 			break;
 		}
@@ -180,15 +181,19 @@ int client_request(struct onering *att, struct onering_msg *req, const int *fds,
 				for (unsigned i = 0; i < got; i++)
 					close(rfds[i]);
 			r = rep->status;
-			replied = true;
+			*replied = true;
 			break;
 		}
 		/* A reply to nothing we asked: drop it (and any fds). */
 		for (unsigned i = 0; i < got; i++)
 			close(rfds[i]);
 	}
-out:
-	pthread_mutex_unlock(&att->lock);
+	return r;
+}
+
+/* The broker's reason for a failed request, or why there was no reply. */
+static void request_error(struct onering *att, int r, bool replied, const struct onering_msg *rep)
+{
 	if (r == -ETIMEDOUT)
 		client_set_error(att, "broker \"%s\" did not answer within 5 s", att->name);
 	else if (r < 0 && replied) {
@@ -197,11 +202,39 @@ out:
 		if (onering_msg_reason(rep, why, sizeof(why)))
 			client_set_error(att, "broker \"%s\": %s", att->name, why);
 	}
+}
+
+int client_request(struct onering *att, struct onering_msg *req, const int *fds, unsigned nfds,
+		   struct onering_msg *rep, int *rfds, unsigned max_rfds, unsigned *nrfds)
+{
+	bool replied = false;
+	int r;
+
+	pthread_mutex_lock(&att->lock);
+	if (client_att_dead(att))
+		r = client_recovering(att) ? -EAGAIN : -ECONNRESET;
+	else
+		r = request_locked(att, req, fds, nfds, rep, rfds, max_rfds, nrfds, &replied);
+	pthread_mutex_unlock(&att->lock);
+	request_error(att, r, replied, rep);
 	return r;
 }
 
-static int queue_map(struct onering_queue *q, const struct onering_msg *rep, int ev_fd,
-		     int cons_fd, char *err, size_t err_size)
+int client_request_recovering(struct onering *att, struct onering_msg *req, const int *fds,
+			      unsigned nfds, struct onering_msg *rep, int *rfds, unsigned max_rfds,
+			      unsigned *nrfds)
+{
+	bool replied = false;
+
+	pthread_mutex_lock(&att->lock);
+	int r = request_locked(att, req, fds, nfds, rep, rfds, max_rfds, nrfds, &replied);
+	pthread_mutex_unlock(&att->lock);
+	request_error(att, r, replied, rep);
+	return r;
+}
+
+int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int ev_fd,
+		     int cons_fd, void *cons_at, size_t cons_at_size, char *err, size_t err_size)
 {
 	const struct onering_msg_queue_open *o = &rep->u.queue_open;
 	int r;
@@ -212,7 +245,8 @@ static int queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 		close(cons_fd);
 		return r;
 	}
-	r = onering_seg_attach(&q->cons_seg, cons_fd, ONERING_SEG_CONSUMER, true, err, err_size);
+	r = onering_seg_attach_at(&q->cons_seg, cons_fd, ONERING_SEG_CONSUMER, true, cons_at,
+				  cons_at_size, err, err_size);
 	if (r < 0) {
 		close(cons_fd);
 		return r;
@@ -260,9 +294,13 @@ static int queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 		}
 		q->words = (ONERING_ATOMIC(uint32_t) *)(cons + ectl->words_offset);
 		q->nr_words = o->words;
-		q->word_gen = calloc(o->words, sizeof(*q->word_gen));
-		if (!q->word_gen)
-			return -ENOMEM;
+		if (!q->word_gen) { /* a queue moved to a restarted broker keeps its own */
+			q->word_gen = calloc(o->words, sizeof(*q->word_gen));
+			q->word_last = calloc(o->words, sizeof(*q->word_last));
+			q->word_cookie = calloc(o->words, sizeof(*q->word_cookie));
+			if (!q->word_gen || !q->word_last || !q->word_cookie)
+				return -ENOMEM;
+		}
 	}
 	return 0;
 }
@@ -312,6 +350,9 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	q->att = att;
 	q->ev_seg.fd = q->cons_seg.fd = -1;
 	q->poll_fd = -1;
+	q->retry_fd = -1;
+	for (unsigned i = 0; i < 4; i++)
+		q->reopen.fds[i] = -1;
 	q->collect_every = o.collect_every ? o.collect_every : 64;
 	q->ack = (o.flags & ONERING_QUEUE_ACK) != 0;
 	q->spin_ns = o.spin_ns ? o.spin_ns : 50 * 1000;
@@ -326,6 +367,8 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 		snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "%s", o.group);
 	req.u.queue_open.packet_snap = o.packet_snap;
 	req.u.queue_open.words = o.words;
+	q->open_req = req.u.queue_open;
+	q->att_state = client_att_state(att);
 	rep.status = 0;
 	/* The events and consumer segments, the poller's kick, the bell. */
 	r = client_request(att, &req, NULL, 0, &rep, fds, 4, &nfds);
@@ -347,16 +390,22 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	q->id = rep.u.queue_open.queue_id;
 	q->node = rep.u.queue_open.node;
 	q->group_id = rep.u.queue_open.group_id;
-	client_group_learn(att, q->group_id);
+	pthread_mutex_lock(&att->lock);
+	q->group_hid = q->group_id ? client_group_note(att, q->open_req.group, 0, q->group_id) : 0;
+	pthread_mutex_unlock(&att->lock);
+	client_group_learn(att, q->group_hid);
 	q->kick_fd = fds[2];
 	q->bell_fd = fds[3];
-	r = queue_map(q, &rep, fds[0], fds[1], att->err, sizeof(att->err));
+	r = client_queue_map(q, &rep, fds[0], fds[1], NULL, 0, att->err, sizeof(att->err));
 	if (r < 0) {
 		close(q->kick_fd);
 		close(q->bell_fd);
 		onering_log(ONERING_LOG_ERR, "%s", att->err);
 		onering_seg_destroy(&q->ev_seg);
 		onering_seg_destroy(&q->cons_seg);
+		free(q->word_gen);
+		free(q->word_last);
+		free(q->word_cookie);
 		free(q);
 		return r;
 	}
@@ -375,7 +424,7 @@ int onering_queue_node(const struct onering_queue *q)
 
 uint32_t onering_queue_group(const struct onering_queue *q)
 {
-	return q->group_id;
+	return q->group_hid;
 }
 
 /* One GROUP request for name: created if missing unless flags say
@@ -392,7 +441,9 @@ static int group_request(struct onering *att, const char *name, uint32_t flags, 
 	int r = client_request(att, &req, NULL, 0, &rep, NULL, 0, NULL);
 	if (r < 0)
 		return r;
-	*id = rep.u.group.group_id;
+	pthread_mutex_lock(&att->lock);
+	*id = client_group_note(att, name, flags, rep.u.group.group_id);
+	pthread_mutex_unlock(&att->lock);
 	client_group_learn(att, *id);
 	return 0;
 }
@@ -424,15 +475,32 @@ void onering_queue_close(struct onering_queue *q)
 	pthread_mutex_unlock(&att->lock);
 	onering_msg_init(&req, ONERING_MSG_QUEUE_CLOSE, 0);
 	req.u.queue.queue_id = q->id;
-	client_request(att, &req, NULL, 0, &rep, NULL, 0, NULL); /* gone broker: nothing to do */
+	/* A gone broker, or one that replaced it and has this queue under
+	 * another id until the queue's thread moves it: nothing to do (the
+	 * broker drops a client's queues when it detaches). */
+	pthread_mutex_lock(&att->rec.lock); /* not while a recovery reopens it */
+	if (!client_queue_stale(q))
+		client_request(att, &req, NULL, 0, &rep, NULL, 0, NULL);
+	else if (q->reopen.fds[0] >= 0) { /* reopened, not moved yet */
+		req.u.queue.queue_id = q->reopen.rep.u.queue_open.queue_id;
+		client_request(att, &req, NULL, 0, &rep, NULL, 0, NULL);
+	}
+	pthread_mutex_unlock(&att->rec.lock);
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
 	close(q->kick_fd);
 	close(q->bell_fd);
 	if (q->poll_fd >= 0)
 		close(q->poll_fd);
+	if (q->retry_fd >= 0)
+		close(q->retry_fd);
+	for (unsigned i = 0; i < 4; i++)
+		if (q->reopen.fds[i] >= 0)
+			close(q->reopen.fds[i]);
 	free(q->level_out.ids);
 	free(q->word_gen);
+	free(q->word_last);
+	free(q->word_cookie);
 	free(q->redeliver.evs);
 	free(q);
 }
@@ -445,29 +513,48 @@ int client_sub_add(struct onering_queue *q, const struct onering_msg_sub_add *a,
 	struct onering_msg req, rep;
 	int r;
 
+	struct onering *att = q->att;
+	uint32_t hid, hgen;
+
+	/* A queue not yet moved to a restarted broker: its id there is not
+	 * q->id yet. */
+	if (client_queue_stale(q))
+		return client_recovering(att) ? -EAGAIN : -ECONNRESET;
 	onering_msg_init(&req, ONERING_MSG_SUB_ADD, 0);
 	req.u.sub_add = *a;
 	req.u.sub_add.queue_id = q->id;
-	r = client_request(q->att, &req, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &rep, NULL, 0, NULL);
+	req.u.sub_add.group_id = client_group_current(att, a->group_id);
+	r = client_request(att, &req, fd >= 0 ? &fd : NULL, fd >= 0 ? 1 : 0, &rep, NULL, 0, NULL);
 	if (r < 0)
 		return r;
 	uint32_t id = rep.u.sub_add.sub_id, gen = rep.u.sub_add.sub_gen;
-	pthread_mutex_lock(&q->att->lock);
-	struct client_sub *s = client_sub_slot(&q->att->subs, id); /* R4 (sub.h) */
+	struct client_sub *s = NULL;
+	pthread_mutex_lock(&att->lock);
+	if (client_sub_handle(att, id, gen, &hid, &hgen))
+		s = client_sub_slot(&att->subs, hid); /* R4 (sub.h) */
 	if (s) {
 		s->mode = (uint8_t)a->mode;
 		s->level_out = false;
 		s->fd = fd;
 		s->events = a->events;
 		s->cookie = a->cookie;
+		s->owner = q;
+		s->group_hid = a->group_id;
+		s->home_node = a->home_node;
+		s->kind = (uint16_t)a->kind;
+		s->t_expiry = 0;
+		s->last_gen = hgen;
+		/* Relaxed: read by requests only (sub.h). */
+		onering_atomic_store(&s->bid, id, onering_mo_relaxed);
+		onering_atomic_store(&s->bgen, gen, onering_mo_relaxed);
 		/* R5 (sub.h): a queue thread that sees gen (A5) sees the fields. */
-		client_sub_publish(s, gen);
+		client_sub_publish(s, hgen);
 	}
-	pthread_mutex_unlock(&q->att->lock);
+	pthread_mutex_unlock(&att->lock);
 	if (!s)
 		return -ENOMEM; /* the broker's side goes when the queue closes */
-	sub->id = id;
-	sub->gen = gen;
+	sub->id = hid;
+	sub->gen = hgen;
 	return 0;
 }
 

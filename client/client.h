@@ -11,6 +11,7 @@
 #include "client/held.h"
 #include "client/level.h"
 #include "client/onering.h"
+#include "client/recover.h"
 #include "client/sub.h"
 #include "shm/doorbell.h"
 #include "shm/proto.h"
@@ -19,13 +20,25 @@
 
 #define CLIENT_ERR_MAX 320
 
+/* One group the attachment knows by name (client/recover.c): the id the
+ * application holds (hid, the first broker's) and the current broker's. */
+struct client_group_name {
+	ONERING_ATOMIC(uint32_t) hid; /* 0: empty; published last (R12) */
+	ONERING_ATOMIC(uint32_t) cur; /* 0: the current broker does not have it */
+	uint32_t flags;               /* ONERING_GROUP_NO_CREATE: look it up only */
+	char name[ONERING_NAME_MAX];
+};
+
 struct onering {
 	int sock;
 	pthread_mutex_t lock; /* one request/reply on the socket at a time */
 	uint32_t seq;
 	uint32_t client_id;
 	uint64_t epoch;
-	bool dead; /* the broker hung up or said SHUTDOWN */
+	/* incarnation << 1 | dead: the broker this attachment talks to, and
+	 * whether it hung up or said SHUTDOWN (client/recover.c, R13/A13). A
+	 * queue whose q->att_state differs is stale or its broker is gone. */
+	ONERING_ATOMIC(uint32_t) state;
 	char name[ONERING_NAME_MAX];
 	char socket_path[256];
 	char err[CLIENT_ERR_MAX];
@@ -39,6 +52,11 @@ struct onering {
 	 * accepts (client/groups.h): added under lock, read by any queue's
 	 * thread without it. */
 	struct client_group_set groups;
+
+	/* Recovery after a broker restart (client/recover.c). */
+	struct client_recovery rec;
+	struct client_group_name gnames[CLIENT_GROUPS]; /* by name; nr_gnames used */
+	ONERING_ATOMIC(uint32_t) nr_gnames;
 };
 
 struct onering_queue {
@@ -58,10 +76,12 @@ struct onering_queue {
 	bool armed;  /* onering_queue_arm() announced sleep; the next call takes it back */
 	uint32_t kicked_flags; /* poller_flags when we last kicked (one kick per sleep) */
 	bool dead; /* saw the broker's SHUTDOWN record */
+	uint32_t att_state; /* att->state when this queue's segments were mapped */
 	bool idle; /* ran dry since its last record (doorbell idle_ns is set) */
 	bool ack;  /* ONERING_QUEUE_ACK */
 
-	uint32_t group_id; /* the group it is a member of, 0: private */
+	uint32_t group_id; /* the group it is a member of (the current broker's id), 0: private */
+	uint32_t group_hid; /* the same group as the application knows it */
 	const unsigned char *pkt_area; /* NIC packet bytes, or NULL */
 	uint64_t pkt_size;
 	/* The last batch, not yet released (packets, or a group member's
@@ -71,6 +91,8 @@ struct onering_queue {
 	uint32_t nr_words;
 	uint32_t *word_gen; /* current watch generation per word, 0: not watched */
 	uint32_t word_seq;  /* last generation handed out */
+	uint32_t *word_last;   /* the last value reported per watched word (recovery) */
+	uint64_t *word_cookie; /* the watch's cookie per word (recovery) */
 
 	/* LEVEL bookkeeping (client/level.h): ids delivered and not collected,
 	 * and the still-ready sources a collection found, returned again. */
@@ -81,7 +103,55 @@ struct onering_queue {
 	uint32_t since_collect;
 	uint64_t spin_ns;
 	uint32_t idle_mode; /* enum onering_idle, resolved at open ($ONERING_IDLE) */
+
+	/* Recovery (client/recover.c): how to open it again, the broker-id map
+	 * of the incarnation its ring belongs to (NULL: ids are handles), and
+	 * what a recovering thread prepared for this queue's thread. */
+	struct onering_msg_queue_open open_req;
+	const struct client_bmap *bmap;
+	struct client_reopen reopen;
+	int retry_fd; /* onering_queue_fd() while the broker is gone: a timerfd, or -1 */
 };
+
+/*
+ * The attachment's state word: incarnation << 1 | CLIENT_DEAD.
+ *   R13  client_att_revive (recover.c): store-release of the next
+ *        incarnation, after the recovering thread prepared every queue's
+ *        reopen, the subscriptions' new ids and the bmap. Synchronises
+ *        with A13.
+ *   A13  client_att_state: load-acquire. A queue thread that sees a new
+ *        incarnation sees what R13 published (then takes rec.lock anyway
+ *        for the swap itself).
+ *   The dead bit is set with a relaxed CAS (client_att_set_dead): it
+ *   publishes nothing; readers only stop using the broker.
+ */
+#define CLIENT_DEAD 1u
+
+static inline uint32_t client_att_state(const struct onering *att)
+{
+	return onering_atomic_load(&att->state, onering_mo_acquire); /* A13 */
+}
+
+static inline bool client_att_dead(const struct onering *att)
+{
+	return (client_att_state(att) & CLIENT_DEAD) != 0;
+}
+
+static inline void client_att_set_dead(struct onering *att)
+{
+	uint32_t s = onering_atomic_load(&att->state, onering_mo_relaxed);
+
+	/* Relaxed: the bit publishes nothing (see above). */
+	while (!(s & CLIENT_DEAD) && !onering_atomic_cas(&att->state, &s, s | CLIENT_DEAD,
+							  onering_mo_relaxed, onering_mo_relaxed))
+		;
+}
+
+/* Is q's broker gone, or q not yet moved to the broker that replaced it? */
+static inline bool client_queue_stale(const struct onering_queue *q)
+{
+	return q->dead || client_att_state(q->att) != q->att_state;
+}
 
 /* attach.c: add a subscription described by a (queue_id filled here) with
  * fd (or -1: a timer) and record it in the attachment's table. */
@@ -92,10 +162,55 @@ void client_group_learn(struct onering *att, uint32_t id);
 /* queue.c: one request on the submission ring (kicks a sleeping poller). */
 int client_submit(struct onering_queue *q, const struct onering_request *req);
 
-/* attach.c: one request and its reply; fds of the reply in rfds. */
+/* attach.c: one request and its reply; fds of the reply in rfds. While the
+ * broker is gone: -EAGAIN if the attachment is recovering, else -ECONNRESET. */
 int client_request(struct onering *att, struct onering_msg *req, const int *fds, unsigned nfds,
 		   struct onering_msg *rep, int *rfds, unsigned max_rfds, unsigned *nrfds);
-/* Is the broker still there? Non-blocking; marks att->dead. */
+/* attach.c: the same, made by the recovering thread to a broker the
+ * attachment does not count as alive yet. */
+int client_request_recovering(struct onering *att, struct onering_msg *req, const int *fds,
+			      unsigned nfds, struct onering_msg *rep, int *rfds, unsigned max_rfds,
+			      unsigned *nrfds);
+/* attach.c: map the segments of a QUEUE_OPEN reply into q (ev_fd, cons_fd
+ * are taken over, closed on failure); the consumer segment at cons_at if it
+ * is cons_at_size bytes (onering_seg_attach_at), else anywhere. */
+int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int ev_fd,
+		     int cons_fd, void *cons_at, size_t cons_at_size, char *err, size_t err_size);
+
+/* sources.c: a TIMER_ARM request for s; a WORD_WATCH request for word idx
+ * of q with generation gen (0: stop) from baseline. */
+int client_timer_request(struct onering_queue *q, const struct client_sub *s, uint64_t value_ns,
+			 uint64_t period_ns, unsigned flags);
+int client_word_request(struct onering_queue *q, uint32_t idx, uint32_t gen, uint64_t cookie,
+			uint32_t baseline);
+
+/* recover.c */
+void client_recover_init(struct onering *att, const struct onering_attach_options *o);
+void client_recover_fini(struct onering *att);
+/* Remember group name as the broker's id cur (its handle: the id the
+ * application got first); returns the handle. Context: under att->lock. */
+uint32_t client_group_note(struct onering *att, const char *name, uint32_t flags, uint32_t cur);
+/* The current broker's id of group handle hid (hid itself before any
+ * restart, or for a group known by id only). Any thread, no system call. */
+uint32_t client_group_current(const struct onering *att, uint32_t hid);
+/* A handle for a new subscription (bid, bgen): itself before any restart.
+ * Context: under att->lock. Returns false: no free handle. */
+bool client_sub_handle(struct onering *att, uint32_t bid, uint32_t bgen, uint32_t *hid,
+		       uint32_t *hgen);
+/* The queue's broker is gone: try to move it to a broker that replaced it.
+ * @return 1 moved (a RESTARTED record waits in q's re-delivery queue); 0 not
+ *   yet (call again: client_recover_due() says when); -ECONNRESET recovery
+ *   is off, gave up, or the new broker refused the queue. */
+int client_queue_recover(struct onering_queue *q);
+/* CLOCK_MONOTONIC ns of the next connect attempt (0: now). */
+uint64_t client_recover_due(struct onering *att);
+/* onering_queue_fd() while the broker is gone: its timerfd fires when the
+ * next connect attempt is due (the hang-up of the dead socket no longer
+ * wakes it). @return 0 or -errno. */
+int client_retry_arm(struct onering_queue *q);
+/* Is a gone broker being waited for (requests say -EAGAIN, not -ECONNRESET)? */
+bool client_recovering(const struct onering *att);
+/* Is the broker still there? Non-blocking; marks the attachment dead. */
 bool client_broker_alive(struct onering *att);
 void client_set_error(struct onering *att, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

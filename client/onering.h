@@ -20,8 +20,11 @@
  *    (onering_queue_open, onering_add) may be used from any thread: its
  *    control socket is serialised internally.
  *  - "No system call" below is a promise that a seccomp test checks.
- *  - -ECONNRESET means the broker is gone (died or shut down): detach, and
- *    attach again to a restarted broker.
+ *  - -ECONNRESET means the broker is gone (died or shut down) and the
+ *    library does not recover by itself (ONERING_ATTACH_NO_RECOVER, or it
+ *    gave up): detach, and attach again to a restarted broker. -EAGAIN from
+ *    a call while the broker is gone means the library is waiting for a
+ *    broker of the same name and will move every queue to it.
  */
 #ifndef ONERING_H
 #define ONERING_H
@@ -68,7 +71,35 @@ struct onering_attach_options {
 				     this process's own uid (or $ONERING_TRUST_UID). The
 				     library checks the server's uid before it sends
 				     anything: attach fails with -EPERM otherwise */
+	uint32_t flags;         /**< ONERING_ATTACH_* */
+	uint64_t recover_timeout_ns; /**< give up waiting for a gone broker after this
+				     long (then -ECONNRESET, as with recovery off);
+				     0 = wait as long as the application does */
+	uint64_t recover_step_ns; /**< longest pause between two connect attempts
+				     while the broker is gone (the pauses double
+				     from 1 ms up to it); 0 = 50 ms */
 };
+
+/**
+ * onering_attach_options.flags.
+ *
+ * Recovery (on unless this flag or $ONERING_RECOVER=0 turns it off): when
+ * the broker dies or shuts down, the library waits for a broker of the same
+ * name, attaches to it, opens every queue again with its options (same
+ * group), adds every subscription again (the library still holds the fds),
+ * re-arms timers at their next expiry and watches words from the last
+ * value reported, and the next onering_poll(), onering_wait() or
+ * onering_queue_arm() of each queue returns one ONERING_EV_CONTROL record
+ * with payload.control.code ONERING_CTL_RESTARTED first (.arg: the queue's
+ * subscriptions that could not be restored, .status: why the first failed,
+ * .flow: requests and posts the dead broker never took). Handles
+ * (struct onering_sub), group ids and word pointers stay valid. Meanwhile
+ * posts, requests and control calls fail with -EAGAIN. The broker's death
+ * is noticed by onering_wait() (and onering_queue_fd()'s readiness); a
+ * thread that only calls onering_poll() notices a shutdown, not a crash.
+ * docs/semantics.md says what survives and what is lost.
+ */
+#define ONERING_ATTACH_NO_RECOVER 0x1u /**< return -ECONNRESET instead of recovering */
 
 /** onering_queue_options.flags */
 #define ONERING_QUEUE_NODE 0x1u /**< place the queue on .node, not on the caller's node */

@@ -92,6 +92,10 @@ static struct client_sub *live_sub(struct onering_queue *q, struct onering_sub s
  * how many, or -EPROTO. */
 static int submit_burst(struct onering_queue *q, const struct onering_request *req, uint32_t n)
 {
+	/* The broker is gone (as far as we know): not into a ring nobody reads.
+	 * A13 (client.h) in the check. */
+	if (client_queue_stale(q))
+		return client_recovering(q->att) ? -EAGAIN : -ECONNRESET;
 	/* R1 (shm/ring.h) inside: pairs with the broker's A1 in drain_requests. */
 	int r = onering_ring_enqueue_burst(&q->sqp, req, n);
 	if (r <= 0)
@@ -135,14 +139,16 @@ int client_submit(struct onering_queue *q, const struct onering_request *req)
 	return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
 }
 
-static int submit(struct onering_queue *q, uint16_t op, struct onering_sub sub, uint32_t events)
+/* A request about subscription s, under the broker's name for it. */
+static int submit(struct onering_queue *q, uint16_t op, const struct client_sub *s, uint32_t events)
 {
 	struct onering_request req;
 
 	memset(&req, 0, sizeof(req));
 	req.op = op;
-	req.sub_id = sub.id;
-	req.sub_gen = sub.gen;
+	/* Relaxed: copied into the request only (client/sub.h). */
+	req.sub_id = onering_atomic_load(&s->bid, onering_mo_relaxed);
+	req.sub_gen = onering_atomic_load(&s->bgen, onering_mo_relaxed);
 	req.events = events;
 	return client_submit(q, &req);
 }
@@ -160,6 +166,9 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 			return -EINVAL;
 	if (!group_known(q->att, group))
 		return -ENOENT;
+	group = client_group_current(q->att, group); /* itself until a restart */
+	if (group == 0)
+		return -ENOENT; /* the restarted broker does not have it */
 	while (done < n) {
 		unsigned k = n - done < 32 ? n - done : 32;
 		for (unsigned i = 0; i < k; i++) {
@@ -190,6 +199,9 @@ int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const v
 		return -EINVAL;
 	if (!group_known(q->att, group))
 		return -ENOENT;
+	group = client_group_current(q->att, group); /* itself until a restart */
+	if (group == 0)
+		return -ENOENT; /* the restarted broker does not have it */
 	memset(&req, 0, sizeof(req));
 	req.op = ONERING_REQ_POST;
 	req.sub_id = group;
@@ -208,7 +220,7 @@ int onering_mod(struct onering_queue *q, struct onering_sub sub, uint32_t events
 		return -ENOENT;
 	if (events & ~(uint32_t)(POLLIN | POLLOUT | POLLRDHUP | POLLPRI))
 		return -EINVAL;
-	int r = submit(q, ONERING_REQ_MOD, sub, events);
+	int r = submit(q, ONERING_REQ_MOD, s, events);
 	if (r == 0)
 		s->events = events;
 	return r;
@@ -227,7 +239,7 @@ int onering_rearm(struct onering_queue *q, struct onering_sub sub)
 	 * source in another thread's hands. */
 	if (s->mode == ONERING_DISPATCH && client_sub_inflight(s) != 0) /* A6 (sub.h) */
 		return -EBUSY;
-	return submit(q, ONERING_REQ_REARM, sub, 0);
+	return submit(q, ONERING_REQ_REARM, s, 0);
 }
 
 int onering_del(struct onering_queue *q, struct onering_sub sub)
@@ -250,14 +262,20 @@ int onering_del(struct onering_queue *q, struct onering_sub sub)
 	s->level_out = false;
 	/* Tell the broker to drop the source. The ring is drained every poll
 	 * loop, so a full ring frees up quickly; wait a bounded time for it. */
-	while ((r = submit(q, ONERING_REQ_DEL, sub, 0)) == -EAGAIN) {
+	while ((r = submit(q, ONERING_REQ_DEL, s, 0)) == -EAGAIN) {
 		uint64_t now = now_ns();
 		if (!deadline)
 			deadline = now + DEL_SPIN_NS;
-		if (now > deadline || q->dead || q->att->dead)
-			return q->dead || q->att->dead ? busy : -ETIMEDOUT;
+		/* A gone broker has nothing to drop (and a restarted one does not
+		 * get it back: recovery adds live subscriptions only). */
+		if (client_queue_stale(q))
+			return busy;
+		if (now > deadline)
+			return -ETIMEDOUT;
 		onering_cpu_relax();
 	}
+	if (r == -ECONNRESET)
+		return busy;
 	return r < 0 ? r : busy;
 }
 
@@ -280,14 +298,13 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev)
 	struct client_sub *s = client_sub_at(&q->att->subs, ev->sub_id); /* A4 (sub.h) */
 	if (!s)
 		return -EINVAL;
-	struct onering_sub sub = {ev->sub_id, ev->sub_gen};
 	bool live = client_sub_live(s, ev->sub_gen); /* A5 (sub.h) */
 	if (!q->ack) {
 		/* Nothing is in flight without ack mode: done only re-arms a
 		 * DISPATCH subscription (one deleted since has nothing to re-arm). */
 		if (!live)
 			return 0;
-		return s->mode == ONERING_DISPATCH ? submit(q, ONERING_REQ_REARM, sub, 0) : -EINVAL;
+		return s->mode == ONERING_DISPATCH ? submit(q, ONERING_REQ_REARM, s, 0) : -EINVAL;
 	}
 	/* Relaxed: a sanity check of our own count (a done with nothing taken),
 	 * it orders nothing. */
@@ -298,11 +315,19 @@ int onering_done(struct onering_queue *q, const struct onering_event *ev)
 	 * a DEL after it, so the re-arm cannot outlive the delete). */
 	int r = 0;
 	if (s->mode == ONERING_DISPATCH && live)
-		r = submit(q, ONERING_REQ_REARM, sub, 0);
+		r = submit(q, ONERING_REQ_REARM, s, 0);
 	/* R6 (sub.h): what the thread did with the record happens before a
 	 * teardown that sees the count drop (A6 in onering_teardown). */
 	client_sub_put(s);
-	held_done_mark(q, ev);
+	if (q->bmap) {
+		/* The slot holds the broker's ids; the caller's copy the handle. */
+		struct onering_event slot = *ev;
+		slot.sub_id = onering_atomic_load(&s->bid, onering_mo_relaxed);
+		slot.sub_gen = onering_atomic_load(&s->bgen, onering_mo_relaxed);
+		held_done_mark(q, &slot);
+	} else {
+		held_done_mark(q, ev);
+	}
 	return r;
 }
 
@@ -370,9 +395,7 @@ int onering_collect(struct onering_queue *q)
 			if (client_redeliver_push(&q->redeliver, &e) == 0)
 				redelivered++;
 			q->level_out.ids[kept++] = id;
-		} else if (submit(q, ONERING_REQ_REARM,
-				  (struct onering_sub){id, onering_atomic_load(&s->gen, onering_mo_relaxed)},
-				  0) == 0) {
+		} else if (submit(q, ONERING_REQ_REARM, s, 0) == 0) {
 			s->level_out = false; /* the broker reports it again when ready */
 		} else {
 			q->level_out.ids[kept++] = id; /* ring full: re-arm on the next collection */
@@ -427,8 +450,11 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 			case CLIENT_REC_WORD:
 				/* Only while that watch is the current one. */
 				if (client_word_live(q->word_gen, q->nr_words, e->payload.word.word_idx,
-						     e->sub_gen))
+						     e->sub_gen)) {
 					out[n++] = *e;
+					/* A restarted broker starts from it. */
+					q->word_last[e->payload.word.word_idx] = e->payload.word.new_value;
+				}
 				continue;
 			case CLIENT_REC_PASS:
 				/* A post, or another client's source balanced to us:
@@ -443,21 +469,28 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 			case CLIENT_REC_OWN:
 				break;
 			}
-			struct client_sub *s = client_sub_at(&q->att->subs, e->sub_id);
+			/* The handle: the record's ids, or after a broker restart
+			 * what the bmap says they stand for (A14, A15: recover.h). */
+			uint32_t hid = e->sub_id, hgen = e->sub_gen;
+			if (q->bmap && !client_bmap_get(q->bmap, e->sub_id, e->sub_gen, &hid, &hgen))
+				continue;
+			struct client_sub *s = client_sub_at(&q->att->subs, hid);
 			/* A4, A5 (sub.h): synchronise with R4/R5 (the add); the
 			 * fields below are the add's. */
-			if (!client_sub_live(s, e->sub_gen))
+			if (!client_sub_live(s, hgen))
 				continue; /* deleted (or never ours): the cancellation guarantee */
 			/* In ack mode in flight from here; then look again: a delete
 			 * that ran meanwhile either sees this count or we see its zero
 			 * generation. S2 (sub.h): pairs with S1 in onering_del. */
-			if (q->ack && !client_sub_take(s, e->sub_gen))
+			if (q->ack && !client_sub_take(s, hgen))
 				continue;
-			out[n++] = *e;
+			out[n] = *e;
+			out[n].sub_id = hid;
+			out[n++].sub_gen = hgen;
 			if (track)
 				q->held.done[i] = 0;
 			if (s->mode == ONERING_LEVEL)
-				client_level_note(&q->level_out, &s->level_out, e->sub_id);
+				client_level_note(&q->level_out, &s->level_out, hid);
 		}
 		if (packets || hold) {
 			q->held.nr = (uint32_t)k; /* released by the next call */
@@ -539,8 +572,15 @@ static int poll_records(struct onering_queue *q, struct onering_event *events, u
 	q->since_collect += n;
 	if (n)
 		q->idle = false;
-	if (n == 0 && (q->dead || q->att->dead))
-		return -ECONNRESET;
+	if (n == 0 && client_queue_stale(q)) {
+		/* Everything the gone broker published is taken: move to the one
+		 * that replaced it, if it is there (client/recover.c). */
+		r = client_queue_recover(q);
+		if (r < 0)
+			return r;
+		if (r > 0)
+			return (int)client_redeliver_take(&q->redeliver, events, max);
+	}
 	return (int)n;
 }
 
@@ -605,6 +645,21 @@ static int bell_sleep(struct onering_queue *q, uint64_t deadline)
 	return 0;
 }
 
+/* The broker is gone and its successor not there yet: pause until the next
+ * connect attempt is due (or deadline). @return 0 or -EINTR. */
+static int recover_pause(struct onering_queue *q, uint64_t deadline)
+{
+	uint64_t due = client_recover_due(q->att), now = now_ns();
+
+	if (deadline < due)
+		due = deadline;
+	if (due <= now)
+		return 0;
+	struct timespec ts = {.tv_sec = (time_t)((due - now) / 1000000000ull),
+			      .tv_nsec = (long)((due - now) % 1000000000ull)};
+	return nanosleep(&ts, NULL) < 0 && errno == EINTR ? -EINTR : 0;
+}
+
 static int wait_records(struct onering_queue *q, struct onering_event *events, unsigned min,
 			unsigned max, int64_t timeout_ns)
 {
@@ -664,6 +719,14 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		 * onering-wait: p50 3.8 ms with 4 yields, 30 us without, on a
 		 * loaded 2-vCPU machine). The sleep on the bell is woken at once. */
 
+		/* The broker is gone: poll_records above tried to move to its
+		 * successor; pause until the next try. */
+		if (client_queue_stale(q)) {
+			if (recover_pause(q, deadline) < 0)
+				return got ? (int)got : -EINTR;
+			now = now_ns();
+			continue;
+		}
 		/* Sleep path: collect LEVEL sources first, then the doorbell. */
 		if (q->level_out.nr && onering_collect(q) > 0)
 			continue;
@@ -680,12 +743,8 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		r = bell_sleep(q, deadline);
 		if (r == -EINTR)
 			return got ? (int)got : -EINTR;
-		if (r == -ECONNRESET) {
-			r = poll_records(q, events + got, max - got); /* what is left */
-			if (r > 0)
-				got += (unsigned)r;
-			return got ? (int)got : -ECONNRESET;
-		}
+		if (r == -ECONNRESET)
+			continue; /* poll_records takes what is left, then recovers or says so */
 		/* Still waiting (the bell rang, or the sleep ended): idle, not
 		 * running, as far as the broker's lifo is concerned. */
 		onering_doorbell_set_state(q->db, ONERING_CONSUMER_SPINNING);
@@ -732,8 +791,14 @@ int onering_queue_arm(struct onering_queue *q)
 {
 	disarm(q);
 	release_held(q); /* about to wait: the caller is done with the last batch */
-	if (q->dead || q->att->dead)
-		return onering_ring_consumer_count(&q->evc) != 0 ? 1 : -ECONNRESET;
+	if (client_queue_stale(q)) {
+		if (onering_ring_consumer_count(&q->evc) != 0 || q->redeliver.nr)
+			return 1; /* what the gone broker published comes first */
+		int r = client_queue_recover(q);
+		if (r != 0)
+			return r < 0 ? r : 1; /* 1: RESTARTED waits */
+		return client_retry_arm(q); /* the fd turns readable when it is time to try */
+	}
 	if (q->redeliver.nr || (q->level_out.nr && onering_collect(q) > 0))
 		return 1;
 	if (!q->idle) { /* the broker's lifo/fifo wake order, as onering_wait */

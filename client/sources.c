@@ -38,6 +38,7 @@
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/client.h"
@@ -58,10 +59,33 @@ int onering_timer_create(struct onering_queue *q, uint64_t cookie, struct onerin
 	return client_sub_add(q, &a, -1, sub);
 }
 
+int client_timer_request(struct onering_queue *q, const struct client_sub *s, uint64_t value_ns,
+			 uint64_t period_ns, unsigned flags)
+{
+	struct onering_request req;
+
+	memset(&req, 0, sizeof(req));
+	req.op = ONERING_REQ_TIMER_ARM;
+	req.flags = (uint16_t)flags;
+	/* Relaxed: the broker's name for it (sub.h). */
+	req.sub_id = onering_atomic_load(&s->bid, onering_mo_relaxed);
+	req.sub_gen = onering_atomic_load(&s->bgen, onering_mo_relaxed);
+	req.arg[0] = value_ns;
+	req.arg[1] = period_ns;
+	return client_submit(q, &req);
+}
+
+static uint64_t clock_ns(clockid_t clk)
+{
+	struct timespec ts;
+
+	clock_gettime(clk, &ts); /* vDSO */
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 int onering_timer_arm(struct onering_queue *q, struct onering_sub sub, uint64_t value_ns,
 		      uint64_t period_ns, unsigned flags)
 {
-	struct onering_request req;
 	struct client_sub *s = client_sub_at(&q->att->subs, sub.id);
 
 	if (flags & ~(unsigned)(ONERING_TIMER_ABS | ONERING_TIMER_WALL))
@@ -69,14 +93,17 @@ int onering_timer_arm(struct onering_queue *q, struct onering_sub sub, uint64_t 
 	/* A4, A5 (sub.h): synchronise with R4/R5 (the add); s->fd is the add's. */
 	if (!client_sub_live(s, sub.gen) || s->fd != -1)
 		return -ENOENT;
-	memset(&req, 0, sizeof(req));
-	req.op = ONERING_REQ_TIMER_ARM;
-	req.flags = (uint16_t)flags;
-	req.sub_id = sub.id;
-	req.sub_gen = sub.gen;
-	req.arg[0] = value_ns;
-	req.arg[1] = period_ns;
-	return client_submit(q, &req);
+	int r = client_timer_request(q, s, value_ns, period_ns, flags);
+	if (r == 0 && s->owner == q) {
+		/* What a restarted broker is armed with (client/recover.c): the
+		 * expiry on the timer's own clock. */
+		clockid_t clk = (flags & ONERING_TIMER_WALL) ? CLOCK_REALTIME : CLOCK_MONOTONIC;
+		s->t_expiry = value_ns == 0 ? 0
+			      : (flags & ONERING_TIMER_ABS) ? value_ns : clock_ns(clk) + value_ns;
+		s->t_period = period_ns;
+		s->t_flags = flags & ONERING_TIMER_WALL;
+	}
+	return r;
 }
 
 /* Subscribe an fd this library made; on failure close it. */
@@ -234,7 +261,8 @@ ONERING_ATOMIC(uint32_t) *onering_queue_words(struct onering_queue *q, uint32_t 
 	return q->words;
 }
 
-static int word_request(struct onering_queue *q, uint32_t idx, uint32_t gen, uint64_t cookie)
+int client_word_request(struct onering_queue *q, uint32_t idx, uint32_t gen, uint64_t cookie,
+			uint32_t baseline)
 {
 	struct onering_request req;
 
@@ -243,10 +271,7 @@ static int word_request(struct onering_queue *q, uint32_t idx, uint32_t gen, uin
 	req.sub_gen = gen;
 	req.user_data = cookie;
 	req.arg[0] = idx;
-	/* The baseline is the value now: a store made after this call, even
-	 * before the broker takes the request, makes a record. A11: see the
-	 * contract above. */
-	req.arg[1] = onering_atomic_load(&q->words[idx], onering_mo_acquire);
+	req.arg[1] = baseline;
 	return client_submit(q, &req);
 }
 
@@ -256,9 +281,16 @@ int onering_word_watch(struct onering_queue *q, uint32_t idx, uint64_t cookie)
 		return -EINVAL;
 	/* A generation no earlier watch of this queue had. */
 	uint32_t gen = client_word_next_gen(&q->word_seq);
-	int r = word_request(q, idx, gen, cookie);
-	if (r == 0)
+	/* The baseline is the value now: a store made after this call, even
+	 * before the broker takes the request, makes a record. A11: see the
+	 * contract above. */
+	uint32_t now = onering_atomic_load(&q->words[idx], onering_mo_acquire);
+	int r = client_word_request(q, idx, gen, cookie, now);
+	if (r == 0) {
 		q->word_gen[idx] = gen;
+		q->word_last[idx] = now; /* a restarted broker starts from it */
+		q->word_cookie[idx] = cookie;
+	}
 	return r;
 }
 
@@ -266,7 +298,7 @@ int onering_word_unwatch(struct onering_queue *q, uint32_t idx)
 {
 	if (idx >= q->nr_words)
 		return -EINVAL;
-	int r = word_request(q, idx, 0, 0);
+	int r = client_word_request(q, idx, 0, 0, 0);
 	if (r == 0)
 		q->word_gen[idx] = 0; /* records of the old watch are skipped from here */
 	return r;

@@ -61,7 +61,15 @@
 
 #define CLIENT_SUB_PAGE 1024u
 
-/* What the client remembers of one of its subscriptions. */
+struct onering_queue;
+
+/*
+ * What the client remembers of one of its subscriptions. The entry's index
+ * and gen are the handle the application holds (struct onering_sub); they
+ * are the broker's id and generation until a broker restart, after which
+ * the restored subscription has new broker ids (bid, bgen) and the handle
+ * stays (client/recover.h).
+ */
 struct client_sub {
 	ONERING_ATOMIC(uint32_t) gen; /* 0: not live; R5 (add), S1 (del) */
 	ONERING_ATOMIC(uint32_t) inflight; /* ack mode: records taken, not done (S2, R6) */
@@ -70,6 +78,23 @@ struct client_sub {
 	int fd;         /* the caller's fd, for the collection poll() */
 	uint32_t events;
 	uint64_t cookie;
+	/* The broker's name for it now: what requests carry. Written under
+	 * att->lock (add, recovery); relaxed (a queue thread copies them into
+	 * requests, and a request made while they change goes to a broker
+	 * that is gone: recover.h). */
+	ONERING_ATOMIC(uint32_t) bid;
+	ONERING_ATOMIC(uint32_t) bgen;
+	uint32_t last_gen; /* the last handle generation of this slot (under att->lock) */
+	/* How to add it again (recovery); written under att->lock. */
+	struct onering_queue *owner; /* the queue it was added through */
+	uint32_t group_hid;          /* target group as the application named it, 0: none */
+	int32_t home_node;
+	uint16_t kind;
+	/* A timer's arming (kind TIMER), by the owner queue's thread: the
+	 * next expiry on its clock (0: disarmed), the period, the flags. */
+	uint64_t t_expiry;
+	uint64_t t_period;
+	uint32_t t_flags;
 };
 
 /* Subscriptions by id: nr_pages pages of CLIENT_SUB_PAGE entries. */

@@ -146,6 +146,14 @@ enum onering_control_code {
 				       * status -ENOENT (no such group, or it is gone) or
 				       * -EACCES (this client may not post to it); cookie
 				       * and payload.control.flow are the post's */
+	ONERING_CTL_RESTARTED = 3,    /* made by the client library, never by a broker:
+				       * the queue moved to a broker that replaced a
+				       * dead one. arg: this queue's subscriptions that
+				       * could not be restored; status: why the first
+				       * of them failed (negative errno) or 0; flow:
+				       * requests and posts this queue had put on its
+				       * submission ring that the dead broker never took
+				       * (lost) */
 };
 
 union onering_event_payload {

@@ -224,6 +224,19 @@ int onering_seg_attach(struct onering_seg *seg, int fd, uint32_t kind, bool writ
 	return 0;
 }
 
+int onering_seg_attach_at(struct onering_seg *seg, int fd, uint32_t kind, bool writable,
+			  void *at, size_t at_size, char *err, size_t err_size)
+{
+	int r = onering_seg_attach(seg, fd, kind, writable, err, err_size);
+
+	if (r < 0 || !at || seg->size != at_size)
+		return r;
+	void *p = mremap(seg->base, seg->size, seg->size, MREMAP_MAYMOVE | MREMAP_FIXED, at);
+	if (p != MAP_FAILED)
+		seg->base = p;
+	return 0;
+}
+
 void onering_seg_destroy(struct onering_seg *seg)
 {
 	if (seg->base && seg->base != MAP_FAILED)

@@ -88,6 +88,18 @@ int onering_seg_seal(struct onering_seg *seg, bool peer_readonly);
 int onering_seg_attach(struct onering_seg *seg, int fd, uint32_t kind, bool writable, char *err,
 		       size_t err_size);
 
+/**
+ * onering_seg_attach(), then, if the segment is at_size bytes, move the
+ * mapping to at, replacing what is mapped there in one step (mremap with
+ * MREMAP_FIXED): pointers into the old mapping at at now point into the new
+ * segment. With at NULL, or another size, the segment stays where mmap put
+ * it (seg->base says where). Used when a client moves a queue to a broker
+ * that replaced a dead one.
+ * @return as onering_seg_attach(); a failed move is not an error.
+ */
+int onering_seg_attach_at(struct onering_seg *seg, int fd, uint32_t kind, bool writable,
+			  void *at, size_t at_size, char *err, size_t err_size);
+
 /** Unmap and close; safe on a seg already destroyed or whose create/attach failed. */
 void onering_seg_destroy(struct onering_seg *seg);
 

@@ -64,7 +64,9 @@ public:
 	bool Start(const std::vector<std::string> &extra = {}, const std::string &name = "t",
 		   const std::vector<std::string> &eal = {})
 	{
-		dir_ = MakeTempDir();
+		if (!keep_dir_)
+			dir_ = MakeTempDir();
+		keep_dir_ = false;
 		name_ = name;
 		if (dir_.empty())
 			return false;
@@ -176,12 +178,25 @@ public:
 		fclose(f);
 	}
 
-	int Attach(struct onering **out) const
+	// Attach to it. Recovery after a broker restart is off unless asked for
+	// (recover): the tests of a broker's death expect -ECONNRESET.
+	int Attach(struct onering **out, bool recover = false) const
 	{
 		struct onering_attach_options o = {};
 		o.name = name_.c_str();
 		o.socket_dir = dir_.c_str();
+		o.flags = recover ? 0 : ONERING_ATTACH_NO_RECOVER;
 		return onering_attach_opts(&o, out);
+	}
+
+	// kill -9 the broker and start another in the same socket directory,
+	// under the same name (the clients' socket path). Returns false if it
+	// did not come up.
+	bool Restart(const std::vector<std::string> &extra = {})
+	{
+		Stop(SIGKILL);
+		keep_dir_ = true;
+		return Start(extra, name_);
 	}
 
 	// Start the next broker in a network namespace of its own (root only):
@@ -234,6 +249,7 @@ private:
 	std::vector<std::pair<std::string, std::string>> env_;
 	bool netns_ = false;
 	bool hugepages_ = false;
+	bool keep_dir_ = false;
 };
 
 // What most tests start with: a broker, one attached client, one private

@@ -82,7 +82,8 @@ int tool_demo(int argc, char **argv)
 	const char *labels[5] = {"", "socketpair", "pipe", "eventfd", "timerfd"};
 	long seconds = 5;
 	struct demo_sources src = {.sp = {-1, -1}, .pipe = {-1, -1}, .efd = -1, .tfd = -1, .stop = 0};
-	struct onering_attach_options ao = {.name = name, .socket_dir = dir};
+	struct onering_attach_options ao = {
+		.name = name, .socket_dir = dir, .flags = ONERING_ATTACH_NO_RECOVER};
 	struct tool_instance inst = {.name = name, .dir = dir}; /* for the counters */
 	struct onering *att = NULL;
 	struct onering_queue *q = NULL;

@@ -21,7 +21,9 @@
 int tool_group_attach(const char *prog, const struct tool_instance *inst, const char *group,
 		      struct onering **att, uint32_t *gid)
 {
-	struct onering_attach_options ao = {.name = inst->name, .socket_dir = inst->dir};
+	/* A tool ends with its broker: no waiting for another. */
+	struct onering_attach_options ao = {
+		.name = inst->name, .socket_dir = inst->dir, .flags = ONERING_ATTACH_NO_RECOVER};
 	int r = onering_attach_opts(&ao, att);
 
 	if (r < 0) {

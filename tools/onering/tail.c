@@ -241,7 +241,8 @@ int tool_tail(int argc, char **argv)
 			"or --group G\n");
 		return 2;
 	}
-	struct onering_attach_options ao = {.name = inst.name, .socket_dir = inst.dir};
+	struct onering_attach_options ao = {
+		.name = inst.name, .socket_dir = inst.dir, .flags = ONERING_ATTACH_NO_RECOVER};
 	r = onering_attach_opts(&ao, &att);
 	if (r < 0) {
 		fprintf(stderr, "onering tail: %s\n", onering_last_error(NULL));
