@@ -11,7 +11,8 @@
 
 bool balance_cand_idle(const struct balance_cand *c)
 {
-	return c->used == 0 && c->state != ONERING_CONSUMER_RUNNING;
+	return c->used == 0 && c->higher == 0 && c->lower == 0 &&
+	       c->state != ONERING_CONSUMER_RUNNING;
 }
 
 bool balance_reads_consumers(uint32_t policy)
@@ -92,13 +93,14 @@ static int choose_least(struct balance_state *st, const struct balance_cand *c, 
 	bool elig[BROKER_GROUP_MAX_MEMBERS];
 	uint64_t min = UINT64_MAX;
 
+	/* What the record would wait behind there: its level and above. */
 	for (unsigned i = 0; i < n; i++)
-		if (c[i].ok && !balance_cand_full(&c[i]) && c[i].used < min)
-			min = c[i].used;
+		if (c[i].ok && !balance_cand_full(&c[i]) && c[i].used + c[i].higher < min)
+			min = c[i].used + c[i].higher;
 	if (min == UINT64_MAX)
 		return -1;
 	for (unsigned i = 0; i < n; i++)
-		elig[i] = c[i].ok && !balance_cand_full(&c[i]) && c[i].used == min;
+		elig[i] = c[i].ok && !balance_cand_full(&c[i]) && c[i].used + c[i].higher == min;
 	return wake_choose(st, c, n, elig, wake);
 }
 

@@ -31,7 +31,10 @@ extern "C" {
 
 /* One member queue, as the deciding poller sees it now. */
 struct balance_cand {
-	uint64_t used;    /* unconsumed records (published, staged or on their way) */
+	uint64_t used;    /* unconsumed records (published, staged or on their way) in
+			   * the ring of the record's priority level: full at cap */
+	uint64_t higher;  /* unconsumed at higher levels: taken before the record */
+	uint64_t lower;   /* unconsumed at lower levels: taken after it */
 	uint64_t idle_ns; /* when its consumer last went idle (wake order), 0: unknown */
 	uint32_t cap;     /* ring capacity */
 	uint32_t state;   /* enum onering_consumer_state of its doorbell */
@@ -59,7 +62,8 @@ static inline bool balance_cand_full(const struct balance_cand *c)
 	return c->used >= c->cap;
 }
 
-/* Its consumer waits with nothing to take: not running, ring empty. */
+/* Its consumer waits with nothing to take: not running, every level's
+ * ring empty. */
 bool balance_cand_idle(const struct balance_cand *c);
 
 /* Does policy go by the consumers' doorbell words (state, idle_ns)? Only
@@ -78,10 +82,13 @@ bool balance_reads_consumers(uint32_t policy);
 void balance_numa_filter(const struct balance_settings *s, struct balance_cand *c, unsigned n);
 
 /*
- * The candidate for one record: NUMA filter, then the policy
+ * The candidate for one record: NUMA filter, then the policy (a candidate
+ * is full, and room counts for spill, in the ring of the record's level)
  *   rr      next in turn that passes and is not full;
  *   local   rr among local members first, then among all;
- *   least   fewest unconsumed, ties broken by the wake order;
+ *   least   fewest unconsumed at the record's level and above (what the
+ *           record waits behind: used + higher), ties broken by the wake
+ *           order;
  *   sticky  as least (the caller keeps a flow on its queue while it holds
  *           records there: balance_flow_held);
  *   lifo    only a member waiting with an empty ring, and only while fewer

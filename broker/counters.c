@@ -100,6 +100,36 @@ static int nic_item(void *ctx, const struct onering_msg *m)
 	return 0;
 }
 
+/* A queue with priority levels: one object per level (queue id x
+ * ONERING_PRIO_LEVELS + level: unique while queue ids fit 30 bits). */
+static void update_levels(struct broker_counters *bc, struct broker_queue *q)
+{
+	for (uint32_t level = 0; level <= q->top_level && q->top_level; level++) {
+		struct onering_counters_object *o = onering_counters_object_get(
+			&bc->w, ONERING_STATS_LEVEL, q->id * ONERING_PRIO_LEVELS + level);
+		if (!o)
+			continue;
+		if (o->nr_labels == 0) {
+			onering_counters_label_add(o, "queue", ONERING_COUNTERS_LABEL_NUMBER, "%u",
+						   q->id);
+			onering_counters_label_add(o, "level", ONERING_COUNTERS_LABEL_NUMBER, "%u",
+						   level);
+			onering_counters_label_add(o, "pid", ONERING_COUNTERS_LABEL_NUMBER, "%d",
+						   (int)q->owner_pid);
+		}
+		values_atomic(o, q->level_ctr[level], ONERING_LC_NR);
+		/* The consumer's head as it last wrote it (display only, clamped). */
+		const ONERING_ATOMIC(uint64_t) *tail =
+			level ? &q->lctl->level_tail_pos[level - 1] : &q->ectl->ev_tail_pos;
+		const ONERING_ATOMIC(uint64_t) *head =
+			level ? &q->cctl->level_head_pos[level - 1] : &q->cctl->ev_head_pos;
+		uint64_t n = onering_atomic_load(tail, onering_mo_relaxed) -
+			     onering_atomic_load(head, onering_mo_relaxed);
+		if (ONERING_LC_UNCONSUMED < o->nr_values)
+			o->value[ONERING_LC_UNCONSUMED] = n > q->evp.capacity ? q->evp.capacity : n;
+	}
+}
+
 static void update_groups(struct broker *b)
 {
 	struct broker_counters *bc = &b->counters;
@@ -181,8 +211,7 @@ void broker_counters_update(struct broker *b, uint32_t state)
 		cds_list_for_each_entry(q, &c->queues, client_node) {
 			/* The consumer's head, as the client last wrote it (display only). */
 			onering_atomic_store(&q->ctr[ONERING_QC_CONSUMED],
-					     onering_atomic_load(&q->cctl->ev_head_pos,
-								 onering_mo_relaxed),
+					     broker_queue_consumed(q),
 					     onering_mo_relaxed);
 			if (!(o = onering_counters_object_get(&bc->w, ONERING_STATS_QUEUE, q->id)))
 				continue;
@@ -195,6 +224,7 @@ void broker_counters_update(struct broker *b, uint32_t state)
 							   "%d", (int32_t)q->node);
 			}
 			values_atomic(o, q->ctr, ONERING_QC_NR);
+			update_levels(bc, q);
 		}
 	}
 	update_groups(b);

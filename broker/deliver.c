@@ -58,7 +58,8 @@ void deliver_write_record(struct onering_event *e, const struct broker_sub *s, u
 	e->sub_gen = s->gen;
 	e->kind = s->kind;
 	e->flags = (uint16_t)((s->mode == ONERING_MODE_LEVEL ? ONERING_EVF_LEVEL : 0) |
-			      (count > 1 ? ONERING_EVF_COALESCED : 0));
+			      (count > 1 ? ONERING_EVF_COALESCED : 0) |
+			      ((uint32_t)s->prio << ONERING_EVF_PRIO_SHIFT));
 	e->events = events;
 	e->timestamp_ns = ts;
 	memset(&e->payload, 0, sizeof(e->payload));
@@ -90,20 +91,28 @@ static bool queue_live(const struct broker_queue *q)
 	return onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE;
 }
 
-/* A slot of q's ring (p serves q): 1 and *slot, 0 full, -EPROTO faulted. */
-static int claim(struct poller *p, struct broker_queue *q, void **slot)
+/* A slot of q's ring of level (p serves q): 1 and *slot, 0 full, -EPROTO
+ * faulted. */
+static int claim(struct poller *p, struct broker_queue *q, uint32_t level, void **slot)
 {
-	int r = onering_ring_claim(&q->evp, slot);
+	struct onering_ring_producer *ring = broker_queue_ring(q, level);
+	int r = onering_ring_claim(ring, slot);
 
 	if (r < 0)
-		deliver_queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
+		deliver_queue_fault(p, q, onering_ring_fault_str(ring->fault));
 	return r;
+}
+
+/* The level of q a record goes to: its priority, clamped to q's levels. */
+static uint32_t rec_level(const struct broker_queue *q, const struct onering_event *rec)
+{
+	return broker_queue_level(q, onering_event_prio(rec));
 }
 
 int deliver_to_queue(struct poller *p, struct broker_queue *q, const struct onering_event *rec)
 {
 	void *slot = NULL;
-	int r = claim(p, q, &slot);
+	int r = claim(p, q, rec_level(q, rec), &slot);
 
 	if (r <= 0)
 		return r < 0 ? r : -EAGAIN;
@@ -114,23 +123,41 @@ int deliver_to_queue(struct poller *p, struct broker_queue *q, const struct oner
 
 /* ---- a subscription's own queue: pending and coalescing ----------------- */
 
-static void pending_append(struct broker_queue *q, struct broker_sub *s, uint32_t events,
-			   uint32_t count)
+/* The pending list of q's level: subscriptions of that level waiting for
+ * space in its ring, oldest first (level 0's are q's own fields). */
+static struct broker_sub **pending_headp(struct broker_queue *q, uint32_t level)
 {
+	return level == 0 ? &q->pending_head : &q->hi[level - 1].pending_head;
+}
+
+static struct broker_sub ***pending_tailp(struct broker_queue *q, uint32_t level)
+{
+	return level == 0 ? &q->pending_tail : &q->hi[level - 1].pending_tail;
+}
+
+static void pending_append(struct broker_queue *q, uint32_t level, struct broker_sub *s,
+			   uint32_t events, uint32_t count)
+{
+	struct broker_sub ***tail = pending_tailp(q, level);
+
 	s->pending = true;
 	s->pending_events = events;
 	s->pending_count = count;
 	s->pending_next = NULL;
-	*q->pending_tail = s;
-	q->pending_tail = &s->pending_next;
+	**tail = s;
+	*tail = &s->pending_next;
 	broker_count(&q->ctr[ONERING_QC_DEFERRED], 1);
 	broker_count(&q->ctr[ONERING_QC_PENDING], 1);
+	if (q->top_level)
+		broker_count(&q->level_ctr[level][ONERING_LC_DEFERRED], 1);
 }
 
 void deliver_sub_forget(struct broker_sub *s)
 {
 	struct broker_queue *q = s->queue;
-	struct broker_sub **pp = &q->pending_head;
+	uint32_t level = broker_queue_level(q, s->prio);
+	struct broker_sub **pp = pending_headp(q, level);
+	struct broker_sub ***tail = pending_tailp(q, level);
 
 	if (s->group || !s->pending)
 		return; /* a group backlog drops it when it comes up */
@@ -138,8 +165,8 @@ void deliver_sub_forget(struct broker_sub *s)
 		pp = &(*pp)->pending_next;
 	if (*pp) {
 		*pp = s->pending_next;
-		if (q->pending_tail == &s->pending_next)
-			q->pending_tail = pp;
+		if (*tail == &s->pending_next)
+			*tail = pp;
 	}
 	s->pending = false;
 	broker_count(&q->ctr[ONERING_QC_PENDING], (uint64_t)-1);
@@ -148,6 +175,7 @@ void deliver_sub_forget(struct broker_sub *s)
 static void deliver_sub_queue(struct poller *p, struct broker_queue *q, struct broker_sub *s,
 			      uint32_t events, uint32_t count, uint64_t ts)
 {
+	uint32_t level = broker_queue_level(q, s->prio);
 	void *slot = NULL;
 
 	if (s->pending) { /* already waiting for space: merge */
@@ -156,8 +184,8 @@ static void deliver_sub_queue(struct poller *p, struct broker_queue *q, struct b
 		broker_count(&q->ctr[ONERING_QC_COALESCED], 1);
 		return;
 	}
-	if (q->pending_head == NULL) { /* nobody waiting ahead of it */
-		int r = claim(p, q, &slot);
+	if (*pending_headp(q, level) == NULL) { /* nobody of its level waiting ahead */
+		int r = claim(p, q, level, &slot);
 		if (r == 1) {
 			deliver_write_record(slot, s, events, count, ts);
 			q->dirty = true;
@@ -166,20 +194,23 @@ static void deliver_sub_queue(struct poller *p, struct broker_queue *q, struct b
 		if (r < 0)
 			return;
 	}
-	pending_append(q, s, events, count);
+	pending_append(q, level, s, events, count);
 }
 
-/* Place pending records in the space the consumer gave back, oldest first. */
-static unsigned flush_pending(struct poller *p, struct broker_queue *q, uint64_t ts)
+/* Place pending records of one level in the space the consumer gave back,
+ * oldest first. */
+static unsigned flush_pending_level(struct poller *p, struct broker_queue *q, uint32_t level,
+				    uint64_t ts)
 {
+	struct broker_sub **head = pending_headp(q, level);
 	unsigned placed = 0;
 	void *slot = NULL;
 
-	while (q->pending_head && claim(p, q, &slot) == 1) {
-		struct broker_sub *s = q->pending_head;
-		q->pending_head = s->pending_next;
-		if (!q->pending_head)
-			q->pending_tail = &q->pending_head;
+	while (*head && claim(p, q, level, &slot) == 1) {
+		struct broker_sub *s = *head;
+		*head = s->pending_next;
+		if (!*head)
+			*pending_tailp(q, level) = head;
 		s->pending = false;
 		broker_count(&q->ctr[ONERING_QC_PENDING], (uint64_t)-1);
 		deliver_write_record(slot, s, s->pending_events, s->pending_count, ts);
@@ -189,37 +220,87 @@ static unsigned flush_pending(struct poller *p, struct broker_queue *q, uint64_t
 	return placed;
 }
 
+/* Every level's pending records, highest level first. */
+static unsigned flush_pending(struct poller *p, struct broker_queue *q, uint64_t ts)
+{
+	unsigned placed = 0;
+
+	for (uint32_t level = q->top_level; level > 0; level--)
+		if (q->hi[level - 1].pending_head)
+			placed += flush_pending_level(p, q, level, ts);
+	if (q->pending_head)
+		placed += flush_pending_level(p, q, 0, ts);
+	return placed;
+}
+
+/* Is anything of q's waiting for ring space? */
+static bool queue_pending(const struct broker_queue *q)
+{
+	if (q->pending_head)
+		return true;
+	for (uint32_t level = 1; level <= q->top_level; level++)
+		if (q->hi[level - 1].pending_head)
+			return true;
+	return false;
+}
+
 /* ---- groups: the snapshot and the decision ------------------------------ */
 
-/* Unconsumed records of q as poller p sees them; capacity if unusable. */
-static uint64_t queue_used(struct poller *p, struct broker_queue *q)
+/* Unconsumed records of q's ring of level as poller p sees it; capacity if
+ * unusable. */
+static uint64_t ring_used(struct poller *p, struct broker_queue *q, uint32_t level)
 {
 	uint32_t cap = q->evp.capacity; /* immutable after creation */
 
 	if (q->poller == p) {
-		/* The consumer's head (a line its core writes) is read once per
+		/* The consumer's heads (a line its core writes) are read once per
 		 * loop; later decisions in the loop use that reading and our own
 		 * tail, which can only overstate what is unconsumed. */
-		if (q->used_loop == p->loop_no)
-			return q->evp.tail_pos - q->evp.head_cache;
-		q->used_loop = p->loop_no;
-		int64_t n = onering_ring_producer_count(&q->evp);
-		if (n < 0) {
-			deliver_queue_fault(p, q, onering_ring_fault_str(q->evp.fault));
-			return cap;
+		if (q->used_loop != p->loop_no) {
+			q->used_loop = p->loop_no;
+			for (uint32_t k = 0; k <= q->top_level; k++) {
+				struct onering_ring_producer *r = broker_queue_ring(q, k);
+				if (onering_ring_producer_count(r) < 0) {
+					deliver_queue_fault(p, q, onering_ring_fault_str(r->fault));
+					return cap;
+				}
+			}
 		}
-		return (uint64_t)n;
+		struct onering_ring_producer *r = broker_queue_ring(q, level);
+		return r->tail_pos - r->head_cache;
 	}
 	/* Another poller's queue: its published tail plus what is on its way,
 	 * against the consumer's head (A6: untrusted, clamped). The acquire
 	 * pairs with that poller's R1 on q's ring. A stale tail understates by
 	 * records in flight; a head read after the consumer passed the tail we
 	 * read wraps and clamps to "full" for this one decision (the safe side). */
-	uint64_t tail = onering_atomic_load(&q->ectl->ev_tail_pos, onering_mo_acquire) +
-			onering_atomic_load(&q->inflight, onering_mo_relaxed);
-	uint64_t head = onering_atomic_load(&q->cctl->ev_head_pos, onering_mo_relaxed);
+	const ONERING_ATOMIC(uint64_t) *tail_word =
+		level ? &q->lctl->level_tail_pos[level - 1] : &q->ectl->ev_tail_pos;
+	const ONERING_ATOMIC(uint64_t) *head_word =
+		level ? &q->cctl->level_head_pos[level - 1] : &q->cctl->ev_head_pos;
+	uint64_t tail = onering_atomic_load(tail_word, onering_mo_acquire) +
+			onering_atomic_load(&q->inflight[level], onering_mo_relaxed);
+	uint64_t head = onering_atomic_load(head_word, onering_mo_relaxed);
 	uint64_t used = tail - head;
 	return used > cap ? cap : used;
+}
+
+/* How q looks to a record of level (as ring_used): c->used in that level's
+ * ring, c->higher and c->lower at the levels above and below it. */
+static void queue_used(struct poller *p, struct broker_queue *q, uint32_t level,
+		       struct balance_cand *c)
+{
+	c->used = ring_used(p, q, level);
+	c->higher = c->lower = 0;
+	for (uint32_t k = 0; k <= q->top_level && q->top_level; k++) {
+		if (k == level)
+			continue;
+		uint64_t n = ring_used(p, q, k);
+		if (k > level)
+			c->higher += n;
+		else
+			c->lower += n;
+	}
 }
 
 /* The queue a sticky flow still holds (a member, live, with a record of the
@@ -234,13 +315,27 @@ static struct broker_queue *flow_queue(struct poller *p, struct broker_group *g,
 		f->qid = 0;
 		return NULL;
 	}
-	/* A4: pairs with R3 in place_in_ring: end_pos is the placed one's. */
+	/* A4: pairs with R3 in place_in_ring: levels and end_pos are the placed
+	 * ones'. */
 	uint64_t placed = onering_atomic_load(&f->placed, onering_mo_acquire);
-	uint64_t end = onering_atomic_load(&f->end_pos, onering_mo_relaxed);
-	uint64_t head = onering_atomic_load(&q->cctl->ev_head_pos, onering_mo_relaxed); /* A6 */
-	if (balance_flow_held(f->sent, placed, end, head, q->evp.capacity))
+	uint32_t levels = onering_atomic_load(&f->levels, onering_mo_relaxed);
+	bool held = placed != f->sent; /* on its way there */
+	for (uint32_t k = 0; k <= q->top_level && !held; k++) {
+		if (!(levels & (1u << k)))
+			continue;
+		uint64_t end = onering_atomic_load(&f->end_pos[k], onering_mo_relaxed);
+		const ONERING_ATOMIC(uint64_t) *hw =
+			k ? &q->cctl->level_head_pos[k - 1] : &q->cctl->ev_head_pos;
+		uint64_t head = onering_atomic_load(hw, onering_mo_relaxed); /* A6 */
+		held = balance_flow_held(f->sent, placed, end, head, q->evp.capacity);
+	}
+	if (held)
 		return q;
+	/* Free: nothing of it is on its way (placed == sent), so no placing
+	 * poller writes levels now; the next placement's lane hand-off (or our
+	 * own) orders this reset before its update. */
 	f->qid = 0;
+	onering_atomic_store(&f->levels, 0, onering_mo_relaxed);
 	return NULL;
 }
 
@@ -265,8 +360,8 @@ static void read_settings(struct poller *p, const struct broker_group *g,
  * poller's node.
  */
 static struct broker_queue *pick(struct poller *p, struct broker_group *g,
-				 struct broker_pgroup *pg, uint64_t flow_key, unsigned flags,
-				 struct broker_flow **flowp, bool *remote)
+				 struct broker_pgroup *pg, uint64_t flow_key, uint32_t prio,
+				 unsigned flags, struct broker_flow **flowp, bool *remote)
 {
 	struct balance_cand c[BROKER_GROUP_MAX_MEMBERS];
 	struct broker_queue *cq[BROKER_GROUP_MAX_MEMBERS];
@@ -299,7 +394,7 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 		if (q) {
 			/* Stay, even when full (then wait): per-flow order and one
 			 * consumer per flow at a time. */
-			if (queue_used(p, q) >= q->evp.capacity)
+			if (ring_used(p, q, broker_queue_level(q, prio)) >= q->evp.capacity)
 				return NULL;
 			*flowp = f;
 			*remote = q->poller->node != p->node;
@@ -317,7 +412,7 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 			continue;
 		cq[n] = q;
 		c[n].cap = q->evp.capacity;
-		c[n].used = queue_used(p, q);
+		queue_used(p, q, broker_queue_level(q, prio), &c[n]);
 		c[n].local = q->poller->node == p->node;
 		c[n].dist = p->dist[q->poller->idx];
 		/* The consumer's words (A6): read only by the policies that go
@@ -351,10 +446,17 @@ static uint16_t foreign_flag(struct poller *p, const struct onering_event *rec,
 	return s && s->queue->client == q->client ? 0 : ONERING_EVF_FOREIGN;
 }
 
-/* The sticky bucket's account of a record placed at q's tail now. */
-static void flow_placed(struct broker_flow *f, const struct broker_queue *q)
+/* The sticky bucket's account of a record placed at the tail of q's ring
+ * of level now. */
+static void flow_placed(struct broker_flow *f, struct broker_queue *q, uint32_t level)
 {
-	onering_atomic_store(&f->end_pos, q->evp.tail_pos, onering_mo_relaxed);
+	onering_atomic_store(&f->end_pos[level], broker_queue_ring(q, level)->tail_pos,
+			     onering_mo_relaxed);
+	/* One writer at a time (the placing poller; the home poller only while
+	 * nothing is on its way): load and store, as placed below. */
+	onering_atomic_store(&f->levels,
+			     onering_atomic_load(&f->levels, onering_mo_relaxed) | (1u << level),
+			     onering_mo_relaxed);
 	/* R3: pairs with A4 in flow_queue: end_pos is set. */
 	onering_atomic_store(&f->placed, onering_atomic_load(&f->placed, onering_mo_relaxed) + 1,
 			     onering_mo_release);
@@ -364,8 +466,9 @@ static void flow_placed(struct broker_flow *f, const struct broker_queue *q)
 static int place_in_ring(struct poller *p, struct broker_queue *q, const struct onering_event *rec,
 			 struct broker_flow *f)
 {
+	uint32_t level = rec_level(q, rec);
 	void *slot = NULL;
-	int r = claim(p, q, &slot);
+	int r = claim(p, q, level, &slot);
 
 	if (r <= 0)
 		return r < 0 ? r : -EAGAIN;
@@ -375,7 +478,7 @@ static int place_in_ring(struct poller *p, struct broker_queue *q, const struct 
 	if (rec->flags & ONERING_EVF_REDELIVERED)
 		broker_count(&q->ctr[ONERING_QC_REDELIVERED], 1);
 	if (f)
-		flow_placed(f, q);
+		flow_placed(f, q, level);
 	return 0;
 }
 
@@ -385,7 +488,8 @@ int deliver_handoff(struct poller *p, struct broker_queue *q, const struct oneri
 	int r = place_in_ring(p, q, rec, flow);
 
 	if (r == 0)
-		onering_atomic_fetch_add(&q->inflight, (uint64_t)-1, onering_mo_relaxed);
+		onering_atomic_fetch_add(&q->inflight[rec_level(q, rec)], (uint64_t)-1,
+					 onering_mo_relaxed);
 	return r;
 }
 
@@ -406,12 +510,13 @@ static int place(struct poller *p, struct broker_group *g, struct broker_queue *
 		struct broker_handoff h = {.kind = BROKER_HANDOFF_RECORD, .qslot = q->slot,
 					   .qid = q->id, .group_id = g->id, .flow = f,
 					   .flow_key = flow_key};
-		onering_atomic_fetch_add(&q->inflight, 1, onering_mo_relaxed);
+		ONERING_ATOMIC(uint64_t) *inflight = &q->inflight[rec_level(q, rec)];
+		onering_atomic_fetch_add(inflight, 1, onering_mo_relaxed);
 		ok = broker_lane_send(p, q->poller, &h, rec) == 0;
 		if (ok)
 			broker_count(&pg->ctr[ONERING_GC_HANDOFFS], 1);
 		else
-			onering_atomic_fetch_add(&q->inflight, (uint64_t)-1, onering_mo_relaxed);
+			onering_atomic_fetch_add(inflight, (uint64_t)-1, onering_mo_relaxed);
 	}
 	if (!ok) {
 		if (f)
@@ -436,7 +541,8 @@ static int try_place(struct poller *p, struct broker_group *g, const struct oner
 {
 	struct broker_flow *f;
 	bool remote = false;
-	struct broker_queue *q = pick(p, g, &g->pg[p->idx], flow_key, 0, &f, &remote);
+	struct broker_queue *q =
+		pick(p, g, &g->pg[p->idx], flow_key, onering_event_prio(rec), 0, &f, &remote);
 
 	return q ? place(p, g, q, rec, f, flow_key, remote) : -EAGAIN;
 }
@@ -445,39 +551,42 @@ static int try_place(struct poller *p, struct broker_group *g, const struct oner
 
 static void backlog_gauge(struct broker_pgroup *pg)
 {
-	onering_atomic_store(&pg->ctr[ONERING_GC_BACKLOG], (uint64_t)pg->sub_count + pg->rec_count,
-			     onering_mo_relaxed);
+	onering_atomic_store(&pg->ctr[ONERING_GC_BACKLOG], pg->waiting, onering_mo_relaxed);
 }
 
-static int backlog_push_sub(struct broker_pgroup *pg, uint64_t key)
+static int backlog_push_sub(struct broker_pgroup *pg, struct broker_backlog *bl, uint64_t key)
 {
-	if (pg->sub_count == pg->sub_cap) {
-		uint32_t cap = pg->sub_cap ? pg->sub_cap * 2 : 64;
+	if (bl->sub_count == bl->sub_cap) {
+		uint32_t cap = bl->sub_cap ? bl->sub_cap * 2 : 64;
 		uint64_t *k = malloc(cap * sizeof(*k));
 		if (!k)
 			return -ENOMEM;
-		for (uint32_t i = 0; i < pg->sub_count; i++)
-			k[i] = pg->sub_keys[(pg->sub_head + i) % pg->sub_cap];
-		free(pg->sub_keys);
-		pg->sub_keys = k;
-		pg->sub_cap = cap;
-		pg->sub_head = 0;
+		for (uint32_t i = 0; i < bl->sub_count; i++)
+			k[i] = bl->sub_keys[(bl->sub_head + i) % bl->sub_cap];
+		free(bl->sub_keys);
+		bl->sub_keys = k;
+		bl->sub_cap = cap;
+		bl->sub_head = 0;
 	}
-	pg->sub_keys[(pg->sub_head + pg->sub_count++) % pg->sub_cap] = key;
+	bl->sub_keys[(bl->sub_head + bl->sub_count++) % bl->sub_cap] = key;
+	pg->waiting++;
 	broker_count(&pg->ctr[ONERING_GC_BACKLOGGED], 1);
 	backlog_gauge(pg);
 	return 0;
 }
 
-/* limit: 0 = none (redeliveries must not be refused). 0, -EAGAIN at the
+/* limit: 0 = none (redeliveries must not be refused); per level, so a full
+ * backlog of one priority never holds back another's. 0, -EAGAIN at the
  * limit, -ENOMEM. */
 static int backlog_push_rec(struct broker_pgroup *pg, const struct onering_event *rec,
 			    uint64_t flow, uint32_t limit)
 {
-	if (limit && pg->rec_count >= limit)
+	struct broker_backlog *bl = &pg->bl[onering_event_prio(rec)];
+
+	if (limit && bl->rec_count >= limit)
 		return -EAGAIN;
-	if (pg->rec_count == pg->rec_cap) {
-		uint32_t cap = pg->rec_cap ? pg->rec_cap * 2 : 64;
+	if (bl->rec_count == bl->rec_cap) {
+		uint32_t cap = bl->rec_cap ? bl->rec_cap * 2 : 64;
 		struct onering_event *r = malloc(cap * sizeof(*r));
 		uint64_t *fl = malloc(cap * sizeof(*fl));
 		if (!r || !fl) {
@@ -485,23 +594,43 @@ static int backlog_push_rec(struct broker_pgroup *pg, const struct onering_event
 			free(fl);
 			return -ENOMEM;
 		}
-		for (uint32_t i = 0; i < pg->rec_count; i++) {
-			r[i] = pg->recs[(pg->rec_head + i) % pg->rec_cap];
-			fl[i] = pg->rec_flows[(pg->rec_head + i) % pg->rec_cap];
+		for (uint32_t i = 0; i < bl->rec_count; i++) {
+			r[i] = bl->recs[(bl->rec_head + i) % bl->rec_cap];
+			fl[i] = bl->rec_flows[(bl->rec_head + i) % bl->rec_cap];
 		}
-		free(pg->recs);
-		free(pg->rec_flows);
-		pg->recs = r;
-		pg->rec_flows = fl;
-		pg->rec_cap = cap;
-		pg->rec_head = 0;
+		free(bl->recs);
+		free(bl->rec_flows);
+		bl->recs = r;
+		bl->rec_flows = fl;
+		bl->rec_cap = cap;
+		bl->rec_head = 0;
 	}
-	uint32_t at = (pg->rec_head + pg->rec_count++) % pg->rec_cap;
-	pg->recs[at] = *rec;
-	pg->rec_flows[at] = flow;
+	uint32_t at = (bl->rec_head + bl->rec_count++) % bl->rec_cap;
+	bl->recs[at] = *rec;
+	bl->rec_flows[at] = flow;
+	pg->waiting++;
 	broker_count(&pg->ctr[ONERING_GC_BACKLOGGED], 1);
 	backlog_gauge(pg);
 	return 0;
+}
+
+static bool backlog_empty(const struct broker_backlog *bl)
+{
+	return bl->sub_count == 0 && bl->rec_count == 0;
+}
+
+/* Nothing of priority prio or above waits in p's backlog: a new entry of
+ * prio may go straight to a member (it overtakes no one it must not: a
+ * record of a higher level that waits may be waiting for the very consumer
+ * that would take this one, under lifo). */
+static bool backlog_clear_from(const struct broker_pgroup *pg, uint32_t prio)
+{
+	if (pg->waiting == 0)
+		return true;
+	for (uint32_t level = prio; level < ONERING_PRIO_LEVELS; level++)
+		if (!backlog_empty(&pg->bl[level]))
+			return false;
+	return true;
 }
 
 static void deliver_sub_group(struct poller *p, struct broker_sub *s, uint32_t events,
@@ -509,6 +638,7 @@ static void deliver_sub_group(struct poller *p, struct broker_sub *s, uint32_t e
 {
 	struct broker_group *g = s->group;
 	struct broker_pgroup *pg = &g->pg[p->idx];
+	struct broker_backlog *bl = &pg->bl[s->prio];
 	struct onering_event rec;
 
 	if (s->pending) { /* waiting in the backlog already: merge */
@@ -516,12 +646,12 @@ static void deliver_sub_group(struct poller *p, struct broker_sub *s, uint32_t e
 		s->pending_count += count;
 		return;
 	}
-	if (pg->sub_count == 0 && pg->rec_count == 0) { /* nobody waiting ahead */
+	if (backlog_clear_from(pg, s->prio)) { /* nobody of its level or above waiting */
 		deliver_write_record(&rec, s, events, count, ts);
 		if (try_place(p, g, &rec, s->id) == 0)
 			return;
 	}
-	if (backlog_push_sub(pg, broker_sub_key(s->id, s->gen)) < 0) {
+	if (backlog_push_sub(pg, bl, broker_sub_key(s->id, s->gen)) < 0) {
 		onering_log(ONERING_LOG_ERR, "group '%s': no memory for the backlog; sub %u "
 			    "waits for its next event", g->name, s->id);
 		return;
@@ -545,7 +675,7 @@ int deliver_post(struct poller *p, struct broker_group *g, const struct onering_
 {
 	struct broker_pgroup *pg = &g->pg[p->idx];
 
-	if (pg->sub_count == 0 && pg->rec_count == 0 && try_place(p, g, rec, flow_key) == 0)
+	if (backlog_clear_from(pg, onering_event_prio(rec)) && try_place(p, g, rec, flow_key) == 0)
 		return 0;
 	int r = backlog_push_rec(pg, rec, flow_key,
 				 onering_atomic_load(&g->backlog_max, onering_mo_relaxed));
@@ -562,25 +692,27 @@ int deliver_requeue(struct poller *p, struct broker_group *g, const struct oneri
 	return r;
 }
 
-/* Place what waits in p's slice of g while someone takes it: whole records
- * (posts, redeliveries) oldest first, then waiting sources oldest first. A
- * waiting source's record keeps merging later reports, so it has no single
- * age to order it among posts by; order is kept per source and per flow. */
-static unsigned flush_backlog(struct poller *p, struct broker_group *g, uint64_t ts)
+/* Place what waits in one level of p's slice of g while someone takes it:
+ * whole records (posts, redeliveries) oldest first, then waiting sources
+ * oldest first. A waiting source's record keeps merging later reports, so
+ * it has no single age to order it among posts by; order is kept per
+ * source and per flow. */
+static unsigned flush_backlog_level(struct poller *p, struct broker_group *g,
+				    struct broker_pgroup *pg, struct broker_backlog *bl, uint64_t ts)
 {
-	struct broker_pgroup *pg = &g->pg[p->idx];
 	unsigned placed = 0;
 
-	while (pg->rec_count) {
-		uint32_t at = pg->rec_head;
-		if (try_place(p, g, &pg->recs[at], pg->rec_flows[at]) < 0)
+	while (bl->rec_count) {
+		uint32_t at = bl->rec_head;
+		if (try_place(p, g, &bl->recs[at], bl->rec_flows[at]) < 0)
 			break;
-		pg->rec_head = (pg->rec_head + 1) % pg->rec_cap;
-		pg->rec_count--;
+		bl->rec_head = (bl->rec_head + 1) % bl->rec_cap;
+		bl->rec_count--;
+		pg->waiting--;
 		placed++;
 	}
-	while (pg->rec_count == 0 && pg->sub_count) {
-		uint64_t key = pg->sub_keys[pg->sub_head];
+	while (bl->rec_count == 0 && bl->sub_count) {
+		uint64_t key = bl->sub_keys[bl->sub_head];
 		struct broker_sub *s = broker_registry_lookup(&p->b->reg, key);
 		if (s && !broker_sub_dead(s) && s->pending) {
 			struct onering_event rec;
@@ -591,8 +723,34 @@ static unsigned flush_backlog(struct poller *p, struct broker_group *g, uint64_t
 			placed++;
 		}
 		/* else: deleted meanwhile, nothing to deliver */
-		pg->sub_head = (pg->sub_head + 1) % pg->sub_cap;
-		pg->sub_count--;
+		bl->sub_head = (bl->sub_head + 1) % bl->sub_cap;
+		bl->sub_count--;
+		pg->waiting--;
+	}
+	return placed;
+}
+
+/* Every level of p's slice of g, the highest first: a record of a higher
+ * level takes the room (or the idle consumer) that comes free before any
+ * of a lower one. A level that cannot place all it has stops there. Lower
+ * levels still try under the policies that go by ring room (each level's
+ * ring is its own), but not under lifo, where what a level waits for is an
+ * idle consumer, the one thing every level shares: a consumer that goes
+ * idle between two decisions of one flush must not go to a lower level
+ * first. */
+static unsigned flush_backlog(struct poller *p, struct broker_group *g, uint64_t ts)
+{
+	struct broker_pgroup *pg = &g->pg[p->idx];
+	bool lifo = onering_atomic_load(&g->policy, onering_mo_relaxed) == ONERING_POLICY_LIFO;
+	unsigned placed = 0;
+
+	for (unsigned level = ONERING_PRIO_LEVELS; level-- > 0;) {
+		struct broker_backlog *bl = &pg->bl[level];
+		if (backlog_empty(bl))
+			continue;
+		placed += flush_backlog_level(p, g, pg, bl, ts);
+		if (lifo && !backlog_empty(bl))
+			break;
 	}
 	backlog_gauge(pg);
 	return placed;
@@ -623,7 +781,7 @@ static int put_packet(struct broker_pgroup *pg, struct broker_queue *q, struct b
 		f->sent++;
 		f->qslot = q->slot;
 		f->qid = q->id;
-		flow_placed(f, q);
+		flow_placed(f, q, 0); /* packets take level 0: their bytes are its slots' */
 	}
 	broker_count(&pg->ctr[ONERING_GC_DELIVERED], 1);
 	return 0;
@@ -636,7 +794,7 @@ static int place_packet(struct poller *p, struct broker_group *g, struct onering
 	struct broker_flow *f;
 	bool remote = false;
 	struct broker_queue *q =
-		pick(p, g, pg, rec->payload.nic.rss_hash, PICK_PACKETS, &f, &remote);
+		pick(p, g, pg, rec->payload.nic.rss_hash, 0, PICK_PACKETS, &f, &remote);
 
 	return q ? put_packet(pg, q, f, rec, data, len) : -EAGAIN;
 }
@@ -669,7 +827,8 @@ unsigned deliver_packets(struct poller *p, struct broker_group *g, struct onerin
 		int r = -1;
 		for (int attempt = 0; attempt < 2 && r < 0; attempt++) {
 			if (!q)
-				q = pick(p, g, pg, recs[i].payload.nic.rss_hash, PICK_PACKETS, &f, &remote);
+				q = pick(p, g, pg, recs[i].payload.nic.rss_hash, 0, PICK_PACKETS, &f,
+					 &remote);
 			if (!q)
 				break;
 			r = put_packet(pg, q, NULL, &recs[i], data[i], lens[i]);
@@ -686,6 +845,24 @@ unsigned deliver_packets(struct poller *p, struct broker_group *g, struct onerin
 
 /* ---- the end of a loop -------------------------------------------------------- */
 
+/* Publish every level's ring of q (one R1 each, shm/ring.h), counting per
+ * level; the highest first, though the consumer sees them all by the time
+ * the doorbell rings. Returns the records published. */
+static uint64_t publish_levels(struct broker_queue *q)
+{
+	uint64_t total = 0;
+
+	for (uint32_t level = q->top_level + 1; level-- > 0;) {
+		struct onering_ring_producer *r = broker_queue_ring(q, level);
+		uint64_t before = r->published_pos;
+		onering_ring_publish(r); /* R1 (shm/ring.h) */
+		uint64_t n = r->published_pos - before;
+		broker_count(&q->level_ctr[level][ONERING_LC_DELIVERED], n);
+		total += n;
+	}
+	return total;
+}
+
 unsigned deliver_flush(struct poller *p, uint64_t ts)
 {
 	struct broker *b = p->b;
@@ -701,7 +878,7 @@ unsigned deliver_flush(struct poller *p, uint64_t ts)
 			continue; /* a free slot */
 		BROKER_TSAN_OBSERVE(g);
 		struct broker_pgroup *pg = &g->pg[p->idx];
-		if (pg->rec_count || pg->sub_count)
+		if (pg->waiting)
 			work += flush_backlog(p, g, ts);
 	}
 
@@ -710,14 +887,19 @@ unsigned deliver_flush(struct poller *p, uint64_t ts)
 		if (!queue_live(q))
 			continue;
 		nr_queues++;
-		if (q->pending_head)
+		if (q->top_level == 0 ? q->pending_head != NULL : queue_pending(q))
 			work += flush_pending(p, q, ts);
 		if (!q->dirty)
 			continue;
 		q->dirty = false;
-		uint64_t before = q->evp.published_pos;
-		onering_ring_publish(&q->evp); /* R1 (shm/ring.h) */
-		uint64_t n = q->evp.published_pos - before;
+		uint64_t n;
+		if (q->top_level == 0) {
+			uint64_t before = q->evp.published_pos;
+			onering_ring_publish(&q->evp); /* R1 (shm/ring.h) */
+			n = q->evp.published_pos - before;
+		} else {
+			n = publish_levels(q);
+		}
 		broker_count(&q->ctr[ONERING_QC_PUBLISHED], n);
 		published += (unsigned)n;
 		if (broker_queue_wake(q)) /* F2, R3 (shm/doorbell.h) */

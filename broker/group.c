@@ -273,10 +273,13 @@ static void group_free(struct broker *b, struct broker_group *g)
 	uint64_t lost = 0;
 
 	for (unsigned p = 0; p < b->cfg.plan.nr_pollers; p++) {
-		lost += g->pg[p].rec_count;
-		free(g->pg[p].sub_keys);
-		free(g->pg[p].recs);
-		free(g->pg[p].rec_flows);
+		for (unsigned k = 0; k < ONERING_PRIO_LEVELS; k++) {
+			struct broker_backlog *bl = &g->pg[p].bl[k];
+			lost += bl->rec_count;
+			free(bl->sub_keys);
+			free(bl->recs);
+			free(bl->rec_flows);
+		}
 		free(g->pg[p].flows);
 	}
 	if (lost)
@@ -414,36 +417,37 @@ void broker_group_counters(const struct broker *b, const struct broker_group *g,
 	for (uint32_t i = 0; i < m->n; i++) {
 		const struct broker_queue *q = m->q[i];
 		uint32_t st = onering_atomic_load(&q->db->state, onering_mo_relaxed);
-		bool empty = onering_atomic_load(&q->ectl->ev_tail_pos, onering_mo_relaxed) ==
-			     onering_atomic_load(&q->cctl->ev_head_pos, onering_mo_relaxed);
+		bool empty = broker_queue_unconsumed(q) == 0;
 		ctr[ONERING_GC_RUNNING] += st == ONERING_CONSUMER_RUNNING || !empty;
 		*sleeping += st == ONERING_CONSUMER_SLEEPING && empty;
 	}
 }
 
-uint32_t broker_group_redeliver(struct broker *b, struct broker_queue *q)
+/* The unconsumed part of q's ring of level: [*head, tail). The consumer's
+ * head if believable; else the last one the ring validated (which may give
+ * a few consumed records again: flagged). */
+static uint64_t level_unconsumed(struct broker_queue *q, uint32_t level, uint64_t *head_out)
 {
-	struct onering_ring_producer *ev = &q->evp;
-	const struct onering_event *slots =
-		(const struct onering_event *)((char *)q->ev_seg.base + ONERING_EVENTS_SLOTS_OFFSET);
+	struct onering_ring_producer *ev = broker_queue_ring(q, level);
 	uint64_t tail = ev->tail_pos; /* staged records too: complete once claimed */
-	/* The consumer's head, if believable; else the last one the ring
-	 * validated (which may give a few consumed records again: flagged). */
-	uint64_t head = onering_atomic_load(&q->cctl->ev_head_pos, onering_mo_relaxed);
+	uint64_t head = onering_atomic_load(ev->head_word, onering_mo_relaxed);
+
 	if (head - ev->head_cache > tail - ev->head_cache)
 		head = ev->head_cache;
-	if (!q->group || tail == head)
-		return 0;
+	*head_out = head;
+	return tail - head;
+}
 
-	uint32_t n = (uint32_t)(tail - head);
-	struct broker_redeliver *batch = malloc(sizeof(*batch) + n * sizeof(batch->recs[0]));
-	if (!batch) {
-		onering_log(ONERING_LOG_ERR, "queue %u: no memory to redeliver %u records: lost",
-			    q->id, n);
-		return 0;
-	}
+/* Copy the records of q's ring of level from head on that the group takes
+ * again into recs (flagged REDELIVERED, keeping their priority). Returns how many. */
+static uint32_t redeliver_level(struct broker *b, struct broker_queue *q, uint32_t level,
+				uint64_t head, struct onering_event *recs)
+{
+	struct onering_ring_producer *ev = broker_queue_ring(q, level);
+	const struct onering_event *slots = (const struct onering_event *)(const void *)ev->slots;
 	uint32_t k = 0;
-	for (uint64_t pos = head; pos != tail; pos++) {
+
+	for (uint64_t pos = head; pos != ev->tail_pos; pos++) {
 		const struct onering_event *e = &slots[pos & ev->mask];
 		if (e->kind == ONERING_EV_CONTROL)
 			continue;
@@ -454,11 +458,30 @@ uint32_t broker_group_redeliver(struct broker *b, struct broker_queue *q)
 			if (!s || s->gen != e->sub_gen || broker_sub_dead(s) || s->queue->client == q->client)
 				continue;
 		}
-		batch->recs[k] = *e;
-		batch->recs[k].flags = (uint16_t)((e->flags & ~ONERING_EVF_FOREIGN) |
-						  ONERING_EVF_REDELIVERED);
+		recs[k] = *e;
+		recs[k].flags = (uint16_t)((e->flags & ~ONERING_EVF_FOREIGN) | ONERING_EVF_REDELIVERED);
 		k++;
 	}
+	return k;
+}
+
+uint32_t broker_group_redeliver(struct broker *b, struct broker_queue *q)
+{
+	uint64_t head[ONERING_PRIO_LEVELS], n = 0;
+
+	for (uint32_t lv = 0; lv <= q->top_level; lv++)
+		n += level_unconsumed(q, lv, &head[lv]);
+	if (!q->group || n == 0)
+		return 0;
+	struct broker_redeliver *batch = malloc(sizeof(*batch) + n * sizeof(batch->recs[0]));
+	if (!batch) {
+		onering_log(ONERING_LOG_ERR, "queue %u: no memory to redeliver %llu records: lost",
+			    q->id, (unsigned long long)n);
+		return 0;
+	}
+	uint32_t k = 0;
+	for (uint32_t lv = q->top_level + 1; lv-- > 0;) /* highest level first */
+		k += redeliver_level(b, q, lv, head[lv], batch->recs + k);
 	if (k == 0) {
 		free(batch);
 		return 0;

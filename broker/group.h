@@ -57,19 +57,30 @@ struct poller;
 struct broker_flow {
 	uint32_t qslot, qid;              /* the queue it sticks to; qid 0: none */
 	uint64_t sent;                    /* records sent to that queue */
-	ONERING_ATOMIC(uint64_t) placed;  /* of which placed in its ring */
-	ONERING_ATOMIC(uint64_t) end_pos; /* ring position after the last placed */
+	ONERING_ATOMIC(uint64_t) placed;  /* of which placed in its rings */
+	ONERING_ATOMIC(uint32_t) levels;  /* bit k: a record placed in its level-k ring
+					   * since the flow took the queue */
+	ONERING_ATOMIC(uint64_t) end_pos[ONERING_PRIO_LEVELS]; /* ring position after the
+								 * last placed, by level */
 };
 
-/* A poller's slice of a group. */
-struct broker_pgroup {
-	/* Backlog: subscriptions waiting (coalescing; keys, looked up again when
-	 * flushed) and whole records (posts, redeliveries) waiting. */
+/* One priority level of a poller's backlog of a group: subscriptions
+ * waiting (coalescing; keys, looked up again when flushed) and whole
+ * records (posts, redeliveries) waiting, each oldest first. */
+struct broker_backlog {
 	uint64_t *sub_keys;
 	uint32_t sub_head, sub_count, sub_cap;
 	struct onering_event *recs;
 	uint64_t *rec_flows;
 	uint32_t rec_head, rec_count, rec_cap;
+};
+
+/* A poller's slice of a group. */
+struct broker_pgroup {
+	/* The backlog, by priority (a record's or a source's); flushed highest
+	 * level first. waiting: entries in all of them. */
+	struct broker_backlog bl[ONERING_PRIO_LEVELS];
+	uint32_t waiting;
 	struct broker_flow *flows; /* BROKER_FLOW_BUCKETS, allocated on first use */
 	struct balance_state bal;  /* the rr cursor */
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_GC_NR];

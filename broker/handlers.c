@@ -216,12 +216,18 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	struct onering_msg_queue_open *o = &m->u.queue_open;
 	uint32_t cap = o->ev_capacity ? o->ev_capacity : b->cfg.default_capacity;
 	uint32_t sq = o->sq_capacity ? o->sq_capacity : b->cfg.default_sq_capacity;
+	uint32_t levels = o->levels ? o->levels : 1;
 	struct broker_queue *q;
 	int r;
 
 	if (!onering_ring_capacity_valid(cap) || cap > b->cfg.max_capacity ||
 	    !onering_ring_capacity_valid(sq) || sq > b->cfg.max_capacity) {
 		reply_status(b, c, m, -EINVAL);
+		return 0;
+	}
+	if (levels > ONERING_PRIO_LEVELS) {
+		reply_error(b, c, m, -EINVAL, "%u priority levels asked for, a queue has at most %u",
+			    o->levels, ONERING_PRIO_LEVELS);
 		return 0;
 	}
 	if (c->nr_queues >= b->cfg.max_queues_per_client) {
@@ -235,10 +241,12 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 			    b->cfg.max_client_fds);
 		return 0;
 	}
-	if (c->ring_slots + cap + sq > b->cfg.max_client_slots) {
-		reply_error(b, c, m, -EDQUOT, "%llu ring slots in use, %u more would pass "
+	/* Every level is a ring of cap slots. */
+	uint64_t slots = (uint64_t)cap * levels + sq;
+	if (c->ring_slots + slots > b->cfg.max_client_slots) {
+		reply_error(b, c, m, -EDQUOT, "%llu ring slots in use, %llu more would pass "
 			    "oneringd --max-client-slots %llu", (unsigned long long)c->ring_slots,
-			    cap + sq, (unsigned long long)b->cfg.max_client_slots);
+			    (unsigned long long)slots, (unsigned long long)b->cfg.max_client_slots);
 		return 0;
 	}
 	/* The queue lives on its consumer's node: the one asked for, else the
@@ -293,7 +301,7 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 		goto unused_group;
 	}
 	uint32_t stride = (o->packet_snap + 63u) & ~63u;
-	r = broker_queue_create(b, c, cap, sq, stride, o->words,
+	r = broker_queue_create(b, c, cap, sq, stride, o->words, levels,
 				node < 0 ? ONERING_NODE_ANY : (uint32_t)node, &q);
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "client %u: queue of %u slots: %s", c->id, cap,
@@ -311,7 +319,7 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	b->next_poller++;
 	q->poller = p;
 	q->slot = b->free_slots[--b->nr_free_slots];
-	q->nr_slots = (uint64_t)cap + sq;
+	q->nr_slots = slots;
 	c->nr_queues++;
 	c->nr_fds += BROKER_QUEUE_FDS;
 	c->ring_slots += q->nr_slots;
@@ -357,6 +365,7 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	rep.u.queue_open.group_id = g ? g->id : 0;
 	rep.u.queue_open.packet_snap = stride;
 	rep.u.queue_open.words = o->words;
+	rep.u.queue_open.levels = levels;
 	int fds[4] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd, q->bell_fd};
 	if (send_reply(b, c, &rep, fds, 4) < 0) {
 		/* The client never learns of the queue: it goes, the client stays. */
@@ -451,6 +460,13 @@ static int handle_sub_add(struct broker *b, struct broker_client *c, struct oner
 			return 0;
 		}
 	}
+	if (a->priority >= ONERING_PRIO_LEVELS) {
+		if (fd >= 0)
+			broker_client_fd_close(c, fd, "source fd refused");
+		reply_error(b, c, m, -EINVAL, "priority %u: priorities are 0..%u", a->priority,
+			    ONERING_PRIO_LEVELS - 1);
+		return 0;
+	}
 	if (a->mode == ONERING_MODE_LEVEL || timer)
 		g = NULL; /* timers fire into the queue that arms them */
 	if (c->nr_subs >= b->cfg.max_client_subs || (!timer && c->nr_fds >= b->cfg.max_client_fds)) {
@@ -525,6 +541,7 @@ static int handle_sub_add(struct broker *b, struct broker_client *c, struct oner
 	s->group = g;
 	s->home = home;
 	s->kind = (uint16_t)kind;
+	s->prio = (uint8_t)a->priority; /* checked above: < ONERING_PRIO_LEVELS */
 	cds_list_add(&s->queue_node, &q->subs);
 	broker_count(&q->ctr[ONERING_QC_SUBS], 1);
 	c->nr_subs++;
@@ -714,8 +731,7 @@ static int handle_stats(struct broker *b, struct broker_client *c, struct onerin
 				break;
 			/* The consumer's head, as the client last wrote it (display only). */
 			onering_atomic_store(&q->ctr[ONERING_QC_CONSUMED],
-					     onering_atomic_load(&q->cctl->ev_head_pos,
-								 onering_mo_relaxed),
+					     broker_queue_consumed(q),
 					     onering_mo_relaxed);
 			r = send_item(b, c, req, ONERING_STATS_QUEUE, q->id, (uint32_t)q->owner_pid,
 				      q->node, q->ctr, ONERING_QC_NR);

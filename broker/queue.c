@@ -18,9 +18,33 @@
 #include "shm/doorbell.h"
 #include "shm/log.h"
 
+int broker_queue_levels_init(struct broker_queue *q, uint32_t nr_levels,
+			     struct onering_levels_ctl *lctl, ONERING_ATOMIC(uint64_t) *head_words,
+			     unsigned char *slots)
+{
+	uint32_t cap = q->evp.capacity;
+
+	if (nr_levels == 0 || nr_levels > ONERING_PRIO_LEVELS)
+		return -EINVAL;
+	q->top_level = nr_levels - 1;
+	q->lctl = nr_levels > 1 ? lctl : NULL;
+	for (uint32_t k = 1; k < nr_levels; k++) {
+		struct broker_level *lv = &q->hi[k - 1];
+		onering_ring_shared_init(&lctl->level_tail_pos[k - 1], &head_words[k - 1], 0);
+		if (onering_ring_producer_init(&lv->evp, &lctl->level_tail_pos[k - 1],
+					       &head_words[k - 1],
+					       slots + (uint64_t)(k - 1) * cap * ONERING_RING_SLOT_SIZE,
+					       cap, 0) < 0)
+			return -EINVAL;
+		lv->pending_head = NULL;
+		lv->pending_tail = &lv->pending_head;
+	}
+	return 0;
+}
+
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
-			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t node,
-			struct broker_queue **out)
+			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t nr_levels,
+			uint32_t node, struct broker_queue **out)
 {
 	/* Cache-line aligned: its fields are grouped by writer (queue.h); the
 	 * size rounded up to whole lines, as aligned_alloc requires. */
@@ -52,7 +76,8 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 
 	snprintf(name, sizeof(name), "onering-%s-q%u-events", b->cfg.name, q->id);
 	r = onering_seg_create(&q->ev_seg, name, ONERING_SEG_EVENTS,
-			       onering_events_seg_size(ev_capacity) + (uint64_t)ev_capacity * pkt_stride,
+			       onering_events_seg_size(ev_capacity) + (uint64_t)ev_capacity * pkt_stride +
+				       onering_events_levels_size(ev_capacity, nr_levels),
 			       node, b->epoch,
 			       onering_numa_placement(), flags);
 	if (r < 0)
@@ -103,6 +128,15 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 		goto fail;
 	}
 	q->pending_tail = &q->pending_head;
+	/* Priority levels (ABI 1.6): after the packet area. */
+	uint64_t lv_off = onering_events_levels_offset(ev_capacity, q->ectl->packet_area_size);
+	if (broker_queue_levels_init(q, nr_levels, (struct onering_levels_ctl *)(ev + lv_off),
+				     q->cctl->level_head_pos,
+				     (unsigned char *)ev + lv_off + sizeof(struct onering_levels_ctl)) < 0) {
+		r = -EINVAL;
+		goto fail;
+	}
+	q->ectl->nr_levels = nr_levels;
 	onering_atomic_store(&q->ctr[ONERING_QC_CAPACITY], ev_capacity, onering_mo_relaxed);
 
 	r = onering_seg_seal(&q->ev_seg, true); /* the client may only read events */
@@ -206,6 +240,36 @@ void broker_queue_teardown(struct broker *b, struct broker_queue *q)
 		broker_group_unref(b, q->group);
 	BROKER_TSAN_PUBLISH(q); /* to the call_rcu thread */
 	urcu_qsbr_call_rcu(&q->rcu, queue_free_rcu);
+}
+
+uint64_t broker_queue_consumed(const struct broker_queue *q)
+{
+	uint64_t n = onering_atomic_load(&q->cctl->ev_head_pos, onering_mo_relaxed);
+
+	for (uint32_t k = 1; k <= q->top_level; k++)
+		n += onering_atomic_load(&q->cctl->level_head_pos[k - 1], onering_mo_relaxed);
+	return n;
+}
+
+/* Published, not released, in one ring: the words as they are now. */
+static uint64_t ring_unconsumed(const ONERING_ATOMIC(uint64_t) *tail,
+				const ONERING_ATOMIC(uint64_t) *head, uint32_t cap)
+{
+	uint64_t n = onering_atomic_load(tail, onering_mo_relaxed) -
+		     onering_atomic_load(head, onering_mo_relaxed);
+
+	return n > cap ? cap : n;
+}
+
+uint64_t broker_queue_unconsumed(const struct broker_queue *q)
+{
+	uint32_t cap = q->evp.capacity;
+	uint64_t n = ring_unconsumed(&q->ectl->ev_tail_pos, &q->cctl->ev_head_pos, cap);
+
+	for (uint32_t k = 1; k <= q->top_level; k++)
+		n += ring_unconsumed(&q->lctl->level_tail_pos[k - 1], &q->cctl->level_head_pos[k - 1],
+				     cap);
+	return n;
 }
 
 struct broker_queue *broker_queue_lookup(struct broker *b, uint32_t slot, uint32_t id)

@@ -30,6 +30,14 @@ struct broker_group;
 struct broker_sub;
 struct poller;
 
+/* A priority level above 0 of a queue (poller-owned, as evp and the pending
+ * list of struct broker_queue are for level 0). */
+struct broker_level {
+	struct onering_ring_producer evp; /* the level's event ring: we produce */
+	struct broker_sub *pending_head;  /* subscriptions of the level waiting for space */
+	struct broker_sub **pending_tail;
+};
+
 /*
  * Laid out by who writes, each group starting a cache line:
  *   set up  by the control thread before the queue is published; read-only
@@ -71,6 +79,8 @@ struct broker_queue {
 		uint32_t pkt_stride;
 		uint32_t nr_words;
 		const ONERING_ATOMIC(uint32_t) *words; /* the client's watched words, or NULL */
+		uint32_t top_level;             /* priority levels - 1 (0: one ring, evp) */
+		struct onering_levels_ctl *lctl; /* the upper levels' tails, or NULL */
 	);
 	/* The control thread's. */
 	ONERING_LINES(control_lines, 2,
@@ -95,16 +105,41 @@ struct broker_queue {
 	);
 	/* Written by several threads. */
 	ONERING_LINES(shared_lines, 1,
-		ONERING_ATOMIC(uint64_t) inflight; /* hand-offs on their way here */
+		/* hand-offs on their way here, by the level they go to */
+		ONERING_ATOMIC(uint64_t) inflight[ONERING_PRIO_LEVELS];
 		ONERING_ATOMIC(int) state;         /* enum broker_queue_state */
 	);
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_QC_NR]; /* the serving poller writes, stats read */
+	/* Levels 1..top_level (the serving poller's), and every level's counters
+	 * (the serving poller writes, stats read; kept only with top_level > 0). */
+	struct broker_level hi[ONERING_PRIO_LEVELS - 1];
+	ONERING_ATOMIC(uint64_t) level_ctr[ONERING_PRIO_LEVELS][ONERING_LC_NR];
 };
 ONERING_STATIC_ASSERT(offsetof(struct broker_queue, client) == 4 * ONERING_CACHE_LINE &&
 			      offsetof(struct broker_queue, evp) == 6 * ONERING_CACHE_LINE &&
 			      offsetof(struct broker_queue, inflight) == 10 * ONERING_CACHE_LINE &&
 			      offsetof(struct broker_queue, ctr) == 11 * ONERING_CACHE_LINE,
 		      "struct broker_queue: each writer's fields fit their lines");
+
+/* The level a record of priority prio takes in q: min(prio, levels - 1). */
+static inline uint32_t broker_queue_level(const struct broker_queue *q, uint32_t prio)
+{
+	return prio < q->top_level ? prio : q->top_level;
+}
+
+/* The event ring of level (<= top_level) of q. */
+static inline struct onering_ring_producer *broker_queue_ring(struct broker_queue *q,
+							       uint32_t level)
+{
+	return level == 0 ? &q->evp : &q->hi[level - 1].evp;
+}
+
+/* Records q's consumer has released, summed over its levels (the heads it
+ * wrote: untrusted, for display). Any thread. */
+uint64_t broker_queue_consumed(const struct broker_queue *q);
+/* Published records not yet released, every level, each level's clamped to
+ * the capacity (relaxed loads: a gauge). Any thread. */
+uint64_t broker_queue_unconsumed(const struct broker_queue *q);
 
 /* A watched word of a queue (poller-owned). */
 struct broker_word {
@@ -117,8 +152,16 @@ struct broker_word {
 /* node: where the segments' pages go (bound before first touch), or
  * ONERING_NODE_ANY. */
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
-			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t node,
-			struct broker_queue **out);
+			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t nr_levels,
+			uint32_t node, struct broker_queue **out);
+
+/* Set up q's rings of levels 1..nr_levels-1 (nr_levels <= ONERING_PRIO_LEVELS)
+ * over lctl (their tails), head_words (the consumer's level_head_pos) and
+ * slots (nr_levels - 1 rings of q->evp.capacity slots, one after the other),
+ * all starting at 0. Before the queue is published; -EINVAL. */
+int broker_queue_levels_init(struct broker_queue *q, uint32_t nr_levels,
+			     struct onering_levels_ctl *lctl, ONERING_ATOMIC(uint64_t) *head_words,
+			     unsigned char *slots);
 
 /* The fds the broker holds per queue: its two segments and its bell
  * (counted against --max-client-fds). */

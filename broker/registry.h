@@ -23,6 +23,7 @@ struct broker_sub {
 	uint32_t events; /* epoll events asked for (home-poller-owned after creation) */
 	uint8_t mode;    /* enum onering_sub_mode */
 	uint16_t kind;   /* enum onering_event_kind of its records (FD, SIGNAL, TIMER, ...) */
+	uint8_t prio;    /* its records' priority, < ONERING_PRIO_LEVELS */
 	uint64_t cookie;
 	struct broker_queue *queue;  /* the owner: the queue it was added through */
 	struct broker_group *group;  /* target group, or NULL: records go to queue */

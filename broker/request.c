@@ -83,6 +83,11 @@ static int handle_post(struct poller *p, struct broker_queue *q, const struct on
 	memset(&rec, 0, sizeof(rec));
 	rec.cookie = req->user_data;
 	rec.kind = ONERING_EV_USER;
+	/* The client's number, clamped: never more than the highest level. */
+	uint32_t prio = req->flags & ONERING_POST_PRIO_MASK;
+	if (prio >= ONERING_PRIO_LEVELS)
+		prio = ONERING_PRIO_LEVELS - 1;
+	rec.flags = (uint16_t)(prio << ONERING_EVF_PRIO_SHIFT);
 	rec.events = req->events;
 	rec.timestamp_ns = ts;
 	rec.payload.user.flow = req->arg[0];
@@ -141,7 +146,7 @@ int broker_request_handle(struct poller *p, struct broker_queue *q,
 {
 	uint16_t flags_ok = req->op == ONERING_REQ_TIMER_ARM
 				    ? (uint16_t)(ONERING_TIMER_ABSTIME | ONERING_TIMER_REALTIME)
-				    : 0;
+				    : req->op == ONERING_REQ_POST ? (uint16_t)ONERING_POST_PRIO_MASK : 0;
 	if (req->op > ONERING_REQ_OP_MAX || (req->flags & ~flags_ok))
 		return -EPROTO;
 	if (req->op == ONERING_REQ_NOP)

@@ -212,7 +212,7 @@ static void queue_describe(struct rte_tel_data *d, const struct broker_queue *q)
 	load_counters(v, q->ctr, ONERING_QC_NR);
 	/* consumed: the client's head as it last wrote it (STATS shows the
 	 * same; the broker only displays it). */
-	v[ONERING_QC_CONSUMED] = onering_atomic_load(&q->cctl->ev_head_pos, onering_mo_relaxed);
+	v[ONERING_QC_CONSUMED] = broker_queue_consumed(q);
 	add_counters(d, ONERING_STATS_QUEUE, v);
 }
 

@@ -273,6 +273,13 @@ int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 		snprintf(err, err_size, "queue geometry from the broker is not valid");
 		return -EPROTO;
 	}
+	/* The rings of the priority levels above 0, if any (client/prio.h). */
+	q->nr_levels = o->levels ? o->levels : 1;
+	q->held_ring = &q->evc;
+	r = client_prio_map(q->lvc, (const unsigned char *)ev, q->ev_seg.size, ectl, cctl,
+			    q->nr_levels, o->start_pos, err, err_size);
+	if (r < 0)
+		return r;
 	/* The packet area, if any: within the mapping, one stride per slot. */
 	uint64_t pkt_off = ectl->packet_area_offset, pkt_size = ectl->packet_area_size;
 	if (pkt_size) {
@@ -342,7 +349,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	    (o.flags & ~(ONERING_QUEUE_NODE | ONERING_QUEUE_ACK)) || o.node > INT32_MAX ||
 	    (o.group && o.group[0] && !onering_name_valid(o.group)) ||
 	    o.packet_snap > ONERING_PKT_STRIDE_MAX || o.words > ONERING_WORDS_MAX ||
-	    o.idle > ONERING_IDLE_OVERPROVISIONED)
+	    o.idle > ONERING_IDLE_OVERPROVISIONED || o.levels > ONERING_PRIO_LEVELS)
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -367,6 +374,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 		snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "%s", o.group);
 	req.u.queue_open.packet_snap = o.packet_snap;
 	req.u.queue_open.words = o.words;
+	req.u.queue_open.levels = o.levels;
 	q->open_req = req.u.queue_open;
 	q->att_state = client_att_state(att);
 	rep.status = 0;
@@ -566,6 +574,7 @@ int onering_add_opts(struct onering_queue *q, const struct onering_add_options *
 	if (!q || !o || !sub || o->mode > ONERING_DISPATCH ||
 	    (o->events & ~(uint32_t)ADD_EVENTS_ALLOWED) || (o->flags & ~ONERING_ADD_HOME) ||
 	    ((o->flags & ONERING_ADD_HOME) && o->home_node < 0) ||
+	    o->priority >= ONERING_PRIO_LEVELS ||
 	    !(o->kind == 0 || o->kind == ONERING_EV_FD || o->kind == ONERING_EV_SIGNAL ||
 	      o->kind == ONERING_EV_FILE || o->kind == ONERING_EV_AIO ||
 	      o->kind == ONERING_EV_PROCESS))
@@ -579,6 +588,7 @@ int onering_add_opts(struct onering_queue *q, const struct onering_add_options *
 	a.group_id = o->group;
 	a.home_node = (o->flags & ONERING_ADD_HOME) ? o->home_node : -1;
 	a.kind = o->kind;
+	a.priority = o->priority;
 	return client_sub_add(q, &a, o->fd, sub);
 }
 

@@ -11,6 +11,7 @@
 #include "client/held.h"
 #include "client/level.h"
 #include "client/onering.h"
+#include "client/prio.h"
 #include "client/recover.h"
 #include "client/sub.h"
 #include "shm/doorbell.h"
@@ -79,6 +80,7 @@ struct onering_queue {
 	uint32_t att_state; /* att->state when this queue's segments were mapped */
 	bool idle; /* ran dry since its last record (doorbell idle_ns is set) */
 	bool ack;  /* ONERING_QUEUE_ACK */
+	uint32_t nr_levels; /* priority levels: 1 = evc only; else lvc[] too (client/prio.h) */
 
 	uint32_t group_id; /* the group it is a member of (the current broker's id), 0: private */
 	uint32_t group_hid; /* the same group as the application knows it */
@@ -87,6 +89,10 @@ struct onering_queue {
 	/* The last batch, not yet released (packets, or a group member's
 	 * records): [evc.head_pos, + held.nr); client/held.h. */
 	struct client_held held;
+	struct onering_ring_consumer *held_ring; /* the ring the held batch is in: evc, or
+						  * a level's */
+	/* The rings of priority levels 1..nr_levels-1 (lvc[k - 1] for level k). */
+	struct onering_ring_consumer lvc[ONERING_PRIO_LEVELS - 1];
 	ONERING_ATOMIC(uint32_t) *words; /* watched words (client-written), or NULL */
 	uint32_t nr_words;
 	uint32_t *word_gen; /* current watch generation per word, 0: not watched */

@@ -150,6 +150,13 @@ struct onering_queue_options {
 				     $ONERING_IDLE if set (busy, backoff or
 				     overprovisioned; another value is logged once per
 				     queue and backoff used), else backoff */
+	uint32_t levels;        /**< priority levels, 1..ONERING_PRIO_LEVELS (4); 0 = 1.
+				     Each level is a ring of .capacity slots (counted
+				     against the client's ring-slot quota); a record of
+				     priority p goes to level min(p, levels - 1), and
+				     onering_poll()/onering_wait() take the highest
+				     level that has records first
+				     (docs/semantics.md, Priorities) */
 };
 
 /**
@@ -243,13 +250,18 @@ struct onering_add_options {
 	unsigned kind;    /**< the kind its records carry: ONERING_EV_FD (0 means FD),
 			       ONERING_EV_SIGNAL, ONERING_EV_FILE, ONERING_EV_AIO or
 			       ONERING_EV_PROCESS (the helpers below set it) */
+	unsigned priority; /**< its records' priority, 0 (the default, lowest) ..
+				ONERING_PRIO_LEVELS - 1: they go to level
+				min(priority, levels - 1) of the queue that gets
+				them, and carry it in flags (onering_event_prio());
+				a group's backlog hands higher priorities out first */
 };
 
 /** onering_add_options.flags */
 #define ONERING_ADD_HOME 0x1u /**< use .home_node */
 
 /**
- * onering_add() with a target group and a home node. A subscription
+ * onering_add() with a target group, a home node and a priority. A subscription
  * targeting a group has its records balanced over the group's members by
  * the group's policy (onering_group_id(), `onering tune`); it stays owned
  * by this queue's attachment: only this process can mod, rearm or delete
@@ -257,7 +269,8 @@ struct onering_add_options {
  * LEVEL subscriptions are always delivered to this queue (only the owner
  * can run the collection call on its fd).
  * @return as onering_add(); -ENOENT no such group; -EINVAL a node the
- *   broker does not have.
+ *   broker does not have, or a priority >= ONERING_PRIO_LEVELS (refused
+ *   here; the broker refuses it too, with a reason in onering_last_error()).
  * Context: any thread; system calls (one request/reply).
  */
 int onering_add_opts(struct onering_queue *q, const struct onering_add_options *opts,
@@ -317,6 +330,22 @@ uint32_t onering_queue_group(const struct onering_queue *q);
  */
 int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const void *data,
 		 size_t len, uint64_t cookie);
+
+/**
+ * onering_post() at a priority: the record carries priority (flags,
+ * onering_event_prio()), goes to level min(priority, levels - 1) of the
+ * member that gets it, and waits in the group's backlog of its own
+ * priority, which the broker hands out before the lower ones. Records of
+ * one flow keep their order within one priority, not across priorities.
+ * One submission ring is one line: a post the broker cannot take yet (its
+ * priority's backlog is full) holds back every later post of q, higher
+ * ones too - post urgent records from another queue if that matters.
+ * @param priority 0 (lowest, what onering_post() uses) .. ONERING_PRIO_LEVELS - 1
+ * @return as onering_post(); -EINVAL also for priority >= ONERING_PRIO_LEVELS.
+ * Context: as onering_post().
+ */
+int onering_post_prio(struct onering_queue *q, uint32_t group, uint64_t flow, const void *data,
+		      size_t len, uint64_t cookie, unsigned priority);
 
 /**
  * Change the events of a subscription, through the submission ring. The
@@ -397,6 +426,8 @@ struct onering_user_event {
 	uint64_t cookie;  /**< the record's cookie */
 	uint32_t len;     /**< bytes of data used, at most 24 */
 	uint8_t data[24]; /**< copied into the record */
+	uint32_t priority; /**< (0.4) 0..ONERING_PRIO_LEVELS - 1, as onering_post_prio();
+				was padding before: zero-initialise the struct */
 };
 
 /**
@@ -404,7 +435,8 @@ struct onering_user_event {
  * together (one release store and one fence for the burst). Refusals as
  * for onering_post().
  * @return how many were posted (fewer than n when the ring filled: retry
- *   the rest); -EINVAL group 0 or a len > 24; -ENOENT group is not an id
+ *   the rest); -EINVAL group 0, a len > 24 or a priority >=
+ *   ONERING_PRIO_LEVELS (nothing posted); -ENOENT group is not an id
  *   this attachment has learned; -EPROTO corrupt ring.
  * Context: the queue's thread; no system call while the poller is awake.
  */
@@ -534,7 +566,11 @@ int onering_word_unwatch(struct onering_queue *q, uint32_t idx);
  * (REDELIVERED). In ack mode a member takes at most 256 records per call,
  * and gives each back as soon as it and those before it are done
  * (onering_done()).
- * Such a batch also ends an onering_wait() early (below its min). Records of deleted
+ * Such a batch also ends an onering_wait() early (below its min). A queue
+ * with priority levels (onering_queue_options.levels) gives the records of
+ * its highest level that has any first, then the next lower, up to max (a
+ * group member's held batch comes from one level); a queue with one level
+ * pays nothing for this. Records of deleted
  * subscriptions are skipped. Every collect_every consumed records the
  * level-triggered collection (onering_collect) runs first when LEVEL
  * sources are outstanding. Besides the records of sources and posts, the
@@ -643,7 +679,8 @@ const void *onering_event_packet(const struct onering_queue *q, const struct one
 				 uint32_t *len);
 
 /**
- * Records waiting in the ring (not counting LEVEL re-deliveries).
+ * Records waiting in the ring (every priority level's; not counting LEVEL
+ * re-deliveries).
  * Context: the queue's thread; no system call.
  */
 int onering_pending(struct onering_queue *q);

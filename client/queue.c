@@ -64,6 +64,9 @@
 #include "client/client.h"
 #include "client/records.h"
 
+ONERING_STATIC_ASSERT(sizeof(struct onering_user_event) == 48,
+		      "the priority took the padding: onering_post_burst keeps its 0.3 stride");
+
 #define DEL_SPIN_NS (1000ull * 1000 * 1000) /* wait this long for ring space */
 /* onering_wait's spin: the clock is read once every WAIT_CLOCK_TURNS turns
  * (a turn is a look at the ring and a cpu_relax, well under 1 us), so a
@@ -162,7 +165,7 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 	if (group == 0)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
-		if (posts[i].len > sizeof(posts[i].data))
+		if (posts[i].len > sizeof(posts[i].data) || posts[i].priority >= ONERING_PRIO_LEVELS)
 			return -EINVAL;
 	if (!group_known(q->att, group))
 		return -ENOENT;
@@ -175,6 +178,7 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 			const struct onering_user_event *p = &posts[done + i];
 			memset(&req[i], 0, sizeof(req[i]));
 			req[i].op = ONERING_REQ_POST;
+			req[i].flags = (uint16_t)p->priority;
 			req[i].sub_id = group;
 			req[i].user_data = p->cookie;
 			req[i].arg[0] = p->flow;
@@ -193,9 +197,16 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const void *data,
 		 size_t len, uint64_t cookie)
 {
+	return onering_post_prio(q, group, flow, data, len, cookie, 0);
+}
+
+int onering_post_prio(struct onering_queue *q, uint32_t group, uint64_t flow, const void *data,
+		      size_t len, uint64_t cookie, unsigned priority)
+{
 	struct onering_request req;
 
-	if (group == 0 || len > sizeof(((struct onering_event_user *)0)->data) || (len && !data))
+	if (group == 0 || len > sizeof(((struct onering_event_user *)0)->data) || (len && !data) ||
+	    priority >= ONERING_PRIO_LEVELS)
 		return -EINVAL;
 	if (!group_known(q->att, group))
 		return -ENOENT;
@@ -204,6 +215,7 @@ int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const v
 		return -ENOENT; /* the restarted broker does not have it */
 	memset(&req, 0, sizeof(req));
 	req.op = ONERING_REQ_POST;
+	req.flags = (uint16_t)priority; /* < ONERING_PRIO_LEVELS: within ONERING_POST_PRIO_MASK */
 	req.sub_id = group;
 	req.user_data = cookie;
 	req.arg[0] = flow;
@@ -407,10 +419,12 @@ int onering_collect(struct onering_queue *q)
 	return redelivered;
 }
 
-/* Copy ring records to out, skipping cancelled ones. Returns count or -errno.
- * A batch with NIC records stays unreleased (their packet bytes live in the
- * slots' packet area) until the next call. */
-static int take_records(struct onering_queue *q, struct onering_event *out, unsigned max)
+/* Copy records of ring c (evc, or a priority level's) to out, skipping
+ * cancelled ones. Returns count or -errno. A batch with NIC records stays
+ * unreleased (their packet bytes live in the slots' packet area) until the
+ * next call, as does a group member's batch (q->held: of ring c). */
+static inline int take_from(struct onering_queue *q, struct onering_ring_consumer *c,
+			    struct onering_event *out, unsigned max)
 {
 	unsigned n = 0;
 	/* A group member holds its batch until its next call: the broker sees
@@ -428,7 +442,7 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 		uint32_t want = client_held_want(track, max - n);
 		/* A1 (shm/ring.h) in the peek: synchronises with the broker's R1
 		 * (onering_ring_publish in deliver_flush, after the records). */
-		int k = onering_ring_peek(&q->evc, &first, want);
+		int k = onering_ring_peek(c, &first, want);
 		if (k < 0)
 			return n ? (int)n : k;
 		if (k == 0)
@@ -498,9 +512,53 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
 		}
 		/* R2 (shm/ring.h) in the release: synchronises with the broker's
 		 * A2 (it may overwrite these slots once it sees the new head). */
-		onering_ring_release(&q->evc, (uint32_t)k);
+		onering_ring_release(c, (uint32_t)k);
 	}
 	return (int)n;
+}
+
+/* A queue with priority levels: the highest level with records first, then
+ * down, up to max; a held batch (group member, packets) ends the call, so
+ * at most one ring has one (q->held_ring). */
+static int take_levels(struct onering_queue *q, struct onering_event *out, unsigned max)
+{
+	unsigned n = 0;
+
+	for (uint32_t level = q->nr_levels; level-- > 0 && n < max;) {
+		struct onering_ring_consumer *c = level ? &q->lvc[level - 1] : &q->evc;
+		int r = take_from(q, c, out + n, max - n);
+		if (r < 0)
+			return n ? (int)n : r;
+		n += (unsigned)r;
+		if (q->held.nr) {
+			q->held_ring = c;
+			break;
+		}
+	}
+	return (int)n;
+}
+
+/* Copy records to out: one ring, or (priority levels) the highest first. */
+static int take_records(struct onering_queue *q, struct onering_event *out, unsigned max)
+{
+	/* One branch on a word of the line take_from reads anyway (group_id,
+	 * ack): a queue with one level takes the path it always took. */
+	if (ONERING_LIKELY(q->nr_levels == 1))
+		return take_from(q, &q->evc, out, max);
+	return take_levels(q, out, max);
+}
+
+/* Does any level's ring have records? A1 (shm/ring.h) in each count:
+ * synchronises with the broker's R1. A fault counts as records (the next
+ * take returns -EPROTO). */
+static bool rings_have_records(struct onering_queue *q)
+{
+	if (onering_ring_consumer_count(&q->evc) != 0)
+		return true;
+	for (uint32_t level = 1; level < q->nr_levels; level++)
+		if (onering_ring_consumer_count(&q->lvc[level - 1]) != 0)
+			return true;
+	return false;
 }
 
 /* Ack mode, group member: ev (a copy the caller got from q) is done. Mark
@@ -509,16 +567,17 @@ static int take_records(struct onering_queue *q, struct onering_event *out, unsi
  * batch's done prefix. Nothing to do if the batch was released already. */
 static void held_done_mark(struct onering_queue *q, const struct onering_event *ev)
 {
-	const struct onering_event *slots = (const struct onering_event *)(const void *)q->evc.slots;
+	struct onering_ring_consumer *c = q->held_ring;
+	const struct onering_event *slots = (const struct onering_event *)(const void *)c->slots;
 
 	if (!q->ack || q->group_id == 0)
 		return;
-	uint32_t i = client_held_find(&q->held, slots, q->evc.mask, q->evc.head_pos, ev);
+	uint32_t i = client_held_find(&q->held, slots, c->mask, c->head_pos, ev);
 	if (i == q->held.nr)
 		return;
 	uint32_t prefix = client_held_mark(&q->held, i);
 	/* R2 (shm/ring.h) in the release: synchronises with the broker's A2. */
-	onering_ring_release(&q->evc, prefix);
+	onering_ring_release(c, prefix);
 }
 
 /*
@@ -553,7 +612,7 @@ static void release_held(struct onering_queue *q)
 {
 	if (q->held.nr) {
 		/* R2 (shm/ring.h) in the release: synchronises with the broker's A2. */
-		onering_ring_release(&q->evc, q->held.nr);
+		onering_ring_release(q->held_ring, q->held.nr);
 		q->held.nr = 0;
 	}
 }
@@ -608,7 +667,12 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
 int onering_pending(struct onering_queue *q)
 {
 	/* A1 (shm/ring.h) in the count: synchronises with the broker's R1. */
-	return (int)client_held_pending(onering_ring_consumer_count(&q->evc), q->held.nr);
+	int64_t n = onering_ring_consumer_count(&q->evc);
+	for (uint32_t level = 1; level < q->nr_levels && n >= 0; level++) {
+		int64_t k = onering_ring_consumer_count(&q->lvc[level - 1]);
+		n = k < 0 ? k : n + k;
+	}
+	return (int)client_held_pending(n, q->held.nr);
 }
 
 /*
@@ -735,7 +799,7 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 		uint32_t ticket = onering_doorbell_prepare(q->db);
 		/* A1 (shm/ring.h), the re-check after F1 (shm/doorbell.h):
 		 * synchronises with the broker's R1; F1 pairs with its F2. */
-		if (onering_ring_consumer_count(&q->evc) != 0 || q->redeliver.nr) {
+		if (rings_have_records(q) || q->redeliver.nr) {
 			onering_doorbell_cancel(q->db);
 			continue;
 		}
@@ -792,7 +856,7 @@ int onering_queue_arm(struct onering_queue *q)
 	disarm(q);
 	release_held(q); /* about to wait: the caller is done with the last batch */
 	if (client_queue_stale(q)) {
-		if (onering_ring_consumer_count(&q->evc) != 0 || q->redeliver.nr)
+		if (rings_have_records(q) || q->redeliver.nr)
 			return 1; /* what the gone broker published comes first */
 		int r = client_queue_recover(q);
 		if (r != 0)
@@ -809,7 +873,7 @@ int onering_queue_arm(struct onering_queue *q)
 	 * broker's claim (broker_queue_wake). */
 	(void)onering_doorbell_prepare(q->db);
 	/* A1 (shm/ring.h), the re-check after F1: pairs with the broker's R1. */
-	if (onering_ring_consumer_count(&q->evc) != 0 || q->redeliver.nr) {
+	if (rings_have_records(q) || q->redeliver.nr) {
 		onering_doorbell_cancel(q->db);
 		return 1;
 	}

@@ -20,10 +20,15 @@
  *     [64, 128)      struct onering_events_ctl: event-ring producer index,
  *                    submission-ring consumer index, geometry
  *     [128, ...)     event slots, capacity x struct onering_event
+ *     then           (1.2) the packet area, if the queue has one
+ *     then           (1.6) with priority levels: struct onering_levels_ctl
+ *                    (the upper levels' producer indices), then one ring of
+ *                    capacity slots per level above 0
  *
  *   consumer segment (the client writes; the broker validates)
  *     [0, 64)        struct onering_seg_header
  *     [64, 128)      struct onering_consumer_ctl: event-ring consumer index
+ *                    (1.6: and the upper levels' consumer indices)
  *     [128, 192)     struct onering_doorbell: consumer state + futex word
  *     [192, 256)     struct onering_sq_ctl: submission-ring producer index
  *     [256, ...)     submission slots, sq_capacity x struct onering_request
@@ -43,7 +48,7 @@ extern "C" {
 /* "ONRG" read as a little-endian u32 */
 #define ONERING_SEG_MAGIC 0x47524e4fu
 #define ONERING_ABI_MAJOR 1u
-#define ONERING_ABI_MINOR 5u
+#define ONERING_ABI_MINOR 6u
 
 /* A segment's node when it is not bound to one. */
 #define ONERING_NODE_ANY 0xffffffffu
@@ -97,6 +102,23 @@ enum onering_event_kind {
 #define ONERING_EVF_FOREIGN 0x0010u     /* (ABI 1.2) group delivery: the subscription belongs
 					 * to another client, so this client cannot check
 					 * its generation */
+/* (ABI 1.6) bits 8..10: the record's priority (its subscription's or its
+ * post's, 0..ONERING_PRIO_LEVELS-1); the queue's ring it came through is
+ * level min(priority, levels - 1). */
+#define ONERING_EVF_PRIO_SHIFT 8u
+#define ONERING_EVF_PRIO_MASK 0x0700u
+
+/*
+ * Priority levels (ABI 1.6). A queue has 1 to ONERING_PRIO_LEVELS event
+ * rings of equal capacity, level 0 the lowest; its consumer takes the
+ * highest non-empty level first. The layout has room for
+ * ONERING_PRIO_LEVELS_ROOM (one cache line of consumer indices, one of
+ * producer indices, 3 priority bits in a record); the limit is lower
+ * because every level is a whole ring of memory on the consumer's node and
+ * one more index an empty poll looks at (docs/semantics.md, Priorities).
+ */
+#define ONERING_PRIO_LEVELS 4u
+#define ONERING_PRIO_LEVELS_ROOM 8u
 
 struct onering_event_timer {
 	uint64_t expirations; /* periods elapsed since the last record (>= 1) */
@@ -203,6 +225,10 @@ enum onering_request_op {
 /* onering_request.flags of ONERING_REQ_TIMER_ARM */
 #define ONERING_TIMER_ABSTIME 0x1u  /* arg[0] is an absolute time */
 #define ONERING_TIMER_REALTIME 0x2u /* ... on CLOCK_REALTIME (else CLOCK_MONOTONIC) */
+/* onering_request.flags of ONERING_REQ_POST (ABI 1.6): the post's priority
+ * in bits 0..2; the broker takes values above ONERING_PRIO_LEVELS - 1 as
+ * ONERING_PRIO_LEVELS - 1. */
+#define ONERING_POST_PRIO_MASK 0x7u
 
 struct onering_request {
 	uint16_t op;    /* enum onering_request_op */
@@ -236,7 +262,8 @@ struct onering_events_ctl {
 	uint32_t nr_words;                     /* (1.3) watched-word area: u32 words */
 	uint64_t words_offset;                 /* (1.3) its offset in the consumer segment,
 						* 0 when the queue has none */
-	uint8_t reserved[8];
+	uint32_t nr_levels;                    /* (1.6) priority levels: event rings; 0 = 1 */
+	uint8_t reserved[4];
 };
 
 /*
@@ -257,7 +284,20 @@ struct onering_events_ctl {
 /* In the consumer segment: written by the client only. */
 struct onering_consumer_ctl {
 	ONERING_ATOMIC(uint64_t) ev_head_pos; /* event ring: next slot the client reads */
-	uint8_t reserved[56];
+	/* (1.6) the rings of levels 1..7: next slot the client reads, level k at
+	 * [k - 1]; only the first nr_levels - 1 are used (the rest stay 0). */
+	ONERING_ATOMIC(uint64_t) level_head_pos[ONERING_PRIO_LEVELS_ROOM - 1];
+};
+
+/*
+ * (1.6) In the events segment of a queue with nr_levels > 1, at
+ * onering_events_levels_offset(): the producer indices of the rings of
+ * levels 1..7 (level k at [k - 1]), written by the broker only; the rings'
+ * slots follow it (onering_events_level_slots()).
+ */
+struct onering_levels_ctl {
+	ONERING_ATOMIC(uint64_t) level_tail_pos[ONERING_PRIO_LEVELS_ROOM - 1];
+	uint8_t reserved[8];
 };
 
 /* Consumer run states in onering_doorbell.state. */
@@ -369,8 +409,16 @@ ONERING_ABI_OFFSET(struct onering_events_ctl, packet_area_size, 32);
 ONERING_ABI_OFFSET(struct onering_events_ctl, poller_flags, 40);
 ONERING_ABI_OFFSET(struct onering_events_ctl, nr_words, 44);
 ONERING_ABI_OFFSET(struct onering_events_ctl, words_offset, 48);
+ONERING_ABI_OFFSET(struct onering_events_ctl, nr_levels, 56);
 ONERING_STATIC_ASSERT(sizeof(struct onering_consumer_ctl) == 64, "consumer ctl is one line");
 ONERING_ABI_OFFSET(struct onering_consumer_ctl, ev_head_pos, 0);
+ONERING_ABI_OFFSET(struct onering_consumer_ctl, level_head_pos, 8);
+ONERING_STATIC_ASSERT(sizeof(struct onering_levels_ctl) == 64, "levels ctl is one line");
+ONERING_ABI_OFFSET(struct onering_levels_ctl, level_tail_pos, 0);
+ONERING_STATIC_ASSERT(ONERING_PRIO_LEVELS <= ONERING_PRIO_LEVELS_ROOM &&
+			      (ONERING_PRIO_LEVELS_ROOM - 1) << ONERING_EVF_PRIO_SHIFT ==
+				      ONERING_EVF_PRIO_MASK,
+		      "the priority levels fit the index lines and the record's bits");
 ONERING_STATIC_ASSERT(sizeof(struct onering_doorbell) == 64, "doorbell is one line");
 ONERING_ABI_OFFSET(struct onering_doorbell, state, 0);
 ONERING_ABI_OFFSET(struct onering_doorbell, futex, 4);
@@ -427,6 +475,38 @@ static inline uint64_t onering_events_pkt_offset(uint32_t ev_capacity)
 
 /** Largest packet area bytes per slot. */
 #define ONERING_PKT_STRIDE_MAX 2048u
+
+/** (1.6) Offset of the levels area (struct onering_levels_ctl, then the
+ * slots of levels 1..nr_levels-1) in an events segment: after the slots and
+ * the packet area (packet_area_size bytes, 0 without one). */
+static inline uint64_t onering_events_levels_offset(uint32_t ev_capacity, uint64_t pkt_area_size)
+{
+	return onering_events_seg_size(ev_capacity) + pkt_area_size;
+}
+
+/** (1.6) Offset of the slots of level (1..nr_levels-1) in an events segment. */
+static inline uint64_t onering_events_level_slots(uint32_t ev_capacity, uint64_t pkt_area_size,
+						  uint32_t level)
+{
+	return onering_events_levels_offset(ev_capacity, pkt_area_size) +
+	       sizeof(struct onering_levels_ctl) +
+	       (uint64_t)(level - 1) * ev_capacity * sizeof(struct onering_event);
+}
+
+/** (1.6) Bytes of the levels area for nr_levels levels (0 for one level). */
+static inline uint64_t onering_events_levels_size(uint32_t ev_capacity, uint32_t nr_levels)
+{
+	return nr_levels > 1 ? sizeof(struct onering_levels_ctl) + (uint64_t)(nr_levels - 1) *
+								       ev_capacity *
+								       sizeof(struct onering_event)
+			     : 0;
+}
+
+/** (1.6) The priority a record carries (ONERING_EVF_PRIO_*). */
+static inline uint32_t onering_event_prio(const struct onering_event *e)
+{
+	return ((uint32_t)e->flags & ONERING_EVF_PRIO_MASK) >> ONERING_EVF_PRIO_SHIFT;
+}
 
 /** Bytes of a consumer segment for sq_capacity submission slots. */
 static inline uint64_t onering_consumer_seg_size(uint32_t sq_capacity)

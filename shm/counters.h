@@ -18,7 +18,7 @@
  * version) first.
  *
  * A line: X(P, ID, name, KIND, unit, help)
- *   P     the list's enum prefix, passed through (BC, PC, QC, GC, PORTC, RXQC, EXC)
+ *   P     the list's enum prefix, passed through (BC, PC, QC, GC, PORTC, RXQC, EXC, LC)
  *   ID    the enum constant is ONERING_<P>_<ID>
  *   name  lower_case; `onering stat` prints it; unique within the list
  *   KIND  COUNTER (only grows), GAUGE (a level now) or LABEL (an identity:
@@ -145,6 +145,15 @@ extern "C" {
 	X(P, HTTP_REFUSED, http_refused, COUNTER, connections,                                 \
 	  "HTTP connections closed at once: the most are open")
 
+/* ONERING_STATS_LEVEL: one priority level of a queue that has more than one
+ * (onering_queue_options.levels); in the counters segment only. */
+#define ONERING_LEVEL_COUNTERS(X, P)                                                           \
+	X(P, DELIVERED, delivered, COUNTER, records, "records written into the level's ring")  \
+	X(P, DEFERRED, deferred, COUNTER, records,                                             \
+	  "records of the level that had to wait for ring space in the queue")                \
+	X(P, UNCONSUMED, unconsumed, GAUGE, records,                                           \
+	  "records in the level's ring not yet taken by the consumer")
+
 /*
  * Every list, once: X(list, P, enum tag, what, family, object). `family` is
  * how `onering stat --json` names the array of such objects (the broker's
@@ -163,7 +172,9 @@ extern "C" {
 	X(ONERING_PORT_COUNTERS, PORTC, onering_port_counter, ONERING_STATS_PORT, ports, port) \
 	X(ONERING_RXQ_COUNTERS, RXQC, onering_rxq_counter, ONERING_STATS_RXQ, rx_queues, rxq)  \
 	X(ONERING_EXPORT_COUNTERS, EXC, onering_export_counter, ONERING_STATS_EXPORT, export,  \
-	  export)
+	  export)                                                                              \
+	X(ONERING_LEVEL_COUNTERS, LC, onering_level_counter, ONERING_STATS_LEVEL, levels,      \
+	  queue_level)
 
 /* The enums: ONERING_<P>_<ID> = its place in the list, then ONERING_<P>_NR. */
 #define ONERING_COUNTER_ENUMERATOR(P, ID, name, KIND, unit, help) ONERING_##P##_##ID,

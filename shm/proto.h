@@ -29,7 +29,8 @@ extern "C" {
 #endif
 
 #define ONERING_MSG_MAGIC 0x4d524e4fu /* "ONRM" */
-#define ONERING_PROTO_VERSION 2u /* 2: QUEUE_OPEN's reply carries the bell (4 fds) */
+#define ONERING_PROTO_VERSION 3u /* 2: QUEUE_OPEN's reply carries the bell (4 fds);
+				  * 3: priorities (queue_open.levels, sub_add.priority) */
 #define ONERING_MSG_SIZE 128u
 #define ONERING_MSG_REPLY 0x8000u
 #define ONERING_NAME_MAX 32u /* instance names, incl. the NUL */
@@ -81,6 +82,9 @@ enum onering_stats_what {
 				  * counters: enum onering_rxq_counter */
 	ONERING_STATS_EXPORT = 7, /* the counters segment and /metrics: in the counters
 				   * segment only, never in a STATS reply */
+	ONERING_STATS_LEVEL = 8,  /* a priority level of a queue: id = queue id x
+				   * ONERING_PRIO_LEVELS + level; in the counters segment
+				   * only, never in a STATS reply */
 };
 
 
@@ -146,6 +150,8 @@ struct onering_msg_queue_open {
 	uint32_t packet_snap; /* request: bytes of packet to keep per record (0: no packet
 			       * area); reply: the packet area's bytes per slot */
 	uint32_t words;       /* request: watched words (0..ONERING_WORDS_MAX); reply: granted */
+	uint32_t levels;      /* (3) request: priority levels, event rings (0 = 1,
+			       * at most ONERING_PRIO_LEVELS); reply: granted */
 };
 
 struct onering_msg_queue {
@@ -164,6 +170,7 @@ struct onering_msg_sub_add {
 	uint32_t kind;     /* record kind: ONERING_EV_FD (0 means FD), SIGNAL, FILE, AIO,
 			    * PROCESS - an fd comes with it - or TIMER (no fd: a
 			    * broker-side timer, armed with ONERING_REQ_TIMER_ARM) */
+	uint32_t priority; /* (3) its records' priority, 0..ONERING_PRIO_LEVELS-1 */
 };
 
 /* Transmit one frame on a NIC port (tests, diagnostics). */
@@ -255,7 +262,8 @@ ONERING_STATIC_ASSERT(ONERING_BC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_QC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_PORTC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_RXQC_NR <= ONERING_STATS_COUNTERS_MAX &&
-			      ONERING_EXC_NR <= ONERING_STATS_COUNTERS_MAX,
+			      ONERING_EXC_NR <= ONERING_STATS_COUNTERS_MAX &&
+			      ONERING_LC_NR <= ONERING_STATS_COUNTERS_MAX,
 		      "every counter list fits a stats item (a longer one needs a new item)");
 
 

@@ -185,6 +185,17 @@ TEST_F(BalanceLeastTest, ChoosesTheFewestUnconsumed)
 	EXPECT_EQ(Choose(), 1);
 }
 
+// Priority levels: `used` is the record's level's ring, `higher` what the
+// consumer takes before it, `lower` after it - least goes by what the record
+// would wait behind, and `lower` does not count.
+TEST_F(BalanceLeastTest, ComparesTheRecordsLevelAndAboveNotLowerLevels)
+{
+	c_ = {Cand(1), Cand(0), Cand(2)};
+	c_[1].higher = 3; // q1: 3 records of higher levels to take first
+	c_[0].lower = 50; // q0: a backlog of lower ones does not delay it
+	EXPECT_EQ(Choose(), 0);
+}
+
 TEST_F(BalanceLeastTest, SkipsFullMembersEvenWithSmallerRings)
 {
 	c_ = {Cand(4, 4), Cand(6, 8)};
@@ -311,6 +322,15 @@ TEST_F(BalanceLifoTest, OnlyAnIdleMemberWithAnEmptyRing)
 	EXPECT_EQ(Choose(), 2);
 	c_[2].state = ONERING_CONSUMER_RUNNING; // woke up: running, not idle
 	EXPECT_EQ(Choose(), -1);
+}
+
+TEST_F(BalanceLifoTest, RecordsAtAnyLevelMakeAMemberRunning)
+{
+	c_ = {Idle(10), Idle(20)};
+	c_[1].lower = 1; // its level's ring is empty, a lower one is not
+	EXPECT_EQ(Choose(), 0);
+	c_[0].higher = 2;
+	EXPECT_EQ(Choose(), -1) << "no member waits with every ring empty";
 }
 
 TEST_F(BalanceLifoTest, SpinningWithAnEmptyRingCountsAsIdle)

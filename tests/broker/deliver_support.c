@@ -40,6 +40,12 @@ struct dt_queue {
 	struct onering_doorbell *db;
 	unsigned char *slots;
 	struct onering_ring_consumer cons; /* the test's consumer */
+	/* Priority levels above 0 (dt_queue_levels): their tails and slots,
+	 * and the test's consumer of each. */
+	struct onering_levels_ctl *lctl;
+	unsigned char *level_slots;
+	struct onering_ring_consumer level_cons[ONERING_PRIO_LEVELS - 1];
+	uint32_t nr_levels;
 };
 
 struct dt {
@@ -122,9 +128,11 @@ void dt_free(struct dt *t)
 		struct broker_group *g = t->groups[i];
 		for (unsigned pi = 0; pi < t->nr_pollers; pi++) {
 			struct broker_pgroup *pg = &g->pg[pi];
-			free(pg->sub_keys);
-			free(pg->recs);
-			free(pg->rec_flows);
+			for (unsigned k = 0; k < ONERING_PRIO_LEVELS; k++) {
+				free(pg->bl[k].sub_keys);
+				free(pg->bl[k].recs);
+				free(pg->bl[k].rec_flows);
+			}
 			free(pg->flows);
 		}
 		free(g->pg);
@@ -144,6 +152,8 @@ void dt_free(struct dt *t)
 		free(dq->cctl);
 		free(dq->db);
 		free(dq->slots);
+		free(dq->lctl);
+		free(dq->level_slots);
 	}
 	broker_lanes_fini(b);
 	broker_registry_fini(&b->reg);
@@ -199,9 +209,62 @@ int dt_queue_add(struct dt *t, unsigned pi, uint32_t cap, uint32_t pkt_stride)
 	q->pending_tail = &q->pending_head;
 	onering_atomic_store(&q->state, BROKER_QUEUE_LIVE, onering_mo_relaxed);
 	onering_atomic_store(&q->ctr[ONERING_QC_CAPACITY], cap, onering_mo_relaxed);
+	dq->nr_levels = 1;
 	t->queues[qi] = q;
 	cds_list_add_rcu(&q->poller_node, &q->poller->queues);
 	return (int)qi;
+}
+
+int dt_queue_levels(struct dt *t, unsigned qi, uint32_t nr_levels)
+{
+	struct dt_queue *dq = &t->q[qi];
+	struct broker_queue *q = dq->q;
+	uint32_t cap = q->evp.capacity;
+
+	if (nr_levels < 2 || nr_levels > ONERING_PRIO_LEVELS || dq->lctl)
+		return -1;
+	dq->lctl = zalloc(sizeof(*dq->lctl));
+	dq->level_slots = zalloc((size_t)(nr_levels - 1) * cap * ONERING_RING_SLOT_SIZE);
+	if (!dq->lctl || !dq->level_slots ||
+	    broker_queue_levels_init(q, nr_levels, dq->lctl, dq->cctl->level_head_pos,
+				     dq->level_slots) < 0)
+		return -1;
+	for (uint32_t k = 1; k < nr_levels; k++)
+		if (onering_ring_consumer_init(&dq->level_cons[k - 1], &dq->lctl->level_tail_pos[k - 1],
+					       &dq->cctl->level_head_pos[k - 1],
+					       dq->level_slots + (size_t)(k - 1) * cap *
+								       ONERING_RING_SLOT_SIZE,
+					       cap, 0) < 0)
+			return -1;
+	dq->ectl->nr_levels = nr_levels;
+	dq->nr_levels = nr_levels;
+	return 0;
+}
+
+static struct onering_ring_consumer *level_cons(struct dt *t, unsigned qi, uint32_t level)
+{
+	return level == 0 ? &t->q[qi].cons : &t->q[qi].level_cons[level - 1];
+}
+
+int64_t dt_level_visible(struct dt *t, unsigned qi, uint32_t level)
+{
+	return onering_ring_consumer_count(level_cons(t, qi, level));
+}
+
+int dt_consume_level(struct dt *t, unsigned qi, uint32_t level, struct onering_event *out,
+		     unsigned max)
+{
+	return onering_ring_dequeue_burst(level_cons(t, qi, level), out, max);
+}
+
+void dt_sub_set_prio(struct dt *t, int si, uint32_t prio)
+{
+	t->subs[si]->prio = (uint8_t)prio;
+}
+
+uint64_t dt_lctr(struct dt *t, unsigned qi, uint32_t level, unsigned ctr)
+{
+	return onering_atomic_load(&t->q[qi].q->level_ctr[level][ctr], onering_mo_relaxed);
 }
 
 int dt_group_add(struct dt *t, uint32_t policy, uint32_t backlog_max, const unsigned *members,
@@ -357,7 +420,14 @@ int dt_take_handoff(struct dt *t, unsigned pi, unsigned src)
 
 int64_t dt_visible(struct dt *t, unsigned qi)
 {
-	return onering_ring_consumer_count(&t->q[qi].cons);
+	int64_t n = 0;
+	for (uint32_t level = 0; level < t->q[qi].nr_levels; level++) {
+		int64_t r = onering_ring_consumer_count(level_cons(t, qi, level));
+		if (r < 0)
+			return r;
+		n += r;
+	}
+	return n;
 }
 
 bool dt_ring_drained(struct dt *t, unsigned qi)
@@ -369,7 +439,16 @@ bool dt_ring_drained(struct dt *t, unsigned qi)
 
 int dt_consume(struct dt *t, unsigned qi, struct onering_event *out, unsigned max)
 {
-	return onering_ring_dequeue_burst(&t->q[qi].cons, out, max);
+	/* As the library does: the highest level with records first. */
+	int n = 0;
+	for (uint32_t level = t->q[qi].nr_levels; level-- > 0 && (unsigned)n < max;) {
+		int r = onering_ring_dequeue_burst(level_cons(t, qi, level), out + n,
+						   max - (unsigned)n);
+		if (r < 0)
+			return n ? n : r;
+		n += r;
+	}
+	return n;
 }
 
 void dt_set_head(struct dt *t, unsigned qi, uint64_t pos)
@@ -420,7 +499,10 @@ int dt_queue_state(struct dt *t, unsigned qi)
 
 uint64_t dt_queue_inflight(struct dt *t, unsigned qi)
 {
-	return onering_atomic_load(&t->q[qi].q->inflight, onering_mo_relaxed);
+	uint64_t n = 0;
+	for (unsigned k = 0; k < ONERING_PRIO_LEVELS; k++)
+		n += onering_atomic_load(&t->q[qi].q->inflight[k], onering_mo_relaxed);
+	return n;
 }
 
 static int sub_index(struct dt *t, const struct broker_sub *s)
@@ -468,12 +550,18 @@ void dt_sub_get(struct dt *t, int si, struct dt_sub_view *out)
 
 uint32_t dt_backlog_subs(struct dt *t, int gi, unsigned pi)
 {
-	return t->groups[gi]->pg[pi].sub_count;
+	uint32_t n = 0;
+	for (unsigned k = 0; k < ONERING_PRIO_LEVELS; k++)
+		n += t->groups[gi]->pg[pi].bl[k].sub_count;
+	return n;
 }
 
 uint32_t dt_backlog_recs(struct dt *t, int gi, unsigned pi)
 {
-	return t->groups[gi]->pg[pi].rec_count;
+	uint32_t n = 0;
+	for (unsigned k = 0; k < ONERING_PRIO_LEVELS; k++)
+		n += t->groups[gi]->pg[pi].bl[k].rec_count;
+	return n;
 }
 
 unsigned dt_take_faults(struct dt *t, int *first)

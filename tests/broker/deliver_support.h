@@ -43,6 +43,10 @@ void dt_free(struct dt *t);
 /* A LIVE queue of capacity cap served by poller pi (pkt_stride > 0: with a
  * packet area). Returns its index, or -1. */
 int dt_queue_add(struct dt *t, unsigned pi, uint32_t cap, uint32_t pkt_stride);
+/* Give queue qi nr_levels priority levels (2..ONERING_PRIO_LEVELS), as a
+ * queue opened with onering_queue_options.levels: rings of the same
+ * capacity for levels 1.. Before any record goes to it. 0, or -1. */
+int dt_queue_levels(struct dt *t, unsigned qi, uint32_t nr_levels);
 /* A group (policy: enum onering_group_policy, NUMA interleave, wake lifo,
  * backlog_max 0: none) of the queues in members[]. Returns its index, or -1. */
 int dt_group_add(struct dt *t, uint32_t policy, uint32_t backlog_max, const unsigned *members,
@@ -53,6 +57,8 @@ void dt_group_set_wake(struct dt *t, int gi, uint32_t wake, uint32_t max_running
  * to queue qi, or to group gi when gi >= 0 (qi: the queue it was added
  * through). Published in the registry. Returns its index, or -1. */
 int dt_sub_add(struct dt *t, unsigned qi, int gi, uint64_t cookie);
+/* Its records' priority (0..ONERING_PRIO_LEVELS-1), before it reports. */
+void dt_sub_set_prio(struct dt *t, int si, uint32_t prio);
 /* Mark it deleted (as its home poller does) and take it out of the table. */
 void dt_sub_kill(struct dt *t, int si);
 
@@ -75,11 +81,15 @@ unsigned dt_packets(struct dt *t, unsigned pi, int gi, const uint32_t *lens, uns
 int dt_take_handoff(struct dt *t, unsigned pi, unsigned src);
 
 /* The consumer side of queue qi. */
-int64_t dt_visible(struct dt *t, unsigned qi); /* published, not consumed */
+int64_t dt_visible(struct dt *t, unsigned qi); /* published, not consumed, every level */
+int64_t dt_level_visible(struct dt *t, unsigned qi, uint32_t level);
 /* The consumer's head has reached the published tail (any thread: reads
  * the two shared words only). */
 bool dt_ring_drained(struct dt *t, unsigned qi);
+/* Up to max records, the highest level first (as onering_poll). */
 int dt_consume(struct dt *t, unsigned qi, struct onering_event *out, unsigned max);
+int dt_consume_level(struct dt *t, unsigned qi, uint32_t level, struct onering_event *out,
+		     unsigned max);
 void dt_set_head(struct dt *t, unsigned qi, uint64_t pos); /* raw: a corrupt client */
 void dt_set_consumer(struct dt *t, unsigned qi, uint32_t state, uint64_t idle_ns);
 uint32_t dt_consumer_state(struct dt *t, unsigned qi);
@@ -89,6 +99,7 @@ const unsigned char *dt_packet(struct dt *t, unsigned qi, uint64_t offset);
 
 /* What deliver.c keeps, read back. */
 uint64_t dt_qctr(struct dt *t, unsigned qi, unsigned ctr); /* ONERING_QC_* */
+uint64_t dt_lctr(struct dt *t, unsigned qi, uint32_t level, unsigned ctr); /* ONERING_LC_* */
 uint64_t dt_gctr(struct dt *t, int gi, unsigned pi, unsigned ctr); /* ONERING_GC_* */
 uint64_t dt_pctr(struct dt *t, unsigned pi, unsigned ctr); /* ONERING_PC_* */
 int dt_queue_state(struct dt *t, unsigned qi); /* enum broker_queue_state */

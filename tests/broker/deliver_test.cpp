@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstdint>
 #include <initializer_list>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -657,6 +658,211 @@ TEST_F(DeliverLaneTest, RecordsOnTheirWayCountAgainstTheMember)
 	ASSERT_EQ(Post(5), 0);
 	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 1u) << "q1 is full with what is on its way";
 	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_HANDOFFS), 2u);
+}
+
+// ---- priority levels ------------------------------------------------------------------
+
+// Queues of 2 slots a level and ONERING_PRIO_LEVELS levels (the test's
+// consumer takes the highest level first, as onering_poll does).
+class DeliverPrioTest : public DeliverTestBase {
+protected:
+	static constexpr uint32_t kHigh = ONERING_PRIO_LEVELS - 1;
+	void Make(unsigned nr_queues, uint32_t cap = 2, uint32_t levels = ONERING_PRIO_LEVELS)
+	{
+		dt_free(t_);
+		t_ = dt_new(1);
+		ASSERT_NE(t_, nullptr);
+		for (unsigned i = 0; i < nr_queues; i++) {
+			ASSERT_EQ(dt_queue_add(t_, 0, cap, 0), (int)i);
+			if (levels > 1) {
+				ASSERT_EQ(dt_queue_levels(t_, i, levels), 0);
+			}
+		}
+	}
+	int PostAt(uint64_t cookie, uint32_t prio, uint64_t flow = 0)
+	{
+		struct onering_event e = UserRec(cookie);
+		e.flags = (uint16_t)(prio << ONERING_EVF_PRIO_SHIFT);
+		return dt_post(t_, 0, 0, &e, flow ? flow : cookie);
+	}
+};
+
+TEST_F(DeliverPrioTest, AHighSourceOvertakesAFullLowRingAndItsPendingRecords)
+{
+	ASSERT_NO_FATAL_FAILURE(Make(1));
+	ASSERT_EQ(dt_sub_add(t_, 0, -1, 100), 0); // low
+	ASSERT_EQ(dt_sub_add(t_, 0, -1, 101), 1);
+	ASSERT_EQ(dt_sub_add(t_, 0, -1, 103), 2);
+	dt_sub_set_prio(t_, 2, kHigh);
+	dt_report(t_, 0, 0, EPOLLIN, 1, 1);
+	dt_report(t_, 0, 0, EPOLLIN, 1, 1);
+	dt_report(t_, 0, 1, EPOLLIN, 1, 1); // level 0 full: pending
+	EXPECT_EQ(dt_pending_len(t_, 0), 1u);
+	dt_report(t_, 0, 2, EPOLLIN, 1, 2); // its own ring: no wait
+	EXPECT_EQ(dt_flush(t_, 0, 3), 3u);
+	EXPECT_EQ(dt_level_visible(t_, 0, kHigh), 1);
+	EXPECT_EQ(dt_lctr(t_, 0, kHigh, ONERING_LC_DELIVERED), 1u);
+	EXPECT_EQ(dt_lctr(t_, 0, 0, ONERING_LC_DELIVERED), 2u);
+	EXPECT_EQ(dt_lctr(t_, 0, 0, ONERING_LC_DEFERRED), 1u);
+	auto recs = Consume(0, 2);
+	ASSERT_EQ(Cookies(recs), (U{103, 100}));
+	EXPECT_EQ(onering_event_prio(&recs[0]), kHigh) << "the record says its priority";
+	EXPECT_EQ(onering_event_prio(&recs[1]), 0u);
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 4);
+	EXPECT_EQ(Cookies(Consume(0)), (U{100, 101})) << "per-source order within the level";
+}
+
+TEST_F(DeliverPrioTest, APriorityAboveTheQueuesLevelsTakesItsTopLevel)
+{
+	ASSERT_NO_FATAL_FAILURE(Make(2, 4, 2)); // q0: 2 levels
+	ASSERT_EQ(dt_sub_add(t_, 0, -1, 100), 0);
+	dt_sub_set_prio(t_, 0, kHigh);
+	dt_report(t_, 0, 0, EPOLLIN, 1, 1);
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(dt_level_visible(t_, 0, 1), 1);
+	EXPECT_EQ(dt_level_visible(t_, 0, 0), 0);
+	auto recs = Consume(0);
+	ASSERT_EQ(recs.size(), 1u);
+	EXPECT_EQ(onering_event_prio(&recs[0]), kHigh) << "the record keeps the asked priority";
+}
+
+TEST_F(DeliverPrioTest, AQueueWithOneLevelTakesEveryPriorityInItsOneRing)
+{
+	ASSERT_NO_FATAL_FAILURE(Make(1, 4, 1));
+	ASSERT_EQ(dt_sub_add(t_, 0, -1, 100), 0);
+	ASSERT_EQ(dt_sub_add(t_, 0, -1, 101), 1);
+	dt_sub_set_prio(t_, 1, kHigh);
+	dt_report(t_, 0, 0, EPOLLIN, 1, 1);
+	dt_report(t_, 0, 1, EPOLLIN, 1, 1);
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(Cookies(Consume(0)), (U{100, 101})) << "one ring: arrival order";
+}
+
+TEST_F(DeliverPrioTest, LeastCountsOnlyWhatARecordWouldWaitBehind)
+{
+	ASSERT_NO_FATAL_FAILURE(Make(2, 4));
+	ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_LEAST, {0, 1}));
+	ASSERT_EQ(PostAt(1, 0), 0); // q0 (tie: the first)
+	ASSERT_EQ(PostAt(2, 0), 0); // q1
+	ASSERT_EQ(PostAt(3, 0), 0); // q0
+	// By total load q1 (1 record) would take the next; but a high record
+	// waits behind high ones only: both have none, the first of the tie.
+	ASSERT_EQ(PostAt(4, kHigh), 0); // q0
+	ASSERT_EQ(PostAt(5, kHigh), 0); // q1: nothing ahead of it there, 1 in q0
+	dt_flush(t_, 0, 1);
+	auto q0 = Cookies(Consume(0)), q1 = Cookies(Consume(1));
+	EXPECT_EQ(q0.front(), 4u);
+	EXPECT_EQ(q1.front(), 5u) << "a high record goes where no high one waits, "
+				     "though that member has as many low ones";
+}
+
+// One test per policy: a backlog of low records, then a high one. The high
+// record is placed before every low one still waiting in the broker (in a
+// level whose ring has room, or - lifo - to the first consumer that goes
+// idle), and comes first in that consumer's next batch; the low records keep
+// their order.
+class DeliverPrioPolicyTest : public DeliverPrioTest,
+			      public ::testing::WithParamInterface<uint32_t> {};
+
+TEST_P(DeliverPrioPolicyTest, AHighRecordOvertakesTheBacklogOfLowOnes)
+{
+	const uint32_t policy = GetParam();
+	ASSERT_NO_FATAL_FAILURE(Make(2));
+	ASSERT_NO_FATAL_FAILURE(Group(policy, {0, 1}));
+	// lifo places only with an idle consumer: both wait, rings empty.
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 5);
+	dt_set_consumer(t_, 1, ONERING_CONSUMER_SLEEPING, 9);
+	constexpr uint64_t kLows = 40, kHighCookie = 1000;
+	for (uint64_t c = 1; c <= kLows; c++)
+		ASSERT_EQ(PostAt(c, 0, 7), 0) << c; // one flow: sticky keeps it on one queue
+	dt_flush(t_, 0, 1);
+	uint32_t waiting = dt_backlog_recs(t_, 0, 0);
+	ASSERT_GE(waiting, kLows - 4) << "at most two slots a member took low records";
+	ASSERT_EQ(PostAt(kHighCookie, kHigh, 8), 0);
+
+	// Each member's consumer takes what it has, then waits (idle); the
+	// poller's next loop places from the backlog, the highest level first.
+	std::vector<uint64_t> seen[2];
+	bool high_first = false, high_seen = false;
+	for (unsigned round = 0; round < 4 * kLows && !high_seen; round++) {
+		dt_next_loop(t_, 0);
+		dt_flush(t_, 0, 2 + round);
+		for (unsigned qi = 0; qi < 2 && !high_seen; qi++) {
+			auto batch = Cookies(Consume(qi));
+			for (size_t i = 0; i < batch.size(); i++) {
+				if (batch[i] == kHighCookie) {
+					high_seen = true;
+					high_first = i == 0;
+				}
+			}
+			seen[qi].insert(seen[qi].end(), batch.begin(), batch.end());
+			dt_set_consumer(t_, qi, ONERING_CONSUMER_SLEEPING, 10 + round * 2 + qi);
+		}
+	}
+	ASSERT_TRUE(high_seen);
+	EXPECT_TRUE(high_first) << "the high record leads its consumer's batch";
+	uint64_t lows_taken = 0;
+	for (unsigned qi = 0; qi < 2; qi++) {
+		uint64_t last = 0;
+		for (uint64_t c : seen[qi]) {
+			if (c == kHighCookie)
+				continue;
+			EXPECT_GT(c, last) << "low records of one flow keep their order";
+			last = c;
+			lows_taken++;
+		}
+	}
+	EXPECT_LE(lows_taken, 4u + 4u) << "the high record came before the backlog drained";
+	EXPECT_GT(dt_backlog_recs(t_, 0, 0), 0u) << "low records still wait behind it";
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryPolicy, DeliverPrioPolicyTest,
+			 ::testing::Values((uint32_t)ONERING_POLICY_RR,
+					   (uint32_t)ONERING_POLICY_LEAST,
+					   (uint32_t)ONERING_POLICY_STICKY,
+					   (uint32_t)ONERING_POLICY_LIFO,
+					   (uint32_t)ONERING_POLICY_LOCAL),
+			 [](const ::testing::TestParamInfo<uint32_t> &param) {
+				 return std::string(onering_policy_name(param.param));
+			 });
+
+// A high record that itself waits (every high ring full) is placed before
+// the low ones as room comes back.
+TEST_F(DeliverPrioTest, ABackloggedHighRecordIsPlacedBeforeBackloggedLowOnes)
+{
+	ASSERT_NO_FATAL_FAILURE(Make(1));
+	ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_LIFO, {0}));
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_RUNNING, 0); // lifo: nobody idle
+	for (uint64_t c = 1; c <= 3; c++)
+		ASSERT_EQ(PostAt(c, 0), 0);
+	ASSERT_EQ(PostAt(50, kHigh), 0);
+	ASSERT_EQ(dt_backlog_recs(t_, 0, 0), 4u);
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 7); // idle now
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(Cookies(Consume(0)), (U{50})) << "lifo: one record for the idle consumer, "
+						   "the high one";
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 3u);
+}
+
+// A sticky flow that has records at two levels keeps its queue until both
+// are consumed.
+TEST_F(DeliverPrioTest, AStickyFlowIsHeldByItsRecordsAtEveryLevel)
+{
+	ASSERT_NO_FATAL_FAILURE(Make(2, 4));
+	ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_STICKY, {0, 1}));
+	ASSERT_EQ(PostAt(1, 0, 7), 0);     // flow 7: q0 (least, the first)
+	ASSERT_EQ(PostAt(2, kHigh, 7), 0); // held: q0
+	dt_flush(t_, 0, 1);
+	struct onering_event e[1];
+	ASSERT_EQ(dt_consume_level(t_, 0, kHigh, e, 1), 1); // the high one only
+	// Flow 7's high record is consumed, its low one is not: it stays on q0,
+	// though least alone would take the empty q1.
+	ASSERT_EQ(PostAt(4, 0, 7), 0);
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(dt_level_visible(t_, 0, 0), 2) << "record 4 followed record 1 to q0";
 }
 
 // ---- a consumer draining at the same time (TSan: *TwoThread*) ------------------

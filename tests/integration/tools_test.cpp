@@ -128,7 +128,7 @@ TEST(ToolTest, StatPrometheusDescribesEveryCounter)
 	const std::map<std::string, std::string> object = {
 		{"broker", "broker"}, {"pollers", "poller"}, {"queues", "queue"},
 		{"groups", "group"},  {"ports", "port"},     {"rx_queues", "rxq"},
-		{"export", "export"}};
+		{"export", "export"}, {"levels", "queue_level"}};
 	std::istringstream table(RunTool("stat --list-counters", &st));
 	size_t described = 0;
 	while (std::getline(table, line)) {
@@ -447,7 +447,8 @@ TEST(ToolTest, CountersDocsMatchTheTable)
 	for (size_t at = gen.find("\n| `"); at != std::string::npos; at = gen.find("\n| `", at + 1))
 		rows++;
 	EXPECT_EQ(rows, (size_t)(ONERING_BC_NR + ONERING_PC_NR + ONERING_QC_NR + ONERING_GC_NR +
-				 ONERING_PORTC_NR + ONERING_RXQC_NR + ONERING_EXC_NR));
+				 ONERING_PORTC_NR + ONERING_RXQC_NR + ONERING_EXC_NR +
+				 ONERING_LC_NR));
 
 	std::ifstream f(std::string(ONERING_DOCS_DIR) + "/operations.md");
 	ASSERT_TRUE(f) << ONERING_DOCS_DIR "/operations.md";

@@ -1,0 +1,324 @@
+// SPDX-License-Identifier: MIT
+// Priority levels end to end (docs/semantics.md, Priorities): a queue with
+// levels, subscriptions and posts with priorities, through a real broker.
+// The acceptance case: with a backlog of 10,000 low-priority posts, a
+// high-priority one comes out of the consumer's very next batch, under every
+// balancing policy; records of one flow keep their order within a level.
+// One process plays poster and consumer (the consumer does not consume
+// until the test says so); every wait is a bounded loop on a condition.
+#include "harness.h"
+
+#include <jansson.h>
+#include <sched.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <string>
+#include <time.h>
+#include <unistd.h>
+
+#include "shm/abi.h"
+
+using onering_test::Broker;
+
+namespace {
+
+constexpr uint32_t kHigh = ONERING_PRIO_LEVELS - 1;
+
+uint64_t NowNs()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+// Until cond() or 20 s; yields between looks (never a sleep standing in for
+// a condition).
+template <typename F> bool WaitFor(F cond)
+{
+	uint64_t end = NowNs() + 20ull * 1000 * 1000 * 1000;
+	while (!cond()) {
+		if (NowNs() > end)
+			return false;
+		sched_yield();
+	}
+	return true;
+}
+
+class PriorityTest : public ::testing::Test {
+protected:
+	void TearDown() override
+	{
+		for (auto *q : {consumer_, poster_, marker_})
+			if (q)
+				onering_queue_close(q);
+		if (att_)
+			onering_detach(att_);
+	}
+	// A broker whose group g has policy; the consumer queue (levels, cap)
+	// joins g; a private poster queue; marker: a queue in group m, to learn
+	// that the broker has handled every earlier post of the poster.
+	void Start(const char *policy, uint32_t levels = ONERING_PRIO_LEVELS, uint32_t cap = 1024)
+	{
+		std::string g = std::string("g:policy=") + policy + ",backlog=20000";
+		ASSERT_TRUE(broker_.Start({"--group", g, "--group", "m:policy=rr"}));
+		ASSERT_EQ(broker_.Attach(&att_), 0);
+		struct onering_queue_options o = {};
+		o.group = "g";
+		o.levels = levels;
+		o.capacity = cap;
+		ASSERT_EQ(onering_queue_open(att_, &o, &consumer_), 0) << onering_last_error(att_);
+		ASSERT_EQ(onering_queue_open(att_, nullptr, &poster_), 0);
+		struct onering_queue_options m = {};
+		m.group = "m";
+		ASSERT_EQ(onering_queue_open(att_, &m, &marker_), 0);
+		ASSERT_EQ(onering_group_id(att_, "g", &group_), 0);
+		ASSERT_EQ(onering_group_id(att_, "m", &mgroup_), 0);
+	}
+	// Post (bounded retry while the submission ring is full).
+	void Post(uint32_t group, uint64_t flow, uint64_t cookie, unsigned prio)
+	{
+		int r;
+		uint64_t end = NowNs() + 20ull * 1000 * 1000 * 1000;
+		while ((r = onering_post_prio(poster_, group, flow, nullptr, 0, cookie, prio)) ==
+		       -EAGAIN) {
+			ASSERT_LT(NowNs(), end) << "the poster's submission ring stayed full";
+			sched_yield();
+		}
+		ASSERT_EQ(r, 0);
+	}
+	// Post a marker to m and wait for it: every post before it is handled.
+	void Fence()
+	{
+		ASSERT_NO_FATAL_FAILURE(Post(mgroup_, 0, 424242, 0));
+		struct onering_event e;
+		int n = 0;
+		ASSERT_TRUE(WaitFor([&] { return (n = onering_poll(marker_, &e, 1)) != 0; }));
+		ASSERT_EQ(n, 1);
+		ASSERT_EQ(e.cookie, 424242u);
+	}
+	Broker broker_;
+	struct onering *att_ = nullptr;
+	struct onering_queue *consumer_ = nullptr, *poster_ = nullptr, *marker_ = nullptr;
+	uint32_t group_ = 0, mgroup_ = 0;
+};
+
+class PriorityPolicyTest : public PriorityTest,
+			   public ::testing::WithParamInterface<const char *> {};
+
+// The acceptance case, per policy.
+TEST_P(PriorityPolicyTest, AHighPostComesOutOfTheNextBatchAheadOfTenThousandLowOnes)
+{
+	constexpr uint64_t kLows = 10000, kCap = 1024, kHighCookie = 1u << 30;
+	const bool lifo = std::string(GetParam()) == "lifo";
+	ASSERT_NO_FATAL_FAILURE(Start(GetParam(), ONERING_PRIO_LEVELS, kCap));
+	for (uint64_t c = 0; c < kLows; c++)
+		ASSERT_NO_FATAL_FAILURE(Post(group_, 7, c, 0)) << c;
+	ASSERT_NO_FATAL_FAILURE(Post(group_, 8, kHighCookie, kHigh));
+	ASSERT_NO_FATAL_FAILURE(Fence());
+	if (!lifo) {
+		// The lows filled level 0 (the rest wait in the broker), the high
+		// one went to its own level at once.
+		EXPECT_EQ(onering_pending(consumer_), (int)kCap + 1);
+	} else {
+		// lifo places only with an idle consumer, and this one has not
+		// waited yet: everything waits in the broker.
+		EXPECT_EQ(onering_pending(consumer_), 0);
+	}
+
+	struct onering_event ev[64];
+	int n = lifo ? onering_wait(consumer_, ev, 1, 64, 20ll * 1000 * 1000 * 1000)
+		     : onering_poll(consumer_, ev, 64);
+	ASSERT_GT(n, 0);
+	EXPECT_EQ(ev[0].cookie, kHighCookie) << "the high record leads the next batch";
+	EXPECT_EQ(onering_event_prio(&ev[0]), kHigh);
+	EXPECT_EQ(ev[0].payload.user.flow, 8u);
+
+	// Then every low one, in order (one flow, one level).
+	uint64_t next = 0;
+	for (int i = 1; i < n; i++) {
+		ASSERT_EQ(ev[i].cookie, next) << i;
+		EXPECT_EQ(onering_event_prio(&ev[i]), 0u);
+		next++;
+	}
+	uint64_t end = NowNs() + 60ull * 1000 * 1000 * 1000;
+	while (next < kLows) {
+		ASSERT_LT(NowNs(), end) << next << " of " << kLows << " low records";
+		n = onering_wait(consumer_, ev, 1, 64, 1000ll * 1000 * 1000);
+		ASSERT_GE(n, 0);
+		for (int i = 0; i < n; i++) {
+			ASSERT_EQ(ev[i].cookie, next) << "per-flow order within the level";
+			next++;
+		}
+	}
+	EXPECT_EQ(onering_poll(consumer_, ev, 64), 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryPolicy, PriorityPolicyTest,
+			 ::testing::Values("rr", "least", "sticky", "lifo", "local"),
+			 [](const ::testing::TestParamInfo<const char *> &p) {
+				 return std::string(p.param);
+			 });
+
+// fd sources on a private queue: the high one's record comes first, though
+// it became ready last; a queue with one level keeps arrival order.
+TEST_F(PriorityTest, AHighSubscriptionIsTakenBeforeLowOnesThatCameFirst)
+{
+	ASSERT_TRUE(broker_.Start());
+	ASSERT_EQ(broker_.Attach(&att_), 0);
+	for (uint32_t levels : {ONERING_PRIO_LEVELS, 1u}) {
+		struct onering_queue_options o = {};
+		o.levels = levels;
+		struct onering_queue *q;
+		ASSERT_EQ(onering_queue_open(att_, &o, &q), 0);
+		int p[3][2];
+		struct onering_sub sub[3];
+		for (unsigned i = 0; i < 3; i++) {
+			ASSERT_EQ(pipe(p[i]), 0);
+			struct onering_add_options a = {};
+			a.fd = p[i][0];
+			a.events = EPOLLIN;
+			a.cookie = i;
+			a.priority = i == 2 ? kHigh : 0;
+			ASSERT_EQ(onering_add_opts(q, &a, &sub[i]), 0);
+		}
+		for (unsigned i = 0; i < 3; i++) {
+			ASSERT_EQ(write(p[i][1], "x", 1), 1);
+			// Each its own record, in this order (one at a time).
+			ASSERT_TRUE(WaitFor([&] { return onering_pending(q) == (int)i + 1; }));
+		}
+		struct onering_event ev[4];
+		ASSERT_EQ(onering_poll(q, ev, 4), 3);
+		if (levels > 1) {
+			EXPECT_EQ(ev[0].cookie, 2u) << "the high source first";
+			EXPECT_EQ(onering_event_prio(&ev[0]), kHigh);
+			EXPECT_EQ(ev[1].cookie, 0u);
+			EXPECT_EQ(ev[2].cookie, 1u);
+		} else {
+			EXPECT_EQ(ev[0].cookie, 0u) << "one level: arrival order";
+			EXPECT_EQ(ev[2].cookie, 2u);
+			EXPECT_EQ(onering_event_prio(&ev[2]), kHigh) << "the record still says it";
+		}
+		onering_queue_close(q);
+		for (auto &pp : p) {
+			close(pp[0]);
+			close(pp[1]);
+		}
+	}
+}
+
+TEST_F(PriorityTest, BadLevelsAndPrioritiesAreRefused)
+{
+	ASSERT_TRUE(broker_.Start());
+	ASSERT_EQ(broker_.Attach(&att_), 0);
+	struct onering_queue_options o = {};
+	o.levels = ONERING_PRIO_LEVELS + 1;
+	struct onering_queue *q = nullptr;
+	EXPECT_EQ(onering_queue_open(att_, &o, &q), -EINVAL);
+	o.levels = ONERING_PRIO_LEVELS;
+	ASSERT_EQ(onering_queue_open(att_, &o, &consumer_), 0);
+
+	int p[2];
+	ASSERT_EQ(pipe(p), 0);
+	struct onering_add_options a = {};
+	a.fd = p[0];
+	a.events = EPOLLIN;
+	a.priority = ONERING_PRIO_LEVELS;
+	struct onering_sub sub;
+	EXPECT_EQ(onering_add_opts(consumer_, &a, &sub), -EINVAL);
+	uint32_t gid;
+	ASSERT_EQ(onering_group_id(att_, "g", &gid), 0);
+	EXPECT_EQ(onering_post_prio(consumer_, gid, 1, nullptr, 0, 1, ONERING_PRIO_LEVELS), -EINVAL);
+	struct onering_user_event ue = {};
+	ue.priority = 9;
+	EXPECT_EQ(onering_post_burst(consumer_, gid, &ue, 1), -EINVAL);
+	close(p[0]);
+	close(p[1]);
+}
+
+// The broker refuses what the library would not send: a QUEUE_OPEN with too
+// many levels and a SUB_ADD with a priority past the limit, each with
+// -EINVAL and a reason naming the limit (a hostile client's value is never
+// used as an index).
+TEST_F(PriorityTest, TheBrokerRefusesBadValuesWithAReason)
+{
+	ASSERT_TRUE(broker_.Start());
+	int s;
+	char err[512], why[ONERING_MSG_SIZE];
+	struct onering_msg hello;
+	ASSERT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), -1, &s,
+					&hello, err, sizeof(err)),
+		  0)
+		<< err;
+	struct onering_msg req, rep;
+	onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 1);
+	req.u.queue_open.node = -1;
+	req.u.queue_open.cpu = -1;
+	req.u.queue_open.levels = 1000;
+	EXPECT_EQ(onering_proto_call(s, &req, &rep, nullptr, nullptr, 5000), -EINVAL);
+	ASSERT_TRUE(onering_msg_reason(&rep, why, sizeof(why)));
+	EXPECT_NE(std::string(why).find("at most 4"), std::string::npos) << why;
+
+	// A queue of its own (the reply brings its four fds), then a source
+	// for it at priority 9.
+	req.u.queue_open.levels = 2;
+	ASSERT_EQ(onering_msg_send(s, &req, nullptr, 0, 0), 0);
+	int fds[4];
+	unsigned nfds = 0;
+	ASSERT_EQ(onering_msg_recv_timeout(s, &rep, fds, 4, &nfds, 5000), 0);
+	for (unsigned i = 0; i < nfds; i++)
+		close(fds[i]);
+	ASSERT_EQ(rep.status, 0);
+	EXPECT_EQ(rep.u.queue_open.levels, 2u);
+	onering_msg_init(&req, ONERING_MSG_SUB_ADD, 2);
+	req.u.sub_add.queue_id = rep.u.queue_open.queue_id;
+	req.u.sub_add.events = EPOLLIN;
+	req.u.sub_add.home_node = -1;
+	req.u.sub_add.priority = 9;
+	int efd = eventfd(0, EFD_NONBLOCK);
+	ASSERT_GE(efd, 0);
+	ASSERT_EQ(onering_msg_send(s, &req, &efd, 1, 0), 0);
+	ASSERT_EQ(onering_msg_recv_timeout(s, &rep, nullptr, 0, nullptr, 5000), 0);
+	EXPECT_EQ(rep.status, -EINVAL);
+	ASSERT_TRUE(onering_msg_reason(&rep, why, sizeof(why)));
+	EXPECT_NE(std::string(why).find("priorities are 0..3"), std::string::npos) << why;
+	close(efd);
+	close(s);
+}
+
+// Per-level counters: `onering stat --json` lists one object per level of a
+// queue with levels (family "levels"), none for a queue with one.
+TEST_F(PriorityTest, StatShowsDeliveredRecordsPerLevel)
+{
+	ASSERT_NO_FATAL_FAILURE(Start("rr", 2, 64));
+	for (uint64_t c = 0; c < 3; c++)
+		ASSERT_NO_FATAL_FAILURE(Post(group_, c, c, 0));
+	ASSERT_NO_FATAL_FAILURE(Post(group_, 9, 9, kHigh));
+	ASSERT_NO_FATAL_FAILURE(Fence());
+	ASSERT_TRUE(WaitFor([&] { return onering_pending(consumer_) == 4; }));
+	int st;
+	std::string out = onering_test::RunCommand(std::string(ONERING_TOOL_PATH) +
+							   " stat --json --name " + broker_.Name() +
+							   " --socket-dir " + broker_.Dir(),
+						   &st);
+	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
+	json_error_t jerr;
+	json_t *root = json_loads(out.c_str(), 0, &jerr);
+	ASSERT_NE(root, nullptr) << jerr.text << "\n" << out;
+	json_t *levels = json_object_get(root, "levels");
+	ASSERT_EQ(json_array_size(levels), 2u) << out << "\n(two levels of one queue)";
+	uint64_t delivered[2] = {9, 9};
+	for (size_t i = 0; i < 2; i++) {
+		json_t *o = json_array_get(levels, i);
+		json_t *lv = json_object_get(o, "level");
+		uint64_t level = json_is_integer(lv) ? (uint64_t)json_integer_value(lv)
+						     : std::stoull(json_string_value(lv));
+		ASSERT_LT(level, 2u) << out;
+		delivered[level] = (uint64_t)json_integer_value(json_object_get(o, "delivered"));
+		EXPECT_EQ(json_integer_value(json_object_get(o, "unconsumed")), level ? 1 : 3) << out;
+	}
+	EXPECT_EQ(delivered[0], 3u) << out;
+	EXPECT_EQ(delivered[1], 1u) << out;
+	json_decref(root);
+}
+
+} // namespace
