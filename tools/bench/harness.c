@@ -122,13 +122,12 @@ int bench_pin_self(int cpu)
 	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
-void bench_team_init(struct bench_team *t, struct bench_failure *fail)
+void bench_team_init(struct bench_team *t)
 {
-	t->fail = fail;
 	t->count = 0;
 	onering_atomic_init(&t->ready, 0u);
 	onering_atomic_init(&t->open, 0);
-	onering_atomic_init(&fail->failed, 0);
+	onering_atomic_init(&t->fail.failed, 0);
 }
 
 int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg)
@@ -137,7 +136,7 @@ int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg)
 					   : -E2BIG;
 
 	if (rc < 0)
-		bench_failure_set(t->fail, "pthread_create: %s", strerror(-rc));
+		bench_failure_set(&t->fail, "pthread_create: %s", strerror(-rc));
 	else
 		t->count++;
 	return rc;
@@ -149,7 +148,7 @@ int bench_team_pin(struct bench_team *t, const char *who, int cpu, const cpu_set
 			  : -pthread_setaffinity_np(pthread_self(), sizeof(*cpus), cpus);
 
 	if (rc < 0)
-		bench_failure_set(t->fail, "%s: cannot pin to CPU %d: %s", who, cpu, strerror(-rc));
+		bench_failure_set(&t->fail, "%s: cannot pin to CPU %d: %s", who, cpu, strerror(-rc));
 	return rc;
 }
 
@@ -163,9 +162,9 @@ void bench_team_ready(struct bench_team *t, bool gate)
 bool bench_team_wait(struct bench_team *t)
 {
 	while (onering_atomic_load(&t->ready, onering_mo_acquire) < t->count && /* A0 */
-	       !bench_failed(t->fail) && !bench_interrupted)
+	       !bench_failed(&t->fail) && !bench_interrupted)
 		bench_sleep_ns(100000);
-	return !bench_failed(t->fail) && !bench_interrupted;
+	return !bench_failed(&t->fail) && !bench_interrupted;
 }
 
 void bench_team_open(struct bench_team *t)

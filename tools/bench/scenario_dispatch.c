@@ -54,7 +54,6 @@ struct dispatch_run {
 	ONERING_ATOMIC(uint32_t) *gnext; /* ordered peers: per flow, the next seq */
 	uint64_t start_ns, end_ns, prod_cpu_ns, sched_cpu_ns, retries;
 	uint64_t broker_cpu0_ns, broker_cpu1_ns;
-	struct bench_failure fail;
 	struct bench_team team; /* consumers, producer, scheduler */
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) received;
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(int) stop;
@@ -71,7 +70,7 @@ static void fail_stop(struct dispatch_run *r)
 
 #define run_fail(r, ...)                                                                        \
 	do {                                                                                    \
-		bench_failure_set(&(r)->fail, __VA_ARGS__);                                     \
+		bench_failure_set(&(r)->team.fail, __VA_ARGS__);                                \
 		fail_stop(r);                                                                   \
 	} while (0)
 
@@ -395,7 +394,7 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 		goto teardown;
 	}
 	r->c->base_ns = bench_now_ns();
-	bench_team_init(&r->team, &r->fail);
+	bench_team_init(&r->team);
 	for (unsigned i = 0; i < nc && up; i++)
 		up = bench_team_start(&r->team, consumer_main, r->cons[i]) == 0;
 	up = up && bench_team_start(&r->team, producer_main, r) == 0;
@@ -410,8 +409,8 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 	bench_team_join(&r->team, 0);
 teardown:
 	peer->teardown(ctx, r->state);
-	if (rc == 0 && bench_failed(&r->fail)) {
-		fprintf(stderr, "%s C=%u: %s\n", peer->name, (unsigned)nc, r->fail.err);
+	if (rc == 0 && bench_failed(&r->team.fail)) {
+		fprintf(stderr, "%s C=%u: %s\n", peer->name, (unsigned)nc, r->team.fail.err);
 		rc = bench_interrupted ? -EINTR : BENCH_WRONG;
 	}
 	if (rc == 0 && (rc = run_verify(r)) == 0)

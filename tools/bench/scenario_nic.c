@@ -47,12 +47,12 @@ static void *side_main(void *arg)
 				t->side ? c->cons_cpu : c->rx_cpu, NULL);
 
 	if (rc == 0 && (rc = bench_control(t->peer, t->state, NIC_OP_THREAD_INIT, &t->side)) < 0)
-		bench_failure_set(t->team->fail, "thread %u setup: %s", t->side, strerror(-rc));
+		bench_failure_set(&t->team->fail, "thread %u setup: %s", t->side, strerror(-rc));
 	pthread_getcpuclockid(pthread_self(), &t->clock);
 	bench_team_ready(t->team, true);
 	while (rc >= 0 && !onering_atomic_load(t->stop, onering_mo_acquire)) {
 		if ((rc = step(t->state, t->side, NULL, 0)) < 0) {
-			bench_failure_set(t->team->fail, "%s", strerror(-rc));
+			bench_failure_set(&t->team->fail, "%s", strerror(-rc));
 		} else if (rc > 0) {
 			total += (uint64_t)rc;
 			onering_atomic_store(&t->records, total, onering_mo_relaxed);
@@ -82,7 +82,6 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 		       uint64_t sweep BENCH_UNUSED, double *fig)
 {
 	ONERING_ATOMIC(int) stop;
-	struct bench_failure fail;
 	struct bench_team team;
 	struct nic_run t[2] = { { 0 } };
 	unsigned count = 0;
@@ -96,7 +95,7 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	c->cons_cpu = ctx->cores[1];
 	c->copy = bench_param(ctx, "copy") == 1;
 	onering_atomic_init(&stop, 0);
-	bench_team_init(&team, &fail);
+	bench_team_init(&team);
 	if (peer->setup && (rc = peer->setup(ctx, peer, state)) < 0)
 		return rc;
 	for (unsigned side = 0; side < 2; side++) {
@@ -109,7 +108,7 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 		count++;
 	}
 	if (!bench_team_wait(&team)) {
-		rc = bench_failed(&fail) ? 0 : -EINTR; /* a failure is said below */
+		rc = bench_failed(&team.fail) ? 0 : -EINTR; /* a failure is said below */
 	} else {
 		bench_team_open(&team);
 		bench_sleep_ns(bench_param(ctx, "warmup-ms") * 1000000ull);
@@ -122,8 +121,8 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	bench_team_join(&team, 0);
 	if (bench_broker_died(&c->broker))
 		rc = BENCH_WRONG;
-	if (bench_failed(&fail))
-		rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, fail.err);
+	if (bench_failed(&team.fail))
+		rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, team.fail.err);
 	if (rc < 0 && rc != -EINTR)
 		fprintf(stderr, "%s: no counters: %s\n", peer->name, strerror(-rc));
 	if (rc)

@@ -61,7 +61,6 @@ struct run {
 	pid_t tid_cons, tid_prod;
 	int cpu_cons, cpu_prod;
 	uint64_t cons_reads; /* consumer's read() calls, final after its join */
-	struct bench_failure fail;
 	struct bench_team team; /* consumer, producer */
 	ONERING_ATOMIC(int) phase;  /* main: R0 */
 	ONERING_ATOMIC(int) cons_done; /* consumer: loop over, totals final */
@@ -75,8 +74,8 @@ struct run {
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint32_t) ack_waiting; /* producer */
 };
 
-#define run_fail(r, ...) bench_failure_set(&(r)->fail, __VA_ARGS__)
-#define run_failed(r) bench_failed(&(r)->fail)
+#define run_fail(r, ...) bench_failure_set(&(r)->team.fail, __VA_ARGS__)
+#define run_failed(r) bench_failed(&(r)->team.fail)
 
 /* A0 (the threads) synchronises with R0 (main's store of the phase). */
 #define phase_get(r) onering_atomic_load(&(r)->phase, onering_mo_acquire)
@@ -394,7 +393,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	r->c->rfd = r->rfd;
 	r->c->capacity = (uint32_t)bench_param(ctx, "capacity");
 	r->c->broker_cpu = ctx->cores[2];
-	bench_team_init(&r->team, &r->fail);
+	bench_team_init(&r->team);
 	if ((rc = sources_open(r)) < 0 || (rc = peer->setup(ctx, peer, r->state)) < 0)
 		goto out;
 	if (bench_team_start(&r->team, consumer_main, r) < 0 ||
@@ -442,7 +441,7 @@ join:
 	onering_atomic_store(&r->cons_release, 1, onering_mo_release); /* R7: it may finish */
 	bench_team_join(&r->team, 0);
 	if (run_failed(r)) {
-		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->fail.err);
+		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->team.fail.err);
 		rc = measured ? BENCH_WRONG : -EIO; /* a setup failure exits 2 */
 	}
 	if (rc || count || bench_interrupted)

@@ -32,7 +32,6 @@ struct side {
 	uint64_t *samples; /* round-trip ticks, side 0 of a latency run */
 	ONERING_ATOMIC(uint32_t) *arrived;
 	struct bench_team *team; /* its failure, the run's, aborts the run */
-	struct bench_failure *fail;
 	uint64_t t_ns;
 };
 
@@ -47,12 +46,12 @@ static BENCH_ALWAYS_INLINE uint64_t ticks(void)
 #endif
 }
 
-#define aborted(s) bench_failed((s)->fail)
+#define aborted(s) bench_failed(&(s)->team->fail)
 
 static bool side_fail(struct side *s, const char *what, uint64_t want, int64_t got)
 {
-	bench_failure_set(s->fail, "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name, what,
-			  want, got);
+	bench_failure_set(&s->team->fail, "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name,
+			  what, want, got);
 	return false;
 }
 
@@ -191,7 +190,6 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 		       : batch == 1 ? bench_param(ctx, "records") / 2
 				    : bench_param(ctx, "records");
 	ONERING_ATOMIC(uint32_t) arrived;
-	struct bench_failure fail;
 	struct side sides[2];
 	struct bench_team team;
 	int rc;
@@ -206,12 +204,12 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	if ((rc = peer->setup(ctx, peer, state)) < 0)
 		goto out;
 	onering_atomic_init(&arrived, 0);
-	bench_team_init(&team, &fail);
+	bench_team_init(&team);
 	for (int i = 0; i < 2; i++) {
 		sides[i] = (struct side){ .peer = peer, .state = state, .idx = i,
 					  .core = ctx->cores[i], .batch = (uint32_t)batch,
 					  .count = count, .samples = i ? NULL : samples,
-					  .arrived = &arrived, .team = &team, .fail = &fail };
+					  .arrived = &arrived, .team = &team };
 		sides[i].warm = batch ? (count / 20 < 100000 ? count / 20 : 100000)
 				      : (count / 10 < 20000 ? count / 10 : 20000);
 	}
@@ -221,9 +219,9 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	peer->teardown(ctx, state);
 	if (rc < 0)
 		goto out;
-	if (bench_failed(&fail)) {
-		fprintf(stderr, "FAIL: %s\n", fail.err);
-		rc = strstr(fail.err, "cannot pin") ? -EINVAL : BENCH_WRONG;
+	if (bench_failed(&team.fail)) {
+		fprintf(stderr, "FAIL: %s\n", team.fail.err);
+		rc = strstr(team.fail.err, "cannot pin") ? -EINVAL : BENCH_WRONG;
 		goto out;
 	}
 	if (batch) {
