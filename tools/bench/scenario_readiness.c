@@ -115,7 +115,6 @@ static void produce_full_speed(struct run *r)
 		}
 		onering_atomic_store(&r->writes, w, onering_mo_relaxed);
 	}
-	onering_atomic_store(&r->writes, w, onering_mo_relaxed);
 }
 
 /* Sleep until the consumer acknowledged w writes; false if lost or stopped. */
@@ -256,8 +255,6 @@ static void *consumer_main(void *arg)
 			onering_cpu_relax();
 		}
 	}
-	onering_atomic_store(&r->events, c.events, onering_mo_relaxed);
-	onering_atomic_store(&r->units, c.units, onering_mo_relaxed);
 	r->cons_reads = c.reads;
 	/* R6: main reads the counters only after the loop; then R7 lets us go,
 	 * so the count holds the loop, not the peer's teardown. */
@@ -268,23 +265,23 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
+/* At either end of the window: CPU time (all: consumer, producer and broker)
+ * and the time those waited for a CPU. */
 struct snapshot {
-	uint64_t wall_ns, events, writes, units, cons_cpu_ns, prod_cpu_ns, broker_cpu_ns;
-	uint64_t cons_wait_ns, prod_wait_ns, broker_wait_ns;
+	uint64_t wall_ns, events, units, cons_cpu_ns, all_cpu_ns, wait_ns;
 };
 
 static void snapshot_take(struct run *r, clockid_t cons, clockid_t prod, struct snapshot *s)
 {
+	pid_t broker = r->c->broker.pid;
+
 	s->wall_ns = bench_now_ns();
 	s->events = onering_atomic_load(&r->events, onering_mo_relaxed);
 	s->units = onering_atomic_load(&r->units, onering_mo_relaxed);
-	s->writes = onering_atomic_load(&r->writes, onering_mo_relaxed);
 	s->cons_cpu_ns = bench_clock_ns(cons);
-	s->prod_cpu_ns = bench_clock_ns(prod);
-	s->broker_cpu_ns = bench_proc_cpu_ns(r->c->broker.pid);
-	s->cons_wait_ns = cpu_wait_ns(getpid(), r->tid_cons);
-	s->prod_wait_ns = cpu_wait_ns(getpid(), r->tid_prod);
-	s->broker_wait_ns = cpu_wait_ns(r->c->broker.pid, 0);
+	s->all_cpu_ns = s->cons_cpu_ns + bench_clock_ns(prod) + bench_proc_cpu_ns(broker);
+	s->wait_ns = cpu_wait_ns(getpid(), r->tid_cons) + cpu_wait_ns(getpid(), r->tid_prod) +
+		     cpu_wait_ns(broker, 0);
 }
 
 static int sources_open(struct run *r)
@@ -363,7 +360,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	bool measured = false;
 	struct snapshot a, b;
 	clockid_t cons_clock, prod_clock;
-	uint64_t span_ns = 0, broker_wait = 0, *block = NULL;
+	uint64_t *block = NULL;
 	int rc = -ENOMEM;
 
 	if (!r)
@@ -422,8 +419,6 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	phase_set(r, PHASE_DRAIN);
 	bench_team_join(&r->team, 1); /* the producer */
 	rc = check_drained(r);
-	span_ns = bench_now_ns() - a.wall_ns;
-	broker_wait = cpu_wait_ns(r->c->broker.pid, 0) - a.broker_wait_ns;
 	phase_set(r, PHASE_STOP);
 	while (!onering_atomic_load(&r->cons_done, onering_mo_acquire)) /* A6: totals final */
 		bench_sleep_ns(100000);
@@ -449,10 +444,8 @@ join:
 	double secs = (double)(b.wall_ns - a.wall_ns) / 1e9, events = (double)(b.events - a.events);
 	if (latency) {
 		if (r->lat_n == 0) {
-			uint64_t waited = cpu_wait_ns(getpid(), r->tid_cons) - a.cons_wait_ns +
-					  cpu_wait_ns(getpid(), r->tid_prod) - a.prod_wait_ns +
-					  broker_wait;
-			bool starved = waited >= span_ns / 2;
+			uint64_t waited = b.wait_ns - a.wait_ns;
+			bool starved = waited >= (b.wall_ns - a.wall_ns) / 2;
 			fprintf(stderr, "%s N=%u latency: no sample in %.2f s; the threads waited "
 				"%.0f ms for a CPU: %s\n", peer->name, n, secs, (double)waited / 1e6,
 				starved ? "starved by other processes" : "the peer stalled");
@@ -466,9 +459,7 @@ join:
 	fig[FIG_WRITES] = (double)(b.units - a.units) / secs;
 	fig[FIG_WRITES_PER_EVENT] = events > 0 ? (double)(b.units - a.units) / events : -1;
 	fig[FIG_CONS_CPU_US] = (double)(b.cons_cpu_ns - a.cons_cpu_ns) / 1e3 / events;
-	fig[FIG_TOTAL_CPU_US] = (double)(b.cons_cpu_ns - a.cons_cpu_ns + b.prod_cpu_ns -
-					 a.prod_cpu_ns + b.broker_cpu_ns - a.broker_cpu_ns) /
-				1e3 / events;
+	fig[FIG_TOTAL_CPU_US] = (double)(b.all_cpu_ns - a.all_cpu_ns) / 1e3 / events;
 out:
 	if (r->c)
 		peer->teardown(ctx, r->state);
