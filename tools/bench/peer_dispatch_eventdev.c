@@ -32,11 +32,6 @@ struct evdev_dispatch {
 	uint32_t service_id;
 };
 
-static uint32_t min_u32(uint32_t a, uint32_t b)
-{
-	return a < b ? a : b;
-}
-
 static void evdev_stop_flush(uint8_t dev_id BENCH_UNUSED, struct rte_event ev BENCH_UNUSED,
 			     void *arg)
 {
@@ -58,11 +53,11 @@ static int evdev_configure(struct evdev_dispatch *s)
 		return bench_fail(-EINVAL, "%s has %u ports at most", s->name, info.max_event_ports);
 	dc.nb_event_ports = (uint8_t)(s->c.consumers + 1);
 	dc.nb_events_limit = (int32_t)(info.max_num_events >= 0
-					       ? min_u32(s->c.inflight, (uint32_t)info.max_num_events)
+					       ? RTE_MIN(s->c.inflight, (uint32_t)info.max_num_events)
 					       : s->c.inflight);
-	dc.nb_event_queue_flows = min_u32(s->c.flows, info.max_event_queue_flows);
-	dc.nb_event_port_dequeue_depth = min_u32(DISPATCH_BURST, info.max_event_port_dequeue_depth);
-	dc.nb_event_port_enqueue_depth = min_u32(DISPATCH_BURST, info.max_event_port_enqueue_depth);
+	dc.nb_event_queue_flows = RTE_MIN(s->c.flows, info.max_event_queue_flows);
+	dc.nb_event_port_dequeue_depth = RTE_MIN(DISPATCH_BURST, info.max_event_port_dequeue_depth);
+	dc.nb_event_port_enqueue_depth = RTE_MIN(DISPATCH_BURST, info.max_event_port_enqueue_depth);
 	dc.dequeue_timeout_ns = info.min_dequeue_timeout_ns;
 	if ((rc = rte_event_dev_configure(s->dev, &dc)) < 0)
 		return rc;
@@ -190,18 +185,13 @@ static int dispatch_evdev_control(void *state, unsigned op, void *arg BENCH_UNUS
 		/* 0: only this thread ever runs the service (no serialisation). */
 		return rte_service_run_iter_on_app_lcore(s->service_id, 0);
 	case DISPATCH_OP_FLUSH:
-		if (s->dsw)
-			rte_event_maintain(s->dev, (uint8_t)s->c.consumers, RTE_EVENT_DEV_MAINT_OP_FLUSH);
-		return 0;
 	case DISPATCH_OP_MAINTAIN:
 		/* Only dsw: a slot reused after dsw keeps dsw's maintain hook. */
 		if (s->dsw)
-			rte_event_maintain(s->dev, (uint8_t)s->c.consumers, 0);
+			rte_event_maintain(s->dev, (uint8_t)s->c.consumers,
+					   op == DISPATCH_OP_FLUSH ? RTE_EVENT_DEV_MAINT_OP_FLUSH : 0);
 		return 0;
-	case DISPATCH_OP_BLOCKS:
-	case DISPATCH_OP_DRAIN:
-		return 0; /* leftovers are counted at rte_event_dev_stop */
-	default:
+	default: /* DRAIN among them: leftovers are counted at rte_event_dev_stop */
 		return -ENOTSUP;
 	}
 }

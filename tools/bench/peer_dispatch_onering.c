@@ -119,9 +119,6 @@ static int dispatch_onering_control(void *state, unsigned op, void *arg)
 		while ((n = onering_wait(s->q[idx], evs, 1, DISPATCH_BURST, DRAIN_NS)) > 0)
 			extra += n;
 		return extra;
-	case DISPATCH_OP_FLUSH:
-	case DISPATCH_OP_MAINTAIN:
-		return 0;
 	default:
 		return -ENOTSUP;
 	}

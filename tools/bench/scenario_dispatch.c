@@ -50,7 +50,7 @@ struct dispatch_run {
 	uint64_t n;
 	bool ordered, has_sched, idle_yield, consume_blocks;
 	cpu_set_t app_cpus;
-	struct consumer *cons[DISPATCH_MAX_CONSUMERS];
+	struct consumer *cons; /* [consumers] */
 	ONERING_ATOMIC(uint32_t) *gnext; /* ordered peers: per flow, the next seq */
 	uint64_t start_ns, end_ns, prod_cpu_ns, sched_cpu_ns, retries;
 	uint64_t broker_cpu0_ns, broker_cpu1_ns;
@@ -60,18 +60,18 @@ struct dispatch_run {
 	ONERING_ATOMIC(int) prod_done;
 };
 
-/* A failure stops the run (R2, unless it already ended well). */
-static void fail_stop(struct dispatch_run *r)
+/* The run stops: why 1 all taken, 2 failed; the first reason stays (R2). */
+static void run_stop(struct dispatch_run *r, int why)
 {
 	int expected = 0;
 
-	onering_atomic_cas(&r->stop, &expected, 2, onering_mo_release, onering_mo_relaxed);
+	onering_atomic_cas(&r->stop, &expected, why, onering_mo_release, onering_mo_relaxed);
 }
 
 #define run_fail(r, ...)                                                                        \
 	do {                                                                                    \
 		bench_failure_set(&(r)->team.fail, __VA_ARGS__);                                \
-		fail_stop(r);                                                                   \
+		run_stop(r, 2);                                                                 \
 	} while (0)
 
 static BENCH_ALWAYS_INLINE bool stopped(struct dispatch_run *r)
@@ -184,12 +184,9 @@ static void *consumer_main(void *arg)
 		uint64_t total = onering_atomic_fetch_add(&r->received, (uint64_t)n,
 							  onering_mo_relaxed) + (uint64_t)n;
 		if (ONERING_UNLIKELY(total >= r->n && total - (uint64_t)n < r->n)) {
-			int expected = 0;
 			r->end_ns = now;
 			r->broker_cpu1_ns = bench_proc_cpu_ns(r->c->broker.pid);
-			/* R2: end_ns and the broker's CPU are written before it. */
-			onering_atomic_cas(&r->stop, &expected, 1, onering_mo_release,
-					   onering_mo_relaxed);
+			run_stop(r, 1); /* R2: after end_ns and the broker's CPU */
 		}
 	}
 	c->cpu_ns = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
@@ -292,61 +289,52 @@ static void run_watch(struct dispatch_run *r, uint64_t timeout_ns)
 	}
 }
 
-/* Exactly once, in order where promised: 0, or BENCH_WRONG with a message. */
-static int run_verify(struct dispatch_run *r)
+/* Exactly once, in order where promised (else BENCH_WRONG, said); then the figures. */
+static int run_results(struct dispatch_run *r, double *fig)
 {
-	uint64_t count = 0, dups = 0, bad = 0, gorder = 0, extra = r->c->leftover;
-	uint64_t overlap = 0, have = 0;
+	uint64_t count = 0, dups = 0, bad = 0, gorder = 0, qorder = 0, extra = r->c->leftover;
+	uint64_t overlap = 0, have = 0, cmin = UINT64_MAX, cpu = r->prod_cpu_ns + r->sched_cpu_ns;
+	uint64_t hist[HIST_BUCKETS] = { 0 };
 	unsigned nc = r->c->consumers;
 
-	for (unsigned i = 0; i < nc; i++) {
-		count += r->cons[i]->count;
-		dups += r->cons[i]->dups;
-		bad += r->cons[i]->bad;
-		gorder += r->cons[i]->gorder;
-		extra += r->cons[i]->extra;
+	for (struct consumer *c = r->cons; c < r->cons + nc; c++) {
+		count += c->count;
+		dups += c->dups;
+		bad += c->bad;
+		gorder += c->gorder;
+		qorder += c->qorder;
+		extra += c->extra;
+		cpu += c->cpu_ns;
+		cmin = c->count < cmin ? c->count : cmin;
+		for (unsigned k = 0; k < HIST_BUCKETS; k++)
+			hist[k] += c->hist[k];
 	}
 	for (size_t w = 0; w < (r->n + 63) / 64; w++) {
 		uint64_t u = 0;
 		for (unsigned i = 0; i < nc; i++) {
-			overlap += (uint64_t)__builtin_popcountll(u & r->cons[i]->seen[w]);
-			u |= r->cons[i]->seen[w];
+			overlap += (uint64_t)__builtin_popcountll(u & r->cons[i].seen[w]);
+			u |= r->cons[i].seen[w];
 		}
 		have += (uint64_t)__builtin_popcountll(u);
 	}
-	if (have == r->n && !dups && !overlap && !bad && !extra && (!r->ordered || !gorder))
-		return 0;
-	return bench_fail(BENCH_WRONG, "%s C=%u: WRONG DELIVERY: sent %" PRIu64 ", taken %"
-			  PRIu64 " (%" PRIu64 " distinct): lost %" PRIu64 ", duplicated %"
-			  PRIu64 " (same consumer) + %" PRIu64 " (two consumers) + %" PRIu64
-			  " (left over), malformed %" PRIu64 ", out of flow order %" PRIu64 "%s",
-			  r->peer->name, nc, r->n, count, have, r->n - have, dups, overlap, extra,
-			  bad, gorder, r->ordered ? " (promised)" : " (not promised)");
-}
-
-static void run_figs(struct dispatch_run *r, double *fig)
-{
-	uint64_t *h = calloc(HIST_BUCKETS, sizeof(*h)), cpu = r->prod_cpu_ns, qorder = 0;
-	uint64_t cmin = UINT64_MAX;
-
-	for (unsigned i = 0; i < r->c->consumers; i++) {
-		cpu += r->cons[i]->cpu_ns;
-		qorder += r->cons[i]->qorder;
-		cmin = r->cons[i]->count < cmin ? r->cons[i]->count : cmin;
-		for (unsigned b = 0; h && b < HIST_BUCKETS; b++)
-			h[b] += r->cons[i]->hist[b];
-	}
-	cpu += r->sched_cpu_ns;
+	if (have != r->n || dups || overlap || bad || extra || (r->ordered && gorder))
+		return bench_fail(BENCH_WRONG, "%s C=%u: WRONG DELIVERY: sent %" PRIu64 ", taken %"
+				  PRIu64 " (%" PRIu64 " distinct): lost %" PRIu64 ", duplicated %"
+				  PRIu64 " (same consumer) + %" PRIu64 " (two consumers) + %" PRIu64
+				  " (left over), malformed %" PRIu64 ", out of flow order %" PRIu64
+				  "%s", r->peer->name, nc, r->n, count, have, r->n - have, dups,
+				  overlap, extra, bad, gorder,
+				  r->ordered ? " (promised)" : " (not promised)");
 	if (r->broker_cpu1_ns > r->broker_cpu0_ns)
 		cpu += r->broker_cpu1_ns - r->broker_cpu0_ns;
 	fig[FIG_EVENTS_PER_S] = (double)r->n * 1e9 / (double)(r->end_ns - r->start_ns);
 	fig[FIG_EVENTS_PER_CPU_S] = (double)r->n * 1e9 / (double)cpu;
-	fig[FIG_P50_US] = h ? hist_percentile(h, 0.50) / 1e3 : -1;
-	fig[FIG_P99_US] = h ? hist_percentile(h, 0.99) / 1e3 : -1;
+	fig[FIG_P50_US] = hist_percentile(hist, 0.50) / 1e3;
+	fig[FIG_P99_US] = hist_percentile(hist, 0.99) / 1e3;
 	fig[FIG_RETRIES] = (double)r->retries;
 	fig[FIG_QORDER] = (double)qorder;
 	fig[FIG_SHARE_MIN] = (double)cmin / (double)r->n;
-	free(h);
+	return 0;
 }
 
 static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
@@ -374,14 +362,13 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 	CPU_ZERO(&r->app_cpus);
 	for (unsigned k = 1; k < ctx->core_count; k++)
 		CPU_SET(ctx->cores[k], &r->app_cpus);
+	if (!(r->cons = calloc(nc, sizeof(*r->cons))))
+		goto out;
 	for (unsigned i = 0; i < nc; i++) {
-		if (!(r->cons[i] = calloc(1, sizeof(struct consumer))))
-			goto out;
-		r->cons[i]->r = r;
-		r->cons[i]->idx = i;
-		r->cons[i]->seen = calloc((r->n + 63) / 64, sizeof(uint64_t));
-		r->cons[i]->qnext = calloc(r->c->flows, sizeof(uint32_t));
-		if (!r->cons[i]->seen || !r->cons[i]->qnext)
+		r->cons[i] = (struct consumer){ .r = r, .idx = i,
+			.seen = calloc((r->n + 63) / 64, sizeof(uint64_t)),
+			.qnext = calloc(r->c->flows, sizeof(uint32_t)) };
+		if (!r->cons[i].seen || !r->cons[i].qnext)
 			goto out;
 	}
 	if ((rc = peer->setup(ctx, peer, r->state)) < 0)
@@ -396,7 +383,7 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 	r->c->base_ns = bench_now_ns();
 	bench_team_init(&r->team);
 	for (unsigned i = 0; i < nc && up; i++)
-		up = bench_team_start(&r->team, consumer_main, r->cons[i]) == 0;
+		up = bench_team_start(&r->team, consumer_main, &r->cons[i]) == 0;
 	up = up && bench_team_start(&r->team, producer_main, r) == 0;
 	up = up && (!r->has_sched || bench_team_start(&r->team, sched_main, r) == 0);
 	if (up && bench_team_wait(&r->team)) {
@@ -413,15 +400,14 @@ teardown:
 		fprintf(stderr, "%s C=%u: %s\n", peer->name, (unsigned)nc, r->team.fail.err);
 		rc = bench_interrupted ? -EINTR : BENCH_WRONG;
 	}
-	if (rc == 0 && (rc = run_verify(r)) == 0)
-		run_figs(r, fig);
+	if (rc == 0)
+		rc = run_results(r, fig);
 out:
-	for (unsigned i = 0; i < nc; i++)
-		if (r->cons[i]) {
-			free(r->cons[i]->seen);
-			free(r->cons[i]->qnext);
-			free(r->cons[i]);
-		}
+	for (unsigned i = 0; r->cons && i < nc; i++) {
+		free(r->cons[i].seen);
+		free(r->cons[i].qnext);
+	}
+	free(r->cons);
 	free((void *)(uintptr_t)r->gnext);
 	free(r);
 	return rc;
