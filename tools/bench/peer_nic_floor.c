@@ -21,16 +21,22 @@ static int nic_floor_produce(void *state, unsigned side BENCH_UNUSED, void *item
 {
 	struct nic_floor *s = state;
 	struct rte_mbuf *m[NIC_RX_BURST];
-	uint64_t sum = 0;
 
 	uint16_t n = rte_eth_rx_burst(s->c.port, 0, m, NIC_RX_BURST);
-	for (uint16_t i = 0; i < n; i++)
+	bench_nic_consume_mbufs(&s->c, m, n);
+	nic_count(&s->c.received, n);
+	return n;
+}
+
+void bench_nic_consume_mbufs(struct nic_common *c, struct rte_mbuf **m, unsigned n)
+{
+	uint64_t sum = 0;
+
+	for (unsigned i = 0; i < n; i++)
 		sum += nic_touch(rte_pktmbuf_mtod(m[i], const void *),
 				 m[i]->data_len < NIC_SNAPLEN ? m[i]->data_len : NIC_SNAPLEN);
 	rte_pktmbuf_free_bulk(m, n);
-	s->c.sink += sum;
-	nic_count(&s->c.received, n);
-	return n;
+	c->sink += sum;
 }
 
 int bench_nic_inprocess_control(void *state, unsigned op, void *arg)

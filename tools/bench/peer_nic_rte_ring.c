@@ -52,14 +52,9 @@ static int nic_rte_ring_consume(void *state, unsigned side BENCH_UNUSED,
 {
 	struct nic_rte_ring *s = state;
 	struct rte_mbuf *m[NIC_TAKE];
-	uint64_t sum = 0;
 
 	unsigned n = rte_ring_sc_dequeue_burst(s->ring, (void **)m, NIC_TAKE, NULL);
-	for (unsigned i = 0; i < n; i++)
-		sum += nic_touch(rte_pktmbuf_mtod(m[i], const void *),
-				 m[i]->data_len < NIC_SNAPLEN ? m[i]->data_len : NIC_SNAPLEN);
-	rte_pktmbuf_free_bulk(m, n);
-	s->c.sink += sum;
+	bench_nic_consume_mbufs(&s->c, m, n);
 	return (int)n;
 }
 

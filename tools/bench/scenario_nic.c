@@ -89,11 +89,9 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	struct nic_common *c = state;
 	int rc = 0;
 
-	c->port = nic_port;
-	c->capacity = (uint32_t)bench_param(ctx, "capacity");
-	c->rx_cpu = ctx->cores[0];
-	c->cons_cpu = ctx->cores[1];
-	c->copy = bench_param(ctx, "copy") == 1;
+	*c = (struct nic_common){ .port = nic_port, .rx_cpu = ctx->cores[0],
+		.cons_cpu = ctx->cores[1], .copy = bench_param(ctx, "copy") == 1,
+		.capacity = (uint32_t)bench_param(ctx, "capacity") };
 	onering_atomic_init(&stop, 0);
 	bench_team_init(&team);
 	if (peer->setup && (rc = peer->setup(ctx, peer, state)) < 0)
