@@ -249,8 +249,8 @@ struct onering_queue;
 struct onering_queue_options;
 
 /* Start a broker (eal, extra as above), attach, open one queue with qo (NULL:
- * defaults; q NULL: none); undone on failure (printed). close: safe on a
- * half-open one. */
+ * defaults; q NULL: none), *att and *q NULL before (a peer's zeroed state);
+ * undone on failure (printed). close: safe on a half-open one. */
 int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *eal,
 		       const char *const *extra, const struct onering_queue_options *qo,
 		       struct onering **att, struct onering_queue **q);
