@@ -105,7 +105,6 @@ static int dispatch_evdev_setup(struct bench_ctx *ctx, const struct bench_peer_o
 				void *state)
 {
 	struct evdev_dispatch *s = state;
-	bool dsw = self->variant & DSW;
 	static unsigned serial;
 	char lcore[16];
 	int rc;
@@ -113,13 +112,13 @@ static int dispatch_evdev_setup(struct bench_ctx *ctx, const struct bench_peer_o
 	snprintf(lcore, sizeof(lcore), "%d", s->c.sched_cpu);
 	if ((rc = bench_eal_start(ctx, lcore, NULL)) < 0)
 		return rc;
-	s->dsw = dsw;
+	s->dsw = self->variant & DSW;
 	s->sched_type = (uint8_t)self->variant;
-	snprintf(s->name, sizeof(s->name), "%s%u", dsw ? "event_dsw" : "event_sw", serial++);
+	snprintf(s->name, sizeof(s->name), "%s%u", s->dsw ? "event_dsw" : "event_sw", serial++);
 	if ((rc = rte_eal_hotplug_add("vdev", s->name, "")) < 0)
 		return bench_fail(rc, "rte_eal_hotplug_add(vdev, %s): %s (is DPDK's "
 				  "librte_event_%s in its driver directory?)", s->name,
-				  strerror(-rc), dsw ? "dsw" : "sw");
+				  strerror(-rc), s->dsw ? "dsw" : "sw");
 	s->have_vdev = true;
 	if ((rc = rte_event_dev_get_dev_id(s->name)) < 0)
 		return rc;
@@ -135,15 +134,11 @@ static int dispatch_evdev_produce(void *state, unsigned thread_idx, void *items,
 	const struct dispatch_event *ev = items;
 	struct rte_event evs[DISPATCH_BURST];
 
-	memset(evs, 0, count * sizeof(evs[0]));
-	for (unsigned k = 0; k < count; k++) {
-		evs[k].op = RTE_EVENT_OP_NEW;
-		evs[k].sched_type = s->sched_type;
-		evs[k].event_type = RTE_EVENT_TYPE_CPU;
-		evs[k].priority = RTE_EVENT_DEV_PRIORITY_NORMAL;
-		evs[k].flow_id = ev[k].flow;
-		evs[k].u64 = ev[k].seq << STAMP_BITS | ((ev[k].stamp_ns - s->c.base_ns) & STAMP_MASK);
-	}
+	for (unsigned k = 0; k < count; k++)
+		evs[k] = (struct rte_event){ .op = RTE_EVENT_OP_NEW, .sched_type = s->sched_type,
+			.event_type = RTE_EVENT_TYPE_CPU, .priority = RTE_EVENT_DEV_PRIORITY_NORMAL,
+			.flow_id = ev[k].flow,
+			.u64 = ev[k].seq << STAMP_BITS | ((ev[k].stamp_ns - s->c.base_ns) & STAMP_MASK) };
 	rte_errno = 0;
 	uint16_t done = rte_event_enqueue_new_burst(s->dev, (uint8_t)thread_idx, evs,
 						    (uint16_t)count);
