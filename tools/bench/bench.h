@@ -79,6 +79,10 @@ struct bench_peer_ops {
 		.consume = consume_fn, .control = control_fn, .teardown = teardown_fn,          \
 	}
 
+/* control() ops of every scenario that has measurement threads: on such a
+ * thread, first and last (arg: the scenario's). A scenario's own ops follow. */
+enum { BENCH_OP_THREAD_INIT = 1, BENCH_OP_THREAD_FINI, BENCH_OP_SCENARIO };
+
 static inline int bench_control(const struct bench_peer_ops *peer, void *state, unsigned op,
 				void *arg)
 {

@@ -167,9 +167,9 @@ static int dispatch_evdev_control(void *state, unsigned op, void *arg BENCH_UNUS
 	struct evdev_dispatch *s = state;
 
 	switch (op) {
-	case DISPATCH_OP_THREAD_INIT:
+	case BENCH_OP_THREAD_INIT:
 		return rte_thread_register() == 0 ? 0 : -rte_errno;
-	case DISPATCH_OP_THREAD_FINI:
+	case BENCH_OP_THREAD_FINI:
 		rte_thread_unregister();
 		return 0;
 	case DISPATCH_OP_ORDERED:

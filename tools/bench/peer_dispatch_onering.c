@@ -96,7 +96,7 @@ static int dispatch_onering_control(void *state, unsigned op, void *arg)
 	int rc, n, extra = 0;
 
 	switch (op) {
-	case DISPATCH_OP_THREAD_INIT:
+	case BENCH_OP_THREAD_INIT:
 		if (idx < s->c.consumers) {
 			qo.capacity = s->c.capacity;
 			qo.group = GROUP;
@@ -106,7 +106,7 @@ static int dispatch_onering_control(void *state, unsigned op, void *arg)
 		rc = onering_queue_open(s->att, &qo, &s->q[idx]);
 		return rc < 0 ? bench_fail(rc, "onering_queue_open: %s (%s)", onering_strerror(rc),
 					   onering_last_error(s->att)) : 0;
-	case DISPATCH_OP_THREAD_FINI:
+	case BENCH_OP_THREAD_FINI:
 		if (s->q[idx])
 			onering_queue_close(s->q[idx]);
 		s->q[idx] = NULL;

@@ -45,9 +45,9 @@ int bench_nic_inprocess_control(void *state, unsigned op, void *arg)
 	struct nic_counters *k = arg;
 
 	switch (op) {
-	case NIC_OP_THREAD_INIT:
+	case BENCH_OP_THREAD_INIT:
 		return rte_thread_register() < 0 ? -rte_errno : 0;
-	case NIC_OP_THREAD_FINI:
+	case BENCH_OP_THREAD_FINI:
 		rte_thread_unregister();
 		return 0;
 	case NIC_OP_COUNTERS:

@@ -106,11 +106,11 @@ static int nic_onering_control(void *state, unsigned op, void *arg)
 	int rc;
 
 	switch (op) {
-	case NIC_OP_THREAD_INIT:
+	case BENCH_OP_THREAD_INIT:
 		rc = onering_queue_open(s->att, &qo, &s->q);
 		return rc < 0 ? bench_fail(rc, "onering_queue_open: %s (%s)", onering_strerror(rc),
 					   onering_last_error(s->att)) : 0;
-	case NIC_OP_THREAD_FINI:
+	case BENCH_OP_THREAD_FINI:
 		return 0; /* closed by teardown: the close waits for the broker */
 	case NIC_OP_COUNTERS:
 		return nic_onering_counters(s, arg);

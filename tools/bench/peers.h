@@ -21,8 +21,8 @@ extern const struct bench_peer_ops bench_peer_ring_onering, bench_peer_ring_bare
 #define TIMERS_BATCH 256u /* fires taken per consume() at most */
 
 enum {
-	TIMERS_OP_SENTINEL = 1, /* control(): arm the sentinel in the past; -ENOTSUP */
-	TIMERS_OP_LEFT = 2,     /* control(): records or ready timers left over */
+	TIMERS_OP_SENTINEL = BENCH_OP_SCENARIO, /* arm the sentinel in the past; -ENOTSUP */
+	TIMERS_OP_LEFT,                         /* records or ready timers left over */
 };
 
 /* One timer handed to the consumer. idx == n: the sentinel. */
@@ -44,11 +44,6 @@ extern const struct bench_peer_ops bench_peer_timers_onering, bench_peer_timers_
 
 #define READINESS_BATCH 64u         /* events taken per call, every peer */
 #define READINESS_BLOCK_MS 50       /* blocking peers wake this often to see stop */
-
-enum {
-	READINESS_OP_THREAD_INIT = 1, /* control() on the consumer thread, first */
-	READINESS_OP_THREAD_FINI = 2, /* ... and last */
-};
 
 /* One readiness event handed to the consumer. */
 struct ready_event {
@@ -74,10 +69,9 @@ extern const struct bench_peer_ops bench_peer_readiness_onering_busy,
 #define DISPATCH_BURST 32u /* events per enqueue/dequeue/post/poll call */
 #define DISPATCH_MAX_CONSUMERS 16u
 
+/* BENCH_OP_THREAD_*: arg unsigned *thread_idx (FINI after DRAIN for consumers). */
 enum {
-	DISPATCH_OP_THREAD_INIT = 1, /* arg: unsigned *thread_idx; on that thread, first */
-	DISPATCH_OP_THREAD_FINI,     /* ... and last (after DRAIN for consumers) */
-	DISPATCH_OP_ORDERED,         /* 1: the peer promises per-flow order */
+	DISPATCH_OP_ORDERED = BENCH_OP_SCENARIO, /* 1: the peer promises per-flow order */
 	DISPATCH_OP_BLOCKS,          /* 1: consume() sleeps itself when idle */
 	DISPATCH_OP_SCHEDULE,        /* one scheduler iteration; -ENOTSUP: no scheduler */
 	DISPATCH_OP_FLUSH,           /* producer: after its last event */
@@ -116,11 +110,9 @@ extern const struct bench_peer_ops bench_peer_dispatch_onering_rr,
 #define NIC_RX_BURST 32u  /* rte_eth_rx_burst size, every peer (and the broker) */
 #define NIC_TAKE 64u      /* records a consumer takes per call */
 
-enum {
-	NIC_OP_THREAD_INIT = 1, /* arg: unsigned *side (0 rx, 1 consumer), on it */
-	NIC_OP_THREAD_FINI,
-	NIC_OP_COUNTERS,        /* arg: struct nic_counters * (main thread) */
-};
+/* BENCH_OP_THREAD_*: arg unsigned *side (0 rx, 1 consumer). NIC_OP_COUNTERS:
+ * arg struct nic_counters * (main thread). */
+enum { NIC_OP_COUNTERS = BENCH_OP_SCENARIO };
 
 struct nic_counters {
 	uint64_t received, dropped; /* packets the rx side took, and dropped */

@@ -124,7 +124,7 @@ static void gate_wait(struct dispatch_run *r, unsigned idx, int cpu)
 
 	snprintf(who, sizeof(who), "thread %u", idx);
 	int rc = bench_team_pin(&r->team, who, cpu, &r->app_cpus);
-	if (rc == 0 && (rc = bench_control(r->peer, r->state, DISPATCH_OP_THREAD_INIT, &idx)) < 0 &&
+	if (rc == 0 && (rc = bench_control(r->peer, r->state, BENCH_OP_THREAD_INIT, &idx)) < 0 &&
 	    rc != -ENOTSUP)
 		run_fail(r, "%s: thread %u setup: %s", r->peer->name, idx, strerror(-rc));
 	bench_team_ready(&r->team, true);
@@ -194,7 +194,7 @@ static void *consumer_main(void *arg)
 		int extra = bench_control(r->peer, r->state, DISPATCH_OP_DRAIN, &c->idx);
 		c->extra = extra > 0 ? (uint64_t)extra : 0;
 	}
-	bench_control(r->peer, r->state, DISPATCH_OP_THREAD_FINI, &c->idx);
+	bench_control(r->peer, r->state, BENCH_OP_THREAD_FINI, &c->idx);
 	return NULL;
 }
 
@@ -245,7 +245,7 @@ static void *producer_main(void *arg)
 		bench_control(r->peer, r->state, DISPATCH_OP_MAINTAIN, NULL);
 		bench_sleep_ns(MAINTAIN_NS);
 	}
-	bench_control(r->peer, r->state, DISPATCH_OP_THREAD_FINI, &idx);
+	bench_control(r->peer, r->state, BENCH_OP_THREAD_FINI, &idx);
 	return NULL;
 }
 
@@ -259,7 +259,7 @@ static void *sched_main(void *arg)
 	while (!stopped(r))
 		bench_control(r->peer, r->state, DISPATCH_OP_SCHEDULE, NULL);
 	r->sched_cpu_ns = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-	bench_control(r->peer, r->state, DISPATCH_OP_THREAD_FINI, &idx);
+	bench_control(r->peer, r->state, BENCH_OP_THREAD_FINI, &idx);
 	return NULL;
 }
 

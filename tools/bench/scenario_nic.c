@@ -5,7 +5,7 @@
  * hand-off (method: docs/benchmarks.md, NIC receive). Built with DPDK only.
  *
  * Peer hooks (state starts with struct nic_common): setup; control(state,
- * NIC_OP_THREAD_INIT / _FINI, &side) on thread 0 (rx) or 1 (consumer);
+ * BENCH_OP_THREAD_INIT / _FINI, &side) on thread 0 (rx) or 1 (consumer);
  * produce(state, 0, NULL, 0): one rx iteration (NULL: no rx thread);
  * consume(state, 1, NULL, 0): one consumer iteration (NULL: the rx side
  * consumes); control(NIC_OP_COUNTERS): received, dropped, poll loops.
@@ -46,7 +46,7 @@ static void *side_main(void *arg)
 	int rc = bench_team_pin(t->team, t->side ? "consumer" : "rx",
 				t->side ? c->cons_cpu : c->rx_cpu, NULL);
 
-	if (rc == 0 && (rc = bench_control(t->peer, t->state, NIC_OP_THREAD_INIT, &t->side)) < 0)
+	if (rc == 0 && (rc = bench_control(t->peer, t->state, BENCH_OP_THREAD_INIT, &t->side)) < 0)
 		bench_failure_set(&t->team->fail, "thread %u setup: %s", t->side, strerror(-rc));
 	pthread_getcpuclockid(pthread_self(), &t->clock);
 	bench_team_ready(t->team, true);
@@ -58,7 +58,7 @@ static void *side_main(void *arg)
 			onering_atomic_store(&t->records, total, onering_mo_relaxed);
 		}
 	}
-	bench_control(t->peer, t->state, NIC_OP_THREAD_FINI, &t->side);
+	bench_control(t->peer, t->state, BENCH_OP_THREAD_FINI, &t->side);
 	return NULL;
 }
 

@@ -5,7 +5,7 @@
  *
  * Peer hooks (state starts with struct readiness_common):
  *   setup(ctx, self, state)   watch common.rfd[0..n) (main thread)
- *   control(state, READINESS_OP_THREAD_INIT / _FINI)  on the consumer thread
+ *   control(state, BENCH_OP_THREAD_INIT / _FINI)  on the consumer thread
  *   consume(state, 0, ready_event[], max)  what is ready now (busy peers) or
  *                             within READINESS_BLOCK_MS; -errno
  *   teardown(ctx, state)
@@ -234,7 +234,7 @@ static void *consumer_main(void *arg)
 	r->tid_cons = (pid_t)syscall(SYS_gettid);
 	int rc = bench_team_pin(&r->team, "consumer", r->cpu_cons, NULL);
 	if (rc == 0)
-		rc = bench_control(r->peer, r->state, READINESS_OP_THREAD_INIT, NULL);
+		rc = bench_control(r->peer, r->state, BENCH_OP_THREAD_INIT, NULL);
 	if (rc < 0 && rc != -ENOTSUP)
 		run_fail(r, "%s: consumer setup: %s", r->peer->name, strerror(-rc));
 	bench_team_ready(&r->team, false); /* it takes events from the start */
@@ -261,7 +261,7 @@ static void *consumer_main(void *arg)
 	onering_atomic_store(&r->cons_done, 1, onering_mo_release);
 	while (!onering_atomic_load(&r->cons_release, onering_mo_acquire))
 		onering_cpu_relax();
-	bench_control(r->peer, r->state, READINESS_OP_THREAD_FINI, NULL);
+	bench_control(r->peer, r->state, BENCH_OP_THREAD_FINI, NULL);
 	return NULL;
 }
 
