@@ -142,7 +142,6 @@ struct bench_broker {
 
 struct bench_ctx {
 	const struct bench_scenario *sc;
-	bool quick;
 	int cores[BENCH_MAX_CORES];
 	unsigned core_count;
 	cpu_set_t start_affinity, cores_set; /* cores_set: the CPUs of --cores */
