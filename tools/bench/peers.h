@@ -110,9 +110,7 @@ extern const struct bench_peer_ops bench_peer_dispatch_onering_rr,
 #define NIC_RX_BURST 32u  /* rte_eth_rx_burst size, every peer (and the broker) */
 #define NIC_TAKE 64u      /* records a consumer takes per call */
 
-/* BENCH_OP_THREAD_*: arg unsigned *side (0 rx, 1 consumer). NIC_OP_COUNTERS:
- * arg struct nic_counters * (main thread). */
-enum { NIC_OP_COUNTERS = BENCH_OP_SCENARIO };
+enum { NIC_OP_COUNTERS = BENCH_OP_SCENARIO }; /* arg: struct nic_counters * (main thread) */
 
 struct nic_counters {
 	uint64_t received, dropped; /* packets the rx side took, and dropped */
