@@ -155,32 +155,27 @@ extern volatile sig_atomic_t bench_interrupted;
 
 uint64_t bench_param(const struct bench_ctx *ctx, const char *name);
 
-/* The first failure of a measurement (of its threads): the first message wins. */
-struct bench_failure {
-	ONERING_ATOMIC(int) failed;
-	char err[256];
-};
-/* true if it was the first. Any thread. */
-bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-#define bench_failed(f) (onering_atomic_load(&(f)->failed, onering_mo_relaxed) != 0)
-
 /*
  * A measurement's threads, started together. Main: bench_team_start() each
  * member, bench_team_wait() until all are ready (A0), bench_team_open()
  * the gate (R1), bench_team_join(). A member: bench_team_pin(), its own
  * set-up, then bench_team_ready() (R0) even if it failed, which can wait
- * for the gate (A1). fail: the run's first failure.
+ * for the gate (A1). err: the run's first failure (the first message wins).
  */
 #define BENCH_TEAM_MAX 24
 struct bench_team {
-	struct bench_failure fail;
+	ONERING_ATOMIC(int) failed;
+	char err[256];
 	pthread_t thr[BENCH_TEAM_MAX];
 	unsigned count;
 	ONERING_ATOMIC(unsigned) ready;
 	ONERING_ATOMIC(int) open;
 };
 void bench_team_init(struct bench_team *t);
+/* Record a failure; true if it was the first. Any thread. */
+bool bench_team_fail(struct bench_team *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define bench_team_failed(t) (onering_atomic_load(&(t)->failed, onering_mo_relaxed) != 0)
 int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg); /* recorded */
 /* In a member: pin to cpu (>= 0), else to *cpus; a failure is recorded as who's. */
 int bench_team_pin(struct bench_team *t, const char *who, int cpu, const cpu_set_t *cpus);

@@ -86,15 +86,15 @@ int bench_fail(int rc, const char *fmt, ...)
 	return rc;
 }
 
-bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
+bool bench_team_fail(struct bench_team *t, const char *fmt, ...)
 {
 	int expected = 0;
 	va_list ap;
 
-	if (!onering_atomic_cas(&f->failed, &expected, 1, onering_mo_acq_rel, onering_mo_relaxed))
+	if (!onering_atomic_cas(&t->failed, &expected, 1, onering_mo_acq_rel, onering_mo_relaxed))
 		return false;
 	va_start(ap, fmt);
-	vsnprintf(f->err, sizeof(f->err), fmt, ap);
+	vsnprintf(t->err, sizeof(t->err), fmt, ap);
 	va_end(ap);
 	return true;
 }
@@ -129,7 +129,7 @@ void bench_team_init(struct bench_team *t)
 	t->count = 0;
 	onering_atomic_init(&t->ready, 0u);
 	onering_atomic_init(&t->open, 0);
-	onering_atomic_init(&t->fail.failed, 0);
+	onering_atomic_init(&t->failed, 0);
 }
 
 int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg)
@@ -138,7 +138,7 @@ int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg)
 					   : -E2BIG;
 
 	if (rc < 0)
-		bench_failure_set(&t->fail, "pthread_create: %s", strerror(-rc));
+		bench_team_fail(t, "pthread_create: %s", strerror(-rc));
 	else
 		t->count++;
 	return rc;
@@ -150,7 +150,7 @@ int bench_team_pin(struct bench_team *t, const char *who, int cpu, const cpu_set
 			  : -pthread_setaffinity_np(pthread_self(), sizeof(*cpus), cpus);
 
 	if (rc < 0)
-		bench_failure_set(&t->fail, "%s: cannot pin to CPU %d: %s", who, cpu, strerror(-rc));
+		bench_team_fail(t, "%s: cannot pin to CPU %d: %s", who, cpu, strerror(-rc));
 	return rc;
 }
 
@@ -164,9 +164,9 @@ void bench_team_ready(struct bench_team *t, bool gate)
 bool bench_team_wait(struct bench_team *t)
 {
 	while (onering_atomic_load(&t->ready, onering_mo_acquire) < t->count && /* A0 */
-	       !bench_failed(&t->fail) && !bench_interrupted)
+	       !bench_team_failed(t) && !bench_interrupted)
 		bench_sleep_ns(100000);
-	return !bench_failed(&t->fail) && !bench_interrupted;
+	return !bench_team_failed(t) && !bench_interrupted;
 }
 
 void bench_team_open(struct bench_team *t)

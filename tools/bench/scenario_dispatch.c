@@ -70,7 +70,7 @@ static void run_stop(struct dispatch_run *r, int why)
 
 #define run_fail(r, ...)                                                                        \
 	do {                                                                                    \
-		bench_failure_set(&(r)->team.fail, __VA_ARGS__);                                \
+		bench_team_fail(&(r)->team, __VA_ARGS__);                                       \
 		run_stop(r, 2);                                                                 \
 	} while (0)
 
@@ -396,8 +396,8 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 	bench_team_join(&r->team, 0);
 teardown:
 	peer->teardown(ctx, r->state);
-	if (rc == 0 && bench_failed(&r->team.fail)) {
-		fprintf(stderr, "%s C=%u: %s\n", peer->name, (unsigned)nc, r->team.fail.err);
+	if (rc == 0 && bench_team_failed(&r->team)) {
+		fprintf(stderr, "%s C=%u: %s\n", peer->name, (unsigned)nc, r->team.err);
 		rc = bench_interrupted ? -EINTR : BENCH_WRONG;
 	}
 	if (rc == 0)

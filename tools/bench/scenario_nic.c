@@ -47,12 +47,12 @@ static void *side_main(void *arg)
 				t->side ? c->cons_cpu : c->rx_cpu, NULL);
 
 	if (rc == 0 && (rc = bench_control(t->peer, t->state, BENCH_OP_THREAD_INIT, &t->side)) < 0)
-		bench_failure_set(&t->team->fail, "thread %u setup: %s", t->side, strerror(-rc));
+		bench_team_fail(t->team, "thread %u setup: %s", t->side, strerror(-rc));
 	pthread_getcpuclockid(pthread_self(), &t->clock);
 	bench_team_ready(t->team, true);
 	while (rc >= 0 && !onering_atomic_load(t->stop, onering_mo_acquire)) {
 		if ((rc = step(t->state, t->side, NULL, 0)) < 0) {
-			bench_failure_set(&t->team->fail, "%s", strerror(-rc));
+			bench_team_fail(t->team, "%s", strerror(-rc));
 		} else if (rc > 0) {
 			total += (uint64_t)rc;
 			onering_atomic_store(&t->records, total, onering_mo_relaxed);
@@ -106,7 +106,7 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 		count++;
 	}
 	if (!bench_team_wait(&team)) {
-		rc = bench_failed(&team.fail) ? 0 : -EINTR; /* a failure is said below */
+		rc = bench_team_failed(&team) ? 0 : -EINTR; /* a failure is said below */
 	} else {
 		bench_team_open(&team);
 		bench_sleep_ns(bench_param(ctx, "warmup-ms") * 1000000ull);
@@ -119,8 +119,8 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	bench_team_join(&team, 0);
 	if (bench_broker_died(&c->broker))
 		rc = BENCH_WRONG;
-	if (bench_failed(&team.fail))
-		rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, team.fail.err);
+	if (bench_team_failed(&team))
+		rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, team.err);
 	if (rc < 0 && rc != -EINTR)
 		fprintf(stderr, "%s: no counters: %s\n", peer->name, strerror(-rc));
 	if (rc)

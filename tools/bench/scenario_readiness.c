@@ -74,8 +74,8 @@ struct run {
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint32_t) ack_waiting; /* producer */
 };
 
-#define run_fail(r, ...) bench_failure_set(&(r)->team.fail, __VA_ARGS__)
-#define run_failed(r) bench_failed(&(r)->team.fail)
+#define run_fail(r, ...) bench_team_fail(&(r)->team, __VA_ARGS__)
+#define run_failed(r) bench_team_failed(&(r)->team)
 
 /* A0 (the threads) synchronises with R0 (main's store of the phase). */
 #define phase_get(r) onering_atomic_load(&(r)->phase, onering_mo_acquire)
@@ -436,7 +436,7 @@ join:
 	onering_atomic_store(&r->cons_release, 1, onering_mo_release); /* R7: it may finish */
 	bench_team_join(&r->team, 0);
 	if (run_failed(r)) {
-		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->team.fail.err);
+		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->team.err);
 		rc = measured ? BENCH_WRONG : -EIO; /* a setup failure exits 2 */
 	}
 	if (rc || count || bench_interrupted)

@@ -46,12 +46,12 @@ static BENCH_ALWAYS_INLINE uint64_t ticks(void)
 #endif
 }
 
-#define aborted(s) bench_failed(&(s)->team->fail)
+#define aborted(s) bench_team_failed((s)->team)
 
 static bool side_fail(struct side *s, const char *what, uint64_t want, int64_t got)
 {
-	bench_failure_set(&s->team->fail, "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name,
-			  what, want, got);
+	bench_team_fail(s->team, "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name, what,
+			want, got);
 	return false;
 }
 
@@ -219,9 +219,9 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	peer->teardown(ctx, state);
 	if (rc < 0)
 		goto out;
-	if (bench_failed(&team.fail)) {
-		fprintf(stderr, "FAIL: %s\n", team.fail.err);
-		rc = strstr(team.fail.err, "cannot pin") ? -EINVAL : BENCH_WRONG;
+	if (bench_team_failed(&team)) {
+		fprintf(stderr, "FAIL: %s\n", team.err);
+		rc = strstr(team.err, "cannot pin") ? -EINVAL : BENCH_WRONG;
 		goto out;
 	}
 	if (batch) {
