@@ -9,10 +9,11 @@
  * it took; consume(state, k, evs, max): consumer k's events; teardown
  * (counts events still inside in common.leftover).
  *
- * Ordering: the team's gate (bench.h); stop (1 all taken, 2 failed) set
- * once by CAS, R2 after end_ns, relaxed in the loops, A2 by main; received:
- * relaxed fetch_add (only crossing N matters); the per-flow next seq is
- * relaxed: a check, not a synchronisation. The rest is read after the join.
+ * Ordering: the team's gate (bench.h); stop set by the one consumer whose
+ * events cross N (R2 after end_ns), relaxed in the loops, A2 by main; a
+ * failure (the team's) stops the loops too; received: relaxed fetch_add
+ * (only crossing N matters); the per-flow next seq is relaxed: a check, not
+ * a synchronisation. The rest is read after the join.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -60,23 +61,11 @@ struct dispatch_run {
 	ONERING_ATOMIC(int) prod_done;
 };
 
-/* The run stops: why 1 all taken, 2 failed; the first reason stays (R2). */
-static void run_stop(struct dispatch_run *r, int why)
-{
-	int expected = 0;
-
-	onering_atomic_cas(&r->stop, &expected, why, onering_mo_release, onering_mo_relaxed);
-}
-
-#define run_fail(r, ...)                                                                        \
-	do {                                                                                    \
-		bench_team_fail(&(r)->team, __VA_ARGS__);                                       \
-		run_stop(r, 2);                                                                 \
-	} while (0)
+#define run_fail(r, ...) bench_team_fail(&(r)->team, __VA_ARGS__)
 
 static BENCH_ALWAYS_INLINE bool stopped(struct dispatch_run *r)
 {
-	return onering_atomic_load(&r->stop, onering_mo_relaxed) != 0;
+	return onering_atomic_load(&r->stop, onering_mo_relaxed) || bench_team_failed(&r->team);
 }
 
 static BENCH_ALWAYS_INLINE void idle_pause(const struct dispatch_run *r)
@@ -186,11 +175,12 @@ static void *consumer_main(void *arg)
 		if (ONERING_UNLIKELY(total >= r->n && total - (uint64_t)n < r->n)) {
 			r->end_ns = now;
 			r->broker_cpu1_ns = bench_proc_cpu_ns(r->c->broker.pid);
-			run_stop(r, 1); /* R2: after end_ns and the broker's CPU */
+			/* R2: after end_ns and the broker's CPU */
+			onering_atomic_store(&r->stop, 1, onering_mo_release);
 		}
 	}
 	c->cpu_ns = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-	if (onering_atomic_load(&r->stop, onering_mo_acquire) == 1) {
+	if (onering_atomic_load(&r->stop, onering_mo_acquire)) { /* all taken: any left? */
 		int extra = bench_control(r->peer, r->state, DISPATCH_OP_DRAIN, &c->idx);
 		c->extra = extra > 0 ? (uint64_t)extra : 0;
 	}
@@ -268,7 +258,8 @@ static void run_watch(struct dispatch_run *r, uint64_t timeout_ns)
 {
 	uint64_t t0 = bench_now_ns(), last_change = t0, last_count = 0;
 
-	while (onering_atomic_load(&r->stop, onering_mo_acquire) == 0) { /* A2 */
+	while (!onering_atomic_load(&r->stop, onering_mo_acquire) && /* A2 */
+	       !bench_team_failed(&r->team)) {
 		bench_sleep_ns(5000000);
 		uint64_t now = bench_now_ns();
 		uint64_t got = onering_atomic_load(&r->received, onering_mo_relaxed);
