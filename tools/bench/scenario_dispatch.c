@@ -339,11 +339,8 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 		return bench_fail(-EINVAL, "dispatch: --consumers is 1..%u", DISPATCH_MAX_CONSUMERS);
 	if (!r)
 		return -ENOMEM;
-	r->state = state;
-	r->peer = peer;
-	r->c = r->state;
-	r->n = bench_param(ctx, "events");
-	r->idle_yield = bench_param(ctx, "idle") == 0;
+	*r = (struct dispatch_run){ .peer = peer, .state = state, .c = state,
+		.n = bench_param(ctx, "events"), .idle_yield = bench_param(ctx, "idle") == 0 };
 	*r->c = (struct dispatch_common){
 		.consumers = (unsigned)nc, .flows = (uint32_t)bench_param(ctx, "flows"),
 		.capacity = (uint32_t)bench_param(ctx, "capacity"),

@@ -63,7 +63,7 @@ static void *side_main(void *arg)
 }
 
 struct nic_snapshot {
-	uint64_t wall_ns, records, cpu_ns, broker_cpu_ns;
+	uint64_t wall_ns, records, cpu_ns; /* cpu_ns: the threads' and the broker's */
 	struct nic_counters k;
 };
 
@@ -71,10 +71,9 @@ static int snapshot_take(struct nic_run *t, unsigned count, struct nic_snapshot 
 {
 	s->wall_ns = bench_now_ns();
 	s->records = onering_atomic_load(&t[count - 1].records, onering_mo_relaxed);
-	s->cpu_ns = 0;
+	s->cpu_ns = bench_proc_cpu_ns(((struct nic_common *)t->state)->broker.pid);
 	for (unsigned i = 0; i < count; i++)
 		s->cpu_ns += bench_clock_ns(t[i].clock);
-	s->broker_cpu_ns = bench_proc_cpu_ns(((struct nic_common *)t->state)->broker.pid);
 	return bench_control(t->peer, t->state, NIC_OP_COUNTERS, &s->k);
 }
 
@@ -126,7 +125,7 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	if (rc)
 		goto teardown;
 	double secs = (double)(b.wall_ns - a.wall_ns) / 1e9;
-	double cpu_s = (double)(b.cpu_ns - a.cpu_ns + b.broker_cpu_ns - a.broker_cpu_ns) / 1e9;
+	double cpu_s = (double)(b.cpu_ns - a.cpu_ns) / 1e9;
 	uint64_t received = b.k.received - a.k.received, records = b.records - a.records;
 	if (records == 0) {
 		rc = bench_fail(BENCH_WRONG, "%s: the consumer took no record in %.2f s (the rx "

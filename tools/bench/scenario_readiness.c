@@ -365,14 +365,10 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 
 	if (!r)
 		return -ENOMEM;
-	r->peer = peer;
-	r->latency = latency;
-	r->pipe = bench_param(ctx, "source") == SOURCE_PIPE;
-	r->n = n;
-	r->cpu_prod = ctx->cores[0];
-	r->cpu_cons = ctx->cores[1];
+	*r = (struct run){ .peer = peer, .latency = latency, .n = n, .cpu_prod = ctx->cores[0],
+			   .cpu_cons = ctx->cores[1], .pipe = bench_param(ctx, "source") == SOURCE_PIPE,
+			   .lat_cap = latency ? (size_t)(measure_ns / 1e9 * 50000) + 1024 : 1 };
 	/* One block: wrote, drained, lat, lat_harvest, then rfd and wfd. */
-	r->lat_cap = latency ? (size_t)(measure_ns / 1e9 * 50000) + 1024 : 1;
 	block = malloc((2 * n + 2 * r->lat_cap + n) * sizeof(uint64_t));
 	if (!block)
 		goto out;
@@ -386,10 +382,8 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	r->wfd = r->rfd + n;
 	memset(r->rfd, -1, 2 * n * sizeof(int));
 	r->c = r->state;
-	r->c->n = n;
-	r->c->rfd = r->rfd;
-	r->c->capacity = (uint32_t)bench_param(ctx, "capacity");
-	r->c->broker_cpu = ctx->cores[2];
+	*r->c = (struct readiness_common){ .n = n, .rfd = r->rfd, .broker_cpu = ctx->cores[2],
+					   .capacity = (uint32_t)bench_param(ctx, "capacity") };
 	bench_team_init(&r->team);
 	if ((rc = sources_open(r)) < 0 || (rc = peer->setup(ctx, peer, r->state)) < 0)
 		goto out;
