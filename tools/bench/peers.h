@@ -146,18 +146,6 @@ static BENCH_ALWAYS_INLINE uint64_t nic_touch(const void *p, uint32_t len)
 	return sum;
 }
 
-/* Add n to a counter of the rx thread's (its only writer; main reads it relaxed). */
-#define nic_count(ctr, n)                                                                      \
-	onering_atomic_store(ctr, (n) + onering_atomic_load(ctr, onering_mo_relaxed),         \
-			     onering_mo_relaxed)
-
-/* Both in-process peers' (peer_nic_floor.c): control(), thread init/fini (an
- * lcore id: mempool caches work) and the counters; the consumer's work on n
- * received mbufs (touch, free). */
-struct rte_mbuf;
-int bench_nic_inprocess_control(void *state, unsigned op, void *arg);
-void bench_nic_consume_mbufs(struct nic_common *c, struct rte_mbuf **m, unsigned n);
-
 extern const struct bench_peer_ops bench_peer_nic_floor, bench_peer_nic_rte_ring,
 	bench_peer_nic_onering;
 
