@@ -207,7 +207,6 @@ void bench_sleep_ns(uint64_t ns);
 int bench_pin_self(int cpu); /* 0; -errno */
 /* size bytes rounded up to whole cache lines, aligned and zeroed; NULL. */
 void *bench_alloc_lines(size_t size);
-double bench_median(const double *v, unsigned n); /* of values >= 0; -1 if none */
 /* Nearest-rank percentile of n values, sorting them in place; -1 if n == 0. */
 double bench_percentile(uint64_t *v, size_t n, double q);
 /* From /proc/PID/task/TID/schedstat (every thread of pid if tid <= 0), ns:

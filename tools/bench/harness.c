@@ -204,7 +204,8 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-double bench_median(const double *v, unsigned n)
+/* The median of the values >= 0 of v[0..n); -1 if none. */
+static double median(const double *v, unsigned n)
 {
 	double t[BENCH_MAX_ROUNDS];
 	unsigned m = 0;
@@ -480,7 +481,7 @@ static double fig_median(unsigned si, unsigned p, unsigned f)
 
 	for (unsigned r = 0; r < opt.rounds; r++)
 		v[r] = results[r][si][p][f];
-	return bench_median(v, (unsigned)opt.rounds);
+	return median(v, (unsigned)opt.rounds);
 }
 
 /* Whether peer p has any figure of its own at sweep point si (round r, or
@@ -523,7 +524,7 @@ static double ratio_median(unsigned si, const struct ratio *d)
 		double y = peer_fig(r, si, d->peer_b, d->fig);
 		v[r] = x >= 0 && y > 0 ? x / y : -1;
 	}
-	return bench_median(v, (unsigned)opt.rounds);
+	return median(v, (unsigned)opt.rounds);
 }
 
 static void print_row(const char *peer, const double *f)

@@ -57,9 +57,8 @@ static int dispatch_onering_produce(void *state, unsigned thread_idx, void *item
 
 	for (unsigned k = 0; k < count; k++) {
 		struct user_data d = { .stamp_ns = ev[k].stamp_ns, .seq = ev[k].seq, .idx = ev[k].idx };
-		burst[k].flow = ev[k].flow;
-		burst[k].cookie = ev[k].idx;
-		burst[k].len = sizeof(d);
+		burst[k] = (struct onering_user_event){ .flow = ev[k].flow, .cookie = ev[k].idx,
+							.len = sizeof(d) };
 		memcpy(burst[k].data, &d, sizeof(d));
 	}
 	return onering_post_burst(s->q[thread_idx], s->gid, burst, count);

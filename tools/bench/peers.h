@@ -61,10 +61,9 @@ struct readiness_common {
 
 extern const struct bench_peer_ops bench_peer_readiness_onering_busy,
 	bench_peer_readiness_onering_adaptive, bench_peer_readiness_onering_overprov,
-	bench_peer_readiness_onering_wait,
-	bench_peer_readiness_epoll_busy, bench_peer_readiness_epoll_block,
-	bench_peer_readiness_uring_busy, bench_peer_readiness_uring_block,
-	bench_peer_readiness_uring_peek;
+	bench_peer_readiness_onering_wait, bench_peer_readiness_epoll_busy,
+	bench_peer_readiness_epoll_block, bench_peer_readiness_uring_busy,
+	bench_peer_readiness_uring_block, bench_peer_readiness_uring_peek;
 
 #define DISPATCH_BURST 32u /* events per enqueue/dequeue/post/poll call */
 #define DISPATCH_MAX_CONSUMERS 16u

@@ -182,8 +182,7 @@ static void nic_fini(struct bench_ctx *ctx BENCH_UNUSED)
 }
 
 static const struct bench_peer_ops *const nic_peers[] = {
-	&bench_peer_nic_floor, &bench_peer_nic_rte_ring,
-	&bench_peer_nic_onering,
+	&bench_peer_nic_floor, &bench_peer_nic_rte_ring, &bench_peer_nic_onering,
 };
 
 static const char *const off_on[] = { "off", "on", NULL };
