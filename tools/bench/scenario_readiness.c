@@ -142,16 +142,14 @@ static bool wait_ack(struct run *r, uint64_t w)
 
 static void produce_paced(struct run *r)
 {
-	uint64_t w = 0, rnd = 0x9e3779b97f4a7c15ull ^ bench_now_ns();
+	uint64_t w = 0, now = bench_now_ns();
+	unsigned short rnd[3] = { (unsigned short)now, (unsigned short)(now >> 16), 0x330e };
 
 	while (phase_get(r) <= PHASE_MEASURE && !run_failed(r)) {
 		if (!wait_ack(r, w))
 			return;
-		/* xorshift64: a random pause, never in step with a poller loop. */
-		rnd ^= rnd << 13;
-		rnd ^= rnd >> 7;
-		rnd ^= rnd << 17;
-		bench_sleep_ns(GAP_MIN_NS + rnd % GAP_SPAN_NS);
+		/* A random pause, never in step with a poller loop. */
+		bench_sleep_ns(GAP_MIN_NS + (uint64_t)nrand48(rnd) % GAP_SPAN_NS);
 		if (phase_get(r) > PHASE_MEASURE)
 			break;
 		unsigned idx = (unsigned)(w % r->n);

@@ -55,18 +55,15 @@ struct timers_run {
 	struct timer_fire fires[TIMERS_BATCH];
 };
 
-static void permute(uint32_t *v, unsigned n, uint64_t seed)
+/* v: the shuffle (Fisher-Yates) of 0..n-1 that seed picks. */
+static void permute(uint32_t *v, unsigned n, unsigned short seed)
 {
-	uint64_t x = seed | 1;
+	unsigned short x[3] = { 0x330e, seed, (unsigned short)n };
 
 	for (unsigned i = 0; i < n; i++)
 		v[i] = i;
 	for (unsigned i = n; i > 1; i--) {
-		x ^= x >> 12;
-		x ^= x << 25;
-		x ^= x >> 27;
-		uint32_t j = (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32) % i;
-		uint32_t t = v[i - 1];
+		uint32_t j = (uint32_t)nrand48(x) % i, t = v[i - 1];
 		v[i - 1] = v[j];
 		v[j] = t;
 	}
@@ -298,8 +295,8 @@ static int timers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *pe
 	t.rank = (uint32_t *)(block + 4 * n);
 	t.rank2 = t.rank + n;
 	/* The same permutations for every peer of a round. */
-	permute(t.rank, (unsigned)n, 0x9e3779b97f4a7c15ull * (ctx->round + 1));
-	permute(t.rank2, (unsigned)n, 0xc2b2ae3d27d4eb4full * (ctx->round + 1));
+	permute(t.rank, (unsigned)n, (unsigned short)(2 * ctx->round + 1));
+	permute(t.rank2, (unsigned)n, (unsigned short)(2 * ctx->round + 2));
 	for (int attempt = 0; attempt < 3; attempt++) {
 		t.c = t.state;
 		memset(t.state, 0, peer->state_size);
