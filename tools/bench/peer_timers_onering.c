@@ -82,11 +82,10 @@ static int timers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_o
 static int arm_one(struct onering_timers *s, uint32_t i, uint64_t value_ns, unsigned flags)
 {
 	int r = onering_timer_arm(s->q, s->subs[i], value_ns, 0, flags);
-	uint64_t start;
 
 	if (ONERING_LIKELY(r != -EAGAIN))
 		return r;
-	start = bench_now_ns();
+	uint64_t start = bench_now_ns();
 	for (unsigned tries = 1; r == -EAGAIN; tries++) {
 		s->c.eagain++;
 		if ((tries & 1023) == 0) {
