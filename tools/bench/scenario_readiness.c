@@ -328,16 +328,13 @@ static int check_drained(struct run *r)
 /* Latency percentiles (µs) into fig; onering also harvest and hand-off. */
 static void latency_figs(struct run *r, double *fig)
 {
+	uint64_t *h = r->lat_harvest, *handoff = h + r->lat_cap;
 	size_t n = r->lat_n;
 
-	if (r->lat_harvest[0] || r->lat_harvest[n - 1]) {
-		uint64_t *h = r->lat_harvest;
-		uint64_t *handoff = malloc(n * sizeof(*handoff));
-		for (size_t i = 0; handoff && i < n; i++)
+	if (h[0] || h[n - 1]) {
+		for (size_t i = 0; i < n; i++)
 			handoff[i] = r->lat[i] - h[i];
-		if (handoff)
-			fig[FIG_HANDOFF_P50_US] = bench_percentile(handoff, n, 0.5) / 1e3;
-		free(handoff);
+		fig[FIG_HANDOFF_P50_US] = bench_percentile(handoff, n, 0.5) / 1e3;
 		/* The poller stamps once per loop, before it asks epoll: a write
 		 * landing between the two carries an older stamp; count it as 0. */
 		for (size_t i = 0; i < n; i++)
@@ -366,8 +363,8 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	*r = (struct run){ .peer = peer, .latency = latency, .n = n, .cpu_prod = ctx->cores[0],
 			   .cpu_cons = ctx->cores[1], .pipe = bench_param(ctx, "source") == SOURCE_PIPE,
 			   .lat_cap = latency ? (size_t)(measure_ns / 1e9 * 50000) + 1024 : 1 };
-	/* One block: wrote, drained, lat, lat_harvest, then rfd and wfd. */
-	block = malloc((2 * n + 2 * r->lat_cap + n) * sizeof(uint64_t));
+	/* One block: wrote, drained, lat, lat_harvest, handoff, then rfd and wfd. */
+	block = malloc((2 * n + 3 * r->lat_cap + n) * sizeof(uint64_t));
 	if (!block)
 		goto out;
 	r->state = memset(state, 0, peer->state_size);
@@ -376,7 +373,7 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	r->drained = block + n;
 	r->lat = block + 2 * n;
 	r->lat_harvest = r->lat + r->lat_cap;
-	r->rfd = (int *)(r->lat_harvest + r->lat_cap);
+	r->rfd = (int *)(r->lat_harvest + 2 * r->lat_cap);
 	r->wfd = r->rfd + n;
 	memset(r->rfd, -1, 2 * n * sizeof(int));
 	r->c = r->state;
