@@ -72,13 +72,10 @@ static int evdev_configure(struct evdev_dispatch *s)
 	if ((rc = rte_event_queue_setup(s->dev, 0, &qc)) < 0)
 		return rc;
 	for (unsigned p = 0; p <= s->c.consumers; p++) {
-		struct rte_event_port_conf pc;
-		if ((rc = rte_event_port_default_conf_get(s->dev, (uint8_t)p, &pc)) < 0)
-			return rc;
-		pc.new_event_threshold = dc.nb_events_limit;
-		pc.dequeue_depth = (uint16_t)dc.nb_event_port_dequeue_depth;
-		pc.enqueue_depth = (uint16_t)dc.nb_event_port_enqueue_depth;
-		pc.event_port_cfg = 0; /* implicit release on the next dequeue */
+		/* Every field set; event_port_cfg 0: implicit release on the next dequeue. */
+		struct rte_event_port_conf pc = { .new_event_threshold = dc.nb_events_limit,
+			.dequeue_depth = (uint16_t)dc.nb_event_port_dequeue_depth,
+			.enqueue_depth = (uint16_t)dc.nb_event_port_enqueue_depth };
 		if ((rc = rte_event_port_setup(s->dev, (uint8_t)p, &pc)) < 0)
 			return rc;
 		if (p < s->c.consumers && rte_event_port_link(s->dev, (uint8_t)p, &queue, NULL, 1) != 1)
@@ -123,9 +120,8 @@ static int dispatch_evdev_setup(struct bench_ctx *ctx, const struct bench_peer_o
 	if ((rc = rte_event_dev_get_dev_id(s->name)) < 0)
 		return rc;
 	s->dev = (uint8_t)rc;
-	if ((rc = evdev_configure(s)) < 0)
-		return bench_fail(rc, "%s: configuring: %s", s->name, strerror(-rc));
-	return 0;
+	rc = evdev_configure(s);
+	return rc < 0 ? bench_fail(rc, "%s: configuring: %s", s->name, strerror(-rc)) : 0;
 }
 
 static int dispatch_evdev_produce(void *state, unsigned thread_idx, void *items, unsigned count)
@@ -137,8 +133,8 @@ static int dispatch_evdev_produce(void *state, unsigned thread_idx, void *items,
 	for (unsigned k = 0; k < count; k++)
 		evs[k] = (struct rte_event){ .op = RTE_EVENT_OP_NEW, .sched_type = s->sched_type,
 			.event_type = RTE_EVENT_TYPE_CPU, .priority = RTE_EVENT_DEV_PRIORITY_NORMAL,
-			.flow_id = ev[k].flow,
-			.u64 = ev[k].seq << STAMP_BITS | ((ev[k].stamp_ns - s->c.base_ns) & STAMP_MASK) };
+			.flow_id = ev[k].flow, .u64 = ev[k].seq << STAMP_BITS |
+						       ((ev[k].stamp_ns - s->c.base_ns) & STAMP_MASK) };
 	rte_errno = 0;
 	uint16_t done = rte_event_enqueue_new_burst(s->dev, (uint8_t)thread_idx, evs,
 						    (uint16_t)count);

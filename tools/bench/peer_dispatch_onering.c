@@ -43,9 +43,8 @@ static int dispatch_onering_setup(struct bench_ctx *ctx, const struct bench_peer
 	s->policy = policy;
 	if ((rc = bench_onering_open(ctx, &s->c.broker, NULL, extra, NULL, &s->att, NULL)) < 0)
 		return rc;
-	if ((rc = onering_group_id(s->att, GROUP, &s->gid)) < 0)
-		return bench_fail(rc, "onering_group_id(%s): %s", GROUP, onering_strerror(rc));
-	return 0;
+	rc = onering_group_id(s->att, GROUP, &s->gid);
+	return rc < 0 ? bench_fail(rc, "onering_group_id(%s): %s", GROUP, onering_strerror(rc)) : 0;
 }
 
 static int dispatch_onering_produce(void *state, unsigned thread_idx, void *items,
@@ -108,7 +107,6 @@ static int dispatch_onering_control(void *state, unsigned op, void *arg)
 	case BENCH_OP_THREAD_FINI:
 		if (s->q[idx])
 			onering_queue_close(s->q[idx]);
-		s->q[idx] = NULL;
 		return 0;
 	case DISPATCH_OP_ORDERED:
 		return strcmp(s->policy, "sticky") == 0;
