@@ -164,7 +164,6 @@ void servers_stop(struct bench_ctx *ctx, void *state)
 	struct servers_common *c = state;
 
 	tool_child_stop(c->server);
-	c->server = 0;
 	bench_broker_stop(ctx, &c->broker);
 }
 

@@ -279,7 +279,7 @@ static int phases(struct bench_ctx *ctx, struct timers_run *t, double *fig)
 static int timers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
 			  uint64_t n, double *fig)
 {
-	struct timers_run t = { .peer = peer, .state = state };
+	struct timers_run t = { .peer = peer, .state = state, .c = state };
 	int rc = -ENOMEM;
 
 	if (n == 0 || n > 1000000)
@@ -298,7 +298,6 @@ static int timers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *pe
 	permute(t.rank, (unsigned)n, (unsigned short)(2 * ctx->round + 1));
 	permute(t.rank2, (unsigned)n, (unsigned short)(2 * ctx->round + 2));
 	for (int attempt = 0; attempt < 3; attempt++) {
-		t.c = t.state;
 		memset(t.state, 0, peer->state_size);
 		t.c->n = (unsigned)n;
 		if ((rc = peer->setup(ctx, peer, t.state)) == 0) {
