@@ -213,6 +213,7 @@ double bench_percentile(uint64_t *v, size_t n, double q);
  * field 0 the CPU time, 1 the time runnable but waiting for a CPU. */
 uint64_t bench_schedstat_ns(pid_t pid, pid_t tid, int field);
 #define bench_proc_cpu_ns(pid) bench_schedstat_ns(pid, 0, 0)
+#define bench_cpu_wait_ns(pid, tid) bench_schedstat_ns(pid, tid, 1)
 
 #define BENCH_SYSCALLS_MAX_THREADS 32
 

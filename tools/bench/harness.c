@@ -311,9 +311,8 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* A comma list of numbers, or (names != NULL) of names marked in on[]. */
-static int parse_list(const char *s, uint64_t *out, unsigned max_count, unsigned *count,
-		      const struct bench_scenario *names, bool *on)
+/* A comma list of numbers, or (on != NULL) of peer names marked in on[]. */
+static int parse_list(const char *s, uint64_t *out, unsigned max_count, unsigned *count, bool *on)
 {
 	char buf[256], *save = NULL;
 
@@ -323,15 +322,15 @@ static int parse_list(const char *s, uint64_t *out, unsigned max_count, unsigned
 	*count = 0;
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		unsigned p = 0;
-		if (!names) {
+		if (!on) {
 			if (*count == max_count || parse_u64(t, 0, UINT32_MAX, &out[*count]))
 				return -EINVAL;
 		} else {
-			while (p < names->peer_count && strcmp(names->peers[p]->name, t))
+			while (p < sc->peer_count && strcmp(sc->peers[p]->name, t))
 				p++;
-			if (p == names->peer_count)
+			if (p == sc->peer_count)
 				return bench_fail(-EINVAL, "%s: no peer '%s' (onering-bench list)",
-						  names->name, t);
+						  sc->name, t);
 			on[p] = true;
 		}
 		++*count;
@@ -446,12 +445,12 @@ static int parse_opts(struct bench_ctx *ctx, int argc, char **argv)
 	}
 	for (unsigned p = 0; p < sc->peer_count; p++)
 		opt.peer_on[p] = !peers;
-	if (peers && parse_list(peers, NULL, 0, &count, sc, opt.peer_on))
+	if (peers && parse_list(peers, NULL, 0, &count, opt.peer_on))
 		return -EINVAL;
 	opt.sweep_count = 1;
-	if (sc->sweep_name && parse_list(sweep, opt.sweep, BENCH_MAX_SWEEP, &opt.sweep_count, NULL, NULL))
+	if (sc->sweep_name && parse_list(sweep, opt.sweep, BENCH_MAX_SWEEP, &opt.sweep_count, NULL))
 		return bench_fail(-EINVAL, "%s: bad --%s list: %s", sc->name, sc->sweep_name, sweep);
-	if (cores && parse_list(cores, v, BENCH_MAX_CORES, &ctx->core_count, NULL, NULL))
+	if (cores && parse_list(cores, v, BENCH_MAX_CORES, &ctx->core_count, NULL))
 		return bench_fail(-EINVAL, "%s: bad --cores list: %s", sc->name, cores);
 	for (unsigned k = 0; k < ctx->core_count; k++) {
 		if (!CPU_ISSET(v[k], &ctx->start_affinity))

@@ -87,9 +87,6 @@ static long futex_call(ONERING_ATOMIC(uint32_t) *word, int op, uint32_t val,
 	return syscall(SYS_futex, (uint32_t *)(uintptr_t)word, op, val, timeout, NULL, 0);
 }
 
-/* How long thread tid (<= 0: every thread) of pid waited for a CPU, ns. */
-#define cpu_wait_ns(pid, tid) bench_schedstat_ns(pid, tid, 1)
-
 static BENCH_ALWAYS_INLINE ssize_t source_write(const struct run *r, unsigned idx)
 {
 	static const uint64_t one = 1;
@@ -278,8 +275,8 @@ static void snapshot_take(struct run *r, clockid_t cons, clockid_t prod, struct 
 	s->units = onering_atomic_load(&r->units, onering_mo_relaxed);
 	s->cons_cpu_ns = bench_clock_ns(cons);
 	s->all_cpu_ns = s->cons_cpu_ns + bench_clock_ns(prod) + bench_proc_cpu_ns(broker);
-	s->wait_ns = cpu_wait_ns(getpid(), r->tid_cons) + cpu_wait_ns(getpid(), r->tid_prod) +
-		     cpu_wait_ns(broker, 0);
+	s->wait_ns = bench_cpu_wait_ns(getpid(), r->tid_cons) +
+		     bench_cpu_wait_ns(getpid(), r->tid_prod) + bench_cpu_wait_ns(broker, 0);
 }
 
 static int sources_open(struct run *r)
@@ -468,14 +465,12 @@ static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops 
 
 	if (n == 0 || n > 65536)
 		return bench_fail(-EINVAL, "readiness: --n is 1..65536");
-	if (mode != MODE_LATENCY && (rc = run_one(ctx, peer, state, (unsigned)n, false, false,
-						  fig)))
-		return rc;
-	if (mode != MODE_THROUGHPUT && (rc = run_one(ctx, peer, state, (unsigned)n, true, false,
-						     fig)))
-		return rc;
+	if (mode != MODE_LATENCY)
+		rc = run_one(ctx, peer, state, (unsigned)n, false, false, fig);
+	if (rc == 0 && mode != MODE_THROUGHPUT)
+		rc = run_one(ctx, peer, state, (unsigned)n, true, false, fig);
 	/* Syscalls: one counted throughput pass per peer and N, in the first round. */
-	if (ctx->round == 0 && bench_param(ctx, "count"))
+	if (rc == 0 && ctx->round == 0 && bench_param(ctx, "count"))
 		rc = run_one(ctx, peer, state, (unsigned)n, false, true, fig);
 	return rc == BENCH_NA ? 0 : rc;
 }
