@@ -126,10 +126,6 @@ static int timers_onering_consume(void *state, unsigned thread_idx BENCH_UNUSED,
 	int r = onering_wait(s->q, s->evs, 1, max_count, (int64_t)s->c.wait_ns);
 	if (r == -EINTR || r == -ETIMEDOUT)
 		return 0;
-	if (r < 0) {
-		bench_broker_died(&s->c.broker);
-		return r;
-	}
 	for (int i = 0; i < r; i++) {
 		const struct onering_event *e = &s->evs[i];
 		if (e->kind != ONERING_EV_TIMER || e->cookie > s->c.n ||

@@ -305,8 +305,8 @@ static int timers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *pe
 			if ((rc = wait_applied(&t, NULL, "setup")) == 0)
 				rc = phases(ctx, &t, fig);
 		}
-		if (rc && t.c->broker.pid > 0)
-			bench_broker_died(&t.c->broker);
+		if (rc)
+			bench_broker_died(&t.c->broker); /* says so if it did */
 		peer->teardown(ctx, t.state);
 		if (rc != DISTURBED)
 			break;
