@@ -79,6 +79,10 @@ struct bench_peer_ops {
 		.consume = consume_fn, .control = control_fn, .teardown = teardown_fn,          \
 	}
 
+/* control() ops of every scenario that has measurement threads: on such a
+ * thread, first and last (arg: the scenario's). A scenario's own ops follow. */
+enum { BENCH_OP_THREAD_INIT = 1, BENCH_OP_THREAD_FINI, BENCH_OP_SCENARIO };
+
 static inline int bench_control(const struct bench_peer_ops *peer, void *state, unsigned op,
 				void *arg)
 {
@@ -138,7 +142,6 @@ struct bench_broker {
 
 struct bench_ctx {
 	const struct bench_scenario *sc;
-	bool quick;
 	int cores[BENCH_MAX_CORES];
 	unsigned core_count;
 	cpu_set_t start_affinity, cores_set; /* cores_set: the CPUs of --cores */
@@ -152,32 +155,27 @@ extern volatile sig_atomic_t bench_interrupted;
 
 uint64_t bench_param(const struct bench_ctx *ctx, const char *name);
 
-/* The first failure of a measurement's threads: the first message wins. */
-struct bench_failure {
-	ONERING_ATOMIC(int) failed;
-	char err[256];
-};
-/* true if it was the first. Any thread. */
-bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
-#define bench_failed(f) (onering_atomic_load(&(f)->failed, onering_mo_relaxed) != 0)
-
 /*
  * A measurement's threads, started together. Main: bench_team_start() each
  * member, bench_team_wait() until all are ready (A0), bench_team_open()
  * the gate (R1), bench_team_join(). A member: bench_team_pin(), its own
  * set-up, then bench_team_ready() (R0) even if it failed, which can wait
- * for the gate (A1). Failures go to fail (the run's).
+ * for the gate (A1). err: the run's first failure (the first message wins).
  */
 #define BENCH_TEAM_MAX 24
 struct bench_team {
-	struct bench_failure *fail;
+	ONERING_ATOMIC(int) failed;
+	char err[256];
 	pthread_t thr[BENCH_TEAM_MAX];
 	unsigned count;
 	ONERING_ATOMIC(unsigned) ready;
 	ONERING_ATOMIC(int) open;
 };
-void bench_team_init(struct bench_team *t, struct bench_failure *fail);
+void bench_team_init(struct bench_team *t);
+/* Record a failure; true if it was the first. Any thread. */
+bool bench_team_fail(struct bench_team *t, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+#define bench_team_failed(t) (onering_atomic_load(&(t)->failed, onering_mo_relaxed) != 0)
 int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg); /* recorded */
 /* In a member: pin to cpu (>= 0), else to *cpus; a failure is recorded as who's. */
 int bench_team_pin(struct bench_team *t, const char *who, int cpu, const cpu_set_t *cpus);
@@ -209,13 +207,13 @@ void bench_sleep_ns(uint64_t ns);
 int bench_pin_self(int cpu); /* 0; -errno */
 /* size bytes rounded up to whole cache lines, aligned and zeroed; NULL. */
 void *bench_alloc_lines(size_t size);
-double bench_median(const double *v, unsigned n); /* of values >= 0; -1 if none */
 /* Nearest-rank percentile of n values, sorting them in place; -1 if n == 0. */
 double bench_percentile(uint64_t *v, size_t n, double q);
 /* From /proc/PID/task/TID/schedstat (every thread of pid if tid <= 0), ns:
  * field 0 the CPU time, 1 the time runnable but waiting for a CPU. */
 uint64_t bench_schedstat_ns(pid_t pid, pid_t tid, int field);
 #define bench_proc_cpu_ns(pid) bench_schedstat_ns(pid, 0, 0)
+#define bench_cpu_wait_ns(pid, tid) bench_schedstat_ns(pid, tid, 1)
 
 #define BENCH_SYSCALLS_MAX_THREADS 32
 
@@ -249,8 +247,8 @@ struct onering_queue;
 struct onering_queue_options;
 
 /* Start a broker (eal, extra as above), attach, open one queue with qo (NULL:
- * defaults; q NULL: none); undone on failure (printed). close: safe on a
- * half-open one. */
+ * defaults; q NULL: none), *att and *q NULL before (a peer's zeroed state);
+ * undone on failure (printed). close: safe on a half-open one. */
 int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *eal,
 		       const char *const *extra, const struct onering_queue_options *qo,
 		       struct onering **att, struct onering_queue **q);

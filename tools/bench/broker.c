@@ -18,7 +18,6 @@
 
 #include "client/onering.h"
 #include "tools/bench/bench.h"
-#include "tools/common/child.h"
 
 #define BROKER_MAX_ARGS 48
 
@@ -145,20 +144,14 @@ int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char
 		       const char *const *extra, const struct onering_queue_options *qo,
 		       struct onering **att, struct onering_queue **q)
 {
-	struct onering_attach_options ao = { 0 };
-	struct onering_queue_options dq = { 0 };
+	struct onering_attach_options ao = { .name = b->name, .socket_dir = b->dir };
 	int rc = bench_broker_start(ctx, b, eal, extra);
 
-	*att = NULL;
-	if (q)
-		*q = NULL;
 	if (rc < 0)
 		return rc;
-	ao.name = b->name;
-	ao.socket_dir = b->dir;
 	if ((rc = onering_attach_opts(&ao, att)) < 0)
 		fprintf(stderr, "onering_attach: %s\n", onering_strerror(rc));
-	else if (q && (rc = onering_queue_open(*att, qo ? qo : &dq, q)) < 0)
+	else if (q && (rc = onering_queue_open(*att, qo, q)) < 0)
 		fprintf(stderr, "onering_queue_open: %s\n", onering_strerror(rc));
 	if (rc < 0)
 		bench_onering_close(ctx, b, att, q);

@@ -55,13 +55,15 @@ static struct ratio {
 } ratios[16];
 static unsigned ratio_count;
 
-struct opts {
+/* The chosen scenario and the options of this run (one per process). */
+static const struct bench_scenario *sc;
+static struct opts {
 	uint64_t rounds, retry_noisy, noise_max_pct;
 	bool peer_on[BENCH_MAX_PEERS];
 	uint64_t sweep[BENCH_MAX_SWEEP];
 	unsigned sweep_count;
 	const char *csv_path, *json_path, *plot_dir;
-};
+} opt;
 
 /* [round][sweep point][peer][scenario figs, then extras]; -1 = none. */
 static double results[BENCH_MAX_ROUNDS][BENCH_MAX_SWEEP][BENCH_MAX_PEERS]
@@ -84,15 +86,15 @@ int bench_fail(int rc, const char *fmt, ...)
 	return rc;
 }
 
-bool bench_failure_set(struct bench_failure *f, const char *fmt, ...)
+bool bench_team_fail(struct bench_team *t, const char *fmt, ...)
 {
 	int expected = 0;
 	va_list ap;
 
-	if (!onering_atomic_cas(&f->failed, &expected, 1, onering_mo_acq_rel, onering_mo_relaxed))
+	if (!onering_atomic_cas(&t->failed, &expected, 1, onering_mo_acq_rel, onering_mo_relaxed))
 		return false;
 	va_start(ap, fmt);
-	vsnprintf(f->err, sizeof(f->err), fmt, ap);
+	vsnprintf(t->err, sizeof(t->err), fmt, ap);
 	va_end(ap);
 	return true;
 }
@@ -122,13 +124,12 @@ int bench_pin_self(int cpu)
 	return -pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
 }
 
-void bench_team_init(struct bench_team *t, struct bench_failure *fail)
+void bench_team_init(struct bench_team *t)
 {
-	t->fail = fail;
 	t->count = 0;
 	onering_atomic_init(&t->ready, 0u);
 	onering_atomic_init(&t->open, 0);
-	onering_atomic_init(&fail->failed, 0);
+	onering_atomic_init(&t->failed, 0);
 }
 
 int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg)
@@ -137,7 +138,7 @@ int bench_team_start(struct bench_team *t, void *(*fn)(void *), void *arg)
 					   : -E2BIG;
 
 	if (rc < 0)
-		bench_failure_set(t->fail, "pthread_create: %s", strerror(-rc));
+		bench_team_fail(t, "pthread_create: %s", strerror(-rc));
 	else
 		t->count++;
 	return rc;
@@ -149,7 +150,7 @@ int bench_team_pin(struct bench_team *t, const char *who, int cpu, const cpu_set
 			  : -pthread_setaffinity_np(pthread_self(), sizeof(*cpus), cpus);
 
 	if (rc < 0)
-		bench_failure_set(t->fail, "%s: cannot pin to CPU %d: %s", who, cpu, strerror(-rc));
+		bench_team_fail(t, "%s: cannot pin to CPU %d: %s", who, cpu, strerror(-rc));
 	return rc;
 }
 
@@ -163,9 +164,9 @@ void bench_team_ready(struct bench_team *t, bool gate)
 bool bench_team_wait(struct bench_team *t)
 {
 	while (onering_atomic_load(&t->ready, onering_mo_acquire) < t->count && /* A0 */
-	       !bench_failed(t->fail) && !bench_interrupted)
+	       !bench_team_failed(t) && !bench_interrupted)
 		bench_sleep_ns(100000);
-	return !bench_failed(t->fail) && !bench_interrupted;
+	return !bench_team_failed(t) && !bench_interrupted;
 }
 
 void bench_team_open(struct bench_team *t)
@@ -203,7 +204,8 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-double bench_median(const double *v, unsigned n)
+/* The median of the values >= 0 of v[0..n); -1 if none. */
+static double median(const double *v, unsigned n)
 {
 	double t[BENCH_MAX_ROUNDS];
 	unsigned m = 0;
@@ -259,9 +261,9 @@ static void noise_figs(const struct noise_sample *a, const struct noise_sample *
 	*steal = 100.0 * (double)(b->steal_ticks - a->steal_ticks) * tick_ns / all_ns;
 }
 
-static void usage(FILE *out, const struct bench_scenario *sc)
+static void usage(FILE *out, const struct bench_scenario *s)
 {
-	if (!sc) {
+	if (!s) {
 		fprintf(out, "Usage: onering-bench SCENARIO [options]   (onering-bench list)\n"
 			     "Scenarios:");
 		for (unsigned i = 0; i < BENCH_COUNT(scenarios); i++)
@@ -278,14 +280,14 @@ static void usage(FILE *out, const struct bench_scenario *sc)
 		"  --cores LIST      %s (default %s)\n"
 		"  --csv FILE, --json FILE   every measurement (CSV), the medians and ratios (JSON)\n"
 		"  --plot DIR        DIR/%s.png with gnuplot: the median of %.*s per peer\n",
-		sc->name, sc->about, sc->rounds_default, sc->rounds_quick ? sc->rounds_quick : 3,
-		sc->cores_help, sc->cores_default ? sc->cores_default : "none", sc->name,
-		(int)strcspn(sc->fig_names, ": "), sc->fig_names);
-	if (sc->sweep_name)
-		fprintf(out, "  --%-16s a comma list (default %s; --quick %s)\n", sc->sweep_name,
-			sc->sweep_default, sc->sweep_quick);
-	for (unsigned i = 0; i < sc->param_count; i++) {
-		const struct bench_param *p = &sc->params[i];
+		s->name, s->about, s->rounds_default, s->rounds_quick ? s->rounds_quick : 3,
+		s->cores_help, s->cores_default ? s->cores_default : "none", s->name,
+		(int)strcspn(s->fig_names, ": "), s->fig_names);
+	if (s->sweep_name)
+		fprintf(out, "  --%-16s a comma list (default %s; --quick %s)\n", s->sweep_name,
+			s->sweep_default, s->sweep_quick);
+	for (unsigned i = 0; i < s->param_count; i++) {
+		const struct bench_param *p = &s->params[i];
 		if (p->choices)
 			fprintf(out, "  --%-16s %s (default %s)\n", p->name, p->help,
 				p->choices[p->value]);
@@ -309,9 +311,8 @@ static int parse_u64(const char *s, uint64_t min, uint64_t max, uint64_t *out)
 	return 0;
 }
 
-/* A comma list of numbers, or (names != NULL) of names marked in on[]. */
-static int parse_list(const char *s, uint64_t *out, unsigned max_count, unsigned *count,
-		      const struct bench_scenario *names, bool *on)
+/* A comma list of numbers, or (on != NULL) of peer names marked in on[]. */
+static int parse_list(const char *s, uint64_t *out, unsigned max_count, unsigned *count, bool *on)
 {
 	char buf[256], *save = NULL;
 
@@ -321,15 +322,15 @@ static int parse_list(const char *s, uint64_t *out, unsigned max_count, unsigned
 	*count = 0;
 	for (char *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		unsigned p = 0;
-		if (!names) {
+		if (!on) {
 			if (*count == max_count || parse_u64(t, 0, UINT32_MAX, &out[*count]))
 				return -EINVAL;
 		} else {
-			while (p < names->peer_count && strcmp(names->peers[p]->name, t))
+			while (p < sc->peer_count && strcmp(sc->peers[p]->name, t))
 				p++;
-			if (p == names->peer_count)
+			if (p == sc->peer_count)
 				return bench_fail(-EINVAL, "%s: no peer '%s' (onering-bench list)",
-						  names->name, t);
+						  sc->name, t);
 			on[p] = true;
 		}
 		++*count;
@@ -347,7 +348,7 @@ static int parse_param(struct bench_param *p, const char *v)
 	return p->choices ? -EINVAL : parse_u64(v, p->min, p->max, &p->value);
 }
 
-static int parse_tables(const struct bench_scenario *sc)
+static int parse_tables(void)
 {
 	char buf[1024], fig[24], op[3], *save = NULL;
 	const char *p = sc->fig_names;
@@ -380,15 +381,14 @@ static int parse_tables(const struct bench_scenario *sc)
 	return 0;
 }
 
-static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **argv)
+static int parse_opts(struct bench_ctx *ctx, int argc, char **argv)
 {
-	const struct bench_scenario *sc = ctx->sc;
 	const char *sweep = sc->sweep_default, *cores = sc->cores_default, *peers = NULL;
-	bool rounds_given = false, retry_given = false;
+	bool quick = false, rounds_given = false, retry_given = false;
 	uint64_t v[BENCH_MAX_CORES];
 	unsigned count, want = 1;
 
-	*o = (struct opts){ .rounds = sc->rounds_default, .retry_noisy = 2, .noise_max_pct = 10 };
+	opt = (struct opts){ .rounds = sc->rounds_default, .retry_noisy = 2, .noise_max_pct = 10 };
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i], *val = argv[i + 1];
 		int rc = 0;
@@ -397,29 +397,29 @@ static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **ar
 			usage(stdout, sc);
 			exit(0);
 		} else if (strcmp(a, "--quick") == 0) {
-			ctx->quick = true;
+			quick = true;
 			continue;
 		} else if (!val || strncmp(a, "--", 2) != 0) {
 			return bench_fail(-EINVAL, "%s: unknown option or missing value: %s",
 					  sc->name, a);
 		} else if (strcmp(a, "--rounds") == 0) {
-			rc = parse_u64(val, 1, BENCH_MAX_ROUNDS, &o->rounds);
+			rc = parse_u64(val, 1, BENCH_MAX_ROUNDS, &opt.rounds);
 			rounds_given = true;
 		} else if (strcmp(a, "--retry-noisy") == 0) {
-			rc = parse_u64(val, 0, 10, &o->retry_noisy);
+			rc = parse_u64(val, 0, 10, &opt.retry_noisy);
 			retry_given = true;
 		} else if (strcmp(a, "--noise-max") == 0) {
-			rc = parse_u64(val, 1, 100, &o->noise_max_pct);
+			rc = parse_u64(val, 1, 100, &opt.noise_max_pct);
 		} else if (strcmp(a, "--peers") == 0) {
 			peers = val;
 		} else if (strcmp(a, "--cores") == 0) {
 			cores = val;
 		} else if (strcmp(a, "--csv") == 0) {
-			o->csv_path = val;
+			opt.csv_path = val;
 		} else if (strcmp(a, "--json") == 0) {
-			o->json_path = val;
+			opt.json_path = val;
 		} else if (strcmp(a, "--plot") == 0) {
-			o->plot_dir = val;
+			opt.plot_dir = val;
 		} else if (sc->sweep_name && strcmp(a + 2, sc->sweep_name) == 0) {
 			sweep = val;
 		} else {
@@ -435,22 +435,22 @@ static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **ar
 			return bench_fail(-EINVAL, "%s: bad value for %s: %s", sc->name, a, val);
 		i++;
 	}
-	if (ctx->quick) {
-		o->rounds = rounds_given ? o->rounds : sc->rounds_quick ? sc->rounds_quick : 3;
-		o->retry_noisy = retry_given ? o->retry_noisy : 0;
+	if (quick) {
+		opt.rounds = rounds_given ? opt.rounds : sc->rounds_quick ? sc->rounds_quick : 3;
+		opt.retry_noisy = retry_given ? opt.retry_noisy : 0;
 		sweep = sweep == sc->sweep_default ? sc->sweep_quick : sweep;
 		for (unsigned k = 0; k < sc->param_count; k++)
 			if (!sc->params[k].given && !sc->params[k].choices)
 				sc->params[k].value = sc->params[k].quick;
 	}
 	for (unsigned p = 0; p < sc->peer_count; p++)
-		o->peer_on[p] = !peers;
-	if (peers && parse_list(peers, NULL, 0, &count, sc, o->peer_on))
+		opt.peer_on[p] = !peers;
+	if (peers && parse_list(peers, NULL, 0, &count, opt.peer_on))
 		return -EINVAL;
-	o->sweep_count = 1;
-	if (sc->sweep_name && parse_list(sweep, o->sweep, BENCH_MAX_SWEEP, &o->sweep_count, NULL, NULL))
+	opt.sweep_count = 1;
+	if (sc->sweep_name && parse_list(sweep, opt.sweep, BENCH_MAX_SWEEP, &opt.sweep_count, NULL))
 		return bench_fail(-EINVAL, "%s: bad --%s list: %s", sc->name, sc->sweep_name, sweep);
-	if (cores && parse_list(cores, v, BENCH_MAX_CORES, &ctx->core_count, NULL, NULL))
+	if (cores && parse_list(cores, v, BENCH_MAX_CORES, &ctx->core_count, NULL))
 		return bench_fail(-EINVAL, "%s: bad --cores list: %s", sc->name, cores);
 	for (unsigned k = 0; k < ctx->core_count; k++) {
 		if (!CPU_ISSET(v[k], &ctx->start_affinity))
@@ -464,7 +464,7 @@ static int parse_opts(struct bench_ctx *ctx, struct opts *o, int argc, char **ar
 	if (sc->cores_default &&
 	    (ctx->core_count < want || (ctx->core_count > want && !sc->cores_more)))
 		return bench_fail(-EINVAL, "%s: --cores takes %s", sc->name, sc->cores_help);
-	return parse_tables(sc);
+	return parse_tables();
 }
 
 #define FIG_TOTAL (fig_count + EXTRA_COUNT)
@@ -474,21 +474,21 @@ static const char *fig_name(unsigned f)
 	return f < fig_count ? figs[f].name : extra_names[f - fig_count];
 }
 
-static double fig_median(const struct opts *o, unsigned si, unsigned p, unsigned f)
+static double fig_median(unsigned si, unsigned p, unsigned f)
 {
 	double v[BENCH_MAX_ROUNDS];
 
-	for (unsigned r = 0; r < o->rounds; r++)
+	for (unsigned r = 0; r < opt.rounds; r++)
 		v[r] = results[r][si][p][f];
-	return bench_median(v, (unsigned)o->rounds);
+	return median(v, (unsigned)opt.rounds);
 }
 
 /* Whether peer p has any figure of its own at sweep point si (round r, or
  * with r < 0 any round). */
-static bool has_figs(const struct opts *o, int r, unsigned si, unsigned p)
+static bool has_figs(int r, unsigned si, unsigned p)
 {
-	for (unsigned k = 0; o->peer_on[p] && k < fig_count; k++)
-		if (r >= 0 ? results[r][si][p][k] >= 0 : fig_median(o, si, p, k) >= 0)
+	for (unsigned k = 0; opt.peer_on[p] && k < fig_count; k++)
+		if (r >= 0 ? results[r][si][p][k] >= 0 : fig_median(si, p, k) >= 0)
 			return true;
 	return false;
 }
@@ -497,15 +497,14 @@ static bool has_figs(const struct opts *o, int r, unsigned si, unsigned p)
  * A peer's figure in round r; a name ending in '*' is the best (largest)
  * figure of the peers that ran with that prefix. -1 when none.
  */
-static double peer_fig(const struct bench_scenario *sc, const struct opts *o, unsigned r,
-		       unsigned si, const char *name, unsigned f)
+static double peer_fig(unsigned r, unsigned si, const char *name, unsigned f)
 {
 	size_t len = strlen(name);
 	bool any = len && name[len - 1] == '*';
 	double best = -1;
 
 	for (unsigned p = 0; p < sc->peer_count; p++)
-		if (o->peer_on[p] && (any ? strncmp(sc->peers[p]->name, name, len - 1) == 0
+		if (opt.peer_on[p] && (any ? strncmp(sc->peers[p]->name, name, len - 1) == 0
 					  : strcmp(sc->peers[p]->name, name) == 0) &&
 		    results[r][si][p][f] > best)
 			best = results[r][si][p][f];
@@ -513,19 +512,18 @@ static double peer_fig(const struct bench_scenario *sc, const struct opts *o, un
 }
 
 /* Median over rounds of the per-round ratio; -1 when none, or not at si. */
-static double ratio_median(const struct bench_scenario *sc, const struct opts *o, unsigned si,
-			   const struct ratio *d)
+static double ratio_median(unsigned si, const struct ratio *d)
 {
 	double v[BENCH_MAX_ROUNDS];
 
-	if (d->at >= 0 && (uint64_t)d->at != o->sweep[si])
+	if (d->at >= 0 && (uint64_t)d->at != opt.sweep[si])
 		return -1;
-	for (unsigned r = 0; r < o->rounds; r++) {
-		double x = peer_fig(sc, o, r, si, d->peer_a, d->fig);
-		double y = peer_fig(sc, o, r, si, d->peer_b, d->fig);
+	for (unsigned r = 0; r < opt.rounds; r++) {
+		double x = peer_fig(r, si, d->peer_a, d->fig);
+		double y = peer_fig(r, si, d->peer_b, d->fig);
 		v[r] = x >= 0 && y > 0 ? x / y : -1;
 	}
-	return bench_median(v, (unsigned)o->rounds);
+	return median(v, (unsigned)opt.rounds);
 }
 
 static void print_row(const char *peer, const double *f)
@@ -547,31 +545,31 @@ static void print_header(const char *title)
 	printf("\n");
 }
 
-static const char *sweep_label(const struct bench_scenario *sc, const struct opts *o, unsigned si)
+static const char *sweep_label(unsigned si)
 {
 	static char buf[64];
 
 	snprintf(buf, sizeof(buf), "%s=%" PRIu64, sc->sweep_name ? sc->sweep_name : "all",
-		 o->sweep[si]);
+		 opt.sweep[si]);
 	return buf;
 }
 
-static void print_summary(const struct bench_scenario *sc, const struct opts *o)
+static void print_summary(void)
 {
 	double f[BENCH_MAX_FIGS + EXTRA_COUNT];
 
-	printf("\n== %s: medians over %u rounds ==\n", sc->name, (unsigned)o->rounds);
-	for (unsigned si = 0; si < o->sweep_count; si++) {
-		print_header(sweep_label(sc, o, si));
+	printf("\n== %s: medians over %u rounds ==\n", sc->name, (unsigned)opt.rounds);
+	for (unsigned si = 0; si < opt.sweep_count; si++) {
+		print_header(sweep_label(si));
 		for (unsigned p = 0; p < sc->peer_count; p++) {
 			for (unsigned k = 0; k < FIG_TOTAL; k++)
-				f[k] = fig_median(o, si, p, k);
-			if (has_figs(o, -1, si, p))
+				f[k] = fig_median(si, p, k);
+			if (has_figs(-1, si, p))
 				print_row(sc->peers[p]->name, f);
 		}
 		for (unsigned k = 0; k < ratio_count; k++) {
 			const struct ratio *d = &ratios[k];
-			double r = ratio_median(sc, o, si, d);
+			double r = ratio_median(si, d);
 			if (r < 0)
 				continue;
 			printf("  ratio %s %s/%s: %.3fx", figs[d->fig].name, d->peer_a,
@@ -585,51 +583,51 @@ static void print_summary(const struct bench_scenario *sc, const struct opts *o)
 	}
 	if (disturbed_count)
 		printf("\n%u measurement(s) stayed disturbed (others + steal > %u %%)\n",
-		       disturbed_count, (unsigned)o->noise_max_pct);
+		       disturbed_count, (unsigned)opt.noise_max_pct);
 }
 
 /* CSV: every measurement. JSON: the medians and the ratios. */
-static int write_files(const struct bench_scenario *sc, const struct opts *o)
+static int write_files(void)
 {
-	FILE *csv = o->csv_path ? fopen(o->csv_path, "w") : NULL;
-	FILE *js = o->json_path ? fopen(o->json_path, "w") : NULL;
+	FILE *csv = opt.csv_path ? fopen(opt.csv_path, "w") : NULL;
+	FILE *js = opt.json_path ? fopen(opt.json_path, "w") : NULL;
 
-	if ((o->csv_path && !csv) || (o->json_path && !js))
-		return bench_fail(-errno, "%s: %s", csv ? o->json_path : o->csv_path,
+	if ((opt.csv_path && !csv) || (opt.json_path && !js))
+		return bench_fail(-errno, "%s: %s", csv ? opt.json_path : opt.csv_path,
 				  strerror(errno));
 	for (unsigned k = 0; csv && k < FIG_TOTAL; k++)
 		fprintf(csv, "%s%s", k ? "," : "scenario,round,sweep,peer,", fig_name(k));
-	for (unsigned r = 0; csv && r < o->rounds; r++)
-		for (unsigned si = 0; si < o->sweep_count; si++)
+	for (unsigned r = 0; csv && r < opt.rounds; r++)
+		for (unsigned si = 0; si < opt.sweep_count; si++)
 			for (unsigned p = 0; p < sc->peer_count; p++) {
-				if (!has_figs(o, (int)r, si, p))
+				if (!has_figs((int)r, si, p))
 					continue;
 				fprintf(csv, "\n%s,%u,%" PRIu64 ",%s", sc->name, r + 1,
-					o->sweep[si], sc->peers[p]->name);
+					opt.sweep[si], sc->peers[p]->name);
 				for (unsigned k = 0; k < FIG_TOTAL; k++)
 					fprintf(csv, ",%.6g", results[r][si][p][k]);
 			}
 	json_t *root = json_pack("{s:s, s:i, s:s, s:[], s:[]}", "scenario", sc->name, "rounds",
-				 (int)o->rounds, "sweep", sc->sweep_name ? sc->sweep_name : "",
+				 (int)opt.rounds, "sweep", sc->sweep_name ? sc->sweep_name : "",
 				 "medians", "ratios");
-	for (unsigned si = 0; js && root && si < o->sweep_count; si++) {
+	for (unsigned si = 0; js && root && si < opt.sweep_count; si++) {
 		for (unsigned p = 0; p < sc->peer_count; p++) {
-			if (!has_figs(o, -1, si, p))
+			if (!has_figs(-1, si, p))
 				continue;
-			json_t *m = json_pack("{s:I, s:s}", "sweep", (json_int_t)o->sweep[si],
+			json_t *m = json_pack("{s:I, s:s}", "sweep", (json_int_t)opt.sweep[si],
 					      "peer", sc->peers[p]->name);
 			for (unsigned k = 0; k < FIG_TOTAL; k++)
-				if (fig_median(o, si, p, k) >= 0)
+				if (fig_median(si, p, k) >= 0)
 					json_object_set_new(m, fig_name(k),
-							    json_real(fig_median(o, si, p, k)));
+							    json_real(fig_median(si, p, k)));
 			json_array_append_new(json_object_get(root, "medians"), m);
 		}
 		for (unsigned k = 0; k < ratio_count; k++) {
 			const struct ratio *d = &ratios[k];
-			double r = ratio_median(sc, o, si, d);
+			double r = ratio_median(si, d);
 			if (r >= 0)
 				json_array_append_new(json_object_get(root, "ratios"), json_pack(
-					"{s:I, s:s, s:s, s:s, s:f}", "sweep", (json_int_t)o->sweep[si],
+					"{s:I, s:s, s:s, s:s, s:f}", "sweep", (json_int_t)opt.sweep[si],
 					"fig", figs[d->fig].name, "a", d->peer_a, "b", d->peer_b,
 					"ratio", r));
 		}
@@ -644,18 +642,18 @@ static int write_files(const struct bench_scenario *sc, const struct opts *o)
 
 /* Whether peer p (or, p < 0, any peer) has a median of figs[0] at sweep point si
  * (or, si < 0, at any). */
-static bool plotted(const struct bench_scenario *sc, const struct opts *o, int si, int p)
+static bool plotted(int si, int p)
 {
-	for (unsigned i = 0; i < o->sweep_count; i++)
+	for (unsigned i = 0; i < opt.sweep_count; i++)
 		for (unsigned q = 0; q < sc->peer_count; q++)
 			if ((si < 0 || i == (unsigned)si) && (p < 0 || q == (unsigned)p) &&
-			    o->peer_on[q] && fig_median(o, i, q, 0) >= 0)
+			    opt.peer_on[q] && fig_median(i, q, 0) >= 0)
 				return true;
 	return false;
 }
 
 /* DIR/SCENARIO.png: the median of figs[0], one bar per peer per sweep point. */
-static int write_plot(const struct bench_scenario *sc, const struct opts *o)
+static int write_plot(void)
 {
 	char data[PATH_MAX], cmd[PATH_MAX * 3];
 	unsigned cols = 1;
@@ -663,21 +661,21 @@ static int write_plot(const struct bench_scenario *sc, const struct opts *o)
 
 	if (system("command -v gnuplot >/dev/null 2>&1") != 0)
 		return bench_fail(0, "warning: gnuplot not found: no plot (tools/dev installs it)");
-	snprintf(data, sizeof(data), "%s/%s.dat", o->plot_dir, sc->name);
+	snprintf(data, sizeof(data), "%s/%s.dat", opt.plot_dir, sc->name);
 	if (!(f = fopen(data, "w")))
 		return bench_fail(-errno, "%s: %s", data, strerror(errno));
 	fprintf(f, "point");
 	for (unsigned p = 0; p < sc->peer_count; p++)
-		if (plotted(sc, o, -1, (int)p) && ++cols)
+		if (plotted(-1, (int)p) && ++cols)
 			fprintf(f, " %s", sc->peers[p]->name);
-	for (unsigned si = 0; si < o->sweep_count; si++) {
-		if (!plotted(sc, o, (int)si, -1))
+	for (unsigned si = 0; si < opt.sweep_count; si++) {
+		if (!plotted((int)si, -1))
 			continue;
-		fprintf(f, "\n%s", sweep_label(sc, o, si));
+		fprintf(f, "\n%s", sweep_label(si));
 		for (unsigned p = 0; p < sc->peer_count; p++)
-			if (plotted(sc, o, -1, (int)p))
-				fprintf(f, fig_median(o, si, p, 0) < 0 ? " ?" : " %g",
-					fig_median(o, si, p, 0));
+			if (plotted(-1, (int)p))
+				fprintf(f, fig_median(si, p, 0) < 0 ? " ?" : " %g",
+					fig_median(si, p, 0));
 	}
 	fclose(f);
 	snprintf(cmd, sizeof(cmd),
@@ -685,19 +683,20 @@ static int write_plot(const struct bench_scenario *sc, const struct opts *o)
 		 "set title 'onering-bench %s: %s (median of %u rounds)'; set style data histograms;"
 		 " set style fill solid border -1; set key outside; set datafile missing '?'; set "
 		 "grid y; set yrange [0:*]; plot for [i=2:%u] '%s' using i:xtic(1) title columnhead\"",
-		 o->plot_dir, sc->name, sc->name, figs[0].name, (unsigned)o->rounds, cols, data);
+		 opt.plot_dir, sc->name, sc->name, figs[0].name, (unsigned)opt.rounds, cols, data);
 	int rc = system(cmd);
 	unlink(data);
 	if (rc != 0)
 		return bench_fail(-EIO, "gnuplot failed: %s", cmd);
-	printf("plot: %s/%s.png\n", o->plot_dir, sc->name);
+	printf("plot: %s/%s.png\n", opt.plot_dir, sc->name);
 	return 0;
 }
 
-static int measure_once(struct bench_ctx *ctx, const struct opts *o, unsigned p, uint64_t sweep,
-			double *f)
+/* Peer p at sweep point si in round r, into results (again while disturbed). */
+static int measure_once(struct bench_ctx *ctx, unsigned r, unsigned si, unsigned p)
 {
-	const struct bench_peer_ops *peer = ctx->sc->peers[p];
+	const struct bench_peer_ops *peer = sc->peers[p];
+	double *f = results[r][si][p];
 	double *others = &f[fig_count + EXTRA_OTHERS], *steal = &f[fig_count + EXTRA_STEAL];
 	void *state = bench_alloc_lines(peer->state_size);
 	int rc = state ? 0 : -ENOMEM;
@@ -710,14 +709,14 @@ static int measure_once(struct bench_ctx *ctx, const struct opts *o, unsigned p,
 		ctx->child_cpu_ns = 0;
 		memset(state, 0, peer->state_size);
 		noise_take(&a);
-		rc = ctx->sc->measure(ctx, peer, state, sweep, f);
+		rc = sc->measure(ctx, peer, state, opt.sweep[si], f);
 		noise_take(&b);
 		if (rc)
 			break;
 		noise_figs(&a, &b, ctx->child_cpu_ns, others, steal);
-		if (*others + *steal <= (double)o->noise_max_pct)
+		if (*others + *steal <= (double)opt.noise_max_pct)
 			break;
-		if (attempt >= o->retry_noisy || bench_interrupted) {
+		if (attempt >= opt.retry_noisy || bench_interrupted) {
 			disturbed_count++;
 			break;
 		}
@@ -727,21 +726,19 @@ static int measure_once(struct bench_ctx *ctx, const struct opts *o, unsigned p,
 	return rc;
 }
 
-static int run_rounds(struct bench_ctx *ctx, const struct opts *o)
+static int run_rounds(struct bench_ctx *ctx)
 {
-	const struct bench_scenario *sc = ctx->sc;
 	char title[96];
 	int status = 0;
 
-	for (unsigned r = 0; r < o->rounds && !bench_interrupted; r++)
-		for (unsigned si = 0; si < o->sweep_count && !bench_interrupted; si++) {
+	for (unsigned r = 0; r < opt.rounds && !bench_interrupted; r++)
+		for (unsigned si = 0; si < opt.sweep_count && !bench_interrupted; si++) {
 			ctx->round = r;
-			snprintf(title, sizeof(title), "round %u/%u, %s", r + 1, (unsigned)o->rounds,
-				 sweep_label(sc, o, si));
+			snprintf(title, sizeof(title), "round %u/%u, %s", r + 1, (unsigned)opt.rounds,
+				 sweep_label(si));
 			print_header(title);
 			for (unsigned p = 0; p < sc->peer_count && !bench_interrupted; p++) {
-				int rc = o->peer_on[p] ? measure_once(ctx, o, p, o->sweep[si],
-								      results[r][si][p]) : BENCH_NA;
+				int rc = opt.peer_on[p] ? measure_once(ctx, r, si, p) : BENCH_NA;
 				if (rc == BENCH_WRONG)
 					status = bench_fail(1, "%s: %s: correctness check failed",
 							    sc->name, sc->peers[p]->name);
@@ -760,7 +757,6 @@ int main(int argc, char **argv)
 	static char self_dir[PATH_MAX];
 	struct bench_ctx ctx = { .self_dir = self_dir };
 	struct sigaction sa = { .sa_handler = on_signal };
-	struct opts o;
 	int status;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -770,13 +766,13 @@ int main(int argc, char **argv)
 	}
 	bool list = strcmp(argv[1], "list") == 0;
 	for (unsigned i = 0; i < BENCH_COUNT(scenarios); i++) {
-		const struct bench_scenario *sc = scenarios[i];
-		if (strcmp(sc->name, argv[1]) == 0)
-			ctx.sc = sc;
+		const struct bench_scenario *s = scenarios[i];
+		if (strcmp(s->name, argv[1]) == 0)
+			sc = ctx.sc = s;
 		if (list)
-			printf("%-10s %s\n", sc->name, sc->about);
-		for (unsigned p = 0; list && p < sc->peer_count; p++) {
-			const struct bench_peer_ops *peer = sc->peers[p];
+			printf("%-10s %s\n", s->name, s->about);
+		for (unsigned p = 0; list && p < s->peer_count; p++) {
+			const struct bench_peer_ops *peer = s->peers[p];
 			printf("    %-16s %s%s%s%s\n", peer->name, peer->about,
 			       peer->needs ? " [" : "", peer->needs ? peer->needs : "",
 			       peer->needs ? "]" : "");
@@ -784,7 +780,7 @@ int main(int argc, char **argv)
 	}
 	if (list)
 		return 0;
-	if (!ctx.sc) {
+	if (!sc) {
 		fprintf(stderr, "onering-bench: unknown scenario '%s'\n", argv[1]);
 		usage(stderr, NULL);
 		return 2;
@@ -796,19 +792,19 @@ int main(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (parse_opts(&ctx, &o, argc, argv))
+	if (parse_opts(&ctx, argc, argv))
 		return 2;
-	if (ctx.sc->init && (status = ctx.sc->init(&ctx)) != 0)
-		return bench_fail(2, "%s: setup failed: %s", ctx.sc->name, strerror(-status));
-	status = run_rounds(&ctx, &o);
-	if (ctx.sc->fini)
-		ctx.sc->fini(&ctx);
+	if (sc->init && (status = sc->init(&ctx)) != 0)
+		return bench_fail(2, "%s: setup failed: %s", sc->name, strerror(-status));
+	status = run_rounds(&ctx);
+	if (sc->fini)
+		sc->fini(&ctx);
 	if (bench_interrupted || status == 2)
 		return bench_interrupted ? 130 : 2;
-	print_summary(ctx.sc, &o);
-	if ((o.csv_path || o.json_path) && write_files(ctx.sc, &o))
+	print_summary();
+	if ((opt.csv_path || opt.json_path) && write_files())
 		return 2;
-	if (o.plot_dir && write_plot(ctx.sc, &o))
+	if (opt.plot_dir && write_plot())
 		return 2;
 	return status;
 }

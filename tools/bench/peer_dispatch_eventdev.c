@@ -32,11 +32,6 @@ struct evdev_dispatch {
 	uint32_t service_id;
 };
 
-static uint32_t min_u32(uint32_t a, uint32_t b)
-{
-	return a < b ? a : b;
-}
-
 static void evdev_stop_flush(uint8_t dev_id BENCH_UNUSED, struct rte_event ev BENCH_UNUSED,
 			     void *arg)
 {
@@ -58,11 +53,11 @@ static int evdev_configure(struct evdev_dispatch *s)
 		return bench_fail(-EINVAL, "%s has %u ports at most", s->name, info.max_event_ports);
 	dc.nb_event_ports = (uint8_t)(s->c.consumers + 1);
 	dc.nb_events_limit = (int32_t)(info.max_num_events >= 0
-					       ? min_u32(s->c.inflight, (uint32_t)info.max_num_events)
+					       ? RTE_MIN(s->c.inflight, (uint32_t)info.max_num_events)
 					       : s->c.inflight);
-	dc.nb_event_queue_flows = min_u32(s->c.flows, info.max_event_queue_flows);
-	dc.nb_event_port_dequeue_depth = min_u32(DISPATCH_BURST, info.max_event_port_dequeue_depth);
-	dc.nb_event_port_enqueue_depth = min_u32(DISPATCH_BURST, info.max_event_port_enqueue_depth);
+	dc.nb_event_queue_flows = RTE_MIN(s->c.flows, info.max_event_queue_flows);
+	dc.nb_event_port_dequeue_depth = RTE_MIN(DISPATCH_BURST, info.max_event_port_dequeue_depth);
+	dc.nb_event_port_enqueue_depth = RTE_MIN(DISPATCH_BURST, info.max_event_port_enqueue_depth);
 	dc.dequeue_timeout_ns = info.min_dequeue_timeout_ns;
 	if ((rc = rte_event_dev_configure(s->dev, &dc)) < 0)
 		return rc;
@@ -77,13 +72,10 @@ static int evdev_configure(struct evdev_dispatch *s)
 	if ((rc = rte_event_queue_setup(s->dev, 0, &qc)) < 0)
 		return rc;
 	for (unsigned p = 0; p <= s->c.consumers; p++) {
-		struct rte_event_port_conf pc;
-		if ((rc = rte_event_port_default_conf_get(s->dev, (uint8_t)p, &pc)) < 0)
-			return rc;
-		pc.new_event_threshold = dc.nb_events_limit;
-		pc.dequeue_depth = (uint16_t)dc.nb_event_port_dequeue_depth;
-		pc.enqueue_depth = (uint16_t)dc.nb_event_port_enqueue_depth;
-		pc.event_port_cfg = 0; /* implicit release on the next dequeue */
+		/* Every field set; event_port_cfg 0: implicit release on the next dequeue. */
+		struct rte_event_port_conf pc = { .new_event_threshold = dc.nb_events_limit,
+			.dequeue_depth = (uint16_t)dc.nb_event_port_dequeue_depth,
+			.enqueue_depth = (uint16_t)dc.nb_event_port_enqueue_depth };
 		if ((rc = rte_event_port_setup(s->dev, (uint8_t)p, &pc)) < 0)
 			return rc;
 		if (p < s->c.consumers && rte_event_port_link(s->dev, (uint8_t)p, &queue, NULL, 1) != 1)
@@ -110,7 +102,6 @@ static int dispatch_evdev_setup(struct bench_ctx *ctx, const struct bench_peer_o
 				void *state)
 {
 	struct evdev_dispatch *s = state;
-	bool dsw = self->variant & DSW;
 	static unsigned serial;
 	char lcore[16];
 	int rc;
@@ -118,20 +109,19 @@ static int dispatch_evdev_setup(struct bench_ctx *ctx, const struct bench_peer_o
 	snprintf(lcore, sizeof(lcore), "%d", s->c.sched_cpu);
 	if ((rc = bench_eal_start(ctx, lcore, NULL)) < 0)
 		return rc;
-	s->dsw = dsw;
+	s->dsw = self->variant & DSW;
 	s->sched_type = (uint8_t)self->variant;
-	snprintf(s->name, sizeof(s->name), "%s%u", dsw ? "event_dsw" : "event_sw", serial++);
+	snprintf(s->name, sizeof(s->name), "%s%u", s->dsw ? "event_dsw" : "event_sw", serial++);
 	if ((rc = rte_eal_hotplug_add("vdev", s->name, "")) < 0)
 		return bench_fail(rc, "rte_eal_hotplug_add(vdev, %s): %s (is DPDK's "
 				  "librte_event_%s in its driver directory?)", s->name,
-				  strerror(-rc), dsw ? "dsw" : "sw");
+				  strerror(-rc), s->dsw ? "dsw" : "sw");
 	s->have_vdev = true;
 	if ((rc = rte_event_dev_get_dev_id(s->name)) < 0)
 		return rc;
 	s->dev = (uint8_t)rc;
-	if ((rc = evdev_configure(s)) < 0)
-		return bench_fail(rc, "%s: configuring: %s", s->name, strerror(-rc));
-	return 0;
+	rc = evdev_configure(s);
+	return rc < 0 ? bench_fail(rc, "%s: configuring: %s", s->name, strerror(-rc)) : 0;
 }
 
 static int dispatch_evdev_produce(void *state, unsigned thread_idx, void *items, unsigned count)
@@ -140,15 +130,11 @@ static int dispatch_evdev_produce(void *state, unsigned thread_idx, void *items,
 	const struct dispatch_event *ev = items;
 	struct rte_event evs[DISPATCH_BURST];
 
-	memset(evs, 0, count * sizeof(evs[0]));
-	for (unsigned k = 0; k < count; k++) {
-		evs[k].op = RTE_EVENT_OP_NEW;
-		evs[k].sched_type = s->sched_type;
-		evs[k].event_type = RTE_EVENT_TYPE_CPU;
-		evs[k].priority = RTE_EVENT_DEV_PRIORITY_NORMAL;
-		evs[k].flow_id = ev[k].flow;
-		evs[k].u64 = ev[k].seq << STAMP_BITS | ((ev[k].stamp_ns - s->c.base_ns) & STAMP_MASK);
-	}
+	for (unsigned k = 0; k < count; k++)
+		evs[k] = (struct rte_event){ .op = RTE_EVENT_OP_NEW, .sched_type = s->sched_type,
+			.event_type = RTE_EVENT_TYPE_CPU, .priority = RTE_EVENT_DEV_PRIORITY_NORMAL,
+			.flow_id = ev[k].flow, .u64 = ev[k].seq << STAMP_BITS |
+						       ((ev[k].stamp_ns - s->c.base_ns) & STAMP_MASK) };
 	rte_errno = 0;
 	uint16_t done = rte_event_enqueue_new_burst(s->dev, (uint8_t)thread_idx, evs,
 						    (uint16_t)count);
@@ -177,9 +163,9 @@ static int dispatch_evdev_control(void *state, unsigned op, void *arg BENCH_UNUS
 	struct evdev_dispatch *s = state;
 
 	switch (op) {
-	case DISPATCH_OP_THREAD_INIT:
+	case BENCH_OP_THREAD_INIT:
 		return rte_thread_register() == 0 ? 0 : -rte_errno;
-	case DISPATCH_OP_THREAD_FINI:
+	case BENCH_OP_THREAD_FINI:
 		rte_thread_unregister();
 		return 0;
 	case DISPATCH_OP_ORDERED:
@@ -190,18 +176,13 @@ static int dispatch_evdev_control(void *state, unsigned op, void *arg BENCH_UNUS
 		/* 0: only this thread ever runs the service (no serialisation). */
 		return rte_service_run_iter_on_app_lcore(s->service_id, 0);
 	case DISPATCH_OP_FLUSH:
-		if (s->dsw)
-			rte_event_maintain(s->dev, (uint8_t)s->c.consumers, RTE_EVENT_DEV_MAINT_OP_FLUSH);
-		return 0;
 	case DISPATCH_OP_MAINTAIN:
 		/* Only dsw: a slot reused after dsw keeps dsw's maintain hook. */
 		if (s->dsw)
-			rte_event_maintain(s->dev, (uint8_t)s->c.consumers, 0);
+			rte_event_maintain(s->dev, (uint8_t)s->c.consumers,
+					   op == DISPATCH_OP_FLUSH ? RTE_EVENT_DEV_MAINT_OP_FLUSH : 0);
 		return 0;
-	case DISPATCH_OP_BLOCKS:
-	case DISPATCH_OP_DRAIN:
-		return 0; /* leftovers are counted at rte_event_dev_stop */
-	default:
+	default: /* DRAIN among them: leftovers are counted at rte_event_dev_stop */
 		return -ENOTSUP;
 	}
 }

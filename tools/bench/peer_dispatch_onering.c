@@ -43,9 +43,8 @@ static int dispatch_onering_setup(struct bench_ctx *ctx, const struct bench_peer
 	s->policy = policy;
 	if ((rc = bench_onering_open(ctx, &s->c.broker, NULL, extra, NULL, &s->att, NULL)) < 0)
 		return rc;
-	if ((rc = onering_group_id(s->att, GROUP, &s->gid)) < 0)
-		return bench_fail(rc, "onering_group_id(%s): %s", GROUP, onering_strerror(rc));
-	return 0;
+	rc = onering_group_id(s->att, GROUP, &s->gid);
+	return rc < 0 ? bench_fail(rc, "onering_group_id(%s): %s", GROUP, onering_strerror(rc)) : 0;
 }
 
 static int dispatch_onering_produce(void *state, unsigned thread_idx, void *items,
@@ -57,9 +56,8 @@ static int dispatch_onering_produce(void *state, unsigned thread_idx, void *item
 
 	for (unsigned k = 0; k < count; k++) {
 		struct user_data d = { .stamp_ns = ev[k].stamp_ns, .seq = ev[k].seq, .idx = ev[k].idx };
-		burst[k].flow = ev[k].flow;
-		burst[k].cookie = ev[k].idx;
-		burst[k].len = sizeof(d);
+		burst[k] = (struct onering_user_event){ .flow = ev[k].flow, .cookie = ev[k].idx,
+							.len = sizeof(d) };
 		memcpy(burst[k].data, &d, sizeof(d));
 	}
 	return onering_post_burst(s->q[thread_idx], s->gid, burst, count);
@@ -96,7 +94,7 @@ static int dispatch_onering_control(void *state, unsigned op, void *arg)
 	int rc, n, extra = 0;
 
 	switch (op) {
-	case DISPATCH_OP_THREAD_INIT:
+	case BENCH_OP_THREAD_INIT:
 		if (idx < s->c.consumers) {
 			qo.capacity = s->c.capacity;
 			qo.group = GROUP;
@@ -106,10 +104,9 @@ static int dispatch_onering_control(void *state, unsigned op, void *arg)
 		rc = onering_queue_open(s->att, &qo, &s->q[idx]);
 		return rc < 0 ? bench_fail(rc, "onering_queue_open: %s (%s)", onering_strerror(rc),
 					   onering_last_error(s->att)) : 0;
-	case DISPATCH_OP_THREAD_FINI:
+	case BENCH_OP_THREAD_FINI:
 		if (s->q[idx])
 			onering_queue_close(s->q[idx]);
-		s->q[idx] = NULL;
 		return 0;
 	case DISPATCH_OP_ORDERED:
 		return strcmp(s->policy, "sticky") == 0;
@@ -119,9 +116,6 @@ static int dispatch_onering_control(void *state, unsigned op, void *arg)
 		while ((n = onering_wait(s->q[idx], evs, 1, DISPATCH_BURST, DRAIN_NS)) > 0)
 			extra += n;
 		return extra;
-	case DISPATCH_OP_FLUSH:
-	case DISPATCH_OP_MAINTAIN:
-		return 0;
 	default:
 		return -ENOTSUP;
 	}

@@ -71,31 +71,30 @@ static int nic_onering_consume(void *state, unsigned side BENCH_UNUSED, void *it
 	return n;
 }
 
-/* rx queue 0's counters and poller 0's loops, from a STATS request. */
+/* One item of a STATS answer: rx queue 0's counters, poller 0's loops. */
+static int stats_item(const struct onering_msg *m, void *arg)
+{
+	const struct onering_msg_stats_item *it = &m->u.stats_item;
+	struct nic_counters *k = arg;
+
+	if (it->id == 0 && it->what == ONERING_STATS_RXQ) {
+		k->received = it->counter[ONERING_RXQC_RECEIVED];
+		k->dropped = it->counter[ONERING_RXQC_DROPPED];
+	} else if (it->id == 0 && it->what == ONERING_STATS_POLLER) {
+		k->loops = it->counter[ONERING_PC_LOOPS];
+	}
+	return 0;
+}
+
+/* From a STATS request; -EIO: no rx queue 0 in the answer. */
 static int nic_onering_counters(struct nic_onering *s, struct nic_counters *k)
 {
-	struct onering_msg m;
-	bool found = false;
+	struct onering_msg req, rep;
 
-	onering_msg_init(&m, ONERING_MSG_STATS, ++s->seq);
-	if (onering_msg_send(s->ctl, &m, NULL, 0, 0) < 0)
-		return -EIO;
-	for (unsigned i = 0; i < 100000; i++) { /* one item per object, then STATS_END */
-		if (onering_msg_recv_timeout(s->ctl, &m, NULL, 0, NULL, 5000) != 0)
-			return -EIO;
-		if (m.type == ONERING_MSG_STATS_END)
-			return found ? 0 : -EIO;
-		if (m.type != ONERING_MSG_STATS_ITEM || m.u.stats_item.id != 0)
-			continue;
-		if (m.u.stats_item.what == ONERING_STATS_RXQ) {
-			k->received = m.u.stats_item.counter[ONERING_RXQC_RECEIVED];
-			k->dropped = m.u.stats_item.counter[ONERING_RXQC_DROPPED];
-			found = true;
-		} else if (m.u.stats_item.what == ONERING_STATS_POLLER) {
-			k->loops = m.u.stats_item.counter[ONERING_PC_LOOPS];
-		}
-	}
-	return -EIO;
+	*k = (struct nic_counters){ .received = UINT64_MAX };
+	onering_msg_init(&req, ONERING_MSG_STATS, ++s->seq);
+	int rc = onering_proto_call(s->ctl, &req, &rep, stats_item, k, 5000);
+	return rc < 0 ? rc : k->received == UINT64_MAX ? -EIO : 0;
 }
 
 static int nic_onering_control(void *state, unsigned op, void *arg)
@@ -106,11 +105,11 @@ static int nic_onering_control(void *state, unsigned op, void *arg)
 	int rc;
 
 	switch (op) {
-	case NIC_OP_THREAD_INIT:
+	case BENCH_OP_THREAD_INIT:
 		rc = onering_queue_open(s->att, &qo, &s->q);
 		return rc < 0 ? bench_fail(rc, "onering_queue_open: %s (%s)", onering_strerror(rc),
 					   onering_last_error(s->att)) : 0;
-	case NIC_OP_THREAD_FINI:
+	case BENCH_OP_THREAD_FINI:
 		return 0; /* closed by teardown: the close waits for the broker */
 	case NIC_OP_COUNTERS:
 		return nic_onering_counters(s, arg);

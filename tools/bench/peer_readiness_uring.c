@@ -113,9 +113,9 @@ static int readiness_uring_control(void *state, unsigned op, void *arg BENCH_UNU
 {
 	struct uring_readiness *s = state;
 
-	if (op == READINESS_OP_THREAD_INIT)
+	if (op == BENCH_OP_THREAD_INIT)
 		return uring_thread_init(s);
-	if (op != READINESS_OP_THREAD_FINI)
+	if (op != BENCH_OP_THREAD_FINI)
 		return -EINVAL;
 	if (s->up)
 		io_uring_queue_exit(&s->ring);
@@ -123,7 +123,7 @@ static int readiness_uring_control(void *state, unsigned op, void *arg BENCH_UNU
 	return 0;
 }
 
-/* The ring is made on the consumer thread (READINESS_OP_THREAD_INIT). */
+/* The ring is made on the consumer thread (BENCH_OP_THREAD_INIT). */
 static int readiness_uring_setup(struct bench_ctx *ctx BENCH_UNUSED,
 				 const struct bench_peer_ops *self, void *state)
 {
@@ -133,7 +133,7 @@ static int readiness_uring_setup(struct bench_ctx *ctx BENCH_UNUSED,
 
 static void readiness_uring_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *state)
 {
-	readiness_uring_control(state, READINESS_OP_THREAD_FINI, NULL);
+	readiness_uring_control(state, BENCH_OP_THREAD_FINI, NULL);
 }
 
 #define URING_HOOKS readiness_uring_setup, NULL, readiness_uring_consume, \

@@ -23,9 +23,10 @@ struct onering_timers {
 	bool shared_cpu; /* the poller runs on the consumer's CPU */
 };
 
-static uint32_t pow2_at_least(uint64_t v)
+/* The least power of two >= v and >= min (a power of two). */
+static uint32_t pow2_at_least(uint64_t v, uint32_t min)
 {
-	uint32_t p = 1;
+	uint32_t p = min;
 
 	while (p < v)
 		p <<= 1;
@@ -55,20 +56,17 @@ static int timers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_o
 	bool busy = self->variant;
 	unsigned n = s->c.n;
 	char poller[16], control[16], subs[16];
-	struct onering_queue_options qo = { 0 };
+	struct onering_queue_options qo = { .capacity = pow2_at_least(2ull * (n + 1), 16384),
+					    .sq_capacity = (uint32_t)bench_param(ctx, "sq-capacity") };
 
 	snprintf(poller, sizeof(poller), "%d", ctx->cores[1]);
 	snprintf(control, sizeof(control), "%d", ctx->cores[0]);
-	snprintf(subs, sizeof(subs), "%u", n + 64 > 65536 ? pow2_at_least(n + 64) : 65536);
+	snprintf(subs, sizeof(subs), "%u", pow2_at_least(n + 64, 65536));
 	const char *extra[] = { "--cores", poller, "--control-core", control, "--max-subs", subs,
 				busy ? "--idle-sleep-ms" : NULL, "-1", NULL };
 	s->shared_cpu = ctx->cores[0] == ctx->cores[1];
-	qo.capacity = pow2_at_least(2ull * (n + 1));
-	if (qo.capacity < 16384)
-		qo.capacity = 16384;
-	qo.sq_capacity = (uint32_t)bench_param(ctx, "sq-capacity");
 	if (qo.sq_capacity == 0)
-		qo.sq_capacity = pow2_at_least(n + 1) < 64 ? 64 : pow2_at_least(n + 1);
+		qo.sq_capacity = pow2_at_least(n + 1, 64);
 	int rc = bench_onering_open(ctx, &s->c.broker, NULL, extra, &qo, &s->att, &s->q);
 	if (rc < 0)
 		return rc;
@@ -84,11 +82,10 @@ static int timers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_o
 static int arm_one(struct onering_timers *s, uint32_t i, uint64_t value_ns, unsigned flags)
 {
 	int r = onering_timer_arm(s->q, s->subs[i], value_ns, 0, flags);
-	uint64_t start;
 
 	if (ONERING_LIKELY(r != -EAGAIN))
 		return r;
-	start = bench_now_ns();
+	uint64_t start = bench_now_ns();
 	for (unsigned tries = 1; r == -EAGAIN; tries++) {
 		s->c.eagain++;
 		if ((tries & 1023) == 0) {
@@ -129,10 +126,6 @@ static int timers_onering_consume(void *state, unsigned thread_idx BENCH_UNUSED,
 	int r = onering_wait(s->q, s->evs, 1, max_count, (int64_t)s->c.wait_ns);
 	if (r == -EINTR || r == -ETIMEDOUT)
 		return 0;
-	if (r < 0) {
-		bench_broker_died(&s->c.broker);
-		return r;
-	}
 	for (int i = 0; i < r; i++) {
 		const struct onering_event *e = &s->evs[i];
 		if (e->kind != ONERING_EV_TIMER || e->cookie > s->c.n ||

@@ -4,8 +4,8 @@
  * timerfd in the consumer (docs/benchmarks.md, Timers).
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -28,7 +28,7 @@ struct wheel_timers {
 	uint64_t tick;              /* ticks before this one are done */
 	uint64_t armed_ns;          /* the timerfd's expiry; 0 = not armed */
 	unsigned count;             /* timers in the wheel */
-	int tfd, epfd;
+	int tfd;
 };
 
 static int wheel_arm_fd(struct wheel_timers *w, uint64_t expiry_ns)
@@ -102,11 +102,8 @@ static int timers_wheel_setup(struct bench_ctx *ctx BENCH_UNUSED,
 			      const struct bench_peer_ops *self BENCH_UNUSED, void *state)
 {
 	struct wheel_timers *w = state;
-	struct epoll_event ev = { .events = EPOLLIN };
 
-	w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-	w->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (w->tfd < 0 || w->epfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->tfd, &ev) < 0)
+	if ((w->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC)) < 0)
 		return -errno;
 	if (!(w->e = malloc(w->c.n * sizeof(*w->e))))
 		return -ENOMEM;
@@ -139,10 +136,10 @@ static int timers_wheel_consume(void *state, unsigned thread_idx BENCH_UNUSED, v
 	struct wheel_timers *w = state;
 	struct timer_fire *f = items;
 	struct timespec tmo = bench_ts(w->c.wait_ns);
-	struct epoll_event ev;
+	struct pollfd pfd = { .fd = w->tfd, .events = POLLIN };
 	uint64_t v;
 	unsigned k = 0;
-	int r = epoll_pwait2(w->epfd, &ev, 1, &tmo, NULL);
+	int r = ppoll(&pfd, 1, &tmo, NULL);
 	if (r <= 0)
 		return r < 0 && errno != EINTR ? -errno : 0;
 	if (read(w->tfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
@@ -179,8 +176,6 @@ static void timers_wheel_teardown(struct bench_ctx *ctx BENCH_UNUSED, void *stat
 
 	if (w->tfd > 0)
 		close(w->tfd);
-	if (w->epfd > 0)
-		close(w->epfd);
 	free(w->e);
 }
 

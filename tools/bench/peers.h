@@ -21,8 +21,8 @@ extern const struct bench_peer_ops bench_peer_ring_onering, bench_peer_ring_bare
 #define TIMERS_BATCH 256u /* fires taken per consume() at most */
 
 enum {
-	TIMERS_OP_SENTINEL = 1, /* control(): arm the sentinel in the past; -ENOTSUP */
-	TIMERS_OP_LEFT = 2,     /* control(): records or ready timers left over */
+	TIMERS_OP_SENTINEL = BENCH_OP_SCENARIO, /* arm the sentinel in the past; -ENOTSUP */
+	TIMERS_OP_LEFT,                         /* records or ready timers left over */
 };
 
 /* One timer handed to the consumer. idx == n: the sentinel. */
@@ -45,11 +45,6 @@ extern const struct bench_peer_ops bench_peer_timers_onering, bench_peer_timers_
 #define READINESS_BATCH 64u         /* events taken per call, every peer */
 #define READINESS_BLOCK_MS 50       /* blocking peers wake this often to see stop */
 
-enum {
-	READINESS_OP_THREAD_INIT = 1, /* control() on the consumer thread, first */
-	READINESS_OP_THREAD_FINI = 2, /* ... and last */
-};
-
 /* One readiness event handed to the consumer. */
 struct ready_event {
 	uint32_t idx;       /* the source */
@@ -66,18 +61,16 @@ struct readiness_common {
 
 extern const struct bench_peer_ops bench_peer_readiness_onering_busy,
 	bench_peer_readiness_onering_adaptive, bench_peer_readiness_onering_overprov,
-	bench_peer_readiness_onering_wait,
-	bench_peer_readiness_epoll_busy, bench_peer_readiness_epoll_block,
-	bench_peer_readiness_uring_busy, bench_peer_readiness_uring_block,
-	bench_peer_readiness_uring_peek;
+	bench_peer_readiness_onering_wait, bench_peer_readiness_epoll_busy,
+	bench_peer_readiness_epoll_block, bench_peer_readiness_uring_busy,
+	bench_peer_readiness_uring_block, bench_peer_readiness_uring_peek;
 
 #define DISPATCH_BURST 32u /* events per enqueue/dequeue/post/poll call */
 #define DISPATCH_MAX_CONSUMERS 16u
 
+/* BENCH_OP_THREAD_*: arg unsigned *thread_idx (FINI after DRAIN for consumers). */
 enum {
-	DISPATCH_OP_THREAD_INIT = 1, /* arg: unsigned *thread_idx; on that thread, first */
-	DISPATCH_OP_THREAD_FINI,     /* ... and last (after DRAIN for consumers) */
-	DISPATCH_OP_ORDERED,         /* 1: the peer promises per-flow order */
+	DISPATCH_OP_ORDERED = BENCH_OP_SCENARIO, /* 1: the peer promises per-flow order */
 	DISPATCH_OP_BLOCKS,          /* 1: consume() sleeps itself when idle */
 	DISPATCH_OP_SCHEDULE,        /* one scheduler iteration; -ENOTSUP: no scheduler */
 	DISPATCH_OP_FLUSH,           /* producer: after its last event */
@@ -116,11 +109,7 @@ extern const struct bench_peer_ops bench_peer_dispatch_onering_rr,
 #define NIC_RX_BURST 32u  /* rte_eth_rx_burst size, every peer (and the broker) */
 #define NIC_TAKE 64u      /* records a consumer takes per call */
 
-enum {
-	NIC_OP_THREAD_INIT = 1, /* arg: unsigned *side (0 rx, 1 consumer), on it */
-	NIC_OP_THREAD_FINI,
-	NIC_OP_COUNTERS,        /* arg: struct nic_counters * (main thread) */
-};
+enum { NIC_OP_COUNTERS = BENCH_OP_SCENARIO }; /* arg: struct nic_counters * (main thread) */
 
 struct nic_counters {
 	uint64_t received, dropped; /* packets the rx side took, and dropped */
@@ -155,15 +144,6 @@ static BENCH_ALWAYS_INLINE uint64_t nic_touch(const void *p, uint32_t len)
 		sum += b[i];
 	return sum;
 }
-
-/* Add n to a counter of the rx thread's (its only writer; main reads it relaxed). */
-#define nic_count(ctr, n)                                                                      \
-	onering_atomic_store(ctr, (n) + onering_atomic_load(ctr, onering_mo_relaxed),         \
-			     onering_mo_relaxed)
-
-/* Both in-process peers' control(): thread init/fini (an lcore id: mempool
- * caches work) and the counters (peer_nic_floor.c). */
-int bench_nic_inprocess_control(void *state, unsigned op, void *arg);
 
 extern const struct bench_peer_ops bench_peer_nic_floor, bench_peer_nic_rte_ring,
 	bench_peer_nic_onering;

@@ -9,10 +9,11 @@
  * it took; consume(state, k, evs, max): consumer k's events; teardown
  * (counts events still inside in common.leftover).
  *
- * Ordering: the team's gate (bench.h); stop (1 all taken, 2 failed) set
- * once by CAS, R2 after end_ns, relaxed in the loops, A2 by main; received:
- * relaxed fetch_add (only crossing N matters); the per-flow next seq is
- * relaxed: a check, not a synchronisation. The rest is read after the join.
+ * Ordering: the team's gate (bench.h); stop set by the one consumer whose
+ * events cross N (R2 after end_ns), relaxed in the loops, A2 by main; a
+ * failure (the team's) stops the loops too; received: relaxed fetch_add
+ * (only crossing N matters); the per-flow next seq is relaxed: a check, not
+ * a synchronisation. The rest is read after the join.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -50,34 +51,21 @@ struct dispatch_run {
 	uint64_t n;
 	bool ordered, has_sched, idle_yield, consume_blocks;
 	cpu_set_t app_cpus;
-	struct consumer *cons[DISPATCH_MAX_CONSUMERS];
+	struct consumer *cons; /* [consumers] */
 	ONERING_ATOMIC(uint32_t) *gnext; /* ordered peers: per flow, the next seq */
 	uint64_t start_ns, end_ns, prod_cpu_ns, sched_cpu_ns, retries;
 	uint64_t broker_cpu0_ns, broker_cpu1_ns;
-	struct bench_failure fail;
 	struct bench_team team; /* consumers, producer, scheduler */
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint64_t) received;
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(int) stop;
 	ONERING_ATOMIC(int) prod_done;
 };
 
-/* A failure stops the run (R2, unless it already ended well). */
-static void fail_stop(struct dispatch_run *r)
-{
-	int expected = 0;
-
-	onering_atomic_cas(&r->stop, &expected, 2, onering_mo_release, onering_mo_relaxed);
-}
-
-#define run_fail(r, ...)                                                                        \
-	do {                                                                                    \
-		bench_failure_set(&(r)->fail, __VA_ARGS__);                                     \
-		fail_stop(r);                                                                   \
-	} while (0)
+#define run_fail(r, ...) bench_team_fail(&(r)->team, __VA_ARGS__)
 
 static BENCH_ALWAYS_INLINE bool stopped(struct dispatch_run *r)
 {
-	return onering_atomic_load(&r->stop, onering_mo_relaxed) != 0;
+	return onering_atomic_load(&r->stop, onering_mo_relaxed) || bench_team_failed(&r->team);
 }
 
 static BENCH_ALWAYS_INLINE void idle_pause(const struct dispatch_run *r)
@@ -125,7 +113,7 @@ static void gate_wait(struct dispatch_run *r, unsigned idx, int cpu)
 
 	snprintf(who, sizeof(who), "thread %u", idx);
 	int rc = bench_team_pin(&r->team, who, cpu, &r->app_cpus);
-	if (rc == 0 && (rc = bench_control(r->peer, r->state, DISPATCH_OP_THREAD_INIT, &idx)) < 0 &&
+	if (rc == 0 && (rc = bench_control(r->peer, r->state, BENCH_OP_THREAD_INIT, &idx)) < 0 &&
 	    rc != -ENOTSUP)
 		run_fail(r, "%s: thread %u setup: %s", r->peer->name, idx, strerror(-rc));
 	bench_team_ready(&r->team, true);
@@ -185,20 +173,18 @@ static void *consumer_main(void *arg)
 		uint64_t total = onering_atomic_fetch_add(&r->received, (uint64_t)n,
 							  onering_mo_relaxed) + (uint64_t)n;
 		if (ONERING_UNLIKELY(total >= r->n && total - (uint64_t)n < r->n)) {
-			int expected = 0;
 			r->end_ns = now;
 			r->broker_cpu1_ns = bench_proc_cpu_ns(r->c->broker.pid);
-			/* R2: end_ns and the broker's CPU are written before it. */
-			onering_atomic_cas(&r->stop, &expected, 1, onering_mo_release,
-					   onering_mo_relaxed);
+			/* R2: after end_ns and the broker's CPU */
+			onering_atomic_store(&r->stop, 1, onering_mo_release);
 		}
 	}
 	c->cpu_ns = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-	if (onering_atomic_load(&r->stop, onering_mo_acquire) == 1) {
+	if (onering_atomic_load(&r->stop, onering_mo_acquire)) { /* all taken: any left? */
 		int extra = bench_control(r->peer, r->state, DISPATCH_OP_DRAIN, &c->idx);
 		c->extra = extra > 0 ? (uint64_t)extra : 0;
 	}
-	bench_control(r->peer, r->state, DISPATCH_OP_THREAD_FINI, &c->idx);
+	bench_control(r->peer, r->state, BENCH_OP_THREAD_FINI, &c->idx);
 	return NULL;
 }
 
@@ -249,7 +235,7 @@ static void *producer_main(void *arg)
 		bench_control(r->peer, r->state, DISPATCH_OP_MAINTAIN, NULL);
 		bench_sleep_ns(MAINTAIN_NS);
 	}
-	bench_control(r->peer, r->state, DISPATCH_OP_THREAD_FINI, &idx);
+	bench_control(r->peer, r->state, BENCH_OP_THREAD_FINI, &idx);
 	return NULL;
 }
 
@@ -263,7 +249,7 @@ static void *sched_main(void *arg)
 	while (!stopped(r))
 		bench_control(r->peer, r->state, DISPATCH_OP_SCHEDULE, NULL);
 	r->sched_cpu_ns = bench_clock_ns(CLOCK_THREAD_CPUTIME_ID) - cpu0;
-	bench_control(r->peer, r->state, DISPATCH_OP_THREAD_FINI, &idx);
+	bench_control(r->peer, r->state, BENCH_OP_THREAD_FINI, &idx);
 	return NULL;
 }
 
@@ -272,7 +258,8 @@ static void run_watch(struct dispatch_run *r, uint64_t timeout_ns)
 {
 	uint64_t t0 = bench_now_ns(), last_change = t0, last_count = 0;
 
-	while (onering_atomic_load(&r->stop, onering_mo_acquire) == 0) { /* A2 */
+	while (!onering_atomic_load(&r->stop, onering_mo_acquire) && /* A2 */
+	       !bench_team_failed(&r->team)) {
 		bench_sleep_ns(5000000);
 		uint64_t now = bench_now_ns();
 		uint64_t got = onering_atomic_load(&r->received, onering_mo_relaxed);
@@ -293,61 +280,52 @@ static void run_watch(struct dispatch_run *r, uint64_t timeout_ns)
 	}
 }
 
-/* Exactly once, in order where promised: 0, or BENCH_WRONG with a message. */
-static int run_verify(struct dispatch_run *r)
+/* Exactly once, in order where promised (else BENCH_WRONG, said); then the figures. */
+static int run_results(struct dispatch_run *r, double *fig)
 {
-	uint64_t count = 0, dups = 0, bad = 0, gorder = 0, extra = r->c->leftover;
-	uint64_t overlap = 0, have = 0;
+	uint64_t count = 0, dups = 0, bad = 0, gorder = 0, qorder = 0, extra = r->c->leftover;
+	uint64_t overlap = 0, have = 0, cmin = UINT64_MAX, cpu = r->prod_cpu_ns + r->sched_cpu_ns;
+	uint64_t hist[HIST_BUCKETS] = { 0 };
 	unsigned nc = r->c->consumers;
 
-	for (unsigned i = 0; i < nc; i++) {
-		count += r->cons[i]->count;
-		dups += r->cons[i]->dups;
-		bad += r->cons[i]->bad;
-		gorder += r->cons[i]->gorder;
-		extra += r->cons[i]->extra;
+	for (struct consumer *c = r->cons; c < r->cons + nc; c++) {
+		count += c->count;
+		dups += c->dups;
+		bad += c->bad;
+		gorder += c->gorder;
+		qorder += c->qorder;
+		extra += c->extra;
+		cpu += c->cpu_ns;
+		cmin = c->count < cmin ? c->count : cmin;
+		for (unsigned k = 0; k < HIST_BUCKETS; k++)
+			hist[k] += c->hist[k];
 	}
 	for (size_t w = 0; w < (r->n + 63) / 64; w++) {
 		uint64_t u = 0;
 		for (unsigned i = 0; i < nc; i++) {
-			overlap += (uint64_t)__builtin_popcountll(u & r->cons[i]->seen[w]);
-			u |= r->cons[i]->seen[w];
+			overlap += (uint64_t)__builtin_popcountll(u & r->cons[i].seen[w]);
+			u |= r->cons[i].seen[w];
 		}
 		have += (uint64_t)__builtin_popcountll(u);
 	}
-	if (have == r->n && !dups && !overlap && !bad && !extra && (!r->ordered || !gorder))
-		return 0;
-	return bench_fail(BENCH_WRONG, "%s C=%u: WRONG DELIVERY: sent %" PRIu64 ", taken %"
-			  PRIu64 " (%" PRIu64 " distinct): lost %" PRIu64 ", duplicated %"
-			  PRIu64 " (same consumer) + %" PRIu64 " (two consumers) + %" PRIu64
-			  " (left over), malformed %" PRIu64 ", out of flow order %" PRIu64 "%s",
-			  r->peer->name, nc, r->n, count, have, r->n - have, dups, overlap, extra,
-			  bad, gorder, r->ordered ? " (promised)" : " (not promised)");
-}
-
-static void run_figs(struct dispatch_run *r, double *fig)
-{
-	uint64_t *h = calloc(HIST_BUCKETS, sizeof(*h)), cpu = r->prod_cpu_ns, qorder = 0;
-	uint64_t cmin = UINT64_MAX;
-
-	for (unsigned i = 0; i < r->c->consumers; i++) {
-		cpu += r->cons[i]->cpu_ns;
-		qorder += r->cons[i]->qorder;
-		cmin = r->cons[i]->count < cmin ? r->cons[i]->count : cmin;
-		for (unsigned b = 0; h && b < HIST_BUCKETS; b++)
-			h[b] += r->cons[i]->hist[b];
-	}
-	cpu += r->sched_cpu_ns;
+	if (have != r->n || dups || overlap || bad || extra || (r->ordered && gorder))
+		return bench_fail(BENCH_WRONG, "%s C=%u: WRONG DELIVERY: sent %" PRIu64 ", taken %"
+				  PRIu64 " (%" PRIu64 " distinct): lost %" PRIu64 ", duplicated %"
+				  PRIu64 " (same consumer) + %" PRIu64 " (two consumers) + %" PRIu64
+				  " (left over), malformed %" PRIu64 ", out of flow order %" PRIu64
+				  "%s", r->peer->name, nc, r->n, count, have, r->n - have, dups,
+				  overlap, extra, bad, gorder,
+				  r->ordered ? " (promised)" : " (not promised)");
 	if (r->broker_cpu1_ns > r->broker_cpu0_ns)
 		cpu += r->broker_cpu1_ns - r->broker_cpu0_ns;
 	fig[FIG_EVENTS_PER_S] = (double)r->n * 1e9 / (double)(r->end_ns - r->start_ns);
 	fig[FIG_EVENTS_PER_CPU_S] = (double)r->n * 1e9 / (double)cpu;
-	fig[FIG_P50_US] = h ? hist_percentile(h, 0.50) / 1e3 : -1;
-	fig[FIG_P99_US] = h ? hist_percentile(h, 0.99) / 1e3 : -1;
+	fig[FIG_P50_US] = hist_percentile(hist, 0.50) / 1e3;
+	fig[FIG_P99_US] = hist_percentile(hist, 0.99) / 1e3;
 	fig[FIG_RETRIES] = (double)r->retries;
 	fig[FIG_QORDER] = (double)qorder;
 	fig[FIG_SHARE_MIN] = (double)cmin / (double)r->n;
-	free(h);
+	return 0;
 }
 
 static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
@@ -361,11 +339,8 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 		return bench_fail(-EINVAL, "dispatch: --consumers is 1..%u", DISPATCH_MAX_CONSUMERS);
 	if (!r)
 		return -ENOMEM;
-	r->state = state;
-	r->peer = peer;
-	r->c = r->state;
-	r->n = bench_param(ctx, "events");
-	r->idle_yield = bench_param(ctx, "idle") == 0;
+	*r = (struct dispatch_run){ .peer = peer, .state = state, .c = state,
+		.n = bench_param(ctx, "events"), .idle_yield = bench_param(ctx, "idle") == 0 };
 	*r->c = (struct dispatch_common){
 		.consumers = (unsigned)nc, .flows = (uint32_t)bench_param(ctx, "flows"),
 		.capacity = (uint32_t)bench_param(ctx, "capacity"),
@@ -375,14 +350,13 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 	CPU_ZERO(&r->app_cpus);
 	for (unsigned k = 1; k < ctx->core_count; k++)
 		CPU_SET(ctx->cores[k], &r->app_cpus);
+	if (!(r->cons = calloc(nc, sizeof(*r->cons))))
+		goto out;
 	for (unsigned i = 0; i < nc; i++) {
-		if (!(r->cons[i] = calloc(1, sizeof(struct consumer))))
-			goto out;
-		r->cons[i]->r = r;
-		r->cons[i]->idx = i;
-		r->cons[i]->seen = calloc((r->n + 63) / 64, sizeof(uint64_t));
-		r->cons[i]->qnext = calloc(r->c->flows, sizeof(uint32_t));
-		if (!r->cons[i]->seen || !r->cons[i]->qnext)
+		r->cons[i] = (struct consumer){ .r = r, .idx = i,
+			.seen = calloc((r->n + 63) / 64, sizeof(uint64_t)),
+			.qnext = calloc(r->c->flows, sizeof(uint32_t)) };
+		if (!r->cons[i].seen || !r->cons[i].qnext)
 			goto out;
 	}
 	if ((rc = peer->setup(ctx, peer, r->state)) < 0)
@@ -395,9 +369,9 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 		goto teardown;
 	}
 	r->c->base_ns = bench_now_ns();
-	bench_team_init(&r->team, &r->fail);
+	bench_team_init(&r->team);
 	for (unsigned i = 0; i < nc && up; i++)
-		up = bench_team_start(&r->team, consumer_main, r->cons[i]) == 0;
+		up = bench_team_start(&r->team, consumer_main, &r->cons[i]) == 0;
 	up = up && bench_team_start(&r->team, producer_main, r) == 0;
 	up = up && (!r->has_sched || bench_team_start(&r->team, sched_main, r) == 0);
 	if (up && bench_team_wait(&r->team)) {
@@ -410,19 +384,18 @@ static int dispatch_measure(struct bench_ctx *ctx, const struct bench_peer_ops *
 	bench_team_join(&r->team, 0);
 teardown:
 	peer->teardown(ctx, r->state);
-	if (rc == 0 && bench_failed(&r->fail)) {
-		fprintf(stderr, "%s C=%u: %s\n", peer->name, (unsigned)nc, r->fail.err);
+	if (rc == 0 && bench_team_failed(&r->team)) {
+		fprintf(stderr, "%s C=%u: %s\n", peer->name, (unsigned)nc, r->team.err);
 		rc = bench_interrupted ? -EINTR : BENCH_WRONG;
 	}
-	if (rc == 0 && (rc = run_verify(r)) == 0)
-		run_figs(r, fig);
+	if (rc == 0)
+		rc = run_results(r, fig);
 out:
-	for (unsigned i = 0; i < nc; i++)
-		if (r->cons[i]) {
-			free(r->cons[i]->seen);
-			free(r->cons[i]->qnext);
-			free(r->cons[i]);
-		}
+	for (unsigned i = 0; r->cons && i < nc; i++) {
+		free(r->cons[i].seen);
+		free(r->cons[i].qnext);
+	}
+	free(r->cons);
 	free((void *)(uintptr_t)r->gnext);
 	free(r);
 	return rc;

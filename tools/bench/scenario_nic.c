@@ -5,7 +5,7 @@
  * hand-off (method: docs/benchmarks.md, NIC receive). Built with DPDK only.
  *
  * Peer hooks (state starts with struct nic_common): setup; control(state,
- * NIC_OP_THREAD_INIT / _FINI, &side) on thread 0 (rx) or 1 (consumer);
+ * BENCH_OP_THREAD_INIT / _FINI, &side) on thread 0 (rx) or 1 (consumer);
  * produce(state, 0, NULL, 0): one rx iteration (NULL: no rx thread);
  * consume(state, 1, NULL, 0): one consumer iteration (NULL: the rx side
  * consumes); control(NIC_OP_COUNTERS): received, dropped, poll loops.
@@ -46,24 +46,24 @@ static void *side_main(void *arg)
 	int rc = bench_team_pin(t->team, t->side ? "consumer" : "rx",
 				t->side ? c->cons_cpu : c->rx_cpu, NULL);
 
-	if (rc == 0 && (rc = bench_control(t->peer, t->state, NIC_OP_THREAD_INIT, &t->side)) < 0)
-		bench_failure_set(t->team->fail, "thread %u setup: %s", t->side, strerror(-rc));
+	if (rc == 0 && (rc = bench_control(t->peer, t->state, BENCH_OP_THREAD_INIT, &t->side)) < 0)
+		bench_team_fail(t->team, "thread %u setup: %s", t->side, strerror(-rc));
 	pthread_getcpuclockid(pthread_self(), &t->clock);
 	bench_team_ready(t->team, true);
 	while (rc >= 0 && !onering_atomic_load(t->stop, onering_mo_acquire)) {
 		if ((rc = step(t->state, t->side, NULL, 0)) < 0) {
-			bench_failure_set(t->team->fail, "%s", strerror(-rc));
+			bench_team_fail(t->team, "%s", strerror(-rc));
 		} else if (rc > 0) {
 			total += (uint64_t)rc;
 			onering_atomic_store(&t->records, total, onering_mo_relaxed);
 		}
 	}
-	bench_control(t->peer, t->state, NIC_OP_THREAD_FINI, &t->side);
+	bench_control(t->peer, t->state, BENCH_OP_THREAD_FINI, &t->side);
 	return NULL;
 }
 
 struct nic_snapshot {
-	uint64_t wall_ns, records, cpu_ns, broker_cpu_ns;
+	uint64_t wall_ns, records, cpu_ns; /* cpu_ns: the threads' and the broker's */
 	struct nic_counters k;
 };
 
@@ -71,10 +71,9 @@ static int snapshot_take(struct nic_run *t, unsigned count, struct nic_snapshot 
 {
 	s->wall_ns = bench_now_ns();
 	s->records = onering_atomic_load(&t[count - 1].records, onering_mo_relaxed);
-	s->cpu_ns = 0;
+	s->cpu_ns = bench_proc_cpu_ns(((struct nic_common *)t->state)->broker.pid);
 	for (unsigned i = 0; i < count; i++)
 		s->cpu_ns += bench_clock_ns(t[i].clock);
-	s->broker_cpu_ns = bench_proc_cpu_ns(((struct nic_common *)t->state)->broker.pid);
 	return bench_control(t->peer, t->state, NIC_OP_COUNTERS, &s->k);
 }
 
@@ -82,7 +81,6 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 		       uint64_t sweep BENCH_UNUSED, double *fig)
 {
 	ONERING_ATOMIC(int) stop;
-	struct bench_failure fail;
 	struct bench_team team;
 	struct nic_run t[2] = { { 0 } };
 	unsigned count = 0;
@@ -90,13 +88,11 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	struct nic_common *c = state;
 	int rc = 0;
 
-	c->port = nic_port;
-	c->capacity = (uint32_t)bench_param(ctx, "capacity");
-	c->rx_cpu = ctx->cores[0];
-	c->cons_cpu = ctx->cores[1];
-	c->copy = bench_param(ctx, "copy") == 1;
+	*c = (struct nic_common){ .port = nic_port, .rx_cpu = ctx->cores[0],
+		.cons_cpu = ctx->cores[1], .copy = bench_param(ctx, "copy") == 1,
+		.capacity = (uint32_t)bench_param(ctx, "capacity") };
 	onering_atomic_init(&stop, 0);
-	bench_team_init(&team, &fail);
+	bench_team_init(&team);
 	if (peer->setup && (rc = peer->setup(ctx, peer, state)) < 0)
 		return rc;
 	for (unsigned side = 0; side < 2; side++) {
@@ -109,7 +105,7 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 		count++;
 	}
 	if (!bench_team_wait(&team)) {
-		rc = bench_failed(&fail) ? 0 : -EINTR; /* a failure is said below */
+		rc = bench_team_failed(&team) ? 0 : -EINTR; /* a failure is said below */
 	} else {
 		bench_team_open(&team);
 		bench_sleep_ns(bench_param(ctx, "warmup-ms") * 1000000ull);
@@ -122,14 +118,14 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 	bench_team_join(&team, 0);
 	if (bench_broker_died(&c->broker))
 		rc = BENCH_WRONG;
-	if (bench_failed(&fail))
-		rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, fail.err);
+	if (bench_team_failed(&team))
+		rc = bench_fail(BENCH_WRONG, "%s: %s", peer->name, team.err);
 	if (rc < 0 && rc != -EINTR)
 		fprintf(stderr, "%s: no counters: %s\n", peer->name, strerror(-rc));
 	if (rc)
 		goto teardown;
 	double secs = (double)(b.wall_ns - a.wall_ns) / 1e9;
-	double cpu_s = (double)(b.cpu_ns - a.cpu_ns + b.broker_cpu_ns - a.broker_cpu_ns) / 1e9;
+	double cpu_s = (double)(b.cpu_ns - a.cpu_ns) / 1e9;
 	uint64_t received = b.k.received - a.k.received, records = b.records - a.records;
 	if (records == 0) {
 		rc = bench_fail(BENCH_WRONG, "%s: the consumer took no record in %.2f s (the rx "
@@ -186,8 +182,7 @@ static void nic_fini(struct bench_ctx *ctx BENCH_UNUSED)
 }
 
 static const struct bench_peer_ops *const nic_peers[] = {
-	&bench_peer_nic_floor, &bench_peer_nic_rte_ring,
-	&bench_peer_nic_onering,
+	&bench_peer_nic_floor, &bench_peer_nic_rte_ring, &bench_peer_nic_onering,
 };
 
 static const char *const off_on[] = { "off", "on", NULL };

@@ -5,7 +5,7 @@
  *
  * Peer hooks (state starts with struct readiness_common):
  *   setup(ctx, self, state)   watch common.rfd[0..n) (main thread)
- *   control(state, READINESS_OP_THREAD_INIT / _FINI)  on the consumer thread
+ *   control(state, BENCH_OP_THREAD_INIT / _FINI)  on the consumer thread
  *   consume(state, 0, ready_event[], max)  what is ready now (busy peers) or
  *                             within READINESS_BLOCK_MS; -errno
  *   teardown(ctx, state)
@@ -61,7 +61,6 @@ struct run {
 	pid_t tid_cons, tid_prod;
 	int cpu_cons, cpu_prod;
 	uint64_t cons_reads; /* consumer's read() calls, final after its join */
-	struct bench_failure fail;
 	struct bench_team team; /* consumer, producer */
 	ONERING_ATOMIC(int) phase;  /* main: R0 */
 	ONERING_ATOMIC(int) cons_done; /* consumer: loop over, totals final */
@@ -75,8 +74,8 @@ struct run {
 	alignas(ONERING_CACHE_LINE) ONERING_ATOMIC(uint32_t) ack_waiting; /* producer */
 };
 
-#define run_fail(r, ...) bench_failure_set(&(r)->fail, __VA_ARGS__)
-#define run_failed(r) bench_failed(&(r)->fail)
+#define run_fail(r, ...) bench_team_fail(&(r)->team, __VA_ARGS__)
+#define run_failed(r) bench_team_failed(&(r)->team)
 
 /* A0 (the threads) synchronises with R0 (main's store of the phase). */
 #define phase_get(r) onering_atomic_load(&(r)->phase, onering_mo_acquire)
@@ -87,9 +86,6 @@ static long futex_call(ONERING_ATOMIC(uint32_t) *word, int op, uint32_t val,
 {
 	return syscall(SYS_futex, (uint32_t *)(uintptr_t)word, op, val, timeout, NULL, 0);
 }
-
-/* How long thread tid (<= 0: every thread) of pid waited for a CPU, ns. */
-#define cpu_wait_ns(pid, tid) bench_schedstat_ns(pid, tid, 1)
 
 static BENCH_ALWAYS_INLINE ssize_t source_write(const struct run *r, unsigned idx)
 {
@@ -116,7 +112,6 @@ static void produce_full_speed(struct run *r)
 		}
 		onering_atomic_store(&r->writes, w, onering_mo_relaxed);
 	}
-	onering_atomic_store(&r->writes, w, onering_mo_relaxed);
 }
 
 /* Sleep until the consumer acknowledged w writes; false if lost or stopped. */
@@ -144,16 +139,14 @@ static bool wait_ack(struct run *r, uint64_t w)
 
 static void produce_paced(struct run *r)
 {
-	uint64_t w = 0, rnd = 0x9e3779b97f4a7c15ull ^ bench_now_ns();
+	uint64_t w = 0, now = bench_now_ns();
+	unsigned short rnd[3] = { (unsigned short)now, (unsigned short)(now >> 16), 0x330e };
 
 	while (phase_get(r) <= PHASE_MEASURE && !run_failed(r)) {
 		if (!wait_ack(r, w))
 			return;
-		/* xorshift64: a random pause, never in step with a poller loop. */
-		rnd ^= rnd << 13;
-		rnd ^= rnd >> 7;
-		rnd ^= rnd << 17;
-		bench_sleep_ns(GAP_MIN_NS + rnd % GAP_SPAN_NS);
+		/* A random pause, never in step with a poller loop. */
+		bench_sleep_ns(GAP_MIN_NS + (uint64_t)nrand48(rnd) % GAP_SPAN_NS);
 		if (phase_get(r) > PHASE_MEASURE)
 			break;
 		unsigned idx = (unsigned)(w % r->n);
@@ -236,7 +229,7 @@ static void *consumer_main(void *arg)
 	r->tid_cons = (pid_t)syscall(SYS_gettid);
 	int rc = bench_team_pin(&r->team, "consumer", r->cpu_cons, NULL);
 	if (rc == 0)
-		rc = bench_control(r->peer, r->state, READINESS_OP_THREAD_INIT, NULL);
+		rc = bench_control(r->peer, r->state, BENCH_OP_THREAD_INIT, NULL);
 	if (rc < 0 && rc != -ENOTSUP)
 		run_fail(r, "%s: consumer setup: %s", r->peer->name, strerror(-rc));
 	bench_team_ready(&r->team, false); /* it takes events from the start */
@@ -257,35 +250,33 @@ static void *consumer_main(void *arg)
 			onering_cpu_relax();
 		}
 	}
-	onering_atomic_store(&r->events, c.events, onering_mo_relaxed);
-	onering_atomic_store(&r->units, c.units, onering_mo_relaxed);
 	r->cons_reads = c.reads;
 	/* R6: main reads the counters only after the loop; then R7 lets us go,
 	 * so the count holds the loop, not the peer's teardown. */
 	onering_atomic_store(&r->cons_done, 1, onering_mo_release);
 	while (!onering_atomic_load(&r->cons_release, onering_mo_acquire))
 		onering_cpu_relax();
-	bench_control(r->peer, r->state, READINESS_OP_THREAD_FINI, NULL);
+	bench_control(r->peer, r->state, BENCH_OP_THREAD_FINI, NULL);
 	return NULL;
 }
 
+/* At either end of the window: CPU time (all: consumer, producer and broker)
+ * and the time those waited for a CPU. */
 struct snapshot {
-	uint64_t wall_ns, events, writes, units, cons_cpu_ns, prod_cpu_ns, broker_cpu_ns;
-	uint64_t cons_wait_ns, prod_wait_ns, broker_wait_ns;
+	uint64_t wall_ns, events, units, cons_cpu_ns, all_cpu_ns, wait_ns;
 };
 
 static void snapshot_take(struct run *r, clockid_t cons, clockid_t prod, struct snapshot *s)
 {
+	pid_t broker = r->c->broker.pid;
+
 	s->wall_ns = bench_now_ns();
 	s->events = onering_atomic_load(&r->events, onering_mo_relaxed);
 	s->units = onering_atomic_load(&r->units, onering_mo_relaxed);
-	s->writes = onering_atomic_load(&r->writes, onering_mo_relaxed);
 	s->cons_cpu_ns = bench_clock_ns(cons);
-	s->prod_cpu_ns = bench_clock_ns(prod);
-	s->broker_cpu_ns = bench_proc_cpu_ns(r->c->broker.pid);
-	s->cons_wait_ns = cpu_wait_ns(getpid(), r->tid_cons);
-	s->prod_wait_ns = cpu_wait_ns(getpid(), r->tid_prod);
-	s->broker_wait_ns = cpu_wait_ns(r->c->broker.pid, 0);
+	s->all_cpu_ns = s->cons_cpu_ns + bench_clock_ns(prod) + bench_proc_cpu_ns(broker);
+	s->wait_ns = bench_cpu_wait_ns(getpid(), r->tid_cons) +
+		     bench_cpu_wait_ns(getpid(), r->tid_prod) + bench_cpu_wait_ns(broker, 0);
 }
 
 static int sources_open(struct run *r)
@@ -334,16 +325,13 @@ static int check_drained(struct run *r)
 /* Latency percentiles (µs) into fig; onering also harvest and hand-off. */
 static void latency_figs(struct run *r, double *fig)
 {
+	uint64_t *h = r->lat_harvest, *handoff = h + r->lat_cap;
 	size_t n = r->lat_n;
 
-	if (r->lat_harvest[0] || r->lat_harvest[n - 1]) {
-		uint64_t *h = r->lat_harvest;
-		uint64_t *handoff = malloc(n * sizeof(*handoff));
-		for (size_t i = 0; handoff && i < n; i++)
+	if (h[0] || h[n - 1]) {
+		for (size_t i = 0; i < n; i++)
 			handoff[i] = r->lat[i] - h[i];
-		if (handoff)
-			fig[FIG_HANDOFF_P50_US] = bench_percentile(handoff, n, 0.5) / 1e3;
-		free(handoff);
+		fig[FIG_HANDOFF_P50_US] = bench_percentile(handoff, n, 0.5) / 1e3;
 		/* The poller stamps once per loop, before it asks epoll: a write
 		 * landing between the two carries an older stamp; count it as 0. */
 		for (size_t i = 0; i < n; i++)
@@ -364,20 +352,16 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	bool measured = false;
 	struct snapshot a, b;
 	clockid_t cons_clock, prod_clock;
-	uint64_t span_ns = 0, broker_wait = 0, *block = NULL;
+	uint64_t *block = NULL;
 	int rc = -ENOMEM;
 
 	if (!r)
 		return -ENOMEM;
-	r->peer = peer;
-	r->latency = latency;
-	r->pipe = bench_param(ctx, "source") == SOURCE_PIPE;
-	r->n = n;
-	r->cpu_prod = ctx->cores[0];
-	r->cpu_cons = ctx->cores[1];
-	/* One block: wrote, drained, lat, lat_harvest, then rfd and wfd. */
-	r->lat_cap = latency ? (size_t)(measure_ns / 1e9 * 50000) + 1024 : 1;
-	block = malloc((2 * n + 2 * r->lat_cap + n) * sizeof(uint64_t));
+	*r = (struct run){ .peer = peer, .latency = latency, .n = n, .cpu_prod = ctx->cores[0],
+			   .cpu_cons = ctx->cores[1], .pipe = bench_param(ctx, "source") == SOURCE_PIPE,
+			   .lat_cap = latency ? (size_t)(measure_ns / 1e9 * 50000) + 1024 : 1 };
+	/* One block: wrote, drained, lat, lat_harvest, handoff, then rfd and wfd. */
+	block = malloc((2 * n + 3 * r->lat_cap + n) * sizeof(uint64_t));
 	if (!block)
 		goto out;
 	r->state = memset(state, 0, peer->state_size);
@@ -386,15 +370,13 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	r->drained = block + n;
 	r->lat = block + 2 * n;
 	r->lat_harvest = r->lat + r->lat_cap;
-	r->rfd = (int *)(r->lat_harvest + r->lat_cap);
+	r->rfd = (int *)(r->lat_harvest + 2 * r->lat_cap);
 	r->wfd = r->rfd + n;
 	memset(r->rfd, -1, 2 * n * sizeof(int));
 	r->c = r->state;
-	r->c->n = n;
-	r->c->rfd = r->rfd;
-	r->c->capacity = (uint32_t)bench_param(ctx, "capacity");
-	r->c->broker_cpu = ctx->cores[2];
-	bench_team_init(&r->team, &r->fail);
+	*r->c = (struct readiness_common){ .n = n, .rfd = r->rfd, .broker_cpu = ctx->cores[2],
+					   .capacity = (uint32_t)bench_param(ctx, "capacity") };
+	bench_team_init(&r->team);
 	if ((rc = sources_open(r)) < 0 || (rc = peer->setup(ctx, peer, r->state)) < 0)
 		goto out;
 	if (bench_team_start(&r->team, consumer_main, r) < 0 ||
@@ -423,8 +405,6 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 	phase_set(r, PHASE_DRAIN);
 	bench_team_join(&r->team, 1); /* the producer */
 	rc = check_drained(r);
-	span_ns = bench_now_ns() - a.wall_ns;
-	broker_wait = cpu_wait_ns(r->c->broker.pid, 0) - a.broker_wait_ns;
 	phase_set(r, PHASE_STOP);
 	while (!onering_atomic_load(&r->cons_done, onering_mo_acquire)) /* A6: totals final */
 		bench_sleep_ns(100000);
@@ -442,7 +422,7 @@ join:
 	onering_atomic_store(&r->cons_release, 1, onering_mo_release); /* R7: it may finish */
 	bench_team_join(&r->team, 0);
 	if (run_failed(r)) {
-		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->fail.err);
+		fprintf(stderr, "%s N=%u: %s\n", peer->name, n, r->team.err);
 		rc = measured ? BENCH_WRONG : -EIO; /* a setup failure exits 2 */
 	}
 	if (rc || count || bench_interrupted)
@@ -450,10 +430,8 @@ join:
 	double secs = (double)(b.wall_ns - a.wall_ns) / 1e9, events = (double)(b.events - a.events);
 	if (latency) {
 		if (r->lat_n == 0) {
-			uint64_t waited = cpu_wait_ns(getpid(), r->tid_cons) - a.cons_wait_ns +
-					  cpu_wait_ns(getpid(), r->tid_prod) - a.prod_wait_ns +
-					  broker_wait;
-			bool starved = waited >= span_ns / 2;
+			uint64_t waited = b.wait_ns - a.wait_ns;
+			bool starved = waited >= (b.wall_ns - a.wall_ns) / 2;
 			fprintf(stderr, "%s N=%u latency: no sample in %.2f s; the threads waited "
 				"%.0f ms for a CPU: %s\n", peer->name, n, secs, (double)waited / 1e6,
 				starved ? "starved by other processes" : "the peer stalled");
@@ -467,9 +445,7 @@ join:
 	fig[FIG_WRITES] = (double)(b.units - a.units) / secs;
 	fig[FIG_WRITES_PER_EVENT] = events > 0 ? (double)(b.units - a.units) / events : -1;
 	fig[FIG_CONS_CPU_US] = (double)(b.cons_cpu_ns - a.cons_cpu_ns) / 1e3 / events;
-	fig[FIG_TOTAL_CPU_US] = (double)(b.cons_cpu_ns - a.cons_cpu_ns + b.prod_cpu_ns -
-					 a.prod_cpu_ns + b.broker_cpu_ns - a.broker_cpu_ns) /
-				1e3 / events;
+	fig[FIG_TOTAL_CPU_US] = (double)(b.all_cpu_ns - a.all_cpu_ns) / 1e3 / events;
 out:
 	if (r->c)
 		peer->teardown(ctx, r->state);
@@ -489,14 +465,12 @@ static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops 
 
 	if (n == 0 || n > 65536)
 		return bench_fail(-EINVAL, "readiness: --n is 1..65536");
-	if (mode != MODE_LATENCY && (rc = run_one(ctx, peer, state, (unsigned)n, false, false,
-						  fig)))
-		return rc;
-	if (mode != MODE_THROUGHPUT && (rc = run_one(ctx, peer, state, (unsigned)n, true, false,
-						     fig)))
-		return rc;
+	if (mode != MODE_LATENCY)
+		rc = run_one(ctx, peer, state, (unsigned)n, false, false, fig);
+	if (rc == 0 && mode != MODE_THROUGHPUT)
+		rc = run_one(ctx, peer, state, (unsigned)n, true, false, fig);
 	/* Syscalls: one counted throughput pass per peer and N, in the first round. */
-	if (ctx->round == 0 && bench_param(ctx, "count"))
+	if (rc == 0 && ctx->round == 0 && bench_param(ctx, "count"))
 		rc = run_one(ctx, peer, state, (unsigned)n, false, true, fig);
 	return rc == BENCH_NA ? 0 : rc;
 }
@@ -504,8 +478,7 @@ static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops 
 static const struct bench_peer_ops *const readiness_peers[] = {
 	&bench_peer_readiness_onering_busy, &bench_peer_readiness_onering_adaptive,
 	&bench_peer_readiness_onering_overprov, &bench_peer_readiness_onering_wait,
-	&bench_peer_readiness_epoll_busy,
-	&bench_peer_readiness_epoll_block,
+	&bench_peer_readiness_epoll_busy, &bench_peer_readiness_epoll_block,
 #if BENCH_HAVE_URING
 	&bench_peer_readiness_uring_busy, &bench_peer_readiness_uring_block,
 	&bench_peer_readiness_uring_peek,

@@ -32,7 +32,6 @@ struct side {
 	uint64_t *samples; /* round-trip ticks, side 0 of a latency run */
 	ONERING_ATOMIC(uint32_t) *arrived;
 	struct bench_team *team; /* its failure, the run's, aborts the run */
-	struct bench_failure *fail;
 	uint64_t t_ns;
 };
 
@@ -47,20 +46,20 @@ static BENCH_ALWAYS_INLINE uint64_t ticks(void)
 #endif
 }
 
-#define aborted(s) bench_failed((s)->fail)
+#define aborted(s) bench_team_failed((s)->team)
 
 static bool side_fail(struct side *s, const char *what, uint64_t want, int64_t got)
 {
-	bench_failure_set(s->fail, "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name, what,
-			  want, got);
+	bench_team_fail(s->team, "%s: %s: want %" PRIu64 ", got %" PRId64, s->peer->name, what,
+			want, got);
 	return false;
 }
 
-/* Both sides arrive at barrier k (1, 2, ...); false if the run aborted. */
-static bool barrier_wait(struct side *s, uint32_t k)
+/* Both sides arrive here, after the warm-up; false if the run aborted. */
+static bool barrier_wait(struct side *s)
 {
 	onering_atomic_fetch_add(s->arrived, 1, onering_mo_acq_rel);
-	while (onering_atomic_load(s->arrived, onering_mo_acquire) < 2 * k)
+	while (onering_atomic_load(s->arrived, onering_mo_acquire) < 2)
 		if (aborted(s))
 			return false;
 	return true;
@@ -157,12 +156,10 @@ static void *side_main(void *arg)
 		return NULL;
 	for (unsigned i = 0; i < 32; i++)
 		buf[i] = (struct onering_event){ .kind = ONERING_EV_USER, .sub_id = 7, .sub_gen = 1 };
-	if (!barrier_wait(s, 1))
-		return NULL;
-	/* Warm-up: caches, TLB, branch predictors; not timed. */
+	/* Warm-up: caches, TLB, branch predictors; not timed (the sides need not meet first). */
 	if (s->batch ? !stream(s, buf, 0, s->warm) : !ping_pong(s, buf, 0, s->warm, NULL))
 		return NULL;
-	if (!barrier_wait(s, 2))
+	if (!barrier_wait(s))
 		return NULL;
 	uint64_t t0 = bench_now_ns();
 	if (s->batch ? stream(s, buf, s->warm, s->count)
@@ -191,7 +188,6 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 		       : batch == 1 ? bench_param(ctx, "records") / 2
 				    : bench_param(ctx, "records");
 	ONERING_ATOMIC(uint32_t) arrived;
-	struct bench_failure fail;
 	struct side sides[2];
 	struct bench_team team;
 	int rc;
@@ -206,12 +202,12 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	if ((rc = peer->setup(ctx, peer, state)) < 0)
 		goto out;
 	onering_atomic_init(&arrived, 0);
-	bench_team_init(&team, &fail);
+	bench_team_init(&team);
 	for (int i = 0; i < 2; i++) {
 		sides[i] = (struct side){ .peer = peer, .state = state, .idx = i,
 					  .core = ctx->cores[i], .batch = (uint32_t)batch,
 					  .count = count, .samples = i ? NULL : samples,
-					  .arrived = &arrived, .team = &team, .fail = &fail };
+					  .arrived = &arrived, .team = &team };
 		sides[i].warm = batch ? (count / 20 < 100000 ? count / 20 : 100000)
 				      : (count / 10 < 20000 ? count / 10 : 20000);
 	}
@@ -221,9 +217,9 @@ static int ring_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer
 	peer->teardown(ctx, state);
 	if (rc < 0)
 		goto out;
-	if (bench_failed(&fail)) {
-		fprintf(stderr, "FAIL: %s\n", fail.err);
-		rc = strstr(fail.err, "cannot pin") ? -EINVAL : BENCH_WRONG;
+	if (bench_team_failed(&team)) {
+		fprintf(stderr, "FAIL: %s\n", team.err);
+		rc = strstr(team.err, "cannot pin") ? -EINVAL : BENCH_WRONG;
 		goto out;
 	}
 	if (batch) {

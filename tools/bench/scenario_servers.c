@@ -23,10 +23,10 @@
 enum { FIG_RPS, FIG_P50_US, FIG_P99_US, FIG_ERRORS, FIG_SERVER_PCT, FIG_BROKER_PCT, FIG_WRK_PCT,
        FIG_COUNT };
 
-/* wrk's latency (812.00us, 1.19ms, 2.00s) in µs; -1 if unreadable. */
 /* wrk and the server run on --cores' CPUs if given, else on ours. */
 #define app_cpus(ctx) ((ctx)->core_count ? &(ctx)->cores_set : &(ctx)->start_affinity)
 
+/* wrk's latency (812.00us, 1.19ms, 2.00s) in µs; -1 if unreadable. */
 static double wrk_us(const char *v)
 {
 	char *end;
@@ -44,18 +44,17 @@ static int run_wrk(struct bench_ctx *ctx, unsigned port, uint64_t seconds, doubl
 	static char wrk[PATH_MAX];
 	char threads[16], conns[16], dur[16], url[64], out[] = "/tmp/onering-bench-wrk-XXXXXX";
 	char line[256], v[64];
+	unsigned a, b, c, d, errors = 0;
 	struct rusage ru;
 	pid_t pid;
-	int status, rc, fd = mkstemp(out);
+	int status, rc, fd;
 
-	if (fd < 0)
+	if (!wrk[0] && (rc = tool_find_program(ctx->self_dir, "WRK", "wrk", "bin", NULL, wrk,
+					       sizeof(wrk))) < 0)
+		return bench_fail(rc, "servers: needs wrk (apt-get install wrk)");
+	if ((fd = mkstemp(out)) < 0)
 		return -errno;
 	close(fd);
-	if (!wrk[0] && (rc = tool_find_program(ctx->self_dir, "WRK", "wrk", "bin", NULL, wrk, sizeof(wrk))) < 0) {
-		fprintf(stderr, "servers: needs wrk (apt-get install wrk)\n");
-		unlink(out);
-		return rc;
-	}
 	snprintf(threads, sizeof(threads), "-t%u", (unsigned)bench_param(ctx, "threads"));
 	snprintf(conns, sizeof(conns), "-c%u", (unsigned)bench_param(ctx, "connections"));
 	snprintf(dur, sizeof(dur), "-d%us", (unsigned)seconds);
@@ -71,7 +70,6 @@ static int run_wrk(struct bench_ctx *ctx, unsigned port, uint64_t seconds, doubl
 	FILE *f = fopen(out, "r");
 	rc = !WIFEXITED(status) || WEXITSTATUS(status) || !f ? -EIO : 0;
 	while (rc == 0 && fig && fgets(line, sizeof(line), f)) {
-		unsigned a, b, c, d;
 		if (sscanf(line, "Requests/sec: %63s", v) == 1)
 			fig[FIG_RPS] = strtod(v, NULL);
 		else if (sscanf(line, " 50%% %63s", v) == 1)
@@ -80,9 +78,9 @@ static int run_wrk(struct bench_ctx *ctx, unsigned port, uint64_t seconds, doubl
 			fig[FIG_P99_US] = wrk_us(v);
 		else if (sscanf(line, " Socket errors: connect %u, read %u, write %u, timeout %u",
 				&a, &b, &c, &d) == 4)
-			fig[FIG_ERRORS] = (fig[FIG_ERRORS] > 0 ? fig[FIG_ERRORS] : 0) + a + b + c + d;
+			errors += a + b + c + d;
 		else if (sscanf(line, " Non-2xx or 3xx responses: %u", &a) == 1)
-			fig[FIG_ERRORS] = (fig[FIG_ERRORS] > 0 ? fig[FIG_ERRORS] : 0) + a;
+			errors += a;
 	}
 	if (f)
 		fclose(f);
@@ -90,8 +88,8 @@ static int run_wrk(struct bench_ctx *ctx, unsigned port, uint64_t seconds, doubl
 		rc = bench_fail(-EIO, "servers: no Requests/sec in wrk's output (%s)", out);
 	else if (rc)
 		fprintf(stderr, "servers: wrk failed (status %d)\n", status);
-	else if (fig && fig[FIG_ERRORS] < 0)
-		fig[FIG_ERRORS] = 0;
+	else if (fig)
+		fig[FIG_ERRORS] = errors;
 out:
 	unlink(out);
 	return rc;
@@ -166,7 +164,6 @@ void servers_stop(struct bench_ctx *ctx, void *state)
 	struct servers_common *c = state;
 
 	tool_child_stop(c->server);
-	c->server = 0;
 	bench_broker_stop(ctx, &c->broker);
 }
 

@@ -34,11 +34,10 @@ enum {
 
 struct phase {
 	const char *name;
-	const uint64_t *expiry;     /* per timer: intended expiry, or NEVER */
+	const uint64_t *expiry;     /* per timer: intended expiry; NULL: none may fire */
 	const uint64_t *old_expiry; /* re-arm, cancel: what the timed pass replaced */
 	uint64_t deadline_ns;
-	unsigned want;       /* timers that must fire */
-	bool want_sentinel;  /* onering: wait for the sentinel too */
+	unsigned want;       /* timers that must fire (onering: and the sentinel) */
 	bool until_deadline; /* cancel: watch until the deadline */
 	/* what came */
 	unsigned fired;
@@ -51,45 +50,31 @@ struct timers_run {
 	void *state;
 	struct timers_common *c;
 	bool has_sentinel;
-	uint64_t *seen_ns, *stamp_ns, *exp, *exp2, *never;
+	uint64_t *seen_ns, *stamp_ns, *exp, *exp2;
 	uint32_t *rank, *rank2;
 	struct timer_fire fires[TIMERS_BATCH];
 };
 
-static void permute(uint32_t *v, unsigned n, uint64_t seed)
+/* v: the shuffle (Fisher-Yates) of 0..n-1 that seed picks. */
+static void permute(uint32_t *v, unsigned n, unsigned short seed)
 {
-	uint64_t x = seed | 1;
+	unsigned short x[3] = { 0x330e, seed, (unsigned short)n };
 
 	for (unsigned i = 0; i < n; i++)
 		v[i] = i;
 	for (unsigned i = n; i > 1; i--) {
-		x ^= x >> 12;
-		x ^= x << 25;
-		x ^= x >> 27;
-		uint32_t j = (uint32_t)((x * 0x2545f4914f6cdd1dull) >> 32) % i;
-		uint32_t t = v[i - 1];
+		uint32_t j = (uint32_t)nrand48(x) % i, t = v[i - 1];
 		v[i - 1] = v[j];
 		v[j] = t;
 	}
 }
 
+/* Expiries from base (rank 0) to before base + spread (rank n - 1). */
 static void plan(uint64_t *exp, const uint32_t *rank, unsigned n, uint64_t base, uint64_t spread)
 {
 	for (unsigned i = 0; i < n; i++)
 		exp[i] = base + (uint64_t)((double)spread * (double)rank[i] / (double)n);
 }
-
-/* The smallest (max false) or largest of v[0..n). */
-static uint64_t extreme(const uint64_t *v, unsigned n, bool max)
-{
-	uint64_t m = max ? 0 : UINT64_MAX;
-
-	for (unsigned i = 0; i < n; i++)
-		m = (v[i] > m) == max ? v[i] : m;
-	return m;
-}
-#define min_of(v, n) extreme(v, n, false)
-#define max_of(v, n) extreme(v, n, true)
 
 /* One fire handed over at now; checks exactly-once, never early, never cancelled. */
 static int take(struct timers_run *t, struct phase *ph, const struct timer_fire *f, uint64_t now)
@@ -108,7 +93,7 @@ static int take(struct timers_run *t, struct phase *ph, const struct timer_fire 
 		return bench_fail(BENCH_WRONG, "%s: %s phase: timer %u of %u with %" PRIu64
 				  " expirations (one-shot: 1)", name, ph->name, f->idx, n,
 				  f->expirations);
-	uint64_t exp = ph->expiry[f->idx];
+	uint64_t exp = ph->expiry ? ph->expiry[f->idx] : NEVER;
 	bool stale = exp == NEVER || now < exp || (f->stamp_ns && f->stamp_ns < exp);
 	/* onering: a timer firing at its old expiry before the sentinel says
 	 * the pass was applied met a stalled broker, not a bug. */
@@ -139,7 +124,7 @@ static int collect(struct timers_run *t, struct phase *ph)
 	for (;;) {
 		uint64_t now = bench_now_ns();
 		if (!ph->until_deadline && ph->fired >= ph->want &&
-		    (!ph->want_sentinel || ph->sentinel_seen))
+		    (!t->has_sentinel || ph->sentinel_seen))
 			return 0;
 		if (bench_interrupted)
 			return -EINTR;
@@ -158,7 +143,7 @@ static int collect(struct timers_run *t, struct phase *ph)
 				return rc;
 		}
 	}
-	if (ph->want_sentinel && !ph->sentinel_seen)
+	if (t->has_sentinel && !ph->sentinel_seen)
 		return bench_fail(BENCH_WRONG, "%s: %s phase: the sentinel (armed in the past) "
 				  "never fired", t->peer->name, ph->name);
 	if (ph->fired < ph->want)
@@ -185,8 +170,7 @@ static int pass(struct timers_run *t, const uint64_t *exp, bool sentinel, uint64
 /* onering: wait until the broker applied what was submitted (nothing may fire). */
 static int wait_applied(struct timers_run *t, const uint64_t *exp, const char *name)
 {
-	struct phase ph = { .name = name, .expiry = exp, .want_sentinel = true,
-			    .deadline_ns = bench_now_ns() + LOST_NS };
+	struct phase ph = { .name = name, .expiry = exp, .deadline_ns = bench_now_ns() + LOST_NS };
 
 	if (!t->has_sentinel)
 		return 0;
@@ -218,7 +202,7 @@ static int phases(struct bench_ctx *ctx, struct timers_run *t, double *fig)
 	for (unsigned i = 0; i < n; i++)
 		t->exp[i] = t0 + 10000000000ull + i;
 	if ((rc = pass(t, t->exp, false, &ns)) || (rc = pass(t, NULL, true, &ns)) ||
-	    (rc = wait_applied(t, t->never, "warm-up")))
+	    (rc = wait_applied(t, NULL, "warm-up")))
 		return rc;
 
 	/* ARM */
@@ -236,8 +220,7 @@ static int phases(struct bench_ctx *ctx, struct timers_run *t, double *fig)
 	fig[FIG_EAGAIN] = (double)(t->c->eagain - eagain0);
 	fig[FIG_SC_PER_ARM] = (double)(t->c->known_syscalls - sc0) / n;
 	struct phase arm = { .name = "arm", .expiry = t->exp, .want = n,
-			     .want_sentinel = t->has_sentinel,
-			     .deadline_ns = max_of(t->exp, n) + LOST_NS };
+			     .deadline_ns = t0 + first_ns + spread_ns + LOST_NS };
 	if ((rc = collect(t, &arm)))
 		return rc;
 	uint64_t applied = arm.sentinel_ns > ta ? arm.sentinel_ns : ta + ns;
@@ -263,12 +246,12 @@ static int phases(struct bench_ctx *ctx, struct timers_run *t, double *fig)
 	plan(t->exp2, t->rank2, n, t0 + lead + spread_ns + LEAD_NS, spread_ns);
 	if ((rc = pass(t, t->exp2, true, &ns)))
 		return rc;
-	if (bench_now_ns() >= min_of(t->exp, n))
+	if (bench_now_ns() >= t0 + lead) /* the first old expiry */
 		return DISTURBED;
 	fig[FIG_REARMS] = (double)n * 1e9 / (double)ns;
 	struct phase rearm = { .name = "re-arm", .expiry = t->exp2, .old_expiry = t->exp,
-			       .want = n, .want_sentinel = t->has_sentinel,
-			       .deadline_ns = max_of(t->exp2, n) + LOST_NS };
+			       .want = n,
+			       .deadline_ns = t0 + lead + 2 * spread_ns + LEAD_NS + LOST_NS };
 	if ((rc = collect(t, &rearm)))
 		return rc;
 
@@ -279,12 +262,11 @@ static int phases(struct bench_ctx *ctx, struct timers_run *t, double *fig)
 		return rc;
 	if ((rc = pass(t, NULL, true, &ns)))
 		return rc;
-	if (bench_now_ns() >= min_of(t->exp, n))
+	if (bench_now_ns() >= t0 + lead) /* the first old expiry */
 		return DISTURBED;
 	fig[FIG_CANCELS] = (double)n * 1e9 / (double)ns;
-	struct phase cancel = { .name = "cancel", .expiry = t->never, .old_expiry = t->exp,
-				.want_sentinel = t->has_sentinel, .until_deadline = true,
-				.deadline_ns = max_of(t->exp, n) + CANCEL_GRACE_NS };
+	struct phase cancel = { .name = "cancel", .old_expiry = t->exp, .until_deadline = true,
+				.deadline_ns = t0 + lead + spread_ns + CANCEL_GRACE_NS };
 	if ((rc = collect(t, &cancel)))
 		return rc;
 	rc = bench_control(t->peer, t->state, TIMERS_OP_LEFT, NULL);
@@ -297,43 +279,34 @@ static int phases(struct bench_ctx *ctx, struct timers_run *t, double *fig)
 static int timers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer, void *state,
 			  uint64_t n, double *fig)
 {
-	struct timers_run t = { .peer = peer, .state = state };
+	struct timers_run t = { .peer = peer, .state = state, .c = state };
 	int rc = -ENOMEM;
 
 	if (n == 0 || n > 1000000)
 		return bench_fail(-EINVAL, "timers: --timers is 1..1000000");
-	/* One block: five arrays of n uint64_t, two of n uint32_t. */
-	uint64_t *block = calloc(6 * n, sizeof(uint64_t));
+	/* One block: four arrays of n uint64_t, two of n uint32_t. */
+	uint64_t *block = calloc(5 * n, sizeof(uint64_t));
 	if (!block)
 		return -ENOMEM;
 	t.seen_ns = block;
 	t.stamp_ns = block + n;
 	t.exp = block + 2 * n;
 	t.exp2 = block + 3 * n;
-	t.never = block + 4 * n;
-	t.rank = (uint32_t *)(block + 5 * n);
+	t.rank = (uint32_t *)(block + 4 * n);
 	t.rank2 = t.rank + n;
-	for (unsigned i = 0; i < n; i++)
-		t.never[i] = NEVER;
 	/* The same permutations for every peer of a round. */
-	permute(t.rank, (unsigned)n, 0x9e3779b97f4a7c15ull * (ctx->round + 1));
-	permute(t.rank2, (unsigned)n, 0xc2b2ae3d27d4eb4full * (ctx->round + 1));
+	permute(t.rank, (unsigned)n, (unsigned short)(2 * ctx->round + 1));
+	permute(t.rank2, (unsigned)n, (unsigned short)(2 * ctx->round + 2));
 	for (int attempt = 0; attempt < 3; attempt++) {
-		t.c = t.state;
 		memset(t.state, 0, peer->state_size);
 		t.c->n = (unsigned)n;
 		if ((rc = peer->setup(ctx, peer, t.state)) == 0) {
 			t.has_sentinel = bench_control(peer, t.state, TIMERS_OP_SENTINEL, NULL) == 0;
-			t.c->wait_ns = LOST_NS; /* the first sentinel, before the warm-up */
-			struct phase ph = { .name = "setup", .expiry = t.never,
-					    .want_sentinel = t.has_sentinel,
-					    .deadline_ns = bench_now_ns() + LOST_NS };
-			rc = t.has_sentinel ? collect(&t, &ph) : 0;
-			if (rc == 0)
+			if ((rc = wait_applied(&t, NULL, "setup")) == 0)
 				rc = phases(ctx, &t, fig);
 		}
-		if (rc && t.c->broker.pid > 0)
-			bench_broker_died(&t.c->broker);
+		if (rc)
+			bench_broker_died(&t.c->broker); /* says so if it did */
 		peer->teardown(ctx, t.state);
 		if (rc != DISTURBED)
 			break;

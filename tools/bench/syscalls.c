@@ -36,9 +36,8 @@ static long read_tracepoint_id(const char *root)
 
 static int counter_open(pid_t tid)
 {
-	struct perf_event_attr a = { .type = PERF_TYPE_TRACEPOINT, .size = sizeof(a) };
-
-	a.config = (uint64_t)sys_enter_id;
+	struct perf_event_attr a = { .type = PERF_TYPE_TRACEPOINT, .size = sizeof(a),
+				     .config = (uint64_t)sys_enter_id };
 	int fd = (int)syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
 	return fd < 0 ? -errno : fd;
 }
@@ -62,19 +61,13 @@ int bench_syscalls_open(struct bench_syscalls *c, pid_t pid, pid_t tid)
 	}
 	if (sys_enter_id < 0)
 		return -ENOTSUP;
-	if (tid > 0) {
-		int fd = counter_open(tid);
-		if (fd < 0)
-			return fd;
-		c->fds[c->fd_count++] = fd;
-		return 0;
-	}
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
 	DIR *d = opendir(path);
 	if (!d)
 		return -errno;
 	while ((e = readdir(d)) && c->fd_count < BENCH_SYSCALLS_MAX_THREADS) {
-		int fd = e->d_name[0] == '.' ? -1 : counter_open((pid_t)atoi(e->d_name));
+		pid_t t = (pid_t)atoi(e->d_name); /* 0 for . and .. */
+		int fd = t > 0 && (tid <= 0 || t == tid) ? counter_open(t) : -1;
 		if (fd >= 0)
 			c->fds[c->fd_count++] = fd;
 	}
