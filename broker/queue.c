@@ -176,9 +176,12 @@ void broker_sub_finalize(struct broker *b, struct broker_sub *s)
 	struct broker_queue *q = s->queue;
 
 	/* Delete from epoll before close: a closed fd with a live duplicate in
-	 * the client would otherwise keep reporting. ENOENT: already deleted. */
+	 * the client would otherwise keep reporting. ENOENT: already deleted.
+	 * A stopped poller (shutdown with clients attached) has no epoll set
+	 * left to delete from (epfd -1). */
 	if (s->fd >= 0) { /* timers have none */
-		if (epoll_ctl(s->home->epfd, EPOLL_CTL_DEL, s->fd, NULL) < 0 && errno != ENOENT) {
+		if (s->home->epfd >= 0 && epoll_ctl(s->home->epfd, EPOLL_CTL_DEL, s->fd, NULL) < 0 &&
+		    errno != ENOENT) {
 			/* The control thread: logged (the poller's counters have one
 			 * writer, the poller). */
 			onering_log(ONERING_LOG_ERR, "sub %u (fd %d): epoll_ctl(DEL): %s", s->id,
