@@ -352,6 +352,50 @@ static void read_settings(struct poller *p, const struct broker_group *g,
 }
 
 #define PICK_PACKETS 0x1u /* only queues this poller serves that have a packet area */
+#define CANDS_CONSUMERS 0x2u /* (cands' key) with the consumers' doorbell words */
+
+/* The members of m as candidates for records of level prio, as this loop
+ * sees them (struct broker_cands): built once per loop, or NULL without
+ * memory. consumers: the policy goes by the consumers' doorbell words. */
+static struct broker_cands *cands(struct poller *p, struct broker_pgroup *pg,
+				  const struct broker_members *m, uint32_t prio, unsigned flags,
+				  bool consumers)
+{
+	struct broker_cands *cc = pg->cands;
+
+	if (!cc) {
+		cc = pg->cands = calloc(1, sizeof(*cc));
+		if (!cc)
+			return NULL;
+	}
+	flags |= consumers ? CANDS_CONSUMERS : 0; /* a tune may change the policy */
+	if (cc->loop_no == p->loop_no && cc->m == m && cc->prio == prio && cc->flags == flags)
+		return cc;
+	cc->loop_no = p->loop_no;
+	cc->m = m;
+	cc->prio = prio;
+	cc->flags = flags;
+	cc->n = 0;
+	for (uint32_t i = 0; i < m->n && cc->n < BROKER_GROUP_MAX_MEMBERS; i++) {
+		struct broker_queue *q = m->q[i];
+		struct balance_cand *c = &cc->c[cc->n];
+		if (!queue_live(q))
+			continue;
+		if ((flags & PICK_PACKETS) && (q->poller != p || !q->pkt_area))
+			continue;
+		cc->q[cc->n++] = q;
+		c->cap = q->evp.capacity;
+		queue_used(p, q, broker_queue_level(q, prio), c);
+		c->local = q->poller->node == p->node;
+		c->dist = p->dist[q->poller->idx];
+		/* The consumer's words (A6): read only by the policies that go
+		 * by them (another core's line each). */
+		c->state = consumers ? onering_atomic_load(&q->db->state, onering_mo_relaxed)
+				     : ONERING_CONSUMER_RUNNING;
+		c->idle_ns = consumers ? onering_atomic_load(&q->db->idle_ns, onering_mo_relaxed) : 0;
+	}
+	return cc;
+}
 
 /*
  * The decision: the queue for one record of g (flow_key: the source or the
@@ -363,11 +407,8 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 				 struct broker_pgroup *pg, uint64_t flow_key, uint32_t prio,
 				 unsigned flags, struct broker_flow **flowp, bool *remote)
 {
-	struct balance_cand c[BROKER_GROUP_MAX_MEMBERS];
-	struct broker_queue *cq[BROKER_GROUP_MAX_MEMBERS];
 	const struct broker_members *m = rcu_dereference(g->members);
 	struct balance_settings set;
-	unsigned n = 0;
 
 	*flowp = NULL;
 	if (!m)
@@ -403,34 +444,23 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 		*flowp = f;
 	}
 
-	bool consumers = balance_reads_consumers(set.policy);
-	for (uint32_t i = 0; i < m->n && n < BROKER_GROUP_MAX_MEMBERS; i++) {
-		struct broker_queue *q = m->q[i];
-		if (!queue_live(q))
-			continue;
-		if ((flags & PICK_PACKETS) && (q->poller != p || !q->pkt_area))
-			continue;
-		cq[n] = q;
-		c[n].cap = q->evp.capacity;
-		queue_used(p, q, broker_queue_level(q, prio), &c[n]);
-		c[n].local = q->poller->node == p->node;
-		c[n].dist = p->dist[q->poller->idx];
-		/* The consumer's words (A6): read only by the policies that go
-		 * by them (another core's line each). */
-		c[n].state = consumers ? onering_atomic_load(&q->db->state, onering_mo_relaxed)
-				       : ONERING_CONSUMER_RUNNING;
-		c[n].idle_ns = consumers ? onering_atomic_load(&q->db->idle_ns, onering_mo_relaxed)
-					 : 0;
-		c[n].ok = true;
-		n++;
+	struct broker_cands *cc = cands(p, pg, m, prio, flags, balance_reads_consumers(set.policy));
+	if (!cc) {
+		*flowp = NULL;
+		return NULL; /* no memory: retried from the backlog */
 	}
-	int idx = balance_choose(&set, &pg->bal, c, n);
+	for (uint32_t i = 0; i < cc->n; i++)
+		cc->c[i].ok = true; /* balance_numa_filter marks them again */
+	int idx = balance_choose(&set, &pg->bal, cc->c, cc->n);
 	if (idx < 0) {
 		*flowp = NULL;
 		return NULL;
 	}
-	*remote = !c[idx].local;
-	return cq[idx];
+	/* The record goes there (or, if placing fails, the count overstates
+	 * until the next loop: the safe side). */
+	cc->c[idx].used++;
+	*remote = !cc->c[idx].local;
+	return cc->q[idx];
 }
 
 /* ---- groups: placing ----------------------------------------------------- */

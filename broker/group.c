@@ -281,6 +281,7 @@ static void group_free(struct broker *b, struct broker_group *g)
 			free(bl->rec_flows);
 		}
 		free(g->pg[p].flows);
+		free(g->pg[p].cands);
 	}
 	if (lost)
 		onering_log(ONERING_LOG_NOTICE, "group '%s' ended with %llu records waiting for a "

@@ -75,6 +75,23 @@ struct broker_backlog {
 	uint32_t rec_head, rec_count, rec_cap;
 };
 
+/*
+ * The group's members as one poller last looked at them (deliver.c's pick):
+ * built at a poller's first decision for the group in a loop, then kept up
+ * to date with the records that poller itself places, so a burst of records
+ * costs one read of each member's words (another core's cache lines), not
+ * one per record. Valid for one loop, one member list, one priority level
+ * and one kind of decision (flags).
+ */
+struct broker_cands {
+	uint64_t loop_no; /* the loop it was built in (loops count from 1) */
+	const struct broker_members *m;
+	uint32_t prio, flags;
+	uint32_t n;
+	struct balance_cand c[BROKER_GROUP_MAX_MEMBERS];
+	struct broker_queue *q[BROKER_GROUP_MAX_MEMBERS];
+};
+
 /* A poller's slice of a group. */
 struct broker_pgroup {
 	/* The backlog, by priority (a record's or a source's); flushed highest
@@ -82,6 +99,7 @@ struct broker_pgroup {
 	struct broker_backlog bl[ONERING_PRIO_LEVELS];
 	uint32_t waiting;
 	struct broker_flow *flows; /* BROKER_FLOW_BUCKETS, allocated on first use */
+	struct broker_cands *cands; /* allocated on first use */
 	struct balance_state bal;  /* the rr cursor */
 	ONERING_ATOMIC(uint64_t) ctr[ONERING_GC_NR];
 };
