@@ -361,11 +361,10 @@ static int run_one(struct bench_ctx *ctx, const struct bench_peer_ops *peer, voi
 			   .cpu_cons = ctx->cores[1], .pipe = bench_param(ctx, "source") == SOURCE_PIPE,
 			   .lat_cap = latency ? (size_t)(measure_ns / 1e9 * 50000) + 1024 : 1 };
 	/* One block: wrote, drained, lat, lat_harvest, handoff, then rfd and wfd. */
-	block = malloc((2 * n + 3 * r->lat_cap + n) * sizeof(uint64_t));
+	block = calloc(2 * n + 3 * r->lat_cap + n, sizeof(uint64_t));
 	if (!block)
 		goto out;
 	r->state = memset(state, 0, peer->state_size);
-	memset(block, 0, 2 * n * sizeof(uint64_t));
 	r->wrote = block;
 	r->drained = block + n;
 	r->lat = block + 2 * n;
