@@ -241,6 +241,10 @@ int bench_broker_start(struct bench_ctx *ctx, struct bench_broker *b, const char
 void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b);
 /* True (and its log printed) if the broker died. */
 bool bench_broker_died(struct bench_broker *b);
+struct onering_msg;
+/* One STATS request (a connection of its own), item() per object; 0, -errno. */
+int bench_broker_stats(const struct bench_broker *b,
+		       int (*item)(const struct onering_msg *m, void *arg), void *arg);
 
 struct onering;
 struct onering_queue;
