@@ -207,7 +207,8 @@ void bench_sleep_ns(uint64_t ns);
 int bench_pin_self(int cpu); /* 0; -errno */
 /* size bytes rounded up to whole cache lines, aligned and zeroed; NULL. */
 void *bench_alloc_lines(size_t size);
-/* Nearest-rank percentile of n values, sorting them in place; -1 if n == 0. */
+/* Nearest-rank percentile of n values read as signed (a delta below 0 is
+ * returned below 0, never wrapped), sorting them in place; -1 if n == 0. */
 double bench_percentile(uint64_t *v, size_t n, double q);
 /* From /proc/PID/task/TID/schedstat (every thread of pid if tid <= 0), ns:
  * field 0 the CPU time, 1 the time runnable but waiting for a CPU. */

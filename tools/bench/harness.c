@@ -197,9 +197,9 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_i64(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return x < y ? -1 : x > y;
 }
@@ -223,9 +223,9 @@ double bench_percentile(uint64_t *v, size_t n, double q)
 {
 	if (n == 0)
 		return -1;
-	qsort(v, n, sizeof(*v), cmp_u64);
+	qsort(v, n, sizeof(*v), cmp_i64);
 	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-	return (double)v[i < n ? i : n - 1];
+	return (double)(int64_t)v[i < n ? i : n - 1];
 }
 
 struct noise_sample {
