@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <jansson.h>
 #include <unistd.h>
@@ -757,6 +758,7 @@ int main(int argc, char **argv)
 	static char self_dir[PATH_MAX];
 	struct bench_ctx ctx = { .self_dir = self_dir };
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct rlimit rl;
 	int status;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -789,6 +791,8 @@ int main(int argc, char **argv)
 	if (n > 0 && (self_dir[n] = '\0', strrchr(self_dir, '/')))
 		*strrchr(self_dir, '/') = '\0';
 	sched_getaffinity(0, sizeof(ctx.start_affinity), &ctx.start_affinity);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rl.rlim_cur = rl.rlim_max)) /* 10,000 fds */
+		setrlimit(RLIMIT_NOFILE, &rl);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);

@@ -285,7 +285,7 @@ static int sources_open(struct run *r)
 		int p[2];
 		if (r->pipe ? pipe2(p, O_NONBLOCK | O_CLOEXEC) < 0
 			    : (p[0] = p[1] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) < 0)
-			return bench_fail(-errno, "source %u of %u: %s (ulimit -n?)", i, r->n,
+			return bench_fail(-errno, "source %u of %u: %s (ulimit -Hn?)", i, r->n,
 					  strerror(errno));
 		r->rfd[i] = p[0];
 		r->wfd[i] = p[1];
