@@ -147,6 +147,7 @@ struct bench_ctx {
 	cpu_set_t start_affinity, cores_set; /* cores_set: the CPUs of --cores */
 	unsigned round;        /* of the measurement, from 0 */
 	uint64_t child_cpu_ns; /* CPU of the brokers stopped since the last sample */
+	unsigned idle_cpus;    /* measure(): CPUs its peer leaves idle (others there: no noise) */
 	const char *self_dir;  /* directory of /proc/self/exe */
 };
 

@@ -8,7 +8,8 @@
  *
  * Noise: /proc/stat around every measurement. others_pct is the CPU the
  * rest of the machine took (busy minus this process, its brokers and
- * children), steal_pct the hypervisor's, both in % of all CPUs. A
+ * children, less what fits on the CPUs the peer leaves idle), steal_pct
+ * the hypervisor's, both in % of all CPUs. A
  * measurement with others + steal above --noise-max is done again
  * (--retry-noisy times at most, none with --quick); the last one counts
  * and the summary says how many stayed disturbed.
@@ -250,13 +251,15 @@ static void noise_take(struct noise_sample *s)
 	s->self_ns = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
 
-static void noise_figs(const struct noise_sample *a, const struct noise_sample *b,
-		       uint64_t children_ns, double *others, double *steal)
+/* What others take of the CPUs the peer leaves idle (ctx->idle_cpus) is not noise. */
+static void noise_figs(const struct bench_ctx *ctx, const struct noise_sample *a,
+		       const struct noise_sample *b, double *others, double *steal)
 {
 	double tick_ns = 1e9 / (double)sysconf(_SC_CLK_TCK);
-	double all_ns = (double)(b->wall_ns - a->wall_ns) * (double)sysconf(_SC_NPROCESSORS_ONLN);
+	double wall = (double)(b->wall_ns - a->wall_ns);
+	double all_ns = wall * (double)sysconf(_SC_NPROCESSORS_ONLN);
 	double busy = (double)(b->busy_ticks - a->busy_ticks) * tick_ns;
-	double ours = (double)(b->self_ns - a->self_ns + children_ns);
+	double ours = (double)(b->self_ns - a->self_ns + ctx->child_cpu_ns) + wall * ctx->idle_cpus;
 
 	*others = busy > ours ? 100.0 * (busy - ours) / all_ns : 0;
 	*steal = 100.0 * (double)(b->steal_ticks - a->steal_ticks) * tick_ns / all_ns;
@@ -708,13 +711,14 @@ static int measure_once(struct bench_ctx *ctx, unsigned r, unsigned si, unsigned
 		for (unsigned k = 0; k < FIG_TOTAL; k++)
 			f[k] = -1;
 		ctx->child_cpu_ns = 0;
+		ctx->idle_cpus = 0;
 		memset(state, 0, peer->state_size);
 		noise_take(&a);
 		rc = sc->measure(ctx, peer, state, opt.sweep[si], f);
 		noise_take(&b);
 		if (rc)
 			break;
-		noise_figs(&a, &b, ctx->child_cpu_ns, others, steal);
+		noise_figs(ctx, &a, &b, others, steal);
 		if (*others + *steal <= (double)opt.noise_max_pct)
 			break;
 		if (attempt >= opt.retry_noisy || bench_interrupted) {
