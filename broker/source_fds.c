@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 
 #include "broker/broker.h"
 #include "broker/deliver.h"
@@ -62,6 +63,12 @@ static unsigned fds_poll(struct broker_source *src, const struct broker_poll_ctx
 	int n = epoll_wait(p->epfd, f->evs, HARVEST_BATCH, 0);
 	if (n <= 0)
 		return 0;
+	/* The records' stamp: read after epoll_wait returned, so it is never
+	 * older than the writes it reports (ctx->now_ns, taken at the top of
+	 * the loop, can be). One clock read per loop that harvested. */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t ts = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	for (int i = 0; i < n; i++) {
 		uint64_t key = f->evs[i].data.u64;
 		if (key == 0) { /* the poller's kick fd: a client's request, or stop */
@@ -76,7 +83,7 @@ static unsigned fds_poll(struct broker_source *src, const struct broker_poll_ctx
 		/* A5 (deliver.c): the owner queue's state word. */
 		if (onering_atomic_load(&s->queue->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
 			continue;
-		deliver_sub(p, s, f->evs[i].events, 1, ctx->now_ns);
+		deliver_sub(p, s, f->evs[i].events, 1, ts);
 	}
 	broker_count(&p->ctr[ONERING_PC_EVENTS], (uint64_t)n);
 	return (unsigned)n;

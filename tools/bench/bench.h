@@ -147,6 +147,7 @@ struct bench_ctx {
 	cpu_set_t start_affinity, cores_set; /* cores_set: the CPUs of --cores */
 	unsigned round;        /* of the measurement, from 0 */
 	uint64_t child_cpu_ns; /* CPU of the brokers stopped since the last sample */
+	unsigned idle_cpus;    /* measure(): CPUs its peer leaves idle (others there: no noise) */
 	const char *self_dir;  /* directory of /proc/self/exe */
 };
 
@@ -207,7 +208,8 @@ void bench_sleep_ns(uint64_t ns);
 int bench_pin_self(int cpu); /* 0; -errno */
 /* size bytes rounded up to whole cache lines, aligned and zeroed; NULL. */
 void *bench_alloc_lines(size_t size);
-/* Nearest-rank percentile of n values, sorting them in place; -1 if n == 0. */
+/* Nearest-rank percentile of n values read as signed (a delta below 0 is
+ * returned below 0, never wrapped), sorting them in place; -1 if n == 0. */
 double bench_percentile(uint64_t *v, size_t n, double q);
 /* From /proc/PID/task/TID/schedstat (every thread of pid if tid <= 0), ns:
  * field 0 the CPU time, 1 the time runnable but waiting for a CPU. */
@@ -241,6 +243,10 @@ int bench_broker_start(struct bench_ctx *ctx, struct bench_broker *b, const char
 void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b);
 /* True (and its log printed) if the broker died. */
 bool bench_broker_died(struct bench_broker *b);
+struct onering_msg;
+/* One STATS request (a connection of its own), item() per object; 0, -errno. */
+int bench_broker_stats(const struct bench_broker *b,
+		       int (*item)(const struct onering_msg *m, void *arg), void *arg);
 
 struct onering;
 struct onering_queue;

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "client/onering.h"
+#include "shm/proto.h"
 #include "tools/bench/bench.h"
 
 #define BROKER_MAX_ARGS 48
@@ -138,6 +139,22 @@ void bench_broker_stop(struct bench_ctx *ctx, struct bench_broker *b)
 	if (b->dir[0])
 		tool_remove_dir(b->dir);
 	b->dir[0] = '\0';
+}
+
+int bench_broker_stats(const struct bench_broker *b,
+		       int (*item)(const struct onering_msg *m, void *arg), void *arg)
+{
+	char path[256], err[256] = "";
+	struct onering_msg req, rep;
+	int ctl = -1, rc;
+
+	if ((rc = onering_socket_path(b->name, b->dir, path, sizeof(path))) < 0 ||
+	    (rc = onering_proto_connect(path, b->name, -1, &ctl, NULL, err, sizeof(err))) < 0)
+		return bench_fail(rc, "stats connection to oneringd: %s %s", strerror(-rc), err);
+	onering_msg_init(&req, ONERING_MSG_STATS, 1);
+	rc = onering_proto_call(ctl, &req, &rep, item, arg, 5000);
+	close(ctl);
+	return rc;
 }
 
 int bench_onering_open(struct bench_ctx *ctx, struct bench_broker *b, const char *const *eal,

@@ -8,7 +8,8 @@
  *
  * Noise: /proc/stat around every measurement. others_pct is the CPU the
  * rest of the machine took (busy minus this process, its brokers and
- * children), steal_pct the hypervisor's, both in % of all CPUs. A
+ * children, less what fits on the CPUs the peer leaves idle), steal_pct
+ * the hypervisor's, both in % of all CPUs. A
  * measurement with others + steal above --noise-max is done again
  * (--retry-noisy times at most, none with --quick); the last one counts
  * and the summary says how many stayed disturbed.
@@ -21,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <jansson.h>
 #include <unistd.h>
@@ -197,9 +199,9 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-static int cmp_u64(const void *a, const void *b)
+static int cmp_i64(const void *a, const void *b)
 {
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return x < y ? -1 : x > y;
 }
@@ -223,9 +225,9 @@ double bench_percentile(uint64_t *v, size_t n, double q)
 {
 	if (n == 0)
 		return -1;
-	qsort(v, n, sizeof(*v), cmp_u64);
+	qsort(v, n, sizeof(*v), cmp_i64);
 	size_t i = (size_t)(q * (double)(n - 1) + 0.5);
-	return (double)v[i < n ? i : n - 1];
+	return (double)(int64_t)v[i < n ? i : n - 1];
 }
 
 struct noise_sample {
@@ -249,13 +251,15 @@ static void noise_take(struct noise_sample *s)
 	s->self_ns = bench_clock_ns(CLOCK_PROCESS_CPUTIME_ID);
 }
 
-static void noise_figs(const struct noise_sample *a, const struct noise_sample *b,
-		       uint64_t children_ns, double *others, double *steal)
+/* What others take of the CPUs the peer leaves idle (ctx->idle_cpus) is not noise. */
+static void noise_figs(const struct bench_ctx *ctx, const struct noise_sample *a,
+		       const struct noise_sample *b, double *others, double *steal)
 {
 	double tick_ns = 1e9 / (double)sysconf(_SC_CLK_TCK);
-	double all_ns = (double)(b->wall_ns - a->wall_ns) * (double)sysconf(_SC_NPROCESSORS_ONLN);
+	double wall = (double)(b->wall_ns - a->wall_ns);
+	double all_ns = wall * (double)sysconf(_SC_NPROCESSORS_ONLN);
 	double busy = (double)(b->busy_ticks - a->busy_ticks) * tick_ns;
-	double ours = (double)(b->self_ns - a->self_ns + children_ns);
+	double ours = (double)(b->self_ns - a->self_ns + ctx->child_cpu_ns) + wall * ctx->idle_cpus;
 
 	*others = busy > ours ? 100.0 * (busy - ours) / all_ns : 0;
 	*steal = 100.0 * (double)(b->steal_ticks - a->steal_ticks) * tick_ns / all_ns;
@@ -707,13 +711,14 @@ static int measure_once(struct bench_ctx *ctx, unsigned r, unsigned si, unsigned
 		for (unsigned k = 0; k < FIG_TOTAL; k++)
 			f[k] = -1;
 		ctx->child_cpu_ns = 0;
+		ctx->idle_cpus = 0;
 		memset(state, 0, peer->state_size);
 		noise_take(&a);
 		rc = sc->measure(ctx, peer, state, opt.sweep[si], f);
 		noise_take(&b);
 		if (rc)
 			break;
-		noise_figs(&a, &b, ctx->child_cpu_ns, others, steal);
+		noise_figs(ctx, &a, &b, others, steal);
 		if (*others + *steal <= (double)opt.noise_max_pct)
 			break;
 		if (attempt >= opt.retry_noisy || bench_interrupted) {
@@ -757,6 +762,7 @@ int main(int argc, char **argv)
 	static char self_dir[PATH_MAX];
 	struct bench_ctx ctx = { .self_dir = self_dir };
 	struct sigaction sa = { .sa_handler = on_signal };
+	struct rlimit rl;
 	int status;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
@@ -789,6 +795,8 @@ int main(int argc, char **argv)
 	if (n > 0 && (self_dir[n] = '\0', strrchr(self_dir, '/')))
 		*strrchr(self_dir, '/') = '\0';
 	sched_getaffinity(0, sizeof(ctx.start_affinity), &ctx.start_affinity);
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && (rl.rlim_cur = rl.rlim_max)) /* 10,000 fds */
+		setrlimit(RLIMIT_NOFILE, &rl);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);

@@ -22,8 +22,6 @@ struct nic_onering {
 	struct nic_common c;
 	struct onering *att;
 	struct onering_queue *q;
-	int ctl; /* the stats connection */
-	uint32_t seq;
 	char prefix[48];
 	struct onering_event evs[NIC_TAKE];
 };
@@ -32,10 +30,8 @@ static int nic_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops 
 			     void *state)
 {
 	struct nic_onering *s = state;
-	char vdev[64], port[96], cpu[16], path[256], err[256];
-	int rc;
+	char vdev[64], port[96], cpu[16];
 
-	s->ctl = -1;
 	snprintf(s->prefix, sizeof(s->prefix), "onering-bn-%ld", (long)getpid());
 	snprintf(vdev, sizeof(vdev), NIC_VDEV ",size=%u,copy=%d", NIC_PKT_SIZE, s->c.copy);
 	snprintf(port, sizeof(port), NIC_VDEV ":group=" GROUP ",snaplen=%u", NIC_SNAPLEN);
@@ -43,13 +39,7 @@ static int nic_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops 
 	const char *eal[] = { "--no-huge", "--no-pci", "--no-shconf", "-m", "512", "--file-prefix",
 			      s->prefix, "--vdev", vdev, NULL };
 	const char *extra[] = { "--port", port, "--cores", cpu, "--control-core", cpu, NULL };
-	if ((rc = bench_onering_open(ctx, &s->c.broker, eal, extra, NULL, &s->att, NULL)) < 0)
-		return rc;
-	if ((rc = onering_socket_path(s->c.broker.name, s->c.broker.dir, path, sizeof(path))) < 0 ||
-	    (rc = onering_proto_connect(path, s->c.broker.name, -1, &s->ctl, NULL, err,
-					sizeof(err))) < 0)
-		return bench_fail(rc, "stats connection to oneringd: %s", strerror(-rc));
-	return 0;
+	return bench_onering_open(ctx, &s->c.broker, eal, extra, NULL, &s->att, NULL);
 }
 
 static int nic_onering_consume(void *state, unsigned side BENCH_UNUSED, void *items BENCH_UNUSED,
@@ -86,20 +76,10 @@ static int stats_item(const struct onering_msg *m, void *arg)
 	return 0;
 }
 
-/* From a STATS request; -EIO: no rx queue 0 in the answer. */
-static int nic_onering_counters(struct nic_onering *s, struct nic_counters *k)
-{
-	struct onering_msg req, rep;
-
-	*k = (struct nic_counters){ .received = UINT64_MAX };
-	onering_msg_init(&req, ONERING_MSG_STATS, ++s->seq);
-	int rc = onering_proto_call(s->ctl, &req, &rep, stats_item, k, 5000);
-	return rc < 0 ? rc : k->received == UINT64_MAX ? -EIO : 0;
-}
-
 static int nic_onering_control(void *state, unsigned op, void *arg)
 {
 	struct nic_onering *s = state;
+	struct nic_counters *k = arg;
 	struct onering_queue_options qo = { .capacity = s->c.capacity, .group = GROUP,
 					    .packet_snap = NIC_SNAPLEN };
 	int rc;
@@ -111,8 +91,10 @@ static int nic_onering_control(void *state, unsigned op, void *arg)
 					   onering_last_error(s->att)) : 0;
 	case BENCH_OP_THREAD_FINI:
 		return 0; /* closed by teardown: the close waits for the broker */
-	case NIC_OP_COUNTERS:
-		return nic_onering_counters(s, arg);
+	case NIC_OP_COUNTERS: /* from a STATS request; -EIO: no rx queue 0 in the answer */
+		*k = (struct nic_counters){ .received = UINT64_MAX };
+		rc = bench_broker_stats(&s->c.broker, stats_item, k);
+		return rc < 0 ? rc : k->received == UINT64_MAX ? -EIO : 0;
 	default:
 		return -EINVAL;
 	}
@@ -124,8 +106,6 @@ static void nic_onering_teardown(struct bench_ctx *ctx, void *state)
 
 	char dir[PATH_MAX], broker_dir[PATH_MAX + 64];
 
-	if (s->ctl >= 0)
-		close(s->ctl);
 	bench_onering_close(ctx, &s->c.broker, &s->att, &s->q);
 	/* The broker's EAL runtime directory, next to ours, outlives it. */
 	snprintf(dir, sizeof(dir), "%s", rte_eal_get_runtime_dir());

@@ -40,7 +40,9 @@ static int uring_arm(struct uring_readiness *s, unsigned idx)
 
 static int uring_thread_init(struct uring_readiness *s)
 {
-	struct io_uring_params p = { .flags = IORING_SETUP_CQSIZE };
+	/* CLAMP: above N = 8192 the CQ is the kernel's most (IORING_MAX_CQ_ENTRIES). */
+	const unsigned base = IORING_SETUP_CQSIZE | IORING_SETUP_CLAMP;
+	struct io_uring_params p = { .flags = base };
 	static bool said;
 	int rc;
 
@@ -53,7 +55,7 @@ static int uring_thread_init(struct uring_readiness *s)
 			fprintf(stderr, "warning: no IORING_SETUP_DEFER_TASKRUN here: uring-busy "
 				"and uring-block use the default setup\n");
 		said = true;
-		p.flags = IORING_SETUP_CQSIZE;
+		p.flags = base;
 		rc = io_uring_queue_init_params(256, &s->ring, &p);
 	}
 	if (rc < 0)

@@ -24,14 +24,7 @@ struct onering_timers {
 };
 
 /* The least power of two >= v and >= min (a power of two). */
-static uint32_t pow2_at_least(uint64_t v, uint32_t min)
-{
-	uint32_t p = min;
-
-	while (p < v)
-		p <<= 1;
-	return p;
-}
+#define pow2_at_least(v, min) ((v) <= (min) ? (min) : 1u << (64 - __builtin_clzll((v) - 1)))
 
 /* Write syscalls of this thread so far; 0 when the kernel does not count them. */
 static uint64_t thread_write_calls(void)

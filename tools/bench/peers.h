@@ -12,11 +12,12 @@
 
 #include "tools/bench/bench.h"
 
-/* A ring peer's variant: what it measures (pp-lines adds PP_LINES). */
-enum { RING_MODE_THROUGHPUT = 1, RING_MODE_LATENCY = 2, RING_PP_LINES = 4 };
+/* A ring peer's variant: what it measures (pp-lines adds PP_LINES, bare-seq SEQ_IN_SLOT). */
+enum { RING_MODE_THROUGHPUT = 1, RING_MODE_LATENCY = 2, RING_PP_LINES = 4, RING_SEQ_IN_SLOT = 8 };
 
 extern const struct bench_peer_ops bench_peer_ring_onering, bench_peer_ring_bare,
-	bench_peer_ring_rte, bench_peer_ring_pingpong, bench_peer_ring_pp_lines;
+	bench_peer_ring_bare_seq, bench_peer_ring_rte, bench_peer_ring_pingpong,
+	bench_peer_ring_pp_lines;
 
 #define TIMERS_BATCH 256u /* fires taken per consume() at most */
 

@@ -93,6 +93,7 @@ static int nic_measure(struct bench_ctx *ctx, const struct bench_peer_ops *peer,
 		.capacity = (uint32_t)bench_param(ctx, "capacity") };
 	onering_atomic_init(&stop, 0);
 	bench_team_init(&team);
+	ctx->idle_cpus = !peer->consume && c->cons_cpu != c->rx_cpu; /* the floor: one thread */
 	if (peer->setup && (rc = peer->setup(ctx, peer, state)) < 0)
 		return rc;
 	for (unsigned side = 0; side < 2; side++) {

@@ -235,7 +235,7 @@ out:
 }
 
 static const struct bench_peer_ops *const ring_peers[] = {
-	&bench_peer_ring_onering, &bench_peer_ring_bare,
+	&bench_peer_ring_onering, &bench_peer_ring_bare, &bench_peer_ring_bare_seq,
 #if BENCH_HAVE_DPDK
 	&bench_peer_ring_rte,
 #endif
@@ -251,14 +251,14 @@ static struct bench_param ring_params[] = {
 };
 
 BENCH_SCENARIO(ring, "batch", "32,1,0", "32,1,0", "0,1", 5, 0,
-	.about = "64-byte records between two pinned cores: onering's SPSC ring vs a bare "
-		"SPSC ring (the floor), rte_ring SP/SC, and cache-line ping-pong (latency)",
+	.about = "64-byte records between two pinned cores: onering's SPSC ring vs bare SPSC "
+		"floors (cached indices; sequence in slot), rte_ring SP/SC, cache-line ping-pong",
 	.cores_help = "producer/ping CPU A, consumer/echo CPU B",
 	.fig_names = "Mrec/s:1 p50_ns:1 p99_ns:1",
-	.ratio_text = "Mrec/s onering bare @32 >=0.90; Mrec/s onering bare @1 >=0.85; "
-		"Mrec/s onering rte_ring @32 >=1.70; Mrec/s onering rte_ring @1; "
-		"Mrec/s bare rte_ring @32; p50_ns onering pingpong @0 <=1.50; "
-		"p99_ns onering pingpong @0; p50_ns onering bare @0; "
-		"p50_ns onering pp-lines @0",
+	.ratio_text = "Mrec/s onering bare @32 >=0.90; Mrec/s onering bare-seq @32; Mrec/s "
+		"onering bare @1; Mrec/s onering bare-seq @1 >=0.85; Mrec/s onering rte_ring @32 "
+		">=1.70; Mrec/s onering rte_ring @1; Mrec/s bare rte_ring @32; p50_ns onering "
+		"pingpong @0 <=1.50; p99_ns onering pingpong @0; p50_ns onering bare @0; p50_ns "
+		"onering bare-seq @0; p50_ns onering pp-lines @0",
 	.init = ring_init
 );
