@@ -400,8 +400,9 @@ int onering_collect(struct onering_queue *q)
  * cancelled ones. Returns count or -errno. A batch with NIC records stays
  * unreleased (their packet bytes live in the slots' packet area) until the
  * next call, as does a group member's batch (q->held: of ring c). */
-static inline int take_from(struct onering_queue *q, struct onering_ring_consumer *c,
-			    struct onering_event *out, unsigned max)
+static inline __attribute__((always_inline)) int take_from(struct onering_queue *q,
+							   struct onering_ring_consumer *c,
+							   struct onering_event *out, unsigned max)
 {
 	unsigned n = 0;
 	/* A group member holds its batch until its next call: the broker sees
