@@ -420,7 +420,7 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 
 /**
  * Create a broker-side timer owned by q, disarmed. Its records
- * (ONERING_EV_TIMER, payload.timer.expirations) come to q; delete it with
+ * (ONERING_EV_TIMER, payload.timer.expirations, priority 0) come to q; delete it with
  * onering_del() (no record of it is returned after that).
  * @return 0; -ENOSPC subscription table full; -ECONNRESET broker gone.
  * Context: any thread; system calls (one request/reply).

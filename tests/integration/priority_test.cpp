@@ -11,7 +11,9 @@
 #include <jansson.h>
 #include <sched.h>
 #include <sys/epoll.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <string>
 #include <time.h>
 #include <unistd.h>
@@ -282,6 +284,75 @@ TEST_F(PriorityTest, TheBrokerRefusesBadValuesWithAReason)
 	ASSERT_TRUE(onering_msg_reason(&rep, why, sizeof(why)));
 	EXPECT_NE(std::string(why).find("priorities are 0..3"), std::string::npos) << why;
 	close(efd);
+	close(s);
+}
+
+// A hostile client writes its submission ring by hand: a POST whose 3
+// priority bits say 7 is taken as the top priority (clamped, never an
+// index), and a flag bit outside them drops that client, as any bad request.
+TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheClient)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=rr"}));
+	int s;
+	char err[512];
+	struct onering_msg hello, req, rep;
+	ASSERT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), -1, &s,
+					&hello, err, sizeof(err)),
+		  0)
+		<< err;
+	onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 1);
+	req.u.queue_open.node = -1;
+	req.u.queue_open.cpu = -1;
+	req.u.queue_open.levels = ONERING_PRIO_LEVELS;
+	snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "g");
+	ASSERT_EQ(onering_msg_send(s, &req, nullptr, 0, 0), 0);
+	int fds[4];
+	unsigned nfds = 0;
+	ASSERT_EQ(onering_msg_recv_timeout(s, &rep, fds, 4, &nfds, 5000), 0);
+	ASSERT_EQ(rep.status, 0);
+	ASSERT_EQ(nfds, 4u);
+	const auto &o = rep.u.queue_open;
+	off_t ev_size = lseek(fds[0], 0, SEEK_END), cons_size = lseek(fds[1], 0, SEEK_END);
+	auto *ev = static_cast<unsigned char *>(
+		mmap(nullptr, (size_t)ev_size, PROT_READ, MAP_SHARED, fds[0], 0));
+	auto *cons = static_cast<unsigned char *>(
+		mmap(nullptr, (size_t)cons_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0));
+	ASSERT_NE(ev, MAP_FAILED);
+	ASSERT_NE(cons, MAP_FAILED);
+	auto *ectl = reinterpret_cast<onering_events_ctl *>(ev + ONERING_EVENTS_CTL_OFFSET);
+	auto *sqctl = reinterpret_cast<onering_sq_ctl *>(cons + ONERING_SQ_CTL_OFFSET);
+	auto *sq = reinterpret_cast<onering_request *>(cons + ONERING_SQ_SLOTS_OFFSET);
+	ASSERT_EQ(ectl->nr_levels, ONERING_PRIO_LEVELS);
+	const auto *lctl = reinterpret_cast<const onering_levels_ctl *>(
+		ev + onering_events_levels_offset(o.ev_capacity, ectl->packet_area_size));
+	const auto *top = reinterpret_cast<const onering_event *>(
+		ev + onering_events_level_slots(o.ev_capacity, ectl->packet_area_size, kHigh));
+
+	auto submit = [&](uint64_t pos, uint16_t flags, uint64_t cookie) {
+		onering_request &r = sq[pos & (o.sq_capacity - 1)];
+		memset(&r, 0, sizeof(r));
+		r.op = ONERING_REQ_POST;
+		r.flags = flags;
+		r.sub_id = o.group_id;
+		r.user_data = cookie;
+		onering_atomic_store(&sqctl->sq_tail_pos, pos + 1, onering_mo_release);
+		eventfd_write(fds[2], 1); // the poller may sleep: kick it
+	};
+	submit(0, 7, 77);
+	ASSERT_TRUE(WaitFor([&] {
+		return onering_atomic_load(&lctl->level_tail_pos[kHigh - 1], onering_mo_acquire) == 1;
+	})) << "the post lands in the top level";
+	EXPECT_EQ(top[0].cookie, 77u);
+	EXPECT_EQ(onering_event_prio(&top[0]), kHigh) << "7 is taken as " << kHigh;
+
+	submit(1, 0x8, 78); // a bit outside the priority's three
+	struct pollfd pfd = {s, POLLRDHUP, 0};
+	ASSERT_EQ(poll(&pfd, 1, 10000), 1) << "the broker hangs up on that client";
+	EXPECT_TRUE(pfd.revents & (POLLRDHUP | POLLHUP));
+	munmap(ev, (size_t)ev_size);
+	munmap(cons, (size_t)cons_size);
+	for (int fd : fds)
+		close(fd);
 	close(s);
 }
 
