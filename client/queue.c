@@ -487,8 +487,10 @@ static inline __attribute__((always_inline)) int take_from(struct onering_queue 
 
 /* A queue with priority levels: the highest level with records first, then
  * down, up to max; a held batch (group member, packets) ends the call, so
- * at most one ring has one (q->held_ring). */
-static int take_levels(struct onering_queue *q, struct onering_event *out, unsigned max)
+ * at most one ring has one (q->held_ring). Out of line: the one-level path
+ * keeps its registers. */
+__attribute__((noinline)) static int take_levels(struct onering_queue *q,
+						  struct onering_event *out, unsigned max)
 {
 	unsigned n = 0;
 
