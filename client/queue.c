@@ -64,9 +64,6 @@
 #include "client/client.h"
 #include "client/records.h"
 
-ONERING_STATIC_ASSERT(sizeof(struct onering_user_event) == 48,
-		      "the priority took the padding: onering_post_burst keeps its 0.3 stride");
-
 #define DEL_SPIN_NS (1000ull * 1000 * 1000) /* wait this long for ring space */
 /* onering_wait's spin: the clock is read once every WAIT_CLOCK_TURNS turns
  * (a turn is a look at the ring and a cpu_relax, well under 1 us), so a
@@ -153,13 +150,19 @@ static int submit(struct onering_queue *q, uint16_t op, struct onering_sub sub, 
 int onering_post_burst(struct onering_queue *q, uint32_t group, const struct onering_user_event *posts,
 		       unsigned n)
 {
+	return onering_post_burst_prio(q, group, posts, n, 0);
+}
+
+int onering_post_burst_prio(struct onering_queue *q, uint32_t group,
+			    const struct onering_user_event *posts, unsigned n, unsigned priority)
+{
 	struct onering_request req[32];
 	unsigned done = 0;
 
-	if (group == 0)
+	if (group == 0 || priority >= ONERING_PRIO_LEVELS)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
-		if (posts[i].len > sizeof(posts[i].data) || posts[i].priority >= ONERING_PRIO_LEVELS)
+		if (posts[i].len > sizeof(posts[i].data))
 			return -EINVAL;
 	if (!group_known(q->att, group))
 		return -ENOENT;
@@ -169,7 +172,7 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 			const struct onering_user_event *p = &posts[done + i];
 			memset(&req[i], 0, sizeof(req[i]));
 			req[i].op = ONERING_REQ_POST;
-			req[i].flags = (uint16_t)p->priority;
+			req[i].flags = (uint16_t)priority; /* within ONERING_POST_PRIO_MASK */
 			req[i].sub_id = group;
 			req[i].user_data = p->cookie;
 			req[i].arg[0] = p->flow;

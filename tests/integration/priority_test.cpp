@@ -8,6 +8,7 @@
 // until the test says so); every wait is a bounded loop on a condition.
 #include "harness.h"
 
+#include <cstring>
 #include <jansson.h>
 #include <sched.h>
 #include <sys/epoll.h>
@@ -97,6 +98,39 @@ protected:
 		ASSERT_TRUE(WaitFor([&] { return (n = onering_poll(marker_, &e, 1)) != 0; }));
 		ASSERT_EQ(n, 1);
 		ASSERT_EQ(e.cookie, 424242u);
+	}
+	// A control connection of the test's own (a client the library does
+	// not check), and a QUEUE_OPEN on it: 0 and the reply (fds: its four
+	// fds, the caller's), or the reply's status.
+	int RawConnect()
+	{
+		int s = -1;
+		char err[512];
+		EXPECT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(),
+						-1, &s, nullptr, err, sizeof(err)),
+			  0)
+			<< err;
+		return s;
+	}
+	int RawQueueOpen(int s, uint32_t levels, const char *group, struct onering_msg *rep,
+			 int fds[4])
+	{
+		struct onering_msg req;
+		unsigned nfds = 0;
+		onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 1);
+		req.u.queue_open.node = -1;
+		req.u.queue_open.cpu = -1;
+		req.u.queue_open.levels = levels;
+		snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "%s", group);
+		int r = onering_msg_send(s, &req, nullptr, 0, 0);
+		if (r == 0)
+			r = onering_msg_recv_timeout(s, rep, fds, 4, &nfds, 5000);
+		if (r == 0 && rep->status == 0 && nfds != 4)
+			r = -EPROTO;
+		if (r < 0 || rep->status < 0)
+			for (unsigned i = 0; i < nfds; i++)
+				close(fds[i]);
+		return r < 0 ? r : rep->status;
 	}
 	Broker broker_;
 	struct onering *att_ = nullptr;
@@ -231,8 +265,7 @@ TEST_F(PriorityTest, BadLevelsAndPrioritiesAreRefused)
 	ASSERT_EQ(onering_group_id(att_, "g", &gid), 0);
 	EXPECT_EQ(onering_post_prio(consumer_, gid, 1, nullptr, 0, 1, ONERING_PRIO_LEVELS), -EINVAL);
 	struct onering_user_event ue = {};
-	ue.priority = 9;
-	EXPECT_EQ(onering_post_burst(consumer_, gid, &ue, 1), -EINVAL);
+	EXPECT_EQ(onering_post_burst_prio(consumer_, gid, &ue, 1, 9), -EINVAL);
 	close(p[0]);
 	close(p[1]);
 }
@@ -244,32 +277,18 @@ TEST_F(PriorityTest, BadLevelsAndPrioritiesAreRefused)
 TEST_F(PriorityTest, TheBrokerRefusesBadValuesWithAReason)
 {
 	ASSERT_TRUE(broker_.Start());
-	int s;
-	char err[512], why[ONERING_MSG_SIZE];
-	struct onering_msg hello;
-	ASSERT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), -1, &s,
-					&hello, err, sizeof(err)),
-		  0)
-		<< err;
+	char why[ONERING_MSG_SIZE];
+	int s = RawConnect(), fds[4];
+	ASSERT_GE(s, 0);
 	struct onering_msg req, rep;
-	onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 1);
-	req.u.queue_open.node = -1;
-	req.u.queue_open.cpu = -1;
-	req.u.queue_open.levels = 1000;
-	EXPECT_EQ(onering_proto_call(s, &req, &rep, nullptr, nullptr, 5000), -EINVAL);
+	EXPECT_EQ(RawQueueOpen(s, 1000, "", &rep, fds), -EINVAL);
 	ASSERT_TRUE(onering_msg_reason(&rep, why, sizeof(why)));
 	EXPECT_NE(std::string(why).find("at most 4"), std::string::npos) << why;
 
-	// A queue of its own (the reply brings its four fds), then a source
-	// for it at priority 9.
-	req.u.queue_open.levels = 2;
-	ASSERT_EQ(onering_msg_send(s, &req, nullptr, 0, 0), 0);
-	int fds[4];
-	unsigned nfds = 0;
-	ASSERT_EQ(onering_msg_recv_timeout(s, &rep, fds, 4, &nfds, 5000), 0);
-	for (unsigned i = 0; i < nfds; i++)
-		close(fds[i]);
-	ASSERT_EQ(rep.status, 0);
+	// A queue of its own, then a source for it at priority 9.
+	ASSERT_EQ(RawQueueOpen(s, 2, "", &rep, fds), 0);
+	for (int fd : fds)
+		close(fd);
 	EXPECT_EQ(rep.u.queue_open.levels, 2u);
 	onering_msg_init(&req, ONERING_MSG_SUB_ADD, 2);
 	req.u.sub_add.queue_id = rep.u.queue_open.queue_id;
@@ -293,24 +312,10 @@ TEST_F(PriorityTest, TheBrokerRefusesBadValuesWithAReason)
 TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheClient)
 {
 	ASSERT_TRUE(broker_.Start({"--group", "g:policy=rr"}));
-	int s;
-	char err[512];
-	struct onering_msg hello, req, rep;
-	ASSERT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), -1, &s,
-					&hello, err, sizeof(err)),
-		  0)
-		<< err;
-	onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 1);
-	req.u.queue_open.node = -1;
-	req.u.queue_open.cpu = -1;
-	req.u.queue_open.levels = ONERING_PRIO_LEVELS;
-	snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "g");
-	ASSERT_EQ(onering_msg_send(s, &req, nullptr, 0, 0), 0);
-	int fds[4];
-	unsigned nfds = 0;
-	ASSERT_EQ(onering_msg_recv_timeout(s, &rep, fds, 4, &nfds, 5000), 0);
-	ASSERT_EQ(rep.status, 0);
-	ASSERT_EQ(nfds, 4u);
+	int s = RawConnect(), fds[4];
+	ASSERT_GE(s, 0);
+	struct onering_msg rep;
+	ASSERT_EQ(RawQueueOpen(s, ONERING_PRIO_LEVELS, "g", &rep, fds), 0);
 	const auto &o = rep.u.queue_open;
 	off_t ev_size = lseek(fds[0], 0, SEEK_END), cons_size = lseek(fds[1], 0, SEEK_END);
 	auto *ev = static_cast<unsigned char *>(
@@ -361,9 +366,15 @@ TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheC
 TEST_F(PriorityTest, StatShowsDeliveredRecordsPerLevel)
 {
 	ASSERT_NO_FATAL_FAILURE(Start("rr", 2, 64));
-	for (uint64_t c = 0; c < 3; c++)
-		ASSERT_NO_FATAL_FAILURE(Post(group_, c, c, 0));
-	ASSERT_NO_FATAL_FAILURE(Post(group_, 9, 9, kHigh));
+	struct onering_user_event burst[3];
+	memset(burst, 0x5a, sizeof(burst)); // padding a 0.3 caller never cleared
+	for (uint64_t c = 0; c < 3; c++) {
+		burst[c].flow = burst[c].cookie = c;
+		burst[c].len = 0;
+	}
+	ASSERT_EQ(onering_post_burst(poster_, group_, burst, 3), 3);
+	burst[0].cookie = 9;
+	ASSERT_EQ(onering_post_burst_prio(poster_, group_, burst, 1, kHigh), 1);
 	ASSERT_NO_FATAL_FAILURE(Fence());
 	ASSERT_TRUE(WaitFor([&] { return onering_pending(consumer_) == 4; }));
 	int st;
