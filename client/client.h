@@ -87,10 +87,10 @@ struct onering_queue {
 	const unsigned char *pkt_area; /* NIC packet bytes, or NULL */
 	uint64_t pkt_size;
 	/* The last batch, not yet released (packets, or a group member's
-	 * records): [evc.head_pos, + held.nr); client/held.h. */
-	struct client_held held;
+	 * records): [held_ring->head_pos, + held.nr); client/held.h. */
 	struct onering_ring_consumer *held_ring; /* the ring the held batch is in: evc, or
-						  * a level's */
+						  * a level's (beside held.nr: one line) */
+	struct client_held held;
 	/* The rings of priority levels 1..nr_levels-1 (lvc[k - 1] for level k). */
 	struct onering_ring_consumer lvc[ONERING_PRIO_LEVELS - 1];
 	ONERING_ATOMIC(uint32_t) *words; /* watched words (client-written), or NULL */

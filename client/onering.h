@@ -426,8 +426,6 @@ struct onering_user_event {
 	uint64_t cookie;  /**< the record's cookie */
 	uint32_t len;     /**< bytes of data used, at most 24 */
 	uint8_t data[24]; /**< copied into the record */
-	uint32_t priority; /**< (0.4) 0..ONERING_PRIO_LEVELS - 1, as onering_post_prio();
-				was padding before: zero-initialise the struct */
 };
 
 /**
@@ -435,13 +433,25 @@ struct onering_user_event {
  * together (one release store and one fence for the burst). Refusals as
  * for onering_post().
  * @return how many were posted (fewer than n when the ring filled: retry
- *   the rest); -EINVAL group 0, a len > 24 or a priority >=
- *   ONERING_PRIO_LEVELS (nothing posted); -ENOENT group is not an id
- *   this attachment has learned; -EPROTO corrupt ring.
+ *   the rest); -EINVAL group 0 or a len > 24 (nothing posted); -ENOENT
+ *   group is not an id this attachment has learned; -EPROTO corrupt ring.
  * Context: the queue's thread; no system call while the poller is awake.
  */
 int onering_post_burst(struct onering_queue *q, uint32_t group, const struct onering_user_event *posts,
 		       unsigned n);
+
+/**
+ * onering_post_burst() at a priority, every post of the burst at the same
+ * one (as onering_post_prio(): the records carry it and go to level
+ * min(priority, levels - 1)). struct onering_user_event has no priority of
+ * its own: its size and layout are those of 0.3, whose callers need not
+ * zero its padding.
+ * @return as onering_post_burst(); -EINVAL also for priority >=
+ *   ONERING_PRIO_LEVELS (nothing posted).
+ * Context: as onering_post_burst().
+ */
+int onering_post_burst_prio(struct onering_queue *q, uint32_t group,
+			    const struct onering_user_event *posts, unsigned n, unsigned priority);
 
 /* ---- timers, signals, files, processes, async IO, words ---------------- */
 
@@ -451,7 +461,7 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 
 /**
  * Create a broker-side timer owned by q, disarmed. Its records
- * (ONERING_EV_TIMER, payload.timer.expirations) come to q; delete it with
+ * (ONERING_EV_TIMER, payload.timer.expirations, priority 0) come to q; delete it with
  * onering_del() (no record of it is returned after that).
  * @return 0; -ENOSPC subscription table full; -ECONNRESET broker gone.
  * Context: any thread; system calls (one request/reply).

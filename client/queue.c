@@ -64,9 +64,6 @@
 #include "client/client.h"
 #include "client/records.h"
 
-ONERING_STATIC_ASSERT(sizeof(struct onering_user_event) == 48,
-		      "the priority took the padding: onering_post_burst keeps its 0.3 stride");
-
 #define DEL_SPIN_NS (1000ull * 1000 * 1000) /* wait this long for ring space */
 /* onering_wait's spin: the clock is read once every WAIT_CLOCK_TURNS turns
  * (a turn is a look at the ring and a cpu_relax, well under 1 us), so a
@@ -159,13 +156,19 @@ static int submit(struct onering_queue *q, uint16_t op, const struct client_sub 
 int onering_post_burst(struct onering_queue *q, uint32_t group, const struct onering_user_event *posts,
 		       unsigned n)
 {
+	return onering_post_burst_prio(q, group, posts, n, 0);
+}
+
+int onering_post_burst_prio(struct onering_queue *q, uint32_t group,
+			    const struct onering_user_event *posts, unsigned n, unsigned priority)
+{
 	struct onering_request req[32];
 	unsigned done = 0;
 
-	if (group == 0)
+	if (group == 0 || priority >= ONERING_PRIO_LEVELS)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++)
-		if (posts[i].len > sizeof(posts[i].data) || posts[i].priority >= ONERING_PRIO_LEVELS)
+		if (posts[i].len > sizeof(posts[i].data))
 			return -EINVAL;
 	if (!group_known(q->att, group))
 		return -ENOENT;
@@ -178,7 +181,7 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 			const struct onering_user_event *p = &posts[done + i];
 			memset(&req[i], 0, sizeof(req[i]));
 			req[i].op = ONERING_REQ_POST;
-			req[i].flags = (uint16_t)p->priority;
+			req[i].flags = (uint16_t)priority; /* within ONERING_POST_PRIO_MASK */
 			req[i].sub_id = group;
 			req[i].user_data = p->cookie;
 			req[i].arg[0] = p->flow;
@@ -423,8 +426,9 @@ int onering_collect(struct onering_queue *q)
  * cancelled ones. Returns count or -errno. A batch with NIC records stays
  * unreleased (their packet bytes live in the slots' packet area) until the
  * next call, as does a group member's batch (q->held: of ring c). */
-static inline int take_from(struct onering_queue *q, struct onering_ring_consumer *c,
-			    struct onering_event *out, unsigned max)
+static inline __attribute__((always_inline)) int take_from(struct onering_queue *q,
+							   struct onering_ring_consumer *c,
+							   struct onering_event *out, unsigned max)
 {
 	unsigned n = 0;
 	/* A group member holds its batch until its next call: the broker sees
@@ -519,8 +523,10 @@ static inline int take_from(struct onering_queue *q, struct onering_ring_consume
 
 /* A queue with priority levels: the highest level with records first, then
  * down, up to max; a held batch (group member, packets) ends the call, so
- * at most one ring has one (q->held_ring). */
-static int take_levels(struct onering_queue *q, struct onering_event *out, unsigned max)
+ * at most one ring has one (q->held_ring). Out of line: the one-level path
+ * keeps its registers. */
+__attribute__((noinline)) static int take_levels(struct onering_queue *q,
+						  struct onering_event *out, unsigned max)
 {
 	unsigned n = 0;
 

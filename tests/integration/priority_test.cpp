@@ -8,10 +8,13 @@
 // until the test says so); every wait is a bounded loop on a condition.
 #include "harness.h"
 
+#include <cstring>
 #include <jansson.h>
 #include <sched.h>
 #include <sys/epoll.h>
+#include <poll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <string>
 #include <time.h>
 #include <unistd.h>
@@ -95,6 +98,39 @@ protected:
 		ASSERT_TRUE(WaitFor([&] { return (n = onering_poll(marker_, &e, 1)) != 0; }));
 		ASSERT_EQ(n, 1);
 		ASSERT_EQ(e.cookie, 424242u);
+	}
+	// A control connection of the test's own (a client the library does
+	// not check), and a QUEUE_OPEN on it: 0 and the reply (fds: its four
+	// fds, the caller's), or the reply's status.
+	int RawConnect()
+	{
+		int s = -1;
+		char err[512];
+		EXPECT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(),
+						-1, &s, nullptr, err, sizeof(err)),
+			  0)
+			<< err;
+		return s;
+	}
+	int RawQueueOpen(int s, uint32_t levels, const char *group, struct onering_msg *rep,
+			 int fds[4])
+	{
+		struct onering_msg req;
+		unsigned nfds = 0;
+		onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 1);
+		req.u.queue_open.node = -1;
+		req.u.queue_open.cpu = -1;
+		req.u.queue_open.levels = levels;
+		snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "%s", group);
+		int r = onering_msg_send(s, &req, nullptr, 0, 0);
+		if (r == 0)
+			r = onering_msg_recv_timeout(s, rep, fds, 4, &nfds, 5000);
+		if (r == 0 && rep->status == 0 && nfds != 4)
+			r = -EPROTO;
+		if (r < 0 || rep->status < 0)
+			for (unsigned i = 0; i < nfds; i++)
+				close(fds[i]);
+		return r < 0 ? r : rep->status;
 	}
 	Broker broker_;
 	struct onering *att_ = nullptr;
@@ -229,8 +265,7 @@ TEST_F(PriorityTest, BadLevelsAndPrioritiesAreRefused)
 	ASSERT_EQ(onering_group_id(att_, "g", &gid), 0);
 	EXPECT_EQ(onering_post_prio(consumer_, gid, 1, nullptr, 0, 1, ONERING_PRIO_LEVELS), -EINVAL);
 	struct onering_user_event ue = {};
-	ue.priority = 9;
-	EXPECT_EQ(onering_post_burst(consumer_, gid, &ue, 1), -EINVAL);
+	EXPECT_EQ(onering_post_burst_prio(consumer_, gid, &ue, 1, 9), -EINVAL);
 	close(p[0]);
 	close(p[1]);
 }
@@ -242,32 +277,18 @@ TEST_F(PriorityTest, BadLevelsAndPrioritiesAreRefused)
 TEST_F(PriorityTest, TheBrokerRefusesBadValuesWithAReason)
 {
 	ASSERT_TRUE(broker_.Start());
-	int s;
-	char err[512], why[ONERING_MSG_SIZE];
-	struct onering_msg hello;
-	ASSERT_EQ(onering_proto_connect(broker_.SocketPath().c_str(), broker_.Name().c_str(), -1, &s,
-					&hello, err, sizeof(err)),
-		  0)
-		<< err;
+	char why[ONERING_MSG_SIZE];
+	int s = RawConnect(), fds[4];
+	ASSERT_GE(s, 0);
 	struct onering_msg req, rep;
-	onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 1);
-	req.u.queue_open.node = -1;
-	req.u.queue_open.cpu = -1;
-	req.u.queue_open.levels = 1000;
-	EXPECT_EQ(onering_proto_call(s, &req, &rep, nullptr, nullptr, 5000), -EINVAL);
+	EXPECT_EQ(RawQueueOpen(s, 1000, "", &rep, fds), -EINVAL);
 	ASSERT_TRUE(onering_msg_reason(&rep, why, sizeof(why)));
 	EXPECT_NE(std::string(why).find("at most 4"), std::string::npos) << why;
 
-	// A queue of its own (the reply brings its four fds), then a source
-	// for it at priority 9.
-	req.u.queue_open.levels = 2;
-	ASSERT_EQ(onering_msg_send(s, &req, nullptr, 0, 0), 0);
-	int fds[4];
-	unsigned nfds = 0;
-	ASSERT_EQ(onering_msg_recv_timeout(s, &rep, fds, 4, &nfds, 5000), 0);
-	for (unsigned i = 0; i < nfds; i++)
-		close(fds[i]);
-	ASSERT_EQ(rep.status, 0);
+	// A queue of its own, then a source for it at priority 9.
+	ASSERT_EQ(RawQueueOpen(s, 2, "", &rep, fds), 0);
+	for (int fd : fds)
+		close(fd);
 	EXPECT_EQ(rep.u.queue_open.levels, 2u);
 	onering_msg_init(&req, ONERING_MSG_SUB_ADD, 2);
 	req.u.sub_add.queue_id = rep.u.queue_open.queue_id;
@@ -285,14 +306,75 @@ TEST_F(PriorityTest, TheBrokerRefusesBadValuesWithAReason)
 	close(s);
 }
 
+// A hostile client writes its submission ring by hand: a POST whose 3
+// priority bits say 7 is taken as the top priority (clamped, never an
+// index), and a flag bit outside them drops that client, as any bad request.
+TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheClient)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=rr"}));
+	int s = RawConnect(), fds[4];
+	ASSERT_GE(s, 0);
+	struct onering_msg rep;
+	ASSERT_EQ(RawQueueOpen(s, ONERING_PRIO_LEVELS, "g", &rep, fds), 0);
+	const auto &o = rep.u.queue_open;
+	off_t ev_size = lseek(fds[0], 0, SEEK_END), cons_size = lseek(fds[1], 0, SEEK_END);
+	auto *ev = static_cast<unsigned char *>(
+		mmap(nullptr, (size_t)ev_size, PROT_READ, MAP_SHARED, fds[0], 0));
+	auto *cons = static_cast<unsigned char *>(
+		mmap(nullptr, (size_t)cons_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0));
+	ASSERT_NE(ev, MAP_FAILED);
+	ASSERT_NE(cons, MAP_FAILED);
+	auto *ectl = reinterpret_cast<onering_events_ctl *>(ev + ONERING_EVENTS_CTL_OFFSET);
+	auto *sqctl = reinterpret_cast<onering_sq_ctl *>(cons + ONERING_SQ_CTL_OFFSET);
+	auto *sq = reinterpret_cast<onering_request *>(cons + ONERING_SQ_SLOTS_OFFSET);
+	ASSERT_EQ(ectl->nr_levels, ONERING_PRIO_LEVELS);
+	const auto *lctl = reinterpret_cast<const onering_levels_ctl *>(
+		ev + onering_events_levels_offset(o.ev_capacity, ectl->packet_area_size));
+	const auto *top = reinterpret_cast<const onering_event *>(
+		ev + onering_events_level_slots(o.ev_capacity, ectl->packet_area_size, kHigh));
+
+	auto submit = [&](uint64_t pos, uint16_t flags, uint64_t cookie) {
+		onering_request &r = sq[pos & (o.sq_capacity - 1)];
+		memset(&r, 0, sizeof(r));
+		r.op = ONERING_REQ_POST;
+		r.flags = flags;
+		r.sub_id = o.group_id;
+		r.user_data = cookie;
+		onering_atomic_store(&sqctl->sq_tail_pos, pos + 1, onering_mo_release);
+		eventfd_write(fds[2], 1); // the poller may sleep: kick it
+	};
+	submit(0, 7, 77);
+	ASSERT_TRUE(WaitFor([&] {
+		return onering_atomic_load(&lctl->level_tail_pos[kHigh - 1], onering_mo_acquire) == 1;
+	})) << "the post lands in the top level";
+	EXPECT_EQ(top[0].cookie, 77u);
+	EXPECT_EQ(onering_event_prio(&top[0]), kHigh) << "7 is taken as " << kHigh;
+
+	submit(1, 0x8, 78); // a bit outside the priority's three
+	struct pollfd pfd = {s, POLLRDHUP, 0};
+	ASSERT_EQ(poll(&pfd, 1, 10000), 1) << "the broker hangs up on that client";
+	EXPECT_TRUE(pfd.revents & (POLLRDHUP | POLLHUP));
+	munmap(ev, (size_t)ev_size);
+	munmap(cons, (size_t)cons_size);
+	for (int fd : fds)
+		close(fd);
+	close(s);
+}
+
 // Per-level counters: `onering stat --json` lists one object per level of a
 // queue with levels (family "levels"), none for a queue with one.
 TEST_F(PriorityTest, StatShowsDeliveredRecordsPerLevel)
 {
 	ASSERT_NO_FATAL_FAILURE(Start("rr", 2, 64));
-	for (uint64_t c = 0; c < 3; c++)
-		ASSERT_NO_FATAL_FAILURE(Post(group_, c, c, 0));
-	ASSERT_NO_FATAL_FAILURE(Post(group_, 9, 9, kHigh));
+	struct onering_user_event burst[3];
+	memset(burst, 0x5a, sizeof(burst)); // padding a 0.3 caller never cleared
+	for (uint64_t c = 0; c < 3; c++) {
+		burst[c].flow = burst[c].cookie = c;
+		burst[c].len = 0;
+	}
+	ASSERT_EQ(onering_post_burst(poster_, group_, burst, 3), 3);
+	burst[0].cookie = 9;
+	ASSERT_EQ(onering_post_burst_prio(poster_, group_, burst, 1, kHigh), 1);
 	ASSERT_NO_FATAL_FAILURE(Fence());
 	ASSERT_TRUE(WaitFor([&] { return onering_pending(consumer_) == 4; }));
 	int st;
