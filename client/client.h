@@ -88,6 +88,10 @@ struct onering_queue {
 	uint64_t pkt_size;
 	/* The last batch, not yet released (packets, or a group member's
 	 * records): [held_ring->head_pos, + held.nr); client/held.h. */
+	/* onering_peek(): the run it showed, not yet advanced over: peek_n
+	 * records at the head of peek_ring (NULL: of the re-delivery queue). */
+	struct onering_ring_consumer *peek_ring;
+	uint32_t peek_n;
 	struct onering_ring_consumer *held_ring; /* the ring the held batch is in: evc, or
 						  * a level's (beside held.nr: one line) */
 	struct client_held held;

@@ -124,6 +124,15 @@ static inline uint32_t client_redeliver_take(struct client_redeliver *rd, struct
 	return k;
 }
 
+/* Drop the first n queued events (onering_advance over a peeked run). */
+static inline void client_redeliver_drop(struct client_redeliver *rd, uint32_t n)
+{
+	if (n > rd->nr)
+		n = rd->nr;
+	memmove(rd->evs, rd->evs + n, (rd->nr - n) * sizeof(*rd->evs));
+	rd->nr -= n;
+}
+
 /* Drop every queued event of subscription id, keeping the order of the rest. */
 static inline void client_redeliver_del(struct client_redeliver *rd, uint32_t id)
 {

@@ -596,6 +596,47 @@ int onering_word_unwatch(struct onering_queue *q, uint32_t idx);
 int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max);
 
 /**
+ * Zero-copy consumption (liburing's peek and advance): point *first at the
+ * queue's next records where they are (its shared ring, read-only) and
+ * return how many, at most max. They are the records onering_poll() would
+ * return next, in the same order, with the same checks: a record of a
+ * deleted subscription is never shown (one at the head is stepped over; one
+ * further on ends the run, and a later peek steps over it), and priority
+ * levels are taken highest first (a run comes from one level's ring). The
+ * records stay valid, and count as unconsumed for the broker's balancing,
+ * until onering_advance() gives them back; a peek without an advance shows
+ * the same run again. A NIC record's bytes (onering_event_packet()) stay
+ * until the advance too.
+ * Differences from onering_poll(): no copy; not for ack-mode queues
+ * (-EINVAL: use onering_poll() and onering_done()); after a broker restart
+ * (ONERING_CTL_RESTARTED) the records' sub_id/sub_gen are the new broker's
+ * ids: onering_event_sub() gives the handle the application holds.
+ * @return records in the run (0: none); -EINVAL; -EPROTO a corrupt ring;
+ *   -ECONNRESET the broker is gone and the library does not recover.
+ * Context: the queue's thread; no system call (as onering_poll()).
+ */
+int onering_peek(struct onering_queue *q, const struct onering_event **first, unsigned max);
+
+/**
+ * Give back the first n records of the run onering_peek() showed (n at most
+ * its length): the broker may reuse their slots, and a later peek starts
+ * after them.
+ * @return 0; -EINVAL n beyond the run.
+ * Context: the queue's thread; no system call.
+ */
+int onering_advance(struct onering_queue *q, unsigned n);
+
+/**
+ * The handle (as onering_add() gave it) of a record that onering_peek()
+ * showed: its own sub_id/sub_gen until a broker restart, then the
+ * translation of the new broker's ids; {0, 0} for a subscription that is
+ * gone. Records from onering_poll()/onering_wait() already carry the
+ * handle: do not pass them here after a restart.
+ * Context: any thread of the queue's; no system call.
+ */
+struct onering_sub onering_event_sub(const struct onering_queue *q, const struct onering_event *e);
+
+/**
  * Wait for records: return when at least min are ready (up to max are
  * taken) or timeout_ns has passed. By the queue's idle strategy
  * (onering_queue_options.idle, $ONERING_IDLE): backoff spins for the

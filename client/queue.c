@@ -422,6 +422,51 @@ int onering_collect(struct onering_queue *q)
 	return redelivered;
 }
 
+/*
+ * The check poll and peek share: is e a record to return? CLIENT_REC_SKIP
+ * for one to drop (a cancelled subscription's, a stale word watch's, a
+ * control code that is the library's: SHUTDOWN marks the queue dead);
+ * otherwise its class, and for our own sources (CLIENT_REC_OWN) the entry
+ * *sp and the handle *hid, *hgen: the record's ids, or after a broker
+ * restart what the bmap says they stand for (A14, A15: recover.h).
+ */
+static inline __attribute__((always_inline)) enum client_record_class
+check_record(struct onering_queue *q, const struct onering_event *e, struct client_sub **sp,
+	     uint32_t *hid, uint32_t *hgen)
+{
+	enum client_record_class k = client_record_classify(e);
+
+	switch (k) {
+	case CLIENT_REC_SHUTDOWN:
+		q->dead = true;
+		return CLIENT_REC_SKIP;
+	case CLIENT_REC_WORD:
+		/* Only while that watch is the current one. */
+		if (!client_word_live(q->word_gen, q->nr_words, e->payload.word.word_idx,
+				      e->sub_gen))
+			return CLIENT_REC_SKIP;
+		/* A restarted broker starts from it. */
+		q->word_last[e->payload.word.word_idx] = e->payload.word.new_value;
+		return k;
+	case CLIENT_REC_OWN:
+		break;
+	default: /* SKIP; NOTICE; PASS: a post, or another client's source balanced
+		  * to us - nothing of ours to check it against */
+		return k;
+	}
+	*hid = e->sub_id;
+	*hgen = e->sub_gen;
+	if (q->bmap && !client_bmap_get(q->bmap, e->sub_id, e->sub_gen, hid, hgen))
+		return CLIENT_REC_SKIP;
+	struct client_sub *s = client_sub_at(&q->att->subs, *hid);
+	/* A4, A5 (sub.h): synchronise with R4/R5 (the add); the fields the
+	 * caller reads are the add's. */
+	if (!client_sub_live(s, *hgen))
+		return CLIENT_REC_SKIP; /* deleted (or never ours): the cancellation guarantee */
+	*sp = s;
+	return CLIENT_REC_OWN;
+}
+
 /* Copy records of ring c (evc, or a priority level's) to out, skipping
  * cancelled ones. Returns count or -errno. A batch with NIC records stays
  * unreleased (their packet bytes live in the slots' packet area) until the
@@ -454,30 +499,21 @@ static inline __attribute__((always_inline)) int take_from(struct onering_queue 
 		const struct onering_event *rec = first;
 		for (int i = 0; i < k; i++) {
 			const struct onering_event *e = &rec[i];
+			struct client_sub *s = NULL;
+			uint32_t hid = 0, hgen = 0;
 			if (track) /* nothing to wait for, unless it goes out to be done */
 				q->held.done[i] = 1;
-			switch (client_record_classify(e)) {
+			switch (check_record(q, e, &s, &hid, &hgen)) {
 			case CLIENT_REC_SKIP:
+			case CLIENT_REC_SHUTDOWN:
 				continue;
 			case CLIENT_REC_NOTICE:
+			case CLIENT_REC_WORD:
 				out[n++] = *e;
 				continue;
-			case CLIENT_REC_SHUTDOWN:
-				q->dead = true;
-				continue;
-			case CLIENT_REC_WORD:
-				/* Only while that watch is the current one. */
-				if (client_word_live(q->word_gen, q->nr_words, e->payload.word.word_idx,
-						     e->sub_gen)) {
-					out[n++] = *e;
-					/* A restarted broker starts from it. */
-					q->word_last[e->payload.word.word_idx] = e->payload.word.new_value;
-				}
-				continue;
 			case CLIENT_REC_PASS:
-				/* A post, or another client's source balanced to us:
-				 * nothing of ours to check it against. (A packet is
-				 * never done: its bytes stay until the next call.) */
+				/* A packet is never done: its bytes stay until the
+				 * next call. */
 				if (e->kind == ONERING_EV_NIC)
 					packets = true;
 				out[n++] = *e;
@@ -487,16 +523,6 @@ static inline __attribute__((always_inline)) int take_from(struct onering_queue 
 			case CLIENT_REC_OWN:
 				break;
 			}
-			/* The handle: the record's ids, or after a broker restart
-			 * what the bmap says they stand for (A14, A15: recover.h). */
-			uint32_t hid = e->sub_id, hgen = e->sub_gen;
-			if (q->bmap && !client_bmap_get(q->bmap, e->sub_id, e->sub_gen, &hid, &hgen))
-				continue;
-			struct client_sub *s = client_sub_at(&q->att->subs, hid);
-			/* A4, A5 (sub.h): synchronise with R4/R5 (the add); the
-			 * fields below are the add's. */
-			if (!client_sub_live(s, hgen))
-				continue; /* deleted (or never ours): the cancellation guarantee */
 			/* In ack mode in flight from here; then look again: a delete
 			 * that ran meanwhile either sees this count or we see its zero
 			 * generation. S2 (sub.h): pairs with S1 in onering_del. */
@@ -613,9 +639,11 @@ static void disarm(struct onering_queue *q)
 }
 
 /* Give back a batch the caller has had since the last call (packets, or a
- * group member's records). */
+ * group member's records); forget a peeked run not advanced over (its
+ * records stay in the ring for the next call). */
 static void release_held(struct onering_queue *q)
 {
+	q->peek_n = 0; /* and a peeked run: the caller moved on */
 	if (q->held.nr) {
 		/* R2 (shm/ring.h) in the release: synchronises with the broker's A2. */
 		onering_ring_release(q->held_ring, q->held.nr);
@@ -668,6 +696,103 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
 	disarm(q);
 	release_held(q);
 	return poll_records(q, events, max);
+}
+
+/* The run of ring c's records, from its head, that poll would return:
+ * records to drop at the head are given back (R2) and stepped over, and
+ * the run ends before the next one. Returns its length, or -EPROTO. */
+static int peek_ring(struct onering_queue *q, struct onering_ring_consumer *c,
+		     const struct onering_event **first, unsigned max)
+{
+	for (;;) {
+		const void *p = NULL;
+		/* A1 (shm/ring.h) in the peek: synchronises with the broker's R1. */
+		int k = onering_ring_peek(c, &p, max);
+		if (k <= 0)
+			return k;
+		const struct onering_event *rec = p;
+		int run = 0;
+		for (; run < k; run++) {
+			struct client_sub *s = NULL;
+			uint32_t hid, hgen;
+			enum client_record_class cls = check_record(q, &rec[run], &s, &hid, &hgen);
+			if (cls == CLIENT_REC_SKIP)
+				break;
+			if (cls == CLIENT_REC_OWN && s->mode == ONERING_LEVEL)
+				client_level_note(&q->level_out, &s->level_out, hid);
+		}
+		if (run > 0) {
+			*first = rec;
+			return run;
+		}
+		/* R2 (shm/ring.h): the dropped head record goes back to the broker. */
+		onering_ring_release(c, 1);
+	}
+}
+
+int onering_peek(struct onering_queue *q, const struct onering_event **first, unsigned max)
+{
+	if (!q || !first || q->ack)
+		return -EINVAL;
+	disarm(q);
+	release_held(q);
+	q->peek_n = 0;
+	if (max == 0)
+		return 0;
+	if (client_level_collect_due(&q->level_out, q->since_collect, q->collect_every))
+		onering_collect(q);
+	for (int pass = 0; pass < 2; pass++) {
+		if (q->redeliver.nr) {
+			q->peek_ring = NULL;
+			q->peek_n = q->redeliver.nr < max ? q->redeliver.nr : max;
+			*first = q->redeliver.evs;
+			return (int)q->peek_n;
+		}
+		for (uint32_t level = q->nr_levels; level-- > 0;) {
+			struct onering_ring_consumer *c = level ? &q->lvc[level - 1] : &q->evc;
+			int r = peek_ring(q, c, first, max);
+			if (r != 0) {
+				q->peek_ring = c;
+				q->peek_n = r > 0 ? (uint32_t)r : 0;
+				return r;
+			}
+		}
+		/* Empty: if the broker is gone, move to the one that replaced it
+		 * (a RESTARTED record then waits in the re-delivery queue). */
+		if (!client_queue_stale(q))
+			return 0;
+		int r = client_queue_recover(q);
+		if (r <= 0)
+			return r;
+	}
+	return 0;
+}
+
+int onering_advance(struct onering_queue *q, unsigned n)
+{
+	if (!q || n > q->peek_n)
+		return -EINVAL;
+	if (q->peek_ring)
+		/* R2 (shm/ring.h): synchronises with the broker's A2. */
+		onering_ring_release(q->peek_ring, n);
+	else
+		client_redeliver_drop(&q->redeliver, n);
+	q->peek_n -= n;
+	q->since_collect += n;
+	if (n)
+		q->idle = false;
+	return 0;
+}
+
+struct onering_sub onering_event_sub(const struct onering_queue *q, const struct onering_event *e)
+{
+	struct onering_sub sub = {e->sub_id, e->sub_gen};
+
+	/* Only our own sources' records carry a broker id to translate. */
+	if (q->bmap && client_record_classify(e) == CLIENT_REC_OWN &&
+	    !client_bmap_get(q->bmap, e->sub_id, e->sub_gen, &sub.id, &sub.gen))
+		sub = (struct onering_sub){0, 0};
+	return sub;
 }
 
 int onering_pending(struct onering_queue *q)

@@ -16,6 +16,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <sstream>
+#include <chrono>
 #include <string>
 #include <linux/filter.h>
 #include <linux/perf_event.h>
@@ -25,6 +26,7 @@
 #include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #include <vector>
 
@@ -421,6 +423,38 @@ inline int InstallSeccompKillAll()
 {
 	syscall(SYS_exit_group, code);
 	__builtin_unreachable();
+}
+
+// A child consuming an eventfd's records under InstallSeccompKillAll():
+// wait for its byte on ready_fd, write efd until it exits (at most
+// `seconds`, then SIGKILL), and say whether it exited with 0 by itself.
+inline ::testing::AssertionResult FeedUntilCleanExit(int efd, pid_t child, int ready_fd,
+						     int seconds)
+{
+	char c;
+	if (read(ready_fd, &c, 1) != 1)
+		return ::testing::AssertionFailure() << "the child did not get ready";
+	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(seconds);
+	int status = 0;
+	for (uint64_t i = 0;; i++) {
+		eventfd_write(efd, 1);
+		if ((i & 1023) == 0) {
+			if (waitpid(child, &status, WNOHANG) == child)
+				break;
+			if (std::chrono::steady_clock::now() > deadline) {
+				kill(child, SIGKILL);
+				waitpid(child, &status, 0);
+				return ::testing::AssertionFailure() << "consumer did not finish";
+			}
+		}
+	}
+	if (!WIFEXITED(status))
+		return ::testing::AssertionFailure()
+		       << "killed by signal " << WTERMSIG(status)
+		       << (WTERMSIG(status) == SIGSYS ? " (a system call!)" : "");
+	if (WEXITSTATUS(status) != 0)
+		return ::testing::AssertionFailure() << "exit status " << WEXITSTATUS(status);
+	return ::testing::AssertionSuccess();
 }
 
 // Wait (bounded) for a child to end; past the deadline kill and reap it.

@@ -76,25 +76,7 @@ TEST(ZeroSyscallTest, EdgeRecordsAreConsumedUnderASeccompFilterThatKillsOnAnySys
 		}
 		ExitGroup(0);
 	}
-	char c;
-	ASSERT_EQ(read(ready[0], &c, 1), 1);
-	int status = 0;
-	auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-	for (uint64_t i = 0;; i++) {
-		eventfd_write(efd, 1);
-		if ((i & 1023) == 0) {
-			if (waitpid(child, &status, WNOHANG) == child)
-				break;
-			if (std::chrono::steady_clock::now() > deadline) {
-				kill(child, SIGKILL);
-				waitpid(child, &status, 0);
-				FAIL() << "consumer did not finish";
-			}
-		}
-	}
-	ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << WTERMSIG(status)
-				       << (WTERMSIG(status) == SIGSYS ? " (a system call!)" : "");
-	EXPECT_EQ(WEXITSTATUS(status), 0);
+	EXPECT_TRUE(onering_test::FeedUntilCleanExit(efd, child, ready[0], 120));
 	close(efd);
 	close(ready[0]);
 	close(ready[1]);
