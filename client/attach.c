@@ -126,7 +126,8 @@ void onering_detach(struct onering *att)
 
 bool client_broker_alive(struct onering *att)
 {
-	struct pollfd pfd = {.fd = att->sock, .events = POLLIN};
+	int sock = client_att_sock(att);
+	struct pollfd pfd = {.fd = sock, .events = POLLIN};
 	struct onering_msg m;
 
 	if (client_att_dead(att))
@@ -138,7 +139,7 @@ bool client_broker_alive(struct onering *att)
 		return false;
 	}
 	/* Something to read: a hang-up (0 bytes) or the broker's SHUTDOWN. */
-	ssize_t n = recv(att->sock, &m, sizeof(m), MSG_PEEK | MSG_DONTWAIT);
+	ssize_t n = recv(sock, &m, sizeof(m), MSG_PEEK | MSG_DONTWAIT);
 	if (n == 0 || (n == (ssize_t)sizeof(m) && m.type == ONERING_MSG_SHUTDOWN)) {
 		client_att_set_dead(att);
 		return false;

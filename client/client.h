@@ -157,6 +157,20 @@ static inline void client_att_set_dead(struct onering *att)
 		;
 }
 
+/* The control socket, read by threads that do not hold att->lock (a sleep's
+ * ppoll, the liveness check). Recovery replaces it under att->lock with a
+ * relaxed store (client_att_set_sock): an fd number, used as a system call
+ * argument only, nothing it points to needs ordering. */
+static inline int client_att_sock(const struct onering *att)
+{
+	return __atomic_load_n(&att->sock, __ATOMIC_RELAXED);
+}
+
+static inline void client_att_set_sock(struct onering *att, int sock)
+{
+	__atomic_store_n(&att->sock, sock, __ATOMIC_RELAXED);
+}
+
 /* Is q's broker gone, or q not yet moved to the broker that replaced it? */
 static inline bool client_queue_stale(const struct onering_queue *q)
 {

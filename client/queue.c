@@ -816,7 +816,7 @@ static int bell_sleep(struct onering_queue *q, uint64_t deadline)
 {
 	/* POLLRDHUP, not POLLIN: a reply another thread waits for is not ours. */
 	struct pollfd pfd[2] = {{.fd = q->bell_fd, .events = POLLIN},
-				{.fd = q->att->sock, .events = POLLRDHUP}};
+				{.fd = client_att_sock(q->att), .events = POLLRDHUP}};
 	struct timespec tmo, *t = NULL;
 	uint64_t now = now_ns();
 
@@ -973,7 +973,7 @@ int onering_queue_fd(struct onering_queue *q)
 	if (fd < 0)
 		return -errno;
 	if (epoll_ctl(fd, EPOLL_CTL_ADD, q->bell_fd, &bell) < 0 ||
-	    epoll_ctl(fd, EPOLL_CTL_ADD, q->att->sock, &sock) < 0) {
+	    epoll_ctl(fd, EPOLL_CTL_ADD, client_att_sock(q->att), &sock) < 0) {
 		int r = -errno;
 		close(fd);
 		return r;

@@ -365,7 +365,7 @@ static int recover_att(struct onering *att)
 		return 0; /* not back yet (or refusing us: try again later) */
 	pthread_mutex_lock(&att->lock);
 	int old = att->sock;
-	att->sock = sock;
+	client_att_set_sock(att, sock);
 	att->client_id = hello.u.hello.client_id;
 	att->epoch = hello.u.hello.epoch;
 	att->seq = 1;
