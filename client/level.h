@@ -129,6 +129,8 @@ static inline void client_redeliver_drop(struct client_redeliver *rd, uint32_t n
 {
 	if (n > rd->nr)
 		n = rd->nr;
+	if (n == 0)
+		return; /* evs may still be NULL */
 	memmove(rd->evs, rd->evs + n, (rd->nr - n) * sizeof(*rd->evs));
 	rd->nr -= n;
 }

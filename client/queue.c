@@ -772,6 +772,8 @@ int onering_advance(struct onering_queue *q, unsigned n)
 {
 	if (!q || n > q->peek_n)
 		return -EINVAL;
+	if (n == 0)
+		return 0;
 	if (q->peek_ring)
 		/* R2 (shm/ring.h): synchronises with the broker's A2. */
 		onering_ring_release(q->peek_ring, n);

@@ -134,6 +134,7 @@ void dt_free(struct dt *t)
 				free(pg->bl[k].rec_flows);
 			}
 			free(pg->flows);
+			free(pg->cands);
 		}
 		free(g->pg);
 		free(g->members);
