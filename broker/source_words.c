@@ -91,9 +91,31 @@ static unsigned words_poll(struct broker_source *src, const struct broker_poll_c
 	return n;
 }
 
+/* A store to a watched word wakes nobody ("waking = a plain store"): while
+ * any word is watched the idle poller scans again after idle_sleep_ms at
+ * most; with none watched the words need no deadline. nr_watched is this
+ * poller's own (words_apply_request). */
+static uint64_t words_next_deadline(struct broker_source *src, uint64_t now_ns)
+{
+	struct broker_queue *q;
+
+	(void)now_ns;
+	cds_list_for_each_entry_rcu(q, &src->p->queues, poller_node) {
+		BROKER_TSAN_OBSERVE(q);
+		/* A5 (deliver.c): the queue's state word. */
+		if (q->nr_watched &&
+		    onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE) {
+			int ms = src->p->b->cfg.idle_sleep_ms;
+			return ms > 0 ? (uint64_t)ms * 1000000ull : 0;
+		}
+	}
+	return UINT64_MAX;
+}
+
 static const struct broker_source_ops words_ops = {
 	.name = "words",
 	.poll = words_poll,
+	.next_deadline = words_next_deadline,
 	.apply_request = words_apply_request,
 	.destroy = broker_source_free,
 };
