@@ -21,11 +21,12 @@
  *            each loop, and nothing wakes the poller when the consumer
  *            frees space) is the block cut to idle_sleep_ms. With nothing
  *            to retry and no timer it has no timeout at all: an idle
- *            broker makes no wake-ups (sleeps_untimed counts these). A source whose work wakes nothing
- *            (NIC rx) has deadline 0: the poller then never blocks (an
- *            overprovisioned one yields instead). The spin reads no clock
- *            of its own: it goes by the loop's (ctx.now_ns, which the
- *            sources need for timestamps and timers).
+ *            broker makes no wake-ups (sleeps_untimed counts these).
+ *            A source whose work wakes nothing (NIC rx) has deadline 0:
+ *            the poller then never blocks (an overprovisioned one yields
+ *            instead). The spin reads no clock of its own: it goes by the
+ *            loop's (ctx.now_ns, which the sources need for timestamps
+ *            and timers).
  *
  * The loop knows no source kind: a new kind is a file behind the ops table
  * in source.h, not an edit here.
