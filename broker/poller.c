@@ -14,13 +14,19 @@
  *            (sched_yield), then blocks; overprovisioned blocks at once.
  *            Blocking is: announce sleep and wait on the wait set (the
  *            epoll fd that holds every fd source and the kick eventfd)
- *            until an fd is ready, a client or another poller kicks, the
- *            next source deadline (a timer) comes or idle_sleep_ms ends;
- *            RCU-offline meanwhile. A source whose work wakes nothing
- *            (NIC rx) has deadline 0: the poller then never blocks (an
- *            overprovisioned one yields instead). The spin reads no clock
- *            of its own: it goes by the loop's (ctx.now_ns, which the
- *            sources need for timestamps and timers).
+ *            until an fd is ready, a client or another poller kicks, or
+ *            the next source deadline comes (a timer; a watched word's
+ *            scan); RCU-offline meanwhile. Only while a record waits for
+ *            ring space (a queue's pending list, a group's backlog: retried
+ *            each loop, and nothing wakes the poller when the consumer
+ *            frees space) is the block cut to idle_sleep_ms. With nothing
+ *            to retry and no timer it has no timeout at all: an idle
+ *            broker makes no wake-ups (sleeps_untimed counts these).
+ *            A source whose work wakes nothing (NIC rx) has deadline 0:
+ *            the poller then never blocks (an overprovisioned one yields
+ *            instead). The spin reads no clock of its own: it goes by the
+ *            loop's (ctx.now_ns, which the sources need for timestamps
+ *            and timers).
  *
  * The loop knows no source kind: a new kind is a file behind the ops table
  * in source.h, not an edit here.
@@ -41,6 +47,7 @@
 
 #include "broker/broker.h"
 #include "broker/deliver.h"
+#include "broker/group.h"
 #include "broker/poller.h"
 #include "broker/queue.h"
 #include "broker/source.h"
@@ -113,17 +120,55 @@ static uint64_t next_deadline(struct poller *p, uint64_t now)
 	return next;
 }
 
-/* Block on the wait set for at most sleep_ns. Events stay in epoll for the
- * fd source to harvest: ppoll only asks whether there are any. */
+/*
+ * Does a record of this poller wait for ring space - in a queue's pending
+ * list or in its slice of a group's backlog? deliver_flush retries those
+ * every loop, and the consumer's progress does not wake the poller, so
+ * the idle block must end by itself while any waits. All of it is this
+ * poller's own state (deliver.c writes it on this thread).
+ */
+static bool waits_for_space(struct poller *p)
+{
+	struct broker *b = p->b;
+	struct broker_queue *q;
+
+	/* A12: pairs with R7 in broker_group_get (group.c), as A11 in
+	 * deliver_flush: the group slots below the count are published. */
+	unsigned ng = onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire);
+	for (unsigned i = 0; i < ng; i++) {
+		struct broker_group *g = rcu_dereference(b->groups[i]);
+		if (g && g->pg[p->idx].waiting)
+			return true;
+	}
+	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
+		BROKER_TSAN_OBSERVE(q);
+		if (q->pending_head)
+			return true;
+		for (uint32_t level = 1; level <= q->top_level; level++)
+			if (q->hi[level - 1].pending_head)
+				return true;
+	}
+	return false;
+}
+
+/* Block on the wait set for at most sleep_ns (UINT64_MAX: no timeout).
+ * Events stay in epoll for the fd source to harvest: ppoll only asks
+ * whether there are any. */
 static void idle_sleep(struct poller *p, uint64_t sleep_ns)
 {
 	struct pollfd pfd = {.fd = p->epfd, .events = POLLIN};
 	struct timespec tmo = {.tv_sec = (time_t)(sleep_ns / 1000000000ull),
 			       .tv_nsec = (long)(sleep_ns % 1000000000ull)};
+	bool untimed = sleep_ns == UINT64_MAX;
 
+	/* Counted as it begins: a block with no timeout may last until the
+	 * broker stops, and stats should show it meanwhile. */
+	broker_count(&p->ctr[ONERING_PC_SLEEPS], 1);
+	if (untimed)
+		broker_count(&p->ctr[ONERING_PC_SLEEPS_UNTIMED], 1);
 	BROKER_TSAN_QUIESCENT();
 	urcu_qsbr_thread_offline();
-	int r = ppoll(&pfd, 1, &tmo, NULL);
+	int r = ppoll(&pfd, 1, untimed ? NULL : &tmo, NULL);
 	if (r < 0 && errno != EINTR) {
 		broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
 		onering_log(ONERING_LOG_ERR, "poller %u: ppoll: %s", p->idx, strerror(errno));
@@ -131,7 +176,6 @@ static void idle_sleep(struct poller *p, uint64_t sleep_ns)
 	p->epoll_due = r != 0; /* readable (or unsure): the fd source asks epoll */
 	urcu_qsbr_thread_online();
 	set_need_wakeup(p, 0);
-	broker_count(&p->ctr[ONERING_PC_SLEEPS], 1);
 	onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
 }
 
@@ -154,10 +198,12 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 		onering_cpu_relax();
 		return;
 	}
-	uint64_t sleep_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
-	uint64_t next = next_deadline(p, now);
-	if (next < sleep_ns)
-		sleep_ns = next;
+	/* The longest block: the next source deadline (UINT64_MAX: none, no
+	 * timeout), cut to idle_sleep_ms while a record waits for space. */
+	uint64_t sleep_ns = next_deadline(p, now);
+	uint64_t retry_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
+	if (sleep_ns > retry_ns && waits_for_space(p))
+		sleep_ns = retry_ns;
 	if (sleep_ns == 0) { /* a source that wakes nothing (NIC rx), or --idle-sleep-ms 0 */
 		if (cfg->idle == BROKER_IDLE_OVERPROVISIONED) {
 			sched_yield();
@@ -181,7 +227,7 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 		}
 	}
 	/* Block until a source fires, a client kicks (it has put a request on
-	 * a submission ring) or the sleep ends. */
+	 * a submission ring) or the sleep ends (if it has an end). */
 	if (!announce_sleep(p)) {
 		onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
 		set_need_wakeup(p, 0);

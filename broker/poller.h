@@ -40,6 +40,9 @@ struct broker_sub;
  *             load-acquire (A9, broker_pollers_settle).
  *   b->settle_seq  control: store-release (R8) after changing group
  *             settings; poller: load-acquire at the top of a loop (A10).
+ *   b->nr_groups_pub  control: store-release (R7, group.c); poller:
+ *             load-acquire before an idle block (A12, waits_for_space),
+ *             as deliver_flush's A11.
  */
 struct poller {
 	/* Set up by the control thread before the poller starts. */

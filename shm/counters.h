@@ -74,7 +74,10 @@ extern "C" {
 	X(P, BUSY_NS, busy_ns, COUNTER, ns,                                                    \
 	  "time in loops that did work (busy % = its rate / 1e7)")                              \
 	X(P, YIELDS, yields, COUNTER, yields,                                                  \
-	  "times the idle poller offered its core (sched_yield) before blocking")
+	  "times the idle poller offered its core (sched_yield) before blocking")              \
+	X(P, SLEEPS_UNTIMED, sleeps_untimed, COUNTER, sleeps,                                  \
+	  "idle blocks without a timeout (nothing to retry, no timer): only a kick, an fd or " \
+	  "a hand-off ends them")
 
 /* ONERING_STATS_QUEUE: one consumer queue. */
 #define ONERING_QUEUE_COUNTERS(X, P)                                                          \
