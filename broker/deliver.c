@@ -233,8 +233,7 @@ static unsigned flush_pending(struct poller *p, struct broker_queue *q, uint64_t
 	return placed;
 }
 
-/* Is anything of q's waiting for ring space? */
-static bool queue_pending(const struct broker_queue *q)
+bool deliver_queue_waiting(const struct broker_queue *q)
 {
 	if (q->pending_head)
 		return true;
@@ -917,7 +916,7 @@ unsigned deliver_flush(struct poller *p, uint64_t ts)
 		if (!queue_live(q))
 			continue;
 		nr_queues++;
-		if (q->top_level == 0 ? q->pending_head != NULL : queue_pending(q))
+		if (q->top_level == 0 ? q->pending_head != NULL : deliver_queue_waiting(q))
 			work += flush_pending(p, q, ts);
 		if (!q->dirty)
 			continue;

@@ -78,6 +78,10 @@ void deliver_sub_forget(struct broker_sub *s);
  * ring the doorbells. Returns records placed and published. */
 unsigned deliver_flush(struct poller *p, uint64_t ts);
 
+/* Is a record of q's (any priority level) pending, waiting for ring space?
+ * Context: q's poller. */
+bool deliver_queue_waiting(const struct broker_queue *q);
+
 /* The client broke the ring ABI of q: stop serving it and tell the control
  * thread (once). */
 void deliver_queue_fault(struct poller *p, struct broker_queue *q, const char *what);

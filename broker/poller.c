@@ -142,11 +142,8 @@ static bool waits_for_space(struct poller *p)
 	}
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
 		BROKER_TSAN_OBSERVE(q);
-		if (q->pending_head)
+		if (deliver_queue_waiting(q))
 			return true;
-		for (uint32_t level = 1; level <= q->top_level; level++)
-			if (q->hi[level - 1].pending_head)
-				return true;
 	}
 	return false;
 }
