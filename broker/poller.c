@@ -137,7 +137,12 @@ static bool waits_for_space(struct poller *p)
 	unsigned ng = onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire);
 	for (unsigned i = 0; i < ng; i++) {
 		struct broker_group *g = rcu_dereference(b->groups[i]);
-		if (g && g->pg[p->idx].waiting)
+		if (!g)
+			continue; /* a free slot */
+		/* TSan does not see rcu_dereference's ordering (as in
+		 * deliver_flush): the annotation says what it orders. */
+		BROKER_TSAN_OBSERVE(g);
+		if (g->pg[p->idx].waiting)
 			return true;
 	}
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
