@@ -182,9 +182,6 @@ static void idle_sleep(struct poller *p, uint64_t sleep_ns)
 }
 
 /* Since the last loop that worked. */
-/* Cap every idle block at idle_sleep_ms (see idle_step). */
-#define IDLE_CAP_ALWAYS 1
-
 struct idle_state {
 	uint64_t since_ns; /* the first idle loop's clock, 0: the last loop worked */
 	unsigned yields;   /* backoff's yields so far */
@@ -203,16 +200,11 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 		onering_cpu_relax();
 		return;
 	}
-	/* The longest block: the next source deadline, cut to idle_sleep_ms.
-	 * Not longer yet, even when nothing waits for space (waits_for_space):
-	 * a queue opened while the poller sleeps does not see its NEED_WAKEUP
-	 * flag, so its first request does not kick, and only the cap wakes the
-	 * poller (KickTest.FirstRequestOfAQueueOpenedDuringASleepWakesThePoller
-	 * failed in CI with the block untimed). The untimed block needs the
-	 * control thread to kick the poller when it gives it a new queue. */
+	/* The longest block: the next source deadline (UINT64_MAX: none, no
+	 * timeout), cut to idle_sleep_ms while a record waits for space. */
 	uint64_t sleep_ns = next_deadline(p, now);
 	uint64_t retry_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
-	if (sleep_ns > retry_ns && (IDLE_CAP_ALWAYS || waits_for_space(p)))
+	if (sleep_ns > retry_ns && waits_for_space(p))
 		sleep_ns = retry_ns;
 	if (sleep_ns == 0) { /* a source that wakes nothing (NIC rx), or --idle-sleep-ms 0 */
 		if (cfg->idle == BROKER_IDLE_OVERPROVISIONED) {

@@ -275,9 +275,7 @@ TEST_F(PollerIdleTest, BackoffYieldsThenBlocks)
 // timeout - counted in sleeps_untimed - and nothing ends that block while
 // nobody does anything: its loops counter stands still (a stats request
 // is the control thread's, it does not wake the poller).
-// Disabled while every idle block is capped (IDLE_CAP_ALWAYS in broker/poller.c):
-// the untimed block lost the first kick of a queue opened during the sleep.
-TEST_F(PollerIdleTest, DISABLED_IdleBlocksWithoutTimeout)
+TEST_F(PollerIdleTest, IdleBlocksWithoutTimeout)
 {
 	StartBroker({});
 	struct onering *att;
