@@ -1096,9 +1096,11 @@ static void print_idle(const struct broker_config *cfg, FILE *out)
 	if (cfg->idle == BROKER_IDLE_BUSY)
 		fprintf(out, "poll on, never block\n");
 	else if (cfg->idle == BROKER_IDLE_OVERPROVISIONED)
-		fprintf(out, "block at once, at most %d ms\n", cfg->idle_sleep_ms);
+		fprintf(out, "block at once (at most %d ms while a record waits for space or a "
+			"word is watched)\n", cfg->idle_sleep_ms);
 	else
-		fprintf(out, "poll %llu us, yield, then block at most %d ms\n",
+		fprintf(out, "poll %llu us, yield, then block (at most %d ms while a record waits "
+			"for space or a word is watched)\n",
 			(unsigned long long)(cfg->idle_spin_ns / 1000), cfg->idle_sleep_ms);
 }
 

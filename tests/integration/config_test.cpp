@@ -115,7 +115,8 @@ TEST_F(ConfigTest, EveryKeyRoundTripsThroughCheck)
 				 "plan OK\n"})
 		EXPECT_NE(out.find(want), std::string::npos) << "missing \"" << want << "\" in:\n" << out;
 	const std::string idle = "idle          backoff (" + path_ + ":15): poll 50 us, yield, then "
-				 "block at most 2 ms\n";
+				 "block (at most 2 ms while a record waits for space or a word is "
+				 "watched)\n";
 	EXPECT_NE(out.find(idle), std::string::npos) << idle << " in:\n" << out;
 	const std::string batch = "source        group batch  (" + path_ + ":" +
 				  std::to_string(group_line + 6) + ")\n";
@@ -197,7 +198,8 @@ TEST_F(ConfigTest, IdleStrategyAndContradictoryKnobs)
 	int st;
 	std::string out = Check("", &st);
 	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
-	EXPECT_NE(out.find("idle          overprovisioned (" + path_ + ":3): block at once, at most 1 ms\n"),
+	EXPECT_NE(out.find("idle          overprovisioned (" + path_ + ":3): block at once (at most 1 ms "
+			   "while a record waits for space or a word is watched)\n"),
 		  std::string::npos) << out;
 	out = Check("--idle busy", &st);
 	ASSERT_EQ(WEXITSTATUS(st), 0) << out;
@@ -210,7 +212,8 @@ TEST_F(ConfigTest, IdleStrategyAndContradictoryKnobs)
 	EXPECT_NE(out.find("idle          busy (--idle-sleep-ms -1): poll on, never block\n"),
 		  std::string::npos) << out;
 	out = Check("", &st);
-	EXPECT_NE(out.find("idle          backoff (default): poll 100 us, yield, then block at most 1 ms\n"),
+	EXPECT_NE(out.find("idle          backoff (default): poll 100 us, yield, then block (at most 1 ms "
+			   "while a record waits for space or a word is watched)\n"),
 		  std::string::npos) << out;
 
 	struct Case {
