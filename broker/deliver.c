@@ -31,6 +31,9 @@
  *       untrusted, only compared (clamped to the capacity).
  *   A11 deliver_flush: load-acquire of b->nr_groups_pub. Pairs with R7 in
  *       broker_group_get (group.c): the group slots below it are published.
+ *   A15 deliver_flush: load-acquire of p->queues_gen. Pairs with R12 where
+ *       the control thread changes p->queues (handlers.c, queue.c): a walk
+ *       that sees the new count sees the list as changed.
  *   Group and member pointers: rcu_dereference, paired with the control
  *   thread's rcu_assign_pointer (group.c); freed only after a grace period.
  */
@@ -78,6 +81,7 @@ void deliver_queue_fault(struct poller *p, struct broker_queue *q, const char *w
 		return;
 	onering_log(ONERING_LOG_WARN, "poller %u: queue %u of pid %d: %s; dropping the client",
 		    p->idx, q->id, (int)q->owner_pid, what);
+	p->recount = true; /* it is no longer served */
 	BROKER_TSAN_PUBLISH(q);
 	cds_wfcq_enqueue(&p->b->fault_head, &p->b->fault_tail, &q->fault_node);
 	if (eventfd_write(p->b->reap_fd, 1) < 0)
@@ -89,6 +93,18 @@ static bool queue_live(const struct broker_queue *q)
 {
 	/* A5 */
 	return onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE;
+}
+
+/* Records were written to q's ring (p serves q): publish it at the end of
+ * this loop. The list lives one loop: deliver_flush empties it before the
+ * poller's next quiescent state, so no queue on it can be freed meanwhile. */
+static void mark_dirty(struct poller *p, struct broker_queue *q)
+{
+	if (q->dirty)
+		return;
+	q->dirty = true;
+	q->dirty_next = p->dirty;
+	p->dirty = q;
 }
 
 /* A slot of q's ring of level (p serves q): 1 and *slot, 0 full, -EPROTO
@@ -117,7 +133,7 @@ int deliver_to_queue(struct poller *p, struct broker_queue *q, const struct oner
 	if (r <= 0)
 		return r < 0 ? r : -EAGAIN;
 	memcpy(slot, rec, sizeof(*rec));
-	q->dirty = true;
+	mark_dirty(p, q);
 	return 0;
 }
 
@@ -135,8 +151,8 @@ static struct broker_sub ***pending_tailp(struct broker_queue *q, uint32_t level
 	return level == 0 ? &q->pending_tail : &q->hi[level - 1].pending_tail;
 }
 
-static void pending_append(struct broker_queue *q, uint32_t level, struct broker_sub *s,
-			   uint32_t events, uint32_t count)
+static void pending_append(struct poller *p, struct broker_queue *q, uint32_t level,
+			   struct broker_sub *s, uint32_t events, uint32_t count)
 {
 	struct broker_sub ***tail = pending_tailp(q, level);
 
@@ -146,6 +162,7 @@ static void pending_append(struct broker_queue *q, uint32_t level, struct broker
 	s->pending_next = NULL;
 	**tail = s;
 	*tail = &s->pending_next;
+	p->nr_waiting++; /* deliver_flush walks the queues until it counts none */
 	broker_count(&q->ctr[ONERING_QC_DEFERRED], 1);
 	broker_count(&q->ctr[ONERING_QC_PENDING], 1);
 	if (q->top_level)
@@ -188,13 +205,13 @@ static void deliver_sub_queue(struct poller *p, struct broker_queue *q, struct b
 		int r = claim(p, q, level, &slot);
 		if (r == 1) {
 			deliver_write_record(slot, s, events, count, ts);
-			q->dirty = true;
+			mark_dirty(p, q);
 			return;
 		}
 		if (r < 0)
 			return;
 	}
-	pending_append(q, level, s, events, count);
+	pending_append(p, q, level, s, events, count);
 }
 
 /* Place pending records of one level in the space the consumer gave back,
@@ -214,7 +231,7 @@ static unsigned flush_pending_level(struct poller *p, struct broker_queue *q, ui
 		s->pending = false;
 		broker_count(&q->ctr[ONERING_QC_PENDING], (uint64_t)-1);
 		deliver_write_record(slot, s, s->pending_events, s->pending_count, ts);
-		q->dirty = true;
+		mark_dirty(p, q);
 		placed++;
 	}
 	return placed;
@@ -503,7 +520,7 @@ static int place_in_ring(struct poller *p, struct broker_queue *q, const struct 
 		return r < 0 ? r : -EAGAIN;
 	memcpy(slot, rec, sizeof(*rec));
 	((struct onering_event *)slot)->flags |= foreign_flag(p, rec, q);
-	q->dirty = true;
+	mark_dirty(p, q);
 	if (rec->flags & ONERING_EVF_REDELIVERED)
 		broker_count(&q->ctr[ONERING_QC_REDELIVERED], 1);
 	if (f)
@@ -789,8 +806,9 @@ static unsigned flush_backlog(struct poller *p, struct broker_group *g, uint64_t
 
 /* A packet into q's next slot and its packet area (flagged TRUNCATED when
  * cut to the packet stride): 0, or -EAGAIN if q is full. */
-static int put_packet(struct broker_pgroup *pg, struct broker_queue *q, struct broker_flow *f,
-		      struct onering_event *rec, const void *data, uint32_t len)
+static int put_packet(struct poller *p, struct broker_pgroup *pg, struct broker_queue *q,
+		      struct broker_flow *f, struct onering_event *rec, const void *data,
+		      uint32_t len)
 {
 	void *slot = NULL;
 
@@ -805,7 +823,7 @@ static int put_packet(struct broker_pgroup *pg, struct broker_queue *q, struct b
 	if (captured < rec->payload.nic.length)
 		rec->flags |= ONERING_EVF_TRUNCATED;
 	memcpy(slot, rec, sizeof(*rec));
-	q->dirty = true;
+	mark_dirty(p, q);
 	if (f) {
 		f->sent++;
 		f->qslot = q->slot;
@@ -825,7 +843,7 @@ static int place_packet(struct poller *p, struct broker_group *g, struct onering
 	struct broker_queue *q =
 		pick(p, g, pg, rec->payload.nic.rss_hash, 0, PICK_PACKETS, &f, &remote);
 
-	return q ? put_packet(pg, q, f, rec, data, len) : -EAGAIN;
+	return q ? put_packet(p, pg, q, f, rec, data, len) : -EAGAIN;
 }
 
 unsigned deliver_packets(struct poller *p, struct broker_group *g, struct onering_event *recs,
@@ -860,7 +878,7 @@ unsigned deliver_packets(struct poller *p, struct broker_group *g, struct onerin
 					 &remote);
 			if (!q)
 				break;
-			r = put_packet(pg, q, NULL, &recs[i], data[i], lens[i]);
+			r = put_packet(p, pg, q, NULL, &recs[i], data[i], lens[i]);
 			if (r < 0)
 				q = NULL; /* full: decide again */
 		}
@@ -892,49 +910,92 @@ static uint64_t publish_levels(struct broker_queue *q)
 	return total;
 }
 
-unsigned deliver_flush(struct poller *p, uint64_t ts)
+/* Every queue of p: place what waits in pending lists, count the queues
+ * served (the gauge) and those still waiting. Run while any waited at the
+ * last count, after the control thread changed p's list, after a fault. */
+static unsigned flush_walk(struct poller *p, uint64_t ts)
 {
-	struct broker *b = p->b;
 	struct broker_queue *q;
-	unsigned work = 0, published = 0, nr_queues = 0;
-
-	/* A11: pairs with R7 in broker_group_get (group.c): the slots below
-	 * the count are published. */
-	unsigned ng = onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire);
-	for (unsigned i = 0; i < ng; i++) {
-		struct broker_group *g = rcu_dereference(b->groups[i]);
-		if (!g)
-			continue; /* a free slot */
-		BROKER_TSAN_OBSERVE(g);
-		struct broker_pgroup *pg = &g->pg[p->idx];
-		if (pg->waiting)
-			work += flush_backlog(p, g, ts);
-	}
+	unsigned work = 0, nr_queues = 0, waiting = 0;
 
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
 		BROKER_TSAN_OBSERVE(q);
 		if (!queue_live(q))
 			continue;
 		nr_queues++;
-		if (q->top_level == 0 ? q->pending_head != NULL : deliver_queue_waiting(q))
-			work += flush_pending(p, q, ts);
-		if (!q->dirty)
+		if (q->top_level == 0 ? q->pending_head == NULL : !deliver_queue_waiting(q))
 			continue;
+		work += flush_pending(p, q, ts);
+		waiting += deliver_queue_waiting(q);
+	}
+	p->nr_waiting = waiting;
+	onering_atomic_store(&p->ctr[ONERING_PC_QUEUES], nr_queues, onering_mo_relaxed);
+	return work;
+}
+
+/* The groups' backlogs waiting on p: A11 pairs with R7 in broker_group_get
+ * (group.c): the group slots below the count are published. flush: place
+ * what fits (else only say whether any waits). */
+static unsigned groups_waiting(struct poller *p, uint64_t ts, bool flush)
+{
+	struct broker *b = p->b;
+	unsigned ng = onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire);
+	unsigned work = 0;
+
+	for (unsigned i = 0; i < ng; i++) {
+		struct broker_group *g = rcu_dereference(b->groups[i]);
+		if (!g)
+			continue; /* a free slot */
+		BROKER_TSAN_OBSERVE(g);
+		if (!g->pg[p->idx].waiting)
+			continue;
+		if (!flush)
+			return 1;
+		work += flush_backlog(p, g, ts);
+	}
+	return work;
+}
+
+bool deliver_waiting(struct poller *p)
+{
+	return p->nr_waiting != 0 || groups_waiting(p, 0, false) != 0;
+}
+
+unsigned deliver_flush(struct poller *p, uint64_t ts)
+{
+	unsigned work = groups_waiting(p, ts, true), published = 0;
+
+	/* A15: pairs with R12 (the control thread's release of queues_gen
+	 * after it changed p->queues). */
+	uint32_t gen = onering_atomic_load(&p->queues_gen, onering_mo_acquire);
+	if (p->nr_waiting || p->recount || gen != p->queues_gen_seen) {
+		p->recount = false;
+		p->queues_gen_seen = gen;
+		work += flush_walk(p, ts);
+	}
+	/* The rings written this loop, and only those. */
+	struct broker_queue *q = p->dirty;
+	p->dirty = NULL;
+	while (q) {
+		struct broker_queue *next = q->dirty_next;
+		q->dirty_next = NULL;
 		q->dirty = false;
-		uint64_t n;
-		if (q->top_level == 0) {
-			uint64_t before = q->evp.published_pos;
-			onering_ring_publish(&q->evp); /* R1 (shm/ring.h) */
-			n = q->evp.published_pos - before;
-		} else {
-			n = publish_levels(q);
+		if (queue_live(q)) {
+			uint64_t n;
+			if (q->top_level == 0) {
+				uint64_t before = q->evp.published_pos;
+				onering_ring_publish(&q->evp); /* R1 (shm/ring.h) */
+				n = q->evp.published_pos - before;
+			} else {
+				n = publish_levels(q);
+			}
+			broker_count(&q->ctr[ONERING_QC_PUBLISHED], n);
+			published += (unsigned)n;
+			if (broker_queue_wake(q)) /* F2, R3 (shm/doorbell.h) */
+				broker_count(&q->ctr[ONERING_QC_WAKES], 1);
 		}
-		broker_count(&q->ctr[ONERING_QC_PUBLISHED], n);
-		published += (unsigned)n;
-		if (broker_queue_wake(q)) /* F2, R3 (shm/doorbell.h) */
-			broker_count(&q->ctr[ONERING_QC_WAKES], 1);
+		q = next;
 	}
 	broker_count(&p->ctr[ONERING_PC_PUBLISHED], published);
-	onering_atomic_store(&p->ctr[ONERING_PC_QUEUES], nr_queues, onering_mo_relaxed);
 	return work + published;
 }

@@ -75,12 +75,21 @@ void deliver_sub_forget(struct broker_sub *s);
 
 /* Once per loop, after the sources: place what waits in group backlogs and
  * queue pending lists, publish every ring written since the last flush and
- * ring the doorbells. Returns records placed and published. */
+ * ring the doorbells. Walks every queue of p only while a record waits in a
+ * pending list or after p's queues changed; otherwise it costs the group
+ * backlogs' flags and the rings written this loop. Returns records placed
+ * and published. */
 unsigned deliver_flush(struct poller *p, uint64_t ts);
 
 /* Is a record of q's (any priority level) pending, waiting for ring space?
  * Context: q's poller. */
 bool deliver_queue_waiting(const struct broker_queue *q);
+
+/* Does a record of p wait for ring space - in a queue's pending list or in
+ * its slice of a group's backlog? deliver_flush retries those every loop and
+ * the consumer's progress does not wake the poller, so its idle block must
+ * end by itself while any waits. Context: p's thread. */
+bool deliver_waiting(struct poller *p);
 
 /* The client broke the ring ABI of q: stop serving it and tell the control
  * thread (once). */

@@ -57,6 +57,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/bells.h"
 #include "broker/broker.h"
 #include "broker/control.h"
 #include "broker/group.h"
@@ -336,6 +337,8 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	 * submit_has_work (source_submit.c), words_poll (source_words.c). */
 	rcu_assign_pointer(p->queues.next, &q->poller_node);
 	q->poller_node.next->prev = &q->poller_node;
+	/* R12: pairs with A15 in deliver_flush: it counts its queues again. */
+	onering_atomic_fetch_add(&p->queues_gen, 1u, onering_mo_release);
 	/* A sleeping poller announced NEED_WAKEUP only in the queues it had:
 	 * this one reads 0, so its client would not kick, and its first
 	 * request would wait out the sleep (up to --idle-sleep-ms). Kick now:
@@ -345,6 +348,14 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	/* R2: synchronises with broker_queue_lookup's rcu_dereference
 	 * (queue.c). */
 	rcu_assign_pointer(b->queues[q->slot], q);
+	r = broker_bells_join(p, q, c->cred.uid);
+	if (r < 0) {
+		onering_log(ONERING_LOG_ERR, "client %u: no submission bell for queue %u on "
+			    "poller %u: %s", c->id, q->id, p->idx, strerror(-r));
+		broker_queues_close(b, &q, 1);
+		reply_status(b, c, m, r == -ENOSPC ? -ENOMEM : r);
+		goto unused_group;
+	}
 	if (g && broker_group_join(b, g, q) < 0) {
 		broker_queues_close(b, &q, 1);
 		reply_status(b, c, m, -ENOMEM);
@@ -366,8 +377,9 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	rep.u.queue_open.packet_snap = stride;
 	rep.u.queue_open.words = o->words;
 	rep.u.queue_open.levels = levels;
-	int fds[4] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd, q->bell_fd};
-	if (send_reply(b, c, &rep, fds, 4) < 0) {
+	rep.u.queue_open.bell = q->bell;
+	int fds[5] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd, q->bell_fd, q->bells->seg.fd};
+	if (send_reply(b, c, &rep, fds, 5) < 0) {
 		/* The client never learns of the queue: it goes, the client stays. */
 		broker_queues_close(b, &q, 1);
 		return 0;

@@ -4,10 +4,14 @@
  *
  *   poll     every source of this poller, in order (source.h: packets,
  *            fds, hand-offs, timers, submission rings, watched words);
- *            each emits its records through deliver;
+ *            each emits its records through deliver. What a loop costs
+ *            does not grow with idle queues: the submission rings looked
+ *            at are those whose bells are set (bells.h), all of them only
+ *            after an idle sleep;
  *   deliver  deliver_flush: what waited is placed, every ring written is
- *            published (one release store per queue) and the doorbells of
- *            consumers that announced sleep are rung;
+ *            published (one release store per queue, only the queues
+ *            written this loop) and the doorbells of consumers that
+ *            announced sleep are rung;
  *   idle     after a loop without work, the strategy of --idle decides
  *            (idle_step): busy polls again at once; backoff polls again
  *            for idle_spin_ns, then offers its core IDLE_YIELDS times
@@ -45,6 +49,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/bells.h"
 #include "broker/broker.h"
 #include "broker/deliver.h"
 #include "broker/group.h"
@@ -120,39 +125,6 @@ static uint64_t next_deadline(struct poller *p, uint64_t now)
 	return next;
 }
 
-/*
- * Does a record of this poller wait for ring space - in a queue's pending
- * list or in its slice of a group's backlog? deliver_flush retries those
- * every loop, and the consumer's progress does not wake the poller, so
- * the idle block must end by itself while any waits. All of it is this
- * poller's own state (deliver.c writes it on this thread).
- */
-static bool waits_for_space(struct poller *p)
-{
-	struct broker *b = p->b;
-	struct broker_queue *q;
-
-	/* A12: pairs with R7 in broker_group_get (group.c), as A11 in
-	 * deliver_flush: the group slots below the count are published. */
-	unsigned ng = onering_atomic_load(&b->nr_groups_pub, onering_mo_acquire);
-	for (unsigned i = 0; i < ng; i++) {
-		struct broker_group *g = rcu_dereference(b->groups[i]);
-		if (!g)
-			continue; /* a free slot */
-		/* TSan does not see rcu_dereference's ordering (as in
-		 * deliver_flush): the annotation says what it orders. */
-		BROKER_TSAN_OBSERVE(g);
-		if (g->pg[p->idx].waiting)
-			return true;
-	}
-	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
-		BROKER_TSAN_OBSERVE(q);
-		if (deliver_queue_waiting(q))
-			return true;
-	}
-	return false;
-}
-
 /* Block on the wait set for at most sleep_ns (UINT64_MAX: no timeout).
  * Events stay in epoll for the fd source to harvest: ppoll only asks
  * whether there are any. */
@@ -176,6 +148,7 @@ static void idle_sleep(struct poller *p, uint64_t sleep_ns)
 		onering_log(ONERING_LOG_ERR, "poller %u: ppoll: %s", p->idx, strerror(errno));
 	}
 	p->epoll_due = r != 0; /* readable (or unsure): the fd source asks epoll */
+	p->full_look = true;   /* every submission ring once, bell or not */
 	urcu_qsbr_thread_online();
 	set_need_wakeup(p, 0);
 	onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
@@ -204,7 +177,7 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 	 * timeout), cut to idle_sleep_ms while a record waits for space. */
 	uint64_t sleep_ns = next_deadline(p, now);
 	uint64_t retry_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
-	if (sleep_ns > retry_ns && waits_for_space(p))
+	if (sleep_ns > retry_ns && deliver_waiting(p))
 		sleep_ns = retry_ns;
 	if (sleep_ns == 0) { /* a source that wakes nothing (NIC rx), or --idle-sleep-ms 0 */
 		if (cfg->idle == BROKER_IDLE_OVERPROVISIONED) {
@@ -255,6 +228,7 @@ static void *poller_main(void *arg)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot pin to cpu %d: %s", p->idx,
 			    p->cpu, strerror(-r));
 	urcu_qsbr_register_thread();
+	broker_clock_init(&p->clock, true);
 	for (unsigned i = 0; i < p->nr_sources; i++)
 		if (p->sources[i]->ops->thread_start)
 			p->sources[i]->ops->thread_start(p->sources[i]);
@@ -266,7 +240,8 @@ static void *poller_main(void *arg)
 		/* A10: pairs with R8 in broker_pollers_settle; this loop's
 		 * decisions see the settings stored before that seq. */
 		uint64_t settle = onering_atomic_load(&b->settle_seq, onering_mo_acquire);
-		struct broker_poll_ctx ctx = {.now_ns = now_ns(), .loop_no = p->loop_no};
+		struct broker_poll_ctx ctx = {.now_ns = broker_clock_now(&p->clock),
+					      .loop_no = p->loop_no};
 		if (busy_from) { /* the last loop worked: its time counts as busy */
 			broker_count(&p->ctr[ONERING_PC_BUSY_NS], ctx.now_ns - busy_from);
 			busy_from = 0;
@@ -346,6 +321,13 @@ int poller_start(struct poller *p)
 		return -errno;
 	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->kick_fd, &ev) < 0)
 		return -errno;
+	/* A bells page per user with queues here: at most one per client, and
+	 * one more per ONERING_BELL_BITS queues of a user. */
+	r = broker_bells_init(p, p->b->cfg.max_clients +
+					 p->b->cfg.max_queues / ONERING_BELL_BITS + 1);
+	if (r < 0)
+		return r;
+	p->full_look = true;
 	r = broker_sources_create(p);
 	if (r < 0)
 		return r;
@@ -419,6 +401,7 @@ void poller_stop(struct poller *p)
 		p->stack = NULL;
 	}
 	broker_sources_destroy(p);
+	broker_bells_fini(p);
 	if (p->epfd >= 0)
 		close(p->epfd);
 	if (p->kick_fd >= 0)

@@ -13,6 +13,7 @@
 
 #include <stddef.h>
 
+#include "broker/clock.h"
 #include "broker/config.h"
 #include "broker/rcu.h"
 #include "broker/source.h"
@@ -41,8 +42,11 @@ struct broker_sub;
  *   b->settle_seq  control: store-release (R8) after changing group
  *             settings; poller: load-acquire at the top of a loop (A10).
  *   b->nr_groups_pub  control: store-release (R7, group.c); poller:
- *             load-acquire before an idle block (A12, waits_for_space),
- *             as deliver_flush's A11.
+ *             load-acquire in deliver_flush and before an idle block
+ *             (A11, deliver_waiting).
+ *   queues_gen  control: release RMW after changing `queues` (R12);
+ *             poller: load-acquire in deliver_flush (A15).
+ *   bells, nr_bells  control (R11, bells.c); poller (A14, source_submit.c).
  */
 struct poller {
 	/* Set up by the control thread before the poller starts. */
@@ -76,6 +80,15 @@ struct poller {
 		 * them): 0 lets the fd source skip epoll_wait while the loop is
 		 * awake. A hint, relaxed: what it misses wakes the idle sleep. */
 		ONERING_ATOMIC(uint32_t) fd_subs;
+		/* Bumped by the control thread after each change of `queues`
+		 * (R12: release; deliver_flush's A15): the poller then counts
+		 * its queues again. */
+		ONERING_ATOMIC(uint32_t) queues_gen;
+		/* Submission bells pages, one per user with queues here (bells.h:
+		 * R11/A14). */
+		struct broker_bells **bells;
+		ONERING_ATOMIC(uint32_t) nr_bells;
+		unsigned max_bells;
 	);
 
 	/* Written by the poller, read by others. */
@@ -92,6 +105,16 @@ struct poller {
 	uint64_t settled_seen; /* what it last stored in settled */
 	uint32_t sleeps;       /* idle sleeps announced (poller_flags' upper bits) */
 	bool epoll_due;        /* the idle sleep saw epfd readable: harvest it */
+	bool full_look;        /* look at every submission ring, bell or not (after a sleep) */
+	/* deliver.c's: the queues written this loop (published and emptied by
+	 * deliver_flush), queues with pending records at the last count (or
+	 * more: an append adds one), the queues_gen that count saw, and a
+	 * fault since (a queue no longer served). */
+	struct broker_queue *dirty;
+	uint32_t nr_waiting;
+	uint32_t queues_gen_seen;
+	bool recount;
+	struct broker_clock clock; /* the loop's clock (clock.h) */
 };
 ONERING_STATIC_ASSERT(offsetof(struct poller, queues) % ONERING_CACHE_LINE == 0 &&
 			      offsetof(struct poller, sleeping) % ONERING_CACHE_LINE == 0 &&

@@ -11,6 +11,7 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "broker/bells.h"
 #include "broker/broker.h"
 #include "broker/queue.h"
 #include "broker/group.h"
@@ -234,7 +235,10 @@ void broker_queue_teardown(struct broker *b, struct broker_queue *q)
 	/* A grace period has passed since CLOSING: no poller touches q now. */
 	cds_list_for_each_entry_safe(s, tmp, &q->subs, queue_node)
 		broker_sub_finalize(b, s);
+	broker_bells_leave(q->poller, q);
 	cds_list_del_rcu(&q->poller_node);
+	/* R12: pairs with A15 in deliver_flush (the served-queues gauge). */
+	onering_atomic_fetch_add(&q->poller->queues_gen, 1u, onering_mo_release);
 	cds_list_del(&q->client_node);
 	q->client->nr_queues--;
 	q->client->nr_fds -= BROKER_QUEUE_FDS;

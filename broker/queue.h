@@ -24,6 +24,7 @@ enum broker_queue_state {
 };
 
 struct broker;
+struct broker_bells;
 struct broker_client;
 struct broker_cred;
 struct broker_group;
@@ -81,6 +82,8 @@ struct broker_queue {
 		const ONERING_ATOMIC(uint32_t) *words; /* the client's watched words, or NULL */
 		uint32_t top_level;             /* priority levels - 1 (0: one ring, evp) */
 		struct onering_levels_ctl *lctl; /* the upper levels' tails, or NULL */
+		struct broker_bells *bells;     /* its user's bells page on its poller */
+		uint32_t bell;                  /* its bit there */
 	);
 	/* The control thread's. */
 	ONERING_LINES(control_lines, 2,
@@ -102,6 +105,7 @@ struct broker_queue {
 		uint32_t *watched;         /* indices being watched */
 		uint32_t nr_watched;
 		bool dirty;                /* records written since the last publish */
+		struct broker_queue *dirty_next; /* on the poller's dirty list */
 	);
 	/* Written by several threads. */
 	ONERING_LINES(shared_lines, 1,

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Submission rings: every live queue of this poller, drained in bursts.
+ * Submission rings: those of this poller's queues whose bells are set
+ * (bells.h), every one after an idle sleep, drained in bursts.
  * Each request is copied out of client memory before it is looked at (the
  * client may change the slot meanwhile) and handed to request.c; the ring
  * handle validates the client's tail (shm/ring.h A1). A request that cannot
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "broker/bells.h"
 #include "broker/broker.h"
 #include "broker/deliver.h"
 #include "broker/queue.h"
@@ -49,32 +51,112 @@ static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_
 	return (unsigned)done;
 }
 
-static unsigned submit_poll(struct broker_source *src, const struct broker_poll_ctx *ctx)
+/* Every live queue's ring, bell or not: after an idle sleep (a bit a client
+ * of the same user cleared is found here) and at the start. */
+static unsigned submit_full_look(struct poller *p, uint64_t now_ns)
 {
 	struct broker_queue *q;
 	unsigned n = 0;
 
-	cds_list_for_each_entry_rcu(q, &src->p->queues, poller_node) {
+	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
 		BROKER_TSAN_OBSERVE(q);
 		/* A5 (deliver.c): the queue's state word. */
 		if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE)
-			n += drain_requests(src->p, q, ctx->now_ns);
+			n += drain_requests(p, q, now_ns);
 	}
 	return n;
 }
 
-/* After the poller announced sleep (its F2): a client that enqueued before
- * seeing NEED_WAKEUP is found here; one that enqueues after it sees the
- * flag and kicks (the fence in the client's submit after its R1). */
+#define BELLS_PER_LINE (ONERING_CACHE_LINE / 8u)
+
+/* Are the bells words of one cache line all 0? (Relaxed: a hint, B2 is the
+ * exchange.) */
+static bool bells_line_idle(ONERING_ATOMIC(uint64_t) *w)
+{
+	uint64_t any = 0;
+
+	for (unsigned i = 0; i < BELLS_PER_LINE; i++)
+		any |= onering_atomic_load(&w[i], onering_mo_relaxed);
+	return any == 0;
+}
+
+/* The rings whose bells are set (bells.h): a word at a time, taken with an
+ * exchange; a ring left non-empty (a burst's limit, back-pressure) is
+ * marked again for the next loop. */
+static unsigned submit_bells(struct poller *p, struct broker_bells *bl, uint64_t now_ns)
+{
+	/* A13: pairs with R10 in broker_bells_join: the queue pointers of the
+	 * bits below are published. */
+	uint32_t nw = onering_atomic_load(&bl->nr_words, onering_mo_acquire);
+	unsigned n = 0;
+
+	for (uint32_t w = 0; w < nw; w++) {
+		/* A look before the exchange: an idle word stays a shared line.
+		 * A line of idle words is passed over with one branch. */
+		if (w % BELLS_PER_LINE == 0 && nw - w >= BELLS_PER_LINE &&
+		    bells_line_idle(&bl->words[w])) {
+			w += BELLS_PER_LINE - 1;
+			continue;
+		}
+		if (onering_atomic_load(&bl->words[w], onering_mo_relaxed) == 0)
+			continue;
+		/* B2: pairs with the client's B1 (shm/abi.h): the requests
+		 * published before that OR are visible in the ring's tail. */
+		uint64_t bits = onering_atomic_exchange(&bl->words[w], 0, onering_mo_acquire);
+		while (bits) {
+			uint32_t bit = (uint32_t)__builtin_ctzll(bits);
+			bits &= bits - 1;
+			/* R9 in broker_bells_join: NULL for a bit nobody holds. */
+			struct broker_queue *q = rcu_dereference(bl->queue[w * 64 + bit]);
+			if (!q)
+				continue;
+			BROKER_TSAN_OBSERVE(q);
+			if (onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
+				continue;
+			n += drain_requests(p, q, now_ns);
+			if (onering_atomic_load(&q->state, onering_mo_relaxed) == BROKER_QUEUE_LIVE &&
+			    onering_ring_consumer_count(&q->sqc) != 0)
+				onering_atomic_fetch_or(&bl->words[w], 1ull << bit, onering_mo_relaxed);
+		}
+	}
+	return n;
+}
+
+static unsigned submit_poll(struct broker_source *src, const struct broker_poll_ctx *ctx)
+{
+	struct poller *p = src->p;
+
+	if (p->full_look) {
+		p->full_look = false;
+		return submit_full_look(p, ctx->now_ns);
+	}
+	unsigned n = 0;
+	/* A14: pairs with R11 in bells_create: the slots below are published. */
+	unsigned nb = onering_atomic_load(&p->nr_bells, onering_mo_acquire);
+	for (unsigned i = 0; i < nb; i++) {
+		struct broker_bells *bl = rcu_dereference(p->bells[i]);
+		BROKER_TSAN_OBSERVE(bl);
+		n += submit_bells(p, bl, ctx->now_ns);
+	}
+	return n;
+}
+
+/* After the poller announced sleep (its F2): a client that submitted before
+ * seeing NEED_WAKEUP has set its bell (B1) before it read the flag, and is
+ * found here; one that submits after it sees the flag and kicks. (A seq_cst
+ * RMW and load on the client's side, F2 and these loads on ours.) */
 static bool submit_has_work(struct broker_source *src)
 {
-	struct broker_queue *q;
+	struct poller *p = src->p;
+	unsigned nb = onering_atomic_load(&p->nr_bells, onering_mo_acquire); /* A14 */
 
-	cds_list_for_each_entry_rcu(q, &src->p->queues, poller_node) {
-		BROKER_TSAN_OBSERVE(q);
-		if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE &&
-		    onering_ring_consumer_count(&q->sqc) != 0)
-			return true;
+	for (unsigned i = 0; i < nb; i++) {
+		struct broker_bells *bl = rcu_dereference(p->bells[i]);
+		BROKER_TSAN_OBSERVE(bl);
+		uint32_t nw = onering_atomic_load(&bl->nr_words, onering_mo_acquire); /* A13 */
+		for (uint32_t w = 0; w < nw; w++)
+			if (onering_atomic_load(&bl->words[w], onering_mo_relaxed) != 0)
+				return true;
 	}
 	return false;
 }

@@ -235,7 +235,8 @@ int client_request_recovering(struct onering *att, struct onering_msg *req, cons
 }
 
 int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int ev_fd,
-		     int cons_fd, void *cons_at, size_t cons_at_size, char *err, size_t err_size)
+		     int cons_fd, int bells_fd, void *cons_at, size_t cons_at_size, char *err,
+		     size_t err_size)
 {
 	const struct onering_msg_queue_open *o = &rep->u.queue_open;
 	int r;
@@ -244,14 +245,29 @@ int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 	if (r < 0) {
 		close(ev_fd);
 		close(cons_fd);
+		close(bells_fd);
 		return r;
 	}
 	r = onering_seg_attach_at(&q->cons_seg, cons_fd, ONERING_SEG_CONSUMER, true, cons_at,
 				  cons_at_size, err, err_size);
 	if (r < 0) {
 		close(cons_fd);
+		close(bells_fd);
 		return r;
 	}
+	/* The submission bells (shm/abi.h, ABI 1.7): our bit in our user's page. */
+	r = onering_seg_attach(&q->bells_seg, bells_fd, ONERING_SEG_BELLS, true, err, err_size);
+	if (r < 0) {
+		close(bells_fd);
+		return r;
+	}
+	if (q->bells_seg.size < ONERING_BELLS_SEG_SIZE || o->bell >= ONERING_BELL_BITS) {
+		snprintf(err, err_size, "the queue's submission bell is not valid");
+		return -EPROTO;
+	}
+	q->bell_word = (ONERING_ATOMIC(uint64_t) *)((char *)q->bells_seg.base +
+						    ONERING_BELLS_OFFSET) + o->bell / 64;
+	q->bell_mask = 1ull << (o->bell % 64);
 	char *ev = q->ev_seg.base, *cons = q->cons_seg.base;
 	const struct onering_events_ctl *ectl =
 		(const struct onering_events_ctl *)(ev + ONERING_EVENTS_CTL_OFFSET);
@@ -339,7 +355,7 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	struct onering_queue_options o = opts ? *opts : (struct onering_queue_options){0};
 	struct onering_msg req, rep;
 	struct onering_queue *q;
-	int fds[4];
+	int fds[CLIENT_QUEUE_OPEN_FDS];
 	unsigned nfds = 0;
 	int r;
 
@@ -356,10 +372,10 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	if (!q)
 		return -ENOMEM;
 	q->att = att;
-	q->ev_seg.fd = q->cons_seg.fd = -1;
+	q->ev_seg.fd = q->cons_seg.fd = q->bells_seg.fd = -1;
 	q->poll_fd = -1;
 	q->retry_fd = -1;
-	for (unsigned i = 0; i < 4; i++)
+	for (unsigned i = 0; i < CLIENT_QUEUE_OPEN_FDS; i++)
 		q->reopen.fds[i] = -1;
 	q->collect_every = o.collect_every ? o.collect_every : 64;
 	q->ack = (o.flags & ONERING_QUEUE_ACK) != 0;
@@ -379,9 +395,10 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	q->open_req = req.u.queue_open;
 	q->att_state = client_att_state(att);
 	rep.status = 0;
-	/* The events and consumer segments, the poller's kick, the bell. */
-	r = client_request(att, &req, NULL, 0, &rep, fds, 4, &nfds);
-	if (r == 0 && nfds != 4) {
+	/* The events and consumer segments, the poller's kick, the bell, the
+	 * bells segment. */
+	r = client_request(att, &req, NULL, 0, &rep, fds, CLIENT_QUEUE_OPEN_FDS, &nfds);
+	if (r == 0 && nfds != CLIENT_QUEUE_OPEN_FDS) {
 		for (unsigned i = 0; i < nfds; i++)
 			close(fds[i]);
 		r = -EPROTO;
@@ -405,13 +422,14 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	client_group_learn(att, q->group_hid);
 	q->kick_fd = fds[2];
 	q->bell_fd = fds[3];
-	r = client_queue_map(q, &rep, fds[0], fds[1], NULL, 0, att->err, sizeof(att->err));
+	r = client_queue_map(q, &rep, fds[0], fds[1], fds[4], NULL, 0, att->err, sizeof(att->err));
 	if (r < 0) {
 		close(q->kick_fd);
 		close(q->bell_fd);
 		onering_log(ONERING_LOG_ERR, "%s", att->err);
 		onering_seg_destroy(&q->ev_seg);
 		onering_seg_destroy(&q->cons_seg);
+		onering_seg_destroy(&q->bells_seg);
 		free(q->word_gen);
 		free(q->word_last);
 		free(q->word_cookie);
@@ -497,13 +515,14 @@ void onering_queue_close(struct onering_queue *q)
 	pthread_mutex_unlock(&att->rec.lock);
 	onering_seg_destroy(&q->ev_seg);
 	onering_seg_destroy(&q->cons_seg);
+	onering_seg_destroy(&q->bells_seg);
 	close(q->kick_fd);
 	close(q->bell_fd);
 	if (q->poll_fd >= 0)
 		close(q->poll_fd);
 	if (q->retry_fd >= 0)
 		close(q->retry_fd);
-	for (unsigned i = 0; i < 4; i++)
+	for (unsigned i = 0; i < CLIENT_QUEUE_OPEN_FDS; i++)
 		if (q->reopen.fds[i] >= 0)
 			close(q->reopen.fds[i]);
 	free(q->level_out.ids);

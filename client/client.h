@@ -72,6 +72,9 @@ struct onering_queue {
 	struct onering_doorbell *db;
 	const ONERING_ATOMIC(uint32_t) *poller_flags; /* the serving poller sleeps? */
 	int kick_fd; /* the poller's eventfd: written only when it sleeps */
+	struct onering_seg bells_seg;     /* the submission bells of our user on its poller */
+	ONERING_ATOMIC(uint64_t) *bell_word; /* our bell's word there (shm/abi.h B1) */
+	uint64_t bell_mask;                  /* our bell's bit in it */
 	int bell_fd; /* this queue's eventfd, the broker's wake (shm/doorbell.h) */
 	int poll_fd; /* onering_queue_fd(): epoll of the bell and the socket, or -1 */
 	bool armed;  /* onering_queue_arm() announced sleep; the next call takes it back */
@@ -195,11 +198,13 @@ int client_request(struct onering *att, struct onering_msg *req, const int *fds,
 int client_request_recovering(struct onering *att, struct onering_msg *req, const int *fds,
 			      unsigned nfds, struct onering_msg *rep, int *rfds, unsigned max_rfds,
 			      unsigned *nrfds);
-/* attach.c: map the segments of a QUEUE_OPEN reply into q (ev_fd, cons_fd
- * are taken over, closed on failure); the consumer segment at cons_at if it
- * is cons_at_size bytes (onering_seg_attach_at), else anywhere. */
+/* attach.c: map the segments of a QUEUE_OPEN reply into q (ev_fd, cons_fd,
+ * bells_fd are taken over, closed on failure); the consumer segment at
+ * cons_at if it is cons_at_size bytes (onering_seg_attach_at), else
+ * anywhere. */
 int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int ev_fd,
-		     int cons_fd, void *cons_at, size_t cons_at_size, char *err, size_t err_size);
+		     int cons_fd, int bells_fd, void *cons_at, size_t cons_at_size, char *err,
+		     size_t err_size);
 
 /* sources.c: a TIMER_ARM request for s; a WORD_WATCH request for word idx
  * of q with generation gen (0: stop) from baseline. */

@@ -24,10 +24,12 @@
  *                     read by the broker's A2 before it reuses slots;
  *   submission tail   this queue's thread only (R1 in
  *                     onering_ring_enqueue_burst); the broker's A1 in
- *                     drain_requests and in its pre-sleep re-check
- *                     (submit_has_work) reads it;
+ *                     drain_requests reads it, after taking our bell (B2);
+ *   bells word        ours and the other queues' of our user on this poller
+ *                     (B1 here, seq_cst OR); the broker exchanges it (B2)
+ *                     and looks at it before sleeping (submit_has_work);
  *   poller_flags      the broker (set_need_wakeup, relaxed, then the fence
- *                     of announce_sleep); read here relaxed after F3;
+ *                     of announce_sleep); read here seq_cst (F3);
  *   doorbell          state/futex as in shm/doorbell.h (F1, A3 here, the
  *                     broker's F2/R3: onering_doorbell_claim in
  *                     broker_queue_wake, then its bell); idle_ns
@@ -42,12 +44,16 @@
  *   group set         R7 (client_group_learn), A7 (group_known);
  *                     client/groups.h.
  *
- *   F3  submit_burst: seq_cst fence after R1, before reading poller_flags.
- *       Pairs with the seq_cst fence the broker's announce_sleep() makes
- *       between storing NEED_WAKEUP (set_need_wakeup) and re-checking every
- *       submission ring (submit_has_work, its A1): either the poller sees
- *       our request or we see its flag and kick its eventfd. The same
- *       Dekker shape as F1/F2 of shm/doorbell.h.
+ *   B1  submit_burst: after R1, a seq_cst OR of the queue's bit into its
+ *       bells word (shm/abi.h, ABI 1.7). Synchronises with the poller's
+ *       exchange of that word (B2 in broker/source_submit.c), after which
+ *       it reads our tail.
+ *   F3  submit_burst: a seq_cst load of poller_flags after B1. With B1,
+ *       pairs with the seq_cst fence the broker's announce_sleep() makes
+ *       between storing NEED_WAKEUP (set_need_wakeup) and looking at the
+ *       bells (submit_has_work): either the poller sees our bell or we see
+ *       its flag and kick its eventfd. The Dekker shape of F1/F2 of
+ *       shm/doorbell.h, with seq_cst operations on our side.
  *
  * Everything else in struct onering_queue belongs to the thread that polls
  * the queue (held batch, LEVEL set, re-delivery queue, word generations).
@@ -100,14 +106,15 @@ static int submit_burst(struct onering_queue *q, const struct onering_request *r
 	int r = onering_ring_enqueue_burst(&q->sqp, req, n);
 	if (r <= 0)
 		return r;
-	/* Wake the poller only if it announced an idle sleep.
-	 * F3: pairs with the seq_cst fence of the broker's announce_sleep(),
-	 * made between its NEED_WAKEUP store and its re-check of the
-	 * submission rings (submit_has_work): either it sees our R1 or we
-	 * see its flag. */
-	onering_fence(onering_mo_seq_cst);
-	/* Relaxed: F3 orders it after our R1. */
-	uint32_t flags = onering_atomic_load(q->poller_flags, onering_mo_relaxed);
+	/* B1 (shm/abi.h): ring our bell, so that the poller looks at this ring;
+	 * its exchange (B2) then sees our R1. */
+	onering_atomic_fetch_or(q->bell_word, q->bell_mask, onering_mo_seq_cst);
+	/* Wake the poller only if it announced an idle sleep. F3: this seq_cst
+	 * load after the seq_cst B1 pairs with the seq_cst fence of the
+	 * broker's announce_sleep(), made between its NEED_WAKEUP store and
+	 * its look at the bells (submit_has_work): either it sees our bell or
+	 * we see its flag. */
+	uint32_t flags = onering_atomic_load(q->poller_flags, onering_mo_seq_cst);
 	if (client_kick_needed(flags, q->kicked_flags)) {
 		/* Once per announced sleep: the flags carry its number. */
 		eventfd_write(q->kick_fd, 1);

@@ -214,7 +214,7 @@ static int regroup(struct onering *att)
 
 static void reopen_clear(struct client_reopen *ro)
 {
-	for (unsigned i = 0; i < 4; i++) {
+	for (unsigned i = 0; i < CLIENT_QUEUE_OPEN_FDS; i++) {
 		if (ro->fds[i] >= 0)
 			close(ro->fds[i]);
 		ro->fds[i] = -1;
@@ -236,16 +236,17 @@ static int reopen_queues(struct onering *att)
 		ro->died_wall_ns = att->rec.died_wall_ns;
 		onering_msg_init(&req, ONERING_MSG_QUEUE_OPEN, 0);
 		req.u.queue_open = q->open_req;
-		int r = client_request_recovering(att, &req, NULL, 0, &ro->rep, ro->fds, 4, &nfds);
+		int r = client_request_recovering(att, &req, NULL, 0, &ro->rep, ro->fds,
+						  CLIENT_QUEUE_OPEN_FDS, &nfds);
 		if (r == -ECONNRESET || r == -ETIMEDOUT)
 			return -ECONNRESET;
-		if (r == 0 && nfds != 4) {
+		if (r == 0 && nfds != CLIENT_QUEUE_OPEN_FDS) {
 			for (unsigned i = 0; i < nfds; i++)
 				close(ro->fds[i]);
 			r = -EPROTO;
 		}
 		if (r < 0) {
-			for (unsigned i = 0; i < 4; i++)
+			for (unsigned i = 0; i < CLIENT_QUEUE_OPEN_FDS; i++)
 				ro->fds[i] = -1;
 			ro->status = r;
 			onering_log(ONERING_LOG_WARN, "broker \"%s\" restarted and refused queue %u "
@@ -468,7 +469,7 @@ static size_t ectl_words_offset(const struct onering_queue *q)
 static int move_segments(struct onering_queue *q)
 {
 	struct client_reopen *ro = &q->reopen;
-	struct onering_seg old_ev = q->ev_seg, old_cons = q->cons_seg;
+	struct onering_seg old_ev = q->ev_seg, old_cons = q->cons_seg, old_bells = q->bells_seg;
 	uint32_t nw = q->nr_words;
 	uint32_t *saved = nw ? calloc(nw, sizeof(*saved)) : NULL;
 
@@ -476,16 +477,21 @@ static int move_segments(struct onering_queue *q)
 		return -ENOMEM;
 	for (uint32_t i = 0; i < nw; i++) /* relaxed: values only; A11 orders the watch */
 		saved[i] = onering_atomic_load(&q->words[i], onering_mo_relaxed);
-	int r = client_queue_map(q, &ro->rep, ro->fds[0], ro->fds[1], nw ? old_cons.base : NULL,
-				 old_cons.size, q->att->err, sizeof(q->att->err));
-	ro->fds[0] = ro->fds[1] = -1; /* taken over (closed on failure) */
+	int r = client_queue_map(q, &ro->rep, ro->fds[0], ro->fds[1], ro->fds[4],
+				 nw ? old_cons.base : NULL, old_cons.size, q->att->err,
+				 sizeof(q->att->err));
+	ro->fds[0] = ro->fds[1] = ro->fds[4] = -1; /* taken over (closed on failure) */
 	if (r < 0) {
+		if (q->bells_seg.base != old_bells.base)
+			onering_seg_destroy(&q->bells_seg);
 		q->ev_seg = old_ev;
 		q->cons_seg = old_cons;
+		q->bells_seg = old_bells;
 		free(saved);
 		return r;
 	}
 	onering_seg_destroy(&old_ev);
+	onering_seg_destroy(&old_bells);
 	for (uint32_t i = 0; i < nw; i++)
 		onering_atomic_store(&q->words[i], saved[i], onering_mo_relaxed);
 	if (nw && q->cons_seg.base == old_cons.base) {

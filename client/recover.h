@@ -141,10 +141,14 @@ static inline bool client_bmap_get(const struct client_bmap *m, uint32_t bid, ui
 
 /* What a recovering thread prepared for one queue: the new broker's
  * QUEUE_OPEN reply and its four fds, taken by the queue's own thread. */
+/* QUEUE_OPEN's reply carries the events and consumer segments, the poller's
+ * kick, the queue's bell and the bells segment, in this order. */
+#define CLIENT_QUEUE_OPEN_FDS 5
+
 struct client_reopen {
 	int status;            /* 0: ready; <0: the new broker refused the queue */
 	struct onering_msg rep;
-	int fds[4];            /* -1: none */
+	int fds[CLIENT_QUEUE_OPEN_FDS]; /* -1: none */
 	uint32_t not_restored; /* subscriptions of this queue the new broker lacks */
 	int first_error;       /* why the first of them failed, or 0 */
 	uint64_t died_ns;      /* when the outage was noticed (timers' re-arming) */

@@ -32,6 +32,13 @@
  *     [128, 192)     struct onering_doorbell: consumer state + futex word
  *     [192, 256)     struct onering_sq_ctl: submission-ring producer index
  *     [256, ...)     submission slots, sq_capacity x struct onering_request
+ *
+ * (1.7) and one bells segment per poller and user, shared by every queue of
+ * that user's clients that the poller serves (the client writes; the broker
+ * reads and clears):
+ *     [0, 64)        struct onering_seg_header
+ *     [64, 576)      ONERING_BELL_WORDS words of one bit per queue: set by
+ *                    the client after each submission (ONERING_BELL_*)
  */
 #ifndef ONERING_SHM_ABI_H
 #define ONERING_SHM_ABI_H
@@ -48,7 +55,7 @@ extern "C" {
 /* "ONRG" read as a little-endian u32 */
 #define ONERING_SEG_MAGIC 0x47524e4fu
 #define ONERING_ABI_MAJOR 1u
-#define ONERING_ABI_MINOR 6u
+#define ONERING_ABI_MINOR 7u
 
 /* A segment's node when it is not bound to one. */
 #define ONERING_NODE_ANY 0xffffffffu
@@ -58,7 +65,9 @@ enum onering_seg_kind {
 	ONERING_SEG_CONSUMER = 2, /* consumer words + submission ring, client writable */
 	ONERING_SEG_COUNTERS = 3, /* (1.5) the broker's counters, read-only to every reader
 				   * (shm/counters_seg.h) */
-	ONERING_SEG_KIND_MAX = 3,
+	ONERING_SEG_BELLS = 4,    /* (1.7) submission bells of one user's queues on one
+				   * poller, client writable (ONERING_BELL_*) */
+	ONERING_SEG_KIND_MAX = 4,
 };
 
 /*
@@ -281,6 +290,27 @@ struct onering_events_ctl {
  * kicked for sleep n does not kick again until it sees n + 1 (one eventfd
  * write per sleep, not one per request). A 1.2 reader ignores them. */
 #define ONERING_POLLER_SLEEP_SHIFT 1u
+/*
+ * (1.7) Submission bells. The poller does not look at every submission ring
+ * on every loop (its cost would grow with idle clients): it looks at the
+ * rings whose bell bit is set. A client, after publishing requests (R1 of
+ * the submission ring), sets its queue's bit - bit (b % 64) of word (b / 64)
+ * of the bells segment, b being QUEUE_OPEN's reply `bell` - with a seq_cst
+ * atomic OR (B1), then reads poller_flags (seq_cst, for the kick). The
+ * poller takes a word with an atomic exchange to 0 (acquire, B2), then
+ * reads the tails of the rings whose bits it took; a ring it leaves
+ * non-empty it marks again itself. Before an idle sleep it looks at the
+ * words after its fence F2 instead of at every ring. The bells segment is
+ * shared by the queues of one user on one poller: a client can set or clear
+ * only bits of its own user's queues (a stray bit costs the poller one look
+ * at a ring; a cleared one delays that user's request until the queue's next
+ * submission or the poller's next full look, made after each idle sleep).
+ */
+#define ONERING_BELL_WORDS 64u
+#define ONERING_BELL_BITS (ONERING_BELL_WORDS * 64u) /* queues per bells segment */
+#define ONERING_BELLS_OFFSET 64u
+#define ONERING_BELLS_SEG_SIZE (ONERING_BELLS_OFFSET + ONERING_BELL_WORDS * 8u)
+
 /* In the consumer segment: written by the client only. */
 struct onering_consumer_ctl {
 	ONERING_ATOMIC(uint64_t) ev_head_pos; /* event ring: next slot the client reads */

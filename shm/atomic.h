@@ -35,6 +35,7 @@
 #define onering_atomic_store(p, v, mo) std::atomic_store_explicit((p), (v), (mo))
 #define onering_atomic_fetch_add(p, v, mo) std::atomic_fetch_add_explicit((p), (v), (mo))
 #define onering_atomic_exchange(p, v, mo) std::atomic_exchange_explicit((p), (v), (mo))
+#define onering_atomic_fetch_or(p, v, mo) std::atomic_fetch_or_explicit((p), (v), (mo))
 #define onering_atomic_cas(p, expp, v, mo_ok, mo_fail) \
 	std::atomic_compare_exchange_strong_explicit((p), (expp), (v), (mo_ok), (mo_fail))
 #define onering_fence(mo) std::atomic_thread_fence(mo)
@@ -57,6 +58,7 @@
 #define onering_atomic_store(p, v, mo) atomic_store_explicit((p), (v), (mo))
 #define onering_atomic_fetch_add(p, v, mo) atomic_fetch_add_explicit((p), (v), (mo))
 #define onering_atomic_exchange(p, v, mo) atomic_exchange_explicit((p), (v), (mo))
+#define onering_atomic_fetch_or(p, v, mo) atomic_fetch_or_explicit((p), (v), (mo))
 #define onering_atomic_cas(p, expp, v, mo_ok, mo_fail) \
 	atomic_compare_exchange_strong_explicit((p), (expp), (v), (mo_ok), (mo_fail))
 #define onering_fence(mo) atomic_thread_fence(mo)

@@ -29,16 +29,19 @@ extern "C" {
 #endif
 
 #define ONERING_MSG_MAGIC 0x4d524e4fu /* "ONRM" */
-#define ONERING_PROTO_VERSION 3u /* 2: QUEUE_OPEN's reply carries the bell (4 fds);
-				  * 3: priorities (queue_open.levels, sub_add.priority) */
+#define ONERING_PROTO_VERSION 4u /* 2: QUEUE_OPEN's reply carries the bell (4 fds);
+				  * 3: priorities (queue_open.levels, sub_add.priority);
+				  * 4: submission bells (ABI 1.7): QUEUE_OPEN's reply
+				  * carries the bells segment (5 fds) and the queue's bit */
 #define ONERING_MSG_SIZE 128u
 #define ONERING_MSG_REPLY 0x8000u
 #define ONERING_NAME_MAX 32u /* instance names, incl. the NUL */
 
 enum onering_msg_type {
 	ONERING_MSG_HELLO = 1,       /* first message: versions, pid, instance name */
-	ONERING_MSG_QUEUE_OPEN = 2,  /* reply carries 3 fds: events and consumer segments,
-				      * the poller's kick eventfd */
+	ONERING_MSG_QUEUE_OPEN = 2,  /* reply carries 5 fds: events and consumer segments,
+				      * the poller's kick eventfd, the queue's bell
+				      * eventfd, the bells segment */
 	ONERING_MSG_QUEUE_CLOSE = 3,
 	ONERING_MSG_SUB_ADD = 4,     /* carries 1 fd: the source */
 	ONERING_MSG_STATS = 5,       /* reply: one STATS_ITEM per object, then STATS_END */
@@ -152,6 +155,8 @@ struct onering_msg_queue_open {
 	uint32_t words;       /* request: watched words (0..ONERING_WORDS_MAX); reply: granted */
 	uint32_t levels;      /* (3) request: priority levels, event rings (0 = 1,
 			       * at most ONERING_PRIO_LEVELS); reply: granted */
+	uint32_t bell;        /* (4) reply: the queue's bit in the bells segment
+			       * (< ONERING_BELL_BITS) */
 };
 
 struct onering_msg_queue {
@@ -272,7 +277,7 @@ ONERING_STATIC_ASSERT(ONERING_BC_NR <= ONERING_STATS_COUNTERS_MAX &&
 /* ---------------------------------------------------------------------- */
 /* Helpers shared by both ends (shm/proto.c).                              */
 
-#define ONERING_MSG_MAX_FDS 4 /* the most any message carries (QUEUE_OPEN's reply) */
+#define ONERING_MSG_MAX_FDS 5 /* the most any message carries (QUEUE_OPEN's reply) */
 
 /** Fill the fixed part of a message. */
 void onering_msg_init(struct onering_msg *msg, uint16_t type, uint32_t seq);

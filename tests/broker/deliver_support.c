@@ -30,6 +30,7 @@
 #include "broker/group.h"
 #include "broker/lane.h"
 #include "broker/queue.h"
+#include "tests/broker/zalloc.h"
 #include "shm/doorbell.h"
 #include "shm/ring.h"
 
@@ -66,16 +67,6 @@ void broker_group_unref(struct broker *b, struct broker_group *g)
 	(void)b;
 	(void)g;
 	abort();
-}
-
-static void *zalloc(size_t size)
-{
-	size_t rounded = (size + 63) & ~(size_t)63;
-	void *m = aligned_alloc(64, rounded);
-
-	if (m)
-		memset(m, 0, rounded);
-	return m;
 }
 
 struct dt *dt_new(unsigned nr_pollers)
@@ -213,6 +204,8 @@ int dt_queue_add(struct dt *t, unsigned pi, uint32_t cap, uint32_t pkt_stride)
 	dq->nr_levels = 1;
 	t->queues[qi] = q;
 	cds_list_add_rcu(&q->poller_node, &q->poller->queues);
+	/* R12, as the control thread does after changing the list. */
+	onering_atomic_fetch_add(&q->poller->queues_gen, 1u, onering_mo_release);
 	return (int)qi;
 }
 

@@ -21,6 +21,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "client/client.h"
 #include "harness.h"
 
 using onering_test::Broker;
@@ -618,6 +619,70 @@ TEST_F(Abuse, AnotherUserCanNeitherJoinNorPostToNorTuneGroupsNotTheirs)
 	EXPECT_EQ(memcmp(ev[0].payload.user.data, "root", 4), 0) << "an intruder's post arrived";
 	// Root may still tune it.
 	EXPECT_EQ(GroupRequest(broker_, "default", true), 0);
+	onering_detach(att);
+	for (int fd : {report[0], report[1], go[0], go[1]})
+		close(fd);
+}
+
+// The submission bells page is per user: a client of another user maps a
+// page of its own, and scribbling all over it (every bit set, then none,
+// again and again) does not touch the bells of root's queues, whose posts
+// all arrive.
+TEST_F(Abuse, AnotherUsersBellsAreAPageOfItsOwn)
+{
+	SkipUnlessRoot();
+	if (IsSkipped())
+		return;
+	ASSERT_TRUE(broker_.Start({"--allow-uid", "65534", "--cores", "1"}));
+	onering *att;
+	onering_queue *q;
+	onering_queue_options o = {};
+	o.group = "rootb";
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
+	struct stat mine;
+	ASSERT_EQ(fstat(q->bells_seg.fd, &mine), 0);
+	int report[2], go[2];
+	ASSERT_EQ(pipe(report), 0);
+	ASSERT_EQ(pipe(go), 0);
+	pid_t pid = fork();
+	ASSERT_GE(pid, 0);
+	if (pid == 0) { // another user, on the same (only) poller
+		onering *a;
+		onering_queue *own;
+		struct stat st = {};
+		if (!BecomeOther() || broker_.Attach(&a) < 0 || onering_queue_open(a, nullptr, &own) < 0 ||
+		    fstat(own->bells_seg.fd, &st) < 0)
+			_exit(2);
+		if (write(report[1], &st.st_ino, sizeof(st.st_ino)) != (ssize_t)sizeof(st.st_ino))
+			_exit(3);
+		auto *w = reinterpret_cast<ONERING_ATOMIC(uint64_t) *>(
+			static_cast<char *>(own->bells_seg.base) + ONERING_BELLS_OFFSET);
+		struct pollfd pfd = {go[0], POLLIN, 0};
+		for (int i = 0; i < 100000 && poll(&pfd, 1, 0) == 0; i++)
+			for (unsigned k = 0; k < ONERING_BELL_WORDS; k++)
+				onering_atomic_store(&w[k], (i & 1) ? 0 : ~0ull, onering_mo_relaxed);
+		onering_detach(a);
+		_exit(0);
+	}
+	ino_t theirs = 0;
+	ASSERT_EQ(read(report[0], &theirs, sizeof(theirs)), (ssize_t)sizeof(theirs));
+	EXPECT_NE(theirs, mine.st_ino) << "two users share a bells page";
+	const int kPosts = 200;
+	int got = 0;
+	for (int i = 0; i < kPosts; i++)
+		ASSERT_EQ(onering_post(q, onering_queue_group(q), (uint64_t)i, &i, sizeof(i), 0), 0);
+	onering_event ev[32];
+	for (int i = 0; i < 400 && got < kPosts; i++) {
+		int n = onering_wait(q, ev, 1, 32, 50ll * 1000 * 1000);
+		ASSERT_GE(n, 0);
+		got += n;
+	}
+	EXPECT_EQ(got, kPosts);
+	ASSERT_EQ(write(go[1], "x", 1), 1);
+	int status;
+	ASSERT_TRUE(onering_test::WaitChild(pid, 30, &status));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
 	onering_detach(att);
 	for (int fd : {report[0], report[1], go[0], go[1]})
 		close(fd);

@@ -100,7 +100,7 @@ protected:
 		ASSERT_EQ(e.cookie, 424242u);
 	}
 	// A control connection of the test's own (a client the library does
-	// not check), and a QUEUE_OPEN on it: 0 and the reply (fds: its four
+	// not check), and a QUEUE_OPEN on it: 0 and the reply (fds: its five
 	// fds, the caller's), or the reply's status.
 	int RawConnect()
 	{
@@ -113,7 +113,7 @@ protected:
 		return s;
 	}
 	int RawQueueOpen(int s, uint32_t levels, const char *group, struct onering_msg *rep,
-			 int fds[4])
+			 int fds[5])
 	{
 		struct onering_msg req;
 		unsigned nfds = 0;
@@ -124,8 +124,8 @@ protected:
 		snprintf(req.u.queue_open.group, sizeof(req.u.queue_open.group), "%s", group);
 		int r = onering_msg_send(s, &req, nullptr, 0, 0);
 		if (r == 0)
-			r = onering_msg_recv_timeout(s, rep, fds, 4, &nfds, 5000);
-		if (r == 0 && rep->status == 0 && nfds != 4)
+			r = onering_msg_recv_timeout(s, rep, fds, 5, &nfds, 5000);
+		if (r == 0 && rep->status == 0 && nfds != 5)
 			r = -EPROTO;
 		if (r < 0 || rep->status < 0)
 			for (unsigned i = 0; i < nfds; i++)
@@ -278,7 +278,7 @@ TEST_F(PriorityTest, TheBrokerRefusesBadValuesWithAReason)
 {
 	ASSERT_TRUE(broker_.Start());
 	char why[ONERING_MSG_SIZE];
-	int s = RawConnect(), fds[4];
+	int s = RawConnect(), fds[5];
 	ASSERT_GE(s, 0);
 	struct onering_msg req, rep;
 	EXPECT_EQ(RawQueueOpen(s, 1000, "", &rep, fds), -EINVAL);
@@ -312,7 +312,7 @@ TEST_F(PriorityTest, TheBrokerRefusesBadValuesWithAReason)
 TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheClient)
 {
 	ASSERT_TRUE(broker_.Start({"--group", "g:policy=rr"}));
-	int s = RawConnect(), fds[4];
+	int s = RawConnect(), fds[5];
 	ASSERT_GE(s, 0);
 	struct onering_msg rep;
 	ASSERT_EQ(RawQueueOpen(s, ONERING_PRIO_LEVELS, "g", &rep, fds), 0);
@@ -322,8 +322,14 @@ TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheC
 		mmap(nullptr, (size_t)ev_size, PROT_READ, MAP_SHARED, fds[0], 0));
 	auto *cons = static_cast<unsigned char *>(
 		mmap(nullptr, (size_t)cons_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0));
+	auto *bells = static_cast<unsigned char *>(
+		mmap(nullptr, ONERING_BELLS_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[4], 0));
 	ASSERT_NE(ev, MAP_FAILED);
 	ASSERT_NE(cons, MAP_FAILED);
+	ASSERT_NE(bells, MAP_FAILED);
+	ASSERT_LT(o.bell, ONERING_BELL_BITS);
+	auto *bell = reinterpret_cast<ONERING_ATOMIC(uint64_t) *>(bells + ONERING_BELLS_OFFSET) +
+		     o.bell / 64;
 	auto *ectl = reinterpret_cast<onering_events_ctl *>(ev + ONERING_EVENTS_CTL_OFFSET);
 	auto *sqctl = reinterpret_cast<onering_sq_ctl *>(cons + ONERING_SQ_CTL_OFFSET);
 	auto *sq = reinterpret_cast<onering_request *>(cons + ONERING_SQ_SLOTS_OFFSET);
@@ -341,6 +347,8 @@ TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheC
 		r.sub_id = o.group_id;
 		r.user_data = cookie;
 		onering_atomic_store(&sqctl->sq_tail_pos, pos + 1, onering_mo_release);
+		// Its bell (B1, shm/abi.h), as the library rings it.
+		onering_atomic_fetch_or(bell, 1ull << (o.bell % 64), onering_mo_seq_cst);
 		eventfd_write(fds[2], 1); // the poller may sleep: kick it
 	};
 	submit(0, 7, 77);
@@ -356,6 +364,7 @@ TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheC
 	EXPECT_TRUE(pfd.revents & (POLLRDHUP | POLLHUP));
 	munmap(ev, (size_t)ev_size);
 	munmap(cons, (size_t)cons_size);
+	munmap(bells, ONERING_BELLS_SEG_SIZE);
 	for (int fd : fds)
 		close(fd);
 	close(s);

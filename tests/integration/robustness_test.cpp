@@ -84,6 +84,15 @@ TEST(ZeroSyscallTest, EdgeRecordsAreConsumedUnderASeccompFilterThatKillsOnAnySys
 
 // ---- hostile control messages --------------------------------------------
 
+// What the library does after it writes its submission ring, for a test that
+// writes the ring by hand: ring the queue's bell (B1, shm/abi.h), then kick
+// the poller, which may be asleep.
+static void RingBell(struct onering_queue *q)
+{
+	onering_atomic_fetch_or(q->bell_word, q->bell_mask, onering_mo_seq_cst);
+	eventfd_write(q->kick_fd, 1);
+}
+
 class HostileClientTest : public ::testing::Test {
 protected:
 	void SetUp() override { ASSERT_TRUE(broker_.Start()); }
@@ -386,6 +395,7 @@ TEST_F(HostileClientTest, GarbageInTheSubmissionRingDropsOnlyThatClient)
 	onering_request bad = {};
 	bad.op = 99;
 	ASSERT_EQ(onering_ring_enqueue_burst(&q->sqp, &bad, 1), 1);
+	RingBell(q);
 	onering_event e;
 	int r = 0;
 	for (int i = 0; i < 100 && r >= 0; i++)
@@ -397,12 +407,88 @@ TEST_F(HostileClientTest, GarbageInTheSubmissionRingDropsOnlyThatClient)
 	ASSERT_EQ(broker_.Attach(&att), 0);
 	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
 	onering_atomic_store(q->sqp.tail_word, 1ull << 40, onering_mo_release);
+	RingBell(q);
 	r = 0;
 	for (int i = 0; i < 100 && r >= 0; i++)
 		r = onering_wait(q, &e, 1, 1, 50 * kMs);
 	EXPECT_EQ(r, -ECONNRESET);
 	onering_detach(att);
 	ExpectOtherClientServed();
+}
+
+// ---- the submission bells (ABI 1.7) ----------------------------------------
+
+// The bells words of q's page (shared with the other queues of its user on
+// its poller).
+static ONERING_ATOMIC(uint64_t) *BellsWords(struct onering_queue *q)
+{
+	return reinterpret_cast<ONERING_ATOMIC(uint64_t) *>(static_cast<char *>(q->bells_seg.base) +
+							   ONERING_BELLS_OFFSET);
+}
+
+// Every bit of the page set, again and again (bits no queue holds among
+// them): each costs the poller a look, nothing else; posts are delivered.
+TEST_F(HostileClientTest, StrayBellsAreIgnored)
+{
+	struct onering *att;
+	struct onering_queue *q;
+	onering_queue_options o = {};
+	o.group = "stray";
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
+	ONERING_ATOMIC(uint64_t) *w = BellsWords(q);
+	const int kPosts = 100;
+	for (int i = 0; i < kPosts; i++) {
+		for (unsigned k = 0; k < ONERING_BELL_WORDS; k++)
+			onering_atomic_store(&w[k], ~0ull, onering_mo_relaxed);
+		ASSERT_EQ(onering_post(q, onering_queue_group(q), (uint64_t)i, &i, sizeof(i), 0), 0);
+	}
+	int got = 0;
+	onering_event ev[32];
+	for (int i = 0; i < 200 && got < kPosts; i++) {
+		int n = onering_wait(q, ev, 1, 32, 50 * kMs);
+		ASSERT_GE(n, 0);
+		for (int k = 0; k < n; k++) {
+			int v = -1;
+			memcpy(&v, ev[k].payload.user.data, sizeof(v));
+			EXPECT_EQ(v, got++) << "in order, none lost";
+		}
+	}
+	EXPECT_EQ(got, kPosts);
+	onering_detach(att);
+	ExpectOtherClientServed();
+}
+
+// A request whose bell is cleared before the poller takes it (another
+// client of the same user may clear it) is still taken: the poller looks at
+// every ring after each idle sleep. Without that look it waits for ever.
+TEST_F(HostileClientTest, ARequestWithoutItsBellIsTakenAfterThePollersSleep)
+{
+	struct onering *att;
+	struct onering_queue *q;
+	onering_queue_options o = {};
+	o.group = "unrung";
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
+	// The poller asleep (bounded wait for its NEED_WAKEUP).
+	uint32_t f = 0;
+	for (int i = 0; i < 5000 && !(f & ONERING_POLLER_NEED_WAKEUP); i++) {
+		usleep(1000);
+		f = onering_atomic_load(q->poller_flags, onering_mo_acquire);
+	}
+	ASSERT_TRUE(f & ONERING_POLLER_NEED_WAKEUP) << "the poller never slept";
+	// A POST to its group written by hand, no bell; then only the kick.
+	onering_request r = {};
+	r.op = ONERING_REQ_POST;
+	r.sub_id = q->group_id;
+	r.user_data = 4242;
+	ASSERT_EQ(onering_ring_enqueue_burst(&q->sqp, &r, 1), 1);
+	ASSERT_EQ(eventfd_write(q->kick_fd, 1), 0);
+	onering_event e;
+	ASSERT_EQ(onering_wait(q, &e, 1, 1, 5000 * kMs), 1) << "the request was never taken";
+	EXPECT_EQ(e.kind, ONERING_EV_USER);
+	EXPECT_EQ(e.cookie, 4242u);
+	onering_detach(att);
 }
 
 // ---- dead peers --------------------------------------------------------------
