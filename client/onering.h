@@ -430,8 +430,9 @@ struct onering_user_event {
 
 /**
  * Post up to n user events to group through q's submission ring, published
- * together (one release store and one fence for the burst). Refusals as
- * for onering_post().
+ * together: each is written in place in a free slot (the bytes of data past
+ * len as 0), then one release store and one atomic OR (the queue's bell)
+ * for the burst. Refusals as for onering_post().
  * @return how many were posted (fewer than n when the ring filled: retry
  *   the rest); -EINVAL group 0 or a len > 24 (nothing posted); -ENOENT
  *   group is not an id this attachment has learned; -EPROTO corrupt ring.

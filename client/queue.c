@@ -66,6 +66,9 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <time.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 
 #include "client/client.h"
 #include "client/records.h"
@@ -94,18 +97,22 @@ static struct client_sub *live_sub(struct onering_queue *q, struct onering_sub s
 	return client_sub_live(s, sub.gen) ? s : NULL;
 }
 
-/* Put up to n requests on the submission ring, published together; returns
- * how many, or -EPROTO. */
-static int submit_burst(struct onering_queue *q, const struct onering_request *req, uint32_t n)
+/* May requests go on q's submission ring? 0, or why not. */
+static int submit_check(struct onering_queue *q)
 {
 	/* The broker is gone (as far as we know): not into a ring nobody reads.
 	 * A13 (client.h) in the check. */
 	if (client_queue_stale(q))
 		return client_recovering(q->att) ? -EAGAIN : -ECONNRESET;
-	/* R1 (shm/ring.h) inside: pairs with the broker's A1 in drain_requests. */
-	int r = onering_ring_enqueue_burst(&q->sqp, req, n);
-	if (r <= 0)
-		return r;
+	return 0;
+}
+
+/* Publish the requests staged on q's submission ring, ring q's bell and
+ * kick the poller if it sleeps. */
+static void submit_publish(struct onering_queue *q)
+{
+	/* R1 (shm/ring.h): pairs with the broker's A1 in drain_requests. */
+	onering_ring_publish(&q->sqp);
 	/* B1 (shm/abi.h): ring our bell, so that the poller looks at this ring;
 	 * its exchange (B2) then sees our R1. */
 	onering_atomic_fetch_or(q->bell_word, q->bell_mask, onering_mo_seq_cst);
@@ -120,6 +127,18 @@ static int submit_burst(struct onering_queue *q, const struct onering_request *r
 		eventfd_write(q->kick_fd, 1);
 		q->kicked_flags = flags;
 	}
+}
+
+/* Put up to n requests on the submission ring, published together; returns
+ * how many, or -EPROTO. */
+static int submit_burst(struct onering_queue *q, const struct onering_request *req, uint32_t n)
+{
+	int r = submit_check(q);
+
+	if (r == 0)
+		r = onering_ring_produce_burst(&q->sqp, req, n);
+	if (r > 0)
+		submit_publish(q);
 	return r;
 }
 
@@ -166,42 +185,82 @@ int onering_post_burst(struct onering_queue *q, uint32_t group, const struct one
 	return onering_post_burst_prio(q, group, posts, n, 0);
 }
 
+/* The bytes of a user event's data that a POST carries: its first len
+ * (<= 24), the rest 0 - three little-endian words (the ABI's byte order)
+ * masked, no library call. */
+static const uint64_t user_data_mask[25][4] __attribute__((aligned(32))) = {
+#define M(n) ((n) >= 8 ? ~0ull : (n) <= 0 ? 0ull : (1ull << (8 * (n))) - 1)
+#define ROW(l) {M(l), M((l) - 8), M((l) - 16), 0}
+	ROW(0), ROW(1), ROW(2), ROW(3), ROW(4), ROW(5), ROW(6), ROW(7), ROW(8),
+	ROW(9), ROW(10), ROW(11), ROW(12), ROW(13), ROW(14), ROW(15), ROW(16),
+	ROW(17), ROW(18), ROW(19), ROW(20), ROW(21), ROW(22), ROW(23), ROW(24),
+#undef ROW
+#undef M
+};
+
 int onering_post_burst_prio(struct onering_queue *q, uint32_t group,
 			    const struct onering_user_event *posts, unsigned n, unsigned priority)
 {
-	struct onering_request req[32];
-	unsigned done = 0;
-
 	if (group == 0 || priority >= ONERING_PRIO_LEVELS)
 		return -EINVAL;
-	for (unsigned i = 0; i < n; i++)
-		if (posts[i].len > sizeof(posts[i].data))
-			return -EINVAL;
 	if (!group_known(q->att, group))
 		return -ENOENT;
 	group = client_group_current(q->att, group); /* itself until a restart */
 	if (group == 0)
 		return -ENOENT; /* the restarted broker does not have it */
-	while (done < n) {
-		unsigned k = n - done < 32 ? n - done : 32;
-		for (unsigned i = 0; i < k; i++) {
-			const struct onering_user_event *p = &posts[done + i];
-			memset(&req[i], 0, sizeof(req[i]));
-			req[i].op = ONERING_REQ_POST;
-			req[i].flags = (uint16_t)priority; /* within ONERING_POST_PRIO_MASK */
-			req[i].sub_id = group;
-			req[i].user_data = p->cookie;
-			req[i].arg[0] = p->flow;
-			memcpy(&req[i].arg[1], p->data, p->len);
-		}
-		int r = submit_burst(q, req, k);
-		if (r < 0)
-			return done ? (int)done : r;
-		done += (unsigned)r;
-		if ((unsigned)r < k)
-			break; /* ring full */
+	int r = submit_check(q);
+	if (r < 0)
+		return r;
+	/* Written in place in the ring's free slots (no copy through the
+	 * stack), published together. */
+	struct onering_ring_producer *sq = &q->sqp;
+	int64_t room = onering_ring_producer_room(sq, n);
+	if (room < 0)
+		return (int)room;
+	unsigned k = (uint64_t)room < n ? (unsigned)room : n;
+	for (unsigned i = k; i < n; i++) /* those that do not fit are refused alike */
+		if (posts[i].len > sizeof(posts[i].data))
+			return -EINVAL;
+	/* op, flags (the priority: within ONERING_POST_PRIO_MASK), sub_id */
+	const struct onering_request head = {
+		.op = ONERING_REQ_POST, .flags = (uint16_t)priority, .sub_id = group};
+	/* The ring's geometry in locals: the stores below could alias q. */
+	unsigned char *slots = sq->slots;
+	const uint64_t mask = sq->mask, tail = sq->tail_pos;
+#pragma GCC unroll 4
+	for (unsigned i = 0; i < k; i++) {
+		const struct onering_user_event *p = &posts[i];
+		if (p->len > sizeof(p->data))
+			return -EINVAL; /* nothing published: the tail has not moved */
+		const uint64_t *m = user_data_mask[p->len];
+		struct onering_request *req =
+			(struct onering_request *)(slots + ((tail + i) & mask) * ONERING_RING_SLOT_SIZE);
+		/* Stored field by field: no request built on the stack first. */
+		memcpy(req, &head, offsetof(struct onering_request, user_data));
+		req->user_data = p->cookie;
+		req->arg[0] = p->flow;
+		/* arg[1..3]: the data, masked; arg[4]: 0 (the mask's fourth word). */
+#if defined(__SSE2__)
+		__m128i d01 = _mm_loadu_si128((const __m128i *)(const void *)p->data);
+		__m128i d2 = _mm_loadl_epi64((const __m128i *)(const void *)(p->data + 16));
+		_mm_storeu_si128((__m128i *)(void *)&req->arg[1],
+				 _mm_and_si128(d01, _mm_load_si128((const __m128i *)(const void *)m)));
+		_mm_storeu_si128((__m128i *)(void *)&req->arg[3],
+				 _mm_and_si128(d2, _mm_load_si128((const __m128i *)(const void *)(m + 2))));
+#else
+		uint64_t d[3];
+		memcpy(d, p->data, sizeof(d));
+		req->arg[1] = d[0] & m[0];
+		req->arg[2] = d[1] & m[1];
+		req->arg[3] = d[2] & m[2];
+		req->arg[4] = 0;
+#endif
 	}
-	return (int)done;
+	if (k == 0)
+		return 0;
+	sq->tail_pos += k;
+	submit_publish(q);
+	return (int)k;
 }
 
 int onering_post(struct onering_queue *q, uint32_t group, uint64_t flow, const void *data,

@@ -215,6 +215,25 @@ static inline int64_t onering__ring_space(struct onering_ring_producer *p, uint3
 }
 
 /**
+ * Free slots for up to want records, from the cached head when it shows
+ * enough (else reloaded): the producer may write slots tail_pos ..
+ * tail_pos + room - 1 in place (onering_ring_slot), then advance tail_pos
+ * over what it wrote and publish.
+ * @return free slots (0 if full), or -EPROTO if the consumer is corrupt.
+ * Context: the producer thread only; no system call.
+ */
+static inline int64_t onering_ring_producer_room(struct onering_ring_producer *p, uint32_t want)
+{
+	return onering__ring_space(p, want);
+}
+
+/** The slot of position pos in the producer's ring. */
+static inline void *onering_ring_slot(const struct onering_ring_producer *p, uint64_t pos)
+{
+	return p->slots + (pos & p->mask) * ONERING_RING_SLOT_SIZE;
+}
+
+/**
  * Copy up to n records into the ring without publishing them.
  * @return records staged (0 if full), or -EPROTO if the consumer is corrupt.
  * Context: the producer thread only; no system call.

@@ -390,6 +390,7 @@ TEST_F(Sources, UserEventsCarryTheirPayload)
 		posts[i].flow = i;
 		posts[i].cookie = 1000 + i;
 		posts[i].len = 4;
+		memset(posts[i].data, 0xa5, sizeof(posts[i].data)); // past len: never sent
 		memcpy(posts[i].data, &i, 4);
 	}
 	posts[7].len = 25;
@@ -406,6 +407,9 @@ TEST_F(Sources, UserEventsCarryTheirPayload)
 			uint32_t v;
 			memcpy(&v, evs[j].payload.user.data, 4);
 			EXPECT_EQ(v, got);
+			const uint8_t zero[20] = {};
+			EXPECT_EQ(memcmp(evs[j].payload.user.data + 4, zero, 20), 0)
+				<< "the bytes past len arrive as 0";
 			EXPECT_EQ(evs[j].cookie, 1000u + got);
 		}
 	}
