@@ -9,6 +9,11 @@
  * pushes a new entry; an entry whose seq (or subscription) no longer
  * matches is dropped when it reaches the top. Entries hold the (gen, id)
  * key, not a pointer, so a subscription freed meanwhile is simply not found.
+ * Stale entries are bounded: when the heap holds more than twice the
+ * entries that were live at the last count (plus TIMERS_COMPACT_SLACK), it
+ * keeps only the live ones and is rebuilt (O(n), so O(1) per arm over
+ * time). A client that re-arms one long timer in a loop (a keep-alive reset
+ * on every message) thus costs the broker one entry, not one per re-arm.
  *
  * A heap rather than a hierarchical wheel: O(log n) arm and fire, O(1) next
  * expiry, exact ordering at any resolution, and no cascade; for the tens of
@@ -41,7 +46,10 @@ struct source_timers {
 	struct broker_source src;
 	struct timer_entry *heap; /* min-heap by expiry */
 	uint32_t nr, cap;
+	uint32_t live; /* live entries at the last compaction */
 };
+
+#define TIMERS_COMPACT_SLACK 1024u
 
 static void heap_swap(struct timer_entry *h, uint32_t a, uint32_t b)
 {
@@ -77,8 +85,32 @@ static void heap_down(struct timer_entry *h, uint32_t n, uint32_t i)
 	}
 }
 
+/* Is entry e its subscription's current arm? */
+static bool entry_live(struct broker_source *src, const struct timer_entry *e)
+{
+	struct broker_sub *s = broker_registry_lookup(&src->p->b->reg, e->key);
+
+	return s && s->t_seq == e->seq && !broker_sub_dead(s);
+}
+
+/* Keep the live entries only, and make them a heap again (Floyd). */
+static void heap_compact(struct source_timers *t)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < t->nr; i++)
+		if (entry_live(&t->src, &t->heap[i]))
+			t->heap[n++] = t->heap[i];
+	t->nr = n;
+	t->live = n;
+	for (uint32_t i = n / 2; i-- > 0;)
+		heap_down(t->heap, n, i);
+}
+
 static int heap_push(struct source_timers *t, uint64_t expiry, uint64_t key, uint32_t seq)
 {
+	if (t->nr >= 2 * t->live + TIMERS_COMPACT_SLACK)
+		heap_compact(t);
 	if (t->nr == t->cap) {
 		uint32_t cap = t->cap ? t->cap * 2 : 256;
 		struct timer_entry *h = realloc(t->heap, cap * sizeof(*h));
@@ -89,6 +121,7 @@ static int heap_push(struct source_timers *t, uint64_t expiry, uint64_t key, uin
 	}
 	t->heap[t->nr] = (struct timer_entry){.expiry = expiry, .key = key, .seq = seq};
 	heap_up(t->heap, t->nr++);
+	onering_atomic_store(&t->src.p->ctr[ONERING_PC_TIMER_ENTRIES], t->nr, onering_mo_relaxed);
 	return 0;
 }
 
@@ -96,6 +129,7 @@ static void heap_pop(struct source_timers *t)
 {
 	t->heap[0] = t->heap[--t->nr];
 	heap_down(t->heap, t->nr, 0);
+	onering_atomic_store(&t->src.p->ctr[ONERING_PC_TIMER_ENTRIES], t->nr, onering_mo_relaxed);
 }
 
 static uint64_t clock_ns(clockid_t c)
@@ -111,7 +145,9 @@ static int timers_apply_request(struct broker_source *src, struct broker_queue *
 				struct broker_sub *s, const struct onering_request *req)
 {
 	struct source_timers *t = (struct source_timers *)src;
-	uint64_t value = req->arg[0], now = clock_ns(CLOCK_MONOTONIC);
+	/* The poller's clock (clock.h), read now: never before the client's
+	 * arm, so a relative timer never fires early. */
+	uint64_t value = req->arg[0], now = broker_clock_now(&src->p->clock);
 
 	(void)q;
 	s->t_seq++; /* every older entry of s is stale from here */

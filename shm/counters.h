@@ -77,7 +77,10 @@ extern "C" {
 	  "times the idle poller offered its core (sched_yield) before blocking")              \
 	X(P, SLEEPS_UNTIMED, sleeps_untimed, COUNTER, sleeps,                                  \
 	  "idle blocks without a timeout (nothing to retry, no timer): only a kick, an fd or " \
-	  "a hand-off ends them")
+	  "a hand-off ends them")                                                               \
+	X(P, TIMER_ENTRIES, timer_entries, GAUGE, entries,                                     \
+	  "entries in the timer heap: armed timers, and old entries of re-armed or cancelled " \
+	  "ones (compacted past twice the last live count plus 1024)")
 
 /* ONERING_STATS_QUEUE: one consumer queue. */
 #define ONERING_QUEUE_COUNTERS(X, P)                                                          \

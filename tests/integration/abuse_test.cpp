@@ -346,7 +346,12 @@ TEST_F(Abuse, AtTheFdLimitTheBrokerSleepsServesAndRefusesClearly)
 		if (episodes == ~0ull)
 			usleep(10000);
 	}
-	EXPECT_EQ(episodes, 1u) << "one episode, logged and counted once";
+	// One episode per stay at the limit, not one per refused connection (100
+	// waited). The broker may reach it once more on its way out: the closed
+	// connections still in its listen backlog are accepted (an fd each) while
+	// the detaching clients' fds are being freed - seen under load.
+	EXPECT_GE(episodes, 1u);
+	EXPECT_LE(episodes, 2u) << "episodes counted per refused connection";
 	close(efd);
 	onering_detach(att);
 }

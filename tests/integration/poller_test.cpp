@@ -312,6 +312,45 @@ TEST_F(PollerIdleTest, IdleBlocksWithoutTimeout)
 	EXPECT_EQ(broker_.Stop(), 0);
 }
 
+// A timer re-armed over and over (a keep-alive reset on every message) costs
+// the broker a bounded number of heap entries, not one per re-arm: old
+// entries are dropped when they outnumber the live ones (source_timers.c).
+TEST_F(PollerIdleTest, ReArmingOneTimerOverAndOverKeepsItsHeapSmall)
+{
+	StartBroker({});
+	struct onering *att;
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	struct onering_queue *q;
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	struct onering_sub t, last;
+	ASSERT_EQ(onering_timer_create(q, 1, &t), 0);
+	ASSERT_EQ(onering_timer_create(q, 2, &last), 0);
+	const uint64_t kHour = 3600ull * 1000 * 1000 * 1000;
+	const int kArms = 100000;
+	int armed = 0;
+	for (long tries = 0; armed < kArms && tries < 100L * kArms; tries++) {
+		int r = onering_timer_arm(q, t, kHour, 0, 0);
+		if (r == -EAGAIN) { // the submission ring is full: the poller drains it
+			sched_yield();
+			continue;
+		}
+		ASSERT_EQ(r, 0);
+		armed++;
+	}
+	ASSERT_EQ(armed, kArms);
+	// Requests are applied in order: once `last` fires, every re-arm was.
+	ASSERT_EQ(onering_timer_arm(q, last, 1000, 0, 0), 0);
+	struct onering_event ev;
+	ASSERT_EQ(onering_wait(q, &ev, 1, 1, 5000000000ll), 1);
+	EXPECT_EQ(ev.cookie, 2u);
+	uint64_t entries = Counters()[ONERING_PC_TIMER_ENTRIES];
+	EXPECT_GE(entries, 1u) << "the hour-long timer is armed";
+	EXPECT_LE(entries, 2u * 2 + 1024) << "one entry per re-arm kept";
+	onering_queue_close(q);
+	onering_detach(att);
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
 // A watched word wakes nobody when stored to, so while one is watched the
 // idle poller keeps a timeout (--idle-sleep-ms) and still sees the store.
 TEST_F(PollerIdleTest, WatchedWordKeepsTheIdleTimeout)
