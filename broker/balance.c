@@ -117,20 +117,113 @@ static int choose_rr(struct balance_state *st, const struct balance_cand *c, uns
 	return -1;
 }
 
-static int choose_lifo(const struct balance_settings *s, struct balance_state *st,
-		       const struct balance_cand *c, unsigned n)
+/* Does idle member a go before idle member b in wake order wake? rr: the
+ * turn from the cursor rr on; equal times: the lower index first. */
+static bool wake_before(uint32_t wake, uint32_t rr, unsigned n, const struct balance_cand *c,
+			unsigned a, unsigned b)
 {
-	bool elig[BROKER_GROUP_MAX_MEMBERS];
-	uint32_t running = 0;
-
-	/* Only to a consumer that waits with an empty ring, and only while
-	 * fewer than max_running members are at work (records to take, or
-	 * taking them): the chosen one is about to be. */
-	for (unsigned i = 0; i < n; i++) {
-		elig[i] = c[i].ok && balance_cand_idle(&c[i]);
-		running += !balance_cand_idle(&c[i]);
+	switch (wake) {
+	case ONERING_WAKE_RR:
+		return (a + n - rr % n) % n < (b + n - rr % n) % n;
+	case ONERING_WAKE_FIFO:
+		if (c[a].idle_ns != c[b].idle_ns)
+			return c[a].idle_ns < c[b].idle_ns;
+		return a < b;
+	case ONERING_WAKE_LOCAL_FIRST:
+		if (c[a].local != c[b].local)
+			return c[a].local;
+		break; /* lifo among members of one kind */
+	default:
+		break;
 	}
-	return running < s->max_running ? wake_choose(st, c, n, elig, s->wake) : -1;
+	if (c[a].idle_ns != c[b].idle_ns)
+		return c[a].idle_ns > c[b].idle_ns;
+	return a < b;
+}
+
+void balance_lifo_init(const struct balance_settings *s, const struct balance_state *st,
+		       const struct balance_cand *c, unsigned n, struct balance_lifo *l)
+{
+	if (n > BROKER_GROUP_MAX_MEMBERS)
+		n = BROKER_GROUP_MAX_MEMBERS;
+	l->running = 0;
+	l->nr_idle = 0;
+	l->wake = s->wake;
+	/* Insertion by wake order, the first to go on top (once per snapshot;
+	 * few members are idle at a time when it matters). */
+	for (unsigned i = 0; i < n; i++) {
+		if (!balance_cand_idle(&c[i])) {
+			l->running++;
+			continue;
+		}
+		unsigned at = l->nr_idle++;
+		while (at > 0 && wake_before(s->wake, st->rr, n, c, l->idle[at - 1], i)) {
+			l->idle[at] = l->idle[at - 1];
+			at--;
+		}
+		l->idle[at] = (uint16_t)i;
+	}
+}
+
+/* lifo's second choice: a member at work with room (the NUMA filter's
+ * marks), the fewest unconsumed at the record's level and above first,
+ * ties in turn from the rr cursor. */
+static int choose_at_work(struct balance_state *st, const struct balance_cand *c, unsigned n)
+{
+	uint64_t min = UINT64_MAX;
+	int best = -1;
+
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (st->rr + k) % n;
+		if (!c[i].ok || balance_cand_full(&c[i]) || balance_cand_idle(&c[i]))
+			continue;
+		if (c[i].used + c[i].higher < min) {
+			min = c[i].used + c[i].higher;
+			best = (int)i;
+		}
+	}
+	if (best >= 0)
+		st->rr = (uint32_t)best + 1;
+	return best;
+}
+
+/* lifo over candidates the NUMA filter has marked: the top idle member that
+ * passes, while fewer than max_running are at work (the chosen one is about
+ * to be); else a member at work with room. */
+static int choose_lifo(const struct balance_settings *s, struct balance_state *st,
+		       const struct balance_cand *c, unsigned n, struct balance_lifo *l)
+{
+	for (uint32_t k = l->nr_idle; k-- > 0 && l->running < s->max_running;) {
+		unsigned i = l->idle[k];
+		if (i < n && balance_cand_idle(&c[i]) && !c[i].ok)
+			continue; /* idle, but not for this record: stays in the set */
+		/* Taken off the set: chosen now, or no longer idle (at work). */
+		for (uint32_t j = k; j + 1 < l->nr_idle; j++)
+			l->idle[j] = l->idle[j + 1];
+		l->nr_idle--;
+		if (i >= n)
+			continue; /* not a candidate of this snapshot */
+		l->running++;
+		if (!balance_cand_idle(&c[i]))
+			continue;
+		if (s->wake == ONERING_WAKE_RR)
+			st->rr = i + 1;
+		return (int)i;
+	}
+	return choose_at_work(st, c, n);
+}
+
+int balance_lifo_choose(const struct balance_settings *s, struct balance_state *st,
+			struct balance_cand *c, unsigned n, struct balance_lifo *l)
+{
+	if (n == 0)
+		return -1;
+	if (n > BROKER_GROUP_MAX_MEMBERS)
+		n = BROKER_GROUP_MAX_MEMBERS;
+	if (l->wake != s->wake)
+		balance_lifo_init(s, st, c, n, l);
+	balance_numa_filter(s, c, n);
+	return choose_lifo(s, st, c, n, l);
 }
 
 int balance_choose(const struct balance_settings *s, struct balance_state *st,
@@ -150,8 +243,11 @@ int balance_choose(const struct balance_settings *s, struct balance_state *st,
 	case ONERING_POLICY_LOCAL:
 		idx = choose_rr(st, c, n, true);
 		return idx >= 0 ? idx : choose_rr(st, c, n, false);
-	case ONERING_POLICY_LIFO:
-		return choose_lifo(s, st, c, n);
+	case ONERING_POLICY_LIFO: {
+		struct balance_lifo l;
+		balance_lifo_init(s, st, c, n, &l);
+		return choose_lifo(s, st, c, n, &l);
+	}
 	default:
 		return choose_rr(st, c, n, false);
 	}

@@ -91,14 +91,49 @@ void balance_numa_filter(const struct balance_settings *s, struct balance_cand *
  *           order;
  *   sticky  as least (the caller keeps a flow on its queue while it holds
  *           records there: balance_flow_held);
- *   lifo    only a member waiting with an empty ring, and only while fewer
- *           than max_running members are at work; among them the wake
- *           order: lifo (last to go idle), fifo (first to go idle), rr, or
- *           local-first (lifo among local members, else among all).
+ *   lifo    an idle member (waiting with every ring empty) while fewer
+ *           than max_running members are at work, by the wake order: lifo
+ *           (last to go idle), fifo (first to go idle), rr, or local-first
+ *           (lifo among local members, else among all); otherwise - no
+ *           idle member, or max_running at work - a member at work that
+ *           has room, the one with the fewest unconsumed at the record's
+ *           level and above, ties taking turns. Never a member at work
+ *           that is full, nor an idle one past max_running: then none.
  * Returns the index, or -1 when no candidate may take it now.
+ * lifo here builds its idle set for this one decision (balance_lifo_init);
+ * a caller that decides many records over one snapshot keeps the set and
+ * calls balance_lifo_choose.
  */
 int balance_choose(const struct balance_settings *s, struct balance_state *st,
 		   struct balance_cand *c, unsigned n);
+
+/*
+ * lifo's view of the candidates, kept across the decisions of one snapshot:
+ * how many members are at work and the idle ones in wake order, so that a
+ * decision takes the next idle member off the top instead of scanning every
+ * member's state. It stays true while the only change to the candidates
+ * between decisions is the caller's used++ of the one chosen (the record
+ * went there): balance_lifo_choose moves a chosen idle member to "at work"
+ * itself.
+ */
+struct balance_lifo {
+	uint32_t running; /* members at work (not balance_cand_idle), all of them,
+			   * whatever the NUMA filter says */
+	uint32_t nr_idle; /* entries in idle[] */
+	uint32_t wake;    /* the wake order idle[] is sorted by */
+	uint16_t idle[BROKER_GROUP_MAX_MEMBERS]; /* idle members' indices, the one
+						  * the wake order takes first last */
+};
+
+/* Build l from n candidates (at most BROKER_GROUP_MAX_MEMBERS) under s's
+ * wake order; wake order rr starts at st's cursor. */
+void balance_lifo_init(const struct balance_settings *s, const struct balance_state *st,
+		       const struct balance_cand *c, unsigned n, struct balance_lifo *l);
+
+/* balance_choose for policy lifo, with l kept from balance_lifo_init over
+ * the same candidates (rebuilt first if s's wake order is not l's). */
+int balance_lifo_choose(const struct balance_settings *s, struct balance_state *st,
+			struct balance_cand *c, unsigned n, struct balance_lifo *l);
 
 /* The sticky bucket of a flow key (a subscription id or a posted flow). */
 uint32_t balance_flow_bucket(uint64_t key);

@@ -7,8 +7,10 @@
  *   1. snapshot the members (struct balance_cand): unconsumed records (exact
  *      for queues this poller serves; published tail plus hand-offs in
  *      flight for the others), capacity, node, and - for the policies that
- *      go by them - the consumer's doorbell state and idle time;
- *   2. balance_choose() (balance.c, pure) picks one, or none;
+ *      go by them - the consumer's doorbell state and idle time (lifo:
+ *      only of members with every ring empty);
+ *   2. balance_choose() (balance.c, pure) picks one, or none; lifo keeps
+ *      its idle set over the loop's decisions (balance_lifo_choose);
  *   3. place: into the ring if this poller serves the queue, else onto the
  *      lane to the poller that does (lane.h);
  *   4. none: the record waits in this poller's slice of the group (the
@@ -368,14 +370,17 @@ static void read_settings(struct poller *p, const struct broker_group *g,
 }
 
 #define PICK_PACKETS 0x1u /* only queues this poller serves that have a packet area */
-#define CANDS_CONSUMERS 0x2u /* (cands' key) with the consumers' doorbell words */
+#define CANDS_CONSUMERS 0x2u /* (cands' key) with every consumer's doorbell words */
+#define CANDS_IDLE_ONLY 0x4u /* (cands' key) with the doorbell words of members whose
+			      * rings are all empty only */
 
 /* The members of m as candidates for records of level prio, as this loop
  * sees them (struct broker_cands): built once per loop, or NULL without
- * memory. consumers: the policy goes by the consumers' doorbell words. */
+ * memory. policy: the group's; it says which consumers' doorbell words are
+ * read. */
 static struct broker_cands *cands(struct poller *p, struct broker_pgroup *pg,
 				  const struct broker_members *m, uint32_t prio, unsigned flags,
-				  bool consumers)
+				  uint32_t policy)
 {
 	struct broker_cands *cc = pg->cands;
 
@@ -384,13 +389,21 @@ static struct broker_cands *cands(struct poller *p, struct broker_pgroup *pg,
 		if (!cc)
 			return NULL;
 	}
-	flags |= consumers ? CANDS_CONSUMERS : 0; /* a tune may change the policy */
+	/* Part of the key: a tune may change the policy. lifo reads a
+	 * consumer's words only when every ring of its queue is empty: with a
+	 * record in one it is at work whatever they say (balance_cand_idle),
+	 * and lifo orders only idle members by them. */
+	if (policy == ONERING_POLICY_LIFO)
+		flags |= CANDS_IDLE_ONLY;
+	else if (balance_reads_consumers(policy))
+		flags |= CANDS_CONSUMERS;
 	if (cc->loop_no == p->loop_no && cc->m == m && cc->prio == prio && cc->flags == flags)
 		return cc;
 	cc->loop_no = p->loop_no;
 	cc->m = m;
 	cc->prio = prio;
 	cc->flags = flags;
+	cc->lifo_ready = false;
 	cc->n = 0;
 	for (uint32_t i = 0; i < m->n && cc->n < BROKER_GROUP_MAX_MEMBERS; i++) {
 		struct broker_queue *q = m->q[i];
@@ -404,11 +417,13 @@ static struct broker_cands *cands(struct poller *p, struct broker_pgroup *pg,
 		queue_used(p, q, broker_queue_level(q, prio), c);
 		c->local = q->poller->node == p->node;
 		c->dist = p->dist[q->poller->idx];
-		/* The consumer's words (A6): read only by the policies that go
-		 * by them (another core's line each). */
-		c->state = consumers ? onering_atomic_load(&q->db->state, onering_mo_relaxed)
-				     : ONERING_CONSUMER_RUNNING;
-		c->idle_ns = consumers ? onering_atomic_load(&q->db->idle_ns, onering_mo_relaxed) : 0;
+		/* The consumer's words (A6): read only where the policy goes by
+		 * them (another core's line each). */
+		bool empty = c->used == 0 && c->higher == 0 && c->lower == 0;
+		bool words = (flags & CANDS_CONSUMERS) || ((flags & CANDS_IDLE_ONLY) && empty);
+		c->state = words ? onering_atomic_load(&q->db->state, onering_mo_relaxed)
+				 : ONERING_CONSUMER_RUNNING;
+		c->idle_ns = words ? onering_atomic_load(&q->db->idle_ns, onering_mo_relaxed) : 0;
 	}
 	return cc;
 }
@@ -460,14 +475,25 @@ static struct broker_queue *pick(struct poller *p, struct broker_group *g,
 		*flowp = f;
 	}
 
-	struct broker_cands *cc = cands(p, pg, m, prio, flags, balance_reads_consumers(set.policy));
+	struct broker_cands *cc = cands(p, pg, m, prio, flags, set.policy);
 	if (!cc) {
 		*flowp = NULL;
 		return NULL; /* no memory: retried from the backlog */
 	}
 	for (uint32_t i = 0; i < cc->n; i++)
 		cc->c[i].ok = true; /* balance_numa_filter marks them again */
-	int idx = balance_choose(&set, &pg->bal, cc->c, cc->n);
+	int idx;
+	if (set.policy == ONERING_POLICY_LIFO) {
+		/* The idle set, once per snapshot; each decision keeps it true
+		 * (the used++ below is the only other change to the snapshot). */
+		if (!cc->lifo_ready) {
+			balance_lifo_init(&set, &pg->bal, cc->c, cc->n, &cc->lifo);
+			cc->lifo_ready = true;
+		}
+		idx = balance_lifo_choose(&set, &pg->bal, cc->c, cc->n, &cc->lifo);
+	} else {
+		idx = balance_choose(&set, &pg->bal, cc->c, cc->n);
+	}
 	if (idx < 0) {
 		*flowp = NULL;
 		return NULL;
@@ -780,8 +806,8 @@ static unsigned flush_backlog_level(struct poller *p, struct broker_group *g,
  * level takes the room (or the idle consumer) that comes free before any
  * of a lower one. A level that cannot place all it has stops there. Lower
  * levels still try under the policies that go by ring room (each level's
- * ring is its own), but not under lifo, where what a level waits for is an
- * idle consumer, the one thing every level shares: a consumer that goes
+ * ring is its own), but not under lifo, where what a level waits for may be
+ * an idle consumer, the one thing every level shares: a consumer that goes
  * idle between two decisions of one flush must not go to a lower level
  * first. */
 static unsigned flush_backlog(struct poller *p, struct broker_group *g, uint64_t ts)

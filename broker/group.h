@@ -81,13 +81,17 @@ struct broker_backlog {
  * to date with the records that poller itself places, so a burst of records
  * costs one read of each member's words (another core's cache lines), not
  * one per record. Valid for one loop, one member list, one priority level
- * and one kind of decision (flags).
+ * and one kind of decision (flags). Under lifo it also keeps the idle set
+ * (struct balance_lifo), built at the loop's first lifo decision over it and
+ * kept up to date by each decision.
  */
 struct broker_cands {
 	uint64_t loop_no; /* the loop it was built in (loops count from 1) */
 	const struct broker_members *m;
 	uint32_t prio, flags;
 	uint32_t n;
+	bool lifo_ready; /* lifo is built over this snapshot */
+	struct balance_lifo lifo;
 	struct balance_cand c[BROKER_GROUP_MAX_MEMBERS];
 	struct broker_queue *q[BROKER_GROUP_MAX_MEMBERS];
 };

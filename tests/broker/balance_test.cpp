@@ -316,21 +316,22 @@ TEST_F(FlowHeldTest, PositionsWrapAroundTwoToTheSixtyFourth)
 
 // ---- lifo -----------------------------------------------------------------------
 
-TEST_F(BalanceLifoTest, OnlyAnIdleMemberWithAnEmptyRing)
+TEST_F(BalanceLifoTest, AnIdleMemberBeforeMembersAtWork)
 {
 	c_ = {Cand(0), Cand(2), Idle(10)};
 	EXPECT_EQ(Choose(), 2);
-	c_[2].state = ONERING_CONSUMER_RUNNING; // woke up: running, not idle
-	EXPECT_EQ(Choose(), -1);
+	c_[2].state = ONERING_CONSUMER_RUNNING; // woke up: at work, not idle
+	EXPECT_EQ(Choose(), 0) << "no idle member: the member at work with the fewest records";
 }
 
-TEST_F(BalanceLifoTest, RecordsAtAnyLevelMakeAMemberRunning)
+TEST_F(BalanceLifoTest, RecordsAtAnyLevelPutAMemberAtWork)
 {
 	c_ = {Idle(10), Idle(20)};
 	c_[1].lower = 1; // its level's ring is empty, a lower one is not
 	EXPECT_EQ(Choose(), 0);
 	c_[0].higher = 2;
-	EXPECT_EQ(Choose(), -1) << "no member waits with every ring empty";
+	EXPECT_EQ(Choose(), 1) << "no member waits with every ring empty: the one with "
+				  "fewer records at the record's level and above";
 }
 
 TEST_F(BalanceLifoTest, SpinningWithAnEmptyRingCountsAsIdle)
@@ -375,20 +376,33 @@ TEST_F(BalanceLifoTest, LocalFirstWakeFallsBackToLifoAmongAll)
 	EXPECT_EQ(Choose(), 2);
 }
 
-TEST_F(BalanceLifoTest, NoneAtTheMaxRunningLimit)
+TEST_F(BalanceLifoTest, AtTheMaxRunningLimitAMemberAtWorkWithRoom)
 {
 	set_.max_running = 2;
 	c_ = {Cand(3), Cand(0), Idle(10)}; // 0: has records, 1: RUNNING
-	EXPECT_EQ(Choose(), -1);
+	EXPECT_EQ(Choose(), 1) << "the idle one is not woken; the fewest records at work";
 	set_.max_running = 3;
 	EXPECT_EQ(Choose(), 2);
+}
+
+TEST_F(BalanceLifoTest, NoneWhenAtTheLimitEveryMemberAtWorkIsFull)
+{
+	set_.max_running = 2;
+	c_ = {Cand(8), Cand(8), Idle(10)};
+	EXPECT_EQ(Choose(), -1) << "the record waits rather than wake a third member";
+}
+
+TEST_F(BalanceLifoTest, MembersAtWorkTakeTurnsOnATie)
+{
+	c_ = {Cand(2), Cand(1), Cand(1), Cand(1)};
+	EXPECT_EQ(ChooseN(4), (V{1, 2, 3, 1}));
 }
 
 TEST_F(BalanceLifoTest, RunningCountsRecordsAsWellAsTheRunningState)
 {
 	set_.max_running = 1;
 	struct balance_cand asleep_with_records = Idle(10);
-	asleep_with_records.used = 1; // consumer asleep, but a record waits for it
+	asleep_with_records.used = 8; // consumer asleep, a full ring waits for it
 	c_ = {asleep_with_records, Idle(20)};
 	EXPECT_EQ(Choose(), -1);
 	c_[0].used = 0;
@@ -402,6 +416,120 @@ TEST_F(BalanceLifoTest, MembersOffTheNodeCountAsRunning)
 	set_.max_running = 1;
 	c_ = {Cand(2, 8, false, 20), Idle(10)};
 	EXPECT_EQ(Choose(), -1);
+}
+
+// ---- lifo over a snapshot: the idle set deliver.c keeps for a loop ---------------
+
+class BalanceLifoSetTest : public BalanceLifoTest {
+protected:
+	void Init() { balance_lifo_init(&set_, &st_, c_.data(), (unsigned)c_.size(), &l_); }
+	// n decisions as deliver.c's pick makes them over one snapshot: each
+	// chosen member's used grows by the record it was given.
+	std::vector<int> PlaceN(unsigned n)
+	{
+		std::vector<int> v;
+		for (unsigned i = 0; i < n; i++) {
+			int idx = balance_lifo_choose(&set_, &st_, c_.data(), (unsigned)c_.size(),
+						      &l_);
+			if (idx >= 0)
+				c_[(size_t)idx].used++;
+			v.push_back(idx);
+		}
+		return v;
+	}
+	struct balance_lifo l_ {};
+};
+
+TEST_F(BalanceLifoSetTest, HoldsTheIdleMembersLastToGoIdleOnTop)
+{
+	c_ = {Idle(100), Cand(1), Idle(300), Idle(200)};
+	Init();
+	EXPECT_EQ(l_.running, 1u);
+	ASSERT_EQ(l_.nr_idle, 3u);
+	EXPECT_EQ(l_.idle[2], 2u);
+	EXPECT_EQ(l_.idle[1], 3u);
+	EXPECT_EQ(l_.idle[0], 0u);
+}
+
+TEST_F(BalanceLifoSetTest, ABurstWakesIdleMembersLastIdleFirstThenFillsThoseAtWork)
+{
+	c_ = {Idle(100), Cand(1), Idle(300), Idle(200)};
+	Init();
+	EXPECT_EQ(PlaceN(3), (V{2, 3, 0})) << "each idle member once, in lifo order";
+	EXPECT_EQ(l_.nr_idle, 0u);
+	EXPECT_EQ(l_.running, 4u);
+	EXPECT_EQ(PlaceN(4), (V{0, 1, 2, 3})) << "then every member at work, in turn";
+}
+
+TEST_F(BalanceLifoSetTest, EveryRecordIsPlacedWhileAMemberAtWorkHasRoom)
+{
+	c_ = {Cand(5), Cand(6)}; // cap 8: 5 records of room between them
+	Init();
+	EXPECT_EQ(PlaceN(6), (V{0, 1, 0, 1, 0, -1}));
+}
+
+TEST_F(BalanceLifoSetTest, TheLimitHoldsOverABurst)
+{
+	set_.max_running = 2;
+	c_ = {Idle(100), Idle(300), Idle(200)};
+	Init();
+	std::vector<int> got = PlaceN(2 * 8 + 1);
+	EXPECT_EQ((V{got[0], got[1]}), (V{1, 2}));
+	for (int idx : got)
+		EXPECT_NE(idx, 0) << "a third member is never woken";
+	EXPECT_EQ(got.back(), -1) << "both members at work full: the record waits";
+}
+
+TEST_F(BalanceLifoSetTest, FifoAndRrWakeOrdersOverABurst)
+{
+	set_.wake = ONERING_WAKE_FIFO;
+	c_ = {Idle(100), Idle(300), Idle(50)};
+	Init();
+	EXPECT_EQ(PlaceN(3), (V{2, 0, 1}));
+
+	set_.wake = ONERING_WAKE_RR;
+	st_.rr = 2;
+	c_ = {Idle(100), Idle(300), Idle(50), Idle(70)};
+	Init();
+	EXPECT_EQ(PlaceN(4), (V{2, 3, 0, 1}));
+}
+
+TEST_F(BalanceLifoSetTest, LocalFirstOverABurst)
+{
+	set_.wake = ONERING_WAKE_LOCAL_FIRST;
+	c_ = {Idle(500, false, 20), Idle(100), Idle(200), Idle(900, false, 20)};
+	Init();
+	EXPECT_EQ(PlaceN(4), (V{2, 1, 3, 0}));
+}
+
+TEST_F(BalanceLifoSetTest, IsRebuiltWhenTheWakeOrderChanges)
+{
+	c_ = {Idle(100), Idle(300), Idle(50)};
+	Init();
+	set_.wake = ONERING_WAKE_FIFO;
+	EXPECT_EQ(PlaceN(1), (V{2}));
+}
+
+TEST_F(BalanceLifoSetTest, AnIdleMemberTheFilterExcludesStaysInTheSet)
+{
+	set_.numa = ONERING_NUMA_STRICT;
+	c_ = {Idle(300, false, 20), Idle(100)};
+	Init();
+	EXPECT_EQ(PlaceN(1), (V{1}));
+	EXPECT_EQ(l_.nr_idle, 1u);
+	set_.numa = ONERING_NUMA_INTERLEAVE;
+	EXPECT_EQ(PlaceN(1), (V{0}));
+}
+
+TEST_F(BalanceLifoSetTest, AMemberOfTheSetFoundAtWorkCountsAsRunning)
+{
+	set_.max_running = 2;
+	c_ = {Idle(100), Idle(300), Idle(200)};
+	Init();
+	c_[1].used = 8; // filled up since the set was built (no room)
+	EXPECT_EQ(PlaceN(1), (V{2}));
+	EXPECT_EQ(l_.running, 2u) << "1 and 2 at work";
+	EXPECT_EQ(PlaceN(1), (V{2})) << "at the limit: 0 stays asleep";
 }
 
 // ---- local ----------------------------------------------------------------------

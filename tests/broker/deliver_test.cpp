@@ -6,6 +6,7 @@
 
 #include <sys/epoll.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
@@ -506,29 +507,70 @@ TEST_F(DeliverGroupTest, LifoGivesARecordToTheLastConsumerToGoIdle)
 	ASSERT_EQ(Post(1), 0);
 	dt_flush(t_, 0, 1); // wakes q1's consumer
 	EXPECT_EQ(dt_qctr(t_, 1, ONERING_QC_WAKES), 1u);
-	ASSERT_EQ(Post(2), 0); // q1 has work now
-	ASSERT_EQ(Post(3), 0); // nobody idle: waits
-	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 1u);
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_WAKES), 0u) << "wake one";
+	ASSERT_EQ(Post(2), 0); // q1 has work now: the next idle one
 	dt_flush(t_, 0, 2);
 	EXPECT_EQ(Cookies(Consume(1)), (U{1}));
 	EXPECT_EQ(Cookies(Consume(0)), (U{2}));
 }
 
-TEST_F(DeliverGroupTest, LifoMaxRunningHoldsRecordsBack)
+// Nobody idle, but the members at work have room: every post goes to one of
+// them at once (the fewest records first, in turn on a tie), none waits.
+TEST_F(DeliverGroupTest, LifoPlacesARecordInTheLoopItArrivesWhileAMemberAtWorkHasRoom)
+{
+	Make(ONERING_POLICY_LIFO);
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_RUNNING, 0);
+	dt_set_consumer(t_, 1, ONERING_CONSUMER_RUNNING, 0);
+	for (uint64_t c = 1; c <= 4; c++)
+		ASSERT_EQ(Post(c), 0) << c;
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 0u);
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_BACKLOGGED), 0u);
+	ASSERT_EQ(Post(5), 0); // both full (2 slots each): it waits
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 1u);
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(Cookies(Consume(0)), (U{1, 3}));
+	EXPECT_EQ(Cookies(Consume(1)), (U{2, 4}));
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_DELIVERED), 4u);
+}
+
+// The snapshot of a loop is kept up to date with what the poller places: a
+// consumer given a record leaves the idle set, the next record goes to the
+// next idle one, then to those at work.
+TEST_F(DeliverGroupTest, LifoWakesEachIdleMemberOnceABurst)
+{
+	Build(1, {{0, 4, 0}, {0, 4, 0}, {0, 4, 0}});
+	ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_LIFO, {0, 1, 2}));
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 30);
+	dt_set_consumer(t_, 1, ONERING_CONSUMER_SLEEPING, 10);
+	dt_set_consumer(t_, 2, ONERING_CONSUMER_SPINNING, 20);
+	for (uint64_t c = 1; c <= 6; c++)
+		ASSERT_EQ(Post(c), 0) << c;
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 0u);
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(Cookies(Consume(0)), (U{1, 4})) << "last idle first, then at work in turn";
+	EXPECT_EQ(Cookies(Consume(2)), (U{2, 6}));
+	EXPECT_EQ(Cookies(Consume(1)), (U{3, 5}));
+	EXPECT_EQ(dt_qctr(t_, 0, ONERING_QC_WAKES), 1u);
+	EXPECT_EQ(dt_qctr(t_, 1, ONERING_QC_WAKES), 1u);
+}
+
+TEST_F(DeliverGroupTest, LifoMaxRunningKeepsRecordsOnTheMembersAtWork)
 {
 	Make(ONERING_POLICY_LIFO);
 	dt_group_set_wake(t_, 0, ONERING_WAKE_FIFO, 1);
 	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 5);
 	dt_set_consumer(t_, 1, ONERING_CONSUMER_SLEEPING, 9);
 	ASSERT_EQ(Post(1), 0); // fifo: q0, the longest idle
-	ASSERT_EQ(Post(2), 0); // one member at work already: max_running 1
+	ASSERT_EQ(Post(2), 0); // max_running 1: q0 again, it has room
+	ASSERT_EQ(Post(3), 0); // q0 full: waits rather than wake q1
 	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 1u);
 	dt_flush(t_, 0, 1);
-	EXPECT_EQ(Cookies(Consume(0)), (U{1}));
+	EXPECT_EQ(dt_qctr(t_, 1, ONERING_QC_WAKES), 0u);
+	EXPECT_EQ(Cookies(Consume(0)), (U{1, 2}));
 	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 20); // done, asleep again
 	dt_next_loop(t_, 0);
 	dt_flush(t_, 0, 2);
-	EXPECT_EQ(Cookies(Consume(1)), (U{2})) << "fifo: q1 has been idle longer";
+	EXPECT_EQ(Cookies(Consume(1)), (U{3})) << "fifo: q1 has been idle longer";
 }
 
 // ---- NIC packets: one decision per burst ---------------------------------------------
@@ -770,7 +812,7 @@ TEST_P(DeliverPrioPolicyTest, AHighRecordOvertakesTheBacklogOfLowOnes)
 	const uint32_t policy = GetParam();
 	ASSERT_NO_FATAL_FAILURE(Make(2));
 	ASSERT_NO_FATAL_FAILURE(Group(policy, {0, 1}));
-	// lifo places only with an idle consumer: both wait, rings empty.
+	// Both wait, rings empty (lifo's first choice: idle members).
 	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 5);
 	dt_set_consumer(t_, 1, ONERING_CONSUMER_SLEEPING, 9);
 	constexpr uint64_t kLows = 40, kHighCookie = 1000;
@@ -828,22 +870,30 @@ INSTANTIATE_TEST_SUITE_P(EveryPolicy, DeliverPrioPolicyTest,
 			 });
 
 // A high record that itself waits (every high ring full) is placed before
-// the low ones as room comes back.
+// the low ones as room comes back. Under lifo the low ones wait for it even
+// where their own ring has room (what a level waits for may be the idle
+// consumer every level shares).
 TEST_F(DeliverPrioTest, ABackloggedHighRecordIsPlacedBeforeBackloggedLowOnes)
 {
 	ASSERT_NO_FATAL_FAILURE(Make(1));
 	ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_LIFO, {0}));
-	dt_set_consumer(t_, 0, ONERING_CONSUMER_RUNNING, 0); // lifo: nobody idle
-	for (uint64_t c = 1; c <= 3; c++)
-		ASSERT_EQ(PostAt(c, 0), 0);
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_RUNNING, 0); // lifo: at work
 	ASSERT_EQ(PostAt(50, kHigh), 0);
-	ASSERT_EQ(dt_backlog_recs(t_, 0, 0), 4u);
-	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 7); // idle now
-	dt_next_loop(t_, 0);
+	ASSERT_EQ(PostAt(51, kHigh), 0);
+	ASSERT_EQ(PostAt(52, kHigh), 0); // its ring is full: waits
+	for (uint64_t c = 1; c <= 2; c++)
+		ASSERT_EQ(PostAt(c, 0), 0); // behind the waiting high one
+	ASSERT_EQ(dt_backlog_recs(t_, 0, 0), 3u);
 	dt_flush(t_, 0, 1);
-	EXPECT_EQ(Cookies(Consume(0)), (U{50})) << "lifo: one record for the idle consumer, "
-						   "the high one";
-	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 3u);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 3u) << "the low ones wait, their ring empty";
+	EXPECT_EQ(Cookies(Consume(0, 1)), (U{50}));
+	dt_set_consumer(t_, 0, ONERING_CONSUMER_SLEEPING, 7); // takes no more now
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 0u);
+	U got = Cookies(Consume(0));
+	std::sort(got.begin(), got.end());
+	EXPECT_EQ(got, (U{1, 2, 51, 52}));
 }
 
 // A sticky flow that has records at two levels keeps its queue until both

@@ -89,6 +89,10 @@ TEST(ThreadPool, RandomDeletesWhileRecordsAreInFlight)
 			o.flags = ONERING_QUEUE_ACK;
 			o.group = "pool";
 			o.capacity = 4096;
+			// A re-arm slot for every record the ring can hold: lifo gives
+			// a worker at work records while its ring has room, and each
+			// done re-arms through this ring.
+			o.sq_capacity = 4096;
 			if (onering_queue_open(att, &o, &q) < 0) {
 				errors++;
 				return;
