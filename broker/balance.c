@@ -165,9 +165,10 @@ void balance_lifo_init(const struct balance_settings *s, const struct balance_st
 	}
 }
 
-/* lifo's second choice: a member at work with room (the NUMA filter's
- * marks), the fewest unconsumed at the record's level and above first,
- * ties in turn from the rr cursor. */
+/* lifo's second choice: a member at work holding fewer than
+ * BALANCE_LIFO_AT_WORK unconsumed records at the record's level and above,
+ * with room (the NUMA filter's marks), the fewest first, ties in turn from
+ * the rr cursor. */
 static int choose_at_work(struct balance_state *st, const struct balance_cand *c, unsigned n)
 {
 	uint64_t min = UINT64_MAX;
@@ -175,7 +176,8 @@ static int choose_at_work(struct balance_state *st, const struct balance_cand *c
 
 	for (unsigned k = 0; k < n; k++) {
 		unsigned i = (st->rr + k) % n;
-		if (!c[i].ok || balance_cand_full(&c[i]) || balance_cand_idle(&c[i]))
+		if (!c[i].ok || balance_cand_full(&c[i]) || balance_cand_idle(&c[i]) ||
+		    c[i].used + c[i].higher >= BALANCE_LIFO_AT_WORK)
 			continue;
 		if (c[i].used + c[i].higher < min) {
 			min = c[i].used + c[i].higher;

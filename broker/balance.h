@@ -52,6 +52,13 @@ struct balance_settings {
 	uint32_t max_running; /* lifo: members at work at most (already resolved: > 0) */
 };
 
+/* lifo: a member at work takes more records only while it holds fewer than
+ * this many unconsumed (at the record's level and above): a batch to work
+ * through without a hand-off per record, and no more - the rest wait in the
+ * group's backlog for the next member to go idle, so at most this many
+ * records wait behind a slow one. */
+#define BALANCE_LIFO_AT_WORK 32u
+
 /* A poller's decision state for one group (its own, never shared). */
 struct balance_state {
 	uint32_t rr; /* round-robin cursor: the candidate index to try first */
@@ -96,9 +103,11 @@ void balance_numa_filter(const struct balance_settings *s, struct balance_cand *
  *           (last to go idle), fifo (first to go idle), rr, or local-first
  *           (lifo among local members, else among all); otherwise - no
  *           idle member, or max_running at work - a member at work that
- *           has room, the one with the fewest unconsumed at the record's
- *           level and above, ties taking turns. Never a member at work
- *           that is full, nor an idle one past max_running: then none.
+ *           holds fewer than BALANCE_LIFO_AT_WORK unconsumed at the
+ *           record's level and above and has room, the one with the fewest,
+ *           ties taking turns. Never a member at work past that (nor a
+ *           full one), nor an idle one past max_running: then none, and the
+ *           record waits in the backlog.
  * Returns the index, or -1 when no candidate may take it now.
  * lifo here builds its idle set for this one decision (balance_lifo_init);
  * a caller that decides many records over one snapshot keeps the set and

@@ -468,6 +468,26 @@ TEST_F(BalanceLifoSetTest, EveryRecordIsPlacedWhileAMemberAtWorkHasRoom)
 	EXPECT_EQ(PlaceN(6), (V{0, 1, 0, 1, 0, -1}));
 }
 
+// A member at work takes a batch, not its whole ring: past
+// BALANCE_LIFO_AT_WORK unconsumed records the rest wait in the backlog for
+// the next member to go idle (at most a batch waits behind a slow one).
+TEST_F(BalanceLifoSetTest, AMemberAtWorkTakesABatchNotItsWholeRing)
+{
+	c_ = {Cand(0, 1024), Cand(BALANCE_LIFO_AT_WORK - 2, 1024)};
+	Init();
+	std::vector<int> got = PlaceN(BALANCE_LIFO_AT_WORK + 4);
+	unsigned to0 = 0, to1 = 0, waited = 0;
+	for (int idx : got) {
+		to0 += idx == 0;
+		to1 += idx == 1;
+		waited += idx < 0;
+	}
+	EXPECT_EQ(to0, BALANCE_LIFO_AT_WORK);
+	EXPECT_EQ(to1, 2u) << "1 held 30: it takes 2 more";
+	EXPECT_EQ(waited, 2u) << "both at a batch, 1,024-slot rings notwithstanding";
+	EXPECT_EQ(c_[0].used, (uint64_t)BALANCE_LIFO_AT_WORK);
+}
+
 TEST_F(BalanceLifoSetTest, TheLimitHoldsOverABurst)
 {
 	set_.max_running = 2;
