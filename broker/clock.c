@@ -11,6 +11,9 @@
 
 #include "broker/clock.h"
 
+#define ANCHOR_TRIES 4
+#define ANCHOR_GOOD_NS 1000u /* a bracket this narrow is taken at once */
+
 /* Does the TSC tick at one rate in every power state (invariant TSC)? */
 static bool tsc_invariant(void)
 {
@@ -26,14 +29,33 @@ static bool tsc_invariant(void)
 #endif
 }
 
+/* A (ticks, ns) pair taken together: the TSC read between two reads of
+ * CLOCK_MONOTONIC, ns their midpoint; the closest of a few tries (a
+ * preemption between the reads widens the bracket). */
+static void anchor_read(uint64_t *ticks, uint64_t *ns)
+{
+	uint64_t best = UINT64_MAX;
+
+	for (int i = 0; i < ANCHOR_TRIES && best > ANCHOR_GOOD_NS; i++) {
+		uint64_t m1 = broker_clock_mono_ns(), t = broker_clock_ticks();
+		uint64_t m2 = broker_clock_mono_ns();
+		if (m2 - m1 < best) {
+			best = m2 - m1;
+			*ticks = t;
+			*ns = m1 + (m2 - m1) / 2;
+		}
+	}
+}
+
 void broker_clock_init(struct broker_clock *c, bool tsc)
 {
 	const char *env = getenv("ONERING_CLOCK");
 
 	memset(c, 0, sizeof(*c));
 	c->can_tsc = tsc && tsc_invariant() && !(env && strcmp(env, "monotonic") == 0);
-	c->cal_ns = c->ns0 = broker_clock_mono_ns();
-	c->cal_tsc = c->tsc0 = broker_clock_ticks();
+	anchor_read(&c->cal_tsc, &c->cal_ns);
+	c->tsc0 = c->cal_tsc;
+	c->ns0 = c->cal_ns;
 	/* No rate yet: clock_gettime until CLOCK_CALIBRATE_NS have passed (or
 	 * for ever without an invariant TSC). */
 	c->sync_ns = c->can_tsc ? c->cal_ns + CLOCK_CALIBRATE_NS : UINT64_MAX;
@@ -41,8 +63,9 @@ void broker_clock_init(struct broker_clock *c, bool tsc)
 
 uint64_t broker_clock_sync(struct broker_clock *c)
 {
-	uint64_t ticks = broker_clock_ticks(), ns = broker_clock_mono_ns();
+	uint64_t ticks, ns;
 
+	anchor_read(&ticks, &ns);
 	/* The rate over everything since the first anchor: the longer the
 	 * span, the smaller the error of the two reads at its ends. */
 	if (ticks > c->cal_tsc && ns > c->cal_ns) {

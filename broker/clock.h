@@ -11,8 +11,12 @@
  * re-anchoring, each CLOCK_SYNC_NS, when the clock also takes
  * CLOCK_MONOTONIC's value again: between anchors it can drift from
  * CLOCK_MONOTONIC only by the rate's error over CLOCK_SYNC_NS (parts per
- * million: well under a microsecond). It never goes back: a read below the
- * last one returns the last one.
+ * million: under a microsecond; NTP may slew CLOCK_MONOTONIC by up to 500
+ * ppm, which the TSC does not follow: then up to 50 us). Each anchor is a
+ * TSC read bracketed by two CLOCK_MONOTONIC reads. It never goes back: a
+ * read below the last one returns the last one. Good for stamps and for
+ * deciding when to look; what must never be early (a timer's expiry) asks
+ * CLOCK_MONOTONIC itself (source_timers.c).
  *
  * $ONERING_CLOCK=monotonic turns the TSC off (every read is clock_gettime).
  * One clock per thread; nothing here is shared.

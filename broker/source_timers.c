@@ -47,6 +47,11 @@ struct source_timers {
 	struct timer_entry *heap; /* min-heap by expiry */
 	uint32_t nr, cap;
 	uint32_t live; /* live entries at the last compaction */
+	/* The base of relative arms: CLOCK_MONOTONIC read for base_q in loop
+	 * base_loop. */
+	uint64_t base_loop;
+	const struct broker_queue *base_q;
+	uint64_t base_ns;
 };
 
 #define TIMERS_COMPACT_SLACK 1024u
@@ -145,11 +150,17 @@ static int timers_apply_request(struct broker_source *src, struct broker_queue *
 				struct broker_sub *s, const struct onering_request *req)
 {
 	struct source_timers *t = (struct source_timers *)src;
-	/* The poller's clock (clock.h), read now: never before the client's
-	 * arm, so a relative timer never fires early. */
-	uint64_t value = req->arg[0], now = broker_clock_now(&src->p->clock);
+	/* CLOCK_MONOTONIC itself (not the poller's TSC clock, which may be a
+	 * few microseconds off), read after this queue's tail was: never
+	 * before the client's arm, so a relative timer never fires early.
+	 * Once per queue and loop (a drain reads one tail). */
+	if (t->base_loop != src->p->loop_no || t->base_q != q) {
+		t->base_loop = src->p->loop_no;
+		t->base_q = q;
+		t->base_ns = clock_ns(CLOCK_MONOTONIC);
+	}
+	uint64_t value = req->arg[0], now = t->base_ns;
 
-	(void)q;
 	s->t_seq++; /* every older entry of s is stale from here */
 	if (req->op == ONERING_REQ_DEL)
 		return 0;
@@ -180,6 +191,12 @@ static unsigned timers_poll(struct broker_source *src, const struct broker_poll_
 	uint64_t now = ctx->now_ns;
 	unsigned fired = 0;
 
+	/* Due by the loop's clock (the TSC, clock.h): ask CLOCK_MONOTONIC
+	 * itself before firing, once per loop - the TSC clock may run a few
+	 * microseconds ahead of it (NTP slews CLOCK_MONOTONIC, not the TSC),
+	 * and a timer never fires before its expiry. */
+	if (t->nr && t->heap[0].expiry <= now)
+		now = clock_ns(CLOCK_MONOTONIC);
 	while (t->nr && t->heap[0].expiry <= now) {
 		struct timer_entry e = t->heap[0];
 		heap_pop(t);
