@@ -545,6 +545,39 @@ check_record(struct onering_queue *q, const struct client_sub_table *subs,
 	return k; /* NOTICE, or SKIP: a code this library does not know */
 }
 
+/*
+ * The records from e on (up to end) that need no more than a look, in a
+ * loop with no call in it (everything in registers): posts, other clients'
+ * sources, with packets (nic_plain) packets, and records of our live
+ * subscriptions (A4, A5 in client_sub_find_live) that are not LEVEL
+ * records to note. Returns the first record that needs check_record (one
+ * to drop, a word, a control record, a LEVEL record not yet outstanding,
+ * a packet when !nic_plain), or end. The ids are the broker's: only while
+ * they are the handles (no bmap).
+ */
+static inline __attribute__((always_inline)) const struct onering_event *
+skip_plain(const struct client_sub_table *subs, const struct onering_event *e,
+	   const struct onering_event *end, bool nic_plain)
+{
+#pragma GCC unroll 4
+	for (; e < end; e++) {
+		if (ONERING_LIKELY(e->kind == ONERING_EV_USER))
+			continue;
+		enum client_kind_class kc = client_kind_class_of(e->kind);
+		if (kc == CLIENT_KIND_OWN) {
+			if (e->flags & ONERING_EVF_FOREIGN)
+				continue;
+			const struct client_sub *s = client_sub_find_live(subs, e->sub_id, e->sub_gen);
+			if (!s || (s->mode == ONERING_LEVEL && !s->level_out))
+				break;
+			continue;
+		}
+		if (!nic_plain || kc != CLIENT_KIND_PASS)
+			break;
+	}
+	return e;
+}
+
 /* Copy records of ring c (evc, or a priority level's) to out, skipping
  * cancelled ones. Returns count or -errno. A batch with NIC records stays
  * unreleased (their packet bytes live in the slots' packet area) until the
@@ -566,6 +599,10 @@ static inline __attribute__((always_inline)) int take_from(struct onering_queue 
 	/* Read once per call, not per record (see check_record). */
 	const struct client_sub_table subs = q->att->subs;
 	const struct client_bmap *bmap = q->bmap;
+	/* Without ack mode and with the broker's ids the handles (no bmap), a
+	 * record that needs no more than a look goes out as it is: a run of
+	 * them is copied at once. */
+	const bool runs = !q->ack && !bmap;
 
 	while (n < max && !packets && !q->held.nr) {
 		const void *first = NULL;
@@ -577,9 +614,18 @@ static inline __attribute__((always_inline)) int take_from(struct onering_queue 
 			return n ? (int)n : k;
 		if (k == 0)
 			break;
-		const struct onering_event *rec = first;
-		for (int i = 0; i < k; i++) {
-			const struct onering_event *e = &rec[i];
+		const struct onering_event *rec = first, *next = rec, *end = rec + k;
+		while (next < end) {
+			if (runs) {
+				const struct onering_event *stop = skip_plain(&subs, next, end, false);
+				memcpy(out + n, next, (size_t)(stop - next) * sizeof(*out));
+				n += (unsigned)(stop - next);
+				if (stop == end)
+					break;
+				next = stop; /* one that needs check_record */
+			}
+			const struct onering_event *e = next++;
+			uint32_t i = (uint32_t)(e - rec);
 			struct client_sub *s = NULL;
 			uint32_t hid = 0, hgen = 0;
 			if (track) /* nothing to wait for, unless it goes out to be done */
@@ -772,44 +818,43 @@ const void *onering_event_packet(const struct onering_queue *q, const struct one
 	return q->pkt_area + off;
 }
 
-int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max)
+/*
+ * Does an onering_poll() of q have nothing to do but return 0? Its one
+ * ring is empty (A1 in onering_ring_consumer_idle: synchronises with the
+ * broker's R1), so no batch is held either (a held batch lies between the
+ * released position and the tail); no arming to take back, nothing
+ * re-delivered, no LEVEL source outstanding (a collection may be due), and
+ * the broker is the one the queue was mapped from (A13 in
+ * client_queue_stale). The ring first: when records flow, one compare
+ * sends the call on.
+ */
+static inline bool poll_nothing(const struct onering_queue *q)
+{
+	/* The words that say there is more to do, ORed: one branch for all. */
+	uint32_t more = (q->nr_levels - 1) | q->redeliver.nr | q->level_out.nr |
+			(uint32_t)q->armed | (uint32_t)q->dead;
+
+	return onering_ring_consumer_idle(&q->evc) && more == 0 &&
+	       client_att_state(q->att) == q->att_state; /* !client_queue_stale(q) */
+}
+
+/* onering_poll() with something to do. Out of line (a tail call): the
+ * empty poll saves no registers. */
+static __attribute__((noinline)) int poll_some(struct onering_queue *q,
+					       struct onering_event *events, unsigned max)
 {
 	disarm(q);
 	release_held(q);
 	return poll_records(q, events, max);
 }
 
-/*
- * The records from e on (up to end) that need no more than a look, in a
- * loop with no call in it (everything in registers): posts, other clients'
- * sources, with packets (nic_plain) packets, and records of our live
- * subscriptions (A4, A5 in client_sub_find_live) that are not LEVEL
- * records to note. Returns the first record that needs check_record (one
- * to drop, a word, a control record, a LEVEL record not yet outstanding,
- * a packet when !nic_plain), or end. The ids are the broker's: only while
- * they are the handles (no bmap).
- */
-static inline __attribute__((always_inline)) const struct onering_event *
-skip_plain(const struct client_sub_table *subs, const struct onering_event *e,
-	   const struct onering_event *end, bool nic_plain)
+int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max)
 {
-#pragma GCC unroll 4
-	for (; e < end; e++) {
-		if (ONERING_LIKELY(e->kind == ONERING_EV_USER))
-			continue;
-		enum client_kind_class kc = client_kind_class_of(e->kind);
-		if (kc == CLIENT_KIND_OWN) {
-			if (e->flags & ONERING_EVF_FOREIGN)
-				continue;
-			const struct client_sub *s = client_sub_find_live(subs, e->sub_id, e->sub_gen);
-			if (!s || (s->mode == ONERING_LEVEL && !s->level_out))
-				break;
-			continue;
-		}
-		if (!nic_plain || kc != CLIENT_KIND_PASS)
-			break;
+	if (ONERING_LIKELY(poll_nothing(q))) {
+		q->peek_n = 0; /* as release_held: a peeked run is forgotten */
+		return 0;
 	}
-	return e;
+	return poll_some(q, events, max);
 }
 
 /* The run of ring c's records, from its head, that poll would return:
