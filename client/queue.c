@@ -880,7 +880,7 @@ static inline __attribute__((always_inline)) int peek_ring(struct onering_queue 
 				e = skip_plain(&subs, e, end, true);
 			if (e == end)
 				break;
-			/* One that needs more than a look. */
+			/* One that needs more than a look (after a restart: each). */
 			struct client_sub *s = NULL;
 			uint32_t hid, hgen;
 			enum client_record_class cls = check_record(q, &subs, bmap, e, &s, &hid, &hgen);
