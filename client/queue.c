@@ -494,43 +494,88 @@ int onering_collect(struct onering_queue *q)
  * control code that is the library's: SHUTDOWN marks the queue dead);
  * otherwise its class, and for our own sources (CLIENT_REC_OWN) the entry
  * *sp and the handle *hid, *hgen: the record's ids, or after a broker
- * restart what the bmap says they stand for (A14, A15: recover.h).
+ * restart what bmap (q->bmap, read once per batch by the caller) says they
+ * stand for (A14, A15: recover.h). subs is the caller's copy of the
+ * attachment's table, also read once per batch.
  */
 static inline __attribute__((always_inline)) enum client_record_class
-check_record(struct onering_queue *q, const struct onering_event *e, struct client_sub **sp,
+check_record(struct onering_queue *q, const struct client_sub_table *subs,
+	     const struct client_bmap *bmap, const struct onering_event *e, struct client_sub **sp,
 	     uint32_t *hid, uint32_t *hgen)
 {
-	enum client_record_class k = client_record_classify(e);
+	/* Posts first, the most frequent by far where rates are high: one
+	 * compare. Then the kind by a table: packets need nothing more either. */
+	if (ONERING_LIKELY(e->kind == ONERING_EV_USER))
+		return CLIENT_REC_PASS;
+	enum client_kind_class kc = client_kind_class_of(e->kind);
 
-	switch (k) {
-	case CLIENT_REC_SHUTDOWN:
-		q->dead = true;
-		return CLIENT_REC_SKIP;
-	case CLIENT_REC_WORD:
+	if (ONERING_LIKELY(kc == CLIENT_KIND_OWN)) {
+		/* Another client's source balanced to us: nothing of ours to
+		 * check it against. */
+		if (e->flags & ONERING_EVF_FOREIGN)
+			return CLIENT_REC_PASS;
+		*hid = e->sub_id;
+		*hgen = e->sub_gen;
+		if (bmap && !client_bmap_get(bmap, e->sub_id, e->sub_gen, hid, hgen))
+			return CLIENT_REC_SKIP;
+		/* A4, A5 (sub.h): synchronise with R4/R5 (the add); the fields
+		 * the caller reads are the add's. */
+		struct client_sub *s = client_sub_find_live(subs, *hid, *hgen);
+		if (!s)
+			return CLIENT_REC_SKIP; /* deleted (or never ours): the cancellation guarantee */
+		*sp = s;
+		return CLIENT_REC_OWN;
+	}
+	if (kc == CLIENT_KIND_PASS)
+		return CLIENT_REC_PASS;
+	if (kc == CLIENT_KIND_WORD) {
 		/* Only while that watch is the current one. */
 		if (!client_word_live(q->word_gen, q->nr_words, e->payload.word.word_idx,
 				      e->sub_gen))
 			return CLIENT_REC_SKIP;
 		/* A restarted broker starts from it. */
 		q->word_last[e->payload.word.word_idx] = e->payload.word.new_value;
-		return k;
-	case CLIENT_REC_OWN:
-		break;
-	default: /* SKIP; NOTICE; PASS: a post, or another client's source balanced
-		  * to us - nothing of ours to check it against */
-		return k;
+		return CLIENT_REC_WORD;
 	}
-	*hid = e->sub_id;
-	*hgen = e->sub_gen;
-	if (q->bmap && !client_bmap_get(q->bmap, e->sub_id, e->sub_gen, hid, hgen))
+	enum client_record_class k = client_control_class(e);
+	if (k == CLIENT_REC_SHUTDOWN) {
+		q->dead = true;
 		return CLIENT_REC_SKIP;
-	struct client_sub *s = client_sub_at(&q->att->subs, *hid);
-	/* A4, A5 (sub.h): synchronise with R4/R5 (the add); the fields the
-	 * caller reads are the add's. */
-	if (!client_sub_live(s, *hgen))
-		return CLIENT_REC_SKIP; /* deleted (or never ours): the cancellation guarantee */
-	*sp = s;
-	return CLIENT_REC_OWN;
+	}
+	return k; /* NOTICE, or SKIP: a code this library does not know */
+}
+
+/*
+ * The records from e on (up to end) that need no more than a look, in a
+ * loop with no call in it (everything in registers): posts, other clients'
+ * sources, with packets (nic_plain) packets, and records of our live
+ * subscriptions (A4, A5 in client_sub_find_live) that are not LEVEL
+ * records to note. Returns the first record that needs check_record (one
+ * to drop, a word, a control record, a LEVEL record not yet outstanding,
+ * a packet when !nic_plain), or end. The ids are the broker's: only while
+ * they are the handles (no bmap).
+ */
+static inline __attribute__((always_inline)) const struct onering_event *
+skip_plain(const struct client_sub_table *subs, const struct onering_event *e,
+	   const struct onering_event *end, bool nic_plain)
+{
+#pragma GCC unroll 4
+	for (; e < end; e++) {
+		if (ONERING_LIKELY(e->kind == ONERING_EV_USER))
+			continue;
+		enum client_kind_class kc = client_kind_class_of(e->kind);
+		if (kc == CLIENT_KIND_OWN) {
+			if (e->flags & ONERING_EVF_FOREIGN)
+				continue;
+			const struct client_sub *s = client_sub_find_live(subs, e->sub_id, e->sub_gen);
+			if (!s || (s->mode == ONERING_LEVEL && !s->level_out))
+				break;
+			continue;
+		}
+		if (!nic_plain || kc != CLIENT_KIND_PASS)
+			break;
+	}
+	return e;
 }
 
 /* Copy records of ring c (evc, or a priority level's) to out, skipping
@@ -551,6 +596,13 @@ static inline __attribute__((always_inline)) int take_from(struct onering_queue 
 	 * before it is done (onering_done), so a crash redelivers only what
 	 * was not done: track the batch, CLIENT_HELD_MAX records at most. */
 	bool track = hold && q->ack;
+	/* Read once per call, not per record (see check_record). */
+	const struct client_sub_table subs = q->att->subs;
+	const struct client_bmap *bmap = q->bmap;
+	/* Without ack mode and with the broker's ids the handles (no bmap), a
+	 * record that needs no more than a look goes out as it is: a run of
+	 * them is copied at once. */
+	const bool runs = !q->ack && !bmap;
 
 	while (n < max && !packets && !q->held.nr) {
 		const void *first = NULL;
@@ -562,14 +614,23 @@ static inline __attribute__((always_inline)) int take_from(struct onering_queue 
 			return n ? (int)n : k;
 		if (k == 0)
 			break;
-		const struct onering_event *rec = first;
-		for (int i = 0; i < k; i++) {
-			const struct onering_event *e = &rec[i];
+		const struct onering_event *rec = first, *next = rec, *end = rec + k;
+		while (next < end) {
+			if (runs) {
+				const struct onering_event *stop = skip_plain(&subs, next, end, false);
+				memcpy(out + n, next, (size_t)(stop - next) * sizeof(*out));
+				n += (unsigned)(stop - next);
+				if (stop == end)
+					break;
+				next = stop; /* one that needs check_record */
+			}
+			const struct onering_event *e = next++;
+			uint32_t i = (uint32_t)(e - rec);
 			struct client_sub *s = NULL;
 			uint32_t hid = 0, hgen = 0;
 			if (track) /* nothing to wait for, unless it goes out to be done */
 				q->held.done[i] = 1;
-			switch (check_record(q, e, &s, &hid, &hgen)) {
+			switch (check_record(q, &subs, bmap, e, &s, &hid, &hgen)) {
 			case CLIENT_REC_SKIP:
 			case CLIENT_REC_SHUTDOWN:
 				continue;
@@ -757,56 +818,94 @@ const void *onering_event_packet(const struct onering_queue *q, const struct one
 	return q->pkt_area + off;
 }
 
-int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max)
+/*
+ * Does an onering_poll() of q have nothing to do but return 0? Its one
+ * ring is empty (A1 in onering_ring_consumer_idle: synchronises with the
+ * broker's R1), so no batch is held either (a held batch lies between the
+ * released position and the tail); no arming to take back, nothing
+ * re-delivered, no LEVEL source outstanding (a collection may be due), and
+ * the broker is the one the queue was mapped from (A13 in
+ * client_queue_stale). The ring first: when records flow, one compare
+ * sends the call on.
+ */
+static inline bool poll_nothing(const struct onering_queue *q)
+{
+	/* The words that say there is more to do, ORed: one branch for all. */
+	uint32_t more = (q->nr_levels - 1) | q->redeliver.nr | q->level_out.nr |
+			(uint32_t)q->armed | (uint32_t)q->dead;
+
+	return onering_ring_consumer_idle(&q->evc) && more == 0 &&
+	       client_att_state(q->att) == q->att_state; /* !client_queue_stale(q) */
+}
+
+/* onering_poll() with something to do. Out of line (a tail call): the
+ * empty poll saves no registers. */
+static __attribute__((noinline)) int poll_some(struct onering_queue *q,
+					       struct onering_event *events, unsigned max)
 {
 	disarm(q);
 	release_held(q);
 	return poll_records(q, events, max);
 }
 
+int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max)
+{
+	if (ONERING_LIKELY(poll_nothing(q))) {
+		q->peek_n = 0; /* as release_held: a peeked run is forgotten */
+		return 0;
+	}
+	return poll_some(q, events, max);
+}
+
 /* The run of ring c's records, from its head, that poll would return:
  * records to drop at the head are given back (R2) and stepped over, and
  * the run ends before the next one. Returns its length, or -EPROTO. */
-static int peek_ring(struct onering_queue *q, struct onering_ring_consumer *c,
-		     const struct onering_event **first, unsigned max)
+static inline __attribute__((always_inline)) int peek_ring(struct onering_queue *q,
+							   struct onering_ring_consumer *c,
+							   const struct onering_event **first, unsigned max)
 {
+	/* Read once per call, not per record (see check_record). */
+	const struct client_sub_table subs = q->att->subs;
+	const struct client_bmap *bmap = q->bmap;
+
 	for (;;) {
 		const void *p = NULL;
 		/* A1 (shm/ring.h) in the peek: synchronises with the broker's R1. */
 		int k = onering_ring_peek(c, &p, max);
 		if (k <= 0)
 			return k;
-		const struct onering_event *rec = p;
-		int run = 0;
-		for (; run < k; run++) {
+		const struct onering_event *rec = p, *e = rec, *end = rec + k;
+		for (;;) {
+			if (ONERING_LIKELY(!bmap))
+				e = skip_plain(&subs, e, end, true);
+			if (e == end)
+				break;
+			/* One that needs more than a look (after a restart: each). */
 			struct client_sub *s = NULL;
 			uint32_t hid, hgen;
-			enum client_record_class cls = check_record(q, &rec[run], &s, &hid, &hgen);
+			enum client_record_class cls = check_record(q, &subs, bmap, e, &s, &hid, &hgen);
 			if (cls == CLIENT_REC_SKIP)
 				break;
 			if (cls == CLIENT_REC_OWN && s->mode == ONERING_LEVEL)
 				client_level_note(&q->level_out, &s->level_out, hid);
+			e++;
 		}
-		if (run > 0) {
+		if (e > rec) {
 			*first = rec;
-			return run;
+			return (int)(e - rec);
 		}
 		/* R2 (shm/ring.h): the dropped head record goes back to the broker. */
 		onering_ring_release(c, 1);
 	}
 }
 
-int onering_peek(struct onering_queue *q, const struct onering_event **first, unsigned max)
+/* The peek of a queue with priority levels or re-delivered records, or of
+ * one that came up empty: the re-delivery queue first, then the levels'
+ * rings, highest first; recovery when all are empty. Out of line: the
+ * one-ring path of onering_peek keeps its registers. */
+static __attribute__((noinline)) int peek_any(struct onering_queue *q,
+					      const struct onering_event **first, unsigned max)
 {
-	if (!q || !first || q->ack)
-		return -EINVAL;
-	disarm(q);
-	release_held(q);
-	q->peek_n = 0;
-	if (max == 0)
-		return 0;
-	if (client_level_collect_due(&q->level_out, q->since_collect, q->collect_every))
-		onering_collect(q);
 	for (int pass = 0; pass < 2; pass++) {
 		if (q->redeliver.nr) {
 			q->peek_ring = NULL;
@@ -834,22 +933,56 @@ int onering_peek(struct onering_queue *q, const struct onering_event **first, un
 	return 0;
 }
 
+int onering_peek(struct onering_queue *q, const struct onering_event **first, unsigned max)
+{
+	if (!q || !first || q->ack)
+		return -EINVAL;
+	disarm(q);
+	release_held(q); /* and q->peek_n = 0 */
+	if (max == 0)
+		return 0;
+	if (client_level_collect_due(&q->level_out, q->since_collect, q->collect_every))
+		onering_collect(q);
+	/* One ring and nothing re-delivered: its run, if it has one. */
+	if (ONERING_LIKELY(q->nr_levels == 1 && !q->redeliver.nr)) {
+		int r = peek_ring(q, &q->evc, first, max);
+		if (r != 0) {
+			q->peek_ring = &q->evc;
+			q->peek_n = r > 0 ? (uint32_t)r : 0;
+			return r;
+		}
+	}
+	return peek_any(q, first, max);
+}
+
+/* What an advance over n records counts (they are consumed). */
+static inline int advanced(struct onering_queue *q, unsigned n)
+{
+	q->peek_n -= n;
+	q->since_collect += n;
+	q->idle = false;
+	return 0;
+}
+
+/* onering_advance over n records of the re-delivery queue. Out of line (a
+ * tail call): the ring's advance saves no registers. */
+static __attribute__((noinline)) int redeliver_advance(struct onering_queue *q, unsigned n)
+{
+	client_redeliver_drop(&q->redeliver, n);
+	return advanced(q, n);
+}
+
 int onering_advance(struct onering_queue *q, unsigned n)
 {
 	if (!q || n > q->peek_n)
 		return -EINVAL;
 	if (n == 0)
 		return 0;
-	if (q->peek_ring)
-		/* R2 (shm/ring.h): synchronises with the broker's A2. */
-		onering_ring_release(q->peek_ring, n);
-	else
-		client_redeliver_drop(&q->redeliver, n);
-	q->peek_n -= n;
-	q->since_collect += n;
-	if (n)
-		q->idle = false;
-	return 0;
+	if (ONERING_UNLIKELY(q->peek_ring == NULL))
+		return redeliver_advance(q, n);
+	/* R2 (shm/ring.h): synchronises with the broker's A2. */
+	onering_ring_release(q->peek_ring, n);
+	return advanced(q, n);
 }
 
 struct onering_sub onering_event_sub(const struct onering_queue *q, const struct onering_event *e)

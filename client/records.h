@@ -24,24 +24,74 @@ enum client_record_class {
 	CLIENT_REC_OWN,      /* one of our subscriptions: the cancellation check */
 };
 
+/* The kinds the table below covers; a kind from here on is none a broker
+ * sends today, taken for a source of ours (the cancellation check then
+ * drops it unless its ids name a live subscription). */
+#define CLIENT_REC_KINDS 16u
+
+/* What a record's kind alone says: the class, except for CONTROL records
+ * (their code decides) and the FOREIGN flag (a source of another client's). */
+enum client_kind_class {
+	CLIENT_KIND_OWN,     /* a source's: ours, unless FOREIGN */
+	CLIENT_KIND_PASS,    /* a post or a packet */
+	CLIENT_KIND_WORD,    /* a watched word */
+	CLIENT_KIND_CONTROL, /* a broker notice: by its code */
+};
+
+ONERING_STATIC_ASSERT(ONERING_EV_WORD == 5 && ONERING_EV_USER == 8 && ONERING_EV_NIC == 9 &&
+			      ONERING_EV_CONTROL == 10,
+		      "the kind table of client_kind_class_of() follows the ABI's kinds");
+
+/* The class of kind: one load from a table, no chain of compares. */
+static inline enum client_kind_class client_kind_class_of(uint16_t kind)
+{
+	static const uint8_t by_kind[CLIENT_REC_KINDS] = {
+		CLIENT_KIND_OWN,     /* NONE */
+		CLIENT_KIND_OWN,     /* FD */
+		CLIENT_KIND_OWN,     /* TIMER */
+		CLIENT_KIND_OWN,     /* SIGNAL */
+		CLIENT_KIND_OWN,     /* FILE */
+		CLIENT_KIND_WORD,    /* WORD */
+		CLIENT_KIND_OWN,     /* AIO */
+		CLIENT_KIND_OWN,     /* PROCESS */
+		CLIENT_KIND_PASS,    /* USER */
+		CLIENT_KIND_PASS,    /* NIC */
+		CLIENT_KIND_CONTROL, /* CONTROL */
+		CLIENT_KIND_OWN,     /* 11..15: none yet */
+		CLIENT_KIND_OWN,
+		CLIENT_KIND_OWN,
+		CLIENT_KIND_OWN,
+		CLIENT_KIND_OWN,
+	};
+
+	return kind < CLIENT_REC_KINDS ? (enum client_kind_class)by_kind[kind] : CLIENT_KIND_OWN;
+}
+
+/* A control record's class, by its code: a refused post is the caller's to
+ * know; SHUTDOWN is the library's; a code this library does not know is
+ * skipped (newer brokers may add some). */
+static inline enum client_record_class client_control_class(const struct onering_event *e)
+{
+	if (e->payload.control.code == ONERING_CTL_POST_REFUSED)
+		return CLIENT_REC_NOTICE;
+	if (e->payload.control.code == ONERING_CTL_SHUTDOWN)
+		return CLIENT_REC_SHUTDOWN;
+	return CLIENT_REC_SKIP;
+}
+
 static inline enum client_record_class client_record_classify(const struct onering_event *e)
 {
-	if (e->kind == ONERING_EV_CONTROL) {
-		/* A refused post is the caller's to know; SHUTDOWN is the
-		 * library's; a code this library does not know is skipped
-		 * (newer brokers may add some). */
-		if (e->payload.control.code == ONERING_CTL_POST_REFUSED)
-			return CLIENT_REC_NOTICE;
-		if (e->payload.control.code == ONERING_CTL_SHUTDOWN)
-			return CLIENT_REC_SHUTDOWN;
-		return CLIENT_REC_SKIP;
-	}
-	if (e->kind == ONERING_EV_WORD)
-		return CLIENT_REC_WORD;
-	if (e->kind == ONERING_EV_USER || e->kind == ONERING_EV_NIC ||
-	    (e->flags & ONERING_EVF_FOREIGN))
+	switch (client_kind_class_of(e->kind)) {
+	case CLIENT_KIND_OWN:
+		return (e->flags & ONERING_EVF_FOREIGN) ? CLIENT_REC_PASS : CLIENT_REC_OWN;
+	case CLIENT_KIND_PASS:
 		return CLIENT_REC_PASS;
-	return CLIENT_REC_OWN;
+	case CLIENT_KIND_WORD:
+		return CLIENT_REC_WORD;
+	case CLIENT_KIND_CONTROL:
+		break;
+	}
+	return client_control_class(e);
 }
 
 /*

@@ -154,6 +154,20 @@ static inline bool client_sub_live(const struct client_sub *s, uint32_t gen)
 }
 
 /*
+ * The consume path's lookup: the entry of subscription id while generation
+ * gen is live there, else NULL (client_sub_at, then client_sub_live: A4,
+ * A5). t may be the caller's copy of the table (pages and nr_pages never
+ * change after attach), taken once per batch of records. Any thread.
+ */
+static inline struct client_sub *client_sub_find_live(const struct client_sub_table *t,
+						      uint32_t id, uint32_t gen)
+{
+	struct client_sub *s = client_sub_at(t, id);
+
+	return client_sub_live(s, gen) ? s : NULL;
+}
+
+/*
  * Ack mode: count a record of generation gen as in flight, then check the
  * generation again (S2, against a delete racing on another thread).
  * Returns false, the count unchanged, if the subscription was cancelled:

@@ -342,6 +342,21 @@ static inline int64_t onering_ring_consumer_count(struct onering_ring_consumer *
 }
 
 /**
+ * Is there nothing to read: has the producer published nothing beyond the
+ * consumer's released position? One load of the producer's tail (A1), only
+ * compared, never used as an index; false for a faulted handle (its calls
+ * say -EPROTO). Slots exposed by a peek and not released count as
+ * something to read.
+ * Context: the consumer thread only; no system call.
+ */
+static inline bool onering_ring_consumer_idle(const struct onering_ring_consumer *c)
+{
+	/* A1: synchronises with R1 (producer's release of tail); when it says
+	 * idle no slot is read after it. */
+	return onering_atomic_load(c->tail_word, onering_mo_acquire) == c->head_pos && !c->fault;
+}
+
+/**
  * Copy up to n records out and give their slots back (one release store).
  * The producer's index is reloaded only when the cached view is empty, so a
  * call may return fewer than are published by now; the next call sees them.

@@ -58,6 +58,29 @@ TEST_F(RecordsTest, OwnSourcesGetTheCancellationCheck)
 	}
 }
 
+TEST_F(RecordsTest, KindsWithoutAClassOfTheirOwnGetTheCancellationCheck)
+{
+	// NONE, the kinds no broker sends yet (within the table and beyond it):
+	// taken for a source of ours, unless another client's.
+	for (unsigned kind : {0u, 11u, 15u, 16u, 255u, 0xffffu}) {
+		onering_event e = Event(static_cast<uint16_t>(kind));
+		EXPECT_EQ(client_record_classify(&e), CLIENT_REC_OWN) << "kind " << kind;
+		e.flags = ONERING_EVF_FOREIGN;
+		EXPECT_EQ(client_record_classify(&e), CLIENT_REC_PASS) << "kind " << kind;
+	}
+}
+
+TEST_F(RecordsTest, TheKindTableNamesEachKnownKind)
+{
+	EXPECT_EQ(client_kind_class_of(ONERING_EV_USER), CLIENT_KIND_PASS);
+	EXPECT_EQ(client_kind_class_of(ONERING_EV_NIC), CLIENT_KIND_PASS);
+	EXPECT_EQ(client_kind_class_of(ONERING_EV_WORD), CLIENT_KIND_WORD);
+	EXPECT_EQ(client_kind_class_of(ONERING_EV_CONTROL), CLIENT_KIND_CONTROL);
+	for (uint16_t kind : {ONERING_EV_NONE, ONERING_EV_FD, ONERING_EV_TIMER, ONERING_EV_SIGNAL,
+			      ONERING_EV_FILE, ONERING_EV_AIO, ONERING_EV_PROCESS})
+		EXPECT_EQ(client_kind_class_of(kind), CLIENT_KIND_OWN) << "kind " << kind;
+}
+
 TEST_F(RecordsTest, KindDecidesBeforeTheForeignFlag)
 {
 	// A control or word record stays one even with FOREIGN set.
