@@ -5,10 +5,10 @@
  * print. The ordering contract (W1, W2, R1, R2) is the header's.
  */
 #include <errno.h>
-#include <sched.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "shm/counters.h"
 #include "shm/counters_seg.h"
@@ -316,28 +316,48 @@ static bool region_ok(uint64_t off, uint64_t n, uint64_t each, uint64_t size)
 	       n * each <= size - off;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* How long a reader waits for an update to end: the writer (the broker's
+ * control thread) may be preempted in the middle of one for a few
+ * scheduler ticks on a loaded machine; longer means it died or is stuck. */
+#define COPY_PATIENCE_NS (1000ull * 1000 * 1000)
+
 /* R1 .. R2: len bytes of base into copy, no update overlapping. */
 static int copy_consistent(const void *base, size_t len, void *copy)
 {
 	const struct onering_counters_header *h = base;
 	const ONERING_ATOMIC(uint64_t) *seq = &h->seq;
+	uint64_t deadline = 0;
 
-	for (unsigned tries = 0; tries < 10000; tries++) {
+	for (unsigned tries = 1;; tries++) {
 		/* R1: pairs with W2. */
 		uint64_t s1 = onering_atomic_load(seq, onering_mo_acquire);
-		if (s1 & 1) {
-			if (tries % 64 == 63)
-				sched_yield();
-			continue;
+		if (!(s1 & 1)) {
+			memcpy(copy, base, len);
+			/* R2: the copy before seq is read again. */
+			onering_fence(onering_mo_acquire);
+			if (onering_atomic_load(seq, onering_mo_relaxed) == s1)
+				return 0;
 		}
-		memcpy(copy, base, len);
-		/* R2: the copy before seq is read again. */
-		onering_fence(onering_mo_acquire);
-		uint64_t s2 = onering_atomic_load(seq, onering_mo_relaxed);
-		if (s1 == s2)
-			return 0;
+		/* An update overlapped. Bounded in time, not in tries: 50 us
+		 * pauses after every 64. */
+		if (tries % 64 == 0) {
+			uint64_t now = mono_ns();
+			if (!deadline)
+				deadline = now + COPY_PATIENCE_NS;
+			else if (now > deadline)
+				return -EAGAIN;
+			struct timespec pause = {0, 50 * 1000};
+			nanosleep(&pause, NULL);
+		}
 	}
-	return -EAGAIN;
 }
 
 int onering_metrics_read(const void *base, size_t size, struct onering_metrics *m, char *err,
@@ -393,7 +413,7 @@ int onering_metrics_read(const void *base, size_t size, struct onering_metrics *
 		FAIL(-ENOMEM, "out of memory for a copy of the counters segment (%zu bytes)", size);
 	if (copy_consistent(base, size, copy) < 0)
 		FAIL(-EAGAIN, "the broker (pid %u) was updating its counters segment every time it "
-		     "was read: it died in an update or is stuck", h.pid);
+		     "was read for 1 s: it died in an update or is stuck", h.pid);
 	const struct onering_counters_header *ch = (const void *)copy;
 	/* What was checked above must still hold in the copy. */
 	if (ch->nr_lists != h.nr_lists || ch->nr_descs != h.nr_descs ||
