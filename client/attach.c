@@ -292,6 +292,7 @@ int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 	}
 	/* The rings of the priority levels above 0, if any (client/prio.h). */
 	q->nr_levels = o->levels ? o->levels : 1;
+	client_queue_more_update(q);
 	q->held_ring = &q->evc;
 	r = client_prio_map(q->lvc, (const unsigned char *)ev, q->ev_seg.size, ectl, cctl,
 			    q->nr_levels, o->start_pos, err, err_size);

@@ -80,6 +80,12 @@ struct onering_queue {
 	bool armed;  /* onering_queue_arm() announced sleep; the next call takes it back */
 	uint32_t kicked_flags; /* poller_flags when we last kicked (one kick per sleep) */
 	bool dead; /* saw the broker's SHUTDOWN record */
+	/* onering_poll()'s one look besides the ring: set (true) wherever one of
+	 * the things below begins - priority levels, records to re-deliver,
+	 * LEVEL sources outstanding, armed, dead - and recomputed from them by
+	 * the poll that found work (client_queue_more_update). True when
+	 * unsure: it only sends a poll down the full path. */
+	bool more;
 	uint32_t att_state; /* att->state when this queue's segments were mapped */
 	bool idle; /* ran dry since its last record (doorbell idle_ns is set) */
 	bool ack;  /* ONERING_QUEUE_ACK */
@@ -202,6 +208,12 @@ int client_request_recovering(struct onering *att, struct onering_msg *req, cons
  * bells_fd are taken over, closed on failure); the consumer segment at
  * cons_at if it is cons_at_size bytes (onering_seg_attach_at), else
  * anywhere. */
+/* queue.c's q->more, recomputed from what it summarises. */
+static inline void client_queue_more_update(struct onering_queue *q)
+{
+	q->more = q->nr_levels > 1 || q->redeliver.nr || q->level_out.nr || q->armed || q->dead;
+}
+
 int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int ev_fd,
 		     int cons_fd, int bells_fd, void *cons_at, size_t cons_at_size, char *err,
 		     size_t err_size);

@@ -473,8 +473,10 @@ int onering_collect(struct onering_queue *q)
 			e.flags = ONERING_EVF_LEVEL;
 			e.events = ready;
 			e.timestamp_ns = now_ns();
-			if (client_redeliver_push(&q->redeliver, &e) == 0)
+			if (client_redeliver_push(&q->redeliver, &e) == 0) {
 				redelivered++;
+				q->more = true;
+			}
 			q->level_out.ids[kept++] = id;
 		} else if (submit(q, ONERING_REQ_REARM, s, 0) == 0) {
 			s->level_out = false; /* the broker reports it again when ready */
@@ -540,6 +542,7 @@ check_record(struct onering_queue *q, const struct client_sub_table *subs,
 	enum client_record_class k = client_control_class(e);
 	if (k == CLIENT_REC_SHUTDOWN) {
 		q->dead = true;
+		q->more = true;
 		return CLIENT_REC_SKIP;
 	}
 	return k; /* NOTICE, or SKIP: a code this library does not know */
@@ -660,8 +663,10 @@ static inline __attribute__((always_inline)) int take_from(struct onering_queue 
 			out[n++].sub_gen = hgen;
 			if (track)
 				q->held.done[i] = 0;
-			if (s->mode == ONERING_LEVEL)
+			if (s->mode == ONERING_LEVEL) {
 				client_level_note(&q->level_out, &s->level_out, hid);
+				q->more = true;
+			}
 		}
 		if (packets || hold) {
 			q->held.nr = (uint32_t)k; /* released by the next call */
@@ -830,11 +835,8 @@ const void *onering_event_packet(const struct onering_queue *q, const struct one
  */
 static inline bool poll_nothing(const struct onering_queue *q)
 {
-	/* The words that say there is more to do, ORed: one branch for all. */
-	uint32_t more = (q->nr_levels - 1) | q->redeliver.nr | q->level_out.nr |
-			(uint32_t)q->armed | (uint32_t)q->dead;
-
-	return onering_ring_consumer_idle(&q->evc) && more == 0 &&
+	/* q->more: anything besides the ring to look at (client.h). */
+	return onering_ring_consumer_idle(&q->evc) && !q->more &&
 	       client_att_state(q->att) == q->att_state; /* !client_queue_stale(q) */
 }
 
@@ -845,15 +847,18 @@ static __attribute__((noinline)) int poll_some(struct onering_queue *q,
 {
 	disarm(q);
 	release_held(q);
-	return poll_records(q, events, max);
+	int r = poll_records(q, events, max);
+	client_queue_more_update(q);
+	return r;
 }
 
 int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max)
 {
-	if (ONERING_LIKELY(poll_nothing(q))) {
-		q->peek_n = 0; /* as release_held: a peeked run is forgotten */
+	/* Nothing: no peeked run to forget either (as release_held would) - a
+	 * run peeked from the ring keeps it from looking empty (its head has
+	 * not moved), one from the re-delivery queue or a level sets more. */
+	if (ONERING_LIKELY(poll_nothing(q)))
 		return 0;
-	}
 	return poll_some(q, events, max);
 }
 
@@ -886,8 +891,10 @@ static inline __attribute__((always_inline)) int peek_ring(struct onering_queue 
 			enum client_record_class cls = check_record(q, &subs, bmap, e, &s, &hid, &hgen);
 			if (cls == CLIENT_REC_SKIP)
 				break;
-			if (cls == CLIENT_REC_OWN && s->mode == ONERING_LEVEL)
+			if (cls == CLIENT_REC_OWN && s->mode == ONERING_LEVEL) {
 				client_level_note(&q->level_out, &s->level_out, hid);
+				q->more = true;
+			}
 			e++;
 		}
 		if (e > rec) {
@@ -1210,5 +1217,6 @@ int onering_queue_arm(struct onering_queue *q)
 		return 1;
 	}
 	q->armed = true;
+	q->more = true;
 	return 0;
 }

@@ -605,7 +605,9 @@ static int move_queue(struct onering_queue *q, uint32_t st)
 	e.timestamp_ns = clock_ns(CLOCK_MONOTONIC);
 	reopen_clear(ro);
 	free_older_maps(att);
-	if (client_redeliver_push(&q->redeliver, &e) < 0)
+	int pushed = client_redeliver_push(&q->redeliver, &e);
+	client_queue_more_update(q); /* the RESTARTED record is re-delivered */
+	if (pushed < 0)
 		return -ENOMEM;
 	return 1;
 }
