@@ -78,6 +78,10 @@ uint64_t broker_clock_sync(struct broker_clock *c)
 	}
 	c->tsc0 = ticks;
 	c->ns0 = ns;
-	c->sync_ns = c->tsc ? ns + CLOCK_SYNC_NS : UINT64_MAX;
+	/* The next anchor no later than the span the rate was measured over:
+	 * the rate's error (the two brackets' widths over the span) then moves
+	 * the clock by at most those widths (about a microsecond) before it. */
+	uint64_t next = ns - c->cal_ns < CLOCK_SYNC_NS ? ns - c->cal_ns : CLOCK_SYNC_NS;
+	c->sync_ns = c->tsc ? ns + next : UINT64_MAX;
 	return ns;
 }

@@ -8,15 +8,16 @@
  * no vDSO call, which was about 30 % of an idle poller's loop. The rate is
  * measured over the first CLOCK_CALIBRATE_NS (reads are clock_gettime
  * meanwhile) and measured again over the whole time since at every
- * re-anchoring, each CLOCK_SYNC_NS, when the clock also takes
- * CLOCK_MONOTONIC's value again: between anchors it can drift from
- * CLOCK_MONOTONIC only by the rate's error over CLOCK_SYNC_NS (parts per
- * million: under a microsecond; NTP may slew CLOCK_MONOTONIC by up to 500
- * ppm, which the TSC does not follow: then up to 50 us). Each anchor is a
+ * re-anchoring - after as long again as that span, at most CLOCK_SYNC_NS -
+ * when the clock also takes CLOCK_MONOTONIC's value again: between anchors
+ * it drifts from CLOCK_MONOTONIC by the rate's error over that time (about
+ * a microsecond; NTP may slew CLOCK_MONOTONIC by up to 500 ppm, which the
+ * TSC does not follow: then up to 50 us). Each anchor is a
  * TSC read bracketed by two CLOCK_MONOTONIC reads. It never goes back: a
- * read below the last one returns the last one. Good for stamps and for
- * deciding when to look; what must never be early (a timer's expiry) asks
- * CLOCK_MONOTONIC itself (source_timers.c).
+ * read below the last one returns the last one. Good for the loop's
+ * bookkeeping and posts' stamps; what must never be early (a timer's
+ * expiry) or never older than what it reports (an fd's readiness stamp)
+ * asks CLOCK_MONOTONIC itself (source_timers.c, source_fds.c).
  *
  * $ONERING_CLOCK=monotonic turns the TSC off (every read is clock_gettime).
  * One clock per thread; nothing here is shared.

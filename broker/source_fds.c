@@ -65,9 +65,12 @@ static unsigned fds_poll(struct broker_source *src, const struct broker_poll_ctx
 		return 0;
 	/* The records' stamp: read after epoll_wait returned, so it is never
 	 * older than the writes it reports (ctx->now_ns, taken at the top of
-	 * the loop, can be). One more read of the loop's clock per loop that
-	 * harvested. */
-	uint64_t ts = broker_clock_now(&p->clock);
+	 * the loop, can be). CLOCK_MONOTONIC itself, not the loop's TSC clock,
+	 * which may be a few microseconds behind it (clock.h): one more read
+	 * per loop that harvested, beside a system call. */
+	struct timespec now;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	uint64_t ts = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	for (int i = 0; i < n; i++) {
 		uint64_t key = f->evs[i].data.u64;
 		if (key == 0) { /* the poller's kick fd: a client's request, or stop */
