@@ -416,8 +416,11 @@ TEST(RecoveryTest, FourClientsSurviveTwentyRestarts)
 			ASSERT_TRUE(read_report(&r)) << "round " << round << ": a client did not recover";
 			EXPECT_EQ(r.round, static_cast<uint32_t>(round));
 			EXPECT_EQ(r.not_restored, 0u);
-			ASSERT_GE(r.first_ns, ready);
-			ms.push_back(static_cast<double>(r.first_ns - ready) / 1e6);
+			// The broker serves as soon as it is up; Restart() returns when
+			// the test has heard so, which can be microseconds after a fast
+			// client's first record: 0 then.
+			uint64_t after = r.first_ns > ready ? r.first_ns - ready : 0;
+			ms.push_back(static_cast<double>(after) / 1e6);
 		}
 	}
 	// Stop: the clients stop posting, drain, and report totals.
