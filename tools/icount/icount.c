@@ -15,6 +15,9 @@
  *   empty  no draining in the measured calls: 10,000 onering_poll() calls on
  *          each queue with nothing in it (the records are taken by
  *          onering_wait(), which is not counted)
+ *   post   the posts are what is counted (--toggle-collect=onering_post_burst:
+ *          bursts of 32 user events of 8 bytes, the last of each round 8);
+ *          the records are taken by onering_wait()
  * and prints what the counted calls did. The broker is stopped by its pid
  * at the end. Count with, e.g.:
  *   valgrind --tool=callgrind --callgrind-out-file=cg.peek \
@@ -27,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,6 +106,12 @@ static void wait_pending(struct onering_queue *q, int n)
 	die("records did not arrive", -ETIMEDOUT);
 }
 
+/* Modes whose records are taken by onering_wait() (not counted). */
+static bool wait_mode(const char *mode)
+{
+	return strcmp(mode, "empty") == 0 || strcmp(mode, "post") == 0;
+}
+
 /* Take n records from q by mode; returns how many the counted calls took. */
 static unsigned drain(struct onering_queue *q, const char *mode, unsigned n)
 {
@@ -122,11 +132,11 @@ static unsigned drain(struct onering_queue *q, const char *mode, unsigned n)
 		}
 		if (k < 0)
 			die(mode, k);
-		if (k == 0 && strcmp(mode, "empty") != 0)
+		if (k == 0 && !wait_mode(mode))
 			die("a record was not returned", -EAGAIN);
 		got += (unsigned)k;
 	}
-	return strcmp(mode, "empty") == 0 ? 0 : got;
+	return wait_mode(mode) ? 0 : got;
 }
 
 int main(int argc, char **argv)
@@ -140,8 +150,9 @@ int main(int argc, char **argv)
 	unsigned rounds, records = 0, empties = 0;
 
 	if (argc < 3 || argc > 4 ||
-	    (strcmp(argv[2], "peek") && strcmp(argv[2], "poll") && strcmp(argv[2], "empty"))) {
-		fprintf(stderr, "usage: %s ONERINGD peek|poll|empty [ROUNDS]\n", argv[0]);
+	    (strcmp(argv[2], "peek") && strcmp(argv[2], "poll") && strcmp(argv[2], "empty") &&
+	     strcmp(argv[2], "post"))) {
+		fprintf(stderr, "usage: %s ONERINGD peek|poll|empty|post [ROUNDS]\n", argv[0]);
 		return 2;
 	}
 	const char *mode = argv[2];
@@ -217,6 +228,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(mode, "empty") == 0)
 		printf("empty polls %u\n", empties);
+	else if (strcmp(mode, "post") == 0)
+		printf("posts %u\n", rounds * POSTS);
 	else
 		printf("records %u\n", records);
 	onering_detach(att);
