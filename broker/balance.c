@@ -6,6 +6,8 @@
  */
 #include "broker/balance.h"
 
+#include <string.h>
+
 #include "shm/abi.h"
 #include "shm/proto.h"
 
@@ -253,6 +255,105 @@ int balance_choose(const struct balance_settings *s, struct balance_state *st,
 	default:
 		return choose_rr(st, c, n, false);
 	}
+}
+
+/* A burst's tally: how many records each candidate takes, and the
+ * candidates in the order they were first chosen. */
+struct split {
+	uint32_t take[BROKER_GROUP_MAX_MEMBERS];
+	uint32_t order[BROKER_GROUP_MAX_MEMBERS];
+	unsigned nr;
+};
+
+static void split_give(struct split *sp, unsigned i, uint32_t k)
+{
+	if (sp->take[i] == 0)
+		sp->order[sp->nr++] = i;
+	sp->take[i] += k;
+}
+
+/* rr's turns for up to count records over the candidates that pass (and,
+ * with local_only, are local), round after round until each is full;
+ * whole rounds at once. Returns the records left over. */
+static unsigned split_rr(struct balance_state *st, const struct balance_cand *c, unsigned n,
+			 unsigned count, bool local_only, struct split *sp)
+{
+	uint32_t turn[BROKER_GROUP_MAX_MEMBERS];
+	unsigned nt = 0;
+
+	for (unsigned k = 0; k < n; k++) {
+		unsigned i = (st->rr + k) % n;
+		if (c[i].ok && c[i].used + sp->take[i] < c[i].cap && (!local_only || c[i].local))
+			turn[nt++] = i;
+	}
+	while (count > 0 && nt > 0) {
+		/* Whole rounds: as many as every member in turn has room for. */
+		uint64_t per = count / nt;
+		for (unsigned j = 0; j < nt && per > 0; j++) {
+			unsigned i = turn[j];
+			uint64_t room = c[i].cap - (c[i].used + sp->take[i]);
+			if (room < per)
+				per = room;
+		}
+		unsigned keep = 0;
+		for (unsigned j = 0; j < nt && count > 0; j++) {
+			unsigned i = turn[j];
+			uint32_t k = per > 0 ? (uint32_t)per : 1;
+			split_give(sp, i, k);
+			count -= k;
+			st->rr = i + 1;
+			if (c[i].used + sp->take[i] < c[i].cap)
+				turn[keep++] = i; /* room for another round */
+		}
+		nt = keep;
+	}
+	return count;
+}
+
+unsigned balance_split(const struct balance_settings *s, struct balance_state *st,
+		       struct balance_cand *c, unsigned n, unsigned count, struct balance_run *runs)
+{
+	struct split sp;
+	bool counted = false; /* used already grew per record */
+
+	if (n > BROKER_GROUP_MAX_MEMBERS)
+		n = BROKER_GROUP_MAX_MEMBERS;
+	if (n == 0 || count == 0)
+		return 0;
+	sp.nr = 0;
+	memset(sp.take, 0, n * sizeof(sp.take[0]));
+	switch (s->policy) {
+	case ONERING_POLICY_RR:
+		balance_numa_filter(s, c, n);
+		split_rr(st, c, n, count, false, &sp);
+		break;
+	case ONERING_POLICY_LOCAL:
+		balance_numa_filter(s, c, n);
+		count = split_rr(st, c, n, count, true, &sp);
+		split_rr(st, c, n, count, false, &sp);
+		break;
+	case ONERING_POLICY_LEAST:
+		balance_numa_filter(s, c, n);
+		/* Water-filling: each record sees the ones before it (used++). */
+		for (; count > 0; count--) {
+			int i = choose_least(st, c, n, s->wake);
+			if (i < 0)
+				break;
+			c[i].used++;
+			split_give(&sp, (unsigned)i, 1);
+		}
+		counted = true;
+		break;
+	default:
+		return 0;
+	}
+	for (unsigned k = 0; k < sp.nr; k++) {
+		runs[k].idx = sp.order[k];
+		runs[k].count = sp.take[sp.order[k]];
+		if (!counted)
+			c[sp.order[k]].used += sp.take[sp.order[k]];
+	}
+	return sp.nr;
 }
 
 uint32_t balance_flow_bucket(uint64_t key)

@@ -144,6 +144,35 @@ void balance_lifo_init(const struct balance_settings *s, const struct balance_st
 int balance_lifo_choose(const struct balance_settings *s, struct balance_state *st,
 			struct balance_cand *c, unsigned n, struct balance_lifo *l);
 
+/* One run of a burst's split: the next `count` records of the burst go to
+ * candidate `idx`. */
+struct balance_run {
+	uint32_t idx;
+	uint32_t count;
+};
+
+/*
+ * One decision for a burst of count records of one level (the same
+ * priority), for rr, local and least: the NUMA filter once for the burst,
+ * then
+ *   rr     one record to each member that passes and has room, in turn
+ *          from the cursor, round after round: per member exactly the
+ *          counts per-record rr gives over the same snapshot, and the
+ *          cursor ends where it would;
+ *   local  the same among local members first, then among all;
+ *   least  each record to the member with the fewest (water-filling, ties
+ *          by the wake order): per member the counts per-record least
+ *          gives.
+ * A member's records are one run of consecutive records of the burst; runs
+ * come in the order their members were first chosen (runs[], at most n).
+ * Each chosen candidate's used grows by its count, so later decisions over
+ * the same snapshot see them. Returns the number of runs; their counts add
+ * up to count, or less when every allowed member is full. Other policies
+ * (sticky: per flow; lifo: per idle member) return 0: decide per record.
+ */
+unsigned balance_split(const struct balance_settings *s, struct balance_state *st,
+		       struct balance_cand *c, unsigned n, unsigned count, struct balance_run *runs);
+
 /* The sticky bucket of a flow key (a subscription id or a posted flow). */
 uint32_t balance_flow_bucket(uint64_t key);
 

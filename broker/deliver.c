@@ -2,8 +2,9 @@
 /*
  * deliver: every record's way into a consumer's ring (see deliver.h).
  *
- * Group decisions, per record (per burst for rr/least/local packets), on
- * the poller that has the record:
+ * Group decisions on the poller that has the record: per burst of posts
+ * and of NIC packets under rr, least and local (deliver_post_burst,
+ * balance_split; deliver_packets), else per record:
  *   1. snapshot the members (struct balance_cand): unconsumed records (exact
  *      for queues this poller serves; published tail plus hand-offs in
  *      flight for the others), capacity, node, and - for the policies that
@@ -752,6 +753,91 @@ int deliver_post(struct poller *p, struct broker_group *g, const struct onering_
 	int r = backlog_push_rec(pg, rec, flow_key,
 				 onering_atomic_load(&g->backlog_max, onering_mo_relaxed));
 	return r == -ENOMEM ? -EAGAIN : r; /* the poster keeps it either way */
+}
+
+/* n records of one level into q's ring, or through the lane to its poller:
+ * how many went (the first ones). remote: q is off this poller's node. */
+static unsigned place_run(struct poller *p, struct broker_group *g, struct broker_pgroup *pg,
+			  struct broker_queue *q, const struct onering_event *recs, unsigned n,
+			  bool remote)
+{
+	unsigned placed = 0;
+
+	if (q->poller != p) { /* one hand-off per record (place counts them) */
+		while (placed < n && place(p, g, q, &recs[placed], NULL,
+					   recs[placed].payload.user.flow, remote) == 0)
+			placed++;
+		return placed;
+	}
+	struct onering_ring_producer *ring = broker_queue_ring(q, rec_level(q, &recs[0]));
+	int r = onering_ring_produce_burst(ring, recs, n);
+	if (r < 0) {
+		deliver_queue_fault(p, q, onering_ring_fault_str(ring->fault));
+		return 0;
+	}
+	placed = (unsigned)r;
+	if (placed == 0)
+		return 0;
+	mark_dirty(p, q);
+	broker_count(&pg->ctr[ONERING_GC_DELIVERED], placed);
+	if (remote)
+		broker_count(&pg->ctr[ONERING_GC_SPILLED], placed);
+	return placed;
+}
+
+/* Under rr, local and least: place a burst of posts of level prio by one
+ * decision (balance_split), each member's share as one run. Returns how
+ * many of the first records were placed (0 under sticky and lifo, or with
+ * no member). */
+static unsigned place_burst(struct poller *p, struct broker_group *g, struct broker_pgroup *pg,
+			    const struct onering_event *recs, unsigned n, uint32_t prio)
+{
+	const struct broker_members *m = rcu_dereference(g->members);
+	struct balance_settings set;
+	struct balance_run runs[BROKER_GROUP_MAX_MEMBERS];
+	unsigned done = 0;
+
+	if (!m)
+		return 0;
+	BROKER_TSAN_OBSERVE(m);
+	read_settings(p, g, &set);
+	if (set.policy == ONERING_POLICY_STICKY || set.policy == ONERING_POLICY_LIFO)
+		return 0;
+	struct broker_cands *cc = cands(p, pg, m, prio, 0, set.policy);
+	if (!cc)
+		return 0;
+	unsigned nr = balance_split(&set, &pg->bal, cc->c, cc->n, n, runs);
+	for (unsigned k = 0; k < nr; k++) {
+		unsigned i = runs[k].idx;
+		unsigned placed = place_run(p, g, pg, cc->q[i], recs + done, runs[k].count,
+					    !cc->c[i].local);
+		done += placed;
+		/* Short (a fault, a full lane): the snapshot overstates that
+		 * member until the next loop (the safe side); the rest is decided
+		 * again record by record. */
+		if (placed < runs[k].count)
+			break;
+	}
+	return done;
+}
+
+unsigned deliver_post_burst(struct poller *p, struct broker_group *g,
+			    const struct onering_event *recs, unsigned n)
+{
+	struct broker_pgroup *pg = &g->pg[p->idx];
+	unsigned done = 0;
+
+	if (n == 0)
+		return 0;
+	uint32_t prio = onering_event_prio(&recs[0]);
+	if (n > 1 && backlog_clear_from(pg, prio))
+		done = place_burst(p, g, pg, recs, n, prio);
+	/* The rest (sticky, lifo, or what found no room): one at a time, in
+	 * order; once one waits in the backlog, so do the ones after it. */
+	for (; done < n; done++)
+		if (deliver_post(p, g, &recs[done], recs[done].payload.user.flow) < 0)
+			break;
+	return done;
 }
 
 int deliver_requeue(struct poller *p, struct broker_group *g, const struct onering_event *rec,

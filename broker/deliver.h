@@ -43,6 +43,15 @@ void deliver_sub(struct poller *p, struct broker_sub *s, uint32_t events, uint32
 int deliver_post(struct poller *p, struct broker_group *g, const struct onering_event *rec,
 		 uint64_t flow_key);
 
+/* A burst of n posts for group g, all of one priority, in order (each
+ * record's flow key is its payload.user.flow): under rr, local and least
+ * one decision for the burst (balance_split) and one copy per member's run;
+ * under sticky and lifo deliver_post per record. Returns how many were
+ * taken (placed or waiting in the backlog); fewer than n when the backlog
+ * is at its limit (the caller keeps the rest, in order: back-pressure). */
+unsigned deliver_post_burst(struct poller *p, struct broker_group *g,
+			    const struct onering_event *recs, unsigned n);
+
 /* A record for g that must not be refused (a redelivery, or a hand-off
  * whose queue left the group): into the backlog, decided again later.
  * 0, or -ENOMEM (logged: the record is lost). */

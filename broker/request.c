@@ -70,30 +70,55 @@ static int post_refuse(struct poller *p, struct broker_queue *q, const struct on
 	return 0; /* placed, or q faulted (then nothing more is served) */
 }
 
-/* A user event for a group (ABI 1.2). */
-static int handle_post(struct poller *p, struct broker_queue *q, const struct onering_request *req,
-		       uint64_t ts)
-{
-	struct broker_group *g;
-	int r = post_target(p, q, req->sub_id, &g);
+/* The most posts handled as one burst (a submission burst's size). */
+#define POST_BURST 32u
 
-	if (r < 0)
-		return post_refuse(p, q, req, ts, r);
-	struct onering_event rec;
-	memset(&rec, 0, sizeof(rec));
-	rec.cookie = req->user_data;
-	rec.kind = ONERING_EV_USER;
+unsigned broker_request_post_run(const struct onering_request *reqs, unsigned n)
+{
+	const struct onering_request *first = &reqs[0];
+	unsigned k = 1;
+
+	if (n == 0 || first->op != ONERING_REQ_POST || (first->flags & ~ONERING_POST_PRIO_MASK))
+		return 0;
+	while (k < n && k < POST_BURST && reqs[k].op == ONERING_REQ_POST &&
+	       reqs[k].sub_id == first->sub_id && reqs[k].flags == first->flags)
+		k++;
+	return k;
+}
+
+/* User events for a group (ABI 1.2). */
+unsigned broker_request_posts(struct poller *p, struct broker_queue *q,
+			      const struct onering_request *reqs, unsigned n, uint64_t ts)
+{
+	struct onering_event recs[POST_BURST];
+	struct broker_group *g;
+	unsigned done = 0;
+
+	if (n > POST_BURST)
+		n = POST_BURST;
+	int r = post_target(p, q, reqs[0].sub_id, &g);
+	if (r < 0) {
+		while (done < n && post_refuse(p, q, &reqs[done], ts, r) == 0)
+			done++;
+		return done;
+	}
 	/* The client's number, clamped: never more than the highest level. */
-	uint32_t prio = req->flags & ONERING_POST_PRIO_MASK;
+	uint32_t prio = reqs[0].flags & ONERING_POST_PRIO_MASK;
 	if (prio >= ONERING_PRIO_LEVELS)
 		prio = ONERING_PRIO_LEVELS - 1;
-	rec.flags = (uint16_t)(prio << ONERING_EVF_PRIO_SHIFT);
-	rec.events = req->events;
-	rec.timestamp_ns = ts;
-	rec.payload.user.flow = req->arg[0];
-	memcpy(rec.payload.user.data, &req->arg[1], sizeof(rec.payload.user.data));
-	/* A full backlog leaves the post in the poster's ring: back-pressure. */
-	return deliver_post(p, g, &rec, req->arg[0]);
+	for (unsigned i = 0; i < n; i++) {
+		struct onering_event *rec = &recs[i];
+		memset(rec, 0, sizeof(*rec));
+		rec->cookie = reqs[i].user_data;
+		rec->kind = ONERING_EV_USER;
+		rec->flags = (uint16_t)(prio << ONERING_EVF_PRIO_SHIFT);
+		rec->events = reqs[i].events;
+		rec->timestamp_ns = ts;
+		rec->payload.user.flow = reqs[i].arg[0];
+		memcpy(rec->payload.user.data, &reqs[i].arg[1], sizeof(rec->payload.user.data));
+	}
+	/* A full backlog leaves the rest in the poster's ring: back-pressure. */
+	return deliver_post_burst(p, g, recs, n);
 }
 
 /* s is deleted, on its home poller: no event of it is delivered any more;
@@ -152,7 +177,7 @@ int broker_request_handle(struct poller *p, struct broker_queue *q,
 	if (req->op == ONERING_REQ_NOP)
 		return 0;
 	if (req->op == ONERING_REQ_POST)
-		return handle_post(p, q, req, ts);
+		return broker_request_posts(p, q, req, 1, ts) == 1 ? 0 : -EAGAIN;
 	if (req->op == ONERING_REQ_WORD_WATCH) {
 		struct broker_source *w = p->source[BROKER_SOURCE_WORDS];
 		return w ? w->ops->apply_request(w, q, NULL, req) : -EPROTO;

@@ -23,6 +23,19 @@ struct poller;
 int broker_request_handle(struct poller *p, struct broker_queue *q,
 			  const struct onering_request *req, uint64_t ts);
 
+/* How many of the n requests from reqs on form one run of posts: the same
+ * group and the same valid flags as the first, which is a POST (0 if it is
+ * not one, or its flags are not valid: handle it alone). */
+unsigned broker_request_post_run(const struct onering_request *reqs, unsigned n);
+
+/* A run of n posts (broker_request_post_run), already copied out of q's
+ * submission ring: the group looked up and the permission checked once,
+ * the records handed to deliver as one burst. Returns how many were done
+ * (placed, waiting in the backlog, or refused with a POST_REFUSED record);
+ * fewer than n: the rest stay in the ring (back-pressure). */
+unsigned broker_request_posts(struct poller *p, struct broker_queue *q,
+			      const struct onering_request *reqs, unsigned n, uint64_t ts);
+
 /* A request on a subscription homed on p (local, or forwarded by lane),
  * which came on q. 0, or -EPROTO. */
 int broker_request_apply(struct poller *p, struct broker_queue *q,

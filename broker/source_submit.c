@@ -25,17 +25,27 @@ static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_
 {
 	const void *first = NULL;
 	int n = onering_ring_peek(&q->sqc, &first, REQUEST_BATCH); /* A1 (shm/ring.h) */
-	int done = 0;
+	struct onering_request reqs[REQUEST_BATCH];
+	unsigned done = 0;
 
-	if (n < 0) {
-		deliver_queue_fault(p, q, onering_ring_fault_str(q->sqc.fault));
+	if (n <= 0) {
+		if (n < 0)
+			deliver_queue_fault(p, q, onering_ring_fault_str(q->sqc.fault));
 		return 0;
 	}
-	for (; done < n; done++) {
-		struct onering_request req;
-		/* Copy out first: the client may change the slot under us. */
-		memcpy(&req, (const struct onering_request *)first + done, sizeof(req));
-		int r = broker_request_handle(p, q, &req, ts);
+	/* Copy out first: the client may change the slots under us. */
+	memcpy(reqs, first, (size_t)n * sizeof(reqs[0]));
+	while (done < (unsigned)n) {
+		/* Posts to one group at one priority go as one burst. */
+		unsigned run = broker_request_post_run(&reqs[done], (unsigned)n - done);
+		if (run > 0) {
+			unsigned k = broker_request_posts(p, q, &reqs[done], run, ts);
+			done += k;
+			if (k < run)
+				break; /* the rest wait: back-pressure */
+			continue;
+		}
+		int r = broker_request_handle(p, q, &reqs[done], ts);
 		if (r == -EAGAIN)
 			break;
 		if (r < 0) {
@@ -43,12 +53,13 @@ static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_
 			deliver_queue_fault(p, q, "malformed submission-ring request");
 			break;
 		}
+		done++;
 	}
 	if (done > 0) {
-		onering_ring_release(&q->sqc, (uint32_t)done); /* R2 (shm/ring.h) */
+		onering_ring_release(&q->sqc, done); /* R2 (shm/ring.h) */
 		broker_count(&q->ctr[ONERING_QC_REQUESTS], (uint64_t)done);
 	}
-	return (unsigned)done;
+	return done;
 }
 
 /* Every live queue's ring, bell or not: after an idle sleep (a bit a client

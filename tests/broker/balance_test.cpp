@@ -6,7 +6,9 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <set>
+#include <utility>
 #include <vector>
 
 #include "broker/balance.h"
@@ -572,6 +574,149 @@ TEST_F(BalanceLocalTest, NoneWhenAllAreFull)
 {
 	c_ = {Cand(8, 8, false, 20), Cand(8)};
 	EXPECT_EQ(Choose(), -1);
+}
+
+// ---- one decision per burst (balance_split) -----------------------------------
+
+class BalanceSplitTest : public BalanceTest {
+protected:
+	// The burst's runs as (member, count) pairs.
+	std::vector<std::pair<int, int>> Split(unsigned count)
+	{
+		struct balance_run runs[BROKER_GROUP_MAX_MEMBERS];
+		unsigned nr = balance_split(&set_, &st_, c_.data(), (unsigned)c_.size(), count, runs);
+		std::vector<std::pair<int, int>> v;
+		for (unsigned k = 0; k < nr; k++)
+			v.emplace_back((int)runs[k].idx, (int)runs[k].count);
+		return v;
+	}
+	// What per-record decisions over the same snapshot give each member
+	// (used++ after each, as deliver.c does), and the cursor they leave.
+	std::vector<int> PerRecord(unsigned count, struct balance_state *st,
+				   std::vector<struct balance_cand> c)
+	{
+		std::vector<int> take(c.size());
+		for (unsigned k = 0; k < count; k++) {
+			int i = balance_choose(&set_, st, c.data(), (unsigned)c.size());
+			if (i < 0)
+				break;
+			c[i].used++;
+			take[i]++;
+		}
+		return take;
+	}
+	// Burst and per-record agree, member by member, on a random snapshot.
+	void Agree(uint32_t policy, unsigned seed)
+	{
+		srand(seed);
+		set_.policy = policy;
+		unsigned n = 1 + rand() % 9;
+		c_.clear();
+		for (unsigned i = 0; i < n; i++) {
+			bool local = rand() % 3 != 0;
+			struct balance_cand c = Cand((uint64_t)(rand() % 9), 8, local, 20);
+			c.idle_ns = (uint64_t)(rand() % 4);
+			c_.push_back(c);
+		}
+		st_.rr = (uint32_t)(rand() % 12);
+		unsigned count = (unsigned)(rand() % 40);
+		struct balance_state st = st_;
+		std::vector<int> want = PerRecord(count, &st, c_);
+		std::vector<uint64_t> before;
+		for (auto &c : c_)
+			before.push_back(c.used);
+		std::vector<int> got(n);
+		std::set<int> seen;
+		for (auto &r : Split(count)) {
+			EXPECT_TRUE(seen.insert(r.first).second) << "one run per member";
+			EXPECT_GT(r.second, 0);
+			got[r.first] += r.second;
+		}
+		EXPECT_EQ(got, want) << "policy " << policy << " seed " << seed;
+		for (unsigned i = 0; i < n; i++)
+			EXPECT_EQ(c_[i].used, before[i] + (uint64_t)got[i]) << "the snapshot counts them";
+		if (policy != ONERING_POLICY_LEAST && count > 0 && !seen.empty()) {
+			EXPECT_EQ(st_.rr % n, st.rr % n) << "rr's cursor ends where per-record rr's does";
+		}
+	}
+};
+
+TEST_F(BalanceSplitTest, RrGivesEachMemberItsTurnsAsOneRun)
+{
+	c_ = {Cand(0), Cand(0), Cand(0), Cand(0)};
+	st_.rr = 1;
+	EXPECT_EQ(Split(10), (std::vector<std::pair<int, int>>{{1, 3}, {2, 3}, {3, 2}, {0, 2}}));
+	EXPECT_EQ(st_.rr % 4, 3u) << "the next burst starts after member 2, as per record";
+	EXPECT_EQ(c_[1].used, 3u);
+}
+
+TEST_F(BalanceSplitTest, RrStopsGivingToAFullMember)
+{
+	c_ = {Cand(7), Cand(0), Cand(8)};
+	EXPECT_EQ(Split(6), (std::vector<std::pair<int, int>>{{0, 1}, {1, 5}}));
+	EXPECT_EQ(Split(4), (std::vector<std::pair<int, int>>{{1, 3}}))
+	    << "only member 1 had room left (3 slots)";
+	EXPECT_TRUE(Split(1).empty()) << "all full now";
+}
+
+TEST_F(BalanceSplitTest, LocalFillsTheNodeBeforeGoingRemote)
+{
+	set_.policy = ONERING_POLICY_LOCAL;
+	c_ = {Cand(0, 8, false, 20), Cand(6), Cand(0, 8, false, 20), Cand(5)};
+	EXPECT_EQ(Split(9), (std::vector<std::pair<int, int>>{{1, 2}, {3, 3}, {0, 2}, {2, 2}}));
+}
+
+TEST_F(BalanceSplitTest, LeastFillsTheEmptiestFirst)
+{
+	set_.policy = ONERING_POLICY_LEAST;
+	c_ = {Cand(4), Cand(0), Cand(2)};
+	auto runs = Split(6);
+	std::vector<int> got(3);
+	for (auto &r : runs)
+		got[r.first] += r.second;
+	EXPECT_EQ(got, (std::vector<int>{0, 4, 2})) << "water-filling to 4 each";
+	EXPECT_EQ(runs[0].first, 1) << "the emptiest is chosen first";
+}
+
+TEST_F(BalanceSplitTest, StrictNumaKeepsTheBurstOnTheNode)
+{
+	set_.numa = ONERING_NUMA_STRICT;
+	c_ = {Cand(0, 8, false, 20), Cand(6)};
+	EXPECT_EQ(Split(5), (std::vector<std::pair<int, int>>{{1, 2}})) << "the rest waits";
+}
+
+TEST_F(BalanceSplitTest, StickyAndLifoAreDecidedPerRecord)
+{
+	c_ = {Cand(0), Cand(0)};
+	set_.policy = ONERING_POLICY_STICKY;
+	EXPECT_TRUE(Split(4).empty());
+	set_.policy = ONERING_POLICY_LIFO;
+	EXPECT_TRUE(Split(4).empty());
+	EXPECT_EQ(c_[0].used + c_[1].used, 0u);
+}
+
+TEST_F(BalanceSplitTest, NothingToSplit)
+{
+	EXPECT_TRUE(Split(4).empty()) << "no members";
+	c_ = {Cand(8), Cand(8)};
+	EXPECT_TRUE(Split(4).empty()) << "every member full";
+	c_ = {Cand(0)};
+	EXPECT_TRUE(Split(0).empty());
+}
+
+// The per-burst decision changes which records go together, never how many
+// each member gets: the same counts as one decision per record, over 3,000
+// random snapshots per policy (rooms, NUMA placement, cursor, burst sizes).
+TEST_F(BalanceSplitTest, CountsEqualPerRecordDecisions)
+{
+	for (uint32_t policy : {ONERING_POLICY_RR, ONERING_POLICY_LOCAL, ONERING_POLICY_LEAST})
+		for (uint32_t numa : {ONERING_NUMA_INTERLEAVE, ONERING_NUMA_STRICT})
+			for (unsigned seed = 1; seed <= 1500; seed++) {
+				set_.numa = numa;
+				Agree(policy, seed);
+				if (HasFailure())
+					return;
+			}
 }
 
 // ---- NUMA filters -------------------------------------------------------------
