@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <jansson.h>
 #include <unistd.h>
@@ -665,6 +666,8 @@ static int write_plot(void)
 
 	if (system("command -v gnuplot >/dev/null 2>&1") != 0)
 		return bench_fail(0, "warning: gnuplot not found: no plot (tools/dev installs it)");
+	if (mkdir(opt.plot_dir, 0755) < 0 && errno != EEXIST)
+		return bench_fail(-errno, "%s: %s", opt.plot_dir, strerror(errno));
 	snprintf(data, sizeof(data), "%s/%s.dat", opt.plot_dir, sc->name);
 	if (!(f = fopen(data, "w")))
 		return bench_fail(-errno, "%s: %s", data, strerror(errno));
@@ -736,6 +739,10 @@ static int run_rounds(struct bench_ctx *ctx)
 	char title[96];
 	int status = 0;
 
+	printf("placement: --cores ");
+	for (unsigned k = 0; k < ctx->core_count; k++)
+		printf("%s%d", k ? "," : "", ctx->cores[k]);
+	printf("%s (%s)\n", ctx->core_count ? "" : "none", sc->cores_help);
 	for (unsigned r = 0; r < opt.rounds && !bench_interrupted; r++)
 		for (unsigned si = 0; si < opt.sweep_count && !bench_interrupted; si++) {
 			ctx->round = r;
