@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * onering-icount-sw [CONSUMERS [TYPE [ROUNDS [CQ_DEPTH]]]]: DPDK event_sw doing the work
- * that oneringd's submit_poll + deliver_flush do in onering-icount post, in
- * one thread, to be run under callgrind for instructions per event of
- * event_sw's scheduler, its enqueue and its dequeue (docs/benchmarks.md,
- * "The broker's instructions per posted event").
+ * onering-icount-sw [CONSUMERS [TYPE [ROUNDS [CQ_DEPTH]]]]: DPDK event_sw
+ * doing the work that oneringd's submit_poll + deliver_flush do in
+ * onering-icount post, in one thread, to be run under callgrind for
+ * instructions per event of event_sw's scheduler, its enqueue and its
+ * dequeue (docs/benchmarks.md, "The broker's instructions per posted event").
  *
  * One event_sw device (vdev event_sw0, EAL with --no-huge --no-pci
  * --no-shconf as tools/bench/peer_dispatch_eventdev.c), one load-balanced
@@ -49,6 +49,9 @@
  * service framework's share (the nameless 0x... function of
  * librte_event_sw.so is the PMD's service function). The scheduler's fixed
  * cost per run is in the figure: with 32 events a run it is spread over 32.
+ * What event_sw does that oneringd does not: its scheduler also takes one
+ * RELEASE per event back in (the consumers' implicit releases), and the
+ * dequeue count holds those releases, put on the port's ring one at a time.
  */
 #define ALLOW_EXPERIMENTAL_API 1
 
