@@ -271,5 +271,6 @@ extern const struct bench_scenario bench_scenario_readiness;
 extern const struct bench_scenario bench_scenario_nic;
 extern const struct bench_scenario bench_scenario_timers;
 extern const struct bench_scenario bench_scenario_servers;
+extern const struct bench_scenario bench_scenario_idle;
 
 #endif /* ONERING_TOOLS_BENCH_BENCH_H */

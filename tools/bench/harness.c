@@ -37,7 +37,7 @@ static const struct bench_scenario *const scenarios[] = {
 #if BENCH_HAVE_DPDK
 	&bench_scenario_nic,
 #endif
-	&bench_scenario_timers, &bench_scenario_servers,
+	&bench_scenario_timers, &bench_scenario_servers, &bench_scenario_idle,
 };
 
 /* The figures the harness adds after the scenario's own. */

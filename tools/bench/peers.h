@@ -164,4 +164,15 @@ void servers_stop(struct bench_ctx *ctx, void *state);
 
 extern const struct bench_peer_ops bench_peer_servers_onering, bench_peer_servers_epoll;
 
+/* idle (scenario_idle.c). */
+#define IDLE_MAX_QUEUES 4096
+struct idle_common {
+	unsigned queues;    /* Q */
+	int broker_cpu;     /* oneringd's --cores */
+	struct bench_broker broker;
+};
+
+extern const struct bench_peer_ops bench_peer_idle_onering, bench_peer_idle_onering_overprov,
+	bench_peer_idle_onering_busy, bench_peer_idle_epoll;
+
 #endif /* ONERING_TOOLS_BENCH_PEERS_H */
