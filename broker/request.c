@@ -7,6 +7,7 @@
  * first and is checked before use.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/eventfd.h>
 
@@ -73,6 +74,18 @@ static int post_refuse(struct poller *p, struct broker_queue *q, const struct on
 /* The most posts handled as one burst (a submission burst's size). */
 #define POST_BURST 32u
 
+/* A request's first 8 bytes: op, flags and sub_id (the group of a POST). */
+static uint64_t post_key(const struct onering_request *req)
+{
+	uint64_t key;
+
+	ONERING_STATIC_ASSERT(offsetof(struct onering_request, sub_id) == 4 &&
+				      sizeof(req->sub_id) == 4,
+			      "op, flags and sub_id fill the first 8 bytes");
+	memcpy(&key, req, sizeof(key));
+	return key;
+}
+
 unsigned broker_request_post_run(const struct onering_request *reqs, unsigned n)
 {
 	const struct onering_request *first = &reqs[0];
@@ -80,8 +93,10 @@ unsigned broker_request_post_run(const struct onering_request *reqs, unsigned n)
 
 	if (n == 0 || first->op != ONERING_REQ_POST || (first->flags & ~ONERING_POST_PRIO_MASK))
 		return 0;
-	while (k < n && k < POST_BURST && reqs[k].op == ONERING_REQ_POST &&
-	       reqs[k].sub_id == first->sub_id && reqs[k].flags == first->flags)
+	uint64_t key = post_key(first);
+	if (n > POST_BURST)
+		n = POST_BURST;
+	while (k < n && post_key(&reqs[k]) == key)
 		k++;
 	return k;
 }
@@ -106,16 +121,20 @@ unsigned broker_request_posts(struct poller *p, struct broker_queue *q,
 	uint32_t prio = reqs[0].flags & ONERING_POST_PRIO_MASK;
 	if (prio >= ONERING_PRIO_LEVELS)
 		prio = ONERING_PRIO_LEVELS - 1;
+	/* The flow and the 24 bytes are arg[0..3] as they lie: one copy. */
+	ONERING_STATIC_ASSERT(sizeof(struct onering_event_user) == 4 * sizeof(uint64_t) &&
+				      offsetof(struct onering_event_user, data) == sizeof(uint64_t),
+			      "payload.user is arg[0..3] of a POST");
 	for (unsigned i = 0; i < n; i++) {
 		struct onering_event *rec = &recs[i];
-		memset(rec, 0, sizeof(*rec));
 		rec->cookie = reqs[i].user_data;
+		rec->sub_id = 0;
+		rec->sub_gen = 0;
 		rec->kind = ONERING_EV_USER;
 		rec->flags = (uint16_t)(prio << ONERING_EVF_PRIO_SHIFT);
 		rec->events = reqs[i].events;
 		rec->timestamp_ns = ts;
-		rec->payload.user.flow = reqs[i].arg[0];
-		memcpy(rec->payload.user.data, &reqs[i].arg[1], sizeof(rec->payload.user.data));
+		memcpy(&rec->payload.user, &reqs[i].arg[0], sizeof(rec->payload.user));
 	}
 	/* A full backlog leaves the rest in the poster's ring: back-pressure. */
 	return deliver_post_burst(p, g, recs, n);
