@@ -8,10 +8,12 @@
  * one queue of a running oneringd; onering_wait() hands back one 64-byte
  * record per readiness edge, whose cookie is the connection's state. With
  * --epoll the same server logic runs on a plain edge-triggered epoll
- * instance instead, for comparison (`onering-bench servers` runs both).
+ * instance instead, and with --uring on io_uring (multishot accept, multishot
+ * receive into provided buffers, sendmsg), for comparison (`onering-bench
+ * servers` runs all three).
  *
  * Build against an installed libonering:
- *   cc -O2 -o http http_server.c $(pkg-config --cflags --libs onering)
+ *   cc -O2 -o http http_server.c $(pkg-config --cflags --libs onering liburing)
  * Run, with a broker:
  *   oneringd --foreground --name ex --socket-dir /tmp/exdir &
  *   ./http --name ex --socket-dir /tmp/exdir --port 8080
@@ -55,6 +57,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -64,6 +67,8 @@
 /* pkg-config --cflags onering puts the header's directory on the path (in
  * the source tree, meson's onering_dep does the same). */
 #include <onering.h>
+
+#include <liburing.h>
 
 #define PROG "onering-http-server"
 #define BATCH_MAX 64                        /* records (or epoll events) per wait */
@@ -252,13 +257,23 @@ struct conn {
 	uint64_t body_left; /* body bytes of the current request still to skip */
 	size_t in_len;     /* bytes in in[] */
 	size_t scan_from;  /* where to resume looking for the end of a head */
+	/* --uring: operations in flight (the state is recycled only at 0), a
+	 * send in flight and what it offered, the multishot receive armed. */
+	unsigned ops;
+	bool sending, recv_armed;
+	uint64_t send_ok_bytes;
+	struct iovec send_iov[2];
+	struct msghdr send_msg;
 	struct conn *next; /* free list / closed list */
 	struct conn *live_prev, *live_next; /* open connections */
 	char in[IN_BUF_SIZE];
 };
 
+struct uring_srv;
+
 struct server {
 	struct loop loop;
+	struct uring_srv *uring; /* --uring (then loop is unused) */
 	int listen_fd;
 	struct watch listen_watch;
 	struct conn *free_conns;   /* recycled connection states */
@@ -443,13 +458,20 @@ static void conn_close(struct server *s, struct conn *c)
 {
 	if (c->fd < 0)
 		return;
-	int r = loop_del(&s->loop, &c->w);
-	if (r < 0 && r != -ENOENT)
-		fprintf(stderr, PROG ": deleting the watch of fd %d: %s\n", c->fd,
-			s->loop.use_epoll ? strerror(-r) : onering_strerror(r));
-	/* onering: the broker holds a duplicate of the fd until it drains the
-	 * delete; shutdown() sends our FIN now rather than then. */
-	shutdown(c->fd, SHUT_WR);
+	if (s->uring) {
+		/* The kernel holds the socket while an operation is in flight:
+		 * shutting down reading ends the armed receive (its last
+		 * completion), and sends our FIN now. */
+		shutdown(c->fd, SHUT_RDWR);
+	} else {
+		int r = loop_del(&s->loop, &c->w);
+		if (r < 0 && r != -ENOENT)
+			fprintf(stderr, PROG ": deleting the watch of fd %d: %s\n", c->fd,
+				s->loop.use_epoll ? strerror(-r) : onering_strerror(r));
+		/* onering: the broker holds a duplicate of the fd until it drains
+		 * the delete; shutdown() sends our FIN now rather than then. */
+		shutdown(c->fd, SHUT_WR);
+	}
 	close(c->fd);
 	c->fd = -1;
 	if (c->live_prev)
@@ -463,15 +485,65 @@ static void conn_close(struct server *s, struct conn *c)
 	s->nr_conns--;
 }
 
-/* Recycle the states closed during the batch just handled. */
+/* Recycle the states closed during the batch just handled (--uring: those
+ * with no operation in flight; the others wait for their completions). */
 static void recycle_closed(struct server *s)
 {
-	while (s->closed_conns) {
-		struct conn *c = s->closed_conns;
-		s->closed_conns = c->next;
+	struct conn **pp = &s->closed_conns;
+
+	while (*pp) {
+		struct conn *c = *pp;
+		if (c->ops) {
+			pp = &c->next;
+			continue;
+		}
+		*pp = c->next;
 		c->next = s->free_conns;
 		s->free_conns = c;
 	}
+}
+
+/* The responses owed as up to two iovecs (the keep-alive ones from the
+ * static block, then the final one); *ok_bytes: the keep-alive bytes among
+ * them. 0: nothing owed. */
+static int conn_out_iov(const struct conn *c, struct iovec *iov, uint64_t *ok_bytes)
+{
+	int niov = 0;
+
+	*ok_bytes = 0;
+	if (c->owed) {
+		*ok_bytes = c->owed * OK_LEN - c->out_off;
+		size_t room = sizeof(ok_block) - c->out_off;
+		iov[niov].iov_base = ok_block + c->out_off;
+		iov[niov++].iov_len = *ok_bytes < room ? (size_t)*ok_bytes : room;
+		if (*ok_bytes <= room && c->final) {
+			iov[niov].iov_base = (void *)(uintptr_t)c->final;
+			iov[niov++].iov_len = c->final_len;
+		}
+	} else if (c->final) {
+		iov[niov].iov_base = (void *)(uintptr_t)(c->final + c->out_off);
+		iov[niov++].iov_len = c->final_len - c->out_off;
+	}
+	return niov;
+}
+
+/* sent bytes of what conn_out_iov offered went out: true when that was the
+ * end of the final response (the caller closes). */
+static bool conn_sent(struct conn *c, uint64_t sent, uint64_t ok_bytes)
+{
+	if (c->owed) {
+		uint64_t k = sent < ok_bytes ? sent : ok_bytes;
+		c->out_off += (size_t)k;
+		c->owed -= c->out_off / OK_LEN;
+		c->out_off %= OK_LEN;
+		sent -= k;
+	}
+	if (sent) { /* into final: owed is 0 and out_off restarted at 0 */
+		c->out_off += (size_t)sent;
+		if (c->out_off == c->final_len)
+			return true;
+	}
+	return false;
 }
 
 /* Send the responses owed. 1 when all are sent, 0 when the socket is full
@@ -480,21 +552,8 @@ static int conn_flush(struct server *s, struct conn *c)
 {
 	while (c->owed || c->final) {
 		struct iovec iov[2];
-		int niov = 0;
-		uint64_t ok_bytes = 0;
-		if (c->owed) {
-			ok_bytes = c->owed * OK_LEN - c->out_off;
-			size_t room = sizeof(ok_block) - c->out_off;
-			iov[niov].iov_base = ok_block + c->out_off;
-			iov[niov++].iov_len = ok_bytes < room ? (size_t)ok_bytes : room;
-			if (ok_bytes <= room && c->final) {
-				iov[niov].iov_base = (void *)(uintptr_t)c->final;
-				iov[niov++].iov_len = c->final_len;
-			}
-		} else {
-			iov[niov].iov_base = (void *)(uintptr_t)(c->final + c->out_off);
-			iov[niov++].iov_len = c->final_len - c->out_off;
-		}
+		uint64_t ok_bytes;
+		int niov = conn_out_iov(c, iov, &ok_bytes);
 		struct msghdr msg = {.msg_iov = iov, .msg_iovlen = (size_t)niov};
 		ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
@@ -511,19 +570,8 @@ static int conn_flush(struct server *s, struct conn *c)
 		}
 		if (n <= 0)
 			return n < 0 ? -errno : -EIO;
-		uint64_t sent = (uint64_t)n;
-		if (c->owed) {
-			uint64_t k = sent < ok_bytes ? sent : ok_bytes;
-			c->out_off += (size_t)k;
-			c->owed -= c->out_off / OK_LEN;
-			c->out_off %= OK_LEN;
-			sent -= k;
-		}
-		if (sent) { /* into final: owed is 0 and out_off restarted at 0 */
-			c->out_off += (size_t)sent;
-			if (c->out_off == c->final_len)
-				return 1; /* the last answer is out: the caller closes */
-		}
+		if (conn_sent(c, (uint64_t)n, ok_bytes))
+			return 1; /* the last answer is out: the caller closes */
 	}
 	if (c->want_out) {
 		int r = loop_mod(&s->loop, &c->w, CONN_EVENTS, (uint64_t)(uintptr_t)c);
@@ -613,8 +661,39 @@ static struct conn *conn_get(struct server *s)
 	c->body_left = 0;
 	c->in_len = 0;
 	c->scan_from = 0;
+	c->ops = 0;
+	c->sending = false;
+	c->recv_armed = false;
 	c->next = NULL;
 	return c;
+}
+
+/* The state of an accepted connection fd (TCP_NODELAY: the responses are
+ * small and must not wait), or NULL (fd closed: no memory). */
+static struct conn *conn_new(struct server *s, int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	struct conn *c = conn_get(s);
+	if (!c) {
+		fprintf(stderr, PROG ": out of memory for a connection\n");
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	return c;
+}
+
+/* c, just accepted, joins the open connections. */
+static void conn_link(struct server *s, struct conn *c)
+{
+	c->live_prev = NULL;
+	c->live_next = s->live_conns;
+	if (s->live_conns)
+		s->live_conns->live_prev = c;
+	s->live_conns = c;
+	s->nr_conns++;
 }
 
 /* Accept every pending connection (edge-triggered: until EAGAIN). */
@@ -630,15 +709,9 @@ static void accept_all(struct server *s)
 				fprintf(stderr, PROG ": accept: %s\n", strerror(errno));
 			return;
 		}
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		struct conn *c = conn_get(s);
-		if (!c) {
-			fprintf(stderr, PROG ": out of memory for a connection\n");
-			close(fd);
+		struct conn *c = conn_new(s, fd);
+		if (!c)
 			continue;
-		}
-		c->fd = fd;
 		int r = loop_add(&s->loop, fd, CONN_EVENTS, (uint64_t)(uintptr_t)c, &c->w);
 		if (r < 0) {
 			fprintf(stderr, PROG ": watching a connection: %s\n",
@@ -651,13 +724,231 @@ static void accept_all(struct server *s)
 				return; /* the broker is gone: the wait loop reports it */
 			continue;
 		}
-		c->live_prev = NULL;
-		c->live_next = s->live_conns;
-		if (s->live_conns)
-			s->live_conns->live_prev = c;
-		s->live_conns = c;
-		s->nr_conns++;
+		conn_link(s, c);
 	}
+}
+
+/* ---- the io_uring back end (--uring) --------------------------------------
+ *
+ * The same connections and HTTP logic on io_uring, as an io_uring server is
+ * written: a multishot accept on the listening socket; per connection a
+ * multishot receive into provided buffers (a buffer ring shared with the
+ * kernel, each buffer given back as soon as its bytes are copied into the
+ * connection's request buffer); a sendmsg per batch of responses, one in
+ * flight per connection. One io_uring_enter per loop submits everything
+ * and waits (single issuer, deferred task work where the kernel has it).
+ */
+
+#define URING_ENTRIES 1024   /* submission queue; the completion queue is 8x */
+#define URING_BUFS 4096      /* provided receive buffers (a power of two) */
+#define URING_BUF_SIZE 2048
+#define URING_BGID 1
+enum { OP_ACCEPT = 1, OP_RECV, OP_SEND }; /* user_data's low bits; the rest: the conn */
+
+struct uring_srv {
+	struct io_uring ring;
+	struct io_uring_buf_ring *br;
+	char *bufs;
+	int mask;
+	int listen_fd;
+};
+
+/* A submission slot; when the queue is full, what it holds is submitted. */
+static struct io_uring_sqe *uring_sqe(struct uring_srv *u)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring);
+
+	if (!sqe && io_uring_submit(&u->ring) >= 0)
+		sqe = io_uring_get_sqe(&u->ring);
+	if (!sqe)
+		fprintf(stderr, PROG ": io_uring: no submission slot\n");
+	return sqe;
+}
+
+static int uring_open(struct uring_srv *u, int listen_fd)
+{
+	struct io_uring_params p = {.flags = IORING_SETUP_CQSIZE | IORING_SETUP_SINGLE_ISSUER |
+					     IORING_SETUP_DEFER_TASKRUN,
+				    .cq_entries = URING_ENTRIES * 8};
+	int r = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+
+	if (r == -EINVAL) { /* a kernel before 6.1: without deferred task work */
+		p = (struct io_uring_params){.flags = IORING_SETUP_CQSIZE,
+					     .cq_entries = URING_ENTRIES * 8};
+		r = io_uring_queue_init_params(URING_ENTRIES, &u->ring, &p);
+	}
+	if (r < 0) {
+		fprintf(stderr, PROG ": io_uring_queue_init: %s\n", strerror(-r));
+		return r;
+	}
+	size_t ring_size = URING_BUFS * sizeof(struct io_uring_buf);
+	u->br = mmap(NULL, ring_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+	u->bufs = malloc((size_t)URING_BUFS * URING_BUF_SIZE);
+	if (u->br == MAP_FAILED || !u->bufs) {
+		fprintf(stderr, PROG ": no memory for the receive buffers\n");
+		return -ENOMEM;
+	}
+	struct io_uring_buf_reg reg = {.ring_addr = (uintptr_t)u->br,
+				       .ring_entries = URING_BUFS, .bgid = URING_BGID};
+	if ((r = io_uring_register_buf_ring(&u->ring, &reg, 0)) < 0) {
+		fprintf(stderr, PROG ": io_uring_register_buf_ring: %s\n", strerror(-r));
+		return r;
+	}
+	io_uring_buf_ring_init(u->br);
+	u->mask = io_uring_buf_ring_mask(URING_BUFS);
+	for (int i = 0; i < URING_BUFS; i++)
+		io_uring_buf_ring_add(u->br, u->bufs + (size_t)i * URING_BUF_SIZE, URING_BUF_SIZE,
+				      (unsigned short)i, u->mask, i);
+	io_uring_buf_ring_advance(u->br, URING_BUFS);
+	u->listen_fd = listen_fd;
+	return 0;
+}
+
+static void uring_close(struct uring_srv *u)
+{
+	if (u->ring.ring_fd > 0)
+		io_uring_queue_exit(&u->ring);
+	if (u->br && u->br != MAP_FAILED)
+		munmap(u->br, URING_BUFS * sizeof(struct io_uring_buf));
+	free(u->bufs);
+}
+
+static void uring_arm_accept(struct uring_srv *u)
+{
+	struct io_uring_sqe *sqe = uring_sqe(u);
+
+	if (!sqe)
+		return;
+	io_uring_prep_multishot_accept(sqe, u->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, OP_ACCEPT);
+}
+
+static void uring_arm_recv(struct uring_srv *u, struct conn *c)
+{
+	struct io_uring_sqe *sqe = uring_sqe(u);
+
+	if (!sqe)
+		return;
+	io_uring_prep_recv_multishot(sqe, c->fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = URING_BGID;
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_RECV);
+	c->ops++;
+	c->recv_armed = true;
+}
+
+/* The responses owed, as one sendmsg (one in flight per connection). */
+static void uring_send(struct uring_srv *u, struct conn *c)
+{
+	if (c->sending || c->fd < 0)
+		return;
+	int niov = conn_out_iov(c, c->send_iov, &c->send_ok_bytes);
+	if (niov == 0)
+		return;
+	struct io_uring_sqe *sqe = uring_sqe(u);
+	if (!sqe)
+		return;
+	c->send_msg = (struct msghdr){.msg_iov = c->send_iov, .msg_iovlen = (size_t)niov};
+	io_uring_prep_sendmsg(sqe, c->fd, &c->send_msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)c | OP_SEND);
+	c->ops++;
+	c->sending = true;
+}
+
+static void uring_accepted(struct server *s, struct uring_srv *u, int fd)
+{
+	struct conn *c = conn_new(s, fd);
+
+	if (!c)
+		return;
+	conn_link(s, c);
+	uring_arm_recv(u, c);
+}
+
+/* bytes received into buffer bid: into c's request buffer, answered. */
+static void uring_received(struct server *s, struct uring_srv *u, struct conn *c, unsigned bid,
+			   size_t len)
+{
+	const char *buf = u->bufs + (size_t)bid * URING_BUF_SIZE;
+
+	while (len && !c->final && c->fd >= 0) {
+		size_t room = sizeof(c->in) - c->in_len;
+		size_t k = len < room ? len : room;
+		memcpy(c->in + c->in_len, buf, k);
+		c->in_len += k;
+		buf += k;
+		len -= k;
+		conn_parse(s, c); /* a full buffer with no head end: 431 */
+	}
+	io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * URING_BUF_SIZE, URING_BUF_SIZE,
+			      (unsigned short)bid, u->mask, 0);
+	io_uring_buf_ring_advance(u->br, 1);
+}
+
+static void uring_complete(struct server *s, struct uring_srv *u, const struct io_uring_cqe *cqe)
+{
+	unsigned op = (unsigned)(cqe->user_data & 7);
+	struct conn *c = (struct conn *)(uintptr_t)(cqe->user_data & ~(uint64_t)7);
+	bool more = cqe->flags & IORING_CQE_F_MORE;
+
+	if (op == OP_ACCEPT) {
+		if (cqe->res >= 0)
+			uring_accepted(s, u, cqe->res);
+		else if (cqe->res != -EINTR && cqe->res != -ECONNABORTED)
+			fprintf(stderr, PROG ": accept: %s\n", strerror(-cqe->res));
+		if (!more && !stop_requested)
+			uring_arm_accept(u);
+		return;
+	}
+	if (op == OP_RECV) {
+		if (!more) {
+			c->ops--;
+			c->recv_armed = false;
+		}
+		if (cqe->res > 0 && (cqe->flags & IORING_CQE_F_BUFFER))
+			uring_received(s, u, c, cqe->flags >> IORING_CQE_BUFFER_SHIFT,
+				       (size_t)cqe->res);
+		else if (cqe->res == 0)
+			c->eof = true;
+		else if (cqe->res != -ENOBUFS) /* out of buffers: armed again below */
+			conn_close(s, c);
+	} else { /* OP_SEND */
+		c->ops--;
+		c->sending = false;
+		if (c->fd >= 0 && cqe->res < 0) {
+			conn_close(s, c);
+		} else if (c->fd >= 0 && conn_sent(c, (uint64_t)cqe->res, c->send_ok_bytes)) {
+			conn_close(s, c); /* the last answer is out */
+			return;
+		}
+	}
+	if (c->fd < 0)
+		return; /* closed: recycled once nothing is in flight */
+	uring_send(u, c);
+	if (!c->sending && (c->eof || c->final))
+		conn_close(s, c); /* nothing more to say, nor to hear */
+	else if (!c->recv_armed && !c->eof && !c->final)
+		uring_arm_recv(u, c);
+}
+
+/* The loop: one io_uring_enter submits what the last batch queued and
+ * waits for completions (up to slice_ns). 0, or -errno. */
+static int uring_loop(struct server *s, struct uring_srv *u, int64_t slice_ns)
+{
+	struct __kernel_timespec ts = {.tv_sec = slice_ns / 1000000000ll,
+				       .tv_nsec = slice_ns % 1000000000ll};
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	int r = io_uring_submit_and_wait_timeout(&u->ring, &cqe, 1, &ts, NULL);
+	if (r < 0 && r != -ETIME && r != -EINTR)
+		return r;
+	io_uring_for_each_cqe(&u->ring, head, cqe) {
+		uring_complete(s, u, cqe);
+		n++;
+	}
+	io_uring_cq_advance(&u->ring, n);
+	return 0;
 }
 
 static int listen_on(const char *bind_addr, int port)
@@ -710,6 +1001,8 @@ static void usage(FILE *f)
 		"                     $ONERING_SOCKET_DIR, /run/onering as root, else\n"
 		"                     $XDG_RUNTIME_DIR/onering)\n"
 		"  --epoll            use plain edge-triggered epoll instead of onering\n"
+		"  --uring            use io_uring instead of onering (multishot accept and\n"
+		"                     receive into provided buffers, sendmsg)\n"
 		"  --max-seconds N    exit after N seconds (default 0: run until SIGINT/SIGTERM)\n"
 		"  --help\n");
 }
@@ -737,13 +1030,14 @@ int main(int argc, char **argv)
 		{"name", required_argument, NULL, 'n'},
 		{"socket-dir", required_argument, NULL, 'd'},
 		{"epoll", no_argument, NULL, 'e'},
+		{"uring", no_argument, NULL, 'u'},
 		{"max-seconds", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *bind_addr = "127.0.0.1", *name = NULL, *socket_dir = NULL;
 	long port = 8080, max_seconds = 0;
-	bool use_epoll = false;
+	bool use_epoll = false, use_uring = false;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -764,6 +1058,9 @@ int main(int argc, char **argv)
 		case 'e':
 			use_epoll = true;
 			break;
+		case 'u':
+			use_uring = true;
+			break;
 		case 't':
 			if (parse_int("--max-seconds", optarg, 0, INT_MAX, &max_seconds) < 0)
 				return 2;
@@ -775,6 +1072,10 @@ int main(int argc, char **argv)
 			usage(stderr);
 			return 2;
 		}
+	}
+	if (use_epoll && use_uring) {
+		fprintf(stderr, PROG ": --epoll or --uring, not both\n");
+		return 2;
 	}
 	if (optind < argc) {
 		fprintf(stderr, PROG ": unexpected argument \"%s\"\n", argv[optind]);
@@ -794,23 +1095,31 @@ int main(int argc, char **argv)
 		memcpy(ok_block + i * OK_LEN, resp_ok, OK_LEN);
 
 	static struct server s;
+	static struct uring_srv u;
+	const char *backend = use_uring ? "io_uring" : use_epoll ? "epoll" : "onering";
+	s.loop.epfd = -1;
 	s.listen_fd = listen_on(bind_addr, (int)port);
 	if (s.listen_fd < 0)
 		return 1;
-	if (loop_open(&s.loop, use_epoll, name, socket_dir) < 0) {
-		close(s.listen_fd);
-		return 1;
+	int r;
+	if (use_uring) {
+		s.uring = &u;
+		r = uring_open(&u, s.listen_fd);
+		if (r == 0)
+			uring_arm_accept(&u);
+	} else if ((r = loop_open(&s.loop, use_epoll, name, socket_dir)) == 0) {
+		r = loop_add(&s.loop, s.listen_fd, EPOLLIN, LISTEN_COOKIE, &s.listen_watch);
+		if (r < 0)
+			fprintf(stderr, PROG ": watching the listening socket: %s\n",
+				use_epoll ? strerror(-r) : onering_strerror(r));
 	}
-	int r = loop_add(&s.loop, s.listen_fd, EPOLLIN, LISTEN_COOKIE, &s.listen_watch);
 	if (r < 0) {
-		fprintf(stderr, PROG ": watching the listening socket: %s\n",
-			use_epoll ? strerror(-r) : onering_strerror(r));
+		uring_close(&u);
 		loop_close(&s.loop);
 		close(s.listen_fd);
 		return 1;
 	}
-	printf(PROG ": serving http://%s:%ld/ with %s\n", bind_addr, port,
-	       use_epoll ? "epoll" : "onering");
+	printf(PROG ": serving http://%s:%ld/ with %s\n", bind_addr, port, backend);
 	fflush(stdout);
 
 	int64_t deadline = max_seconds ? now_ns() + max_seconds * 1000000000ll : INT64_MAX;
@@ -821,14 +1130,15 @@ int main(int argc, char **argv)
 		if (left <= 0)
 			break;
 		int64_t slice = left < WAIT_SLICE_NS ? left : WAIT_SLICE_NS;
-		int n = loop_wait(&s.loop, ready, BATCH_MAX, slice);
+		int n = use_uring ? uring_loop(&s, &u, slice)
+				  : loop_wait(&s.loop, ready, BATCH_MAX, slice);
 		if (n < 0) {
 			fprintf(stderr, PROG ": waiting for events: %s\n",
-				use_epoll ? strerror(-n) : onering_strerror(n));
+				use_epoll || use_uring ? strerror(-n) : onering_strerror(n));
 			status = 1;
 			break;
 		}
-		for (int i = 0; i < n; i++) {
+		for (int i = 0; i < n && !use_uring; i++) {
 			uint64_t cookie = ready[i].cookie;
 			if (cookie == LISTEN_COOKIE)
 				accept_all(&s);
@@ -843,9 +1153,17 @@ int main(int argc, char **argv)
 	       s.nr_conns);
 	while (s.live_conns)
 		conn_close(&s, s.live_conns);
-	recycle_closed(&s);
-	loop_del(&s.loop, &s.listen_watch);
+	if (!use_uring)
+		loop_del(&s.loop, &s.listen_watch);
 	loop_close(&s.loop); /* onering: detach; the broker forgets our subscriptions */
+	uring_close(&u);     /* ends what was in flight */
+	while (s.closed_conns) {
+		struct conn *c = s.closed_conns;
+		s.closed_conns = c->next;
+		c->ops = 0;
+		c->next = s.free_conns;
+		s.free_conns = c;
+	}
 	close(s.listen_fd);
 	while (s.free_conns) {
 		struct conn *c = s.free_conns;

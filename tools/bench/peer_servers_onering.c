@@ -2,7 +2,9 @@
 /*
  * peer_servers_onering.c: servers peer "onering": a private oneringd
  * (default options, one poller on the CPUs this program started with) and
- * the HTTP example attached to it (--name, --socket-dir).
+ * the HTTP example attached to it (--name, --socket-dir); "epoll" and
+ * "uring": the same example on plain epoll (--epoll) and on io_uring
+ * (--uring).
  */
 #include "tools/bench/peers.h"
 
@@ -21,15 +23,18 @@ static int servers_onering_setup(struct bench_ctx *ctx,
 BENCH_PEER(bench_peer_servers_onering, "onering", "examples/http_server.c on a private oneringd",
 	   NULL, struct servers_common, 0, servers_onering_setup, NULL, NULL, NULL, servers_stop);
 
-static int servers_epoll_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self BENCH_UNUSED,
+/* variant: the example's back-end option. */
+static int servers_plain_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
 			       void *state)
 {
-	const char *extra[] = { "--epoll", NULL };
+	const char *extra[] = { (const char *)self->variant, NULL };
 
 	return servers_start(ctx, state, extra);
 }
 
-/* Peer "epoll": the same server logic on plain edge-triggered epoll (--epoll). */
 BENCH_PEER(bench_peer_servers_epoll, "epoll", "examples/http_server.c --epoll (plain "
-	   "edge-triggered epoll)", NULL, struct servers_common, 0, servers_epoll_setup, NULL, NULL,
-	   NULL, servers_stop);
+	   "edge-triggered epoll)", NULL, struct servers_common, "--epoll", servers_plain_setup,
+	   NULL, NULL, NULL, servers_stop);
+BENCH_PEER(bench_peer_servers_uring, "uring", "examples/http_server.c --uring (io_uring: "
+	   "multishot accept and receive, provided buffers, sendmsg)", "liburing",
+	   struct servers_common, "--uring", servers_plain_setup, NULL, NULL, NULL, servers_stop);

@@ -162,7 +162,8 @@ int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *c
 /* Stop the server (SIGTERM, SIGKILL after 5 s) and the broker: the peers' teardown. */
 void servers_stop(struct bench_ctx *ctx, void *state);
 
-extern const struct bench_peer_ops bench_peer_servers_onering, bench_peer_servers_epoll;
+extern const struct bench_peer_ops bench_peer_servers_onering, bench_peer_servers_epoll,
+	bench_peer_servers_uring;
 
 /* idle (scenario_idle.c). */
 #define IDLE_MAX_QUEUES 4096

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scenario_servers.c: the HTTP example (examples/http_server.c) under wrk
- * on loopback, on onering and on plain epoll (method: docs/benchmarks.md,
+ * on loopback, on onering, on plain epoll and on io_uring (method: docs/benchmarks.md,
  * HTTP server). Peer hooks (state starts with struct servers_common): setup
  * (the server listening on common.port; common.server and common.broker:
  * whose CPU counts); teardown.
@@ -168,7 +168,7 @@ void servers_stop(struct bench_ctx *ctx, void *state)
 }
 
 static const struct bench_peer_ops *const servers_peers[] = {
-	&bench_peer_servers_onering, &bench_peer_servers_epoll,
+	&bench_peer_servers_onering, &bench_peer_servers_epoll, &bench_peer_servers_uring,
 };
 
 static struct bench_param servers_params[] = {
@@ -180,9 +180,10 @@ static struct bench_param servers_params[] = {
 };
 
 BENCH_SCENARIO(servers, NULL, NULL, NULL, NULL, 3, 1,
-	.about = "the HTTP example under wrk: onering vs plain epoll, the same server logic "
-		"(needs wrk)",
+	.about = "the HTTP example under wrk: onering vs plain epoll vs io_uring, the same "
+		"server logic (needs wrk)",
 	.cores_help = "the server's and wrk's CPUs (default: unpinned)",
 	.fig_names = "requests/s p50_us p99_us errors server_cpu% broker_cpu% wrk_cpu%",
-	.ratio_text = "requests/s onering epoll; p50_us onering epoll; p99_us onering epoll"
+	.ratio_text = "requests/s onering epoll >=1; p99_us onering epoll <=1.1; "
+		"requests/s onering uring; p99_us onering uring; requests/s uring epoll"
 );
