@@ -272,5 +272,6 @@ extern const struct bench_scenario bench_scenario_nic;
 extern const struct bench_scenario bench_scenario_timers;
 extern const struct bench_scenario bench_scenario_servers;
 extern const struct bench_scenario bench_scenario_idle;
+extern const struct bench_scenario bench_scenario_icount;
 
 #endif /* ONERING_TOOLS_BENCH_BENCH_H */

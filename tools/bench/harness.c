@@ -38,6 +38,7 @@ static const struct bench_scenario *const scenarios[] = {
 	&bench_scenario_nic,
 #endif
 	&bench_scenario_timers, &bench_scenario_servers, &bench_scenario_idle,
+	&bench_scenario_icount,
 };
 
 /* The figures the harness adds after the scenario's own. */
