@@ -500,20 +500,24 @@ static bool has_figs(int r, unsigned si, unsigned p)
 }
 
 /*
- * A peer's figure in round r; a name ending in '*' is the best (largest)
- * figure of the peers that ran with that prefix. -1 when none.
+ * A peer's figure in round r; a name ending in '*' is the best figure of the
+ * peers that ran with that prefix: the largest, or the smallest (lowest:
+ * the ratio's target is an upper bound, as for latencies). -1 when none.
  */
-static double peer_fig(unsigned r, unsigned si, const char *name, unsigned f)
+static double peer_fig(unsigned r, unsigned si, const char *name, unsigned f, bool lowest)
 {
 	size_t len = strlen(name);
 	bool any = len && name[len - 1] == '*';
 	double best = -1;
 
-	for (unsigned p = 0; p < sc->peer_count; p++)
-		if (opt.peer_on[p] && (any ? strncmp(sc->peers[p]->name, name, len - 1) == 0
-					  : strcmp(sc->peers[p]->name, name) == 0) &&
-		    results[r][si][p][f] > best)
-			best = results[r][si][p][f];
+	for (unsigned p = 0; p < sc->peer_count; p++) {
+		double x = results[r][si][p][f];
+		if (opt.peer_on[p] && x >= 0 &&
+		    (any ? strncmp(sc->peers[p]->name, name, len - 1) == 0
+			 : strcmp(sc->peers[p]->name, name) == 0) &&
+		    (best < 0 || (lowest ? x < best : x > best)))
+			best = x;
+	}
 	return best;
 }
 
@@ -525,8 +529,8 @@ static double ratio_median(unsigned si, const struct ratio *d)
 	if (d->at >= 0 && (uint64_t)d->at != opt.sweep[si])
 		return -1;
 	for (unsigned r = 0; r < opt.rounds; r++) {
-		double x = peer_fig(r, si, d->peer_a, d->fig);
-		double y = peer_fig(r, si, d->peer_b, d->fig);
+		double x = peer_fig(r, si, d->peer_a, d->fig, d->max > 0);
+		double y = peer_fig(r, si, d->peer_b, d->fig, d->max > 0);
 		v[r] = x >= 0 && y > 0 ? x / y : -1;
 	}
 	return median(v, (unsigned)opt.rounds);

@@ -505,11 +505,13 @@ BENCH_SCENARIO(readiness, "n", "1,64,1024", "1,64", "0,1,0", 3, 1,
 	.fig_names = "events/s writes/s writes/event:2 cons_us/event:3 total_us/ev:3 "
 		"sc/event:3 sc-read/event:3 broker_sc/ev:3 p50_us:2 p99_us:2 p99.9_us:2 "
 		"harvest_p50:2 harvest_p99:2 stamp<write handoff_p50:2",
-	.ratio_text = "events/s onering-busy epoll-busy >=0.95; "
-		"events/s onering-busy epoll-block >=0.95; "
-		"writes/s onering-busy epoll-busy; events/s onering-busy uring-busy; "
-		"total_us/ev onering-busy epoll-busy; "
-		"p50_us onering-busy epoll-busy <=1.1; "
-		"p50_us onering-busy epoll-block <=0.1; "
-		"p50_us onering-busy uring-busy; p99_us onering-busy epoll-busy"
+	/* Issue 12's targets, the poller on a CPU of its own (--cores 0,0,1):
+	 * p50 and writes drained against the best epoll or io_uring peer, CPU
+	 * per event against epoll's; sharing a core with the producer (the
+	 * default placement): overprovisioned against epoll-block. The best
+	 * onering peer of each figure counts (a name ending in '*'). */
+	.ratio_text = "p50_us onering-* epoll-* <=1; p50_us onering-* uring-* <=1; "
+		"writes/s onering-* epoll-* >=0.95; writes/s onering-* uring-* >=0.95; "
+		"total_us/ev onering-* epoll-* <=1.2; events/s onering-overprov epoll-block >=0.5; "
+		"events/s onering-busy epoll-busy"
 );
