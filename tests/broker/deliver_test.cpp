@@ -617,6 +617,23 @@ TEST_F(DeliverPacketsTest, ABurstStaysOnOneQueueUntilItFills)
 	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_DELIVERED), 6u);
 }
 
+// The loop's snapshot learns what a burst put where (pick() counts one
+// record): least then sends the loop's next burst to the emptier member.
+TEST_F(DeliverPacketsTest, TheNextBurstOfTheLoopSeesWhatTheLastOnePlaced)
+{
+	ASSERT_NO_FATAL_FAILURE(Build(1, {{0, 8, 128}, {0, 8, 128}}));
+	ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_LEAST, {0, 1}));
+	const uint32_t lens[8] = {1, 1, 1, 1, 1, 1, 1, 1};
+	struct onering_event recs[8];
+	unsigned truncated = 0;
+	EXPECT_EQ(dt_packets(t_, 0, 0, lens, 6, &truncated, recs), 6u);
+	EXPECT_EQ(dt_packets(t_, 0, 0, lens, 4, &truncated, recs), 4u);
+	EXPECT_EQ(dt_packets(t_, 0, 0, lens, 2, &truncated, recs), 2u);
+	dt_flush(t_, 0, 1);
+	EXPECT_EQ(Consume(0).size(), 6u) << "not 8: it held 6 when the last burst came";
+	EXPECT_EQ(Consume(1).size(), 6u);
+}
+
 TEST_F(DeliverPacketsTest, PacketsNobodyHasRoomForAreLeftToTheCaller)
 {
 	const uint32_t lens[10] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
