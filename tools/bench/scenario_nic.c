@@ -201,8 +201,10 @@ BENCH_SCENARIO(nic, NULL, NULL, NULL, "0,1", 3, 3,
 		"same rx loop in-process (floor) vs an rte_ring hand-off",
 	.cores_help = "rx CPU R (floor, rte_ring rx, oneringd), consumer CPU C",
 	.fig_names = "records/s received/s drop_pct:1 records/CPU-s CPU-s:3 pkts/loop:1",
-	.ratio_text = "records/s onering floor >=0.7; records/CPU-s onering floor >=0.7; "
+	/* Issue 12: >= 0.5x the in-process floor, >= 2x the rte_ring hand-off
+	 * (the contract's older 0.7x stays as the per-CPU-second goal). */
+	.ratio_text = "records/s onering floor >=0.5; records/CPU-s onering floor >=0.7; "
 		"records/s rte_ring floor; records/CPU-s rte_ring floor; "
-		"records/s onering rte_ring",
+		"records/s onering rte_ring >=2",
 	.init = nic_init, .fini = nic_fini
 );

@@ -18,6 +18,13 @@
  *   post   the posts are what is counted (--toggle-collect=onering_post_burst:
  *          bursts of 32 user events of 8 bytes, the last of each round 8);
  *          the records are taken by onering_wait()
+ *   timers instead of the above: TIMERS timers of the private queue are
+ *          armed each round at absolute expiries 10 s ahead in a shuffled
+ *          order (each round re-arms them, so the broker's heap also sees
+ *          stale entries and compacts), then a sentinel timer armed in the
+ *          past; its record says the broker applied the round. Count the
+ *          broker's side (oneringd under callgrind through a wrapper given
+ *          as ONERINGD, --toggle-collect=submit_poll); prints "arms N"
  * and prints what the counted calls did. The broker is stopped by its pid
  * at the end. Count with, e.g.:
  *   valgrind --tool=callgrind --callgrind-out-file=cg.peek \
@@ -36,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "client/onering.h"
@@ -45,6 +53,7 @@
 #define FDS 256u
 #define BATCH 32u
 #define EMPTY_CALLS 10000u
+#define TIMERS 4096u
 
 static pid_t broker_pid = -1;
 
@@ -139,6 +148,43 @@ static unsigned drain(struct onering_queue *q, const char *mode, unsigned n)
 	return wait_mode(mode) ? 0 : got;
 }
 
+/* Mode timers: rounds of TIMERS arms through the submission ring, each
+ * round ended by a sentinel timer armed in the past (its record: applied). */
+static unsigned arm_rounds(struct onering_queue *q, unsigned rounds)
+{
+	static struct onering_sub subs[TIMERS + 1];
+	struct onering_event ev;
+	uint64_t seed = 88172645463325252ull, arms = 0;
+	struct timespec now;
+	int r;
+
+	for (unsigned i = 0; i <= TIMERS; i++)
+		if ((r = onering_timer_create(q, i, &subs[i])) < 0)
+			die("onering_timer_create", r);
+	for (unsigned round = 0; round < rounds; round++) {
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		uint64_t base = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec +
+				10000000000ull;
+		for (unsigned i = 0; i < TIMERS; i++) {
+			seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17; /* xorshift */
+			uint64_t at = base + seed % 1000000000ull;
+			while ((r = onering_timer_arm(q, subs[i], at, 0, ONERING_TIMER_ABS)) == -EAGAIN)
+				usleep(50);
+			if (r < 0)
+				die("onering_timer_arm", r);
+			arms++;
+		}
+		while ((r = onering_timer_arm(q, subs[TIMERS], 1, 0, ONERING_TIMER_ABS)) == -EAGAIN)
+			usleep(50);
+		if (r < 0)
+			die("onering_timer_arm (sentinel)", r);
+		arms++;
+		if ((r = onering_wait(q, &ev, 1, 1, 10000000000ll)) != 1 || ev.cookie != TIMERS)
+			die("the sentinel did not fire", r < 0 ? r : -ETIMEDOUT);
+	}
+	return (unsigned)arms;
+}
+
 int main(int argc, char **argv)
 {
 	char dir[] = "/tmp/onering-icount.XXXXXX", name[32];
@@ -151,8 +197,8 @@ int main(int argc, char **argv)
 
 	if (argc < 3 || argc > 4 ||
 	    (strcmp(argv[2], "peek") && strcmp(argv[2], "poll") && strcmp(argv[2], "empty") &&
-	     strcmp(argv[2], "post"))) {
-		fprintf(stderr, "usage: %s ONERINGD peek|poll|empty|post [ROUNDS]\n", argv[0]);
+	     strcmp(argv[2], "post") && strcmp(argv[2], "timers"))) {
+		fprintf(stderr, "usage: %s ONERINGD peek|poll|empty|post|timers [ROUNDS]\n", argv[0]);
 		return 2;
 	}
 	const char *mode = argv[2];
@@ -177,6 +223,13 @@ int main(int argc, char **argv)
 	r = onering_queue_open(att, &po, &priv);
 	if (r < 0)
 		die("open the private queue", r);
+	if (strcmp(mode, "timers") == 0) {
+		printf("arms %u\n", arm_rounds(priv, rounds));
+		onering_detach(att);
+		stop_broker();
+		tool_remove_dir(dir);
+		return 0;
+	}
 	uint32_t group = onering_queue_group(member);
 	for (unsigned i = 0; i < FDS; i++) {
 		struct onering_sub sub;
