@@ -15,7 +15,7 @@
 //     distances.
 // Run by tools/numa-vm in a qemu guest (meson test --suite numa-vm), or on a
 // real multi-node host; elsewhere each test skips and says why. Lines
-// starting "numa-vm count:" are the figures docs/benchmarks.md quotes.
+// starting "numa-vm count:" are the figures docs/benchmarks-history.md quotes.
 #include "tests/integration/harness.h"
 
 #include <fstream>

@@ -2,7 +2,7 @@
 /*
  * peer_dispatch_eventdev.c: dispatch peers sw-atomic, sw-parallel (event_sw,
  * its service run on the scheduler thread) and dsw-atomic, dsw-parallel
- * (event_dsw, no scheduler thread); docs/benchmarks.md, Load balancing.
+ * (event_dsw, no scheduler thread); docs/benchmarks.md, Dispatch.
  */
 #define ALLOW_EXPERIMENTAL_API 1 /* rte_event_maintain() in DPDK 22.11 */
 

@@ -2,7 +2,7 @@
 /*
  * peer_dispatch_onering.c: dispatch peers "onering-POLICY" (rr, least,
  * sticky, lifo, local) over a per-measurement oneringd with --group
- * bench:policy=POLICY; docs/benchmarks.md, Load balancing.
+ * bench:policy=POLICY; docs/benchmarks.md, Dispatch.
  */
 #include <errno.h>
 #include <stdio.h>

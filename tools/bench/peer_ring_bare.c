@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * peer_ring_bare.c: the ring floors (docs/benchmarks.md, Ring hand-off), two
+ * peer_ring_bare.c: the ring floors (docs/benchmarks.md, Ring), two
  * rings each, one each way: "bare", a minimal Lamport SPSC ring with cached
  * indices, and "bare-seq", sequence-in-slot: no tail word, the producer writes
  * each slot's sequence (its last word) last, the consumer polls the slots.

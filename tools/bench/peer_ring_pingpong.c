@@ -2,7 +2,7 @@
 /*
  * peer_ring_pingpong.c: the latency floors of the ring scenario, pingpong
  * (one line each way) and pp-lines (a fresh line per message);
- * docs/benchmarks.md, Ring hand-off. Ordering: PR1 store-release of the
+ * docs/benchmarks.md, Ring. Ordering: PR1 store-release of the
  * line by the sending side pairs with the receiving side's PA1 load-acquire.
  * Each line is written by one side only.
  */

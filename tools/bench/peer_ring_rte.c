@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * peer_ring_rte.c: ring peer "rte_ring": DPDK rte_ring, SP/SC, 64-byte
- * elements; throughput only (docs/benchmarks.md, Ring hand-off).
+ * elements; throughput only (docs/benchmarks.md, Ring).
  */
 #include <stdio.h>
 

@@ -2,7 +2,7 @@
 /*
  * scenario_dispatch.c: one stream of events balanced over C consumers
  * (sweep --consumers), onering's group policies against DPDK event_sw and
- * event_dsw (method: docs/benchmarks.md, Load balancing).
+ * event_dsw (method: docs/benchmarks.md, Dispatch).
  *
  * Peer hooks (state starts with struct dispatch_common): setup; control()
  * with the DISPATCH_OP_* of peers.h; produce(state, C, evs, n): how many

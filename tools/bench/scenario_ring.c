@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * scenario_ring.c: 64-byte records between two pinned cores, onering's SPSC
- * ring against its floors (method: docs/benchmarks.md, Ring hand-off).
+ * ring against its floors (method: docs/benchmarks.md, Ring).
  * Sweep --batch: 32 and 1 are throughput, 0 one-way latency.
  *
  * Peer hooks: setup (two rings of --capacity); produce(state, ring, recs, n)

@@ -2,7 +2,7 @@
 /*
  * onering-icount ONERINGD MODE [ROUNDS]: a fixed consume workload, to be run
  * under callgrind for instructions per record (docs/benchmarks.md,
- * "Zero-copy consumption: instructions per record").
+ * Instructions per event; onering-bench icount runs it).
  *
  * It starts ONERINGD (--foreground, its own name and socket directory,
  * --group g:policy=rr, --cores 1), attaches, and opens two queues: a member

@@ -4,7 +4,7 @@
  * doing the work that oneringd's submit_poll + deliver_flush do in
  * onering-icount post, in one thread, to be run under callgrind for
  * instructions per event of event_sw's scheduler, its enqueue and its
- * dequeue (docs/benchmarks.md, "The broker's instructions per posted event").
+ * dequeue (docs/benchmarks.md, Instructions per event).
  *
  * One event_sw device (vdev event_sw0, EAL with --no-huge --no-pci
  * --no-shconf as tools/bench/peer_dispatch_eventdev.c), one load-balanced
