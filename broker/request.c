@@ -157,17 +157,10 @@ static void sub_delete(struct poller *p, struct broker_sub *s)
 	}
 }
 
-int broker_request_apply(struct poller *p, struct broker_queue *q,
-			 const struct onering_request *req)
+/* A request on subscription s (live), homed on p, which came on q. */
+static int apply_sub(struct poller *p, struct broker_queue *q, struct broker_sub *s,
+		     const struct onering_request *req)
 {
-	struct broker_sub *s = broker_registry_lookup(&p->b->reg,
-						      broker_sub_key(req->sub_id, req->sub_gen));
-
-	if (!s || broker_sub_dead(s)) {
-		/* Deleted meanwhile, or an id reused since: harmless, counted. */
-		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
-		return 0;
-	}
 	bool timer = s->kind == ONERING_EV_TIMER;
 	struct broker_source *src = p->source[timer ? BROKER_SOURCE_TIMERS : BROKER_SOURCE_FDS];
 	if (!src || !src->ops->apply_request)
@@ -183,6 +176,20 @@ int broker_request_apply(struct poller *p, struct broker_queue *q,
 		return 0;
 	}
 	return src->ops->apply_request(src, q, s, req);
+}
+
+int broker_request_apply(struct poller *p, struct broker_queue *q,
+			 const struct onering_request *req)
+{
+	struct broker_sub *s = broker_registry_lookup(&p->b->reg,
+						      broker_sub_key(req->sub_id, req->sub_gen));
+
+	if (!s || broker_sub_dead(s)) {
+		/* Deleted meanwhile, or an id reused since: harmless, counted. */
+		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 0;
+	}
+	return apply_sub(p, q, s, req);
 }
 
 int broker_request_handle(struct poller *p, struct broker_queue *q,
@@ -217,5 +224,9 @@ int broker_request_handle(struct poller *p, struct broker_queue *q,
 					   .qid = q->id};
 		return broker_lane_send(p, s->home, &h, req); /* 0, or -EAGAIN: full */
 	}
-	return broker_request_apply(p, q, req);
+	if (broker_sub_dead(s)) {
+		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 0;
+	}
+	return apply_sub(p, q, s, req); /* s found once: no second lookup */
 }
