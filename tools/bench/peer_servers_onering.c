@@ -1,18 +1,27 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * peer_servers_onering.c: servers peer "onering": a private oneringd
- * (default options, one poller on the CPUs this program started with) and
+ * (default options; with --cores, pinned to the first other CPU) and
  * the HTTP example attached to it (--name, --socket-dir); "epoll" and
  * "uring": the same example on plain epoll (--epoll) and on io_uring
  * (--uring).
  */
+#include <stdio.h>
+
 #include "tools/bench/peers.h"
 
 static int servers_onering_setup(struct bench_ctx *ctx,
 				 const struct bench_peer_ops *self BENCH_UNUSED, void *state)
 {
 	struct servers_common *c = state;
-	int rc = bench_broker_start(ctx, &c->broker, NULL, NULL);
+	char cpu[16] = "";
+	/* With --cores, oneringd on the first other CPU this program may use
+	 * (the server and wrk share the given ones). */
+	for (int k = 0; ctx->core_count && !cpu[0] && k < CPU_SETSIZE; k++)
+		if (CPU_ISSET(k, &ctx->start_affinity) && !CPU_ISSET(k, &ctx->cores_set))
+			snprintf(cpu, sizeof(cpu), "%d", k);
+	const char *pin[] = { "--cores", cpu, "--control-core", cpu, NULL };
+	int rc = bench_broker_start(ctx, &c->broker, NULL, cpu[0] ? pin : NULL);
 
 	if (rc < 0)
 		return rc;

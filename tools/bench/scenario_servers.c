@@ -182,7 +182,8 @@ static struct bench_param servers_params[] = {
 BENCH_SCENARIO(servers, NULL, NULL, NULL, NULL, 3, 1,
 	.about = "the HTTP example under wrk: onering vs plain epoll vs io_uring, the same "
 		"server logic (needs wrk)",
-	.cores_help = "the server's and wrk's CPUs (default: unpinned)",
+	.cores_help = "the server's and wrk's CPUs, oneringd then on the first other one "
+		"(default: unpinned)",
 	.fig_names = "requests/s p50_us p99_us errors server_cpu% broker_cpu% wrk_cpu%",
 	.ratio_text = "requests/s onering epoll >=1; p99_us onering epoll <=1.1; "
 		"requests/s onering uring; p99_us onering uring; requests/s uring epoll"
