@@ -321,6 +321,56 @@ TEST_F(Balance, RoundRobinWithinOnePerConsumer)
 	ProducerClose();
 }
 
+// Bursts of 32 posts are decided once per burst (balance_split): the
+// counts per consumer stay those of one decision per record (within one of
+// each other), each consumer gets its share in posting order, and nothing is
+// lost or doubled.
+TEST_F(Balance, RoundRobinBurstsKeepTheCountsAndEachConsumersOrder)
+{
+	ASSERT_TRUE(broker_.Start({"--group", "g:policy=rr"}));
+	for (int i = 0; i < 4; i++)
+		StartConsumer(i, ConsumerOpts{});
+	Producer();
+	const unsigned n = 4003, burst = 32;
+	struct onering_user_event ev[burst];
+	for (unsigned sent = 0; sent < n;) {
+		unsigned k = n - sent < burst ? n - sent : burst;
+		for (unsigned i = 0; i < k; i++) {
+			uint64_t seq = sent + i;
+			ev[i] = onering_user_event{};
+			ev[i].flow = seq;
+			ev[i].cookie = seq;
+			ev[i].len = sizeof(seq);
+			memcpy(ev[i].data, &seq, sizeof(seq));
+		}
+		int r, tries = 0; // a full submission ring: 0 or -EAGAIN; bounded: 5 s
+		while (((r = onering_post_burst(pq_, gid_, ev, k)) == 0 || r == -EAGAIN) &&
+		       tries++ < 50000)
+			usleep(100);
+		ASSERT_GT(r, 0) << onering_strerror(r);
+		sent += (unsigned)r;
+	}
+	ASSERT_TRUE(WaitFor([&] { return Total(4) == n; })) << Total(4) << " of " << n;
+	for (int i = 0; i < 4; i++) {
+		EXPECT_GE(sh_->count[i].load(), (uint64_t)(n / 4)) << "consumer " << i;
+		EXPECT_LE(sh_->count[i].load(), (uint64_t)(n / 4 + 1)) << "consumer " << i;
+	}
+	std::set<uint64_t> seen;
+	uint64_t last[4] = {0, 0, 0, 0};
+	bool any[4] = {false, false, false, false};
+	for (auto &r : Log()) {
+		EXPECT_TRUE(seen.insert(r.seq).second) << "record " << r.seq << " twice";
+		ASSERT_LT(r.consumer, 4u);
+		if (any[r.consumer]) {
+			EXPECT_GT(r.seq, last[r.consumer]) << "consumer " << r.consumer << " out of order";
+		}
+		any[r.consumer] = true;
+		last[r.consumer] = r.seq;
+	}
+	EXPECT_EQ(seen.size(), (size_t)n);
+	ProducerClose();
+}
+
 // Readiness of another client's fd sources, balanced over a group: flagged
 // FOREIGN, and deleting the source stops it everywhere.
 TEST_F(Balance, FdSourcesOfAnotherClientAreBalancedAndCancelled)
