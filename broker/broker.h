@@ -40,6 +40,7 @@
 #include "shm/proto.h"
 
 struct onering_topo;
+struct broker_accept;
 struct broker_group;
 struct broker_lane;
 struct broker_nic;
@@ -76,6 +77,7 @@ struct broker {
 	 * pollers read it at the top of each loop (broker_pollers_settle). */
 	ONERING_ATOMIC(uint64_t) settle_seq;
 	struct broker_nic *nic;         /* NULL: no EAL */
+	struct broker_accept *accept;   /* completion-mode listeners (accept.c); NULL: none */
 	struct cds_list_head clients;   /* attached */
 	uint32_t nr_clients;
 	struct cds_list_head pending;   /* connected, no HELLO yet; oldest first */

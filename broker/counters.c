@@ -16,6 +16,7 @@
 #include "broker/group.h"
 #include "broker/nic.h"
 #include "broker/queue.h"
+#include "broker/stream.h"
 #include "shm/log.h"
 
 static uint64_t mono_ns(void)
@@ -130,6 +131,23 @@ static void update_levels(struct broker_counters *bc, struct broker_queue *q)
 	}
 }
 
+/* (1.8) A queue with a stream area: its completion-mode counters. */
+static void update_streams(struct broker_counters *bc, struct broker_queue *q)
+{
+	if (!q->streams)
+		return;
+	struct onering_counters_object *o =
+		onering_counters_object_get(&bc->w, ONERING_STATS_STREAM, q->id);
+	if (!o)
+		return;
+	if (o->nr_labels == 0) {
+		onering_counters_label_add(o, "queue", ONERING_COUNTERS_LABEL_NUMBER, "%u", q->id);
+		onering_counters_label_add(o, "pid", ONERING_COUNTERS_LABEL_NUMBER, "%d",
+					   (int)q->owner_pid);
+	}
+	values_atomic(o, q->streams->ctr, ONERING_SC_NR);
+}
+
 static void update_groups(struct broker *b)
 {
 	struct broker_counters *bc = &b->counters;
@@ -225,6 +243,7 @@ void broker_counters_update(struct broker *b, uint32_t state)
 			}
 			values_atomic(o, q->ctr, ONERING_QC_NR);
 			update_levels(bc, q);
+			update_streams(bc, q);
 		}
 	}
 	update_groups(b);

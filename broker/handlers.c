@@ -57,6 +57,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "broker/accept.h"
 #include "broker/bells.h"
 #include "broker/broker.h"
 #include "broker/control.h"
@@ -242,8 +243,26 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 			    b->cfg.max_client_fds);
 		return 0;
 	}
+	/* (1.8) The stream area: counted in 64-byte slots against the same quota. */
+	struct broker_stream_geom sg = {o->stream_rx, o->stream_tx, o->stream_buf};
+	if (sg.rx || sg.tx) {
+		if (!sg.rx || sg.rx > ONERING_STREAM_BUFS_MAX || sg.tx > ONERING_STREAM_BUFS_MAX ||
+		    sg.buf < ONERING_STREAM_BUF_MIN || sg.buf > ONERING_STREAM_BUF_MAX ||
+		    (sg.buf & (sg.buf - 1)) ||
+		    (uint64_t)(sg.rx + sg.tx) * sg.buf > ONERING_STREAM_AREA_MAX) {
+			reply_error(b, c, m, -EINVAL, "stream area of %u receive and %u transmit "
+				    "buffers of %u bytes: 1..%u receive buffers, 0..%u transmit, a "
+				    "power of two %u..%u bytes each, %llu MiB in all at most",
+				    sg.rx, sg.tx, sg.buf, ONERING_STREAM_BUFS_MAX,
+				    ONERING_STREAM_BUFS_MAX, ONERING_STREAM_BUF_MIN,
+				    ONERING_STREAM_BUF_MAX,
+				    (unsigned long long)(ONERING_STREAM_AREA_MAX >> 20));
+			return 0;
+		}
+	}
 	/* Every level is a ring of cap slots. */
-	uint64_t slots = (uint64_t)cap * levels + sq;
+	uint64_t slots = (uint64_t)cap * levels + sq +
+			 ((uint64_t)(sg.rx + sg.tx) * sg.buf + 63) / 64;
 	if (c->ring_slots + slots > b->cfg.max_client_slots) {
 		reply_error(b, c, m, -EDQUOT, "%llu ring slots in use, %llu more would pass "
 			    "oneringd --max-client-slots %llu", (unsigned long long)c->ring_slots,
@@ -302,7 +321,7 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 		goto unused_group;
 	}
 	uint32_t stride = (o->packet_snap + 63u) & ~63u;
-	r = broker_queue_create(b, c, cap, sq, stride, o->words, levels,
+	r = broker_queue_create(b, c, cap, sq, stride, o->words, levels, &sg,
 				node < 0 ? ONERING_NODE_ANY : (uint32_t)node, &q);
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "client %u: queue of %u slots: %s", c->id, cap,
@@ -378,6 +397,11 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	rep.u.queue_open.words = o->words;
 	rep.u.queue_open.levels = levels;
 	rep.u.queue_open.bell = q->bell;
+	if (q->streams) {
+		rep.u.queue_open.stream_rx = sg.rx;
+		rep.u.queue_open.stream_tx = sg.tx;
+		rep.u.queue_open.stream_buf = sg.buf;
+	}
 	int fds[5] = {q->ev_seg.fd, q->cons_seg.fd, p->kick_fd, q->bell_fd, q->bells->seg.fd};
 	if (send_reply(b, c, &rep, fds, 5) < 0) {
 		/* The client never learns of the queue: it goes, the client stays. */
@@ -426,6 +450,54 @@ static bool source_is_broker_socket(int fd)
 	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.pid == getpid();
 }
 
+/* SUB_ADD of kind STREAM (ABI 1.8): a socket in completion mode, into q
+ * itself (accept.c). fd is c's: closed here on any refusal. */
+static int sub_add_stream(struct broker *b, struct broker_client *c, struct onering_msg *m,
+			  struct broker_queue *q, int fd)
+{
+	struct onering_msg_sub_add *a = &m->u.sub_add;
+	struct broker_sub *s;
+	char why[160];
+	int r;
+
+	if (fd < 0 || a->group_id || a->priority >= ONERING_PRIO_LEVELS) {
+		if (fd >= 0)
+			broker_client_fd_close(c, fd, "source fd refused");
+		reply_error(b, c, m, -EINVAL, "a completion-mode socket goes into its queue itself "
+			    "(no group), with its fd and a priority 0..%u", ONERING_PRIO_LEVELS - 1);
+		return 0;
+	}
+	if (c->nr_subs >= b->cfg.max_client_subs || c->nr_fds >= b->cfg.max_client_fds) {
+		bool subs = c->nr_subs >= b->cfg.max_client_subs;
+		broker_client_fd_close(c, fd, "source fd refused");
+		reply_error(b, c, m, -EDQUOT, "%u %s held for this client, the most allowed "
+			    "(oneringd %s)", subs ? c->nr_subs : c->nr_fds,
+			    subs ? "subscriptions" : "fds", subs ? "--max-client-subs" : "--max-client-fds");
+		return 0;
+	}
+	if (source_is_broker_socket(fd)) {
+		broker_client_fd_close(c, fd, "source fd refused");
+		reply_error(b, c, m, -EINVAL, "a socket connected to the broker cannot be a "
+			    "source (it would hold a client's connection open)");
+		return 0;
+	}
+	r = broker_stream_sub_add(b, c, q, fd, a->cookie, a->priority, 0, &s, why, sizeof(why));
+	if (r < 0) {
+		broker_client_fd_close(c, fd, "source fd refused");
+		reply_error(b, c, m, r, "%s", why);
+		return 0;
+	}
+	struct onering_msg rep;
+	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
+	rep.u.sub_add = *a;
+	rep.u.sub_add.sub_id = s->id;
+	rep.u.sub_add.sub_gen = s->gen;
+	r = send_reply(b, c, &rep, NULL, 0);
+	if (r < 0)
+		broker_client_drop(b, c, "reply to SUB_ADD could not be sent");
+	return r;
+}
+
 /* SUB_ADD: a source (fd, or a timer when fd is -1) for one of c's queues,
  * or for a group it may post to. fd is c's: closed here on any refusal. */
 static int handle_sub_add(struct broker *b, struct broker_client *c, struct onering_msg *m,
@@ -446,6 +518,8 @@ static int handle_sub_add(struct broker *b, struct broker_client *c, struct oner
 	}
 	uint32_t kind = a->kind ? a->kind : ONERING_EV_FD;
 	bool timer = kind == ONERING_EV_TIMER;
+	if (kind == ONERING_EV_STREAM)
+		return sub_add_stream(b, c, m, q, fd);
 	if (a->mode > ONERING_MODE_MAX || (a->events & ~(uint32_t)SUB_EVENTS_ALLOWED) ||
 	    !(kind == ONERING_EV_FD || kind == ONERING_EV_SIGNAL || kind == ONERING_EV_FILE ||
 	      kind == ONERING_EV_AIO || kind == ONERING_EV_PROCESS || timer) ||

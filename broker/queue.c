@@ -11,6 +11,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include "broker/accept.h"
+#include "broker/stream.h"
 #include "broker/bells.h"
 #include "broker/broker.h"
 #include "broker/queue.h"
@@ -45,7 +47,7 @@ int broker_queue_levels_init(struct broker_queue *q, uint32_t nr_levels,
 
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
 			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t nr_levels,
-			uint32_t node, struct broker_queue **out)
+			const struct broker_stream_geom *sg, uint32_t node, struct broker_queue **out)
 {
 	/* Cache-line aligned: its fields are grouped by writer (queue.h); the
 	 * size rounded up to whole lines, as aligned_alloc requires. */
@@ -84,9 +86,11 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 	if (r < 0)
 		goto fail;
 	snprintf(name, sizeof(name), "onering-%s-q%u-consumer", b->cfg.name, q->id);
+	uint64_t stream_bytes = sg->rx ? (uint64_t)(sg->rx + sg->tx) * sg->buf : 0;
 	r = onering_seg_create(&q->cons_seg, name, ONERING_SEG_CONSUMER,
-			       onering_words_offset(sq_capacity) + 4ull * nr_words, node, b->epoch,
-			       onering_numa_placement(), flags);
+			       stream_bytes ? onering_stream_offset(sq_capacity, nr_words) + stream_bytes
+					    : onering_words_offset(sq_capacity) + 4ull * nr_words,
+			       node, b->epoch, onering_numa_placement(), flags);
 	if (r < 0)
 		goto fail;
 
@@ -111,6 +115,13 @@ int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_c
 			r = -ENOMEM;
 			goto fail;
 		}
+	}
+	if (stream_bytes) {
+		r = broker_streams_create((unsigned char *)cons,
+					  onering_stream_offset(sq_capacity, nr_words), sg->rx, sg->tx,
+					  sg->buf, &q->streams);
+		if (r < 0)
+			goto fail;
 	}
 	if (pkt_stride) {
 		q->ectl->packet_area_offset = onering_events_pkt_offset(ev_capacity);
@@ -153,6 +164,7 @@ fail:
 	close(q->bell_fd);
 	free(q->watch);
 	free(q->watched);
+	broker_streams_free(q->streams);
 	free(q);
 	return r;
 }
@@ -169,6 +181,7 @@ static void sub_free_rcu(struct rcu_head *head)
 
 	BROKER_TSAN_GRACE_DONE();
 	BROKER_TSAN_OBSERVE(s);
+	free(s->conn);
 	free(s);
 }
 
@@ -176,6 +189,8 @@ void broker_sub_finalize(struct broker *b, struct broker_sub *s)
 {
 	struct broker_queue *q = s->queue;
 
+	if (s->kind == ONERING_EV_STREAM) /* a listener's accept stops before the close */
+		broker_stream_sub_end(b, s);
 	/* Delete from epoll before close: a closed fd with a live duplicate in
 	 * the client would otherwise keep reporting. ENOENT: already deleted.
 	 * A stopped poller (shutdown with clients attached) has no epoll set
@@ -214,6 +229,7 @@ static void queue_free_rcu(struct rcu_head *head)
 	close(q->bell_fd); /* after the grace period: no poller rings it now */
 	free(q->watch);
 	free(q->watched);
+	broker_streams_free(q->streams);
 	free(q);
 }
 

@@ -28,6 +28,7 @@ struct broker_bells;
 struct broker_client;
 struct broker_cred;
 struct broker_group;
+struct broker_streams;
 struct broker_sub;
 struct poller;
 
@@ -84,6 +85,7 @@ struct broker_queue {
 		struct onering_levels_ctl *lctl; /* the upper levels' tails, or NULL */
 		struct broker_bells *bells;     /* its user's bells page on its poller */
 		uint32_t bell;                  /* its bit there */
+		struct broker_streams *streams; /* (1.8) its stream area, or NULL (stream.h) */
 	);
 	/* The control thread's. */
 	ONERING_LINES(control_lines, 2,
@@ -155,9 +157,14 @@ struct broker_word {
 /* Control thread (queue.c). */
 /* node: where the segments' pages go (bound before first touch), or
  * ONERING_NODE_ANY. */
+/* (1.8) A stream area for completion-mode sockets: rx receive and tx
+ * transmit buffers of buf bytes (rx 0: none). */
+struct broker_stream_geom {
+	uint32_t rx, tx, buf;
+};
 int broker_queue_create(struct broker *b, struct broker_client *c, uint32_t ev_capacity,
 			uint32_t sq_capacity, uint32_t pkt_stride, uint32_t nr_words, uint32_t nr_levels,
-			uint32_t node, struct broker_queue **out);
+			const struct broker_stream_geom *sg, uint32_t node, struct broker_queue **out);
 
 /* Set up q's rings of levels 1..nr_levels-1 (nr_levels <= ONERING_PRIO_LEVELS)
  * over lctl (their tails), head_words (the consumer's level_head_pos) and

@@ -12,6 +12,7 @@
 
 #include "broker/rcu.h"
 
+struct broker_conn;
 struct broker_queue;
 struct broker_group;
 struct poller;
@@ -44,6 +45,10 @@ struct broker_sub {
 	uint64_t t_expiry;  /* CLOCK_MONOTONIC ns of the next expiry */
 	uint64_t t_period;  /* 0: one-shot */
 	uint32_t t_seq;     /* bumped on every arm/disarm: older heap entries are stale */
+
+	/* Completion-mode sockets (kind STREAM, stream.h): set up by the
+	 * control thread before publication, the home poller's after. */
+	struct broker_conn *conn;
 };
 
 static inline bool broker_sub_dead(const struct broker_sub *s)

@@ -18,6 +18,7 @@
 #include "broker/queue.h"
 #include "broker/request.h"
 #include "broker/source.h"
+#include "broker/stream.h"
 #include "shm/log.h"
 
 /*
@@ -143,7 +144,7 @@ unsigned broker_request_posts(struct poller *p, struct broker_queue *q,
 /* s is deleted, on its home poller: no event of it is delivered any more;
  * the control thread unpublishes it, closes its fd and frees it after a
  * grace period. */
-static void sub_delete(struct poller *p, struct broker_sub *s)
+void broker_sub_delete(struct poller *p, struct broker_sub *s)
 {
 	onering_atomic_store(&s->dead, 1, onering_mo_relaxed);
 	deliver_sub_forget(s);
@@ -162,12 +163,29 @@ static int apply_sub(struct poller *p, struct broker_queue *q, struct broker_sub
 		     const struct onering_request *req)
 {
 	bool timer = s->kind == ONERING_EV_TIMER;
+	bool stream_op = req->op == ONERING_REQ_SEND || req->op == ONERING_REQ_CLOSE;
+	if (s->kind == ONERING_EV_STREAM) {
+		/* Completion mode (stream.c): SEND, CLOSE and DEL; no re-arm or
+		 * MOD (the broker keeps its own readiness). */
+		if (!stream_op && req->op != ONERING_REQ_DEL) {
+			broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+			return 0;
+		}
+		int r = broker_stream_request(p, q, s, req);
+		if (req->op == ONERING_REQ_DEL)
+			broker_sub_delete(p, s);
+		return r;
+	}
+	if (stream_op) { /* a stream op on another kind */
+		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 0;
+	}
 	struct broker_source *src = p->source[timer ? BROKER_SOURCE_TIMERS : BROKER_SOURCE_FDS];
 	if (!src || !src->ops->apply_request)
 		return -EPROTO; /* not reached: both kinds exist on every poller */
 	if (req->op == ONERING_REQ_DEL) {
 		int r = src->ops->apply_request(src, q, s, req); /* its own resources */
-		sub_delete(p, s);
+		broker_sub_delete(p, s);
 		return r;
 	}
 	if ((req->op == ONERING_REQ_TIMER_ARM) != timer) {
@@ -197,13 +215,19 @@ int broker_request_handle(struct poller *p, struct broker_queue *q,
 {
 	uint16_t flags_ok = req->op == ONERING_REQ_TIMER_ARM
 				    ? (uint16_t)(ONERING_TIMER_ABSTIME | ONERING_TIMER_REALTIME)
-				    : req->op == ONERING_REQ_POST ? (uint16_t)ONERING_POST_PRIO_MASK : 0;
+			    : req->op == ONERING_REQ_POST ? (uint16_t)ONERING_POST_PRIO_MASK
+			    : req->op == ONERING_REQ_SEND ? (uint16_t)ONERING_SEND_TO
+			    : req->op == ONERING_REQ_CLOSE
+				    ? (uint16_t)(ONERING_CLOSE_WRITE | ONERING_CLOSE_ABORT)
+				    : 0;
 	if (req->op > ONERING_REQ_OP_MAX || (req->flags & ~flags_ok))
 		return -EPROTO;
 	if (req->op == ONERING_REQ_NOP)
 		return 0;
 	if (req->op == ONERING_REQ_POST)
 		return broker_request_posts(p, q, req, 1, ts) == 1 ? 0 : -EAGAIN;
+	if (req->op == ONERING_REQ_STREAM_DONE) /* buffers of q itself */
+		return broker_stream_request(p, q, NULL, req);
 	if (req->op == ONERING_REQ_WORD_WATCH) {
 		struct broker_source *w = p->source[BROKER_SOURCE_WORDS];
 		return w ? w->ops->apply_request(w, q, NULL, req) : -EPROTO;

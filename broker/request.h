@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 struct broker_queue;
+struct broker_sub;
 struct onering_request;
 struct poller;
 
@@ -38,6 +39,11 @@ unsigned broker_request_posts(struct poller *p, struct broker_queue *q,
 
 /* A request on a subscription homed on p (local, or forwarded by lane),
  * which came on q. 0, or -EPROTO. */
+/* s is deleted, on its home poller p: no record of it is made any more;
+ * the control thread unpublishes it, closes its fd and frees it after a
+ * grace period. */
+void broker_sub_delete(struct poller *p, struct broker_sub *s);
+
 int broker_request_apply(struct poller *p, struct broker_queue *q,
 			 const struct onering_request *req);
 

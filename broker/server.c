@@ -47,6 +47,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/accept.h"
 #include "broker/broker.h"
 #include "broker/control.h"
 #include "broker/group.h"
@@ -61,6 +62,7 @@
 #define KEY_LISTEN 1
 #define KEY_SIGNAL 2
 #define KEY_REAP 3
+#define KEY_ACCEPT 4 /* the completion-mode accept ring (accept.c) */
 /* Client keys: pointer values (always > 4096). */
 
 #define REFUSED_PER_UID 8 /* connections of a refused uid held to answer them */
@@ -869,6 +871,7 @@ int broker_state_init(struct broker *b)
 	}
 	if ((r = add_fd(b, b->reap_fd, KEY_REAP, "the reap eventfd")) < 0)
 		return r;
+	(void)broker_accept_init(b, KEY_ACCEPT); /* without it: no completion-mode listeners */
 	for (unsigned i = 0; i < b->cfg.plan.nr_pollers; i++) {
 		struct poller *p = &b->pollers[i];
 		p->b = b;
@@ -895,6 +898,7 @@ void broker_state_fini(struct broker *b)
 				   NULL);
 	broker_reaped_drain(b);
 	urcu_qsbr_barrier(); /* run every call_rcu callback: segments unmapped and closed */
+	broker_accept_fini(b);
 	if (b->reserve_fd >= 0)
 		fd_close(b->reserve_fd, "the reserve fd");
 	if (b->epfd >= 0)
@@ -1030,6 +1034,9 @@ int broker_run(struct broker *b)
 		tick = broker_metrics_tick(b);
 		if (tick >= 0 && (timeout < 0 || tick < timeout))
 			timeout = tick;
+		tick = broker_accept_tick(b); /* listeners whose accept ended */
+		if (tick >= 0 && (timeout < 0 || tick < timeout))
+			timeout = tick;
 		int n = epoll_wait(b->epfd, evs, 32, timeout);
 		if (n < 0 && errno != EINTR) {
 			r = -errno;
@@ -1072,6 +1079,8 @@ int broker_run(struct broker *b)
 						    "down", strerror(errno));
 					b->stopping = true;
 				}
+			} else if (key == KEY_ACCEPT) {
+				broker_accept_event(b);
 			} else if (key == KEY_REAP) {
 				eventfd_t v;
 				/* Only a "look": A1 (broker_reaped_drain) and A2

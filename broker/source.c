@@ -2,7 +2,8 @@
 /*
  * The sources of a poller, created in polling order: packets first (the
  * fd source asks epoll less often while they flow), then fds, hand-offs,
- * timers, submission rings and watched words. deliver_flush runs after
+ * timers, submission rings, watched words and the streams that waited
+ * (after the submissions, whose SENDs it may finish). deliver_flush runs after
  * all of them (poller.c).
  */
 #include <errno.h>
@@ -11,6 +12,7 @@
 
 #include "broker/poller.h"
 #include "broker/source.h"
+#include "broker/stream.h"
 #include "shm/log.h"
 
 static int (*const create[BROKER_SOURCE_NR])(struct poller *, struct broker_source **) = {
@@ -20,6 +22,7 @@ static int (*const create[BROKER_SOURCE_NR])(struct poller *, struct broker_sour
 	[BROKER_SOURCE_TIMERS] = broker_source_timers_create,
 	[BROKER_SOURCE_SUBMIT] = broker_source_submit_create,
 	[BROKER_SOURCE_WORDS] = broker_source_words_create,
+	[BROKER_SOURCE_STREAMS] = broker_source_streams_create,
 };
 
 int broker_sources_create(struct poller *p)

@@ -11,6 +11,8 @@
  *   source_timers.c   broker-side timers (a heap per poller)
  *   source_submit.c   clients' submission rings: requests and user posts
  *   source_words.c    watched memory words of clients' queues
+ *   stream.c          completion-mode sockets: receives and sends that
+ *                     waited for a buffer, ring space or socket space
  *
  * A source only emits: it hands records to deliver.h, hand-offs to lane.h,
  * and requests to request.h. It never calls the loop or another source.
@@ -74,6 +76,7 @@ enum broker_source_kind {
 	BROKER_SOURCE_TIMERS,
 	BROKER_SOURCE_SUBMIT,
 	BROKER_SOURCE_WORDS,
+	BROKER_SOURCE_STREAMS,
 	BROKER_SOURCE_NR,
 };
 

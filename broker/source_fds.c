@@ -23,6 +23,7 @@
 #include "broker/deliver.h"
 #include "broker/queue.h"
 #include "broker/source.h"
+#include "broker/stream.h"
 #include "shm/log.h"
 
 #define HARVEST_BATCH 256
@@ -85,6 +86,10 @@ static unsigned fds_poll(struct broker_source *src, const struct broker_poll_ctx
 		/* A5 (deliver.c): the owner queue's state word. */
 		if (onering_atomic_load(&s->queue->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
 			continue;
+		if (s->kind == ONERING_EV_STREAM) { /* completion mode: the bytes move here */
+			broker_stream_event(p, s, f->evs[i].events);
+			continue;
+		}
 		deliver_sub(p, s, f->evs[i].events, 1, ts);
 	}
 	broker_count(&p->ctr[ONERING_PC_EVENTS], (uint64_t)n);

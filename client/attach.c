@@ -327,7 +327,8 @@ int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 				return -ENOMEM;
 		}
 	}
-	return 0;
+	/* (1.8) The stream area, if asked for and granted. */
+	return client_stream_map(q, o, err, err_size);
 }
 
 ONERING_STATIC_ASSERT(ONERING_IDLE_BUSY == 1 && ONERING_IDLE_OVERPROVISIONED == ONERING_IDLE_MAX,
@@ -367,7 +368,8 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	    (o.flags & ~(ONERING_QUEUE_NODE | ONERING_QUEUE_ACK)) || o.node > INT32_MAX ||
 	    (o.group && o.group[0] && !onering_name_valid(o.group)) ||
 	    o.packet_snap > ONERING_PKT_STRIDE_MAX || o.words > ONERING_WORDS_MAX ||
-	    o.idle > ONERING_IDLE_OVERPROVISIONED || o.levels > ONERING_PRIO_LEVELS)
+	    o.idle > ONERING_IDLE_OVERPROVISIONED || o.levels > ONERING_PRIO_LEVELS ||
+	    (o.stream_tx && !o.stream_rx))
 		return -EINVAL;
 	q = calloc(1, sizeof(*q));
 	if (!q)
@@ -393,6 +395,9 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 	req.u.queue_open.packet_snap = o.packet_snap;
 	req.u.queue_open.words = o.words;
 	req.u.queue_open.levels = o.levels;
+	req.u.queue_open.stream_rx = o.stream_rx;
+	req.u.queue_open.stream_tx = o.stream_rx ? (o.stream_tx ? o.stream_tx : o.stream_rx) : 0;
+	req.u.queue_open.stream_buf = o.stream_rx ? (o.stream_buf ? o.stream_buf : 16384) : 0;
 	q->open_req = req.u.queue_open;
 	q->att_state = client_att_state(att);
 	rep.status = 0;
@@ -434,6 +439,8 @@ int onering_queue_open(struct onering *att, const struct onering_queue_options *
 		free(q->word_gen);
 		free(q->word_last);
 		free(q->word_cookie);
+		free(q->tx_free);
+		free(q->tx_state);
 		free(q);
 		return r;
 	}
@@ -530,6 +537,8 @@ void onering_queue_close(struct onering_queue *q)
 	free(q->word_gen);
 	free(q->word_last);
 	free(q->word_cookie);
+	free(q->tx_free);
+	free(q->tx_state);
 	free(q->redeliver.evs);
 	free(q);
 }

@@ -113,6 +113,17 @@ struct onering_queue {
 	uint32_t *word_last;   /* the last value reported per watched word (recovery) */
 	uint64_t *word_cookie; /* the watch's cookie per word (recovery) */
 
+	/* (1.8) The stream area (client/stream.c): receive buffers, then
+	 * transmit buffers, stream_buf bytes each; NULL: none. The transmit
+	 * buffers are the library's to hand out: a stack of free ones and a
+	 * state per buffer (TX_*). */
+	unsigned char *stream_base;
+	uint64_t stream_off; /* its offset in the consumer segment */
+	uint32_t stream_rx, stream_tx, stream_buf;
+	uint32_t *tx_free;
+	uint32_t nr_tx_free;
+	uint8_t *tx_state;
+
 	/* LEVEL bookkeeping (client/level.h): ids delivered and not collected,
 	 * and the still-ready sources a collection found, returned again. */
 	struct client_level_set level_out;
@@ -217,6 +228,11 @@ static inline void client_queue_more_update(struct onering_queue *q)
 int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int ev_fd,
 		     int cons_fd, int bells_fd, void *cons_at, size_t cons_at_size, char *err,
 		     size_t err_size);
+
+/* stream.c: the stream area of a QUEUE_OPEN reply o (none if it has
+ * none), checked against the mapped consumer segment. 0, -EPROTO, -ENOMEM. */
+int client_stream_map(struct onering_queue *q, const struct onering_msg_queue_open *o, char *err,
+		      size_t err_size);
 
 /* sources.c: a TIMER_ARM request for s; a WORD_WATCH request for word idx
  * of q with generation gen (0: stop) from baseline. */

@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include "shm/abi.h"
@@ -157,6 +158,12 @@ struct onering_queue_options {
 				     onering_poll()/onering_wait() take the highest
 				     level that has records first
 				     (docs/semantics.md, Priorities) */
+	/* (ABI 1.8) A stream area, for completion-mode sockets
+	 * (onering_stream_add): the broker receives into and sends from it.
+	 * Counted against the client's ring-slot quota, 64 bytes a slot. */
+	uint32_t stream_rx;     /**< receive buffers (1..4096); 0 = no stream area */
+	uint32_t stream_tx;     /**< transmit buffers (0..4096); 0 = as many as stream_rx */
+	uint32_t stream_buf;    /**< bytes per buffer, a power of two 256..1 MiB; 0 = 16 KiB */
 };
 
 /**
@@ -595,6 +602,119 @@ int onering_word_unwatch(struct onering_queue *q, uint32_t idx);
  *   outstanding; otherwise the periodic collection makes one poll().
  */
 int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned max);
+
+/*
+ * Completion-mode sockets (ABI 1.8; docs/semantics.md, Completion mode).
+ * The broker moves the bytes: it receives into the queue's receive buffers
+ * and publishes ONERING_EV_STREAM records (payload.stream: RECV, SENT,
+ * ACCEPTED, CLOSED); the application reads the bytes in place, writes
+ * replies into transmit buffers and posts SENDs through the submission
+ * ring. On the hot path none of these functions makes a system call (the
+ * submission kicks the broker's poller only when it announced a sleep, as
+ * every request does). A connection is named by the subscription in its
+ * records (onering_event_sub()); stream records are never dropped by the
+ * library, not even after onering_del(): each carries a buffer or a send
+ * to account for. Give each record back with onering_stream_done(). A
+ * broker restart ends every connection (the new broker has none of them).
+ */
+
+/**
+ * Put socket fd in completion mode on q (which needs a stream area:
+ * onering_queue_options.stream_rx): a connected TCP, Unix stream or
+ * seqpacket socket, a datagram socket, or a listening socket, whose
+ * connections the broker accepts and adds to q (an ACCEPTED record each,
+ * cookie the listener's). The broker keeps its own duplicate of fd; the
+ * caller may close its copy. Accepted connections count against the
+ * client's subscription and fd quotas; over them a connection is closed at
+ * once (counted as refused in the queue's stream counters).
+ * @param cookie returned in every record of this socket (and of the
+ *   connections a listener accepts)
+ * @param sub    receives the connection (or listener)
+ * @return 0; -EINVAL q has no stream area, or fd is no socket of those
+ *   kinds (onering_last_error() says which); -EOPNOTSUPP a listener, and
+ *   the broker has no io_uring to accept with; -EDQUOT a quota;
+ *   -ECONNRESET broker gone.
+ * Context: any thread; system calls (one request/reply on the control socket).
+ */
+int onering_stream_add(struct onering_queue *q, int fd, uint64_t cookie, struct onering_sub *sub);
+
+/**
+ * The bytes of a RECV record with status > 0 (status bytes), where the
+ * broker put them: in q's receive buffer payload.stream.buf. Valid until
+ * the record is given back with onering_stream_done(). NULL for any other
+ * record.
+ * Context: the queue's thread; no system call.
+ */
+const void *onering_stream_data(const struct onering_queue *q, const struct onering_event *e);
+
+/**
+ * The peer of a datagram RECV record (the address it came from), and its
+ * length in *len; NULL for other records or sockets.
+ * Context: the queue's thread; no system call.
+ */
+const struct sockaddr *onering_stream_peer(const struct onering_queue *q,
+					   const struct onering_event *e, uint32_t *len);
+
+/**
+ * A free transmit buffer of q, onering_stream_buffer_size() bytes, for one
+ * onering_stream_send(); it is free again once the SENT record of that
+ * send is given back (onering_stream_done()).
+ * @return the buffer, or NULL: none free (errno EAGAIN: wait for SENT
+ *   records), or q has no stream area (errno EINVAL).
+ * Context: the queue's thread; no system call.
+ */
+void *onering_stream_buffer(struct onering_queue *q);
+
+/** Bytes of one transmit buffer of q (0: no stream area). Any thread. */
+size_t onering_stream_buffer_size(const struct onering_queue *q);
+
+/**
+ * Send len bytes at data on connection conn: data must lie in q's stream
+ * area - a transmit buffer from onering_stream_buffer(), or a receive
+ * buffer the application still holds (an echo sends what it received;
+ * give the receive record back only after the SENT record). The broker
+ * sends in order per connection and finishes partial sends itself; one
+ * SENT record (status: len, or -errno; tag) says when the bytes are no
+ * longer needed.
+ * @return 0; -EINVAL data is not in the stream area, len is 0 or too long;
+ *   -EAGAIN the submission ring is full (try again after consuming);
+ *   -ECONNRESET broker gone.
+ * Context: the queue's thread; no system call (the kick aside, see above).
+ */
+int onering_stream_send(struct onering_queue *q, struct onering_sub conn, const void *data,
+			size_t len, uint64_t tag);
+
+/**
+ * As onering_stream_send(), for a datagram socket: to addr (addrlen bytes,
+ * at most 120), or with addr NULL to the address a received datagram came
+ * from when data is that datagram's receive buffer (a reply in place).
+ * data must be a buffer from onering_stream_buffer() or a datagram's
+ * receive buffer (the address goes in the bytes before it).
+ * @return as onering_stream_send(); -EINVAL also for an address too long.
+ */
+int onering_stream_sendto(struct onering_queue *q, struct onering_sub conn, const void *data,
+			  size_t len, const struct sockaddr *addr, uint32_t addrlen, uint64_t tag);
+
+/**
+ * Give a stream record back: a RECV's receive buffer to the broker
+ * (through the submission ring), a SENT record's transmit buffer to the
+ * free ones (or, for a send from a receive buffer, that buffer to the
+ * broker). Other stream records need nothing; calling it for them is fine.
+ * @return 0; -EAGAIN submission ring full (call again); -EINVAL not a
+ *   stream record of q.
+ * Context: the queue's thread; no system call (the kick aside).
+ */
+int onering_stream_done(struct onering_queue *q, const struct onering_event *e);
+
+/**
+ * Close connection conn (or stop a listener) once the SENDs posted before
+ * are done: a CLOSED record is its last. flags: ONERING_CLOSE_WRITE shuts
+ * down the sending side only (half-close: receiving goes on);
+ * ONERING_CLOSE_ABORT closes at once (SENDs not done fail with -ECANCELED).
+ * @return 0; -EINVAL bad flags; -EAGAIN submission ring full; -ECONNRESET.
+ * Context: the queue's thread; no system call (the kick aside).
+ */
+int onering_stream_close(struct onering_queue *q, struct onering_sub conn, unsigned flags);
 
 /**
  * Zero-copy consumption (liburing's peek and advance): point *first at the

@@ -39,7 +39,7 @@ enum client_kind_class {
 };
 
 ONERING_STATIC_ASSERT(ONERING_EV_WORD == 5 && ONERING_EV_USER == 8 && ONERING_EV_NIC == 9 &&
-			      ONERING_EV_CONTROL == 10,
+			      ONERING_EV_CONTROL == 10 && ONERING_EV_STREAM == 11,
 		      "the kind table of client_kind_class_of() follows the ABI's kinds");
 
 /* The class of kind: one load from a table, no chain of compares. */
@@ -57,8 +57,8 @@ static inline enum client_kind_class client_kind_class_of(uint16_t kind)
 		CLIENT_KIND_PASS,    /* USER */
 		CLIENT_KIND_PASS,    /* NIC */
 		CLIENT_KIND_CONTROL, /* CONTROL */
-		CLIENT_KIND_OWN,     /* 11..15: none yet */
-		CLIENT_KIND_OWN,
+		CLIENT_KIND_PASS,    /* STREAM: never dropped, each holds a buffer or a send */
+		CLIENT_KIND_OWN,     /* 12..15: none yet */
 		CLIENT_KIND_OWN,
 		CLIENT_KIND_OWN,
 		CLIENT_KIND_OWN,

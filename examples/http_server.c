@@ -10,7 +10,10 @@
  * --epoll the same server logic runs on a plain edge-triggered epoll
  * instance instead, and with --uring on io_uring (multishot accept, multishot
  * receive into provided buffers, sendmsg), for comparison (`onering-bench
- * servers` runs all three).
+ * servers` runs them all). With --completion the broker moves the bytes
+ * (completion mode, ABI 1.8): it accepts, receives into the queue's receive
+ * buffers and sends from its transmit buffers, and the server makes no
+ * system call at all while it serves.
  *
  * Build against an installed libonering:
  *   cc -O2 -o http http_server.c $(pkg-config --cflags --libs onering liburing)
@@ -270,10 +273,12 @@ struct conn {
 };
 
 struct uring_srv;
+struct comp_srv;
 
 struct server {
 	struct loop loop;
 	struct uring_srv *uring; /* --uring (then loop is unused) */
+	struct comp_srv *comp;   /* --completion (then loop is unused) */
 	int listen_fd;
 	struct watch listen_watch;
 	struct conn *free_conns;   /* recycled connection states */
@@ -454,6 +459,18 @@ static void conn_parse(struct server *s, struct conn *c)
 
 /* ---- connections ---------------------------------------------------------- */
 
+/* c leaves the open connections. */
+static void conn_unlink(struct server *s, struct conn *c)
+{
+	if (c->live_prev)
+		c->live_prev->live_next = c->live_next;
+	else
+		s->live_conns = c->live_next;
+	if (c->live_next)
+		c->live_next->live_prev = c->live_prev;
+	s->nr_conns--;
+}
+
 static void conn_close(struct server *s, struct conn *c)
 {
 	if (c->fd < 0)
@@ -474,15 +491,9 @@ static void conn_close(struct server *s, struct conn *c)
 	}
 	close(c->fd);
 	c->fd = -1;
-	if (c->live_prev)
-		c->live_prev->live_next = c->live_next;
-	else
-		s->live_conns = c->live_next;
-	if (c->live_next)
-		c->live_next->live_prev = c->live_prev;
+	conn_unlink(s, c);
 	c->next = s->closed_conns;
 	s->closed_conns = c;
-	s->nr_conns--;
 }
 
 /* Recycle the states closed during the batch just handled (--uring: those
@@ -866,20 +877,25 @@ static void uring_accepted(struct server *s, struct uring_srv *u, int fd)
 }
 
 /* bytes received into buffer bid: into c's request buffer, answered. */
-static void uring_received(struct server *s, struct uring_srv *u, struct conn *c, unsigned bid,
-			   size_t len)
+/* len received bytes at p (a back end's buffer): into c's request buffer,
+ * answered (--uring, --completion). */
+static void conn_take(struct server *s, struct conn *c, const char *p, size_t len)
 {
-	const char *buf = u->bufs + (size_t)bid * URING_BUF_SIZE;
-
 	while (len && !c->final && c->fd >= 0) {
 		size_t room = sizeof(c->in) - c->in_len;
 		size_t k = len < room ? len : room;
-		memcpy(c->in + c->in_len, buf, k);
+		memcpy(c->in + c->in_len, p, k);
 		c->in_len += k;
-		buf += k;
+		p += k;
 		len -= k;
 		conn_parse(s, c); /* a full buffer with no head end: 431 */
 	}
+}
+
+static void uring_received(struct server *s, struct uring_srv *u, struct conn *c, unsigned bid,
+			   size_t len)
+{
+	conn_take(s, c, u->bufs + (size_t)bid * URING_BUF_SIZE, len);
 	io_uring_buf_ring_add(u->br, u->bufs + (size_t)bid * URING_BUF_SIZE, URING_BUF_SIZE,
 			      (unsigned short)bid, u->mask, 0);
 	io_uring_buf_ring_advance(u->br, 1);
@@ -951,6 +967,210 @@ static int uring_loop(struct server *s, struct uring_srv *u, int64_t slice_ns)
 	return 0;
 }
 
+/* ---- completion mode (--completion) ---------------------------------------
+ *
+ * The broker accepts on the listening socket, receives into this queue's
+ * receive buffers and sends from its transmit buffers; the server reads
+ * records and posts SENDs, both through shared memory. A connection is its
+ * subscription (the ids in its records), its state found by sub_id. The
+ * request bytes are copied into the connection's request buffer, as the
+ * other back ends do; the responses owed are copied into a transmit buffer
+ * (one send in flight per connection).
+ */
+
+#define COMP_RX 2048  /* receive buffers */
+#define COMP_TX 2048  /* transmit buffers: one per connection sending */
+#define COMP_BUF 4096 /* bytes each */
+
+struct comp_srv {
+	struct onering *att;
+	struct onering_queue *q;
+	struct conn **by_id; /* connection state by sub_id */
+	uint32_t nr_ids;
+	struct conn *tx_wait; /* connections waiting for a transmit buffer */
+};
+
+/* A submission that found the ring full: the broker drains it on its own,
+ * so try again for a while (SQ_RETRY_NS). */
+#define COMP_RETRY(call)                                                                    \
+	({                                                                                  \
+		int r_;                                                                     \
+		int64_t until_ = now_ns() + SQ_RETRY_NS;                                    \
+		while ((r_ = (call)) == -EAGAIN && now_ns() < until_)                       \
+			sched_yield();                                                      \
+		if (r_ < 0)                                                                 \
+			fprintf(stderr, PROG ": %s: %s\n", #call, onering_strerror(r_));     \
+		r_;                                                                         \
+	})
+
+static int comp_open(struct comp_srv *m, int listen_fd, const char *name, const char *socket_dir)
+{
+	struct onering_attach_options ao = {.name = name, .socket_dir = socket_dir};
+	int r = onering_attach_opts(&ao, &m->att);
+
+	if (r < 0) {
+		fprintf(stderr, PROG ": cannot attach to the onering broker: %s (%s)\n",
+			onering_last_error(NULL), onering_strerror(r));
+		return r;
+	}
+	struct onering_queue_options qo = {.capacity = 8192, .sq_capacity = 4096,
+					   .stream_rx = COMP_RX, .stream_tx = COMP_TX,
+					   .stream_buf = COMP_BUF};
+	struct onering_sub ls;
+	if ((r = onering_queue_open(m->att, &qo, &m->q)) < 0 ||
+	    (r = onering_stream_add(m->q, listen_fd, 0, &ls)) < 0) {
+		fprintf(stderr, PROG ": completion mode: %s (%s)\n", onering_last_error(m->att),
+			onering_strerror(r));
+		return r;
+	}
+	return 0;
+}
+
+static void comp_close(struct comp_srv *m)
+{
+	onering_detach(m->att); /* the broker closes every connection of the queue */
+	for (uint32_t i = 0; i < m->nr_ids; i++)
+		free(m->by_id[i]); /* open or closing: not on the free list */
+	free(m->by_id);
+}
+
+static void comp_conn_close(struct server *s, struct comp_srv *m, struct conn *c, unsigned flags);
+
+/* The responses c owes, copied into one transmit buffer and sent. */
+static void comp_send(struct server *s, struct comp_srv *m, struct conn *c)
+{
+	if (c->sending || c->fd < 0)
+		return;
+	struct iovec iov[2];
+	uint64_t ok_bytes;
+	int niov = conn_out_iov(c, iov, &ok_bytes);
+	if (niov == 0)
+		return;
+	char *buf = onering_stream_buffer(m->q);
+	if (!buf) { /* every one in flight: after the next SENT */
+		c->next = m->tx_wait;
+		m->tx_wait = c;
+		c->sending = true;
+		c->want_out = true; /* on tx_wait */
+		return;
+	}
+	size_t cap = onering_stream_buffer_size(m->q), n = 0;
+	for (int i = 0; i < niov && n < cap; i++) {
+		size_t k = iov[i].iov_len < cap - n ? iov[i].iov_len : cap - n;
+		memcpy(buf + n, iov[i].iov_base, k);
+		n += k;
+	}
+	c->send_ok_bytes = ok_bytes < n ? ok_bytes : n;
+	c->sending = true;
+	if (COMP_RETRY(onering_stream_send(m->q, c->w.sub, buf, n, 0)) < 0)
+		comp_conn_close(s, m, c, ONERING_CLOSE_ABORT); /* said above */
+}
+
+/* Close c once what it sent is out (its CLOSED record recycles it). */
+static void comp_conn_close(struct server *s, struct comp_srv *m, struct conn *c, unsigned flags)
+{
+	if (c->fd < 0)
+		return;
+	COMP_RETRY(onering_stream_close(m->q, c->w.sub, flags));
+	c->fd = -1;
+	conn_unlink(s, c);
+}
+
+static void comp_record(struct server *s, struct comp_srv *m, const struct onering_event *e)
+{
+	const struct onering_event_stream *st = &e->payload.stream;
+	struct conn *c = e->sub_id < m->nr_ids ? m->by_id[e->sub_id] : NULL;
+
+	switch (st->op) {
+	case ONERING_STREAM_ACCEPTED:
+		if (e->sub_id >= m->nr_ids) {
+			uint32_t n = m->nr_ids ? m->nr_ids : 1024;
+			while (n <= e->sub_id)
+				n *= 2;
+			struct conn **t = realloc(m->by_id, n * sizeof(*t));
+			if (!t)
+				break;
+			memset(t + m->nr_ids, 0, (n - m->nr_ids) * sizeof(*t));
+			m->by_id = t;
+			m->nr_ids = n;
+		}
+		c = conn_get(s);
+		if (!c)
+			break;
+		c->fd = 0; /* open (the socket is the broker's; no fd here) */
+		c->w.sub = onering_event_sub(m->q, e);
+		m->by_id[e->sub_id] = c;
+		conn_link(s, c);
+		return;
+	case ONERING_STREAM_RECV:
+		if (c && c->fd >= 0 && st->status > 0 && onering_stream_data(m->q, e))
+			conn_take(s, c, onering_stream_data(m->q, e), (size_t)st->status);
+		COMP_RETRY(onering_stream_done(m->q, e));
+		if (!c || c->fd < 0)
+			return;
+		if (st->status < 0) {
+			comp_conn_close(s, m, c, ONERING_CLOSE_ABORT);
+			return;
+		}
+		if (st->status == 0)
+			c->eof = true;
+		comp_send(s, m, c);
+		break;
+	case ONERING_STREAM_SENT:
+		COMP_RETRY(onering_stream_done(m->q, e));
+		if (!c)
+			return;
+		c->sending = false;
+		if (c->fd >= 0 && (st->status < 0 ||
+				   conn_sent(c, (uint64_t)st->status, c->send_ok_bytes))) {
+			comp_conn_close(s, m, c, 0); /* the last answer is out, or a failure */
+			return;
+		}
+		/* A transmit buffer is free: a connection that waited for one. */
+		if (m->tx_wait) {
+			struct conn *w = m->tx_wait;
+			m->tx_wait = w->next;
+			w->sending = false;
+			w->want_out = false;
+			comp_send(s, m, w);
+		}
+		comp_send(s, m, c);
+		break;
+	case ONERING_STREAM_CLOSED:
+		if (!c)
+			return;
+		m->by_id[e->sub_id] = NULL;
+		for (struct conn **pp = &m->tx_wait; c->want_out && *pp; pp = &(*pp)->next)
+			if (*pp == c) {
+				*pp = c->next;
+				c->want_out = false;
+				break;
+			}
+		if (c->fd >= 0) { /* closed by the broker (the peer failed) */
+			c->fd = 0;
+			comp_conn_close(s, m, c, 0);
+		}
+		c->next = s->free_conns;
+		s->free_conns = c;
+		return;
+	default:
+		return;
+	}
+	if (c && c->fd >= 0 && !c->sending && (c->eof || c->final))
+		comp_conn_close(s, m, c, 0); /* nothing more to say, nor to hear */
+}
+
+static int comp_loop(struct server *s, struct comp_srv *m, int64_t slice_ns)
+{
+	struct onering_event ev[BATCH_MAX];
+	int n = onering_wait(m->q, ev, 1, BATCH_MAX, slice_ns);
+
+	for (int i = 0; i < n; i++)
+		if (ev[i].kind == ONERING_EV_STREAM)
+			comp_record(s, m, &ev[i]);
+	return n < 0 && n != -EINTR ? n : 0; /* EINTR: a signal, the loop checks the flag */
+}
+
 static int listen_on(const char *bind_addr, int port)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
@@ -1003,6 +1223,8 @@ static void usage(FILE *f)
 		"  --epoll            use plain edge-triggered epoll instead of onering\n"
 		"  --uring            use io_uring instead of onering (multishot accept and\n"
 		"                     receive into provided buffers, sendmsg)\n"
+		"  --completion       onering in completion mode: the broker accepts, receives\n"
+		"                     and sends; the server makes no system call\n"
 		"  --max-seconds N    exit after N seconds (default 0: run until SIGINT/SIGTERM)\n"
 		"  --help\n");
 }
@@ -1031,13 +1253,14 @@ int main(int argc, char **argv)
 		{"socket-dir", required_argument, NULL, 'd'},
 		{"epoll", no_argument, NULL, 'e'},
 		{"uring", no_argument, NULL, 'u'},
+		{"completion", no_argument, NULL, 'c'},
 		{"max-seconds", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *bind_addr = "127.0.0.1", *name = NULL, *socket_dir = NULL;
 	long port = 8080, max_seconds = 0;
-	bool use_epoll = false, use_uring = false;
+	bool use_epoll = false, use_uring = false, use_comp = false;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -1061,6 +1284,9 @@ int main(int argc, char **argv)
 		case 'u':
 			use_uring = true;
 			break;
+		case 'c':
+			use_comp = true;
+			break;
 		case 't':
 			if (parse_int("--max-seconds", optarg, 0, INT_MAX, &max_seconds) < 0)
 				return 2;
@@ -1073,8 +1299,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (use_epoll && use_uring) {
-		fprintf(stderr, PROG ": --epoll or --uring, not both\n");
+	if (use_epoll + use_uring + use_comp > 1) {
+		fprintf(stderr, PROG ": one of --epoll, --uring and --completion\n");
 		return 2;
 	}
 	if (optind < argc) {
@@ -1096,7 +1322,9 @@ int main(int argc, char **argv)
 
 	static struct server s;
 	static struct uring_srv u;
-	const char *backend = use_uring ? "io_uring" : use_epoll ? "epoll" : "onering";
+	static struct comp_srv m;
+	const char *backend = use_uring ? "io_uring" : use_epoll ? "epoll"
+				     : use_comp ? "onering (completion mode)" : "onering";
 	s.loop.epfd = -1;
 	s.listen_fd = listen_on(bind_addr, (int)port);
 	if (s.listen_fd < 0)
@@ -1107,6 +1335,13 @@ int main(int argc, char **argv)
 		r = uring_open(&u, s.listen_fd);
 		if (r == 0)
 			uring_arm_accept(&u);
+	} else if (use_comp) {
+		/* Accepted connections inherit TCP_NODELAY from the listener (the
+		 * server has no fd of theirs to set it on). */
+		int one = 1;
+		setsockopt(s.listen_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		s.comp = &m;
+		r = comp_open(&m, s.listen_fd, name, socket_dir);
 	} else if ((r = loop_open(&s.loop, use_epoll, name, socket_dir)) == 0) {
 		r = loop_add(&s.loop, s.listen_fd, EPOLLIN, LISTEN_COOKIE, &s.listen_watch);
 		if (r < 0)
@@ -1115,6 +1350,8 @@ int main(int argc, char **argv)
 	}
 	if (r < 0) {
 		uring_close(&u);
+		if (use_comp)
+			comp_close(&m);
 		loop_close(&s.loop);
 		close(s.listen_fd);
 		return 1;
@@ -1131,14 +1368,15 @@ int main(int argc, char **argv)
 			break;
 		int64_t slice = left < WAIT_SLICE_NS ? left : WAIT_SLICE_NS;
 		int n = use_uring ? uring_loop(&s, &u, slice)
-				  : loop_wait(&s.loop, ready, BATCH_MAX, slice);
+			: use_comp ? comp_loop(&s, &m, slice)
+				   : loop_wait(&s.loop, ready, BATCH_MAX, slice);
 		if (n < 0) {
 			fprintf(stderr, PROG ": waiting for events: %s\n",
 				use_epoll || use_uring ? strerror(-n) : onering_strerror(n));
 			status = 1;
 			break;
 		}
-		for (int i = 0; i < n && !use_uring; i++) {
+		for (int i = 0; i < n && !use_uring && !use_comp; i++) {
 			uint64_t cookie = ready[i].cookie;
 			if (cookie == LISTEN_COOKIE)
 				accept_all(&s);
@@ -1151,9 +1389,13 @@ int main(int argc, char **argv)
 	printf(PROG ": %s after %llu request(s), %lu connection(s) open; closing\n",
 	       status ? "stopping on error" : "stopping", (unsigned long long)s.nr_requests,
 	       s.nr_conns);
+	if (use_comp) {
+		comp_close(&m); /* the broker closes the connections and the listener */
+		s.live_conns = NULL;
+	}
 	while (s.live_conns)
 		conn_close(&s, s.live_conns);
-	if (!use_uring)
+	if (!use_uring && !use_comp)
 		loop_del(&s.loop, &s.listen_watch);
 	loop_close(&s.loop); /* onering: detach; the broker forgets our subscriptions */
 	uring_close(&u);     /* ends what was in flight */

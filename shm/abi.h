@@ -32,6 +32,10 @@
  *     [128, 192)     struct onering_doorbell: consumer state + futex word
  *     [192, 256)     struct onering_sq_ctl: submission-ring producer index
  *     [256, ...)     submission slots, sq_capacity x struct onering_request
+ *     then           (1.3) the watched words, if the queue has any
+ *     then           (1.8) the stream area, if the queue has one, at a 4 KiB
+ *                    boundary (onering_stream_offset): receive buffers the
+ *                    broker fills, then transmit buffers the client fills
  *
  * (1.7) and one bells segment per poller and user, shared by every queue of
  * that user's clients that the poller serves (the client writes; the broker
@@ -55,7 +59,7 @@ extern "C" {
 /* "ONRG" read as a little-endian u32 */
 #define ONERING_SEG_MAGIC 0x47524e4fu
 #define ONERING_ABI_MAJOR 1u
-#define ONERING_ABI_MINOR 7u
+#define ONERING_ABI_MINOR 8u
 
 /* A segment's node when it is not bound to one. */
 #define ONERING_NODE_ANY 0xffffffffu
@@ -101,6 +105,7 @@ enum onering_event_kind {
 	ONERING_EV_USER = 8,    /* posted by a client; payload.user */
 	ONERING_EV_NIC = 9,     /* packet on a NIC rx queue; payload.nic */
 	ONERING_EV_CONTROL = 10, /* broker -> client notice (shutdown, ...) */
+	ONERING_EV_STREAM = 11,  /* (1.8) completion-mode socket; payload.stream */
 };
 
 /* onering_event.flags */
@@ -187,6 +192,40 @@ enum onering_control_code {
 				       * (lost) */
 };
 
+/*
+ * (1.8) Completion-mode sockets (ONERING_EV_STREAM). The broker moves the
+ * bytes: it receives into the queue's receive buffers and sends from the
+ * queue's stream area, and tells the consumer with these records. The
+ * record's sub_id/sub_gen name the connection (a subscription the broker
+ * made for an accepted connection, or the one the client added).
+ */
+enum onering_stream_op {
+	ONERING_STREAM_RECV = 1,     /* status > 0: that many bytes at offset, in receive
+				      * buffer `buf` (give it back: ONERING_REQ_STREAM_DONE);
+				      * status 0: end of stream (the peer shut its side
+				      * down); status < 0: the connection failed (-errno) */
+	ONERING_STREAM_SENT = 2,     /* a SEND is done: status = bytes sent (its length),
+				      * or -errno; offset and length are the SEND's, tag
+				      * its tag */
+	ONERING_STREAM_ACCEPTED = 3, /* a new connection on a listening socket: this
+				      * record's sub_id/sub_gen name it, cookie is the
+				      * listener's, buf the listener's sub_id */
+	ONERING_STREAM_CLOSED = 4,   /* the connection is closed (the client's CLOSE, or
+				      * the broker's: status -errno); its last record */
+};
+
+/* onering_event.flags of ONERING_EV_STREAM records */
+#define ONERING_EVF_STREAM_TRUNC 0x0020u /* a datagram longer than the buffer was cut */
+
+struct onering_event_stream {
+	uint32_t op;      /* enum onering_stream_op */
+	int32_t status;   /* bytes, 0 (end of stream) or -errno */
+	uint64_t offset;  /* RECV, SENT: offset of the bytes in the consumer segment */
+	uint32_t buf;     /* RECV: receive buffer index; ACCEPTED: the listener's sub_id */
+	uint32_t length;  /* SENT: bytes the SEND asked for */
+	uint64_t tag;     /* SENT: the SEND's tag (its user_data) */
+};
+
 union onering_event_payload {
 	uint8_t raw[32];
 	uint64_t u64[4];
@@ -196,6 +235,7 @@ union onering_event_payload {
 	struct onering_event_nic nic;
 	struct onering_event_user user;
 	struct onering_event_control control;
+	struct onering_event_stream stream; /* (1.8) */
 };
 
 struct onering_event {
@@ -228,7 +268,38 @@ enum onering_request_op {
 				     * value the client read when it asked);
 				     * sub_gen = the watch's generation (0 stops it),
 				     * user_data = cookie */
-	ONERING_REQ_OP_MAX = 6,
+	/* (1.8) completion-mode sockets: sub_id/sub_gen name the connection,
+	 * user_data is the tag echoed in its SENT record. */
+	ONERING_REQ_SEND = 7,   /* send arg[1] bytes at offset arg[0] of the queue's
+				 * consumer segment (inside its stream area); flags
+				 * ONERING_SEND_*; in order per connection, partial sends
+				 * finished by the broker; one SENT record when done */
+	ONERING_REQ_STREAM_DONE = 8, /* give receive buffers back: arg[0] = how many
+				      * (1..ONERING_STREAM_DONE_MAX), the indices packed
+				      * as u32 in arg[1..4]; sub_id, sub_gen 0 */
+	ONERING_REQ_CLOSE = 9,  /* close the connection (or stop a listener) once its
+				 * SENDs before this are done; flags ONERING_CLOSE_* */
+	ONERING_REQ_OP_MAX = 9,
+};
+
+/* onering_request.flags of ONERING_REQ_SEND */
+#define ONERING_SEND_TO 0x1u /* datagram to the address in the ONERING_STREAM_ADDR_BYTES
+			      * before the bytes (struct onering_stream_addr) */
+/* onering_request.flags of ONERING_REQ_CLOSE */
+#define ONERING_CLOSE_WRITE 0x1u /* shut down the sending side only (half-close) */
+#define ONERING_CLOSE_ABORT 0x2u /* at once: SENDs not done fail with -ECANCELED */
+#define ONERING_STREAM_DONE_MAX 8u
+
+/*
+ * (1.8) A datagram's peer address, in the ONERING_STREAM_ADDR_BYTES before
+ * its bytes: the broker writes it before a received datagram; a SEND with
+ * ONERING_SEND_TO reads it (untrusted: len is checked).
+ */
+#define ONERING_STREAM_ADDR_BYTES 128u
+struct onering_stream_addr {
+	uint32_t len;         /* bytes of addr used */
+	uint32_t reserved;
+	uint8_t addr[120];    /* a struct sockaddr (sockaddr_in, _in6 or _un) */
 };
 
 /* onering_request.flags of ONERING_REQ_TIMER_ARM */
@@ -454,6 +525,15 @@ ONERING_ABI_OFFSET(struct onering_doorbell, state, 0);
 ONERING_ABI_OFFSET(struct onering_doorbell, futex, 4);
 ONERING_ABI_OFFSET(struct onering_doorbell, idle_ns, 8);
 ONERING_STATIC_ASSERT(sizeof(struct onering_event_user) == 32, "user payload");
+ONERING_STATIC_ASSERT(sizeof(struct onering_event_stream) == 32, "stream payload");
+ONERING_ABI_OFFSET(struct onering_event_stream, op, 0);
+ONERING_ABI_OFFSET(struct onering_event_stream, status, 4);
+ONERING_ABI_OFFSET(struct onering_event_stream, offset, 8);
+ONERING_ABI_OFFSET(struct onering_event_stream, buf, 16);
+ONERING_ABI_OFFSET(struct onering_event_stream, length, 20);
+ONERING_ABI_OFFSET(struct onering_event_stream, tag, 24);
+ONERING_STATIC_ASSERT(sizeof(struct onering_stream_addr) == ONERING_STREAM_ADDR_BYTES,
+		      "datagram address header");
 ONERING_STATIC_ASSERT(sizeof(struct onering_sq_ctl) == 64, "sq ctl is one line");
 ONERING_ABI_OFFSET(struct onering_sq_ctl, sq_tail_pos, 0);
 
@@ -554,6 +634,22 @@ static inline uint64_t onering_words_offset(uint32_t sq_capacity)
 
 /** Most watched words a queue may have. */
 #define ONERING_WORDS_MAX 4096u
+
+/** (1.8) Offset of the stream area in a consumer segment: after the watched
+ * words, at a 4 KiB boundary. The area is rx_buffers receive buffers then
+ * tx_buffers transmit buffers, each buffer_size bytes (QUEUE_OPEN's reply
+ * says how many and how big). */
+static inline uint64_t onering_stream_offset(uint32_t sq_capacity, uint32_t nr_words)
+{
+	return (onering_words_offset(sq_capacity) + 4ull * nr_words + 4095u) & ~4095ull;
+}
+
+/** (1.8) Limits of a stream area: buffers per kind, bytes per buffer (a
+ * power of two), and bytes of the whole area. */
+#define ONERING_STREAM_BUFS_MAX 4096u
+#define ONERING_STREAM_BUF_MIN 256u
+#define ONERING_STREAM_BUF_MAX (1u << 20)
+#define ONERING_STREAM_AREA_MAX (256ull << 20)
 
 #ifdef __cplusplus
 }

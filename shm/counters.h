@@ -160,6 +160,26 @@ extern "C" {
 	X(P, UNCONSUMED, unconsumed, GAUGE, records,                                           \
 	  "records in the level's ring not yet taken by the consumer")
 
+/* ONERING_STATS_STREAM (ABI 1.8): a queue's completion-mode sockets (a
+ * queue with a stream area); in the counters segment only. */
+#define ONERING_STREAM_COUNTERS(X, P)                                                          \
+	X(P, BYTES_IN, bytes_in, COUNTER, bytes, "bytes received into the receive buffers")     \
+	X(P, BYTES_OUT, bytes_out, COUNTER, bytes, "bytes sent from the stream area")          \
+	X(P, RECVS, recvs, COUNTER, records, "RECV records with bytes")                        \
+	X(P, SENDS, sends, COUNTER, requests, "SEND requests completed (sent or failed)")      \
+	X(P, SHORT_SENDS, short_sends, COUNTER, calls,                                         \
+	  "send calls that took part of what was asked (the rest went later)")                 \
+	X(P, BUFFERS_OUT, buffers_out, GAUGE, buffers,                                         \
+	  "receive buffers the client holds now (not yet given back)")                         \
+	X(P, STALLS, stalls, COUNTER, times,                                                   \
+	  "receives put off: no free receive buffer, or the ring was full")                    \
+	X(P, CONNECTIONS, connections, GAUGE, connections, "connections and listeners open")   \
+	X(P, ACCEPTED, accepted, COUNTER, connections, "connections accepted for the queue")   \
+	X(P, REFUSED, refused, COUNTER, connections,                                           \
+	  "accepted connections closed at once: the client's subscription or fd quota")        \
+	X(P, ERRORS, errors, COUNTER, requests,                                                \
+	  "SENDs failed (peer gone, no send slot) and connections failed")
+
 /*
  * Every list, once: X(list, P, enum tag, what, family, object). `family` is
  * how `onering stat --json` names the array of such objects (the broker's
@@ -180,7 +200,9 @@ extern "C" {
 	X(ONERING_EXPORT_COUNTERS, EXC, onering_export_counter, ONERING_STATS_EXPORT, export,  \
 	  export)                                                                              \
 	X(ONERING_LEVEL_COUNTERS, LC, onering_level_counter, ONERING_STATS_LEVEL, levels,      \
-	  queue_level)
+	  queue_level)                                                                         \
+	X(ONERING_STREAM_COUNTERS, SC, onering_stream_counter, ONERING_STATS_STREAM, streams,  \
+	  queue_stream)
 
 /* The enums: ONERING_<P>_<ID> = its place in the list, then ONERING_<P>_NR. */
 #define ONERING_COUNTER_ENUMERATOR(P, ID, name, KIND, unit, help) ONERING_##P##_##ID,

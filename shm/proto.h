@@ -88,6 +88,8 @@ enum onering_stats_what {
 	ONERING_STATS_LEVEL = 8,  /* a priority level of a queue: id = queue id x
 				   * ONERING_PRIO_LEVELS + level; in the counters segment
 				   * only, never in a STATS reply */
+	ONERING_STATS_STREAM = 9, /* (ABI 1.8) a queue's completion-mode sockets: id =
+				   * queue id; in the counters segment only */
 };
 
 
@@ -157,6 +159,11 @@ struct onering_msg_queue_open {
 			       * at most ONERING_PRIO_LEVELS); reply: granted */
 	uint32_t bell;        /* (4) reply: the queue's bit in the bells segment
 			       * (< ONERING_BELL_BITS) */
+	/* (ABI 1.8) the stream area, for completion-mode sockets: request and
+	 * reply (granted; 0 = none: a broker before 1.8 leaves them 0). */
+	uint32_t stream_rx;   /* receive buffers (0: no stream area) */
+	uint32_t stream_tx;   /* transmit buffers */
+	uint32_t stream_buf;  /* bytes per buffer, a power of two */
 };
 
 struct onering_msg_queue {
@@ -174,7 +181,10 @@ struct onering_msg_sub_add {
 	int32_t home_node; /* node whose poller watches the source; -1 = the queue's */
 	uint32_t kind;     /* record kind: ONERING_EV_FD (0 means FD), SIGNAL, FILE, AIO,
 			    * PROCESS - an fd comes with it - or TIMER (no fd: a
-			    * broker-side timer, armed with ONERING_REQ_TIMER_ARM) */
+			    * broker-side timer, armed with ONERING_REQ_TIMER_ARM),
+			    * or (ABI 1.8) STREAM: a socket in completion mode (a
+			    * connected stream or datagram socket, or a listening
+			    * one), into the queue itself (it needs a stream area) */
 	uint32_t priority; /* (3) its records' priority, 0..ONERING_PRIO_LEVELS-1 */
 };
 
@@ -268,7 +278,8 @@ ONERING_STATIC_ASSERT(ONERING_BC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_PORTC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_RXQC_NR <= ONERING_STATS_COUNTERS_MAX &&
 			      ONERING_EXC_NR <= ONERING_STATS_COUNTERS_MAX &&
-			      ONERING_LC_NR <= ONERING_STATS_COUNTERS_MAX,
+			      ONERING_LC_NR <= ONERING_STATS_COUNTERS_MAX &&
+			      ONERING_SC_NR <= ONERING_STATS_COUNTERS_MAX,
 		      "every counter list fits a stats item (a longer one needs a new item)");
 
 

@@ -62,7 +62,7 @@ TEST_F(RecordsTest, KindsWithoutAClassOfTheirOwnGetTheCancellationCheck)
 {
 	// NONE, the kinds no broker sends yet (within the table and beyond it):
 	// taken for a source of ours, unless another client's.
-	for (unsigned kind : {0u, 11u, 15u, 16u, 255u, 0xffffu}) {
+	for (unsigned kind : {0u, 12u, 15u, 16u, 255u, 0xffffu}) {
 		onering_event e = Event(static_cast<uint16_t>(kind));
 		EXPECT_EQ(client_record_classify(&e), CLIENT_REC_OWN) << "kind " << kind;
 		e.flags = ONERING_EVF_FOREIGN;
@@ -73,6 +73,8 @@ TEST_F(RecordsTest, KindsWithoutAClassOfTheirOwnGetTheCancellationCheck)
 TEST_F(RecordsTest, TheKindTableNamesEachKnownKind)
 {
 	EXPECT_EQ(client_kind_class_of(ONERING_EV_USER), CLIENT_KIND_PASS);
+	// Completion-mode records are never dropped: each holds a buffer or a send.
+	EXPECT_EQ(client_kind_class_of(ONERING_EV_STREAM), CLIENT_KIND_PASS);
 	EXPECT_EQ(client_kind_class_of(ONERING_EV_NIC), CLIENT_KIND_PASS);
 	EXPECT_EQ(client_kind_class_of(ONERING_EV_WORD), CLIENT_KIND_WORD);
 	EXPECT_EQ(client_kind_class_of(ONERING_EV_CONTROL), CLIENT_KIND_CONTROL);

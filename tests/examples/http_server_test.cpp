@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 // examples/http_server.c on each of its back ends - onering (a broker of
-// the test's own), --epoll and --uring - as a client sees it: keep-alive and
+// the test's own), --epoll, --uring and --completion (onering's completion
+// mode) - as a client sees it: keep-alive and
 // pipelined requests, many connections at once, the answers that close
 // (HTTP/1.0, HEAD, malformed, too large), a peer that leaves mid-request,
 // and a clean stop that counts every request.
@@ -108,10 +109,12 @@ protected:
 		ASSERT_GT(port_, 0);
 		std::vector<std::string> args = {ONERING_HTTP_SERVER_PATH, "--port",
 						  std::to_string(port_), "--max-seconds", "60"};
-		if (GetParam() == "onering") {
+		if (GetParam() == "onering" || GetParam() == "completion") {
 			ASSERT_TRUE(broker_.Start());
 			args.insert(args.end(), {"--name", broker_.Name(), "--socket-dir",
 						 broker_.Dir()});
+			if (GetParam() == "completion")
+				args.push_back("--completion");
 		} else {
 			args.push_back("--" + GetParam());
 		}
@@ -148,7 +151,7 @@ protected:
 		std::string dir = log_.substr(0, log_.rfind('/'));
 		unlink(log_.c_str());
 		rmdir(dir.c_str());
-		if (GetParam() == "onering") {
+		if (GetParam() == "onering" || GetParam() == "completion") {
 			EXPECT_EQ(broker_.Stop(), 0);
 		}
 	}
@@ -250,7 +253,7 @@ TEST_P(HttpServer, APeerThatLeavesMidRequestHarmsNobody)
 	close(s);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, HttpServer, ::testing::Values("onering", "epoll", "uring"),
+INSTANTIATE_TEST_SUITE_P(Backends, HttpServer, ::testing::Values("onering", "epoll", "uring", "completion"),
 			 [](const ::testing::TestParamInfo<std::string> &i) { return i.param; });
 
 } // namespace

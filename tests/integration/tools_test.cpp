@@ -128,7 +128,7 @@ TEST(ToolTest, StatPrometheusDescribesEveryCounter)
 	const std::map<std::string, std::string> object = {
 		{"broker", "broker"}, {"pollers", "poller"}, {"queues", "queue"},
 		{"groups", "group"},  {"ports", "port"},     {"rx_queues", "rxq"},
-		{"export", "export"}, {"levels", "queue_level"}};
+		{"export", "export"}, {"levels", "queue_level"}, {"streams", "queue_stream"}};
 	std::istringstream table(RunTool("stat --list-counters", &st));
 	size_t described = 0;
 	while (std::getline(table, line)) {
@@ -448,7 +448,7 @@ TEST(ToolTest, CountersDocsMatchTheTable)
 		rows++;
 	EXPECT_EQ(rows, (size_t)(ONERING_BC_NR + ONERING_PC_NR + ONERING_QC_NR + ONERING_GC_NR +
 				 ONERING_PORTC_NR + ONERING_RXQC_NR + ONERING_EXC_NR +
-				 ONERING_LC_NR));
+				 ONERING_LC_NR + ONERING_SC_NR));
 
 	std::ifstream f(std::string(ONERING_DOCS_DIR) + "/operations.md");
 	ASSERT_TRUE(f) << ONERING_DOCS_DIR "/operations.md";

@@ -17,7 +17,7 @@ TEST(CountersTest, EveryListIsFoundByWhatAndFitsAStatsItem)
 {
 	unsigned nr;
 	const onering_counter_list *lists = onering_counter_lists(&nr);
-	ASSERT_EQ(nr, 8u);
+	ASSERT_EQ(nr, 9u);
 	std::set<uint32_t> whats;
 	std::set<std::string> families;
 	for (unsigned k = 0; k < nr; k++) {
@@ -31,6 +31,7 @@ TEST(CountersTest, EveryListIsFoundByWhatAndFitsAStatsItem)
 	EXPECT_EQ(onering_counter_list_find(ONERING_STATS_GROUP)->nr, (unsigned)ONERING_GC_NR);
 	EXPECT_EQ(onering_counter_list_find(ONERING_STATS_RXQ)->nr, (unsigned)ONERING_RXQC_NR);
 	EXPECT_EQ(onering_counter_list_find(ONERING_STATS_LEVEL)->nr, (unsigned)ONERING_LC_NR);
+	EXPECT_EQ(onering_counter_list_find(ONERING_STATS_STREAM)->nr, (unsigned)ONERING_SC_NR);
 }
 
 TEST(CountersTest, EveryCounterHasAUniqueLowerCaseNameAKindAUnitAndHelp)

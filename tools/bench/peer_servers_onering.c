@@ -2,7 +2,9 @@
 /*
  * peer_servers_onering.c: servers peer "onering": a private oneringd
  * (default options; with --cores, pinned to the first other CPU) and
- * the HTTP example attached to it (--name, --socket-dir); "epoll" and
+ * the HTTP example attached to it (--name, --socket-dir); "completion":
+ * the same with the example in completion mode (--completion: the broker
+ * accepts, receives and sends); "epoll" and
  * "uring": the same example on plain epoll (--epoll) and on io_uring
  * (--uring).
  */
@@ -10,8 +12,8 @@
 
 #include "tools/bench/peers.h"
 
-static int servers_onering_setup(struct bench_ctx *ctx,
-				 const struct bench_peer_ops *self BENCH_UNUSED, void *state)
+static int servers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
+				 void *state)
 {
 	struct servers_common *c = state;
 	char cpu[16] = "";
@@ -25,12 +27,18 @@ static int servers_onering_setup(struct bench_ctx *ctx,
 
 	if (rc < 0)
 		return rc;
-	const char *extra[] = { "--name", c->broker.name, "--socket-dir", c->broker.dir, NULL };
+	const char *extra[] = { "--name", c->broker.name, "--socket-dir", c->broker.dir,
+				(const char *)self->variant, NULL };
 	return servers_start(ctx, c, extra);
 }
 
-BENCH_PEER(bench_peer_servers_onering, "onering", "examples/http_server.c on a private oneringd",
-	   NULL, struct servers_common, 0, servers_onering_setup, NULL, NULL, NULL, servers_stop);
+BENCH_PEER(bench_peer_servers_onering, "onering", "examples/http_server.c on a private oneringd "
+	   "(readiness: the server reads and writes)", NULL, struct servers_common, 0,
+	   servers_onering_setup, NULL, NULL, NULL, servers_stop);
+BENCH_PEER(bench_peer_servers_completion, "completion", "examples/http_server.c --completion on "
+	   "a private oneringd (the broker accepts, receives and sends; the server makes no "
+	   "system call)", NULL, struct servers_common, "--completion", servers_onering_setup,
+	   NULL, NULL, NULL, servers_stop);
 
 /* variant: the example's back-end option. */
 static int servers_plain_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,

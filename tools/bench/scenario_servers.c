@@ -169,6 +169,7 @@ void servers_stop(struct bench_ctx *ctx, void *state)
 
 static const struct bench_peer_ops *const servers_peers[] = {
 	&bench_peer_servers_onering, &bench_peer_servers_epoll, &bench_peer_servers_uring,
+	&bench_peer_servers_completion,
 };
 
 static struct bench_param servers_params[] = {
@@ -180,11 +181,13 @@ static struct bench_param servers_params[] = {
 };
 
 BENCH_SCENARIO(servers, NULL, NULL, NULL, NULL, 3, 1,
-	.about = "the HTTP example under wrk: onering vs plain epoll vs io_uring, the same "
-		"server logic (needs wrk)",
+	.about = "the HTTP example under wrk: onering (readiness and completion mode) vs plain "
+		"epoll vs io_uring, the same server logic (needs wrk)",
 	.cores_help = "the server's and wrk's CPUs, oneringd then on the first other one "
 		"(default: unpinned)",
 	.fig_names = "requests/s p50_us p99_us errors server_cpu% broker_cpu% wrk_cpu%",
 	.ratio_text = "requests/s onering epoll >=1; p99_us onering epoll <=1.1; "
-		"requests/s onering uring; p99_us onering uring; requests/s uring epoll"
+		"requests/s completion epoll >=1.3; requests/s completion uring >=1; "
+		"p99_us completion epoll <=1; requests/s onering uring; p99_us onering uring; "
+		"requests/s uring epoll"
 );

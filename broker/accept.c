@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Completion-mode sockets on the control thread (stream.h): making their
+ * subscriptions, and accepting connections on listening sockets.
+ *
+ * accept(2) on a listening socket the client left blocking would block
+ * the control thread whenever another process takes the connection
+ * between readiness and the call; there is no MSG_DONTWAIT for it. So the
+ * broker accepts through io_uring: one ring on the control thread (its fd
+ * in the control epoll), one multishot accept per listener, whose
+ * completions each carry a new connection (SOCK_NONBLOCK | SOCK_CLOEXEC),
+ * made a subscription of the listener's queue here - counted against the
+ * listener's client's subscription and fd quotas, closed at once if over.
+ * The queue's poller announces it (ACCEPTED) on its first readiness report
+ * (a connected socket is writable at once). Without io_uring (a kernel or
+ * policy that refuses it) listeners are refused with a reason; connected
+ * sockets work either way.
+ */
+#include <errno.h>
+#include <liburing.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker/accept.h"
+#include "broker/broker.h"
+#include "broker/client.h"
+#include "broker/control.h"
+#include "broker/queue.h"
+#include "broker/stream.h"
+#include "shm/log.h"
+
+#define ACCEPT_RING_ENTRIES 256u
+
+struct broker_accept {
+	struct io_uring ring;
+	struct cds_list_head listeners; /* struct broker_conn.listen_node */
+	/* CLOCK_MONOTONIC ns when listeners whose accept ended (EMFILE, ...)
+	 * are armed again, 0: none waits. */
+	uint64_t rearm_ns;
+};
+
+#define REARM_PAUSE_NS (100ull * 1000 * 1000)
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int broker_accept_init(struct broker *b, uint64_t key)
+{
+	struct broker_accept *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return -ENOMEM;
+	/* Single issuer (this thread); fall back to plain flags on an older
+	 * kernel. */
+	int r = io_uring_queue_init(ACCEPT_RING_ENTRIES, &a->ring, IORING_SETUP_SINGLE_ISSUER);
+	if (r == -EINVAL)
+		r = io_uring_queue_init(ACCEPT_RING_ENTRIES, &a->ring, 0);
+	if (r < 0) {
+		onering_log(ONERING_LOG_NOTICE, "io_uring unavailable (%s): completion-mode "
+			    "listening sockets are refused; connected sockets work", strerror(-r));
+		free(a);
+		return r;
+	}
+	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = key};
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, a->ring.ring_fd, &ev) < 0) {
+		r = -errno;
+		onering_log(ONERING_LOG_ERR, "control epoll: adding the accept ring: %s",
+			    strerror(-r));
+		io_uring_queue_exit(&a->ring);
+		free(a);
+		return r;
+	}
+	CDS_INIT_LIST_HEAD(&a->listeners);
+	b->accept = a;
+	return 0;
+}
+
+void broker_accept_fini(struct broker *b)
+{
+	if (!b->accept)
+		return;
+	io_uring_queue_exit(&b->accept->ring); /* cancels what is in flight */
+	free(b->accept);
+	b->accept = NULL;
+}
+
+/* Arm s's multishot accept. 0 or -errno (-EBUSY: the ring is full now). */
+static int accept_arm(struct broker_accept *a, struct broker_sub *s)
+{
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
+
+	if (!sqe)
+		return -EBUSY;
+	io_uring_prep_multishot_accept(sqe, s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	io_uring_sqe_set_data64(sqe, broker_sub_key(s->id, s->gen));
+	int r = io_uring_submit(&a->ring);
+	if (r < 0)
+		return r;
+	s->conn->accept_armed = true;
+	return 0;
+}
+
+int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct broker_queue *q,
+			  int fd, uint64_t cookie, uint32_t prio, uint32_t listener_id,
+			  struct broker_sub **out, char *why, size_t why_size)
+{
+	int type = 0, listening = 0, r;
+	socklen_t len = sizeof(type);
+	uint32_t id, gen;
+
+	why[0] = '\0';
+	if (!q->streams) {
+		snprintf(why, why_size, "queue %u has no stream area (open it with "
+			 "onering_queue_options.stream_rx)", q->id);
+		return -EINVAL;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0) {
+		snprintf(why, why_size, "a completion-mode source must be a socket");
+		return -ENOTSOCK;
+	}
+	if (type != SOCK_STREAM && type != SOCK_DGRAM && type != SOCK_SEQPACKET) {
+		snprintf(why, why_size, "socket type %d: completion mode takes stream, "
+			 "seqpacket and datagram sockets", type);
+		return -EINVAL;
+	}
+	len = sizeof(listening);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
+		listening = 0;
+	if (listening && !b->accept) {
+		snprintf(why, why_size, "this broker cannot accept without io_uring (see its log); "
+			 "pass connected sockets");
+		return -EOPNOTSUPP;
+	}
+	r = broker_registry_alloc(&b->reg, &id, &gen);
+	if (r < 0) {
+		snprintf(why, why_size, "the subscription table is full (oneringd --max-subs %u)",
+			 b->cfg.max_subs);
+		return r;
+	}
+	struct broker_sub *s = calloc(1, sizeof(*s));
+	struct broker_conn *conn = s ? broker_conn_new(s, type == SOCK_DGRAM, listening,
+						       listener_id != 0, listener_id)
+				     : NULL;
+	if (!conn) {
+		free(s);
+		broker_registry_unalloc(&b->reg, id);
+		snprintf(why, why_size, "out of memory");
+		return -ENOMEM;
+	}
+	s->id = id;
+	s->gen = gen;
+	s->fd = fd;
+	s->events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+	s->mode = ONERING_MODE_EDGE;
+	s->cookie = cookie;
+	s->queue = q;
+	s->home = q->poller; /* the queue's buffers have one writer: its poller */
+	s->kind = ONERING_EV_STREAM;
+	s->prio = (uint8_t)prio;
+	s->conn = conn;
+	cds_list_add(&s->queue_node, &q->subs);
+	broker_count(&q->ctr[ONERING_QC_SUBS], 1);
+	broker_count(&q->streams->ctr[ONERING_SC_CONNECTIONS], 1);
+	c->nr_subs++;
+	c->nr_fds++;
+	onering_atomic_fetch_add(&s->home->fd_subs, 1u, onering_mo_relaxed);
+	broker_registry_publish(&b->reg, s);
+	if (listening) {
+		r = accept_arm(b->accept, s);
+		if (r == 0)
+			cds_list_add(&conn->listen_node, &b->accept->listeners);
+		else
+			snprintf(why, why_size, "io_uring accept: %s", strerror(-r));
+	} else {
+		/* Edge-triggered, both ways: the poller drains to EAGAIN. */
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+					 .data.u64 = broker_sub_key(id, gen)};
+		r = epoll_ctl(s->home->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
+		if (r < 0)
+			snprintf(why, why_size, "epoll_ctl ADD on poller %u: %s", s->home->idx,
+				 strerror(-r));
+	}
+	if (r < 0) {
+		/* Never armed: no poller can have seen it do anything. The fd
+		 * is the caller's to close (finalize would close it: keep it). */
+		s->fd = -1;
+		onering_atomic_fetch_add(&s->home->fd_subs, UINT32_MAX, onering_mo_relaxed);
+		c->nr_fds--;
+		broker_sub_finalize(b, s);
+		return r;
+	}
+	*out = s;
+	return 0;
+}
+
+void broker_stream_sub_end(struct broker *b, struct broker_sub *s)
+{
+	struct broker_conn *conn = s->conn;
+
+	if (!conn)
+		return;
+	broker_count(&s->queue->streams->ctr[ONERING_SC_CONNECTIONS], (uint64_t)-1);
+	if (!conn->listener)
+		return;
+	cds_list_del_init(&conn->listen_node);
+	if (!b->accept || !conn->accept_armed)
+		return;
+	/* Stop its accept before the fd closes (the ring holds the file). A
+	 * connection it still hands over finds no listener and is closed. */
+	struct io_uring_sqe *sqe = io_uring_get_sqe(&b->accept->ring);
+	if (!sqe) {
+		io_uring_submit(&b->accept->ring);
+		sqe = io_uring_get_sqe(&b->accept->ring);
+	}
+	if (sqe) {
+		io_uring_prep_cancel64(sqe, broker_sub_key(s->id, s->gen), 0);
+		io_uring_sqe_set_data64(sqe, 0);
+		io_uring_submit(&b->accept->ring);
+	}
+	conn->accept_armed = false;
+}
+
+/* A connection accepted on listener key: a subscription of its queue, or
+ * closed. */
+static void accepted(struct broker *b, uint64_t key, int fd)
+{
+	static struct broker_log_limit limit;
+	uint32_t suppressed;
+	struct broker_sub *l = broker_registry_lookup(&b->reg, key);
+	char why[160];
+
+	if (!l || broker_sub_dead(l) || !l->conn || !l->conn->listener ||
+	    onering_atomic_load(&l->queue->state, onering_mo_acquire) != BROKER_QUEUE_LIVE) {
+		close(fd); /* its listener is gone */
+		return;
+	}
+	struct broker_queue *q = l->queue;
+	struct broker_client *c = q->client;
+	if (c->nr_subs >= b->cfg.max_client_subs || c->nr_fds >= b->cfg.max_client_fds) {
+		broker_count(&q->streams->ctr[ONERING_SC_REFUSED], 1);
+		if (broker_log_allowed(&limit, &suppressed))
+			onering_log(ONERING_LOG_NOTICE, "client %u (pid %d): connection on listener %u "
+				    "closed: %u subscriptions, %u fds held (oneringd --max-client-subs, "
+				    "--max-client-fds; %u such not logged)", c->id, (int)c->pid, l->id,
+				    c->nr_subs, c->nr_fds, suppressed);
+		close(fd);
+		return;
+	}
+	struct broker_sub *s;
+	int r = broker_stream_sub_add(b, c, q, fd, l->cookie, l->prio, l->id, &s, why, sizeof(why));
+	if (r < 0) {
+		broker_count(&q->streams->ctr[ONERING_SC_REFUSED], 1);
+		if (broker_log_allowed(&limit, &suppressed))
+			onering_log(ONERING_LOG_WARN, "client %u (pid %d): accepted connection closed: "
+				    "%s (%u such not logged)", c->id, (int)c->pid, why, suppressed);
+		close(fd);
+		return;
+	}
+	broker_count(&q->streams->ctr[ONERING_SC_ACCEPTED], 1);
+}
+
+void broker_accept_event(struct broker *b)
+{
+	static struct broker_log_limit limit;
+	uint32_t suppressed;
+	struct broker_accept *a = b->accept;
+	struct io_uring_cqe *cqe;
+	unsigned head, n = 0;
+
+	if (!a)
+		return;
+again:
+	n = 0;
+	io_uring_for_each_cqe(&a->ring, head, cqe) {
+		uint64_t key = io_uring_cqe_get_data64(cqe);
+		n++;
+		if (key == 0) /* a cancel's own completion */
+			continue;
+		if (cqe->res >= 0) {
+			accepted(b, key, cqe->res);
+		} else if (cqe->res != -ECANCELED && broker_log_allowed(&limit, &suppressed)) {
+			onering_log(ONERING_LOG_WARN, "accept on listener %u: %s (%u such not logged)",
+				    (uint32_t)key, strerror(-cqe->res), suppressed);
+		}
+		if (!(cqe->flags & IORING_CQE_F_MORE)) {
+			/* Its multishot ended: arm it again (after a pause if it
+			 * ended in an error such as EMFILE: the control loop's tick). */
+			struct broker_sub *l = broker_registry_lookup(&b->reg, key);
+			if (l && l->conn && l->conn->listener) {
+				l->conn->accept_armed = false;
+				if (!a->rearm_ns)
+					a->rearm_ns = mono_ns() + REARM_PAUSE_NS;
+			}
+		}
+	}
+	io_uring_cq_advance(&a->ring, n);
+	/* A burst of connections larger than the completion ring waits in the
+	 * kernel's overflow list, which only a system call moves into the ring
+	 * (and the ring's fd says nothing more until then): take it now. */
+	if (io_uring_cq_has_overflow(&a->ring) && io_uring_get_events(&a->ring) == 0)
+		goto again;
+}
+
+int broker_accept_tick(struct broker *b)
+{
+	struct broker_accept *a = b->accept;
+	struct broker_conn *conn;
+
+	if (!a || !a->rearm_ns)
+		return -1;
+	uint64_t now = mono_ns();
+	if (now < a->rearm_ns)
+		return (int)((a->rearm_ns - now) / 1000000u) + 1;
+	a->rearm_ns = 0;
+	cds_list_for_each_entry(conn, &a->listeners, listen_node)
+		if (!conn->accept_armed && !broker_sub_dead(conn->s) && accept_arm(a, conn->s) < 0)
+			a->rearm_ns = now + REARM_PAUSE_NS;
+	return a->rearm_ns ? (int)(REARM_PAUSE_NS / 1000000u) : -1;
+}

@@ -1,0 +1,855 @@
+// SPDX-License-Identifier: MIT
+// Completion-mode sockets (issue 13): the broker receives into and sends
+// from the queue's stream area; the application makes no system call.
+#include <gtest/gtest.h>
+
+#include <arpa/inet.h>
+#include <atomic>
+#include <chrono>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+#include "harness.h"
+
+using onering_test::Broker;
+using onering_test::ExitGroup;
+using onering_test::InstallSeccompKillAll;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A listening TCP socket on 127.0.0.1, an ephemeral port (*port).
+int TcpListener(uint16_t *port)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sockaddr_in a = {};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t len = sizeof(a);
+	if (s < 0 || bind(s, (sockaddr *)&a, sizeof(a)) < 0 || listen(s, 4096) < 0 ||
+	    getsockname(s, (sockaddr *)&a, &len) < 0) {
+		if (s >= 0)
+			close(s);
+		return -1;
+	}
+	*port = ntohs(a.sin_port);
+	return s;
+}
+
+int TcpConnect(uint16_t port)
+{
+	int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	sockaddr_in a = {};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	a.sin_port = htons(port);
+	if (s >= 0 && connect(s, (sockaddr *)&a, sizeof(a)) < 0) {
+		close(s);
+		return -1;
+	}
+	return s;
+}
+
+// A pattern that tells one byte from the next, and one payload from another.
+std::vector<unsigned char> Payload(size_t n, unsigned seed)
+{
+	std::vector<unsigned char> v(n);
+	for (size_t i = 0; i < n; i++)
+		v[i] = (unsigned char)((i * 131 + seed * 7 + (i >> 8)) & 0xff);
+	return v;
+}
+
+// Write all of data (a blocking socket).
+bool WriteAll(int fd, const unsigned char *data, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, data, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return false;
+		data += w;
+		n -= (size_t)w;
+	}
+	return true;
+}
+
+// Read until EOF (or n bytes and EOF), bounded by a deadline (poll).
+std::vector<unsigned char> ReadToEof(int fd, int timeout_ms, int *err = nullptr)
+{
+	std::vector<unsigned char> got;
+	unsigned char buf[65536];
+	auto end = Clock::now() + std::chrono::milliseconds(timeout_ms);
+	for (;;) {
+		pollfd p = {fd, POLLIN, 0};
+		int left = (int)std::chrono::duration_cast<std::chrono::milliseconds>(end - Clock::now())
+				   .count();
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			break;
+		ssize_t r = read(fd, buf, sizeof(buf));
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0) {
+			if (err)
+				*err = r < 0 ? errno : 0;
+			break;
+		}
+		got.insert(got.end(), buf, buf + r);
+	}
+	return got;
+}
+
+// An echo server on a queue of its own, run by a thread: every received
+// byte is sent back from the receive buffer it arrived in (zero copy); at
+// the end of a stream the connection is closed once the echo is out.
+struct EchoServer {
+	onering *att = nullptr;
+	onering_queue *q = nullptr;
+	std::thread th;
+	std::atomic<bool> stop{false};
+	std::atomic<long> accepted{0}, closed{0}, resets{0}, recvs{0};
+	std::atomic<long> bytes{0};
+	// false: a client that keeps every receive buffer (held) until release
+	std::atomic<bool> return_buffers{true}, release{false};
+	std::vector<onering_event> held;
+	bool echo = true; // false: received bytes are only counted (a sink)
+
+	bool Open(const Broker &b, uint32_t rx = 64, uint32_t buf = 16384)
+	{
+		onering_queue_options o = {};
+		o.capacity = 4096;
+		o.sq_capacity = 1024;
+		o.stream_rx = rx;
+		o.stream_buf = buf;
+		return b.Attach(&att) == 0 && onering_queue_open(att, &o, &q) == 0;
+	}
+	// A TCP listener on 127.0.0.1 (*port) in completion mode on q (cookie 7);
+	// the test's copy closed.
+	bool Listen(uint16_t *port, onering_sub *ls)
+	{
+		int l = TcpListener(port);
+		if (l < 0)
+			return false;
+		int r = onering_stream_add(q, l, 7, ls);
+		close(l);
+		return r == 0;
+	}
+	void Run()
+	{
+		th = std::thread([this] { Loop(); });
+	}
+	void Loop()
+	{
+		onering_event ev[64];
+		while (!stop.load()) {
+			if (release.load() && !held.empty()) {
+				for (const onering_event &e : held)
+					Submit([&] { return onering_stream_done(q, &e); });
+				held.clear();
+				return_buffers = true;
+			}
+			int n = onering_wait(q, ev, 1, 64, 20 * 1000 * 1000);
+			for (int i = 0; i < n; i++)
+				Handle(ev[i]);
+		}
+	}
+	// Submission ring full: consume and retry, bounded.
+	template <typename F> void Submit(F f)
+	{
+		for (int tries = 0; tries < 100000; tries++) {
+			if (f() != -EAGAIN)
+				return;
+			usleep(50);
+		}
+		ADD_FAILURE() << "submission ring stayed full";
+	}
+	void Handle(const onering_event &e)
+	{
+		ASSERT_EQ(e.kind, ONERING_EV_STREAM);
+		onering_sub conn = onering_event_sub(q, &e);
+		const onering_event_stream &s = e.payload.stream;
+		switch (s.op) {
+		case ONERING_STREAM_ACCEPTED:
+			accepted++;
+			break;
+		case ONERING_STREAM_RECV:
+			if (s.status > 0) {
+				recvs++;
+				bytes += s.status;
+				if (!return_buffers.load()) {
+					held.push_back(e);
+					break;
+				}
+				if (!echo) {
+					Submit([&] { return onering_stream_done(q, &e); });
+					break;
+				}
+				const void *data = onering_stream_data(q, &e);
+				ASSERT_NE(data, nullptr);
+				Submit([&] { return onering_stream_send(q, conn, data, (size_t)s.status, 0); });
+			} else {
+				if (s.status < 0)
+					resets++;
+				Submit([&] {
+					return onering_stream_close(q, conn, s.status < 0 ? ONERING_CLOSE_ABORT : 0);
+				});
+			}
+			break;
+		case ONERING_STREAM_SENT:
+			EXPECT_GT(s.status, 0) << "a send failed";
+			Submit([&] { return onering_stream_done(q, &e); }); // the receive buffer back
+			break;
+		case ONERING_STREAM_CLOSED:
+			closed++;
+			break;
+		default:
+			ADD_FAILURE() << "unknown stream op " << s.op;
+		}
+	}
+	~EchoServer()
+	{
+		stop = true;
+		if (th.joinable())
+			th.join();
+		if (q)
+			onering_queue_close(q);
+		if (att)
+			onering_detach(att);
+	}
+};
+
+// In a forked child: attach, open a queue with a stream area (rx, tx
+// buffers of buf bytes; ring capacities cap, 0 = default) and put listener
+// l on it. false: something failed (the child exits).
+bool ChildServer(const Broker &broker, int l, uint32_t rx, uint32_t tx, uint32_t buf, uint32_t cap,
+		 onering_queue **q)
+{
+	onering *att;
+	onering_queue_options o = {};
+	o.capacity = cap;
+	o.sq_capacity = cap;
+	o.stream_rx = rx;
+	o.stream_tx = tx;
+	o.stream_buf = buf;
+	onering_sub ls;
+	return broker.Attach(&att) == 0 && onering_queue_open(att, &o, q) == 0 &&
+	       onering_stream_add(*q, l, 1, &ls) == 0;
+}
+
+// Wait (bounded: 10 s) until pred holds.
+template <typename P> bool WaitFor(P pred, int ms = 10000)
+{
+	auto end = Clock::now() + std::chrono::milliseconds(ms);
+	while (!pred()) {
+		if (Clock::now() > end)
+			return false;
+		usleep(1000);
+	}
+	return true;
+}
+
+// Send payload on a connected socket from a thread while this one reads the
+// echo; half-close after the last byte; true when the echo is byte-for-byte
+// the payload followed by the end of stream.
+::testing::AssertionResult EchoRoundTrip(int fd, const std::vector<unsigned char> &payload)
+{
+	bool wrote = false;
+	std::thread w([&] {
+		wrote = WriteAll(fd, payload.data(), payload.size()) && shutdown(fd, SHUT_WR) == 0;
+	});
+	int err = -1;
+	std::vector<unsigned char> got = ReadToEof(fd, 20000, &err);
+	w.join();
+	if (!wrote)
+		return ::testing::AssertionFailure() << "write failed: " << strerror(errno);
+	if (err != 0)
+		return ::testing::AssertionFailure() << "no end of stream (err " << err << "), "
+						     << got.size() << " of " << payload.size() << " bytes";
+	if (got != payload) {
+		size_t i = 0;
+		while (i < got.size() && i < payload.size() && got[i] == payload[i])
+			i++;
+		return ::testing::AssertionFailure() << got.size() << " bytes back for " << payload.size()
+						     << ", first difference at " << i;
+	}
+	return ::testing::AssertionSuccess();
+}
+
+const size_t kSizes[] = {1, 2, 100, 4096, 16383, 16384, 16385, 65537, 300000, 1u << 20};
+
+} // namespace
+
+// TCP: payloads from 1 byte to 1 MiB, each on a connection the broker
+// accepted, come back byte for byte, then the end of stream.
+TEST(StreamTest, EchoesOverTcpFromOneByteToOneMiB)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer srv;
+	ASSERT_TRUE(srv.Open(broker));
+	uint16_t port;
+	onering_sub ls;
+	ASSERT_TRUE(srv.Listen(&port, &ls)) << onering_last_error(srv.att);
+	srv.Run();
+	unsigned seed = 0;
+	for (size_t n : kSizes) {
+		int c = TcpConnect(port);
+		ASSERT_GE(c, 0);
+		EXPECT_TRUE(EchoRoundTrip(c, Payload(n, ++seed))) << n << " bytes";
+		close(c);
+	}
+	EXPECT_TRUE(WaitFor([&] { return srv.closed.load() == (long)std::size(kSizes); }))
+		<< srv.closed.load() << " connections closed";
+	EXPECT_EQ(srv.accepted.load(), (long)std::size(kSizes));
+}
+
+// The same over Unix stream sockets.
+TEST(StreamTest, EchoesOverUnixStreamSockets)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer srv;
+	ASSERT_TRUE(srv.Open(broker));
+	sockaddr_un a = {};
+	a.sun_family = AF_UNIX;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s/echo.sock", broker.Dir().c_str());
+	int l = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	ASSERT_GE(l, 0);
+	ASSERT_EQ(bind(l, (sockaddr *)&a, sizeof(a)), 0);
+	ASSERT_EQ(listen(l, 128), 0);
+	onering_sub ls;
+	ASSERT_EQ(onering_stream_add(srv.q, l, 7, &ls), 0) << onering_last_error(srv.att);
+	close(l);
+	srv.Run();
+	unsigned seed = 100;
+	for (size_t n : kSizes) {
+		int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		ASSERT_GE(c, 0);
+		ASSERT_EQ(connect(c, (sockaddr *)&a, sizeof(a)), 0);
+		EXPECT_TRUE(EchoRoundTrip(c, Payload(n, ++seed))) << n << " bytes";
+		close(c);
+	}
+	// A connected socket added by the client (not accepted): a socketpair.
+	int sp[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	onering_sub cs;
+	ASSERT_EQ(onering_stream_add(srv.q, sp[1], 9, &cs), 0);
+	close(sp[1]);
+	EXPECT_TRUE(EchoRoundTrip(sp[0], Payload(70000, 3)));
+	close(sp[0]);
+	unlink(a.sun_path);
+}
+
+// 1,000 connections open at once, each with its own message in flight.
+TEST(StreamTest, ServesAThousandConnectionsAtOnce)
+{
+	rlimit rl;
+	ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 4096 && rl.rlim_max >= 4096) {
+		rl.rlim_cur = 4096;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_cur < 2200)
+		GTEST_SKIP() << "RLIMIT_NOFILE " << rl.rlim_cur << " is below 2200";
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer srv;
+	ASSERT_TRUE(srv.Open(broker, 256, 4096));
+	uint16_t port;
+	onering_sub ls;
+	ASSERT_TRUE(srv.Listen(&port, &ls)) << onering_last_error(srv.att);
+	srv.Run();
+	constexpr int kConns = 1000;
+	std::vector<int> fds;
+	for (int i = 0; i < kConns; i++) {
+		int c = TcpConnect(port);
+		ASSERT_GE(c, 0) << "connection " << i;
+		fds.push_back(c);
+	}
+	ASSERT_TRUE(WaitFor([&] { return srv.accepted.load() == kConns; }))
+		<< srv.accepted.load() << " accepted; refused " << srv.closed.load() << " closed";
+	for (int i = 0; i < kConns; i++) {
+		std::string m = "message " + std::to_string(i) + " of 1000";
+		ASSERT_TRUE(WriteAll(fds[i], (const unsigned char *)m.data(), m.size()));
+	}
+	for (int i = 0; i < kConns; i++) {
+		std::string m = "message " + std::to_string(i) + " of 1000";
+		std::string got;
+		char buf[64];
+		auto end = Clock::now() + std::chrono::seconds(10);
+		while (got.size() < m.size() && Clock::now() < end) {
+			pollfd p = {fds[i], POLLIN, 0};
+			if (poll(&p, 1, 1000) == 1) {
+				ssize_t r = read(fds[i], buf, sizeof(buf));
+				if (r <= 0)
+					break;
+				got.append(buf, (size_t)r);
+			}
+		}
+		EXPECT_EQ(got, m);
+	}
+	for (int c : fds)
+		close(c);
+	EXPECT_TRUE(WaitFor([&] { return srv.closed.load() == kConns; }))
+		<< srv.closed.load() << " closed";
+}
+
+// Half-close both ways: the server shuts its sending side down and keeps
+// receiving; the client's end of stream then reaches the server.
+TEST(StreamTest, HalfCloseKeepsTheOtherDirection)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer srv;
+	ASSERT_TRUE(srv.Open(broker));
+	uint16_t port;
+	onering_sub ls;
+	ASSERT_TRUE(srv.Listen(&port, &ls)) << onering_last_error(srv.att);
+	int c = TcpConnect(port);
+	ASSERT_GE(c, 0);
+	onering_event ev[16];
+	onering_sub conn = {0, 0};
+	ASSERT_TRUE(WaitFor([&] {
+		int n = onering_poll(srv.q, ev, 16);
+		for (int i = 0; i < n; i++)
+			if (ev[i].payload.stream.op == ONERING_STREAM_ACCEPTED)
+				conn = onering_event_sub(srv.q, &ev[i]);
+		return conn.id != 0;
+	}));
+	EXPECT_EQ(ev[0].cookie, 7u) << "an accepted connection carries the listener's cookie";
+	EXPECT_EQ(ev[0].payload.stream.buf, ls.id) << "and names the listener";
+	// The server says "bye" and shuts its sending side down.
+	unsigned char *b = (unsigned char *)onering_stream_buffer(srv.q);
+	ASSERT_NE(b, nullptr);
+	memcpy(b, "bye", 3);
+	ASSERT_EQ(onering_stream_send(srv.q, conn, b, 3, 55), 0);
+	ASSERT_EQ(onering_stream_close(srv.q, conn, ONERING_CLOSE_WRITE), 0);
+	int err = -1;
+	std::vector<unsigned char> got = ReadToEof(c, 5000, &err);
+	EXPECT_EQ(std::string(got.begin(), got.end()), "bye");
+	EXPECT_EQ(err, 0) << "the client sees the end of stream";
+	// The other direction still works: the client writes, then ends.
+	ASSERT_TRUE(WriteAll(c, (const unsigned char *)"still here", 10));
+	ASSERT_EQ(shutdown(c, SHUT_WR), 0);
+	std::string recv;
+	bool sent = false, eof = false;
+	ASSERT_TRUE(WaitFor([&] {
+		int n = onering_poll(srv.q, ev, 16);
+		for (int i = 0; i < n; i++) {
+			const onering_event_stream &s = ev[i].payload.stream;
+			if (s.op == ONERING_STREAM_SENT) {
+				EXPECT_EQ(s.status, 3);
+				EXPECT_EQ(s.tag, 55u);
+				sent = true;
+				EXPECT_EQ(onering_stream_done(srv.q, &ev[i]), 0);
+			} else if (s.op == ONERING_STREAM_RECV && s.status > 0) {
+				recv.append((const char *)onering_stream_data(srv.q, &ev[i]), (size_t)s.status);
+				EXPECT_EQ(onering_stream_done(srv.q, &ev[i]), 0);
+			} else if (s.op == ONERING_STREAM_RECV && s.status == 0) {
+				eof = true;
+			}
+		}
+		return sent && eof;
+	}));
+	EXPECT_EQ(recv, "still here");
+	ASSERT_EQ(onering_stream_close(srv.q, conn, 0), 0);
+	bool closed = false;
+	EXPECT_TRUE(WaitFor([&] {
+		int n = onering_poll(srv.q, ev, 16);
+		for (int i = 0; i < n; i++)
+			closed |= ev[i].payload.stream.op == ONERING_STREAM_CLOSED;
+		return closed;
+	}));
+	close(c);
+}
+
+// A peer that resets: the server's receive says -ECONNRESET; it closes and
+// the broker holds nothing of the connection afterwards.
+TEST(StreamTest, APeerThatResetsEndsItsConnection)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer srv;
+	ASSERT_TRUE(srv.Open(broker));
+	uint16_t port;
+	onering_sub ls;
+	ASSERT_TRUE(srv.Listen(&port, &ls)) << onering_last_error(srv.att);
+	srv.Run();
+	int base = broker.FdCount();
+	int c = TcpConnect(port);
+	ASSERT_GE(c, 0);
+	ASSERT_TRUE(WriteAll(c, (const unsigned char *)"ping", 4));
+	char buf[4];
+	ASSERT_EQ(read(c, buf, 4), 4); // the echo: the server took everything
+	linger lg = {1, 0};
+	ASSERT_EQ(setsockopt(c, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+	close(c); // RST
+	EXPECT_TRUE(WaitFor([&] { return srv.resets.load() == 1; })) << "no -ECONNRESET seen";
+	EXPECT_TRUE(WaitFor([&] { return srv.closed.load() == 1; }));
+	EXPECT_TRUE(WaitFor([&] { return broker.FdCount() == base; }))
+		<< broker.FdCount() << " fds, " << base << " before";
+}
+
+// A client that stops giving receive buffers back stalls its own
+// connections (the bytes wait in the kernel: back-pressure to the sender),
+// not another client's; once it gives them back, its bytes flow again.
+TEST(StreamTest, AClientThatKeepsItsBuffersStallsOnlyItself)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer hog, good;
+	ASSERT_TRUE(hog.Open(broker, 4, 4096));
+	ASSERT_TRUE(good.Open(broker));
+	hog.return_buffers = false;
+	hog.echo = false;
+	uint16_t hport, gport;
+	int hl = TcpListener(&hport), gl = TcpListener(&gport);
+	ASSERT_GE(hl, 0);
+	ASSERT_GE(gl, 0);
+	onering_sub s;
+	ASSERT_EQ(onering_stream_add(hog.q, hl, 1, &s), 0);
+	ASSERT_EQ(onering_stream_add(good.q, gl, 2, &s), 0);
+	close(hl);
+	close(gl);
+	hog.Run();
+	good.Run();
+	int hc = TcpConnect(hport);
+	ASSERT_GE(hc, 0);
+	int fl = fcntl(hc, F_GETFL);
+	ASSERT_EQ(fcntl(hc, F_SETFL, fl | O_NONBLOCK), 0);
+	// Write to the hog until the kernel's buffers are full: nothing lost,
+	// the broker stopped taking after 4 buffers.
+	std::vector<unsigned char> chunk = Payload(65536, 9);
+	long written = 0;
+	for (int i = 0; i < 10000; i++) {
+		ssize_t w = write(hc, chunk.data(), chunk.size());
+		if (w < 0 && errno == EAGAIN) {
+			usleep(2000);
+			if (write(hc, chunk.data(), 1) < 0 && errno == EAGAIN)
+				break;
+			written++;
+			continue;
+		}
+		ASSERT_GT(w, 0);
+		written += w;
+	}
+	EXPECT_TRUE(WaitFor([&] { return hog.recvs.load() == 4; }));
+	usleep(50000);
+	EXPECT_EQ(hog.recvs.load(), 4) << "the hog's connection stalls at its 4 buffers";
+	EXPECT_LT(hog.bytes.load(), written);
+	// Meanwhile the other client's echo is whole.
+	int gc = TcpConnect(gport);
+	ASSERT_GE(gc, 0);
+	EXPECT_TRUE(EchoRoundTrip(gc, Payload(300000, 4)));
+	close(gc);
+	// The hog gives its buffers back: its bytes flow again.
+	hog.release = true;
+	EXPECT_TRUE(WaitFor([&] { return hog.bytes.load() >= written; }))
+		<< hog.bytes.load() << " of " << written << " bytes received after the release";
+	close(hc);
+}
+
+// UDP: each datagram is one record, its boundaries kept; a reply in place
+// goes back to the address it came from; one longer than a buffer is cut
+// and flagged.
+TEST(StreamTest, DatagramsKeepTheirBoundaries)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer srv;
+	ASSERT_TRUE(srv.Open(broker, 16, 4096));
+	int us = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ASSERT_GE(us, 0);
+	sockaddr_in a = {};
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t alen = sizeof(a);
+	ASSERT_EQ(bind(us, (sockaddr *)&a, sizeof(a)), 0);
+	ASSERT_EQ(getsockname(us, (sockaddr *)&a, &alen), 0);
+	onering_sub us_sub;
+	ASSERT_EQ(onering_stream_add(srv.q, us, 5, &us_sub), 0);
+	close(us);
+	int c = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ASSERT_GE(c, 0);
+	ASSERT_EQ(connect(c, (sockaddr *)&a, sizeof(a)), 0);
+	const size_t sizes[] = {1, 7, 100, 1000, 3968, 0};
+	size_t max = onering_stream_buffer_size(srv.q);
+	ASSERT_EQ(max, 4096u - ONERING_STREAM_ADDR_BYTES);
+	for (size_t i = 0; i < std::size(sizes); i++) {
+		std::vector<unsigned char> d = Payload(sizes[i], (unsigned)i);
+		ASSERT_EQ(send(c, d.data(), d.size(), 0), (ssize_t)d.size());
+	}
+	std::vector<unsigned char> big = Payload(5000, 99);
+	ASSERT_EQ(send(c, big.data(), big.size(), 0), (ssize_t)big.size());
+	// The server replies to each in place, to where it came from.
+	size_t seen = 0;
+	onering_event ev[16];
+	ASSERT_TRUE(WaitFor([&] {
+		int n = onering_poll(srv.q, ev, 16);
+		for (int i = 0; i < n; i++) {
+			const onering_event_stream &s = ev[i].payload.stream;
+			if (s.op == ONERING_STREAM_SENT) {
+				EXPECT_GE(s.status, 0);
+				EXPECT_EQ(onering_stream_done(srv.q, &ev[i]), 0);
+				continue;
+			}
+			EXPECT_EQ(s.op, (uint32_t)ONERING_STREAM_RECV);
+			if (seen < std::size(sizes)) {
+				EXPECT_EQ((size_t)s.status, sizes[seen]) << "datagram " << seen;
+				EXPECT_EQ(ev[i].flags & ONERING_EVF_STREAM_TRUNC, 0);
+			} else {
+				EXPECT_EQ((size_t)s.status, max) << "cut at the buffer";
+				EXPECT_NE(ev[i].flags & ONERING_EVF_STREAM_TRUNC, 0);
+			}
+			uint32_t plen = 0;
+			const sockaddr *peer = onering_stream_peer(srv.q, &ev[i], &plen);
+			EXPECT_NE(peer, nullptr);
+			EXPECT_EQ(plen, sizeof(sockaddr_in));
+			const void *data = onering_stream_data(srv.q, &ev[i]);
+			EXPECT_NE(data, nullptr);
+			if (s.status > 0)
+				EXPECT_EQ(onering_stream_sendto(srv.q, us_sub, data, (size_t)s.status, nullptr,
+								0, seen),
+					  0);
+			else
+				EXPECT_EQ(onering_stream_done(srv.q, &ev[i]), 0);
+			seen++;
+		}
+		return seen == std::size(sizes) + 1;
+	}));
+	// The replies, one per datagram, each whole.
+	for (size_t i = 0; i < std::size(sizes); i++) {
+		if (sizes[i] == 0)
+			continue;
+		std::vector<unsigned char> want = Payload(sizes[i], (unsigned)i), got(8192);
+		pollfd p = {c, POLLIN, 0};
+		ASSERT_EQ(poll(&p, 1, 5000), 1);
+		ssize_t r = recv(c, got.data(), got.size(), 0);
+		ASSERT_EQ(r, (ssize_t)want.size());
+		got.resize((size_t)r);
+		EXPECT_EQ(got, want);
+	}
+	close(c);
+}
+
+// A client killed in the middle of sending: the broker closes its
+// connections and its listener (the peers see the end), and holds no fd
+// of it afterwards.
+TEST(StreamTest, AClientKilledMidSendLeavesNothingBehind)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	int base = broker.FdCount();
+	uint16_t port;
+	int l = TcpListener(&port);
+	ASSERT_GE(l, 0);
+	int ready[2];
+	ASSERT_EQ(pipe(ready), 0);
+	pid_t child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		// Accepts, then sends 64 KiB replies as fast as its transmit
+		// buffers allow, until killed; says so once the broker has sent
+		// some (a SENT record) with more waiting.
+		onering_queue *q;
+		if (!ChildServer(broker, l, 8, 64, 65536, 0, &q))
+			_exit(3);
+		close(l);
+		bool told = false;
+		onering_sub conn = {0, 0};
+		onering_event ev[64];
+		for (long spins = 0; spins < 100000000; spins++) {
+			int n = onering_wait(q, ev, 1, 64, 10 * 1000 * 1000);
+			for (int i = 0; i < n; i++) {
+				const onering_event_stream &s = ev[i].payload.stream;
+				if (s.op == ONERING_STREAM_RECV && s.status > 0)
+					conn = onering_event_sub(q, &ev[i]);
+				if (s.op == ONERING_STREAM_SENT && s.status > 0 && !told &&
+				    write(ready[1], "s", 1) == 1)
+					told = true;
+				onering_stream_done(q, &ev[i]);
+			}
+			void *b;
+			while (conn.id && (b = onering_stream_buffer(q)) != nullptr)
+				if (onering_stream_send(q, conn, b, onering_stream_buffer_size(q), 0) < 0)
+					break;
+		}
+		_exit(4);
+	}
+	close(l);
+	close(ready[1]);
+	int c = TcpConnect(port);
+	ASSERT_GE(c, 0);
+	ASSERT_TRUE(WriteAll(c, (const unsigned char *)"go", 2));
+	pollfd p = {ready[0], POLLIN, 0};
+	ASSERT_EQ(poll(&p, 1, 10000), 1) << "the child never sent";
+	char x;
+	ASSERT_EQ(read(ready[0], &x, 1), 1);
+	close(ready[0]);
+	kill(child, SIGKILL);
+	int status;
+	ASSERT_EQ(waitpid(child, &status, 0), child);
+	// The peer reads what was sent, then the end (or a reset).
+	int err = -1;
+	std::vector<unsigned char> got = ReadToEof(c, 10000, &err);
+	EXPECT_TRUE(err == 0 || err == ECONNRESET) << "err " << err;
+	EXPECT_GT(got.size(), 0u);
+	close(c);
+	EXPECT_TRUE(WaitFor([&] { return broker.FdCount() == base; }))
+		<< broker.FdCount() << " fds, " << base << " before";
+	EXPECT_LT(TcpConnect(port), 0) << "the listener is closed";
+}
+
+// Bad requests from the client do not reach a socket: a SEND outside the
+// stream area is refused by the library; a receive buffer given back twice
+// is counted, not taken.
+TEST(StreamTest, RefusesSendsOutsideTheStreamArea)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer srv;
+	ASSERT_TRUE(srv.Open(broker, 4, 4096));
+	int sp[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	onering_sub cs;
+	ASSERT_EQ(onering_stream_add(srv.q, sp[1], 9, &cs), 0);
+	close(sp[1]);
+	char outside[16] = "outside";
+	EXPECT_EQ(onering_stream_send(srv.q, cs, outside, sizeof(outside), 0), -EINVAL);
+	void *b = onering_stream_buffer(srv.q);
+	ASSERT_NE(b, nullptr);
+	EXPECT_EQ(onering_stream_send(srv.q, cs, b, 0, 0), -EINVAL) << "no empty send";
+	EXPECT_EQ(onering_stream_send(srv.q, cs, b, 1 << 20, 0), -EINVAL) << "past the area";
+	// A queue without a stream area refuses completion mode with a reason.
+	onering_queue *plain;
+	ASSERT_EQ(onering_queue_open(srv.att, nullptr, &plain), 0);
+	int sp2[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp2), 0);
+	EXPECT_EQ(onering_stream_add(plain, sp2[1], 1, &cs), -EINVAL);
+	EXPECT_NE(std::string(onering_last_error(srv.att)).find("stream area"), std::string::npos);
+	onering_queue_close(plain);
+	close(sp2[0]);
+	close(sp2[1]);
+	close(sp[0]);
+}
+
+namespace {
+
+static volatile bool exit_here = true;
+
+// Under the filter: serve echo requests until total bytes were echoed,
+// then exit; any system call kills the process. Not instrumented by ASan.
+__attribute__((no_sanitize("address"), noinline)) void ServeWithoutSyscalls(onering_queue *q,
+									     long total)
+{
+	long echoed = 0;
+	onering_event ev[64];
+	for (uint64_t spins = 0; echoed < total; spins++) {
+		int n = onering_poll(q, ev, 64);
+		if (n < 0)
+			ExitGroup(5);
+		for (int i = 0; i < n; i++) {
+			const onering_event_stream &s = ev[i].payload.stream;
+			if (s.op == ONERING_STREAM_RECV && s.status > 0) {
+				onering_sub conn = onering_event_sub(q, &ev[i]);
+				if (onering_stream_send(q, conn, onering_stream_data(q, &ev[i]),
+							(size_t)s.status, 0) < 0)
+					ExitGroup(6);
+				echoed += s.status;
+			} else if (s.op == ONERING_STREAM_SENT) {
+				if (s.status <= 0 || onering_stream_done(q, &ev[i]) < 0)
+					ExitGroup(7);
+			} else if (s.op == ONERING_STREAM_RECV) {
+				ExitGroup(8); // the peer went early
+			}
+		}
+		if (spins > 50000000000ull) // bounded
+			ExitGroup(9);
+	}
+	if (exit_here)
+		ExitGroup(0);
+}
+
+} // namespace
+
+// The acceptance test of the zero-syscall server: a child accepts,
+// receives and replies to 10,000 requests under a seccomp filter that
+// kills it on any system call, and exits normally.
+TEST(StreamTest, ServesTenThousandRequestsUnderASeccompFilterThatKillsOnAnySyscall)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start({"--idle-sleep-ms", "-1"})); // a poller that never sleeps
+	uint16_t port;
+	int l = TcpListener(&port);
+	ASSERT_GE(l, 0);
+	int ready[2];
+	ASSERT_EQ(pipe(ready), 0);
+	constexpr long kRequests = 10000;
+	constexpr size_t kReq = 64;
+	pid_t child = fork();
+	ASSERT_GE(child, 0);
+	if (child == 0) {
+		onering_queue *q;
+		if (!ChildServer(broker, l, 64, 0, 4096, 1024, &q))
+			_exit(3);
+		if (write(ready[1], "r", 1) != 1 || InstallSeccompKillAll() < 0)
+			_exit(4);
+		ServeWithoutSyscalls(q, kRequests * (long)kReq);
+		_exit(10); // not reached
+	}
+	close(l);
+	close(ready[1]);
+	pollfd p = {ready[0], POLLIN, 0};
+	ASSERT_EQ(poll(&p, 1, 10000), 1);
+	char x;
+	ASSERT_EQ(read(ready[0], &x, 1), 1);
+	close(ready[0]);
+	int c = TcpConnect(port); // accepted by the broker, announced to the child
+	ASSERT_GE(c, 0);
+	int one = 1;
+	setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	unsigned char req[kReq], rep[kReq];
+	long done = 0;
+	for (; done < kRequests; done++) {
+		memset(req, (int)(done & 0xff), sizeof(req));
+		if (!WriteAll(c, req, sizeof(req)))
+			break;
+		size_t got = 0;
+		while (got < sizeof(rep)) {
+			pollfd cp = {c, POLLIN, 0};
+			if (poll(&cp, 1, 10000) != 1)
+				break;
+			ssize_t r = read(c, rep + got, sizeof(rep) - got);
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got != sizeof(rep) || memcmp(req, rep, sizeof(rep)) != 0)
+			break;
+	}
+	EXPECT_EQ(done, kRequests) << "replies stopped";
+	int status = 0;
+	bool exited = false;
+	for (int i = 0; i < 1000 && !exited; i++) { // 10 s
+		exited = waitpid(child, &status, WNOHANG) == child;
+		if (!exited)
+			usleep(10000);
+	}
+	if (!exited) {
+		kill(child, SIGKILL);
+		waitpid(child, &status, 0);
+	}
+	close(c);
+	EXPECT_TRUE(exited && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+		<< "child status 0x" << std::hex << status;
+}
