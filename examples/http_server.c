@@ -202,6 +202,32 @@ static int loop_del(struct loop *l, const struct watch *w)
 	return onering_del(l->q, w->sub);
 }
 
+/* --yields: how many times an onering back end, finding no record, yields
+ * its CPU (sched_yield) and looks again before it sleeps in onering_wait(). A
+ * server that shares its core with its clients (wrk here) then lets them run
+ * without going to sleep: the broker's next record finds it runnable, and no
+ * wake-up has to cross cores (an inter-processor interrupt; in a VM an exit).
+ * 0: sleep at once (onering_wait's own idle strategy, $ONERING_IDLE). The
+ * default is 64 in completion mode and 0 for readiness (onering-bench
+ * servers, docs/benchmarks.md: completion 1.6x the requests/s with them,
+ * readiness the same requests/s and a longer tail). */
+static unsigned long spin_yields = ULONG_MAX; /* ULONG_MAX: the back end's default */
+
+static volatile sig_atomic_t stop_requested;
+
+/* onering_poll, then up to spin_yields yields, then onering_wait. */
+static int onering_take(struct onering_queue *q, struct onering_event *evs, unsigned max,
+			int64_t timeout_ns)
+{
+	int n = onering_poll(q, evs, max);
+
+	for (unsigned long k = 0; n == 0 && k < spin_yields && !stop_requested; k++) {
+		sched_yield();
+		n = onering_poll(q, evs, max);
+	}
+	return n != 0 ? n : onering_wait(q, evs, 1, max, timeout_ns);
+}
+
 /* Wait up to timeout_ns for readiness. Returns reports, 0 on timeout or
  * signal, or a negative errno (onering: -ECONNRESET when the broker died). */
 static int loop_wait(struct loop *l, struct ready *out, unsigned max, int64_t timeout_ns)
@@ -217,7 +243,7 @@ static int loop_wait(struct loop *l, struct ready *out, unsigned max, int64_t ti
 		return n;
 	}
 	struct onering_event evs[BATCH_MAX];
-	int n = onering_wait(l->q, evs, 1, max < BATCH_MAX ? max : BATCH_MAX, timeout_ns);
+	int n = onering_take(l->q, evs, max < BATCH_MAX ? max : BATCH_MAX, timeout_ns);
 	if (n < 0)
 		return n == -EINTR ? 0 : n;
 	int k = 0;
@@ -290,8 +316,6 @@ struct server {
 
 #define LISTEN_COOKIE 0 /* connection cookies are conn pointers, never 0 */
 #define CONN_EVENTS EPOLLIN
-
-static volatile sig_atomic_t stop_requested;
 
 static void on_signal(int sig)
 {
@@ -1163,7 +1187,7 @@ static void comp_record(struct server *s, struct comp_srv *m, const struct oneri
 static int comp_loop(struct server *s, struct comp_srv *m, int64_t slice_ns)
 {
 	struct onering_event ev[BATCH_MAX];
-	int n = onering_wait(m->q, ev, 1, BATCH_MAX, slice_ns);
+	int n = onering_take(m->q, ev, BATCH_MAX, slice_ns);
 
 	for (int i = 0; i < n; i++)
 		if (ev[i].kind == ONERING_EV_STREAM)
@@ -1225,6 +1249,9 @@ static void usage(FILE *f)
 		"                     receive into provided buffers, sendmsg)\n"
 		"  --completion       onering in completion mode: the broker accepts, receives\n"
 		"                     and sends; the server makes no system call\n"
+		"  --yields N         onering: with no record, yield the CPU and look again up\n"
+		"                     to N times before sleeping (default: 64 with --completion,\n"
+		"                     else 0: sleep at once)\n"
 		"  --max-seconds N    exit after N seconds (default 0: run until SIGINT/SIGTERM)\n"
 		"  --help\n");
 }
@@ -1254,6 +1281,7 @@ int main(int argc, char **argv)
 		{"epoll", no_argument, NULL, 'e'},
 		{"uring", no_argument, NULL, 'u'},
 		{"completion", no_argument, NULL, 'c'},
+		{"yields", required_argument, NULL, 'y'},
 		{"max-seconds", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1287,6 +1315,13 @@ int main(int argc, char **argv)
 		case 'c':
 			use_comp = true;
 			break;
+		case 'y': {
+			long v;
+			if (parse_int("--yields", optarg, 0, 1000000, &v) < 0)
+				return 2;
+			spin_yields = (unsigned long)v;
+			break;
+		}
 		case 't':
 			if (parse_int("--max-seconds", optarg, 0, INT_MAX, &max_seconds) < 0)
 				return 2;
@@ -1299,6 +1334,8 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	if (spin_yields == ULONG_MAX)
+		spin_yields = use_comp ? 64 : 0;
 	if (use_epoll + use_uring + use_comp > 1) {
 		fprintf(stderr, PROG ": one of --epoll, --uring and --completion\n");
 		return 2;

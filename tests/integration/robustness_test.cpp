@@ -416,6 +416,69 @@ TEST_F(HostileClientTest, GarbageInTheSubmissionRingDropsOnlyThatClient)
 	ExpectOtherClientServed();
 }
 
+// ---- completion mode (ABI 1.8) ----------------------------------------------
+
+// A SEND whose bytes lie outside the queue's stream area (here: its own
+// submission ring) would have the broker send memory the client did not
+// mean to: refused, and the client dropped like any bad request; a receive
+// buffer given back that the client does not hold is counted and ignored,
+// and the queue goes on receiving.
+TEST_F(HostileClientTest, StreamRequestsOutsideTheClientsOwnBuffersAreRefused)
+{
+	struct onering *att;
+	struct onering_queue *q;
+	onering_queue_options o = {};
+	o.stream_rx = 4;
+	o.stream_buf = 4096;
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
+	int sp[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	onering_sub conn;
+	ASSERT_EQ(onering_stream_add(q, sp[1], 1, &conn), 0);
+	close(sp[1]);
+
+	// Buffers it never got: 3 (never handed out) and 1000 (no such buffer).
+	onering_request r = {};
+	r.op = ONERING_REQ_STREAM_DONE;
+	r.arg[0] = 2;
+	r.arg[1] = 3ull | (1000ull << 32);
+	ASSERT_EQ(onering_ring_enqueue_burst(&q->sqp, &r, 1), 1);
+	RingBell(q);
+	// Still served: bytes written to the peer arrive as a RECV.
+	ASSERT_EQ(write(sp[0], "abc", 3), 3);
+	onering_event e;
+	ASSERT_EQ(onering_wait(q, &e, 1, 1, 5000 * kMs), 1);
+	EXPECT_EQ(e.kind, ONERING_EV_STREAM);
+	EXPECT_EQ(e.payload.stream.op, (uint32_t)ONERING_STREAM_RECV);
+	EXPECT_EQ(e.payload.stream.status, 3);
+	uint64_t qc[ONERING_QC_NR];
+	ASSERT_TRUE(onering_test::StatsCounters(broker_, ONERING_STATS_QUEUE, qc, ONERING_QC_NR));
+	EXPECT_GE(qc[ONERING_QC_BAD_REQUESTS], 2u) << "both indices counted";
+
+	// A SEND of 64 bytes at offset 256: the submission slots, not the area.
+	r = {};
+	r.op = ONERING_REQ_SEND;
+	r.sub_id = conn.id;
+	r.sub_gen = conn.gen;
+	r.arg[0] = ONERING_SQ_SLOTS_OFFSET;
+	r.arg[1] = 64;
+	ASSERT_EQ(onering_ring_enqueue_burst(&q->sqp, &r, 1), 1);
+	RingBell(q);
+	int rc = 0;
+	for (int i = 0; i < 100 && rc >= 0; i++)
+		rc = onering_wait(q, &e, 1, 1, 50 * kMs);
+	EXPECT_EQ(rc, -ECONNRESET);
+	// Nothing was sent, and the broker closed its side of the connection.
+	char buf[128];
+	pollfd pfd = {sp[0], POLLIN, 0};
+	ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+	EXPECT_EQ(read(sp[0], buf, sizeof(buf)), 0) << "end of stream, no bytes";
+	close(sp[0]);
+	onering_detach(att);
+	ExpectOtherClientServed();
+}
+
 // ---- the submission bells (ABI 1.7) ----------------------------------------
 
 // The bells words of q's page (shared with the other queues of its user on

@@ -21,7 +21,7 @@
 #include "tools/bench/peers.h"
 
 enum { FIG_RPS, FIG_P50_US, FIG_P99_US, FIG_ERRORS, FIG_SERVER_PCT, FIG_BROKER_PCT, FIG_WRK_PCT,
-       FIG_COUNT };
+       FIG_SVC_US, FIG_CPU_US, FIG_COUNT };
 
 /* wrk and the server run on --cores' CPUs if given, else on ours. */
 #define app_cpus(ctx) ((ctx)->core_count ? &(ctx)->cores_set : &(ctx)->start_affinity)
@@ -113,6 +113,15 @@ static int servers_measure(struct bench_ctx *ctx, const struct bench_peer_ops *p
 			fig[FIG_BROKER_PCT] =
 				(double)(bench_proc_cpu_ns(c->broker.pid) - brk0) / 1e7 / secs;
 		fig[FIG_WRK_PCT] = (double)wrk_ns / 1e7 / secs;
+		/* CPU per request, µs: the service (server and broker), and every
+		 * process of the run (wrk too). */
+		double reqs = fig[FIG_RPS] * (double)secs;
+		double svc = (fig[FIG_SERVER_PCT] + (c->broker.pid > 0 ? fig[FIG_BROKER_PCT] : 0)) *
+			     1e4 * (double)secs;
+		if (reqs > 0) {
+			fig[FIG_SVC_US] = svc / reqs;
+			fig[FIG_CPU_US] = (svc + fig[FIG_WRK_PCT] * 1e4 * (double)secs) / reqs;
+		}
 		ctx->child_cpu_ns += wrk_ns + bench_proc_cpu_ns(c->server) - srv0;
 	}
 	peer->teardown(ctx, state);
@@ -185,7 +194,8 @@ BENCH_SCENARIO(servers, NULL, NULL, NULL, NULL, 3, 1,
 		"epoll vs io_uring, the same server logic (needs wrk)",
 	.cores_help = "the server's and wrk's CPUs, oneringd then on the first other one "
 		"(default: unpinned)",
-	.fig_names = "requests/s p50_us p99_us errors server_cpu% broker_cpu% wrk_cpu%",
+	.fig_names = "requests/s p50_us p99_us errors server_cpu% broker_cpu% wrk_cpu% "
+		"svc_us/req:2 cpu_us/req:2",
 	.ratio_text = "requests/s onering epoll >=1; p99_us onering epoll <=1.1; "
 		"requests/s completion epoll >=1.3; requests/s completion uring >=1; "
 		"p99_us completion epoll <=1; requests/s onering uring; p99_us onering uring; "
