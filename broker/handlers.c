@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The control thread's message handlers: one function per control message
- * (HELLO, QUEUE_OPEN, QUEUE_CLOSE, SUB_ADD, GROUP, STATS, PORT_TX), the
+ * (HELLO, QUEUE_OPEN, QUEUE_CLOSE, SUB_ADD, SUB_FD, GROUP, STATS, PORT_TX), the
  * checks they share (broker_client_message) and the replies. The socket
  * server that feeds them is server.c.
  *
@@ -664,6 +664,29 @@ fail:
 	return 0;
 }
 
+/* SUB_FD (ABI 1.8): the socket of one of c's completion-mode connections,
+ * a duplicate for the application (a socket option, getpeername). */
+static int handle_sub_fd(struct broker *b, struct broker_client *c, struct onering_msg *m)
+{
+	struct broker_sub *s = broker_registry_lookup(
+		&b->reg, broker_sub_key(m->u.sub_fd.sub_id, m->u.sub_fd.sub_gen));
+
+	/* Only the owner's, and only while it lives (the control thread is the
+	 * one that finalizes it: s->fd stays open until then). */
+	if (!s || broker_sub_dead(s) || s->queue->client != c || s->kind != ONERING_EV_STREAM ||
+	    s->fd < 0) {
+		reply_status(b, c, m, -ENOENT);
+		return 0;
+	}
+	struct onering_msg rep;
+	onering_msg_init(&rep, (uint16_t)(m->type | ONERING_MSG_REPLY), m->seq);
+	rep.u.sub_fd = m->u.sub_fd;
+	int r = send_reply(b, c, &rep, &s->fd, 1);
+	if (r < 0)
+		broker_client_drop(b, c, "reply to SUB_FD could not be sent");
+	return r;
+}
+
 /* ---- NIC ------------------------------------------------------------------ */
 
 /* PORT_TX: one frame out of a NIC port (--allow-inject). */
@@ -1010,6 +1033,8 @@ int broker_client_message(struct broker *b, struct broker_client *c, struct oner
 		return handle_port_tx(b, c, m);
 	case ONERING_MSG_COUNTERS:
 		return handle_counters(b, c, m);
+	case ONERING_MSG_SUB_FD:
+		return handle_sub_fd(b, c, m);
 	default:
 		return broker_client_bad_message(b, c, m, -EOPNOTSUPP, "unknown control message type");
 	}

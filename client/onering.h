@@ -707,6 +707,17 @@ int onering_stream_sendto(struct onering_queue *q, struct onering_sub conn, cons
 int onering_stream_done(struct onering_queue *q, const struct onering_event *e);
 
 /**
+ * The socket of connection conn (or of a listener), for what only a system
+ * call can do with it (a socket option, getpeername): a duplicate of the
+ * broker's, the caller's to close. Reading or writing it bypasses the
+ * broker's order of bytes; don't.
+ * @return the fd; -ENOENT not a live completion-mode connection of this
+ *   client; -EOPNOTSUPP a broker before ABI 1.8; -ECONNRESET broker gone.
+ * Context: any thread; system calls (one request/reply on the control socket).
+ */
+int onering_stream_fd(struct onering_queue *q, struct onering_sub conn);
+
+/**
  * Close connection conn (or stop a listener) once the SENDs posted before
  * are done: a CLOSED record is its last. flags: ONERING_CLOSE_WRITE shuts
  * down the sending side only (half-close: receiving goes on);

@@ -269,3 +269,20 @@ int onering_stream_close(struct onering_queue *q, struct onering_sub conn, unsig
 	req.sub_gen = conn.gen;
 	return client_submit(q, &req);
 }
+
+int onering_stream_fd(struct onering_queue *q, struct onering_sub conn)
+{
+	struct onering_msg req, rep;
+	int fd = -1;
+	unsigned nfds = 0;
+
+	if (!q)
+		return -EINVAL;
+	onering_msg_init(&req, ONERING_MSG_SUB_FD, 0);
+	req.u.sub_fd.sub_id = conn.id;
+	req.u.sub_fd.sub_gen = conn.gen;
+	int r = client_request(q->att, &req, NULL, 0, &rep, &fd, 1, &nfds);
+	if (r < 0)
+		return r;
+	return nfds == 1 ? fd : -EPROTO;
+}

@@ -54,7 +54,11 @@ enum onering_msg_type {
 	ONERING_MSG_COUNTERS = 11,   /* the counters segment: the first and only message of a
 				      * connection (no HELLO, no client slot); the reply
 				      * carries 1 fd, the read-only memfd (u.counters) */
-	ONERING_MSG_TYPE_MAX = 11,
+	ONERING_MSG_SUB_FD = 12,     /* (ABI 1.8) the socket of one of the client's own
+				      * completion-mode connections (u.sub_fd); the reply
+				      * carries 1 fd, a duplicate of the broker's. A broker
+				      * before 1.8 answers -EOPNOTSUPP */
+	ONERING_MSG_TYPE_MAX = 12,
 };
 
 /*
@@ -170,6 +174,11 @@ struct onering_msg_queue {
 	uint32_t queue_id;
 };
 
+struct onering_msg_sub_fd {
+	uint32_t sub_id;  /* a completion-mode connection of this client */
+	uint32_t sub_gen;
+};
+
 struct onering_msg_sub_add {
 	uint32_t queue_id;
 	uint32_t events; /* EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI */
@@ -260,6 +269,7 @@ struct onering_msg {
 		struct onering_msg_group_stats group_stats;
 		struct onering_msg_port_tx port_tx;
 		struct onering_msg_counters counters;
+		struct onering_msg_sub_fd sub_fd;
 	} u;
 };
 

@@ -428,6 +428,17 @@ TEST(StreamTest, HalfCloseKeepsTheOtherDirection)
 	}));
 	EXPECT_EQ(ev[0].cookie, 7u) << "an accepted connection carries the listener's cookie";
 	EXPECT_EQ(ev[0].payload.stream.buf, ls.id) << "and names the listener";
+	// The application may ask for the socket: its peer is our end.
+	int afd = onering_stream_fd(srv.q, conn);
+	ASSERT_GE(afd, 0) << onering_strerror(afd);
+	sockaddr_in peer = {}, mine = {};
+	socklen_t pl = sizeof(peer), ml = sizeof(mine);
+	ASSERT_EQ(getpeername(afd, (sockaddr *)&peer, &pl), 0);
+	ASSERT_EQ(getsockname(c, (sockaddr *)&mine, &ml), 0);
+	EXPECT_EQ(peer.sin_port, mine.sin_port);
+	close(afd);
+	EXPECT_EQ(onering_stream_fd(srv.q, onering_sub{conn.id, conn.gen + 1}), -ENOENT)
+		<< "not a connection of ours";
 	// The server says "bye" and shuts its sending side down.
 	unsigned char *b = (unsigned char *)onering_stream_buffer(srv.q);
 	ASSERT_NE(b, nullptr);
