@@ -150,6 +150,8 @@ int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct brok
 	struct broker_conn *conn = s ? broker_conn_new(s, type == SOCK_DGRAM, listening,
 						       listener_id != 0, listener_id)
 				     : NULL;
+	if (conn)
+		conn->messages = type != SOCK_STREAM;
 	if (!conn) {
 		free(s);
 		broker_registry_unalloc(&b->reg, id);

@@ -214,6 +214,17 @@ static void recv_some(struct poller *p, struct broker_conn *c)
 		broker_count(&st->ctr[ONERING_SC_BYTES_IN], (uint64_t)n);
 		broker_count(&st->ctr[ONERING_SC_RECVS], 1);
 		emit(p, c, ONERING_STREAM_RECV, (int32_t)n, off, idx, 0, 0, flags);
+		/* A stream receive shorter than the buffer took everything the
+		 * socket had: what comes later is a new edge (epoll re-queues an
+		 * edge-triggered fd on every wake-up after it was harvested), so
+		 * the recv that would say EAGAIN is saved - one system call per
+		 * request. Not when the edge said more than EPOLLIN (an end of
+		 * stream or an error to read next), nor for datagram and
+		 * seqpacket sockets (a receive is one message of several). */
+		if (!c->messages && c->rx_short_ok && (size_t)n < st->buf_size) {
+			c->rx_ready = false;
+			return;
+		}
 	}
 }
 
@@ -348,8 +359,10 @@ void broker_stream_event(struct poller *p, struct broker_sub *s, uint32_t events
 		if (broker_sub_dead(s))
 			return;
 	}
-	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP | EPOLLPRI))
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP | EPOLLPRI)) {
 		c->rx_ready = true;
+		c->rx_short_ok = !(events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP | EPOLLPRI));
+	}
 	recv_some(p, c);
 }
 

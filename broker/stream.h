@@ -54,9 +54,11 @@ struct broker_stream_rec {
 struct broker_conn {
 	struct broker_sub *s;
 	bool dgram;     /* datagrams: one per buffer, boundaries kept */
+	bool messages;  /* datagram or seqpacket: one receive takes one message */
 	bool listener;  /* accepts (accept.c); never in a poller's epoll */
 	bool announced; /* ACCEPTED published (true from the start for added sockets) */
 	bool rx_ready;  /* the last readiness edge was not drained to EAGAIN */
+	bool rx_short_ok; /* that edge said only EPOLLIN: a short receive drained it */
 	bool rx_done;   /* end of stream or an error published: no more receives */
 	bool tx_ready;  /* no EAGAIN since the last EPOLLOUT edge */
 	bool tx_failed; /* a send failed: later SENDs fail at once */

@@ -346,6 +346,26 @@ TEST(StreamTest, EchoesOverUnixStreamSockets)
 	close(sp[1]);
 	EXPECT_TRUE(EchoRoundTrip(sp[0], Payload(70000, 3)));
 	close(sp[0]);
+	// Seqpacket keeps its messages: three waiting in the socket before it is
+	// added (one readiness edge for all three, and no reply whose write
+	// space could bring another) come in as three records, each whole.
+	EchoServer sink;
+	ASSERT_TRUE(sink.Open(broker));
+	sink.echo = false;
+	sink.Run();
+	int qp[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, qp), 0);
+	const size_t msgs[] = {5, 300, 7};
+	for (size_t i = 0; i < std::size(msgs); i++) {
+		std::vector<unsigned char> m = Payload(msgs[i], (unsigned)i + 50);
+		ASSERT_EQ(send(qp[0], m.data(), m.size(), 0), (ssize_t)m.size());
+	}
+	ASSERT_EQ(onering_stream_add(sink.q, qp[1], 10, &cs), 0);
+	close(qp[1]);
+	EXPECT_TRUE(WaitFor([&] { return sink.recvs.load() == 3; }, 5000))
+		<< sink.recvs.load() << " of 3 messages received";
+	EXPECT_EQ(sink.bytes.load(), 312);
+	close(qp[0]);
 	unlink(a.sun_path);
 }
 
