@@ -9,8 +9,10 @@
  * broker accepts through io_uring: one ring on the control thread (its fd
  * in the control epoll), one multishot accept per listener, whose
  * completions each carry a new connection (SOCK_NONBLOCK | SOCK_CLOEXEC),
- * made a subscription of the listener's queue here - counted against the
- * listener's client's subscription and fd quotas, closed at once if over.
+ * made a subscription of the listener's queue here (or, when that queue is
+ * a group member, of the member the group's policy picks) - counted against
+ * that queue's client's subscription and fd quotas, closed at once if none
+ * can take it.
  * The queue's poller announces it (ACCEPTED) on its first readiness report
  * (a connected socket is writable at once). Without io_uring (a kernel or
  * policy that refuses it) listeners are refused with a reason; connected
@@ -29,6 +31,7 @@
 #include "broker/broker.h"
 #include "broker/client.h"
 #include "broker/control.h"
+#include "broker/group.h"
 #include "broker/queue.h"
 #include "broker/stream.h"
 #include "shm/log.h"
@@ -231,8 +234,59 @@ void broker_stream_sub_end(struct broker *b, struct broker_sub *s)
 	conn->accept_armed = false;
 }
 
-/* A connection accepted on listener key: a subscription of its queue, or
- * closed. */
+/* The connections queue q holds (its own and accepted ones). */
+static uint64_t queue_conns(const struct broker_queue *q)
+{
+	return onering_atomic_load(&q->streams->ctr[ONERING_SC_CONNECTIONS], onering_mo_relaxed);
+}
+
+/* May q (LIVE, with a stream area, its client under its quotas) take a
+ * connection accepted on l? */
+static bool can_take(const struct broker *b, const struct broker_sub *l,
+		     const struct broker_queue *q)
+{
+	const struct broker_client *c = q->client;
+
+	if (!q->streams || onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE ||
+	    c->nr_subs >= b->cfg.max_client_subs || c->nr_fds >= b->cfg.max_client_fds)
+		return false;
+	/* Another client's queue: l's owner puts records there, as a post
+	 * would; the group must let it post. */
+	return c == l->queue->client ||
+	       broker_group_permits(b, q->group, BROKER_PERM_POST, &l->queue->client->cred);
+}
+
+/* Where a connection accepted on l goes: l's queue, or, when that queue is
+ * a group member, a member chosen by the group's policy - least: the one
+ * with the fewest connections; every other policy: in turn (a connection
+ * lives long: the spread is what counts) - among those that can take it.
+ * NULL: none can. */
+static struct broker_queue *accept_target(struct broker *b, struct broker_sub *l)
+{
+	struct broker_queue *q = l->queue, *best = NULL;
+	struct broker_group *g = q->group;
+	const struct broker_members *m = g ? g->members : NULL; /* the control thread's */
+
+	if (!m || m->n == 0)
+		return can_take(b, l, q) ? q : NULL;
+	bool least = onering_atomic_load(&g->policy, onering_mo_relaxed) == ONERING_POLICY_LEAST;
+	for (uint32_t i = 0; i < m->n; i++) {
+		uint32_t at = (l->conn->next_member + i) % m->n;
+		struct broker_queue *c = m->q[at];
+		if (!can_take(b, l, c))
+			continue;
+		if (!least) {
+			l->conn->next_member = at + 1;
+			return c;
+		}
+		if (!best || queue_conns(c) < queue_conns(best))
+			best = c;
+	}
+	return best;
+}
+
+/* A connection accepted on listener key: a subscription of its queue (or
+ * of a member of that queue's group), or closed. */
 static void accepted(struct broker *b, uint64_t key, int fd)
 {
 	static struct broker_log_limit limit;
@@ -245,18 +299,19 @@ static void accepted(struct broker *b, uint64_t key, int fd)
 		close(fd); /* its listener is gone */
 		return;
 	}
-	struct broker_queue *q = l->queue;
-	struct broker_client *c = q->client;
-	if (c->nr_subs >= b->cfg.max_client_subs || c->nr_fds >= b->cfg.max_client_fds) {
-		broker_count(&q->streams->ctr[ONERING_SC_REFUSED], 1);
+	struct broker_queue *q = accept_target(b, l);
+	if (!q) {
+		struct broker_client *c = l->queue->client;
+		broker_count(&l->queue->streams->ctr[ONERING_SC_REFUSED], 1);
 		if (broker_log_allowed(&limit, &suppressed))
 			onering_log(ONERING_LOG_NOTICE, "client %u (pid %d): connection on listener %u "
-				    "closed: %u subscriptions, %u fds held (oneringd --max-client-subs, "
-				    "--max-client-fds; %u such not logged)", c->id, (int)c->pid, l->id,
-				    c->nr_subs, c->nr_fds, suppressed);
+				    "closed: no queue can take it (%u subscriptions, %u fds held: "
+				    "oneringd --max-client-subs, --max-client-fds; %u such not logged)",
+				    c->id, (int)c->pid, l->id, c->nr_subs, c->nr_fds, suppressed);
 		close(fd);
 		return;
 	}
+	struct broker_client *c = q->client;
 	struct broker_sub *s;
 	int r = broker_stream_sub_add(b, c, q, fd, l->cookie, l->prio, l->id, &s, why, sizeof(why));
 	if (r < 0) {

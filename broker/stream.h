@@ -69,9 +69,12 @@ struct broker_conn {
 	uint32_t nr_sends;
 	struct broker_send *sq_head, **sq_tail;
 	struct cds_list_head retry_node; /* in its queue's retry list */
-	/* accept.c (the control thread's): the listener's multishot accept. */
+	/* accept.c (the control thread's): the listener's multishot accept, and
+	 * its cursor over its queue's group (the member the next connection
+	 * is offered to first). */
 	struct cds_list_head listen_node;
 	bool accept_armed;
+	uint32_t next_member;
 };
 
 /* A queue's stream area and what the poller keeps about it. */

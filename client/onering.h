@@ -623,7 +623,9 @@ int onering_poll(struct onering_queue *q, struct onering_event *events, unsigned
  * onering_queue_options.stream_rx): a connected TCP, Unix stream or
  * seqpacket socket, a datagram socket, or a listening socket, whose
  * connections the broker accepts and adds to q (an ACCEPTED record each,
- * cookie the listener's). The broker keeps its own duplicate of fd; the
+ * cookie the listener's) - or, when q is a group member, to the member the
+ * group's policy picks among those with a stream area (least: the one
+ * holding the fewest connections; any other policy: in turn). The broker keeps its own duplicate of fd; the
  * caller may close its copy. Accepted connections count against the
  * client's subscription and fd quotas; over them a connection is closed at
  * once (counted as refused in the queue's stream counters).

@@ -123,9 +123,10 @@ struct EchoServer {
 	std::vector<onering_event> held;
 	bool echo = true; // false: received bytes are only counted (a sink)
 
-	bool Open(const Broker &b, uint32_t rx = 64, uint32_t buf = 16384)
+	bool Open(const Broker &b, uint32_t rx = 64, uint32_t buf = 16384, const char *group = nullptr)
 	{
 		onering_queue_options o = {};
+		o.group = group;
 		o.capacity = 4096;
 		o.sq_capacity = 1024;
 		o.stream_rx = rx;
@@ -422,6 +423,71 @@ TEST(StreamTest, ServesAThousandConnectionsAtOnce)
 		close(c);
 	EXPECT_TRUE(WaitFor([&] { return srv.closed.load() == kConns; }))
 		<< srv.closed.load() << " closed";
+}
+
+// A listener whose queue is a group member hands its connections to the
+// group: round robin over the members (each echoes on its own), and with
+// policy least to the member holding the fewest.
+TEST(StreamTest, AcceptedConnectionsGoToTheListenersGroup)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer a, b;
+	ASSERT_TRUE(a.Open(broker, 64, 16384, "web"));
+	ASSERT_TRUE(b.Open(broker, 64, 16384, "web"));
+	uint16_t port;
+	onering_sub ls;
+	ASSERT_TRUE(a.Listen(&port, &ls));
+	a.Run();
+	b.Run();
+	constexpr int kConns = 10;
+	unsigned seed = 7;
+	for (int i = 0; i < kConns; i++) {
+		int c = TcpConnect(port);
+		ASSERT_GE(c, 0);
+		EXPECT_TRUE(EchoRoundTrip(c, Payload(1000, ++seed))) << "connection " << i;
+		close(c);
+	}
+	EXPECT_TRUE(WaitFor([&] { return a.accepted.load() + b.accepted.load() == kConns; }));
+	EXPECT_EQ(a.accepted.load(), kConns / 2) << "in turn";
+	EXPECT_EQ(b.accepted.load(), kConns / 2) << "in turn";
+
+}
+
+// With policy least, the member holding the fewest connections takes the
+// next one: b holds three (sockets it added), a its listener; three
+// connections all go to a (round robin would give b one).
+TEST(StreamTest, AcceptedConnectionsGoToTheLeastLoadedMember)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start({"--group", "lst:policy=least"}));
+	EchoServer a, b;
+	ASSERT_TRUE(a.Open(broker, 64, 16384, "lst"));
+	ASSERT_TRUE(b.Open(broker, 64, 16384, "lst"));
+	int held[3][2];
+	onering_sub s;
+	for (auto &sp : held) {
+		ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+		ASSERT_EQ(onering_stream_add(b.q, sp[1], 1, &s), 0);
+		close(sp[1]);
+	}
+	uint16_t port;
+	ASSERT_TRUE(a.Listen(&port, &s));
+	a.Run();
+	b.Run();
+	std::vector<int> open;
+	for (int i = 0; i < 3; i++) {
+		int c = TcpConnect(port);
+		ASSERT_GE(c, 0);
+		open.push_back(c);
+		ASSERT_TRUE(WaitFor([&] { return a.accepted.load() + b.accepted.load() == i + 1; }));
+	}
+	EXPECT_EQ(a.accepted.load(), 3);
+	EXPECT_EQ(b.accepted.load(), 0);
+	for (int c : open)
+		close(c);
+	for (auto &sp : held)
+		close(sp[0]);
 }
 
 // Half-close both ways: the server shuts its sending side down and keeps
