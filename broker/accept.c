@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <liburing.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -96,7 +97,7 @@ void broker_accept_fini(struct broker *b)
 	b->accept = NULL;
 }
 
-/* Arm s's multishot accept. 0 or -errno (-EBUSY: the ring is full now). */
+/* Arm s's multishot accept. 0 or -errno (-EBUSY: no submission slot). */
 static int accept_arm(struct broker_accept *a, struct broker_sub *s)
 {
 	struct io_uring_sqe *sqe = io_uring_get_sqe(&a->ring);
@@ -106,8 +107,13 @@ static int accept_arm(struct broker_accept *a, struct broker_sub *s)
 	io_uring_prep_multishot_accept(sqe, s->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	io_uring_sqe_set_data64(sqe, broker_sub_key(s->id, s->gen));
 	int r = io_uring_submit(&a->ring);
-	if (r < 0)
+	if (r < 0) {
+		/* Not issued: it must not be by the next submit either (the fd
+		 * number may be another file's by then). */
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, 0);
 		return r;
+	}
 	s->conn->accept_armed = true;
 	return 0;
 }
@@ -116,7 +122,7 @@ int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct brok
 			  int fd, uint64_t cookie, uint32_t prio, uint32_t listener_id,
 			  struct broker_sub **out, char *why, size_t why_size)
 {
-	int type = 0, listening = 0, r;
+	int type = 0, listening = 0, family = 0, proto = 0, r;
 	socklen_t len = sizeof(type);
 	uint32_t id, gen;
 
@@ -138,6 +144,12 @@ int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct brok
 	len = sizeof(listening);
 	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
 		listening = 0;
+	len = sizeof(family);
+	if (getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len) < 0)
+		family = 0;
+	len = sizeof(proto);
+	if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &proto, &len) < 0)
+		proto = 0;
 	if (listening && !b->accept) {
 		snprintf(why, why_size, "this broker cannot accept without io_uring (see its log); "
 			 "pass connected sockets");
@@ -153,8 +165,12 @@ int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct brok
 	struct broker_conn *conn = s ? broker_conn_new(s, type == SOCK_DGRAM, listening,
 						       listener_id != 0, listener_id)
 				     : NULL;
-	if (conn)
+	if (conn) {
 		conn->messages = type != SOCK_STREAM;
+		conn->family = family;
+		conn->tcp = type == SOCK_STREAM && proto == IPPROTO_TCP &&
+			    (family == AF_INET || family == AF_INET6);
+	}
 	if (!conn) {
 		free(s);
 		broker_registry_unalloc(&b->reg, id);
@@ -164,7 +180,7 @@ int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct brok
 	s->id = id;
 	s->gen = gen;
 	s->fd = fd;
-	s->events = EPOLLIN | EPOLLOUT | EPOLLRDHUP;
+	s->events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI;
 	s->mode = ONERING_MODE_EDGE;
 	s->cookie = cookie;
 	s->queue = q;
@@ -187,7 +203,7 @@ int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct brok
 			snprintf(why, why_size, "io_uring accept: %s", strerror(-r));
 	} else {
 		/* Edge-triggered, both ways: the poller drains to EAGAIN. */
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET,
 					 .data.u64 = broker_sub_key(id, gen)};
 		r = epoll_ctl(s->home->epfd, EPOLL_CTL_ADD, fd, &ev) < 0 ? -errno : 0;
 		if (r < 0)
@@ -195,12 +211,19 @@ int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct brok
 				 strerror(-r));
 	}
 	if (r < 0) {
-		/* Never armed: no poller can have seen it do anything. The fd
-		 * is the caller's to close (finalize would close it: keep it). */
+		/* Never armed, but published: a request may have named it (ids
+		 * are predictable) and its poller deleted it meanwhile - then the
+		 * reap path finishes it (fd and all: the caller must not close
+		 * it; *out says so). Else it ends here; the fd is the caller's. */
+		if (onering_atomic_exchange(&s->dead, 1u, onering_mo_relaxed) != 0) {
+			*out = s;
+			return r;
+		}
 		s->fd = -1;
 		onering_atomic_fetch_add(&s->home->fd_subs, UINT32_MAX, onering_mo_relaxed);
 		c->nr_fds--;
 		broker_sub_finalize(b, s);
+		*out = NULL;
 		return r;
 	}
 	*out = s;
@@ -296,7 +319,7 @@ static void accepted(struct broker *b, uint64_t key, int fd)
 
 	if (!l || broker_sub_dead(l) || !l->conn || !l->conn->listener ||
 	    onering_atomic_load(&l->queue->state, onering_mo_acquire) != BROKER_QUEUE_LIVE) {
-		close(fd); /* its listener is gone */
+		broker_close_nolinger(fd); /* its listener is gone */
 		return;
 	}
 	struct broker_queue *q = accept_target(b, l);
@@ -308,18 +331,19 @@ static void accepted(struct broker *b, uint64_t key, int fd)
 				    "closed: no queue can take it (%u subscriptions, %u fds held: "
 				    "oneringd --max-client-subs, --max-client-fds; %u such not logged)",
 				    c->id, (int)c->pid, l->id, c->nr_subs, c->nr_fds, suppressed);
-		close(fd);
+		broker_close_nolinger(fd);
 		return;
 	}
 	struct broker_client *c = q->client;
-	struct broker_sub *s;
+	struct broker_sub *s = NULL;
 	int r = broker_stream_sub_add(b, c, q, fd, l->cookie, l->prio, l->id, &s, why, sizeof(why));
 	if (r < 0) {
 		broker_count(&q->streams->ctr[ONERING_SC_REFUSED], 1);
 		if (broker_log_allowed(&limit, &suppressed))
 			onering_log(ONERING_LOG_WARN, "client %u (pid %d): accepted connection closed: "
 				    "%s (%u such not logged)", c->id, (int)c->pid, why, suppressed);
-		close(fd);
+		if (!s) /* else the reap path closes it */
+			broker_close_nolinger(fd);
 		return;
 	}
 	broker_count(&q->streams->ctr[ONERING_SC_ACCEPTED], 1);

@@ -26,7 +26,10 @@ void broker_accept_fini(struct broker *b);
  * listening one, accepted on here. listener_id: the listener a connection
  * was accepted on (announced with ACCEPTED), 0 for one the client added.
  * Counts against c's subscription and fd use (the caller checked the
- * quotas). 0 and *out, or -errno with a readable reason in why. */
+ * quotas). 0 and *out, or -errno with a readable reason in why; on failure
+ * *out is NULL and the fd the caller's, or (rarely: a request deleted the
+ * published subscription meanwhile) *out is set and the fd is closed with
+ * the subscription by the reap path. */
 int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct broker_queue *q,
 			  int fd, uint64_t cookie, uint32_t prio, uint32_t listener_id,
 			  struct broker_sub **out, char *why, size_t why_size);

@@ -481,9 +481,11 @@ static int sub_add_stream(struct broker *b, struct broker_client *c, struct oner
 			    "source (it would hold a client's connection open)");
 		return 0;
 	}
+	s = NULL;
 	r = broker_stream_sub_add(b, c, q, fd, a->cookie, a->priority, 0, &s, why, sizeof(why));
 	if (r < 0) {
-		broker_client_fd_close(c, fd, "source fd refused");
+		if (!s) /* else it was published and the reap path closes it */
+			broker_client_fd_close(c, fd, "source fd refused");
 		reply_error(b, c, m, r, "%s", why);
 		return 0;
 	}

@@ -203,7 +203,10 @@ void broker_sub_finalize(struct broker *b, struct broker_sub *s)
 			onering_log(ONERING_LOG_ERR, "sub %u (fd %d): epoll_ctl(DEL): %s", s->id,
 				    s->fd, strerror(errno));
 		}
-		close(s->fd); /* ours: a duplicate; close never fails in a way to act on */
+		if (s->kind == ONERING_EV_STREAM)
+			broker_close_nolinger(s->fd); /* often the last holder: never wait out a linger */
+		else
+			close(s->fd); /* ours: a duplicate; close never fails in a way to act on */
 		s->fd = -1;
 		q->client->nr_fds--;
 		onering_atomic_fetch_add(&s->home->fd_subs, UINT32_MAX, onering_mo_relaxed); /* -1 */

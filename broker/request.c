@@ -146,7 +146,10 @@ unsigned broker_request_posts(struct poller *p, struct broker_queue *q,
  * grace period. */
 void broker_sub_delete(struct poller *p, struct broker_sub *s)
 {
-	onering_atomic_store(&s->dead, 1, onering_mo_relaxed);
+	/* Once: a completion-mode subscription the control thread failed to
+	 * arm may be ended there at the same time (accept.c). */
+	if (onering_atomic_exchange(&s->dead, 1u, onering_mo_relaxed) != 0)
+		return;
 	deliver_sub_forget(s);
 	cds_wfcq_node_init(&s->reap_node);
 	BROKER_TSAN_PUBLISH(s);

@@ -57,7 +57,10 @@ static unsigned drain_lane(struct poller *p, struct broker_lane *l)
 					 BROKER_QUEUE_LIVE;
 
 		if (h->kind == BROKER_HANDOFF_REQUEST) {
-			if (live && broker_request_apply(p, q, body) < 0)
+			int r = live ? broker_request_apply(p, q, body) : 0;
+			if (r == -EAGAIN)
+				break; /* back-pressure (a stream SEND): the lane waits */
+			if (r < 0)
 				deliver_queue_fault(p, q, "malformed submission-ring request");
 		} else if (live && q->poller == p) {
 			if (deliver_handoff(p, q, body, h->flow) == -EAGAIN)

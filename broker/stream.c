@@ -23,6 +23,7 @@
  * something waiting (as deliver_flush does for pending records).
  */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -218,10 +219,12 @@ static void recv_some(struct poller *p, struct broker_conn *c)
 		 * socket had: what comes later is a new edge (epoll re-queues an
 		 * edge-triggered fd on every wake-up after it was harvested), so
 		 * the recv that would say EAGAIN is saved - one system call per
-		 * request. Not when the edge said more than EPOLLIN (an end of
-		 * stream or an error to read next), nor for datagram and
-		 * seqpacket sockets (a receive is one message of several). */
-		if (!c->messages && c->rx_short_ok && (size_t)n < st->buf_size) {
+		 * request. TCP only, and not when the edge said more than
+		 * EPOLLIN (urgent data, an end of stream or an error to read
+		 * next): a Unix stream receive stops at a message that carries
+		 * fds or another writer's credentials, a datagram or seqpacket
+		 * receive takes one message of several. */
+		if (c->tcp && c->rx_short_ok && (size_t)n < st->buf_size) {
 			c->rx_ready = false;
 			return;
 		}
@@ -257,6 +260,32 @@ static void sends_fail(struct poller *p, struct broker_conn *c, int32_t status)
 
 static void conn_close(struct poller *p, struct broker_conn *c, int32_t status);
 
+/* A send on a Unix socket carries the credentials of the client that owns
+ * the connection, not the broker's: a receiver that trusts SCM_CREDENTIALS
+ * (systemd's notify socket trusts its service's pid) must not see the
+ * broker in a client's bytes. Claiming another pid takes CAP_SYS_ADMIN, a
+ * uid or gid not ours CAP_SETUID/CAP_SETGID: without them the send fails
+ * (-EPERM in its SENT record) rather than go out as the broker. */
+static ssize_t send_as_client(const struct broker_sub *s, const void *data, size_t len)
+{
+	const struct broker_cred *cr = s->queue->cred;
+	struct ucred uc = {.pid = cr->pid, .uid = cr->uid, .gid = cr->gid};
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+	} ctl;
+	struct iovec iov = {(void *)(uintptr_t)data, len};
+	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			    .msg_controllen = sizeof(ctl.buf)};
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.h.cmsg_level = SOL_SOCKET;
+	ctl.h.cmsg_type = SCM_CREDENTIALS;
+	ctl.h.cmsg_len = CMSG_LEN(sizeof(uc));
+	memcpy(CMSG_DATA(&ctl.h), &uc, sizeof(uc));
+	return sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+}
+
 /* Send what c has waiting, in order, until the socket is full. */
 static void send_some(struct poller *p, struct broker_conn *c)
 {
@@ -269,17 +298,26 @@ static void send_some(struct poller *p, struct broker_conn *c)
 		size_t left = snd->len - snd->done;
 		ssize_t n;
 		if (snd->flags & ONERING_SEND_TO) {
-			/* The address the client wrote: copied, then checked. */
+			/* The address the client wrote: copied, then checked. Only
+			 * to the socket's own family, IPv4 or IPv6: a Unix path
+			 * would be looked up with the broker's rights and mounts. */
 			struct onering_stream_addr a;
+			sa_family_t fam;
 			memcpy(&a, st->seg + snd->off - ONERING_STREAM_ADDR_BYTES, sizeof(a));
-			if (a.len < sizeof(sa_family_t) || a.len > sizeof(a.addr)) {
+			memcpy(&fam, a.addr, sizeof(fam));
+			if (a.len < sizeof(sa_family_t) || a.len > sizeof(a.addr) || fam != c->family ||
+			    (fam != AF_INET && fam != AF_INET6)) {
 				c->sq_head = snd->next;
+				if (!c->sq_head)
+					c->sq_tail = &c->sq_head;
 				c->nr_sends--;
 				send_finish(p, c, snd, -EINVAL);
 				continue;
 			}
 			n = sendto(s->fd, data, left, MSG_DONTWAIT | MSG_NOSIGNAL,
 				   (const struct sockaddr *)a.addr, a.len);
+		} else if (c->family == AF_UNIX) {
+			n = send_as_client(s, data, left);
 		} else {
 			n = send(s->fd, data, left, MSG_DONTWAIT | MSG_NOSIGNAL);
 		}
@@ -293,6 +331,8 @@ static void send_some(struct poller *p, struct broker_conn *c)
 			int32_t err = -errno;
 			if (c->dgram) { /* one datagram failed; the socket lives on */
 				c->sq_head = snd->next;
+				if (!c->sq_head)
+					c->sq_tail = &c->sq_head;
 				c->nr_sends--;
 				send_finish(p, c, snd, err);
 				continue;
@@ -438,6 +478,11 @@ int broker_stream_request(struct poller *p, struct broker_queue *q, struct broke
 	struct broker_conn *c = s->conn;
 	if (!c || !s->queue->streams)
 		return -EPROTO;
+	/* Each SEND and CLOSE makes a record. While records already wait for
+	 * ring space (the client does not consume), they stay in the
+	 * submission ring: back-pressure, as a post to a full backlog. */
+	if ((req->op == ONERING_REQ_SEND || req->op == ONERING_REQ_CLOSE) && s->queue->streams->ov_head)
+		return -EAGAIN;
 	switch (req->op) {
 	case ONERING_REQ_SEND:
 		return send_request(p, c, req);
@@ -454,8 +499,8 @@ int broker_stream_request(struct poller *p, struct broker_queue *q, struct broke
 		}
 		return 0;
 	case ONERING_REQ_DEL:
-		/* onering_del(): at once, no CLOSED record (the library drops
-		 * the connection's records from here on anyway). */
+		/* onering_del(): at once, no CLOSED record (its SENDs end with
+		 * -ECANCELED records). */
 		sends_fail(p, c, -ECANCELED);
 		retry_del(c);
 		if (s->fd >= 0 && !c->listener && epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL) < 0 &&

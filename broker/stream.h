@@ -55,6 +55,8 @@ struct broker_conn {
 	struct broker_sub *s;
 	bool dgram;     /* datagrams: one per buffer, boundaries kept */
 	bool messages;  /* datagram or seqpacket: one receive takes one message */
+	bool tcp;       /* TCP (AF_INET/AF_INET6 stream): a short receive drained it */
+	int family;     /* SO_DOMAIN */
 	bool listener;  /* accepts (accept.c); never in a poller's epoll */
 	bool announced; /* ACCEPTED published (true from the start for added sockets) */
 	bool rx_ready;  /* the last readiness edge was not drained to EAGAIN */
@@ -92,13 +94,21 @@ struct broker_streams {
 	struct cds_list_head retry;    /* connections with work to resume */
 	struct broker_stream_rec *ov_head, **ov_tail;
 	bool busy;           /* counted in the poller's streams source */
-	ONERING_ATOMIC(uint64_t) ctr[ONERING_SC_NR]; /* the poller writes, stats read */
+	/* The poller writes them, except CONNECTIONS, ACCEPTED and REFUSED: the
+	 * control thread's (one writer each: broker_count); stats read. */
+	ONERING_ATOMIC(uint64_t) ctr[ONERING_SC_NR];
 };
 
 /* Control thread: the stream area of a queue (rx + tx buffers of buf_size
  * bytes at area_off of its consumer segment, base seg). 0, -ENOMEM. */
 int broker_streams_create(unsigned char *seg, uint64_t area_off, uint32_t nr_rx, uint32_t nr_tx,
 			  uint32_t buf_size, struct broker_streams **out);
+/* Close socket fd at once, whatever SO_LINGER says (it is set off first):
+ * SO_LINGER - which a client can set on a socket it passed, or on the
+ * listener its connections inherit it from - would make close() sleep up
+ * to its linger time, on the control thread. */
+void broker_close_nolinger(int fd);
+
 /* After the queue's grace period. Safe on NULL. */
 void broker_streams_free(struct broker_streams *st);
 

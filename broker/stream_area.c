@@ -6,6 +6,8 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "broker/stream.h"
 
@@ -77,4 +79,12 @@ struct broker_conn *broker_conn_new(struct broker_sub *s, bool dgram, bool liste
 	CDS_INIT_LIST_HEAD(&c->retry_node);
 	CDS_INIT_LIST_HEAD(&c->listen_node);
 	return c;
+}
+
+void broker_close_nolinger(int fd)
+{
+	struct linger off = {0, 0};
+
+	(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &off, sizeof(off)); /* ENOTSOCK: fine */
+	close(fd);
 }

@@ -671,14 +671,15 @@ void *onering_stream_buffer(struct onering_queue *q);
 size_t onering_stream_buffer_size(const struct onering_queue *q);
 
 /**
- * Send len bytes at data on connection conn: data must lie in q's stream
- * area - a transmit buffer from onering_stream_buffer(), or a receive
- * buffer the application still holds (an echo sends what it received;
- * give the receive record back only after the SENT record). The broker
+ * Send len bytes at data on connection conn: data must lie in one buffer of
+ * q's stream area - a transmit buffer from onering_stream_buffer(), or a
+ * receive buffer the application still holds (an echo sends what it
+ * received; give that RECV record back only after the SENT record). The broker
  * sends in order per connection and finishes partial sends itself; one
  * SENT record (status: len, or -errno; tag) says when the bytes are no
  * longer needed.
- * @return 0; -EINVAL data is not in the stream area, len is 0 or too long;
+ * @return 0; -EINVAL data is not in the stream area, len is 0 or runs past
+ *   the end of its buffer, or a transmit buffer not handed out (or sent);
  *   -EAGAIN the submission ring is full (try again after consuming);
  *   -ECONNRESET broker gone.
  * Context: the queue's thread; no system call (the kick aside, see above).
@@ -700,8 +701,9 @@ int onering_stream_sendto(struct onering_queue *q, struct onering_sub conn, cons
 /**
  * Give a stream record back: a RECV's receive buffer to the broker
  * (through the submission ring), a SENT record's transmit buffer to the
- * free ones (or, for a send from a receive buffer, that buffer to the
- * broker). Other stream records need nothing; calling it for them is fine.
+ * free ones (a send from a receive buffer gives nothing back: its RECV
+ * record does). Other stream records need nothing; calling it for them is
+ * fine. Once per record.
  * @return 0; -EAGAIN submission ring full (call again); -EINVAL not a
  *   stream record of q.
  * Context: the queue's thread; no system call (the kick aside).

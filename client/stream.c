@@ -82,15 +82,6 @@ int onering_stream_add(struct onering_queue *q, int fd, uint64_t cookie, struct 
 	return client_sub_add(q, &a, fd, sub);
 }
 
-/* The receive buffer a RECV or SENT record names, or UINT32_MAX. */
-static uint32_t rx_index(const struct onering_queue *q, uint64_t off)
-{
-	if (!q->stream_base || off < q->stream_off)
-		return UINT32_MAX;
-	uint64_t i = (off - q->stream_off) / q->stream_buf;
-	return i < q->stream_rx ? (uint32_t)i : UINT32_MAX;
-}
-
 const void *onering_stream_data(const struct onering_queue *q, const struct onering_event *e)
 {
 	if (!q || !e || e->kind != ONERING_EV_STREAM || e->payload.stream.op != ONERING_STREAM_RECV ||
@@ -99,7 +90,7 @@ const void *onering_stream_data(const struct onering_queue *q, const struct oner
 	/* Broker-written: the bytes must lie in their buffer. */
 	uint64_t off = e->payload.stream.offset, len = (uint32_t)e->payload.stream.status;
 	uint64_t start = q->stream_off + (uint64_t)e->payload.stream.buf * q->stream_buf;
-	if (off < start || off - start > q->stream_buf || len > q->stream_buf - (off - start))
+	if (off < start || off - start >= q->stream_buf || len > q->stream_buf - (off - start))
 		return NULL;
 	return (const unsigned char *)q->cons_seg.base + off;
 }
@@ -160,22 +151,34 @@ static uint32_t tx_index(const struct onering_queue *q, uint64_t off)
 	return i < q->stream_tx ? (uint32_t)i : UINT32_MAX;
 }
 
+/* May len bytes at data be sent: inside one buffer of q's stream area, and,
+ * for a transmit buffer, one handed out and not sent yet? Its offset in the
+ * consumer segment into *off. */
+static bool send_span_ok(const struct onering_queue *q, const void *data, size_t len,
+			 uint64_t *off)
+{
+	const unsigned char *p = data;
+
+	if (!q || !q->stream_base || !data || len == 0 || p < q->stream_base)
+		return false;
+	uint64_t rel = (uint64_t)(p - q->stream_base);
+	uint64_t area = (uint64_t)(q->stream_rx + q->stream_tx) * q->stream_buf;
+	if (rel >= area || len > q->stream_buf - rel % q->stream_buf)
+		return false; /* outside the area, or running into the next buffer */
+	*off = q->stream_off + rel;
+	uint32_t t = tx_index(q, *off);
+	return t == UINT32_MAX || q->tx_state[t] == TX_HELD;
+}
+
 static int send_req(struct onering_queue *q, struct onering_sub conn, const void *data,
 		    size_t len, uint16_t flags, uint64_t tag)
 {
 	struct onering_request req;
+	uint64_t off;
 
-	if (!q || !q->stream_base || !data || len == 0)
+	if (!send_span_ok(q, data, len, &off))
 		return -EINVAL;
-	const unsigned char *p = data, *base = q->cons_seg.base;
-	uint64_t area = (uint64_t)(q->stream_rx + q->stream_tx) * q->stream_buf;
-	if (p < q->stream_base || (uint64_t)(p - q->stream_base) >= area ||
-	    len > area - (uint64_t)(p - q->stream_base))
-		return -EINVAL;
-	uint64_t off = (uint64_t)(p - base);
 	uint32_t t = tx_index(q, off);
-	if (t != UINT32_MAX && q->tx_state[t] != TX_HELD)
-		return -EINVAL; /* a transmit buffer not handed out, or sent already */
 	memset(&req, 0, sizeof(req));
 	req.op = ONERING_REQ_SEND;
 	req.flags = flags;
@@ -199,15 +202,14 @@ int onering_stream_send(struct onering_queue *q, struct onering_sub conn, const 
 int onering_stream_sendto(struct onering_queue *q, struct onering_sub conn, const void *data,
 			  size_t len, const struct sockaddr *addr, uint32_t addrlen, uint64_t tag)
 {
-	if (!q || !q->stream_base || !data)
+	uint64_t off;
+
+	/* Everything checked before the header is written: the bytes are the
+	 * payload of one buffer, the header the 128 bytes before them. */
+	if (!send_span_ok(q, data, len, &off) ||
+	    (off - q->stream_off) % q->stream_buf != ONERING_STREAM_ADDR_BYTES)
 		return -EINVAL;
-	const unsigned char *p = data;
-	/* The address goes in the header before the bytes, which must be the
-	 * start of a buffer's payload. */
-	uint64_t rel = (uint64_t)(p - q->stream_base);
-	if (p < q->stream_base + ONERING_STREAM_ADDR_BYTES ||
-	    rel % q->stream_buf != ONERING_STREAM_ADDR_BYTES)
-		return -EINVAL;
+	uint64_t rel = off - q->stream_off;
 	struct onering_stream_addr *a =
 		(struct onering_stream_addr *)(q->stream_base + rel - ONERING_STREAM_ADDR_BYTES);
 	if (addr) {
@@ -244,16 +246,14 @@ int onering_stream_done(struct onering_queue *q, const struct onering_event *e)
 	}
 	if (st->op != ONERING_STREAM_SENT)
 		return 0;
+	/* A send from a transmit buffer frees it; one from a receive buffer
+	 * gives nothing back (its RECV record does, once given back itself). */
 	uint32_t t = tx_index(q, st->offset);
-	if (t != UINT32_MAX) {
-		if (q->tx_state[t] == TX_SENDING) {
-			q->tx_state[t] = TX_FREE;
-			q->tx_free[q->nr_tx_free++] = t;
-		}
-		return 0;
+	if (t != UINT32_MAX && q->tx_state[t] == TX_SENDING) {
+		q->tx_state[t] = TX_FREE;
+		q->tx_free[q->nr_tx_free++] = t;
 	}
-	uint32_t r = rx_index(q, st->offset);
-	return r != UINT32_MAX ? rx_done(q, r) : 0;
+	return 0;
 }
 
 int onering_stream_close(struct onering_queue *q, struct onering_sub conn, unsigned flags)

@@ -210,8 +210,8 @@ enum onering_stream_op {
 	ONERING_STREAM_ACCEPTED = 3, /* a new connection on a listening socket: this
 				      * record's sub_id/sub_gen name it, cookie is the
 				      * listener's, buf the listener's sub_id */
-	ONERING_STREAM_CLOSED = 4,   /* the connection is closed (the client's CLOSE, or
-				      * the broker's: status -errno); its last record */
+	ONERING_STREAM_CLOSED = 4,   /* the connection is closed (the client's CLOSE):
+				      * status 0; its last record */
 };
 
 /* onering_event.flags of ONERING_EV_STREAM records */

@@ -122,6 +122,9 @@ struct EchoServer {
 	std::atomic<bool> return_buffers{true}, release{false};
 	std::vector<onering_event> held;
 	bool echo = true; // false: received bytes are only counted (a sink)
+	// RECV records whose bytes are being echoed, by receive buffer: given
+	// back when their SENT comes (the SEND's tag is the buffer).
+	std::vector<onering_event> echoing = std::vector<onering_event>(4096);
 
 	bool Open(const Broker &b, uint32_t rx = 64, uint32_t buf = 16384, const char *group = nullptr)
 	{
@@ -196,7 +199,11 @@ struct EchoServer {
 				}
 				const void *data = onering_stream_data(q, &e);
 				ASSERT_NE(data, nullptr);
-				Submit([&] { return onering_stream_send(q, conn, data, (size_t)s.status, 0); });
+				ASSERT_LT(s.buf, echoing.size());
+				echoing[s.buf] = e;
+				Submit([&] {
+					return onering_stream_send(q, conn, data, (size_t)s.status, s.buf);
+				});
 			} else {
 				if (s.status < 0)
 					resets++;
@@ -207,7 +214,10 @@ struct EchoServer {
 			break;
 		case ONERING_STREAM_SENT:
 			EXPECT_GT(s.status, 0) << "a send failed";
-			Submit([&] { return onering_stream_done(q, &e); }); // the receive buffer back
+			ASSERT_LT(s.tag, echoing.size());
+			Submit([&] { return onering_stream_done(q, &e); }); // nothing to give back
+			// The echoed RECV: its receive buffer back.
+			Submit([&] { return onering_stream_done(q, &echoing[s.tag]); });
 			break;
 		case ONERING_STREAM_CLOSED:
 			closed++;
@@ -690,7 +700,7 @@ TEST(StreamTest, DatagramsKeepTheirBoundaries)
 	ASSERT_EQ(send(c, big.data(), big.size(), 0), (ssize_t)big.size());
 	// The server replies to each in place, to where it came from.
 	size_t seen = 0;
-	onering_event ev[16];
+	onering_event ev[16], recvs[16];
 	ASSERT_TRUE(WaitFor([&] {
 		int n = onering_poll(srv.q, ev, 16);
 		for (int i = 0; i < n; i++) {
@@ -698,6 +708,8 @@ TEST(StreamTest, DatagramsKeepTheirBoundaries)
 			if (s.op == ONERING_STREAM_SENT) {
 				EXPECT_GE(s.status, 0);
 				EXPECT_EQ(onering_stream_done(srv.q, &ev[i]), 0);
+				// The datagram it replied to: its buffer back.
+				EXPECT_EQ(onering_stream_done(srv.q, &recvs[s.tag]), 0);
 				continue;
 			}
 			EXPECT_EQ(s.op, (uint32_t)ONERING_STREAM_RECV);
@@ -714,6 +726,7 @@ TEST(StreamTest, DatagramsKeepTheirBoundaries)
 			EXPECT_EQ(plen, sizeof(sockaddr_in));
 			const void *data = onering_stream_data(srv.q, &ev[i]);
 			EXPECT_NE(data, nullptr);
+			recvs[seen] = ev[i];
 			if (s.status > 0)
 				EXPECT_EQ(onering_stream_sendto(srv.q, us_sub, data, (size_t)s.status, nullptr,
 								0, seen),
@@ -807,6 +820,143 @@ TEST(StreamTest, AClientKilledMidSendLeavesNothingBehind)
 	EXPECT_LT(TcpConnect(port), 0) << "the listener is closed";
 }
 
+// On a Unix socket the broker's sends carry the credentials of the client
+// that owns the connection: a receiver that trusts SCM_CREDENTIALS (as
+// systemd's notify socket trusts its service's pid) never sees the broker
+// in a client's bytes. And a datagram may not be sent to a Unix path (it
+// would be looked up with the broker's rights).
+TEST(StreamTest, UnixSendsCarryTheClientsCredentials)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	EchoServer srv;
+	ASSERT_TRUE(srv.Open(broker, 4, 4096));
+	int sp[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	int one = 1;
+	ASSERT_EQ(setsockopt(sp[0], SOL_SOCKET, SO_PASSCRED, &one, sizeof(one)), 0);
+	onering_sub conn;
+	ASSERT_EQ(onering_stream_add(srv.q, sp[1], 1, &conn), 0);
+	close(sp[1]);
+	char *b = (char *)onering_stream_buffer(srv.q);
+	ASSERT_NE(b, nullptr);
+	memcpy(b, "WATCHDOG=trigger", 16);
+	ASSERT_EQ(onering_stream_send(srv.q, conn, b, 16, 1), 0);
+	char data[64];
+	union {
+		cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(ucred))];
+	} ctl;
+	iovec iov = {data, sizeof(data)};
+	msghdr mh = {};
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = ctl.buf;
+	mh.msg_controllen = sizeof(ctl.buf);
+	pollfd pfd = {sp[0], POLLIN, 0};
+	ASSERT_EQ(poll(&pfd, 1, 5000), 1);
+	ASSERT_EQ(recvmsg(sp[0], &mh, 0), 16);
+	cmsghdr *c = CMSG_FIRSTHDR(&mh);
+	ASSERT_NE(c, nullptr);
+	ASSERT_EQ(c->cmsg_type, SCM_CREDENTIALS);
+	ucred uc;
+	memcpy(&uc, CMSG_DATA(c), sizeof(uc));
+	EXPECT_EQ(uc.pid, getpid()) << "the client's pid, not the broker's (" << broker.Pid() << ")";
+	EXPECT_EQ(uc.uid, getuid());
+	close(sp[0]);
+
+	// SEND_TO a Unix path on a Unix datagram socket: refused in its SENT.
+	int ds[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0, ds), 0);
+	onering_sub dconn;
+	ASSERT_EQ(onering_stream_add(srv.q, ds[1], 2, &dconn), 0);
+	close(ds[1]);
+	sockaddr_un to = {};
+	to.sun_family = AF_UNIX;
+	snprintf(to.sun_path, sizeof(to.sun_path), "/run/systemd/notify");
+	char *d = (char *)onering_stream_buffer(srv.q);
+	ASSERT_NE(d, nullptr);
+	memcpy(d, "STOPPING=1", 10);
+	ASSERT_EQ(onering_stream_sendto(srv.q, dconn, d, 10, (sockaddr *)&to, sizeof(to), 2), 0);
+	onering_event ev[8];
+	bool refused = false;
+	ASSERT_TRUE(WaitFor([&] {
+		int n = onering_poll(srv.q, ev, 8);
+		for (int i = 0; i < n; i++)
+			if (ev[i].payload.stream.op == ONERING_STREAM_SENT && ev[i].payload.stream.tag == 2) {
+				EXPECT_EQ(ev[i].payload.stream.status, -EINVAL);
+				refused = true;
+			}
+		return refused;
+	}));
+	close(ds[0]);
+}
+
+// A client that stops consuming its records cannot make the broker hold
+// more and more of them: once its ring is full, its SENDs (each of which
+// makes a record, refused or not) stay in its submission ring, and the
+// library says -EAGAIN. Every SEND it did take gets its SENT record.
+TEST(StreamTest, SendsWaitInTheSubmissionRingWhileRecordsWait)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	onering *att;
+	onering_queue *q;
+	onering_queue_options o = {};
+	o.capacity = 16;
+	o.sq_capacity = 64;
+	o.stream_rx = 4;
+	o.stream_buf = 4096;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
+	int sp[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	onering_sub conn;
+	ASSERT_EQ(onering_stream_add(q, sp[1], 1, &conn), 0);
+	close(sp[1]);
+	ASSERT_EQ(write(sp[0], "x", 1), 1);
+	onering_event e;
+	ASSERT_EQ(onering_wait(q, &e, 1, 1, 5000ll * 1000 * 1000), 1);
+	const void *data = onering_stream_data(q, &e);
+	ASSERT_NE(data, nullptr);
+	// Its sending side shut: every SEND from here is refused (-EPIPE), and
+	// each refusal is a record.
+	ASSERT_EQ(onering_stream_close(q, conn, ONERING_CLOSE_WRITE), 0);
+	long taken = 0;
+	bool stuck = false;
+	for (int i = 0; i < 10000 && !stuck; i++) {
+		int r = -EAGAIN;
+		for (int k = 0; k < 1000 && r == -EAGAIN; k++) {
+			r = onering_stream_send(q, conn, data, 1, (uint64_t)i);
+			if (r == -EAGAIN)
+				sched_yield();
+		}
+		if (r == -EAGAIN)
+			stuck = true;
+		else
+			ASSERT_EQ(r, 0);
+		taken += r == 0;
+	}
+	EXPECT_TRUE(stuck) << taken << " SENDs taken by a broker whose client reads no record";
+	EXPECT_LE(taken, 16 + 64 + 2);
+	// Each one taken is answered, in order.
+	long sent = 0;
+	onering_event ev[32];
+	ASSERT_TRUE(WaitFor([&] {
+		int n = onering_poll(q, ev, 32);
+		for (int i = 0; i < n; i++)
+			if (ev[i].payload.stream.op == ONERING_STREAM_SENT) {
+				EXPECT_EQ(ev[i].payload.stream.status, -EPIPE);
+				EXPECT_EQ(ev[i].payload.stream.tag, (uint64_t)sent);
+				sent++;
+			}
+		return sent == taken;
+	})) << sent << " of " << taken;
+	close(sp[0]);
+	onering_queue_close(q);
+	onering_detach(att);
+}
+
 // Bad requests from the client do not reach a socket: a SEND outside the
 // stream area is refused by the library; a receive buffer given back twice
 // is counted, not taken.
@@ -850,6 +1000,7 @@ __attribute__((no_sanitize("address"), noinline)) void ServeWithoutSyscalls(oner
 									     long total)
 {
 	long echoed = 0;
+	static onering_event echoing[64]; // by receive buffer (64 of them)
 	onering_event ev[64];
 	for (uint64_t spins = 0; echoed < total; spins++) {
 		int n = onering_poll(q, ev, 64);
@@ -859,12 +1010,16 @@ __attribute__((no_sanitize("address"), noinline)) void ServeWithoutSyscalls(oner
 			const onering_event_stream &s = ev[i].payload.stream;
 			if (s.op == ONERING_STREAM_RECV && s.status > 0) {
 				onering_sub conn = onering_event_sub(q, &ev[i]);
+				if (s.buf >= 64)
+					ExitGroup(11);
+				echoing[s.buf] = ev[i];
 				if (onering_stream_send(q, conn, onering_stream_data(q, &ev[i]),
-							(size_t)s.status, 0) < 0)
+							(size_t)s.status, s.buf) < 0)
 					ExitGroup(6);
 				echoed += s.status;
 			} else if (s.op == ONERING_STREAM_SENT) {
-				if (s.status <= 0 || onering_stream_done(q, &ev[i]) < 0)
+				if (s.status <= 0 || s.tag >= 64 || onering_stream_done(q, &ev[i]) < 0 ||
+				    onering_stream_done(q, &echoing[s.tag]) < 0)
 					ExitGroup(7);
 			} else if (s.op == ONERING_STREAM_RECV) {
 				ExitGroup(8); // the peer went early
