@@ -286,6 +286,13 @@ static int resubscribe(struct onering *att, struct client_bmap *m)
 				sub_lost(s, s->owner->reopen.status);
 				continue;
 			}
+			if (s->kind == ONERING_EV_STREAM) {
+				/* A completion-mode connection ended with the broker
+				 * that moved its bytes (where they stood is gone with
+				 * it): the application adds its sockets again. */
+				sub_lost(s, -ECONNRESET);
+				continue;
+			}
 			if (s->fd >= 0 && fcntl(s->fd, F_GETFD) < 0) {
 				sub_lost(s, -EBADF); /* the application closed it without onering_del */
 				continue;

@@ -161,6 +161,50 @@ TEST(RecoveryTest, EverySourceComesBackUnderItsOldHandle)
 	close(efd);
 }
 
+// Completion-mode connections end with the broker that moved their bytes:
+// RESTARTED counts them as not restored (-ECONNRESET); the queue's stream
+// area works for sockets added again.
+TEST(RecoveryTest, CompletionModeConnectionsEndWithTheBroker)
+{
+	Broker b;
+	ASSERT_TRUE(b.Start());
+	onering *att = nullptr;
+	ASSERT_EQ(b.Attach(&att, true), 0);
+	onering_queue_options o = {};
+	o.stream_rx = 4;
+	o.stream_buf = 4096;
+	onering_queue *q = nullptr;
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
+	int sp[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	onering_sub conn;
+	ASSERT_EQ(onering_stream_add(q, sp[1], 1, &conn), 0); // our copy stays open
+
+	ASSERT_TRUE(b.Restart());
+	onering_event e;
+	ASSERT_EQ(onering_wait(q, &e, 1, 1, 5000 * kMs), 1);
+	ASSERT_TRUE(IsRestarted(e)) << "kind " << e.kind;
+	EXPECT_EQ(e.payload.control.arg, 1u) << "the connection is not restored";
+	EXPECT_EQ(e.payload.control.status, -ECONNRESET);
+
+	int sp2[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp2), 0);
+	onering_sub conn2;
+	ASSERT_EQ(onering_stream_add(q, sp2[1], 2, &conn2), 0);
+	ASSERT_EQ(write(sp2[0], "again", 5), 5);
+	ASSERT_EQ(onering_wait(q, &e, 1, 1, 5000 * kMs), 1);
+	EXPECT_EQ(e.kind, ONERING_EV_STREAM);
+	EXPECT_EQ(e.payload.stream.status, 5);
+	const void *d = onering_stream_data(q, &e);
+	ASSERT_NE(d, nullptr);
+	EXPECT_EQ(memcmp(d, "again", 5), 0);
+	EXPECT_EQ(onering_stream_done(q, &e), 0);
+	onering_queue_close(q);
+	onering_detach(att);
+	for (int fd : {sp[0], sp[1], sp2[0], sp2[1]})
+		close(fd);
+}
+
 // While the broker is gone: posts and requests say -EAGAIN (not lost
 // silently), and a new subscription too; afterwards they work again.
 TEST(RecoveryTest, PostsFailWithEagainWhileTheBrokerIsGone)
