@@ -519,18 +519,18 @@ int broker_stream_request(struct poller *p, struct broker_queue *q, struct broke
 static void queue_resume(struct poller *p, struct broker_queue *q)
 {
 	struct broker_streams *st = q->streams;
-	struct cds_list_head todo;
+	struct cds_list_head resume;
 
 	st->busy = false;
 	if (!overflow_drain(p, q)) {
 		st->busy = true;
 		return;
 	}
-	CDS_INIT_LIST_HEAD(&todo);
-	cds_list_splice(&st->retry, &todo);
+	CDS_INIT_LIST_HEAD(&resume);
+	cds_list_splice(&st->retry, &resume);
 	CDS_INIT_LIST_HEAD(&st->retry);
-	while (!cds_list_empty(&todo)) {
-		struct broker_conn *c = cds_list_first_entry(&todo, struct broker_conn, retry_node);
+	while (!cds_list_empty(&resume)) {
+		struct broker_conn *c = cds_list_first_entry(&resume, struct broker_conn, retry_node);
 		cds_list_del_init(&c->retry_node);
 		c->on_retry = false;
 		if (broker_sub_dead(c->s))
@@ -538,7 +538,7 @@ static void queue_resume(struct poller *p, struct broker_queue *q)
 		recv_some(p, c);
 		if (!cds_list_empty(&st->retry) && st->nr_free_rx == 0) {
 			/* Out of buffers: the rest wait as they were. */
-			cds_list_splice(&todo, st->retry.prev);
+			cds_list_splice(&resume, st->retry.prev);
 			break;
 		}
 	}

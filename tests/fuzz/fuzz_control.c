@@ -118,6 +118,10 @@ static struct peer peers[NR_PEERS];
 /* Ids seen in replies during this input. */
 static uint32_t queue_ids[MAX_IDS], group_ids[MAX_IDS];
 static unsigned nr_queue_ids, nr_group_ids;
+/* Subscriptions SUB_ADD replies named (id, and its generation at the same
+ * index), for SUB_FD to aim at. */
+static uint32_t sub_ids[MAX_IDS], sub_gens[MAX_IDS];
+static unsigned nr_sub_ids;
 
 struct input {
 	const uint8_t *p;
@@ -713,9 +717,10 @@ static void drain(struct peer *pe, const struct onering_msg *req)
 		}
 		bool opened = m.type == (ONERING_MSG_QUEUE_OPEN | ONERING_MSG_REPLY) && m.status == 0;
 		bool counters = m.type == (ONERING_MSG_COUNTERS | ONERING_MSG_REPLY) && m.status == 0;
+		bool sub_fd = m.type == (ONERING_MSG_SUB_FD | ONERING_MSG_REPLY) && m.status == 0;
 		/* QUEUE_OPEN: two segments, the poller's kick, the queue's bell;
-		 * COUNTERS: the counters segment. */
-		if (nfds != (opened ? 4u : counters ? 1u : 0u))
+		 * COUNTERS: the counters segment; SUB_FD: the connection's socket. */
+		if (nfds != (opened ? 4u : counters || sub_fd ? 1u : 0u))
 			FAIL("reply of type %#x status %d carries %u fds", m.type, m.status, nfds);
 		if (opened) {
 			remember(queue_ids, &nr_queue_ids, m.u.queue_open.queue_id);
@@ -723,6 +728,10 @@ static void drain(struct peer *pe, const struct onering_msg *req)
 				remember(group_ids, &nr_group_ids, m.u.queue_open.group_id);
 		} else if (m.type == (ONERING_MSG_GROUP | ONERING_MSG_REPLY) && m.status == 0) {
 			remember(group_ids, &nr_group_ids, m.u.group.group_id);
+		} else if (m.type == (ONERING_MSG_SUB_ADD | ONERING_MSG_REPLY) && m.status == 0 &&
+			   nr_sub_ids < MAX_IDS) {
+			sub_ids[nr_sub_ids] = m.u.sub_add.sub_id;
+			sub_gens[nr_sub_ids++] = m.u.sub_add.sub_gen;
 		}
 	}
 }
@@ -753,8 +762,9 @@ static void pick_name(char name[ONERING_NAME_MAX])
 
 /*
  * level 0: the bytes as they are; 1: a valid magic and version; 2: also a
- * type (the low 3 bits of the type field: HELLO, QUEUE_OPEN, QUEUE_CLOSE,
- * SUB_ADD, STATS, GROUP, PORT_TX, or the field as it is); 3: also fields
+ * type (the low 4 bits of the type field: HELLO, QUEUE_OPEN, QUEUE_CLOSE,
+ * SUB_ADD, STATS, GROUP, PORT_TX, SUB_FD, twice, or the field as it is); 3:
+ * also fields
  * aimed at live objects: a HELLO that matches the broker, a group name
  * from a table (name[0] < 8 picks it), small queue and group ids taken
  * from the ids replies gave, small capacities decoded, small node and cpu
@@ -762,7 +772,9 @@ static void pick_name(char name[ONERING_NAME_MAX])
  */
 static void patch_message(struct onering_msg *m, unsigned level)
 {
-	static const uint16_t types[8] = {
+	static const uint16_t types[16] = {
+		ONERING_MSG_HELLO, ONERING_MSG_QUEUE_OPEN, ONERING_MSG_QUEUE_CLOSE, ONERING_MSG_SUB_ADD,
+		ONERING_MSG_STATS, ONERING_MSG_GROUP,      ONERING_MSG_PORT_TX,     ONERING_MSG_SUB_FD,
 		ONERING_MSG_HELLO, ONERING_MSG_QUEUE_OPEN, ONERING_MSG_QUEUE_CLOSE, ONERING_MSG_SUB_ADD,
 		ONERING_MSG_STATS, ONERING_MSG_GROUP,      ONERING_MSG_PORT_TX,     0,
 	};
@@ -773,8 +785,8 @@ static void patch_message(struct onering_msg *m, unsigned level)
 	m->version = ONERING_PROTO_VERSION;
 	if (level == 1)
 		return;
-	if (types[m->type & 7])
-		m->type = types[m->type & 7];
+	if (types[m->type & 15])
+		m->type = types[m->type & 15];
 	if (level == 2)
 		return;
 	switch (m->type) {
@@ -807,6 +819,17 @@ static void patch_message(struct onering_msg *m, unsigned level)
 	}
 	case ONERING_MSG_GROUP:
 		pick_name(m->u.group.name);
+		break;
+	case ONERING_MSG_SUB_FD:
+		/* A subscription a reply named (small ids pick one), its
+		 * generation as it was: another client's, or one deleted since,
+		 * must get -ENOENT. */
+		if (m->u.sub_fd.sub_id && m->u.sub_fd.sub_id < 256 && nr_sub_ids) {
+			unsigned k = m->u.sub_fd.sub_id % nr_sub_ids;
+			m->u.sub_fd.sub_id = sub_ids[k];
+			if (m->u.sub_fd.sub_gen < 256)
+				m->u.sub_fd.sub_gen = sub_gens[k];
+		}
 		break;
 	default:
 		break;
@@ -874,6 +897,7 @@ static void input_begin(unsigned limits)
 		b.group_gen[i] = 0;
 	nr_queue_ids = 0;
 	nr_group_ids = 0;
+	nr_sub_ids = 0;
 	for (unsigned i = 0; i < configured_groups; i++)
 		remember(group_ids, &nr_group_ids, b.groups[i]->id);
 }
