@@ -42,6 +42,12 @@ enum broker_idle {
 	BROKER_IDLE_OVERPROVISIONED = 2, /* block at once: the core is shared */
 };
 
+/* --stream-io: how a poller moves completion-mode sockets' bytes (stream.c). */
+enum broker_stream_io {
+	BROKER_STREAM_IO_URING = 0, /* io_uring: one io_uring_enter per batch (default) */
+	BROKER_STREAM_IO_CALLS = 1, /* recv/send calls with MSG_DONTWAIT, one per operation */
+};
+
 struct broker_config {
 	char name[ONERING_NAME_MAX];
 	char socket_dir[200];
@@ -73,6 +79,7 @@ struct broker_config {
 	uint64_t idle_spin_ns;           /* busy-poll this long before blocking */
 	int idle_sleep_ms;               /* longest idle block (-1: never block) */
 	unsigned idle;                   /* enum broker_idle (-1 ms resolves to busy) */
+	unsigned stream_io;              /* enum broker_stream_io */
 	int ready_fd;                    /* --ready-fd, or -1 */
 	uint32_t max_queues;             /* queues of all clients together */
 	uint32_t counters_max_objects;   /* slots of the counters segment */

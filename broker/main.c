@@ -58,6 +58,7 @@ enum {
 	OPT_IDLE,
 	OPT_IDLE_SPIN_US,
 	OPT_IDLE_SLEEP_MS,
+	OPT_STREAM_IO,
 	OPT_NO_HUGEPAGES,
 	OPT_LOG_LEVEL,
 	OPT_READY_FD,
@@ -99,6 +100,7 @@ static const struct option long_opts[] = {
 	{"idle", required_argument, NULL, OPT_IDLE},
 	{"idle-spin-us", required_argument, NULL, OPT_IDLE_SPIN_US},
 	{"idle-sleep-ms", required_argument, NULL, OPT_IDLE_SLEEP_MS},
+	{"stream-io", required_argument, NULL, OPT_STREAM_IO},
 	{"no-hugepages", no_argument, NULL, OPT_NO_HUGEPAGES},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
 	{"ready-fd", required_argument, NULL, OPT_READY_FD},
@@ -142,6 +144,7 @@ static const struct {
 	{OPT_IDLE, "backoff"},
 	{OPT_IDLE_SPIN_US, "100"},
 	{OPT_IDLE_SLEEP_MS, "1"},
+	{OPT_STREAM_IO, "uring"},
 	{OPT_LOG_LEVEL, "5"},
 	{OPT_READY_FD, "none"},
 	{OPT_GROUP, "none"},
@@ -221,6 +224,10 @@ static void usage(FILE *out)
 		"                       ring space or a word is watched, block at most this\n"
 		"                       long (else until woken or a timer is due); -1 never\n"
 		"                       blocks, as --idle busy (default 1)\n"
+		"  --stream-io HOW      completion-mode sockets: uring (their receives and\n"
+		"                       sends batched through a poller's io_uring; calls\n"
+		"                       where io_uring is unavailable) or calls (recv and\n"
+		"                       send with MSG_DONTWAIT, one each) (default uring)\n"
 		"  --no-hugepages       never back rings with hugepages\n"
 		"  --counters-max-objects N  objects the counters segment holds (default 1024;\n"
 		"                       more are left out and counted as unlisted)\n"
@@ -556,6 +563,14 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 		cfg->idle = (unsigned)idle;
 		break;
 	}
+	case OPT_STREAM_IO:
+		if (strcmp(buf, "uring") == 0)
+			cfg->stream_io = BROKER_STREAM_IO_URING;
+		else if (strcmp(buf, "calls") == 0)
+			cfg->stream_io = BROKER_STREAM_IO_CALLS;
+		else
+			REFUSE("bad value \"%s\" for --stream-io: expected uring or calls", buf);
+		break;
 	case OPT_IDLE_SPIN_US:
 		if (parse_u32(buf, 0, 10u * 1000 * 1000, &v) < 0)
 			REFUSE("bad value \"%s\" for --idle-spin-us: expected 0..10000000", buf);
@@ -1128,6 +1143,9 @@ void broker_config_print(const struct broker_config *cfg, FILE *out)
 	fprintf(out, "connections   HELLO within %u ms; without it at most %u per uid, %u in all\n",
 		cfg->hello_timeout_ms, cfg->max_pending_per_uid, cfg->max_pending);
 	print_idle(cfg, out);
+	fprintf(out, "stream io     %s\n", cfg->stream_io == BROKER_STREAM_IO_CALLS
+					    ? "recv/send calls with MSG_DONTWAIT (--stream-io calls)"
+					    : "io_uring, one enter per batch (calls where unavailable)");
 	fprintf(out, "hugepages     %s\n", cfg->no_hugetlb ? "off" : "when reserved");
 	fprintf(out, "counters      segment of %u objects (%zu KiB), updated every %u ms and when "
 		"read\n", cfg->counters_max_objects,

@@ -2,13 +2,33 @@
 /*
  * Completion-mode sockets on the poller (stream.h): receiving into a
  * queue's receive buffers, sending from its stream area, the records that
- * say so, and the streams source that resumes what had to wait.
+ * say so, and the streams source that makes the receives and sends.
  *
  * Every stream subscription is homed on its queue's poller, so the queue's
- * buffers, send slots and connections have one writer. Receives and sends
- * are recv/recvmsg/send/sendto with MSG_DONTWAIT (never blocking, whatever
- * O_NONBLOCK the client left on its socket), driven by edge-triggered epoll
- * readiness (the fds source hands it here).
+ * buffers, send slots and connections have one writer. What the loop's
+ * other sources find - a readiness report from the fds source (sockets
+ * are in the poller's epoll, edge-triggered), a SEND or a CLOSE from the
+ * submission source, a buffer given back - only marks the connection (its
+ * queue's io list). The streams source, last in the loop, then makes every
+ * marked connection's receive and send as one batch:
+ *
+ *   build    one receive (into a free buffer) and one send (the SENDs that
+ *            wait, gathered) per connection;
+ *   run      through the poller's io_uring, one io_uring_enter for the
+ *            whole batch (--stream-io uring, the default), or as
+ *            recv/recvmsg/sendmsg calls (--stream-io calls, and where
+ *            io_uring is unavailable). Every operation carries
+ *            MSG_DONTWAIT, so io_uring completes each inside the enter -
+ *            with its bytes or -EAGAIN, never parked on the socket: the
+ *            broker never blocks on a client's socket, and no operation
+ *            outlives the batch that made it (nothing in flight points
+ *            into a queue's memory when the queue or the connection goes);
+ *   complete each result as the call's would be: records, a connection
+ *            with more to do marked again (the next round), EAGAIN waits
+ *            for the next readiness edge.
+ * Every marked connection has its turn each loop (one receive, one send);
+ * one that has more to do is marked again, for the next loop. A batch
+ * holds STREAM_OPS operations: more make more batches.
  *
  * What waits:
  *   - a receive, when the queue has no free receive buffer or records wait
@@ -20,15 +40,18 @@
  *   - a SEND, while the socket's buffer is full: on its connection's list
  *     until EPOLLOUT.
  * The streams source walks the poller's queues only while one of them has
- * something waiting (as deliver_flush does for pending records).
+ * something to do or waiting (as deliver_flush does for pending records).
  */
 #include <errno.h>
+#include <liburing.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "broker/broker.h"
 #include "broker/deliver.h"
@@ -38,20 +61,48 @@
 #include "broker/stream.h"
 #include "shm/log.h"
 
-/* Receive buffers one readiness report may fill before the connection
- * yields to the others (it goes on the retry list for the rest). */
-#define RECV_BUDGET 16u
+/* Operations a batch holds (a receive and a send per connection): one
+ * io_uring_enter each. */
+#define STREAM_OPS 64u
+/* SENDs of one connection gathered into one sendmsg. */
+#define SEND_GATHER 8u
 /* While something waits for the consumer (ring space), poll again after
  * this long even if nothing wakes the poller (its progress does not). */
 #define STREAM_RETRY_NS (1000ull * 1000)
 
 #define NO_BUF UINT32_MAX
 
+/* struct broker_conn.waits */
+enum { CONN_IDLE, CONN_IO, CONN_RETRY };
+
+/* One receive or send of a batch. */
+struct stream_op {
+	struct broker_conn *c;
+	bool send;
+	uint32_t buf;   /* receive: its buffer */
+	uint32_t nr;    /* send: the SENDs gathered, from the connection's first */
+	int32_t res;    /* bytes, or -errno */
+	struct msghdr mh;
+	struct iovec iov[SEND_GATHER];
+	struct onering_stream_addr to; /* SEND_TO: the address, copied and checked */
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(struct ucred))];
+	} ctl;
+};
+
 struct source_streams {
 	struct broker_source src;
-	/* Queues of this poller with something waiting, at least: set where a
-	 * queue becomes busy, recounted by the walk. 0 skips the walk. */
+	/* Queues of this poller with something to do or waiting, at least:
+	 * set where a queue becomes busy, recounted by the walk. 0 skips the
+	 * walk. */
 	uint32_t nr_busy;
+	bool uring;               /* the batches go through ring */
+	bool ring_made;           /* ring is to be freed with the source */
+	bool uring_disabled;      /* made R_DISABLED: its poller enables it */
+	struct io_uring ring;
+	uint32_t nr_ops;
+	struct stream_op ops[STREAM_OPS];
 };
 
 static struct source_streams *streams_src(struct poller *p)
@@ -130,108 +181,44 @@ static bool overflow_drain(struct poller *p, struct broker_queue *q)
 	return true;
 }
 
+/* c has a receive or a send to make: on its queue's io list (from the
+ * retry list too: a connection whose receive waits may have sends). */
+static void io_want(struct poller *p, struct broker_conn *c)
+{
+	struct broker_streams *st = c->s->queue->streams;
+
+	if (c->waits == CONN_IO)
+		return;
+	if (c->waits == CONN_RETRY)
+		cds_list_del(&c->wait_node);
+	c->waits = CONN_IO;
+	cds_list_add_tail(&c->wait_node, &st->io);
+	mark_busy(p, st);
+}
+
+/* c's receive waits for a buffer or for ring space. */
 static void retry_add(struct poller *p, struct broker_conn *c)
 {
 	struct broker_streams *st = c->s->queue->streams;
 
-	if (!c->on_retry) {
-		c->on_retry = true;
-		cds_list_add_tail(&c->retry_node, &st->retry);
-	}
+	if (c->waits == CONN_IO)
+		cds_list_del(&c->wait_node);
+	if (c->waits != CONN_RETRY)
+		cds_list_add_tail(&c->wait_node, &st->retry);
+	c->waits = CONN_RETRY;
 	mark_busy(p, st);
 }
 
-static void retry_del(struct broker_conn *c)
+/* Off whichever list c is on. */
+static void wait_del(struct broker_conn *c)
 {
-	if (c->on_retry) {
-		c->on_retry = false;
-		cds_list_del_init(&c->retry_node);
+	if (c->waits != CONN_IDLE) {
+		c->waits = CONN_IDLE;
+		cds_list_del_init(&c->wait_node);
 	}
 }
 
-/* ---- receiving ------------------------------------------------------- */
-
-/* Receive what c's socket has, into free buffers, up to RECV_BUDGET. */
-static void recv_some(struct poller *p, struct broker_conn *c)
-{
-	struct broker_sub *s = c->s;
-	struct broker_streams *st = s->queue->streams;
-
-	for (unsigned k = 0; c->rx_ready && !c->rx_done; k++) {
-		if (k == RECV_BUDGET) {
-			retry_add(p, c); /* the others' turn; the rest next loop */
-			return;
-		}
-		if (st->ov_head || st->nr_free_rx == 0) {
-			broker_count(&st->ctr[ONERING_SC_STALLS], 1);
-			retry_add(p, c);
-			return;
-		}
-		uint32_t idx = st->free_rx[st->nr_free_rx - 1];
-		uint64_t off = st->area_off + (uint64_t)idx * st->buf_size;
-		unsigned char *buf = st->seg + off;
-		uint16_t flags = 0;
-		ssize_t n;
-		if (c->dgram) {
-			/* The peer's address in the buffer's first bytes, the
-			 * datagram after it. */
-			struct onering_stream_addr *a = (struct onering_stream_addr *)buf;
-			struct iovec iov = {buf + ONERING_STREAM_ADDR_BYTES,
-					    st->buf_size - ONERING_STREAM_ADDR_BYTES};
-			struct msghdr mh = {.msg_name = a->addr, .msg_namelen = sizeof(a->addr),
-					    .msg_iov = &iov, .msg_iovlen = 1};
-			n = recvmsg(s->fd, &mh, MSG_DONTWAIT);
-			if (n >= 0) {
-				a->len = mh.msg_namelen <= sizeof(a->addr) ? mh.msg_namelen : 0;
-				a->reserved = 0;
-				if (mh.msg_flags & MSG_TRUNC)
-					flags |= ONERING_EVF_STREAM_TRUNC;
-				off += ONERING_STREAM_ADDR_BYTES;
-			}
-		} else {
-			n = recv(s->fd, buf, st->buf_size, MSG_DONTWAIT);
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				c->rx_ready = false;
-				return;
-			}
-			/* The connection failed: said once, receiving ends. */
-			c->rx_done = true;
-			broker_count(&st->ctr[ONERING_SC_ERRORS], 1);
-			emit(p, c, ONERING_STREAM_RECV, -errno, 0, NO_BUF, 0, 0, 0);
-			return;
-		}
-		if (n == 0 && !c->dgram) { /* end of stream */
-			c->rx_done = true;
-			emit(p, c, ONERING_STREAM_RECV, 0, 0, NO_BUF, 0, 0, 0);
-			return;
-		}
-		st->nr_free_rx--;
-		st->rx_out[idx] = 1;
-		broker_count(&st->ctr[ONERING_SC_BUFFERS_OUT], 1);
-		broker_count(&st->ctr[ONERING_SC_BYTES_IN], (uint64_t)n);
-		broker_count(&st->ctr[ONERING_SC_RECVS], 1);
-		emit(p, c, ONERING_STREAM_RECV, (int32_t)n, off, idx, 0, 0, flags);
-		/* A stream receive shorter than the buffer took everything the
-		 * socket had: what comes later is a new edge (epoll re-queues an
-		 * edge-triggered fd on every wake-up after it was harvested), so
-		 * the recv that would say EAGAIN is saved - one system call per
-		 * request. TCP only, and not when the edge said more than
-		 * EPOLLIN (urgent data, an end of stream or an error to read
-		 * next): a Unix stream receive stops at a message that carries
-		 * fds or another writer's credentials, a datagram or seqpacket
-		 * receive takes one message of several. */
-		if (c->tcp && c->rx_short_ok && (size_t)n < st->buf_size) {
-			c->rx_ready = false;
-			return;
-		}
-	}
-}
-
-/* ---- sending ----------------------------------------------------------- */
+/* ---- sends: their end ---------------------------------------------------- */
 
 static void send_finish(struct poller *p, struct broker_conn *c, struct broker_send *snd,
 			int32_t status)
@@ -246,121 +233,365 @@ static void send_finish(struct poller *p, struct broker_conn *c, struct broker_s
 	st->free_sends = snd;
 }
 
+/* c's first SEND is done (sent, or failed with status). */
+static void send_pop(struct poller *p, struct broker_conn *c, int32_t status)
+{
+	struct broker_send *snd = c->sq_head;
+
+	c->sq_head = snd->next;
+	if (!c->sq_head)
+		c->sq_tail = &c->sq_head;
+	c->nr_sends--;
+	send_finish(p, c, snd, status);
+}
+
 /* Fail every SEND c has waiting with status. */
 static void sends_fail(struct poller *p, struct broker_conn *c, int32_t status)
 {
-	while (c->sq_head) {
-		struct broker_send *snd = c->sq_head;
-		c->sq_head = snd->next;
-		c->nr_sends--;
-		send_finish(p, c, snd, status);
-	}
-	c->sq_tail = &c->sq_head;
+	while (c->sq_head)
+		send_pop(p, c, status);
 }
 
 static void conn_close(struct poller *p, struct broker_conn *c, int32_t status);
 
-/* A send on a Unix socket carries the credentials of the client that owns
- * the connection, not the broker's: a receiver that trusts SCM_CREDENTIALS
- * (systemd's notify socket trusts its service's pid) must not see the
- * broker in a client's bytes. Claiming another pid takes CAP_SYS_ADMIN, a
- * uid or gid not ours CAP_SETUID/CAP_SETGID: without them the send fails
- * (-EPERM in its SENT record) rather than go out as the broker. */
-static ssize_t send_as_client(const struct broker_sub *s, const void *data, size_t len)
+/* c has no SEND left: the CLOSE or the CLOSE_WRITE that came after them
+ * takes effect. */
+static void sends_drained(struct poller *p, struct broker_conn *c)
 {
-	const struct broker_cred *cr = s->queue->cred;
-	struct ucred uc = {.pid = cr->pid, .uid = cr->uid, .gid = cr->gid};
-	union {
-		struct cmsghdr h;
-		char buf[CMSG_SPACE(sizeof(struct ucred))];
-	} ctl;
-	struct iovec iov = {(void *)(uintptr_t)data, len};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
-			    .msg_controllen = sizeof(ctl.buf)};
-
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.h.cmsg_level = SOL_SOCKET;
-	ctl.h.cmsg_type = SCM_CREDENTIALS;
-	ctl.h.cmsg_len = CMSG_LEN(sizeof(uc));
-	memcpy(CMSG_DATA(&ctl.h), &uc, sizeof(uc));
-	return sendmsg(s->fd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	if (c->sq_head)
+		return;
+	if (c->shut_asked) {
+		c->shut_asked = false;
+		(void)shutdown(c->s->fd, SHUT_WR); /* never blocks; ENOTCONN: gone anyway */
+	}
+	if (c->close_asked)
+		conn_close(p, c, 0);
 }
 
-/* Send what c has waiting, in order, until the socket is full. */
-static void send_some(struct poller *p, struct broker_conn *c)
-{
-	struct broker_sub *s = c->s;
-	struct broker_streams *st = s->queue->streams;
+/* ---- a batch: build ------------------------------------------------------ */
 
-	while (c->sq_head && c->tx_ready) {
-		struct broker_send *snd = c->sq_head;
-		const unsigned char *data = st->seg + snd->off + snd->done;
-		size_t left = snd->len - snd->done;
-		ssize_t n;
-		if (snd->flags & ONERING_SEND_TO) {
-			/* The address the client wrote: copied, then checked. Only
-			 * to the socket's own family, IPv4 or IPv6: a Unix path
-			 * would be looked up with the broker's rights and mounts. */
-			struct onering_stream_addr a;
-			sa_family_t fam;
-			memcpy(&a, st->seg + snd->off - ONERING_STREAM_ADDR_BYTES, sizeof(a));
-			memcpy(&fam, a.addr, sizeof(fam));
-			if (a.len < sizeof(sa_family_t) || a.len > sizeof(a.addr) || fam != c->family ||
-			    (fam != AF_INET && fam != AF_INET6)) {
-				c->sq_head = snd->next;
-				if (!c->sq_head)
-					c->sq_tail = &c->sq_head;
-				c->nr_sends--;
-				send_finish(p, c, snd, -EINVAL);
-				continue;
-			}
-			n = sendto(s->fd, data, left, MSG_DONTWAIT | MSG_NOSIGNAL,
-				   (const struct sockaddr *)a.addr, a.len);
-		} else if (c->family == AF_UNIX) {
-			n = send_as_client(s, data, left);
-		} else {
-			n = send(s->fd, data, left, MSG_DONTWAIT | MSG_NOSIGNAL);
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				c->tx_ready = false; /* EPOLLOUT brings it back */
-				break;
-			}
-			int32_t err = -errno;
-			if (c->dgram) { /* one datagram failed; the socket lives on */
-				c->sq_head = snd->next;
-				if (!c->sq_head)
-					c->sq_tail = &c->sq_head;
-				c->nr_sends--;
-				send_finish(p, c, snd, err);
-				continue;
-			}
-			c->tx_failed = true;
-			sends_fail(p, c, err);
+/* A receive into a free buffer of c's queue (the caller checked there is
+ * one). */
+static void op_recv(struct source_streams *ss, struct broker_conn *c)
+{
+	struct broker_streams *st = c->s->queue->streams;
+	struct stream_op *op = &ss->ops[ss->nr_ops++];
+	uint32_t idx = st->free_rx[--st->nr_free_rx];
+	unsigned char *buf = st->seg + st->area_off + (uint64_t)idx * st->buf_size;
+
+	op->c = c;
+	op->send = false;
+	op->buf = idx;
+	memset(&op->mh, 0, sizeof(op->mh));
+	op->mh.msg_iov = op->iov;
+	op->mh.msg_iovlen = 1;
+	if (c->dgram) {
+		/* The peer's address in the buffer's first bytes, the datagram
+		 * after it. */
+		struct onering_stream_addr *a = (struct onering_stream_addr *)buf;
+		op->mh.msg_name = a->addr;
+		op->mh.msg_namelen = sizeof(a->addr);
+		op->iov[0].iov_base = buf + ONERING_STREAM_ADDR_BYTES;
+		op->iov[0].iov_len = st->buf_size - ONERING_STREAM_ADDR_BYTES;
+	} else {
+		op->iov[0].iov_base = buf;
+		op->iov[0].iov_len = st->buf_size;
+	}
+}
+
+/* A send of c's first SENDs: up to SEND_GATHER of a stream in one
+ * sendmsg, one datagram otherwise. false: none to make (a SEND_TO with a
+ * bad address failed on the way). */
+static bool op_send(struct poller *p, struct source_streams *ss, struct broker_conn *c)
+{
+	struct broker_streams *st = c->s->queue->streams;
+	struct stream_op *op = &ss->ops[ss->nr_ops];
+	struct broker_send *snd;
+
+	memset(&op->mh, 0, sizeof(op->mh));
+	while ((snd = c->sq_head) && (snd->flags & ONERING_SEND_TO)) {
+		/* The address the client wrote: copied, then checked. Only to
+		 * the socket's own family, IPv4 or IPv6: a Unix path would be
+		 * looked up with the broker's rights and mounts. */
+		sa_family_t fam;
+		memcpy(&op->to, st->seg + snd->off - ONERING_STREAM_ADDR_BYTES, sizeof(op->to));
+		memcpy(&fam, op->to.addr, sizeof(fam));
+		if (op->to.len >= sizeof(sa_family_t) && op->to.len <= sizeof(op->to.addr) &&
+		    fam == c->family && (fam == AF_INET || fam == AF_INET6)) {
+			op->mh.msg_name = op->to.addr;
+			op->mh.msg_namelen = op->to.len;
 			break;
 		}
+		send_pop(p, c, -EINVAL);
+	}
+	if (!snd) {
+		sends_drained(p, c);
+		return false;
+	}
+	uint32_t nr = 0;
+	for (; snd && nr < (c->dgram ? 1u : SEND_GATHER); snd = snd->next, nr++) {
+		if (snd->flags & ONERING_SEND_TO && nr > 0)
+			break;
+		op->iov[nr].iov_base = st->seg + snd->off + snd->done;
+		op->iov[nr].iov_len = snd->len - snd->done;
+	}
+	op->mh.msg_iov = op->iov;
+	op->mh.msg_iovlen = nr;
+	if (c->family == AF_UNIX) {
+		/* A send on a Unix socket carries the credentials of the
+		 * client that owns the connection, not the broker's: a
+		 * receiver that trusts SCM_CREDENTIALS (systemd's notify
+		 * socket trusts its service's pid) must not see the broker in
+		 * a client's bytes. Claiming another pid takes CAP_SYS_ADMIN,
+		 * a uid or gid not ours CAP_SETUID/CAP_SETGID: without them
+		 * the send fails (-EPERM in its SENT record) rather than go
+		 * out as the broker. */
+		const struct broker_cred *cr = c->s->queue->cred;
+		struct ucred uc = {.pid = cr->pid, .uid = cr->uid, .gid = cr->gid};
+		memset(&op->ctl, 0, sizeof(op->ctl));
+		op->ctl.h.cmsg_level = SOL_SOCKET;
+		op->ctl.h.cmsg_type = SCM_CREDENTIALS;
+		op->ctl.h.cmsg_len = CMSG_LEN(sizeof(uc));
+		memcpy(CMSG_DATA(&op->ctl.h), &uc, sizeof(uc));
+		op->mh.msg_control = op->ctl.buf;
+		op->mh.msg_controllen = sizeof(op->ctl.buf);
+	}
+	op->c = c;
+	op->send = true;
+	op->buf = NO_BUF;
+	op->nr = nr;
+	ss->nr_ops++;
+	return true;
+}
+
+/* c's receive and send, into the batch (room for two). */
+static void batch_add(struct poller *p, struct source_streams *ss, struct broker_conn *c)
+{
+	struct broker_streams *st = c->s->queue->streams;
+
+	if (broker_sub_dead(c->s))
+		return;
+	if (c->rx_ready && !c->rx_done) {
+		if (st->ov_head || st->nr_free_rx == 0) {
+			broker_count(&st->ctr[ONERING_SC_STALLS], 1);
+			retry_add(p, c);
+		} else {
+			op_recv(ss, c);
+		}
+	}
+	if (c->sq_head && c->tx_ready && !c->tx_failed)
+		(void)op_send(p, ss, c);
+}
+
+/* ---- a batch: run ---------------------------------------------------------- */
+
+/* A send of one buffer, no address, no credentials: send, not sendmsg
+ * (which copies the message header and imports the vector first). */
+static bool op_plain(const struct stream_op *op)
+{
+	return op->mh.msg_iovlen == 1 && !op->mh.msg_name && !op->mh.msg_control;
+}
+
+static int32_t op_call(const struct broker_conn *c, struct stream_op *op)
+{
+	ssize_t n;
+
+	do {
+		if (op->send && op_plain(op))
+			n = send(c->s->fd, op->iov[0].iov_base, op->iov[0].iov_len,
+				 MSG_DONTWAIT | MSG_NOSIGNAL);
+		else if (op->send)
+			n = sendmsg(c->s->fd, &op->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+		else if (c->dgram)
+			n = recvmsg(c->s->fd, &op->mh, MSG_DONTWAIT);
+		else
+			n = recv(c->s->fd, op->iov[0].iov_base, op->iov[0].iov_len, MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : (int32_t)n;
+}
+
+static void uring_off(struct poller *p, struct source_streams *ss, int err)
+{
+	onering_log(ONERING_LOG_ERR, "poller %u: io_uring_enter: %s; completion-mode sockets "
+		    "go on with recv/send calls", p->idx, strerror(-err));
+	broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
+	ss->uring = false; /* what it holds is never entered again; freed at stop */
+}
+
+/* Every operation of the batch: one io_uring_enter, or a call each. */
+static void batch_run(struct poller *p, struct source_streams *ss)
+{
+	if (ss->uring) {
+		for (uint32_t i = 0; i < ss->nr_ops; i++) {
+			struct stream_op *op = &ss->ops[i];
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ss->ring); /* ring > STREAM_OPS */
+			int fd = op->c->s->fd;
+			if (op->send && op_plain(op))
+				io_uring_prep_send(sqe, fd, op->iov[0].iov_base, op->iov[0].iov_len,
+						   MSG_DONTWAIT | MSG_NOSIGNAL);
+			else if (op->send)
+				io_uring_prep_sendmsg(sqe, fd, &op->mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+			else if (op->c->dgram)
+				io_uring_prep_recvmsg(sqe, fd, &op->mh, MSG_DONTWAIT);
+			else
+				io_uring_prep_recv(sqe, fd, op->iov[0].iov_base, op->iov[0].iov_len,
+						   MSG_DONTWAIT);
+			io_uring_sqe_set_data64(sqe, i);
+			op->res = -EINTR; /* until its completion says: tried again */
+		}
+		/* MSG_DONTWAIT: each completes inside this enter (its bytes
+		 * or -EAGAIN), so the wait for all of them returns at once. */
+		int r = io_uring_submit_and_wait(&ss->ring, ss->nr_ops);
+		while (r == -EINTR)
+			r = io_uring_submit_and_wait(&ss->ring, ss->nr_ops);
+		if (r >= 0) {
+			uint32_t got = 0;
+			while (got < ss->nr_ops) {
+				struct io_uring_cqe *cqe;
+				unsigned head, n = 0;
+				io_uring_for_each_cqe(&ss->ring, head, cqe) {
+					uint64_t i = io_uring_cqe_get_data64(cqe);
+					if (i < ss->nr_ops)
+						ss->ops[i].res = cqe->res;
+					n++;
+				}
+				io_uring_cq_advance(&ss->ring, n);
+				got += n;
+				if (got < ss->nr_ops && io_uring_wait_cqe(&ss->ring, &cqe) < 0)
+					break; /* cannot be: none is left in flight */
+			}
+			return;
+		}
+		uring_off(p, ss, r); /* nothing of the batch was submitted */
+	}
+	for (uint32_t i = 0; i < ss->nr_ops; i++)
+		ss->ops[i].res = op_call(ss->ops[i].c, &ss->ops[i]);
+}
+
+/* ---- a batch: complete ----------------------------------------------------- */
+
+static void recv_done(struct poller *p, struct stream_op *op)
+{
+	struct broker_conn *c = op->c;
+	struct broker_streams *st = c->s->queue->streams;
+	int32_t n = op->res;
+	uint64_t off = st->area_off + (uint64_t)op->buf * st->buf_size;
+	uint16_t flags = 0;
+
+	if (broker_sub_dead(c->s) || n < 0 || (n == 0 && !c->dgram))
+		st->free_rx[st->nr_free_rx++] = op->buf; /* the buffer was not used */
+	if (broker_sub_dead(c->s)) /* closed by an operation before this one */
+		return;
+	if (n == -EAGAIN || n == -EWOULDBLOCK) {
+		c->rx_ready = false; /* the next edge brings it back */
+		return;
+	}
+	if (n == -EINTR) {
+		io_want(p, c);
+		return;
+	}
+	if (n < 0) { /* the connection failed: said once, receiving ends */
+		c->rx_done = true;
+		broker_count(&st->ctr[ONERING_SC_ERRORS], 1);
+		emit(p, c, ONERING_STREAM_RECV, n, 0, NO_BUF, 0, 0, 0);
+		return;
+	}
+	if (n == 0 && !c->dgram) { /* end of stream */
+		c->rx_done = true;
+		emit(p, c, ONERING_STREAM_RECV, 0, 0, NO_BUF, 0, 0, 0);
+		return;
+	}
+	if (c->dgram) {
+		struct onering_stream_addr *a = (struct onering_stream_addr *)(st->seg + off);
+		a->len = op->mh.msg_namelen <= sizeof(a->addr) ? op->mh.msg_namelen : 0;
+		a->reserved = 0;
+		if (op->mh.msg_flags & MSG_TRUNC)
+			flags |= ONERING_EVF_STREAM_TRUNC;
+		off += ONERING_STREAM_ADDR_BYTES;
+	}
+	st->rx_out[op->buf] = 1;
+	broker_count(&st->ctr[ONERING_SC_BUFFERS_OUT], 1);
+	broker_count(&st->ctr[ONERING_SC_BYTES_IN], (uint64_t)n);
+	broker_count(&st->ctr[ONERING_SC_RECVS], 1);
+	emit(p, c, ONERING_STREAM_RECV, n, off, op->buf, 0, 0, flags);
+	/* A stream receive shorter than the buffer took everything the socket
+	 * had: what comes later is a new edge (epoll re-queues an
+	 * edge-triggered fd on every wake-up after it was harvested), so the
+	 * receive that would say EAGAIN is saved - one system call (or
+	 * operation) per request. TCP only, and not when the edge said more
+	 * than EPOLLIN (urgent data, an end of stream or an error to read
+	 * next): a Unix stream receive stops at a message that carries fds or
+	 * another writer's credentials, a datagram or seqpacket receive takes
+	 * one message of several. */
+	if (c->tcp && c->rx_short_ok && (size_t)n < st->buf_size) {
+		c->rx_ready = false;
+		return;
+	}
+	io_want(p, c); /* the next round receives again */
+}
+
+static void send_done(struct poller *p, struct stream_op *op)
+{
+	struct broker_conn *c = op->c;
+	struct broker_streams *st = c->s->queue->streams;
+	int32_t n = op->res;
+
+	if (broker_sub_dead(c->s)) /* closed by an operation before this one */
+		return;
+	if (n == -EAGAIN || n == -EWOULDBLOCK) {
+		c->tx_ready = false; /* EPOLLOUT brings it back */
+		return;
+	}
+	if (n == -EINTR) {
+		io_want(p, c);
+		return;
+	}
+	if (n < 0) {
+		if (c->dgram) { /* one datagram failed; the socket lives on */
+			send_pop(p, c, n);
+		} else {
+			c->tx_failed = true;
+			sends_fail(p, c, n);
+		}
+	} else {
+		uint32_t left = (uint32_t)n;
 		broker_count(&st->ctr[ONERING_SC_BYTES_OUT], (uint64_t)n);
-		snd->done += (uint32_t)n;
-		if (snd->done < snd->len && !c->dgram) {
-			broker_count(&st->ctr[ONERING_SC_SHORT_SENDS], 1);
-			continue; /* the next call says EAGAIN, or takes more */
+		for (uint32_t k = 0; k < op->nr; k++) {
+			struct broker_send *snd = c->sq_head;
+			uint32_t take = snd->len - snd->done < left ? snd->len - snd->done : left;
+			snd->done += take;
+			left -= take;
+			if (snd->done < snd->len && !c->dgram) {
+				/* The socket took part: the next send takes more, or
+				 * says EAGAIN. */
+				broker_count(&st->ctr[ONERING_SC_SHORT_SENDS], 1);
+				break;
+			}
+			send_pop(p, c, (int32_t)snd->done);
 		}
-		c->sq_head = snd->next;
-		if (!c->sq_head)
-			c->sq_tail = &c->sq_head;
-		c->nr_sends--;
-		send_finish(p, c, snd, (int32_t)snd->done);
 	}
-	if (!c->sq_head) {
-		if (c->shut_asked) {
-			c->shut_asked = false;
-			(void)shutdown(s->fd, SHUT_WR); /* never blocks; ENOTCONN: gone anyway */
-		}
-		if (c->close_asked)
-			conn_close(p, c, 0);
+	if (c->sq_head)
+		io_want(p, c);
+	else
+		sends_drained(p, c);
+}
+
+/* Run the batch and complete its operations. Returns how many. */
+static unsigned batch_flush(struct poller *p, struct source_streams *ss)
+{
+	uint32_t n = ss->nr_ops;
+
+	if (n == 0)
+		return 0;
+	batch_run(p, ss);
+	for (uint32_t i = 0; i < n; i++) {
+		if (ss->ops[i].send)
+			send_done(p, &ss->ops[i]);
+		else
+			recv_done(p, &ss->ops[i]);
 	}
+	ss->nr_ops = 0;
+	return n;
 }
 
 /* ---- closing ----------------------------------------------------------- */
@@ -374,7 +605,7 @@ static void conn_close(struct poller *p, struct broker_conn *c, int32_t status)
 	if (broker_sub_dead(s))
 		return;
 	sends_fail(p, c, -ECANCELED);
-	retry_del(c);
+	wait_del(c);
 	if (s->fd >= 0 && epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL) < 0 && errno != ENOENT)
 		broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
 	emit(p, c, ONERING_STREAM_CLOSED, status, 0, NO_BUF, 0, 0, 0);
@@ -393,17 +624,13 @@ void broker_stream_event(struct poller *p, struct broker_sub *s, uint32_t events
 		c->announced = true;
 		emit(p, c, ONERING_STREAM_ACCEPTED, 0, 0, c->listener_id, 0, 0, 0);
 	}
-	if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+	if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
 		c->tx_ready = true;
-		send_some(p, c);
-		if (broker_sub_dead(s))
-			return;
-	}
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLERR | EPOLLHUP | EPOLLPRI)) {
 		c->rx_ready = true;
 		c->rx_short_ok = !(events & (EPOLLRDHUP | EPOLLERR | EPOLLHUP | EPOLLPRI));
 	}
-	recv_some(p, c);
+	io_want(p, c);
 }
 
 /* Buffers given back: each must be one the client holds. */
@@ -434,6 +661,29 @@ static int buffers_done(struct poller *p, struct broker_queue *q, const struct o
 	return 0;
 }
 
+/* The sends marked connections of st have to make (only: just its), now,
+ * not at the loop's end: a SEND needs the slots they hold, or its refusal
+ * must come after their records. */
+static void sends_flush(struct poller *p, struct broker_streams *st, struct broker_conn *only)
+{
+	struct source_streams *ss = streams_src(p);
+	struct broker_conn *c, *next;
+
+	ss->nr_ops = 0;
+	if (only) {
+		if (only->sq_head && only->tx_ready && !only->tx_failed)
+			(void)op_send(p, ss, only);
+	} else {
+		cds_list_for_each_entry_safe(c, next, &st->io, wait_node) {
+			if (ss->nr_ops == STREAM_OPS)
+				break;
+			if (c->sq_head && c->tx_ready && !c->tx_failed && !broker_sub_dead(c->s))
+				(void)op_send(p, ss, c); /* may close c (a CLOSE after bad SEND_TOs) */
+		}
+	}
+	(void)batch_flush(p, ss);
+}
+
 static int send_request(struct poller *p, struct broker_conn *c, const struct onering_request *req)
 {
 	struct broker_streams *st = c->s->queue->streams;
@@ -445,12 +695,21 @@ static int send_request(struct poller *p, struct broker_conn *c, const struct on
 	if (len == 0 || len > st->area_size || off < lo || off > st->area_off + st->area_size ||
 	    len > st->area_off + st->area_size - off || ((req->flags & ONERING_SEND_TO) && !c->dgram))
 		return -EPROTO;
+	/* The SENDs before it are made at the loop's end; when this one needs
+	 * what they hold, or its refusal must follow their records, now. */
+	if (!st->free_sends)
+		sends_flush(p, st, NULL);
+	else if (c->sq_head && (c->close_asked || c->shut_asked))
+		sends_flush(p, st, c);
+	if (broker_sub_dead(c->s)) /* closed by the CLOSE before it */
+		return 0;
+	if (st->ov_head) /* their records wait for ring space: so does it */
+		return -EAGAIN;
 	struct broker_send *snd = st->free_sends;
 	if (c->listener || !snd || c->tx_failed || c->close_asked || c->shut_asked) {
 		/* Refused, with a SENT record that says why. */
-		struct broker_send tmp = {.off = off, .len = (uint32_t)len, .tag = req->user_data};
 		int32_t why = c->listener ? -ENOTCONN : !snd ? -ENOBUFS : -EPIPE;
-		emit(p, c, ONERING_STREAM_SENT, why, tmp.off, NO_BUF, tmp.len, tmp.tag, 0);
+		emit(p, c, ONERING_STREAM_SENT, why, off, NO_BUF, (uint32_t)len, req->user_data, 0);
 		broker_count(&st->ctr[ONERING_SC_SENDS], 1);
 		broker_count(&st->ctr[ONERING_SC_ERRORS], 1);
 		return 0;
@@ -465,8 +724,8 @@ static int send_request(struct poller *p, struct broker_conn *c, const struct on
 	*c->sq_tail = snd;
 	c->sq_tail = &snd->next;
 	c->nr_sends++;
-	if (c->sq_head == snd)
-		send_some(p, c);
+	if (c->tx_ready)
+		io_want(p, c); /* this loop's batch sends it */
 	return 0;
 }
 
@@ -490,19 +749,20 @@ int broker_stream_request(struct poller *p, struct broker_queue *q, struct broke
 		if (req->flags & ONERING_CLOSE_ABORT) {
 			sends_fail(p, c, -ECANCELED);
 			conn_close(p, c, 0);
-		} else if (req->flags & ONERING_CLOSE_WRITE) {
-			c->shut_asked = true;
-			send_some(p, c);
 		} else {
-			c->close_asked = true;
-			send_some(p, c);
+			/* After the SENDs before it: now if there are none. */
+			if (req->flags & ONERING_CLOSE_WRITE)
+				c->shut_asked = true;
+			else
+				c->close_asked = true;
+			sends_drained(p, c);
 		}
 		return 0;
 	case ONERING_REQ_DEL:
 		/* onering_del(): at once, no CLOSED record (its SENDs end with
 		 * -ECANCELED records). */
 		sends_fail(p, c, -ECANCELED);
-		retry_del(c);
+		wait_del(c);
 		if (s->fd >= 0 && !c->listener && epoll_ctl(p->epfd, EPOLL_CTL_DEL, s->fd, NULL) < 0 &&
 		    errno != ENOENT)
 			broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
@@ -514,35 +774,17 @@ int broker_stream_request(struct poller *p, struct broker_queue *q, struct broke
 
 /* ---- the streams source -------------------------------------------------- */
 
-/* One queue's waiting work: records first, then the connections that
- * waited (each once: one that must wait again goes back on the list). */
+/* Before q's batch: the records that waited for ring space, then the
+ * receives that waited for them or for a buffer (marked again; those that
+ * must wait again go back to the retry list as the batch is built). */
 static void queue_resume(struct poller *p, struct broker_queue *q)
 {
 	struct broker_streams *st = q->streams;
-	struct cds_list_head resume;
 
-	st->busy = false;
-	if (!overflow_drain(p, q)) {
-		st->busy = true;
+	if (!overflow_drain(p, q) || st->nr_free_rx == 0)
 		return;
-	}
-	CDS_INIT_LIST_HEAD(&resume);
-	cds_list_splice(&st->retry, &resume);
-	CDS_INIT_LIST_HEAD(&st->retry);
-	while (!cds_list_empty(&resume)) {
-		struct broker_conn *c = cds_list_first_entry(&resume, struct broker_conn, retry_node);
-		cds_list_del_init(&c->retry_node);
-		c->on_retry = false;
-		if (broker_sub_dead(c->s))
-			continue;
-		recv_some(p, c);
-		if (!cds_list_empty(&st->retry) && st->nr_free_rx == 0) {
-			/* Out of buffers: the rest wait as they were. */
-			cds_list_splice(&resume, st->retry.prev);
-			break;
-		}
-	}
-	st->busy = st->ov_head || !cds_list_empty(&st->retry);
+	while (!cds_list_empty(&st->retry))
+		io_want(p, cds_list_first_entry(&st->retry, struct broker_conn, wait_node));
 }
 
 static unsigned streams_poll(struct broker_source *src, const struct broker_poll_ctx *ctx)
@@ -550,45 +792,135 @@ static unsigned streams_poll(struct broker_source *src, const struct broker_poll
 	struct source_streams *ss = (struct source_streams *)src;
 	struct poller *p = src->p;
 	struct broker_queue *q;
-	unsigned busy = 0, work = 0;
+	unsigned work = 0;
 
 	(void)ctx;
 	if (ss->nr_busy == 0)
 		return 0;
+	ss->nr_busy = 0; /* recounted below; mark_busy counts a queue made busy again */
+	ss->nr_ops = 0;
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
+		struct broker_streams *st = q->streams;
+		struct cds_list_head todo;
 		/* A5 (deliver.c): only a LIVE queue is served. */
-		if (!q->streams || !q->streams->busy ||
-		    onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
+		if (!st || !st->busy || onering_atomic_load(&q->state, onering_mo_acquire) !=
+						 BROKER_QUEUE_LIVE)
 			continue;
-		uint64_t before = onering_atomic_load(&q->streams->ctr[ONERING_SC_RECVS],
-						      onering_mo_relaxed);
+		st->busy = false;
 		queue_resume(p, q);
-		work += (unsigned)(onering_atomic_load(&q->streams->ctr[ONERING_SC_RECVS],
-						       onering_mo_relaxed) - before);
-		busy += q->streams->busy;
+		/* Each marked connection once this loop: one marked again by
+		 * its results (more to receive or send) waits for the next. */
+		CDS_INIT_LIST_HEAD(&todo);
+		cds_list_splice(&st->io, &todo);
+		CDS_INIT_LIST_HEAD(&st->io);
+		while (!cds_list_empty(&todo)) {
+			struct broker_conn *c =
+				cds_list_first_entry(&todo, struct broker_conn, wait_node);
+			if (ss->nr_ops + 2 > STREAM_OPS)
+				work += batch_flush(p, ss);
+			/* Still CONN_IO until here: a result meanwhile that marks
+			 * it again finds it marked. */
+			c->waits = CONN_IDLE;
+			cds_list_del_init(&c->wait_node);
+			batch_add(p, ss, c);
+		}
+		if (!st->busy && (st->ov_head || !cds_list_empty(&st->io) ||
+				  !cds_list_empty(&st->retry)))
+			mark_busy(p, st);
 	}
-	ss->nr_busy = busy;
+	work += batch_flush(p, ss);
 	return work;
 }
 
-/* Waiting for ring space or buffers: look again soon (the consumer's
- * progress does not wake the poller; a buffer given back does, through
- * the submission ring). */
+/* Connections marked: at once. Waiting for ring space or buffers: look
+ * again soon (the consumer's progress does not wake the poller; a buffer
+ * given back does, through the submission ring). */
 static uint64_t streams_next_deadline(struct broker_source *src, uint64_t now_ns)
 {
+	struct source_streams *ss = (struct source_streams *)src;
+
 	(void)now_ns;
-	return ((struct source_streams *)src)->nr_busy ? STREAM_RETRY_NS : UINT64_MAX;
+	return ss->nr_busy ? STREAM_RETRY_NS : UINT64_MAX;
+}
+
+/* The poller's ring is made here, on the control thread, before the
+ * broker says it serves (its fd is one of those it holds from the start),
+ * disabled: its poller enables it (streams_thread_start), which makes the
+ * poller its single issuer, so DEFER_TASKRUN can hold its task work until
+ * the poller's own enter. A kernel without those (before 6.1) gets a plain
+ * ring; none at all (io_uring disabled, or --stream-io calls): calls. */
+static void streams_ring_make(struct source_streams *ss, struct poller *p)
+{
+	struct io_uring_params params;
+	int r;
+
+	memset(&params, 0, sizeof(params));
+	params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+		       IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED;
+	r = io_uring_queue_init_params(2 * STREAM_OPS, &ss->ring, &params);
+	if (r == -EINVAL) {
+		memset(&params, 0, sizeof(params));
+		r = io_uring_queue_init_params(2 * STREAM_OPS, &ss->ring, &params);
+	}
+	if (r < 0) {
+		onering_log(ONERING_LOG_WARN, "poller %u: no io_uring for completion-mode sockets "
+			    "(%s): recv/send calls instead", p->idx, strerror(-r));
+		return;
+	}
+	ss->ring_made = true;
+	ss->uring_disabled = params.flags & IORING_SETUP_R_DISABLED;
+	ss->uring = !ss->uring_disabled;
+}
+
+static void streams_thread_start(struct broker_source *src)
+{
+	struct source_streams *ss = (struct source_streams *)src;
+	struct poller *p = src->p;
+
+	if (ss->uring_disabled) {
+		/* liburing 2.3 (Debian 12) declares io_uring_enable_rings but
+		 * does not export it: the register call itself. */
+		int r = (int)syscall(__NR_io_uring_register, ss->ring.ring_fd,
+				     IORING_REGISTER_ENABLE_RINGS, NULL, 0);
+		if (r < 0)
+			r = -errno;
+		if (r < 0) {
+			onering_log(ONERING_LOG_WARN, "poller %u: cannot enable its io_uring (%s): "
+				    "completion-mode sockets through recv/send calls", p->idx,
+				    strerror(-r));
+			return;
+		}
+		ss->uring_disabled = false;
+		ss->uring = true;
+	}
+	if (ss->uring)
+		onering_log(ONERING_LOG_INFO, "poller %u: completion-mode sockets through io_uring",
+			    p->idx);
+}
+
+static void streams_destroy(struct broker_source *src)
+{
+	struct source_streams *ss = (struct source_streams *)src;
+
+	if (ss->ring_made)
+		io_uring_queue_exit(&ss->ring);
+	broker_source_free(src);
 }
 
 static const struct broker_source_ops streams_ops = {
 	.name = "streams",
 	.poll = streams_poll,
 	.next_deadline = streams_next_deadline,
-	.destroy = broker_source_free,
+	.thread_start = streams_thread_start,
+	.destroy = streams_destroy,
 };
 
 int broker_source_streams_create(struct poller *p, struct broker_source **out)
 {
 	*out = broker_source_alloc(p, &streams_ops, sizeof(struct source_streams));
-	return *out ? 0 : -ENOMEM;
+	if (!*out)
+		return -ENOMEM;
+	if (p->b->cfg.stream_io == BROKER_STREAM_IO_URING)
+		streams_ring_make((struct source_streams *)*out, p);
+	return 0;
 }

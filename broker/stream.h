@@ -11,8 +11,9 @@
  * the control thread creates them before the queue or the subscription is
  * published and frees them after the grace period that ends them.
  *
- * The broker never blocks on a client's socket: recv/send/sendto with
- * MSG_DONTWAIT, shutdown (never blocks), and accept through io_uring.
+ * The broker never blocks on a client's socket: receives and sends with
+ * MSG_DONTWAIT (batched through the poller's io_uring, or as calls),
+ * shutdown (never blocks), and accept through io_uring.
  * Every number a client writes (offsets, lengths, buffer indices, peer
  * addresses) is copied once and checked before use.
  */
@@ -66,11 +67,11 @@ struct broker_conn {
 	bool tx_failed; /* a send failed: later SENDs fail at once */
 	bool shut_asked; /* CLOSE_WRITE: shut down the sending side once drained */
 	bool close_asked; /* CLOSE: close once the SENDs before it are done */
-	bool on_retry;
+	uint8_t waits;  /* CONN_IDLE, CONN_IO or CONN_RETRY (stream.c): on which list */
 	uint32_t listener_id; /* accepted: its listener's sub_id (for ACCEPTED) */
 	uint32_t nr_sends;
 	struct broker_send *sq_head, **sq_tail;
-	struct cds_list_head retry_node; /* in its queue's retry list */
+	struct cds_list_head wait_node; /* in its queue's io or retry list */
 	/* accept.c (the control thread's): the listener's multishot accept, and
 	 * its cursor over its queue's group (the member the next connection
 	 * is offered to first). */
@@ -91,7 +92,9 @@ struct broker_streams {
 	uint8_t *rx_out;     /* per receive buffer: 1 while the client holds it */
 	struct broker_send *send_pool;
 	struct broker_send *free_sends;
-	struct cds_list_head retry;    /* connections with work to resume */
+	struct cds_list_head io;       /* connections with a receive or a send to make */
+	struct cds_list_head retry;    /* connections whose receive waits for a buffer
+					* or for ring space */
 	struct broker_stream_rec *ov_head, **ov_tail;
 	bool busy;           /* counted in the poller's streams source */
 	/* The poller writes them, except CONNECTIONS, ACCEPTED and REFUSED: the

@@ -41,6 +41,7 @@ int broker_streams_create(unsigned char *seg, uint64_t area_off, uint32_t nr_rx,
 		st->send_pool[i].next = st->free_sends;
 		st->free_sends = &st->send_pool[i];
 	}
+	CDS_INIT_LIST_HEAD(&st->io);
 	CDS_INIT_LIST_HEAD(&st->retry);
 	st->ov_tail = &st->ov_head;
 	*out = st;
@@ -76,7 +77,7 @@ struct broker_conn *broker_conn_new(struct broker_sub *s, bool dgram, bool liste
 	c->listener_id = listener_id;
 	c->tx_ready = true; /* until a send says EAGAIN */
 	c->sq_tail = &c->sq_head;
-	CDS_INIT_LIST_HEAD(&c->retry_node);
+	CDS_INIT_LIST_HEAD(&c->wait_node);
 	CDS_INIT_LIST_HEAD(&c->listen_node);
 	return c;
 }

@@ -90,6 +90,14 @@ public:
 			args.push_back(a);
 		if (!hugepages_)
 			args.push_back("--no-hugepages");
+		// A suite run again with other broker options (meson's
+		// integration_stream_calls: --stream-io calls); the test's own
+		// come after, so they win.
+		if (const char *more = getenv("ONERING_TEST_ONERINGD_ARGS")) {
+			std::istringstream words(more);
+			for (std::string w; words >> w;)
+				args.push_back(w);
+		}
 		args.insert(args.end(), extra.begin(), extra.end());
 		pid_ = fork();
 		if (pid_ < 0)

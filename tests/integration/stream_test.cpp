@@ -1105,3 +1105,75 @@ TEST(StreamTest, ServesTenThousandRequestsUnderASeccompFilterThatKillsOnAnySysca
 	EXPECT_TRUE(exited && WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		<< "child status 0x" << std::hex << status;
 }
+
+namespace {
+
+// The operations submitted through the io_uring instances pid holds: the
+// sum of their submission tails (/proc/PID/fdinfo), and how many there are.
+uint64_t UringSubmissions(pid_t pid, int *rings)
+{
+	uint64_t total = 0;
+	*rings = 0;
+	std::string dir = "/proc/" + std::to_string(pid) + "/fd";
+	DIR *d = opendir(dir.c_str());
+	if (!d)
+		return 0;
+	while (dirent *e = readdir(d)) {
+		char target[64] = {};
+		if (readlink((dir + "/" + e->d_name).c_str(), target, sizeof(target) - 1) < 0 ||
+		    strcmp(target, "anon_inode:[io_uring]") != 0)
+			continue;
+		std::ifstream info("/proc/" + std::to_string(pid) + "/fdinfo/" + e->d_name);
+		for (std::string line; std::getline(info, line);)
+			if (line.rfind("SqTail:", 0) == 0) {
+				total += std::stoull(line.substr(7));
+				++*rings;
+			}
+	}
+	closedir(d);
+	return total;
+}
+
+// n one-byte round trips over a socketpair added in completion mode.
+bool EchoRoundTrips(const Broker &broker, int n)
+{
+	EchoServer srv;
+	int sp[2];
+	onering_sub cs;
+	if (!srv.Open(broker) || socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return false;
+	srv.Run();
+	bool ok = onering_stream_add(srv.q, sp[1], 9, &cs) == 0;
+	close(sp[1]);
+	for (int i = 0; ok && i < n; i++) {
+		char out = (char)i, in = 0;
+		pollfd pfd = {sp[0], POLLIN, 0};
+		ok = write(sp[0], &out, 1) == 1 && poll(&pfd, 1, 5000) == 1 && read(sp[0], &in, 1) == 1 &&
+		     in == out;
+	}
+	close(sp[0]);
+	return ok;
+}
+
+} // namespace
+
+// --stream-io uring (the default) moves the bytes through the poller's
+// io_uring: a receive and a send per round trip at least are submitted
+// there. --stream-io calls makes them as calls: no ring the broker holds
+// (the control thread's accept ring is one) carries any of them.
+TEST(StreamTest, TheBytesMoveThroughThePollersIoUringUnlessAskedForCalls)
+{
+	const int n = 200;
+	for (const char *how : {"uring", "calls"}) {
+		Broker broker;
+		ASSERT_TRUE(broker.Start({"--stream-io", how}));
+		int rings = 0;
+		uint64_t before = UringSubmissions(broker.Pid(), &rings);
+		ASSERT_TRUE(EchoRoundTrips(broker, n)) << how;
+		uint64_t after = UringSubmissions(broker.Pid(), &rings);
+		if (strcmp(how, "uring") == 0)
+			EXPECT_GE(after - before, 2u * n) << "operations submitted through io_uring";
+		else
+			EXPECT_EQ(after - before, 0u) << "operations submitted through io_uring";
+	}
+}
