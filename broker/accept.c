@@ -210,6 +210,8 @@ int broker_stream_sub_add(struct broker *b, struct broker_client *c, struct brok
 			snprintf(why, why_size, "epoll_ctl ADD on poller %u: %s", s->home->idx,
 				 strerror(-r));
 	}
+	if (r == 0)
+		onering_atomic_store(&conn->armed, 1u, onering_mo_release); /* A: stream.c */
 	if (r < 0) {
 		/* Never armed, but published: a request may have named it (ids
 		 * are predictable) and its poller deleted it meanwhile - then the

@@ -329,7 +329,9 @@ static bool op_send(struct poller *p, struct source_streams *ss, struct broker_c
 		return false;
 	}
 	uint32_t nr = 0;
-	for (; snd && nr < (c->dgram ? 1u : SEND_GATHER); snd = snd->next, nr++) {
+	/* A datagram or seqpacket socket: one message per SEND, so one SEND
+	 * per operation. */
+	for (; snd && nr < (c->messages ? 1u : SEND_GATHER); snd = snd->next, nr++) {
 		if (snd->flags & ONERING_SEND_TO && nr > 0)
 			break;
 		op->iov[nr].iov_base = st->seg + snd->off + snd->done;
@@ -410,21 +412,28 @@ static int32_t op_call(const struct broker_conn *c, struct stream_op *op)
 	return n < 0 ? -errno : (int32_t)n;
 }
 
-static void uring_off(struct poller *p, struct source_streams *ss, int err)
+/* The poller's ring failed it: calls from here on (what the ring still
+ * holds is never entered again; freed with the source). */
+static void uring_off(struct poller *p, struct source_streams *ss, int err, const char *what)
 {
-	onering_log(ONERING_LOG_ERR, "poller %u: io_uring_enter: %s; completion-mode sockets "
-		    "go on with recv/send calls", p->idx, strerror(-err));
+	onering_log(ONERING_LOG_ERR, "poller %u: %s: %s; completion-mode sockets go on with "
+		    "recv/send calls", p->idx, what, strerror(-err));
 	broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
-	ss->uring = false; /* what it holds is never entered again; freed at stop */
+	ss->uring = false;
 }
 
 /* Every operation of the batch: one io_uring_enter, or a call each. */
 static void batch_run(struct poller *p, struct source_streams *ss)
 {
+	uint32_t done = 0; /* operations io_uring took: the rest are calls */
+
 	if (ss->uring) {
-		for (uint32_t i = 0; i < ss->nr_ops; i++) {
-			struct stream_op *op = &ss->ops[i];
-			struct io_uring_sqe *sqe = io_uring_get_sqe(&ss->ring); /* ring > STREAM_OPS */
+		uint32_t nr = 0;
+		for (; nr < ss->nr_ops; nr++) {
+			struct stream_op *op = &ss->ops[nr];
+			struct io_uring_sqe *sqe = io_uring_get_sqe(&ss->ring);
+			if (!sqe)
+				break; /* cannot be: the ring holds twice a batch, emptied each time */
 			int fd = op->c->s->fd;
 			if (op->send && op_plain(op))
 				io_uring_prep_send(sqe, fd, op->iov[0].iov_base, op->iov[0].iov_len,
@@ -436,35 +445,48 @@ static void batch_run(struct poller *p, struct source_streams *ss)
 			else
 				io_uring_prep_recv(sqe, fd, op->iov[0].iov_base, op->iov[0].iov_len,
 						   MSG_DONTWAIT);
-			io_uring_sqe_set_data64(sqe, i);
-			op->res = -EINTR; /* until its completion says: tried again */
+			io_uring_sqe_set_data64(sqe, nr);
+			op->res = -EINTR; /* until its completion: marked again */
 		}
-		/* MSG_DONTWAIT: each completes inside this enter (its bytes
-		 * or -EAGAIN), so the wait for all of them returns at once. */
-		int r = io_uring_submit_and_wait(&ss->ring, ss->nr_ops);
-		while (r == -EINTR)
-			r = io_uring_submit_and_wait(&ss->ring, ss->nr_ops);
-		if (r >= 0) {
-			uint32_t got = 0;
-			while (got < ss->nr_ops) {
+		/* MSG_DONTWAIT: each completes inside this enter (its bytes or
+		 * -EAGAIN), so the wait for all of them returns at once. */
+		int r;
+		do
+			r = io_uring_submit_and_wait(&ss->ring, nr);
+		while (r == -EINTR);
+		if (r < 0) {
+			uring_off(p, ss, r, "io_uring_enter"); /* none of them was taken */
+		} else {
+			/* Fewer taken than given (the kernel out of memory): those
+			 * complete; the rest stay in the ring, which is never
+			 * entered again, and are made as calls below. */
+			uint32_t taken = (uint32_t)r < nr ? (uint32_t)r : nr, got = 0;
+			while (got < taken) {
 				struct io_uring_cqe *cqe;
 				unsigned head, n = 0;
 				io_uring_for_each_cqe(&ss->ring, head, cqe) {
 					uint64_t i = io_uring_cqe_get_data64(cqe);
-					if (i < ss->nr_ops)
+					if (i < taken)
 						ss->ops[i].res = cqe->res;
 					n++;
 				}
 				io_uring_cq_advance(&ss->ring, n);
 				got += n;
-				if (got < ss->nr_ops && io_uring_wait_cqe(&ss->ring, &cqe) < 0)
-					break; /* cannot be: none is left in flight */
+				/* Bounded, though none can be missing: an operation
+				 * that did not complete inline would be one that waits
+				 * on a socket. */
+				struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000 * 1000};
+				if (got < taken && io_uring_wait_cqe_timeout(&ss->ring, &cqe, &ts) < 0) {
+					uring_off(p, ss, -ETIME, "an operation did not complete inline");
+					break; /* those without a completion say -EINTR */
+				}
 			}
-			return;
+			done = taken;
+			if (taken < nr)
+				uring_off(p, ss, -ENOMEM, "io_uring_enter took part of a batch");
 		}
-		uring_off(p, ss, r); /* nothing of the batch was submitted */
 	}
-	for (uint32_t i = 0; i < ss->nr_ops; i++)
+	for (uint32_t i = done; i < ss->nr_ops; i++)
 		ss->ops[i].res = op_call(ss->ops[i].c, &ss->ops[i]);
 }
 
@@ -669,17 +691,24 @@ static void sends_flush(struct poller *p, struct broker_streams *st, struct brok
 	struct source_streams *ss = streams_src(p);
 	struct broker_conn *c, *next;
 
-	ss->nr_ops = 0;
 	if (only) {
-		if (only->sq_head && only->tx_ready && !only->tx_failed)
-			(void)op_send(p, ss, only);
-	} else {
-		cds_list_for_each_entry_safe(c, next, &st->io, wait_node) {
-			if (ss->nr_ops == STREAM_OPS)
-				break;
-			if (c->sq_head && c->tx_ready && !c->tx_failed && !broker_sub_dead(c->s))
-				(void)op_send(p, ss, c); /* may close c (a CLOSE after bad SEND_TOs) */
+		/* Until it has none left or the socket is full (then its SENDs
+		 * wait for EPOLLOUT, and the record for this one comes first,
+		 * as a refusal always could). */
+		for (uint32_t k = only->nr_sends; k-- > 0 && only->sq_head && only->tx_ready &&
+						   !only->tx_failed && !broker_sub_dead(only->s);) {
+			ss->nr_ops = 0;
+			if (op_send(p, ss, only))
+				(void)batch_flush(p, ss);
 		}
+		return;
+	}
+	ss->nr_ops = 0;
+	cds_list_for_each_entry_safe(c, next, &st->io, wait_node) {
+		if (ss->nr_ops == STREAM_OPS)
+			break;
+		if (c->sq_head && c->tx_ready && !c->tx_failed && !broker_sub_dead(c->s))
+			(void)op_send(p, ss, c); /* may close c (a CLOSE after bad SEND_TOs) */
 	}
 	(void)batch_flush(p, ss);
 }
@@ -737,6 +766,14 @@ int broker_stream_request(struct poller *p, struct broker_queue *q, struct broke
 	struct broker_conn *c = s->conn;
 	if (!c || !s->queue->streams)
 		return -EPROTO;
+	/* Not armed yet (its add has not returned: a made-up id): refused,
+	 * and a DEL leaves it to the delete that follows (it is in no epoll
+	 * and on no list). Pairs with the release in accept.c. */
+	if (!onering_atomic_load(&c->armed, onering_mo_acquire)) {
+		if (req->op != ONERING_REQ_DEL)
+			broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 0;
+	}
 	/* Each SEND and CLOSE makes a record. While records already wait for
 	 * ring space (the client does not consume), they stay in the
 	 * submission ring: back-pressure, as a post to a full backlog. */

@@ -68,6 +68,12 @@ struct broker_conn {
 	bool shut_asked; /* CLOSE_WRITE: shut down the sending side once drained */
 	bool close_asked; /* CLOSE: close once the SENDs before it are done */
 	uint8_t waits;  /* CONN_IDLE, CONN_IO or CONN_RETRY (stream.c): on which list */
+	/* Set (release) by the control thread once the socket is in its
+	 * poller's epoll, or accepting: until then a request naming it - ids
+	 * are predictable - is refused, so the poller never puts on its lists
+	 * a connection the control thread may still end and free at once
+	 * (arming failed). */
+	ONERING_ATOMIC(uint32_t) armed;
 	uint32_t listener_id; /* accepted: its listener's sub_id (for ACCEPTED) */
 	uint32_t nr_sends;
 	struct broker_send *sq_head, **sq_tail;

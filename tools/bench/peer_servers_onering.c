@@ -4,7 +4,9 @@
  * (default options; with --cores, pinned to the first other CPU) and
  * the HTTP example attached to it (--name, --socket-dir); "completion":
  * the same with the example in completion mode (--completion: the broker
- * accepts, receives and sends); "epoll" and
+ * accepts, receives and sends); "completion-calls": completion mode on
+ * oneringd --stream-io calls (its receives and sends as calls, not
+ * batched through io_uring); "epoll" and
  * "uring": the same example on plain epoll (--epoll) and on io_uring
  * (--uring).
  */
@@ -12,8 +14,9 @@
 
 #include "tools/bench/peers.h"
 
-static int servers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
-				 void *state)
+/* stream_io: oneringd's --stream-io, or NULL (its default). */
+static int onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self, void *state,
+			 const char *stream_io)
 {
 	struct servers_common *c = state;
 	char cpu[16] = "";
@@ -22,8 +25,20 @@ static int servers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_
 	for (int k = 0; ctx->core_count && !cpu[0] && k < CPU_SETSIZE; k++)
 		if (CPU_ISSET(k, &ctx->start_affinity) && !CPU_ISSET(k, &ctx->cores_set))
 			snprintf(cpu, sizeof(cpu), "%d", k);
-	const char *pin[] = { "--cores", cpu, "--control-core", cpu, NULL };
-	int rc = bench_broker_start(ctx, &c->broker, NULL, cpu[0] ? pin : NULL);
+	const char *args[8];
+	unsigned n = 0;
+	if (cpu[0]) {
+		args[n++] = "--cores";
+		args[n++] = cpu;
+		args[n++] = "--control-core";
+		args[n++] = cpu;
+	}
+	if (stream_io) {
+		args[n++] = "--stream-io";
+		args[n++] = stream_io;
+	}
+	args[n] = NULL;
+	int rc = bench_broker_start(ctx, &c->broker, NULL, n ? args : NULL);
 
 	if (rc < 0)
 		return rc;
@@ -32,13 +47,30 @@ static int servers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_
 	return servers_start(ctx, c, extra);
 }
 
+static int servers_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
+				 void *state)
+{
+	return onering_setup(ctx, self, state, NULL);
+}
+
+static int servers_calls_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
+			       void *state)
+{
+	return onering_setup(ctx, self, state, "calls");
+}
+
 BENCH_PEER(bench_peer_servers_onering, "onering", "examples/http_server.c on a private oneringd "
 	   "(readiness: the server reads and writes)", NULL, struct servers_common, 0,
 	   servers_onering_setup, NULL, NULL, NULL, servers_stop);
 BENCH_PEER(bench_peer_servers_completion, "completion", "examples/http_server.c --completion on "
-	   "a private oneringd (the broker accepts, receives and sends; the server makes no "
-	   "system call)", NULL, struct servers_common, "--completion", servers_onering_setup,
-	   NULL, NULL, NULL, servers_stop);
+	   "a private oneringd (the broker accepts, receives and sends, a loop's receives and "
+	   "sends in one io_uring_enter; the server makes no system call)", NULL,
+	   struct servers_common, "--completion", servers_onering_setup, NULL, NULL, NULL,
+	   servers_stop);
+BENCH_PEER(bench_peer_servers_completion_calls, "completion-calls", "the same on oneringd "
+	   "--stream-io calls (the broker's receives and sends as recv/send calls, one each)",
+	   NULL, struct servers_common, "--completion", servers_calls_setup, NULL, NULL, NULL,
+	   servers_stop);
 
 /* variant: the example's back-end option. */
 static int servers_plain_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,

@@ -163,7 +163,7 @@ int servers_start(struct bench_ctx *ctx, struct servers_common *c, const char *c
 void servers_stop(struct bench_ctx *ctx, void *state);
 
 extern const struct bench_peer_ops bench_peer_servers_onering, bench_peer_servers_epoll,
-	bench_peer_servers_uring, bench_peer_servers_completion;
+	bench_peer_servers_uring, bench_peer_servers_completion, bench_peer_servers_completion_calls;
 
 /* idle (scenario_idle.c). */
 #define IDLE_MAX_QUEUES 4096

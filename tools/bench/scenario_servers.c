@@ -178,7 +178,7 @@ void servers_stop(struct bench_ctx *ctx, void *state)
 
 static const struct bench_peer_ops *const servers_peers[] = {
 	&bench_peer_servers_onering, &bench_peer_servers_epoll, &bench_peer_servers_uring,
-	&bench_peer_servers_completion,
+	&bench_peer_servers_completion, &bench_peer_servers_completion_calls,
 };
 
 static struct bench_param servers_params[] = {
@@ -199,5 +199,6 @@ BENCH_SCENARIO(servers, NULL, NULL, NULL, NULL, 3, 1,
 	.ratio_text = "requests/s onering epoll >=1; p99_us onering epoll <=1.1; "
 		"requests/s completion epoll >=1.3; requests/s completion uring >=1; "
 		"p99_us completion epoll <=1; requests/s onering uring; p99_us onering uring; "
-		"requests/s uring epoll"
+		"requests/s uring epoll; requests/s completion completion-calls; "
+		"svc_us/req completion completion-calls"
 );
