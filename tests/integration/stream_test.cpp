@@ -297,6 +297,40 @@ template <typename P> bool WaitFor(P pred, int ms = 10000)
 
 const size_t kSizes[] = {1, 2, 100, 4096, 16383, 16384, 16385, 65537, 300000, 1u << 20};
 
+// A queue (options o) with one socketpair end of the given type added in
+// completion mode (cookie 1); the test keeps the other end, peer. All of it
+// closed at the end of the scope.
+struct StreamPair {
+	onering *att = nullptr;
+	onering_queue *q = nullptr;
+	onering_sub conn = {0, 0};
+	int peer = -1;
+
+	::testing::AssertionResult Open(const Broker &b, const onering_queue_options &o, int type)
+	{
+		int sp[2];
+		if (b.Attach(&att) != 0 || onering_queue_open(att, &o, &q) != 0)
+			return ::testing::AssertionFailure() << "attach or queue_open";
+		if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, sp) < 0)
+			return ::testing::AssertionFailure() << "socketpair: " << strerror(errno);
+		peer = sp[0];
+		int r = onering_stream_add(q, sp[1], 1, &conn);
+		close(sp[1]);
+		if (r != 0)
+			return ::testing::AssertionFailure() << "onering_stream_add: " << r;
+		return ::testing::AssertionSuccess();
+	}
+	~StreamPair()
+	{
+		if (peer >= 0)
+			close(peer);
+		if (q)
+			onering_queue_close(q);
+		if (att)
+			onering_detach(att);
+	}
+};
+
 } // namespace
 
 // TCP: payloads from 1 byte to 1 MiB, each on a connection the broker
@@ -900,21 +934,16 @@ TEST(StreamTest, SendsWaitInTheSubmissionRingWhileRecordsWait)
 {
 	Broker broker;
 	ASSERT_TRUE(broker.Start());
-	onering *att;
-	onering_queue *q;
 	onering_queue_options o = {};
 	o.capacity = 16;
 	o.sq_capacity = 64;
 	o.stream_rx = 4;
 	o.stream_buf = 4096;
-	ASSERT_EQ(broker.Attach(&att), 0);
-	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
-	int sp[2];
-	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
-	onering_sub conn;
-	ASSERT_EQ(onering_stream_add(q, sp[1], 1, &conn), 0);
-	close(sp[1]);
-	ASSERT_EQ(write(sp[0], "x", 1), 1);
+	StreamPair pair;
+	ASSERT_TRUE(pair.Open(broker, o, SOCK_STREAM));
+	onering_queue *q = pair.q;
+	onering_sub conn = pair.conn;
+	ASSERT_EQ(write(pair.peer, "x", 1), 1);
 	onering_event e;
 	ASSERT_EQ(onering_wait(q, &e, 1, 1, 5000ll * 1000 * 1000), 1);
 	const void *data = onering_stream_data(q, &e);
@@ -952,9 +981,6 @@ TEST(StreamTest, SendsWaitInTheSubmissionRingWhileRecordsWait)
 			}
 		return sent == taken;
 	})) << sent << " of " << taken;
-	close(sp[0]);
-	onering_queue_close(q);
-	onering_detach(att);
 }
 
 // Bad requests from the client do not reach a socket: a SEND outside the
@@ -1114,33 +1140,27 @@ TEST(StreamTest, SeqpacketSendsThatWaitedTogetherKeepTheirBoundaries)
 {
 	Broker broker;
 	ASSERT_TRUE(broker.Start());
-	onering *att;
-	onering_queue *q;
 	onering_queue_options o = {};
 	o.capacity = 1024;
 	o.sq_capacity = 256;
 	o.stream_rx = 4;
 	o.stream_tx = 128;
 	o.stream_buf = 256;
-	ASSERT_EQ(broker.Attach(&att), 0);
-	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
-	int sp[2];
-	ASSERT_EQ(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp), 0);
-	onering_sub conn;
-	ASSERT_EQ(onering_stream_add(q, sp[1], 1, &conn), 0);
-	close(sp[1]);
+	StreamPair pair;
+	ASSERT_TRUE(pair.Open(broker, o, SOCK_SEQPACKET));
+	onering_queue *q = pair.q;
 	const int n = 64;
 	for (int i = 0; i < n; i++) {
 		unsigned char *b = (unsigned char *)onering_stream_buffer(q);
 		ASSERT_NE(b, nullptr);
 		memset(b, 'a' + i % 26, 1 + i);
-		ASSERT_EQ(onering_stream_send(q, conn, b, 1 + i, (uint64_t)i), 0);
+		ASSERT_EQ(onering_stream_send(q, pair.conn, b, 1 + i, (uint64_t)i), 0);
 	}
 	for (int i = 0; i < n; i++) {
 		unsigned char m[256];
-		pollfd pfd = {sp[0], POLLIN, 0};
+		pollfd pfd = {pair.peer, POLLIN, 0};
 		ASSERT_EQ(poll(&pfd, 1, 5000), 1) << "message " << i;
-		ASSERT_EQ(recv(sp[0], m, sizeof(m), 0), 1 + i) << "message " << i;
+		ASSERT_EQ(recv(pair.peer, m, sizeof(m), 0), 1 + i) << "message " << i;
 		EXPECT_EQ(m[i], 'a' + i % 26);
 	}
 	int sent = 0;
@@ -1155,9 +1175,6 @@ TEST(StreamTest, SeqpacketSendsThatWaitedTogetherKeepTheirBoundaries)
 			}
 		return sent == n;
 	})) << sent << " of " << n;
-	close(sp[0]);
-	onering_queue_close(q);
-	onering_detach(att);
 }
 
 namespace {
