@@ -97,6 +97,12 @@ struct source_streams {
 	 * set where a queue becomes busy, recounted by the walk. 0 skips the
 	 * walk. */
 	uint32_t nr_busy;
+	/* Of those, queues whose records wait for ring space (the consumer's
+	 * progress wakes nothing: polled), at the last walk; and whether one
+	 * has begun to wait since. Receives that wait for a buffer need no
+	 * poll: a buffer comes back by request, which wakes the poller. */
+	uint32_t nr_ring_waits;
+	bool ring_wait_new;
 	bool uring;               /* the batches go through ring */
 	bool ring_made;           /* ring is to be freed with the source */
 	bool uring_disabled;      /* made R_DISABLED: its poller enables it */
@@ -161,6 +167,7 @@ static void emit(struct poller *p, struct broker_conn *c, uint32_t op, int32_t s
 	rec->next = NULL;
 	*st->ov_tail = rec;
 	st->ov_tail = &rec->next;
+	streams_src(p)->ring_wait_new = true;
 	mark_busy(p, st);
 }
 
@@ -835,6 +842,8 @@ static unsigned streams_poll(struct broker_source *src, const struct broker_poll
 	if (ss->nr_busy == 0)
 		return 0;
 	ss->nr_busy = 0; /* recounted below; mark_busy counts a queue made busy again */
+	ss->nr_ring_waits = 0;
+	ss->ring_wait_new = false;
 	ss->nr_ops = 0;
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
 		struct broker_streams *st = q->streams;
@@ -864,20 +873,23 @@ static unsigned streams_poll(struct broker_source *src, const struct broker_poll
 		if (!st->busy && (st->ov_head || !cds_list_empty(&st->io) ||
 				  !cds_list_empty(&st->retry)))
 			mark_busy(p, st);
+		ss->nr_ring_waits += st->ov_head != NULL;
 	}
 	work += batch_flush(p, ss);
 	return work;
 }
 
-/* Connections marked: at once. Waiting for ring space or buffers: look
- * again soon (the consumer's progress does not wake the poller; a buffer
- * given back does, through the submission ring). */
+/* Records waiting for ring space: look again soon (the consumer's progress
+ * does not wake the poller). Receives waiting only for a buffer: no
+ * deadline (a buffer given back is a request, and a request wakes it) - a
+ * client that holds its buffers costs an idle broker nothing. */
 static uint64_t streams_next_deadline(struct broker_source *src, uint64_t now_ns)
 {
 	struct source_streams *ss = (struct source_streams *)src;
 
 	(void)now_ns;
-	return ss->nr_busy ? STREAM_RETRY_NS : UINT64_MAX;
+	return ss->nr_busy && (ss->nr_ring_waits || ss->ring_wait_new) ? STREAM_RETRY_NS
+									: UINT64_MAX;
 }
 
 /* The poller's ring is made here, on the control thread, before the

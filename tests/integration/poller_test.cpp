@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 
@@ -177,6 +178,21 @@ protected:
 							ONERING_PC_NR));
 		return c;
 	}
+	// The counters once the poller has settled: its loops counter stood
+	// still for 20 ms and it has blocked untimed (bounded: 2 s at most).
+	std::vector<uint64_t> Settled()
+	{
+		std::vector<uint64_t> c0 = Counters();
+		for (int i = 0; i < 100; i++) {
+			usleep(20000);
+			std::vector<uint64_t> c = Counters();
+			bool settled = c[ONERING_PC_LOOPS] == c0[ONERING_PC_LOOPS];
+			c0 = c;
+			if (settled && c[ONERING_PC_SLEEPS_UNTIMED] > 0)
+				break;
+		}
+		return c0;
+	}
 	// The poller's CPU time over `ms` of wall time, as a share of it.
 	double CpuShare(int ms)
 	{
@@ -284,15 +300,7 @@ TEST_F(PollerIdleTest, IdleBlocksWithoutTimeout)
 	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0); // kicks: a new block begins
 	// Past the open's kick and the spin after it: the last sleep began
 	// untimed (bounded wait for that, no threshold on time).
-	std::vector<uint64_t> c0 = Counters();
-	for (int i = 0; i < 100; i++) {
-		usleep(20000);
-		std::vector<uint64_t> c = Counters();
-		bool settled = c[ONERING_PC_LOOPS] == c0[ONERING_PC_LOOPS];
-		c0 = c;
-		if (settled && c[ONERING_PC_SLEEPS_UNTIMED] > 0)
-			break;
-	}
+	std::vector<uint64_t> c0 = Settled();
 	ASSERT_GT(c0[ONERING_PC_SLEEPS_UNTIMED], 0u) << "the idle poller never blocked untimed";
 	usleep(200000);
 	std::vector<uint64_t> c1 = Counters();
@@ -307,6 +315,60 @@ TEST_F(PollerIdleTest, IdleBlocksWithoutTimeout)
 	ASSERT_EQ(onering_wait(q, &ev, 1, 1, 5000000000ll), 1);
 	EXPECT_EQ(ev.kind, ONERING_EV_TIMER);
 	EXPECT_EQ(ev.cookie, 7u);
+	onering_queue_close(q);
+	onering_detach(att);
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
+// A completion-mode connection whose client holds every receive buffer
+// waits without costing the idle broker anything: the poller blocks
+// without a timeout (nothing to poll for: a buffer comes back by request,
+// which wakes it), and the bytes left in the socket come in once buffers
+// are given back.
+TEST_F(PollerIdleTest, AConnectionWaitingForBuffersLeavesThePollerAsleep)
+{
+	StartBroker({});
+	struct onering *att;
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	struct onering_queue_options o = {};
+	o.capacity = 64;
+	o.stream_rx = 2;
+	o.stream_buf = 4096;
+	struct onering_queue *q;
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0);
+	int sp[2];
+	ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp), 0);
+	struct onering_sub conn;
+	ASSERT_EQ(onering_stream_add(q, sp[1], 1, &conn), 0);
+	close(sp[1]);
+	static char data[64 * 1024];
+	memset(data, 'x', sizeof(data));
+	ASSERT_EQ(write(sp[0], data, sizeof(data)), (ssize_t)sizeof(data));
+	// Both buffers filled and held (the client reads no record yet), the
+	// rest in the socket: settled when the loops stand still.
+	std::vector<uint64_t> c0 = Settled();
+	ASSERT_GT(c0[ONERING_PC_SLEEPS_UNTIMED], 0u) << "the poller never blocked untimed";
+	usleep(200000);
+	std::vector<uint64_t> c1 = Counters();
+	EXPECT_EQ(c1[ONERING_PC_LOOPS], c0[ONERING_PC_LOOPS]) << "the poller polled a stalled "
+								  "connection";
+	// Give buffers back as their records come: every byte arrives.
+	size_t got = 0;
+	struct onering_event ev[8];
+	for (int i = 0; i < 10000 && got < sizeof(data); i++) {
+		int n = onering_wait(q, ev, 1, 8, 1000ll * 1000 * 1000);
+		ASSERT_GT(n, 0) << got << " bytes came";
+		for (int k = 0; k < n; k++) {
+			if (ev[k].kind != ONERING_EV_STREAM ||
+			    ev[k].payload.stream.op != ONERING_STREAM_RECV)
+				continue;
+			ASSERT_GT(ev[k].payload.stream.status, 0);
+			got += (size_t)ev[k].payload.stream.status;
+			ASSERT_EQ(onering_stream_done(q, &ev[k]), 0);
+		}
+	}
+	EXPECT_EQ(got, sizeof(data));
+	close(sp[0]);
 	onering_queue_close(q);
 	onering_detach(att);
 	EXPECT_EQ(broker_.Stop(), 0);
