@@ -316,7 +316,11 @@ static bool op_send(struct poller *p, struct source_streams *ss, struct broker_c
 	struct broker_send *snd;
 
 	memset(&op->mh, 0, sizeof(op->mh));
-	while ((snd = c->sq_head) && (snd->flags & ONERING_SEND_TO)) {
+	while ((snd = c->sq_head) && (snd->refused || (snd->flags & ONERING_SEND_TO))) {
+		if (snd->refused) { /* its turn: its record, nothing sent */
+			send_pop(p, c, snd->refused);
+			continue;
+		}
 		/* The address the client wrote: copied, then checked. Only to
 		 * the socket's own family, IPv4 or IPv6: a Unix path would be
 		 * looked up with the broker's rights and mounts. */
@@ -339,7 +343,7 @@ static bool op_send(struct poller *p, struct source_streams *ss, struct broker_c
 	/* A datagram or seqpacket socket: one message per SEND, so one SEND
 	 * per operation. */
 	for (; snd && nr < (c->messages ? 1u : SEND_GATHER); snd = snd->next, nr++) {
-		if (snd->flags & ONERING_SEND_TO && nr > 0)
+		if (nr > 0 && (snd->refused || (snd->flags & ONERING_SEND_TO)))
 			break;
 		op->iov[nr].iov_base = st->seg + snd->off + snd->done;
 		op->iov[nr].iov_len = snd->len - snd->done;
@@ -742,20 +746,24 @@ static int send_request(struct poller *p, struct broker_conn *c, const struct on
 	if (st->ov_head) /* their records wait for ring space: so does it */
 		return -EAGAIN;
 	struct broker_send *snd = st->free_sends;
-	if (c->listener || !snd || c->tx_failed || c->close_asked || c->shut_asked) {
+	int32_t why = c->listener ? -ENOTCONN : !snd ? -ENOBUFS
+		      : c->tx_failed || c->close_asked || c->shut_asked ? -EPIPE : 0;
+	if (why && !(why == -EPIPE && c->sq_head)) {
 		/* Refused, with a SENT record that says why. */
-		int32_t why = c->listener ? -ENOTCONN : !snd ? -ENOBUFS : -EPIPE;
 		emit(p, c, ONERING_STREAM_SENT, why, off, NO_BUF, (uint32_t)len, req->user_data, 0);
 		broker_count(&st->ctr[ONERING_SC_SENDS], 1);
 		broker_count(&st->ctr[ONERING_SC_ERRORS], 1);
 		return 0;
 	}
+	/* Taken; or refused behind SENDs the full socket still holds (its
+	 * record then comes after theirs, in posting order). */
 	st->free_sends = snd->next;
 	snd->off = off;
 	snd->len = (uint32_t)len;
 	snd->done = 0;
 	snd->tag = req->user_data;
 	snd->flags = req->flags;
+	snd->refused = why;
 	snd->next = NULL;
 	*c->sq_tail = snd;
 	c->sq_tail = &snd->next;

@@ -41,6 +41,7 @@ struct broker_send {
 	uint32_t done; /* bytes sent so far */
 	uint64_t tag;
 	uint16_t flags; /* ONERING_SEND_* */
+	int32_t refused; /* not 0: never sent; its SENT record says this, in its turn */
 	struct broker_send *next;
 };
 

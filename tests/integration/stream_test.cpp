@@ -238,6 +238,20 @@ struct EchoServer {
 	}
 };
 
+// Queue options with a stream area: rx receive and tx transmit buffers of
+// buf bytes, a ring of cap records and a submission ring of sq requests.
+onering_queue_options StreamOptions(uint32_t cap, uint32_t sq, uint32_t rx, uint32_t tx,
+				    uint32_t buf)
+{
+	onering_queue_options o = {};
+	o.capacity = cap;
+	o.sq_capacity = sq;
+	o.stream_rx = rx;
+	o.stream_tx = tx;
+	o.stream_buf = buf;
+	return o;
+}
+
 // In a forked child: attach, open a queue with a stream area (rx, tx
 // buffers of buf bytes; ring capacities cap, 0 = default) and put listener
 // l on it. false: something failed (the child exits).
@@ -245,12 +259,7 @@ bool ChildServer(const Broker &broker, int l, uint32_t rx, uint32_t tx, uint32_t
 		 onering_queue **q)
 {
 	onering *att;
-	onering_queue_options o = {};
-	o.capacity = cap;
-	o.sq_capacity = cap;
-	o.stream_rx = rx;
-	o.stream_tx = tx;
-	o.stream_buf = buf;
+	onering_queue_options o = StreamOptions(cap, cap, rx, tx, buf);
 	onering_sub ls;
 	return broker.Attach(&att) == 0 && onering_queue_open(att, &o, q) == 0 &&
 	       onering_stream_add(*q, l, 1, &ls) == 0;
@@ -934,11 +943,7 @@ TEST(StreamTest, SendsWaitInTheSubmissionRingWhileRecordsWait)
 {
 	Broker broker;
 	ASSERT_TRUE(broker.Start());
-	onering_queue_options o = {};
-	o.capacity = 16;
-	o.sq_capacity = 64;
-	o.stream_rx = 4;
-	o.stream_buf = 4096;
+	onering_queue_options o = StreamOptions(16, 64, 4, 0, 4096);
 	StreamPair pair;
 	ASSERT_TRUE(pair.Open(broker, o, SOCK_STREAM));
 	onering_queue *q = pair.q;
@@ -1132,6 +1137,61 @@ TEST(StreamTest, ServesTenThousandRequestsUnderASeccompFilterThatKillsOnAnySysca
 		<< "child status 0x" << std::hex << status;
 }
 
+// A SEND refused because a CLOSE came before it (-EPIPE) gets its record in
+// its turn: after the records of the SENDs before the CLOSE, which wait for
+// a full socket here (about 512 KiB posted, the peer reading nothing yet), and
+// before CLOSED.
+TEST(StreamTest, ARefusedSendsRecordComesInPostingOrder)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	onering_queue_options o = StreamOptions(1024, 256, 4, 33, 16384);
+	StreamPair pair;
+	ASSERT_TRUE(pair.Open(broker, o, SOCK_STREAM));
+	const int n = 32;
+	const size_t len = onering_stream_buffer_size(pair.q);
+	for (int i = 0; i < n; i++) {
+		void *b = onering_stream_buffer(pair.q);
+		ASSERT_NE(b, nullptr);
+		memset(b, 'a' + i % 26, len);
+		ASSERT_EQ(onering_stream_send(pair.q, pair.conn, b, len, (uint64_t)i), 0) << i;
+	}
+	ASSERT_EQ(onering_stream_close(pair.q, pair.conn, 0), 0);
+	void *late = onering_stream_buffer(pair.q);
+	ASSERT_NE(late, nullptr);
+	ASSERT_EQ(onering_stream_send(pair.q, pair.conn, late, 1, 999), 0);
+	// The peer reads it all, to the end.
+	size_t got = 0;
+	for (int i = 0; i < 100000; i++) {
+		char buf[65536];
+		pollfd pfd = {pair.peer, POLLIN, 0};
+		ASSERT_EQ(poll(&pfd, 1, 5000), 1) << got << " bytes read";
+		ssize_t r = read(pair.peer, buf, sizeof(buf));
+		ASSERT_GE(r, 0);
+		if (r == 0)
+			break;
+		got += (size_t)r;
+	}
+	EXPECT_EQ(got, (size_t)n * len);
+	std::vector<onering_event> recs;
+	ASSERT_TRUE(WaitFor([&] {
+		onering_event ev[64];
+		int k = onering_poll(pair.q, ev, 64);
+		for (int i = 0; i < k; i++)
+			if (ev[i].kind == ONERING_EV_STREAM)
+				recs.push_back(ev[i]);
+		return !recs.empty() && recs.back().payload.stream.op == ONERING_STREAM_CLOSED;
+	})) << recs.size() << " records";
+	ASSERT_EQ(recs.size(), (size_t)n + 2);
+	for (int i = 0; i < n; i++) {
+		EXPECT_EQ(recs[i].payload.stream.op, (uint32_t)ONERING_STREAM_SENT);
+		EXPECT_EQ(recs[i].payload.stream.tag, (uint64_t)i);
+		EXPECT_EQ(recs[i].payload.stream.status, (int32_t)len);
+	}
+	EXPECT_EQ(recs[n].payload.stream.tag, 999u);
+	EXPECT_EQ(recs[n].payload.stream.status, -EPIPE);
+}
+
 // Seqpacket sends keep their boundaries too: SENDs that wait together for
 // write space (the peer reads nothing until 64 are posted; a Unix
 // seqpacket socket takes 10 or so messages first) still go out as one
@@ -1140,12 +1200,7 @@ TEST(StreamTest, SeqpacketSendsThatWaitedTogetherKeepTheirBoundaries)
 {
 	Broker broker;
 	ASSERT_TRUE(broker.Start());
-	onering_queue_options o = {};
-	o.capacity = 1024;
-	o.sq_capacity = 256;
-	o.stream_rx = 4;
-	o.stream_tx = 128;
-	o.stream_buf = 256;
+	onering_queue_options o = StreamOptions(1024, 256, 4, 128, 256);
 	StreamPair pair;
 	ASSERT_TRUE(pair.Open(broker, o, SOCK_SEQPACKET));
 	onering_queue *q = pair.q;
