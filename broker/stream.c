@@ -103,6 +103,7 @@ struct source_streams {
 	 * poll: a buffer comes back by request, which wakes the poller. */
 	uint32_t nr_ring_waits;
 	bool ring_wait_new;
+	bool in_flush;            /* sends_flush runs: a drained CLOSE waits */
 	bool uring;               /* the batches go through ring */
 	bool ring_made;           /* ring is to be freed with the source */
 	bool uring_disabled;      /* made R_DISABLED: its poller enables it */
@@ -271,8 +272,12 @@ static void sends_drained(struct poller *p, struct broker_conn *c)
 		c->shut_asked = false;
 		(void)shutdown(c->s->fd, SHUT_WR); /* never blocks; ENOTCONN: gone anyway */
 	}
-	if (c->close_asked)
-		conn_close(p, c, 0);
+	if (c->close_asked) {
+		if (streams_src(p)->in_flush)
+			io_want(p, c); /* closed by the loop's batch (sends_flush) */
+		else
+			conn_close(p, c, 0);
+	}
 }
 
 /* ---- a batch: build ------------------------------------------------------ */
@@ -394,6 +399,8 @@ static void batch_add(struct poller *p, struct source_streams *ss, struct broker
 	}
 	if (c->sq_head && c->tx_ready && !c->tx_failed)
 		(void)op_send(p, ss, c);
+	else if (!c->sq_head)
+		sends_drained(p, c); /* a CLOSE a flush left for the batch */
 }
 
 /* ---- a batch: run ---------------------------------------------------------- */
@@ -694,34 +701,25 @@ static int buffers_done(struct poller *p, struct broker_queue *q, const struct o
 	return 0;
 }
 
-/* The sends marked connections of st have to make (only: just its), now,
- * not at the loop's end: a SEND needs the slots they hold, or its refusal
- * must come after their records. */
-static void sends_flush(struct poller *p, struct broker_streams *st, struct broker_conn *only)
+/* The sends marked connections of st have to make, now, not at the loop's
+ * end: a SEND needs the send slots they hold. A connection this drains
+ * closes at the loop's end, not here (a SEND after its CLOSE, being
+ * handled now, still gets its refusal before CLOSED). */
+static void sends_flush(struct poller *p, struct broker_streams *st)
 {
 	struct source_streams *ss = streams_src(p);
 	struct broker_conn *c, *next;
 
-	if (only) {
-		/* Until it has none left or the socket is full (then its SENDs
-		 * wait for EPOLLOUT, and the record for this one comes first,
-		 * as a refusal always could). */
-		for (uint32_t k = only->nr_sends; k-- > 0 && only->sq_head && only->tx_ready &&
-						   !only->tx_failed && !broker_sub_dead(only->s);) {
-			ss->nr_ops = 0;
-			if (op_send(p, ss, only))
-				(void)batch_flush(p, ss);
-		}
-		return;
-	}
 	ss->nr_ops = 0;
+	ss->in_flush = true;
 	cds_list_for_each_entry_safe(c, next, &st->io, wait_node) {
 		if (ss->nr_ops == STREAM_OPS)
 			break;
 		if (c->sq_head && c->tx_ready && !c->tx_failed && !broker_sub_dead(c->s))
-			(void)op_send(p, ss, c); /* may close c (a CLOSE after bad SEND_TOs) */
+			(void)op_send(p, ss, c);
 	}
 	(void)batch_flush(p, ss);
+	ss->in_flush = false;
 }
 
 static int send_request(struct poller *p, struct broker_conn *c, const struct onering_request *req)
@@ -736,13 +734,9 @@ static int send_request(struct poller *p, struct broker_conn *c, const struct on
 	    len > st->area_off + st->area_size - off || ((req->flags & ONERING_SEND_TO) && !c->dgram))
 		return -EPROTO;
 	/* The SENDs before it are made at the loop's end; when this one needs
-	 * what they hold, or its refusal must follow their records, now. */
+	 * the slots they hold, now. */
 	if (!st->free_sends)
-		sends_flush(p, st, NULL);
-	else if (c->sq_head && (c->close_asked || c->shut_asked))
-		sends_flush(p, st, c);
-	if (broker_sub_dead(c->s)) /* closed by the CLOSE before it */
-		return 0;
+		sends_flush(p, st);
 	if (st->ov_head) /* their records wait for ring space: so does it */
 		return -EAGAIN;
 	struct broker_send *snd = st->free_sends;

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -1182,7 +1183,12 @@ TEST(StreamTest, ARefusedSendsRecordComesInPostingOrder)
 				recs.push_back(ev[i]);
 		return !recs.empty() && recs.back().payload.stream.op == ONERING_STREAM_CLOSED;
 	})) << recs.size() << " records";
-	ASSERT_EQ(recs.size(), (size_t)n + 2);
+	std::string seen;
+	for (const onering_event &r : recs)
+		seen += " " + std::to_string(r.payload.stream.op) + ":" +
+			std::to_string(r.payload.stream.tag) + ":" +
+			std::to_string(r.payload.stream.status);
+	ASSERT_EQ(recs.size(), (size_t)n + 2) << "op:tag:status" << seen;
 	for (int i = 0; i < n; i++) {
 		EXPECT_EQ(recs[i].payload.stream.op, (uint32_t)ONERING_STREAM_SENT);
 		EXPECT_EQ(recs[i].payload.stream.tag, (uint64_t)i);
@@ -1190,6 +1196,80 @@ TEST(StreamTest, ARefusedSendsRecordComesInPostingOrder)
 	}
 	EXPECT_EQ(recs[n].payload.stream.tag, 999u);
 	EXPECT_EQ(recs[n].payload.stream.status, -EPIPE);
+}
+
+namespace {
+
+// Every thread of pid stopped (SIGSTOP is delivered asynchronously):
+// bounded wait, false if it does not happen within 5 s.
+bool AllThreadsStopped(pid_t pid)
+{
+	std::string dir = "/proc/" + std::to_string(pid) + "/task";
+	for (int tries = 0; tries < 5000; tries++) {
+		bool all = true;
+		DIR *d = opendir(dir.c_str());
+		if (!d)
+			return false;
+		while (dirent *e = readdir(d)) {
+			if (e->d_name[0] == '.')
+				continue;
+			std::ifstream st(dir + "/" + e->d_name + "/stat");
+			std::string line;
+			std::getline(st, line);
+			size_t paren = line.rfind(')');
+			if (paren == std::string::npos || paren + 2 >= line.size() ||
+			    (line[paren + 2] != 't' && line[paren + 2] != 'T'))
+				all = false;
+		}
+		closedir(d);
+		if (all)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+} // namespace
+
+// A SEND that finds every send slot taken makes the waiting SENDs at once
+// to free theirs; a connection that this drains, and that was closing,
+// still closes (at the loop's end) and says CLOSED. Rounds of: SENDs that
+// take every slot and a CLOSE on a connection, then one more SEND on it.
+TEST(StreamTest, AConnectionDrainedForSendSlotsStillCloses)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	onering_queue_options o = StreamOptions(1024, 256, 4, 0, 4096);
+	for (int round = 0; round < 3; round++) {
+		StreamPair a;
+		ASSERT_TRUE(a.Open(broker, o, SOCK_STREAM));
+		ASSERT_EQ(write(a.peer, "x", 1), 1);
+		onering_event rx;
+		ASSERT_EQ(onering_wait(a.q, &rx, 1, 1, 5000ll * 1000 * 1000), 1);
+		const void *data = onering_stream_data(a.q, &rx);
+		ASSERT_NE(data, nullptr);
+		// Stopped, the broker finds all six requests in one loop.
+		ASSERT_EQ(kill(broker.Pid(), SIGSTOP), 0);
+		ASSERT_TRUE(AllThreadsStopped(broker.Pid()));
+		// The pool: a slot per buffer (4 receive, and as many transmit).
+		for (int i = 0; i < 8; i++)
+			ASSERT_EQ(onering_stream_send(a.q, a.conn, data, 1, (uint64_t)i), 0);
+		ASSERT_EQ(onering_stream_close(a.q, a.conn, 0), 0);
+		ASSERT_EQ(onering_stream_send(a.q, a.conn, data, 1, 8), 0);
+		ASSERT_EQ(kill(broker.Pid(), SIGCONT), 0);
+		int sent = 0;
+		bool closed = false;
+		ASSERT_TRUE(WaitFor([&] {
+			onering_event ev[16];
+			int k = onering_poll(a.q, ev, 16);
+			for (int i = 0; i < k; i++) {
+				sent += ev[i].payload.stream.op == ONERING_STREAM_SENT;
+				closed |= ev[i].payload.stream.op == ONERING_STREAM_CLOSED;
+			}
+			return closed;
+		})) << "round " << round << ": " << sent << " SENT records, no CLOSED";
+		EXPECT_EQ(sent, 9); /* the last refused (-EPIPE), before CLOSED */
+	}
 }
 
 // Seqpacket sends keep their boundaries too: SENDs that wait together for
