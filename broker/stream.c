@@ -42,6 +42,7 @@
  * The streams source walks the poller's queues only while one of them has
  * something to do or waiting (as deliver_flush does for pending records).
  */
+#include <assert.h>
 #include <errno.h>
 #include <liburing.h>
 #include <netinet/in.h>
@@ -246,6 +247,9 @@ static void send_pop(struct poller *p, struct broker_conn *c, int32_t status)
 {
 	struct broker_send *snd = c->sq_head;
 
+	if (snd->refused) /* refused when posted: that says why, whatever ends it now */
+		status = snd->refused;
+
 	c->sq_head = snd->next;
 	if (!c->sq_head)
 		c->sq_tail = &c->sq_head;
@@ -389,6 +393,11 @@ static void batch_add(struct poller *p, struct source_streams *ss, struct broker
 
 	if (broker_sub_dead(c->s))
 		return;
+	if (!c->sq_head && (c->close_asked || c->shut_asked)) {
+		sends_drained(p, c); /* a CLOSE a flush left for the batch: no receive first */
+		if (broker_sub_dead(c->s))
+			return;
+	}
 	if (c->rx_ready && !c->rx_done) {
 		if (st->ov_head || st->nr_free_rx == 0) {
 			broker_count(&st->ctr[ONERING_SC_STALLS], 1);
@@ -399,8 +408,6 @@ static void batch_add(struct poller *p, struct source_streams *ss, struct broker
 	}
 	if (c->sq_head && c->tx_ready && !c->tx_failed)
 		(void)op_send(p, ss, c);
-	else if (!c->sq_head)
-		sends_drained(p, c); /* a CLOSE a flush left for the batch */
 }
 
 /* ---- a batch: run ---------------------------------------------------------- */
@@ -710,7 +717,9 @@ static void sends_flush(struct poller *p, struct broker_streams *st)
 	struct source_streams *ss = streams_src(p);
 	struct broker_conn *c, *next;
 
-	ss->nr_ops = 0;
+	/* From request handling only (the submission source), never inside
+	 * the streams source's walk, whose batch this would reset. */
+	assert(ss->nr_ops == 0 && !ss->in_flush);
 	ss->in_flush = true;
 	cds_list_for_each_entry_safe(c, next, &st->io, wait_node) {
 		if (ss->nr_ops == STREAM_OPS)
@@ -740,9 +749,13 @@ static int send_request(struct poller *p, struct broker_conn *c, const struct on
 	if (st->ov_head) /* their records wait for ring space: so does it */
 		return -EAGAIN;
 	struct broker_send *snd = st->free_sends;
-	int32_t why = c->listener ? -ENOTCONN : !snd ? -ENOBUFS
-		      : c->tx_failed || c->close_asked || c->shut_asked ? -EPIPE : 0;
-	if (why && !(why == -EPIPE && c->sq_head)) {
+	int32_t why = c->listener ? -ENOTCONN
+		      : c->tx_failed || c->close_asked || c->shut_asked ? -EPIPE
+		      : !snd ? -ENOBUFS : 0;
+	/* A refusal waits in its turn if a slot can hold it; with the pool
+	 * empty its record comes at once, ahead of the SENDs still waiting
+	 * (semantics.md: the one exception to their order). */
+	if (why && !(why == -EPIPE && c->sq_head && snd)) {
 		/* Refused, with a SENT record that says why. */
 		emit(p, c, ONERING_STREAM_SENT, why, off, NO_BUF, (uint32_t)len, req->user_data, 0);
 		broker_count(&st->ctr[ONERING_SC_SENDS], 1);

@@ -1031,10 +1031,12 @@ static volatile bool exit_here = true;
 __attribute__((no_sanitize("address"), noinline)) void ServeWithoutSyscalls(onering_queue *q,
 									     long total)
 {
-	long echoed = 0;
+	long echoed = 0, unsent = 0; // SENDs posted whose SENT has not come
 	static onering_event echoing[64]; // by receive buffer (64 of them)
 	onering_event ev[64];
-	for (uint64_t spins = 0; echoed < total; spins++) {
+	// Until every byte is echoed and every SEND done: a process that exits
+	// with SENDs the broker has not made yet loses them (its queue goes).
+	for (uint64_t spins = 0; echoed < total || unsent > 0; spins++) {
 		int n = onering_poll(q, ev, 64);
 		if (n < 0)
 			ExitGroup(5);
@@ -1049,10 +1051,12 @@ __attribute__((no_sanitize("address"), noinline)) void ServeWithoutSyscalls(oner
 							(size_t)s.status, s.buf) < 0)
 					ExitGroup(6);
 				echoed += s.status;
+				unsent++;
 			} else if (s.op == ONERING_STREAM_SENT) {
 				if (s.status <= 0 || s.tag >= 64 || onering_stream_done(q, &ev[i]) < 0 ||
 				    onering_stream_done(q, &echoing[s.tag]) < 0)
 					ExitGroup(7);
+				unsent--;
 			} else if (s.op == ONERING_STREAM_RECV) {
 				ExitGroup(8); // the peer went early
 			}
