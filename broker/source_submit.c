@@ -18,6 +18,7 @@
 #include "broker/queue.h"
 #include "broker/request.h"
 #include "broker/source.h"
+#include "broker/stream.h"
 
 #define REQUEST_BATCH 32
 
@@ -125,8 +126,14 @@ static unsigned submit_bells(struct poller *p, struct broker_bells *bl, uint64_t
 			if (onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
 				continue;
 			n += drain_requests(p, q, now_ns);
+			/* Not when its completion-mode records wait for ring space
+			 * (stream.c): its SENDs wait for the consumer, which wakes
+			 * nothing - a bell set again would keep the poller from
+			 * ever sleeping; the streams source sets it when they are
+			 * placed, and polls for that meanwhile. */
 			if (onering_atomic_load(&q->state, onering_mo_relaxed) == BROKER_QUEUE_LIVE &&
-			    onering_ring_consumer_count(&q->sqc) != 0)
+			    onering_ring_consumer_count(&q->sqc) != 0 &&
+			    !(q->streams && q->streams->ov_head))
 				onering_atomic_fetch_or(&bl->words[w], 1ull << bit, onering_mo_relaxed);
 		}
 	}

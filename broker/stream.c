@@ -54,6 +54,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "broker/bells.h"
 #include "broker/broker.h"
 #include "broker/deliver.h"
 #include "broker/queue.h"
@@ -839,8 +840,14 @@ int broker_stream_request(struct poller *p, struct broker_queue *q, struct broke
 static void queue_resume(struct poller *p, struct broker_queue *q)
 {
 	struct broker_streams *st = q->streams;
+	bool waited = st->ov_head != NULL;
 
-	if (!overflow_drain(p, q) || st->nr_free_rx == 0)
+	if (!overflow_drain(p, q))
+		return;
+	if (waited) /* SENDs that waited in the submission ring go on: its bell */
+		onering_atomic_fetch_or(&q->bells->words[q->bell / 64], 1ull << (q->bell % 64),
+					onering_mo_relaxed);
+	if (st->nr_free_rx == 0)
 		return;
 	while (!cds_list_empty(&st->retry))
 		io_want(p, cds_list_first_entry(&st->retry, struct broker_conn, wait_node));

@@ -939,11 +939,14 @@ TEST(StreamTest, UnixSendsCarryTheClientsCredentials)
 // A client that stops consuming its records cannot make the broker hold
 // more and more of them: once its ring is full, its SENDs (each of which
 // makes a record, refused or not) stay in its submission ring, and the
-// library says -EAGAIN. Every SEND it did take gets its SENT record.
+// library says -EAGAIN. Nor does it keep the poller busy meanwhile. Every
+// SEND it did take gets its SENT record once it reads again.
 TEST(StreamTest, SendsWaitInTheSubmissionRingWhileRecordsWait)
 {
 	Broker broker;
-	ASSERT_TRUE(broker.Start());
+	// overprovisioned: a poller with nothing to do blocks at once, so its
+	// loops and sleeps below say whether it spins.
+	ASSERT_TRUE(broker.Start({"--idle", "overprovisioned"}));
 	onering_queue_options o = StreamOptions(16, 64, 4, 0, 4096);
 	StreamPair pair;
 	ASSERT_TRUE(pair.Open(broker, o, SOCK_STREAM));
@@ -974,6 +977,19 @@ TEST(StreamTest, SendsWaitInTheSubmissionRingWhileRecordsWait)
 	}
 	EXPECT_TRUE(stuck) << taken << " SENDs taken by a broker whose client reads no record";
 	EXPECT_LE(taken, 16 + 64 + 2);
+	// Meanwhile the poller does not spin on the SENDs that wait: it sleeps
+	// between looks at the ring space (1 ms), where a ring marked again
+	// after each look kept it from ever sleeping.
+	std::vector<uint64_t> c0(ONERING_PC_NR), c1(ONERING_PC_NR);
+	ASSERT_TRUE(onering_test::StatsCounters(broker, ONERING_STATS_POLLER, c0.data(),
+						ONERING_PC_NR));
+	usleep(200000);
+	ASSERT_TRUE(onering_test::StatsCounters(broker, ONERING_STATS_POLLER, c1.data(),
+						ONERING_PC_NR));
+	uint64_t loops = c1[ONERING_PC_LOOPS] - c0[ONERING_PC_LOOPS];
+	uint64_t sleeps = c1[ONERING_PC_SLEEPS] - c0[ONERING_PC_SLEEPS];
+	EXPECT_GT(sleeps, 0u);
+	EXPECT_LE(loops, 3 * sleeps + 20) << loops << " loops, " << sleeps << " sleeps";
 	// Each one taken is answered, in order.
 	long sent = 0;
 	onering_event ev[32];
