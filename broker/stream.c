@@ -869,7 +869,7 @@ static unsigned streams_poll(struct broker_source *src, const struct broker_poll
 	ss->nr_ops = 0;
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
 		struct broker_streams *st = q->streams;
-		struct cds_list_head todo;
+		struct cds_list_head turn;
 		/* A5 (deliver.c): only a LIVE queue is served. */
 		if (!st || !st->busy || onering_atomic_load(&q->state, onering_mo_acquire) !=
 						 BROKER_QUEUE_LIVE)
@@ -878,12 +878,12 @@ static unsigned streams_poll(struct broker_source *src, const struct broker_poll
 		queue_resume(p, q);
 		/* Each marked connection once this loop: one marked again by
 		 * its results (more to receive or send) waits for the next. */
-		CDS_INIT_LIST_HEAD(&todo);
-		cds_list_splice(&st->io, &todo);
+		CDS_INIT_LIST_HEAD(&turn);
+		cds_list_splice(&st->io, &turn);
 		CDS_INIT_LIST_HEAD(&st->io);
-		while (!cds_list_empty(&todo)) {
+		while (!cds_list_empty(&turn)) {
 			struct broker_conn *c =
-				cds_list_first_entry(&todo, struct broker_conn, wait_node);
+				cds_list_first_entry(&turn, struct broker_conn, wait_node);
 			if (ss->nr_ops + 2 > STREAM_OPS)
 				work += batch_flush(p, ss);
 			/* Still CONN_IO until here: a result meanwhile that marks
