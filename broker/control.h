@@ -99,4 +99,12 @@ int broker_client_bad_message(struct broker *b, struct broker_client *c,
  */
 unsigned broker_reaped_drain(struct broker *b);
 
+/*
+ * Drop the clients of the queues the pollers found broken (a fault of the
+ * shared-memory ring protocol, deliver_queue_fault) and put on the fault
+ * queue. Returns how many clients were dropped.
+ * Context: control thread; system calls: those of broker_client_drop.
+ */
+unsigned broker_faults_drain(struct broker *b);
+
 #endif /* ONERING_BROKER_CONTROL_H */

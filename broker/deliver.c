@@ -85,7 +85,7 @@ void deliver_queue_fault(struct poller *p, struct broker_queue *q, const char *w
 
 	/* Pairs with every A5 (pollers stop serving it) and with the control
 	 * thread's load in broker_queues_close (handlers.c); the enqueue below
-	 * pairs with A2 in drain_faults (server.c). */
+	 * pairs with A2 in broker_faults_drain (server.c). */
 	if (!onering_atomic_cas(&q->state, &expect, BROKER_QUEUE_FAULTED, onering_mo_acq_rel,
 				onering_mo_relaxed))
 		return;

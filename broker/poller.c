@@ -211,6 +211,23 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 	idle_sleep(p, sleep_ns);
 }
 
+void poller_thread_init(struct poller *p)
+{
+	broker_clock_init(&p->clock, true);
+	for (unsigned i = 0; i < p->nr_sources; i++)
+		if (p->sources[i]->ops->thread_start)
+			p->sources[i]->ops->thread_start(p->sources[i]);
+}
+
+unsigned poller_loop_work(struct poller *p, struct broker_poll_ctx *ctx)
+{
+	for (unsigned i = 0; i < p->nr_sources; i++)
+		ctx->work += p->sources[i]->ops->poll(p->sources[i], ctx);
+	unsigned work = ctx->work + deliver_flush(p, ctx->now_ns);
+	broker_count(&p->ctr[ONERING_PC_LOOPS], 1);
+	return work;
+}
+
 static void *poller_main(void *arg)
 {
 	struct poller *p = arg;
@@ -228,10 +245,7 @@ static void *poller_main(void *arg)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot pin to cpu %d: %s", p->idx,
 			    p->cpu, strerror(-r));
 	urcu_qsbr_register_thread();
-	broker_clock_init(&p->clock, true);
-	for (unsigned i = 0; i < p->nr_sources; i++)
-		if (p->sources[i]->ops->thread_start)
-			p->sources[i]->ops->thread_start(p->sources[i]);
+	poller_thread_init(p);
 	/* A8: pairs with R5 in poller_stop. */
 	while (!onering_atomic_load(&p->stop, onering_mo_acquire)) {
 		BROKER_TSAN_QUIESCENT();
@@ -246,10 +260,7 @@ static void *poller_main(void *arg)
 			broker_count(&p->ctr[ONERING_PC_BUSY_NS], ctx.now_ns - busy_from);
 			busy_from = 0;
 		}
-		for (unsigned i = 0; i < p->nr_sources; i++)
-			ctx.work += p->sources[i]->ops->poll(p->sources[i], &ctx);
-		unsigned work = ctx.work + deliver_flush(p, ctx.now_ns);
-		broker_count(&p->ctr[ONERING_PC_LOOPS], 1);
+		unsigned work = poller_loop_work(p, &ctx);
 		if (settle != p->settled_seen) {
 			/* R6: pairs with A9 in broker_pollers_settle; a whole loop
 			 * (backlogs, lanes, publish) ran under settle. */
@@ -307,7 +318,7 @@ static int poller_stack_create(struct poller *p)
 	return 0;
 }
 
-int poller_start(struct poller *p)
+int poller_init(struct poller *p)
 {
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
 	int r;
@@ -332,6 +343,15 @@ int poller_start(struct poller *p)
 	if (r < 0)
 		return r;
 	onering_atomic_store(&p->ctr[ONERING_PC_CPU], (uint64_t)p->cpu, onering_mo_relaxed);
+	return 0;
+}
+
+int poller_start(struct poller *p)
+{
+	int r = poller_init(p);
+
+	if (r < 0)
+		return r;
 	r = poller_stack_create(p);
 	if (r < 0)
 		return r;

@@ -123,6 +123,16 @@ ONERING_STATIC_ASSERT(offsetof(struct poller, queues) % ONERING_CACHE_LINE == 0 
 
 /* Control thread: create p's sources, its wait set, and start its thread. */
 int poller_start(struct poller *p);
+/* What poller_start() sets up but the thread and its stack (a harness that
+ * runs the loop itself, tests/fuzz): 0 or -errno. */
+int poller_init(struct poller *p);
+/* On the thread that runs p's loops, before the first: its clock and the
+ * sources' thread_start. */
+void poller_thread_init(struct poller *p);
+/* One loop's work on p's thread: every source polled, then the deliveries
+ * flushed, the loops counter counted; returns the work done (0: idle). The
+ * caller bumps p->loop_no and fills ctx (now_ns, loop_no) before. */
+unsigned poller_loop_work(struct poller *p, struct broker_poll_ctx *ctx);
 /* Control thread: stop and join p, free its sources. */
 void poller_stop(struct poller *p);
 /* Any thread: wake p (an eventfd write), asleep or not. */

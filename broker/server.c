@@ -18,7 +18,7 @@
  * This thread and the pollers meet here in two places (the pollers' side
  * is named by function and file, other files' labels qualified by theirs):
  *
- *   A2  drain_faults: the wait-free fault queue's dequeue. Synchronises with
+ *   A2  broker_faults_drain: the wait-free fault queue's dequeue. Synchronises with
  *       the enqueue in deliver_queue_fault (deliver.c), which comes after
  *       its CAS of the queue's state to FAULTED: the queue is seen faulted
  *       here. The reap eventfd read in broker_run only says "look": A2 and
@@ -554,9 +554,7 @@ static int expire_pending(struct broker *b)
 	return -1;
 }
 
-/* Queues the pollers found broken: drop their clients. Returns how many
- * clients were dropped. */
-static unsigned drain_faults(struct broker *b)
+unsigned broker_faults_drain(struct broker *b)
 {
 	struct cds_wfcq_node *node;
 	unsigned dropped = 0;
@@ -1084,13 +1082,13 @@ int broker_run(struct broker *b)
 			} else if (key == KEY_REAP) {
 				eventfd_t v;
 				/* Only a "look": A1 (broker_reaped_drain) and A2
-				 * (drain_faults) carry the ordering. EAGAIN: read
+				 * (broker_faults_drain) carry the ordering. EAGAIN: read
 				 * already. */
 				if (eventfd_read(b->reap_fd, &v) < 0 && errno != EAGAIN)
 					onering_log(ONERING_LOG_WARN, "reap eventfd read: %s",
 						    strerror(errno));
 				broker_reaped_drain(b);
-				drain_faults(b);
+				broker_faults_drain(b);
 				break; /* clients may have gone: re-poll */
 			} else {
 				bool pidfd = key & CLIENT_PIDFD_TAG;

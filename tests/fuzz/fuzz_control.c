@@ -2,9 +2,12 @@
 /*
  * fuzz_control: the broker's control-message handlers (broker/handlers.c:
  * HELLO, QUEUE_OPEN, QUEUE_CLOSE, SUB_ADD, STATS, GROUP, PORT_TX, and what
- * they reach in group.c, queue.c, registry.c) driven without the socket
- * server: one broker state for the whole run (broker_state_init), with
- * pollers that own an epoll set and a kick eventfd but run no thread, and
+ * they reach in group.c, queue.c, registry.c) and what a client writes in
+ * its shared memory (submission-ring requests: request.c, the sources,
+ * stream.c; ring words), driven without the socket server: one broker
+ * state for the whole run (broker_state_init), with pollers set up as
+ * poller_start would (sources, bells) whose loops this thread runs - one
+ * of each after every operation and in every grace period - and
  * up to four clients per input, each on a socket pair whose broker end
  * goes to broker_client_add() and whose other end (the "test end") takes
  * the replies. Messages go to broker_client_message() as the control loop
@@ -26,7 +29,9 @@
  *   then operations, each a 3-byte header h0 h1 h2 (+ 128 bytes):
  *     h0 bits 0-1  the client (slot)
  *        bits 2-3  fds sent with the message (0..3)
- *        bits 4-7  0..11 a message (128 bytes follow); 12 the client hangs
+ *        bits 4-7  0..10 a message (128 bytes follow); 11 requests in the
+ *                  submission ring of one of its queues (client_requests:
+ *                  h1, h2 and what follows are described there); 12 the client hangs
  *                  up (its test end closed: replies fail with EPIPE, it
  *                  may still "send" what it queued before); 13 the broker
  *                  sees it gone (broker_clients_gone); 14 every hung-up
@@ -44,7 +49,7 @@
  * What must hold, else abort() (a finding):
  *   - after every message: every reply is a 128-byte, well-formed message
  *     with the request's seq, a type that answers the request, a status in
- *     -4095..0, and fds only on a successful QUEUE_OPEN reply (exactly 3);
+ *     -4095..0, and fds only on a successful QUEUE_OPEN reply (exactly 5);
  *     a message of one client never drops another; every client's quota
  *     counters (queues, subscriptions, fds, ring slots, groups created)
  *     match the queues and subscriptions it holds; the queue table, the
@@ -72,9 +77,12 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include "broker/bells.h"
 #include "broker/broker.h"
-#include "broker/group.h"
+#include "broker/control.h"
 #include "broker/counters.h"
+#include "broker/group.h"
+#include "broker/poller.h"
 #include "broker/queue.h"
 #include "broker/stream.h"
 #include "numa/topology.h"
@@ -122,6 +130,9 @@ static unsigned nr_queue_ids, nr_group_ids;
  * index), for SUB_FD to aim at. */
 static uint32_t sub_ids[MAX_IDS], sub_gens[MAX_IDS];
 static unsigned nr_sub_ids;
+/* Over the whole run, for reach_check: queues opened, request writes that
+ * the broker took something of. */
+static unsigned nr_opened, nr_taken;
 
 struct input {
 	const uint8_t *p;
@@ -354,21 +365,43 @@ static void config_plan(struct broker_config *cfg, const struct onering_topo *t)
 	}
 }
 
-/* What poller_start() sets up, without its thread: handlers add sources to
- * the epoll set and send the kick fd; broker_pollers_settle() skips a
- * poller that is not started. */
+/* What poller_start() sets up (its wait set, kick fd, bells and sources),
+ * without its thread: this thread runs the pollers' loops (pollers_run). */
 static void pollers_open(void)
 {
 	for (unsigned i = 0; i < b.cfg.plan.nr_pollers; i++) {
 		struct poller *p = &b.pollers[i];
-		struct epoll_event ev = {.events = EPOLLIN, .data.u64 = 0};
-
-		CDS_INIT_LIST_HEAD(&p->queues);
-		p->epfd = epoll_create1(EPOLL_CLOEXEC);
-		p->kick_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (p->epfd < 0 || p->kick_fd < 0 || epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->kick_fd, &ev) < 0)
-			FAIL("poller %u epoll and kick fd: %s", i, strerror(errno));
+		int r = poller_init(p);
+		if (r < 0)
+			FAIL("poller %u: poller_init: %s", i, strerror(-r));
+		poller_thread_init(p);
 	}
+}
+
+/* One loop of every poller, as if each ran one while the control thread
+ * waited: what a client wrote is taken, records are delivered, fd sources
+ * report. A loop ends with a quiescent state in poller_main. */
+static void pollers_run(void)
+{
+	for (unsigned i = 0; i < b.cfg.plan.nr_pollers; i++) {
+		struct poller *p = &b.pollers[i];
+		p->loop_no++;
+		struct broker_poll_ctx ctx = {.now_ns = broker_clock_now(&p->clock),
+					      .loop_no = p->loop_no};
+		poller_loop_work(p, &ctx);
+	}
+}
+
+/*
+ * A grace period (broker_queues_close waits for one after a queue left the
+ * tables): with no poller thread there is no reader to wait for, but the
+ * pollers would each have ended a loop, seeing the queue closing, before
+ * it returns - so they run one here. Defined by the target, like
+ * urcu_qsbr_call_rcu below.
+ */
+void urcu_qsbr_synchronize_rcu(void)
+{
+	pollers_run();
 }
 
 static void setup(void)
@@ -718,11 +751,13 @@ static void drain(struct peer *pe, const struct onering_msg *req)
 		bool opened = m.type == (ONERING_MSG_QUEUE_OPEN | ONERING_MSG_REPLY) && m.status == 0;
 		bool counters = m.type == (ONERING_MSG_COUNTERS | ONERING_MSG_REPLY) && m.status == 0;
 		bool sub_fd = m.type == (ONERING_MSG_SUB_FD | ONERING_MSG_REPLY) && m.status == 0;
-		/* QUEUE_OPEN: two segments, the poller's kick, the queue's bell;
-		 * COUNTERS: the counters segment; SUB_FD: the connection's socket. */
-		if (nfds != (opened ? 4u : counters || sub_fd ? 1u : 0u))
+		/* QUEUE_OPEN: two segments, the poller's kick, the queue's bell
+		 * eventfd and its user's bells page; COUNTERS: the counters
+		 * segment; SUB_FD: the connection's socket. */
+		if (nfds != (opened ? 5u : counters || sub_fd ? 1u : 0u))
 			FAIL("reply of type %#x status %d carries %u fds", m.type, m.status, nfds);
 		if (opened) {
+			nr_opened++;
 			remember(queue_ids, &nr_queue_ids, m.u.queue_open.queue_id);
 			if (m.u.queue_open.group_id)
 				remember(group_ids, &nr_group_ids, m.u.queue_open.group_id);
@@ -836,6 +871,32 @@ static void patch_message(struct onering_msg *m, unsigned level)
 	}
 }
 
+/* What the control loop does when a poller wrote the reap eventfd: finish
+ * the subscriptions deleted by request, drop the clients whose queues
+ * broke the ring protocol. */
+static void control_reap(void)
+{
+	eventfd_t v;
+
+	eventfd_read(b.reap_fd, &v); /* EAGAIN: nothing written */
+	broker_reaped_drain(&b);
+	broker_faults_drain(&b);
+	for (unsigned i = 0; i < NR_PEERS; i++) {
+		if (!peers[i].c || client_listed(peers[i].c))
+			continue;
+		peers[i].c = NULL; /* dropped for a broken ring */
+		client_hang_up(&peers[i]);
+	}
+}
+
+/* The pollers run a loop, and the control thread does what they asked. */
+static void pollers_turn(void)
+{
+	pollers_run();
+	control_reap();
+	reap_groups();
+}
+
 static void client_message(struct input *in, unsigned slot, unsigned nfds, unsigned kinds,
 			   unsigned level)
 {
@@ -870,7 +931,140 @@ static void client_message(struct input *in, unsigned slot, unsigned nfds, unsig
 	if (!pe->c)
 		client_hang_up(pe);
 	reap_groups(); /* as the control loop does before it waits again */
+	pollers_turn(); /* the pollers run meanwhile */
 	check_state();
+}
+
+/*
+ * Level 1: a valid op and the flags it takes; 2: also aimed at live
+ * objects - a subscription or group a reply named (small ids pick one),
+ * sends inside q's stream area, small timer values.
+ */
+static void patch_request(struct onering_request *r, unsigned level,
+			  const struct broker_queue *q)
+{
+	static const uint16_t flags_ok[ONERING_REQ_OP_MAX + 1] = {
+		[ONERING_REQ_POST] = ONERING_POST_PRIO_MASK,
+		[ONERING_REQ_TIMER_ARM] = ONERING_TIMER_ABSTIME | ONERING_TIMER_REALTIME,
+		[ONERING_REQ_SEND] = ONERING_SEND_TO,
+		[ONERING_REQ_CLOSE] = ONERING_CLOSE_WRITE | ONERING_CLOSE_ABORT,
+	};
+
+	if (level == 0)
+		return;
+	r->op %= ONERING_REQ_OP_MAX + 1;
+	r->flags &= flags_ok[r->op];
+	if (level == 1)
+		return;
+	if (r->op == ONERING_REQ_POST) {
+		r->sub_id = pick(group_ids, nr_group_ids, r->sub_id);
+	} else if (r->sub_id && r->sub_id < 256 && nr_sub_ids) {
+		unsigned k = (r->sub_id - 1) % nr_sub_ids; /* 1: the first named */
+		r->sub_id = sub_ids[k];
+		if (r->sub_gen < 256)
+			r->sub_gen = sub_gens[k];
+	}
+	if (r->op == ONERING_REQ_SEND && q->streams) {
+		/* Offsets are the consumer segment's: into the stream area. */
+		r->arg[0] = q->streams->area_off + r->arg[0] % q->streams->area_size;
+		r->arg[1] %= q->streams->area_size;
+	} else if (r->op == ONERING_REQ_STREAM_DONE) {
+		r->arg[0] %= ONERING_STREAM_DONE_MAX + 1;
+	} else if (r->op == ONERING_REQ_TIMER_ARM || r->op == ONERING_REQ_WORD_WATCH) {
+		r->arg[0] %= 1u << 20; /* an absolute time in the past: due now */
+		r->arg[1] %= 1u << 20;
+	}
+}
+
+/*
+ * Requests from the client in slot, written into the submission ring of
+ * one of its queues as libonering would (slots, then the tail, then its
+ * bell), or with a word of its shared memory overwritten; then the pollers
+ * run a loop. h1: bits 0-2 the queue (the client's k-th), bits 3-4 the
+ * patch level (patch_request), bit 5 the event rings read first (their
+ * heads moved to their tails), bit 6 a scribble: the next 8 bytes say
+ * where (the sq tail, the event head, level 1's head, or any 8-byte word
+ * of the consumer segment) and the 8 after them what, bit 7 no bell (only
+ * the full look after an idle sleep finds them). h2: bits 0-5 how many
+ * requests (64 bytes each) follow.
+ */
+static void client_requests(struct input *in, unsigned slot, unsigned h1, unsigned h2)
+{
+	struct peer *pe = &peers[slot];
+	struct broker_queue *q = NULL, *x;
+	unsigned n = h2 & 63, nq = 0, level = (h1 >> 3) & 3;
+	uint64_t where = 0, what = 0;
+	struct onering_request reqs[63];
+
+	if (h1 & 0x40) {
+		take(in, &where, sizeof(where), true);
+		take(in, &what, sizeof(what), true);
+	}
+	for (unsigned i = 0; i < n; i++)
+		take(in, &reqs[i], sizeof(reqs[i]), true);
+	if (!pe->c)
+		return;
+	cds_list_for_each_entry(x, &pe->c->queues, client_node)
+		nq++;
+	if (nq == 0)
+		return;
+	unsigned k = 0, want = (h1 & 7) % nq;
+	cds_list_for_each_entry(x, &pe->c->queues, client_node)
+		if (k++ == want)
+			q = x;
+	if (h1 & 0x20) {
+		onering_atomic_store(&q->cctl->ev_head_pos,
+				     onering_atomic_load(&q->ectl->ev_tail_pos, onering_mo_acquire),
+				     onering_mo_release);
+		for (uint32_t lv = 1; lv <= q->top_level; lv++)
+			onering_atomic_store(&q->cctl->level_head_pos[lv - 1],
+					     onering_atomic_load(&q->lctl->level_tail_pos[lv - 1],
+								 onering_mo_acquire),
+					     onering_mo_release);
+	}
+	/* The client's producer side of the submission ring (shm/ring.h). */
+	ONERING_ATOMIC(uint64_t) *tail_word = (ONERING_ATOMIC(uint64_t) *)q->sqc.tail_word;
+	unsigned char *slots = (unsigned char *)q->sqc.slots;
+	uint64_t head = onering_atomic_load(&q->ectl->sq_head_pos, onering_mo_acquire);
+	uint64_t tail = onering_atomic_load(tail_word, onering_mo_relaxed);
+	for (unsigned i = 0; i < n && tail - head < q->sqc.capacity; i++, tail++) {
+		patch_request(&reqs[i], level, q);
+		memcpy(slots + (tail & q->sqc.mask) * sizeof(reqs[i]), &reqs[i], sizeof(reqs[i]));
+	}
+	onering_atomic_store(tail_word, tail, onering_mo_release);
+	if (h1 & 0x40) {
+		ONERING_ATOMIC(uint64_t) *w;
+		switch (where & 3) {
+		case 0:
+			w = tail_word;
+			break;
+		case 1:
+			w = &q->cctl->ev_head_pos;
+			break;
+		case 2:
+			w = &q->cctl->level_head_pos[0];
+			break;
+		default:
+			w = (ONERING_ATOMIC(uint64_t) *)((char *)q->cons_seg.base +
+							 ((where >> 2) % (q->cons_seg.size / 8)) * 8);
+			break;
+		}
+		onering_atomic_store(w, what, onering_mo_relaxed);
+	}
+	if (h1 & 0x80) {
+		q->poller->full_look = true;
+	} else if (q->bells) {
+		/* B1 (shm/abi.h) */
+		onering_atomic_fetch_or(&q->bells->words[q->bell / 64], 1ull << (q->bell % 64),
+					onering_mo_seq_cst);
+	}
+	if (trace)
+		fprintf(stderr, "client %u: %u requests (level %u) on queue %u%s\n", slot, n, level,
+			q->id, h1 & 0x40 ? ", a word overwritten" : "");
+	pollers_turn();
+	/* q is freed only after a grace period (deferred_run, at the end). */
+	if (onering_atomic_load(&q->ectl->sq_head_pos, onering_mo_relaxed) != head)
+		nr_taken++;
 }
 
 static void input_begin(unsigned limits)
@@ -918,6 +1112,7 @@ static void input_end(bool one_by_one)
 			clients_gone(&ps[i], 1);
 	else
 		clients_gone(ps, n);
+	pollers_turn();
 	urcu_qsbr_barrier(); /* liburcu's own callbacks, if any */
 	deferred_run();      /* every broker callback ran: segments unmapped, closed */
 	reap_groups();
@@ -932,7 +1127,7 @@ static void input_end(bool one_by_one)
 		struct poller *p = &b.pollers[i];
 		eventfd_t v;
 		if (!cds_wfcq_empty(&p->redeliver_head, &p->redeliver_tail))
-			FAIL("poller %u has redelivery batches, but no queue ever held a record", i);
+			FAIL("poller %u still has redelivery batches after its loops", i);
 		eventfd_read(p->kick_fd, &v); /* the kicks of this input */
 	}
 	int fds = fd_count();
@@ -947,6 +1142,23 @@ static void input_end(bool one_by_one)
 	if (fds != base_fds)
 		FAIL("%d fds open after the setup, %d after this input: %s", base_fds, fds,
 		     fds > base_fds ? "a leak" : "closed one it did not own");
+}
+
+/*
+ * $FUZZ_CONTROL_REACH set (tools/fuzz-run's replay of the seed corpus):
+ * at exit, fail unless some queue was opened and some submission-ring
+ * write was taken - a harness that no longer reaches the hot half of the
+ * broker would otherwise pass in silence.
+ */
+__attribute__((destructor)) static void reach_check(void)
+{
+	if (!getenv("FUZZ_CONTROL_REACH") || !b.queues)
+		return;
+	fprintf(stderr, "fuzz_control: %u queues opened, %u request writes taken\n", nr_opened,
+		nr_taken);
+	if (nr_opened == 0 || nr_taken == 0)
+		FAIL("the inputs opened no queue or had no request taken: the harness no longer "
+		     "reaches the pollers");
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -990,6 +1202,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 15:
 			client_connect(slot, h[1]);
+			break;
+		case 11:
+			client_requests(&in, slot, h[1], h[2]);
 			break;
 		default:
 			client_message(&in, slot, nfds, extra & 0x1ff, (extra >> 9) & 3);

@@ -23,6 +23,11 @@ ABI_MAJOR, ABI_MINOR = 1, 3
 (HELLO, QUEUE_OPEN, QUEUE_CLOSE, SUB_ADD, STATS, STATS_ITEM, STATS_END, SHUTDOWN, GROUP,
  PORT_TX) = range(1, 11)
 EV_TIMER = 2
+EV_STREAM = 11
+# struct onering_request ops (shm/abi.h)
+(REQ_NOP, REQ_REARM, REQ_MOD, REQ_DEL, REQ_POST, REQ_TIMER_ARM, REQ_WORD_WATCH, REQ_SEND,
+ REQ_STREAM_DONE, REQ_CLOSE) = range(10)
+TIMER_ABSTIME = 0x1
 EPOLLIN = 0x1
 
 # fuzz_proto byte 0: bits 0-1 fds sent, bits 2-3 max_fds kept, bit 6 HELLO reply to the client
@@ -45,9 +50,9 @@ def hello(pid=1234, epoch=0, client_id=0, max_subs=0, inst="default"):
 
 
 def queue_open(ev=1024, sq=256, node=-1, cpu=0, qid=0, poller=0, start=0, group="",
-               group_id=0, snap=0, words=0):
+               group_id=0, snap=0, words=0, levels=0, rx=0, tx=0, buf=0):
     return struct.pack("<IIiiIIQ", ev, sq, node, cpu, qid, poller, start) + name(group) + \
-        struct.pack("<III", group_id, snap, words)
+        struct.pack("<IIIIIIII", group_id, snap, words, levels, 0, rx, tx, buf)
 
 
 def sub_add(qid=1, events=EPOLLIN, smode=0, group_id=0, cookie=42, sub_id=0, sub_gen=0,
@@ -161,7 +166,7 @@ def settings_seeds():
 ROOT, OTHER, STRANGER = 0, 2, 3  # who: bits 0-1 the uid, bits 2-3 gid/groups, bit 4 refused
 REFUSED = 0x10
 FD_EVENT, FD_PIPE_R, FD_PIPE_W, FD_OWN_SOCK, FD_MEMFD, FD_UNIX, FD_UDP, FD_TIMER = range(8)
-HANG_UP, GONE, GONE_BATCH, CONNECT = 12, 13, 14, 15
+REQUESTS, HANG_UP, GONE, GONE_BATCH, CONNECT = 11, 12, 13, 14, 15
 LIMIT_CLIENTS, LIMIT_QUEUES, LIMIT_SUBS, LIMIT_FDS, LIMIT_GROUPS, LIMIT_SLOTS, INJECT, ONE_BY_ONE = \
     (1 << i for i in range(8))
 GSET_ALL, GROUP_NO_CREATE = 0x1F, 0x1
@@ -183,6 +188,22 @@ def send(slot, message, fds=(), patch=1):
         kinds |= k << (3 * i)
     extra = kinds | patch << 9
     return bytes([slot | len(fds) << 2, extra & 0xFF, extra >> 8]) + message
+
+
+def request(rop, sub_id=0, sub_gen=0, flags=0, events=0, user_data=0, args=()):
+    """struct onering_request, 64 bytes. With patch level 2 a small sub_id
+    picks a subscription a reply named (its generation too, if small)."""
+    a = list(args) + [0] * (5 - len(args))
+    return struct.pack("<HHIIIQ5Q", rop, flags, sub_id, sub_gen, events, user_data, *a)
+
+
+def requests(slot, reqs, queue=0, level=2, consume=False, scribble=None, no_bell=False):
+    """Requests written into the submission ring of the client's queue-th
+    queue (fuzz_control.c, client_requests); scribble = (where, what)."""
+    h1 = queue | level << 3 | (0x20 if consume else 0) | (0x40 if scribble else 0) | \
+        (0x80 if no_bell else 0)
+    body = struct.pack("<QQ", *scribble) if scribble else b""
+    return bytes([slot | REQUESTS << 4, h1, len(reqs)]) + body + b"".join(reqs)
 
 
 def fuzz_hello(seq=1, inst="fuzz"):
@@ -273,6 +294,43 @@ def control_seeds():
     s["port-tx-inject"] = control_input(INJECT | ONE_BY_ONE, clients=(ROOT, OTHER)) + attach + \
         send(0, msg(PORT_TX, port_tx(), seq=2)) + send(0, msg(PORT_TX, port_tx(length=8), seq=3)) + \
         send(1, fuzz_hello()) + send(1, msg(STATS, seq=2))
+    # Submission-ring requests (level 2: sub_id 1 and 2 pick the first and
+    # second subscription a reply named): a timer armed in the past fires,
+    # the fd source re-armed, changed and deleted, a post to the default
+    # group (id 1), a watched word, then the records read and more.
+    open_sub = attach + send(0, msg(QUEUE_OPEN, queue_open(words=4), seq=2)) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1, smode=1), seq=3), fds=[FD_EVENT]) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1, events=0, kind=EV_TIMER), seq=4))
+    s["requests-timer-fd-post"] = control_input() + open_sub + \
+        requests(0, [request(REQ_TIMER_ARM, 2, flags=TIMER_ABSTIME, args=(1, 0)),
+                     request(REQ_REARM, 1, events=EPOLLIN),
+                     request(REQ_MOD, 1, events=EPOLLIN | 0x4),
+                     request(REQ_POST, 1, user_data=7, args=(1, 2)),
+                     request(REQ_WORD_WATCH, args=(0, 0)),
+                     request(REQ_NOP)]) + \
+        requests(0, [request(REQ_TIMER_ARM, 2, args=(1000, 1000)), request(REQ_DEL, 1)],
+                 consume=True) + \
+        requests(0, [request(REQ_TIMER_ARM, 2, args=(0, 0))], consume=True, no_bell=True) + \
+        send(0, msg(QUEUE_CLOSE, struct.pack("<I", 1), seq=5))
+    # A completion-mode UDP socket: sends from the stream area (level 2
+    # puts offsets in it), a buffer given back, a half-close, an abort.
+    s["requests-stream"] = control_input() + attach + \
+        send(0, msg(QUEUE_OPEN, queue_open(rx=4, tx=4, buf=4096), seq=2)) + \
+        send(0, msg(SUB_ADD, sub_add(qid=1, events=0, kind=EV_STREAM), seq=3), fds=[FD_UDP]) + \
+        requests(0, [request(REQ_SEND, 1, args=(16384, 100)),
+                     request(REQ_SEND, 1, args=(16384 + 4096, 1)),
+                     request(REQ_STREAM_DONE, args=(1, 0)),
+                     request(REQ_CLOSE, 1, flags=0x1)]) + \
+        requests(0, [request(REQ_CLOSE, 1, flags=0x2)], consume=True)
+    # What a hostile client writes in its shared memory: garbage requests,
+    # a tail far past the head, an event head moved back.
+    s["requests-garbage"] = control_input(clients=(ROOT, ROOT)) + open_sub + \
+        send(1, fuzz_hello()) + send(1, msg(QUEUE_OPEN, queue_open(), seq=2)) + \
+        requests(0, [request(REQ_TIMER_ARM, 2, flags=TIMER_ABSTIME, args=(1, 0))]) + \
+        requests(1, [request(REQ_NOP)], scribble=(1, 1 << 62)) + \
+        requests(1, [], scribble=(0, 1 << 40)) + \
+        requests(0, [request(0x77, 1, flags=0xFFFF)], level=0) + \
+        send(1, msg(STATS, seq=3))
     return s
 
 
