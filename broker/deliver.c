@@ -1161,6 +1161,11 @@ unsigned deliver_flush(struct poller *p, uint64_t ts)
 {
 	unsigned work = groups_waiting(p, ts, true), published = 0;
 
+	/* A backlog moved: POSTs that waited for its room are taken again in
+	 * the next loop (source_submit.c). */
+	if (work && p->posts_blocked)
+		p->full_look = true;
+
 	/* A15: pairs with R12 (the control thread's release of queues_gen
 	 * after it changed p->queues). */
 	uint32_t gen = onering_atomic_load(&p->queues_gen, onering_mo_acquire);

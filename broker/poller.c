@@ -174,10 +174,11 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 		return;
 	}
 	/* The longest block: the next source deadline (UINT64_MAX: none, no
-	 * timeout), cut to idle_sleep_ms while a record waits for space. */
+	 * timeout), cut to idle_sleep_ms while a record or a POST waits for
+	 * space (the look at every ring after the sleep retries the POSTs). */
 	uint64_t sleep_ns = next_deadline(p, now);
 	uint64_t retry_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
-	if (sleep_ns > retry_ns && deliver_waiting(p))
+	if (sleep_ns > retry_ns && (p->posts_blocked || deliver_waiting(p)))
 		sleep_ns = retry_ns;
 	if (sleep_ns == 0) { /* a source that wakes nothing (NIC rx), or --idle-sleep-ms 0 */
 		if (cfg->idle == BROKER_IDLE_OVERPROVISIONED) {

@@ -106,6 +106,8 @@ struct poller {
 	uint32_t sleeps;       /* idle sleeps announced (poller_flags' upper bits) */
 	bool epoll_due;        /* the idle sleep saw epfd readable: harvest it */
 	bool full_look;        /* look at every submission ring, bell or not (after a sleep) */
+	bool posts_blocked;    /* a queue's POSTs wait for space since the last full look */
+	uint64_t posts_look_ns; /* the last full look's clock (source_submit.c) */
 	/* deliver.c's: the queues written this loop (published and emptied by
 	 * deliver_flush), queues with pending records at the last count (or
 	 * more: an append adds one), the queues_gen that count saw, and a

@@ -107,6 +107,8 @@ struct broker_queue {
 		uint32_t *watched;         /* indices being watched */
 		uint32_t nr_watched;
 		bool dirty;                /* records written since the last publish */
+		bool posts_blocked;        /* its POSTs wait for space (a backlog, its ring):
+					    * its bell is not set again (source_submit.c) */
 		struct broker_queue *dirty_next; /* on the poller's dirty list */
 	);
 	/* Written by several threads. */

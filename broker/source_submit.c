@@ -24,6 +24,7 @@
 
 static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_t ts)
 {
+	q->posts_blocked = false; /* looked at now */
 	const void *first = NULL;
 	int n = onering_ring_peek(&q->sqc, &first, REQUEST_BATCH); /* A1 (shm/ring.h) */
 	struct onering_request reqs[REQUEST_BATCH];
@@ -42,8 +43,11 @@ static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_
 		if (run > 0) {
 			unsigned k = broker_request_posts(p, q, &reqs[done], run, ts);
 			done += k;
-			if (k < run)
-				break; /* the rest wait: back-pressure */
+			if (k < run) { /* the rest wait: back-pressure */
+				q->posts_blocked = true;
+				p->posts_blocked = true;
+				break;
+			}
 			continue;
 		}
 		int r = broker_request_handle(p, q, &reqs[done], ts);
@@ -63,6 +67,23 @@ static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_
 	return done;
 }
 
+/* After a drain: q's bell set again if requests are left that the next
+ * loop can take (a burst's limit, the ring's wrap, a full lane). Not when
+ * what is left waits for a consumer, which wakes nothing - a bell set
+ * again would keep the poller from ever sleeping: its completion-mode
+ * records wait for ring space (stream.c; the streams source sets the bell
+ * when they are placed, and polls for that meanwhile), or its POSTs wait
+ * for room in a group's backlog or for their refusal's room in its own
+ * ring (a full look takes them again: submit_poll, deliver_flush). */
+static void bell_again(struct broker_queue *q)
+{
+	if (q->bells && onering_atomic_load(&q->state, onering_mo_relaxed) == BROKER_QUEUE_LIVE &&
+	    onering_ring_consumer_count(&q->sqc) != 0 && !(q->streams && q->streams->ov_head) &&
+	    !q->posts_blocked)
+		onering_atomic_fetch_or(&q->bells->words[q->bell / 64], 1ull << (q->bell % 64),
+					onering_mo_relaxed);
+}
+
 /* Every live queue's ring, bell or not: after an idle sleep (a bit a client
  * of the same user cleared is found here) and at the start. */
 static unsigned submit_full_look(struct poller *p, uint64_t now_ns)
@@ -70,11 +91,16 @@ static unsigned submit_full_look(struct poller *p, uint64_t now_ns)
 	struct broker_queue *q;
 	unsigned n = 0;
 
+	p->posts_blocked = false; /* set again by each queue still blocked */
+	p->posts_look_ns = now_ns;
+
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
 		BROKER_TSAN_OBSERVE(q);
 		/* A5 (deliver.c): the queue's state word. */
-		if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE)
+		if (onering_atomic_load(&q->state, onering_mo_acquire) == BROKER_QUEUE_LIVE) {
 			n += drain_requests(p, q, now_ns);
+			bell_again(q);
+		}
 	}
 	return n;
 }
@@ -126,24 +152,23 @@ static unsigned submit_bells(struct poller *p, struct broker_bells *bl, uint64_t
 			if (onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
 				continue;
 			n += drain_requests(p, q, now_ns);
-			/* Not when its completion-mode records wait for ring space
-			 * (stream.c): its SENDs wait for the consumer, which wakes
-			 * nothing - a bell set again would keep the poller from
-			 * ever sleeping; the streams source sets it when they are
-			 * placed, and polls for that meanwhile. */
-			if (onering_atomic_load(&q->state, onering_mo_relaxed) == BROKER_QUEUE_LIVE &&
-			    onering_ring_consumer_count(&q->sqc) != 0 &&
-			    !(q->streams && q->streams->ov_head))
-				onering_atomic_fetch_or(&bl->words[w], 1ull << bit, onering_mo_relaxed);
+			bell_again(q);
 		}
 	}
 	return n;
 }
 
+/* Blocked POSTs are looked at again this often by a poller that does not
+ * sleep (one that does looks at every ring after each sleep, and sleeps no
+ * longer than --idle-sleep-ms while they wait: idle_step in poller.c). */
+#define POSTS_RETRY_NS 1000000ull
+
 static unsigned submit_poll(struct broker_source *src, const struct broker_poll_ctx *ctx)
 {
 	struct poller *p = src->p;
 
+	if (p->posts_blocked && ctx->now_ns - p->posts_look_ns >= POSTS_RETRY_NS)
+		p->full_look = true;
 	if (p->full_look) {
 		p->full_look = false;
 		return submit_full_look(p, ctx->now_ns);

@@ -374,6 +374,141 @@ TEST_F(PollerIdleTest, AConnectionWaitingForBuffersLeavesThePollerAsleep)
 	EXPECT_EQ(broker_.Stop(), 0);
 }
 
+// Posts i = 0, 1, ... to group until the submission ring stays full (-EAGAIN
+// twice, 2 ms apart: the poller had time to take what it could); returns
+// how many were posted (-1 if a post failed otherwise).
+static int PostUntilFull(struct onering_queue *q, uint32_t group)
+{
+	int i;
+	for (i = 0; i < 1000; i++) {
+		int r = onering_post(q, group, (uint64_t)i, &i, sizeof(i), 0);
+		if (r == -EAGAIN) {
+			usleep(2000);
+			r = onering_post(q, group, (uint64_t)i, &i, sizeof(i), 0);
+		}
+		if (r == -EAGAIN)
+			return i;
+		if (r != 0) {
+			ADD_FAILURE() << "post " << i << ": " << onering_strerror(r);
+			return -1;
+		}
+	}
+	ADD_FAILURE() << "1000 posts and never -EAGAIN";
+	return -1;
+}
+
+// An overprovisioned poller with work waiting on a consumer sleeps between
+// its retries: over 200 ms, a few loops per sleep at most - not a spin.
+static void ExpectNoSpin(const std::function<std::vector<uint64_t>()> &counters)
+{
+	usleep(50000); // past the posting
+	std::vector<uint64_t> c0 = counters();
+	usleep(200000);
+	std::vector<uint64_t> c1 = counters();
+	uint64_t loops = c1[ONERING_PC_LOOPS] - c0[ONERING_PC_LOOPS];
+	uint64_t sleeps = c1[ONERING_PC_SLEEPS] - c0[ONERING_PC_SLEEPS];
+	EXPECT_GT(sleeps, 0u) << "the poller never slept";
+	EXPECT_LE(loops, 3 * sleeps + 20) << loops << " loops, " << sleeps << " sleeps";
+}
+
+// Posts to a group whose backlog is full wait in the poster's submission
+// ring (back-pressure). The poller must not spin on them meanwhile: it
+// wakes at its retry interval for the records waiting for ring space, and
+// takes the posts again once the backlog has moved.
+TEST_F(PollerIdleTest, PostsWaitingForAFullGroupBacklogLeaveThePollerAsleep)
+{
+	StartBroker({"--idle", "overprovisioned", "--group", "g:policy=rr,backlog=16"});
+	struct onering *att;
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	struct onering_queue_options mo = {};
+	mo.capacity = 16;
+	mo.group = "g";
+	struct onering_queue *member, *poster;
+	ASSERT_EQ(onering_queue_open(att, &mo, &member), 0) << onering_last_error(att);
+	struct onering_queue_options po = {};
+	po.sq_capacity = 64;
+	ASSERT_EQ(onering_queue_open(att, &po, &poster), 0) << onering_last_error(att);
+	uint32_t gid = onering_queue_group(member);
+	// Until the poster's ring is full too: 16 in the member's ring, 16 in
+	// the backlog, up to 64 waiting in the submission ring.
+	int posted = PostUntilFull(poster, gid);
+	ASSERT_GT(posted, 32);
+	ExpectNoSpin([this] { return Counters(); });
+	// The member reads: every post comes, in order.
+	struct onering_event ev[16];
+	int got = 0;
+	for (int i = 0; i < 10000 && got < posted; i++) {
+		int n = onering_wait(member, ev, 1, 16, 1000ll * 1000 * 1000);
+		ASSERT_GT(n, 0) << got << " of " << posted << " posts came";
+		for (int k = 0; k < n; k++, got++) {
+			int v;
+			memcpy(&v, ev[k].payload.user.data, sizeof(v));
+			ASSERT_EQ(v, got);
+		}
+	}
+	EXPECT_EQ(got, posted);
+	onering_queue_close(poster);
+	onering_queue_close(member);
+	onering_detach(att);
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
+// A post to a group that no longer exists comes back as a POST_REFUSED record
+// in the poster's own ring; while that ring is full the posts wait in its
+// submission ring. The poller sleeps meanwhile (overprovisioned) or keeps
+// looping (busy), and either way takes them once the poster reads.
+static void RefusedPostsWaitForTheirOwnRing(Broker &broker, bool busy,
+					    const std::function<std::vector<uint64_t>()> &counters)
+{
+	struct onering *att;
+	ASSERT_EQ(broker.Attach(&att), 0);
+	struct onering_queue_options o = {};
+	o.capacity = 16;
+	o.sq_capacity = 64;
+	struct onering_queue *q;
+	ASSERT_EQ(onering_queue_open(att, &o, &q), 0) << onering_last_error(att);
+	// A group the library knows but that is gone (it ended with its one
+	// member): every post to it is refused by the broker.
+	struct onering_queue_options go = {};
+	go.group = "gone";
+	struct onering_queue *member;
+	ASSERT_EQ(onering_queue_open(att, &go, &member), 0) << onering_last_error(att);
+	const uint32_t kNoGroup = onering_queue_group(member);
+	onering_queue_close(member);
+	int posted = PostUntilFull(q, kNoGroup);
+	ASSERT_GT(posted, 16);
+	if (!busy)
+		ExpectNoSpin(counters);
+	struct onering_event ev[16];
+	int got = 0;
+	for (int i = 0; i < 10000 && got < posted; i++) {
+		int n = onering_wait(q, ev, 1, 16, 1000ll * 1000 * 1000);
+		ASSERT_GT(n, 0) << got << " of " << posted << " refusals came";
+		for (int k = 0; k < n; k++, got++) {
+			ASSERT_EQ(ev[k].kind, ONERING_EV_CONTROL);
+			ASSERT_EQ(ev[k].payload.control.code, (uint32_t)ONERING_CTL_POST_REFUSED);
+			ASSERT_EQ(ev[k].payload.control.flow, (uint64_t)got) << "out of order";
+		}
+	}
+	EXPECT_EQ(got, posted);
+	onering_queue_close(q);
+	onering_detach(att);
+}
+
+TEST_F(PollerIdleTest, RefusedPostsWaitingForTheirRingLeaveAnOverprovisionedPollerAsleep)
+{
+	StartBroker({"--idle", "overprovisioned"});
+	RefusedPostsWaitForTheirOwnRing(broker_, false, [this] { return Counters(); });
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
+TEST_F(PollerIdleTest, RefusedPostsWaitingForTheirRingAreTakenByABusyPoller)
+{
+	StartBroker({"--idle", "busy"});
+	RefusedPostsWaitForTheirOwnRing(broker_, true, [this] { return Counters(); });
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
 // A timer re-armed over and over (a keep-alive reset on every message) costs
 // the broker a bounded number of heap entries, not one per re-arm: old
 // entries are dropped when they outnumber the live ones (source_timers.c).
