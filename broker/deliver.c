@@ -1161,10 +1161,10 @@ unsigned deliver_flush(struct poller *p, uint64_t ts)
 {
 	unsigned work = groups_waiting(p, ts, true), published = 0;
 
-	/* A backlog moved: POSTs that waited for its room are taken again in
-	 * the next loop (source_submit.c). */
+	/* A backlog moved: POSTs that waited for room are taken again in the
+	 * next loop (source_submit.c reads the flag). */
 	if (work && p->posts_blocked)
-		p->full_look = true;
+		p->backlog_moved = true;
 
 	/* A15: pairs with R12 (the control thread's release of queues_gen
 	 * after it changed p->queues). */

@@ -48,6 +48,10 @@ struct broker_sub;
  *             poller: load-acquire in deliver_flush (A15).
  *   bells, nr_bells  control (R11, bells.c); poller (A14, source_submit.c).
  */
+/* Queues whose blocked POSTs a poller lists (source_submit.c); more make it
+ * look at every ring once a backlog moves. */
+#define POLLER_POSTS_BLOCKED_MAX 16
+
 struct poller {
 	/* Set up by the control thread before the poller starts. */
 	ONERING_LINES(setup_lines, 4,
@@ -106,8 +110,16 @@ struct poller {
 	uint32_t sleeps;       /* idle sleeps announced (poller_flags' upper bits) */
 	bool epoll_due;        /* the idle sleep saw epfd readable: harvest it */
 	bool full_look;        /* look at every submission ring, bell or not (after a sleep) */
-	bool posts_blocked;    /* a queue's POSTs wait for space since the last full look */
-	uint64_t posts_look_ns; /* the last full look's clock (source_submit.c) */
+	/* source_submit.c's: a queue's POSTs wait for room since the last full
+	 * look; the last full look's clock; the queues whose POSTs wait (slot
+	 * and id: looked up again, never kept as pointers across loops), or
+	 * too many to list. */
+	bool posts_blocked;
+	bool posts_blocked_many;
+	bool backlog_moved;    /* deliver.c: a backlog moved while POSTs waited */
+	uint32_t nr_posts_blocked;
+	uint64_t posts_look_ns;
+	struct { uint32_t slot, id; } posts_blocked_q[POLLER_POSTS_BLOCKED_MAX];
 	/* deliver.c's: the queues written this loop (published and emptied by
 	 * deliver_flush), queues with pending records at the last count (or
 	 * more: an append adds one), the queues_gen that count saw, and a

@@ -22,6 +22,54 @@
 
 #define REQUEST_BATCH 32
 
+/* q's POSTs wait for a consumer (a full backlog, or room in q's own ring
+ * for their refusals): its bell is not set again (bell_again); the poller
+ * looks at it again after a sleep, every POSTS_RETRY_NS, or as soon as a
+ * backlog moves (posts_resume). */
+static void posts_block(struct poller *p, struct broker_queue *q)
+{
+	q->posts_blocked = true;
+	p->posts_blocked = true;
+	for (uint32_t i = 0; i < p->nr_posts_blocked; i++)
+		if (p->posts_blocked_q[i].slot == q->slot && p->posts_blocked_q[i].id == q->id)
+			return;
+	if (p->nr_posts_blocked == POLLER_POSTS_BLOCKED_MAX) {
+		p->posts_blocked_many = true;
+		return;
+	}
+	p->posts_blocked_q[p->nr_posts_blocked].slot = q->slot;
+	p->posts_blocked_q[p->nr_posts_blocked++].id = q->id;
+}
+
+static void posts_forget(struct poller *p)
+{
+	p->posts_blocked = false;
+	p->posts_blocked_many = false;
+	p->nr_posts_blocked = 0;
+}
+
+/* A backlog on p moved (deliver.c set p->backlog_moved): the queues whose
+ * POSTs waited are looked at again now (their bells set). */
+static void posts_resume(struct poller *p)
+{
+	if (p->posts_blocked_many) {
+		p->full_look = true;
+		return;
+	}
+	for (uint32_t i = 0; i < p->nr_posts_blocked; i++) {
+		/* Gone since, or another queue in its slot: nothing to do. */
+		struct broker_queue *q = broker_queue_lookup(p->b, p->posts_blocked_q[i].slot,
+							      p->posts_blocked_q[i].id);
+		if (!q || q->poller != p || !q->bells ||
+		    onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
+			continue;
+		q->posts_blocked = false;
+		onering_atomic_fetch_or(&q->bells->words[q->bell / 64], 1ull << (q->bell % 64),
+					onering_mo_relaxed);
+	}
+	posts_forget(p);
+}
+
 static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_t ts)
 {
 	q->posts_blocked = false; /* looked at now */
@@ -44,8 +92,7 @@ static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_
 			unsigned k = broker_request_posts(p, q, &reqs[done], run, ts);
 			done += k;
 			if (k < run) { /* the rest wait: back-pressure */
-				q->posts_blocked = true;
-				p->posts_blocked = true;
+				posts_block(p, q);
 				break;
 			}
 			continue;
@@ -74,7 +121,8 @@ static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_
  * records wait for ring space (stream.c; the streams source sets the bell
  * when they are placed, and polls for that meanwhile), or its POSTs wait
  * for room in a group's backlog or for their refusal's room in its own
- * ring (a full look takes them again: submit_poll, deliver_flush). */
+ * ring (taken again after a sleep or a while: submit_poll; or when a
+ * backlog moves: posts_resume). */
 static void bell_again(struct broker_queue *q)
 {
 	if (q->bells && onering_atomic_load(&q->state, onering_mo_relaxed) == BROKER_QUEUE_LIVE &&
@@ -91,7 +139,7 @@ static unsigned submit_full_look(struct poller *p, uint64_t now_ns)
 	struct broker_queue *q;
 	unsigned n = 0;
 
-	p->posts_blocked = false; /* set again by each queue still blocked */
+	posts_forget(p); /* listed again by each queue still blocked */
 	p->posts_look_ns = now_ns;
 
 	cds_list_for_each_entry_rcu(q, &p->queues, poller_node) {
@@ -167,6 +215,10 @@ static unsigned submit_poll(struct broker_source *src, const struct broker_poll_
 {
 	struct poller *p = src->p;
 
+	if (p->backlog_moved) {
+		p->backlog_moved = false;
+		posts_resume(p);
+	}
 	if (p->posts_blocked && ctx->now_ns - p->posts_look_ns >= POSTS_RETRY_NS)
 		p->full_look = true;
 	if (p->full_look) {

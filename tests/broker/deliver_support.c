@@ -62,7 +62,6 @@ struct dt {
 	unsigned nr_groups;
 };
 
-/* queue.c's one call into group.c (broker_queue_teardown), never made here. */
 /* queue.c's finalize calls it for completion-mode subscriptions (accept.c),
  * which this test never makes. */
 void broker_stream_sub_end(struct broker *b, struct broker_sub *s)
@@ -71,6 +70,7 @@ void broker_stream_sub_end(struct broker *b, struct broker_sub *s)
 	(void)s;
 }
 
+/* queue.c's one call into group.c (broker_queue_teardown), never made here. */
 void broker_group_unref(struct broker *b, struct broker_group *g)
 {
 	(void)b;

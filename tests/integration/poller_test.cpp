@@ -377,14 +377,15 @@ TEST_F(PollerIdleTest, AConnectionWaitingForBuffersLeavesThePollerAsleep)
 // Posts i = 0, 1, ... to group until the submission ring stays full (-EAGAIN
 // twice, 2 ms apart: the poller had time to take what it could); returns
 // how many were posted (-1 if a post failed otherwise).
-static int PostUntilFull(struct onering_queue *q, uint32_t group)
+static int PostUntilFull(struct onering_queue *q, uint32_t group, int tag = 0)
 {
 	int i;
 	for (i = 0; i < 1000; i++) {
-		int r = onering_post(q, group, (uint64_t)i, &i, sizeof(i), 0);
+		int data[2] = {tag, i};
+		int r = onering_post(q, group, (uint64_t)i, data, sizeof(data), 0);
 		if (r == -EAGAIN) {
 			usleep(2000);
-			r = onering_post(q, group, (uint64_t)i, &i, sizeof(i), 0);
+			r = onering_post(q, group, (uint64_t)i, data, sizeof(data), 0);
 		}
 		if (r == -EAGAIN)
 			return i;
@@ -411,45 +412,66 @@ static void ExpectNoSpin(const std::function<std::vector<uint64_t>()> &counters)
 	EXPECT_LE(loops, 3 * sleeps + 20) << loops << " loops, " << sleeps << " sleeps";
 }
 
-// Posts to a group whose backlog is full wait in the poster's submission
-// ring (back-pressure). The poller must not spin on them meanwhile: it
+// Posts to a group whose backlog is full wait in the posters' submission
+// rings (back-pressure). The poller must not spin on them meanwhile: it
 // wakes at its retry interval for the records waiting for ring space, and
-// takes the posts again once the backlog has moved.
-TEST_F(PollerIdleTest, PostsWaitingForAFullGroupBacklogLeaveThePollerAsleep)
+// takes the posts again once the backlog has moved - the posters it listed
+// (up to 16), or every ring when more wait.
+static void PostersWaitForAFullBacklog(Broker &broker, int nposters,
+				       const std::function<std::vector<uint64_t>()> &counters)
 {
-	StartBroker({"--idle", "overprovisioned", "--group", "g:policy=rr,backlog=16"});
 	struct onering *att;
-	ASSERT_EQ(broker_.Attach(&att), 0);
+	ASSERT_EQ(broker.Attach(&att), 0);
 	struct onering_queue_options mo = {};
 	mo.capacity = 16;
 	mo.group = "g";
-	struct onering_queue *member, *poster;
+	struct onering_queue *member;
 	ASSERT_EQ(onering_queue_open(att, &mo, &member), 0) << onering_last_error(att);
-	struct onering_queue_options po = {};
-	po.sq_capacity = 64;
-	ASSERT_EQ(onering_queue_open(att, &po, &poster), 0) << onering_last_error(att);
 	uint32_t gid = onering_queue_group(member);
-	// Until the poster's ring is full too: 16 in the member's ring, 16 in
-	// the backlog, up to 64 waiting in the submission ring.
-	int posted = PostUntilFull(poster, gid);
-	ASSERT_GT(posted, 32);
-	ExpectNoSpin([this] { return Counters(); });
-	// The member reads: every post comes, in order.
+	std::vector<struct onering_queue *> posters(nposters);
+	std::vector<int> posted(nposters), got(nposters);
+	int total = 0, seen = 0;
+	for (int p = 0; p < nposters; p++) {
+		struct onering_queue_options po = {};
+		po.sq_capacity = 64;
+		ASSERT_EQ(onering_queue_open(att, &po, &posters[p]), 0) << onering_last_error(att);
+		// Until its ring is full too: the member's ring and the backlog
+		// (16 each) fill first, then up to 64 wait in its submission ring.
+		posted[p] = PostUntilFull(posters[p], gid, p);
+		ASSERT_GE(posted[p], 64);
+		total += posted[p];
+	}
+	ExpectNoSpin(counters);
+	// The member reads: every post comes, in order per poster.
 	struct onering_event ev[16];
-	int got = 0;
-	for (int i = 0; i < 10000 && got < posted; i++) {
+	for (int i = 0; i < 100000 && seen < total; i++) {
 		int n = onering_wait(member, ev, 1, 16, 1000ll * 1000 * 1000);
-		ASSERT_GT(n, 0) << got << " of " << posted << " posts came";
-		for (int k = 0; k < n; k++, got++) {
-			int v;
-			memcpy(&v, ev[k].payload.user.data, sizeof(v));
-			ASSERT_EQ(v, got);
+		ASSERT_GT(n, 0) << seen << " of " << total << " posts came";
+		for (int k = 0; k < n; k++, seen++) {
+			int data[2];
+			memcpy(data, ev[k].payload.user.data, sizeof(data));
+			ASSERT_TRUE(data[0] >= 0 && data[0] < nposters);
+			ASSERT_EQ(data[1], got[data[0]]++) << "poster " << data[0] << " out of order";
 		}
 	}
-	EXPECT_EQ(got, posted);
-	onering_queue_close(poster);
+	EXPECT_EQ(seen, total);
+	for (struct onering_queue *q : posters)
+		onering_queue_close(q);
 	onering_queue_close(member);
 	onering_detach(att);
+}
+
+TEST_F(PollerIdleTest, PostsWaitingForAFullGroupBacklogLeaveThePollerAsleep)
+{
+	StartBroker({"--idle", "overprovisioned", "--group", "g:policy=rr,backlog=16"});
+	PostersWaitForAFullBacklog(broker_, 1, [this] { return Counters(); });
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
+TEST_F(PollerIdleTest, MorePostersWaitingThanThePollerListsAreTakenToo)
+{
+	StartBroker({"--idle", "overprovisioned", "--group", "g:policy=rr,backlog=16"});
+	PostersWaitForAFullBacklog(broker_, 20, [this] { return Counters(); });
 	EXPECT_EQ(broker_.Stop(), 0);
 }
 
