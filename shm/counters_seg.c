@@ -329,8 +329,9 @@ static uint64_t mono_ns(void)
  * scheduler ticks on a loaded machine; longer means it died or is stuck. */
 #define COPY_PATIENCE_NS (1000ull * 1000 * 1000)
 
-/* R1 .. R2: len bytes of base into copy, no update overlapping. */
-static int copy_consistent(const void *base, size_t len, void *copy)
+/* R1 .. R2: len bytes of base into copy, no update overlapping; -EAGAIN
+ * when updates kept overlapping for patience_ns. */
+static int copy_consistent(const void *base, size_t len, void *copy, uint64_t patience_ns)
 {
 	const struct onering_counters_header *h = base;
 	const ONERING_ATOMIC(uint64_t) *seq = &h->seq;
@@ -350,8 +351,8 @@ static int copy_consistent(const void *base, size_t len, void *copy)
 		 * pauses after every 64. */
 		if (tries % 64 == 0) {
 			uint64_t now = mono_ns();
-			if (!deadline)
-				deadline = now + COPY_PATIENCE_NS;
+			if (!deadline) /* a patience past the clock's range: no end */
+				deadline = patience_ns > UINT64_MAX - now ? UINT64_MAX : now + patience_ns;
 			else if (now > deadline)
 				return -EAGAIN;
 			struct timespec pause = {0, 50 * 1000};
@@ -362,6 +363,12 @@ static int copy_consistent(const void *base, size_t len, void *copy)
 
 int onering_metrics_read(const void *base, size_t size, struct onering_metrics *m, char *err,
 			 size_t err_size)
+{
+	return onering_metrics_read_within(base, size, m, err, err_size, COPY_PATIENCE_NS);
+}
+
+int onering_metrics_read_within(const void *base, size_t size, struct onering_metrics *m,
+				char *err, size_t err_size, uint64_t patience_ns)
 {
 	struct onering_counters_header h;
 	int r;
@@ -411,9 +418,10 @@ int onering_metrics_read(const void *base, size_t size, struct onering_metrics *
 	m->descs = descs;
 	if (!copy || !m->lists || !m->objects || !descs)
 		FAIL(-ENOMEM, "out of memory for a copy of the counters segment (%zu bytes)", size);
-	if (copy_consistent(base, size, copy) < 0)
+	if (copy_consistent(base, size, copy, patience_ns) < 0)
 		FAIL(-EAGAIN, "the broker (pid %u) was updating its counters segment every time it "
-		     "was read for 1 s: it died in an update or is stuck", h.pid);
+		     "was read for %llu us: it died in an update or is stuck", h.pid,
+		     (unsigned long long)(patience_ns / 1000));
 	const struct onering_counters_header *ch = (const void *)copy;
 	/* What was checked above must still hold in the copy. */
 	if (ch->nr_lists != h.nr_lists || ch->nr_descs != h.nr_descs ||

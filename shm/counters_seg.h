@@ -266,12 +266,21 @@ struct onering_metrics {
  * @return 0; -EPROTO not a counters segment, or another ABI or layout
  *   version; -ERANGE an offset, count or size outside the mapping or the
  *   limits above; -EINVAL a string, key or label that is not what the layout
- *   says; -EAGAIN the writer was always mid-update (it died in one, or is
- *   stuck); -ENOMEM.
- * Context: any thread; no system call but malloc (and sched_yield on retry).
+ *   says; -EAGAIN the writer was mid-update every time for 1 s (it died in
+ *   one, or is stuck); -ENOMEM.
+ * Context: any thread; no system call but malloc, and while updates overlap
+ *   clock_gettime and a 50 us nanosleep after every 64 tries.
  */
 int onering_metrics_read(const void *base, size_t size, struct onering_metrics *m, char *err,
 			 size_t err_size);
+/**
+ * onering_metrics_read(), giving up (-EAGAIN) once updates have overlapped
+ * for patience_ns (counted from the 64th try) instead of 1 s: for a
+ * fuzzer's hostile segments. 0 gives up after 128 tries and one 50 us
+ * pause; UINT64_MAX never does.
+ */
+int onering_metrics_read_within(const void *base, size_t size, struct onering_metrics *m,
+				char *err, size_t err_size, uint64_t patience_ns);
 void onering_metrics_free(struct onering_metrics *m);
 
 /** The list of this what, or NULL. */
