@@ -7,7 +7,8 @@
  *            each emits its records through deliver. What a loop costs
  *            does not grow with idle queues: the submission rings looked
  *            at are those whose bells are set (bells.h), all of them only
- *            after an idle sleep;
+ *            after an idle sleep (or once a millisecond while more
+ *            posters wait for a backlog than source_submit.c lists);
  *   deliver  deliver_flush: what waited is placed, every ring written is
  *            published (one release store per queue, only the queues
  *            written this loop) and the doorbells of consumers that

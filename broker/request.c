@@ -246,6 +246,15 @@ int broker_request_handle(struct poller *p, struct broker_queue *q,
 	 * immutable while s is visible. */
 	if (s->queue->client != q->client)
 		return -EPROTO;
+	/* A connection's requests come from its own queue: the stream area
+	 * and the back-pressure on its records (a SEND waits in that queue's
+	 * ring while they wait for space) are that queue's. From another
+	 * queue a waiting SEND would hold a lane to its home poller, or keep
+	 * the poller setting the other queue's bell: a spin. Counted. */
+	if (s->kind == ONERING_EV_STREAM && s->queue != q) {
+		broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);
+		return 0;
+	}
 	if (s->home != p) {
 		struct broker_handoff h = {.kind = BROKER_HANDOFF_REQUEST, .qslot = q->slot,
 					   .qid = q->id};

@@ -25,7 +25,7 @@
 /* q's POSTs wait for a consumer (a full backlog, or room in q's own ring
  * for their refusals): its bell is not set again (bell_again); the poller
  * looks at it again after a sleep, every POSTS_RETRY_NS, or as soon as a
- * backlog moves (posts_resume). */
+ * backlog moves (posts_retry). */
 static void posts_block(struct poller *p, struct broker_queue *q)
 {
 	q->posts_blocked = true;
@@ -48,14 +48,15 @@ static void posts_forget(struct poller *p)
 	p->nr_posts_blocked = 0;
 }
 
-/* A backlog on p moved (deliver.c set p->backlog_moved): the queues whose
- * POSTs waited are looked at again now (their bells set). */
-static void posts_resume(struct poller *p)
+/* The listed queues' bells set again: the next walk of the bells takes
+ * their POSTs again. When more waited than the list holds, the rest are
+ * taken by a full look - at once when the retry is due (look_all), else
+ * they stay blocked until it is: a backlog that moves every loop must not
+ * turn every loop into a walk over all the queues. */
+static void posts_retry(struct poller *p, uint64_t now_ns, bool look_all)
 {
-	if (p->posts_blocked_many) {
-		p->full_look = true;
-		return;
-	}
+	bool many = p->posts_blocked_many;
+
 	for (uint32_t i = 0; i < p->nr_posts_blocked; i++) {
 		/* Gone since, or another queue in its slot: nothing to do. */
 		struct broker_queue *q = broker_queue_lookup(p->b, p->posts_blocked_q[i].slot,
@@ -68,6 +69,12 @@ static void posts_resume(struct poller *p)
 					onering_mo_relaxed);
 	}
 	posts_forget(p);
+	if (look_all)
+		p->posts_look_ns = now_ns;
+	if (many && look_all)
+		p->full_look = true;
+	else if (many)
+		p->posts_blocked = p->posts_blocked_many = true;
 }
 
 static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_t ts)
@@ -122,12 +129,15 @@ static unsigned drain_requests(struct poller *p, struct broker_queue *q, uint64_
  * when they are placed, and polls for that meanwhile), or its POSTs wait
  * for room in a group's backlog or for their refusal's room in its own
  * ring (taken again after a sleep or a while: submit_poll; or when a
- * backlog moves: posts_resume). */
+ * backlog moves: posts_retry). */
 static void bell_again(struct broker_queue *q)
 {
-	if (q->bells && onering_atomic_load(&q->state, onering_mo_relaxed) == BROKER_QUEUE_LIVE &&
-	    onering_ring_consumer_count(&q->sqc) != 0 && !(q->streams && q->streams->ov_head) &&
-	    !q->posts_blocked)
+	/* The count first: a queue a full look finds before QUEUE_OPEN joined
+	 * its bells (handlers.c) has an empty ring (its client has not got it
+	 * yet), and q->bells is not read then. */
+	if (onering_atomic_load(&q->state, onering_mo_relaxed) == BROKER_QUEUE_LIVE &&
+	    onering_ring_consumer_count(&q->sqc) != 0 && q->bells &&
+	    !(q->streams && q->streams->ov_head) && !q->posts_blocked)
 		onering_atomic_fetch_or(&q->bells->words[q->bell / 64], 1ull << (q->bell % 64),
 					onering_mo_relaxed);
 }
@@ -206,21 +216,23 @@ static unsigned submit_bells(struct poller *p, struct broker_bells *bl, uint64_t
 	return n;
 }
 
-/* Blocked POSTs are looked at again this often by a poller that does not
- * sleep (one that does looks at every ring after each sleep, and sleeps no
- * longer than --idle-sleep-ms while they wait: idle_step in poller.c). */
+/* Blocked POSTs are taken again at least this often (a poller that sleeps
+ * also looks at every ring after each sleep, and sleeps no longer than
+ * --idle-sleep-ms while they wait: idle_step in poller.c). */
 #define POSTS_RETRY_NS 1000000ull
 
 static unsigned submit_poll(struct broker_source *src, const struct broker_poll_ctx *ctx)
 {
 	struct poller *p = src->p;
 
-	if (p->backlog_moved) {
+	/* Blocked POSTs: again when a backlog moved, and every POSTS_RETRY_NS
+	 * (their refusals may wait for room in their own ring, which frees
+	 * nothing here). */
+	bool due = p->posts_blocked && ctx->now_ns - p->posts_look_ns >= POSTS_RETRY_NS;
+	if (due || p->backlog_moved) {
 		p->backlog_moved = false;
-		posts_resume(p);
+		posts_retry(p, ctx->now_ns, due);
 	}
-	if (p->posts_blocked && ctx->now_ns - p->posts_look_ns >= POSTS_RETRY_NS)
-		p->full_look = true;
 	if (p->full_look) {
 		p->full_look = false;
 		return submit_full_look(p, ctx->now_ns);

@@ -470,7 +470,9 @@ TEST_F(PollerIdleTest, PostsWaitingForAFullGroupBacklogLeaveThePollerAsleep)
 
 TEST_F(PollerIdleTest, MorePostersWaitingThanThePollerListsAreTakenToo)
 {
-	StartBroker({"--idle", "overprovisioned", "--group", "g:policy=rr,backlog=16"});
+	// One poller (one core), so that all 20 wait on it: more than it lists.
+	StartBroker({"--idle", "overprovisioned", "--cores", "0", "--group",
+		     "g:policy=rr,backlog=16"});
 	PostersWaitForAFullBacklog(broker_, 20, [this] { return Counters(); });
 	EXPECT_EQ(broker_.Stop(), 0);
 }

@@ -343,6 +343,50 @@ struct StreamPair {
 
 } // namespace
 
+// A connection's requests come only from its own queue (its stream area and
+// the back-pressure on its records are that queue's): a SEND posted on
+// another queue of the same client is counted as a bad request there and
+// sends nothing; from its own queue the connection works as before.
+TEST(StreamTest, ASendFromAnotherQueueOfTheClientIsRefused)
+{
+	Broker broker;
+	ASSERT_TRUE(broker.Start());
+	onering_queue_options o = StreamOptions(64, 64, 4, 4, 4096);
+	StreamPair pair;
+	ASSERT_TRUE(pair.Open(broker, o, SOCK_STREAM));
+	onering_queue *other;
+	ASSERT_EQ(onering_queue_open(pair.att, &o, &other), 0) << onering_last_error(pair.att);
+	auto bad_requests = [&] {
+		uint64_t n = 0;
+		for (const onering_msg &m : onering_test::StatsItems(broker))
+			if (m.u.stats_item.what == ONERING_STATS_QUEUE)
+				n += m.u.stats_item.counter[ONERING_QC_BAD_REQUESTS];
+		return n;
+	};
+	ASSERT_EQ(bad_requests(), 0u);
+	char *b = static_cast<char *>(onering_stream_buffer(other));
+	ASSERT_NE(b, nullptr);
+	memcpy(b, "wrong", 5);
+	ASSERT_EQ(onering_stream_send(other, pair.conn, b, 5, 1), 0);
+	ASSERT_TRUE(WaitFor([&] { return bad_requests() == 1; })) << bad_requests();
+	char got[16];
+	EXPECT_EQ(recv(pair.peer, got, sizeof(got), MSG_DONTWAIT), -1) << "the bytes went out";
+	EXPECT_EQ(errno, EAGAIN);
+	// From its own queue: sent, with its SENT record.
+	b = static_cast<char *>(onering_stream_buffer(pair.q));
+	ASSERT_NE(b, nullptr);
+	memcpy(b, "right", 5);
+	ASSERT_EQ(onering_stream_send(pair.q, pair.conn, b, 5, 2), 0);
+	onering_event e;
+	ASSERT_EQ(onering_wait(pair.q, &e, 1, 1, 5000ll * 1000 * 1000), 1);
+	EXPECT_EQ(e.payload.stream.op, (uint32_t)ONERING_STREAM_SENT);
+	EXPECT_EQ(e.payload.stream.status, 5);
+	ASSERT_EQ(recv(pair.peer, got, sizeof(got), 0), 5);
+	EXPECT_EQ(std::string(got, 5), "right");
+	EXPECT_EQ(bad_requests(), 1u);
+	onering_queue_close(other);
+}
+
 // TCP: payloads from 1 byte to 1 MiB, each on a connection the broker
 // accepted, come back byte for byte, then the end of stream.
 TEST(StreamTest, EchoesOverTcpFromOneByteToOneMiB)
