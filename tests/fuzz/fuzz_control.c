@@ -335,7 +335,9 @@ static void config_groups(struct broker_config *cfg)
 {
 	static const char *const specs[] = {
 		"cfg:policy=least,numa=interleave,join=1000+@100,post=any,tune=1001+@27",
-		"locked:policy=sticky,join=0,post=0,tune=0",
+		/* backlog=2: root's posts to it (a member-less group) wait
+		 * after two, and their poster's ring blocks (source_submit.c) */
+		"locked:policy=sticky,join=0,post=0,tune=0,backlog=2",
 	};
 	char err[512];
 

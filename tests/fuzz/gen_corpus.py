@@ -322,6 +322,18 @@ def control_seeds():
                      request(REQ_STREAM_DONE, args=(1, 0)),
                      request(REQ_CLOSE, 1, flags=0x1)]) + \
         requests(0, [request(REQ_CLOSE, 1, flags=0x2)], consume=True)
+    # Posts that wait: "locked" (id 3, root may post) has no member and a
+    # backlog of 2, so the third post blocks its poster's ring (level 1
+    # keeps the group id as it is); then the queue closes with posts
+    # waiting, and another poster waits behind the same backlog.
+    s["requests-posts-blocked"] = control_input(clients=(ROOT, ROOT)) + attach + \
+        send(0, msg(QUEUE_OPEN, queue_open(sq=64), seq=2)) + \
+        send(1, fuzz_hello()) + send(1, msg(QUEUE_OPEN, queue_open(sq=64), seq=2)) + \
+        requests(0, [request(REQ_POST, 3, user_data=i, args=(i,)) for i in range(8)], level=1) + \
+        requests(1, [request(REQ_POST, 3, user_data=i, args=(i,)) for i in range(4)], level=1) + \
+        requests(0, [request(REQ_NOP)], level=1, no_bell=True) + \
+        send(0, msg(QUEUE_CLOSE, struct.pack("<I", 1), seq=3)) + \
+        requests(1, [request(REQ_POST, 3, args=(9,))], level=1, consume=True)
     # What a hostile client writes in its shared memory: garbage requests,
     # a tail far past the head, an event head moved back.
     s["requests-garbage"] = control_input(clients=(ROOT, ROOT)) + open_sub + \
