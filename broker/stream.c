@@ -668,6 +668,16 @@ void broker_stream_event(struct poller *p, struct broker_sub *s, uint32_t events
 
 	if (!c || c->listener || !s->queue->streams)
 		return;
+	/* epoll reported it, so the control thread's EPOLL_CTL_ADD has
+	 * succeeded (its one failure after publication, accept.c), though its
+	 * store of armed may not be made yet: the ADD of a ready socket wakes
+	 * this poller, and the control thread can lose its CPU right after the
+	 * call. The ACCEPTED below lets the client name the connection at
+	 * once; its first SEND must not be refused as a made-up id's (it was,
+	 * and the connection hung: HttpServer.ManyConnectionsAtOnce, once in a
+	 * loaded run). The control thread stores the same 1. */
+	if (!onering_atomic_load(&c->armed, onering_mo_relaxed))
+		onering_atomic_store(&c->armed, 1u, onering_mo_relaxed);
 	if (!c->announced) {
 		c->announced = true;
 		emit(p, c, ONERING_STREAM_ACCEPTED, 0, 0, c->listener_id, 0, 0, 0);
@@ -789,9 +799,10 @@ int broker_stream_request(struct poller *p, struct broker_queue *q, struct broke
 	struct broker_conn *c = s->conn;
 	if (!c || !s->queue->streams)
 		return -EPROTO;
-	/* Not armed yet (its add has not returned: a made-up id): refused,
-	 * and a DEL leaves it to the delete that follows (it is in no epoll
-	 * and on no list). Pairs with the release in accept.c. */
+	/* Not armed yet (its add has not returned and epoll has not reported
+	 * it: a made-up id): refused, and a DEL leaves it to the delete that
+	 * follows (it is in no epoll and on no list). Pairs with the release
+	 * in accept.c (or this poller's own store, broker_stream_event). */
 	if (!onering_atomic_load(&c->armed, onering_mo_acquire)) {
 		if (req->op != ONERING_REQ_DEL)
 			broker_count(&q->ctr[ONERING_QC_BAD_REQUESTS], 1);

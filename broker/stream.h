@@ -73,7 +73,8 @@ struct broker_conn {
 	 * poller's epoll, or accepting: until then a request naming it - ids
 	 * are predictable - is refused, so the poller never puts on its lists
 	 * a connection the control thread may still end and free at once
-	 * (arming failed). */
+	 * (arming failed). The poller also sets it on the socket's first
+	 * epoll report, which proves the arming succeeded (broker_stream_event). */
 	ONERING_ATOMIC(uint32_t) armed;
 	uint32_t listener_id; /* accepted: its listener's sub_id (for ACCEPTED) */
 	uint32_t nr_sends;
