@@ -1073,6 +1073,13 @@ static int wait_records(struct onering_queue *q, struct onering_event *events, u
 	if (min > max)
 		return -EINVAL;
 	for (;;) {
+		/* Records to take while the doorbell says we wait: running before
+		 * the head moves. Else the broker's lifo could see an empty ring
+		 * and a member not running in between, count it idle and start
+		 * one more member than max_running (seen once under TSan:
+		 * Balance.LifoNeverRunsMoreThanMaxRunning). */
+		if (started && rings_have_records(q))
+			onering_doorbell_set_state(q->db, ONERING_CONSUMER_RUNNING);
 		int r = poll_records(q, events + got, max - got);
 		if (r < 0)
 			return got ? (int)got : r;
