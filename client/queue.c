@@ -198,6 +198,43 @@ static const uint64_t user_data_mask[25][4] __attribute__((aligned(32))) = {
 #undef M
 };
 
+/* Write posts[0..n) as POST requests into n consecutive ring slots from
+ * slot, field by field (no request built on the stack first). False if a
+ * len is past the data: what was written is not published. */
+static inline __attribute__((always_inline)) bool
+post_write(unsigned char *slot, const struct onering_request *head,
+	   const struct onering_user_event *posts, unsigned n)
+{
+#pragma GCC unroll 4
+	for (unsigned i = 0; i < n; i++, slot += ONERING_RING_SLOT_SIZE) {
+		const struct onering_user_event *p = &posts[i];
+		if (p->len > sizeof(p->data))
+			return false;
+		const uint64_t *m = user_data_mask[p->len];
+		struct onering_request *req = (struct onering_request *)(void *)slot;
+		memcpy(req, head, offsetof(struct onering_request, user_data));
+		req->user_data = p->cookie;
+		req->arg[0] = p->flow;
+		/* arg[1..3]: the data, masked; arg[4]: 0 (the mask's fourth word). */
+#if defined(__SSE2__)
+		__m128i d01 = _mm_loadu_si128((const __m128i *)(const void *)p->data);
+		__m128i d2 = _mm_loadl_epi64((const __m128i *)(const void *)(p->data + 16));
+		_mm_storeu_si128((__m128i *)(void *)&req->arg[1],
+				 _mm_and_si128(d01, _mm_load_si128((const __m128i *)(const void *)m)));
+		_mm_storeu_si128((__m128i *)(void *)&req->arg[3],
+				 _mm_and_si128(d2, _mm_load_si128((const __m128i *)(const void *)(m + 2))));
+#else
+		uint64_t d[3];
+		memcpy(d, p->data, sizeof(d));
+		req->arg[1] = d[0] & m[0];
+		req->arg[2] = d[1] & m[1];
+		req->arg[3] = d[2] & m[2];
+		req->arg[4] = 0;
+#endif
+	}
+	return true;
+}
+
 int onering_post_burst_prio(struct onering_queue *q, uint32_t group,
 			    const struct onering_user_event *posts, unsigned n, unsigned priority)
 {
@@ -224,38 +261,14 @@ int onering_post_burst_prio(struct onering_queue *q, uint32_t group,
 	/* op, flags (the priority: within ONERING_POST_PRIO_MASK), sub_id */
 	const struct onering_request head = {
 		.op = ONERING_REQ_POST, .flags = (uint16_t)priority, .sub_id = group};
-	/* The ring's geometry in locals: the stores below could alias q. */
-	unsigned char *slots = sq->slots;
-	const uint64_t mask = sq->mask, tail = sq->tail_pos;
-#pragma GCC unroll 4
-	for (unsigned i = 0; i < k; i++) {
-		const struct onering_user_event *p = &posts[i];
-		if (p->len > sizeof(p->data))
-			return -EINVAL; /* nothing published: the tail has not moved */
-		const uint64_t *m = user_data_mask[p->len];
-		struct onering_request *req =
-			(struct onering_request *)(slots + ((tail + i) & mask) * ONERING_RING_SLOT_SIZE);
-		/* Stored field by field: no request built on the stack first. */
-		memcpy(req, &head, offsetof(struct onering_request, user_data));
-		req->user_data = p->cookie;
-		req->arg[0] = p->flow;
-		/* arg[1..3]: the data, masked; arg[4]: 0 (the mask's fourth word). */
-#if defined(__SSE2__)
-		__m128i d01 = _mm_loadu_si128((const __m128i *)(const void *)p->data);
-		__m128i d2 = _mm_loadl_epi64((const __m128i *)(const void *)(p->data + 16));
-		_mm_storeu_si128((__m128i *)(void *)&req->arg[1],
-				 _mm_and_si128(d01, _mm_load_si128((const __m128i *)(const void *)m)));
-		_mm_storeu_si128((__m128i *)(void *)&req->arg[3],
-				 _mm_and_si128(d2, _mm_load_si128((const __m128i *)(const void *)(m + 2))));
-#else
-		uint64_t d[3];
-		memcpy(d, p->data, sizeof(d));
-		req->arg[1] = d[0] & m[0];
-		req->arg[2] = d[1] & m[1];
-		req->arg[3] = d[2] & m[2];
-		req->arg[4] = 0;
-#endif
-	}
+	/* The free slots are one run, or two when they wrap past the ring's
+	 * end: each written with a pointer that steps one slot, no index
+	 * masked per record. */
+	const uint64_t at = sq->tail_pos & sq->mask;
+	const unsigned run = sq->mask + 1 - at < k ? (unsigned)(sq->mask + 1 - at) : k;
+	if (!post_write(sq->slots + at * ONERING_RING_SLOT_SIZE, &head, posts, run) ||
+	    !post_write(sq->slots, &head, posts + run, k - run))
+		return -EINVAL; /* nothing published: the tail has not moved */
 	if (k == 0)
 		return 0;
 	sq->tail_pos += k;

@@ -417,6 +417,64 @@ TEST_F(Sources, UserEventsCarryTheirPayload)
 	onering_queue_close(member);
 }
 
+// A burst that wraps past the end of the submission ring is written in two
+// runs: every record arrives once, in order, with its payload; a bad len in
+// the part past the wrap refuses the whole burst and publishes nothing.
+TEST_F(Sources, APostBurstThatWrapsTheSubmissionRingArrivesWhole)
+{
+	onering_queue *member, *poster;
+	onering_queue_options o = {};
+	o.group = "w";
+	ASSERT_EQ(onering_queue_open(att_, &o, &member), 0);
+	onering_queue_options po = {};
+	po.sq_capacity = 64;
+	ASSERT_EQ(onering_queue_open(att_, &po, &poster), 0);
+	uint32_t gid = onering_queue_group(member);
+
+	std::vector<onering_user_event> posts(40);
+	auto fill = [&](unsigned base) {
+		for (unsigned i = 0; i < posts.size(); i++) {
+			posts[i] = {};
+			posts[i].flow = base + i;
+			posts[i].cookie = base + i;
+			posts[i].len = 8;
+			uint64_t v = (base + i) * 0x9e3779b97f4a7c15ull;
+			memcpy(posts[i].data, &v, 8);
+		}
+	};
+	unsigned got = 0;
+	auto take = [&](unsigned upto) {
+		uint64_t end = Mono() + 5000 * kMs;
+		while (got < upto && Mono() < end) {
+			onering_event evs[32];
+			int k = onering_wait(member, evs, 1, 32, 10 * (int64_t)kMs);
+			ASSERT_GE(k, 0);
+			for (int j = 0; j < k; j++, got++) {
+				ASSERT_EQ(evs[j].cookie, got) << "in order, each once";
+				EXPECT_EQ(evs[j].payload.user.flow, got);
+				uint64_t v;
+				memcpy(&v, evs[j].payload.user.data, 8);
+				EXPECT_EQ(v, got * 0x9e3779b97f4a7c15ull);
+			}
+		}
+		EXPECT_EQ(got, upto);
+	};
+	fill(0);
+	ASSERT_EQ(onering_post_burst(poster, gid, posts.data(), 40), 40); // slots 0..39
+	take(40);
+	fill(40);
+	posts[30].len = 25; // slot 70 = 6 after the wrap
+	EXPECT_EQ(onering_post_burst(poster, gid, posts.data(), 40), -EINVAL);
+	posts[30].len = 8;
+	ASSERT_EQ(onering_post_burst(poster, gid, posts.data(), 40), 40); // 40..63, 0..15
+	take(80);
+	onering_event ev;
+	EXPECT_EQ(onering_wait(member, &ev, 0, 1, 20 * (int64_t)kMs), 0)
+		<< "the refused burst published nothing";
+	onering_queue_close(poster);
+	onering_queue_close(member);
+}
+
 // A post always has somewhere to go or says why not. To a group id this
 // attachment never learned: -ENOENT at once (no system call). To an id the
 // broker has no group for (a group gone since its id was learned, or a
