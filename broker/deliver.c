@@ -552,8 +552,12 @@ static int place_in_ring(struct poller *p, struct broker_queue *q, const struct 
 
 	if (r <= 0)
 		return r < 0 ? r : -EAGAIN;
+	/* The flags computed here and stored, not or-ed into the slot: a
+	 * read of the slot would wait for its line to come back from the
+	 * consumer's core, which last read it. */
+	const uint16_t flags = rec->flags | foreign_flag(p, rec, q);
 	memcpy(slot, rec, sizeof(*rec));
-	((struct onering_event *)slot)->flags |= foreign_flag(p, rec, q);
+	((struct onering_event *)slot)->flags = flags;
 	mark_dirty(p, q);
 	if (rec->flags & ONERING_EVF_REDELIVERED)
 		broker_count(&q->ctr[ONERING_QC_REDELIVERED], 1);
