@@ -168,18 +168,20 @@ void balance_lifo_init(const struct balance_settings *s, const struct balance_st
 }
 
 /* lifo's second choice: a member at work holding fewer than
- * BALANCE_LIFO_AT_WORK unconsumed records at the record's level and above,
+ * BALANCE_LIFO_AT_WORK unconsumed records at the record's level and above
+ * (any number in a group of one: nobody else could take the record sooner),
  * with room (the NUMA filter's marks), the fewest first, ties in turn from
  * the rr cursor. */
 static int choose_at_work(struct balance_state *st, const struct balance_cand *c, unsigned n)
 {
+	const uint64_t limit = n == 1 ? UINT64_MAX : BALANCE_LIFO_AT_WORK;
 	uint64_t min = UINT64_MAX;
 	int best = -1;
 
 	for (unsigned k = 0; k < n; k++) {
 		unsigned i = (st->rr + k) % n;
 		if (!c[i].ok || balance_cand_full(&c[i]) || balance_cand_idle(&c[i]) ||
-		    c[i].used + c[i].higher >= BALANCE_LIFO_AT_WORK)
+		    c[i].used + c[i].higher >= limit)
 			continue;
 		if (c[i].used + c[i].higher < min) {
 			min = c[i].used + c[i].higher;

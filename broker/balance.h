@@ -56,7 +56,9 @@ struct balance_settings {
  * this many unconsumed (at the record's level and above): a batch to work
  * through without a hand-off per record, and no more - the rest wait in the
  * group's backlog for the next member to go idle, so at most this many
- * records wait behind a slow one. */
+ * records wait behind a slow one. Not in a group of one member: no other
+ * member could take what waits, so holding it back would only delay it
+ * (that member takes records while it has room, as under rr). */
 #define BALANCE_LIFO_AT_WORK 32u
 
 /* A poller's decision state for one group (its own, never shared). */
@@ -105,7 +107,8 @@ void balance_numa_filter(const struct balance_settings *s, struct balance_cand *
  *           idle member, or max_running at work - a member at work that
  *           holds fewer than BALANCE_LIFO_AT_WORK unconsumed at the
  *           record's level and above and has room, the one with the fewest,
- *           ties taking turns. Never a member at work past that (nor a
+ *           ties taking turns (with one member: while it has room,
+ *           whatever it holds). Never a member at work past that (nor a
  *           full one), nor an idle one past max_running: then none, and the
  *           record waits in the backlog.
  * Returns the index, or -1 when no candidate may take it now.

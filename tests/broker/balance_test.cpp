@@ -490,6 +490,19 @@ TEST_F(BalanceLifoSetTest, AMemberAtWorkTakesABatchNotItsWholeRing)
 	EXPECT_EQ(c_[0].used, (uint64_t)BALANCE_LIFO_AT_WORK);
 }
 
+// In a group of one member nothing could take a held-back record sooner:
+// the member at work takes records while its ring has room, as under rr.
+TEST_F(BalanceLifoSetTest, TheOnlyMemberAtWorkTakesRecordsWhileItHasRoom)
+{
+	c_ = {Cand(BALANCE_LIFO_AT_WORK + 10, BALANCE_LIFO_AT_WORK + 13)};
+	Init();
+	EXPECT_EQ(PlaceN(4), (V{0, 0, 0, -1})) << "past a batch, up to a full ring";
+	set_.max_running = 1;
+	c_ = {Cand(BALANCE_LIFO_AT_WORK, 1024)};
+	Init();
+	EXPECT_EQ(PlaceN(2), (V{0, 0}));
+}
+
 TEST_F(BalanceLifoSetTest, TheLimitHoldsOverABurst)
 {
 	set_.max_running = 2;
