@@ -866,10 +866,52 @@ int deliver_requeue(struct poller *p, struct broker_group *g, const struct oneri
  * oldest first. A waiting source's record keeps merging later reports, so
  * it has no single age to order it among posts by; order is kept per
  * source and per flow. */
+/* May backlog record i go out in a burst (place_burst, which copies records
+ * as they are)? A post, not re-delivered (counted per record), under its
+ * own flow key (what a hand-off to another poller's member carries). */
+static bool backlog_plain_post(const struct broker_backlog *bl, uint32_t i)
+{
+	const struct onering_event *rec = &bl->recs[i];
+
+	return rec->kind == ONERING_EV_USER && !(rec->flags & ONERING_EVF_REDELIVERED) &&
+	       bl->rec_flows[i] == rec->payload.user.flow;
+}
+
+/* The posts at the head of bl, placed a burst at a time (rr, least, local:
+ * one decision per burst, as for posts that find no backlog), up to the
+ * first record that is not a plain post, the ring array's end, or a burst
+ * not placed whole. A consumer that falls behind no longer costs a pick
+ * per record once its posts have had to wait. */
+static unsigned flush_backlog_posts(struct poller *p, struct broker_group *g,
+				    struct broker_pgroup *pg, struct broker_backlog *bl,
+				    uint32_t level)
+{
+	unsigned placed = 0;
+
+	while (bl->rec_count > 1) {
+		uint32_t at = bl->rec_head, run = bl->rec_cap - at;
+		if (run > bl->rec_count)
+			run = bl->rec_count;
+		uint32_t k = 0;
+		while (k < run && backlog_plain_post(bl, at + k))
+			k++;
+		if (k < 2)
+			break;
+		unsigned done = place_burst(p, g, pg, &bl->recs[at], k, level);
+		bl->rec_head = (at + done) % bl->rec_cap;
+		bl->rec_count -= done;
+		pg->waiting -= done;
+		placed += done;
+		if (done < k)
+			break;
+	}
+	return placed;
+}
+
 static unsigned flush_backlog_level(struct poller *p, struct broker_group *g,
 				    struct broker_pgroup *pg, struct broker_backlog *bl, uint64_t ts)
 {
-	unsigned placed = 0;
+	unsigned placed = flush_backlog_posts(p, g, pg, bl, (uint32_t)(bl - pg->bl));
 
 	while (bl->rec_count) {
 		uint32_t at = bl->rec_head;
