@@ -61,4 +61,12 @@ int broker_bells_join(struct poller *p, struct broker_queue *q, uid_t uid);
  * when its last queue does. */
 void broker_bells_leave(struct poller *p, struct broker_queue *q);
 
+/* Poller: set bit bell of bells again (B2's own re-mark, relaxed), so that
+ * its queue's submission ring is looked at next loop. */
+static inline void broker_bell_mark(struct broker_bells *bells, uint32_t bell)
+{
+	onering_atomic_fetch_or(&bells->words[bell / 64], 1ull << (bell % 64),
+				onering_mo_relaxed);
+}
+
 #endif /* ONERING_BROKER_BELLS_H */

@@ -65,8 +65,7 @@ static void posts_retry(struct poller *p, uint64_t now_ns, bool look_all)
 		    onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
 			continue;
 		q->posts_blocked = false;
-		onering_atomic_fetch_or(&q->bells->words[q->bell / 64], 1ull << (q->bell % 64),
-					onering_mo_relaxed);
+		broker_bell_mark(q->bells, q->bell);
 	}
 	posts_forget(p);
 	if (look_all)
@@ -138,8 +137,7 @@ static void bell_again(struct broker_queue *q)
 	if (onering_atomic_load(&q->state, onering_mo_relaxed) == BROKER_QUEUE_LIVE &&
 	    onering_ring_consumer_count(&q->sqc) != 0 && q->bells &&
 	    !(q->streams && q->streams->ov_head) && !q->posts_blocked)
-		onering_atomic_fetch_or(&q->bells->words[q->bell / 64], 1ull << (q->bell % 64),
-					onering_mo_relaxed);
+		broker_bell_mark(q->bells, q->bell);
 }
 
 /* Every live queue's ring, bell or not: after an idle sleep (a bit a client

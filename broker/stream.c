@@ -856,8 +856,7 @@ static void queue_resume(struct poller *p, struct broker_queue *q)
 	if (!overflow_drain(p, q))
 		return;
 	if (waited) /* SENDs that waited in the submission ring go on: its bell */
-		onering_atomic_fetch_or(&q->bells->words[q->bell / 64], 1ull << (q->bell % 64),
-					onering_mo_relaxed);
+		broker_bell_mark(q->bells, q->bell);
 	if (st->nr_free_rx == 0)
 		return;
 	while (!cds_list_empty(&st->retry))
