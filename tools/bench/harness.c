@@ -521,17 +521,26 @@ static double peer_fig(unsigned r, unsigned si, const char *name, unsigned f, bo
 	return best;
 }
 
-/* Median over rounds of the per-round ratio; -1 when none, or not at si. */
-static double ratio_median(unsigned si, const struct ratio *d)
+/* Median over rounds of the per-round ratio; -1 when none, or not at si.
+ * With lo and hi, also the smallest and largest per-round ratio (how far
+ * the rounds agree: a target near the median may be met in some rounds and
+ * missed in others). */
+static double ratio_median_range(unsigned si, const struct ratio *d, double *lo, double *hi)
 {
 	double v[BENCH_MAX_ROUNDS];
 
 	if (d->at >= 0 && (uint64_t)d->at != opt.sweep[si])
 		return -1;
+	*lo = -1;
+	*hi = -1;
 	for (unsigned r = 0; r < opt.rounds; r++) {
 		double x = peer_fig(r, si, d->peer_a, d->fig, d->max > 0);
 		double y = peer_fig(r, si, d->peer_b, d->fig, d->max > 0);
 		v[r] = x >= 0 && y > 0 ? x / y : -1;
+		if (v[r] >= 0 && (*lo < 0 || v[r] < *lo))
+			*lo = v[r];
+		if (v[r] > *hi)
+			*hi = v[r];
 	}
 	return median(v, (unsigned)opt.rounds);
 }
@@ -579,7 +588,7 @@ static void print_summary(void)
 		}
 		for (unsigned k = 0; k < ratio_count; k++) {
 			const struct ratio *d = &ratios[k];
-			double r = ratio_median(si, d);
+			double lo, hi, r = ratio_median_range(si, d, &lo, &hi);
 			if (r < 0)
 				continue;
 			printf("  ratio %s %s/%s: %.3fx", figs[d->fig].name, d->peer_a,
@@ -588,6 +597,8 @@ static void print_summary(void)
 				printf("   target %s %.2f: %s", d->min > 0 ? ">=" : "<=",
 				       d->min > 0 ? d->min : d->max,
 				       (d->min > 0 ? r >= d->min : r <= d->max) ? "met" : "MISSED");
+			if (opt.rounds > 1 && lo >= 0)
+				printf("   (rounds %.3f..%.3f)", lo, hi);
 			printf("\n");
 		}
 	}
@@ -634,12 +645,13 @@ static int write_files(void)
 		}
 		for (unsigned k = 0; k < ratio_count; k++) {
 			const struct ratio *d = &ratios[k];
-			double r = ratio_median(si, d);
+			double lo, hi, r = ratio_median_range(si, d, &lo, &hi);
 			if (r >= 0)
 				json_array_append_new(json_object_get(root, "ratios"), json_pack(
-					"{s:I, s:s, s:s, s:s, s:f}", "sweep", (json_int_t)opt.sweep[si],
-					"fig", figs[d->fig].name, "a", d->peer_a, "b", d->peer_b,
-					"ratio", r));
+					"{s:I, s:s, s:s, s:s, s:f, s:f, s:f}", "sweep",
+					(json_int_t)opt.sweep[si], "fig", figs[d->fig].name, "a",
+					d->peer_a, "b", d->peer_b, "ratio", r, "round_min", lo,
+					"round_max", hi));
 		}
 	}
 	int rc = js && (!root || json_dumpf(root, js, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) ||
