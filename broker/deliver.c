@@ -877,21 +877,29 @@ static bool backlog_plain_post(const struct broker_backlog *bl, uint32_t i)
 	       bl->rec_flows[i] == rec->payload.user.flow;
 }
 
-/* The posts at the head of bl, placed a burst at a time (rr, least, local:
- * one decision per burst, as for posts that find no backlog), up to the
- * first record that is not a plain post, the ring array's end, or a burst
- * not placed whole. A consumer that falls behind no longer costs a pick
- * per record once its posts have had to wait. */
+/* The posts at the head of bl, placed a burst of up to BACKLOG_BURST at a
+ * time (rr, least, local: one decision per burst, as for posts that find no
+ * backlog), up to the first record that is not a plain post, the ring
+ * array's end, or a burst not placed whole. A consumer that falls behind no
+ * longer costs a pick per record once its posts have had to wait; a loop
+ * that can place nothing looks at one burst's records, not the backlog. */
+#define BACKLOG_BURST 32u
+
 static unsigned flush_backlog_posts(struct poller *p, struct broker_group *g,
 				    struct broker_pgroup *pg, struct broker_backlog *bl,
 				    uint32_t level)
 {
 	unsigned placed = 0;
+	uint32_t policy = onering_atomic_load(&g->policy, onering_mo_relaxed);
 
+	if (policy == ONERING_POLICY_STICKY || policy == ONERING_POLICY_LIFO)
+		return 0; /* decided per record (place_burst would return 0) */
 	while (bl->rec_count > 1) {
 		uint32_t at = bl->rec_head, run = bl->rec_cap - at;
 		if (run > bl->rec_count)
 			run = bl->rec_count;
+		if (run > BACKLOG_BURST)
+			run = BACKLOG_BURST;
 		uint32_t k = 0;
 		while (k < run && backlog_plain_post(bl, at + k))
 			k++;

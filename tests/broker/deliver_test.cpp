@@ -413,6 +413,38 @@ TEST_F(DeliverGroupTest, AFullGroupBacklogsAndFlushesLaterInOrder)
 	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_DELIVERED), 7u);
 }
 
+// A backlog longer than one burst goes out burst after burst in one flush
+// while the members have room, each record once, in order on each member.
+TEST_F(DeliverGroupTest, ABacklogOfManyBurstsDrainsInOneFlush)
+{
+	ASSERT_NO_FATAL_FAILURE(Build(1, {{0, 64, 0}, {0, 64, 0}}));
+	ASSERT_NO_FATAL_FAILURE(Group(ONERING_POLICY_RR, {0, 1}));
+	for (uint64_t c = 1; c <= 128 + 100; c++)
+		ASSERT_EQ(Post(c), 0) << c;
+	ASSERT_EQ(dt_backlog_recs(t_, 0, 0), 100u);
+	dt_flush(t_, 0, 1);
+	ASSERT_EQ(Consume(0, 64).size(), 64u);
+	ASSERT_EQ(Consume(1, 64).size(), 64u);
+	dt_next_loop(t_, 0);
+	dt_flush(t_, 0, 2);
+	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 0u);
+	std::vector<uint64_t> all;
+	for (unsigned qi : {0u, 1u}) {
+		std::vector<struct onering_event> v = Consume(qi, 64);
+		for (size_t i = 0; i < v.size(); i++) {
+			all.push_back(v[i].cookie);
+			if (i) {
+				EXPECT_LT(v[i - 1].cookie, v[i].cookie) << "in order on each member";
+			}
+		}
+	}
+	std::sort(all.begin(), all.end());
+	ASSERT_EQ(all.size(), 100u);
+	for (size_t i = 0; i < all.size(); i++)
+		EXPECT_EQ(all[i], 129 + i) << "each once";
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_DELIVERED), 228u);
+}
+
 // What waits in the backlog goes out a burst at a time while it is plain
 // posts; a record that is not (re-delivered, or waiting under another flow
 // key) is placed on its own, counted as such, and the order holds.
