@@ -428,6 +428,7 @@ TEST_F(DeliverGroupTest, ABacklogOfManyBurstsDrainsInOneFlush)
 	dt_next_loop(t_, 0);
 	dt_flush(t_, 0, 2);
 	EXPECT_EQ(dt_backlog_recs(t_, 0, 0), 0u);
+	EXPECT_EQ(dt_gctr(t_, 0, 0, ONERING_GC_BACKLOG), 0u) << "the gauge follows every burst";
 	std::vector<uint64_t> all;
 	for (unsigned qi : {0u, 1u}) {
 		std::vector<struct onering_event> v = Consume(qi, 64);
