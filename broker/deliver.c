@@ -861,11 +861,6 @@ int deliver_requeue(struct poller *p, struct broker_group *g, const struct oneri
 	return r;
 }
 
-/* Place what waits in one level of p's slice of g while someone takes it:
- * whole records (posts, redeliveries) oldest first, then waiting sources
- * oldest first. A waiting source's record keeps merging later reports, so
- * it has no single age to order it among posts by; order is kept per
- * source and per flow. */
 /* May backlog record i go out in a burst (place_burst, which copies records
  * as they are)? A post, not re-delivered (counted per record), under its
  * own flow key (what a hand-off to another poller's member carries). */
@@ -916,6 +911,12 @@ static unsigned flush_backlog_posts(struct poller *p, struct broker_group *g,
 	return placed;
 }
 
+/* Place what waits in one level of p's slice of g while someone takes it:
+ * whole records (posts, redeliveries) oldest first - the plain posts at
+ * the head a burst at a time (flush_backlog_posts) - then waiting sources
+ * oldest first. A waiting source's record keeps merging later reports, so
+ * it has no single age to order it among posts by; order is kept per
+ * source and per flow. */
 static unsigned flush_backlog_level(struct poller *p, struct broker_group *g,
 				    struct broker_pgroup *pg, struct broker_backlog *bl, uint64_t ts)
 {
