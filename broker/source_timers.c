@@ -171,9 +171,13 @@ static int timers_apply_request(struct broker_source *src, struct broker_queue *
 		s->t_expiry = now + value;
 	} else if (req->flags & ONERING_TIMER_REALTIME) {
 		/* Absolute wall-clock time, placed on the monotonic clock now (a
-		 * later clock step does not move it). */
+		 * later clock step does not move it). Monotonic is read again,
+		 * after the wall clock: the loop's base_ns may be microseconds
+		 * older than `real` (another queue's drain, a preemption), and
+		 * adding the wall distance to it would fire that much early. */
 		uint64_t real = clock_ns(CLOCK_REALTIME);
-		s->t_expiry = value > real ? now + (value - real) : now;
+		uint64_t mono = clock_ns(CLOCK_MONOTONIC);
+		s->t_expiry = value > real ? mono + (value - real) : mono;
 	} else {
 		s->t_expiry = value;
 	}
