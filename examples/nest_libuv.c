@@ -7,8 +7,9 @@
  * A chain goes round the loop --count times: the timerfd ticks; the tick
  * writes a byte into a socketpair; the socket turns readable; its handler
  * writes an eventfd that the broker watches for us; the broker's record
- * turns the queue's fd readable; its handler takes the record and arms the
- * queue again.
+ * turns the queue's fd readable; its handler takes the record, sets the
+ * timer for the next round (one-shot: a round never overlaps the one before)
+ * and arms the queue again.
  *
  * Build against an installed libonering and libuv (libuv1-dev):
  *   cc -O2 -o nest_libuv nest_libuv.c $(pkg-config --cflags --libs onering libuv)
@@ -50,14 +51,21 @@ static void stop(int status)
 static void take_records(void)
 {
 	struct onering_event rec[16];
+	const struct itimerspec once = {.it_value = {0, 20000000}}; /* 20 ms, one-shot */
 	int n;
 
 	do {
+		long before = s.records;
 		while ((n = onering_poll(s.q, rec, 16)) > 0)
 			for (int i = 0; i < n; i++, s.records++)
 				printf("record   cookie %llu\n", (unsigned long long)rec[i].cookie);
 		if (s.records >= s.count)
 			return stop(0);
+		/* This round is over: the timer starts the next one. */
+		if (n >= 0 && s.records > before && timerfd_settime(s.tfd, 0, &once, NULL) < 0) {
+			fprintf(stderr, PROG ": timerfd_settime: %s\n", strerror(errno));
+			return stop(1);
+		}
 		if (n < 0 || (n = onering_queue_arm(s.q)) < 0) {
 			fprintf(stderr, PROG ": the broker is gone\n");
 			return stop(1);
@@ -145,12 +153,12 @@ int main(int argc, char **argv)
 	s.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); /* the broker watches it */
 	s.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	int qfd = onering_queue_fd(s.q);
-	struct itimerspec every = {.it_interval = {0, 20000000}, .it_value = {0, 20000000}};
+	const struct itimerspec first = {.it_value = {0, 20000000}}; /* one-shot: see take_records */
 	uv_loop_t *loop = uv_default_loop();
 	if (s.efd < 0 || s.tfd < 0 || qfd < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, s.sp) < 0 ||
 	    onering_add(s.q, s.efd, EPOLLIN, ONERING_EDGE, 1, &sub) < 0 ||
-	    timerfd_settime(s.tfd, 0, &every, NULL) < 0 || uv_poll_init(loop, &s.queue, qfd) ||
+	    timerfd_settime(s.tfd, 0, &first, NULL) < 0 || uv_poll_init(loop, &s.queue, qfd) ||
 	    uv_poll_init(loop, &s.timer, s.tfd) || uv_poll_init(loop, &s.sock, s.sp[0]) ||
 	    uv_poll_start(&s.queue, UV_READABLE, on_queue) ||
 	    uv_poll_start(&s.timer, UV_READABLE, on_timer) ||

@@ -65,6 +65,10 @@ struct ConsumerOpts {
 	int node = -1;
 	bool hold = false;     // start held
 	bool ack = false;      // ack mode: onering_done() after each record
+	// onering_wait's timeout. Each timeout leaves the member RUNNING (not
+	// idle, for lifo) until it waits again: tests of who is idle use long
+	// ones, so that no post meets that window.
+	int64_t wait_ns = 5 * 1000 * 1000;
 };
 
 class Balance : public ::testing::Test {
@@ -169,7 +173,7 @@ protected:
 				continue;
 			}
 			uint64_t t0 = NowNs();
-			int n = onering_wait(q, ev, 1, o.batch, 5 * 1000 * 1000);
+			int n = onering_wait(q, ev, 1, o.batch, o.wait_ns);
 			if (n < 0) {
 				sh_->failed = 1;
 				break;
@@ -552,6 +556,7 @@ void Balance::RunWakeOrder(const char *group_arg, int (*who)(int))
 	ASSERT_TRUE(broker_.Start({"--group", group_arg}));
 	ConsumerOpts o;
 	o.spin_ns = 1000; // sleep almost at once
+	o.wait_ns = 1000 * 1000 * 1000;
 	for (int i = 0; i < 3; i++) {
 		StartConsumer(i, o, false);
 		Go(i);
@@ -657,6 +662,7 @@ TEST_F(Balance, TuneAppliesToEveryDecisionAfterItsReply)
 	busy.hold = true;    // has the queue open, takes nothing: counts as running
 	busy.capacity = 8;   // and is full after 8 records
 	idle.spin_ns = 1000; // waits with an empty ring: idle
+	busy.wait_ns = idle.wait_ns = 1000 * 1000 * 1000;
 	StartConsumer(0, busy);
 	StartConsumer(1, idle);
 	onering_msg_group_stats gs;

@@ -322,8 +322,10 @@ TEST_F(DeliveryTest, DeletedSubscriptionIsNeverReturnedEvenFromTheRing)
 	ASSERT_GT(onering_pending(q_), 0) << "records of sub are sitting in the ring";
 	ASSERT_EQ(eventfd_write(other, 1), 0);
 	ASSERT_EQ(onering_del(q_, sub), 0);
-	// Everything left in the ring: only the other subscription's record.
-	std::vector<onering_event> got;
+	// Everything left in the ring: only the other subscription's record
+	// (waited for as long as an event may take; then nothing more).
+	std::vector<onering_event> got(1);
+	ASSERT_EQ(onering_wait(q_, got.data(), 1, 1, kEventTimeout), 1);
 	Drain(&got);
 	ASSERT_EQ(got.size(), 1u);
 	EXPECT_EQ(got[0].cookie, 11u);
@@ -426,8 +428,9 @@ TEST(KickTest, RearmWakesASleepingPoller)
 	uint64_t after[ONERING_PC_NR] = {};
 	ASSERT_TRUE(PollerCounters(broker, after));
 	EXPECT_GT(after[ONERING_PC_KICKS], before[ONERING_PC_KICKS]) << "the client kicked";
-	// Without the kick the re-arm would wait out the 1000 ms sleep.
-	EXPECT_LT(ms, 900.0);
+	// The kick counter above is the proof; the time only has to be short
+	// of the 5 s wait, with room for a loaded, sanitized run.
+	EXPECT_LT(ms, 4000.0);
 	RecordProperty("rearm_while_asleep_ms", std::to_string(ms));
 	close(efd);
 	onering_detach(att);
@@ -459,18 +462,19 @@ TEST(KickTest, FirstRequestOfAQueueOpenedDuringASleepWakesThePoller)
 	ASSERT_TRUE(now & ONERING_POLLER_NEED_WAKEUP) << "the poller never slept";
 	// Now, during that sleep: a new queue and a timer armed through its
 	// submission ring to fire at once.
-	auto t0 = std::chrono::steady_clock::now();
 	ASSERT_EQ(onering_queue_open(att, nullptr, &q2), 0);
 	onering_sub timer;
 	ASSERT_EQ(onering_timer_create(q2, 9, &timer), 0);
+	auto t0 = std::chrono::steady_clock::now();
 	ASSERT_EQ(onering_timer_arm(q2, timer, 1000, 0, 0), 0);
 	onering_event e;
 	ASSERT_EQ(onering_wait(q2, &e, 1, 1, kEventTimeout), 1);
 	double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 	EXPECT_EQ(e.kind, ONERING_EV_TIMER);
 	// Without a kick the arm waits until something else ends the sleep,
-	// which has no timeout here.
-	EXPECT_LT(ms, 500.0);
+	// which has no timeout here (the wait above would fail at 5 s); the
+	// bound leaves a sanitized run's slow first request room.
+	EXPECT_LT(ms, 4000.0);
 	RecordProperty("first_request_while_asleep_ms", std::to_string(ms));
 	onering_detach(att);
 }

@@ -220,6 +220,10 @@ TEST(RecoveryTest, PostsFailWithEagainWhileTheBrokerIsGone)
 	uint32_t gid = onering_queue_group(q);
 	pid_t old = b.Pid();
 	ASSERT_EQ(kill(old, SIGKILL), 0);
+	// Dead (not reaped: Restart does that): its sockets are closed now,
+	// however long the kernel took to tear it down.
+	siginfo_t si;
+	ASSERT_EQ(waitid(P_PID, (id_t)old, &si, WEXITED | WNOWAIT), 0);
 	// The wait notices the death (the socket's hang-up) and keeps waiting.
 	onering_event e;
 	EXPECT_EQ(onering_wait(q, &e, 1, 1, 50 * kMs), 0);

@@ -579,10 +579,17 @@ TEST(DeadBrokerTest, SleepingClientLearnsWithin100ms)
 		  (uint32_t)ONERING_CONSUMER_SLEEPING);
 	int64_t killed_at = std::chrono::steady_clock::now().time_since_epoch().count();
 	broker.Stop(SIGKILL);
+	// Reaped (Stop looks every 10 ms): the broker is dead by now. The
+	// kernel closes its sockets only late in the exit, after unmapping
+	// its memory, which for a sanitizer build's shadow can take long:
+	// the bound runs from the death, not from the kill.
+	int64_t reaped_at = std::chrono::steady_clock::now().time_since_epoch().count();
 	waiter.join();
 	EXPECT_EQ(result.load(), -ECONNRESET);
 	double ms = (returned_at.load() - killed_at) / 1e6;
-	EXPECT_LT(ms, 100.0) << "documented bound: within 100 ms of the broker's death";
+	double exit_ms = (reaped_at - killed_at) / 1e6;
+	EXPECT_LT(ms, 100.0 + exit_ms) << "documented bound: within 100 ms of the broker's death ("
+				       << exit_ms << " ms from the kill to the reap)";
 	RecordProperty("broker_death_detect_ms", std::to_string(ms));
 	onering_detach(att);
 }
