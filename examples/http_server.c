@@ -315,7 +315,9 @@ struct server {
 };
 
 #define LISTEN_COOKIE 0 /* connection cookies are conn pointers, never 0 */
-#define CONN_EVENTS EPOLLIN
+/* EPOLLRDHUP: a FIN that came before the event is in it (conn_read's
+ * short-read rule). */
+#define CONN_EVENTS (EPOLLIN | EPOLLRDHUP)
 
 static void on_signal(int sig)
 {
@@ -617,14 +619,22 @@ static int conn_flush(struct server *s, struct conn *c)
 	return 1;
 }
 
-/* Read until EAGAIN, answering as we go; stop early while the socket is
- * full (EPOLLOUT brings us back). Closes when the conversation is over. */
-static void conn_read(struct server *s, struct conn *c)
+/* Read and answer as we go; stop early while the socket is full (EPOLLOUT
+ * brings us back). Closes when the conversation is over.
+ *
+ * Without drain, a short read ends it: it emptied the socket, and bytes
+ * that come later wake the (edge-triggered) watch again - the read that
+ * would only say EAGAIN is skipped, as nginx skips it. drain: read until
+ * EAGAIN or the end, when no new edge is sure to come: the event said
+ * the peer hung up (its FIN may sit behind the bytes read), or there was
+ * no event (after a flush). */
+static void conn_read(struct server *s, struct conn *c, bool drain)
 {
 	int r;
 
 	while (!c->final && !c->eof) {
-		ssize_t n = read(c->fd, c->in + c->in_len, sizeof(c->in) - c->in_len);
+		size_t room = sizeof(c->in) - c->in_len;
+		ssize_t n = read(c->fd, c->in + c->in_len, room);
 		if (n > 0) {
 			c->in_len += (size_t)n;
 			conn_parse(s, c);
@@ -637,6 +647,8 @@ static void conn_read(struct server *s, struct conn *c)
 				if (c->final)
 					goto close;
 			}
+			if (!drain && (size_t)n < room)
+				return;
 		} else if (n == 0) {
 			c->eof = true;
 		} else if (errno == EINTR) {
@@ -668,11 +680,11 @@ static void conn_ready(struct server *s, struct conn *c, uint32_t events)
 		if (r == 0)
 			return; /* still full: wait for the next EPOLLOUT */
 		/* Sent: read what arrived meanwhile; there may be no new edge. */
-		conn_read(s, c);
+		conn_read(s, c, true);
 		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR | EPOLLRDHUP))
-		conn_read(s, c);
+		conn_read(s, c, (events & (EPOLLHUP | EPOLLERR | EPOLLRDHUP)) != 0);
 }
 
 static struct conn *conn_get(struct server *s)

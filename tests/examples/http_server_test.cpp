@@ -253,6 +253,34 @@ TEST_P(HttpServer, APeerThatLeavesMidRequestHarmsNobody)
 	close(s);
 }
 
+// The server stops reading at a short read (conn_read): a FIN must still be
+// seen, whether it came right behind the request (both queued while the
+// server is stopped, so one event says both) or long after the answer.
+TEST_P(HttpServer, AHalfCloseIsSeenWithTheRequestOrAfterTheAnswer)
+{
+	int s = Connect(port_);
+	ASSERT_GE(s, 0);
+	ASSERT_EQ(kill(pid_, SIGSTOP), 0);
+	bool sent = SendAll(s, kGet) && shutdown(s, SHUT_WR) == 0;
+	ASSERT_EQ(kill(pid_, SIGCONT), 0);
+	ASSERT_TRUE(sent);
+	bool closed;
+	std::string r = Read(s, 1u << 20, &closed);
+	EXPECT_EQ(Count(r, kOk), 1u) << r;
+	EXPECT_TRUE(closed) << "the FIN behind the request went unseen";
+	close(s);
+
+	s = Connect(port_);
+	ASSERT_GE(s, 0);
+	ASSERT_TRUE(SendAll(s, kGet));
+	EXPECT_EQ(Count(Read(s, 78, &closed), kOk), 1u);
+	ASSERT_EQ(shutdown(s, SHUT_WR), 0);
+	r = Read(s, 1u << 20, &closed);
+	EXPECT_EQ(r, "");
+	EXPECT_TRUE(closed) << "the FIN after the answer went unseen";
+	close(s);
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, HttpServer, ::testing::Values("onering", "epoll", "uring", "completion"),
 			 [](const ::testing::TestParamInfo<std::string> &i) { return i.param; });
 
