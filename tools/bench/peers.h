@@ -107,7 +107,7 @@ extern const struct bench_peer_ops bench_peer_dispatch_onering_rr,
 #define NIC_VDEV "net_null0"
 #define NIC_PKT_SIZE 64u  /* net_null's packet length */
 #define NIC_SNAPLEN 64u   /* bytes each consumer touches, and the broker keeps */
-#define NIC_RX_BURST 32u  /* rte_eth_rx_burst size, every peer (and the broker) */
+#define NIC_RX_BURST 64u  /* rte_eth_rx_burst size, every peer (the broker's RX_BURST too) */
 #define NIC_TAKE 64u      /* records a consumer takes per call */
 
 enum { NIC_OP_COUNTERS = BENCH_OP_SCENARIO }; /* arg: struct nic_counters * (main thread) */
