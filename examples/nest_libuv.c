@@ -46,12 +46,15 @@ static void stop(int status)
 	uv_poll_stop(&s.sock);
 }
 
+/* One round's timer: 20 ms, one-shot (set again when the round's record is
+ * taken, so a round never overlaps the one before). */
+static const struct itimerspec round_timer = {.it_value = {0, 20000000}};
+
 /* Take every record, then arm the queue; 1 from the arm: records came
  * meanwhile, take them too. */
 static void take_records(void)
 {
 	struct onering_event rec[16];
-	const struct itimerspec once = {.it_value = {0, 20000000}}; /* 20 ms, one-shot */
 	int n;
 
 	do {
@@ -62,7 +65,7 @@ static void take_records(void)
 		if (s.records >= s.count)
 			return stop(0);
 		/* This round is over: the timer starts the next one. */
-		if (n >= 0 && s.records > before && timerfd_settime(s.tfd, 0, &once, NULL) < 0) {
+		if (n >= 0 && s.records > before && timerfd_settime(s.tfd, 0, &round_timer, NULL) < 0) {
 			fprintf(stderr, PROG ": timerfd_settime: %s\n", strerror(errno));
 			return stop(1);
 		}
@@ -153,12 +156,11 @@ int main(int argc, char **argv)
 	s.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); /* the broker watches it */
 	s.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 	int qfd = onering_queue_fd(s.q);
-	const struct itimerspec first = {.it_value = {0, 20000000}}; /* one-shot: see take_records */
 	uv_loop_t *loop = uv_default_loop();
 	if (s.efd < 0 || s.tfd < 0 || qfd < 0 ||
 	    socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, s.sp) < 0 ||
 	    onering_add(s.q, s.efd, EPOLLIN, ONERING_EDGE, 1, &sub) < 0 ||
-	    timerfd_settime(s.tfd, 0, &first, NULL) < 0 || uv_poll_init(loop, &s.queue, qfd) ||
+	    timerfd_settime(s.tfd, 0, &round_timer, NULL) < 0 || uv_poll_init(loop, &s.queue, qfd) ||
 	    uv_poll_init(loop, &s.timer, s.tfd) || uv_poll_init(loop, &s.sock, s.sp[0]) ||
 	    uv_poll_start(&s.queue, UV_READABLE, on_queue) ||
 	    uv_poll_start(&s.timer, UV_READABLE, on_timer) ||
