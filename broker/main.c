@@ -1313,16 +1313,15 @@ static void syslog_sink(int level, const char *msg, void *arg)
  * numbers as our levels), so the journal files it at that level. */
 static void stderr_sink(int level, const char *msg, void *arg)
 {
-	static int journal = -1;
+	const char *js = getenv("JOURNAL_STREAM");
+	char prio[8] = "";
 
 	(void)arg;
-	if (journal < 0) {
-		const char *js = getenv("JOURNAL_STREAM");
-		journal = js && *js;
-	}
-	if (journal)
-		fprintf(stderr, "<%d>", level);
-	fprintf(stderr, "oneringd[%d]: %s%s\n", (int)getpid(),
+	if (js && *js)
+		snprintf(prio, sizeof(prio), "<%d>", level);
+	/* One call, so one write to the unbuffered stream: threads logging at
+	 * once do not split each other's lines (a priority alone on a line). */
+	fprintf(stderr, "%soneringd[%d]: %s%s\n", prio, (int)getpid(),
 		level <= ONERING_LOG_ERR ? "error: " : level == ONERING_LOG_WARN ? "warning: " : "",
 		msg);
 }
