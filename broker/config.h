@@ -42,6 +42,9 @@ enum broker_idle {
 	BROKER_IDLE_OVERPROVISIONED = 2, /* block at once: the core is shared */
 };
 
+/* --coalesce-us: the longest wait it takes (1 s). */
+#define BROKER_COALESCE_US_MAX 1000000u
+
 /* --stream-io: how a poller moves completion-mode sockets' bytes (stream.c). */
 enum broker_stream_io {
 	BROKER_STREAM_IO_URING = 0, /* io_uring: one io_uring_enter per batch (default) */
@@ -79,6 +82,7 @@ struct broker_config {
 	uint64_t idle_spin_ns;           /* busy-poll this long before blocking */
 	int idle_sleep_ms;               /* longest idle block (-1: never block) */
 	unsigned idle;                   /* enum broker_idle (-1 ms resolves to busy) */
+	uint64_t coalesce_ns;            /* wait after a loop of several events (0: off) */
 	unsigned stream_io;              /* enum broker_stream_io */
 	int ready_fd;                    /* --ready-fd, or -1 */
 	uint32_t max_queues;             /* queues of all clients together */

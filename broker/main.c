@@ -58,6 +58,7 @@ enum {
 	OPT_IDLE,
 	OPT_IDLE_SPIN_US,
 	OPT_IDLE_SLEEP_MS,
+	OPT_COALESCE_US,
 	OPT_STREAM_IO,
 	OPT_NO_HUGEPAGES,
 	OPT_LOG_LEVEL,
@@ -100,6 +101,7 @@ static const struct option long_opts[] = {
 	{"idle", required_argument, NULL, OPT_IDLE},
 	{"idle-spin-us", required_argument, NULL, OPT_IDLE_SPIN_US},
 	{"idle-sleep-ms", required_argument, NULL, OPT_IDLE_SLEEP_MS},
+	{"coalesce-us", required_argument, NULL, OPT_COALESCE_US},
 	{"stream-io", required_argument, NULL, OPT_STREAM_IO},
 	{"no-hugepages", no_argument, NULL, OPT_NO_HUGEPAGES},
 	{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -144,6 +146,7 @@ static const struct {
 	{OPT_IDLE, "backoff"},
 	{OPT_IDLE_SPIN_US, "100"},
 	{OPT_IDLE_SLEEP_MS, "1"},
+	{OPT_COALESCE_US, "0"},
 	{OPT_STREAM_IO, "uring"},
 	{OPT_LOG_LEVEL, "5"},
 	{OPT_READY_FD, "none"},
@@ -224,6 +227,10 @@ static void usage(FILE *out)
 		"                       waits for room or a word is watched, block at most this\n"
 		"                       long (else until woken or a timer is due); -1 never\n"
 		"                       blocks, as --idle busy (default 1)\n"
+		"  --coalesce-us N      after a loop that found more than one event, wait N us\n"
+		"                       before the next (0..1000000): the events that come\n"
+		"                       meanwhile are taken together, for less CPU per event\n"
+		"                       and up to N us more latency (default 0: off)\n"
 		"  --stream-io HOW      completion-mode sockets: uring (their receives and\n"
 		"                       sends batched through a poller's io_uring; calls\n"
 		"                       where io_uring is unavailable) or calls (recv and\n"
@@ -575,6 +582,12 @@ static int option_apply(struct broker_config *cfg, int opt, const char *arg, con
 		if (parse_u32(buf, 0, 10u * 1000 * 1000, &v) < 0)
 			REFUSE("bad value \"%s\" for --idle-spin-us: expected 0..10000000", buf);
 		cfg->idle_spin_ns = (uint64_t)v * 1000;
+		break;
+	case OPT_COALESCE_US:
+		if (parse_u32(buf, 0, BROKER_COALESCE_US_MAX, &v) < 0)
+			REFUSE("bad value \"%s\" for --coalesce-us: expected 0..%u", buf,
+			       BROKER_COALESCE_US_MAX);
+		cfg->coalesce_ns = (uint64_t)v * 1000;
 		break;
 	case OPT_IDLE_SLEEP_MS:
 		if (strcmp(buf, "-1") == 0)
@@ -1117,6 +1130,11 @@ static void print_idle(const struct broker_config *cfg, FILE *out)
 		fprintf(out, "poll %llu us, yield, then block (at most %d ms while a record waits "
 			"for space or a word is watched)\n",
 			(unsigned long long)(cfg->idle_spin_ns / 1000), cfg->idle_sleep_ms);
+	if (cfg->coalesce_ns)
+		fprintf(out, "coalesce      %llu us after a loop that found more than one event\n",
+			(unsigned long long)(cfg->coalesce_ns / 1000));
+	else
+		fprintf(out, "coalesce      off\n");
 }
 
 void broker_config_print(const struct broker_config *cfg, FILE *out)

@@ -71,6 +71,7 @@ TEST_F(ConfigTest, EveryKeyRoundTripsThroughCheck)
 		{"idle", "backoff"},
 		{"idle-spin-us", "50"},
 		{"idle-sleep-ms", "2"},
+		{"coalesce-us", "50"},
 		{"no-hugepages", "true"},
 		{"log-level", "6"},
 		{"ready-fd", "3"},
@@ -112,6 +113,7 @@ TEST_F(ConfigTest, EveryKeyRoundTripsThroughCheck)
 				 "group 3       batch: policy=lifo numa=spill:70 wake=fifo max_running=3 "
 				 "backlog=100\n",
 				 "port          net_null0: rxq=1 group=rx",
+				 "coalesce      50 us after a loop that found more than one event\n",
 				 "plan OK\n"})
 		EXPECT_NE(out.find(want), std::string::npos) << "missing \"" << want << "\" in:\n" << out;
 	const std::string idle = "idle          backoff (" + path_ + ":15): poll 50 us, yield, then "
@@ -227,6 +229,9 @@ TEST_F(ConfigTest, IdleStrategyAndContradictoryKnobs)
 		{"idle = overprovisioned\nidle-spin-us = 20\n", "", 1,
 		 "overprovisioned never spins: drop --idle-spin-us"},
 		{"idle = overprovisioned\n", "--idle-spin-us 20", 2, "never spins"},
+		{"", "--coalesce-us 1000001", 2, "bad value \"1000001\" for --coalesce-us: expected "
+		 "0..1000000"},
+		{"coalesce-us = soon\n", "", 1, "bad value \"soon\" for --coalesce-us"},
 		{"idle = fastest\n", "", 1, "expected busy, backoff or overprovisioned"},
 		{"", "--idle fastest", 2, "expected busy, backoff or overprovisioned"},
 	};

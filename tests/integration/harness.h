@@ -345,6 +345,35 @@ inline std::string ReadFile(const std::string &path)
 
 // ---- threads: CPU time and system calls -------------------------------
 
+// Every thread of pid stopped (SIGSTOP is delivered asynchronously):
+// bounded wait, false if it does not happen within 5 s.
+inline bool AllThreadsStopped(pid_t pid)
+{
+	std::string dir = "/proc/" + std::to_string(pid) + "/task";
+	for (int tries = 0; tries < 5000; tries++) {
+		bool all = true;
+		DIR *d = opendir(dir.c_str());
+		if (!d)
+			return false;
+		while (dirent *e = readdir(d)) {
+			if (e->d_name[0] == '.')
+				continue;
+			std::ifstream st(dir + "/" + e->d_name + "/stat");
+			std::string line;
+			std::getline(st, line);
+			size_t paren = line.rfind(')');
+			if (paren == std::string::npos || paren + 2 >= line.size() ||
+			    (line[paren + 2] != 't' && line[paren + 2] != 'T'))
+				all = false;
+		}
+		closedir(d);
+		if (all)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 // The tid of oneringd's thread called comm, or -1.
 inline pid_t ThreadNamed(pid_t pid, const std::string &comm)
 {

@@ -325,6 +325,85 @@ TEST_F(PollerIdleTest, IdleBlocksWithoutTimeout)
 	EXPECT_EQ(broker_.Stop(), 0);
 }
 
+// --coalesce-us (issue 12): a loop whose sources found more than one event
+// is followed by the wait, so an event that comes after it is harvested no
+// sooner than the wait's end; a loop that found one event is not. Told by
+// the broker's own stamps (timestamp_ns: CLOCK_MONOTONIC read after each
+// harvest): the lower bound is the broker's sleep, which cannot end early,
+// and the one check of "no wait" is made only when the test itself was
+// quick enough to tell (a wait of 1 s against a reaction under 200 ms).
+TEST_F(PollerIdleTest, CoalescingWaitsAfterSeveralEventsNotAfterOne)
+{
+	const uint64_t kWaitNs = 1000000000ull; // --coalesce-us 1000000
+	StartBroker({"--idle", "overprovisioned", "--coalesce-us", "1000000"});
+	struct onering *att;
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	struct onering_queue *q;
+	ASSERT_EQ(onering_queue_open(att, nullptr, &q), 0);
+	const int kFds = 6;
+	int efd[kFds];
+	for (int i = 0; i < kFds; i++) {
+		efd[i] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		ASSERT_GE(efd[i], 0);
+		struct onering_sub sub;
+		ASSERT_EQ(onering_add(q, efd[i], EPOLLIN, ONERING_EDGE, (uint64_t)i, &sub), 0);
+	}
+	auto one = [&](int i, uint64_t *stamp) {
+		struct onering_event ev;
+		ASSERT_EQ(eventfd_write(efd[i], 1), 0);
+		ASSERT_EQ(onering_wait(q, &ev, 1, 1, 10000000000ll), 1) << "fd " << i;
+		EXPECT_EQ(ev.cookie, (uint64_t)i);
+		*stamp = ev.timestamp_ns;
+	};
+	auto mono = [] {
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	};
+
+	// One event per loop: the next one is harvested without the wait.
+	bool told = false;
+	for (int attempt = 0; attempt < 10 && !told; attempt++) {
+		uint64_t a, b;
+		one(0, &a);
+		uint64_t t = mono();
+		one(1, &b);
+		if (t - a >= kWaitNs / 5)
+			continue; // too slow to tell a wait from the test's own delay
+		told = true;
+		EXPECT_LT(b - a, kWaitNs) << "a loop that found one event was followed by the wait";
+	}
+	if (!told)
+		std::fprintf(stderr, "note: the single-event case was not told (the test was slow)\n");
+
+	// Several events in one loop: stopped, the broker finds them together.
+	ASSERT_EQ(kill(broker_.Pid(), SIGSTOP), 0);
+	ASSERT_TRUE(onering_test::AllThreadsStopped(broker_.Pid()));
+	for (int i = 2; i < kFds; i++)
+		ASSERT_EQ(eventfd_write(efd[i], 1), 0);
+	ASSERT_EQ(kill(broker_.Pid(), SIGCONT), 0);
+	struct onering_event evs[kFds];
+	int got = 0;
+	for (int tries = 0; tries < 100 && got < kFds - 2; tries++) {
+		int k = onering_wait(q, evs + got, 1, (unsigned)(kFds - 2 - got), 100000000ll);
+		ASSERT_GE(k, 0);
+		got += k;
+	}
+	ASSERT_EQ(got, kFds - 2) << "records of the batch";
+	for (int i = 1; i < got; i++)
+		ASSERT_EQ(evs[i].timestamp_ns, evs[0].timestamp_ns) << "the batch took two loops";
+	uint64_t after;
+	one(0, &after);
+	EXPECT_GE(after - evs[0].timestamp_ns, kWaitNs)
+		<< "an event after a loop of " << got << " was harvested before the wait ended";
+
+	for (int i = 0; i < kFds; i++)
+		close(efd[i]);
+	onering_queue_close(q);
+	onering_detach(att);
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
 // A completion-mode connection whose client holds every receive buffer
 // waits without costing the idle broker anything: the poller blocks
 // without a timeout (nothing to poll for: a buffer comes back by request,

@@ -20,6 +20,7 @@
 
 #include "harness.h"
 
+using onering_test::AllThreadsStopped;
 using onering_test::Broker;
 using onering_test::ExitGroup;
 using onering_test::InstallSeccompKillAll;
@@ -1262,38 +1263,6 @@ TEST(StreamTest, ARefusedSendsRecordComesInPostingOrder)
 	EXPECT_EQ(recs[n].payload.stream.status, -EPIPE);
 }
 
-namespace {
-
-// Every thread of pid stopped (SIGSTOP is delivered asynchronously):
-// bounded wait, false if it does not happen within 5 s.
-bool AllThreadsStopped(pid_t pid)
-{
-	std::string dir = "/proc/" + std::to_string(pid) + "/task";
-	for (int tries = 0; tries < 5000; tries++) {
-		bool all = true;
-		DIR *d = opendir(dir.c_str());
-		if (!d)
-			return false;
-		while (dirent *e = readdir(d)) {
-			if (e->d_name[0] == '.')
-				continue;
-			std::ifstream st(dir + "/" + e->d_name + "/stat");
-			std::string line;
-			std::getline(st, line);
-			size_t paren = line.rfind(')');
-			if (paren == std::string::npos || paren + 2 >= line.size() ||
-			    (line[paren + 2] != 't' && line[paren + 2] != 'T'))
-				all = false;
-		}
-		closedir(d);
-		if (all)
-			return true;
-		usleep(1000);
-	}
-	return false;
-}
-
-} // namespace
 
 // A SEND that finds every send slot taken makes the waiting SENDs at once
 // to free theirs; a connection that this drains, and that was closing,

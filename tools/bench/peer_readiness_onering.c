@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * peer_readiness_onering.c: readiness peers "onering-busy",
- * "onering-adaptive", "onering-overprov" and "onering-wait" over a
+ * "onering-adaptive", "onering-overprov", "onering-overprov-co" (with
+ * --coalesce-us) and "onering-wait" over a
  * per-measurement oneringd on
  * CPU B (docs/benchmarks.md, Readiness).
  */
@@ -20,7 +21,11 @@ struct onering_readiness {
 	struct onering_event evs[READINESS_BATCH];
 };
 
-enum { BUSY = 1, WAIT = 2, OVERPROV = 4 }; /* variant bits */
+enum { BUSY = 1, WAIT = 2, OVERPROV = 4, COALESCE = 8 }; /* variant bits */
+
+/* onering-overprov-co's --coalesce-us: 50 us, about 30 events at the
+ * 600 k/s one CPU of this machine's producer writes (docs/benchmarks.md). */
+#define COALESCE_US "50"
 
 static int readiness_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
 				   void *state)
@@ -34,7 +39,7 @@ static int readiness_onering_setup(struct bench_ctx *ctx, const struct bench_pee
 	snprintf(cpu, sizeof(cpu), "%d", s->c.broker_cpu);
 	const char *extra[] = { "--cores", cpu, "--control-core", cpu, "--idle",
 				busy ? "busy" : self->variant & OVERPROV ? "overprovisioned" : "backoff",
-				NULL };
+				"--coalesce-us", self->variant & COALESCE ? COALESCE_US : "0", NULL };
 	s->wait = self->variant & WAIT;
 	if ((rc = bench_onering_open(ctx, &s->c.broker, NULL, extra, &qo, &s->att, &s->q)) < 0)
 		return rc;
@@ -77,5 +82,8 @@ BENCH_PEER(bench_peer_readiness_onering_adaptive, "onering-adaptive", "default i
 	   "broker, onering_poll() loop", NULL, struct onering_readiness, 0, ONERING_HOOKS);
 BENCH_PEER(bench_peer_readiness_onering_overprov, "onering-overprov", "--idle overprovisioned "
 	   "broker, onering_poll() loop", NULL, struct onering_readiness, OVERPROV, ONERING_HOOKS);
+BENCH_PEER(bench_peer_readiness_onering_overprov_co, "onering-overprov-co", "--idle "
+	   "overprovisioned --coalesce-us " COALESCE_US " broker, onering_poll() loop", NULL,
+	   struct onering_readiness, OVERPROV | COALESCE, ONERING_HOOKS);
 BENCH_PEER(bench_peer_readiness_onering_wait, "onering-wait", "busy broker, onering_wait(): spin "
 	   "50 us then futex", NULL, struct onering_readiness, BUSY | WAIT, ONERING_HOOKS);
