@@ -221,15 +221,19 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 	idle_sleep(p, sleep_ns);
 }
 
-/* --coalesce-us: sleep before the next loop (RCU-online: the wait is short
- * and bounded, BROKER_COALESCE_US_MAX; a grace period waits for it).
- * Interrupted by a signal, it ends early: the next loop comes sooner. */
+/* --coalesce-us: sleep before the next loop. RCU-offline meanwhile, as in
+ * an idle sleep: the control thread's grace periods (a queue's close) do
+ * not wait for it. Interrupted by a signal, it ends early: the next loop
+ * comes sooner. */
 static void coalesce_wait(uint64_t ns)
 {
 	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
 			      .tv_nsec = (long)(ns % 1000000000ull)};
 
+	BROKER_TSAN_QUIESCENT();
+	urcu_qsbr_thread_offline();
 	clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+	urcu_qsbr_thread_online();
 }
 
 void poller_thread_init(struct poller *p)
