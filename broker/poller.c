@@ -33,7 +33,8 @@
  *            loop's (ctx.now_ns, which the sources need for timestamps
  *            and timers).
  *   coalesce with --coalesce-us N, a loop whose sources found more than one
- *            event is followed by a sleep of N us, whatever the strategy:
+ *            event is followed by a sleep of N us (cut at the next source
+ *            deadline: none with NIC rx), whatever the strategy:
  *            what comes meanwhile is harvested in one go - fewer system
  *            calls and wake-ups per event, up to N us more latency (a NIC's
  *            interrupt moderation, ethtool rx-usecs). A loop that found one
@@ -221,12 +222,21 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 	idle_sleep(p, sleep_ns);
 }
 
-/* --coalesce-us: sleep before the next loop. RCU-offline meanwhile, as in
- * an idle sleep: the control thread's grace periods (a queue's close) do
- * not wait for it. Interrupted by a signal, it ends early: the next loop
- * comes sooner. */
-static void coalesce_wait(uint64_t ns)
+/* --coalesce-us: sleep before the next loop, but not past the next source
+ * deadline: a timer due meanwhile fires on time, and a source that wakes
+ * nothing (NIC rx, deadline 0) is never left waiting - a poller with a port
+ * does not coalesce. RCU-offline meanwhile, as in an idle sleep: the
+ * control thread's grace periods (a queue's close) do not wait for it.
+ * Interrupted by a signal, it ends early: the next loop comes sooner. */
+static void coalesce_wait(struct poller *p)
 {
+	uint64_t ns = p->b->cfg.coalesce_ns;
+	uint64_t due = next_deadline(p, broker_clock_now(&p->clock));
+
+	if (due < ns)
+		ns = due;
+	if (ns == 0)
+		return;
 	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
 			      .tv_nsec = (long)(ns % 1000000000ull)};
 
@@ -297,7 +307,7 @@ static void *poller_main(void *arg)
 			idle.yields = 0;
 			busy_from = ctx.now_ns;
 			if (ctx.work > 1 && b->cfg.coalesce_ns)
-				coalesce_wait(b->cfg.coalesce_ns);
+				coalesce_wait(p);
 			continue;
 		}
 		idle_step(p, &idle, ctx.now_ns);
