@@ -32,15 +32,16 @@
  *            instead). The spin reads no clock of its own: it goes by the
  *            loop's (ctx.now_ns, which the sources need for timestamps
  *            and timers).
- *   coalesce with --coalesce-us N, a loop whose sources found more than one
- *            event is followed by a sleep of N us (cut at the next source
- *            deadline: none with NIC rx), whatever the strategy:
- *            what comes meanwhile is harvested in one go - fewer system
- *            calls and wake-ups per event, up to N us more latency (a NIC's
- *            interrupt moderation, ethtool rx-usecs). A loop that found one
- *            event does not wait, so a lone source (or a light load) keeps
- *            its latency; the wait only starts once events come faster
- *            than the loop takes them one by one.
+ *   coalesce with --coalesce-us N, a loop whose epoll harvest took more
+ *            than one readiness event (and emptied the ready list) is
+ *            followed by a sleep of up to N us, whatever the strategy
+ *            (coalesce_wait says when it is shorter or skipped): what comes
+ *            meanwhile is harvested in one go - fewer system calls and
+ *            wake-ups per event, up to N us more latency (a NIC's interrupt
+ *            moderation, ethtool rx-usecs). A loop that found one event does
+ *            not wait, so a lone source (or a light load) keeps its
+ *            latency; the wait only starts once events come faster than
+ *            the loop takes them one by one.
  *
  * The loop knows no source kind: a new kind is a file behind the ops table
  * in source.h, not an edit here.
@@ -222,28 +223,46 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 	idle_sleep(p, sleep_ns);
 }
 
-/* --coalesce-us: sleep before the next loop, but not past the next source
- * deadline: a timer due meanwhile fires on time, and a source that wakes
- * nothing (NIC rx, deadline 0) is never left waiting - a poller with a port
- * does not coalesce. RCU-offline meanwhile, as in an idle sleep: the
- * control thread's grace periods (a queue's close) do not wait for it.
- * Interrupted by a signal, it ends early: the next loop comes sooner. */
-static void coalesce_wait(struct poller *p)
+/* --coalesce-us, after a loop whose harvest was a batch of readiness
+ * events (source_fds.c: harvest_batched): sleep before the next loop, so
+ * what comes meanwhile is harvested together. Not when a source has work
+ * that nothing would wake it for (a submission bell, a hand-off), and not
+ * past the next source deadline: a timer due meanwhile fires on time, a
+ * poller with NIC rx queues (deadline 0) never waits, and records or posts
+ * waiting for room are retried within idle_sleep_ms, as when idle. The
+ * sleep is a ppoll on the kick eventfd alone: the control thread's kick
+ * (broker_pollers_settle, poller_stop) ends it; clients and other pollers
+ * do not kick a poller that has not announced a sleep. RCU-offline
+ * meanwhile, as in an idle sleep, so a grace period (a queue's close) does
+ * not wait for it. Returns whether it slept. */
+static bool coalesce_wait(struct poller *p, uint64_t now)
 {
-	uint64_t ns = p->b->cfg.coalesce_ns;
-	uint64_t due = next_deadline(p, broker_clock_now(&p->clock));
+	const struct broker_config *cfg = &p->b->cfg;
+	uint64_t ns = cfg->coalesce_ns;
+	uint64_t due = next_deadline(p, now);
+	uint64_t retry_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
 
 	if (due < ns)
 		ns = due;
+	if (cfg->idle_sleep_ms >= 0 && ns > retry_ns && (p->posts_blocked || deliver_waiting(p)))
+		ns = retry_ns;
 	if (ns == 0)
-		return;
+		return false;
+	for (unsigned i = 0; i < p->nr_sources; i++) {
+		struct broker_source *s = p->sources[i];
+		if (s->ops->has_work && s->ops->has_work(s))
+			return false;
+	}
+	struct pollfd pfd = {.fd = p->kick_fd, .events = POLLIN};
 	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
 			      .tv_nsec = (long)(ns % 1000000000ull)};
 
 	BROKER_TSAN_QUIESCENT();
 	urcu_qsbr_thread_offline();
-	clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+	if (ppoll(&pfd, 1, &ts, NULL) != 0)
+		p->epoll_due = true; /* kicked (or a signal): epoll holds the kick */
 	urcu_qsbr_thread_online();
+	return true;
 }
 
 void poller_thread_init(struct poller *p)
@@ -291,6 +310,7 @@ static void *poller_main(void *arg)
 		uint64_t settle = onering_atomic_load(&b->settle_seq, onering_mo_acquire);
 		struct broker_poll_ctx ctx = {.now_ns = broker_clock_now(&p->clock),
 					      .loop_no = p->loop_no};
+		p->harvest_batched = false;
 		if (busy_from) { /* the last loop worked: its time counts as busy */
 			broker_count(&p->ctr[ONERING_PC_BUSY_NS], ctx.now_ns - busy_from);
 			busy_from = 0;
@@ -306,8 +326,13 @@ static void *poller_main(void *arg)
 			idle.since_ns = 0;
 			idle.yields = 0;
 			busy_from = ctx.now_ns;
-			if (ctx.work > 1 && b->cfg.coalesce_ns)
-				coalesce_wait(p);
+			if (p->harvest_batched && b->cfg.coalesce_ns) {
+				uint64_t now = broker_clock_now(&p->clock);
+				if (coalesce_wait(p, now)) { /* the wait is not busy time */
+					broker_count(&p->ctr[ONERING_PC_BUSY_NS], now - busy_from);
+					busy_from = 0;
+				}
+			}
 			continue;
 		}
 		idle_step(p, &idle, ctx.now_ns);

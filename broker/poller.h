@@ -109,6 +109,8 @@ struct poller {
 	uint64_t settled_seen; /* what it last stored in settled */
 	uint32_t sleeps;       /* idle sleeps announced (poller_flags' upper bits) */
 	bool epoll_due;        /* the idle sleep saw epfd readable: harvest it */
+	bool harvest_batched;  /* this loop's epoll_wait took more than one readiness
+				* event and emptied the ready list (--coalesce-us) */
 	bool full_look;        /* look at every submission ring, bell or not (after a sleep;
 				* at most once a ms while more posters wait than listed) */
 	/* source_submit.c's: a queue's POSTs wait for room since the last full

@@ -64,6 +64,7 @@ static unsigned fds_poll(struct broker_source *src, const struct broker_poll_ctx
 	int n = epoll_wait(p->epfd, f->evs, HARVEST_BATCH, 0);
 	if (n <= 0)
 		return 0;
+	unsigned kicks = 0;
 	/* The records' stamp: read after epoll_wait returned, so it is never
 	 * older than the writes it reports (ctx->now_ns, taken at the top of
 	 * the loop, can be). CLOCK_MONOTONIC itself, not the loop's TSC clock,
@@ -78,6 +79,7 @@ static unsigned fds_poll(struct broker_source *src, const struct broker_poll_ctx
 			eventfd_t v;
 			(void)eventfd_read(p->kick_fd, &v); /* EAGAIN: another read took it */
 			broker_count(&p->ctr[ONERING_PC_KICKS], 1);
+			kicks++;
 			continue;
 		}
 		struct broker_sub *s = broker_registry_lookup(&p->b->reg, key);
@@ -93,6 +95,9 @@ static unsigned fds_poll(struct broker_source *src, const struct broker_poll_ctx
 		deliver_sub(p, s, f->evs[i].events, 1, ts);
 	}
 	broker_count(&p->ctr[ONERING_PC_EVENTS], (uint64_t)n);
+	/* --coalesce-us waits after this loop only for a batch of readiness
+	 * (a kick is not one) that left nothing in epoll's ready list. */
+	p->harvest_batched = (unsigned)n - kicks > 1 && n < HARVEST_BATCH;
 	return (unsigned)n;
 }
 

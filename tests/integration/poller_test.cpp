@@ -325,8 +325,8 @@ TEST_F(PollerIdleTest, IdleBlocksWithoutTimeout)
 	EXPECT_EQ(broker_.Stop(), 0);
 }
 
-// --coalesce-us (issue 12): a loop whose sources found more than one event
-// is followed by the wait, so an event that comes after it is harvested no
+// --coalesce-us (issue 12): a loop whose epoll harvest took more than one
+// readiness event is followed by the wait, so an event that comes after it is harvested no
 // sooner than the wait's end; a loop that found one event is not. Told by
 // the broker's own stamps (timestamp_ns: CLOCK_MONOTONIC read after each
 // harvest): the lower bound is the broker's sleep, which cannot end early,
@@ -395,9 +395,15 @@ TEST_F(PollerIdleTest, CoalescingWaitsAfterSeveralEventsNotAfterOne)
 	for (int i = 1; i < got; i++)
 		ASSERT_EQ(evs[i].timestamp_ns, evs[0].timestamp_ns) << "the batch took two loops";
 	// The wait is RCU-offline: a queue's close (the control thread's grace
-	// period) does not wait for it to end.
+	// period) does not wait for it to end. Told when the close began well
+	// inside the wait (as above: the test's own delay is not the broker's).
+	uint64_t close_from = mono();
 	onering_queue_close(q2);
-	EXPECT_LT(mono() - evs[0].timestamp_ns, kWaitNs) << "a queue's close waited for the poller's wait";
+	if (close_from - evs[0].timestamp_ns < kWaitNs / 5)
+		EXPECT_LT(mono() - evs[0].timestamp_ns, kWaitNs)
+			<< "a queue's close waited for the poller's wait";
+	else
+		std::fprintf(stderr, "note: the close during the wait was not told (the test was slow)\n");
 	uint64_t after;
 	one(0, &after);
 	EXPECT_GE(after - evs[0].timestamp_ns, kWaitNs)
