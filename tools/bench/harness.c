@@ -547,7 +547,7 @@ static double ratio_median_range(unsigned si, const struct ratio *d, double *lo,
 
 static void print_row(const char *peer, const double *f)
 {
-	printf("  %-16s", peer);
+	printf("  %-22s", peer);
 	for (unsigned k = 0; k < FIG_TOTAL; k++)
 		if (f[k] < 0)
 			printf(" %12s", "-");
@@ -558,7 +558,7 @@ static void print_row(const char *peer, const double *f)
 
 static void print_header(const char *title)
 {
-	printf("\n%s\n  %-16s", title, "peer");
+	printf("\n%s\n  %-22s", title, "peer");
 	for (unsigned k = 0; k < FIG_TOTAL; k++)
 		printf(" %12s", fig_name(k));
 	printf("\n");
@@ -803,7 +803,7 @@ int main(int argc, char **argv)
 			printf("%-10s %s\n", s->name, s->about);
 		for (unsigned p = 0; list && p < s->peer_count; p++) {
 			const struct bench_peer_ops *peer = s->peers[p];
-			printf("    %-16s %s%s%s%s\n", peer->name, peer->about,
+			printf("    %-22s %s%s%s%s\n", peer->name, peer->about,
 			       peer->needs ? " [" : "", peer->needs ? peer->needs : "",
 			       peer->needs ? "]" : "");
 		}

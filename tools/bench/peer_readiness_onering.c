@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * peer_readiness_onering.c: readiness peers "onering-busy",
- * "onering-adaptive", "onering-overprov", "onering-overprov-co" (with
- * --coalesce-us) and "onering-wait" over a
+ * "onering-adaptive", "onering-overprov", "onering-overprov-co50" and
+ * "-co100" (with --coalesce-us) and "onering-wait" over a
  * per-measurement oneringd on
  * CPU B (docs/benchmarks.md, Readiness).
  */
@@ -21,11 +21,7 @@ struct onering_readiness {
 	struct onering_event evs[READINESS_BATCH];
 };
 
-enum { BUSY = 1, WAIT = 2, OVERPROV = 4, COALESCE = 8 }; /* variant bits */
-
-/* onering-overprov-co's --coalesce-us: 50 us, about 30 events at the
- * 600 k/s one CPU of this machine's producer writes (docs/benchmarks.md). */
-#define COALESCE_US "50"
+enum { BUSY = 1, WAIT = 2, OVERPROV = 4, CO50 = 8, CO100 = 16 }; /* variant bits */
 
 static int readiness_onering_setup(struct bench_ctx *ctx, const struct bench_peer_ops *self,
 				   void *state)
@@ -39,7 +35,8 @@ static int readiness_onering_setup(struct bench_ctx *ctx, const struct bench_pee
 	snprintf(cpu, sizeof(cpu), "%d", s->c.broker_cpu);
 	const char *extra[] = { "--cores", cpu, "--control-core", cpu, "--idle",
 				busy ? "busy" : self->variant & OVERPROV ? "overprovisioned" : "backoff",
-				"--coalesce-us", self->variant & COALESCE ? COALESCE_US : "0", NULL };
+				"--coalesce-us", self->variant & CO50 ? "50" : self->variant & CO100 ? "100" : "0",
+				NULL };
 	s->wait = self->variant & WAIT;
 	if ((rc = bench_onering_open(ctx, &s->c.broker, NULL, extra, &qo, &s->att, &s->q)) < 0)
 		return rc;
@@ -82,8 +79,14 @@ BENCH_PEER(bench_peer_readiness_onering_adaptive, "onering-adaptive", "default i
 	   "broker, onering_poll() loop", NULL, struct onering_readiness, 0, ONERING_HOOKS);
 BENCH_PEER(bench_peer_readiness_onering_overprov, "onering-overprov", "--idle overprovisioned "
 	   "broker, onering_poll() loop", NULL, struct onering_readiness, OVERPROV, ONERING_HOOKS);
-BENCH_PEER(bench_peer_readiness_onering_overprov_co, "onering-overprov-co", "--idle "
-	   "overprovisioned --coalesce-us " COALESCE_US " broker, onering_poll() loop", NULL,
-	   struct onering_readiness, OVERPROV | COALESCE, ONERING_HOOKS);
+/* --coalesce-us windows: 50 us is about what a producer on one CPU of this
+ * machine takes to write 64 fds once (the best at N = 64), 100 us did better
+ * at N = 1,024 (docs/benchmarks.md). */
+BENCH_PEER(bench_peer_readiness_onering_overprov_co50, "onering-overprov-co50", "--idle "
+	   "overprovisioned --coalesce-us 50 broker, onering_poll() loop", NULL,
+	   struct onering_readiness, OVERPROV | CO50, ONERING_HOOKS);
+BENCH_PEER(bench_peer_readiness_onering_overprov_co100, "onering-overprov-co100", "--idle "
+	   "overprovisioned --coalesce-us 100 broker, onering_poll() loop", NULL,
+	   struct onering_readiness, OVERPROV | CO100, ONERING_HOOKS);
 BENCH_PEER(bench_peer_readiness_onering_wait, "onering-wait", "busy broker, onering_wait(): spin "
 	   "50 us then futex", NULL, struct onering_readiness, BUSY | WAIT, ONERING_HOOKS);

@@ -62,7 +62,7 @@ struct readiness_common {
 
 extern const struct bench_peer_ops bench_peer_readiness_onering_busy,
 	bench_peer_readiness_onering_adaptive, bench_peer_readiness_onering_overprov,
-	bench_peer_readiness_onering_overprov_co,
+	bench_peer_readiness_onering_overprov_co50, bench_peer_readiness_onering_overprov_co100,
 	bench_peer_readiness_onering_wait, bench_peer_readiness_epoll_busy,
 	bench_peer_readiness_epoll_block, bench_peer_readiness_uring_busy,
 	bench_peer_readiness_uring_block, bench_peer_readiness_uring_peek;

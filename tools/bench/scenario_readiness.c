@@ -477,7 +477,8 @@ static int readiness_measure(struct bench_ctx *ctx, const struct bench_peer_ops 
 
 static const struct bench_peer_ops *const readiness_peers[] = {
 	&bench_peer_readiness_onering_busy, &bench_peer_readiness_onering_adaptive,
-	&bench_peer_readiness_onering_overprov, &bench_peer_readiness_onering_overprov_co,
+	&bench_peer_readiness_onering_overprov, &bench_peer_readiness_onering_overprov_co50,
+	&bench_peer_readiness_onering_overprov_co100,
 	&bench_peer_readiness_onering_wait,
 	&bench_peer_readiness_epoll_busy, &bench_peer_readiness_epoll_block,
 #if BENCH_HAVE_URING
