@@ -97,6 +97,18 @@ static void set_need_wakeup(struct poller *p, uint32_t flags)
 	}
 }
 
+/* Whether a source has work that nothing would wake the poller for (a
+ * submission bell, a hand-off). */
+static bool sources_have_work(struct poller *p)
+{
+	for (unsigned i = 0; i < p->nr_sources; i++) {
+		struct broker_source *s = p->sources[i];
+		if (s->ops->has_work && s->ops->has_work(s))
+			return true;
+	}
+	return false;
+}
+
 /*
  * Before an idle sleep: announce it, then F2, then ask every source whether
  * work waits that would not wake the poller. A client that enqueued before
@@ -112,12 +124,7 @@ static bool announce_sleep(struct poller *p)
 	/* F2: pairs with the fence in the client's submit after its R1, and
 	 * with F1 in lane.c after another poller's hand-off. */
 	onering_fence(onering_mo_seq_cst);
-	for (unsigned i = 0; i < p->nr_sources; i++) {
-		struct broker_source *s = p->sources[i];
-		if (s->ops->has_work && s->ops->has_work(s))
-			return false;
-	}
-	return true;
+	return !sources_have_work(p);
 }
 
 /* The earliest source deadline, ns from now (0: poll again at once). */
@@ -136,31 +143,52 @@ static uint64_t next_deadline(struct poller *p, uint64_t now)
 	return next;
 }
 
+/* The longest a sleep may last: the next source deadline (UINT64_MAX:
+ * none, no timeout), cut to idle_sleep_ms while a record or a POST waits
+ * for space (the loop retries those; nothing wakes the poller for them). */
+static uint64_t sleep_limit(struct poller *p, uint64_t now)
+{
+	const struct broker_config *cfg = &p->b->cfg;
+	uint64_t sleep_ns = next_deadline(p, now);
+	uint64_t retry_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
+
+	if (cfg->idle_sleep_ms >= 0 && sleep_ns > retry_ns &&
+	    (p->posts_blocked || deliver_waiting(p)))
+		sleep_ns = retry_ns;
+	return sleep_ns;
+}
+
+/* ppoll on fd for at most ns (UINT64_MAX: no timeout), RCU-offline. */
+static int offline_poll(struct poller *p, int fd, uint64_t ns)
+{
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct timespec tmo = {.tv_sec = (time_t)(ns / 1000000000ull),
+			       .tv_nsec = (long)(ns % 1000000000ull)};
+
+	BROKER_TSAN_QUIESCENT();
+	urcu_qsbr_thread_offline();
+	int r = ppoll(&pfd, 1, ns == UINT64_MAX ? NULL : &tmo, NULL);
+	if (r < 0 && errno != EINTR) {
+		broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
+		onering_log(ONERING_LOG_ERR, "poller %u: ppoll: %s", p->idx, strerror(errno));
+	}
+	urcu_qsbr_thread_online();
+	return r;
+}
+
 /* Block on the wait set for at most sleep_ns (UINT64_MAX: no timeout).
  * Events stay in epoll for the fd source to harvest: ppoll only asks
  * whether there are any. */
 static void idle_sleep(struct poller *p, uint64_t sleep_ns)
 {
-	struct pollfd pfd = {.fd = p->epfd, .events = POLLIN};
-	struct timespec tmo = {.tv_sec = (time_t)(sleep_ns / 1000000000ull),
-			       .tv_nsec = (long)(sleep_ns % 1000000000ull)};
-	bool untimed = sleep_ns == UINT64_MAX;
-
 	/* Counted as it begins: a block with no timeout may last until the
 	 * broker stops, and stats should show it meanwhile. */
 	broker_count(&p->ctr[ONERING_PC_SLEEPS], 1);
-	if (untimed)
+	if (sleep_ns == UINT64_MAX)
 		broker_count(&p->ctr[ONERING_PC_SLEEPS_UNTIMED], 1);
-	BROKER_TSAN_QUIESCENT();
-	urcu_qsbr_thread_offline();
-	int r = ppoll(&pfd, 1, untimed ? NULL : &tmo, NULL);
-	if (r < 0 && errno != EINTR) {
-		broker_count(&p->ctr[ONERING_PC_SYSCALL_ERRORS], 1);
-		onering_log(ONERING_LOG_ERR, "poller %u: ppoll: %s", p->idx, strerror(errno));
-	}
+	int r = offline_poll(p, p->epfd, sleep_ns);
 	p->epoll_due = r != 0; /* readable (or unsure): the fd source asks epoll */
 	p->full_look = true;   /* every submission ring once, bell or not */
-	urcu_qsbr_thread_online();
 	set_need_wakeup(p, 0);
 	onering_atomic_store(&p->sleeping, 0, onering_mo_relaxed);
 }
@@ -184,13 +212,9 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
 		onering_cpu_relax();
 		return;
 	}
-	/* The longest block: the next source deadline (UINT64_MAX: none, no
-	 * timeout), cut to idle_sleep_ms while a record or a POST waits for
-	 * space (the look at every ring after the sleep retries the POSTs). */
-	uint64_t sleep_ns = next_deadline(p, now);
-	uint64_t retry_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
-	if (sleep_ns > retry_ns && (p->posts_blocked || deliver_waiting(p)))
-		sleep_ns = retry_ns;
+	/* The longest block (the look at every ring after the sleep retries
+	 * the POSTs that waited). */
+	uint64_t sleep_ns = sleep_limit(p, now);
 	if (sleep_ns == 0) { /* a source that wakes nothing (NIC rx), or --idle-sleep-ms 0 */
 		if (cfg->idle == BROKER_IDLE_OVERPROVISIONED) {
 			sched_yield();
@@ -237,31 +261,14 @@ static void idle_step(struct poller *p, struct idle_state *idle, uint64_t now)
  * not wait for it. Returns whether it slept. */
 static bool coalesce_wait(struct poller *p, uint64_t now)
 {
-	const struct broker_config *cfg = &p->b->cfg;
-	uint64_t ns = cfg->coalesce_ns;
-	uint64_t due = next_deadline(p, now);
-	uint64_t retry_ns = (uint64_t)cfg->idle_sleep_ms * 1000000ull;
+	uint64_t ns = sleep_limit(p, now);
 
-	if (due < ns)
-		ns = due;
-	if (cfg->idle_sleep_ms >= 0 && ns > retry_ns && (p->posts_blocked || deliver_waiting(p)))
-		ns = retry_ns;
-	if (ns == 0)
+	if (p->b->cfg.coalesce_ns < ns)
+		ns = p->b->cfg.coalesce_ns;
+	if (ns == 0 || sources_have_work(p))
 		return false;
-	for (unsigned i = 0; i < p->nr_sources; i++) {
-		struct broker_source *s = p->sources[i];
-		if (s->ops->has_work && s->ops->has_work(s))
-			return false;
-	}
-	struct pollfd pfd = {.fd = p->kick_fd, .events = POLLIN};
-	struct timespec ts = {.tv_sec = (time_t)(ns / 1000000000ull),
-			      .tv_nsec = (long)(ns % 1000000000ull)};
-
-	BROKER_TSAN_QUIESCENT();
-	urcu_qsbr_thread_offline();
-	if (ppoll(&pfd, 1, &ts, NULL) != 0)
+	if (offline_poll(p, p->kick_fd, ns) != 0)
 		p->epoll_due = true; /* kicked (or a signal): epoll holds the kick */
-	urcu_qsbr_thread_online();
 	return true;
 }
 

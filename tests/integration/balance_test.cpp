@@ -23,6 +23,7 @@
 
 #include "shm/abi.h"
 
+using onering_test::NowNs;
 using onering_test::Broker;
 using onering_test::RunCommand;
 
@@ -30,13 +31,6 @@ namespace {
 
 constexpr int kMaxConsumers = 8;
 constexpr uint64_t kMaxLog = 1u << 16;
-
-uint64_t NowNs()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 struct LogRec {
 	uint64_t flow, seq, cookie, ts_broker, poll_start, t_recv, t_done;

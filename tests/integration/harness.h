@@ -345,6 +345,14 @@ inline std::string ReadFile(const std::string &path)
 
 // ---- threads: CPU time and system calls -------------------------------
 
+// CLOCK_MONOTONIC in ns (the clock of the broker's record stamps).
+inline uint64_t NowNs()
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 // Every thread of pid stopped (SIGSTOP is delivered asynchronously):
 // bounded wait, false if it does not happen within 5 s.
 inline bool AllThreadsStopped(pid_t pid)

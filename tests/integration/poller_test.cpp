@@ -357,18 +357,13 @@ TEST_F(PollerIdleTest, CoalescingWaitsAfterSeveralEventsNotAfterOne)
 		EXPECT_EQ(ev.cookie, (uint64_t)i);
 		*stamp = ev.timestamp_ns;
 	};
-	auto mono = [] {
-		struct timespec ts;
-		clock_gettime(CLOCK_MONOTONIC, &ts);
-		return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-	};
 
 	// One event per loop: the next one is harvested without the wait.
 	bool told = false;
 	for (int attempt = 0; attempt < 10 && !told; attempt++) {
 		uint64_t a, b;
 		one(0, &a);
-		uint64_t t = mono();
+		uint64_t t = onering_test::NowNs();
 		one(1, &b);
 		if (t - a >= kWaitNs / 5)
 			continue; // too slow to tell a wait from the test's own delay
@@ -397,10 +392,10 @@ TEST_F(PollerIdleTest, CoalescingWaitsAfterSeveralEventsNotAfterOne)
 	// The wait is RCU-offline: a queue's close (the control thread's grace
 	// period) does not wait for it to end. Told when the close began well
 	// inside the wait (as above: the test's own delay is not the broker's).
-	uint64_t close_from = mono();
+	uint64_t close_from = onering_test::NowNs();
 	onering_queue_close(q2);
 	if (close_from - evs[0].timestamp_ns < kWaitNs / 5)
-		EXPECT_LT(mono() - evs[0].timestamp_ns, kWaitNs)
+		EXPECT_LT(onering_test::NowNs() - evs[0].timestamp_ns, kWaitNs)
 			<< "a queue's close waited for the poller's wait";
 	else
 		std::fprintf(stderr, "note: the close during the wait was not told (the test was slow)\n");

@@ -21,18 +21,12 @@
 
 #include "shm/abi.h"
 
+using onering_test::NowNs;
 using onering_test::Broker;
 
 namespace {
 
 constexpr uint32_t kHigh = ONERING_PRIO_LEVELS - 1;
-
-uint64_t NowNs()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 // Until cond() or 20 s; yields between looks (never a sleep standing in for
 // a condition).

@@ -16,18 +16,12 @@
 
 #include "harness.h"
 
+using onering_test::NowNs;
 using onering_test::Broker;
 
 namespace {
 
 constexpr int64_t kMs = 1000 * 1000;
-
-uint64_t NowNs()
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
-}
 
 bool IsRestarted(const onering_event &e)
 {
