@@ -109,6 +109,15 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000ll + ts.tv_nsec;
 }
 
+/* --idle: the queue's idle strategy (onering_queue_options.idle), what
+ * onering_wait() does before it sleeps. Unset (-1): $ONERING_IDLE when set,
+ * else overprovisioned (sleep at once, as --yields 0 says) for readiness and
+ * the library's default (backoff: spin 50 us, then sleep) in completion
+ * mode. Readiness shares its CPU with its clients in onering-bench servers,
+ * where a spin only takes wrk's time, as an epoll server's epoll_wait()
+ * does not (docs/benchmarks.md, HTTP servers). */
+static int queue_idle = -1;
+
 static int loop_open(struct loop *l, bool use_epoll, const char *name, const char *socket_dir)
 {
 	memset(l, 0, sizeof(*l));
@@ -136,7 +145,7 @@ static int loop_open(struct loop *l, bool use_epoll, const char *name, const cha
 	}
 	/* A bigger submission ring than the default: every connection that
 	 * blocks on output costs two onering_mod() requests. */
-	struct onering_queue_options qo = {.sq_capacity = 1024};
+	struct onering_queue_options qo = {.sq_capacity = 1024, .idle = (uint32_t)queue_idle};
 	r = onering_queue_open(l->att, &qo, &l->q);
 	if (r < 0) {
 		fprintf(stderr, PROG ": cannot open a queue: %s (%s)\n", onering_last_error(l->att),
@@ -1051,7 +1060,7 @@ static int comp_open(struct comp_srv *m, int listen_fd, const char *name, const 
 	}
 	struct onering_queue_options qo = {.capacity = 8192, .sq_capacity = 4096,
 					   .stream_rx = COMP_RX, .stream_tx = COMP_TX,
-					   .stream_buf = COMP_BUF};
+					   .stream_buf = COMP_BUF, .idle = (uint32_t)queue_idle};
 	struct onering_sub ls;
 	if ((r = onering_queue_open(m->att, &qo, &m->q)) < 0 ||
 	    (r = onering_stream_add(m->q, listen_fd, 0, &ls)) < 0) {
@@ -1264,6 +1273,10 @@ static void usage(FILE *f)
 		"  --yields N         onering: with no record, yield the CPU and look again up\n"
 		"                     to N times before sleeping (default: 64 with --completion,\n"
 		"                     else 0: sleep at once)\n"
+		"  --idle STRATEGY    onering: what onering_wait() does before it sleeps: busy,\n"
+		"                     backoff (spin 50 us) or overprovisioned (sleep at once);\n"
+		"                     default: $ONERING_IDLE if set, else overprovisioned for\n"
+		"                     readiness and backoff with --completion\n"
 		"  --max-seconds N    exit after N seconds (default 0: run until SIGINT/SIGTERM)\n"
 		"  --help\n");
 }
@@ -1283,6 +1296,22 @@ static int parse_int(const char *opt, const char *arg, long min, long max, long 
 	return 0;
 }
 
+/* --idle's argument: an enum onering_idle, or -1 after saying why not. */
+static int parse_idle(const char *arg)
+{
+	static const char *const names[] = {
+		[ONERING_IDLE_BACKOFF] = "backoff",
+		[ONERING_IDLE_BUSY] = "busy",
+		[ONERING_IDLE_OVERPROVISIONED] = "overprovisioned",
+	};
+
+	for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
+		if (strcmp(arg, names[i]) == 0)
+			return i;
+	fprintf(stderr, PROG ": --idle %s: expected busy, backoff or overprovisioned\n", arg);
+	return -1;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -1294,6 +1323,7 @@ int main(int argc, char **argv)
 		{"uring", no_argument, NULL, 'u'},
 		{"completion", no_argument, NULL, 'c'},
 		{"yields", required_argument, NULL, 'y'},
+		{"idle", required_argument, NULL, 'i'},
 		{"max-seconds", required_argument, NULL, 't'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -1334,6 +1364,10 @@ int main(int argc, char **argv)
 			spin_yields = (unsigned long)v;
 			break;
 		}
+		case 'i':
+			if ((queue_idle = parse_idle(optarg)) < 0)
+				return 2;
+			break;
 		case 't':
 			if (parse_int("--max-seconds", optarg, 0, INT_MAX, &max_seconds) < 0)
 				return 2;
@@ -1348,6 +1382,11 @@ int main(int argc, char **argv)
 	}
 	if (spin_yields == ULONG_MAX)
 		spin_yields = use_comp ? 64 : 0;
+	if (queue_idle < 0) {
+		const char *env = getenv("ONERING_IDLE");
+		queue_idle = env && *env ? ONERING_IDLE_BACKOFF /* the library reads it */
+			     : use_comp ? ONERING_IDLE_BACKOFF : ONERING_IDLE_OVERPROVISIONED;
+	}
 	if (use_epoll + use_uring + use_comp > 1) {
 		fprintf(stderr, PROG ": one of --epoll, --uring and --completion\n");
 		return 2;

@@ -109,12 +109,14 @@ protected:
 		ASSERT_GT(port_, 0);
 		std::vector<std::string> args = {ONERING_HTTP_SERVER_PATH, "--port",
 						  std::to_string(port_), "--max-seconds", "60"};
-		if (GetParam() == "onering" || GetParam() == "completion") {
+		if (OnBroker()) {
 			ASSERT_TRUE(broker_.Start());
 			args.insert(args.end(), {"--name", broker_.Name(), "--socket-dir",
 						 broker_.Dir()});
 			if (GetParam() == "completion")
 				args.push_back("--completion");
+			if (GetParam() == "onering_busy") // the default is overprovisioned
+				args.insert(args.end(), {"--idle", "busy"});
 		} else {
 			args.push_back("--" + GetParam());
 		}
@@ -151,11 +153,16 @@ protected:
 		std::string dir = log_.substr(0, log_.rfind('/'));
 		unlink(log_.c_str());
 		rmdir(dir.c_str());
-		if (GetParam() == "onering" || GetParam() == "completion") {
+		if (OnBroker()) {
 			EXPECT_EQ(broker_.Stop(), 0);
 		}
 	}
 
+	bool OnBroker() const
+	{
+		return GetParam() == "onering" || GetParam() == "onering_busy" ||
+		       GetParam() == "completion";
+	}
 	Broker broker_;
 	int port_ = -1;
 	pid_t pid_ = -1;
@@ -281,7 +288,23 @@ TEST_P(HttpServer, AHalfCloseIsSeenWithTheRequestOrAfterTheAnswer)
 	close(s);
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, HttpServer, ::testing::Values("onering", "epoll", "uring", "completion"),
+// onering_busy: readiness with --idle busy (a server that never sleeps in
+// onering_wait) beside the default, which sleeps at once.
+INSTANTIATE_TEST_SUITE_P(Backends, HttpServer,
+			 ::testing::Values("onering", "onering_busy", "epoll", "uring", "completion"),
 			 [](const ::testing::TestParamInfo<std::string> &i) { return i.param; });
+
+TEST(HttpServerOptions, AnUnknownIdleStrategyIsRefusedWithTheChoices)
+{
+	int status;
+	std::string out = onering_test::RunCommand(
+	    std::string(ONERING_HTTP_SERVER_PATH) + " --idle spin --max-seconds 1", &status);
+
+	ASSERT_TRUE(WIFEXITED(status)) << out;
+	EXPECT_EQ(WEXITSTATUS(status), 2) << out;
+	EXPECT_NE(out.find("--idle spin: expected busy, backoff or overprovisioned"),
+		  std::string::npos)
+	    << out;
+}
 
 } // namespace

@@ -2,7 +2,9 @@
 /*
  * peer_servers_onering.c: servers peer "onering": a private oneringd
  * (default options; with --cores, pinned to the first other CPU) and
- * the HTTP example attached to it (--name, --socket-dir); "completion":
+ * the HTTP example attached to it (--name, --socket-dir; its readiness
+ * default sleeps at once in onering_wait, as the epoll server blocks in
+ * epoll_wait, see its --idle); "completion":
  * the same with the example in completion mode (--completion: the broker
  * accepts, receives and sends); "completion-calls": completion mode on
  * oneringd --stream-io calls (its receives and sends as calls, not
