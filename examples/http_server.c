@@ -115,7 +115,8 @@ static int64_t now_ns(void)
  * the library's default (backoff: spin 50 us, then sleep) in completion
  * mode. Readiness shares its CPU with its clients in onering-bench servers,
  * where a spin only takes wrk's time, as an epoll server's epoll_wait()
- * does not (docs/benchmarks.md, HTTP servers). */
+ * does not (docs/benchmarks.md, HTTP servers). --idle backoff is the
+ * library's 0, which $ONERING_IDLE overrides when set. */
 static int queue_idle = -1;
 
 static int loop_open(struct loop *l, bool use_epoll, const char *name, const char *socket_dir)
