@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/utsname.h>
 #include <time.h>
 #include <jansson.h>
 #include <unistd.h>
@@ -608,6 +609,50 @@ static void print_summary(void)
 }
 
 /* CSV: every measurement. JSON: the medians and the ratios. */
+/* What the figures were measured on, from the first CPU of /proc/cpuinfo and
+ * uname: "2 CPUs, AMD EPYC (family 25, model 17, stepping 1), a VM guest;
+ * kernel 6.18.44". The model name alone does not tell two hosts apart
+ * (docs/benchmarks.md: two AMD guests of one day both said "AMD EPYC"). */
+static char machine[256];
+
+static void machine_describe(void)
+{
+	char model[128] = "unknown CPU", line[8192];
+	int family = -1, mdl = -1, stepping = -1;
+	bool guest = false;
+	struct utsname u;
+	FILE *f = fopen("/proc/cpuinfo", "r");
+
+	while (f && fgets(line, sizeof(line), f) && line[0] != '\n') { /* the first CPU */
+		char *v = strchr(line, ':');
+		if (!v)
+			continue;
+		for (v++; *v == ' '; v++)
+			;
+		v[strcspn(v, "\n")] = '\0';
+		if (strncmp(line, "model name", 10) == 0)
+			snprintf(model, sizeof(model), "%s", v);
+		else if (strncmp(line, "cpu family", 10) == 0)
+			family = atoi(v);
+		else if (strncmp(line, "model\t", 6) == 0)
+			mdl = atoi(v);
+		else if (strncmp(line, "stepping", 8) == 0)
+			stepping = atoi(v);
+		else if (strncmp(line, "flags", 5) == 0)
+			guest = strstr(v, " hypervisor") != NULL;
+	}
+	if (f)
+		fclose(f);
+	int n = snprintf(machine, sizeof(machine), "%ld CPUs, %s", sysconf(_SC_NPROCESSORS_ONLN),
+			 model);
+	if (family >= 0 && n > 0 && (size_t)n < sizeof(machine))
+		n += snprintf(machine + n, sizeof(machine) - (size_t)n,
+			      " (family %d, model %d, stepping %d)", family, mdl, stepping);
+	if (n > 0 && (size_t)n < sizeof(machine))
+		snprintf(machine + n, sizeof(machine) - (size_t)n, "%s; kernel %s",
+			 guest ? ", a VM guest" : "", uname(&u) == 0 ? u.release : "unknown");
+}
+
 static int write_files(void)
 {
 	FILE *csv = opt.csv_path ? fopen(opt.csv_path, "w") : NULL;
@@ -628,9 +673,9 @@ static int write_files(void)
 				for (unsigned k = 0; k < FIG_TOTAL; k++)
 					fprintf(csv, ",%.6g", results[r][si][p][k]);
 			}
-	json_t *root = json_pack("{s:s, s:i, s:s, s:[], s:[]}", "scenario", sc->name, "rounds",
-				 (int)opt.rounds, "sweep", sc->sweep_name ? sc->sweep_name : "",
-				 "medians", "ratios");
+	json_t *root = json_pack("{s:s, s:s, s:i, s:s, s:[], s:[]}", "scenario", sc->name,
+				 "machine", machine, "rounds", (int)opt.rounds, "sweep",
+				 sc->sweep_name ? sc->sweep_name : "", "medians", "ratios");
 	for (unsigned si = 0; js && root && si < opt.sweep_count; si++) {
 		for (unsigned p = 0; p < sc->peer_count; p++) {
 			if (!has_figs(-1, si, p))
@@ -756,6 +801,8 @@ static int run_rounds(struct bench_ctx *ctx)
 	char title[96];
 	int status = 0;
 
+	machine_describe();
+	printf("machine: %s\n", machine);
 	printf("placement: --cores ");
 	for (unsigned k = 0; k < ctx->core_count; k++)
 		printf("%s%d", k ? "," : "", ctx->cores[k]);
