@@ -115,8 +115,9 @@ static int64_t now_ns(void)
  * the library's default (backoff: spin 50 us, then sleep) in completion
  * mode. Readiness shares its CPU with its clients in onering-bench servers,
  * where a spin only takes wrk's time, as an epoll server's epoll_wait()
- * does not (docs/benchmarks.md, HTTP servers). --idle backoff is the
- * library's 0, which $ONERING_IDLE overrides when set. */
+ * does not (docs/benchmarks.md, HTTP servers). Given, --idle wins over
+ * $ONERING_IDLE: backoff is the library's 0, which reads the variable, so
+ * main() unsets it. */
 static int queue_idle = -1;
 
 static int loop_open(struct loop *l, bool use_epoll, const char *name, const char *socket_dir)
@@ -1276,8 +1277,9 @@ static void usage(FILE *f)
 		"                     else 0: sleep at once)\n"
 		"  --idle STRATEGY    onering: what onering_wait() does before it sleeps: busy,\n"
 		"                     backoff (spin 50 us) or overprovisioned (sleep at once);\n"
-		"                     default: $ONERING_IDLE if set, else overprovisioned for\n"
-		"                     readiness and backoff with --completion\n"
+		"                     it wins over $ONERING_IDLE; default: $ONERING_IDLE if set,\n"
+		"                     else overprovisioned for readiness, backoff with\n"
+		"                     --completion\n"
 		"  --max-seconds N    exit after N seconds (default 0: run until SIGINT/SIGTERM)\n"
 		"  --help\n");
 }
@@ -1307,7 +1309,7 @@ static int parse_idle(const char *arg)
 	};
 
 	for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
-		if (strcmp(arg, names[i]) == 0)
+		if (names[i] && strcmp(arg, names[i]) == 0)
 			return i;
 	fprintf(stderr, PROG ": --idle %s: expected busy, backoff or overprovisioned\n", arg);
 	return -1;
@@ -1387,6 +1389,8 @@ int main(int argc, char **argv)
 		const char *env = getenv("ONERING_IDLE");
 		queue_idle = env && *env ? ONERING_IDLE_BACKOFF /* the library reads it */
 			     : use_comp ? ONERING_IDLE_BACKOFF : ONERING_IDLE_OVERPROVISIONED;
+	} else {
+		unsetenv("ONERING_IDLE"); /* --idle backoff means backoff */
 	}
 	if (use_epoll + use_uring + use_comp > 1) {
 		fprintf(stderr, PROG ": one of --epoll, --uring and --completion\n");
