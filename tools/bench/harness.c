@@ -608,7 +608,6 @@ static void print_summary(void)
 		       disturbed_count, (unsigned)opt.noise_max_pct);
 }
 
-/* CSV: every measurement. JSON: the medians and the ratios. */
 /* What the figures were measured on, from the first CPU of /proc/cpuinfo and
  * uname: "2 CPUs, AMD EPYC (family 25, model 17, stepping 1), a VM guest;
  * kernel 6.18.44". The model name alone does not tell two hosts apart
@@ -653,6 +652,7 @@ static void machine_describe(void)
 			 guest ? ", a VM guest" : "", uname(&u) == 0 ? u.release : "unknown");
 }
 
+/* CSV: every measurement. JSON: the machine, the medians and the ratios. */
 static int write_files(void)
 {
 	FILE *csv = opt.csv_path ? fopen(opt.csv_path, "w") : NULL;
