@@ -1299,7 +1299,9 @@ static int parse_int(const char *opt, const char *arg, long min, long max, long 
 	return 0;
 }
 
-/* --idle's argument: an enum onering_idle, or -1 after saying why not. */
+/* --idle's argument: an enum onering_idle, or -1 after saying why not. The
+ * names are shm/proto.c's onering_idle_parse(), which libonering does not
+ * export: an example uses the public API only. */
 static int parse_idle(const char *arg)
 {
 	static const char *const names[] = {
