@@ -351,6 +351,24 @@ static void accepted(struct broker *b, uint64_t key, int fd)
 	broker_count(&q->streams->ctr[ONERING_SC_ACCEPTED], 1);
 }
 
+/* Arm again the listeners whose multishot ended with a connection (a full
+ * completion ring); those waiting out an error's pause stay for the tick. One
+ * that cannot be armed now (no submission entry, a failed submit) waits for
+ * the tick like one that failed. */
+static void rearm_ended(struct broker_accept *a)
+{
+	struct broker_conn *conn;
+
+	cds_list_for_each_entry(conn, &a->listeners, listen_node) {
+		if (!conn->accept_again)
+			continue;
+		conn->accept_again = false;
+		if (!conn->accept_armed && !broker_sub_dead(conn->s) && accept_arm(a, conn->s) < 0 &&
+		    !a->rearm_ns)
+			a->rearm_ns = mono_ns() + REARM_PAUSE_NS;
+	}
+}
+
 void broker_accept_event(struct broker *b)
 {
 	static struct broker_log_limit limit;
@@ -358,6 +376,7 @@ void broker_accept_event(struct broker *b)
 	struct broker_accept *a = b->accept;
 	struct io_uring_cqe *cqe;
 	unsigned head, n = 0;
+	bool rearm_now = false;
 
 	if (!a)
 		return;
@@ -371,21 +390,39 @@ again:
 		if (cqe->res >= 0) {
 			accepted(b, key, cqe->res);
 		} else if (cqe->res != -ECANCELED && broker_log_allowed(&limit, &suppressed)) {
-			onering_log(ONERING_LOG_WARN, "accept on listener %u: %s (%u such not logged)",
-				    (uint32_t)key, strerror(-cqe->res), suppressed);
+			onering_log(ONERING_LOG_WARN, "accept on listener %u: %s; armed again in %llu "
+				    "ms (%u such not logged)", (uint32_t)key, strerror(-cqe->res),
+				    REARM_PAUSE_NS / 1000000ull, suppressed);
 		}
 		if (!(cqe->flags & IORING_CQE_F_MORE)) {
-			/* Its multishot ended: arm it again (after a pause if it
-			 * ended in an error such as EMFILE: the control loop's tick). */
+			/* Its multishot ended. With a connection (the completion
+			 * ring was full: the kernel ends a multishot whose next CQE
+			 * has no room) it is armed again as soon as the ring is
+			 * drained below: the rest of the burst waits in the listen
+			 * backlog for it, not 100 ms. After an error (EMFILE,
+			 * ENFILE, ENOMEM, a cancel) a pause first, the control
+			 * loop's tick (broker_accept_tick), so a listener that
+			 * keeps failing costs nothing. */
 			struct broker_sub *l = broker_registry_lookup(&b->reg, key);
 			if (l && l->conn && l->conn->listener) {
 				l->conn->accept_armed = false;
-				if (!a->rearm_ns)
-					a->rearm_ns = mono_ns() + REARM_PAUSE_NS;
+				if (cqe->res >= 0) {
+					l->conn->accept_again = rearm_now = true;
+				} else {
+					if (cqe->res != -ECANCELED && l->queue->streams)
+						broker_count(&l->queue->streams->ctr[ONERING_SC_ACCEPT_PAUSES],
+							     1);
+					if (!a->rearm_ns)
+						a->rearm_ns = mono_ns() + REARM_PAUSE_NS;
+				}
 			}
 		}
 	}
 	io_uring_cq_advance(&a->ring, n);
+	if (rearm_now) {
+		rearm_now = false;
+		rearm_ended(a);
+	}
 	/* A burst of connections larger than the completion ring waits in the
 	 * kernel's overflow list, which only a system call moves into the ring
 	 * (and the ring's fd says nothing more until then): take it now. */

@@ -85,6 +85,7 @@ struct broker_conn {
 	 * is offered to first). */
 	struct cds_list_head listen_node;
 	bool accept_armed;
+	bool accept_again; /* its multishot ended with a connection: arm at once */
 	uint32_t next_member;
 };
 

@@ -13,9 +13,9 @@
  * `onering stat --list-counters --markdown` into docs/operations.md
  * (integration_tools, ToolTest.CountersDocsMatchTheTable, checks they agree).
  * A stats item carries ONERING_STATS_COUNTERS_MAX (12) counters and a static
- * assertion in shm/proto.h says when a list outgrows it: the broker and queue
- * lists are full, so their next counter needs a larger item (a protocol
- * version) first.
+ * assertion in shm/proto.h says when a list outgrows it: the broker, queue
+ * and stream lists are full, so their next counter needs a larger item (a
+ * protocol version) first.
  *
  * A line: X(P, ID, name, KIND, unit, help)
  *   P     the list's enum prefix, passed through (BC, PC, QC, GC, PORTC, RXQC, EXC, LC)
@@ -178,7 +178,10 @@ extern "C" {
 	X(P, REFUSED, refused, COUNTER, connections,                                           \
 	  "accepted connections closed at once: the client's subscription or fd quota")        \
 	X(P, ERRORS, errors, COUNTER, requests,                                                \
-	  "SENDs failed (peer gone, no send slot) and connections failed")
+	  "SENDs failed (peer gone, no send slot) and connections failed")                    \
+	X(P, ACCEPT_PAUSES, accept_pauses, COUNTER, times,                                     \
+	  "times a listener's accept failed (EMFILE, ENFILE, ENOMEM) and waited 100 ms to "    \
+	  "be armed again")
 
 /*
  * Every list, once: X(list, P, enum tag, what, family, object). `family` is

@@ -2,6 +2,7 @@
 // Completion-mode sockets (issue 13): the broker receives into and sends
 // from the queue's stream area; the application makes no system call.
 #include <gtest/gtest.h>
+#include <jansson.h>
 
 #include <arpa/inet.h>
 #include <atomic>
@@ -24,6 +25,7 @@ using onering_test::AllThreadsStopped;
 using onering_test::Broker;
 using onering_test::ExitGroup;
 using onering_test::InstallSeccompKillAll;
+using onering_test::ReadFile;
 
 namespace {
 
@@ -59,6 +61,18 @@ int TcpConnect(uint16_t port)
 		return -1;
 	}
 	return s;
+}
+
+// n connections to 127.0.0.1:port, appended to *fds; false at the first that fails.
+bool ConnectMany(uint16_t port, int n, std::vector<int> *fds)
+{
+	for (int i = 0; i < n; i++) {
+		int c = TcpConnect(port);
+		if (c < 0)
+			return false;
+		fds->push_back(c);
+	}
+	return true;
 }
 
 // A pattern that tells one byte from the next, and one payload from another.
@@ -491,11 +505,7 @@ TEST(StreamTest, ServesAThousandConnectionsAtOnce)
 	srv.Run();
 	constexpr int kConns = 1000;
 	std::vector<int> fds;
-	for (int i = 0; i < kConns; i++) {
-		int c = TcpConnect(port);
-		ASSERT_GE(c, 0) << "connection " << i;
-		fds.push_back(c);
-	}
+	ASSERT_TRUE(ConnectMany(port, kConns, &fds)) << "connection " << fds.size();
 	ASSERT_TRUE(WaitFor([&] { return srv.accepted.load() == kConns; }))
 		<< srv.accepted.load() << " accepted; refused " << srv.closed.load() << " closed";
 	for (int i = 0; i < kConns; i++) {
@@ -522,6 +532,134 @@ TEST(StreamTest, ServesAThousandConnectionsAtOnce)
 		close(c);
 	EXPECT_TRUE(WaitFor([&] { return srv.closed.load() == kConns; }))
 		<< srv.closed.load() << " closed";
+}
+
+// The stream counter `name` of this process's queue with a stream area (the
+// test's only one), from `onering stat --json`; -1 if it is not there.
+long StreamCounter(const Broker &b, const char *name)
+{
+	int st;
+	std::string out = onering_test::RunCommand(std::string(ONERING_TOOL_PATH) +
+						   " stat --json --name " + b.Name() +
+						   " --socket-dir " + b.Dir(), &st);
+	json_error_t jerr;
+	json_t *root = json_loads(out.c_str(), 0, &jerr);
+	long v = -1;
+	json_t *item;
+	size_t i;
+	json_array_foreach(json_object_get(root, "streams"), i, item) {
+		if (json_integer_value(json_object_get(item, "pid")) == (json_int_t)getpid())
+			v = json_is_integer(json_object_get(item, name))
+				    ? (long)json_integer_value(json_object_get(item, name)) : -1;
+	}
+	json_decref(root);
+	if (v < 0)
+		ADD_FAILURE() << name << " of pid " << getpid() << "'s queue not found in:\n" << out;
+	return v;
+}
+
+// Raise RLIMIT_NOFILE to `want` if the hard limit lets us; false if it stays below.
+bool NofileAtLeast(rlim_t want)
+{
+	rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return false;
+	if (rl.rlim_cur < want && rl.rlim_max >= want) {
+		rl.rlim_cur = want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	return getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= want;
+}
+
+// A broker, an echo server's queue, and connections waiting in the backlog
+// of a TCP listener not yet handed to the broker; TearDown closes them and
+// waits for the server to see every close.
+class AcceptTest : public ::testing::Test {
+protected:
+	Broker broker;
+	EchoServer srv;
+	int listener = -1;
+	std::vector<int> fds;
+
+	void Backlog(uint32_t rx, int n)
+	{
+		ASSERT_TRUE(broker.Start());
+		ASSERT_TRUE(srv.Open(broker, rx, 4096));
+		srv.Run();
+		uint16_t port;
+		ASSERT_GE(listener = TcpListener(&port), 0);
+		ASSERT_TRUE(ConnectMany(port, n, &fds)) << "connection " << fds.size();
+	}
+	// Hand the listener to the broker (the test's copy closed): 0 or -errno.
+	int HandOver()
+	{
+		onering_sub ls;
+		int r = onering_stream_add(srv.q, listener, 7, &ls);
+		close(listener);
+		listener = -1;
+		return r;
+	}
+	void TearDown() override
+	{
+		if (listener >= 0)
+			close(listener);
+		for (int c : fds)
+			close(c);
+		EXPECT_TRUE(WaitFor([&] { return srv.closed.load() == (long)fds.size(); }))
+			<< srv.closed.load() << " of " << fds.size() << " closed";
+	}
+};
+
+// 1,200 connections already waiting in the listen backlog when the listener
+// is handed over: the multishot accept fills the broker's completion ring
+// (512 entries) and the kernel ends it with a connection, not an error. The
+// broker arms it again at once (not after the 100 ms pause it keeps for
+// errors, counted as accept_pauses): every connection is accepted, no pause.
+TEST_F(AcceptTest, ABurstLargerThanTheCompletionRingIsAcceptedWithoutAPause)
+{
+	if (!NofileAtLeast(4096))
+		GTEST_SKIP() << "RLIMIT_NOFILE cannot reach 4096";
+	constexpr int kConns = 1200;
+	ASSERT_NO_FATAL_FAILURE(Backlog(256, kConns));
+	ASSERT_EQ(HandOver(), 0) << onering_last_error(srv.att);
+	EXPECT_TRUE(WaitFor([&] { return srv.accepted.load() == kConns; }))
+		<< srv.accepted.load() << " of " << kConns << " accepted";
+	EXPECT_EQ(StreamCounter(broker, "accepted"), kConns);
+	EXPECT_EQ(StreamCounter(broker, "accept_pauses"), 0);
+}
+
+// A listener whose accept fails (the broker at its fd limit: EMFILE) waits
+// 100 ms and is armed again, counted as accept_pauses; once the limit is
+// raised, the connections that waited in the backlog are accepted. Root
+// only: it sets the broker's RLIMIT_NOFILE with prlimit(2), to what it holds
+// plus the one fd the listener comes in on (an accept takes the limit when it
+// is armed, so the limit is lowered before the listener is handed over).
+TEST_F(AcceptTest, AnAcceptThatFailsIsArmedAgainAfterAPause)
+{
+	if (geteuid() != 0)
+		GTEST_SKIP() << "prlimit on the broker needs root";
+	constexpr int kConns = 8;
+	ASSERT_NO_FATAL_FAILURE(Backlog(64, kConns));
+	rlimit old;
+	ASSERT_EQ(prlimit(broker.Pid(), RLIMIT_NOFILE, nullptr, &old), 0);
+	int held = broker.FdCount();
+	ASSERT_GT(held, 0);
+	rlimit low = {(rlim_t)held + 1, old.rlim_max};
+	ASSERT_EQ(prlimit(broker.Pid(), RLIMIT_NOFILE, &low, nullptr), 0);
+	int r = HandOver();
+	const std::string log = broker.Dir() + "/oneringd.log";
+	bool failed = WaitFor([&] {
+		return ReadFile(log).find("Too many open files; armed again in 100 ms") !=
+		       std::string::npos;
+	});
+	// The limit back before anything else can fail on it.
+	ASSERT_EQ(prlimit(broker.Pid(), RLIMIT_NOFILE, &old, nullptr), 0);
+	ASSERT_EQ(r, 0) << onering_last_error(srv.att);
+	ASSERT_TRUE(failed) << srv.accepted.load() << " accepted, no failed accept logged";
+	EXPECT_TRUE(WaitFor([&] { return srv.accepted.load() == kConns; }))
+		<< srv.accepted.load() << " of " << kConns << " accepted after the limit went up";
+	EXPECT_GE(StreamCounter(broker, "accept_pauses"), 1);
+	EXPECT_EQ(StreamCounter(broker, "accepted"), kConns);
 }
 
 // A listener whose queue is a group member hands its connections to the
