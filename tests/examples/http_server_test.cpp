@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -305,6 +306,83 @@ TEST(HttpServerOptions, AnUnknownIdleStrategyIsRefusedWithTheChoices)
 	EXPECT_NE(out.find("--idle spin: expected busy, backoff or overprovisioned"),
 		  std::string::npos)
 	    << out;
+}
+
+// The state letter of process pid's main thread (/proc/PID/stat): 'R'
+// running or runnable, 'S' asleep; '?' if it cannot be read.
+char MainThreadState(pid_t pid)
+{
+	std::string stat = onering_test::ReadFile("/proc/" + std::to_string(pid) + "/stat");
+	size_t paren = stat.rfind(')');
+	return paren != std::string::npos && paren + 2 < stat.size() ? stat[paren + 2] : '?';
+}
+
+// Which strategy the server's queue gets, seen from its main thread while
+// no request comes: busy never sleeps (running at every look), backoff and
+// overprovisioned sleep in onering_wait (asleep at a look). Without --idle,
+// $ONERING_IDLE decides; a given --idle wins over it, backoff too (the
+// library's default, which the variable would otherwise replace).
+TEST(HttpServerOptions, EachIdleStrategyGetsTheQueueItNames)
+{
+	struct Case {
+		const char *idle, *env;
+		bool sleeps;
+	} cases[] = {
+		{"busy", nullptr, false},          {nullptr, nullptr, true},
+		{"overprovisioned", nullptr, true}, {"backoff", nullptr, true},
+		{nullptr, "busy", false},          {"overprovisioned", "busy", true},
+		{"backoff", "busy", true},         {nullptr, "overprovisioned", true},
+	};
+	for (const Case &c : cases) {
+		SCOPED_TRACE(std::string("--idle ") + (c.idle ? c.idle : "(none)") + ", ONERING_IDLE=" +
+			     (c.env ? c.env : "(unset)"));
+		Broker broker;
+		ASSERT_TRUE(broker.Start());
+		int port = FreePort();
+		ASSERT_GT(port, 0);
+		std::vector<std::string> args = {ONERING_HTTP_SERVER_PATH, "--port", std::to_string(port),
+						  "--max-seconds", "60", "--name", broker.Name(),
+						  "--socket-dir", broker.Dir()};
+		if (c.idle)
+			args.insert(args.end(), {"--idle", c.idle});
+		pid_t pid = fork();
+		ASSERT_GE(pid, 0);
+		if (pid == 0) {
+			if (c.env)
+				setenv("ONERING_IDLE", c.env, 1);
+			else
+				unsetenv("ONERING_IDLE");
+			int null = open("/dev/null", O_WRONLY);
+			dup2(null, STDOUT_FILENO);
+			dup2(null, STDERR_FILENO);
+			onering_test::ExecArgs(args);
+		}
+		bool listening = false;
+		for (int i = 0; i < 500 && !listening; i++) { // 5 s at most
+			int s = Connect(port);
+			listening = s >= 0;
+			if (s >= 0)
+				close(s);
+			else
+				usleep(10000);
+		}
+		// Asleep at some look within 5 s, or running at every one of 50 over
+		// 0.5 s: a busy thread is never asleep, a sleeping one stays so
+		// with no request coming.
+		bool asleep = false;
+		for (int i = 0; i < (c.sleeps ? 500 : 50) && listening && !asleep; i++) {
+			asleep = MainThreadState(pid) == 'S';
+			usleep(10000);
+		}
+		kill(pid, SIGTERM);
+		int status;
+		EXPECT_TRUE(onering_test::WaitChild(pid, 10, &status));
+		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status 0x" << std::hex
+									    << status;
+		ASSERT_TRUE(listening) << "the server did not listen";
+		EXPECT_EQ(asleep, c.sleeps);
+		EXPECT_EQ(broker.Stop(), 0);
+	}
 }
 
 } // namespace
