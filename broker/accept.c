@@ -351,6 +351,18 @@ static void accepted(struct broker *b, uint64_t key, int fd)
 	broker_count(&q->streams->ctr[ONERING_SC_ACCEPTED], 1);
 }
 
+/* Leave listener conn unarmed until the control loop's tick (at most
+ * REARM_PAUSE_NS from now): counted per queue as accept_pauses. */
+static void pause_listener(struct broker_accept *a, struct broker_conn *conn, uint64_t now)
+{
+	struct broker_queue *q = conn->s->queue;
+
+	if (q->streams) /* always, for a listener; checked all the same */
+		broker_count(&q->streams->ctr[ONERING_SC_ACCEPT_PAUSES], 1);
+	if (!a->rearm_ns)
+		a->rearm_ns = now + REARM_PAUSE_NS;
+}
+
 /* Arm again the listeners whose multishot ended with a connection (a full
  * completion ring); those waiting out an error's pause stay for the tick. One
  * that cannot be armed now (no submission entry, a failed submit) waits for
@@ -363,9 +375,8 @@ static void rearm_ended(struct broker_accept *a)
 		if (!conn->accept_again)
 			continue;
 		conn->accept_again = false;
-		if (!conn->accept_armed && !broker_sub_dead(conn->s) && accept_arm(a, conn->s) < 0 &&
-		    !a->rearm_ns)
-			a->rearm_ns = mono_ns() + REARM_PAUSE_NS;
+		if (!conn->accept_armed && !broker_sub_dead(conn->s) && accept_arm(a, conn->s) < 0)
+			pause_listener(a, conn, mono_ns());
 	}
 }
 
@@ -390,44 +401,39 @@ again:
 		if (cqe->res >= 0) {
 			accepted(b, key, cqe->res);
 		} else if (cqe->res != -ECANCELED && broker_log_allowed(&limit, &suppressed)) {
-			onering_log(ONERING_LOG_WARN, "accept on listener %u: %s; armed again in %llu "
-				    "ms (%u such not logged)", (uint32_t)key, strerror(-cqe->res),
+			onering_log(ONERING_LOG_WARN, "accept on listener %u: %s; armed again within "
+				    "%llu ms (%u such not logged)", (uint32_t)key, strerror(-cqe->res),
 				    REARM_PAUSE_NS / 1000000ull, suppressed);
 		}
 		if (!(cqe->flags & IORING_CQE_F_MORE)) {
 			/* Its multishot ended. With a connection (the completion
 			 * ring was full: the kernel ends a multishot whose next CQE
-			 * has no room) it is armed again as soon as the ring is
-			 * drained below: the rest of the burst waits in the listen
-			 * backlog for it, not 100 ms. After an error (EMFILE,
-			 * ENFILE, ENOMEM, a cancel) a pause first, the control
-			 * loop's tick (broker_accept_tick), so a listener that
-			 * keeps failing costs nothing. */
+			 * has no room) it is armed again once this call has taken
+			 * what the ring and its overflow hold: the rest of the burst
+			 * waits in the listen backlog for that, not for a timer, and
+			 * comes back through the control epoll, one ring's worth per
+			 * call (the control loop's other work goes on between).
+			 * After an error (EMFILE, ENFILE, ENOMEM, ...) a pause
+			 * first, the control loop's tick (broker_accept_tick), so a
+			 * listener that keeps failing costs nothing. */
 			struct broker_sub *l = broker_registry_lookup(&b->reg, key);
 			if (l && l->conn && l->conn->listener) {
 				l->conn->accept_armed = false;
-				if (cqe->res >= 0) {
+				if (cqe->res >= 0)
 					l->conn->accept_again = rearm_now = true;
-				} else {
-					if (cqe->res != -ECANCELED && l->queue->streams)
-						broker_count(&l->queue->streams->ctr[ONERING_SC_ACCEPT_PAUSES],
-							     1);
-					if (!a->rearm_ns)
-						a->rearm_ns = mono_ns() + REARM_PAUSE_NS;
-				}
+				else
+					pause_listener(a, l->conn, mono_ns());
 			}
 		}
 	}
 	io_uring_cq_advance(&a->ring, n);
-	if (rearm_now) {
-		rearm_now = false;
-		rearm_ended(a);
-	}
 	/* A burst of connections larger than the completion ring waits in the
 	 * kernel's overflow list, which only a system call moves into the ring
 	 * (and the ring's fd says nothing more until then): take it now. */
 	if (io_uring_cq_has_overflow(&a->ring) && io_uring_get_events(&a->ring) == 0)
 		goto again;
+	if (rearm_now)
+		rearm_ended(a);
 }
 
 int broker_accept_tick(struct broker *b)
@@ -443,6 +449,6 @@ int broker_accept_tick(struct broker *b)
 	a->rearm_ns = 0;
 	cds_list_for_each_entry(conn, &a->listeners, listen_node)
 		if (!conn->accept_armed && !broker_sub_dead(conn->s) && accept_arm(a, conn->s) < 0)
-			a->rearm_ns = now + REARM_PAUSE_NS;
+			pause_listener(a, conn, now);
 	return a->rearm_ns ? (int)(REARM_PAUSE_NS / 1000000u) : -1;
 }

@@ -180,8 +180,8 @@ extern "C" {
 	X(P, ERRORS, errors, COUNTER, requests,                                                \
 	  "SENDs failed (peer gone, no send slot) and connections failed")                    \
 	X(P, ACCEPT_PAUSES, accept_pauses, COUNTER, times,                                     \
-	  "times a listener's accept failed (EMFILE, ENFILE, ENOMEM) and waited 100 ms to "    \
-	  "be armed again")
+	  "times a listener was left unarmed for up to 100 ms: its accept failed (EMFILE, "    \
+	  "ENFILE, ENOMEM, ...) or could not be armed again")
 
 /*
  * Every list, once: X(list, P, enum tag, what, family, object). `family` is

@@ -345,13 +345,23 @@ TEST(HttpServerOptions, EachIdleStrategyGetsTheQueueItNames)
 						  "--socket-dir", broker.Dir()};
 		if (c.idle)
 			args.insert(args.end(), {"--idle", c.idle});
+		// The server's environment, set here (not between fork and exec)
+		// and put back after the fork.
+		const char *had = getenv("ONERING_IDLE");
+		std::string saved = had ? had : "";
+		if (c.env)
+			setenv("ONERING_IDLE", c.env, 1);
+		else
+			unsetenv("ONERING_IDLE");
 		pid_t pid = fork();
-		ASSERT_GE(pid, 0);
-		if (pid == 0) {
-			if (c.env)
-				setenv("ONERING_IDLE", c.env, 1);
+		if (pid != 0) {
+			if (had)
+				setenv("ONERING_IDLE", saved.c_str(), 1);
 			else
 				unsetenv("ONERING_IDLE");
+		}
+		ASSERT_GE(pid, 0);
+		if (pid == 0) {
 			int null = open("/dev/null", O_WRONLY);
 			dup2(null, STDOUT_FILENO);
 			dup2(null, STDERR_FILENO);

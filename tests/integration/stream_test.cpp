@@ -605,8 +605,10 @@ protected:
 			close(listener);
 		for (int c : fds)
 			close(c);
-		EXPECT_TRUE(WaitFor([&] { return srv.closed.load() == (long)fds.size(); }))
-			<< srv.closed.load() << " of " << fds.size() << " closed";
+		if (!HasFatalFailure()) { // else they may never have been accepted
+			EXPECT_TRUE(WaitFor([&] { return srv.closed.load() == (long)fds.size(); }))
+				<< srv.closed.load() << " of " << fds.size() << " closed";
+		}
 	}
 };
 
@@ -617,9 +619,12 @@ protected:
 // errors, counted as accept_pauses): every connection is accepted, no pause.
 TEST_F(AcceptTest, ABurstLargerThanTheCompletionRingIsAcceptedWithoutAPause)
 {
+	constexpr int kConns = 1200;
 	if (!NofileAtLeast(4096))
 		GTEST_SKIP() << "RLIMIT_NOFILE cannot reach 4096";
-	constexpr int kConns = 1200;
+	// A smaller listen backlog would hold connect() in SYN retries.
+	if (std::stol("0" + ReadFile("/proc/sys/net/core/somaxconn")) < kConns)
+		GTEST_SKIP() << "net.core.somaxconn is below " << kConns;
 	ASSERT_NO_FATAL_FAILURE(Backlog(256, kConns));
 	ASSERT_EQ(HandOver(), 0) << onering_last_error(srv.att);
 	EXPECT_TRUE(WaitFor([&] { return srv.accepted.load() == kConns; }))
@@ -649,7 +654,7 @@ TEST_F(AcceptTest, AnAcceptThatFailsIsArmedAgainAfterAPause)
 	int r = HandOver();
 	const std::string log = broker.Dir() + "/oneringd.log";
 	bool failed = WaitFor([&] {
-		return ReadFile(log).find("Too many open files; armed again in 100 ms") !=
+		return ReadFile(log).find("Too many open files; armed again within 100 ms") !=
 		       std::string::npos;
 	});
 	// The limit back before anything else can fail on it.
