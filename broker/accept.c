@@ -363,10 +363,16 @@ static void pause_listener(struct broker_accept *a, struct broker_conn *conn, ui
 		a->rearm_ns = now + REARM_PAUSE_NS;
 }
 
+/* Arm listener conn again unless it is armed or going; one that cannot be
+ * armed now (no submission entry, a failed submit) waits for the tick. */
+static void rearm_or_pause(struct broker_accept *a, struct broker_conn *conn, uint64_t now)
+{
+	if (!conn->accept_armed && !broker_sub_dead(conn->s) && accept_arm(a, conn->s) < 0)
+		pause_listener(a, conn, now);
+}
+
 /* Arm again the listeners whose multishot ended with a connection (a full
- * completion ring); those waiting out an error's pause stay for the tick. One
- * that cannot be armed now (no submission entry, a failed submit) waits for
- * the tick like one that failed. */
+ * completion ring); those waiting out an error's pause stay for the tick. */
 static void rearm_ended(struct broker_accept *a)
 {
 	struct broker_conn *conn;
@@ -375,8 +381,7 @@ static void rearm_ended(struct broker_accept *a)
 		if (!conn->accept_again)
 			continue;
 		conn->accept_again = false;
-		if (!conn->accept_armed && !broker_sub_dead(conn->s) && accept_arm(a, conn->s) < 0)
-			pause_listener(a, conn, mono_ns());
+		rearm_or_pause(a, conn, mono_ns());
 	}
 }
 
@@ -448,7 +453,6 @@ int broker_accept_tick(struct broker *b)
 		return (int)((a->rearm_ns - now) / 1000000u) + 1;
 	a->rearm_ns = 0;
 	cds_list_for_each_entry(conn, &a->listeners, listen_node)
-		if (!conn->accept_armed && !broker_sub_dead(conn->s) && accept_arm(a, conn->s) < 0)
-			pause_listener(a, conn, now);
+		rearm_or_pause(a, conn, now);
 	return a->rearm_ns ? (int)(REARM_PAUSE_NS / 1000000u) : -1;
 }
