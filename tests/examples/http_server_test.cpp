@@ -367,29 +367,35 @@ TEST(HttpServerOptions, EachIdleStrategyGetsTheQueueItNames)
 			dup2(null, STDERR_FILENO);
 			onering_test::ExecArgs(args);
 		}
-		bool listening = false;
-		for (int i = 0; i < 500 && !listening; i++) { // 5 s at most
-			int s = Connect(port);
-			listening = s >= 0;
-			if (s >= 0)
-				close(s);
-			else
+		// Listening is not ready: the server listens before it attaches
+		// (blocking round trips on the control socket). One request
+		// answered is; the connection stays open, so no close is handled
+		// during the looks.
+		int s = -1;
+		for (int i = 0; i < 500 && s < 0; i++) { // 5 s at most
+			s = Connect(port);
+			if (s < 0)
 				usleep(10000);
 		}
+		bool listening = s >= 0, closed = false;
+		bool answered = listening && SendAll(s, kGet) && Count(Read(s, 78, &closed), kOk) == 1;
 		// Asleep at some look within 5 s, or running at every one of 50 over
 		// 0.5 s: a busy thread is never asleep, a sleeping one stays so
 		// with no request coming.
 		bool asleep = false;
-		for (int i = 0; i < (c.sleeps ? 500 : 50) && listening && !asleep; i++) {
+		for (int i = 0; i < (c.sleeps ? 500 : 50) && answered && !asleep; i++) {
 			asleep = MainThreadState(pid) == 'S';
 			usleep(10000);
 		}
+		if (s >= 0)
+			close(s);
 		kill(pid, SIGTERM);
 		int status;
 		EXPECT_TRUE(onering_test::WaitChild(pid, 10, &status));
 		EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "status 0x" << std::hex
 									    << status;
 		ASSERT_TRUE(listening) << "the server did not listen";
+		ASSERT_TRUE(answered) << "the server did not answer a request";
 		EXPECT_EQ(asleep, c.sleeps);
 		EXPECT_EQ(broker.Stop(), 0);
 	}
