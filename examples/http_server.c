@@ -220,7 +220,7 @@ static int loop_del(struct loop *l, const struct watch *w)
  * wake-up has to cross cores (an inter-processor interrupt; in a VM an exit).
  * 0: sleep at once (onering_wait's own idle strategy, $ONERING_IDLE). The
  * default is 64 in completion mode and 0 for readiness (onering-bench
- * servers, docs/benchmarks.md: completion 1.6x the requests/s with them,
+ * servers, docs/benchmarks-history.md: completion 1.6x the requests/s with them,
  * readiness the same requests/s and a longer tail). */
 static unsigned long spin_yields = ULONG_MAX; /* ULONG_MAX: the back end's default */
 

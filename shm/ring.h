@@ -311,7 +311,7 @@ static inline int onering_ring_enqueue_burst(struct onering_ring_producer *p, co
 		return 0;
 	/* The new tail is kept in a register from here to the release store
 	 * (produce_burst + publish read it back from the handle: at batch 1 that
-	 * shape ran at 0.4x of this one, docs/benchmarks.md, Ring). */
+	 * shape ran at 0.4x of this one, docs/benchmarks-history.md, Ring). */
 	uint64_t tail = p->tail_pos;
 	uint64_t idx = tail & p->mask;
 	uint64_t first = p->capacity - idx;
