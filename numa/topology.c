@@ -2,6 +2,7 @@
 /* Topology and thread pinning through hwloc (numa/topology.h). */
 #include <errno.h>
 #include <hwloc.h>
+#include <hwloc/glibc-sched.h>
 #include <limits.h>
 #include <numa.h>
 #include <stdio.h>
@@ -203,6 +204,19 @@ int onering_topo_pin_thread(const struct onering_topo *t, int cpu)
 	if (hwloc_set_cpubind(t->topo, pu->cpuset, HWLOC_CPUBIND_THREAD) < 0)
 		return errno ? -errno : -EINVAL;
 	return 0;
+}
+
+int onering_topo_cpu_set(const struct onering_topo *t, int cpu, cpu_set_t *set)
+{
+	hwloc_obj_t pu = pu_of(t, cpu);
+
+	if (!pu)
+		return -EINVAL;
+	if (!onering_topo_is_this_system(t) || onering_numa_placement_off())
+		return 0;
+	if (hwloc_cpuset_to_glibc_sched_affinity(t->topo, pu->cpuset, set, sizeof(*set)) < 0)
+		return -EINVAL;
+	return 1;
 }
 
 /* ---- distances --------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #ifndef ONERING_NUMA_TOPOLOGY_H
 #define ONERING_NUMA_TOPOLOGY_H
 
+#include <sched.h>
 #include <stddef.h>
 
 #ifdef __cplusplus
@@ -52,6 +53,16 @@ void onering_topo_cpu_list(const struct onering_topo *t, char *buf, size_t len);
  * @return 0; -EINVAL no such CPU; -errno from the binding.
  */
 int onering_topo_pin_thread(const struct onering_topo *t, int cpu);
+
+/**
+ * The CPU set that pins a thread to one CPU (OS index) of the real machine,
+ * for pthread_attr_setaffinity_np(): a thread created with it runs on that
+ * CPU from its first instruction, where one that pins itself first runs
+ * wherever its creator may.
+ * @return 1 and *set filled; 0 when nothing is to be pinned (a synthetic or
+ * XML topology, onering_numa_placement_off()); -EINVAL no such CPU.
+ */
+int onering_topo_cpu_set(const struct onering_topo *t, int cpu, cpu_set_t *set);
 
 /** True when the topology is the running machine's (not synthetic/XML). */
 int onering_topo_is_this_system(const struct onering_topo *t);

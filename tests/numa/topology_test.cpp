@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "numa/placement.h"
 #include "numa/topology.h"
 
 namespace {
@@ -204,6 +205,33 @@ TEST_F(TopologyTest, RealMachineDistancesAreLibnumasWithTenOnTheDiagonal)
 			}
 		}
 	}
+}
+
+/* ---- pinning ------------------------------------------------------------------ */
+
+// The set a poller is created with: exactly its CPU on the real machine;
+// nothing to pin on a synthetic one (its CPUs are not this machine's); an
+// unknown CPU refused.
+TEST_F(TopologyTest, TheCpuSetOfACpuHoldsThatCpuAlone)
+{
+	if (onering_numa_placement_off())
+		GTEST_SKIP() << "ONERING_NO_PLACEMENT is set: nothing is pinned";
+	Load(nullptr);
+	ASSERT_TRUE(onering_topo_is_this_system(topo_));
+	int last = onering_topo_cpu_at(topo_, onering_topo_cpu_count(topo_) - 1);
+	cpu_set_t set;
+	memset(&set, 0xff, sizeof(set));
+	ASSERT_EQ(onering_topo_cpu_set(topo_, last, &set), 1);
+	EXPECT_EQ(CPU_COUNT(&set), 1);
+	EXPECT_TRUE(CPU_ISSET(last, &set));
+	EXPECT_EQ(onering_topo_cpu_set(topo_, 4096, &set), -EINVAL);
+	EXPECT_EQ(onering_topo_cpu_set(topo_, -1, &set), -EINVAL);
+
+	onering_topo_free(topo_);
+	topo_ = nullptr;
+	Load("pack:2 numa:1 core:2 pu:1");
+	EXPECT_EQ(onering_topo_cpu_set(topo_, 3, &set), 0);
+	EXPECT_EQ(onering_topo_cpu_set(topo_, 4, &set), -EINVAL);
 }
 
 TEST_F(TopologyTest, UnknownNodesHaveNoDistance)
