@@ -382,6 +382,29 @@ inline bool AllThreadsStopped(pid_t pid)
 	return false;
 }
 
+// The system call tid is blocked in (/proc/PID/task/TID/syscall gives its
+// number while it is in one, "running" otherwise), or -1.
+inline long BlockedInSyscall(pid_t pid, pid_t tid)
+{
+	std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) +
+			"/syscall");
+	std::string first;
+	if (!(f >> first) || first.empty() || first.find_first_not_of("0123456789") != std::string::npos)
+		return -1;
+	return std::stol(first);
+}
+
+// Bounded wait (5 s) until tid is blocked in system call nr: true if it is.
+inline bool WaitBlockedIn(pid_t pid, pid_t tid, long nr)
+{
+	for (int i = 0; i < 5000; i++) {
+		if (BlockedInSyscall(pid, tid) == nr)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
 // The tid of oneringd's thread called comm, or -1.
 inline pid_t ThreadNamed(pid_t pid, const std::string &comm)
 {

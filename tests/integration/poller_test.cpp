@@ -24,6 +24,8 @@
 #include "harness.h"
 
 using onering_test::Broker;
+using onering_test::BlockedInSyscall;
+using onering_test::WaitBlockedIn;
 using onering_test::CpuMs;
 using onering_test::SyscallCounter;
 using onering_test::ThreadNamed;
@@ -134,6 +136,10 @@ TEST(ClientIdleTest, AsleepInWaitItMakesNoSystemCall)
 		usleep(1000);
 	ASSERT_EQ(onering_atomic_load(&q->db->state, onering_mo_acquire),
 		  (uint32_t)ONERING_CONSUMER_SLEEPING);
+	// SLEEPING is set before the re-check and the ppoll that follows it:
+	// count from the moment the thread is inside that ppoll.
+	ASSERT_TRUE(WaitBlockedIn(getpid(), tid.load(), SYS_ppoll))
+		<< "the waiter never blocked in ppoll";
 	int counter = SyscallCounter(tid.load());
 	if (counter >= 0) {
 		uint64_t c0 = 0, c1 = 0;
@@ -178,15 +184,19 @@ protected:
 							ONERING_PC_NR));
 		return c;
 	}
-	// The counters once the poller has settled: its loops counter stood
-	// still for 20 ms and it has blocked untimed (bounded: 2 s at most).
+	// The counters once the poller has settled: it is blocked in its ppoll
+	// and its loops and sleeps counters stood still across 20 ms, with an
+	// untimed sleep among them (bounded: 5 s at most). A poller descheduled
+	// in its spin or yields stands still too, but is not in ppoll.
 	std::vector<uint64_t> Settled()
 	{
 		std::vector<uint64_t> c0 = Counters();
-		for (int i = 0; i < 100; i++) {
+		for (int i = 0; i < 250; i++) {
 			usleep(20000);
+			bool blocked = BlockedInSyscall(broker_.Pid(), tid_) == SYS_ppoll;
 			std::vector<uint64_t> c = Counters();
-			bool settled = c[ONERING_PC_LOOPS] == c0[ONERING_PC_LOOPS];
+			bool settled = blocked && c[ONERING_PC_LOOPS] == c0[ONERING_PC_LOOPS] &&
+				       c[ONERING_PC_SLEEPS] == c0[ONERING_PC_SLEEPS];
 			c0 = c;
 			if (settled && c[ONERING_PC_SLEEPS_UNTIMED] > 0)
 				break;
