@@ -301,6 +301,8 @@ static void *poller_main(void *arg)
 	if (prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0) < 0)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot set its timer slack: %s "
 			    "(timers may fire up to 50 us late)", p->idx, strerror(errno));
+	/* Created pinned (poller_start); this pin is the fallback's, and the
+	 * one that says why a CPU is refused. */
 	int r = onering_topo_pin_thread(b->topo, p->cpu);
 	if (r < 0)
 		onering_log(ONERING_LOG_WARN, "poller %u: cannot pin to cpu %d: %s", p->idx,

@@ -5,6 +5,7 @@
 #include <hwloc/glibc-sched.h>
 #include <limits.h>
 #include <numa.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -191,21 +192,6 @@ int onering_topo_is_this_system(const struct onering_topo *t)
 	return hwloc_topology_is_thissystem(t->topo);
 }
 
-int onering_topo_pin_thread(const struct onering_topo *t, int cpu)
-{
-	hwloc_obj_t pu = pu_of(t, cpu);
-
-	if (!pu)
-		return -EINVAL;
-	if (!onering_topo_is_this_system(t))
-		return 0; /* a synthetic machine: nothing to bind to */
-	if (onering_numa_placement_off())
-		return 0;
-	if (hwloc_set_cpubind(t->topo, pu->cpuset, HWLOC_CPUBIND_THREAD) < 0)
-		return errno ? -errno : -EINVAL;
-	return 0;
-}
-
 int onering_topo_cpu_set(const struct onering_topo *t, int cpu, cpu_set_t *set)
 {
 	hwloc_obj_t pu = pu_of(t, cpu);
@@ -213,10 +199,21 @@ int onering_topo_cpu_set(const struct onering_topo *t, int cpu, cpu_set_t *set)
 	if (!pu)
 		return -EINVAL;
 	if (!onering_topo_is_this_system(t) || onering_numa_placement_off())
-		return 0;
+		return 0; /* a synthetic machine: nothing to bind to */
 	if (hwloc_cpuset_to_glibc_sched_affinity(t->topo, pu->cpuset, set, sizeof(*set)) < 0)
 		return -EINVAL;
 	return 1;
+}
+
+int onering_topo_pin_thread(const struct onering_topo *t, int cpu)
+{
+	cpu_set_t set;
+	int r = onering_topo_cpu_set(t, cpu, &set);
+
+	if (r <= 0)
+		return r;
+	r = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+	return -r;
 }
 
 /* ---- distances --------------------------------------------------------------- */

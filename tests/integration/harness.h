@@ -389,7 +389,7 @@ inline long BlockedInSyscall(pid_t pid, pid_t tid)
 	std::ifstream f("/proc/" + std::to_string(pid) + "/task/" + std::to_string(tid) +
 			"/syscall");
 	std::string first;
-	if (!(f >> first) || first.empty() || first.find_first_not_of("0123456789") != std::string::npos)
+	if (!(f >> first) || first.find_first_not_of("0123456789") != std::string::npos)
 		return -1;
 	return std::stol(first);
 }
