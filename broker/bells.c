@@ -58,8 +58,9 @@ void broker_bells_fini(struct poller *p)
 	onering_atomic_store(&p->nr_bells, 0u, onering_mo_relaxed);
 }
 
-/* A new page for uid on p, published in p->bells (R11). */
-static int bells_create(struct poller *p, uid_t uid, struct broker_bells **out)
+/* A new page for uid on p, published in p->bells (R11). A summary page's
+ * word 0 is held from the start: no queue gets a bit in it. */
+static int bells_create(struct poller *p, uid_t uid, bool summary, struct broker_bells **out)
 {
 	struct broker *b = p->b;
 	unsigned n = onering_atomic_load(&p->nr_bells, onering_mo_relaxed);
@@ -85,6 +86,11 @@ static int bells_create(struct poller *p, uid_t uid, struct broker_bells **out)
 	}
 	bl->words = (ONERING_ATOMIC(uint64_t) *)((char *)bl->seg.base + ONERING_BELLS_OFFSET);
 	bl->uid = uid;
+	bl->summary = summary;
+	if (summary) {
+		bl->used[ONERING_BELL_SUMMARY_WORD] = UINT64_MAX;
+		bl->nr_used = 64;
+	}
 	onering_atomic_init(&bl->nr_words, 0u);
 	BROKER_TSAN_PUBLISH(bl);
 	/* R11: the slot, then the count; pairs with A14 in the poller. */
@@ -94,16 +100,17 @@ static int bells_create(struct poller *p, uid_t uid, struct broker_bells **out)
 	return 0;
 }
 
-int broker_bells_join(struct poller *p, struct broker_queue *q, uid_t uid)
+int broker_bells_join(struct poller *p, struct broker_queue *q, uid_t uid, bool summary)
 {
 	unsigned n = onering_atomic_load(&p->nr_bells, onering_mo_relaxed);
 	struct broker_bells *bl = NULL;
 
 	for (unsigned i = 0; i < n && !bl; i++)
-		if (p->bells[i]->uid == uid && p->bells[i]->nr_used < ONERING_BELL_BITS)
+		if (p->bells[i]->uid == uid && p->bells[i]->summary == summary &&
+		    p->bells[i]->nr_used < ONERING_BELL_BITS)
 			bl = p->bells[i];
 	if (!bl) {
-		int r = bells_create(p, uid, &bl);
+		int r = bells_create(p, uid, summary, &bl);
 		if (r < 0)
 			return r;
 	}
@@ -133,7 +140,7 @@ void broker_bells_leave(struct poller *p, struct broker_queue *q)
 	q->bells = NULL;
 	rcu_assign_pointer(bl->queue[q->bell], NULL);
 	bl->used[q->bell / 64] &= ~(1ull << (q->bell % 64));
-	if (--bl->nr_used > 0)
+	if (--bl->nr_used > (bl->summary ? 64u : 0u))
 		return;
 	/* Its last queue: out of p->bells (the last slot moves here), freed
 	 * when no poller loop can still hold it. */

@@ -39,6 +39,7 @@ struct broker_client {
 	pid_t pid;           /* == cred.pid */
 	uid_t uid;           /* == cred.uid */
 	bool hello_done;
+	uint16_t abi_minor;  /* what its HELLO said (bells: ONERING_BELL_SUMMARY_MINOR) */
 	int refuse;          /* -EACCES: answer the HELLO with it, then drop */
 	uint64_t deadline_ns; /* pending: CLOCK_MONOTONIC by which HELLO must arrive */
 	uint32_t bad_messages;

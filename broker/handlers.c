@@ -367,7 +367,7 @@ static int handle_queue_open(struct broker *b, struct broker_client *c, struct o
 	/* R2: synchronises with broker_queue_lookup's rcu_dereference
 	 * (queue.c). */
 	rcu_assign_pointer(b->queues[q->slot], q);
-	r = broker_bells_join(p, q, c->cred.uid);
+	r = broker_bells_join(p, q, c->cred.uid, c->abi_minor >= ONERING_BELL_SUMMARY_MINOR);
 	if (r < 0) {
 		onering_log(ONERING_LOG_ERR, "client %u: no submission bell for queue %u on "
 			    "poller %u: %s", c->id, q->id, p->idx, strerror(-r));
@@ -940,6 +940,7 @@ static int handle_hello(struct broker *b, struct broker_client *c, struct onerin
 	 * Its process is watched before it hears back, so that everything the
 	 * broker holds for it is in place once the client sees the reply. */
 	c->hello_done = true;
+	c->abi_minor = m->u.hello.abi_minor;
 	cds_list_del(&c->node);
 	b->nr_pending--;
 	cds_list_add_tail(&c->node, &b->clients);

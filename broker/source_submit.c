@@ -174,6 +174,57 @@ static bool bells_line_idle(ONERING_ATOMIC(uint64_t) *w)
 	return any == 0;
 }
 
+/* The rings whose bits in word w of bl it takes (B2), drained. */
+static unsigned submit_word(struct poller *p, struct broker_bells *bl, uint32_t w,
+			    uint64_t now_ns)
+{
+	unsigned n = 0;
+
+	/* B2: pairs with the client's B1 (shm/abi.h): the requests published
+	 * before that OR are visible in the ring's tail. seq_cst: with a
+	 * summary page, after our exchange of the summary (onering_bell_ring). */
+	uint64_t bits = onering_atomic_exchange(&bl->words[w], 0, onering_mo_seq_cst);
+	while (bits) {
+		uint32_t bit = (uint32_t)__builtin_ctzll(bits);
+		bits &= bits - 1;
+		/* R9 in broker_bells_join: NULL for a bit nobody holds. */
+		struct broker_queue *q = rcu_dereference(bl->queue[w * 64 + bit]);
+		if (!q)
+			continue;
+		BROKER_TSAN_OBSERVE(q);
+		if (onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
+			continue;
+		n += drain_requests(p, q, now_ns);
+		bell_again(q);
+	}
+	return n;
+}
+
+/* The rings whose bells are set (bells.h), a summary page's through its
+ * summary: one load when the user's queues are idle, however many. A
+ * summary bit of a word beyond nr_words, or of word 0, names nothing. */
+static unsigned submit_summary(struct poller *p, struct broker_bells *bl, uint32_t nw,
+			       uint64_t now_ns)
+{
+	ONERING_ATOMIC(uint64_t) *sw = &bl->words[ONERING_BELL_SUMMARY_WORD];
+	unsigned n = 0;
+
+	if (onering_atomic_load(sw, onering_mo_relaxed) == 0) /* a hint */
+		return 0;
+	/* seq_cst: before the words' exchanges, after the client's B1 and its
+	 * load of the summary (onering_bell_ring, shm/abi.h). */
+	uint64_t words = onering_atomic_exchange(sw, 0, onering_mo_seq_cst);
+	words &= ~(1ull << ONERING_BELL_SUMMARY_WORD);
+	if (nw < 64)
+		words &= (1ull << nw) - 1;
+	while (words) {
+		uint32_t w = (uint32_t)__builtin_ctzll(words);
+		words &= words - 1;
+		n += submit_word(p, bl, w, now_ns);
+	}
+	return n;
+}
+
 /* The rings whose bells are set (bells.h): a word at a time, taken with an
  * exchange; a ring left non-empty (a burst's limit, back-pressure) is
  * marked again for the next loop. */
@@ -184,6 +235,8 @@ static unsigned submit_bells(struct poller *p, struct broker_bells *bl, uint64_t
 	uint32_t nw = onering_atomic_load(&bl->nr_words, onering_mo_acquire);
 	unsigned n = 0;
 
+	if (bl->summary)
+		return submit_summary(p, bl, nw, now_ns);
 	for (uint32_t w = 0; w < nw; w++) {
 		/* A look before the exchange: an idle word stays a shared line.
 		 * A line of idle words is passed over with one branch. */
@@ -192,24 +245,8 @@ static unsigned submit_bells(struct poller *p, struct broker_bells *bl, uint64_t
 			w += BELLS_PER_LINE - 1;
 			continue;
 		}
-		if (onering_atomic_load(&bl->words[w], onering_mo_relaxed) == 0)
-			continue;
-		/* B2: pairs with the client's B1 (shm/abi.h): the requests
-		 * published before that OR are visible in the ring's tail. */
-		uint64_t bits = onering_atomic_exchange(&bl->words[w], 0, onering_mo_acquire);
-		while (bits) {
-			uint32_t bit = (uint32_t)__builtin_ctzll(bits);
-			bits &= bits - 1;
-			/* R9 in broker_bells_join: NULL for a bit nobody holds. */
-			struct broker_queue *q = rcu_dereference(bl->queue[w * 64 + bit]);
-			if (!q)
-				continue;
-			BROKER_TSAN_OBSERVE(q);
-			if (onering_atomic_load(&q->state, onering_mo_acquire) != BROKER_QUEUE_LIVE)
-				continue;
-			n += drain_requests(p, q, now_ns);
-			bell_again(q);
-		}
+		if (onering_atomic_load(&bl->words[w], onering_mo_relaxed) != 0)
+			n += submit_word(p, bl, w, now_ns);
 	}
 	return n;
 }

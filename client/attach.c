@@ -91,6 +91,7 @@ int onering_attach_opts(const struct onering_attach_options *opts, struct onerin
 	att->seq = 1;
 	att->client_id = rep.u.hello.client_id;
 	att->epoch = rep.u.hello.epoch;
+	att->abi_minor = rep.u.hello.abi_minor;
 	uint32_t max_subs = rep.u.hello.max_subs ? rep.u.hello.max_subs : 1u << 24;
 	att->subs.nr_pages = (max_subs + CLIENT_SUB_PAGE - 1) / CLIENT_SUB_PAGE;
 	att->subs.pages = calloc(att->subs.nr_pages, sizeof(*att->subs.pages));
@@ -268,6 +269,13 @@ int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 	q->bell_word = (ONERING_ATOMIC(uint64_t) *)((char *)q->bells_seg.base +
 						    ONERING_BELLS_OFFSET) + o->bell / 64;
 	q->bell_mask = 1ull << (o->bell % 64);
+	/* (1.9) A broker that keeps the summary gives our bit a word above it. */
+	q->bell_summary = NULL;
+	q->bell_summary_mask = 0;
+	if (q->att->abi_minor >= ONERING_BELL_SUMMARY_MINOR && o->bell >= 64) {
+		q->bell_summary = q->bell_word - o->bell / 64 + ONERING_BELL_SUMMARY_WORD;
+		q->bell_summary_mask = 1ull << (o->bell / 64);
+	}
 	char *ev = q->ev_seg.base, *cons = q->cons_seg.base;
 	const struct onering_events_ctl *ectl =
 		(const struct onering_events_ctl *)(ev + ONERING_EVENTS_CTL_OFFSET);

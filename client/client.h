@@ -36,6 +36,7 @@ struct onering {
 	uint32_t seq;
 	uint32_t client_id;
 	uint64_t epoch;
+	uint16_t abi_minor; /* the broker's (HELLO reply): 1.9 keeps the bells' summary */
 	/* incarnation << 1 | dead: the broker this attachment talks to, and
 	 * whether it hung up or said SHUTDOWN (client/recover.c, R13/A13). A
 	 * queue whose q->att_state differs is stale or its broker is gone. */
@@ -75,6 +76,8 @@ struct onering_queue {
 	struct onering_seg bells_seg;     /* the submission bells of our user on its poller */
 	ONERING_ATOMIC(uint64_t) *bell_word; /* our bell's word there (shm/abi.h B1) */
 	uint64_t bell_mask;                  /* our bell's bit in it */
+	ONERING_ATOMIC(uint64_t) *bell_summary; /* (1.9) word 0 there, or NULL */
+	uint64_t bell_summary_mask;             /* our word's bit in it */
 	int bell_fd; /* this queue's eventfd, the broker's wake (shm/doorbell.h) */
 	int poll_fd; /* onering_queue_fd(): epoll of the bell and the socket, or -1 */
 	bool armed;  /* onering_queue_arm() announced sleep; the next call takes it back */

@@ -113,9 +113,9 @@ static void submit_publish(struct onering_queue *q)
 {
 	/* R1 (shm/ring.h): pairs with the broker's A1 in drain_requests. */
 	onering_ring_publish(&q->sqp);
-	/* B1 (shm/abi.h): ring our bell, so that the poller looks at this ring;
-	 * its exchange (B2) then sees our R1. */
-	onering_atomic_fetch_or(q->bell_word, q->bell_mask, onering_mo_seq_cst);
+	/* B1 (shm/abi.h): ring our bell (and its word's summary bit), so that
+	 * the poller looks at this ring; its exchange (B2) then sees our R1. */
+	onering_bell_ring(q->bell_word, q->bell_mask, q->bell_summary, q->bell_summary_mask);
 	/* Wake the poller only if it announced an idle sleep. F3: this seq_cst
 	 * load after the seq_cst B1 pairs with the seq_cst fence of the
 	 * broker's announce_sleep(), made between its NEED_WAKEUP store and

@@ -42,7 +42,8 @@
  * reads and clears):
  *     [0, 64)        struct onering_seg_header
  *     [64, 576)      ONERING_BELL_WORDS words of one bit per queue: set by
- *                    the client after each submission (ONERING_BELL_*)
+ *                    the client after each submission (ONERING_BELL_*);
+ *                    (1.9) word 0 is the summary of words 1..63
  */
 #ifndef ONERING_SHM_ABI_H
 #define ONERING_SHM_ABI_H
@@ -59,7 +60,7 @@ extern "C" {
 /* "ONRG" read as a little-endian u32 */
 #define ONERING_SEG_MAGIC 0x47524e4fu
 #define ONERING_ABI_MAJOR 1u
-#define ONERING_ABI_MINOR 8u
+#define ONERING_ABI_MINOR 9u
 
 /* A segment's node when it is not bound to one. */
 #define ONERING_NODE_ANY 0xffffffffu
@@ -376,11 +377,41 @@ struct onering_events_ctl {
  * only bits of its own user's queues (a stray bit costs the poller one look
  * at a ring; a cleared one delays that user's request until the queue's next
  * submission or the poller's next full look, made after each idle sleep).
+ *
+ * (1.9) The summary. A broker of 1.9 or later gives the queues of clients
+ * that said 1.9 or later in HELLO bits in words 1..63 only: word 0 is the
+ * summary, bit w set meaning "word w may have bits". Such a client, after
+ * its OR into word w (B1), loads word 0 (seq_cst) and, if bit w is clear,
+ * ORs it in (seq_cst): onering_bell_ring(). The poller takes word 0 with an
+ * exchange (seq_cst) and then only the words whose summary bits it took,
+ * so its loop costs one load per page however many queues are idle. The
+ * client sets the summary after its own bit, never only when the word was
+ * 0 before, so each live submitter leaves a summary that names its word:
+ * a client that dies between the two ORs strands only its own bit. The
+ * queues of an older client get pages of their own, which the poller scans
+ * word by word as in 1.7.
  */
 #define ONERING_BELL_WORDS 64u
 #define ONERING_BELL_BITS (ONERING_BELL_WORDS * 64u) /* queues per bells segment */
 #define ONERING_BELLS_OFFSET 64u
 #define ONERING_BELLS_SEG_SIZE (ONERING_BELLS_OFFSET + ONERING_BELL_WORDS * 8u)
+#define ONERING_BELL_SUMMARY_WORD 0u /* (1.9) */
+#define ONERING_BELL_SUMMARY_MINOR 9u /* the ABI minor from which it is kept */
+
+/*
+ * (1.9) B1 as a client makes it: the queue's bit into its word, then, if
+ * summary is not NULL (a 1.9 broker, a bit above word 0), the word's bit
+ * into the summary unless it is there already. All seq_cst: the poller's
+ * exchanges of the summary and then of the word see this bit or leave the
+ * summary naming the word (shm-abi.md, The bells).
+ */
+static inline void onering_bell_ring(ONERING_ATOMIC(uint64_t) *word, uint64_t mask,
+				     ONERING_ATOMIC(uint64_t) *summary, uint64_t summary_mask)
+{
+	onering_atomic_fetch_or(word, mask, onering_mo_seq_cst);
+	if (summary && !(onering_atomic_load(summary, onering_mo_seq_cst) & summary_mask))
+		onering_atomic_fetch_or(summary, summary_mask, onering_mo_seq_cst);
+}
 
 /* In the consumer segment: written by the client only. */
 struct onering_consumer_ctl {

@@ -65,7 +65,7 @@ static unsigned page_index(struct bt *t, const struct broker_bells *bl)
 	return ~0u;
 }
 
-int bt_join(struct bt *t, uint32_t uid, unsigned *page, uint32_t *bit)
+int bt_join(struct bt *t, uint32_t uid, bool summary, unsigned *page, uint32_t *bit)
 {
 	if (t->nr_q == BT_MAX_QUEUES)
 		return -ENOSPC;
@@ -73,7 +73,7 @@ int bt_join(struct bt *t, uint32_t uid, unsigned *page, uint32_t *bit)
 	if (!q)
 		return -ENOMEM;
 	q->poller = &t->b->pollers[0];
-	int r = broker_bells_join(q->poller, q, (uid_t)uid);
+	int r = broker_bells_join(q->poller, q, (uid_t)uid, summary);
 	if (r < 0) {
 		free(q);
 		return r;
@@ -107,6 +107,11 @@ int bt_queue_at(struct bt *t, unsigned i, uint32_t bit)
 		if (t->q[h] == q)
 			return (int)h;
 	return -1;
+}
+
+bool bt_summary(struct bt *t, unsigned i)
+{
+	return t->b->pollers[0].bells[i]->summary;
 }
 
 int bt_page_fd(struct bt *t, unsigned i)

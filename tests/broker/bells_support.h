@@ -7,6 +7,7 @@
 #ifndef ONERING_TESTS_BELLS_SUPPORT_H
 #define ONERING_TESTS_BELLS_SUPPORT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -18,9 +19,12 @@ struct bt;
 /* A broker with one poller whose bells table holds max_pages pages. */
 struct bt *bt_new(unsigned max_pages);
 void bt_free(struct bt *t);
-/* A stand-in queue of user uid joins: its handle (>= 0), its page (the
- * page's index in the poller's table) and bit, or -errno. */
-int bt_join(struct bt *t, uint32_t uid, unsigned *page, uint32_t *bit);
+/* A stand-in queue of user uid joins, of a client that rings the summary
+ * (ABI 1.9) or not: its handle (>= 0), its page (the page's index in the
+ * poller's table) and bit, or -errno. */
+int bt_join(struct bt *t, uint32_t uid, bool summary, unsigned *page, uint32_t *bit);
+/* Whether page i is a summary page. */
+bool bt_summary(struct bt *t, unsigned i);
 /* Queue h leaves (after its grace period, as teardown does). */
 void bt_leave(struct bt *t, int h);
 /* Pages in the poller's table, as the poller would count them. */

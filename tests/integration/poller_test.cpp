@@ -263,6 +263,53 @@ TEST_F(PollerIdleTest, BusyNeverBlocks)
 	EXPECT_EQ(broker_.Stop(), 0);
 }
 
+// The bells' summary (ABI 1.9): a busy poller never sleeps, so it never
+// makes the look at every ring that follows a sleep; requests (timer arms)
+// from queues whose bells lie in several words of the page reach it through
+// the summary alone.
+TEST_F(PollerIdleTest, ABusyPollerFindsEveryWordThroughTheSummary)
+{
+	StartBroker({"--idle", "busy", "--max-queues", "512"});
+	struct onering *att;
+	ASSERT_EQ(broker_.Attach(&att), 0);
+	const int kQueues = 300; // bits 64..363: words 1..5 of one page
+	std::vector<struct onering_queue *> qs(kQueues, nullptr);
+	std::vector<struct onering_sub> timers(kQueues);
+	uint32_t words = 0;
+	for (int i = 0; i < kQueues; i++) {
+		struct onering_queue_options o = {};
+		o.capacity = 64;
+		o.sq_capacity = 64;
+		ASSERT_EQ(onering_queue_open(att, &o, &qs[i]), 0) << onering_last_error(att);
+		ASSERT_NE(qs[i]->bell_summary, nullptr) << "queue " << i << " rings no summary";
+		words |= 1u << (qs[i]->bell_word - qs[i]->bell_summary);
+		ASSERT_EQ(onering_timer_create(qs[i], (uint64_t)i, &timers[i]), 0);
+	}
+	EXPECT_EQ(words, 0x3eu) << "the queues' bells are in words 1..5";
+	uint64_t sleeps = Counters()[ONERING_PC_SLEEPS];
+	// Every third queue arms its timer (1 ns: it fires at once), twice; the
+	// arm is a request on its submission ring, found through its bell.
+	for (int round = 0; round < 2; round++) {
+		for (int i = round; i < kQueues; i += 3)
+			ASSERT_EQ(onering_timer_arm(qs[i], timers[i], 1, 0, 0), 0);
+		for (int i = round; i < kQueues; i += 3) {
+			struct onering_event ev;
+			int n = onering_wait(qs[i], &ev, 1, 1, 10ll * 1000 * 1000 * 1000);
+			ASSERT_EQ(n, 1) << "queue " << i << "'s arm (bell word "
+					<< (qs[i]->bell_word - qs[i]->bell_summary)
+					<< ") was not taken in 10 s, round " << round;
+			EXPECT_EQ(ev.kind, ONERING_EV_TIMER);
+			EXPECT_EQ(ev.cookie, (uint64_t)i);
+		}
+	}
+	EXPECT_EQ(Counters()[ONERING_PC_SLEEPS], sleeps) << "the busy poller slept: its look "
+							    "at every ring may have found them";
+	for (struct onering_queue *q : qs)
+		onering_queue_close(q);
+	onering_detach(att);
+	EXPECT_EQ(broker_.Stop(), 0);
+}
+
 // backoff (the default): spins, yields IDLE_YIELDS (4) times, then blocks;
 // while it stays idle it blocks again after each wake-up without a new
 // spin, so it takes little CPU.

@@ -317,8 +317,9 @@ TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheC
 	ASSERT_NE(cons, MAP_FAILED);
 	ASSERT_NE(bells, MAP_FAILED);
 	ASSERT_LT(o.bell, ONERING_BELL_BITS);
-	auto *bell = reinterpret_cast<ONERING_ATOMIC(uint64_t) *>(bells + ONERING_BELLS_OFFSET) +
-		     o.bell / 64;
+	ASSERT_GE(o.bell, 64u) << "word 0 is the summary (ABI 1.9)";
+	auto *words = reinterpret_cast<ONERING_ATOMIC(uint64_t) *>(bells + ONERING_BELLS_OFFSET);
+	auto *bell = words + o.bell / 64;
 	auto *ectl = reinterpret_cast<onering_events_ctl *>(ev + ONERING_EVENTS_CTL_OFFSET);
 	auto *sqctl = reinterpret_cast<onering_sq_ctl *>(cons + ONERING_SQ_CTL_OFFSET);
 	auto *sq = reinterpret_cast<onering_request *>(cons + ONERING_SQ_SLOTS_OFFSET);
@@ -337,7 +338,8 @@ TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheC
 		r.user_data = cookie;
 		onering_atomic_store(&sqctl->sq_tail_pos, pos + 1, onering_mo_release);
 		// Its bell (B1, shm/abi.h), as the library rings it.
-		onering_atomic_fetch_or(bell, 1ull << (o.bell % 64), onering_mo_seq_cst);
+		onering_bell_ring(bell, 1ull << (o.bell % 64), words + ONERING_BELL_SUMMARY_WORD,
+				  1ull << (o.bell / 64));
 		eventfd_write(fds[2], 1); // the poller may sleep: kick it
 	};
 	submit(0, 7, 77);

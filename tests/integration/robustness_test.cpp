@@ -89,7 +89,7 @@ TEST(ZeroSyscallTest, EdgeRecordsAreConsumedUnderASeccompFilterThatKillsOnAnySys
 // the poller, which may be asleep.
 static void RingBell(struct onering_queue *q)
 {
-	onering_atomic_fetch_or(q->bell_word, q->bell_mask, onering_mo_seq_cst);
+	onering_bell_ring(q->bell_word, q->bell_mask, q->bell_summary, q->bell_summary_mask);
 	eventfd_write(q->kick_fd, 1);
 }
 

@@ -506,7 +506,7 @@ TEST_F(Sources, PostToAGroupThatDoesNotExistIsRefusedNotLost)
 	req.user_data = 0xdead;
 	req.arg[0] = 0xf1;
 	ASSERT_EQ(onering_ring_enqueue_burst(&q_->sqp, &req, 1), 1);
-	onering_atomic_fetch_or(q_->bell_word, q_->bell_mask, onering_mo_seq_cst); // B1
+	onering_bell_ring(q_->bell_word, q_->bell_mask, q_->bell_summary, q_->bell_summary_mask); // B1
 	ASSERT_EQ(eventfd_write(q_->kick_fd, 1), 0); // the poller may be asleep
 	onering_event ev;
 	ASSERT_TRUE(Next(ONERING_EV_CONTROL, &ev)) << "the post vanished without a word";
