@@ -117,7 +117,9 @@ struct bench_scenario {
 	 * fig_names: measure()'s fig[], each "NAME[:DIGITS]" (the name says the
 	 * unit; the first is plotted). ratio_text: ';'-separated "FIG A B
 	 * [@SWEEP] [>=X | <=X]", the median of the per-round FIG(A) / FIG(B)
-	 * against the contract's target; "name*": the best peer of that prefix.
+	 * against the contract's target; "name*": the best peer of that prefix;
+	 * "A@S1 B@S2": A at sweep point S1 against B at S2 (one peer at two
+	 * sizes, say), printed under S1.
 	 */
 	const char *fig_names, *ratio_text;
 	struct bench_param *params;

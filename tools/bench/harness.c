@@ -56,6 +56,7 @@ static struct ratio {
 	unsigned fig;
 	char peer_a[24], peer_b[24];
 	long at;           /* >= 0: only at this sweep value */
+	bool cross;        /* "PEER@SWEEP" sides: a peer's figures at two sweep points */
 	double min, max;   /* > 0: the target */
 } ratios[16];
 static unsigned ratio_count;
@@ -378,6 +379,16 @@ static int parse_tables(void)
 			return bench_fail(-EINVAL, "%s: bad ratio '%s'", sc->name, t);
 		if (sscanf(t += len, " @%ld%n", &r->at, &len) == 1)
 			t += len;
+		/* "A@S1 B@S2": printed under S1 (sweep points that did not run:
+		 * not printed). */
+		const char *at_a = strchr(r->peer_a, '@'), *at_b = strchr(r->peer_b, '@');
+		r->cross = at_a || at_b;
+		if (r->cross && (!at_a || !at_b || r->at >= 0))
+			return bench_fail(-EINVAL, "%s: ratio %s %s: give both peers a sweep "
+					  "point (PEER@N) and no @N after them, or neither",
+					  sc->name, r->peer_a, r->peer_b);
+		if (r->cross)
+			r->at = atol(at_a + 1);
 		if (sscanf(t, " %2[<>=]%lf", op, &x) == 2)
 			*(op[0] == '>' ? &r->min : &r->max) = x;
 		for (r->fig = 0; r->fig < fig_count && strcmp(figs[r->fig].name, fig); r->fig++)
@@ -522,6 +533,23 @@ static double peer_fig(unsigned r, unsigned si, const char *name, unsigned f, bo
 	return best;
 }
 
+/* One side of a ratio in round r: peer_fig of NAME at si, or of NAME@SWEEP
+ * at that sweep point (-1 when it did not run). */
+static double ratio_side(unsigned r, unsigned si, const char *side, unsigned f, bool lowest)
+{
+	const char *at = strchr(side, '@');
+	char name[24];
+
+	if (!at)
+		return peer_fig(r, si, side, f, lowest);
+	for (si = 0; si < opt.sweep_count && opt.sweep[si] != strtoull(at + 1, NULL, 10); si++)
+		;
+	if (si == opt.sweep_count)
+		return -1;
+	snprintf(name, sizeof(name), "%.*s", (int)(at - side), side);
+	return peer_fig(r, si, name, f, lowest);
+}
+
 /* Median over rounds of the per-round ratio; -1 when none, or not at si.
  * With lo and hi, also the smallest and largest per-round ratio (how far
  * the rounds agree: a target near the median may be met in some rounds and
@@ -535,8 +563,8 @@ static double ratio_median_range(unsigned si, const struct ratio *d, double *lo,
 	*lo = -1;
 	*hi = -1;
 	for (unsigned r = 0; r < opt.rounds; r++) {
-		double x = peer_fig(r, si, d->peer_a, d->fig, d->max > 0);
-		double y = peer_fig(r, si, d->peer_b, d->fig, d->max > 0);
+		double x = ratio_side(r, si, d->peer_a, d->fig, d->max > 0);
+		double y = ratio_side(r, si, d->peer_b, d->fig, d->max > 0);
 		v[r] = x >= 0 && y > 0 ? x / y : -1;
 		if (v[r] >= 0 && (*lo < 0 || v[r] < *lo))
 			*lo = v[r];
