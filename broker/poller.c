@@ -403,10 +403,11 @@ int poller_init(struct poller *p)
 		return -errno;
 	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->kick_fd, &ev) < 0)
 		return -errno;
-	/* A bells page per user with queues here: at most one per client, and
-	 * one more per ONERING_BELL_BITS queues of a user. */
+	/* A bells page per user and kind (bells.h: with a summary or not) with
+	 * queues here: at most one per client, and one more per 4,032 queues
+	 * (a summary page's bits) of a user, for each kind. */
 	r = broker_bells_init(p, p->b->cfg.max_clients +
-					 p->b->cfg.max_queues / ONERING_BELL_BITS + 1);
+					 p->b->cfg.max_queues / (ONERING_BELL_BITS - 64) + 2);
 	if (r < 0)
 		return r;
 	p->full_look = true;

@@ -122,6 +122,7 @@ struct poller {
 	bool backlog_moved;    /* deliver.c: a backlog moved while POSTs waited */
 	uint32_t nr_posts_blocked;
 	uint64_t posts_look_ns;
+	uint64_t bells_sweep_ns; /* the last summary_sweep of every summary page (source_submit.c) */
 	struct { uint32_t slot, id; } posts_blocked_q[POLLER_POSTS_BLOCKED_MAX];
 	/* deliver.c's: the queues written this loop (published and emptied by
 	 * deliver_flush), queues with pending records at the last count (or

@@ -200,23 +200,46 @@ static unsigned submit_word(struct poller *p, struct broker_bells *bl, uint32_t 
 	return n;
 }
 
+/* A summary page's words 1..nw-1 that have bits but no summary bit get one
+ * (the poller's own mark, relaxed: it reads the summary itself): a bit a
+ * client stranded (it died between its two ORs, or a client of the same
+ * user cleared the summary) is then taken like any other. Returns whether
+ * any word had bits. */
+static bool summary_sweep(struct broker_bells *bl, uint32_t nw)
+{
+	ONERING_ATOMIC(uint64_t) *sw = &bl->words[ONERING_BELL_SUMMARY_WORD];
+	uint64_t found = 0;
+
+	for (uint32_t w = ONERING_BELL_SUMMARY_WORD + 1; w < nw && w < ONERING_BELL_WORDS; w++)
+		if (onering_atomic_load(&bl->words[w], onering_mo_relaxed) != 0)
+			found |= 1ull << w;
+	if (found)
+		onering_atomic_fetch_or(sw, found, onering_mo_relaxed);
+	return found != 0;
+}
+
 /* The rings whose bells are set (bells.h), a summary page's through its
- * summary: one load when the user's queues are idle, however many. A
- * summary bit of a word beyond nr_words, or of word 0, names nothing. */
+ * summary: one load when the user's queues are idle, however many. Every
+ * summary bit but word 0's names a word: not bounded by nr_words, which may
+ * have grown since it was read (a new queue's first post can already be
+ * there), and words are in bounds whatever a client wrote. sweep: first
+ * give stranded bits a summary bit (summary_sweep). */
 static unsigned submit_summary(struct poller *p, struct broker_bells *bl, uint32_t nw,
-			       uint64_t now_ns)
+			       bool sweep, uint64_t now_ns)
 {
 	ONERING_ATOMIC(uint64_t) *sw = &bl->words[ONERING_BELL_SUMMARY_WORD];
 	unsigned n = 0;
 
+	if (sweep)
+		summary_sweep(bl, nw);
 	if (onering_atomic_load(sw, onering_mo_relaxed) == 0) /* a hint */
 		return 0;
-	/* seq_cst: before the words' exchanges, after the client's B1 and its
-	 * load of the summary (onering_bell_ring, shm/abi.h). */
+	/* seq_cst, do not weaken: the client's OR of its word, then its load
+	 * of the summary (onering_bell_ring, shm/abi.h), against this exchange
+	 * and then the word's: either the client set the summary bit or this
+	 * poller's exchange of its word comes after its OR. */
 	uint64_t words = onering_atomic_exchange(sw, 0, onering_mo_seq_cst);
 	words &= ~(1ull << ONERING_BELL_SUMMARY_WORD);
-	if (nw < 64)
-		words &= (1ull << nw) - 1;
 	while (words) {
 		uint32_t w = (uint32_t)__builtin_ctzll(words);
 		words &= words - 1;
@@ -228,7 +251,8 @@ static unsigned submit_summary(struct poller *p, struct broker_bells *bl, uint32
 /* The rings whose bells are set (bells.h): a word at a time, taken with an
  * exchange; a ring left non-empty (a burst's limit, back-pressure) is
  * marked again for the next loop. */
-static unsigned submit_bells(struct poller *p, struct broker_bells *bl, uint64_t now_ns)
+static unsigned submit_bells(struct poller *p, struct broker_bells *bl, bool sweep,
+			     uint64_t now_ns)
 {
 	/* A13: pairs with R10 in broker_bells_join: the queue pointers of the
 	 * bits below are published. */
@@ -236,7 +260,7 @@ static unsigned submit_bells(struct poller *p, struct broker_bells *bl, uint64_t
 	unsigned n = 0;
 
 	if (bl->summary)
-		return submit_summary(p, bl, nw, now_ns);
+		return submit_summary(p, bl, nw, sweep, now_ns);
 	for (uint32_t w = 0; w < nw; w++) {
 		/* A look before the exchange: an idle word stays a shared line.
 		 * A line of idle words is passed over with one branch. */
@@ -255,6 +279,8 @@ static unsigned submit_bells(struct poller *p, struct broker_bells *bl, uint64_t
  * also looks at every ring after each sleep, and sleeps no longer than
  * --idle-sleep-ms while they wait: idle_step in poller.c). */
 #define POSTS_RETRY_NS 1000000ull
+/* How often the summary pages' words are looked at one by one (summary_sweep). */
+#define BELLS_SWEEP_NS 1000000ull
 
 static unsigned submit_poll(struct broker_source *src, const struct broker_poll_ctx *ctx)
 {
@@ -272,13 +298,18 @@ static unsigned submit_poll(struct broker_source *src, const struct broker_poll_
 		p->full_look = false;
 		return submit_full_look(p, ctx->now_ns);
 	}
+	/* Stranded bells (summary_sweep) wait at most this long, also for a
+	 * poller that never sleeps and so never makes a full look. */
+	bool sweep = ctx->now_ns - p->bells_sweep_ns >= BELLS_SWEEP_NS;
+	if (sweep)
+		p->bells_sweep_ns = ctx->now_ns;
 	unsigned n = 0;
 	/* A14: pairs with R11 in bells_create: the slots below are published. */
 	unsigned nb = onering_atomic_load(&p->nr_bells, onering_mo_acquire);
 	for (unsigned i = 0; i < nb; i++) {
 		struct broker_bells *bl = rcu_dereference(p->bells[i]);
 		BROKER_TSAN_OBSERVE(bl);
-		n += submit_bells(p, bl, ctx->now_ns);
+		n += submit_bells(p, bl, sweep, ctx->now_ns);
 	}
 	return n;
 }
@@ -286,7 +317,11 @@ static unsigned submit_poll(struct broker_source *src, const struct broker_poll_
 /* After the poller announced sleep (its F2): a client that submitted before
  * seeing NEED_WAKEUP has set its bell (B1) before it read the flag, and is
  * found here; one that submits after it sees the flag and kicks. (A seq_cst
- * RMW and load on the client's side, F2 and these loads on ours.) */
+ * RMW and load on the client's side, F2 and these loads on ours.) A summary
+ * page's word with bits is given its summary bit (summary_sweep), so that the
+ * next loop, which reads only the words the summary names, takes them: a
+ * word the summary does not name would otherwise keep the poller awake and
+ * never be taken. */
 static bool submit_has_work(struct broker_source *src)
 {
 	struct poller *p = src->p;
@@ -296,6 +331,13 @@ static bool submit_has_work(struct broker_source *src)
 		struct broker_bells *bl = rcu_dereference(p->bells[i]);
 		BROKER_TSAN_OBSERVE(bl);
 		uint32_t nw = onering_atomic_load(&bl->nr_words, onering_mo_acquire); /* A13 */
+		if (bl->summary) {
+			if (onering_atomic_load(&bl->words[ONERING_BELL_SUMMARY_WORD],
+						onering_mo_relaxed) != 0 ||
+			    summary_sweep(bl, nw))
+				return true;
+			continue;
+		}
 		for (uint32_t w = 0; w < nw; w++)
 			if (onering_atomic_load(&bl->words[w], onering_mo_relaxed) != 0)
 				return true;

@@ -91,7 +91,7 @@ int onering_attach_opts(const struct onering_attach_options *opts, struct onerin
 	att->seq = 1;
 	att->client_id = rep.u.hello.client_id;
 	att->epoch = rep.u.hello.epoch;
-	att->abi_minor = rep.u.hello.abi_minor;
+	onering_atomic_store(&att->abi_minor, rep.u.hello.abi_minor, onering_mo_relaxed);
 	uint32_t max_subs = rep.u.hello.max_subs ? rep.u.hello.max_subs : 1u << 24;
 	att->subs.nr_pages = (max_subs + CLIENT_SUB_PAGE - 1) / CLIENT_SUB_PAGE;
 	att->subs.pages = calloc(att->subs.nr_pages, sizeof(*att->subs.pages));
@@ -272,7 +272,13 @@ int client_queue_map(struct onering_queue *q, const struct onering_msg *rep, int
 	/* (1.9) A broker that keeps the summary gives our bit a word above it. */
 	q->bell_summary = NULL;
 	q->bell_summary_mask = 0;
-	if (q->att->abi_minor >= ONERING_BELL_SUMMARY_MINOR && o->bell >= 64) {
+	uint32_t minor = onering_atomic_load(&q->att->abi_minor, onering_mo_relaxed);
+	if (minor >= ONERING_BELL_SUMMARY_MINOR) {
+		if (o->bell / 64 == ONERING_BELL_SUMMARY_WORD) {
+			snprintf(err, err_size, "the broker (ABI 1.%u) gave the queue bell %u, in "
+				 "its bells' summary word", (unsigned)minor, (unsigned)o->bell);
+			return -EPROTO;
+		}
 		q->bell_summary = q->bell_word - o->bell / 64 + ONERING_BELL_SUMMARY_WORD;
 		q->bell_summary_mask = 1ull << (o->bell / 64);
 	}

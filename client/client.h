@@ -36,7 +36,9 @@ struct onering {
 	uint32_t seq;
 	uint32_t client_id;
 	uint64_t epoch;
-	uint16_t abi_minor; /* the broker's (HELLO reply): 1.9 keeps the bells' summary */
+	/* The broker's ABI minor (HELLO reply; recovery writes it under lock, a
+	 * queue open reads it without): 1.9 keeps the bells' summary. */
+	ONERING_ATOMIC(uint32_t) abi_minor;
 	/* incarnation << 1 | dead: the broker this attachment talks to, and
 	 * whether it hung up or said SHUTDOWN (client/recover.c, R13/A13). A
 	 * queue whose q->att_state differs is stale or its broker is gone. */

@@ -376,7 +376,7 @@ static int recover_att(struct onering *att)
 	client_att_set_sock(att, sock);
 	att->client_id = hello.u.hello.client_id;
 	att->epoch = hello.u.hello.epoch;
-	att->abi_minor = hello.u.hello.abi_minor;
+	onering_atomic_store(&att->abi_minor, hello.u.hello.abi_minor, onering_mo_relaxed);
 	att->seq = 1;
 	pthread_mutex_unlock(&att->lock);
 	close(old);

@@ -369,7 +369,7 @@ struct onering_events_ctl {
  * the submission ring), sets its queue's bit - bit (b % 64) of word (b / 64)
  * of the bells segment, b being QUEUE_OPEN's reply `bell` - with a seq_cst
  * atomic OR (B1), then reads poller_flags (seq_cst, for the kick). The
- * poller takes a word with an atomic exchange to 0 (acquire, B2), then
+ * poller takes a word with an atomic exchange to 0 (seq_cst, B2), then
  * reads the tails of the rings whose bits it took; a ring it leaves
  * non-empty it marks again itself. Before an idle sleep it looks at the
  * words after its fence F2 instead of at every ring. The bells segment is
@@ -387,7 +387,9 @@ struct onering_events_ctl {
  * so its loop costs one load per page however many queues are idle. The
  * client sets the summary after its own bit, never only when the word was
  * 0 before, so each live submitter leaves a summary that names its word:
- * a client that dies between the two ORs strands only its own bit. The
+ * a client that dies between the two ORs strands only its own bit, and the
+ * poller gives every word with bits a summary bit at least once a
+ * millisecond and before it sleeps, so a stranded bit is taken then. The
  * queues of an older client get pages of their own, which the poller scans
  * word by word as in 1.7.
  */

@@ -1056,9 +1056,11 @@ static void client_requests(struct input *in, unsigned slot, unsigned h1, unsign
 	if (h1 & 0x80) {
 		q->poller->full_look = true;
 	} else if (q->bells) {
-		/* B1 (shm/abi.h) */
-		onering_atomic_fetch_or(&q->bells->words[q->bell / 64], 1ull << (q->bell % 64),
-					onering_mo_seq_cst);
+		/* B1 (shm/abi.h), with the summary on a page that has one (ABI 1.9) */
+		ONERING_ATOMIC(uint64_t) *words = q->bells->words;
+		onering_bell_ring(&words[q->bell / 64], 1ull << (q->bell % 64),
+				  q->bells->summary ? &words[ONERING_BELL_SUMMARY_WORD] : NULL,
+				  1ull << (q->bell / 64));
 	}
 	if (trace)
 		fprintf(stderr, "client %u: %u requests (level %u) on queue %u%s\n", slot, n, level,

@@ -19,7 +19,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MAGIC = 0x4D524E4F  # "ONRM"
 VERSION = 1
 REPLY = 0x8000
-ABI_MAJOR, ABI_MINOR = 1, 3
+ABI_MAJOR, ABI_MINOR = 1, 9  # 1.9: queues on bells pages with a summary
 (HELLO, QUEUE_OPEN, QUEUE_CLOSE, SUB_ADD, STATS, STATS_ITEM, STATS_END, SHUTDOWN, GROUP,
  PORT_TX) = range(1, 11)
 EV_TIMER = 2

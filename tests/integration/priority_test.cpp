@@ -15,10 +15,13 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <string>
 #include <time.h>
 #include <unistd.h>
 
+#include "client/client.h"
 #include "shm/abi.h"
 
 using onering_test::NowNs;
@@ -125,6 +128,14 @@ protected:
 			for (unsigned i = 0; i < nfds; i++)
 				close(fds[i]);
 		return r < 0 ? r : rep->status;
+	}
+	// fd of a raw queue open mapped shared (writable or not) at *at.
+	static void MapRaw(int fd, size_t size, bool writable, unsigned char **at)
+	{
+		void *m = mmap(nullptr, size, writable ? PROT_READ | PROT_WRITE : PROT_READ,
+			       MAP_SHARED, fd, 0);
+		ASSERT_NE(m, MAP_FAILED) << strerror(errno);
+		*at = static_cast<unsigned char *>(m);
 	}
 	Broker broker_;
 	struct onering *att_ = nullptr;
@@ -295,6 +306,71 @@ TEST_F(PriorityTest, TheBrokerRefusesBadValuesWithAReason)
 	close(s);
 }
 
+// A client whose HELLO says ABI 1.8 (written by hand here: the library says
+// 1.9) knows no bells' summary: it ORs its queue's bit into its word and
+// nothing else (shm-abi.md, The bells). The broker gives its queues a page
+// without a summary (bit 0 is given, which a summary page never does), and a
+// busy poller, which never makes the look at every ring that follows a sleep,
+// still finds its post, with no kick.
+TEST_F(PriorityTest, AClientOfAbi18RingsOnlyItsWordAndABusyPollerFindsItsPost)
+{
+	ASSERT_TRUE(broker_.Start({"--idle", "busy", "--group", "g:policy=rr"}));
+	ASSERT_EQ(broker_.Attach(&att_), 0);
+	struct onering_queue_options co = {};
+	co.group = "g";
+	ASSERT_EQ(onering_queue_open(att_, &co, &consumer_), 0) << onering_last_error(att_);
+	ASSERT_EQ(onering_group_id(att_, "g", &group_), 0);
+	ASSERT_NE(consumer_->bell_summary, nullptr) << "the library's queue rings no summary";
+
+	int s = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	ASSERT_GE(s, 0);
+	sockaddr_un sa = {};
+	sa.sun_family = AF_UNIX;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", broker_.SocketPath().c_str());
+	ASSERT_EQ(connect(s, reinterpret_cast<sockaddr *>(&sa), sizeof(sa)), 0);
+	struct onering_msg hello, rep;
+	onering_msg_init(&hello, ONERING_MSG_HELLO, 1);
+	hello.u.hello.abi_major = ONERING_ABI_MAJOR;
+	hello.u.hello.abi_minor = ONERING_BELL_SUMMARY_MINOR - 1;
+	hello.u.hello.pid = (uint32_t)getpid();
+	snprintf(hello.u.hello.name, sizeof(hello.u.hello.name), "%s", broker_.Name().c_str());
+	ASSERT_EQ(onering_msg_send(s, &hello, nullptr, 0, 0), 0);
+	ASSERT_EQ(onering_msg_recv_timeout(s, &rep, nullptr, 0, nullptr, 5000), 0);
+	ASSERT_EQ(rep.status, 0);
+	int fds[5];
+	ASSERT_EQ(RawQueueOpen(s, 1, "", &rep, fds), 0);
+	const auto &o = rep.u.queue_open;
+	EXPECT_EQ(o.bell, 0u) << "a 1.8 client's first queue gets bit 0 of a page of its own";
+	off_t cons_size = lseek(fds[1], 0, SEEK_END);
+	unsigned char *cons = nullptr, *bells = nullptr;
+	ASSERT_NO_FATAL_FAILURE(MapRaw(fds[1], (size_t)cons_size, true, &cons));
+	ASSERT_NO_FATAL_FAILURE(MapRaw(fds[4], ONERING_BELLS_SEG_SIZE, true, &bells));
+	ASSERT_LT(o.bell, ONERING_BELL_BITS);
+	auto *words = reinterpret_cast<ONERING_ATOMIC(uint64_t) *>(bells + ONERING_BELLS_OFFSET);
+	auto *sqctl = reinterpret_cast<onering_sq_ctl *>(cons + ONERING_SQ_CTL_OFFSET);
+	auto *sq = reinterpret_cast<onering_request *>(cons + ONERING_SQ_SLOTS_OFFSET);
+
+	onering_request &r = sq[0];
+	memset(&r, 0, sizeof(r));
+	r.op = ONERING_REQ_POST;
+	r.sub_id = group_;
+	r.user_data = 1818;
+	onering_atomic_store(&sqctl->sq_tail_pos, 1, onering_mo_release);
+	// B1 as 1.7 and 1.8 ring it: the bit, no summary, and no kick (a busy
+	// poller announces no sleep).
+	onering_atomic_fetch_or(words + o.bell / 64, 1ull << (o.bell % 64), onering_mo_seq_cst);
+	struct onering_event ev;
+	ASSERT_EQ(onering_wait(consumer_, &ev, 1, 1, 10ll * 1000 * 1000 * 1000), 1)
+		<< "the 1.8 client's post was not taken in 10 s";
+	EXPECT_EQ(ev.kind, ONERING_EV_USER);
+	EXPECT_EQ(ev.cookie, 1818u);
+	munmap(cons, (size_t)cons_size);
+	munmap(bells, ONERING_BELLS_SEG_SIZE);
+	for (int fd : fds)
+		close(fd);
+	close(s);
+}
+
 // A hostile client writes its submission ring by hand: a POST whose 3
 // priority bits say 7 is taken as the top priority (clamped, never an
 // index), and a flag bit outside them drops that client, as any bad request.
@@ -307,15 +383,10 @@ TEST_F(PriorityTest, APostPriorityAboveTheLimitIsClampedAndOtherFlagBitsDropTheC
 	ASSERT_EQ(RawQueueOpen(s, ONERING_PRIO_LEVELS, "g", &rep, fds), 0);
 	const auto &o = rep.u.queue_open;
 	off_t ev_size = lseek(fds[0], 0, SEEK_END), cons_size = lseek(fds[1], 0, SEEK_END);
-	auto *ev = static_cast<unsigned char *>(
-		mmap(nullptr, (size_t)ev_size, PROT_READ, MAP_SHARED, fds[0], 0));
-	auto *cons = static_cast<unsigned char *>(
-		mmap(nullptr, (size_t)cons_size, PROT_READ | PROT_WRITE, MAP_SHARED, fds[1], 0));
-	auto *bells = static_cast<unsigned char *>(
-		mmap(nullptr, ONERING_BELLS_SEG_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fds[4], 0));
-	ASSERT_NE(ev, MAP_FAILED);
-	ASSERT_NE(cons, MAP_FAILED);
-	ASSERT_NE(bells, MAP_FAILED);
+	unsigned char *ev = nullptr, *cons = nullptr, *bells = nullptr;
+	ASSERT_NO_FATAL_FAILURE(MapRaw(fds[0], (size_t)ev_size, false, &ev));
+	ASSERT_NO_FATAL_FAILURE(MapRaw(fds[1], (size_t)cons_size, true, &cons));
+	ASSERT_NO_FATAL_FAILURE(MapRaw(fds[4], ONERING_BELLS_SEG_SIZE, true, &bells));
 	ASSERT_LT(o.bell, ONERING_BELL_BITS);
 	ASSERT_GE(o.bell, 64u) << "word 0 is the summary (ABI 1.9)";
 	auto *words = reinterpret_cast<ONERING_ATOMIC(uint64_t) *>(bells + ONERING_BELLS_OFFSET);
