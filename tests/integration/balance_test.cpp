@@ -35,6 +35,8 @@ constexpr uint64_t kMaxLog = 1u << 16;
 struct LogRec {
 	uint64_t flow, seq, cookie, ts_broker, poll_start, t_recv, t_done;
 	uint32_t flags, consumer, kind, acked; // acked: onering_done() returned 0 (ack mode)
+	uint32_t batch_k, batch_n;             // its place in the wait's batch: k of n
+	uint32_t written;                      // 1 once the fields above are (release)
 };
 
 // Shared between the test and its consumer children.
@@ -187,6 +189,9 @@ protected:
 				r.flags = ev[k].flags;
 				r.kind = ev[k].kind;
 				r.consumer = (uint32_t)i;
+				r.batch_k = (uint32_t)k;
+				r.batch_n = (uint32_t)n;
+				__atomic_store_n(&r.written, 1u, __ATOMIC_RELEASE);
 				if (o.work_ns) {
 					uint64_t until = NowNs() + o.work_ns;
 					while (NowNs() < until)
@@ -969,23 +974,29 @@ bool Balance::KillMidBatch(const ConsumerOpts &victim, int n)
 			ADD_FAILURE() << "post " << k;
 			return false;
 		}
-	// Mid-batch: some records of its current batch handled, not all. Seen
-	// again once it is stopped (this thread may have lost its CPU after the
-	// first look, and the batch ended meanwhile), else it goes on.
+	// Mid-batch: some records of its current batch handled, not all - the
+	// last record it logged is not the last of the batch its wait returned
+	// (a wait may return fewer than victim.batch records, so the count of
+	// records alone does not say where a batch ends). Seen again once it is
+	// stopped (this thread may have lost its CPU after the first look, and
+	// the batch ended meanwhile), else it goes on.
+	auto mid_batch = [&] {
+		uint64_t done = sh_->nlog.load();
+		if (done < 20 || done > kMaxLog)
+			return false;
+		const LogRec &r = sh_->log[done - 1];
+		return __atomic_load_n(&r.written, __ATOMIC_ACQUIRE) == 1 && r.batch_k + 1 < r.batch_n;
+	};
 	bool mid = false;
 	for (int tries = 0; tries < 100 && !mid; tries++) {
-		if (!WaitFor([&] {
-			    uint64_t done = sh_->nlog.load();
-			    return done >= 20 && done % 8 >= 2 && done % 8 <= 5;
-		    })) {
+		if (!WaitFor(mid_batch)) {
 			ADD_FAILURE() << "the consumer did not get going";
 			return false;
 		}
 		kill(pids_[0], SIGSTOP);
 		siginfo_t si;
 		waitid(P_PID, (id_t)pids_[0], &si, WSTOPPED | WNOWAIT);
-		uint64_t done = sh_->nlog.load();
-		mid = done % 8 >= 1 && done % 8 <= 7;
+		mid = mid_batch();
 		if (!mid)
 			kill(pids_[0], SIGCONT);
 	}
